@@ -1,0 +1,4 @@
+//! (family under construction)
+use super::Control;
+
+pub static CONTROLS: &[Control] = &[];

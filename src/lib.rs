@@ -1,0 +1,13 @@
+//! kubelet-sentinel: continuous, evidence-backed kubelet hardening checks.
+//!
+//! The pipeline is visible in the layout:
+//! - [`observe`]: host I/O and probes under `--host-root` ([`host::HostRoot`]),
+//! - [`snapshot`]: the plain data observed,
+//! - [`evaluate`]: pure functions, the control catalogue as a table,
+//! - [`publish`]: metrics exposition, the `check` report, the HTTP server.
+
+pub mod evaluate;
+pub mod host;
+pub mod observe;
+pub mod policy;
+pub mod snapshot;

@@ -1,0 +1,763 @@
+//! The kubelet's effective configuration, computed with its own precedence rules, with
+//! the provenance of every value.
+//!
+//! Reference §2.1 (cmd/kubelet/app/server.go `NewKubeletCommand`):
+//! 1. start from the flags-only object (v1beta1 defaults + `applyLegacyDefaults`);
+//! 2. `--config` *replaces* it with the file decoded with v1beta1 defaulting (so the
+//!    legacy defaults are gone; a zero duration in the file means "the default");
+//! 3. `--config-dir`: every `*.conf` file, walked recursively in lexical order, is
+//!    applied as an RFC 7386 JSON merge patch (maps merge; lists and scalars replace).
+//!    The merged JSON is unmarshalled without defaulting, so a `0s` in a drop-in is 0;
+//! 4. when `--config` or `--config-dir` is set, the command line is re-parsed on top:
+//!    flags win; feature gates from files are kept unless the same gate is a flag.
+//!
+//! This module is pure: the observe step reads the files and hands their text here.
+
+use std::collections::BTreeMap;
+
+use serde_json::{Map, Value};
+
+use super::flags::{FlagValue, Flags};
+use super::settings::{parse_go_duration, setting, SettingDef, SettingKind};
+
+/// Where an effective value came from.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum Source {
+    /// A built-in default. `flags_only` tells which default table applied.
+    Default { flags_only: bool },
+    /// The `--config` file.
+    ConfigFile { path: String },
+    /// A drop-in under `--config-dir`.
+    DropIn { path: String },
+    /// The command line.
+    Flag { flag: String },
+}
+
+impl Source {
+    /// The short label used in reports and metrics: `default`, `config-file`,
+    /// `drop-in:<file>`, `flag`.
+    pub fn label(&self) -> String {
+        match self {
+            Source::Default { .. } => "default".to_string(),
+            Source::ConfigFile { .. } => "config-file".to_string(),
+            Source::DropIn { path } => format!("drop-in:{}", file_name(path)),
+            Source::Flag { .. } => "flag".to_string(),
+        }
+    }
+
+    /// The file a value came from, if any.
+    pub fn path(&self) -> Option<&str> {
+        match self {
+            Source::ConfigFile { path } | Source::DropIn { path } => Some(path),
+            _ => None,
+        }
+    }
+
+    /// A human description: `default (flags-only)`, `config-file /var/lib/kubelet/config.yaml`,
+    /// `flag --anonymous-auth`.
+    pub fn describe(&self) -> String {
+        match self {
+            Source::Default { flags_only: true } => "default (flags-only mode)".to_string(),
+            Source::Default { flags_only: false } => "default (v1beta1, --config mode)".to_string(),
+            Source::ConfigFile { path } => format!("config-file {path}"),
+            Source::DropIn { path } => format!("drop-in {path}"),
+            Source::Flag { flag } => format!("flag --{flag}"),
+        }
+    }
+}
+
+fn file_name(path: &str) -> &str {
+    path.rsplit('/').next().unwrap_or(path)
+}
+
+/// A file the configuration was read from, and what happened.
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+pub struct ConfigInput {
+    pub path: String,
+    /// `Ok(text)` or the read error's message.
+    pub text: Result<String, String>,
+}
+
+/// An effective setting with its provenance.
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+pub struct Setting {
+    pub value: Value,
+    pub source: Source,
+    /// Extra explanation (e.g. "0s in the file means the default").
+    pub note: Option<String>,
+}
+
+/// The result of looking a setting up.
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+#[serde(tag = "state", rename_all = "snake_case")]
+pub enum Lookup {
+    Known(Setting),
+    /// The value cannot be decided; the reason says why (parse error, unreadable file).
+    Unknown { reason: String },
+}
+
+impl Lookup {
+    pub fn known(&self) -> Option<&Setting> {
+        match self {
+            Lookup::Known(s) => Some(s),
+            Lookup::Unknown { .. } => None,
+        }
+    }
+}
+
+/// The effective configuration of one kubelet.
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+pub struct EffectiveConfig {
+    pub config_file: Option<String>,
+    pub config_dir: Option<String>,
+    /// True when there is no `--config` (legacy flag defaults are the base).
+    pub flags_only_base: bool,
+    /// The merged document (config file + drop-ins), before flags.
+    pub merged: Value,
+    /// Provenance of every leaf in `merged`, by path.
+    #[serde(skip)]
+    provenance: BTreeMap<Vec<String>, Source>,
+    /// Drop-in files applied, in order.
+    pub dropins: Vec<String>,
+    /// Errors that make file-decided settings unknown (parse errors, unreadable files).
+    pub errors: Vec<String>,
+    /// The command line.
+    #[serde(skip)]
+    pub flags: Flags,
+}
+
+/// Parse a KubeletConfiguration document (YAML or JSON) into JSON, checking
+/// `apiVersion`/`kind` as the kubelet's decoder does.
+pub fn parse_document(text: &str) -> Result<Value, String> {
+    let trimmed = text.trim_start_matches('\u{feff}').trim_start();
+    let value: Value = if trimmed.starts_with('{') {
+        serde_json::from_str(trimmed).map_err(|e| format!("invalid JSON: {e}"))?
+    } else {
+        serde_saphyr::from_str::<Value>(text).map_err(|e| format!("invalid YAML: {e}"))?
+    };
+    let obj = match &value {
+        Value::Object(o) => o,
+        Value::Null => return Err("empty document (Object 'Kind' is missing)".to_string()),
+        _ => return Err("not a mapping at the top level".to_string()),
+    };
+    match obj.get("kind").and_then(Value::as_str) {
+        Some("KubeletConfiguration") => {}
+        Some(other) => return Err(format!("kind is {other:?}, want KubeletConfiguration")),
+        None => return Err("Object 'Kind' is missing".to_string()),
+    }
+    match obj.get("apiVersion").and_then(Value::as_str) {
+        Some("kubelet.config.k8s.io/v1beta1") => {}
+        Some(other) => {
+            return Err(format!(
+                "apiVersion {other:?} is not served by the kubelet (want kubelet.config.k8s.io/v1beta1)"
+            ))
+        }
+        None => return Err("apiVersion is missing".to_string()),
+    }
+    Ok(value)
+}
+
+impl EffectiveConfig {
+    /// Build the effective configuration from the command line and the files' text.
+    /// `config_file` is the `--config` file (if the flag is set); `dropins` the `*.conf`
+    /// files under `--config-dir` in walk order; `dropin_dir_error` a failure to list it.
+    pub fn build(
+        flags: Flags,
+        config_file: Option<ConfigInput>,
+        config_dir: Option<String>,
+        dropins: Vec<ConfigInput>,
+        dropin_dir_error: Option<String>,
+    ) -> EffectiveConfig {
+        let mut cfg = EffectiveConfig {
+            config_file: config_file.as_ref().map(|c| c.path.clone()),
+            config_dir,
+            flags_only_base: config_file.is_none(),
+            merged: Value::Object(Map::new()),
+            provenance: BTreeMap::new(),
+            dropins: Vec::new(),
+            errors: Vec::new(),
+            flags,
+        };
+        if let Some(input) = config_file {
+            match input.text.and_then(|t| parse_document(&t)) {
+                Ok(doc) => {
+                    let src = Source::ConfigFile {
+                        path: input.path.clone(),
+                    };
+                    let mut doc = doc;
+                    strip_type_meta(&mut doc);
+                    record_leaves(&doc, &mut Vec::new(), &src, &mut cfg.provenance);
+                    cfg.merged = doc;
+                }
+                Err(e) => cfg
+                    .errors
+                    .push(format!("config file {}: {e}", input.path)),
+            }
+        }
+        if let Some(e) = dropin_dir_error {
+            cfg.errors.push(e);
+        }
+        for input in dropins {
+            match input.text.and_then(|t| parse_document(&t)) {
+                Ok(mut patch) => {
+                    strip_type_meta(&mut patch);
+                    let src = Source::DropIn {
+                        path: input.path.clone(),
+                    };
+                    merge_patch(
+                        &mut cfg.merged,
+                        &patch,
+                        &mut Vec::new(),
+                        &src,
+                        &mut cfg.provenance,
+                    );
+                    cfg.dropins.push(input.path);
+                }
+                Err(e) => cfg.errors.push(format!("drop-in {}: {e}", input.path)),
+            }
+        }
+        cfg
+    }
+
+    /// Whether any configuration file failed to load.
+    pub fn has_errors(&self) -> bool {
+        !self.errors.is_empty()
+    }
+
+    /// The effective value of a known setting (see `settings::SETTINGS`).
+    pub fn get(&self, key: &str) -> Lookup {
+        let Some(def) = setting(key) else {
+            return Lookup::Unknown {
+                reason: format!("internal: unknown setting {key}"),
+            };
+        };
+        self.lookup(def)
+    }
+
+    fn lookup(&self, def: &SettingDef) -> Lookup {
+        // 4. Flags win (kubeletConfigFlagPrecedence).
+        let flag_value = def.flag.and_then(|name| self.flags.value(name).map(|v| (name, v)));
+        if def.kind == SettingKind::BoolMap {
+            return self.lookup_bool_map(def, flag_value);
+        }
+        if let Some((name, v)) = flag_value {
+            return match v.and_then(|v| flag_to_json(def, v)) {
+                Ok(value) => {
+                    // server.go: seccompDefault is the flag OR the config value.
+                    if def.key == "seccompDefault" && value == Value::Bool(false) {
+                        if let Lookup::Known(from_file) = self.lookup_files(def) {
+                            if from_file.value == Value::Bool(true) {
+                                return Lookup::Known(Setting {
+                                    note: Some(
+                                        "the kubelet ORs --seccomp-default with the config value"
+                                            .to_string(),
+                                    ),
+                                    ..from_file
+                                });
+                            }
+                        }
+                    }
+                    Lookup::Known(Setting {
+                        value,
+                        source: Source::Flag {
+                            flag: name.to_string(),
+                        },
+                        note: None,
+                    })
+                }
+                Err(reason) => Lookup::Unknown { reason },
+            };
+        }
+        self.lookup_files(def)
+    }
+
+    /// The value decided by the files and defaults (ignoring flags).
+    fn lookup_files(&self, def: &SettingDef) -> Lookup {
+        if self.has_errors() {
+            return Lookup::Unknown {
+                reason: format!(
+                    "cannot decide {}: {}",
+                    def.key,
+                    self.errors.join("; ")
+                ),
+            };
+        }
+        let path: Vec<String> = def.path.iter().map(|s| s.to_string()).collect();
+        match get_path(&self.merged, &path) {
+            Some(v) if !v.is_null() => {
+                let source = self.source_of(&path);
+                if let Err(e) = check_kind(def, v) {
+                    return Lookup::Unknown {
+                        reason: format!("{} in {}: {e}", def.key, source.describe()),
+                    };
+                }
+                // A zero duration in the --config file is replaced by the default by
+                // SetDefaults_KubeletConfiguration; in a drop-in it is not (the merged JSON
+                // is unmarshalled without defaulting). Reference §2.1.
+                if def.kind == SettingKind::Duration
+                    && matches!(source, Source::ConfigFile { .. })
+                    && v.as_str().and_then(parse_go_duration) == Some(0.0)
+                {
+                    return Lookup::Known(Setting {
+                        value: (def.default_config)(),
+                        source: Source::Default { flags_only: false },
+                        note: Some(format!(
+                            "{} is {} in {}, which the kubelet replaces with the default",
+                            def.key,
+                            v.as_str().unwrap_or("0"),
+                            source.path().unwrap_or("the config file")
+                        )),
+                    });
+                }
+                Lookup::Known(Setting {
+                    value: v.clone(),
+                    source,
+                    note: None,
+                })
+            }
+            _ => {
+                let flags_only = self.flags_only_base;
+                let value = if flags_only {
+                    (def.default_flags)()
+                } else {
+                    (def.default_config)()
+                };
+                // With --config-dir but no --config the base is the legacy flags object.
+                let note = if flags_only && self.config_dir.is_some() && self.config_file.is_none()
+                    && (def.default_flags)() != (def.default_config)()
+                {
+                    Some(format!(
+                        "no --config: the flags-only default applies even with --config-dir (reference §2.1); no drop-in sets {}",
+                        def.key
+                    ))
+                } else {
+                    None
+                };
+                Lookup::Known(Setting {
+                    value,
+                    source: Source::Default { flags_only },
+                    note,
+                })
+            }
+        }
+    }
+
+    fn lookup_bool_map(
+        &self,
+        def: &SettingDef,
+        flag_value: Option<(&str, Result<FlagValue, String>)>,
+    ) -> Lookup {
+        let base = self.lookup_files(def);
+        let (mut map, mut source) = match base {
+            Lookup::Known(s) => (s.value.as_object().cloned().unwrap_or_default(), s.source),
+            Lookup::Unknown { reason } => {
+                // Gates given as flags are still known; others are not.
+                if flag_value.is_none() {
+                    return Lookup::Unknown { reason };
+                }
+                return Lookup::Unknown { reason };
+            }
+        };
+        if let Some((name, v)) = flag_value {
+            match v {
+                Ok(FlagValue::BoolMap(gates)) => {
+                    for (k, b) in gates {
+                        map.insert(k, Value::Bool(b));
+                    }
+                    source = Source::Flag {
+                        flag: name.to_string(),
+                    };
+                }
+                Ok(_) => {}
+                Err(reason) => return Lookup::Unknown { reason },
+            }
+        }
+        Lookup::Known(Setting {
+            value: Value::Object(map),
+            source,
+            note: None,
+        })
+    }
+
+    /// The value and source of one feature gate (`None` value when not set anywhere).
+    pub fn feature_gate(&self, gate: &str) -> Result<Option<(bool, Source)>, String> {
+        if let Some(Ok(FlagValue::BoolMap(g))) = self.flags.value("feature-gates") {
+            if let Some(b) = g.get(gate) {
+                return Ok(Some((
+                    *b,
+                    Source::Flag {
+                        flag: "feature-gates".to_string(),
+                    },
+                )));
+            }
+        }
+        if let Some(Err(e)) = self.flags.value("feature-gates") {
+            return Err(e);
+        }
+        if self.has_errors() {
+            return Err(self.errors.join("; "));
+        }
+        let path = vec!["featureGates".to_string(), gate.to_string()];
+        match get_path(&self.merged, &path) {
+            Some(Value::Bool(b)) => Ok(Some((*b, self.source_of(&path)))),
+            Some(Value::Null) | None => Ok(None),
+            Some(other) => Err(format!("featureGates.{gate} is not a boolean: {other}")),
+        }
+    }
+
+    /// Provenance of a path: the exact leaf, or for a map the highest-precedence source
+    /// among its entries (drop-ins after the file).
+    fn source_of(&self, path: &[String]) -> Source {
+        if let Some(s) = self.provenance.get(path) {
+            return s.clone();
+        }
+        let mut best: Option<&Source> = None;
+        for (p, s) in self.provenance.range(path.to_vec()..) {
+            if !p.starts_with(path) {
+                break;
+            }
+            best = Some(match (best, s) {
+                (None, s) => s,
+                (Some(Source::ConfigFile { .. }), s) => s,
+                (Some(b), _) => b,
+            });
+        }
+        best.cloned().unwrap_or(Source::Default {
+            flags_only: self.flags_only_base,
+        })
+    }
+
+    /// A stable hash input: the effective value of every known setting with its source.
+    pub fn fingerprint_material(&self) -> String {
+        let mut out = String::new();
+        for def in super::settings::SETTINGS {
+            out.push_str(def.key);
+            out.push('=');
+            match self.lookup(def) {
+                Lookup::Known(s) => {
+                    out.push_str(&s.value.to_string());
+                    out.push('@');
+                    out.push_str(&s.source.label());
+                }
+                Lookup::Unknown { reason } => {
+                    out.push_str("unknown:");
+                    out.push_str(&reason);
+                }
+            }
+            out.push('\n');
+        }
+        out
+    }
+}
+
+/// Remove `apiVersion`/`kind` so they don't take part in merging or provenance.
+fn strip_type_meta(doc: &mut Value) {
+    if let Value::Object(o) = doc {
+        o.remove("apiVersion");
+        o.remove("kind");
+    }
+}
+
+fn get_path<'a>(v: &'a Value, path: &[String]) -> Option<&'a Value> {
+    let mut cur = v;
+    for p in path {
+        cur = cur.as_object()?.get(p)?;
+    }
+    Some(cur)
+}
+
+fn record_leaves(
+    v: &Value,
+    path: &mut Vec<String>,
+    src: &Source,
+    prov: &mut BTreeMap<Vec<String>, Source>,
+) {
+    match v {
+        Value::Object(o) if !o.is_empty() => {
+            for (k, child) in o {
+                path.push(k.clone());
+                record_leaves(child, path, src, prov);
+                path.pop();
+            }
+        }
+        _ => {
+            if !path.is_empty() {
+                prov.insert(path.clone(), src.clone());
+            }
+        }
+    }
+}
+
+fn remove_prov_under(prov: &mut BTreeMap<Vec<String>, Source>, path: &[String]) {
+    let keys: Vec<Vec<String>> = prov
+        .range(path.to_vec()..)
+        .take_while(|(p, _)| p.starts_with(path))
+        .map(|(p, _)| p.clone())
+        .collect();
+    for k in keys {
+        prov.remove(&k);
+    }
+}
+
+/// RFC 7386 JSON merge patch, recording provenance of what the patch set.
+fn merge_patch(
+    target: &mut Value,
+    patch: &Value,
+    path: &mut Vec<String>,
+    src: &Source,
+    prov: &mut BTreeMap<Vec<String>, Source>,
+) {
+    match patch {
+        Value::Object(p) => {
+            if !target.is_object() {
+                *target = Value::Object(Map::new());
+                remove_prov_under(prov, path);
+            }
+            if let Value::Object(t) = target {
+                for (k, pv) in p {
+                    path.push(k.clone());
+                    if pv.is_null() {
+                        t.remove(k);
+                        remove_prov_under(prov, path);
+                    } else {
+                        let entry = t.entry(k.clone()).or_insert(Value::Null);
+                        merge_patch(entry, pv, path, src, prov);
+                    }
+                    path.pop();
+                }
+                if p.is_empty() && !path.is_empty() && !prov.contains_key(path.as_slice()) {
+                    // `foo: {}` sets an empty object; nothing to record below it.
+                }
+            }
+        }
+        other => {
+            remove_prov_under(prov, path);
+            *target = other.clone();
+            if !path.is_empty() {
+                prov.insert(path.clone(), src.clone());
+            }
+        }
+    }
+}
+
+/// Check that a file value has the type the kubelet's decoder would accept.
+fn check_kind(def: &SettingDef, v: &Value) -> Result<(), String> {
+    let ok = match def.kind {
+        SettingKind::Bool => v.is_boolean(),
+        SettingKind::Int => v.is_i64() || v.is_u64(),
+        SettingKind::String => v.is_string(),
+        SettingKind::Duration => v
+            .as_str()
+            .map(|s| parse_go_duration(s).is_some())
+            .unwrap_or(false),
+        SettingKind::StringList => v
+            .as_array()
+            .map(|a| a.iter().all(Value::is_string))
+            .unwrap_or(false),
+        SettingKind::StringMap => v
+            .as_object()
+            .map(|o| o.values().all(Value::is_string))
+            .unwrap_or(false),
+        SettingKind::BoolMap => v
+            .as_object()
+            .map(|o| o.values().all(Value::is_boolean))
+            .unwrap_or(false),
+    };
+    if ok {
+        Ok(())
+    } else {
+        Err(format!(
+            "value {v} is not a valid {:?} (the kubelet would refuse this file)",
+            def.kind
+        ))
+    }
+}
+
+/// Convert a flag value to the JSON the config file would hold.
+fn flag_to_json(def: &SettingDef, v: FlagValue) -> Result<Value, String> {
+    let flag = def.flag.unwrap_or(def.key);
+    match (def.kind, v) {
+        (SettingKind::Bool, FlagValue::Bool(b)) => Ok(Value::Bool(b)),
+        (SettingKind::Int, FlagValue::String(s)) => s
+            .trim()
+            .parse::<i64>()
+            .map(Value::from)
+            .map_err(|_| format!("--{flag}={s}: not an integer")),
+        (SettingKind::String, FlagValue::String(s)) => Ok(Value::String(s)),
+        (SettingKind::Duration, FlagValue::String(s)) => {
+            if parse_go_duration(&s).is_some() {
+                Ok(Value::String(s))
+            } else {
+                Err(format!("--{flag}={s}: not a duration"))
+            }
+        }
+        (SettingKind::StringList, FlagValue::List(l)) => {
+            Ok(Value::Array(l.into_iter().map(Value::String).collect()))
+        }
+        (SettingKind::StringMap, FlagValue::Map(m)) => Ok(Value::Object(
+            m.into_iter().map(|(k, v)| (k, Value::String(v))).collect(),
+        )),
+        (SettingKind::BoolMap, FlagValue::BoolMap(m)) => Ok(Value::Object(
+            m.into_iter().map(|(k, v)| (k, Value::Bool(v))).collect(),
+        )),
+        (kind, v) => Err(format!("--{flag}: value {v:?} does not fit {kind:?}")),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    const HEAD: &str = "apiVersion: kubelet.config.k8s.io/v1beta1\nkind: KubeletConfiguration\n";
+
+    fn input(path: &str, body: &str) -> ConfigInput {
+        ConfigInput {
+            path: path.to_string(),
+            text: Ok(format!("{HEAD}{body}")),
+        }
+    }
+
+    fn known(c: &EffectiveConfig, key: &str) -> Setting {
+        match c.get(key) {
+            Lookup::Known(s) => s,
+            other => panic!("{key}: {other:?}"),
+        }
+    }
+
+    #[test]
+    fn flags_only_defaults_are_insecure() {
+        let c = EffectiveConfig::build(Flags::parse::<&str>(&[]), None, None, vec![], None);
+        assert_eq!(known(&c, "authentication.anonymous.enabled").value, json!(true));
+        assert_eq!(known(&c, "authorization.mode").value, json!("AlwaysAllow"));
+        assert_eq!(known(&c, "readOnlyPort").value, json!(10255));
+        assert_eq!(
+            known(&c, "readOnlyPort").source,
+            Source::Default { flags_only: true }
+        );
+    }
+
+    #[test]
+    fn config_file_replaces_legacy_defaults() {
+        let c = EffectiveConfig::build(
+            Flags::parse(&["--config=/c.yaml"]),
+            Some(input("/c.yaml", "streamingConnectionIdleTimeout: 0s\n")),
+            None,
+            vec![],
+            None,
+        );
+        assert_eq!(known(&c, "authentication.anonymous.enabled").value, json!(false));
+        assert_eq!(known(&c, "readOnlyPort").value, json!(0));
+        let s = known(&c, "streamingConnectionIdleTimeout");
+        assert_eq!(s.value, json!("4h0m0s"));
+        assert!(s.note.is_some());
+    }
+
+    #[test]
+    fn dropins_merge_and_flags_win() {
+        let c = EffectiveConfig::build(
+            Flags::parse(&["--config=/c.yaml", "--config-dir=/d", "--read-only-port=0"]),
+            Some(input(
+                "/c.yaml",
+                "readOnlyPort: 10255\nauthorization:\n  mode: Webhook\nclusterDNS: [a, b]\nkubeReserved:\n  cpu: 100m\n",
+            )),
+            Some("/d".into()),
+            vec![
+                input("/d/10-a.conf", "authorization:\n  mode: AlwaysAllow\nclusterDNS: [c]\nkubeReserved:\n  memory: 1Gi\nstreamingConnectionIdleTimeout: 0s\n"),
+                input("/d/20-b.conf", "kubeReserved:\n  cpu: null\n"),
+            ],
+            None,
+        );
+        assert_eq!(known(&c, "readOnlyPort").value, json!(0));
+        assert_eq!(
+            known(&c, "readOnlyPort").source,
+            Source::Flag { flag: "read-only-port".into() }
+        );
+        let m = known(&c, "authorization.mode");
+        assert_eq!(m.value, json!("AlwaysAllow"));
+        assert_eq!(m.source.label(), "drop-in:10-a.conf");
+        assert_eq!(c.merged["clusterDNS"], json!(["c"]));
+        assert_eq!(known(&c, "kubeReserved").value, json!({"memory": "1Gi"}));
+        // A zero duration in a drop-in is not defaulted.
+        assert_eq!(known(&c, "streamingConnectionIdleTimeout").value, json!("0s"));
+    }
+
+    #[test]
+    fn config_dir_without_config_keeps_legacy_base() {
+        // k3s#12164 / rke2#8094: drop-ins only, readOnlyPort stays 10255.
+        let c = EffectiveConfig::build(
+            Flags::parse(&["--config-dir=/d"]),
+            None,
+            Some("/d".into()),
+            vec![input("/d/00-rke2-defaults.conf", "authentication:\n  anonymous:\n    enabled: false\n")],
+            None,
+        );
+        assert_eq!(known(&c, "readOnlyPort").value, json!(10255));
+        assert_eq!(known(&c, "authentication.anonymous.enabled").value, json!(false));
+        assert_eq!(known(&c, "authorization.mode").value, json!("AlwaysAllow"));
+    }
+
+    #[test]
+    fn parse_error_makes_file_settings_unknown_but_flags_known() {
+        let c = EffectiveConfig::build(
+            Flags::parse(&["--config=/c.yaml", "--anonymous-auth=false"]),
+            Some(ConfigInput {
+                path: "/c.yaml".into(),
+                text: Ok("apiVersion: [unclosed\n".into()),
+            }),
+            None,
+            vec![],
+            None,
+        );
+        assert!(matches!(c.get("readOnlyPort"), Lookup::Unknown { .. }));
+        assert_eq!(known(&c, "authentication.anonymous.enabled").value, json!(false));
+    }
+
+    #[test]
+    fn json_config_and_kind_checks() {
+        let c = EffectiveConfig::build(
+            Flags::parse(&["--config", "/c.json"]),
+            Some(ConfigInput {
+                path: "/c.json".into(),
+                text: Ok(r#"{"kind":"KubeletConfiguration","apiVersion":"kubelet.config.k8s.io/v1beta1","readOnlyPort":0,"featureGates":{"RotateKubeletServerCertificate":true}}"#.into()),
+            }),
+            None,
+            vec![],
+            None,
+        );
+        assert_eq!(known(&c, "readOnlyPort").value, json!(0));
+        assert_eq!(
+            c.feature_gate("RotateKubeletServerCertificate").unwrap().map(|g| g.0),
+            Some(true)
+        );
+        assert!(parse_document("kind: Pod\napiVersion: v1\n").is_err());
+        assert!(parse_document("kind: KubeletConfiguration\n").is_err());
+    }
+
+    #[test]
+    fn feature_gates_merge_flag_over_file() {
+        let c = EffectiveConfig::build(
+            Flags::parse(&["--config=/c.yaml", "--feature-gates=B=false"]),
+            Some(input("/c.yaml", "featureGates:\n  A: true\n  B: true\n")),
+            None,
+            vec![],
+            None,
+        );
+        assert_eq!(known(&c, "featureGates").value, json!({"A": true, "B": false}));
+        assert_eq!(c.feature_gate("A").unwrap().map(|g| g.0), Some(true));
+        assert_eq!(c.feature_gate("B").unwrap().map(|g| g.0), Some(false));
+    }
+
+    #[test]
+    fn wrong_type_is_unknown() {
+        let c = EffectiveConfig::build(
+            Flags::parse(&["--config=/c.yaml"]),
+            Some(input("/c.yaml", "readOnlyPort: \"0\"\n")),
+            None,
+            vec![],
+            None,
+        );
+        assert!(matches!(c.get("readOnlyPort"), Lookup::Unknown { .. }));
+    }
+}

@@ -1,0 +1,491 @@
+//! The kubelet's command line, parsed the way its flag library (spf13/pflag with
+//! component-base's `WordSepNormalizeFunc`) parses it.
+//!
+//! - `--flag=value` and `--flag value` (EKS AL2 and GKE write `--config /path`,
+//!   reference §5); a known boolean flag never consumes the next argument.
+//! - bare booleans (`--anonymous-auth` = true), `--flag=false`.
+//! - single-dash long names are accepted too (`-anonymous-auth=false`).
+//! - `_` and `-` are the same in a name (`WordSepNormalizeFunc`).
+//! - scalars: the last occurrence wins; list flags (`StringSlice`) and map flags
+//!   (`MapStringString`, `MapStringBool` for `--feature-gates`, the `<`-separated
+//!   eviction maps) accumulate across repeats, as their `Set` methods do.
+//! - unknown flags are kept, never rejected.
+//! - `--` ends flag parsing; other positional arguments are kept.
+
+use std::collections::BTreeMap;
+
+/// How a known flag's value is interpreted.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FlagKind {
+    Bool,
+    String,
+    /// Comma-separated list that appends on repeat.
+    List,
+    /// `k=v,k2=v2`, accumulates on repeat.
+    Map,
+    /// `k<v,k2<v2` (eviction thresholds), accumulates on repeat.
+    LangleMap,
+    /// `Gate=true,Other=false`, accumulates on repeat.
+    BoolMap,
+}
+
+/// The kubelet's boolean flags: these take no separate value argument.
+/// Source: cmd/kubelet/app/options/options.go (`BoolVar`).
+pub const BOOL_FLAGS: &[&str] = &[
+    "anonymous-auth",
+    "authentication-token-webhook",
+    "make-iptables-util-chains",
+    "rotate-certificates",
+    "rotate-server-certificates",
+    "protect-kernel-defaults",
+    "seccomp-default",
+    "fail-swap-on",
+    "enable-debugging-handlers",
+    "enable-server",
+    "enable-controller-attach-detach",
+    "register-node",
+    "register-schedulable",
+    "cgroups-per-qos",
+    "exit-on-lock-contention",
+    "serialize-image-pulls",
+    "enforce-node-allocatable-ignore-eviction",
+    "experimental-allocatable-ignore-eviction",
+    "keep-terminated-pod-volumes",
+    "kernel-memcg-notification",
+    "enable-cadvisor-json-endpoints",
+    "enable-load-reader",
+    "local-storage-capacity-isolation",
+    "allowed-unsafe-sysctls-disabled",
+    "containerized",
+    "reallocate-on-failure",
+    "experimental-check-node-capabilities-before-mount",
+    "help",
+    "h",
+    "logtostderr",
+    "alsologtostderr",
+    "add-dir-header",
+    "skip-headers",
+    "skip-log-headers",
+    "one-output",
+    "log-json-split-stream",
+];
+
+/// Flags whose value accumulates. Anything not listed is a plain scalar (last wins).
+pub fn flag_kind(name: &str) -> FlagKind {
+    match name {
+        _ if BOOL_FLAGS.contains(&name) => FlagKind::Bool,
+        "tls-cipher-suites" | "cluster-dns" | "enforce-node-allocatable" | "allowed-unsafe-sysctls"
+        | "register-with-taints" | "node-ip" => FlagKind::List,
+        "kube-reserved" | "system-reserved" | "node-labels" | "qos-reserved"
+        | "eviction-minimum-reclaim" | "eviction-max-pod-grace-period-map" => FlagKind::Map,
+        "eviction-hard" | "eviction-soft" | "eviction-soft-grace-period" => FlagKind::LangleMap,
+        "feature-gates" => FlagKind::BoolMap,
+        _ => FlagKind::String,
+    }
+}
+
+/// One flag as it appeared on the command line.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct FlagOccurrence {
+    /// Normalised name (`-` separators, no leading dashes).
+    pub name: String,
+    /// The raw value (`true` for a bare boolean).
+    pub value: String,
+    /// Index in argv.
+    pub position: usize,
+}
+
+/// A parsed command line.
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize)]
+pub struct Flags {
+    /// Every flag occurrence, in order.
+    pub occurrences: Vec<FlagOccurrence>,
+    /// Positional (non-flag) arguments.
+    pub positional: Vec<String>,
+    /// Values that could not be parsed for their kind (e.g. `--anonymous-auth=maybe`).
+    pub errors: Vec<String>,
+}
+
+/// The effective value of one flag after pflag's repeat rules.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum FlagValue {
+    Bool(bool),
+    String(String),
+    List(Vec<String>),
+    Map(BTreeMap<String, String>),
+    BoolMap(BTreeMap<String, bool>),
+}
+
+/// Go's `strconv.ParseBool`.
+pub fn parse_go_bool(s: &str) -> Option<bool> {
+    match s {
+        "1" | "t" | "T" | "true" | "TRUE" | "True" => Some(true),
+        "0" | "f" | "F" | "false" | "FALSE" | "False" => Some(false),
+        _ => None,
+    }
+}
+
+/// `WordSepNormalizeFunc`: `_` and `.` are word separators like `-`... pflag's kubelet
+/// normaliser replaces `_` with `-` only.
+pub fn normalize_name(name: &str) -> String {
+    name.replace('_', "-")
+}
+
+impl Flags {
+    /// Parse argv *after* the program name (and after a `hyperkube kubelet` subcommand).
+    pub fn parse<S: AsRef<str>>(args: &[S]) -> Flags {
+        let mut out = Flags::default();
+        let mut i = 0;
+        while i < args.len() {
+            let arg = args[i].as_ref();
+            let pos = i;
+            i += 1;
+            if arg == "--" {
+                out.positional
+                    .extend(args[i..].iter().map(|a| a.as_ref().to_string()));
+                break;
+            }
+            let body = if let Some(b) = arg.strip_prefix("--") {
+                b
+            } else if let Some(b) = arg.strip_prefix('-') {
+                if b.is_empty() {
+                    out.positional.push(arg.to_string());
+                    continue;
+                }
+                b
+            } else {
+                out.positional.push(arg.to_string());
+                continue;
+            };
+            let (raw_name, inline) = match body.split_once('=') {
+                Some((n, v)) => (n, Some(v.to_string())),
+                None => (body, None),
+            };
+            if raw_name.is_empty() || raw_name.starts_with('-') {
+                out.positional.push(arg.to_string());
+                continue;
+            }
+            let name = normalize_name(raw_name);
+            let kind = flag_kind(&name);
+            let value = match inline {
+                Some(v) => v,
+                None if kind == FlagKind::Bool => "true".to_string(),
+                None => {
+                    // pflag consumes the next argument as the value of a non-boolean
+                    // flag, whatever it looks like. For an *unknown* flag we cannot know
+                    // its type, so a following `--x` is taken as the next flag instead.
+                    let known = is_known_value_flag(&name);
+                    match args.get(i) {
+                        Some(next) if known || !next.as_ref().starts_with('-') => {
+                            i += 1;
+                            next.as_ref().to_string()
+                        }
+                        _ => {
+                            if known {
+                                out.errors
+                                    .push(format!("flag needs an argument: --{name}"));
+                            }
+                            // Unknown flag with no value: keep it as a presence flag.
+                            "true".to_string()
+                        }
+                    }
+                }
+            };
+            if kind == FlagKind::Bool && parse_go_bool(&value).is_none() {
+                out.errors.push(format!(
+                    "invalid argument {value:?} for --{name}: not a boolean"
+                ));
+            }
+            out.occurrences.push(FlagOccurrence {
+                name,
+                value,
+                position: pos,
+            });
+        }
+        out
+    }
+
+    /// Whether the flag appears at all.
+    pub fn has(&self, name: &str) -> bool {
+        self.occurrences.iter().any(|o| o.name == name)
+    }
+
+    /// The last raw value of a flag.
+    pub fn last(&self, name: &str) -> Option<&str> {
+        self.occurrences
+            .iter()
+            .rev()
+            .find(|o| o.name == name)
+            .map(|o| o.value.as_str())
+    }
+
+    /// The effective value of a flag, with pflag's repeat semantics for its kind.
+    /// Returns `Err` with a message when a value cannot be parsed for its kind.
+    pub fn value(&self, name: &str) -> Option<Result<FlagValue, String>> {
+        let occ: Vec<&FlagOccurrence> =
+            self.occurrences.iter().filter(|o| o.name == name).collect();
+        if occ.is_empty() {
+            return None;
+        }
+        Some(match flag_kind(name) {
+            FlagKind::Bool => {
+                let v = &occ[occ.len() - 1].value;
+                parse_go_bool(v)
+                    .map(FlagValue::Bool)
+                    .ok_or_else(|| format!("--{name}={v}: not a boolean"))
+            }
+            FlagKind::String => Ok(FlagValue::String(occ[occ.len() - 1].value.clone())),
+            FlagKind::List => {
+                let mut items = Vec::new();
+                for o in &occ {
+                    items.extend(split_list(&o.value));
+                }
+                Ok(FlagValue::List(items))
+            }
+            FlagKind::Map | FlagKind::LangleMap => {
+                let sep = if flag_kind(name) == FlagKind::LangleMap {
+                    '<'
+                } else {
+                    '='
+                };
+                let mut map = BTreeMap::new();
+                for o in &occ {
+                    for item in split_list(&o.value) {
+                        match item.split_once(sep) {
+                            Some((k, v)) => {
+                                map.insert(k.trim().to_string(), v.trim().to_string());
+                            }
+                            None => {
+                                return Some(Err(format!(
+                                    "--{name}: malformed pair {item:?} (want key{sep}value)"
+                                )))
+                            }
+                        }
+                    }
+                }
+                Ok(FlagValue::Map(map))
+            }
+            FlagKind::BoolMap => {
+                let mut map = BTreeMap::new();
+                for o in &occ {
+                    for item in split_list(&o.value) {
+                        let Some((k, v)) = item.split_once('=') else {
+                            return Some(Err(format!(
+                                "--{name}: malformed pair {item:?} (want Gate=bool)"
+                            )));
+                        };
+                        let Some(b) = parse_go_bool(v.trim()) else {
+                            return Some(Err(format!("--{name}: {k}={v}: not a boolean")));
+                        };
+                        map.insert(k.trim().to_string(), b);
+                    }
+                }
+                Ok(FlagValue::BoolMap(map))
+            }
+        })
+    }
+
+    /// The last value of a string flag, as the kubelet would see it.
+    pub fn string(&self, name: &str) -> Option<String> {
+        self.last(name).map(str::to_string)
+    }
+}
+
+/// Flags that are known to take a value (so `--config /path` consumes `/path` even if it
+/// started with `-`). Anything the kubelet registers that is not boolean.
+fn is_known_value_flag(name: &str) -> bool {
+    crate::observe::settings::flag_is_config_backed(name)
+        || matches!(
+            name,
+            "config"
+                | "config-dir"
+                | "kubeconfig"
+                | "bootstrap-kubeconfig"
+                | "hostname-override"
+                | "node-ip"
+                | "cert-dir"
+                | "cloud-provider"
+                | "cloud-config"
+                | "root-dir"
+                | "node-labels"
+                | "container-runtime-endpoint"
+                | "image-service-endpoint"
+                | "pod-infra-container-image"
+                | "provider-id"
+                | "v"
+                | "vmodule"
+                | "lock-file"
+                | "seccomp-default"
+                | "register-with-taints"
+                | "volume-plugin-dir"
+                | "log-dir"
+                | "log-file"
+                | "containerd"
+                | "container-runtime"
+                | "runtime-cgroups"
+        )
+}
+
+/// pflag's StringSlice/Map parsing: comma separated, CSV-style quoting is rare in
+/// practice; we split on commas and trim empties.
+fn split_list(s: &str) -> Vec<String> {
+    s.split(',')
+        .map(|p| p.trim())
+        .filter(|p| !p.is_empty())
+        .map(str::to_string)
+        .collect()
+}
+
+/// Split a MicroK8s-style args file (one flag per line, values possibly quoted,
+/// `${SNAP_DATA}`/`${SNAP_COMMON}` unexpanded) into argv words. Reference §5 MicroK8s.
+pub fn args_file_words(text: &str) -> Vec<String> {
+    let mut words = Vec::new();
+    for line in text.lines() {
+        let line = line.trim();
+        if line.is_empty() || line.starts_with('#') {
+            continue;
+        }
+        let expanded = line
+            .replace("${SNAP_DATA}", "/var/snap/microk8s/current")
+            .replace("$SNAP_DATA", "/var/snap/microk8s/current")
+            .replace("${SNAP_COMMON}", "/var/snap/microk8s/common")
+            .replace("$SNAP_COMMON", "/var/snap/microk8s/common");
+        // `--flag=value`, `--flag="value"`, `--flag value`, `--flag 'value'`.
+        let (head, rest) = match expanded.find(['=', ' ', '\t']) {
+            Some(i) => {
+                let sep = expanded.as_bytes()[i];
+                let head = expanded[..i].to_string();
+                let rest = expanded[i + 1..].trim().to_string();
+                if sep == b'=' {
+                    words.push(format!("{head}={}", unquote(&rest)));
+                    continue;
+                }
+                (head, rest)
+            }
+            None => (expanded.clone(), String::new()),
+        };
+        words.push(head);
+        if !rest.is_empty() {
+            words.push(unquote(&rest));
+        }
+    }
+    words
+}
+
+fn unquote(s: &str) -> String {
+    let s = s.trim();
+    if s.len() >= 2
+        && ((s.starts_with('"') && s.ends_with('"')) || (s.starts_with('\'') && s.ends_with('\'')))
+    {
+        s[1..s.len() - 1].to_string()
+    } else {
+        s.to_string()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn p(s: &[&str]) -> Flags {
+        Flags::parse(s)
+    }
+
+    #[test]
+    fn equals_and_space_forms() {
+        let f = p(&["--config", "/etc/k/c.json", "--kubeconfig=/var/lib/kubelet/kubeconfig"]);
+        assert_eq!(f.last("config"), Some("/etc/k/c.json"));
+        assert_eq!(f.last("kubeconfig"), Some("/var/lib/kubelet/kubeconfig"));
+        assert!(f.positional.is_empty());
+    }
+
+    #[test]
+    fn bare_bool_does_not_consume_next() {
+        let f = p(&["--anonymous-auth", "--read-only-port", "0", "foo"]);
+        assert_eq!(f.value("anonymous-auth"), Some(Ok(FlagValue::Bool(true))));
+        assert_eq!(f.last("read-only-port"), Some("0"));
+        assert_eq!(f.positional, vec!["foo"]);
+        let f = p(&["--anonymous-auth=false"]);
+        assert_eq!(f.value("anonymous-auth"), Some(Ok(FlagValue::Bool(false))));
+    }
+
+    #[test]
+    fn single_dash_and_underscore() {
+        let f = p(&["-anonymous_auth=false", "-read-only-port=0"]);
+        assert_eq!(f.value("anonymous-auth"), Some(Ok(FlagValue::Bool(false))));
+        assert_eq!(f.last("read-only-port"), Some("0"));
+    }
+
+    #[test]
+    fn repeats() {
+        let f = p(&[
+            "--authorization-mode=AlwaysAllow",
+            "--authorization-mode=Webhook",
+            "--feature-gates=A=true,B=false",
+            "--feature-gates=B=true",
+            "--tls-cipher-suites=X,Y",
+            "--tls-cipher-suites=Z",
+            "--kube-reserved=cpu=100m",
+            "--kube-reserved=memory=1Gi",
+        ]);
+        assert_eq!(f.last("authorization-mode"), Some("Webhook"));
+        let Some(Ok(FlagValue::BoolMap(g))) = f.value("feature-gates") else {
+            panic!()
+        };
+        assert_eq!(g.get("A"), Some(&true));
+        assert_eq!(g.get("B"), Some(&true));
+        assert_eq!(
+            f.value("tls-cipher-suites"),
+            Some(Ok(FlagValue::List(vec!["X".into(), "Y".into(), "Z".into()])))
+        );
+        let Some(Ok(FlagValue::Map(m))) = f.value("kube-reserved") else {
+            panic!()
+        };
+        assert_eq!(m.len(), 2);
+    }
+
+    #[test]
+    fn eviction_langle_map() {
+        let f = p(&["--eviction-hard=memory.available<100Mi,nodefs.available<10%"]);
+        let Some(Ok(FlagValue::Map(m))) = f.value("eviction-hard") else {
+            panic!()
+        };
+        assert_eq!(m.get("memory.available").map(String::as_str), Some("100Mi"));
+    }
+
+    #[test]
+    fn bad_bool_is_an_error_not_a_value() {
+        let f = p(&["--anonymous-auth=maybe"]);
+        assert!(matches!(f.value("anonymous-auth"), Some(Err(_))));
+        assert_eq!(f.errors.len(), 1);
+    }
+
+    #[test]
+    fn unknown_flags_kept() {
+        let f = p(&["--made-up", "--other=1", "--x", "val"]);
+        assert!(f.has("made-up"));
+        assert_eq!(f.last("other"), Some("1"));
+        assert_eq!(f.last("x"), Some("val"));
+    }
+
+    #[test]
+    fn microk8s_args_file() {
+        let words = args_file_words(
+            "--kubeconfig=${SNAP_DATA}/credentials/kubelet.config\n\
+             --eviction-hard=\"memory.available<100Mi,nodefs.available<1Gi\"\n\
+             # comment\n\
+             --root-dir=${SNAP_COMMON}/var/lib/kubelet\n\
+             --anonymous-auth=false\n",
+        );
+        assert_eq!(
+            words[0],
+            "--kubeconfig=/var/snap/microk8s/current/credentials/kubelet.config"
+        );
+        assert_eq!(
+            words[1],
+            "--eviction-hard=memory.available<100Mi,nodefs.available<1Gi"
+        );
+        assert_eq!(words[2], "--root-dir=/var/snap/microk8s/common/var/lib/kubelet");
+        assert_eq!(words.len(), 4);
+    }
+}

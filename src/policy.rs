@@ -1,0 +1,350 @@
+//! The policy file (`--policy`, YAML): disable controls, change severities, set expected
+//! values. The defaults are embedded (`policy/default.yaml`); a user policy is layered
+//! on top of them. An invalid policy is a startup error that names the line.
+
+use std::collections::BTreeMap;
+
+use crate::evaluate::{self, Severity};
+
+/// The embedded default policy (also shipped as a documented example).
+pub const DEFAULT_POLICY_YAML: &str = include_str!("../policy/default.yaml");
+
+/// A policy that failed to load.
+#[derive(Debug, thiserror::Error)]
+pub enum PolicyError {
+    #[error("policy {path}: {message}")]
+    Invalid { path: String, message: String },
+    #[error("policy {path}: line {line}: {message}")]
+    AtLine {
+        path: String,
+        line: usize,
+        message: String,
+    },
+    #[error("policy {path}: {source}")]
+    Read {
+        path: String,
+        #[source]
+        source: std::io::Error,
+    },
+}
+
+/// Per-control overrides.
+#[derive(Debug, Clone, Default, PartialEq, serde::Deserialize, serde::Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct ControlPolicy {
+    /// `false` removes the control from evaluation and metrics.
+    #[serde(default)]
+    pub enabled: Option<bool>,
+    /// Replaces the catalogue severity.
+    #[serde(default)]
+    pub severity: Option<Severity>,
+}
+
+/// Expected values used by controls.
+#[derive(Debug, Clone, PartialEq, serde::Deserialize, serde::Serialize)]
+#[serde(deny_unknown_fields, rename_all = "snake_case")]
+pub struct Expectations {
+    /// Addresses or CIDRs the kubelet's serving `address` may be bound to
+    /// (`api-bind-address-restricted`). Empty: any non-wildcard address passes.
+    #[serde(default)]
+    pub allowed_bind_addresses: Vec<String>,
+    /// Minimum TLS version (`VersionTLS12` or `VersionTLS13`).
+    pub tls_min_version: String,
+    /// Allowed cipher suites (CIS 1.12 4.2.12 list by default).
+    pub tls_cipher_suites: Vec<String>,
+    /// Minimum effective event QPS (`event-qps-limited`).
+    pub event_qps_min: i64,
+    /// Maximum effective event QPS, if any.
+    #[serde(default)]
+    pub event_qps_max: Option<i64>,
+    /// Most permissive mode for the kubelet config file, drop-ins, kubeconfig, serving key
+    /// (CIS 4.1.5/4.1.9: 600).
+    pub config_file_max_mode: String,
+    /// Most permissive mode for the client CA file (CIS 4.1.7: 644).
+    pub client_ca_max_mode: String,
+    /// Most permissive mode for systemd unit files (CIS 4.1.1: 600).
+    pub service_file_max_mode: String,
+    /// Maximum allowed `podPidsLimit` (`pod-pids-limit-set`); none = any positive value.
+    #[serde(default)]
+    pub pod_pids_limit_max: Option<i64>,
+}
+
+/// The whole policy file.
+#[derive(Debug, Clone, PartialEq, serde::Deserialize, serde::Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct PolicyFile {
+    #[serde(default)]
+    pub controls: BTreeMap<String, ControlPolicy>,
+    pub expected: Expectations,
+}
+
+/// A partial policy as a user writes it: every section optional.
+#[derive(Debug, Clone, Default, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+struct UserPolicyFile {
+    #[serde(default)]
+    controls: BTreeMap<String, ControlPolicy>,
+    #[serde(default)]
+    expected: Option<UserExpectations>,
+}
+
+#[derive(Debug, Clone, Default, serde::Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "snake_case")]
+struct UserExpectations {
+    allowed_bind_addresses: Option<Vec<String>>,
+    tls_min_version: Option<String>,
+    tls_cipher_suites: Option<Vec<String>>,
+    event_qps_min: Option<i64>,
+    event_qps_max: Option<i64>,
+    config_file_max_mode: Option<String>,
+    client_ca_max_mode: Option<String>,
+    service_file_max_mode: Option<String>,
+    pod_pids_limit_max: Option<i64>,
+}
+
+/// The effective policy.
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+pub struct Policy {
+    pub controls: BTreeMap<String, ControlPolicy>,
+    pub expected: Expectations,
+    /// Where it came from (`embedded default` or the file path).
+    pub origin: String,
+}
+
+impl Default for Policy {
+    fn default() -> Self {
+        Policy::embedded()
+    }
+}
+
+/// Find the first line on which `needle` appears (for semantic errors that serde cannot place).
+fn line_of(text: &str, needle: &str) -> Option<usize> {
+    text.lines().position(|l| l.contains(needle)).map(|i| i + 1)
+}
+
+fn yaml_error(path: &str, text: &str, e: serde_saphyr::Error) -> PolicyError {
+    let message = e.to_string();
+    // serde-saphyr reports "line N column M"; keep the message and pull the line out.
+    let line = message
+        .split("line ")
+        .nth(1)
+        .and_then(|rest| rest.split(|c: char| !c.is_ascii_digit()).next())
+        .and_then(|n| n.parse::<usize>().ok())
+        .or_else(|| {
+            // Unknown field errors name the field: find it in the text.
+            message
+                .split('`')
+                .nth(1)
+                .and_then(|field| line_of(text, field))
+        });
+    match line {
+        Some(line) => PolicyError::AtLine {
+            path: path.to_string(),
+            line,
+            message: message.lines().next().unwrap_or("").to_string(),
+        },
+        None => PolicyError::Invalid {
+            path: path.to_string(),
+            message,
+        },
+    }
+}
+
+fn parse_mode(s: &str) -> Option<u32> {
+    u32::from_str_radix(s.trim_start_matches("0o"), 8)
+        .ok()
+        .filter(|m| *m <= 0o7777)
+}
+
+const TLS_VERSIONS: &[&str] = &["VersionTLS10", "VersionTLS11", "VersionTLS12", "VersionTLS13"];
+
+impl Policy {
+    /// The embedded default policy.
+    pub fn embedded() -> Policy {
+        // The embedded file is checked by a unit test; a failure here is a build defect.
+        #[allow(clippy::expect_used)]
+        let file: PolicyFile = serde_saphyr::from_str(DEFAULT_POLICY_YAML)
+            .expect("embedded default policy is valid (tested)");
+        Policy {
+            controls: file.controls,
+            expected: file.expected,
+            origin: "embedded default".to_string(),
+        }
+    }
+
+    /// Load a user policy from a file and layer it on the defaults.
+    pub fn load(path: &str) -> Result<Policy, PolicyError> {
+        let text = std::fs::read_to_string(path).map_err(|source| PolicyError::Read {
+            path: path.to_string(),
+            source,
+        })?;
+        Policy::from_yaml(path, &text)
+    }
+
+    /// Parse a user policy text (layered on the defaults) and validate it.
+    pub fn from_yaml(path: &str, text: &str) -> Result<Policy, PolicyError> {
+        let user: UserPolicyFile = if text.trim().is_empty() {
+            UserPolicyFile::default()
+        } else {
+            serde_saphyr::from_str(text).map_err(|e| yaml_error(path, text, e))?
+        };
+        let mut policy = Policy::embedded();
+        policy.origin = path.to_string();
+        for (id, c) in user.controls {
+            if evaluate::control(&id).is_none() {
+                let msg = format!("unknown control id {id:?}");
+                return Err(match line_of(text, &id) {
+                    Some(line) => PolicyError::AtLine {
+                        path: path.to_string(),
+                        line,
+                        message: msg,
+                    },
+                    None => PolicyError::Invalid {
+                        path: path.to_string(),
+                        message: msg,
+                    },
+                });
+            }
+            policy.controls.insert(id, c);
+        }
+        if let Some(e) = user.expected {
+            let x = &mut policy.expected;
+            if let Some(v) = e.allowed_bind_addresses {
+                x.allowed_bind_addresses = v;
+            }
+            if let Some(v) = e.tls_min_version {
+                x.tls_min_version = v;
+            }
+            if let Some(v) = e.tls_cipher_suites {
+                x.tls_cipher_suites = v;
+            }
+            if let Some(v) = e.event_qps_min {
+                x.event_qps_min = v;
+            }
+            if let Some(v) = e.event_qps_max {
+                x.event_qps_max = Some(v);
+            }
+            if let Some(v) = e.config_file_max_mode {
+                x.config_file_max_mode = v;
+            }
+            if let Some(v) = e.client_ca_max_mode {
+                x.client_ca_max_mode = v;
+            }
+            if let Some(v) = e.service_file_max_mode {
+                x.service_file_max_mode = v;
+            }
+            if let Some(v) = e.pod_pids_limit_max {
+                x.pod_pids_limit_max = Some(v);
+            }
+        }
+        policy.validate(text)?;
+        Ok(policy)
+    }
+
+    fn validate(&self, text: &str) -> Result<(), PolicyError> {
+        let err = |needle: &str, message: String| match line_of(text, needle) {
+            Some(line) => PolicyError::AtLine {
+                path: self.origin.clone(),
+                line,
+                message,
+            },
+            None => PolicyError::Invalid {
+                path: self.origin.clone(),
+                message,
+            },
+        };
+        let x = &self.expected;
+        if !TLS_VERSIONS.contains(&x.tls_min_version.as_str()) {
+            return Err(err(
+                "tls_min_version",
+                format!(
+                    "tls_min_version {:?} is not one of {}",
+                    x.tls_min_version,
+                    TLS_VERSIONS.join(", ")
+                ),
+            ));
+        }
+        for (name, v) in [
+            ("config_file_max_mode", &x.config_file_max_mode),
+            ("client_ca_max_mode", &x.client_ca_max_mode),
+            ("service_file_max_mode", &x.service_file_max_mode),
+        ] {
+            if parse_mode(v).is_none() {
+                return Err(err(name, format!("{name} {v:?} is not an octal file mode")));
+            }
+        }
+        for a in &x.allowed_bind_addresses {
+            if crate::evaluate::util::parse_cidr(a).is_none() {
+                return Err(err(a, format!("allowed_bind_addresses: {a:?} is not an IP address or CIDR")));
+            }
+        }
+        if let Some(max) = x.event_qps_max {
+            if max < x.event_qps_min {
+                return Err(err("event_qps_max", format!("event_qps_max {max} is below event_qps_min {}", x.event_qps_min)));
+            }
+        }
+        Ok(())
+    }
+
+    /// Whether a control is evaluated.
+    pub fn enabled(&self, id: &str) -> bool {
+        self.controls
+            .get(id)
+            .and_then(|c| c.enabled)
+            .unwrap_or(true)
+    }
+
+    /// Severity override for a control.
+    pub fn severity(&self, id: &str) -> Option<Severity> {
+        self.controls.get(id).and_then(|c| c.severity)
+    }
+
+    /// A mode limit from the expectations, as bits (validated at load).
+    pub fn mode_limit(&self, which: &str) -> u32 {
+        let s = match which {
+            "client_ca" => &self.expected.client_ca_max_mode,
+            "service_file" => &self.expected.service_file_max_mode,
+            _ => &self.expected.config_file_max_mode,
+        };
+        parse_mode(s).unwrap_or(0o600)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn embedded_default_parses() {
+        let p = Policy::embedded();
+        assert_eq!(p.expected.tls_min_version, "VersionTLS12");
+        assert_eq!(p.mode_limit("client_ca"), 0o644);
+        assert!(p.enabled("anonymous-auth-disabled"));
+    }
+
+    #[test]
+    fn user_policy_layers_and_validates() {
+        let p = Policy::from_yaml(
+            "p.yaml",
+            "controls:\n  read-only-port-disabled:\n    severity: low\n  hostname-override-unset:\n    enabled: false\nexpected:\n  tls_min_version: VersionTLS13\n",
+        )
+        .unwrap();
+        assert_eq!(p.severity("read-only-port-disabled"), Some(Severity::Low));
+        assert!(!p.enabled("hostname-override-unset"));
+        assert_eq!(p.expected.tls_min_version, "VersionTLS13");
+    }
+
+    #[test]
+    fn errors_name_the_line() {
+        let e = Policy::from_yaml("p.yaml", "controls:\n  no-such-control:\n    enabled: false\n")
+            .unwrap_err();
+        assert!(e.to_string().contains("line 2"), "{e}");
+        let e = Policy::from_yaml("p.yaml", "controls:\n  read-only-port-disabled:\n    severity: huge\n")
+            .unwrap_err();
+        assert!(e.to_string().contains("line 3"), "{e}");
+        let e = Policy::from_yaml("p.yaml", "expected:\n  tls_min_version: SSLv3\n").unwrap_err();
+        assert!(e.to_string().contains("line 2"), "{e}");
+        let e = Policy::from_yaml("p.yaml", "bogus: 1\n").unwrap_err();
+        assert!(e.to_string().contains("line 1"), "{e}");
+    }
+}

@@ -1,0 +1,194 @@
+//! The snapshot: plain data observed from the host in one pass. Everything the controls
+//! evaluate is in here, so controls are pure functions and tests build snapshots in memory.
+
+use std::time::Duration;
+
+use crate::host::FileMeta;
+use crate::observe::config::EffectiveConfig;
+use crate::observe::flags::Flags;
+
+/// Everything observed about one node at one moment.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct Snapshot {
+    /// The node name (`--node-name`/`NODE_NAME`, else the host's hostname).
+    pub node: String,
+    /// Unix time (seconds) when observation started.
+    pub taken_at: f64,
+    /// What process discovery found.
+    pub discovery: Discovery,
+    /// The chosen kubelet, when one was found and is supported.
+    pub kubelet: Option<Kubelet>,
+    /// A kube-apiserver process on this node, if any (for the audit control).
+    pub apiserver: Option<ApiServer>,
+    /// Observation steps and how they went (`kubelet_sentinel_probe_*`).
+    pub probes: Vec<ProbeRecord>,
+}
+
+/// Result of kubelet discovery.
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+#[serde(tag = "state", rename_all = "snake_case")]
+pub enum Discovery {
+    /// A kubelet process was found (`note` says how, e.g. several candidates).
+    Found { pid: i32, note: Option<String> },
+    /// No kubelet process.
+    NotFound { reason: String },
+    /// A kubelet was detected in a form not supported yet (k3s).
+    Unsupported { pid: i32, reason: String },
+    /// Discovery itself failed (e.g. `/proc` unreadable, pinned pid gone).
+    Failed { reason: String },
+}
+
+/// What was learnt about the kubelet.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct Kubelet {
+    pub pid: i32,
+    /// argv as read from `/proc/<pid>/cmdline` (after args-file expansion for MicroK8s).
+    pub argv: Vec<String>,
+    /// The binary: `/proc/<pid>/exe` target when readable, else argv[0].
+    pub binary: String,
+    /// How the kubelet runs: `kubelet`, `hyperkube`, `kubelite`.
+    pub flavour: String,
+    /// Process start time in clock ticks since boot (`/proc/<pid>/stat` field 22).
+    pub start_time_ticks: Option<u64>,
+    /// The parsed command line.
+    pub flags: Flags,
+    /// The effective configuration with provenance.
+    pub config: EffectiveConfig,
+    /// The kubelet's version, when known (`None` until a version source is read).
+    pub version: Option<String>,
+    /// The systemd unit the process runs in, from `/proc/<pid>/cgroup`.
+    pub unit: Option<String>,
+    /// Files the evaluation looked at, by role.
+    pub files: Vec<FileObservation>,
+    /// The client CA (`authentication.x509.clientCAFile`).
+    pub client_ca: Option<Observed<CertSummary>>,
+    /// The credential in the kubelet's kubeconfig.
+    pub credential: Option<Observed<Credential>>,
+}
+
+/// A value read from the host, or why it could not be.
+pub type Observed<T> = Result<T, String>;
+
+/// The role a file plays for the kubelet (file controls are keyed by role).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum FileRole {
+    ConfigFile,
+    DropIn,
+    Kubeconfig,
+    ClientCa,
+    ServingCert,
+    ServingKey,
+    ClientCert,
+    ServiceUnit,
+    ServiceDropIn,
+    ArgsFile,
+}
+
+impl FileRole {
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            FileRole::ConfigFile => "config_file",
+            FileRole::DropIn => "drop_in",
+            FileRole::Kubeconfig => "kubeconfig",
+            FileRole::ClientCa => "client_ca",
+            FileRole::ServingCert => "serving_cert",
+            FileRole::ServingKey => "serving_key",
+            FileRole::ClientCert => "client_cert",
+            FileRole::ServiceUnit => "service_unit",
+            FileRole::ServiceDropIn => "service_drop_in",
+            FileRole::ArgsFile => "args_file",
+        }
+    }
+}
+
+/// Metadata of one file the kubelet uses.
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+pub struct FileObservation {
+    pub role: FileRole,
+    /// The host path as configured.
+    pub path: String,
+    /// Metadata (symlinks followed inside the host root), or the error's message.
+    pub meta: Observed<FileMeta>,
+}
+
+/// The parts of an X.509 certificate the controls need.
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+pub struct CertSummary {
+    pub subject: String,
+    pub issuer: String,
+    /// Common name of the subject.
+    pub common_name: Option<String>,
+    /// Organisations of the subject (Kubernetes groups).
+    pub organizations: Vec<String>,
+    pub is_ca: bool,
+    pub not_before: i64,
+    pub not_after: i64,
+    /// Number of certificates in the file.
+    pub count: usize,
+}
+
+/// The credential the kubelet uses to talk to the API server.
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum Credential {
+    /// An X.509 client certificate (inline or from a file).
+    ClientCertificate {
+        cert: CertSummary,
+        /// Where it came from: `inline` or the file path.
+        from: String,
+    },
+    /// A bearer token (static or file).
+    Token,
+    /// An exec credential plugin (EKS aws-iam-authenticator, GKE gke-exec-auth-plugin).
+    Exec { command: String },
+    /// An auth-provider plugin.
+    AuthProvider { name: String },
+    /// No credential in the selected user.
+    None,
+}
+
+/// A kube-apiserver process on the node.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct ApiServer {
+    pub pid: i32,
+    pub flags: Flags,
+}
+
+/// One observation step.
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+pub struct ProbeRecord {
+    /// Stable name: `process`, `flags`, `config`, `files`, `kubeconfig`, `client_ca`, `apiserver`.
+    pub name: &'static str,
+    pub success: bool,
+    pub duration: Duration,
+    /// Why it failed (when it did).
+    pub error: Option<String>,
+}
+
+impl Snapshot {
+    /// The observation record of a probe, if it ran.
+    pub fn probe(&self, name: &str) -> Option<&ProbeRecord> {
+        self.probes.iter().find(|p| p.name == name)
+    }
+
+    /// The reason every kubelet control is `unknown` when there is no usable kubelet.
+    pub fn no_kubelet_reason(&self) -> Option<String> {
+        if self.kubelet.is_some() {
+            return None;
+        }
+        Some(match &self.discovery {
+            Discovery::Found { pid, .. } => format!("kubelet pid {pid} could not be read"),
+            Discovery::NotFound { reason }
+            | Discovery::Unsupported { reason, .. }
+            | Discovery::Failed { reason } => reason.clone(),
+        })
+    }
+}
+
+impl Kubelet {
+    /// Files observed in a role.
+    pub fn files_in(&self, role: FileRole) -> impl Iterator<Item = &FileObservation> {
+        self.files.iter().filter(move |f| f.role == role)
+    }
+}
