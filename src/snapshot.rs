@@ -67,7 +67,52 @@ pub struct Kubelet {
 }
 
 /// A value read from the host, or why it could not be.
-pub type Observed<T> = Result<T, String>;
+pub type Observed<T> = Result<T, ObsError>;
+
+/// Why an observation failed, typed so controls can tell "absent" (evidence of a
+/// problem) from "could not look" (`unknown`).
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct ObsError {
+    pub kind: ObsErrorKind,
+    pub message: String,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ObsErrorKind {
+    /// The file does not exist.
+    NotFound,
+    /// It exists but could not be read (permission, size cap, loop, I/O).
+    Unreadable,
+    /// It was read but its content is not what it should be (not PEM, not a CA, bad YAML).
+    Invalid,
+}
+
+impl ObsError {
+    pub fn new(kind: ObsErrorKind, message: impl Into<String>) -> Self {
+        ObsError {
+            kind,
+            message: message.into(),
+        }
+    }
+}
+
+impl std::fmt::Display for ObsError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.message)
+    }
+}
+
+impl From<crate::host::HostError> for ObsError {
+    fn from(e: crate::host::HostError) -> Self {
+        let kind = match e {
+            crate::host::HostError::NotFound { .. } => ObsErrorKind::NotFound,
+            crate::host::HostError::NotUtf8 { .. } => ObsErrorKind::Invalid,
+            _ => ObsErrorKind::Unreadable,
+        };
+        ObsError::new(kind, e.to_string())
+    }
+}
 
 /// The role a file plays for the kubelet (file controls are keyed by role).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, serde::Serialize)]
