@@ -1,5 +1,561 @@
-//! Observe: host I/O under `--host-root`, producing a [`crate::snapshot::Snapshot`].
+//! Observe: host I/O under `--host-root`, producing a [`Snapshot`].
+//!
+//! Every step is recorded as a probe (`kubelet_sentinel_probe_success{probe}`), and a
+//! failing step only makes the facts it would have produced unknown: the rest goes on.
 
+pub mod certs;
 pub mod config;
 pub mod flags;
+pub mod kubeconfig;
+pub mod process;
 pub mod settings;
+
+use std::time::{Instant, SystemTime, UNIX_EPOCH};
+
+use serde_json::Value;
+
+use crate::host::{host_dirname, host_join, FileKind, HostRoot};
+use crate::snapshot::{
+    ApiServer, Credential, Discovery, FileObservation, FileRole, Kubelet, ObsError, ObsErrorKind,
+    ProbeRecord, Snapshot,
+};
+use config::{ConfigInput, EffectiveConfig, Lookup, Source};
+use flags::Flags;
+use process::{KubeletKind, ProcInfo};
+
+/// Options for one observation.
+#[derive(Debug, Clone, Default)]
+pub struct ObserveOptions {
+    /// The node name to report (`--node-name`/`NODE_NAME`); default: the host's hostname.
+    pub node_name: Option<String>,
+    /// Pin the kubelet to this pid (`--kubelet-pid`).
+    pub kubelet_pid: Option<i32>,
+}
+
+/// Limits on walking `--config-dir` (the kubelet has none; we must not hang on a
+/// pathological tree).
+const MAX_DROPIN_DEPTH: usize = 16;
+const MAX_DROPIN_FILES: usize = 256;
+
+/// The default `--cert-dir` (reference §2.2).
+const DEFAULT_CERT_DIR: &str = "/var/lib/kubelet/pki";
+
+/// systemd unit search path, in precedence order (systemd.unit(5)).
+const UNIT_DIRS: &[&str] = &[
+    "/etc/systemd/system",
+    "/run/systemd/system",
+    "/usr/local/lib/systemd/system",
+    "/usr/lib/systemd/system",
+    "/lib/systemd/system",
+];
+
+struct Probes(Vec<ProbeRecord>);
+
+impl Probes {
+    fn record<T, E: std::fmt::Display>(
+        &mut self,
+        name: &'static str,
+        f: impl FnOnce() -> Result<T, E>,
+    ) -> Result<T, E> {
+        let start = Instant::now();
+        let r = f();
+        self.0.push(ProbeRecord {
+            name,
+            success: r.is_ok(),
+            duration: start.elapsed(),
+            error: r.as_ref().err().map(|e| e.to_string()),
+        });
+        r
+    }
+}
+
+fn now_unix() -> f64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_secs_f64())
+        .unwrap_or(0.0)
+}
+
+/// The node name: explicit, else the host's `/etc/hostname`, else this machine's hostname.
+pub fn node_name(host: &HostRoot, explicit: Option<&str>) -> String {
+    if let Some(n) = explicit.filter(|n| !n.is_empty()) {
+        return n.to_string();
+    }
+    if let Ok(text) = host.read_capped("/etc/hostname", 4096) {
+        let name = String::from_utf8_lossy(&text);
+        if let Some(first) = name.lines().map(str::trim).find(|l| !l.is_empty() && !l.starts_with('#')) {
+            return first.to_string();
+        }
+    }
+    if let Ok(text) = host.read_capped("/proc/sys/kernel/hostname", 4096) {
+        let name = String::from_utf8_lossy(&text).trim().to_string();
+        if !name.is_empty() {
+            return name;
+        }
+    }
+    "unknown".to_string()
+}
+
+/// Observe the host once.
+pub fn observe(host: &HostRoot, opts: &ObserveOptions) -> Snapshot {
+    let taken_at = now_unix();
+    let mut probes = Probes(Vec::new());
+    let node = node_name(host, opts.node_name.as_deref());
+
+    // 1. process discovery.
+    let mut apiserver_info: Option<ProcInfo> = None;
+    let found = probes.record("process", || {
+        discover(host, opts.kubelet_pid, &mut apiserver_info)
+    });
+    let (discovery, chosen) = match found {
+        Ok((d, c)) => (d, c),
+        Err(reason) => (Discovery::Failed { reason }, None),
+    };
+
+    let apiserver = probes
+        .record("apiserver", || {
+            Ok::<_, String>(apiserver_info.map(|p| ApiServer {
+                pid: p.pid,
+                flags: Flags::parse(p.argv.get(1..).unwrap_or(&[])),
+            }))
+        })
+        .ok()
+        .flatten();
+
+    let mut discovery = discovery;
+    let kubelet = match chosen {
+        Some((info, kind)) => match observe_kubelet(host, info, kind, &mut probes) {
+            Ok(k) => Some(k),
+            Err(reason) => {
+                discovery = Discovery::Failed { reason };
+                None
+            }
+        },
+        None => None,
+    };
+
+    Snapshot {
+        node,
+        taken_at,
+        discovery,
+        kubelet,
+        apiserver,
+        probes: probes.0,
+    }
+}
+
+type Chosen = Option<(ProcInfo, KubeletKind)>;
+
+fn discover(
+    host: &HostRoot,
+    pinned: Option<i32>,
+    apiserver: &mut Option<ProcInfo>,
+) -> Result<(Discovery, Chosen), String> {
+    if let Some(pid) = pinned {
+        let info = process::read_proc(host, pid).map_err(|e| format!("--kubelet-pid {pid}: {e}"))?;
+        // The apiserver is still looked for (cheaply) on control-plane nodes.
+        if let Ok(scan) = process::scan(host) {
+            *apiserver = scan.apiservers.into_iter().next();
+        }
+        let kind = match process::classify(&info.argv, info.exe.as_deref()) {
+            Some(KubeletKind::K3s) => {
+                return Ok((
+                    Discovery::Unsupported {
+                        pid,
+                        reason: k3s_reason(pid),
+                    },
+                    None,
+                ))
+            }
+            Some(k @ (KubeletKind::Kubelet | KubeletKind::Hyperkube | KubeletKind::Kubelite)) => k,
+            _ => KubeletKind::Kubelet,
+        };
+        let note = Some(format!("pinned with --kubelet-pid {pid}"));
+        return Ok((Discovery::Found { pid, note }, Some((info, kind))));
+    }
+    let scan = process::scan(host).map_err(|e| format!("cannot list processes: {e}"))?;
+    *apiserver = scan.apiservers.into_iter().next();
+    let mut kubelets = scan.kubelets;
+    if kubelets.is_empty() {
+        if let Some(k3s) = scan.k3s.first() {
+            return Ok((
+                Discovery::Unsupported {
+                    pid: k3s.pid,
+                    reason: k3s_reason(k3s.pid),
+                },
+                None,
+            ));
+        }
+        return Ok((
+            Discovery::NotFound {
+                reason: "no kubelet process found".to_string(),
+            },
+            None,
+        ));
+    }
+    // Deterministic choice: the lowest pid (the longest-running on a normal boot).
+    kubelets.sort_by_key(|(p, _)| p.pid);
+    let note = (kubelets.len() > 1).then(|| {
+        let pids: Vec<String> = kubelets.iter().map(|(p, _)| p.pid.to_string()).collect();
+        format!(
+            "{} kubelet candidates (pids {}); chose the lowest pid {}",
+            kubelets.len(),
+            pids.join(", "),
+            kubelets[0].0.pid
+        )
+    });
+    let (info, kind) = kubelets.swap_remove(0);
+    Ok((Discovery::Found { pid: info.pid, note }, Some((info, kind))))
+}
+
+fn k3s_reason(pid: i32) -> String {
+    format!(
+        "k3s detected (pid {pid}): its kubelet runs inside the k3s process and its flags are only in the journal; not supported yet"
+    )
+}
+
+fn obs_err(e: crate::host::HostError) -> ObsError {
+    ObsError::from(e)
+}
+
+fn observe_kubelet(
+    host: &HostRoot,
+    info: ProcInfo,
+    kind: KubeletKind,
+    probes: &mut Probes,
+) -> Result<Kubelet, String> {
+    let pid = info.pid;
+    let mut files: Vec<FileObservation> = Vec::new();
+
+    // 2. flags (MicroK8s keeps them in an args file).
+    let flags = probes.record("flags", || {
+        let args: Vec<String> = match kind {
+            KubeletKind::Hyperkube => info.argv.get(2..).unwrap_or(&[]).to_vec(),
+            KubeletKind::Kubelite => {
+                let own = Flags::parse(info.argv.get(1..).unwrap_or(&[]));
+                let path = own
+                    .string("kubelet-args-file")
+                    .unwrap_or_else(|| "/var/snap/microk8s/current/args/kubelet".to_string());
+                files.push(FileObservation {
+                    role: FileRole::ArgsFile,
+                    path: path.clone(),
+                    meta: host.metadata(&path).map_err(obs_err),
+                });
+                let text = host
+                    .read_to_string(&path)
+                    .map_err(|e| format!("kubelite args file: {e}"))?;
+                flags::args_file_words(&text)
+            }
+            _ => info.argv.get(1..).unwrap_or(&[]).to_vec(),
+        };
+        Ok::<_, String>(Flags::parse(&args))
+    })?;
+    if info.lossy {
+        tracing::warn!(pid, "kubelet command line has non-UTF-8 bytes; replaced with U+FFFD");
+    }
+
+    // 3. effective configuration.
+    let config_file = flags.string("config").filter(|s| !s.is_empty());
+    let config_dir = flags.string("config-dir").filter(|s| !s.is_empty());
+    let cfg = {
+        let mut cfg_out = None;
+        let _ = probes.record("config", || {
+            let main = config_file.as_ref().map(|p| {
+                files.push(FileObservation {
+                    role: FileRole::ConfigFile,
+                    path: p.clone(),
+                    meta: host.metadata(p).map_err(obs_err),
+                });
+                ConfigInput {
+                    path: p.clone(),
+                    text: host.read_to_string(p).map_err(|e| e.to_string()),
+                }
+            });
+            let (dropins, dir_err) = match &config_dir {
+                Some(d) => match walk_dropins(host, d) {
+                    Ok(paths) => {
+                        let inputs = paths
+                            .into_iter()
+                            .map(|p| {
+                                files.push(FileObservation {
+                                    role: FileRole::DropIn,
+                                    path: p.clone(),
+                                    meta: host.metadata(&p).map_err(obs_err),
+                                });
+                                let text = host.read_to_string(&p).map_err(|e| e.to_string());
+                                ConfigInput { path: p, text }
+                            })
+                            .collect();
+                        (inputs, None)
+                    }
+                    Err(e) => (Vec::new(), Some(format!("--config-dir {d}: {e}"))),
+                },
+                None => (Vec::new(), None),
+            };
+            let cfg = EffectiveConfig::build(flags.clone(), main, config_dir.clone(), dropins, dir_err);
+            let result = if cfg.errors.is_empty() {
+                Ok(())
+            } else {
+                Err(cfg.errors.join("; "))
+            };
+            cfg_out = Some(cfg);
+            result
+        });
+        match cfg_out {
+            Some(c) => c,
+            None => EffectiveConfig::build(flags.clone(), None, None, Vec::new(), None),
+        }
+    };
+    if let Some(e) = probes.0.last().and_then(|p| p.error.clone()) {
+        tracing::warn!(pid, error = %e, "kubelet configuration could not be fully read");
+    }
+
+    // 4. credential in the kubeconfig.
+    let kubeconfig = flags.string("kubeconfig").filter(|s| !s.is_empty());
+    let credential = kubeconfig.as_ref().map(|path| {
+        files.push(FileObservation {
+            role: FileRole::Kubeconfig,
+            path: path.clone(),
+            meta: host.metadata(path).map_err(obs_err),
+        });
+        probes.record("kubeconfig", || read_credential(host, path, &mut files))
+    });
+
+    // 5. client CA.
+    let client_ca = match cfg.get("authentication.x509.clientCAFile") {
+        Lookup::Known(s) => match s.value.as_str().filter(|v| !v.is_empty()) {
+            Some(p) => {
+                let path = config_relative(p, &s.source);
+                files.push(FileObservation {
+                    role: FileRole::ClientCa,
+                    path: path.clone(),
+                    meta: host.metadata(&path).map_err(obs_err),
+                });
+                Some(probes.record("client_ca", || {
+                    host.read(&path)
+                        .map_err(obs_err)
+                        .and_then(|b| certs::summarize_pem(&b))
+                }))
+            }
+            None => None,
+        },
+        Lookup::Unknown { .. } => None,
+    };
+
+    // 6. serving certificate and key paths (reference §2.2: InitializeTLS).
+    let cert_dir = flags
+        .string("cert-dir")
+        .filter(|s| !s.is_empty())
+        .unwrap_or_else(|| DEFAULT_CERT_DIR.to_string());
+    let str_setting = |key: &str| -> Option<(String, Source)> {
+        cfg.get(key).known().and_then(|s| {
+            s.value
+                .as_str()
+                .filter(|v| !v.is_empty())
+                .map(|v| (config_relative(v, &s.source), s.source.clone()))
+        })
+    };
+    let bootstrap = cfg
+        .get("serverTLSBootstrap")
+        .known()
+        .map(|s| s.value == Value::Bool(true))
+        .unwrap_or(false);
+    let (cert_path, key_path) = match (str_setting("tlsCertFile"), str_setting("tlsPrivateKeyFile")) {
+        (Some((c, _)), Some((k, _))) => (Some(c), Some(k)),
+        _ if bootstrap => {
+            let p = host_join(&cert_dir, "kubelet-server-current.pem");
+            (Some(p.clone()), Some(p))
+        }
+        _ => (
+            Some(host_join(&cert_dir, "kubelet.crt")),
+            Some(host_join(&cert_dir, "kubelet.key")),
+        ),
+    };
+    let _ = probes.record("files", || {
+        if let Some(c) = &cert_path {
+            files.push(FileObservation {
+                role: FileRole::ServingCert,
+                path: c.clone(),
+                meta: host.metadata(c).map_err(obs_err),
+            });
+        }
+        if let Some(k) = &key_path {
+            files.push(FileObservation {
+                role: FileRole::ServingKey,
+                path: k.clone(),
+                meta: host.metadata(k).map_err(obs_err),
+            });
+        }
+        let unreadable: Vec<String> = files
+            .iter()
+            .filter_map(|f| f.meta.as_ref().err().filter(|e| e.kind == ObsErrorKind::Unreadable))
+            .map(|e| e.message.clone())
+            .collect();
+        if unreadable.is_empty() {
+            Ok(())
+        } else {
+            Err(unreadable.join("; "))
+        }
+    });
+
+    // 7. systemd unit and its drop-ins.
+    let start_time_ticks = process::read_small(host, pid, "stat")
+        .ok()
+        .and_then(|s| process::start_time_from_stat(&s));
+    let unit = process::read_small(host, pid, "cgroup")
+        .ok()
+        .and_then(|s| process::unit_from_cgroup(&s));
+    if let Some(u) = &unit {
+        let _ = probes.record("unit_files", || {
+            let found = unit_files(host, u);
+            if found.is_empty() {
+                Err(format!("no unit file found for {u}"))
+            } else {
+                files.extend(found);
+                Ok(())
+            }
+        });
+    }
+
+    let binary = info
+        .exe
+        .clone()
+        .unwrap_or_else(|| info.argv.first().cloned().unwrap_or_default());
+    let flavour = match kind {
+        KubeletKind::Hyperkube => "hyperkube",
+        KubeletKind::Kubelite => "kubelite",
+        _ => "kubelet",
+    };
+    Ok(Kubelet {
+        pid,
+        argv: info.argv,
+        binary,
+        flavour: flavour.to_string(),
+        start_time_ticks,
+        flags,
+        config: cfg,
+        version: None,
+        unit,
+        files,
+        client_ca,
+        credential,
+    })
+}
+
+/// A path from the configuration: the kubelet resolves relative paths in its config
+/// file against the file's directory (`resolveRelativePaths`); flag paths are relative
+/// to its working directory, which we take as `/`.
+fn config_relative(path: &str, source: &Source) -> String {
+    if path.starts_with('/') {
+        return path.to_string();
+    }
+    match source.path() {
+        Some(file) => host_join(&host_dirname(file), path),
+        None => host_join("/", path),
+    }
+}
+
+fn read_credential(
+    host: &HostRoot,
+    path: &str,
+    files: &mut Vec<FileObservation>,
+) -> Result<Credential, ObsError> {
+    let text = host.read_to_string(path).map_err(obs_err)?;
+    let source = kubeconfig::parse_credential(&text, &host_dirname(path))?;
+    Ok(match source {
+        kubeconfig::CredentialSource::InlineCert(pem) => Credential::ClientCertificate {
+            cert: certs::summarize_pem(&pem)?,
+            from: "inline".to_string(),
+        },
+        kubeconfig::CredentialSource::CertFile(p) => {
+            files.push(FileObservation {
+                role: FileRole::ClientCert,
+                path: p.clone(),
+                meta: host.metadata(&p).map_err(obs_err),
+            });
+            let pem = host.read(&p).map_err(obs_err)?;
+            Credential::ClientCertificate {
+                cert: certs::summarize_pem(&pem)?,
+                from: p,
+            }
+        }
+        kubeconfig::CredentialSource::Token => Credential::Token,
+        kubeconfig::CredentialSource::Exec(command) => Credential::Exec { command },
+        kubeconfig::CredentialSource::AuthProvider(name) => Credential::AuthProvider { name },
+        kubeconfig::CredentialSource::None => Credential::None,
+    })
+}
+
+/// Walk `--config-dir` like Go's `filepath.WalkDir`: lexical order, recursive, entries
+/// examined with lstat (a symlink to a directory is not descended), files whose
+/// extension is exactly `.conf`.
+pub fn walk_dropins(host: &HostRoot, dir: &str) -> Result<Vec<String>, crate::host::HostError> {
+    let mut out = Vec::new();
+    walk(host, dir, 0, &mut out)?;
+    Ok(out)
+}
+
+fn walk(host: &HostRoot, dir: &str, depth: usize, out: &mut Vec<String>) -> Result<(), crate::host::HostError> {
+    if depth > MAX_DROPIN_DEPTH || out.len() >= MAX_DROPIN_FILES {
+        return Ok(());
+    }
+    for name in host.read_dir(dir)? {
+        let path = host_join(dir, &name);
+        let meta = host.symlink_metadata(&path)?;
+        if meta.kind == FileKind::Directory {
+            walk(host, &path, depth + 1, out)?;
+        } else if std::path::Path::new(&name).extension().map(|e| e == "conf").unwrap_or(false)
+            && name.len() > ".conf".len()
+        {
+            out.push(path);
+            if out.len() >= MAX_DROPIN_FILES {
+                break;
+            }
+        }
+    }
+    Ok(())
+}
+
+/// The unit file and its drop-ins, as systemd would load them.
+fn unit_files(host: &HostRoot, unit: &str) -> Vec<FileObservation> {
+    let mut out: Vec<FileObservation> = Vec::new();
+    let mut seen: Vec<String> = Vec::new();
+    // The unit file: the first directory in precedence order that has it.
+    for dir in UNIT_DIRS {
+        let p = host_join(dir, unit);
+        if let Ok(meta) = host.metadata(&p) {
+            if meta.kind == FileKind::File {
+                seen.push(meta.resolved.clone());
+                out.push(FileObservation {
+                    role: FileRole::ServiceUnit,
+                    path: p,
+                    meta: Ok(meta),
+                });
+                break;
+            }
+        }
+    }
+    // Drop-ins from every directory (same resolved file counted once: /lib → /usr/lib).
+    for dir in UNIT_DIRS {
+        let d = host_join(dir, &format!("{unit}.d"));
+        let Ok(names) = host.read_dir(&d) else {
+            continue;
+        };
+        for name in names.into_iter().filter(|n| n.ends_with(".conf")) {
+            let p = host_join(&d, &name);
+            let meta = host.metadata(&p).map_err(obs_err);
+            if let Ok(m) = &meta {
+                if seen.contains(&m.resolved) {
+                    continue;
+                }
+                seen.push(m.resolved.clone());
+            }
+            out.push(FileObservation {
+                role: FileRole::ServiceDropIn,
+                path: p,
+                meta,
+            });
+        }
+    }
+    out
+}

@@ -1,0 +1,261 @@
+//! Kubelet discovery in `<root>/proc`, and the pure parsers for `/proc` files.
+
+use crate::host::{HostError, HostRoot};
+
+/// Cap for `/proc/<pid>/cmdline` (Linux caps argv at a few MiB; the kubelet's is small).
+const CMDLINE_CAP: u64 = 256 * 1024;
+/// Cap for small `/proc` files (`stat`, `cgroup`, `comm`).
+const SMALL_CAP: u64 = 64 * 1024;
+
+/// A process as seen in `/proc`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ProcInfo {
+    pub pid: i32,
+    pub argv: Vec<String>,
+    /// `/proc/<pid>/exe` target, when readable.
+    pub exe: Option<String>,
+    /// True when argv contained bytes that are not UTF-8 (replaced with U+FFFD).
+    pub lossy: bool,
+}
+
+/// What kind of kubelet-bearing process this is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum KubeletKind {
+    /// A `kubelet` binary (absolute path, relative name as RKE2 runs it).
+    Kubelet,
+    /// `hyperkube kubelet ...`: flags start after the subcommand.
+    Hyperkube,
+    /// MicroK8s `kubelite --kubelet-args-file=...`.
+    Kubelite,
+    /// k3s: the kubelet runs inside `k3s server|agent`, flags only in its journal.
+    K3s,
+    /// A kube-apiserver (not a kubelet; used by the audit control).
+    ApiServer,
+}
+
+/// Split `/proc/<pid>/cmdline` bytes into argv (NUL-separated, trailing NUL optional).
+/// Returns the words and whether any were not valid UTF-8.
+pub fn split_cmdline(bytes: &[u8]) -> (Vec<String>, bool) {
+    let mut lossy = false;
+    let trimmed = bytes.strip_suffix(&[0]).unwrap_or(bytes);
+    if trimmed.is_empty() {
+        return (Vec::new(), false);
+    }
+    let words = trimmed
+        .split(|b| *b == 0)
+        .map(|w| match std::str::from_utf8(w) {
+            Ok(s) => s.to_string(),
+            Err(_) => {
+                lossy = true;
+                String::from_utf8_lossy(w).into_owned()
+            }
+        })
+        .collect();
+    (words, lossy)
+}
+
+fn basename(s: &str) -> &str {
+    s.rsplit('/').next().unwrap_or(s)
+}
+
+/// Classify a process by its argv and exe (reference §1.4, §5).
+pub fn classify(argv: &[String], exe: Option<&str>) -> Option<KubeletKind> {
+    let arg0 = argv.first().map(|a| basename(a)).unwrap_or("");
+    let exe_base = exe.map(basename).unwrap_or("");
+    // A deleted binary shows as "/usr/bin/kubelet (deleted)".
+    let exe_base = exe_base.strip_suffix(" (deleted)").unwrap_or(exe_base);
+    if arg0 == "kubelet" || (exe_base == "kubelet" && !arg0.is_empty() && !arg0.starts_with('-')) {
+        return Some(KubeletKind::Kubelet);
+    }
+    if (arg0 == "hyperkube" || exe_base == "hyperkube")
+        && argv.get(1).map(String::as_str) == Some("kubelet")
+    {
+        return Some(KubeletKind::Hyperkube);
+    }
+    if arg0 == "kubelite" || exe_base == "kubelite" {
+        return Some(KubeletKind::Kubelite);
+    }
+    if (arg0 == "k3s" || exe_base == "k3s")
+        && matches!(argv.get(1).map(String::as_str), Some("server") | Some("agent"))
+    {
+        return Some(KubeletKind::K3s);
+    }
+    // k3s rewrites its process title to "k3s-server"/"k3s-agent" (Falco lists k3s-agent).
+    if arg0 == "k3s-server" || arg0 == "k3s-agent" {
+        return Some(KubeletKind::K3s);
+    }
+    if arg0 == "kube-apiserver" || exe_base == "kube-apiserver" {
+        return Some(KubeletKind::ApiServer);
+    }
+    None
+}
+
+/// The systemd unit a process runs in, from `/proc/<pid>/cgroup`
+/// (`0::/system.slice/kubelet.service`, v1 `1:name=systemd:/system.slice/kubelet.service`).
+pub fn unit_from_cgroup(text: &str) -> Option<String> {
+    let mut best: Option<String> = None;
+    for line in text.lines() {
+        let mut parts = line.splitn(3, ':');
+        let (Some(_id), Some(ctrl), Some(path)) = (parts.next(), parts.next(), parts.next()) else {
+            continue;
+        };
+        if !(ctrl.is_empty() || ctrl == "name=systemd") {
+            continue;
+        }
+        // The innermost `.service` component names the unit.
+        if let Some(unit) = path
+            .split('/')
+            .rev()
+            .find(|c| c.ends_with(".service") && !c.contains(' '))
+        {
+            best = Some(unit.to_string());
+            if ctrl.is_empty() {
+                break;
+            }
+        }
+    }
+    best
+}
+
+/// Start time (clock ticks since boot) from `/proc/<pid>/stat`: field 22, counted after
+/// the last `)` because the command name may contain spaces and parentheses.
+pub fn start_time_from_stat(text: &str) -> Option<u64> {
+    let after = &text[text.rfind(')')? + 1..];
+    // Fields after ")" start at field 3 (state); field 22 is index 19 here.
+    after.split_whitespace().nth(19)?.parse().ok()
+}
+
+/// Read one process's argv and exe.
+pub fn read_proc(host: &HostRoot, pid: i32) -> Result<ProcInfo, HostError> {
+    let raw = host.read_capped(&format!("/proc/{pid}/cmdline"), CMDLINE_CAP)?;
+    let (argv, lossy) = split_cmdline(&raw);
+    let exe = host.read_link(&format!("/proc/{pid}/exe")).ok();
+    Ok(ProcInfo {
+        pid,
+        argv,
+        exe,
+        lossy,
+    })
+}
+
+/// Read a small `/proc/<pid>/<name>` file as text.
+pub fn read_small(host: &HostRoot, pid: i32, name: &str) -> Result<String, HostError> {
+    let bytes = host.read_capped(&format!("/proc/{pid}/{name}"), SMALL_CAP)?;
+    Ok(String::from_utf8_lossy(&bytes).into_owned())
+}
+
+/// Every numeric entry of `/proc`, ascending.
+pub fn list_pids(host: &HostRoot) -> Result<Vec<i32>, HostError> {
+    let mut pids: Vec<i32> = host
+        .read_dir("/proc")?
+        .iter()
+        .filter_map(|n| n.parse::<i32>().ok())
+        .filter(|p| *p > 0)
+        .collect();
+    pids.sort_unstable();
+    Ok(pids)
+}
+
+/// The result of scanning `/proc` for kubelet-bearing processes.
+#[derive(Debug, Clone, Default)]
+pub struct Scan {
+    pub kubelets: Vec<(ProcInfo, KubeletKind)>,
+    pub k3s: Vec<ProcInfo>,
+    pub apiservers: Vec<ProcInfo>,
+    /// Processes that vanished or could not be read during the scan (not an error).
+    pub skipped: usize,
+}
+
+/// Scan all processes. A process that exits mid-scan is skipped, never an error.
+pub fn scan(host: &HostRoot) -> Result<Scan, HostError> {
+    let mut out = Scan::default();
+    for pid in list_pids(host)? {
+        // Cheap pre-filter on `comm` would need a second read per process; cmdline alone
+        // is one read and tells us everything (comm is truncated to 15 chars anyway).
+        let info = match read_proc(host, pid) {
+            Ok(i) => i,
+            Err(_) => {
+                out.skipped += 1;
+                continue;
+            }
+        };
+        match classify(&info.argv, info.exe.as_deref()) {
+            Some(KubeletKind::K3s) => out.k3s.push(info),
+            Some(KubeletKind::ApiServer) => out.apiservers.push(info),
+            Some(kind) => out.kubelets.push((info, kind)),
+            None => {}
+        }
+    }
+    Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn v(s: &[&str]) -> Vec<String> {
+        s.iter().map(|x| x.to_string()).collect()
+    }
+
+    #[test]
+    fn cmdline_split() {
+        let (w, lossy) = split_cmdline(b"/usr/bin/kubelet\0--config=/c\0");
+        assert_eq!(w, v(&["/usr/bin/kubelet", "--config=/c"]));
+        assert!(!lossy);
+        let (w, lossy) = split_cmdline(b"kubelet\0--x=\xff\xfe\0");
+        assert_eq!(w.len(), 2);
+        assert!(lossy);
+        assert_eq!(split_cmdline(b"").0.len(), 0);
+    }
+
+    #[test]
+    fn classification() {
+        assert_eq!(classify(&v(&["/usr/bin/kubelet"]), None), Some(KubeletKind::Kubelet));
+        assert_eq!(classify(&v(&["kubelet", "--v=2"]), None), Some(KubeletKind::Kubelet));
+        assert_eq!(
+            classify(&v(&["/hyperkube", "kubelet"]), None),
+            Some(KubeletKind::Hyperkube)
+        );
+        assert_eq!(classify(&v(&["/hyperkube", "apiserver"]), None), None);
+        assert_eq!(
+            classify(&v(&["/snap/microk8s/123/kubelite", "--kubelet-args-file=/x"]), None),
+            Some(KubeletKind::Kubelite)
+        );
+        assert_eq!(
+            classify(&v(&["/usr/local/bin/k3s", "agent"]), None),
+            Some(KubeletKind::K3s)
+        );
+        assert_eq!(
+            classify(&v(&["kube-apiserver", "--audit-log-path=/x"]), None),
+            Some(KubeletKind::ApiServer)
+        );
+        assert_eq!(classify(&v(&["/usr/bin/kubelet-sentinel"]), None), None);
+        assert_eq!(classify(&v(&["bash", "-c", "kubelet"]), None), None);
+        assert_eq!(
+            classify(&v(&["/proc/self/exe"]), Some("/usr/bin/kubelet (deleted)")),
+            Some(KubeletKind::Kubelet)
+        );
+    }
+
+    #[test]
+    fn cgroup_units() {
+        assert_eq!(
+            unit_from_cgroup("0::/system.slice/kubelet.service\n").as_deref(),
+            Some("kubelet.service")
+        );
+        assert_eq!(
+            unit_from_cgroup("12:cpu:/x\n1:name=systemd:/system.slice/snap.microk8s.daemon-kubelite.service\n")
+                .as_deref(),
+            Some("snap.microk8s.daemon-kubelite.service")
+        );
+        assert_eq!(unit_from_cgroup("0::/kubepods.slice/pod1/abc\n"), None);
+        assert_eq!(unit_from_cgroup("garbage"), None);
+    }
+
+    #[test]
+    fn stat_start_time() {
+        let stat = "1234 (kube let) S 1 1234 1234 0 -1 4194560 100 0 0 0 5 6 0 0 20 0 30 0 98765 1000 200";
+        assert_eq!(start_time_from_stat(stat), Some(98765));
+        assert_eq!(start_time_from_stat("nonsense"), None);
+    }
+}
