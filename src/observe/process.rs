@@ -117,12 +117,13 @@ pub fn unit_from_cgroup(text: &str) -> Option<String> {
     best
 }
 
-/// Start time (clock ticks since boot) from `/proc/<pid>/stat`: field 22, counted after
-/// the last `)` because the command name may contain spaces and parentheses.
+/// Start time (clock ticks since boot) from `/proc/<pid>/stat` (field 22), parsed by
+/// procfs-core, which handles command names containing spaces and parentheses.
 pub fn start_time_from_stat(text: &str) -> Option<u64> {
-    let after = &text[text.rfind(')')? + 1..];
-    // Fields after ")" start at field 3 (state); field 22 is index 19 here.
-    after.split_whitespace().nth(19)?.parse().ok()
+    use procfs_core::FromRead;
+    procfs_core::process::Stat::from_read(text.as_bytes())
+        .ok()
+        .map(|s| s.starttime)
 }
 
 /// Read one process's argv and exe.
@@ -254,7 +255,7 @@ mod tests {
 
     #[test]
     fn stat_start_time() {
-        let stat = "1234 (kube let) S 1 1234 1234 0 -1 4194560 100 0 0 0 5 6 0 0 20 0 30 0 98765 1000 200";
+        let stat = "1234 (kube (let)) S 1 1234 1234 0 -1 4194560 100 0 0 0 5 6 0 0 20 0 30 0 98765 1000 200 18446744073709551615 1 1 0 0 0 0 0 0 0 0 0 0 17 1 0 0 0 0 0 0 0 0 0 0 0 0 0";
         assert_eq!(start_time_from_stat(stat), Some(98765));
         assert_eq!(start_time_from_stat("nonsense"), None);
     }

@@ -1,0 +1,284 @@
+//! Command line: `serve` (the DaemonSet agent) and `check` (one-shot report).
+//! Every flag has an environment twin.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+
+use crate::agent::{self, AgentConfig, AgentError};
+use crate::evaluate::Severity;
+use crate::host::{HostError, HostRoot};
+use crate::observe::ObserveOptions;
+use crate::policy::{Policy, PolicyError};
+use crate::publish::report::{self, Report};
+
+/// The default listen port (the Prometheus default-port-allocations range 9100–9999 is
+/// full; see README "Port").
+pub const DEFAULT_PORT: u16 = 10358;
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "kubelet-sentinel",
+    version,
+    about = "Continuous, evidence-backed kubelet hardening checks for Prometheus",
+    long_about = None
+)]
+pub struct Cli {
+    #[command(flatten)]
+    pub global: GlobalArgs,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// Flags shared by every command.
+#[derive(Debug, Clone, Args)]
+pub struct GlobalArgs {
+    /// Where the host's root filesystem is mounted (the DaemonSet uses /host).
+    #[arg(long, global = true, env = "KUBELET_SENTINEL_HOST_ROOT", default_value = "/")]
+    pub host_root: PathBuf,
+
+    /// Node name reported on every series (default: the host's hostname).
+    #[arg(long, global = true, env = "NODE_NAME")]
+    pub node_name: Option<String>,
+
+    /// Use this process as the kubelet instead of searching /proc.
+    #[arg(long, global = true, env = "KUBELET_SENTINEL_KUBELET_PID")]
+    pub kubelet_pid: Option<i32>,
+
+    /// Policy file (YAML) layered over the embedded defaults.
+    #[arg(long, global = true, env = "KUBELET_SENTINEL_POLICY")]
+    pub policy: Option<PathBuf>,
+
+    /// Cap on any single host file read, in bytes.
+    #[arg(long, global = true, env = "KUBELET_SENTINEL_MAX_READ_BYTES", default_value_t = crate::host::DEFAULT_MAX_READ)]
+    pub max_read_bytes: u64,
+
+    /// Log format.
+    #[arg(long, global = true, env = "KUBELET_SENTINEL_LOG_FORMAT", value_enum, default_value_t = LogFormat::Text)]
+    pub log_format: LogFormat,
+
+    /// Log filter (tracing EnvFilter syntax, e.g. `info` or `kubelet_sentinel=debug`).
+    #[arg(long, global = true, env = "KUBELET_SENTINEL_LOG_LEVEL", default_value = "info")]
+    pub log_level: String,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum LogFormat {
+    Text,
+    Json,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run the agent: evaluate periodically and serve /metrics, /healthz, /readyz.
+    Serve(ServeArgs),
+    /// Evaluate once, print a report and exit 0 (pass), 1 (failures at or above
+    /// --fail-on) or 2 (could not run).
+    Check(CheckArgs),
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct ServeArgs {
+    /// Address to listen on.
+    #[arg(long, env = "KUBELET_SENTINEL_LISTEN_ADDRESS", default_value_t = SocketAddr::from(([0, 0, 0, 0], DEFAULT_PORT)))]
+    pub listen_address: SocketAddr,
+
+    /// Time between full evaluations (Go-style duration: 30s, 1m, 1h30m).
+    #[arg(long, env = "KUBELET_SENTINEL_INTERVAL", default_value = "30s", value_parser = parse_duration)]
+    pub interval: Duration,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct CheckArgs {
+    /// Output format.
+    #[arg(long, env = "KUBELET_SENTINEL_FORMAT", value_enum, default_value_t = Format::Table)]
+    pub format: Format,
+
+    /// Exit 1 when a control at or above this severity fails.
+    #[arg(long, env = "KUBELET_SENTINEL_FAIL_ON", value_enum, default_value_t = FailOn::High)]
+    pub fail_on: FailOn,
+
+    /// Colour in the table output: auto (when stdout is a terminal), always, never.
+    #[arg(long, env = "KUBELET_SENTINEL_COLOR", value_enum, default_value_t = ColorChoice::Auto)]
+    pub color: ColorChoice,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum Format {
+    Table,
+    Json,
+    Junit,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum FailOn {
+    Critical,
+    High,
+    Medium,
+    Low,
+    Never,
+}
+
+impl FailOn {
+    pub fn threshold(self) -> Option<Severity> {
+        match self {
+            FailOn::Critical => Some(Severity::Critical),
+            FailOn::High => Some(Severity::High),
+            FailOn::Medium => Some(Severity::Medium),
+            FailOn::Low => Some(Severity::Low),
+            FailOn::Never => None,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum ColorChoice {
+    Auto,
+    Always,
+    Never,
+}
+
+/// Parse a Go-style duration (`30s`, `1m30s`); must be positive.
+pub fn parse_duration(s: &str) -> Result<Duration, String> {
+    match crate::observe::settings::parse_go_duration(s) {
+        Some(secs) if secs > 0.0 && secs.is_finite() => Ok(Duration::from_secs_f64(secs)),
+        Some(_) => Err(format!("{s:?}: must be positive")),
+        None => Err(format!("{s:?}: not a duration (use e.g. 30s, 1m, 1h30m)")),
+    }
+}
+
+/// Errors at the command-line boundary; every one means "could not run" (exit 2).
+#[derive(Debug, thiserror::Error)]
+pub enum CliError {
+    #[error("--host-root: {0}")]
+    HostRoot(#[from] HostError),
+    #[error(transparent)]
+    Policy(#[from] PolicyError),
+    #[error(transparent)]
+    Agent(#[from] AgentError),
+    #[error("cannot start the async runtime: {0}")]
+    Runtime(std::io::Error),
+    #[error("cannot write the report: {0}")]
+    Output(std::io::Error),
+}
+
+/// Set up logging to stderr.
+pub fn init_logging(global: &GlobalArgs) {
+    let filter = tracing_subscriber::EnvFilter::try_new(&global.log_level)
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    // A second initialisation (tests) is harmless: ignore the error.
+    let _ = match global.log_format {
+        LogFormat::Json => builder.json().try_init(),
+        LogFormat::Text => builder.try_init(),
+    };
+}
+
+fn load_common(global: &GlobalArgs) -> Result<(HostRoot, Policy, ObserveOptions), CliError> {
+    let host = HostRoot::new(&global.host_root)?.with_max_read(global.max_read_bytes);
+    let policy = match &global.policy {
+        Some(p) => Policy::load(&p.to_string_lossy())?,
+        None => Policy::embedded(),
+    };
+    let opts = ObserveOptions {
+        node_name: global.node_name.clone(),
+        kubelet_pid: global.kubelet_pid,
+    };
+    Ok((host, policy, opts))
+}
+
+/// Run a parsed command line; returns the process exit code.
+pub fn run(cli: Cli) -> Result<i32, CliError> {
+    init_logging(&cli.global);
+    let (host, policy, opts) = load_common(&cli.global)?;
+    match cli.command {
+        Command::Check(args) => {
+            let (snapshot, results, duration) = agent::evaluate_once(&host, &opts, &policy);
+            let report = Report::new(&snapshot, results, duration);
+            let colour = match args.color {
+                ColorChoice::Always => true,
+                ColorChoice::Never => false,
+                ColorChoice::Auto => {
+                    use std::io::IsTerminal;
+                    std::io::stdout().is_terminal() && std::env::var_os("NO_COLOR").is_none()
+                }
+            };
+            let out = match args.format {
+                Format::Table => report::render_table(&report, colour),
+                Format::Json => report::render_json(&report),
+                Format::Junit => report::render_junit(&report),
+            };
+            use std::io::Write;
+            let mut stdout = std::io::stdout().lock();
+            stdout
+                .write_all(out.as_bytes())
+                .and_then(|_| if out.ends_with('\n') { Ok(()) } else { stdout.write_all(b"\n") })
+                .map_err(CliError::Output)?;
+            Ok(report::exit_code(&report, args.fail_on.threshold()))
+        }
+        Command::Serve(args) => {
+            let cfg = AgentConfig {
+                host_root: cli.global.host_root.clone(),
+                node_name: opts.node_name.clone(),
+                kubelet_pid: opts.kubelet_pid,
+                interval: args.interval,
+                listen: args.listen_address,
+                policy,
+                max_read_bytes: cli.global.max_read_bytes,
+            };
+            let rt = tokio::runtime::Builder::new_multi_thread()
+                .worker_threads(2)
+                .max_blocking_threads(4)
+                .enable_all()
+                .build()
+                .map_err(CliError::Runtime)?;
+            rt.block_on(agent::run_serve(cfg))?;
+            Ok(0)
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::CommandFactory;
+
+    #[test]
+    fn cli_is_consistent() {
+        Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn durations() {
+        assert_eq!(parse_duration("30s").unwrap(), Duration::from_secs(30));
+        assert_eq!(parse_duration("1m30s").unwrap(), Duration::from_secs(90));
+        assert!(parse_duration("0s").is_err());
+        assert!(parse_duration("soon").is_err());
+    }
+
+    #[test]
+    fn every_flag_has_an_env_twin() {
+        let cmd = Cli::command();
+        let mut missing = Vec::new();
+        let mut check = |c: &clap::Command| {
+            for a in c.get_arguments() {
+                let id = a.get_id().as_str();
+                if matches!(id, "help" | "version") || a.is_positional() {
+                    continue;
+                }
+                if a.get_env().is_none() {
+                    missing.push(format!("{} --{id}", c.get_name()));
+                }
+            }
+        };
+        check(&cmd);
+        for sub in cmd.get_subcommands() {
+            check(sub);
+        }
+        assert!(missing.is_empty(), "flags without env twin: {missing:?}");
+    }
+}
