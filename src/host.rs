@@ -471,9 +471,15 @@ mod tests {
 
     #[test]
     fn host_join_and_dirname() {
-        assert_eq!(host_join("/etc/kubernetes", "pki/ca.crt"), "/etc/kubernetes/pki/ca.crt");
+        assert_eq!(
+            host_join("/etc/kubernetes", "pki/ca.crt"),
+            "/etc/kubernetes/pki/ca.crt"
+        );
         assert_eq!(host_join("/etc", "/abs"), "/abs");
-        assert_eq!(host_dirname("/etc/kubernetes/kubelet.conf"), "/etc/kubernetes");
+        assert_eq!(
+            host_dirname("/etc/kubernetes/kubelet.conf"),
+            "/etc/kubernetes"
+        );
         assert_eq!(host_dirname("/kubelet.conf"), "/");
     }
 }

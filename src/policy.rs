@@ -156,7 +156,12 @@ fn parse_mode(s: &str) -> Option<u32> {
         .filter(|m| *m <= 0o7777)
 }
 
-const TLS_VERSIONS: &[&str] = &["VersionTLS10", "VersionTLS11", "VersionTLS12", "VersionTLS13"];
+const TLS_VERSIONS: &[&str] = &[
+    "VersionTLS10",
+    "VersionTLS11",
+    "VersionTLS12",
+    "VersionTLS13",
+];
 
 impl Policy {
     /// The embedded default policy.
@@ -275,12 +280,21 @@ impl Policy {
         }
         for a in &x.allowed_bind_addresses {
             if crate::evaluate::util::parse_cidr(a).is_none() {
-                return Err(err(a, format!("allowed_bind_addresses: {a:?} is not an IP address or CIDR")));
+                return Err(err(
+                    a,
+                    format!("allowed_bind_addresses: {a:?} is not an IP address or CIDR"),
+                ));
             }
         }
         if let Some(max) = x.event_qps_max {
             if max < x.event_qps_min {
-                return Err(err("event_qps_max", format!("event_qps_max {max} is below event_qps_min {}", x.event_qps_min)));
+                return Err(err(
+                    "event_qps_max",
+                    format!(
+                        "event_qps_max {max} is below event_qps_min {}",
+                        x.event_qps_min
+                    ),
+                ));
             }
         }
         Ok(())
@@ -336,11 +350,17 @@ mod tests {
 
     #[test]
     fn errors_name_the_line() {
-        let e = Policy::from_yaml("p.yaml", "controls:\n  no-such-control:\n    enabled: false\n")
-            .unwrap_err();
+        let e = Policy::from_yaml(
+            "p.yaml",
+            "controls:\n  no-such-control:\n    enabled: false\n",
+        )
+        .unwrap_err();
         assert!(e.to_string().contains("line 2"), "{e}");
-        let e = Policy::from_yaml("p.yaml", "controls:\n  read-only-port-disabled:\n    severity: huge\n")
-            .unwrap_err();
+        let e = Policy::from_yaml(
+            "p.yaml",
+            "controls:\n  read-only-port-disabled:\n    severity: huge\n",
+        )
+        .unwrap_err();
         assert!(e.to_string().contains("line 3"), "{e}");
         let e = Policy::from_yaml("p.yaml", "expected:\n  tls_min_version: SSLv3\n").unwrap_err();
         assert!(e.to_string().contains("line 2"), "{e}");

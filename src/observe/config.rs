@@ -94,7 +94,9 @@ pub struct Setting {
 pub enum Lookup {
     Known(Setting),
     /// The value cannot be decided; the reason says why (parse error, unreadable file).
-    Unknown { reason: String },
+    Unknown {
+        reason: String,
+    },
 }
 
 impl Lookup {
@@ -190,9 +192,7 @@ impl EffectiveConfig {
                     record_leaves(&doc, &mut Vec::new(), &src, &mut cfg.provenance);
                     cfg.merged = doc;
                 }
-                Err(e) => cfg
-                    .errors
-                    .push(format!("config file {}: {e}", input.path)),
+                Err(e) => cfg.errors.push(format!("config file {}: {e}", input.path)),
             }
         }
         if let Some(e) = dropin_dir_error {
@@ -237,7 +237,9 @@ impl EffectiveConfig {
 
     fn lookup(&self, def: &SettingDef) -> Lookup {
         // 4. Flags win (kubeletConfigFlagPrecedence).
-        let flag_value = def.flag.and_then(|name| self.flags.value(name).map(|v| (name, v)));
+        let flag_value = def
+            .flag
+            .and_then(|name| self.flags.value(name).map(|v| (name, v)));
         if def.kind == SettingKind::BoolMap {
             return self.lookup_bool_map(def, flag_value);
         }
@@ -276,11 +278,7 @@ impl EffectiveConfig {
     fn lookup_files(&self, def: &SettingDef) -> Lookup {
         if self.has_errors() {
             return Lookup::Unknown {
-                reason: format!(
-                    "cannot decide {}: {}",
-                    def.key,
-                    self.errors.join("; ")
-                ),
+                reason: format!("cannot decide {}: {}", def.key, self.errors.join("; ")),
             };
         }
         let path: Vec<String> = def.path.iter().map(|s| s.to_string()).collect();
@@ -324,7 +322,9 @@ impl EffectiveConfig {
                     (def.default_config)()
                 };
                 // With --config-dir but no --config the base is the legacy flags object.
-                let note = if flags_only && self.config_dir.is_some() && self.config_file.is_none()
+                let note = if flags_only
+                    && self.config_dir.is_some()
+                    && self.config_file.is_none()
                     && (def.default_flags)() != (def.default_config)()
                 {
                     Some(format!(
@@ -629,7 +629,10 @@ mod tests {
     #[test]
     fn flags_only_defaults_are_insecure() {
         let c = EffectiveConfig::build(Flags::parse::<&str>(&[]), None, None, vec![], None);
-        assert_eq!(known(&c, "authentication.anonymous.enabled").value, json!(true));
+        assert_eq!(
+            known(&c, "authentication.anonymous.enabled").value,
+            json!(true)
+        );
         assert_eq!(known(&c, "authorization.mode").value, json!("AlwaysAllow"));
         assert_eq!(known(&c, "readOnlyPort").value, json!(10255));
         assert_eq!(
@@ -647,7 +650,10 @@ mod tests {
             vec![],
             None,
         );
-        assert_eq!(known(&c, "authentication.anonymous.enabled").value, json!(false));
+        assert_eq!(
+            known(&c, "authentication.anonymous.enabled").value,
+            json!(false)
+        );
         assert_eq!(known(&c, "readOnlyPort").value, json!(0));
         let s = known(&c, "streamingConnectionIdleTimeout");
         assert_eq!(s.value, json!("4h0m0s"));
@@ -672,7 +678,9 @@ mod tests {
         assert_eq!(known(&c, "readOnlyPort").value, json!(0));
         assert_eq!(
             known(&c, "readOnlyPort").source,
-            Source::Flag { flag: "read-only-port".into() }
+            Source::Flag {
+                flag: "read-only-port".into()
+            }
         );
         let m = known(&c, "authorization.mode");
         assert_eq!(m.value, json!("AlwaysAllow"));
@@ -680,7 +688,10 @@ mod tests {
         assert_eq!(c.merged["clusterDNS"], json!(["c"]));
         assert_eq!(known(&c, "kubeReserved").value, json!({"memory": "1Gi"}));
         // A zero duration in a drop-in is not defaulted.
-        assert_eq!(known(&c, "streamingConnectionIdleTimeout").value, json!("0s"));
+        assert_eq!(
+            known(&c, "streamingConnectionIdleTimeout").value,
+            json!("0s")
+        );
     }
 
     #[test]
@@ -690,11 +701,17 @@ mod tests {
             Flags::parse(&["--config-dir=/d"]),
             None,
             Some("/d".into()),
-            vec![input("/d/00-rke2-defaults.conf", "authentication:\n  anonymous:\n    enabled: false\n")],
+            vec![input(
+                "/d/00-rke2-defaults.conf",
+                "authentication:\n  anonymous:\n    enabled: false\n",
+            )],
             None,
         );
         assert_eq!(known(&c, "readOnlyPort").value, json!(10255));
-        assert_eq!(known(&c, "authentication.anonymous.enabled").value, json!(false));
+        assert_eq!(
+            known(&c, "authentication.anonymous.enabled").value,
+            json!(false)
+        );
         assert_eq!(known(&c, "authorization.mode").value, json!("AlwaysAllow"));
     }
 
@@ -711,7 +728,10 @@ mod tests {
             None,
         );
         assert!(matches!(c.get("readOnlyPort"), Lookup::Unknown { .. }));
-        assert_eq!(known(&c, "authentication.anonymous.enabled").value, json!(false));
+        assert_eq!(
+            known(&c, "authentication.anonymous.enabled").value,
+            json!(false)
+        );
     }
 
     #[test]
@@ -728,7 +748,9 @@ mod tests {
         );
         assert_eq!(known(&c, "readOnlyPort").value, json!(0));
         assert_eq!(
-            c.feature_gate("RotateKubeletServerCertificate").unwrap().map(|g| g.0),
+            c.feature_gate("RotateKubeletServerCertificate")
+                .unwrap()
+                .map(|g| g.0),
             Some(true)
         );
         assert!(parse_document("kind: Pod\napiVersion: v1\n").is_err());
@@ -744,7 +766,10 @@ mod tests {
             vec![],
             None,
         );
-        assert_eq!(known(&c, "featureGates").value, json!({"A": true, "B": false}));
+        assert_eq!(
+            known(&c, "featureGates").value,
+            json!({"A": true, "B": false})
+        );
         assert_eq!(c.feature_gate("A").unwrap().map(|g| g.0), Some(true));
         assert_eq!(c.feature_gate("B").unwrap().map(|g| g.0), Some(false));
     }

@@ -74,10 +74,18 @@ pub const BOOL_FLAGS: &[&str] = &[
 pub fn flag_kind(name: &str) -> FlagKind {
     match name {
         _ if BOOL_FLAGS.contains(&name) => FlagKind::Bool,
-        "tls-cipher-suites" | "cluster-dns" | "enforce-node-allocatable" | "allowed-unsafe-sysctls"
-        | "register-with-taints" | "node-ip" => FlagKind::List,
-        "kube-reserved" | "system-reserved" | "node-labels" | "qos-reserved"
-        | "eviction-minimum-reclaim" | "eviction-max-pod-grace-period-map" => FlagKind::Map,
+        "tls-cipher-suites"
+        | "cluster-dns"
+        | "enforce-node-allocatable"
+        | "allowed-unsafe-sysctls"
+        | "register-with-taints"
+        | "node-ip" => FlagKind::List,
+        "kube-reserved"
+        | "system-reserved"
+        | "node-labels"
+        | "qos-reserved"
+        | "eviction-minimum-reclaim"
+        | "eviction-max-pod-grace-period-map" => FlagKind::Map,
         "eviction-hard" | "eviction-soft" | "eviction-soft-grace-period" => FlagKind::LangleMap,
         "feature-gates" => FlagKind::BoolMap,
         _ => FlagKind::String,
@@ -182,8 +190,7 @@ impl Flags {
                         }
                         _ => {
                             if known {
-                                out.errors
-                                    .push(format!("flag needs an argument: --{name}"));
+                                out.errors.push(format!("flag needs an argument: --{name}"));
                             }
                             // Unknown flag with no value: keep it as a presence flag.
                             "true".to_string()
@@ -393,7 +400,11 @@ mod tests {
 
     #[test]
     fn equals_and_space_forms() {
-        let f = p(&["--config", "/etc/k/c.json", "--kubeconfig=/var/lib/kubelet/kubeconfig"]);
+        let f = p(&[
+            "--config",
+            "/etc/k/c.json",
+            "--kubeconfig=/var/lib/kubelet/kubeconfig",
+        ]);
         assert_eq!(f.last("config"), Some("/etc/k/c.json"));
         assert_eq!(f.last("kubeconfig"), Some("/var/lib/kubelet/kubeconfig"));
         assert!(f.positional.is_empty());
@@ -436,7 +447,11 @@ mod tests {
         assert_eq!(g.get("B"), Some(&true));
         assert_eq!(
             f.value("tls-cipher-suites"),
-            Some(Ok(FlagValue::List(vec!["X".into(), "Y".into(), "Z".into()])))
+            Some(Ok(FlagValue::List(vec![
+                "X".into(),
+                "Y".into(),
+                "Z".into()
+            ])))
         );
         let Some(Ok(FlagValue::Map(m))) = f.value("kube-reserved") else {
             panic!()
@@ -485,7 +500,10 @@ mod tests {
             words[1],
             "--eviction-hard=memory.available<100Mi,nodefs.available<1Gi"
         );
-        assert_eq!(words[2], "--root-dir=/var/snap/microk8s/common/var/lib/kubelet");
+        assert_eq!(
+            words[2],
+            "--root-dir=/var/snap/microk8s/common/var/lib/kubelet"
+        );
         assert_eq!(words.len(), 4);
     }
 }

@@ -24,10 +24,21 @@ fn invalid(msg: impl Into<String>) -> ObsError {
 /// Parse a kubeconfig (YAML or JSON) and find the credential of the current context's
 /// user. `kubeconfig_dir` resolves relative `client-certificate` paths, as client-go does.
 pub fn parse_credential(text: &str, kubeconfig_dir: &str) -> Result<CredentialSource, ObsError> {
-    let doc: Value = serde_saphyr::from_str(text).map_err(|e| invalid(format!("kubeconfig: invalid YAML: {e}")))?;
-    let obj = doc.as_object().ok_or_else(|| invalid("kubeconfig: not a mapping"))?;
-    let users = obj.get("users").and_then(Value::as_array).cloned().unwrap_or_default();
-    let contexts = obj.get("contexts").and_then(Value::as_array).cloned().unwrap_or_default();
+    let doc: Value = serde_saphyr::from_str(text)
+        .map_err(|e| invalid(format!("kubeconfig: invalid YAML: {e}")))?;
+    let obj = doc
+        .as_object()
+        .ok_or_else(|| invalid("kubeconfig: not a mapping"))?;
+    let users = obj
+        .get("users")
+        .and_then(Value::as_array)
+        .cloned()
+        .unwrap_or_default();
+    let contexts = obj
+        .get("contexts")
+        .and_then(Value::as_array)
+        .cloned()
+        .unwrap_or_default();
     let named = |list: &[Value], name: &str, field: &str| -> Option<Value> {
         list.iter()
             .find(|e| e.get("name").and_then(Value::as_str) == Some(name))
@@ -49,19 +60,36 @@ pub fn parse_credential(text: &str, kubeconfig_dir: &str) -> Result<CredentialSo
     };
     let user = named(&users, &user_name, "user")
         .ok_or_else(|| invalid(format!("kubeconfig: user {user_name:?} not found")))?;
-    let s = |k: &str| user.get(k).and_then(Value::as_str).filter(|v| !v.is_empty());
+    let s = |k: &str| {
+        user.get(k)
+            .and_then(Value::as_str)
+            .filter(|v| !v.is_empty())
+    };
     if let Some(data) = s("client-certificate-data") {
-        return Ok(CredentialSource::InlineCert(super::certs::decode_base64(data)?));
+        return Ok(CredentialSource::InlineCert(super::certs::decode_base64(
+            data,
+        )?));
     }
     if let Some(path) = s("client-certificate") {
-        return Ok(CredentialSource::CertFile(crate::host::host_join(kubeconfig_dir, path)));
+        return Ok(CredentialSource::CertFile(crate::host::host_join(
+            kubeconfig_dir,
+            path,
+        )));
     }
     if let Some(exec) = user.get("exec") {
-        let cmd = exec.get("command").and_then(Value::as_str).unwrap_or("").to_string();
+        let cmd = exec
+            .get("command")
+            .and_then(Value::as_str)
+            .unwrap_or("")
+            .to_string();
         return Ok(CredentialSource::Exec(cmd));
     }
     if let Some(ap) = user.get("auth-provider") {
-        let name = ap.get("name").and_then(Value::as_str).unwrap_or("").to_string();
+        let name = ap
+            .get("name")
+            .and_then(Value::as_str)
+            .unwrap_or("")
+            .to_string();
         return Ok(CredentialSource::AuthProvider(name));
     }
     if s("token").is_some() || s("tokenFile").is_some() {
@@ -96,6 +124,9 @@ mod tests {
     fn broken_inputs_are_errors() {
         assert!(parse_credential("[", "/").is_err());
         assert!(parse_credential("current-context: nope\n", "/").is_err());
-        assert_eq!(parse_credential("users: []\n", "/").unwrap(), CredentialSource::None);
+        assert_eq!(
+            parse_credential("users: []\n", "/").unwrap(),
+            CredentialSource::None
+        );
     }
 }

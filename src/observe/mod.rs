@@ -10,7 +10,7 @@ pub mod kubeconfig;
 pub mod process;
 pub mod settings;
 
-use std::time::{Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use serde_json::Value;
 
@@ -83,7 +83,11 @@ pub fn node_name(host: &HostRoot, explicit: Option<&str>) -> String {
     }
     if let Ok(text) = host.read_capped("/etc/hostname", 4096) {
         let name = String::from_utf8_lossy(&text);
-        if let Some(first) = name.lines().map(str::trim).find(|l| !l.is_empty() && !l.starts_with('#')) {
+        if let Some(first) = name
+            .lines()
+            .map(str::trim)
+            .find(|l| !l.is_empty() && !l.starts_with('#'))
+        {
             return first.to_string();
         }
     }
@@ -96,8 +100,61 @@ pub fn node_name(host: &HostRoot, explicit: Option<&str>) -> String {
     "unknown".to_string()
 }
 
-/// Observe the host once.
+/// How often a cached discovery is confirmed by a full `/proc` scan (new kubelet
+/// candidates, a new kube-apiserver). In between, the cached pids are re-validated
+/// cheaply (same pid, same start time, same kind).
+pub const RESCAN_EVERY: Duration = Duration::from_secs(300);
+
+/// A process remembered between observations.
+#[derive(Debug, Clone)]
+struct CachedProc {
+    pid: i32,
+    start: Option<u64>,
+}
+
+/// Discovery state kept between observations, so that once the kubelet's pid is known an
+/// evaluation does not scan all of `/proc`.
+#[derive(Debug, Default)]
+struct Cache {
+    kubelet: Option<CachedProc>,
+    kubelet_note: Option<String>,
+    apiserver: Option<CachedProc>,
+    last_scan: Option<Instant>,
+}
+
+/// A long-lived observer (the agent keeps one; `check` uses [`observe`]).
+#[derive(Debug)]
+pub struct Observer {
+    host: HostRoot,
+    opts: ObserveOptions,
+    cache: Cache,
+}
+
+impl Observer {
+    pub fn new(host: HostRoot, opts: ObserveOptions) -> Self {
+        Observer {
+            host,
+            opts,
+            cache: Cache::default(),
+        }
+    }
+
+    pub fn host(&self) -> &HostRoot {
+        &self.host
+    }
+
+    /// Observe the host, reusing the cached discovery while it is still valid.
+    pub fn observe(&mut self) -> Snapshot {
+        observe_with(&self.host, &self.opts, &mut self.cache)
+    }
+}
+
+/// Observe the host once (a full discovery scan).
 pub fn observe(host: &HostRoot, opts: &ObserveOptions) -> Snapshot {
+    observe_with(host, opts, &mut Cache::default())
+}
+
+fn observe_with(host: &HostRoot, opts: &ObserveOptions, cache: &mut Cache) -> Snapshot {
     let taken_at = now_unix();
     let mut probes = Probes(Vec::new());
     let node = node_name(host, opts.node_name.as_deref());
@@ -105,7 +162,7 @@ pub fn observe(host: &HostRoot, opts: &ObserveOptions) -> Snapshot {
     // 1. process discovery.
     let mut apiserver_info: Option<ProcInfo> = None;
     let found = probes.record("process", || {
-        discover(host, opts.kubelet_pid, &mut apiserver_info)
+        discover(host, opts.kubelet_pid, cache, &mut apiserver_info)
     });
     let (discovery, chosen) = match found {
         Ok((d, c)) => (d, c),
@@ -146,37 +203,94 @@ pub fn observe(host: &HostRoot, opts: &ObserveOptions) -> Snapshot {
 
 type Chosen = Option<(ProcInfo, KubeletKind)>;
 
+fn proc_start(host: &HostRoot, pid: i32) -> Option<u64> {
+    process::read_small(host, pid, "stat")
+        .ok()
+        .and_then(|s| process::start_time_from_stat(&s))
+}
+
+/// Re-read a cached process; `None` when it is gone, restarted (new start time) or no
+/// longer of the wanted kind.
+fn revalidate(
+    host: &HostRoot,
+    cached: &CachedProc,
+    want: impl Fn(Option<KubeletKind>) -> bool,
+) -> Option<(ProcInfo, Option<KubeletKind>)> {
+    let info = process::read_proc(host, cached.pid).ok()?;
+    if proc_start(host, cached.pid) != cached.start {
+        return None;
+    }
+    let kind = process::classify(&info.argv, info.exe.as_deref());
+    want(kind).then_some((info, kind))
+}
+
+fn is_kubelet(k: Option<KubeletKind>) -> bool {
+    matches!(
+        k,
+        Some(KubeletKind::Kubelet | KubeletKind::Hyperkube | KubeletKind::Kubelite)
+    )
+}
+
 fn discover(
     host: &HostRoot,
     pinned: Option<i32>,
+    cache: &mut Cache,
     apiserver: &mut Option<ProcInfo>,
 ) -> Result<(Discovery, Chosen), String> {
-    if let Some(pid) = pinned {
-        let info = process::read_proc(host, pid).map_err(|e| format!("--kubelet-pid {pid}: {e}"))?;
-        // The apiserver is still looked for (cheaply) on control-plane nodes.
-        if let Ok(scan) = process::scan(host) {
-            *apiserver = scan.apiservers.into_iter().next();
-        }
-        let kind = match process::classify(&info.argv, info.exe.as_deref()) {
-            Some(KubeletKind::K3s) => {
-                return Ok((
-                    Discovery::Unsupported {
-                        pid,
-                        reason: k3s_reason(pid),
-                    },
-                    None,
-                ))
-            }
-            Some(k @ (KubeletKind::Kubelet | KubeletKind::Hyperkube | KubeletKind::Kubelite)) => k,
-            _ => KubeletKind::Kubelet,
+    let fresh = cache
+        .last_scan
+        .map(|t| t.elapsed() < RESCAN_EVERY)
+        .unwrap_or(false);
+    // Fast path: everything cached is still valid and the last scan is recent.
+    if fresh {
+        let api_ok = match &cache.apiserver {
+            Some(c) => match revalidate(host, c, |k| k == Some(KubeletKind::ApiServer)) {
+                Some((info, _)) => {
+                    *apiserver = Some(info);
+                    true
+                }
+                None => false,
+            },
+            None => true,
         };
-        let note = Some(format!("pinned with --kubelet-pid {pid}"));
-        return Ok((Discovery::Found { pid, note }, Some((info, kind))));
+        let kubelet_cached = match (pinned, &cache.kubelet) {
+            (Some(_), _) => None,
+            (None, Some(c)) => revalidate(host, c, is_kubelet),
+            (None, None) => None,
+        };
+        if api_ok {
+            if let Some(pid) = pinned {
+                return pinned_discovery(host, pid);
+            }
+            if let Some((info, Some(kind))) = kubelet_cached {
+                let note = cache.kubelet_note.clone();
+                return Ok((
+                    Discovery::Found {
+                        pid: info.pid,
+                        note,
+                    },
+                    Some((info, kind)),
+                ));
+            }
+        }
+        *apiserver = None;
     }
+
+    // Full scan.
     let scan = process::scan(host).map_err(|e| format!("cannot list processes: {e}"))?;
-    *apiserver = scan.apiservers.into_iter().next();
+    cache.last_scan = Some(Instant::now());
+    let api = scan.apiservers.into_iter().next();
+    cache.apiserver = api.as_ref().map(|p| CachedProc {
+        pid: p.pid,
+        start: proc_start(host, p.pid),
+    });
+    *apiserver = api;
+    if let Some(pid) = pinned {
+        return pinned_discovery(host, pid);
+    }
     let mut kubelets = scan.kubelets;
     if kubelets.is_empty() {
+        cache.kubelet = None;
         if let Some(k3s) = scan.k3s.first() {
             return Ok((
                 Discovery::Unsupported {
@@ -204,8 +318,43 @@ fn discover(
             kubelets[0].0.pid
         )
     });
+    if let Some(n) = &note {
+        tracing::warn!("{n}");
+    }
     let (info, kind) = kubelets.swap_remove(0);
-    Ok((Discovery::Found { pid: info.pid, note }, Some((info, kind))))
+    cache.kubelet = Some(CachedProc {
+        pid: info.pid,
+        start: proc_start(host, info.pid),
+    });
+    cache.kubelet_note = note.clone();
+    Ok((
+        Discovery::Found {
+            pid: info.pid,
+            note,
+        },
+        Some((info, kind)),
+    ))
+}
+
+/// `--kubelet-pid`: that process is the kubelet, whatever its name (a k3s process is
+/// still reported as unsupported).
+fn pinned_discovery(host: &HostRoot, pid: i32) -> Result<(Discovery, Chosen), String> {
+    let info = process::read_proc(host, pid).map_err(|e| format!("--kubelet-pid {pid}: {e}"))?;
+    let kind = match process::classify(&info.argv, info.exe.as_deref()) {
+        Some(KubeletKind::K3s) => {
+            return Ok((
+                Discovery::Unsupported {
+                    pid,
+                    reason: k3s_reason(pid),
+                },
+                None,
+            ))
+        }
+        Some(k @ (KubeletKind::Kubelet | KubeletKind::Hyperkube | KubeletKind::Kubelite)) => k,
+        _ => KubeletKind::Kubelet,
+    };
+    let note = Some(format!("pinned with --kubelet-pid {pid}"));
+    Ok((Discovery::Found { pid, note }, Some((info, kind))))
 }
 
 fn k3s_reason(pid: i32) -> String {
@@ -251,7 +400,10 @@ fn observe_kubelet(
         Ok::<_, String>(Flags::parse(&args))
     })?;
     if info.lossy {
-        tracing::warn!(pid, "kubelet command line has non-UTF-8 bytes; replaced with U+FFFD");
+        tracing::warn!(
+            pid,
+            "kubelet command line has non-UTF-8 bytes; replaced with U+FFFD"
+        );
     }
 
     // 3. effective configuration.
@@ -292,7 +444,8 @@ fn observe_kubelet(
                 },
                 None => (Vec::new(), None),
             };
-            let cfg = EffectiveConfig::build(flags.clone(), main, config_dir.clone(), dropins, dir_err);
+            let cfg =
+                EffectiveConfig::build(flags.clone(), main, config_dir.clone(), dropins, dir_err);
             let result = if cfg.errors.is_empty() {
                 Ok(())
             } else {
@@ -360,7 +513,8 @@ fn observe_kubelet(
         .known()
         .map(|s| s.value == Value::Bool(true))
         .unwrap_or(false);
-    let (cert_path, key_path) = match (str_setting("tlsCertFile"), str_setting("tlsPrivateKeyFile")) {
+    let (cert_path, key_path) = match (str_setting("tlsCertFile"), str_setting("tlsPrivateKeyFile"))
+    {
         (Some((c, _)), Some((k, _))) => (Some(c), Some(k)),
         _ if bootstrap => {
             let p = host_join(&cert_dir, "kubelet-server-current.pem");
@@ -388,7 +542,12 @@ fn observe_kubelet(
         }
         let unreadable: Vec<String> = files
             .iter()
-            .filter_map(|f| f.meta.as_ref().err().filter(|e| e.kind == ObsErrorKind::Unreadable))
+            .filter_map(|f| {
+                f.meta
+                    .as_ref()
+                    .err()
+                    .filter(|e| e.kind == ObsErrorKind::Unreadable)
+            })
             .map(|e| e.message.clone())
             .collect();
         if unreadable.is_empty() {
@@ -399,9 +558,7 @@ fn observe_kubelet(
     });
 
     // 7. systemd unit and its drop-ins.
-    let start_time_ticks = process::read_small(host, pid, "stat")
-        .ok()
-        .and_then(|s| process::start_time_from_stat(&s));
+    let start_time_ticks = proc_start(host, pid);
     let unit = process::read_small(host, pid, "cgroup")
         .ok()
         .and_then(|s| process::unit_from_cgroup(&s));
@@ -495,7 +652,12 @@ pub fn walk_dropins(host: &HostRoot, dir: &str) -> Result<Vec<String>, crate::ho
     Ok(out)
 }
 
-fn walk(host: &HostRoot, dir: &str, depth: usize, out: &mut Vec<String>) -> Result<(), crate::host::HostError> {
+fn walk(
+    host: &HostRoot,
+    dir: &str,
+    depth: usize,
+    out: &mut Vec<String>,
+) -> Result<(), crate::host::HostError> {
     if depth > MAX_DROPIN_DEPTH || out.len() >= MAX_DROPIN_FILES {
         return Ok(());
     }
@@ -504,7 +666,10 @@ fn walk(host: &HostRoot, dir: &str, depth: usize, out: &mut Vec<String>) -> Resu
         let meta = host.symlink_metadata(&path)?;
         if meta.kind == FileKind::Directory {
             walk(host, &path, depth + 1, out)?;
-        } else if std::path::Path::new(&name).extension().map(|e| e == "conf").unwrap_or(false)
+        } else if std::path::Path::new(&name)
+            .extension()
+            .map(|e| e == "conf")
+            .unwrap_or(false)
             && name.len() > ".conf".len()
         {
             out.push(path);
@@ -558,4 +723,77 @@ fn unit_files(host: &HostRoot, unit: &str) -> Vec<FileObservation> {
         }
     }
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn write_proc(root: &std::path::Path, pid: i32, argv: &[&str], start: u64) {
+        let d = root.join(format!("proc/{pid}"));
+        std::fs::create_dir_all(&d).unwrap();
+        let mut cmd = Vec::new();
+        for a in argv {
+            cmd.extend_from_slice(a.as_bytes());
+            cmd.push(0);
+        }
+        std::fs::write(d.join("cmdline"), cmd).unwrap();
+        let stat = format!(
+            "{pid} (x) S 1 1 1 0 -1 0 0 0 0 0 0 0 0 0 20 0 1 0 {start} 0 0 18446744073709551615 1 1 0 0 0 0 0 0 0 0 0 0 17 1 0 0 0 0 0 0 0 0 0 0 0 0 0"
+        );
+        std::fs::write(d.join("stat"), stat).unwrap();
+    }
+
+    fn found_pid(s: &Snapshot) -> Option<i32> {
+        match s.discovery {
+            Discovery::Found { pid, .. } => Some(pid),
+            _ => None,
+        }
+    }
+
+    #[test]
+    fn cached_discovery_follows_restarts() {
+        let dir = tempfile::tempdir().unwrap();
+        let r = dir.path();
+        write_proc(r, 1, &["/sbin/init"], 1);
+        write_proc(r, 100, &["/usr/bin/kubelet", "--anonymous-auth=false"], 500);
+        let host = HostRoot::new(r).unwrap();
+        let mut obs = Observer::new(host, ObserveOptions::default());
+        let a = obs.observe();
+        assert_eq!(found_pid(&a), Some(100));
+        // Same pid, same start: the cache is used and the answer is the same.
+        assert_eq!(found_pid(&obs.observe()), Some(100));
+        // The kubelet restarts with a new pid: the cache is invalid, a scan finds it.
+        std::fs::remove_dir_all(r.join("proc/100")).unwrap();
+        write_proc(r, 300, &["/usr/bin/kubelet", "--anonymous-auth=true"], 900);
+        let b = obs.observe();
+        assert_eq!(found_pid(&b), Some(300));
+        let k = b.kubelet.unwrap();
+        assert_eq!(k.flags.last("anonymous-auth"), Some("true"));
+        // Pid reuse by another program is not mistaken for the kubelet.
+        std::fs::remove_dir_all(r.join("proc/300")).unwrap();
+        write_proc(r, 300, &["/usr/sbin/nginx"], 950);
+        let c = obs.observe();
+        assert!(
+            matches!(c.discovery, Discovery::NotFound { .. }),
+            "{:?}",
+            c.discovery
+        );
+    }
+
+    #[test]
+    fn several_candidates_pick_lowest_and_say_so() {
+        let dir = tempfile::tempdir().unwrap();
+        let r = dir.path();
+        write_proc(r, 700, &["kubelet"], 5);
+        write_proc(r, 42, &["/usr/bin/kubelet"], 4);
+        let snap = observe(&HostRoot::new(r).unwrap(), &ObserveOptions::default());
+        match snap.discovery {
+            Discovery::Found { pid, note } => {
+                assert_eq!(pid, 42);
+                assert!(note.unwrap().contains("2 kubelet candidates"));
+            }
+            other => panic!("{other:?}"),
+        }
+    }
 }

@@ -76,7 +76,10 @@ pub fn classify(argv: &[String], exe: Option<&str>) -> Option<KubeletKind> {
         return Some(KubeletKind::Kubelite);
     }
     if (arg0 == "k3s" || exe_base == "k3s")
-        && matches!(argv.get(1).map(String::as_str), Some("server") | Some("agent"))
+        && matches!(
+            argv.get(1).map(String::as_str),
+            Some("server") | Some("agent")
+        )
     {
         return Some(KubeletKind::K3s);
     }
@@ -211,15 +214,24 @@ mod tests {
 
     #[test]
     fn classification() {
-        assert_eq!(classify(&v(&["/usr/bin/kubelet"]), None), Some(KubeletKind::Kubelet));
-        assert_eq!(classify(&v(&["kubelet", "--v=2"]), None), Some(KubeletKind::Kubelet));
+        assert_eq!(
+            classify(&v(&["/usr/bin/kubelet"]), None),
+            Some(KubeletKind::Kubelet)
+        );
+        assert_eq!(
+            classify(&v(&["kubelet", "--v=2"]), None),
+            Some(KubeletKind::Kubelet)
+        );
         assert_eq!(
             classify(&v(&["/hyperkube", "kubelet"]), None),
             Some(KubeletKind::Hyperkube)
         );
         assert_eq!(classify(&v(&["/hyperkube", "apiserver"]), None), None);
         assert_eq!(
-            classify(&v(&["/snap/microk8s/123/kubelite", "--kubelet-args-file=/x"]), None),
+            classify(
+                &v(&["/snap/microk8s/123/kubelite", "--kubelet-args-file=/x"]),
+                None
+            ),
             Some(KubeletKind::Kubelite)
         );
         assert_eq!(
@@ -245,8 +257,10 @@ mod tests {
             Some("kubelet.service")
         );
         assert_eq!(
-            unit_from_cgroup("12:cpu:/x\n1:name=systemd:/system.slice/snap.microk8s.daemon-kubelite.service\n")
-                .as_deref(),
+            unit_from_cgroup(
+                "12:cpu:/x\n1:name=systemd:/system.slice/snap.microk8s.daemon-kubelite.service\n"
+            )
+            .as_deref(),
             Some("snap.microk8s.daemon-kubelite.service")
         );
         assert_eq!(unit_from_cgroup("0::/kubepods.slice/pod1/abc\n"), None);

@@ -79,37 +79,254 @@ macro_rules! setting {
 
 /// Every setting the controls read. Defaults: reference §2.2.
 pub static SETTINGS: &[SettingDef] = &[
-    setting!("authentication.anonymous.enabled", ["authentication", "anonymous", "enabled"], Some("anonymous-auth"), Bool, f, t),
-    setting!("authentication.webhook.enabled", ["authentication", "webhook", "enabled"], Some("authentication-token-webhook"), Bool, t, f),
-    setting!("authentication.webhook.cacheTTL", ["authentication", "webhook", "cacheTTL"], Some("authentication-token-webhook-cache-ttl"), Duration, || json!("2m0s"), || json!("2m0s")),
-    setting!("authentication.x509.clientCAFile", ["authentication", "x509", "clientCAFile"], Some("client-ca-file"), String, empty_str, empty_str),
-    setting!("authorization.mode", ["authorization", "mode"], Some("authorization-mode"), String, || json!("Webhook"), || json!("AlwaysAllow")),
-    setting!("authorization.webhook.cacheAuthorizedTTL", ["authorization", "webhook", "cacheAuthorizedTTL"], Some("authorization-webhook-cache-authorized-ttl"), Duration, || json!("5m0s"), || json!("5m0s")),
-    setting!("authorization.webhook.cacheUnauthorizedTTL", ["authorization", "webhook", "cacheUnauthorizedTTL"], Some("authorization-webhook-cache-unauthorized-ttl"), Duration, || json!("30s"), || json!("30s")),
-    setting!("readOnlyPort", ["readOnlyPort"], Some("read-only-port"), Int, || json!(0), || json!(10255)),
-    setting!("port", ["port"], Some("port"), Int, || json!(10250), || json!(10250)),
-    setting!("address", ["address"], Some("address"), String, || json!("0.0.0.0"), || json!("0.0.0.0")),
-    setting!("healthzPort", ["healthzPort"], Some("healthz-port"), Int, || json!(10248), || json!(10248)),
-    setting!("healthzBindAddress", ["healthzBindAddress"], Some("healthz-bind-address"), String, || json!("127.0.0.1"), || json!("127.0.0.1")),
-    setting!("streamingConnectionIdleTimeout", ["streamingConnectionIdleTimeout"], Some("streaming-connection-idle-timeout"), Duration, || json!("4h0m0s"), || json!("4h0m0s")),
-    setting!("protectKernelDefaults", ["protectKernelDefaults"], Some("protect-kernel-defaults"), Bool, f, f),
-    setting!("makeIPTablesUtilChains", ["makeIPTablesUtilChains"], Some("make-iptables-util-chains"), Bool, t, t),
-    setting!("eventRecordQPS", ["eventRecordQPS"], Some("event-qps"), Int, || json!(50), || json!(50)),
-    setting!("eventBurst", ["eventBurst"], Some("event-burst"), Int, || json!(100), || json!(100)),
-    setting!("rotateCertificates", ["rotateCertificates"], Some("rotate-certificates"), Bool, f, f),
-    setting!("serverTLSBootstrap", ["serverTLSBootstrap"], Some("rotate-server-certificates"), Bool, f, f),
-    setting!("tlsMinVersion", ["tlsMinVersion"], Some("tls-min-version"), String, empty_str, empty_str),
-    setting!("tlsCipherSuites", ["tlsCipherSuites"], Some("tls-cipher-suites"), StringList, empty_list, empty_list),
-    setting!("tlsCertFile", ["tlsCertFile"], Some("tls-cert-file"), String, empty_str, empty_str),
-    setting!("tlsPrivateKeyFile", ["tlsPrivateKeyFile"], Some("tls-private-key-file"), String, empty_str, empty_str),
-    setting!("podPidsLimit", ["podPidsLimit"], Some("pod-max-pids"), Int, || json!(-1), || json!(-1)),
-    setting!("seccompDefault", ["seccompDefault"], Some("seccomp-default"), Bool, f, f),
-    setting!("kubeReserved", ["kubeReserved"], Some("kube-reserved"), StringMap, empty_map, empty_map),
-    setting!("systemReserved", ["systemReserved"], Some("system-reserved"), StringMap, empty_map, empty_map),
-    setting!("evictionHard", ["evictionHard"], Some("eviction-hard"), StringMap, default_eviction_hard, default_eviction_hard),
-    setting!("featureGates", ["featureGates"], Some("feature-gates"), BoolMap, empty_map, empty_map),
-    setting!("enableDebuggingHandlers", ["enableDebuggingHandlers"], Some("enable-debugging-handlers"), Bool, t, t),
-    setting!("enableServer", ["enableServer"], Some("enable-server"), Bool, t, t),
+    setting!(
+        "authentication.anonymous.enabled",
+        ["authentication", "anonymous", "enabled"],
+        Some("anonymous-auth"),
+        Bool,
+        f,
+        t
+    ),
+    setting!(
+        "authentication.webhook.enabled",
+        ["authentication", "webhook", "enabled"],
+        Some("authentication-token-webhook"),
+        Bool,
+        t,
+        f
+    ),
+    setting!(
+        "authentication.webhook.cacheTTL",
+        ["authentication", "webhook", "cacheTTL"],
+        Some("authentication-token-webhook-cache-ttl"),
+        Duration,
+        || json!("2m0s"),
+        || json!("2m0s")
+    ),
+    setting!(
+        "authentication.x509.clientCAFile",
+        ["authentication", "x509", "clientCAFile"],
+        Some("client-ca-file"),
+        String,
+        empty_str,
+        empty_str
+    ),
+    setting!(
+        "authorization.mode",
+        ["authorization", "mode"],
+        Some("authorization-mode"),
+        String,
+        || json!("Webhook"),
+        || json!("AlwaysAllow")
+    ),
+    setting!(
+        "authorization.webhook.cacheAuthorizedTTL",
+        ["authorization", "webhook", "cacheAuthorizedTTL"],
+        Some("authorization-webhook-cache-authorized-ttl"),
+        Duration,
+        || json!("5m0s"),
+        || json!("5m0s")
+    ),
+    setting!(
+        "authorization.webhook.cacheUnauthorizedTTL",
+        ["authorization", "webhook", "cacheUnauthorizedTTL"],
+        Some("authorization-webhook-cache-unauthorized-ttl"),
+        Duration,
+        || json!("30s"),
+        || json!("30s")
+    ),
+    setting!(
+        "readOnlyPort",
+        ["readOnlyPort"],
+        Some("read-only-port"),
+        Int,
+        || json!(0),
+        || json!(10255)
+    ),
+    setting!(
+        "port",
+        ["port"],
+        Some("port"),
+        Int,
+        || json!(10250),
+        || json!(10250)
+    ),
+    setting!(
+        "address",
+        ["address"],
+        Some("address"),
+        String,
+        || json!("0.0.0.0"),
+        || json!("0.0.0.0")
+    ),
+    setting!(
+        "healthzPort",
+        ["healthzPort"],
+        Some("healthz-port"),
+        Int,
+        || json!(10248),
+        || json!(10248)
+    ),
+    setting!(
+        "healthzBindAddress",
+        ["healthzBindAddress"],
+        Some("healthz-bind-address"),
+        String,
+        || json!("127.0.0.1"),
+        || json!("127.0.0.1")
+    ),
+    setting!(
+        "streamingConnectionIdleTimeout",
+        ["streamingConnectionIdleTimeout"],
+        Some("streaming-connection-idle-timeout"),
+        Duration,
+        || json!("4h0m0s"),
+        || json!("4h0m0s")
+    ),
+    setting!(
+        "protectKernelDefaults",
+        ["protectKernelDefaults"],
+        Some("protect-kernel-defaults"),
+        Bool,
+        f,
+        f
+    ),
+    setting!(
+        "makeIPTablesUtilChains",
+        ["makeIPTablesUtilChains"],
+        Some("make-iptables-util-chains"),
+        Bool,
+        t,
+        t
+    ),
+    setting!(
+        "eventRecordQPS",
+        ["eventRecordQPS"],
+        Some("event-qps"),
+        Int,
+        || json!(50),
+        || json!(50)
+    ),
+    setting!(
+        "eventBurst",
+        ["eventBurst"],
+        Some("event-burst"),
+        Int,
+        || json!(100),
+        || json!(100)
+    ),
+    setting!(
+        "rotateCertificates",
+        ["rotateCertificates"],
+        Some("rotate-certificates"),
+        Bool,
+        f,
+        f
+    ),
+    setting!(
+        "serverTLSBootstrap",
+        ["serverTLSBootstrap"],
+        Some("rotate-server-certificates"),
+        Bool,
+        f,
+        f
+    ),
+    setting!(
+        "tlsMinVersion",
+        ["tlsMinVersion"],
+        Some("tls-min-version"),
+        String,
+        empty_str,
+        empty_str
+    ),
+    setting!(
+        "tlsCipherSuites",
+        ["tlsCipherSuites"],
+        Some("tls-cipher-suites"),
+        StringList,
+        empty_list,
+        empty_list
+    ),
+    setting!(
+        "tlsCertFile",
+        ["tlsCertFile"],
+        Some("tls-cert-file"),
+        String,
+        empty_str,
+        empty_str
+    ),
+    setting!(
+        "tlsPrivateKeyFile",
+        ["tlsPrivateKeyFile"],
+        Some("tls-private-key-file"),
+        String,
+        empty_str,
+        empty_str
+    ),
+    setting!(
+        "podPidsLimit",
+        ["podPidsLimit"],
+        Some("pod-max-pids"),
+        Int,
+        || json!(-1),
+        || json!(-1)
+    ),
+    setting!(
+        "seccompDefault",
+        ["seccompDefault"],
+        Some("seccomp-default"),
+        Bool,
+        f,
+        f
+    ),
+    setting!(
+        "kubeReserved",
+        ["kubeReserved"],
+        Some("kube-reserved"),
+        StringMap,
+        empty_map,
+        empty_map
+    ),
+    setting!(
+        "systemReserved",
+        ["systemReserved"],
+        Some("system-reserved"),
+        StringMap,
+        empty_map,
+        empty_map
+    ),
+    setting!(
+        "evictionHard",
+        ["evictionHard"],
+        Some("eviction-hard"),
+        StringMap,
+        default_eviction_hard,
+        default_eviction_hard
+    ),
+    setting!(
+        "featureGates",
+        ["featureGates"],
+        Some("feature-gates"),
+        BoolMap,
+        empty_map,
+        empty_map
+    ),
+    setting!(
+        "enableDebuggingHandlers",
+        ["enableDebuggingHandlers"],
+        Some("enable-debugging-handlers"),
+        Bool,
+        t,
+        t
+    ),
+    setting!(
+        "enableServer",
+        ["enableServer"],
+        Some("enable-server"),
+        Bool,
+        t,
+        t
+    ),
 ];
 
 /// Look up a setting by key.
