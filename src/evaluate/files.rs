@@ -1,4 +1,720 @@
-//! (family under construction)
-use super::Control;
+//! Practice 4: permissions and ownership of the files the kubelet trusts (CIS 4.1).
 
-pub static CONTROLS: &[Control] = &[];
+use super::util::{file_line, kubelet, mode_str, obs_kind_str, PRACTICE_HARDENING};
+use super::{Control, Ctx, Family, Needs, Outcome, Severity};
+use crate::snapshot::{FileObservation, FileRole, Kubelet, ObsErrorKind};
+
+const CONFIG_ROLES: &[FileRole] = &[FileRole::ConfigFile, FileRole::DropIn, FileRole::ArgsFile];
+const KUBECONFIG_ROLES: &[FileRole] = &[FileRole::Kubeconfig];
+const CLIENT_CA_ROLES: &[FileRole] = &[FileRole::ClientCa];
+const SERVING_KEY_ROLES: &[FileRole] = &[FileRole::ServingKey];
+const SERVICE_ROLES: &[FileRole] = &[FileRole::ServiceUnit, FileRole::ServiceDropIn];
+
+const OWNER_EXPECTED: &str = "root:root (0:0)";
+
+pub static CONTROLS: &[Control] = &[
+    Control {
+        id: "config-file-permissions",
+        title: "Kubelet config file and drop-ins are 0600 or stricter",
+        family: Family::Files,
+        severity: Severity::High,
+        cis: Some("4.1.9"),
+        practice: PRACTICE_HARDENING,
+        expected: "≤ 0600",
+        remediation: "Run `chmod 600` on the `--config` file, every `*.conf` under `--config-dir` (and the MicroK8s args file).",
+        needs: Needs::Kubelet,
+        evaluate: evaluate_config_permissions,
+    },
+    Control {
+        id: "config-file-ownership",
+        title: "Kubelet config file and drop-ins are owned by root:root",
+        family: Family::Files,
+        severity: Severity::High,
+        cis: Some("4.1.10"),
+        practice: PRACTICE_HARDENING,
+        expected: OWNER_EXPECTED,
+        remediation: "Run `chown root:root` on the `--config` file, every `*.conf` under `--config-dir` (and the MicroK8s args file).",
+        needs: Needs::Kubelet,
+        evaluate: evaluate_config_ownership,
+    },
+    Control {
+        id: "kubeconfig-permissions",
+        title: "Kubelet kubeconfig is 0600 or stricter",
+        family: Family::Files,
+        severity: Severity::High,
+        cis: Some("4.1.5"),
+        practice: PRACTICE_HARDENING,
+        expected: "≤ 0600",
+        remediation: "Run `chmod 600` on the `--kubeconfig` file (e.g. /etc/kubernetes/kubelet.conf).",
+        needs: Needs::Kubelet,
+        evaluate: evaluate_kubeconfig_permissions,
+    },
+    Control {
+        id: "kubeconfig-ownership",
+        title: "Kubelet kubeconfig is owned by root:root",
+        family: Family::Files,
+        severity: Severity::High,
+        cis: Some("4.1.6"),
+        practice: PRACTICE_HARDENING,
+        expected: OWNER_EXPECTED,
+        remediation: "Run `chown root:root` on the `--kubeconfig` file (e.g. /etc/kubernetes/kubelet.conf).",
+        needs: Needs::Kubelet,
+        evaluate: evaluate_kubeconfig_ownership,
+    },
+    Control {
+        id: "client-ca-permissions",
+        title: "Client CA file is 0644 or stricter",
+        family: Family::Files,
+        severity: Severity::Medium,
+        cis: Some("4.1.7"),
+        practice: PRACTICE_HARDENING,
+        expected: "≤ 0644",
+        remediation: "Run `chmod 644` (or stricter) on the file named by `authentication.x509.clientCAFile` / `--client-ca-file`.",
+        needs: Needs::Kubelet,
+        evaluate: evaluate_client_ca_permissions,
+    },
+    Control {
+        id: "client-ca-ownership",
+        title: "Client CA file is owned by root:root",
+        family: Family::Files,
+        severity: Severity::Medium,
+        cis: Some("4.1.8"),
+        practice: PRACTICE_HARDENING,
+        expected: OWNER_EXPECTED,
+        remediation: "Run `chown root:root` on the file named by `authentication.x509.clientCAFile` / `--client-ca-file`.",
+        needs: Needs::Kubelet,
+        evaluate: evaluate_client_ca_ownership,
+    },
+    Control {
+        id: "serving-key-permissions",
+        title: "Serving private key is 0600 or stricter",
+        family: Family::Files,
+        severity: Severity::High,
+        cis: None,
+        practice: PRACTICE_HARDENING,
+        expected: "≤ 0600",
+        remediation: "Run `chmod 600` on the kubelet's serving key (`tlsPrivateKeyFile` / `--tls-private-key-file`, or the key under the cert dir).",
+        needs: Needs::Kubelet,
+        evaluate: evaluate_serving_key_permissions,
+    },
+    Control {
+        id: "service-file-permissions",
+        title: "Kubelet systemd unit files are 0600 or stricter",
+        family: Family::Files,
+        severity: Severity::Medium,
+        cis: Some("4.1.1"),
+        practice: PRACTICE_HARDENING,
+        expected: "≤ 0600",
+        remediation: "Run `chmod 600` on the kubelet unit file and its drop-ins (e.g. /usr/lib/systemd/system/kubelet.service.d/10-kubeadm.conf), then `systemctl daemon-reload`.",
+        needs: Needs::Kubelet,
+        evaluate: evaluate_service_permissions,
+    },
+    Control {
+        id: "service-file-ownership",
+        title: "Kubelet systemd unit files are owned by root:root",
+        family: Family::Files,
+        severity: Severity::Medium,
+        cis: Some("4.1.2"),
+        practice: PRACTICE_HARDENING,
+        expected: OWNER_EXPECTED,
+        remediation: "Run `chown root:root` on the kubelet unit file and its drop-ins, then `systemctl daemon-reload`.",
+        needs: Needs::Kubelet,
+        evaluate: evaluate_service_ownership,
+    },
+];
+
+/// What a file control checks.
+#[derive(Clone, Copy)]
+enum Check {
+    /// Permission bits no more permissive than this, and no setuid/setgid/sticky bit.
+    Mode(u32),
+    /// Owned by uid 0 and gid 0.
+    RootOwned,
+}
+
+impl Check {
+    /// Why a file offends, or `None` when it complies.
+    fn offence(&self, mode: u32, uid: u32, gid: u32) -> Option<String> {
+        match *self {
+            Check::Mode(max) => {
+                if mode & 0o7000 != 0 {
+                    Some(format!("{} has setuid/setgid/sticky bits", mode_str(mode)))
+                } else if mode & !max & 0o777 != 0 {
+                    Some(format!(
+                        "{} is more permissive than {}",
+                        mode_str(mode),
+                        mode_str(max)
+                    ))
+                } else {
+                    None
+                }
+            }
+            Check::RootOwned => (uid != 0 || gid != 0).then(|| format!("owned by {uid}:{gid}")),
+        }
+    }
+
+    fn what(&self) -> String {
+        match self {
+            Check::Mode(max) => format!("mode ≤ {}", mode_str(*max)),
+            Check::RootOwned => "owned by root:root".to_string(),
+        }
+    }
+}
+
+/// A set of file roles one control pair looks at.
+struct Group {
+    roles: &'static [FileRole],
+    /// Not-applicable reason when nothing of the kind is configured.
+    none: &'static str,
+    /// What the kubelet is configured to use, if anything (then an empty observation is
+    /// `unknown`, not "nothing to check").
+    configured: fn(&Ctx, &Kubelet) -> Option<String>,
+}
+
+fn setting_path(ctx: &Ctx, key: &str) -> Option<String> {
+    ctx.setting(key)
+        .known()
+        .and_then(|s| s.value.as_str().map(str::trim).map(str::to_string))
+        .filter(|p| !p.is_empty())
+        .map(|p| format!("{key} {p}"))
+}
+
+const CONFIG: Group = Group {
+    roles: CONFIG_ROLES,
+    none: "no --config file, drop-ins or args file: nothing configured to check",
+    configured: |_, k| match (&k.config.config_file, k.config.dropins.first()) {
+        (Some(path), _) => Some(format!("--config {path}")),
+        (None, Some(d)) => Some(format!("drop-in {d}")),
+        (None, None) => None,
+    },
+};
+
+const KUBECONFIG: Group = Group {
+    roles: KUBECONFIG_ROLES,
+    none: "no --kubeconfig (standalone kubelet): nothing configured to check",
+    configured: |_, k| {
+        k.flags
+            .last("kubeconfig")
+            .map(str::trim)
+            .filter(|p| !p.is_empty())
+            .map(|p| format!("--kubeconfig {p}"))
+    },
+};
+
+const CLIENT_CA: Group = Group {
+    roles: CLIENT_CA_ROLES,
+    none: "no client CA file configured: nothing to check",
+    configured: |ctx, _| setting_path(ctx, "authentication.x509.clientCAFile"),
+};
+
+const SERVING_KEY: Group = Group {
+    roles: SERVING_KEY_ROLES,
+    none: "no serving key file configured or observed: nothing to check",
+    configured: |ctx, _| setting_path(ctx, "tlsPrivateKeyFile"),
+};
+
+/// Evaluate a check over every file of a group.
+fn check_files(ctx: &Ctx, k: &Kubelet, group: &Group, check: Check) -> Outcome {
+    let files: Vec<&FileObservation> = group.roles.iter().flat_map(|r| k.files_in(*r)).collect();
+    if files.is_empty() {
+        return match (group.configured)(ctx, k) {
+            Some(what) => Outcome::unknown(format!(
+                "{what} is configured, but its file metadata was not observed"
+            )),
+            None => Outcome::not_applicable(group.none),
+        };
+    }
+    judge(&files, check)
+}
+
+fn judge(files: &[&FileObservation], check: Check) -> Outcome {
+    let observed = files
+        .iter()
+        .map(|f| file_line(f))
+        .collect::<Vec<_>>()
+        .join("; ");
+    let mut offenders = Vec::new();
+    let mut unchecked = Vec::new();
+    for f in files {
+        match &f.meta {
+            Ok(m) => {
+                if let Some(why) = check.offence(m.mode, m.uid, m.gid) {
+                    offenders.push(format!("{}: {why}", f.path));
+                }
+            }
+            Err(e) => {
+                let hint = if e.kind == ObsErrorKind::NotFound
+                    && matches!(f.role, FileRole::ConfigFile | FileRole::DropIn)
+                {
+                    " (the configuration controls report the missing file)"
+                } else {
+                    ""
+                };
+                unchecked.push(format!(
+                    "{} is {}{hint}: {}",
+                    f.path,
+                    obs_kind_str(e.kind),
+                    e.message
+                ));
+            }
+        }
+    }
+    // An offending file is evidence of a failure whatever else could not be checked.
+    if !offenders.is_empty() {
+        let also = if unchecked.is_empty() {
+            String::new()
+        } else {
+            format!(" (also not checked: {})", unchecked.join("; "))
+        };
+        return Outcome::fail(
+            observed,
+            "file-metadata",
+            format!("{}{also}", offenders.join("; ")),
+        );
+    }
+    if !unchecked.is_empty() {
+        return super::util::unknown_with(observed, "file-metadata", unchecked.join("; "));
+    }
+    let n = files.len();
+    Outcome::pass(
+        observed,
+        "file-metadata",
+        format!(
+            "{} {}",
+            if n == 1 {
+                "the file is".to_string()
+            } else {
+                format!("all {n} files are")
+            },
+            check.what()
+        ),
+    )
+}
+
+fn mode_check(ctx: &Ctx, which: &str) -> (Check, String) {
+    let limit = ctx.policy.mode_limit(which);
+    (Check::Mode(limit), format!("≤ {}", mode_str(limit)))
+}
+
+fn permissions(ctx: &Ctx, group: &Group, limit: &str) -> Outcome {
+    let (check, expected) = mode_check(ctx, limit);
+    match kubelet(ctx) {
+        Ok(k) => check_files(ctx, k, group, check).with_expected(expected),
+        Err(e) => Outcome::unknown(e),
+    }
+}
+
+fn ownership(ctx: &Ctx, group: &Group) -> Outcome {
+    match kubelet(ctx) {
+        Ok(k) => check_files(ctx, k, group, Check::RootOwned),
+        Err(e) => Outcome::unknown(e),
+    }
+}
+
+fn evaluate_config_permissions(ctx: &Ctx) -> Outcome {
+    permissions(ctx, &CONFIG, "config_file")
+}
+
+fn evaluate_config_ownership(ctx: &Ctx) -> Outcome {
+    ownership(ctx, &CONFIG)
+}
+
+fn evaluate_kubeconfig_permissions(ctx: &Ctx) -> Outcome {
+    permissions(ctx, &KUBECONFIG, "config_file")
+}
+
+fn evaluate_kubeconfig_ownership(ctx: &Ctx) -> Outcome {
+    ownership(ctx, &KUBECONFIG)
+}
+
+fn evaluate_client_ca_permissions(ctx: &Ctx) -> Outcome {
+    permissions(ctx, &CLIENT_CA, "client_ca")
+}
+
+fn evaluate_client_ca_ownership(ctx: &Ctx) -> Outcome {
+    ownership(ctx, &CLIENT_CA)
+}
+
+fn evaluate_serving_key_permissions(ctx: &Ctx) -> Outcome {
+    permissions(ctx, &SERVING_KEY, "config_file")
+}
+
+/// Service files: not applicable without a systemd unit; a unit without observed files
+/// is `unknown` (they exist somewhere, we could not find them).
+fn service(ctx: &Ctx, check: Check) -> Outcome {
+    let k = match kubelet(ctx) {
+        Ok(k) => k,
+        Err(e) => return Outcome::unknown(e),
+    };
+    let Some(unit) = &k.unit else {
+        return Outcome::not_applicable("the kubelet does not run as a systemd unit");
+    };
+    let files: Vec<&FileObservation> = SERVICE_ROLES.iter().flat_map(|r| k.files_in(*r)).collect();
+    if files.is_empty() {
+        return Outcome::unknown(format!(
+            "the kubelet runs in {unit}, but its unit files were not found"
+        ));
+    }
+    judge(&files, check)
+}
+
+fn evaluate_service_permissions(ctx: &Ctx) -> Outcome {
+    let (check, expected) = mode_check(ctx, "service_file");
+    service(ctx, check).with_expected(expected)
+}
+
+fn evaluate_service_ownership(ctx: &Ctx) -> Outcome {
+    service(ctx, Check::RootOwned)
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::expect_used)]
+mod tests {
+    use super::super::util::testing::*;
+    use super::super::Status;
+    use crate::snapshot::{FileRole, ObsErrorKind};
+
+    #[test]
+    fn config_permissions() {
+        let id = "config-file-permissions";
+        let o = eval(id, &snapshot_with(&[], None));
+        assert_status(&o, Status::NotApplicable);
+        assert!(o.reason.contains("nothing configured"));
+        // --config set but its metadata not observed: unknown, not "nothing to check".
+        let mut s = kubeadm();
+        let o = eval(id, &s);
+        assert_status(&o, Status::Unknown);
+        assert!(
+            o.reason.contains("--config /var/lib/kubelet/config.yaml"),
+            "{}",
+            o.reason
+        );
+        let o = eval(
+            id,
+            &snapshot_with_dropins(&[], None, &[("00-defaults.conf", "readOnlyPort: 0\n")]),
+        );
+        assert_status(&o, Status::Unknown);
+        assert!(o.reason.contains("00-defaults.conf"), "{}", o.reason);
+
+        kubelet_mut(&mut s).files = vec![
+            file(
+                FileRole::ConfigFile,
+                "/var/lib/kubelet/config.yaml",
+                0o600,
+                0,
+                0,
+            ),
+            file(
+                FileRole::DropIn,
+                "/etc/kubernetes/kubelet.conf.d/10-a.conf",
+                0o400,
+                0,
+                0,
+            ),
+            file(
+                FileRole::Kubeconfig,
+                "/etc/kubernetes/kubelet.conf",
+                0o644,
+                0,
+                0,
+            ),
+        ];
+        let o = eval(id, &s);
+        assert_status(&o, Status::Pass);
+        assert_eq!(o.source, "file-metadata");
+        assert_eq!(
+            o.observed,
+            "0600 0:0 /var/lib/kubelet/config.yaml; 0400 0:0 /etc/kubernetes/kubelet.conf.d/10-a.conf"
+        );
+        assert_eq!(o.expected.as_deref(), Some("≤ 0600"));
+
+        kubelet_mut(&mut s).files[1] = file(
+            FileRole::DropIn,
+            "/etc/kubernetes/kubelet.conf.d/10-a.conf",
+            0o644,
+            0,
+            0,
+        );
+        let o = eval(id, &s);
+        assert_status(&o, Status::Fail);
+        assert!(
+            o.reason
+                .contains("10-a.conf: 0644 is more permissive than 0600"),
+            "{}",
+            o.reason
+        );
+        assert!(!o.reason.contains("config.yaml"), "{}", o.reason);
+
+        // Special bits fail even when the permission bits are fine.
+        kubelet_mut(&mut s).files[1] = file(FileRole::DropIn, "/d/10-a.conf", 0o4600, 0, 0);
+        assert_status(&eval(id, &s), Status::Fail);
+
+        // Missing file: unknown, naming it.
+        kubelet_mut(&mut s).files[1] =
+            file_err(FileRole::DropIn, "/d/10-a.conf", ObsErrorKind::NotFound);
+        let o = eval(id, &s);
+        assert_status(&o, Status::Unknown);
+        assert!(
+            o.reason.contains("/d/10-a.conf is not found"),
+            "{}",
+            o.reason
+        );
+        kubelet_mut(&mut s).files[1] =
+            file_err(FileRole::DropIn, "/d/10-a.conf", ObsErrorKind::Unreadable);
+        assert_status(&eval(id, &s), Status::Unknown);
+
+        // An offender is a failure even when another file could not be checked.
+        kubelet_mut(&mut s).files[0] = file(
+            FileRole::ConfigFile,
+            "/var/lib/kubelet/config.yaml",
+            0o666,
+            0,
+            0,
+        );
+        let o = eval(id, &s);
+        assert_status(&o, Status::Fail);
+        assert!(o.reason.contains("also not checked"), "{}", o.reason);
+
+        // MicroK8s args file; a looser policy.
+        kubelet_mut(&mut s).files = vec![file(
+            FileRole::ArgsFile,
+            "/var/snap/microk8s/current/args/kubelet",
+            0o660,
+            0,
+            0,
+        )];
+        assert_status(&eval(id, &s), Status::Fail);
+        let p = policy("expected:\n  config_file_max_mode: \"660\"\n");
+        let o = eval_with(id, &s, &p);
+        assert_status(&o, Status::Pass);
+        assert_eq!(o.expected.as_deref(), Some("≤ 0660"));
+    }
+
+    #[test]
+    fn config_ownership() {
+        let id = "config-file-ownership";
+        assert_status(&eval(id, &snapshot_with(&[], None)), Status::NotApplicable);
+        let mut s = kubeadm();
+        assert_status(&eval(id, &s), Status::Unknown);
+        kubelet_mut(&mut s).files = vec![file(
+            FileRole::ConfigFile,
+            "/var/lib/kubelet/config.yaml",
+            0o600,
+            0,
+            0,
+        )];
+        let o = eval(id, &s);
+        assert_status(&o, Status::Pass);
+        assert_eq!(o.observed, "0600 0:0 /var/lib/kubelet/config.yaml");
+        kubelet_mut(&mut s).files = vec![file(
+            FileRole::ConfigFile,
+            "/var/lib/kubelet/config.yaml",
+            0o600,
+            0,
+            1000,
+        )];
+        let o = eval(id, &s);
+        assert_status(&o, Status::Fail);
+        assert!(o.reason.contains("owned by 0:1000"), "{}", o.reason);
+        kubelet_mut(&mut s).files = vec![file_err(
+            FileRole::ConfigFile,
+            "/x",
+            ObsErrorKind::Unreadable,
+        )];
+        assert_status(&eval(id, &s), Status::Unknown);
+    }
+
+    #[test]
+    fn kubeconfig() {
+        let standalone = snapshot_with(&[], Some(""));
+        assert_status(
+            &eval("kubeconfig-permissions", &standalone),
+            Status::NotApplicable,
+        );
+        assert!(eval("kubeconfig-ownership", &standalone)
+            .reason
+            .contains("standalone"));
+        let mut s = kubeadm();
+        let o = eval("kubeconfig-ownership", &s);
+        assert_status(&o, Status::Unknown);
+        assert!(
+            o.reason
+                .contains("--kubeconfig /etc/kubernetes/kubelet.conf"),
+            "{}",
+            o.reason
+        );
+        kubelet_mut(&mut s).files = vec![file(
+            FileRole::Kubeconfig,
+            "/etc/kubernetes/kubelet.conf",
+            0o600,
+            0,
+            0,
+        )];
+        assert_status(&eval("kubeconfig-permissions", &s), Status::Pass);
+        assert_status(&eval("kubeconfig-ownership", &s), Status::Pass);
+        kubelet_mut(&mut s).files = vec![file(
+            FileRole::Kubeconfig,
+            "/etc/kubernetes/kubelet.conf",
+            0o640,
+            1,
+            0,
+        )];
+        assert_status(&eval("kubeconfig-permissions", &s), Status::Fail);
+        assert_status(&eval("kubeconfig-ownership", &s), Status::Fail);
+        kubelet_mut(&mut s).files = vec![file_err(
+            FileRole::Kubeconfig,
+            "/etc/kubernetes/kubelet.conf",
+            ObsErrorKind::NotFound,
+        )];
+        assert_status(&eval("kubeconfig-permissions", &s), Status::Unknown);
+        assert_status(&eval("kubeconfig-ownership", &s), Status::Unknown);
+    }
+
+    #[test]
+    fn client_ca_files() {
+        assert_status(
+            &eval("client-ca-permissions", &snapshot_with(&[], None)),
+            Status::NotApplicable,
+        );
+        let mut s = kubeadm();
+        let o = eval("client-ca-permissions", &s);
+        assert_status(&o, Status::Unknown);
+        assert!(
+            o.reason.contains("clientCAFile /etc/kubernetes/pki/ca.crt"),
+            "{}",
+            o.reason
+        );
+        kubelet_mut(&mut s).files = vec![file(
+            FileRole::ClientCa,
+            "/etc/kubernetes/pki/ca.crt",
+            0o644,
+            0,
+            0,
+        )];
+        let o = eval("client-ca-permissions", &s);
+        assert_status(&o, Status::Pass);
+        assert_eq!(o.expected.as_deref(), Some("≤ 0644"));
+        assert_status(&eval("client-ca-ownership", &s), Status::Pass);
+        kubelet_mut(&mut s).files = vec![file(
+            FileRole::ClientCa,
+            "/etc/kubernetes/pki/ca.crt",
+            0o664,
+            0,
+            0,
+        )];
+        assert_status(&eval("client-ca-permissions", &s), Status::Fail);
+        kubelet_mut(&mut s).files = vec![file(
+            FileRole::ClientCa,
+            "/etc/kubernetes/pki/ca.crt",
+            0o644,
+            1000,
+            1000,
+        )];
+        let o = eval("client-ca-ownership", &s);
+        assert_status(&o, Status::Fail);
+        assert_eq!(o.observed, "0644 1000:1000 /etc/kubernetes/pki/ca.crt");
+        kubelet_mut(&mut s).files = vec![file_err(
+            FileRole::ClientCa,
+            "/ca.crt",
+            ObsErrorKind::Unreadable,
+        )];
+        assert_status(&eval("client-ca-ownership", &s), Status::Unknown);
+        assert_status(&eval("client-ca-permissions", &s), Status::Unknown);
+    }
+
+    #[test]
+    fn serving_key() {
+        let id = "serving-key-permissions";
+        let mut s = kubeadm();
+        assert_status(&eval(id, &s), Status::NotApplicable);
+        assert_status(
+            &eval(
+                id,
+                &snapshot_with(&["--tls-private-key-file=/pki/k.key"], None),
+            ),
+            Status::Unknown,
+        );
+        kubelet_mut(&mut s).files = vec![
+            file(
+                FileRole::ServingCert,
+                "/var/lib/kubelet/pki/kubelet.crt",
+                0o644,
+                0,
+                0,
+            ),
+            file(
+                FileRole::ServingKey,
+                "/var/lib/kubelet/pki/kubelet.key",
+                0o600,
+                0,
+                0,
+            ),
+        ];
+        let o = eval(id, &s);
+        assert_status(&o, Status::Pass);
+        assert_eq!(o.observed, "0600 0:0 /var/lib/kubelet/pki/kubelet.key");
+        kubelet_mut(&mut s).files[1] = file(
+            FileRole::ServingKey,
+            "/var/lib/kubelet/pki/kubelet.key",
+            0o644,
+            0,
+            0,
+        );
+        assert_status(&eval(id, &s), Status::Fail);
+        kubelet_mut(&mut s).files[1] =
+            file_err(FileRole::ServingKey, "/k.key", ObsErrorKind::NotFound);
+        assert_status(&eval(id, &s), Status::Unknown);
+    }
+
+    #[test]
+    fn service_files() {
+        let mut s = kubeadm();
+        let o = eval("service-file-permissions", &s);
+        assert_status(&o, Status::NotApplicable);
+        assert!(o.reason.contains("systemd unit"));
+        kubelet_mut(&mut s).unit = Some("kubelet.service".into());
+        let o = eval("service-file-ownership", &s);
+        assert_status(&o, Status::Unknown);
+        assert!(o.reason.contains("kubelet.service"));
+
+        kubelet_mut(&mut s).files = vec![
+            file(
+                FileRole::ServiceUnit,
+                "/usr/lib/systemd/system/kubelet.service",
+                0o644,
+                0,
+                0,
+            ),
+            file(
+                FileRole::ServiceDropIn,
+                "/usr/lib/systemd/system/kubelet.service.d/10-kubeadm.conf",
+                0o600,
+                0,
+                0,
+            ),
+        ];
+        let o = eval("service-file-permissions", &s);
+        assert_status(&o, Status::Fail);
+        assert!(o.reason.contains("kubelet.service: 0644"), "{}", o.reason);
+        assert_eq!(o.expected.as_deref(), Some("≤ 0600"));
+        assert_status(&eval("service-file-ownership", &s), Status::Pass);
+        kubelet_mut(&mut s).files[0] = file(
+            FileRole::ServiceUnit,
+            "/usr/lib/systemd/system/kubelet.service",
+            0o600,
+            0,
+            0,
+        );
+        let o = eval("service-file-permissions", &s);
+        assert_status(&o, Status::Pass);
+        assert!(o.reason.contains("all 2 files"), "{}", o.reason);
+        kubelet_mut(&mut s).files[1] = file(
+            FileRole::ServiceDropIn,
+            "/etc/systemd/system/kubelet.service.d/20-x.conf",
+            0o600,
+            0,
+            5,
+        );
+        assert_status(&eval("service-file-ownership", &s), Status::Fail);
+    }
+}

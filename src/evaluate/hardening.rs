@@ -1,4 +1,549 @@
-//! (family under construction)
-use super::Control;
+//! Practice 4: harden kubelet defaults.
 
-pub static CONTROLS: &[Control] = &[];
+use super::util::{
+    self, because, bool_of, decide, int_of, known, kubelet, kubelet_version, str_of, unknown_with,
+    PRACTICE_HARDENING,
+};
+use super::{Control, Ctx, Family, Needs, Outcome, Severity, Status};
+use crate::observe::settings::parse_go_duration;
+
+pub static CONTROLS: &[Control] = &[
+    Control {
+        id: "streaming-idle-timeout-set",
+        title: "Idle streaming connections time out",
+        family: Family::Hardening,
+        severity: Severity::Low,
+        cis: Some("4.2.5"),
+        practice: PRACTICE_HARDENING,
+        expected: "> 0 (e.g. 4h0m0s)",
+        remediation: "Set `streamingConnectionIdleTimeout: 4h0m0s` (or shorter) in the KubeletConfiguration and remove `--streaming-connection-idle-timeout=0` from the command line and any `0s` from drop-ins (a `0s` in the --config file already means the 4h default); restart the kubelet.",
+        needs: Needs::Kubelet,
+        evaluate: evaluate_streaming_timeout,
+    },
+    Control {
+        id: "iptables-util-chains",
+        title: "Kubelet manages its iptables utility chains",
+        family: Family::Hardening,
+        severity: Severity::Low,
+        cis: Some("4.2.6"),
+        practice: PRACTICE_HARDENING,
+        expected: "true",
+        remediation: "Set `makeIPTablesUtilChains: true` in the KubeletConfiguration (or remove `--make-iptables-util-chains=false`); restart the kubelet.",
+        needs: Needs::Kubelet,
+        evaluate: evaluate_iptables,
+    },
+    Control {
+        id: "hostname-override-unset",
+        title: "Node name is not overridden (--hostname-override)",
+        family: Family::Hardening,
+        severity: Severity::Low,
+        cis: Some("4.2.7"),
+        practice: PRACTICE_HARDENING,
+        expected: "not set",
+        remediation: "Remove `--hostname-override` from the kubelet command line (systemd unit, drop-ins, kubeadm-flags.env, /etc/default/kubelet) so the node name matches the host name and its TLS certificates; restart the kubelet. Some distributions (EKS, k3s, RKE2) set it on purpose: disable this control in the policy there.",
+        needs: Needs::Kubelet,
+        evaluate: evaluate_hostname_override,
+    },
+    Control {
+        id: "event-qps-limited",
+        title: "Event creation rate is limited",
+        family: Family::Hardening,
+        severity: Severity::Low,
+        cis: Some("4.2.8"),
+        practice: PRACTICE_HARDENING,
+        expected: "effective event QPS ≥ 1 (0 means client-go's default of 5)",
+        remediation: "Set `eventRecordQPS` in the KubeletConfiguration (or `--event-qps`) to a positive value within the policy bounds (the default 50 is fine; 0 means 5); restart the kubelet.",
+        needs: Needs::Kubelet,
+        evaluate: evaluate_event_qps,
+    },
+    Control {
+        id: "pod-pids-limit-set",
+        title: "Per-pod process (PID) limit is set",
+        family: Family::Hardening,
+        severity: Severity::Medium,
+        cis: Some("4.2.13"),
+        practice: PRACTICE_HARDENING,
+        expected: "> 0",
+        remediation: "Set `podPidsLimit` in the KubeletConfiguration (or `--pod-max-pids`) to a positive number sized for your workloads (e.g. 4096); restart the kubelet.",
+        needs: Needs::Kubelet,
+        evaluate: evaluate_pod_pids,
+    },
+    Control {
+        id: "seccomp-default-enabled",
+        title: "RuntimeDefault seccomp profile is the default for pods",
+        family: Family::Hardening,
+        severity: Severity::Medium,
+        cis: Some("4.2.14"),
+        practice: PRACTICE_HARDENING,
+        expected: "true",
+        remediation: "Set `seccompDefault: true` in the KubeletConfiguration (or `--seccomp-default`); restart the kubelet. Test workloads first: syscalls outside the runtime's default profile are refused.",
+        needs: Needs::Kubelet,
+        evaluate: evaluate_seccomp_default,
+    },
+    Control {
+        id: "protect-kernel-defaults",
+        title: "Kubelet refuses to run with non-default kernel tunables",
+        family: Family::Hardening,
+        severity: Severity::Medium,
+        cis: None,
+        practice: PRACTICE_HARDENING,
+        expected: "true",
+        remediation: "Set the kernel parameters the kubelet expects (vm.overcommit_memory=1, vm.panic_on_oom=0, kernel.panic=10, kernel.panic_on_oops=1, kernel.keys.root_maxkeys/maxbytes) in /etc/sysctl.d, then set `protectKernelDefaults: true` in the KubeletConfiguration (or `--protect-kernel-defaults`); restart the kubelet.",
+        needs: Needs::Kubelet,
+        evaluate: evaluate_protect_kernel,
+    },
+];
+
+/// A boolean control: true passes, false fails, each with its reason.
+fn bool_control(ctx: &Ctx, key: &str, pass_why: &str, fail_why: &str) -> Outcome {
+    decide(|| {
+        let s = known(ctx, key)?;
+        let src = util::source_label(&s);
+        Ok(if bool_of(&s)? {
+            Outcome::pass("true", src, because(pass_why, &s))
+        } else {
+            Outcome::fail("false", src, because(fail_why, &s))
+        })
+    })
+}
+
+fn evaluate_streaming_timeout(ctx: &Ctx) -> Outcome {
+    // reference §2.2: "Deprecated: no longer has any effect" since Kubernetes 1.34.
+    let version_note = match kubelet_version(ctx) {
+        Ok(((major, minor, _), raw)) if (major, minor) >= (1, 34) => {
+            return Outcome::new(
+                Status::NotApplicable,
+                raw.clone(),
+                "version",
+                format!(
+                    "streamingConnectionIdleTimeout has no effect since Kubernetes 1.34 (kubelet {raw})"
+                ),
+            );
+        }
+        Ok(_) => String::new(),
+        Err(why) => format!(" (if the kubelet is 1.34 or newer the setting has no effect; {why})"),
+    };
+    decide(|| {
+        let s = known(ctx, "streamingConnectionIdleTimeout")?;
+        let raw = str_of(&s)?.to_string();
+        let src = util::source_label(&s);
+        // A `0s` in the --config file has already become the 4h default (config layer,
+        // reference §2.1); a 0 from a flag or a drop-in stays 0.
+        let Some(secs) = parse_go_duration(&raw) else {
+            return Ok(unknown_with(
+                raw.clone(),
+                src,
+                because(format!("{raw:?} is not a duration"), &s),
+            ));
+        };
+        Ok(if secs > 0.0 {
+            Outcome::pass(
+                raw.clone(),
+                src,
+                because(format!("idle exec/attach/port-forward streams are closed after {raw}{version_note}"), &s),
+            )
+        } else if secs == 0.0 {
+            Outcome::fail(
+                raw.clone(),
+                src,
+                because(format!("0 disables the idle timeout: streaming connections stay open forever{version_note}"), &s),
+            )
+        } else {
+            unknown_with(
+                raw.clone(),
+                src,
+                because("a negative idle timeout is not a meaningful value", &s),
+            )
+        })
+    })
+}
+
+fn evaluate_iptables(ctx: &Ctx) -> Outcome {
+    bool_control(
+        ctx,
+        "makeIPTablesUtilChains",
+        "the kubelet keeps its iptables utility chains in place",
+        "the kubelet does not manage its iptables utility chains",
+    )
+}
+
+fn evaluate_hostname_override(ctx: &Ctx) -> Outcome {
+    decide(|| {
+        let k = kubelet(ctx)?;
+        // A flag only (KubeletFlags, not in the config file): kube-bench checks it the same way.
+        Ok(match k.flags.last("hostname-override") {
+            None => Outcome::pass(
+                "not set",
+                "process",
+                "--hostname-override is not on the command line",
+            ),
+            Some(v) if v.trim().is_empty() => Outcome::pass(
+                "\"\"",
+                "process",
+                "--hostname-override is empty, which the kubelet ignores (the host name is used)",
+            ),
+            Some(v) => Outcome::fail(
+                v.to_string(),
+                "process",
+                format!("--hostname-override={v} on the command line: the node name no longer follows the host name, which can break TLS identity checks"),
+            ),
+        })
+    })
+}
+
+/// client-go's `rest.DefaultQPS`.
+const CLIENT_GO_DEFAULT_QPS: i64 = 5;
+
+fn evaluate_event_qps(ctx: &Ctx) -> Outcome {
+    let min = ctx.policy.expected.event_qps_min;
+    let max = ctx.policy.expected.event_qps_max;
+    let expected = match max {
+        Some(max) => format!("effective event QPS {min}..={max}"),
+        None => format!("effective event QPS ≥ {min}"),
+    };
+    // kube-bench tests `gte 0`, which every valid value passes (reference §1.2).
+    // What the kubelet really does (cmd/kubelet/app/server.go, client-go rest):
+    // `eventClientConfig.QPS = float32(s.EventRecordQPS)`; `rest.RESTClientFor` turns a
+    // QPS of 0 into DefaultQPS (5) and only a negative QPS disables rate limiting.
+    // types.go's "0 = no limit" (reference §2.2) is wrong; the flag help is right.
+    decide(|| {
+        let s = known(ctx, "eventRecordQPS")?;
+        let qps = int_of(&s)?;
+        let src = util::source_label(&s);
+        if qps < 0 {
+            return Ok(Outcome::fail(
+                qps.to_string(),
+                src,
+                because(
+                    "negative: the kubelet refuses to start with it; client-go would disable rate limiting",
+                    &s,
+                ),
+            ));
+        }
+        let effective = if qps == 0 { CLIENT_GO_DEFAULT_QPS } else { qps };
+        let observed = if qps == 0 {
+            format!("0 (effective {CLIENT_GO_DEFAULT_QPS}/s)")
+        } else {
+            qps.to_string()
+        };
+        let zero_note = if qps == 0 {
+            " (0 means client-go's default of 5, not unlimited)"
+        } else {
+            ""
+        };
+        Ok(if effective < min {
+            Outcome::fail(
+                observed,
+                src,
+                because(
+                    format!("effective {effective} events/s is below the policy minimum {min}: events may be dropped{zero_note}"),
+                    &s,
+                ),
+            )
+        } else if let Some(max) = max.filter(|m| effective > *m) {
+            Outcome::fail(
+                observed,
+                src,
+                because(
+                    format!("effective {effective} events/s is above the policy maximum {max}{zero_note}"),
+                    &s,
+                ),
+            )
+        } else {
+            Outcome::pass(
+                observed,
+                src,
+                because(format!("events are rate-limited at {effective}/s{zero_note}"), &s),
+            )
+        })
+    })
+    .with_expected(expected)
+}
+
+fn evaluate_pod_pids(ctx: &Ctx) -> Outcome {
+    let max = ctx.policy.expected.pod_pids_limit_max;
+    let out = decide(|| {
+        let s = known(ctx, "podPidsLimit")?;
+        let limit = int_of(&s)?;
+        let src = util::source_label(&s);
+        // kube-bench only checks that the key is present (reference §1.2), so -1 passes there.
+        Ok(if limit <= 0 {
+            Outcome::fail(
+                limit.to_string(),
+                src,
+                because(
+                    "unlimited: one pod can exhaust the node's PIDs (fork bomb)",
+                    &s,
+                ),
+            )
+        } else if let Some(max) = max.filter(|m| limit > *m) {
+            Outcome::fail(
+                limit.to_string(),
+                src,
+                because(format!("{limit} is above the policy maximum {max}"), &s),
+            )
+        } else {
+            Outcome::pass(
+                limit.to_string(),
+                src,
+                because(format!("each pod may run at most {limit} processes"), &s),
+            )
+        })
+    });
+    match max {
+        Some(max) => out.with_expected(format!("1..={max}")),
+        None => out,
+    }
+}
+
+fn evaluate_seccomp_default(ctx: &Ctx) -> Outcome {
+    // kube-bench's 4.2.14 checks presence only, so `seccompDefault: false` passes there
+    // (reference §1.2). The config layer applies the kubelet's flag-OR-config rule.
+    bool_control(
+        ctx,
+        "seccompDefault",
+        "pods without a seccomp profile get the runtime's default profile",
+        "pods without a seccomp profile run Unconfined",
+    )
+}
+
+fn evaluate_protect_kernel(ctx: &Ctx) -> Outcome {
+    bool_control(
+        ctx,
+        "protectKernelDefaults",
+        "the kubelet fails if kernel tunables differ from its defaults instead of changing them",
+        "the kubelet silently modifies kernel tunables to suit itself",
+    )
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::expect_used)]
+mod tests {
+    use super::super::util::testing::*;
+    use super::super::Status;
+
+    #[test]
+    fn streaming_timeout() {
+        let id = "streaming-idle-timeout-set";
+        // kubeadm writes 0s in the --config file: the kubelet uses 4h.
+        let mut s = kubeadm();
+        let o = eval(id, &s);
+        assert_status(&o, Status::Pass);
+        assert_eq!(
+            (o.observed.as_str(), o.source.as_str()),
+            ("4h0m0s", "default")
+        );
+        assert!(
+            o.reason.contains("replaces with the default"),
+            "{}",
+            o.reason
+        );
+        assert!(o.reason.contains("version is not known"), "{}", o.reason);
+
+        let o = eval(
+            id,
+            &snapshot_with(&["--streaming-connection-idle-timeout=0"], None),
+        );
+        assert_status(&o, Status::Fail);
+        assert_eq!((o.observed.as_str(), o.source.as_str()), ("0", "flag"));
+
+        let o = eval(
+            id,
+            &snapshot_with_dropins(
+                &[],
+                Some(""),
+                &[("10-x.conf", "streamingConnectionIdleTimeout: 0s\n")],
+            ),
+        );
+        assert_status(&o, Status::Fail);
+        assert_eq!(o.source, "drop-in:10-x.conf");
+
+        kubelet_mut(&mut s).version = Some("v1.34.1".into());
+        let o = eval(id, &s);
+        assert_status(&o, Status::NotApplicable);
+        assert_eq!(o.observed, "v1.34.1");
+        assert!(o.reason.contains("no effect since Kubernetes 1.34"));
+        kubelet_mut(&mut s).version = Some("v1.33.4+rke2r1".into());
+        let o = eval(id, &s);
+        assert_status(&o, Status::Pass);
+        assert!(!o.reason.contains("1.34 or newer"));
+
+        assert_status(
+            &eval(
+                id,
+                &snapshot_with(&["--streaming-connection-idle-timeout=5"], None),
+            ),
+            Status::Unknown,
+        );
+    }
+
+    #[test]
+    fn iptables() {
+        let id = "iptables-util-chains";
+        let o = eval(id, &snapshot_with(&[], Some("")));
+        assert_status(&o, Status::Pass);
+        assert_eq!(
+            (o.observed.as_str(), o.source.as_str()),
+            ("true", "default")
+        );
+        let o = eval(
+            id,
+            &snapshot_with(&[], Some("makeIPTablesUtilChains: false\n")),
+        );
+        assert_status(&o, Status::Fail);
+        assert_eq!(o.source, "config-file");
+        assert_status(
+            &eval(
+                id,
+                &snapshot_with(&["--make-iptables-util-chains=nope"], None),
+            ),
+            Status::Unknown,
+        );
+    }
+
+    #[test]
+    fn hostname_override() {
+        let id = "hostname-override-unset";
+        let o = eval(id, &kubeadm());
+        assert_status(&o, Status::Pass);
+        assert_eq!(o.source, "process");
+        // EKS AL2 writes it space-separated (reference §5).
+        let o = eval(
+            id,
+            &snapshot_with(&["--hostname-override", "ip-10-0-0-1.ec2.internal"], None),
+        );
+        assert_status(&o, Status::Fail);
+        assert_eq!(
+            (o.observed.as_str(), o.source.as_str()),
+            ("ip-10-0-0-1.ec2.internal", "process")
+        );
+        assert_status(
+            &eval(id, &snapshot_with(&["--hostname-override="], None)),
+            Status::Pass,
+        );
+        let mut s = kubeadm();
+        s.kubelet = None;
+        assert_status(&eval(id, &s), Status::Unknown);
+    }
+
+    #[test]
+    fn event_qps() {
+        let id = "event-qps-limited";
+        let o = eval(id, &snapshot_with(&[], Some("")));
+        assert_status(&o, Status::Pass);
+        assert_eq!((o.observed.as_str(), o.source.as_str()), ("50", "default"));
+        assert_eq!(o.expected.as_deref(), Some("effective event QPS ≥ 1"));
+
+        // k3s used --event-qps=0: that is 5/s, not unlimited.
+        let o = eval(id, &snapshot_with(&["--event-qps=0"], None));
+        assert_status(&o, Status::Pass);
+        assert_eq!(
+            (o.observed.as_str(), o.source.as_str()),
+            ("0 (effective 5/s)", "flag")
+        );
+
+        let o = eval(id, &snapshot_with(&[], Some("eventRecordQPS: -1\n")));
+        assert_status(&o, Status::Fail);
+        assert!(o.reason.contains("negative"));
+
+        let p = policy("expected:\n  event_qps_min: 10\n  event_qps_max: 40\n");
+        let o = eval_with(id, &snapshot_with(&["--event-qps=0"], None), &p);
+        assert_status(&o, Status::Fail);
+        assert!(o.reason.contains("below"));
+        assert_eq!(o.expected.as_deref(), Some("effective event QPS 10..=40"));
+        let o = eval_with(id, &snapshot_with(&[], Some("")), &p);
+        assert_status(&o, Status::Fail);
+        assert!(o.reason.contains("above the policy maximum 40"));
+        assert_status(
+            &eval_with(id, &snapshot_with(&["--event-qps=20"], None), &p),
+            Status::Pass,
+        );
+        assert_status(
+            &eval(id, &snapshot_with(&["--event-qps=lots"], None)),
+            Status::Unknown,
+        );
+    }
+
+    #[test]
+    fn pod_pids() {
+        let id = "pod-pids-limit-set";
+        let o = eval(id, &snapshot_with(&[], Some("")));
+        assert_status(&o, Status::Fail);
+        assert_eq!((o.observed.as_str(), o.source.as_str()), ("-1", "default"));
+        assert!(o.reason.contains("unlimited"));
+        assert_status(
+            &eval(id, &snapshot_with(&["--pod-max-pids=0"], None)),
+            Status::Fail,
+        );
+        let o = eval(id, &snapshot_with(&[], Some("podPidsLimit: 4096\n")));
+        assert_status(&o, Status::Pass);
+        assert_eq!(
+            (o.observed.as_str(), o.source.as_str()),
+            ("4096", "config-file")
+        );
+        assert_eq!(o.expected, None);
+        let p = policy("expected:\n  pod_pids_limit_max: 1024\n");
+        let o = eval_with(id, &snapshot_with(&[], Some("podPidsLimit: 4096\n")), &p);
+        assert_status(&o, Status::Fail);
+        assert_eq!(o.expected.as_deref(), Some("1..=1024"));
+        assert_status(
+            &eval_with(id, &snapshot_with(&["--pod-max-pids=512"], None), &p),
+            Status::Pass,
+        );
+        assert_status(
+            &eval(id, &snapshot_with(&[], Some("podPidsLimit: lots\n"))),
+            Status::Unknown,
+        );
+    }
+
+    #[test]
+    fn seccomp_default() {
+        let id = "seccomp-default-enabled";
+        let o = eval(id, &snapshot_with(&[], Some("")));
+        assert_status(&o, Status::Fail);
+        assert_eq!(
+            (o.observed.as_str(), o.source.as_str()),
+            ("false", "default")
+        );
+        // Presence is not enough (kube-bench passes an explicit false).
+        assert_status(
+            &eval(id, &snapshot_with(&[], Some("seccompDefault: false\n"))),
+            Status::Fail,
+        );
+        let o = eval(id, &snapshot_with(&["--seccomp-default"], None));
+        assert_status(&o, Status::Pass);
+        assert_eq!(o.source, "flag");
+        // flag OR config: --seccomp-default=false does not turn a true file off.
+        let o = eval(
+            id,
+            &snapshot_with(&["--seccomp-default=false"], Some("seccompDefault: true\n")),
+        );
+        assert_status(&o, Status::Pass);
+        assert_eq!(o.source, "config-file");
+        assert_status(
+            &eval(id, &snapshot_with(&[], Some("seccompDefault: [\n"))),
+            Status::Unknown,
+        );
+    }
+
+    #[test]
+    fn protect_kernel() {
+        let id = "protect-kernel-defaults";
+        let o = eval(id, &snapshot_with(&[], None));
+        assert_status(&o, Status::Fail);
+        assert_eq!(o.source, "default");
+        let o = eval(
+            id,
+            &snapshot_with(&[], Some("protectKernelDefaults: true\n")),
+        );
+        assert_status(&o, Status::Pass);
+        assert_eq!(
+            (o.observed.as_str(), o.source.as_str()),
+            ("true", "config-file")
+        );
+        assert_status(
+            &eval(id, &snapshot_with(&["--protect-kernel-defaults=2"], None)),
+            Status::Unknown,
+        );
+    }
+}

@@ -90,6 +90,396 @@ pub fn mode_str(mode: u32) -> String {
     format!("{mode:04o}")
 }
 
+// ---------------------------------------------------------------------------------------
+// Catalogue helpers (appended for the control families).
+// ---------------------------------------------------------------------------------------
+
+/// The seed practices a control implements (the `practice` column).
+pub const PRACTICE_NETWORK: &str = "1 restrict network access to the kubelet API";
+pub const PRACTICE_TLS: &str = "2 strong TLS on every kubelet connection";
+pub const PRACTICE_AUTHN: &str = "3 authenticate and authorise every kubelet request";
+pub const PRACTICE_HARDENING: &str = "4 harden kubelet defaults";
+pub const PRACTICE_RESOURCES: &str = "4 harden kubelet defaults and reserve node resources";
+pub const PRACTICE_RBAC: &str = "6 least-privilege kubelet credentials (RBAC, node side)";
+pub const PRACTICE_AUDIT: &str = "7 audit logging";
+
+/// Run an evaluation that may find its input undecidable: `Err(reason)` becomes
+/// `unknown` with that reason. Lets a control combine several settings with `?`.
+pub fn decide(f: impl FnOnce() -> Result<Outcome, String>) -> Outcome {
+    f().unwrap_or_else(Outcome::unknown)
+}
+
+/// An `unknown` that still shows what was observed and where it came from.
+pub fn unknown_with(
+    observed: impl Into<String>,
+    source: impl Into<String>,
+    reason: impl Into<String>,
+) -> Outcome {
+    Outcome::new(super::Status::Unknown, observed, source, reason)
+}
+
+/// The kubelet under evaluation (always present for `Needs::Kubelet` controls).
+pub fn kubelet<'a>(ctx: &Ctx<'a>) -> Result<&'a crate::snapshot::Kubelet, String> {
+    ctx.kubelet().ok_or_else(|| "no kubelet".to_string())
+}
+
+/// An effective setting, or why it cannot be decided.
+pub fn known(ctx: &Ctx, key: &str) -> Result<Setting, String> {
+    match ctx.setting(key) {
+        Lookup::Known(s) => Ok(s),
+        Lookup::Unknown { reason } => Err(reason),
+    }
+}
+
+fn wrong_type(s: &Setting, want: &str) -> String {
+    format!("value {} is not {want}; from {}", s.value, provenance(s))
+}
+
+/// A boolean setting's value.
+pub fn bool_of(s: &Setting) -> Result<bool, String> {
+    s.value.as_bool().ok_or_else(|| wrong_type(s, "a boolean"))
+}
+
+/// An integer setting's value.
+pub fn int_of(s: &Setting) -> Result<i64, String> {
+    s.value.as_i64().ok_or_else(|| wrong_type(s, "an integer"))
+}
+
+/// A string setting's value.
+pub fn str_of(s: &Setting) -> Result<&str, String> {
+    s.value.as_str().ok_or_else(|| wrong_type(s, "a string"))
+}
+
+/// A string-list setting's value.
+pub fn list_of(s: &Setting) -> Result<Vec<String>, String> {
+    s.value
+        .as_array()
+        .and_then(|a| {
+            a.iter()
+                .map(|v| v.as_str().map(str::to_string))
+                .collect::<Option<Vec<_>>>()
+        })
+        .ok_or_else(|| wrong_type(s, "a list of strings"))
+}
+
+/// A string-map setting's value.
+pub fn map_of(s: &Setting) -> Result<std::collections::BTreeMap<String, String>, String> {
+    s.value
+        .as_object()
+        .and_then(|o| {
+            o.iter()
+                .map(|(k, v)| v.as_str().map(|v| (k.clone(), v.to_string())))
+                .collect::<Option<std::collections::BTreeMap<_, _>>>()
+        })
+        .ok_or_else(|| wrong_type(s, "a map of strings"))
+}
+
+/// A one-line reason: why, then where the value came from (`provenance`).
+pub fn because(why: impl std::fmt::Display, s: &Setting) -> String {
+    format!("{why}; from {}", provenance(s))
+}
+
+/// Parse an IP address as the kubelet would (`net.ParseIP`); IPv4-mapped IPv6 addresses
+/// are returned as IPv4 so loopback/unspecified checks see what the socket sees.
+pub fn parse_ip(s: &str) -> Option<IpAddr> {
+    let ip: IpAddr = s.trim().parse().ok()?;
+    Some(match ip {
+        IpAddr::V6(v6) => v6.to_ipv4_mapped().map(IpAddr::V4).unwrap_or(ip),
+        v4 => v4,
+    })
+}
+
+/// Parse a Kubernetes GitVersion into (major, minor, patch): `v1.31.4`, `v1.33.4+rke2r1`,
+/// `v1.30.2-eks-1552ad0`, `v1.29.8-gke.1031000`, `1.31.0`. Anything after the patch
+/// number (`-…` pre-release/vendor part, `+…` build metadata) is ignored.
+pub fn parse_kube_version(s: &str) -> Option<(u32, u32, u32)> {
+    let s = s.trim();
+    let s = s.strip_prefix('v').unwrap_or(s);
+    let core = s.split(['-', '+']).next()?;
+    let mut parts = core.split('.');
+    let num = |p: Option<&str>| -> Option<u32> {
+        let p = p?;
+        if p.is_empty() || !p.bytes().all(|b| b.is_ascii_digit()) {
+            return None;
+        }
+        p.parse().ok()
+    };
+    let major = num(parts.next())?;
+    let minor = num(parts.next())?;
+    let patch = num(parts.next())?;
+    if parts.next().is_some() {
+        return None;
+    }
+    Some((major, minor, patch))
+}
+
+/// The kubelet's version as (major, minor, patch) with its raw text, or why it is not
+/// known. `kubelet.version` is `None` until a version source is read: callers must treat
+/// that as "unknown", never as "old" or "new".
+pub fn kubelet_version(ctx: &Ctx) -> Result<((u32, u32, u32), String), String> {
+    let k = kubelet(ctx)?;
+    match &k.version {
+        None => Err("the kubelet's version is not known".to_string()),
+        Some(raw) => parse_kube_version(raw)
+            .map(|v| (v, raw.clone()))
+            .ok_or_else(|| format!("the kubelet's version {raw:?} is not understood")),
+    }
+}
+
+/// Whether a Kubernetes resource quantity or percentage (`0`, `0%`, `0Mi`, `100Mi`,
+/// `5%`, `1e3`, `0.5Gi`) is zero. `None` when it is not a valid non-negative quantity.
+pub fn quantity_is_zero(s: &str) -> Option<bool> {
+    let s = s.trim();
+    let number = if let Some(n) = s.strip_suffix('%') {
+        n
+    } else {
+        const SUFFIXES: &[&str] = &[
+            "Ki", "Mi", "Gi", "Ti", "Pi", "Ei", "n", "u", "m", "k", "M", "G", "T", "P", "E",
+        ];
+        // A plain or exponent form ("1e3", "0") parses as a number as it is.
+        if s.parse::<f64>().is_ok() {
+            s
+        } else {
+            SUFFIXES
+                .iter()
+                .find_map(|suf| s.strip_suffix(suf))
+                .unwrap_or(s)
+        }
+    };
+    let number = number.trim();
+    if number.is_empty()
+        || !number
+            .bytes()
+            .all(|b| b.is_ascii_digit() || matches!(b, b'.' | b'e' | b'E' | b'+' | b'-'))
+    {
+        return None;
+    }
+    let v: f64 = number.parse().ok()?;
+    if !v.is_finite() || v < 0.0 {
+        return None;
+    }
+    Some(v == 0.0)
+}
+
+/// A file observation for humans: `0600 0:0 /path` (with `-> resolved` when a symlink
+/// was followed), or `? /path (error)`.
+pub fn file_line(f: &crate::snapshot::FileObservation) -> String {
+    match &f.meta {
+        Ok(m) => {
+            let target = if m.resolved != f.path && !m.resolved.is_empty() {
+                format!("{} -> {}", f.path, m.resolved)
+            } else {
+                f.path.clone()
+            };
+            format!("{} {}:{} {target}", mode_str(m.mode), m.uid, m.gid)
+        }
+        Err(e) => format!("? {} ({})", f.path, obs_kind_str(e.kind)),
+    }
+}
+
+/// A short word for an observation error kind.
+pub fn obs_kind_str(kind: crate::snapshot::ObsErrorKind) -> &'static str {
+    match kind {
+        crate::snapshot::ObsErrorKind::NotFound => "not found",
+        crate::snapshot::ObsErrorKind::Unreadable => "unreadable",
+        crate::snapshot::ObsErrorKind::Invalid => "invalid",
+    }
+}
+
+/// Test builders: snapshots in memory, evaluated through the real config layer.
+#[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::expect_used)]
+pub mod testing {
+    use crate::evaluate::{control, Ctx, Outcome, Status};
+    use crate::host::{FileKind, FileMeta};
+    use crate::observe::config::{ConfigInput, EffectiveConfig};
+    use crate::observe::flags::Flags;
+    use crate::policy::Policy;
+    use crate::snapshot::{
+        ApiServer, CertSummary, Credential, Discovery, FileObservation, FileRole, Kubelet,
+        ObsError, ObsErrorKind, Snapshot,
+    };
+
+    /// Where `snapshot_with` puts the `--config` file unless the args name one.
+    pub const CONFIG_PATH: &str = "/var/lib/kubelet/config.yaml";
+    /// Where drop-ins live unless the args name a `--config-dir`.
+    pub const CONFIG_DIR: &str = "/etc/kubernetes/kubelet.conf.d";
+    const HEAD: &str = "apiVersion: kubelet.config.k8s.io/v1beta1\nkind: KubeletConfiguration\n";
+
+    fn doc(body: &str) -> String {
+        if body.contains("kind:") || body.trim_start().starts_with('{') {
+            body.to_string()
+        } else {
+            format!("{HEAD}{body}")
+        }
+    }
+
+    /// A snapshot of a kubelet started with `args`; `config_yaml` is the `--config` file's
+    /// body (the type header is added when missing; `--config` is added when absent).
+    pub fn snapshot_with(args: &[&str], config_yaml: Option<&str>) -> Snapshot {
+        snapshot_with_dropins(args, config_yaml, &[])
+    }
+
+    /// Like [`snapshot_with`], with drop-ins `(file name, body)` under `--config-dir`.
+    pub fn snapshot_with_dropins(
+        args: &[&str],
+        config_yaml: Option<&str>,
+        dropins: &[(&str, &str)],
+    ) -> Snapshot {
+        let mut argv: Vec<String> = args.iter().map(|s| s.to_string()).collect();
+        let probe = Flags::parse(&argv);
+        if config_yaml.is_some() && !probe.has("config") {
+            argv.push(format!("--config={CONFIG_PATH}"));
+        }
+        if !dropins.is_empty() && !probe.has("config-dir") {
+            argv.push(format!("--config-dir={CONFIG_DIR}"));
+        }
+        let flags = Flags::parse(&argv);
+        let config_file = config_yaml.map(|body| ConfigInput {
+            path: flags
+                .string("config")
+                .unwrap_or_else(|| CONFIG_PATH.to_string()),
+            text: Ok(doc(body)),
+        });
+        let config_dir = flags.string("config-dir");
+        let inputs = dropins
+            .iter()
+            .map(|(name, body)| ConfigInput {
+                path: format!("{}/{name}", config_dir.clone().unwrap_or_default()),
+                text: Ok(doc(body)),
+            })
+            .collect();
+        let config = EffectiveConfig::build(flags.clone(), config_file, config_dir, inputs, None);
+        let mut full_argv = vec!["/usr/bin/kubelet".to_string()];
+        full_argv.extend(argv);
+        Snapshot {
+            node: "node-1".to_string(),
+            taken_at: 1_700_000_000.0,
+            discovery: Discovery::Found {
+                pid: 4242,
+                note: None,
+            },
+            kubelet: Some(Kubelet {
+                pid: 4242,
+                argv: full_argv,
+                binary: "/usr/bin/kubelet".to_string(),
+                flavour: "kubelet".to_string(),
+                start_time_ticks: None,
+                flags,
+                config,
+                version: None,
+                unit: None,
+                files: Vec::new(),
+                client_ca: None,
+                credential: None,
+            }),
+            apiserver: None,
+            probes: Vec::new(),
+        }
+    }
+
+    /// A kubeadm-like hardened node (config file with kubeadm's values).
+    pub fn kubeadm() -> Snapshot {
+        snapshot_with(
+            &["--kubeconfig=/etc/kubernetes/kubelet.conf"],
+            Some(
+                "authentication:\n  anonymous:\n    enabled: false\n  webhook:\n    enabled: true\n    cacheTTL: 0s\n  x509:\n    clientCAFile: /etc/kubernetes/pki/ca.crt\nauthorization:\n  mode: Webhook\nhealthzBindAddress: 127.0.0.1\nhealthzPort: 10248\nrotateCertificates: true\nstreamingConnectionIdleTimeout: 0s\n",
+            ),
+        )
+    }
+
+    /// The kubelet inside a snapshot, for tests to adjust.
+    pub fn kubelet_mut(s: &mut Snapshot) -> &mut Kubelet {
+        s.kubelet.as_mut().expect("test snapshot has a kubelet")
+    }
+
+    /// A file with metadata.
+    pub fn file(role: FileRole, path: &str, mode: u32, uid: u32, gid: u32) -> FileObservation {
+        FileObservation {
+            role,
+            path: path.to_string(),
+            meta: Ok(FileMeta {
+                path: path.to_string(),
+                resolved: path.to_string(),
+                kind: FileKind::File,
+                mode,
+                uid,
+                gid,
+                size: 100,
+                inode: 1,
+                dev: 1,
+                mtime_ns: 0,
+                ctime_ns: 0,
+            }),
+        }
+    }
+
+    /// A file whose metadata could not be read.
+    pub fn file_err(role: FileRole, path: &str, kind: ObsErrorKind) -> FileObservation {
+        FileObservation {
+            role,
+            path: path.to_string(),
+            meta: Err(ObsError::new(kind, format!("{path}: {kind:?}"))),
+        }
+    }
+
+    /// A certificate summary.
+    pub fn cert(cn: &str, orgs: &[&str], is_ca: bool) -> CertSummary {
+        CertSummary {
+            subject: format!(
+                "CN={cn}{}",
+                orgs.iter().map(|o| format!(", O={o}")).collect::<String>()
+            ),
+            issuer: "CN=kubernetes".to_string(),
+            common_name: Some(cn.to_string()),
+            organizations: orgs.iter().map(|o| o.to_string()).collect(),
+            is_ca,
+            not_before: 1_600_000_000,
+            not_after: 1_900_000_000,
+            count: 1,
+        }
+    }
+
+    /// A client-certificate credential.
+    pub fn client_cert(cn: &str, orgs: &[&str]) -> Credential {
+        Credential::ClientCertificate {
+            cert: cert(cn, orgs, false),
+            from: "/var/lib/kubelet/pki/kubelet-client-current.pem".to_string(),
+        }
+    }
+
+    /// A kube-apiserver process with these flags.
+    pub fn apiserver(args: &[&str]) -> ApiServer {
+        ApiServer {
+            pid: 99,
+            flags: Flags::parse(args),
+        }
+    }
+
+    /// A user policy layered on the defaults.
+    pub fn policy(yaml: &str) -> Policy {
+        Policy::from_yaml("test-policy.yaml", yaml).expect("test policy is valid")
+    }
+
+    /// Evaluate one control with the default policy.
+    pub fn eval(id: &str, snapshot: &Snapshot) -> Outcome {
+        eval_with(id, snapshot, &Policy::embedded())
+    }
+
+    /// Evaluate one control with a policy.
+    pub fn eval_with(id: &str, snapshot: &Snapshot, policy: &Policy) -> Outcome {
+        let c = control(id).unwrap_or_else(|| panic!("no control {id}"));
+        (c.evaluate)(&Ctx { snapshot, policy })
+    }
+
+    /// Assert a status, printing the outcome when it differs.
+    #[track_caller]
+    pub fn assert_status(o: &Outcome, status: Status) {
+        assert_eq!(o.status, status, "{o:#?}");
+        assert!(!o.reason.is_empty(), "every outcome needs a reason: {o:#?}");
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -115,5 +505,256 @@ mod tests {
         assert_eq!(render(&serde_json::json!(["a", "b"])), "a,b");
         assert_eq!(render(&serde_json::json!({"cpu": "1"})), "cpu=1");
         assert_eq!(render(&serde_json::json!(10255)), "10255");
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::expect_used)]
+mod catalogue_tests {
+    use super::testing::*;
+    use super::*;
+    use crate::evaluate::{catalogue, evaluate, Family, Status};
+    use crate::snapshot::FileRole;
+
+    #[test]
+    fn kube_versions() {
+        assert_eq!(parse_kube_version("v1.31.4"), Some((1, 31, 4)));
+        assert_eq!(parse_kube_version("v1.33.4+rke2r1"), Some((1, 33, 4)));
+        assert_eq!(parse_kube_version("v1.33.4-rke2r1"), Some((1, 33, 4)));
+        assert_eq!(parse_kube_version("v1.30.2-eks-1552ad0"), Some((1, 30, 2)));
+        assert_eq!(parse_kube_version("v1.29.8-gke.1031000"), Some((1, 29, 8)));
+        assert_eq!(parse_kube_version("v1.35.4+k3s1"), Some((1, 35, 4)));
+        assert_eq!(parse_kube_version("1.31.0"), Some((1, 31, 0)));
+        assert_eq!(parse_kube_version(" v1.36.0-alpha.1 "), Some((1, 36, 0)));
+        for bad in [
+            "",
+            "v",
+            "v1.31",
+            "v1.31.x",
+            "1.2.3.4",
+            "Kubernetes v1.35.0",
+            "v1..3",
+            "v-1.2.3",
+        ] {
+            assert_eq!(parse_kube_version(bad), None, "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn quantities() {
+        for zero in ["0", "0%", "0Mi", "0.0%", "0Gi", "0k", "0e3", " 0 "] {
+            assert_eq!(quantity_is_zero(zero), Some(true), "{zero}");
+        }
+        for non_zero in ["100Mi", "5%", "1", "0.5Gi", "1e3", "250m", "1Ki", "1E"] {
+            assert_eq!(quantity_is_zero(non_zero), Some(false), "{non_zero}");
+        }
+        for bad in ["", "%", "Mi", "lots", "-1Mi", "1Xi", "1.2.3"] {
+            assert_eq!(quantity_is_zero(bad), None, "{bad}");
+        }
+    }
+
+    #[test]
+    fn ips() {
+        assert_eq!(
+            parse_ip("::ffff:127.0.0.1"),
+            Some("127.0.0.1".parse().unwrap())
+        );
+        assert!(parse_ip("::").unwrap().is_unspecified());
+        assert_eq!(parse_ip("localhost"), None);
+    }
+
+    fn is_kebab(id: &str) -> bool {
+        !id.is_empty()
+            && !id.starts_with('-')
+            && !id.ends_with('-')
+            && !id.contains("--")
+            && id
+                .bytes()
+                .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+    }
+
+    /// The public contract: every id, its family and its CIS reference.
+    const CONTRACT: &[(&str, Family, Option<&str>)] = &[
+        ("read-only-port-disabled", Family::ApiAccess, Some("4.2.4")),
+        ("api-bind-address-restricted", Family::ApiAccess, None),
+        ("healthz-bind-localhost", Family::ApiAccess, None),
+        ("tls-serving-cert-configured", Family::Tls, Some("4.2.9")),
+        ("client-ca-configured", Family::Tls, Some("4.2.3")),
+        ("tls-min-version", Family::Tls, None),
+        ("tls-strong-cipher-suites", Family::Tls, Some("4.2.12")),
+        ("client-cert-rotation", Family::Tls, Some("4.2.10")),
+        ("server-cert-rotation", Family::Tls, Some("4.2.11")),
+        ("anonymous-auth-disabled", Family::Authn, Some("4.2.1")),
+        ("authorization-mode-webhook", Family::Authn, Some("4.2.2")),
+        ("authentication-webhook-enabled", Family::Authn, None),
+        (
+            "streaming-idle-timeout-set",
+            Family::Hardening,
+            Some("4.2.5"),
+        ),
+        ("iptables-util-chains", Family::Hardening, Some("4.2.6")),
+        ("hostname-override-unset", Family::Hardening, Some("4.2.7")),
+        ("event-qps-limited", Family::Hardening, Some("4.2.8")),
+        ("pod-pids-limit-set", Family::Hardening, Some("4.2.13")),
+        ("seccomp-default-enabled", Family::Hardening, Some("4.2.14")),
+        ("protect-kernel-defaults", Family::Hardening, None),
+        ("kube-reserved-set", Family::Resources, None),
+        ("system-reserved-set", Family::Resources, None),
+        ("eviction-hard-set", Family::Resources, None),
+        ("config-file-permissions", Family::Files, Some("4.1.9")),
+        ("config-file-ownership", Family::Files, Some("4.1.10")),
+        ("kubeconfig-permissions", Family::Files, Some("4.1.5")),
+        ("kubeconfig-ownership", Family::Files, Some("4.1.6")),
+        ("client-ca-permissions", Family::Files, Some("4.1.7")),
+        ("client-ca-ownership", Family::Files, Some("4.1.8")),
+        ("serving-key-permissions", Family::Files, None),
+        ("service-file-permissions", Family::Files, Some("4.1.1")),
+        ("service-file-ownership", Family::Files, Some("4.1.2")),
+        ("kubelet-credential-node-scoped", Family::Rbac, None),
+        ("apiserver-audit-log-enabled", Family::Audit, None),
+    ];
+
+    #[test]
+    fn catalogue_matches_the_contract() {
+        let all = catalogue();
+        let mut seen = std::collections::BTreeSet::new();
+        for c in &all {
+            assert!(is_kebab(c.id), "{} is not kebab-case", c.id);
+            assert!(seen.insert(c.id), "duplicate id {}", c.id);
+            assert!(
+                !c.title.is_empty() && !c.expected.is_empty() && !c.remediation.is_empty(),
+                "{}",
+                c.id
+            );
+            let practices = [
+                PRACTICE_NETWORK,
+                PRACTICE_TLS,
+                PRACTICE_AUTHN,
+                PRACTICE_HARDENING,
+                PRACTICE_RESOURCES,
+                PRACTICE_RBAC,
+                PRACTICE_AUDIT,
+            ];
+            assert!(practices.contains(&c.practice), "{}: {}", c.id, c.practice);
+        }
+        let ids: Vec<&str> = all.iter().map(|c| c.id).collect();
+        let want: Vec<&str> = CONTRACT.iter().map(|c| c.0).collect();
+        assert_eq!(ids, want);
+        for (id, family, cis) in CONTRACT {
+            let c = crate::evaluate::control(id).unwrap();
+            assert_eq!(c.family, *family, "{id}");
+            assert_eq!(c.cis, *cis, "{id}");
+        }
+        // CIS references are unique too.
+        let mut cis: Vec<&str> = all.iter().filter_map(|c| c.cis).collect();
+        let n = cis.len();
+        cis.sort();
+        cis.dedup();
+        assert_eq!(cis.len(), n);
+    }
+
+    #[test]
+    fn policy_can_name_controls() {
+        let p = crate::policy::Policy::from_yaml(
+            "p.yaml",
+            "controls:\n  hostname-override-unset:\n    enabled: false\n  tls-min-version:\n    severity: low\n",
+        )
+        .unwrap();
+        assert!(!p.enabled("hostname-override-unset"));
+        let snap = kubeadm();
+        let results = evaluate(&snap, &p);
+        assert!(results.iter().all(|r| r.id != "hostname-override-unset"));
+        let tls = results.iter().find(|r| r.id == "tls-min-version").unwrap();
+        assert_eq!(tls.severity, crate::evaluate::Severity::Low);
+        assert_eq!(tls.expected, "≥ VersionTLS12");
+    }
+
+    /// Every outcome explains itself; a pass or a fail always shows its evidence.
+    #[test]
+    fn every_verdict_carries_evidence() {
+        let mut hardened = kubeadm();
+        {
+            let k = kubelet_mut(&mut hardened);
+            k.unit = Some("kubelet.service".into());
+            k.version = Some("v1.31.4".into());
+            k.files = vec![
+                file(
+                    FileRole::ConfigFile,
+                    "/var/lib/kubelet/config.yaml",
+                    0o600,
+                    0,
+                    0,
+                ),
+                file(
+                    FileRole::Kubeconfig,
+                    "/etc/kubernetes/kubelet.conf",
+                    0o600,
+                    0,
+                    0,
+                ),
+                file(
+                    FileRole::ClientCa,
+                    "/etc/kubernetes/pki/ca.crt",
+                    0o644,
+                    0,
+                    0,
+                ),
+                file(
+                    FileRole::ServiceUnit,
+                    "/usr/lib/systemd/system/kubelet.service",
+                    0o644,
+                    0,
+                    0,
+                ),
+            ];
+            k.client_ca = Some(Ok(cert("kubernetes", &[], true)));
+            k.credential = Some(Ok(client_cert("system:node:node-1", &["system:nodes"])));
+        }
+        hardened.apiserver = Some(apiserver(&["--audit-log-path=/var/log/a.log"]));
+        let snapshots = [
+            hardened,
+            snapshot_with(&[], None),
+            snapshot_with(&[], Some("readOnlyPort: [\n")),
+        ];
+        let policy = crate::policy::Policy::embedded();
+        for snap in &snapshots {
+            let results = evaluate(snap, &policy);
+            assert_eq!(results.len(), CONTRACT.len());
+            for r in &results {
+                assert!(!r.reason.is_empty(), "{}: empty reason", r.id);
+                assert!(!r.expected.is_empty(), "{}", r.id);
+                if matches!(r.status, Status::Pass | Status::Fail) {
+                    assert!(!r.observed.is_empty(), "{}: no observed value", r.id);
+                    assert!(!r.source.is_empty(), "{}: no source", r.id);
+                }
+            }
+        }
+        // The flags-only kubelet fails the critical defaults.
+        let flags_only = evaluate(&snapshots[1], &policy);
+        for id in [
+            "read-only-port-disabled",
+            "anonymous-auth-disabled",
+            "authorization-mode-webhook",
+        ] {
+            let r = flags_only.iter().find(|r| r.id == id).unwrap();
+            assert_eq!(r.status, Status::Fail, "{id}");
+        }
+        // An unparseable config file makes file-decided settings unknown, never pass/fail.
+        let broken = evaluate(&snapshots[2], &policy);
+        let r = broken
+            .iter()
+            .find(|r| r.id == "read-only-port-disabled")
+            .unwrap();
+        assert_eq!(r.status, Status::Unknown);
+        // Without a kubelet everything is unknown with the discovery reason.
+        let mut none = kubeadm();
+        none.kubelet = None;
+        none.discovery = crate::snapshot::Discovery::NotFound {
+            reason: "no kubelet process".into(),
+        };
+        for r in evaluate(&none, &policy) {
+            assert_eq!(r.status, Status::Unknown, "{}", r.id);
+            assert_eq!(r.reason, "no kubelet process");
+        }
     }
 }
