@@ -167,25 +167,27 @@ struct Group {
     /// Not-applicable reason when nothing of the kind is configured.
     none: &'static str,
     /// What the kubelet is configured to use, if anything (then an empty observation is
-    /// `unknown`, not "nothing to check").
-    configured: fn(&Ctx, &Kubelet) -> Option<String>,
+    /// `unknown`, not "nothing to check"); `Err` when that cannot be decided.
+    configured: fn(&Ctx, &Kubelet) -> Result<Option<String>, String>,
 }
 
-fn setting_path(ctx: &Ctx, key: &str) -> Option<String> {
-    ctx.setting(key)
-        .known()
-        .and_then(|s| s.value.as_str().map(str::trim).map(str::to_string))
-        .filter(|p| !p.is_empty())
-        .map(|p| format!("{key} {p}"))
+/// A file-path setting: `Some("key path")` when set, `Err` when undecidable (e.g. the
+/// config file does not parse, so we cannot tell whether it names a file).
+fn setting_path(ctx: &Ctx, key: &str) -> Result<Option<String>, String> {
+    let s = super::util::known(ctx, key)?;
+    let p = super::util::str_of(&s)?.trim();
+    Ok((!p.is_empty()).then(|| format!("{key} {p}")))
 }
 
 const CONFIG: Group = Group {
     roles: CONFIG_ROLES,
     none: "no --config file, drop-ins or args file: nothing configured to check",
-    configured: |_, k| match (&k.config.config_file, k.config.dropins.first()) {
-        (Some(path), _) => Some(format!("--config {path}")),
-        (None, Some(d)) => Some(format!("drop-in {d}")),
-        (None, None) => None,
+    configured: |_, k| {
+        Ok(match (&k.config.config_file, k.config.dropins.first()) {
+            (Some(path), _) => Some(format!("--config {path}")),
+            (None, Some(d)) => Some(format!("drop-in {d}")),
+            (None, None) => None,
+        })
     },
 };
 
@@ -193,11 +195,11 @@ const KUBECONFIG: Group = Group {
     roles: KUBECONFIG_ROLES,
     none: "no --kubeconfig (standalone kubelet): nothing configured to check",
     configured: |_, k| {
-        k.flags
+        Ok(k.flags
             .last("kubeconfig")
             .map(str::trim)
             .filter(|p| !p.is_empty())
-            .map(|p| format!("--kubeconfig {p}"))
+            .map(|p| format!("--kubeconfig {p}")))
     },
 };
 
@@ -218,10 +220,13 @@ fn check_files(ctx: &Ctx, k: &Kubelet, group: &Group, check: Check) -> Outcome {
     let files: Vec<&FileObservation> = group.roles.iter().flat_map(|r| k.files_in(*r)).collect();
     if files.is_empty() {
         return match (group.configured)(ctx, k) {
-            Some(what) => Outcome::unknown(format!(
+            Ok(Some(what)) => Outcome::unknown(format!(
                 "{what} is configured, but its file metadata was not observed"
             )),
-            None => Outcome::not_applicable(group.none),
+            Ok(None) => Outcome::not_applicable(group.none),
+            Err(why) => Outcome::unknown(format!(
+                "no file observed, and whether one is configured cannot be decided: {why}"
+            )),
         };
     }
     judge(&files, check)
@@ -576,6 +581,13 @@ mod tests {
             &eval("client-ca-permissions", &snapshot_with(&[], None)),
             Status::NotApplicable,
         );
+        // The config file does not parse: whether a CA is configured is unknown.
+        let o = eval(
+            "client-ca-ownership",
+            &snapshot_with(&[], Some("authentication: [\n")),
+        );
+        assert_status(&o, Status::Unknown);
+        assert!(o.reason.contains("cannot be decided"), "{}", o.reason);
         let mut s = kubeadm();
         let o = eval("client-ca-permissions", &s);
         assert_status(&o, Status::Unknown);
