@@ -195,6 +195,27 @@ impl EffectiveConfig {
                 Err(e) => cfg.errors.push(format!("config file {}: {e}", input.path)),
             }
         }
+        // evictionHard is defaulted when nil in both paths: `loadConfigFile` (reference
+        // §2.1 step 2) and v1beta1 `SetDefaults_KubeletConfiguration` for the flags-only
+        // object. It is therefore part of the base the drop-ins are merged into, so a
+        // drop-in that sets one signal keeps the other defaults (maps merge).
+        if cfg.errors.is_empty() {
+            if let Value::Object(o) = &mut cfg.merged {
+                if !o.contains_key("evictionHard") || o.get("evictionHard") == Some(&Value::Null) {
+                    let default = super::settings::default_eviction_hard();
+                    let src = Source::Default {
+                        flags_only: cfg.flags_only_base,
+                    };
+                    record_leaves(
+                        &default,
+                        &mut vec!["evictionHard".to_string()],
+                        &src,
+                        &mut cfg.provenance,
+                    );
+                    o.insert("evictionHard".to_string(), default);
+                }
+            }
+        }
         if let Some(e) = dropin_dir_error {
             cfg.errors.push(e);
         }
@@ -407,25 +428,29 @@ impl EffectiveConfig {
     }
 
     /// Provenance of a path: the exact leaf, or for a map the highest-precedence source
-    /// among its entries (drop-ins after the file).
+    /// among its entries (default < config file < drop-ins in order < flag).
     fn source_of(&self, path: &[String]) -> Source {
         if let Some(s) = self.provenance.get(path) {
             return s.clone();
         }
-        let mut best: Option<&Source> = None;
-        for (p, s) in self.provenance.range(path.to_vec()..) {
-            if !p.starts_with(path) {
-                break;
-            }
-            best = Some(match (best, s) {
-                (None, s) => s,
-                (Some(Source::ConfigFile { .. }), s) => s,
-                (Some(b), _) => b,
-            });
+        self.provenance
+            .range(path.to_vec()..)
+            .take_while(|(p, _)| p.starts_with(path))
+            .map(|(_, s)| s)
+            .max_by_key(|s| self.rank(s))
+            .cloned()
+            .unwrap_or(Source::Default {
+                flags_only: self.flags_only_base,
+            })
+    }
+
+    fn rank(&self, s: &Source) -> usize {
+        match s {
+            Source::Default { .. } => 0,
+            Source::ConfigFile { .. } => 1,
+            Source::DropIn { path } => 2 + self.dropins.iter().position(|d| d == path).unwrap_or(0),
+            Source::Flag { .. } => usize::MAX,
         }
-        best.cloned().unwrap_or(Source::Default {
-            flags_only: self.flags_only_base,
-        })
     }
 
     /// A stable hash input: the effective value of every known setting with its source.

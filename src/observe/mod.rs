@@ -406,9 +406,23 @@ fn observe_kubelet(
         );
     }
 
+    // Relative paths on the command line are relative to the kubelet's working directory
+    // (`filepath.Abs` in loadConfigFile); `/proc/<pid>/cwd` tells it, `/` otherwise.
+    let cwd = host
+        .read_link(&format!("/proc/{pid}/cwd"))
+        .ok()
+        .filter(|c| c.starts_with('/'))
+        .unwrap_or_else(|| "/".to_string());
+    let flag_path = |name: &str| {
+        flags
+            .string(name)
+            .filter(|s| !s.is_empty())
+            .map(|p| host_join(&cwd, &p))
+    };
+
     // 3. effective configuration.
-    let config_file = flags.string("config").filter(|s| !s.is_empty());
-    let config_dir = flags.string("config-dir").filter(|s| !s.is_empty());
+    let config_file = flag_path("config");
+    let config_dir = flag_path("config-dir");
     let cfg = {
         let mut cfg_out = None;
         let _ = probes.record("config", || {
@@ -464,7 +478,7 @@ fn observe_kubelet(
     }
 
     // 4. credential in the kubeconfig.
-    let kubeconfig = flags.string("kubeconfig").filter(|s| !s.is_empty());
+    let kubeconfig = flag_path("kubeconfig");
     let credential = kubeconfig.as_ref().map(|path| {
         files.push(FileObservation {
             role: FileRole::Kubeconfig,
@@ -478,7 +492,7 @@ fn observe_kubelet(
     let client_ca = match cfg.get("authentication.x509.clientCAFile") {
         Lookup::Known(s) => match s.value.as_str().filter(|v| !v.is_empty()) {
             Some(p) => {
-                let path = config_relative(p, &s.source);
+                let path = config_relative(p, &s.source, &cwd);
                 files.push(FileObservation {
                     role: FileRole::ClientCa,
                     path: path.clone(),
@@ -496,16 +510,13 @@ fn observe_kubelet(
     };
 
     // 6. serving certificate and key paths (reference §2.2: InitializeTLS).
-    let cert_dir = flags
-        .string("cert-dir")
-        .filter(|s| !s.is_empty())
-        .unwrap_or_else(|| DEFAULT_CERT_DIR.to_string());
+    let cert_dir = flag_path("cert-dir").unwrap_or_else(|| DEFAULT_CERT_DIR.to_string());
     let str_setting = |key: &str| -> Option<(String, Source)> {
         cfg.get(key).known().and_then(|s| {
             s.value
                 .as_str()
                 .filter(|v| !v.is_empty())
-                .map(|v| (config_relative(v, &s.source), s.source.clone()))
+                .map(|v| (config_relative(v, &s.source, &cwd), s.source.clone()))
         })
     };
     let bootstrap = cfg
@@ -601,14 +612,14 @@ fn observe_kubelet(
 
 /// A path from the configuration: the kubelet resolves relative paths in its config
 /// file against the file's directory (`resolveRelativePaths`); flag paths are relative
-/// to its working directory, which we take as `/`.
-fn config_relative(path: &str, source: &Source) -> String {
+/// to its working directory.
+fn config_relative(path: &str, source: &Source, cwd: &str) -> String {
     if path.starts_with('/') {
         return path.to_string();
     }
     match source.path() {
         Some(file) => host_join(&host_dirname(file), path),
-        None => host_join("/", path),
+        None => host_join(cwd, path),
     }
 }
 

@@ -120,13 +120,14 @@ pub fn unit_from_cgroup(text: &str) -> Option<String> {
     best
 }
 
-/// Start time (clock ticks since boot) from `/proc/<pid>/stat` (field 22), parsed by
-/// procfs-core, which handles command names containing spaces and parentheses.
+/// Start time (clock ticks since boot) from `/proc/<pid>/stat`: field 22, counted after
+/// the *last* `)` because the command name may contain spaces and parentheses.
+/// (procfs-core's `Stat` parser was tried here and panics on some malformed input, which
+/// a host agent must never do; this needs one field.)
 pub fn start_time_from_stat(text: &str) -> Option<u64> {
-    use procfs_core::FromRead;
-    procfs_core::process::Stat::from_read(text.as_bytes())
-        .ok()
-        .map(|s| s.starttime)
+    let after = text.get(text.rfind(')')? + 1..)?;
+    // Fields after ")" start at field 3 (state); field 22 is index 19 here.
+    after.split_whitespace().nth(19)?.parse().ok()
 }
 
 /// Read one process's argv and exe.
