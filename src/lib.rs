@@ -6,8 +6,10 @@
 //! - [`evaluate`]: pure functions, the control catalogue as a table,
 //! - [`publish`]: metrics exposition, the `check` report, the HTTP server.
 
+pub mod agent;
 pub mod evaluate;
 pub mod host;
 pub mod observe;
 pub mod policy;
+pub mod publish;
 pub mod snapshot;

@@ -1,0 +1,407 @@
+//! The agent: bind, then evaluate every `interval` and publish the exposition.
+//!
+//! Each evaluation (observe → evaluate → render) runs on the blocking pool, so host I/O
+//! never stalls the HTTP server. An evaluation that panics is logged and skipped: the
+//! previous exposition stays on `/metrics` (its `last_evaluation_timestamp` ages, which is
+//! what staleness alerts watch) and the next tick tries again.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use tokio::time::MissedTickBehavior;
+
+use crate::evaluate::{self, summarize, ControlResult};
+use crate::host::{HostError, HostRoot};
+use crate::observe::{self, ObserveOptions, Observer};
+use crate::policy::Policy;
+use crate::publish::metrics::{self, Exposition, MetricsInput};
+use crate::publish::report::discovery_state;
+use crate::publish::server::{self, AppState};
+use crate::snapshot::Snapshot;
+
+/// This build's version (`kubelet_sentinel_build_info{version}`).
+pub const BUILD_VERSION: &str = env!("CARGO_PKG_VERSION");
+/// This build's git revision (`kubelet_sentinel_build_info{revision}`), from `build.rs`.
+pub const BUILD_REVISION: &str = match option_env!("KUBELET_SENTINEL_REVISION") {
+    Some(r) => r,
+    None => "unknown",
+};
+
+/// How long in-flight requests may take to finish after a shutdown signal.
+const SHUTDOWN_GRACE: Duration = Duration::from_secs(10);
+
+/// Configuration of `serve`.
+#[derive(Debug, Clone)]
+pub struct AgentConfig {
+    /// Where the host's root filesystem is mounted.
+    pub host_root: PathBuf,
+    /// Node name for every series (default: the host's hostname).
+    pub node_name: Option<String>,
+    /// Pin the kubelet to this pid.
+    pub kubelet_pid: Option<i32>,
+    /// Time between evaluations (must be positive).
+    pub interval: Duration,
+    pub listen: SocketAddr,
+    pub policy: Policy,
+    /// Cap on any single host file read, in bytes.
+    pub max_read_bytes: u64,
+}
+
+/// Why the agent could not start or stopped abnormally.
+#[derive(Debug, thiserror::Error)]
+pub enum AgentError {
+    #[error("--host-root: {0}")]
+    HostRoot(#[from] HostError),
+    #[error("cannot listen on {addr}: {source}")]
+    Bind {
+        addr: SocketAddr,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("the evaluation interval must be positive")]
+    ZeroInterval,
+    #[error("HTTP server failed: {0}")]
+    Server(#[source] std::io::Error),
+    #[error("HTTP server task failed: {0}")]
+    ServerTask(#[source] tokio::task::JoinError),
+    #[error("HTTP server stopped unexpectedly")]
+    ServerStopped,
+}
+
+/// Observe the host and evaluate the controls once (used by `check`; `serve` does the same
+/// through a long-lived [`Observer`] whose discovery cache survives between evaluations).
+/// The duration covers observation and evaluation.
+pub fn evaluate_once(
+    host: &HostRoot,
+    opts: &ObserveOptions,
+    policy: &Policy,
+) -> (Snapshot, Vec<ControlResult>, Duration) {
+    evaluate_with(|| observe::observe(host, opts), policy)
+}
+
+fn evaluate_with(
+    observe: impl FnOnce() -> Snapshot,
+    policy: &Policy,
+) -> (Snapshot, Vec<ControlResult>, Duration) {
+    let start = Instant::now();
+    let snapshot = observe();
+    let results = evaluate::evaluate(&snapshot, policy);
+    (snapshot, results, start.elapsed())
+}
+
+/// What one evaluation cycle produced.
+struct Cycle {
+    exposition: Exposition,
+    snapshot: Snapshot,
+    results: Vec<ControlResult>,
+    duration: Duration,
+}
+
+/// One cycle: observe, evaluate and render (blocking: host I/O).
+fn cycle(observer: &mut Observer, policy: &Policy) -> Cycle {
+    let (snapshot, results, duration) = evaluate_with(|| observer.observe(), policy);
+    let exposition = metrics::render(&MetricsInput {
+        node: &snapshot.node,
+        snapshot: &snapshot,
+        results: &results,
+        evaluation_duration: duration,
+        evaluated_at: snapshot.taken_at,
+        build_version: BUILD_VERSION,
+        build_revision: BUILD_REVISION,
+    });
+    Cycle {
+        exposition,
+        snapshot,
+        results,
+        duration,
+    }
+}
+
+fn panic_message(payload: &(dyn std::any::Any + Send)) -> &str {
+    if let Some(s) = payload.downcast_ref::<&str>() {
+        s
+    } else if let Some(s) = payload.downcast_ref::<String>() {
+        s
+    } else {
+        "non-string panic payload"
+    }
+}
+
+/// Evaluate forever, publishing each exposition into `state`. `step` runs on the blocking
+/// pool with a state made by `init` (the [`Observer`]); the state travels into each task
+/// and back. After a panic it is gone, and the next cycle starts from a fresh one (for the
+/// observer: an empty discovery cache, i.e. a full scan).
+async fn evaluation_loop<S, I, F>(interval: Duration, state: Arc<AppState>, mut init: I, step: F)
+where
+    S: Send + 'static,
+    I: FnMut() -> S,
+    F: Fn(&mut S) -> Cycle + Send + Sync + 'static,
+{
+    let step = Arc::new(step);
+    let mut ticker = tokio::time::interval(interval);
+    ticker.set_missed_tick_behavior(MissedTickBehavior::Delay);
+    let mut carried: Option<S> = None;
+    let mut last_no_kubelet: Option<String> = None;
+    loop {
+        ticker.tick().await;
+        let mut st = carried.take().unwrap_or_else(&mut init);
+        let step = Arc::clone(&step);
+        let job = tokio::task::spawn_blocking(move || {
+            let c = step(&mut st);
+            (st, c)
+        });
+        match job.await {
+            Ok((st, c)) => {
+                carried = Some(st);
+                state.publish(c.exposition);
+                let s = summarize(&c.results);
+                let k = &c.snapshot.kubelet;
+                tracing::info!(
+                    node = %c.snapshot.node,
+                    kubelet = discovery_state(&c.snapshot.discovery),
+                    kubelet_pid = k.as_ref().map(|k| k.pid),
+                    pass = s.pass,
+                    fail = s.fail,
+                    unknown = s.unknown,
+                    not_applicable = s.not_applicable,
+                    duration_ms = c.duration.as_millis() as u64,
+                    "evaluation complete"
+                );
+                // Say it when it changes, not every interval.
+                let no_kubelet = c.snapshot.no_kubelet_reason();
+                if no_kubelet != last_no_kubelet {
+                    match &no_kubelet {
+                        Some(reason) => tracing::warn!(
+                            %reason,
+                            "no usable kubelet: the kubelet's controls are unknown"
+                        ),
+                        None if last_no_kubelet.is_some() => {
+                            tracing::info!("kubelet found again")
+                        }
+                        None => {}
+                    }
+                    last_no_kubelet = no_kubelet;
+                }
+                if c.duration > interval {
+                    tracing::warn!(
+                        duration_ms = c.duration.as_millis() as u64,
+                        interval_ms = interval.as_millis() as u64,
+                        "evaluation took longer than the interval"
+                    );
+                }
+            }
+            Err(e) if e.is_panic() => {
+                let payload = e.into_panic();
+                tracing::error!(
+                    panic = panic_message(payload.as_ref()),
+                    "evaluation panicked; /metrics keeps the previous evaluation"
+                );
+            }
+            Err(e) => {
+                tracing::error!(error = %e, "evaluation did not complete; /metrics keeps the previous evaluation");
+            }
+        }
+    }
+}
+
+/// Run the agent until SIGTERM/SIGINT: bind, then evaluate every `interval` and serve the
+/// latest exposition.
+pub async fn run_serve(cfg: AgentConfig) -> Result<(), AgentError> {
+    if cfg.interval.is_zero() {
+        return Err(AgentError::ZeroInterval);
+    }
+    let host = HostRoot::new(&cfg.host_root)?.with_max_read(cfg.max_read_bytes);
+    let listener = tokio::net::TcpListener::bind(cfg.listen)
+        .await
+        .map_err(|source| AgentError::Bind {
+            addr: cfg.listen,
+            source,
+        })?;
+    let local = listener.local_addr().unwrap_or(cfg.listen);
+
+    // Until the first evaluation: build_info only (see `publish::server`). Resolving the
+    // node name reads the host's hostname, so it goes to the blocking pool too.
+    let startup = {
+        let (h, n) = (host.clone(), cfg.node_name.clone());
+        match tokio::task::spawn_blocking(move || observe::node_name(&h, n.as_deref())).await {
+            Ok(node) => metrics::render_startup(&node, BUILD_VERSION, BUILD_REVISION),
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot resolve the node name before the first evaluation");
+                Exposition::empty()
+            }
+        }
+    };
+    let state = Arc::new(AppState::new(startup));
+
+    let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
+    let mut server = tokio::spawn(server::serve(listener, Arc::clone(&state), async move {
+        let _ = stop_rx.await;
+    }));
+    tracing::info!(
+        address = %local,
+        version = BUILD_VERSION,
+        revision = BUILD_REVISION,
+        interval_s = cfg.interval.as_secs_f64(),
+        "listening: open http://{local}/metrics"
+    );
+
+    let opts = ObserveOptions {
+        node_name: cfg.node_name.clone(),
+        kubelet_pid: cfg.kubelet_pid,
+    };
+    let policy = cfg.policy;
+    let evaluations = evaluation_loop(
+        cfg.interval,
+        Arc::clone(&state),
+        move || Observer::new(host.clone(), opts.clone()),
+        move |observer: &mut Observer| cycle(observer, &policy),
+    );
+
+    tokio::select! {
+        signal = server::shutdown_signal() => {
+            tracing::info!(signal, "shutting down");
+        }
+        res = &mut server => {
+            return match res {
+                Ok(Ok(())) => Err(AgentError::ServerStopped),
+                Ok(Err(e)) => Err(AgentError::Server(e)),
+                Err(e) => Err(AgentError::ServerTask(e)),
+            };
+        }
+        () = evaluations => {
+            // The loop never ends; treat it like a server stop if it ever does.
+            return Err(AgentError::ServerStopped);
+        }
+    }
+
+    // Stop accepting, let in-flight scrapes finish (bounded).
+    let _ = stop_tx.send(());
+    match tokio::time::timeout(SHUTDOWN_GRACE, &mut server).await {
+        Ok(Ok(Ok(()))) => Ok(()),
+        Ok(Ok(Err(e))) => Err(AgentError::Server(e)),
+        Ok(Err(e)) => Err(AgentError::ServerTask(e)),
+        Err(_) => {
+            tracing::warn!(
+                grace_s = SHUTDOWN_GRACE.as_secs(),
+                "connections still open after the grace period; exiting"
+            );
+            server.abort();
+            Ok(())
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn evaluate_once_on_an_empty_host() {
+        let dir = tempfile::tempdir().unwrap();
+        let host = HostRoot::new(dir.path()).unwrap();
+        let opts = ObserveOptions {
+            node_name: Some("node-x".into()),
+            kubelet_pid: None,
+        };
+        let (snapshot, results, _) = evaluate_once(&host, &opts, &Policy::embedded());
+        assert_eq!(snapshot.node, "node-x");
+        assert!(snapshot.kubelet.is_none());
+        let mut observer = Observer::new(host, opts);
+        let c = cycle(&mut observer, &Policy::embedded());
+        assert!(c
+            .exposition
+            .text
+            .contains("kubelet_sentinel_kubelet_up{node=\"node-x\"} 0"));
+        assert_eq!(c.results.len(), results.len());
+    }
+
+    fn fake_cycle(tag: &str) -> Cycle {
+        let snapshot = Snapshot {
+            node: "n".into(),
+            taken_at: 0.0,
+            discovery: crate::snapshot::Discovery::NotFound {
+                reason: "none".into(),
+            },
+            kubelet: None,
+            apiserver: None,
+            probes: Vec::new(),
+        };
+        Cycle {
+            exposition: Exposition {
+                text: tag.to_string(),
+                openmetrics: format!("{tag}\n# EOF\n"),
+            },
+            snapshot,
+            results: Vec::new(),
+            duration: Duration::ZERO,
+        }
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_panicking_evaluation_keeps_the_previous_exposition() {
+        use std::sync::atomic::{AtomicUsize, Ordering};
+        use std::sync::Mutex;
+        let state = Arc::new(AppState::new(Exposition::empty()));
+        let inits = Arc::new(AtomicUsize::new(0));
+        // (call number, what /metrics served when the call started)
+        let seen: Arc<Mutex<Vec<(usize, String)>>> = Arc::default();
+        let (st, i, sn) = (Arc::clone(&state), Arc::clone(&inits), Arc::clone(&seen));
+        let calls = AtomicUsize::new(0);
+        let lp = tokio::spawn(evaluation_loop(
+            Duration::from_millis(5),
+            Arc::clone(&state),
+            move || i.fetch_add(1, Ordering::SeqCst),
+            move |_: &mut usize| {
+                let n = calls.fetch_add(1, Ordering::SeqCst) + 1;
+                sn.lock().unwrap().push((n, st.current().text.clone()));
+                if n == 2 {
+                    panic!("injected");
+                }
+                fake_cycle(&format!("cycle{n}"))
+            },
+        ));
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while state.current().text != "cycle3" {
+            assert!(Instant::now() < deadline, "no third cycle");
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+        lp.abort();
+        let seen = seen.lock().unwrap().clone();
+        assert_eq!(seen[0], (1, String::new()));
+        assert_eq!(seen[1], (2, "cycle1".to_string()));
+        // After the panic, /metrics still served cycle 1, and the loop went on.
+        assert_eq!(seen[2], (3, "cycle1".to_string()));
+        assert!(state.is_ready());
+        // The carried state was lost with the panic and made afresh once.
+        assert_eq!(inits.load(Ordering::SeqCst), 2);
+    }
+
+    #[test]
+    fn panic_messages() {
+        let p: Box<dyn std::any::Any + Send> = Box::new("boom");
+        assert_eq!(panic_message(p.as_ref()), "boom");
+        let p: Box<dyn std::any::Any + Send> = Box::new(String::from("bang"));
+        assert_eq!(panic_message(p.as_ref()), "bang");
+        let p: Box<dyn std::any::Any + Send> = Box::new(1u8);
+        assert_eq!(panic_message(p.as_ref()), "non-string panic payload");
+    }
+
+    #[tokio::test]
+    async fn zero_interval_is_rejected() {
+        let cfg = AgentConfig {
+            host_root: PathBuf::from("/"),
+            node_name: None,
+            kubelet_pid: None,
+            interval: Duration::ZERO,
+            listen: SocketAddr::from(([127, 0, 0, 1], 0)),
+            policy: Policy::embedded(),
+            max_read_bytes: 1024,
+        };
+        assert!(matches!(
+            run_serve(cfg).await,
+            Err(AgentError::ZeroInterval)
+        ));
+    }
+}

@@ -1,0 +1,785 @@
+//! The metrics exposition, rendered once per evaluation.
+//!
+//! Every evaluation builds a fresh [`Registry`] from the snapshot and the control results,
+//! encodes it in both text formats and hands the two strings to the HTTP server, which
+//! only copies bytes on a scrape. Rendering once keeps scrapes cheap and free of host I/O,
+//! and makes both formats describe exactly the same evaluation.
+//!
+//! Formats:
+//! - OpenMetrics 1.0.0 text (`application/openmetrics-text`): prometheus-client's
+//!   [`text::encode`] (`# UNIT` lines, `info` typed families, the trailing `# EOF`).
+//! - Prometheus text 0.0.4 (`text/plain`): prometheus-client's [`prometheus_text::encode`]
+//!   on the *same* registry: no `# EOF`, no `# UNIT`, `info` families are typed `gauge`
+//!   under their `_info` sample name and counters under their `_total` name.
+//!
+//! Determinism: prometheus-client's `Family` keeps its series in a `HashMap`, whose
+//! iteration order changes from process to process. A golden file must be able to diff
+//! the output, so series are kept in [`Ordered`], a `Vec`-backed family that encodes in
+//! insertion order: controls in catalogue order, statuses in [`Status::ALL`] order, probes
+//! in observation order. Families are encoded in registration order.
+//!
+//! Cardinality: every label value is either a node-level constant (node, kubelet version,
+//! config paths, build info), a catalogue constant (control id, title, family, severity,
+//! CIS reference), a status, or a probe name. No observed value, path of an arbitrary file
+//! or error message ever becomes a label.
+
+use std::sync::atomic::AtomicU64;
+use std::time::Duration;
+
+use prometheus_client::encoding::{prometheus_text, text, EncodeMetric, MetricEncoder};
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::metrics::info::Info;
+use prometheus_client::metrics::{MetricType, TypedMetric};
+use prometheus_client::registry::{Registry, Unit};
+
+use crate::evaluate::{ControlResult, Status};
+use crate::snapshot::Snapshot;
+
+/// `Content-Type` of the Prometheus text format 0.0.4.
+pub const CONTENT_TYPE_TEXT: &str = prometheus_text::CONTENT_TYPE;
+/// `Content-Type` of the OpenMetrics text format 1.0.0.
+pub const CONTENT_TYPE_OPENMETRICS: &str =
+    "application/openmetrics-text; version=1.0.0; charset=utf-8";
+
+/// A label set, in the order the labels are written.
+pub type Labels = Vec<(String, String)>;
+
+/// A gauge holding an `f64`.
+type F64Gauge = Gauge<f64, AtomicU64>;
+
+/// One evaluation's exposition in both text formats.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Exposition {
+    /// Prometheus text format 0.0.4 ([`CONTENT_TYPE_TEXT`]).
+    pub text: String,
+    /// OpenMetrics text format 1.0.0, ending with `# EOF` ([`CONTENT_TYPE_OPENMETRICS`]).
+    pub openmetrics: String,
+}
+
+impl Exposition {
+    /// Encode a registry in both formats.
+    pub fn from_registry(registry: &Registry) -> Result<Exposition, std::fmt::Error> {
+        let mut text_out = String::new();
+        prometheus_text::encode(&mut text_out, registry)?;
+        let mut openmetrics = String::new();
+        text::encode(&mut openmetrics, registry)?;
+        Ok(Exposition {
+            text: text_out,
+            openmetrics,
+        })
+    }
+
+    /// A valid exposition without any series (an empty 0.0.4 body, `# EOF` alone).
+    pub fn empty() -> Exposition {
+        Exposition {
+            text: String::new(),
+            openmetrics: "# EOF\n".to_string(),
+        }
+    }
+}
+
+/// Everything one exposition is made of.
+#[derive(Debug, Clone, Copy)]
+pub struct MetricsInput<'a> {
+    pub node: &'a str,
+    pub snapshot: &'a Snapshot,
+    pub results: &'a [ControlResult],
+    pub evaluation_duration: Duration,
+    /// Unix time (seconds) of the evaluation.
+    pub evaluated_at: f64,
+    pub build_version: &'a str,
+    pub build_revision: &'a str,
+}
+
+/// A metric family whose series are encoded in insertion order (see the module docs).
+#[derive(Debug)]
+pub struct Ordered<M> {
+    series: Vec<(Labels, M)>,
+}
+
+impl<M> Default for Ordered<M> {
+    fn default() -> Self {
+        Ordered { series: Vec::new() }
+    }
+}
+
+impl<M> Ordered<M> {
+    /// Add a series. A label set already present is ignored (the first one wins), so the
+    /// exposition never holds duplicate series.
+    pub fn push(&mut self, labels: Labels, metric: M) {
+        if self.series.iter().any(|(l, _)| *l == labels) {
+            return;
+        }
+        self.series.push((labels, metric));
+    }
+
+    pub fn len(&self) -> usize {
+        self.series.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.series.is_empty()
+    }
+}
+
+impl Ordered<F64Gauge> {
+    /// Add a gauge series with a value.
+    pub fn gauge(&mut self, labels: Labels, value: f64) {
+        let g = F64Gauge::default();
+        g.set(value);
+        self.push(labels, g);
+    }
+}
+
+impl Ordered<Info<Labels>> {
+    /// Add an info series (value 1).
+    pub fn info(&mut self, labels: Labels) {
+        self.push(labels, Info::new(Vec::new()));
+    }
+}
+
+impl<M> EncodeMetric for Ordered<M>
+where
+    M: EncodeMetric + TypedMetric,
+{
+    fn encode(&self, mut encoder: MetricEncoder) -> Result<(), std::fmt::Error> {
+        for (labels, metric) in &self.series {
+            metric.encode(encoder.encode_family(labels)?)?;
+        }
+        Ok(())
+    }
+
+    fn metric_type(&self) -> MetricType {
+        M::TYPE
+    }
+
+    /// Empty families are left out of the exposition entirely (no orphan `# HELP`).
+    fn is_empty(&self) -> bool {
+        self.series.is_empty()
+    }
+}
+
+fn labels(pairs: &[(&str, &str)]) -> Labels {
+    pairs
+        .iter()
+        .map(|(k, v)| ((*k).to_string(), (*v).to_string()))
+        .collect()
+}
+
+fn bool_value(b: bool) -> f64 {
+    if b {
+        1.0
+    } else {
+        0.0
+    }
+}
+
+const HELP_CONTROL_STATUS: &str = "Status of each kubelet hardening control, one series per possible status (pass, fail, unknown, not_applicable): the current status is 1, the others 0";
+const HELP_CONTROL_INFO: &str =
+    "Catalogue metadata of each evaluated control (title, family, severity, CIS Kubernetes Benchmark reference); always 1";
+const HELP_KUBELET_UP: &str =
+    "1 when a kubelet process was found on the node and its configuration read, else 0 (the kubelet's controls are then unknown)";
+const HELP_KUBELET_INFO: &str =
+    "The kubelet that was evaluated: version, config file and config drop-in directory (empty when not set); present only when kubelet_up is 1";
+const HELP_PROBE_SUCCESS: &str =
+    "1 when the observation step (probe) succeeded in the last evaluation, else 0";
+const HELP_PROBE_DURATION: &str =
+    "Duration of each observation step (probe) in the last evaluation";
+const HELP_LAST_EVALUATION: &str =
+    "Unix time at which the last completed evaluation started (alert when it is older than a few intervals)";
+const HELP_EVALUATION_DURATION: &str =
+    "Duration of the last evaluation (observation of the host and evaluation of the controls)";
+const HELP_BUILD_INFO: &str = "Version and revision of the running kubelet-sentinel; always 1";
+
+/// Register `kubelet_sentinel_build_info`.
+fn register_build_info(registry: &mut Registry, node: &str, version: &str, revision: &str) {
+    let mut build = Ordered::<Info<Labels>>::default();
+    build.info(labels(&[
+        ("node", node),
+        ("version", version),
+        ("revision", revision),
+    ]));
+    registry.register("kubelet_sentinel_build", HELP_BUILD_INFO, build);
+}
+
+// prometheus-client appends a full stop to every HELP text: none here.
+
+/// Build the registry of one evaluation.
+pub fn registry(input: &MetricsInput) -> Registry {
+    let node = input.node;
+    let mut registry = Registry::default();
+
+    let mut status = Ordered::<F64Gauge>::default();
+    let mut info = Ordered::<Info<Labels>>::default();
+    for r in input.results {
+        let severity = r.severity.as_str();
+        for s in Status::ALL {
+            status.gauge(
+                labels(&[
+                    ("node", node),
+                    ("control", r.id),
+                    ("family", r.family),
+                    ("severity", severity),
+                    ("status", s.as_str()),
+                ]),
+                bool_value(r.status == s),
+            );
+        }
+        info.info(labels(&[
+            ("node", node),
+            ("control", r.id),
+            ("title", r.title),
+            ("family", r.family),
+            ("severity", severity),
+            ("cis", r.cis.unwrap_or("")),
+        ]));
+    }
+    registry.register(
+        "kubelet_sentinel_control_status",
+        HELP_CONTROL_STATUS,
+        status,
+    );
+    // An info family: `kubelet_sentinel_control_info` on the wire.
+    registry.register("kubelet_sentinel_control", HELP_CONTROL_INFO, info);
+
+    let mut up = Ordered::<F64Gauge>::default();
+    up.gauge(
+        labels(&[("node", node)]),
+        bool_value(input.snapshot.kubelet.is_some()),
+    );
+    registry.register("kubelet_sentinel_kubelet_up", HELP_KUBELET_UP, up);
+
+    let mut kubelet = Ordered::<Info<Labels>>::default();
+    if let Some(k) = &input.snapshot.kubelet {
+        kubelet.info(labels(&[
+            ("node", node),
+            ("version", k.version.as_deref().unwrap_or("")),
+            ("config_file", k.config.config_file.as_deref().unwrap_or("")),
+            ("config_dir", k.config.config_dir.as_deref().unwrap_or("")),
+        ]));
+    }
+    registry.register("kubelet_sentinel_kubelet", HELP_KUBELET_INFO, kubelet);
+
+    let mut probe_success = Ordered::<F64Gauge>::default();
+    let mut probe_duration = Ordered::<F64Gauge>::default();
+    for p in &input.snapshot.probes {
+        let l = labels(&[("node", node), ("probe", p.name)]);
+        probe_success.gauge(l.clone(), bool_value(p.success));
+        probe_duration.gauge(l, p.duration.as_secs_f64());
+    }
+    registry.register(
+        "kubelet_sentinel_probe_success",
+        HELP_PROBE_SUCCESS,
+        probe_success,
+    );
+    registry.register_with_unit(
+        "kubelet_sentinel_probe_duration",
+        HELP_PROBE_DURATION,
+        Unit::Seconds,
+        probe_duration,
+    );
+
+    let mut last = Ordered::<F64Gauge>::default();
+    last.gauge(labels(&[("node", node)]), input.evaluated_at);
+    registry.register_with_unit(
+        "kubelet_sentinel_last_evaluation_timestamp",
+        HELP_LAST_EVALUATION,
+        Unit::Seconds,
+        last,
+    );
+
+    let mut duration = Ordered::<F64Gauge>::default();
+    duration.gauge(
+        labels(&[("node", node)]),
+        input.evaluation_duration.as_secs_f64(),
+    );
+    registry.register_with_unit(
+        "kubelet_sentinel_evaluation_duration",
+        HELP_EVALUATION_DURATION,
+        Unit::Seconds,
+        duration,
+    );
+
+    register_build_info(
+        &mut registry,
+        node,
+        input.build_version,
+        input.build_revision,
+    );
+    registry
+}
+
+/// Render one evaluation's exposition in both formats.
+pub fn render(input: &MetricsInput) -> Exposition {
+    encode_or_empty(&registry(input))
+}
+
+/// The exposition served before the first evaluation has completed: only
+/// `kubelet_sentinel_build_info`. `kubelet_sentinel_kubelet_up` and the control series are
+/// *absent* (not 0), so "kubelet down" and "control failing" alerts cannot fire on a
+/// freshly started agent, while the target still scrapes successfully (`up` = 1).
+pub fn render_startup(node: &str, build_version: &str, build_revision: &str) -> Exposition {
+    let mut registry = Registry::default();
+    register_build_info(&mut registry, node, build_version, build_revision);
+    encode_or_empty(&registry)
+}
+
+fn encode_or_empty(registry: &Registry) -> Exposition {
+    match Exposition::from_registry(registry) {
+        Ok(e) => e,
+        Err(e) => {
+            // Encoding into a `String` cannot fail unless a metric's encoder does; never
+            // serve a half-written body.
+            tracing::error!(error = %e, "encoding the metrics exposition failed");
+            Exposition::empty()
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::evaluate::Severity;
+    use crate::snapshot::{Discovery, ProbeRecord};
+    use prometheus_client::metrics::counter::Counter;
+    use std::collections::{BTreeMap, BTreeSet};
+
+    fn result(id: &'static str, status: Status, cis: Option<&'static str>) -> ControlResult {
+        ControlResult {
+            id,
+            title: "A \"quoted\" title with a back\\slash",
+            family: "api_access",
+            severity: Severity::High,
+            cis,
+            practice: "p",
+            status,
+            observed: "o".into(),
+            expected: "e".into(),
+            source: "flag".into(),
+            reason: "r".into(),
+            remediation: "fix",
+        }
+    }
+
+    fn snapshot(node: &str) -> Snapshot {
+        Snapshot {
+            node: node.to_string(),
+            taken_at: 1_700_000_000.5,
+            discovery: Discovery::NotFound {
+                reason: "no kubelet process".into(),
+            },
+            kubelet: None,
+            apiserver: None,
+            probes: vec![
+                ProbeRecord {
+                    name: "process",
+                    success: true,
+                    duration: Duration::from_millis(3),
+                    error: None,
+                },
+                ProbeRecord {
+                    name: "config",
+                    success: false,
+                    duration: Duration::from_micros(250),
+                    error: Some("boom".into()),
+                },
+            ],
+        }
+    }
+
+    fn exposition(node: &str, results: &[ControlResult]) -> Exposition {
+        let snap = snapshot(node);
+        render(&MetricsInput {
+            node,
+            snapshot: &snap,
+            results,
+            evaluation_duration: Duration::from_millis(12),
+            evaluated_at: 1_700_000_001.25,
+            build_version: "0.1.0",
+            build_revision: "abc123",
+        })
+    }
+
+    fn results() -> Vec<ControlResult> {
+        vec![
+            result("anonymous-auth-disabled", Status::Fail, Some("4.2.1")),
+            result("authorization-webhook", Status::Pass, Some("4.2.2")),
+            result("read-only-port-disabled", Status::Unknown, None),
+            result("audit-policy", Status::NotApplicable, None),
+        ]
+    }
+
+    #[derive(Debug, Clone, PartialEq)]
+    struct Sample {
+        name: String,
+        labels: Vec<(String, String)>,
+        value: f64,
+    }
+
+    #[derive(Debug, Clone, Copy, PartialEq)]
+    enum Format {
+        Text004,
+        OpenMetrics,
+    }
+
+    fn valid_name(s: &str) -> bool {
+        let mut chars = s.chars();
+        matches!(chars.next(), Some(c) if c.is_ascii_alphabetic() || c == '_' || c == ':')
+            && chars.all(|c| c.is_ascii_alphanumeric() || c == '_' || c == ':')
+    }
+
+    fn valid_label_name(s: &str) -> bool {
+        let mut chars = s.chars();
+        matches!(chars.next(), Some(c) if c.is_ascii_alphabetic() || c == '_')
+            && chars.all(|c| c.is_ascii_alphanumeric() || c == '_')
+    }
+
+    /// Parse `name{k="v",...} value` into a sample, unescaping label values.
+    fn parse_sample(line: &str) -> Result<Sample, String> {
+        let name_end = line
+            .find(['{', ' '])
+            .ok_or_else(|| format!("no value: {line}"))?;
+        let name = &line[..name_end];
+        if !valid_name(name) {
+            return Err(format!("bad metric name {name:?}"));
+        }
+        let mut rest = &line[name_end..];
+        let mut labels = Vec::new();
+        if let Some(r) = rest.strip_prefix('{') {
+            rest = r;
+            loop {
+                if let Some(r) = rest.strip_prefix('}') {
+                    rest = r;
+                    break;
+                }
+                let eq = rest.find('=').ok_or("label without =")?;
+                let key = &rest[..eq];
+                if !valid_label_name(key) {
+                    return Err(format!("bad label name {key:?}"));
+                }
+                rest = rest[eq + 1..]
+                    .strip_prefix('"')
+                    .ok_or("label value not quoted")?;
+                let mut value = String::new();
+                let mut chars = rest.char_indices();
+                let end = loop {
+                    match chars.next() {
+                        Some((_, '\\')) => match chars.next() {
+                            Some((_, '\\')) => value.push('\\'),
+                            Some((_, '"')) => value.push('"'),
+                            Some((_, 'n')) => value.push('\n'),
+                            other => return Err(format!("bad escape {other:?}")),
+                        },
+                        Some((i, '"')) => break i,
+                        Some((_, '\n')) => return Err("raw newline in label value".into()),
+                        Some((_, c)) => value.push(c),
+                        None => return Err("unterminated label value".into()),
+                    }
+                };
+                labels.push((key.to_string(), value));
+                rest = &rest[end + 1..];
+                if let Some(r) = rest.strip_prefix(',') {
+                    rest = r;
+                } else if !rest.starts_with('}') {
+                    return Err(format!("expected , or }} in {line}"));
+                }
+            }
+        }
+        let value = rest.strip_prefix(' ').ok_or("no space before value")?;
+        if value.contains(' ') {
+            return Err(format!("timestamps/exemplars not expected: {line}"));
+        }
+        let value: f64 = match value {
+            "+Inf" => f64::INFINITY,
+            "-Inf" => f64::NEG_INFINITY,
+            "NaN" => f64::NAN,
+            v => v.parse().map_err(|_| format!("bad value {v:?}"))?,
+        };
+        Ok(Sample {
+            name: name.to_string(),
+            labels,
+            value,
+        })
+    }
+
+    /// A small line-format checker for both text formats: comment syntax, families
+    /// declared once and not interleaved, sample names matching their family's type,
+    /// no duplicate series, `# EOF`/`# UNIT` only in OpenMetrics.
+    fn check(body: &str, format: Format) -> Result<Vec<Sample>, String> {
+        if !body.is_empty() && !body.ends_with('\n') {
+            return Err("body does not end with a newline".into());
+        }
+        let mut samples = Vec::new();
+        let mut declared: BTreeSet<String> = BTreeSet::new();
+        let mut current: Option<(String, String)> = None; // (family, type)
+        let mut series: BTreeSet<String> = BTreeSet::new();
+        let mut eof = false;
+        for line in body.lines() {
+            if eof {
+                return Err("content after # EOF".into());
+            }
+            if line == "# EOF" {
+                if format != Format::OpenMetrics {
+                    return Err("# EOF in the 0.0.4 format".into());
+                }
+                eof = true;
+                continue;
+            }
+            if let Some(comment) = line.strip_prefix("# ") {
+                let mut parts = comment.splitn(3, ' ');
+                let kind = parts.next().unwrap_or("");
+                let name = parts.next().ok_or("comment without a name")?;
+                let arg = parts.next().ok_or("comment without text")?;
+                if !valid_name(name) {
+                    return Err(format!("bad name in comment: {line}"));
+                }
+                match kind {
+                    "HELP" => {
+                        if !declared.insert(name.to_string()) {
+                            return Err(format!("family {name} declared twice"));
+                        }
+                        current = Some((name.to_string(), String::new()));
+                    }
+                    "TYPE" => {
+                        let allowed: &[&str] = match format {
+                            Format::Text004 => {
+                                &["counter", "gauge", "histogram", "summary", "untyped"]
+                            }
+                            Format::OpenMetrics => &[
+                                "counter",
+                                "gauge",
+                                "histogram",
+                                "gaugehistogram",
+                                "stateset",
+                                "info",
+                                "summary",
+                                "unknown",
+                            ],
+                        };
+                        if !allowed.contains(&arg) {
+                            return Err(format!("bad type {arg}"));
+                        }
+                        match &mut current {
+                            Some((fam, t)) if fam == name && t.is_empty() => *t = arg.to_string(),
+                            _ => return Err(format!("TYPE without matching HELP: {line}")),
+                        }
+                    }
+                    "UNIT" => {
+                        if format != Format::OpenMetrics {
+                            return Err("# UNIT in the 0.0.4 format".into());
+                        }
+                        if !name.ends_with(&format!("_{arg}")) {
+                            return Err(format!("name {name} does not end with unit {arg}"));
+                        }
+                    }
+                    _ => return Err(format!("unknown comment {line}")),
+                }
+                continue;
+            }
+            if line.starts_with('#') || line.is_empty() {
+                return Err(format!("bad line {line:?}"));
+            }
+            let sample = parse_sample(line)?;
+            let (family, typ) = current.as_ref().ok_or("sample before any family")?;
+            let expected_name = match (format, typ.as_str()) {
+                (Format::OpenMetrics, "info") => format!("{family}_info"),
+                (Format::OpenMetrics, "counter") => format!("{family}_total"),
+                _ => family.clone(),
+            };
+            if sample.name != expected_name {
+                return Err(format!("sample {} in family {family} ({typ})", sample.name));
+            }
+            if format == Format::OpenMetrics && typ == "info" && sample.value != 1.0 {
+                return Err("info sample not 1".into());
+            }
+            let key = format!("{}{:?}", sample.name, sample.labels);
+            if !series.insert(key) {
+                return Err(format!("duplicate series {line}"));
+            }
+            samples.push(sample);
+        }
+        if format == Format::OpenMetrics && !eof {
+            return Err("OpenMetrics without # EOF".into());
+        }
+        Ok(samples)
+    }
+
+    fn label<'a>(s: &'a Sample, key: &str) -> Option<&'a str> {
+        s.labels
+            .iter()
+            .find(|(k, _)| k == key)
+            .map(|(_, v)| v.as_str())
+    }
+
+    #[test]
+    fn both_formats_parse() {
+        let exp = exposition("node-a", &results());
+        let text = check(&exp.text, Format::Text004).unwrap();
+        let om = check(&exp.openmetrics, Format::OpenMetrics).unwrap();
+        assert_eq!(text, om, "both formats carry the same samples");
+        assert!(!text.is_empty());
+    }
+
+    #[test]
+    fn eof_and_unit_only_in_openmetrics() {
+        let exp = exposition("node-a", &results());
+        assert!(exp.openmetrics.ends_with("# EOF\n"));
+        assert_eq!(exp.openmetrics.matches("# EOF").count(), 1);
+        assert!(!exp.text.contains("# EOF"));
+        assert!(!exp.text.contains("# UNIT"));
+        assert!(exp
+            .openmetrics
+            .contains("# UNIT kubelet_sentinel_probe_duration_seconds seconds\n"));
+        assert!(exp
+            .text
+            .contains("# TYPE kubelet_sentinel_build_info gauge\n"));
+        assert!(exp
+            .openmetrics
+            .contains("# TYPE kubelet_sentinel_build info\n"));
+    }
+
+    #[test]
+    fn stateset_has_exactly_one_active_status_per_control() {
+        let rs = results();
+        let exp = exposition("node-a", &rs);
+        let samples = check(&exp.text, Format::Text004).unwrap();
+        let mut per_control: BTreeMap<String, Vec<(String, f64)>> = BTreeMap::new();
+        for s in samples
+            .iter()
+            .filter(|s| s.name == "kubelet_sentinel_control_status")
+        {
+            per_control
+                .entry(label(s, "control").unwrap().to_string())
+                .or_default()
+                .push((label(s, "status").unwrap().to_string(), s.value));
+        }
+        assert_eq!(per_control.len(), rs.len());
+        for r in &rs {
+            let series = &per_control[r.id];
+            let statuses: Vec<&str> = series.iter().map(|(s, _)| s.as_str()).collect();
+            assert_eq!(statuses, ["pass", "fail", "unknown", "not_applicable"]);
+            let ones: Vec<&str> = series
+                .iter()
+                .filter(|(_, v)| *v == 1.0)
+                .map(|(s, _)| s.as_str())
+                .collect();
+            assert_eq!(ones, [r.status.as_str()], "{}", r.id);
+            assert!(series.iter().all(|(_, v)| *v == 0.0 || *v == 1.0));
+        }
+    }
+
+    #[test]
+    fn every_series_carries_node() {
+        let exp = exposition("node-a", &results());
+        for s in check(&exp.openmetrics, Format::OpenMetrics).unwrap() {
+            assert_eq!(label(&s, "node"), Some("node-a"), "{s:?}");
+        }
+        let startup = render_startup("node-a", "0.1.0", "abc");
+        let samples = check(&startup.text, Format::Text004).unwrap();
+        assert_eq!(samples.len(), 1);
+        assert_eq!(samples[0].name, "kubelet_sentinel_build_info");
+        check(&startup.openmetrics, Format::OpenMetrics).unwrap();
+        assert!(!startup.text.contains("kubelet_up"));
+    }
+
+    #[test]
+    fn label_values_are_escaped() {
+        let node = "we\"ird\\node\nname";
+        let exp = exposition(node, &results());
+        assert!(exp.text.contains(r#"node="we\"ird\\node\nname""#));
+        for body in [&exp.text, &exp.openmetrics] {
+            assert!(body.contains(r#"title="A \"quoted\" title with a back\\slash""#));
+        }
+        for (body, format) in [
+            (&exp.text, Format::Text004),
+            (&exp.openmetrics, Format::OpenMetrics),
+        ] {
+            for s in check(body, format).unwrap() {
+                assert_eq!(label(&s, "node"), Some(node));
+            }
+        }
+    }
+
+    #[test]
+    fn kubelet_down_means_up_zero_and_no_kubelet_info() {
+        let exp = exposition("node-a", &results());
+        let samples = check(&exp.text, Format::Text004).unwrap();
+        let up: Vec<_> = samples
+            .iter()
+            .filter(|s| s.name == "kubelet_sentinel_kubelet_up")
+            .collect();
+        assert_eq!(up.len(), 1);
+        assert_eq!(up[0].value, 0.0);
+        assert!(!exp.text.contains("kubelet_sentinel_kubelet_info"));
+        // Empty families have no orphan HELP/TYPE either.
+        assert!(!exp.openmetrics.contains("kubelet_sentinel_kubelet "));
+    }
+
+    #[test]
+    fn output_is_deterministic_and_ordered() {
+        let rs = results();
+        let a = exposition("node-a", &rs);
+        let b = exposition("node-a", &rs);
+        assert_eq!(a, b);
+        let first = a.text.find("control=\"anonymous-auth-disabled\"").unwrap();
+        let last = a.text.find("control=\"audit-policy\"").unwrap();
+        assert!(first < last, "catalogue order");
+        let probes: Vec<_> = check(&a.text, Format::Text004)
+            .unwrap()
+            .into_iter()
+            .filter(|s| s.name == "kubelet_sentinel_probe_success")
+            .map(|s| label(&s, "probe").unwrap().to_string())
+            .collect();
+        assert_eq!(probes, ["process", "config"]);
+    }
+
+    #[test]
+    fn cis_label_is_empty_when_missing() {
+        let exp = exposition("n", &results());
+        let samples = check(&exp.text, Format::Text004).unwrap();
+        let info: Vec<_> = samples
+            .iter()
+            .filter(|s| s.name == "kubelet_sentinel_control_info")
+            .collect();
+        assert_eq!(info.len(), 4);
+        assert_eq!(label(info[0], "cis"), Some("4.2.1"));
+        assert_eq!(label(info[2], "cis"), Some(""));
+    }
+
+    #[test]
+    fn duplicate_series_are_dropped() {
+        let mut rs = results();
+        rs.push(result("anonymous-auth-disabled", Status::Pass, None));
+        let exp = exposition("n", &rs);
+        check(&exp.text, Format::Text004).unwrap();
+        check(&exp.openmetrics, Format::OpenMetrics).unwrap();
+    }
+
+    #[test]
+    fn counters_are_named_total_in_both_formats() {
+        // No counters yet: this pins the encoders' behaviour for when there are.
+        let mut registry = Registry::default();
+        let c: Counter = Counter::default();
+        c.inc();
+        registry.register("demo_evaluations", "Evaluations run.", c);
+        let exp = Exposition::from_registry(&registry).unwrap();
+        assert!(exp.text.contains("# TYPE demo_evaluations_total counter\n"));
+        assert!(exp.text.contains("\ndemo_evaluations_total 1\n"));
+        assert!(exp
+            .openmetrics
+            .contains("# TYPE demo_evaluations counter\n"));
+        assert!(exp.openmetrics.contains("\ndemo_evaluations_total 1\n"));
+        check(&exp.text, Format::Text004).unwrap();
+        check(&exp.openmetrics, Format::OpenMetrics).unwrap();
+    }
+
+    #[test]
+    fn checker_rejects_broken_bodies() {
+        assert!(check("# HELP a x\n# TYPE a gauge\na 1\n", Format::OpenMetrics).is_err());
+        assert!(check("# HELP a x\n# TYPE a gauge\na 1\n# EOF\n", Format::Text004).is_err());
+        assert!(check("# HELP a x\n# TYPE a gauge\na{b=\"c} 1\n", Format::Text004).is_err());
+        assert!(check("# HELP a x\n# TYPE a gauge\nb 1\n", Format::Text004).is_err());
+        assert!(check("# HELP a x\n# TYPE a gauge\na 1\na 2\n", Format::Text004).is_err());
+        assert!(check("# HELP a x\n# TYPE a gauge\na 1\n", Format::Text004).is_ok());
+    }
+}

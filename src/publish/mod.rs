@@ -1,0 +1,9 @@
+//! Publish: what leaves the process.
+//!
+//! - [`metrics`]: the Prometheus / OpenMetrics exposition, rendered once per evaluation,
+//! - [`report`]: the `check` command's report (JSON, JUnit XML, terminal table),
+//! - [`server`]: the HTTP server that serves the latest exposition.
+
+pub mod metrics;
+pub mod report;
+pub mod server;
