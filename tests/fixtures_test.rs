@@ -3,8 +3,8 @@
 //! policy, and compare the status of EVERY catalogue control with an explicit table, plus
 //! the observed value and source of the decisive ones.
 //!
-//! Where a table expects something the code does not do yet, the line says so
-//! (`CORRECT, NOT CURRENT`): those expectations follow the reference and are deliberate.
+//! Expectations follow the reference (`/work/shared/reference/kubelet-facts.md`), not
+//! whatever the code happened to do; a comment explains every non-obvious one.
 
 mod common;
 
@@ -622,11 +622,9 @@ fn rke2_table(ro: Status) -> Vec<(&'static str, Status)> {
         ("protect-kernel-defaults", F),
         ("kube-reserved-set", F),
         ("system-reserved-set", F),
-        // UNSURE (see report): the drop-in's evictionHard {imagefs, nodefs} is merged
-        // into the base object; whether the flags-only base carries DefaultEvictionHard
-        // (and so memory.available<100Mi survives the merge) was not settled. Pinned to
-        // what the code does today.
-        ("eviction-hard-set", F),
+        // The drop-in's evictionHard {imagefs, nodefs: 5%} is an RFC 7386 merge patch over
+        // the base object, which carries DefaultEvictionHard: memory.available<100Mi stays.
+        ("eviction-hard-set", P),
         ("config-file-permissions", P),
         ("config-file-ownership", P),
         ("kubeconfig-permissions", P),
@@ -673,6 +671,12 @@ fn rke2_common(r: &Results) {
         "authorization-mode-webhook",
         P,
         "Webhook",
+        "drop-in:00-rke2-defaults.conf",
+    );
+    r.expect_full(
+        "eviction-hard-set",
+        P,
+        "imagefs.available=5%,imagefs.inodesFree=5%,memory.available=100Mi,nodefs.available=5%,nodefs.inodesFree=5%",
         "drop-in:00-rke2-defaults.conf",
     );
     // The kubelet runs in the rke2-agent unit.
@@ -986,9 +990,8 @@ fn unreadable_config_table(
         ("config-file-ownership", config_meta),
         ("kubeconfig-permissions", P),
         ("kubeconfig-ownership", P),
-        // CORRECT, NOT CURRENT (see report): whether a client CA file is configured is
-        // itself undecidable when the config cannot be read, so its permission checks are
-        // unknown; today they say not_applicable ("no client CA file configured").
+        // Whether a client CA file is configured is itself undecidable when the config
+        // cannot be read, so its file checks are unknown, not "not applicable".
         ("client-ca-permissions", U),
         ("client-ca-ownership", U),
         // The serving key's path depends on the config (serverTLSBootstrap/tlsPrivateKeyFile).
@@ -1304,8 +1307,7 @@ fn misconfigured() {
 
 /// Reference §2.1: `loadConfigFile` sets evictionHard to DefaultEvictionHard when the file
 /// has none, and a drop-in is an RFC 7386 merge patch, so maps merge: a drop-in that tunes
-/// one signal keeps memory.available<100Mi. CORRECT, NOT CURRENT (see report): today the
-/// drop-in map replaces the default.
+/// one signal keeps memory.available<100Mi (the drop-in map does not replace the default).
 #[test]
 fn dropin_eviction_map_merges_into_the_config_file_default() {
     let fx = Fixture::load("eks-al2023");

@@ -20,7 +20,9 @@ use kubelet_sentinel::snapshot::FileRole;
 fn kube_bench_1256_config_path_comes_from_the_process() {
     let r = Fixture::load("kube-bench/1256").evaluate();
     let k = r.snapshot.kubelet.as_ref().expect("kubelet");
-    assert_eq!(k.config.config_file.as_deref(), Some("kubelet_conf.json"));
+    assert_eq!(k.flags.last("config"), Some("kubelet_conf.json"));
+    // Resolved like the kubelet's `filepath.Abs`: against the working directory, `/`.
+    assert_eq!(k.config.config_file.as_deref(), Some("/kubelet_conf.json"));
     // 4.2.1, 4.2.2, 4.2.3 and 4.2.6 (protect-kernel-defaults in cis-1.6) of the issue.
     r.expect_full(
         "anonymous-auth-disabled",
@@ -52,8 +54,7 @@ fn kube_bench_1256_config_path_comes_from_the_process() {
 /// kube-bench#1256, with the unit's `WorkingDirectory=/etc/kubernetes`: the kubelet
 /// resolves a relative `--config` against its working directory (`loadConfigFile` calls
 /// `filepath.Abs`), i.e. `/proc/<pid>/cwd`, so the file it reads is
-/// `/etc/kubernetes/kubelet_conf.json`. CORRECT, NOT CURRENT (see report): the observation
-/// resolves relative paths against `/`.
+/// `/etc/kubernetes/kubelet_conf.json`.
 #[test]
 fn kube_bench_1256_relative_config_resolves_against_the_process_cwd() {
     let fx = Fixture::load("kube-bench/1256-cwd");

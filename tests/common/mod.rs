@@ -11,7 +11,10 @@
 //!   file costs nothing in git or on disk);
 //! - `decoys.txt`: `/tmp/...abs-path _decoys/file` lines: files written at an absolute path
 //!   of *this* machine, where a symlink of the fixture would land if it were followed on the
-//!   agent's own filesystem instead of inside the host root.
+//!   agent's own filesystem instead of inside the host root;
+//! - `links.txt`: `proc/2210/cwd /etc/kubernetes` lines: symlinks created in the copy. A
+//!   committed symlink to a directory such as `/` would be followed by tools that walk the
+//!   repository (cargo's package scan does), so those live here instead.
 //!
 //! These manifests (and `_decoys/`) are not copied into the host tree.
 //!
@@ -87,6 +90,7 @@ impl Fixture {
             dir,
             owners_applied: false,
         };
+        fx.apply_links(src);
         fx.apply_sparse(src);
         fx.apply_decoys(src);
         fx.apply_owners(src);
@@ -161,6 +165,15 @@ impl Fixture {
             let target = self.root().join(&path);
             fs::set_permissions(&target, fs::Permissions::from_mode(bits))
                 .unwrap_or_else(|e| panic!("{}: chmod {mode} {path}: {e}", self.name));
+        }
+    }
+
+    fn apply_links(&self, src: &Path) {
+        for (link, target) in Self::manifest(src, "links.txt") {
+            let at = self.root().join(&link);
+            fs::create_dir_all(at.parent().expect("parent")).expect("link dir");
+            symlink(&target, &at)
+                .unwrap_or_else(|e| panic!("{}: ln -s {target} {link}: {e}", self.name));
         }
     }
 
