@@ -36,7 +36,12 @@ pub struct Cli {
 #[derive(Debug, Clone, Args)]
 pub struct GlobalArgs {
     /// Where the host's root filesystem is mounted (the DaemonSet uses /host).
-    #[arg(long, global = true, env = "KUBELET_SENTINEL_HOST_ROOT", default_value = "/")]
+    #[arg(
+        long,
+        global = true,
+        env = "KUBELET_SENTINEL_HOST_ROOT",
+        default_value = "/"
+    )]
     pub host_root: PathBuf,
 
     /// Node name reported on every series (default: the host's hostname).
@@ -60,7 +65,12 @@ pub struct GlobalArgs {
     pub log_format: LogFormat,
 
     /// Log filter (tracing EnvFilter syntax, e.g. `info` or `kubelet_sentinel=debug`).
-    #[arg(long, global = true, env = "KUBELET_SENTINEL_LOG_LEVEL", default_value = "info")]
+    #[arg(
+        long,
+        global = true,
+        env = "KUBELET_SENTINEL_LOG_LEVEL",
+        default_value = "info"
+    )]
     pub log_level: String,
 }
 
@@ -216,7 +226,13 @@ pub fn run(cli: Cli) -> Result<i32, CliError> {
             let mut stdout = std::io::stdout().lock();
             stdout
                 .write_all(out.as_bytes())
-                .and_then(|_| if out.ends_with('\n') { Ok(()) } else { stdout.write_all(b"\n") })
+                .and_then(|_| {
+                    if out.ends_with('\n') {
+                        Ok(())
+                    } else {
+                        stdout.write_all(b"\n")
+                    }
+                })
                 .map_err(CliError::Output)?;
             Ok(report::exit_code(&report, args.fail_on.threshold()))
         }

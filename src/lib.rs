@@ -7,6 +7,7 @@
 //! - [`publish`]: metrics exposition, the `check` report, the HTTP server.
 
 pub mod agent;
+pub mod cli;
 pub mod evaluate;
 pub mod host;
 pub mod observe;

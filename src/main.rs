@@ -1,1 +1,16 @@
-fn main(){}
+//! kubelet-sentinel: thin binary over the library.
+
+use std::process::ExitCode;
+
+use clap::Parser;
+
+fn main() -> ExitCode {
+    let cli = kubelet_sentinel::cli::Cli::parse();
+    match kubelet_sentinel::cli::run(cli).map_err(anyhow::Error::from) {
+        Ok(code) => ExitCode::from(u8::try_from(code).unwrap_or(2)),
+        Err(e) => {
+            eprintln!("kubelet-sentinel: error: {e:#}");
+            ExitCode::from(2)
+        }
+    }
+}

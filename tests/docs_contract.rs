@@ -1,0 +1,153 @@
+//! Contracts move together: every control id, CLI flag and metric family is documented in
+//! the README, and the README's two opening commands are the ones CI and users run.
+
+use clap::CommandFactory;
+use kubelet_sentinel::cli::Cli;
+use kubelet_sentinel::evaluate::catalogue;
+
+fn readme() -> String {
+    std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/README.md")).unwrap()
+}
+
+#[test]
+fn every_control_id_is_documented_with_its_severity_and_cis() {
+    let readme = readme();
+    for c in catalogue() {
+        let row = readme
+            .lines()
+            .find(|l| l.starts_with(&format!("| `{}` |", c.id)))
+            .unwrap_or_else(|| panic!("README has no catalogue row for {}", c.id));
+        assert!(
+            row.contains(c.family.as_str()),
+            "{}: family {}",
+            c.id,
+            c.family.as_str()
+        );
+        assert!(
+            row.contains(c.severity.as_str()),
+            "{}: severity {}",
+            c.id,
+            c.severity.as_str()
+        );
+        if let Some(cis) = c.cis {
+            assert!(row.contains(cis), "{}: CIS {cis}", c.id);
+        }
+    }
+    // And no row for a control that does not exist (a rename must update the README).
+    let ids: Vec<&str> = catalogue().iter().map(|c| c.id).collect();
+    for line in readme.lines().filter(|l| l.starts_with("| `")) {
+        let cell = line.split('`').nth(1).unwrap_or("");
+        let looks_like_control = cell.contains('-')
+            && !cell.starts_with("--")
+            && !cell.contains(' ')
+            && !cell.contains('/')
+            && cell
+                .chars()
+                .all(|ch| ch.is_ascii_lowercase() || ch == '-' || ch.is_ascii_digit());
+        if looks_like_control
+            && (line.contains("| critical |")
+                || line.contains("| high |")
+                || line.contains("| medium |")
+                || line.contains("| low |"))
+        {
+            assert!(
+                ids.contains(&cell),
+                "README documents unknown control {cell}"
+            );
+        }
+    }
+}
+
+#[test]
+fn every_flag_is_documented() {
+    let readme = readme();
+    let cmd = Cli::command();
+    let mut subs: Vec<&clap::Command> = vec![&cmd];
+    subs.extend(cmd.get_subcommands());
+    for c in subs {
+        for a in c.get_arguments() {
+            let Some(long) = a.get_long() else { continue };
+            if matches!(long, "help" | "version") {
+                continue;
+            }
+            assert!(
+                readme.contains(&format!("--{long}")),
+                "README does not document --{long}"
+            );
+            if let Some(env) = a.get_env() {
+                let env = env.to_string_lossy();
+                assert!(
+                    readme.contains(env.as_ref()),
+                    "README does not document {env}"
+                );
+            }
+        }
+    }
+}
+
+#[test]
+fn readme_opens_with_the_two_commands() {
+    let readme = readme();
+    let block: Vec<&str> = readme
+        .split("```sh\n")
+        .nth(1)
+        .unwrap()
+        .split("```")
+        .next()
+        .unwrap()
+        .lines()
+        .collect();
+    assert_eq!(block.len(), 2, "exactly two commands: {block:?}");
+    assert!(block[0].contains("serve") && block[0].contains("examples/node"));
+    assert_eq!(block[1], "scripts/test.sh");
+    let ci = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/.ci/run")).unwrap();
+    assert!(
+        ci.contains("scripts/test.sh"),
+        ".ci/run must run the README's test command"
+    );
+    assert!(
+        std::path::Path::new(concat!(env!("CARGO_MANIFEST_DIR"), "/examples/node/proc")).is_dir()
+    );
+}
+
+#[test]
+fn every_metric_family_is_documented() {
+    use kubelet_sentinel::host::HostRoot;
+    use kubelet_sentinel::observe::ObserveOptions;
+    use kubelet_sentinel::policy::Policy;
+    use kubelet_sentinel::publish::metrics::{render, MetricsInput};
+
+    let readme = readme();
+    let host = HostRoot::new(concat!(env!("CARGO_MANIFEST_DIR"), "/examples/node")).unwrap();
+    let (snapshot, results, duration) = kubelet_sentinel::agent::evaluate_once(
+        &host,
+        &ObserveOptions::default(),
+        &Policy::embedded(),
+    );
+    let exposition = render(&MetricsInput {
+        node: &snapshot.node,
+        snapshot: &snapshot,
+        results: &results,
+        evaluation_duration: duration,
+        evaluated_at: snapshot.taken_at,
+        build_version: "test",
+        build_revision: "test",
+    });
+    let mut names: Vec<String> = exposition
+        .text
+        .lines()
+        .filter(|l| !l.starts_with('#') && !l.is_empty())
+        .map(|l| l.split(['{', ' ']).next().unwrap().to_string())
+        .collect();
+    names.dedup();
+    assert!(
+        names.len() >= 9,
+        "expected every family in the example node's exposition: {names:?}"
+    );
+    for name in names {
+        assert!(
+            readme.contains(&format!("`{name}`")),
+            "README does not document metric {name}"
+        );
+    }
+}
