@@ -748,12 +748,14 @@ fn microk8s() {
             ("service-file-permissions", F),
             ("service-file-ownership", P),
             ("kubelet-credential-node-scoped", U),
-            // KNOWN GAP (see report): kubelite embeds the kube-apiserver, whose flags are in
-            // --apiserver-args-file (no audit flags here), but only kube-apiserver
-            // processes are observed. Pinned to today's behaviour.
-            ("apiserver-audit-log-enabled", NA),
+            // kubelite embeds the kube-apiserver; its flags are in --apiserver-args-file,
+            // which has no audit flags here.
+            ("apiserver-audit-log-enabled", F),
         ],
     );
+    let audit = r.get("apiserver-audit-log-enabled");
+    assert!(audit.reason.contains("--audit-log-path"), "{}", audit.reason);
+    assert!(audit.reason.contains("--audit-policy-file"), "{}", audit.reason);
     let k = kubelet(&r);
     assert_eq!(k.flavour, "kubelite");
     assert_eq!(

@@ -430,9 +430,8 @@ impl EffectiveConfig {
     /// Provenance of a path: the exact leaf, or for a map the highest-precedence source
     /// among its entries (default < config file < drop-ins in order < flag).
     fn source_of(&self, path: &[String]) -> Source {
-        if let Some(s) = self.provenance.get(path) {
-            return s.clone();
-        }
+        // The exact entry (a scalar, a list, or an empty map written in a file) and every
+        // entry below it (map keys merged in by later files) compete by precedence.
         self.provenance
             .range(path.to_vec()..)
             .take_while(|(p, _)| p.starts_with(path))

@@ -169,12 +169,18 @@ fn observe_with(host: &HostRoot, opts: &ObserveOptions, cache: &mut Cache) -> Sn
         Err(reason) => (Discovery::Failed { reason }, None),
     };
 
+    let kubelite = chosen
+        .as_ref()
+        .filter(|(_, kind)| *kind == KubeletKind::Kubelite)
+        .map(|(info, _)| info.clone());
     let apiserver = probes
-        .record("apiserver", || {
-            Ok::<_, String>(apiserver_info.map(|p| ApiServer {
+        .record("apiserver", || match (apiserver_info, kubelite) {
+            (Some(p), _) => Ok(Some(ApiServer {
                 pid: p.pid,
                 flags: Flags::parse(p.argv.get(1..).unwrap_or(&[])),
-            }))
+            })),
+            (None, Some(k)) => kubelite_apiserver(host, &k),
+            (None, None) => Ok(None),
         })
         .ok()
         .flatten();
@@ -202,6 +208,22 @@ fn observe_with(host: &HostRoot, opts: &ObserveOptions, cache: &mut Cache) -> Sn
 }
 
 type Chosen = Option<(ProcInfo, KubeletKind)>;
+
+/// MicroK8s' kubelite runs the kube-apiserver in the same process, with its flags in
+/// `--apiserver-args-file` (reference §5 MicroK8s). No such flag: no apiserver here.
+fn kubelite_apiserver(host: &HostRoot, kubelite: &ProcInfo) -> Result<Option<ApiServer>, String> {
+    let own = Flags::parse(kubelite.argv.get(1..).unwrap_or(&[]));
+    let Some(path) = own.string("apiserver-args-file").filter(|p| !p.is_empty()) else {
+        return Ok(None);
+    };
+    let text = host
+        .read_to_string(&path)
+        .map_err(|e| format!("kubelite apiserver args file: {e}"))?;
+    Ok(Some(ApiServer {
+        pid: kubelite.pid,
+        flags: Flags::parse(&flags::args_file_words(&text)),
+    }))
+}
 
 fn proc_start(host: &HostRoot, pid: i32) -> Option<u64> {
     process::read_small(host, pid, "stat")
@@ -522,12 +544,17 @@ fn observe_kubelet(
     let bootstrap = cfg
         .get("serverTLSBootstrap")
         .known()
-        .map(|s| s.value == Value::Bool(true))
-        .unwrap_or(false);
+        .map(|s| s.value == Value::Bool(true));
+    // When the settings that decide the serving files are themselves undecidable, no
+    // path is guessed: the file controls report the configuration's reason instead.
+    let decidable = bootstrap.is_some()
+        && cfg.get("tlsCertFile").known().is_some()
+        && cfg.get("tlsPrivateKeyFile").known().is_some();
     let (cert_path, key_path) = match (str_setting("tlsCertFile"), str_setting("tlsPrivateKeyFile"))
     {
+        _ if !decidable => (None, None),
         (Some((c, _)), Some((k, _))) => (Some(c), Some(k)),
-        _ if bootstrap => {
+        _ if bootstrap == Some(true) => {
             let p = host_join(&cert_dir, "kubelet-server-current.pem");
             (Some(p.clone()), Some(p))
         }
