@@ -16,7 +16,9 @@ use crate::policy::Policy;
 use crate::snapshot::{Kubelet, Snapshot};
 
 /// A control's verdict.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize, serde::Deserialize)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize, serde::Deserialize,
+)]
 #[serde(rename_all = "snake_case")]
 pub enum Status {
     Pass,
@@ -26,7 +28,12 @@ pub enum Status {
 }
 
 impl Status {
-    pub const ALL: [Status; 4] = [Status::Pass, Status::Fail, Status::Unknown, Status::NotApplicable];
+    pub const ALL: [Status; 4] = [
+        Status::Pass,
+        Status::Fail,
+        Status::Unknown,
+        Status::NotApplicable,
+    ];
 
     pub fn as_str(&self) -> &'static str {
         match self {
@@ -39,7 +46,9 @@ impl Status {
 }
 
 /// How bad a failure is.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize, serde::Deserialize)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize, serde::Deserialize,
+)]
 #[serde(rename_all = "snake_case")]
 pub enum Severity {
     // Ordered so that `Critical` is the greatest.
@@ -165,7 +174,12 @@ pub struct Outcome {
 }
 
 impl Outcome {
-    pub fn new(status: Status, observed: impl Into<String>, source: impl Into<String>, reason: impl Into<String>) -> Self {
+    pub fn new(
+        status: Status,
+        observed: impl Into<String>,
+        source: impl Into<String>,
+        reason: impl Into<String>,
+    ) -> Self {
         Outcome {
             status,
             observed: observed.into(),
@@ -175,11 +189,19 @@ impl Outcome {
         }
     }
 
-    pub fn pass(observed: impl Into<String>, source: impl Into<String>, reason: impl Into<String>) -> Self {
+    pub fn pass(
+        observed: impl Into<String>,
+        source: impl Into<String>,
+        reason: impl Into<String>,
+    ) -> Self {
         Self::new(Status::Pass, observed, source, reason)
     }
 
-    pub fn fail(observed: impl Into<String>, source: impl Into<String>, reason: impl Into<String>) -> Self {
+    pub fn fail(
+        observed: impl Into<String>,
+        source: impl Into<String>,
+        reason: impl Into<String>,
+    ) -> Self {
         Self::new(Status::Fail, observed, source, reason)
     }
 
