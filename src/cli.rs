@@ -178,8 +178,10 @@ pub enum CliError {
 pub fn init_logging(global: &GlobalArgs) {
     let filter = tracing_subscriber::EnvFilter::try_new(&global.log_level)
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    use std::io::IsTerminal;
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
+        .with_ansi(std::io::stderr().is_terminal())
         .with_writer(std::io::stderr);
     // A second initialisation (tests) is harmless: ignore the error.
     let _ = match global.log_format {
@@ -252,7 +254,10 @@ pub fn run(cli: Cli) -> Result<i32, CliError> {
                 .enable_all()
                 .build()
                 .map_err(CliError::Runtime)?;
-            rt.block_on(agent::run_serve(cfg))?;
+            let result = rt.block_on(agent::run_serve(cfg));
+            // An evaluation stuck in a host read must not hold the exit hostage.
+            rt.shutdown_timeout(Duration::from_secs(5));
+            result?;
             Ok(0)
         }
     }

@@ -1,0 +1,2 @@
+//! Test-support stand-in kubelet (placeholder; see tests/standin/README.md).
+fn main() {}
