@@ -1,2 +1,0 @@
-//! Test-support stand-in kubelet (placeholder; see tests/standin/README.md).
-fn main() {}
