@@ -327,6 +327,7 @@ mod tests {
             kubelet: None,
             apiserver: None,
             probes: Vec::new(),
+            live: None,
         };
         Cycle {
             exposition: Exposition {

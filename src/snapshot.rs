@@ -22,6 +22,107 @@ pub struct Snapshot {
     pub apiserver: Option<ApiServer>,
     /// Observation steps and how they went (`kubelet_sentinel_probe_*`).
     pub probes: Vec<ProbeRecord>,
+    /// Live evidence from the kubelet's sockets (`None` when probes did not run, e.g.
+    /// no kubelet, or an evaluation from files only).
+    pub live: Option<Live>,
+}
+
+/// What the kubelet's sockets said. Every probe has a connect and an overall timeout; a
+/// probe that could not answer is an `Err` with its reason, never a guess.
+#[derive(Debug, Clone, Default, PartialEq, serde::Serialize)]
+pub struct Live {
+    /// The kubelet's listening TCP sockets.
+    pub listeners: Option<Observed<Listeners>>,
+    /// Address probed for the serving port (e.g. `127.0.0.1:10250`).
+    pub serving_target: Option<String>,
+    /// A TLS handshake on the serving port (any certificate accepted: we inspect).
+    pub tls: Option<ProbeResult<TlsHandshake>>,
+    /// Which protocol versions the serving port accepts (`VersionTLS10`..`VersionTLS13`).
+    pub tls_versions: Option<ProbeResult<Vec<(String, bool)>>>,
+    /// Which TLS 1.2 cipher suites (IANA names) the serving port accepts.
+    pub tls12_suites: Option<ProbeResult<Vec<(String, bool)>>>,
+    /// `GET /pods` on the serving port without credentials: the HTTP status.
+    pub anonymous: Option<ProbeResult<u16>>,
+    /// The read-only port probed (`address:port`), and what it answered.
+    pub read_only_target: Option<String>,
+    pub read_only: Option<ProbeResult<ReadOnlyAnswer>>,
+}
+
+/// Answers of the plain-HTTP read-only port.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct ReadOnlyAnswer {
+    /// HTTP status of `GET /healthz`, `None` when that request got no HTTP answer.
+    pub healthz: Option<u16>,
+    /// HTTP status of `GET /pods`.
+    pub pods: Option<u16>,
+}
+
+/// Why a live probe has no answer.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct ProbeError {
+    pub kind: ProbeErrorKind,
+    pub message: String,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ProbeErrorKind {
+    /// Connection refused: nothing listens there (evidence that a port is closed).
+    Refused,
+    /// No answer within the timeout (connect or overall).
+    Timeout,
+    /// The peer answered but not with what the protocol expects.
+    Protocol,
+    /// Any other I/O error.
+    Io,
+    /// The probe was not run (e.g. no target could be derived).
+    Skipped,
+}
+
+impl ProbeError {
+    pub fn new(kind: ProbeErrorKind, message: impl Into<String>) -> Self {
+        ProbeError {
+            kind,
+            message: message.into(),
+        }
+    }
+}
+
+impl std::fmt::Display for ProbeError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.message)
+    }
+}
+
+/// A live probe's result.
+pub type ProbeResult<T> = Result<T, ProbeError>;
+
+/// A listening TCP socket.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, serde::Serialize)]
+pub struct Listener {
+    pub address: std::net::IpAddr,
+    pub port: u16,
+}
+
+/// The kubelet's listeners and how they were matched to the process.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct Listeners {
+    /// `fd` (socket inodes in `/proc/<pid>/fd` matched to `net/tcp{,6}`) or `netns`
+    /// (fd table unreadable: every listener in its network namespace on the configured
+    /// ports).
+    pub method: String,
+    pub sockets: Vec<Listener>,
+}
+
+/// The result of a TLS handshake with the serving port.
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+pub struct TlsHandshake {
+    /// Negotiated protocol, as the kubelet's config names it (`VersionTLS13`).
+    pub version: String,
+    /// Negotiated cipher suite (IANA name).
+    pub cipher: String,
+    /// The serving certificate.
+    pub cert: Option<CertSummary>,
 }
 
 /// Result of kubelet discovery.
@@ -54,8 +155,15 @@ pub struct Kubelet {
     pub flags: Flags,
     /// The effective configuration with provenance.
     pub config: EffectiveConfig,
-    /// The kubelet's version, when known (`None` until a version source is read).
+    /// The kubelet's version, when known.
     pub version: Option<String>,
+    /// Where the version came from: `binary` (`kubelet --version`), `build_info`
+    /// (`kubernetes_build_info` on its metrics), `override` (`--kubelet-version`).
+    pub version_source: Option<String>,
+    /// Why the version is unknown, when it is.
+    pub version_error: Option<String>,
+    /// The serving certificate file (`tlsCertFile`, or the bootstrap/self-signed one).
+    pub serving_cert_file: Option<Observed<CertSummary>>,
     /// The systemd unit the process runs in, from `/proc/<pid>/cgroup`.
     pub unit: Option<String>,
     /// Files the evaluation looked at, by role.
@@ -167,6 +275,10 @@ pub struct CertSummary {
     /// Organisations of the subject (Kubernetes groups).
     pub organizations: Vec<String>,
     pub is_ca: bool,
+    /// Subject alternative names (DNS names and IP addresses).
+    pub sans: Vec<String>,
+    /// Subject equals issuer (self-signed).
+    pub self_signed: bool,
     pub not_before: i64,
     pub not_after: i64,
     /// Number of certificates in the file.

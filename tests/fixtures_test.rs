@@ -754,8 +754,16 @@ fn microk8s() {
         ],
     );
     let audit = r.get("apiserver-audit-log-enabled");
-    assert!(audit.reason.contains("--audit-log-path"), "{}", audit.reason);
-    assert!(audit.reason.contains("--audit-policy-file"), "{}", audit.reason);
+    assert!(
+        audit.reason.contains("--audit-log-path"),
+        "{}",
+        audit.reason
+    );
+    assert!(
+        audit.reason.contains("--audit-policy-file"),
+        "{}",
+        audit.reason
+    );
     let k = kubelet(&r);
     assert_eq!(k.flavour, "kubelite");
     assert_eq!(

@@ -368,6 +368,9 @@ pub mod testing {
                 flags,
                 config,
                 version: None,
+                version_source: None,
+                version_error: None,
+                serving_cert_file: None,
                 unit: None,
                 files: Vec::new(),
                 client_ca: None,
@@ -375,6 +378,7 @@ pub mod testing {
             }),
             apiserver: None,
             probes: Vec::new(),
+            live: None,
         }
     }
 
@@ -426,6 +430,8 @@ pub mod testing {
     /// A certificate summary.
     pub fn cert(cn: &str, orgs: &[&str], is_ca: bool) -> CertSummary {
         CertSummary {
+            sans: Vec::new(),
+            self_signed: false,
             subject: format!(
                 "CN={cn}{}",
                 orgs.iter().map(|o| format!(", O={o}")).collect::<String>()

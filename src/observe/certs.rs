@@ -45,7 +45,29 @@ fn summarize_pem_block(pem: &Pem) -> Result<CertSummary, ObsError> {
         .iter_organization()
         .filter_map(|a| a.as_str().ok().map(str::to_string))
         .collect();
+    let mut sans = Vec::new();
+    if let Ok(Some(ext)) = cert.subject_alternative_name() {
+        for name in &ext.value.general_names {
+            match name {
+                x509_parser::extensions::GeneralName::DNSName(d) => sans.push(d.to_string()),
+                x509_parser::extensions::GeneralName::IPAddress(b) => {
+                    let ip = match b.len() {
+                        4 => <[u8; 4]>::try_from(*b).ok().map(std::net::IpAddr::from),
+                        16 => <[u8; 16]>::try_from(*b).ok().map(std::net::IpAddr::from),
+                        _ => None,
+                    };
+                    if let Some(ip) = ip {
+                        sans.push(ip.to_string());
+                    }
+                }
+                _ => {}
+            }
+        }
+    }
+    let self_signed = cert.subject().as_raw() == cert.issuer().as_raw();
     let summary = CertSummary {
+        sans,
+        self_signed,
         subject: subject.to_string(),
         issuer: cert.issuer().to_string(),
         common_name,

@@ -204,6 +204,7 @@ fn observe_with(host: &HostRoot, opts: &ObserveOptions, cache: &mut Cache) -> Sn
         kubelet,
         apiserver,
         probes: probes.0,
+        live: None,
     }
 }
 
@@ -630,6 +631,9 @@ fn observe_kubelet(
         flags,
         config: cfg,
         version: None,
+        version_source: None,
+        version_error: None,
+        serving_cert_file: None,
         unit,
         files,
         client_ca,

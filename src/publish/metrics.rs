@@ -370,6 +370,7 @@ mod tests {
             },
             kubelet: None,
             apiserver: None,
+            live: None,
             probes: vec![
                 ProbeRecord {
                     name: "process",

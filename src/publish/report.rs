@@ -601,6 +601,7 @@ mod tests {
             },
             kubelet: None,
             apiserver: None,
+            live: None,
             probes: vec![ProbeRecord {
                 name: "process",
                 success: true,
