@@ -7,6 +7,7 @@ pub mod certs;
 pub mod config;
 pub mod flags;
 pub mod kubeconfig;
+pub mod net;
 pub mod process;
 pub mod settings;
 

@@ -1,0 +1,211 @@
+//! The kubelet's listening TCP sockets, from `/proc/<pid>/net/tcp{,6}` matched to the
+//! socket inodes in `/proc/<pid>/fd`.
+
+use std::collections::BTreeSet;
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
+
+use crate::host::HostRoot;
+use crate::snapshot::{Listener, Listeners};
+
+/// `net/tcp` files can be large on busy nodes (one line per socket).
+const NET_TCP_CAP: u64 = 16 * 1024 * 1024;
+/// Upper bound on fds examined (the kubelet holds a few hundred).
+const MAX_FDS: usize = 65_536;
+/// TCP state LISTEN in `net/tcp`.
+const TCP_LISTEN: &str = "0A";
+
+/// A listening socket from `net/tcp{,6}`, with its inode.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RawListener {
+    pub address: IpAddr,
+    pub port: u16,
+    pub inode: u64,
+}
+
+/// Decode the hex `address:port` of `net/tcp` (IPv4: one 32-bit word in host byte
+/// order) or `net/tcp6` (four such words). Only little-endian hosts are supported
+/// (x86_64, arm64: every Kubernetes node architecture in practice).
+pub fn decode_address(field: &str) -> Option<(IpAddr, u16)> {
+    let (addr, port) = field.split_once(':')?;
+    let port = u16::from_str_radix(port, 16).ok()?;
+    let words = |hex: &str| -> Option<Vec<u8>> {
+        let mut out = Vec::with_capacity(hex.len() / 2);
+        for chunk in hex.as_bytes().chunks(8) {
+            if chunk.len() != 8 {
+                return None;
+            }
+            let w = u32::from_str_radix(std::str::from_utf8(chunk).ok()?, 16).ok()?;
+            out.extend_from_slice(&w.to_le_bytes());
+        }
+        Some(out)
+    };
+    let ip = match addr.len() {
+        8 => {
+            let b = words(addr)?;
+            IpAddr::V4(Ipv4Addr::new(b[0], b[1], b[2], b[3]))
+        }
+        32 => {
+            let b = words(addr)?;
+            let arr: [u8; 16] = b.try_into().ok()?;
+            IpAddr::V6(Ipv6Addr::from(arr))
+        }
+        _ => return None,
+    };
+    Some((ip, port))
+}
+
+/// Parse a `net/tcp` or `net/tcp6` table and keep the LISTEN sockets.
+pub fn parse_net_tcp(text: &str) -> Vec<RawListener> {
+    text.lines()
+        .skip(1)
+        .filter_map(|line| {
+            let f: Vec<&str> = line.split_whitespace().collect();
+            if f.len() < 10 || f[3] != TCP_LISTEN {
+                return None;
+            }
+            let (address, port) = decode_address(f[1])?;
+            let inode = f[9].parse().ok()?;
+            Some(RawListener {
+                address,
+                port,
+                inode,
+            })
+        })
+        .collect()
+}
+
+/// The socket inode a `/proc/<pid>/fd/<n>` link names (`socket:[12345]`).
+pub fn socket_inode(link: &str) -> Option<u64> {
+    link.strip_prefix("socket:[")?.strip_suffix(']')?.parse().ok()
+}
+
+/// Every LISTEN socket in the process's network namespace.
+pub fn namespace_listeners(host: &HostRoot, pid: i32) -> Result<Vec<RawListener>, String> {
+    let mut all = Vec::new();
+    let mut errors = Vec::new();
+    for file in ["tcp", "tcp6"] {
+        match host.read_capped(&format!("/proc/{pid}/net/{file}"), NET_TCP_CAP) {
+            Ok(bytes) => all.extend(parse_net_tcp(&String::from_utf8_lossy(&bytes))),
+            Err(e) => errors.push(e.to_string()),
+        }
+    }
+    if errors.len() == 2 {
+        return Err(errors.join("; "));
+    }
+    Ok(all)
+}
+
+/// The kubelet's listeners. Preferred: sockets whose inode is in its fd table. When the
+/// fd table cannot be read, every listener of its network namespace on `ports`.
+pub fn kubelet_listeners(host: &HostRoot, pid: i32, ports: &[u16]) -> Result<Listeners, String> {
+    let in_ns = namespace_listeners(host, pid)?;
+    let fd_dir = format!("/proc/{pid}/fd");
+    let (method, chosen): (&str, Vec<&RawListener>) = match host.read_dir(&fd_dir) {
+        Ok(names) => {
+            let mut inodes = BTreeSet::new();
+            for n in names.iter().take(MAX_FDS) {
+                if let Ok(link) = host.read_link(&format!("{fd_dir}/{n}")) {
+                    if let Some(i) = socket_inode(&link) {
+                        inodes.insert(i);
+                    }
+                }
+            }
+            (
+                "fd",
+                in_ns.iter().filter(|l| inodes.contains(&l.inode)).collect(),
+            )
+        }
+        Err(_) => (
+            "netns",
+            in_ns.iter().filter(|l| ports.contains(&l.port)).collect(),
+        ),
+    };
+    let mut sockets: Vec<Listener> = chosen
+        .into_iter()
+        .map(|l| Listener {
+            address: l.address,
+            port: l.port,
+        })
+        .collect();
+    sockets.sort();
+    sockets.dedup();
+    Ok(Listeners {
+        method: method.to_string(),
+        sockets,
+    })
+}
+
+/// Whether an address is a wildcard (`0.0.0.0`, `::`).
+pub fn is_wildcard(ip: &IpAddr) -> bool {
+    ip.is_unspecified()
+}
+
+/// Whether an address only reaches this host (127.0.0.0/8, `::1`, v4-mapped loopback).
+pub fn is_loopback(ip: &IpAddr) -> bool {
+    match ip {
+        IpAddr::V4(v4) => v4.is_loopback(),
+        IpAddr::V6(v6) => v6.is_loopback() || v6.to_ipv4_mapped().map(|v| v.is_loopback()).unwrap_or(false),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const TCP: &str = "  sl  local_address rem_address   st tx_queue rx_queue tr tm->when retrnsmt   uid  timeout inode
+   0: 0100007F:2738 00000000:0000 0A 00000000:00000000 00:00000000 00000000     0        0 31337 1 0000000000000000 100 0 0 10 0
+   1: 00000000:2816 00000000:0000 0A 00000000:00000000 00:00000000 00000000     0        0 31338 1 0000000000000000 100 0 0 10 0
+   2: 0100007F:2738 0100007F:C350 01 00000000:00000000 00:00000000 00000000     0        0 40000 1 0000000000000000 20 4 30 10 -1
+";
+    const TCP6: &str = "  sl  local_address                         remote_address                        st tx_queue rx_queue tr tm->when retrnsmt   uid  timeout inode
+   0: 00000000000000000000000000000000:280A 00000000000000000000000000000000:0000 0A 00000000:00000000 00:00000000 00000000     0        0 31339 1 0000000000000000 100 0 0 10 0
+   1: 00000000000000000000000001000000:280B 00000000000000000000000000000000:0000 0A 00000000:00000000 00:00000000 00000000     0        0 31340 1 0000000000000000 100 0 0 10 0
+   2: 0000000000000000FFFF00000100007F:280C 00000000000000000000000000000000:0000 0A 00000000:00000000 00:00000000 00000000     0        0 31341 1 0000000000000000 100 0 0 10 0
+";
+
+    #[test]
+    fn ipv4_listeners() {
+        let l = parse_net_tcp(TCP);
+        assert_eq!(l.len(), 2, "established socket excluded");
+        assert_eq!(l[0].address, "127.0.0.1".parse::<IpAddr>().unwrap());
+        assert_eq!(l[0].port, 10040);
+        assert_eq!(l[0].inode, 31337);
+        assert_eq!(l[1].address, "0.0.0.0".parse::<IpAddr>().unwrap());
+        assert_eq!(l[1].port, 10262);
+    }
+
+    #[test]
+    fn ipv6_wildcard_loopback_and_mapped() {
+        let l = parse_net_tcp(TCP6);
+        assert_eq!(l[0].address, "::".parse::<IpAddr>().unwrap());
+        assert_eq!(l[0].port, 10250);
+        assert_eq!(l[1].address, "::1".parse::<IpAddr>().unwrap());
+        assert_eq!(l[2].address, "::ffff:127.0.0.1".parse::<IpAddr>().unwrap());
+        assert!(is_loopback(&l[2].address));
+        assert!(is_wildcard(&l[0].address));
+    }
+
+    #[test]
+    fn garbage_is_skipped() {
+        assert!(parse_net_tcp("header\n0: zz:yy 00 0A\nnonsense").is_empty());
+        assert_eq!(decode_address("0100007F"), None);
+        assert_eq!(decode_address("0100007:0050"), None);
+        assert_eq!(socket_inode("socket:[42]"), Some(42));
+        assert_eq!(socket_inode("pipe:[42]"), None);
+        assert_eq!(socket_inode("/dev/null"), None);
+    }
+
+    #[test]
+    fn this_process_listener_is_found_via_fd() {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = l.local_addr().unwrap().port();
+        let host = HostRoot::new("/").unwrap();
+        let pid = std::process::id() as i32;
+        let found = kubelet_listeners(&host, pid, &[]).unwrap();
+        assert_eq!(found.method, "fd");
+        assert!(
+            found.sockets.iter().any(|s| s.port == port && is_loopback(&s.address)),
+            "{found:?}"
+        );
+    }
+}
