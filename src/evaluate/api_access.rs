@@ -5,7 +5,7 @@ use std::net::IpAddr;
 
 use super::util::{
     self, because, cidr_contains, decide, int_of, known, parse_cidr, parse_ip, str_of,
-    unknown_with, PRACTICE_NETWORK,
+    unknown_with, with_live, LiveVerdict, PRACTICE_NETWORK,
 };
 use super::{Control, Ctx, Family, Needs, Outcome, Severity};
 
@@ -48,7 +48,80 @@ pub static CONTROLS: &[Control] = &[
     },
 ];
 
+/// Live evidence from the read-only port: any HTTP answer fails, whatever the config says.
+fn read_only_live(ctx: &Ctx) -> Option<LiveVerdict> {
+    let l = util::live(ctx)?;
+    let target = l
+        .read_only_target
+        .as_deref()
+        .unwrap_or("the read-only port");
+    Some(match l.read_only.as_ref()? {
+        Ok(a) if a.healthz.is_none() && a.pods.is_none() => {
+            LiveVerdict::Secure(format!("has nothing listening on {target}"))
+        }
+        Ok(a) => {
+            let part = |path: &str, c: Option<u16>| c.map(|c| format!("GET {path} {c}"));
+            let said: Vec<String> = [part("/healthz", a.healthz), part("/pods", a.pods)]
+                .into_iter()
+                .flatten()
+                .collect();
+            LiveVerdict::Insecure(format!(
+                "answers plain HTTP without authentication on {target} ({})",
+                if said.is_empty() {
+                    "non-HTTP answer".to_string()
+                } else {
+                    said.join(", ")
+                }
+            ))
+        }
+        Err(e) => LiveVerdict::Unavailable(format!("{target}: {e}")),
+    })
+}
+
+/// Live evidence for the healthz bind address: the kubelet's real listener on that port.
+fn healthz_live(ctx: &Ctx, port: u16) -> Option<LiveVerdict> {
+    let l = util::live(ctx)?;
+    Some(match l.listeners.as_ref()? {
+        Ok(ls) => {
+            let on: Vec<&crate::snapshot::Listener> =
+                ls.sockets.iter().filter(|s| s.port == port).collect();
+            if on.is_empty() {
+                LiveVerdict::Neutral(format!("no kubelet listener on port {port}"))
+            } else if let Some(bad) = on
+                .iter()
+                .find(|s| !crate::observe::net::is_loopback(&s.address))
+            {
+                LiveVerdict::Insecure(format!("listens for healthz on {}:{port}", bad.address))
+            } else {
+                LiveVerdict::Secure(format!(
+                    "listens for healthz on {}:{port} only",
+                    on[0].address
+                ))
+            }
+        }
+        Err(e) => LiveVerdict::Unavailable(format!("listeners: {e}")),
+    })
+}
+
 fn evaluate_read_only_port(ctx: &Ctx) -> Outcome {
+    with_live(evaluate_read_only_port_config(ctx), read_only_live(ctx))
+}
+
+fn evaluate_healthz(ctx: &Ctx) -> Outcome {
+    let config = evaluate_healthz_config(ctx);
+    let port = ctx
+        .setting("healthzPort")
+        .known()
+        .and_then(|s| s.value.as_u64())
+        .and_then(|p| u16::try_from(p).ok())
+        .filter(|p| *p > 0);
+    match port {
+        Some(p) => with_live(config, healthz_live(ctx, p)),
+        None => config,
+    }
+}
+
+fn evaluate_read_only_port_config(ctx: &Ctx) -> Outcome {
     decide(|| {
         let s = known(ctx, "readOnlyPort")?;
         let port = int_of(&s)?;
@@ -164,7 +237,7 @@ fn allowed_match(allowed: &[String], ip: IpAddr) -> Option<&str> {
         .map(String::as_str)
 }
 
-fn evaluate_healthz(ctx: &Ctx) -> Outcome {
+fn evaluate_healthz_config(ctx: &Ctx) -> Outcome {
     decide(|| {
         let ps = known(ctx, "healthzPort")?;
         let port = int_of(&ps)?;

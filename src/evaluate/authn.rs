@@ -1,6 +1,8 @@
 //! Practice 3: authenticate and authorise every kubelet request.
 
-use super::util::{self, because, bool_of, decide, known, str_of, PRACTICE_AUTHN};
+use super::util::{
+    self, because, bool_of, decide, known, str_of, with_live, LiveVerdict, PRACTICE_AUTHN,
+};
 use super::{Control, Ctx, Family, Needs, Outcome, Severity};
 use crate::observe::config::Source;
 
@@ -41,6 +43,18 @@ pub static CONTROLS: &[Control] = &[
         needs: Needs::Kubelet,
         evaluate: evaluate_authn_webhook,
     },
+    Control {
+        id: "kubelet-api-rejects-anonymous",
+        title: "The running kubelet refuses an anonymous GET /pods (live)",
+        family: Family::Authn,
+        severity: Severity::Critical,
+        cis: None,
+        practice: PRACTICE_AUTHN,
+        expected: "HTTP 401 or 403",
+        remediation: "Disable anonymous authentication (`authentication.anonymous.enabled: false`) and use `authorization.mode: Webhook`; check that no flag overrides the file (`ps -o args -C kubelet`), then restart the kubelet. Confirm with `curl -sk -o /dev/null -w '%{http_code}' https://127.0.0.1:10250/pods` (expect 401).",
+        needs: Needs::Kubelet,
+        evaluate: evaluate_api_rejects_anonymous,
+    },
 ];
 
 /// Extra words when a value is the flags-only default (reference §2.2: only four defaults
@@ -54,7 +68,73 @@ fn flags_only_hint(s: &crate::observe::config::Setting, what: &str) -> String {
     }
 }
 
+/// Live evidence from `GET /pods` without credentials (reference §2.4: 401 → anonymous
+/// disabled, 403 → anonymous enabled but denied, 200 → open).
+fn anonymous_status(ctx: &Ctx) -> Option<Result<u16, String>> {
+    let l = util::live(ctx)?;
+    Some(match l.anonymous.as_ref()? {
+        Ok(code) => Ok(*code),
+        Err(e) => Err(format!(
+            "GET /pods on {}: {e}",
+            l.serving_target.as_deref().unwrap_or("?")
+        )),
+    })
+}
+
+fn anonymous_live(ctx: &Ctx) -> Option<LiveVerdict> {
+    Some(match anonymous_status(ctx)? {
+        Ok(401) => LiveVerdict::Secure("answers 401 to GET /pods without credentials".into()),
+        Ok(code @ (403 | 200)) => LiveVerdict::Insecure(format!(
+            "answers {code} to GET /pods without credentials: anonymous requests are authenticated as system:anonymous"
+        )),
+        Ok(code) => LiveVerdict::Unavailable(format!("unexpected HTTP {code} to GET /pods")),
+        Err(e) => LiveVerdict::Unavailable(e),
+    })
+}
+
+fn authz_live(ctx: &Ctx) -> Option<LiveVerdict> {
+    Some(match anonymous_status(ctx)? {
+        Ok(200) => LiveVerdict::Insecure(
+            "answers 200 with the pod list to an anonymous GET /pods: requests are not authorised (AlwaysAllow)".into(),
+        ),
+        Ok(403) => LiveVerdict::Secure("denies an anonymous GET /pods with 403 (authorizer active)".into()),
+        Ok(401) => LiveVerdict::Neutral(
+            "401 to an anonymous GET /pods: authentication refuses before authorisation, so the mode is not visible".into(),
+        ),
+        Ok(code) => LiveVerdict::Unavailable(format!("unexpected HTTP {code} to GET /pods")),
+        Err(e) => LiveVerdict::Unavailable(e),
+    })
+}
+
+fn evaluate_api_rejects_anonymous(ctx: &Ctx) -> Outcome {
+    match anonymous_status(ctx) {
+        None => Outcome::unknown(
+            "no live evidence: the kubelet's sockets were not probed (host tree on disk, or --live-probes off)",
+        ),
+        Some(Ok(code @ (401 | 403))) => Outcome::pass(
+            format!("HTTP {code}"),
+            "live",
+            format!("an anonymous GET /pods is refused with {code}"),
+        ),
+        Some(Ok(200)) => Outcome::fail(
+            "HTTP 200",
+            "live",
+            "an anonymous GET /pods returns the pod list: anyone who reaches the port can read every pod, exec into containers and read logs",
+        ),
+        Some(Ok(code)) => Outcome::unknown(format!("unexpected HTTP {code} to an anonymous GET /pods")),
+        Some(Err(e)) => Outcome::unknown(format!("no answer: {e}")),
+    }
+}
+
 fn evaluate_anonymous(ctx: &Ctx) -> Outcome {
+    with_live(evaluate_anonymous_config(ctx), anonymous_live(ctx))
+}
+
+fn evaluate_authz_mode(ctx: &Ctx) -> Outcome {
+    with_live(evaluate_authz_mode_config(ctx), authz_live(ctx))
+}
+
+fn evaluate_anonymous_config(ctx: &Ctx) -> Outcome {
     decide(|| {
         let s = known(ctx, "authentication.anonymous.enabled")?;
         let src = util::source_label(&s);
@@ -82,7 +162,7 @@ fn evaluate_anonymous(ctx: &Ctx) -> Outcome {
     })
 }
 
-fn evaluate_authz_mode(ctx: &Ctx) -> Outcome {
+fn evaluate_authz_mode_config(ctx: &Ctx) -> Outcome {
     decide(|| {
         let s = known(ctx, "authorization.mode")?;
         let mode = str_of(&s)?.to_string();

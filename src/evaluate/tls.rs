@@ -3,7 +3,7 @@
 
 use super::util::{
     self, because, bool_of, decide, known, kubelet, kubelet_version, list_of, str_of, unknown_with,
-    PRACTICE_TLS,
+    with_live, LiveVerdict, PRACTICE_TLS,
 };
 use super::{Control, Ctx, Family, Needs, Outcome, Severity, Status};
 use crate::observe::config::Source;
@@ -284,7 +284,118 @@ fn min_tls(ctx: &Ctx, raw: &str) -> MinTls {
     }
 }
 
+/// Whether the effective `key` is explicitly an empty string/list (Go's default applies).
+fn unset(ctx: &Ctx, key: &str) -> bool {
+    ctx.setting(key).known().is_some_and(|s| match &s.value {
+        serde_json::Value::String(v) => v.trim().is_empty(),
+        serde_json::Value::Array(a) => a.is_empty(),
+        _ => false,
+    })
+}
+
+/// Live evidence: which protocol versions the serving port accepts.
+fn versions_live(ctx: &Ctx, want: u8) -> Option<LiveVerdict> {
+    let l = util::live(ctx)?;
+    Some(match l.tls_versions.as_ref()? {
+        Ok(list) => {
+            let accepted: Vec<&str> = list
+                .iter()
+                .filter(|(_, ok)| *ok)
+                .map(|(v, _)| v.as_str())
+                .collect();
+            let below: Vec<&str> = accepted
+                .iter()
+                .copied()
+                .filter(|v| tls_rank(v).is_some_and(|r| r < want))
+                .collect();
+            if accepted.is_empty() {
+                LiveVerdict::Unavailable("the serving port accepted no TLS version offered".into())
+            } else if below.is_empty() {
+                LiveVerdict::Secure(format!("accepts only {}", accepted.join(", ")))
+            } else {
+                LiveVerdict::Insecure(format!("accepts {}", below.join(", ")))
+            }
+        }
+        Err(e) => LiveVerdict::Unavailable(format!("protocol scan: {e}")),
+    })
+}
+
+/// Live evidence: which TLS 1.2 suites the serving port accepts.
+fn suites_live(ctx: &Ctx, allowed: &[String]) -> Option<LiveVerdict> {
+    let l = util::live(ctx)?;
+    Some(match l.tls12_suites.as_ref()? {
+        Ok(list) => {
+            let accepted: Vec<&str> = list
+                .iter()
+                .filter(|(_, ok)| *ok)
+                .map(|(v, _)| v.as_str())
+                .collect();
+            let weak: Vec<&str> = accepted
+                .iter()
+                .copied()
+                .filter(|c| !allowed.iter().any(|a| a == c))
+                .collect();
+            if !weak.is_empty() {
+                LiveVerdict::Insecure(format!("accepts {}", weak.join(", ")))
+            } else if accepted.is_empty() {
+                LiveVerdict::Secure("accepts no TLS 1.2 suite (TLS 1.3 only)".into())
+            } else {
+                LiveVerdict::Secure(format!("accepts only {}", accepted.join(", ")))
+            }
+        }
+        Err(e) => LiveVerdict::Unavailable(format!("cipher suite scan: {e}")),
+    })
+}
+
+/// When the setting is unset, the Go default is what the kubelet does: live evidence of
+/// that behaviour decides on its own (there is no configured claim to disagree with).
+fn live_decides(live: LiveVerdict, expected: String) -> Outcome {
+    match live {
+        LiveVerdict::Secure(e) => Outcome::pass(
+            format!("\"\" (live: {e})"),
+            "live",
+            format!("unset (Go default); the running kubelet {e}"),
+        ),
+        LiveVerdict::Insecure(e) => Outcome::fail(
+            format!("\"\" (live: {e})"),
+            "live",
+            format!("unset (Go default); the running kubelet {e}"),
+        ),
+        LiveVerdict::Neutral(e) | LiveVerdict::Unavailable(e) => {
+            Outcome::unknown(format!("unset (Go default) and no live answer: {e}"))
+        }
+    }
+    .with_expected(expected)
+}
+
 fn evaluate_min_version(ctx: &Ctx) -> Outcome {
+    let want = tls_rank(&ctx.policy.expected.tls_min_version).unwrap_or(12);
+    let config = evaluate_min_version_config(ctx);
+    let live = versions_live(ctx, want);
+    match live {
+        Some(l) if unset(ctx, "tlsMinVersion") => {
+            live_decides(l, config.expected.clone().unwrap_or_default())
+        }
+        l => with_live(config, l),
+    }
+}
+
+fn evaluate_cipher_suites(ctx: &Ctx) -> Outcome {
+    let config = evaluate_cipher_suites_config(ctx);
+    let live = suites_live(ctx, &ctx.policy.expected.tls_cipher_suites);
+    match live {
+        Some(l) if unset(ctx, "tlsCipherSuites") => {
+            let expected = config
+                .expected
+                .clone()
+                .unwrap_or_else(|| "only the CIS 1.12 suites".to_string());
+            live_decides(l, expected)
+        }
+        l => with_live(config, l),
+    }
+}
+
+fn evaluate_min_version_config(ctx: &Ctx) -> Outcome {
     let want_name = ctx.policy.expected.tls_min_version.clone();
     // The policy is validated at load; fall back to the default 1.2 defensively.
     let want = tls_rank(&want_name).unwrap_or(12);
@@ -341,7 +452,7 @@ fn evaluate_min_version(ctx: &Ctx) -> Outcome {
     out.with_expected(format!("≥ {want_name}"))
 }
 
-fn evaluate_cipher_suites(ctx: &Ctx) -> Outcome {
+fn evaluate_cipher_suites_config(ctx: &Ctx) -> Outcome {
     let allowed = &ctx.policy.expected.tls_cipher_suites;
     let out = decide(|| {
         let s = known(ctx, "tlsCipherSuites")?;

@@ -287,6 +287,89 @@ pub fn obs_kind_str(kind: crate::snapshot::ObsErrorKind) -> &'static str {
 }
 
 /// Test builders: snapshots in memory, evaluated through the real config layer.
+/// What the kubelet's sockets said about a control.
+#[derive(Debug, Clone, PartialEq)]
+pub enum LiveVerdict {
+    /// The running kubelet behaves securely here.
+    Secure(String),
+    /// The running kubelet behaves insecurely here: a fail whatever the files say.
+    Insecure(String),
+    /// Live evidence exists but says nothing about this control.
+    Neutral(String),
+    /// The probe had no answer (timeout, error): the control cannot be confirmed.
+    Unavailable(String),
+}
+
+/// Combine the configuration's verdict with live evidence (`None`: probes did not run,
+/// e.g. a host tree on disk; the configuration's verdict stands alone).
+///
+/// A control passes only when configuration and live behaviour agree: insecure live
+/// behaviour fails; secure behaviour with an insecure configuration fails too (the node
+/// runs something other than its files say, e.g. a restart is pending); a probe without
+/// an answer makes the control `unknown` — never a pass.
+pub fn with_live(config: Outcome, live: Option<LiveVerdict>) -> Outcome {
+    use super::Status;
+    let Some(live) = live else {
+        return config;
+    };
+    let cfg_desc = if config.observed.is_empty() {
+        "configuration undecidable".to_string()
+    } else {
+        format!("configured {} ({})", config.observed, config.source)
+    };
+    let joined_source = |src: &str| {
+        if src.is_empty() {
+            "live".to_string()
+        } else {
+            format!("{src}+live")
+        }
+    };
+    match live {
+        LiveVerdict::Insecure(e) => Outcome {
+            status: Status::Fail,
+            observed: format!("live: {e}"),
+            source: "live".to_string(),
+            reason: format!("the running kubelet {e}; {cfg_desc}; {}", config.reason),
+            expected: config.expected,
+        },
+        LiveVerdict::Secure(e) => match config.status {
+            Status::Pass | Status::NotApplicable => Outcome {
+                observed: format!("{}; live: {e}", config.observed),
+                source: joined_source(&config.source),
+                reason: format!("{}; confirmed live: {e}", config.reason),
+                ..config
+            },
+            Status::Fail => Outcome {
+                observed: format!("{}; live: {e}", config.observed),
+                source: joined_source(&config.source),
+                reason: format!(
+                    "configuration and running kubelet disagree: live {e}, but {}; the files decide after the next restart",
+                    config.reason
+                ),
+                ..config
+            },
+            Status::Unknown => Outcome {
+                reason: format!("{}; live: {e}, but the configuration cannot confirm it", config.reason),
+                ..config
+            },
+        },
+        LiveVerdict::Neutral(e) => Outcome {
+            reason: format!("{}; live: {e}", config.reason),
+            ..config
+        },
+        LiveVerdict::Unavailable(e) => Outcome {
+            status: Status::Unknown,
+            reason: format!("live probe has no answer ({e}); {cfg_desc}: {}", config.reason),
+            ..config
+        },
+    }
+}
+
+/// The live probes ran for this snapshot.
+pub fn live<'a>(ctx: &Ctx<'a>) -> Option<&'a crate::snapshot::Live> {
+    ctx.snapshot.live.as_ref()
+}
+
 #[cfg(test)]
 #[allow(clippy::unwrap_used, clippy::expect_used)]
 pub mod testing {
@@ -593,6 +676,7 @@ mod catalogue_tests {
         ("anonymous-auth-disabled", Family::Authn, Some("4.2.1")),
         ("authorization-mode-webhook", Family::Authn, Some("4.2.2")),
         ("authentication-webhook-enabled", Family::Authn, None),
+        ("kubelet-api-rejects-anonymous", Family::Authn, None),
         (
             "streaming-idle-timeout-set",
             Family::Hardening,
@@ -762,5 +846,242 @@ mod catalogue_tests {
             assert_eq!(r.status, Status::Unknown, "{}", r.id);
             assert_eq!(r.reason, "no kubelet process");
         }
+    }
+}
+
+#[cfg(test)]
+mod live_tests {
+    use super::testing::*;
+    use crate::evaluate::{evaluate, ControlResult, Status};
+    use crate::snapshot::{
+        Listener, Listeners, Live, ProbeError, ProbeErrorKind, ReadOnlyAnswer, Snapshot,
+    };
+
+    const HARDENED: &str = "authentication:\n  anonymous:\n    enabled: false\nauthorization:\n  mode: Webhook\nreadOnlyPort: 0\ntlsMinVersion: VersionTLS12\ntlsCipherSuites: [TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA256]\n";
+
+    fn with(live: Live, config: &str) -> Snapshot {
+        let mut s = snapshot_with(&["--config=/var/lib/kubelet/config.yaml"], Some(config));
+        s.live = Some(live);
+        s
+    }
+
+    fn get(s: &Snapshot, id: &str) -> ControlResult {
+        evaluate(s, &crate::policy::Policy::embedded())
+            .into_iter()
+            .find(|r| r.id == id)
+            .unwrap()
+    }
+
+    fn closed() -> ReadOnlyAnswer {
+        ReadOnlyAnswer {
+            healthz: None,
+            pods: None,
+        }
+    }
+
+    fn timeout() -> ProbeError {
+        ProbeError::new(ProbeErrorKind::Timeout, "no answer within 2s")
+    }
+
+    #[test]
+    fn anonymous_live_overrides_a_secure_file() {
+        // The file says anonymous is off, but the kubelet answers 200: a lie on disk.
+        let s = with(
+            Live {
+                anonymous: Some(Ok(200)),
+                ..Live::default()
+            },
+            HARDENED,
+        );
+        let r = get(&s, "anonymous-auth-disabled");
+        assert_eq!(r.status, Status::Fail);
+        assert_eq!(r.source, "live");
+        assert!(r.reason.contains("200"), "{}", r.reason);
+        assert_eq!(get(&s, "authorization-mode-webhook").status, Status::Fail);
+        assert_eq!(
+            get(&s, "kubelet-api-rejects-anonymous").status,
+            Status::Fail
+        );
+    }
+
+    #[test]
+    fn agreement_passes_and_shows_both() {
+        let s = with(
+            Live {
+                anonymous: Some(Ok(401)),
+                read_only: Some(Ok(closed())),
+                ..Live::default()
+            },
+            HARDENED,
+        );
+        let r = get(&s, "anonymous-auth-disabled");
+        assert_eq!(r.status, Status::Pass);
+        assert_eq!(r.source, "config-file+live");
+        assert!(
+            r.observed.contains("false") && r.observed.contains("401"),
+            "{}",
+            r.observed
+        );
+        // 401 says nothing about the authorisation mode: the file decides.
+        let a = get(&s, "authorization-mode-webhook");
+        assert_eq!(a.status, Status::Pass);
+        assert!(a.reason.contains("not visible"), "{}", a.reason);
+        assert_eq!(get(&s, "read-only-port-disabled").status, Status::Pass);
+        assert_eq!(
+            get(&s, "kubelet-api-rejects-anonymous").status,
+            Status::Pass
+        );
+    }
+
+    #[test]
+    fn webhook_403_confirms_authorisation_but_not_anonymous() {
+        let s = with(
+            Live {
+                anonymous: Some(Ok(403)),
+                ..Live::default()
+            },
+            HARDENED,
+        );
+        assert_eq!(get(&s, "authorization-mode-webhook").status, Status::Pass);
+        assert_eq!(get(&s, "anonymous-auth-disabled").status, Status::Fail);
+        assert_eq!(
+            get(&s, "kubelet-api-rejects-anonymous").status,
+            Status::Pass
+        );
+    }
+
+    #[test]
+    fn probe_failure_is_unknown_never_pass() {
+        let s = with(
+            Live {
+                anonymous: Some(Err(timeout())),
+                read_only: Some(Err(timeout())),
+                ..Live::default()
+            },
+            HARDENED,
+        );
+        for id in [
+            "anonymous-auth-disabled",
+            "authorization-mode-webhook",
+            "kubelet-api-rejects-anonymous",
+            "read-only-port-disabled",
+        ] {
+            let r = get(&s, id);
+            assert_eq!(r.status, Status::Unknown, "{id}: {r:?}");
+            assert!(r.reason.contains("no answer"), "{id}: {}", r.reason);
+        }
+    }
+
+    #[test]
+    fn read_only_port_answer_fails_whatever_the_config_says() {
+        let open = ReadOnlyAnswer {
+            healthz: Some(200),
+            pods: Some(200),
+        };
+        let s = with(
+            Live {
+                read_only: Some(Ok(open)),
+                ..Live::default()
+            },
+            HARDENED,
+        );
+        let r = get(&s, "read-only-port-disabled");
+        assert_eq!(r.status, Status::Fail);
+        assert!(r.observed.contains("GET /healthz 200"), "{}", r.observed);
+        // Config opens it but nothing listens: the files disagree with the node.
+        let s = with(
+            Live {
+                read_only: Some(Ok(closed())),
+                ..Live::default()
+            },
+            "readOnlyPort: 10255\n",
+        );
+        let r = get(&s, "read-only-port-disabled");
+        assert_eq!(r.status, Status::Fail);
+        assert!(r.reason.contains("disagree"), "{}", r.reason);
+    }
+
+    #[test]
+    fn tls_live_evidence() {
+        let versions = vec![
+            ("VersionTLS10".to_string(), true),
+            ("VersionTLS11".to_string(), false),
+            ("VersionTLS12".to_string(), true),
+            ("VersionTLS13".to_string(), true),
+        ];
+        let s = with(
+            Live {
+                tls_versions: Some(Ok(versions)),
+                ..Live::default()
+            },
+            HARDENED,
+        );
+        let r = get(&s, "tls-min-version");
+        assert_eq!(r.status, Status::Fail);
+        assert!(r.observed.contains("VersionTLS10"), "{}", r.observed);
+        // Unset in the config and an unknown kubelet version: live decides alone.
+        let good = vec![
+            ("VersionTLS10".to_string(), false),
+            ("VersionTLS12".to_string(), true),
+        ];
+        let s = with(
+            Live {
+                tls_versions: Some(Ok(good)),
+                ..Live::default()
+            },
+            "readOnlyPort: 0\n",
+        );
+        let r = get(&s, "tls-min-version");
+        assert_eq!(r.status, Status::Pass, "{r:?}");
+        assert_eq!(r.source, "live");
+        let suites = vec![
+            ("TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA256".to_string(), true),
+            ("TLS_RSA_WITH_AES_128_CBC_SHA".to_string(), true),
+        ];
+        let s = with(
+            Live {
+                tls12_suites: Some(Ok(suites)),
+                ..Live::default()
+            },
+            HARDENED,
+        );
+        let r = get(&s, "tls-strong-cipher-suites");
+        assert_eq!(r.status, Status::Fail);
+        assert!(
+            r.observed.contains("TLS_RSA_WITH_AES_128_CBC_SHA"),
+            "{}",
+            r.observed
+        );
+    }
+
+    #[test]
+    fn healthz_uses_the_real_listener() {
+        let listeners = Listeners {
+            method: "fd".into(),
+            sockets: vec![Listener {
+                address: "0.0.0.0".parse().unwrap(),
+                port: 10248,
+            }],
+        };
+        let s = with(
+            Live {
+                listeners: Some(Ok(listeners)),
+                ..Live::default()
+            },
+            HARDENED,
+        );
+        let r = get(&s, "healthz-bind-localhost");
+        assert_eq!(r.status, Status::Fail, "{r:?}");
+        assert!(r.observed.contains("0.0.0.0:10248"), "{}", r.observed);
+    }
+
+    #[test]
+    fn without_probes_the_config_stands_and_the_live_only_control_is_unknown() {
+        let s = snapshot_with(&["--config=/var/lib/kubelet/config.yaml"], Some(HARDENED));
+        assert_eq!(get(&s, "anonymous-auth-disabled").status, Status::Pass);
+        assert_eq!(
+            get(&s, "kubelet-api-rejects-anonymous").status,
+            Status::Unknown
+        );
     }
 }
