@@ -565,6 +565,11 @@ fn observe_kubelet(
             Some(host_join(&cert_dir, "kubelet.key")),
         ),
     };
+    let serving_cert_file = cert_path.as_ref().map(|c| {
+        host.read(c)
+            .map_err(obs_err)
+            .and_then(|b| certs::summarize_pem(&b))
+    });
     let _ = probes.record("files", || {
         if let Some(c) = &cert_path {
             files.push(FileObservation {
@@ -634,7 +639,7 @@ fn observe_kubelet(
         version: None,
         version_source: None,
         version_error: None,
-        serving_cert_file: None,
+        serving_cert_file,
         unit,
         files,
         client_ca,

@@ -189,6 +189,11 @@ const HELP_LAST_EVALUATION: &str =
     "Unix time at which the last completed evaluation started (alert when it is older than a few intervals)";
 const HELP_EVALUATION_DURATION: &str =
     "Duration of the last evaluation (observation of the host and evaluation of the controls)";
+const HELP_LISTENER: &str =
+    "A TCP socket the kubelet listens on (from /proc/<pid>/net/tcp{,6} and its fd table); always 1";
+const HELP_TLS_VERSION: &str = "Whether the kubelet's serving port accepts a TLS protocol version when offered alone (1 accepted, 0 refused)";
+const HELP_ANONYMOUS_CODE: &str = "HTTP status the kubelet's serving port gives an anonymous GET /pods (401 disabled, 403 denied, 200 open; 0 when no answer)";
+const HELP_CERT_EXPIRY: &str = "Expiry (notAfter) of a kubelet certificate, as a Unix timestamp";
 const HELP_BUILD_INFO: &str = "Version and revision of the running kubelet-sentinel; always 1";
 
 /// Register `kubelet_sentinel_build_info`.
@@ -203,6 +208,94 @@ fn register_build_info(registry: &mut Registry, node: &str, version: &str, revis
 }
 
 // prometheus-client appends a full stop to every HELP text: none here.
+
+/// Families from the live probes and certificates. A family without series is omitted.
+fn register_live(registry: &mut Registry, input: &MetricsInput) {
+    let node = input.node;
+    let live = input.snapshot.live.as_ref();
+
+    let mut listeners = Ordered::<F64Gauge>::default();
+    if let Some(Ok(ls)) = live.and_then(|l| l.listeners.as_ref()) {
+        for s in &ls.sockets {
+            let address = s.address.to_string();
+            let port = s.port.to_string();
+            listeners.gauge(
+                labels(&[("node", node), ("address", &address), ("port", &port)]),
+                1.0,
+            );
+        }
+    }
+    registry.register(
+        "kubelet_sentinel_kubelet_listener",
+        HELP_LISTENER,
+        listeners,
+    );
+
+    let mut versions = Ordered::<F64Gauge>::default();
+    if let Some(Ok(vs)) = live.and_then(|l| l.tls_versions.as_ref()) {
+        for (v, ok) in vs {
+            versions.gauge(labels(&[("node", node), ("version", v)]), bool_value(*ok));
+        }
+    }
+    registry.register(
+        "kubelet_sentinel_kubelet_tls_version_accepted",
+        HELP_TLS_VERSION,
+        versions,
+    );
+
+    let mut anonymous = Ordered::<F64Gauge>::default();
+    if let Some(a) = live.and_then(|l| l.anonymous.as_ref()) {
+        let code = a.as_ref().map(|c| f64::from(*c)).unwrap_or(0.0);
+        anonymous.gauge(labels(&[("node", node)]), code);
+    }
+    registry.register(
+        "kubelet_sentinel_kubelet_anonymous_response_code",
+        HELP_ANONYMOUS_CODE,
+        anonymous,
+    );
+
+    let mut expiry = Ordered::<F64Gauge>::default();
+    let mut cert = |certificate: &str, source: &str, c: Option<&crate::snapshot::CertSummary>| {
+        if let Some(c) = c {
+            #[allow(clippy::cast_precision_loss)]
+            let t = c.not_after as f64;
+            expiry.gauge(
+                labels(&[
+                    ("node", node),
+                    ("certificate", certificate),
+                    ("source", source),
+                ]),
+                t,
+            );
+        }
+    };
+    if let Some(Ok(h)) = live.and_then(|l| l.tls.as_ref()) {
+        cert("serving", "live", h.cert.as_ref());
+    }
+    if let Some(k) = &input.snapshot.kubelet {
+        cert(
+            "serving",
+            "file",
+            k.serving_cert_file.as_ref().and_then(|r| r.as_ref().ok()),
+        );
+        if let Some(Ok(crate::snapshot::Credential::ClientCertificate { cert: c, .. })) =
+            &k.credential
+        {
+            cert("client", "file", Some(c));
+        }
+        cert(
+            "client_ca",
+            "file",
+            k.client_ca.as_ref().and_then(|r| r.as_ref().ok()),
+        );
+    }
+    registry.register_with_unit(
+        "kubelet_sentinel_certificate_expiry_timestamp",
+        HELP_CERT_EXPIRY,
+        Unit::Seconds,
+        expiry,
+    );
+}
 
 /// Build the registry of one evaluation.
 pub fn registry(input: &MetricsInput) -> Registry {
@@ -254,11 +347,14 @@ pub fn registry(input: &MetricsInput) -> Registry {
         kubelet.info(labels(&[
             ("node", node),
             ("version", k.version.as_deref().unwrap_or("")),
+            ("version_source", k.version_source.as_deref().unwrap_or("")),
             ("config_file", k.config.config_file.as_deref().unwrap_or("")),
             ("config_dir", k.config.config_dir.as_deref().unwrap_or("")),
         ]));
     }
     registry.register("kubelet_sentinel_kubelet", HELP_KUBELET_INFO, kubelet);
+
+    register_live(&mut registry, input);
 
     let mut probe_success = Ordered::<F64Gauge>::default();
     let mut probe_duration = Ordered::<F64Gauge>::default();
