@@ -12,5 +12,6 @@ pub mod evaluate;
 pub mod host;
 pub mod observe;
 pub mod policy;
+pub mod probe;
 pub mod publish;
 pub mod snapshot;

@@ -36,6 +36,26 @@ fn summarize_pem_block(pem: &Pem) -> Result<CertSummary, ObsError> {
     let cert = pem
         .parse_x509()
         .map_err(|e| ObsError::new(ObsErrorKind::Invalid, format!("bad certificate: {e}")))?;
+    summarize_cert(&cert)
+}
+
+/// Summarise one DER-encoded certificate (e.g. the leaf a TLS peer presented).
+/// `count` is 1; a caller that saw a chain sets it.
+pub fn summarize_der(der: &[u8]) -> Result<CertSummary, ObsError> {
+    let (rest, cert) = x509_parser::parse_x509_certificate(der)
+        .map_err(|e| ObsError::new(ObsErrorKind::Invalid, format!("bad certificate: {e}")))?;
+    if !rest.is_empty() {
+        return Err(ObsError::new(
+            ObsErrorKind::Invalid,
+            format!("{} trailing bytes after the certificate", rest.len()),
+        ));
+    }
+    summarize_cert(&cert)
+}
+
+fn summarize_cert(
+    cert: &x509_parser::certificate::X509Certificate<'_>,
+) -> Result<CertSummary, ObsError> {
     let subject = cert.subject();
     let common_name = subject
         .iter_common_name()
