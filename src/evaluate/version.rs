@@ -1,0 +1,1344 @@
+//! Practice 4, version currency: the kubelet's minor release is still maintained upstream,
+//! and its patch release has no known kubelet CVE.
+//!
+//! Both controls decide from tables embedded at build time (`data/releases.yaml`,
+//! `data/cves.yaml`), parsed and validated on first use. A table that does not parse is a
+//! build defect caught by this file's tests; at run time it is logged once and makes the
+//! controls `unknown` ("embedded table invalid"), never a panic.
+
+use std::fmt;
+use std::sync::OnceLock;
+
+use super::util::{self, decide, kubelet, PRACTICE_HARDENING};
+use super::{Control, Ctx, Family, Needs, Outcome, Severity};
+
+pub static CONTROLS: &[Control] = &[
+    Control {
+        id: "kubelet-version-supported",
+        title: "Kubelet runs a Kubernetes minor release that is still maintained upstream",
+        family: Family::Hardening,
+        severity: Severity::High,
+        cis: None,
+        practice: PRACTICE_HARDENING,
+        expected: "one of the three newest maintained minors (before their end of life)",
+        remediation: "Upgrade the node (kubelet) to one of the three newest Kubernetes minor releases that have not reached end of life (kubernetes.io/releases); the kubelet may be up to three minors older than the API server, never newer. A branch past its end of life gets no security fixes. If a vendor supports the minor for longer (extended support), list it in the policy's `supported_kubelet_minors`.",
+        needs: Needs::Kubelet,
+        evaluate: evaluate_supported,
+    },
+    Control {
+        id: "kubelet-version-no-known-cves",
+        title: "Kubelet version has no known kubelet CVE",
+        family: Family::Hardening,
+        severity: Severity::High,
+        cis: None,
+        practice: PRACTICE_HARDENING,
+        expected: "no known kubelet CVE affects this version (Windows-only and unfixable CVEs are listed, not counted)",
+        remediation: "Upgrade the kubelet to at least the fixed patch release of its minor named in the reason (or to a newer maintained minor). Windows-only CVEs are never counted on Linux nodes. CVEs with no upstream fix at all (e.g. CVE-2025-1767, gitRepo volumes) are listed for information and never fail this control, since no upgrade clears them: mitigate them as the reason says (e.g. forbid gitRepo volumes with an admission policy and clone repositories in an init container). Vendor builds (EKS, GKE, AKS, RKE2, k3s) are judged by their upstream patch version; a vendor may have backported a fix, so check its security bulletin before disabling the control.",
+        needs: Needs::Kubelet,
+        evaluate: evaluate_cves,
+    },
+];
+
+// ---------------------------------------------------------------------------------------
+// Calendar days and timestamps (UTC), without a date library.
+// ---------------------------------------------------------------------------------------
+
+const SECS_PER_DAY: i64 = 86_400;
+
+/// A calendar day (UTC), counted in days since 1970-01-01.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct Day(pub i64);
+
+/// Days since 1970-01-01 of a proleptic Gregorian date (H. Hinnant's `days_from_civil`).
+fn days_from_civil(y: i64, m: u32, d: u32) -> i64 {
+    let y = if m <= 2 { y - 1 } else { y };
+    let era = y.div_euclid(400);
+    let yoe = y - era * 400;
+    let (m, d) = (i64::from(m), i64::from(d));
+    let doy = (153 * (if m > 2 { m - 3 } else { m + 9 }) + 2) / 5 + d - 1;
+    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    era * 146_097 + doe - 719_468
+}
+
+/// The date of a day count (inverse of [`days_from_civil`]).
+fn civil_from_days(z: i64) -> (i64, i64, i64) {
+    let z = z + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = doy - (153 * mp + 2) / 5 + 1;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 };
+    let y = yoe + era * 400;
+    (if m <= 2 { y + 1 } else { y }, m, d)
+}
+
+fn is_leap(y: i64) -> bool {
+    (y % 4 == 0 && y % 100 != 0) || y % 400 == 0
+}
+
+impl Day {
+    /// Parse `YYYY-MM-DD` (a real calendar date).
+    pub fn parse(s: &str) -> Option<Day> {
+        let b = s.as_bytes();
+        if b.len() != 10 || b[4] != b'-' || b[7] != b'-' {
+            return None;
+        }
+        let digits = |r: std::ops::Range<usize>| -> Option<i64> {
+            let part = s.get(r)?;
+            if !part.bytes().all(|c| c.is_ascii_digit()) {
+                return None;
+            }
+            part.parse().ok()
+        };
+        let (y, m, d) = (digits(0..4)?, digits(5..7)?, digits(8..10)?);
+        let days_in_month = match m {
+            1 | 3 | 5 | 7 | 8 | 10 | 12 => 31,
+            4 | 6 | 9 | 11 => 30,
+            2 if is_leap(y) => 29,
+            2 => 28,
+            _ => return None,
+        };
+        if !(1..=days_in_month).contains(&d) {
+            return None;
+        }
+        Some(Day(days_from_civil(y, m as u32, d as u32)))
+    }
+
+    /// The day a Unix timestamp (seconds) falls on.
+    pub fn from_unix(secs: i64) -> Day {
+        Day(secs.div_euclid(SECS_PER_DAY))
+    }
+
+    /// Midnight (UTC) at the start of the day, as a Unix timestamp.
+    pub fn unix(self) -> i64 {
+        self.0 * SECS_PER_DAY
+    }
+}
+
+impl fmt::Display for Day {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let (y, m, d) = civil_from_days(self.0);
+        write!(f, "{y:04}-{m:02}-{d:02}")
+    }
+}
+
+/// A Unix timestamp as RFC 3339 UTC (`2030-03-17T17:46:40Z`).
+pub fn format_utc(secs: i64) -> String {
+    let day = Day::from_unix(secs);
+    let rem = secs - day.unix();
+    format!(
+        "{day}T{:02}:{:02}:{:02}Z",
+        rem / 3600,
+        (rem % 3600) / 60,
+        rem % 60
+    )
+}
+
+/// The evaluation time (`snapshot.taken_at`) in whole seconds.
+pub fn evaluation_time(ctx: &Ctx) -> i64 {
+    let t = ctx.snapshot.taken_at;
+    if t.is_finite() {
+        t.floor() as i64
+    } else {
+        0
+    }
+}
+
+// ---------------------------------------------------------------------------------------
+// Versions.
+// ---------------------------------------------------------------------------------------
+
+/// A Kubernetes version's core `major.minor.patch`. Anything after it in a GitVersion
+/// (`+rke2r1`, `-eks-1552ad0`, `-gke.1031000`, `+k3s1`, `-rc.0`) is ignored for comparison.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct KubeVersion {
+    pub major: u32,
+    pub minor: u32,
+    pub patch: u32,
+}
+
+/// A release branch (`1.31`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct Minor {
+    pub major: u32,
+    pub minor: u32,
+}
+
+impl KubeVersion {
+    /// Parse a GitVersion (`v1.31.4`, `v1.33.4+rke2r1`, `v1.30.2-eks-1552ad0`,
+    /// `v1.29.8-gke.1031000`, `v1.35.4+k3s1`, `1.31.0`); see [`util::parse_kube_version`].
+    pub fn parse(s: &str) -> Option<KubeVersion> {
+        util::parse_kube_version(s).map(|(major, minor, patch)| KubeVersion {
+            major,
+            minor,
+            patch,
+        })
+    }
+
+    /// Parse a plain `major.minor.patch` with no `v` and no suffix (the tables' form).
+    fn parse_plain(s: &str) -> Option<KubeVersion> {
+        KubeVersion::parse(s).filter(|v| v.to_string() == s)
+    }
+
+    pub fn minor_of(self) -> Minor {
+        Minor {
+            major: self.major,
+            minor: self.minor,
+        }
+    }
+
+    fn next_patch(self) -> KubeVersion {
+        KubeVersion {
+            patch: self.patch.saturating_add(1),
+            ..self
+        }
+    }
+}
+
+impl fmt::Display for KubeVersion {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}.{}.{}", self.major, self.minor, self.patch)
+    }
+}
+
+impl Minor {
+    /// Parse `1.31` (no `v`, no patch).
+    pub fn parse(s: &str) -> Option<Minor> {
+        let (major, minor) = s.split_once('.')?;
+        let num = |p: &str| -> Option<u32> {
+            if p.is_empty() || !p.bytes().all(|b| b.is_ascii_digit()) {
+                return None;
+            }
+            p.parse().ok()
+        };
+        Some(Minor {
+            major: num(major)?,
+            minor: num(minor)?,
+        })
+    }
+}
+
+impl fmt::Display for Minor {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}.{}", self.major, self.minor)
+    }
+}
+
+/// What follows `major.minor.patch` in a GitVersion (`+rke2r1`, `-eks-1552ad0`, `-rc.0`),
+/// or `None` for a plain version.
+pub fn version_suffix(s: &str) -> Option<&str> {
+    let s = s.trim();
+    let s = s.strip_prefix('v').unwrap_or(s);
+    s.find(['-', '+']).map(|i| &s[i..]).filter(|x| x.len() > 1)
+}
+
+/// Whether a suffix marks an upstream pre-release (`-alpha.1`, `-beta.0`, `-rc.2`).
+fn is_prerelease(suffix: &str) -> bool {
+    ["-alpha.", "-beta.", "-rc."]
+        .iter()
+        .any(|p| suffix.starts_with(p))
+}
+
+// ---------------------------------------------------------------------------------------
+// The release table.
+// ---------------------------------------------------------------------------------------
+
+/// One Kubernetes minor release.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Release {
+    pub minor: Minor,
+    /// When `x.y.0` was released.
+    pub released: Day,
+    /// The first day the branch is unsupported.
+    pub end_of_life: Day,
+    /// `end_of_life` comes from a schedule, not the end-of-life history.
+    pub eol_planned: bool,
+    /// The branch's last patch release, once it is known.
+    pub final_patch: Option<KubeVersion>,
+}
+
+#[derive(serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawReleases {
+    releases: Vec<RawRelease>,
+}
+
+#[derive(serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawRelease {
+    minor: String,
+    released: String,
+    end_of_life: String,
+    #[serde(default)]
+    final_patch: Option<String>,
+    #[serde(default)]
+    eol: Option<String>,
+}
+
+/// The embedded `data/releases.yaml`.
+pub const RELEASES_YAML: &str = include_str!("../../data/releases.yaml");
+
+/// Parse and validate a release table: minors in order without gaps, real dates, release
+/// before end of life, final patch on its own branch.
+pub fn parse_releases(text: &str) -> Result<Vec<Release>, String> {
+    let raw: RawReleases = serde_saphyr::from_str(text).map_err(|e| e.to_string())?;
+    let mut out: Vec<Release> = Vec::with_capacity(raw.releases.len());
+    for r in raw.releases {
+        let at = |what: &str| format!("release {:?}: {what}", r.minor);
+        let minor = Minor::parse(&r.minor).ok_or_else(|| at("minor is not `major.minor`"))?;
+        let released =
+            Day::parse(&r.released).ok_or_else(|| at("released is not a YYYY-MM-DD date"))?;
+        let end_of_life =
+            Day::parse(&r.end_of_life).ok_or_else(|| at("end_of_life is not a YYYY-MM-DD date"))?;
+        if end_of_life <= released {
+            return Err(at("end_of_life is not after released"));
+        }
+        let eol_planned = match r.eol.as_deref() {
+            None => false,
+            Some("planned") => true,
+            Some(other) => return Err(at(&format!("eol {other:?} is not `planned`"))),
+        };
+        let final_patch = match &r.final_patch {
+            None => None,
+            Some(p) => {
+                let v = KubeVersion::parse_plain(p)
+                    .ok_or_else(|| at("final_patch is not `major.minor.patch`"))?;
+                if v.minor_of() != minor {
+                    return Err(at("final_patch is on another branch"));
+                }
+                Some(v)
+            }
+        };
+        if let Some(prev) = out.last() {
+            if minor.major != prev.minor.major || minor.minor != prev.minor.minor + 1 {
+                return Err(at(&format!(
+                    "does not follow {} (minors must be listed in order, without gaps)",
+                    prev.minor
+                )));
+            }
+            if released <= prev.released {
+                return Err(at("released is not after the previous minor's"));
+            }
+        }
+        out.push(Release {
+            minor,
+            released,
+            end_of_life,
+            eol_planned,
+            final_patch,
+        });
+    }
+    if out.is_empty() {
+        return Err("no releases".to_string());
+    }
+    Ok(out)
+}
+
+/// The embedded release table (parsed once), or why it is unusable.
+pub fn releases() -> Result<&'static [Release], &'static str> {
+    static TABLE: OnceLock<Result<Vec<Release>, String>> = OnceLock::new();
+    match TABLE.get_or_init(|| embedded("data/releases.yaml", parse_releases(RELEASES_YAML))) {
+        Ok(t) => Ok(t.as_slice()),
+        Err(e) => Err(e.as_str()),
+    }
+}
+
+fn embedded<T>(name: &str, parsed: Result<T, String>) -> Result<T, String> {
+    parsed.map_err(|e| {
+        let msg = format!("embedded table invalid: {name}: {e}");
+        tracing::error!("{msg}");
+        msg
+    })
+}
+
+// ---------------------------------------------------------------------------------------
+// The CVE table.
+// ---------------------------------------------------------------------------------------
+
+/// Versions a CVE affects on one branch.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Range {
+    /// `min ..= max_inclusive`.
+    Between {
+        min: KubeVersion,
+        max_inclusive: KubeVersion,
+    },
+    /// Every version below this one (older minors included).
+    Before(KubeVersion),
+}
+
+impl Range {
+    pub fn contains(&self, v: KubeVersion) -> bool {
+        match *self {
+            Range::Between { min, max_inclusive } => min <= v && v <= max_inclusive,
+            Range::Before(b) => v < b,
+        }
+    }
+
+    /// The first version above the range (where a fix is expected).
+    pub fn successor(&self) -> KubeVersion {
+        match *self {
+            Range::Between { max_inclusive, .. } => max_inclusive.next_patch(),
+            Range::Before(b) => b,
+        }
+    }
+
+    fn lowest(&self) -> KubeVersion {
+        match *self {
+            Range::Between { min, .. } => min,
+            Range::Before(_) => KubeVersion {
+                major: 0,
+                minor: 0,
+                patch: 0,
+            },
+        }
+    }
+
+    fn overlaps(&self, other: &Range) -> bool {
+        self.lowest() < other.successor() && other.lowest() < self.successor()
+    }
+}
+
+impl fmt::Display for Range {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Range::Between { min, max_inclusive } if min == max_inclusive => write!(f, "{min}"),
+            Range::Between { min, max_inclusive } => write!(f, "{min}–{max_inclusive}"),
+            Range::Before(b) => write!(f, "< {b}"),
+        }
+    }
+}
+
+/// One kubelet CVE.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Cve {
+    pub id: String,
+    /// The kubernetes/kubernetes issue.
+    pub issue: u32,
+    pub summary: String,
+    pub windows_only: bool,
+    /// Every version is affected and there is no fix.
+    pub all_versions: bool,
+    pub affected: Vec<Range>,
+    /// First fixed patch release per branch.
+    pub fixed: Vec<KubeVersion>,
+    pub mitigation: Option<String>,
+}
+
+impl Cve {
+    pub fn affects(&self, v: KubeVersion) -> bool {
+        self.all_versions || self.affected.iter().any(|r| r.contains(v))
+    }
+
+    /// Whether any release fixes it (else no upgrade helps).
+    pub fn has_fix(&self) -> bool {
+        !self.fixed.is_empty()
+    }
+
+    /// The fixed release on `v`'s branch, when that branch got one.
+    pub fn fix_on_branch(&self, v: KubeVersion) -> Option<KubeVersion> {
+        self.fixed
+            .iter()
+            .copied()
+            .find(|f| f.minor_of() == v.minor_of())
+    }
+}
+
+/// The CVE table.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CveTable {
+    /// When the table was last reviewed.
+    pub as_of: Day,
+    pub cves: Vec<Cve>,
+}
+
+impl CveTable {
+    /// Every entry whose ranges contain `v` (Windows-only and unfixable ones included).
+    pub fn affecting(&self, v: KubeVersion) -> Vec<&Cve> {
+        self.cves.iter().filter(|c| c.affects(v)).collect()
+    }
+}
+
+#[derive(serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawCves {
+    as_of: String,
+    cves: Vec<RawCve>,
+}
+
+#[derive(serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawCve {
+    id: String,
+    issue: u32,
+    summary: String,
+    windows_only: bool,
+    #[serde(default)]
+    all_versions: bool,
+    #[serde(default)]
+    affected: Vec<RawRange>,
+    #[serde(default)]
+    fixed: Vec<String>,
+    #[serde(default)]
+    mitigation: Option<String>,
+}
+
+#[derive(serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawRange {
+    #[serde(default)]
+    min: Option<String>,
+    #[serde(default)]
+    max_inclusive: Option<String>,
+    #[serde(default)]
+    before: Option<String>,
+}
+
+fn is_cve_id(id: &str) -> bool {
+    let mut parts = id.split('-');
+    let ok = |p: Option<&str>, min: usize, max: usize| {
+        p.is_some_and(|p| (min..=max).contains(&p.len()) && p.bytes().all(|b| b.is_ascii_digit()))
+    };
+    parts.next() == Some("CVE")
+        && ok(parts.next(), 4, 4)
+        && ok(parts.next(), 4, 7)
+        && parts.next().is_none()
+}
+
+/// The embedded `data/cves.yaml`.
+pub const CVES_YAML: &str = include_str!("../../data/cves.yaml");
+
+/// Parse and validate a CVE table: ids unique and well-formed, ranges well-formed and
+/// disjoint, fixed versions outside every range and at most one per branch.
+pub fn parse_cves(text: &str) -> Result<CveTable, String> {
+    let raw: RawCves = serde_saphyr::from_str(text).map_err(|e| e.to_string())?;
+    let as_of = Day::parse(&raw.as_of).ok_or("as_of is not a YYYY-MM-DD date")?;
+    let mut cves: Vec<Cve> = Vec::with_capacity(raw.cves.len());
+    for c in raw.cves {
+        let at = |what: &str| format!("{}: {what}", c.id);
+        if !is_cve_id(&c.id) {
+            return Err(at("id is not CVE-YYYY-NNNN"));
+        }
+        if cves.iter().any(|o| o.id == c.id) {
+            return Err(at("duplicate id"));
+        }
+        if c.issue == 0 || c.summary.trim().is_empty() {
+            return Err(at("issue and summary are required"));
+        }
+        let version = |s: &str| {
+            KubeVersion::parse_plain(s)
+                .ok_or_else(|| at(&format!("{s:?} is not `major.minor.patch`")))
+        };
+        let mut affected = Vec::with_capacity(c.affected.len());
+        for r in &c.affected {
+            let range = match (&r.min, &r.max_inclusive, &r.before) {
+                (Some(min), Some(max), None) => {
+                    let (min, max_inclusive) = (version(min)?, version(max)?);
+                    if min > max_inclusive {
+                        return Err(at(&format!("range {min}–{max_inclusive} is empty")));
+                    }
+                    Range::Between { min, max_inclusive }
+                }
+                (None, None, Some(b)) => Range::Before(version(b)?),
+                _ => return Err(at("a range is either {min, max_inclusive} or {before}")),
+            };
+            if let Some(o) = affected.iter().find(|o: &&Range| o.overlaps(&range)) {
+                return Err(at(&format!("ranges {o} and {range} overlap")));
+            }
+            affected.push(range);
+        }
+        let fixed = c
+            .fixed
+            .iter()
+            .map(|f| version(f))
+            .collect::<Result<Vec<_>, _>>()?;
+        for (i, f) in fixed.iter().enumerate() {
+            if let Some(r) = affected.iter().find(|r| r.contains(*f)) {
+                return Err(at(&format!("fixed version {f} is inside the range {r}")));
+            }
+            if fixed[..i].iter().any(|o| o.minor_of() == f.minor_of()) {
+                return Err(at(&format!(
+                    "two fixed versions on the {} branch",
+                    f.minor_of()
+                )));
+            }
+        }
+        if c.all_versions {
+            if !affected.is_empty() || !fixed.is_empty() {
+                return Err(at("all_versions takes no ranges and no fixed versions"));
+            }
+        } else if affected.is_empty() {
+            return Err(at(
+                "no affected ranges (set all_versions when every version is affected)",
+            ));
+        }
+        cves.push(Cve {
+            id: c.id.clone(),
+            issue: c.issue,
+            summary: c.summary.trim().to_string(),
+            windows_only: c.windows_only,
+            all_versions: c.all_versions,
+            affected,
+            fixed,
+            mitigation: c.mitigation.map(|m| m.trim().to_string()),
+        });
+    }
+    if cves.is_empty() {
+        return Err("no CVEs".to_string());
+    }
+    Ok(CveTable { as_of, cves })
+}
+
+/// The embedded CVE table (parsed once), or why it is unusable.
+pub fn cves() -> Result<&'static CveTable, &'static str> {
+    static TABLE: OnceLock<Result<CveTable, String>> = OnceLock::new();
+    match TABLE.get_or_init(|| embedded("data/cves.yaml", parse_cves(CVES_YAML))) {
+        Ok(t) => Ok(t),
+        Err(e) => Err(e.as_str()),
+    }
+}
+
+// ---------------------------------------------------------------------------------------
+// Policy fields.
+// ---------------------------------------------------------------------------------------
+
+/// An `expected.<key>` policy value, looked up by name so the controls work before the
+/// field exists in `policy::Expectations` (absent or null: `None`).
+pub(crate) fn expected_field(ctx: &Ctx, key: &str) -> Option<serde_json::Value> {
+    match serde_json::to_value(&ctx.policy.expected) {
+        Ok(serde_json::Value::Object(mut m)) => m.remove(key).filter(|v| !v.is_null()),
+        _ => None,
+    }
+}
+
+/// The policy's `supported_kubelet_minors` (`["1.31", "1.32"]`), replacing the release
+/// table's verdict when set and non-empty.
+fn policy_minors(ctx: &Ctx) -> Result<Option<Vec<Minor>>, String> {
+    let Some(v) = expected_field(ctx, POLICY_MINORS) else {
+        return Ok(None);
+    };
+    let list = v
+        .as_array()
+        .ok_or_else(|| format!("policy {POLICY_MINORS} is not a list"))?;
+    if list.is_empty() {
+        return Ok(None);
+    }
+    list.iter()
+        .map(|m| {
+            m.as_str()
+                .and_then(Minor::parse)
+                .ok_or_else(|| format!("policy {POLICY_MINORS}: {m} is not a `major.minor`"))
+        })
+        .collect::<Result<Vec<_>, _>>()
+        .map(Some)
+}
+
+const POLICY_MINORS: &str = "supported_kubelet_minors";
+
+// ---------------------------------------------------------------------------------------
+// The controls.
+// ---------------------------------------------------------------------------------------
+
+/// The kubelet's observed version: (parsed, raw text, source).
+fn observed_version(ctx: &Ctx) -> Result<(KubeVersion, String, String), String> {
+    let k = kubelet(ctx)?;
+    let source = k
+        .version_source
+        .clone()
+        .unwrap_or_else(|| "unknown".to_string());
+    let Some(raw) = k.version.as_deref() else {
+        return Err(match &k.version_error {
+            Some(e) => format!("the kubelet's version is not known: {e}"),
+            None => "the kubelet's version is not known".to_string(),
+        });
+    };
+    let v = KubeVersion::parse(raw).ok_or_else(|| {
+        format!("the kubelet's version {raw:?} (source {source}) is not understood")
+    })?;
+    Ok((v, raw.to_string(), source))
+}
+
+/// A note on how a suffixed version is judged, or nothing.
+fn suffix_note(raw: &str, v: KubeVersion) -> Option<String> {
+    let suffix = version_suffix(raw)?;
+    Some(if is_prerelease(suffix) {
+        format!("pre-release {raw} judged as {v}")
+    } else {
+        format!("vendor build ({suffix}) judged by its upstream version {v}; the vendor may backport fixes")
+    })
+}
+
+fn evaluate_supported(ctx: &Ctx) -> Outcome {
+    decide(|| {
+        let (v, raw, source) = observed_version(ctx)?;
+        let today = Day::from_unix(evaluation_time(ctx));
+        let observed = format!("{raw} (source {source})");
+        let table = releases();
+        let minors = policy_minors(ctx)?;
+        Ok(match minors {
+            Some(list) => judge_by_policy(v, &list, table.ok(), today, observed, source),
+            None => judge_by_table(v, table?, today, observed, source),
+        })
+    })
+}
+
+/// The three newest minors that are released and not past end of life on `today`
+/// (newest first).
+pub fn maintained_minors(table: &[Release], today: Day) -> Vec<&Release> {
+    table
+        .iter()
+        .rev()
+        .filter(|r| r.released <= today && today < r.end_of_life)
+        .take(3)
+        .collect()
+}
+
+fn eol_text(r: &Release) -> String {
+    if r.eol_planned {
+        format!("{} (planned)", r.end_of_life)
+    } else {
+        r.end_of_life.to_string()
+    }
+}
+
+fn judge_by_table(
+    v: KubeVersion,
+    table: &[Release],
+    today: Day,
+    observed: String,
+    source: String,
+) -> Outcome {
+    let maintained = maintained_minors(table, today);
+    let list = maintained
+        .iter()
+        .map(|r| r.minor.to_string())
+        .collect::<Vec<_>>()
+        .join(", ");
+    let expected = if list.is_empty() {
+        "a maintained minor (the release table lists none on this date)".to_string()
+    } else {
+        format!("one of the three newest maintained minors: {list}")
+    };
+    let listed = if list.is_empty() {
+        format!("no minor in the release table is maintained on {today}")
+    } else {
+        format!("maintained on {today}: {list}")
+    };
+    let m = v.minor_of();
+    let (oldest, newest) = match (table.first(), table.last()) {
+        (Some(o), Some(n)) => (o, n),
+        _ => return Outcome::unknown("embedded table invalid: no releases"),
+    };
+    // A table more than ~5 months past its newest release has probably missed one.
+    let stale = if today.0 > newest.released.0 + 150 {
+        format!(
+            "; the embedded release table ends at {} (released {}): a newer minor may exist",
+            newest.minor, newest.released
+        )
+    } else {
+        String::new()
+    };
+    let out = match table.iter().find(|r| r.minor == m) {
+        Some(r) if maintained.contains(&r) => Outcome::pass(
+            observed,
+            source,
+            format!(
+                "Kubernetes {m} is maintained until its end of life on {} ({}{} days left); {listed}{stale}",
+                r.end_of_life,
+                if r.eol_planned { "planned; " } else { "" },
+                r.end_of_life.0 - today.0
+            ),
+        ),
+        Some(r) if r.end_of_life <= today => Outcome::fail(
+            observed,
+            source,
+            format!(
+                "Kubernetes {m} reached end of life on {}: no security fixes since; {listed}{stale}",
+                eol_text(r)
+            ),
+        ),
+        Some(r) if r.released > today => util::unknown_with(
+            observed,
+            source,
+            format!(
+                "Kubernetes {m} was released on {}, after the evaluation date {today}: check the node's clock",
+                r.released
+            ),
+        ),
+        Some(r) => Outcome::fail(
+            observed,
+            source,
+            format!(
+                "Kubernetes {m} is in its maintenance period until its end of life on {}, but is no longer among the three newest minors ({list}): upgrade before it ends{stale}",
+                eol_text(r)
+            ),
+        ),
+        None if m.major == oldest.minor.major && m < oldest.minor => Outcome::fail(
+            observed,
+            source,
+            format!(
+                "Kubernetes {m} is older than {}, the oldest minor in the release table (end of life {}): long past end of life; {listed}",
+                oldest.minor, oldest.end_of_life
+            ),
+        ),
+        None if m.major == newest.minor.major && m > newest.minor => util::unknown_with(
+            observed,
+            source,
+            format!(
+                "Kubernetes {m} is newer than every minor in the embedded release table (newest {}): its end of life is not known; update kubelet-sentinel or list it in the policy's {POLICY_MINORS}",
+                newest.minor
+            ),
+        ),
+        None => util::unknown_with(
+            observed,
+            source,
+            format!("Kubernetes {m} is not in the embedded release table"),
+        ),
+    };
+    out.with_expected(expected)
+}
+
+fn judge_by_policy(
+    v: KubeVersion,
+    list: &[Minor],
+    table: Option<&[Release]>,
+    today: Day,
+    observed: String,
+    source: String,
+) -> Outcome {
+    let m = v.minor_of();
+    let shown = list
+        .iter()
+        .map(Minor::to_string)
+        .collect::<Vec<_>>()
+        .join(", ");
+    let upstream = table
+        .and_then(|t| t.iter().find(|r| r.minor == m))
+        .map(|r| {
+            if r.end_of_life <= today {
+                format!(
+                    "; upstream end of life was {} (the policy accepts it, e.g. vendor extended support)",
+                    eol_text(r)
+                )
+            } else {
+                format!("; upstream end of life {}", eol_text(r))
+            }
+        })
+        .unwrap_or_default();
+    let out = if list.contains(&m) {
+        Outcome::pass(
+            observed,
+            source,
+            format!("Kubernetes {m} is in the policy's {POLICY_MINORS} ({shown}){upstream}"),
+        )
+    } else {
+        Outcome::fail(
+            observed,
+            source,
+            format!("Kubernetes {m} is not in the policy's {POLICY_MINORS} ({shown}){upstream}"),
+        )
+    };
+    out.with_expected(format!("one of the policy's {POLICY_MINORS}: {shown}"))
+}
+
+fn evaluate_cves(ctx: &Ctx) -> Outcome {
+    decide(|| {
+        let (v, raw, source) = observed_version(ctx)?;
+        let table = cves()?;
+        Ok(judge_cves(v, &raw, source, table))
+    })
+}
+
+/// The CVE verdict for a version (the agent observes Linux nodes: Windows-only entries
+/// never count).
+pub fn judge_cves(v: KubeVersion, raw: &str, source: String, table: &CveTable) -> Outcome {
+    let hits = table.affecting(v);
+    let counted: Vec<&Cve> = hits
+        .iter()
+        .copied()
+        .filter(|c| !c.windows_only && c.has_fix())
+        .collect();
+    let windows: Vec<&str> = hits
+        .iter()
+        .filter(|c| c.windows_only)
+        .map(|c| c.id.as_str())
+        .collect();
+    let unfixable: Vec<String> = hits
+        .iter()
+        .filter(|c| !c.windows_only && !c.has_fix())
+        .map(|c| match &c.mitigation {
+            Some(m) => format!("{} (no upstream fix; mitigate: {m})", c.id),
+            None => format!("{} (no upstream fix)", c.id),
+        })
+        .collect();
+    let mut notes = Vec::new();
+    if !windows.is_empty() {
+        notes.push(format!(
+            "skipped (Windows-only, this is a Linux node): {}",
+            windows.join(", ")
+        ));
+    }
+    if !unfixable.is_empty() {
+        notes.push(format!(
+            "informational, not counted: {}",
+            unfixable.join("; ")
+        ));
+    }
+    if let Some(n) = suffix_note(raw, v) {
+        notes.push(n);
+    }
+    let notes: String = notes.iter().map(|n| format!("; {n}")).collect();
+    let expected = format!(
+        "no known kubelet CVE affects this version (table as of {}; Windows-only and unfixable CVEs are listed, not counted)",
+        table.as_of
+    );
+    let out = if counted.is_empty() {
+        Outcome::pass(
+            "none",
+            source,
+            format!(
+                "no kubelet CVE in the embedded table ({} entries, as of {}) affects {raw}{notes}",
+                table.cves.len(),
+                table.as_of
+            ),
+        )
+    } else {
+        let detail = counted
+            .iter()
+            .map(|c| {
+                let fix = match c.fix_on_branch(v) {
+                    Some(f) if f > v => format!("fixed in {f}"),
+                    _ => format!(
+                        "no fix on the {} branch; fixed in {}",
+                        v.minor_of(),
+                        c.fixed
+                            .iter()
+                            .map(KubeVersion::to_string)
+                            .collect::<Vec<_>>()
+                            .join(", ")
+                    ),
+                };
+                format!("{} ({}; {fix})", c.id, c.summary)
+            })
+            .collect::<Vec<_>>()
+            .join("; ");
+        Outcome::fail(
+            counted
+                .iter()
+                .map(|c| c.id.as_str())
+                .collect::<Vec<_>>()
+                .join(", "),
+            source,
+            format!(
+                "{raw} is affected by {} known kubelet CVE{}: {detail}{notes}",
+                counted.len(),
+                if counted.len() == 1 { "" } else { "s" }
+            ),
+        )
+    };
+    out.with_expected(expected)
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::expect_used)]
+mod tests {
+    use super::super::util::testing::*;
+    use super::super::Status;
+    use super::*;
+
+    fn v(s: &str) -> KubeVersion {
+        KubeVersion::parse(s).unwrap()
+    }
+
+    fn with_version(raw: Option<&str>, source: &str) -> crate::snapshot::Snapshot {
+        let mut s = kubeadm();
+        let k = kubelet_mut(&mut s);
+        k.version = raw.map(str::to_string);
+        k.version_source = raw.map(|_| source.to_string());
+        s
+    }
+
+    fn at(s: &mut crate::snapshot::Snapshot, date: &str) {
+        s.taken_at = Day::parse(date).unwrap().unix() as f64 + 3600.5;
+    }
+
+    #[test]
+    fn days() {
+        assert_eq!(Day::parse("1970-01-01"), Some(Day(0)));
+        assert_eq!(Day::parse("2000-03-01").unwrap().to_string(), "2000-03-01");
+        assert_eq!(Day::parse("2024-02-29").unwrap().to_string(), "2024-02-29");
+        for bad in [
+            "2023-02-29",
+            "2025-13-01",
+            "2025-00-10",
+            "2025-1-01",
+            "+025-01-01",
+            "2025/01/01",
+            "",
+        ] {
+            assert_eq!(Day::parse(bad), None, "{bad}");
+        }
+        // Every day for 200 years round-trips.
+        for d in -20_000..60_000 {
+            let day = Day(d);
+            assert_eq!(Day::parse(&day.to_string()), Some(day));
+        }
+        assert_eq!(format_utc(1_900_000_000), "2030-03-17T17:46:40Z");
+        assert_eq!(format_utc(0), "1970-01-01T00:00:00Z");
+        assert_eq!(format_utc(-1), "1969-12-31T23:59:59Z");
+        assert_eq!(Day::from_unix(1_700_000_000).to_string(), "2023-11-14");
+    }
+
+    #[test]
+    fn versions() {
+        for (s, want) in [
+            ("v1.31.4", "1.31.4"),
+            ("v1.33.4+rke2r1", "1.33.4"),
+            ("v1.30.2-eks-1552ad0", "1.30.2"),
+            ("v1.29.8-gke.1031000", "1.29.8"),
+            ("v1.35.4+k3s1", "1.35.4"),
+        ] {
+            assert_eq!(v(s).to_string(), want, "{s}");
+        }
+        assert!(v("v1.31.10") > v("v1.31.9"));
+        assert!(v("v1.32.0") > v("v1.31.99"));
+        assert_eq!(v("v1.33.4+rke2r1"), v("v1.33.4-rke2r1"));
+        assert_eq!(version_suffix("v1.33.4+rke2r1"), Some("+rke2r1"));
+        assert_eq!(version_suffix("v1.30.2-eks-1552ad0"), Some("-eks-1552ad0"));
+        assert_eq!(version_suffix("v1.31.4"), None);
+        assert!(is_prerelease("-rc.0") && !is_prerelease("-eks-1552ad0"));
+        assert_eq!(Minor::parse("1.31").unwrap().to_string(), "1.31");
+        assert_eq!(Minor::parse("1.31.0"), None);
+        assert_eq!(Minor::parse("v1.31"), None);
+        assert_eq!(KubeVersion::parse_plain("1.31.4"), Some(v("1.31.4")));
+        assert_eq!(KubeVersion::parse_plain("v1.31.4"), None);
+        assert_eq!(KubeVersion::parse_plain("1.31.4-rc.0"), None);
+    }
+
+    /// The embedded tables parse and are consistent with each other.
+    #[test]
+    fn embedded_release_table() {
+        let t = releases().expect("data/releases.yaml is valid");
+        assert_eq!(t.first().unwrap().minor.to_string(), "1.19");
+        assert!(t.iter().any(|r| r.minor.to_string() == "1.36"));
+        for r in t {
+            // 1.19+ get about a year of patches plus a maintenance period; the longest
+            // (1.22, late patches) is under 17 months.
+            let days = r.end_of_life.0 - r.released.0;
+            assert!((365..=510).contains(&days), "{}: {days} days", r.minor);
+            // Branches whose final patch is recorded are past their end of life.
+            if r.final_patch.is_some() {
+                assert!(!r.eol_planned, "{}", r.minor);
+            }
+        }
+        // The reference's current three (1.35, 1.34, 1.33) on a date when they were.
+        let names = |d: &str| {
+            maintained_minors(t, Day::parse(d).unwrap())
+                .iter()
+                .map(|r| r.minor.to_string())
+                .collect::<Vec<_>>()
+        };
+        assert_eq!(names("2026-03-01"), ["1.35", "1.34", "1.33"]);
+        assert_eq!(names("2025-01-01"), ["1.32", "1.31", "1.30"]);
+        // After 1.37's release, during 1.34's maintenance period, it is no longer a top-3.
+        assert_eq!(names("2026-09-01"), ["1.37", "1.36", "1.35"]);
+    }
+
+    #[test]
+    fn embedded_cve_table() {
+        let t = cves().expect("data/cves.yaml is valid");
+        let releases = releases().unwrap();
+        let ids: Vec<&str> = t.cves.iter().map(|c| c.id.as_str()).collect();
+        for id in [
+            "CVE-2025-1767",
+            "CVE-2025-0426",
+            "CVE-2024-9042",
+            "CVE-2024-10220",
+            "CVE-2024-5321",
+            "CVE-2023-5528",
+            "CVE-2023-3955",
+            "CVE-2023-3676",
+            "CVE-2023-2431",
+            "CVE-2021-25749",
+            "CVE-2021-25741",
+            "CVE-2020-8558",
+            "CVE-2020-8557",
+            "CVE-2020-8551",
+            "CVE-2019-11248",
+            "CVE-2019-11245",
+        ] {
+            assert!(ids.contains(&id), "{id} missing");
+        }
+        assert_eq!(ids.len(), 16);
+        for c in &t.cves {
+            for r in &c.affected {
+                // Every range ends right before a fix on its branch, or at the final patch
+                // of a branch that never got one.
+                let succ = r.successor();
+                let fixed_next = c.fixed.contains(&succ);
+                let last = match r {
+                    Range::Between { max_inclusive, .. } => *max_inclusive,
+                    Range::Before(b) => *b,
+                };
+                let final_patch = releases
+                    .iter()
+                    .find(|rel| rel.minor == last.minor_of())
+                    .and_then(|rel| rel.final_patch);
+                assert!(
+                    fixed_next || final_patch == Some(last),
+                    "{}: range {r} is followed neither by a fix nor by the end of its branch",
+                    c.id
+                );
+                assert!(!r.contains(succ), "{}: {r}", c.id);
+            }
+            for f in &c.fixed {
+                assert!(!c.affects(*f), "{}: fixed {f} is affected", c.id);
+            }
+        }
+        let gitrepo = t.cves.iter().find(|c| c.id == "CVE-2025-1767").unwrap();
+        assert!(gitrepo.all_versions && !gitrepo.has_fix());
+        assert!(gitrepo.affects(v("v1.37.0")) && gitrepo.affects(v("v1.0.0")));
+        let windows: Vec<&str> = t
+            .cves
+            .iter()
+            .filter(|c| c.windows_only)
+            .map(|c| c.id.as_str())
+            .collect();
+        assert_eq!(
+            windows,
+            [
+                "CVE-2024-9042",
+                "CVE-2024-5321",
+                "CVE-2023-5528",
+                "CVE-2023-3955",
+                "CVE-2023-3676",
+                "CVE-2021-25749"
+            ]
+        );
+    }
+
+    #[test]
+    fn tables_reject_inconsistencies() {
+        let cve = |body: &str| {
+            parse_cves(&format!(
+                "as_of: \"2026-01-01\"\ncves:\n  - id: CVE-2099-0001\n    issue: 1\n    summary: s\n    windows_only: false\n{body}"
+            ))
+        };
+        assert!(cve("    affected: [{min: \"1.30.0\", max_inclusive: \"1.30.2\"}]\n    fixed: [\"1.30.3\"]\n").is_ok());
+        for (bad, why) in [
+            ("    affected: [{min: \"1.30.3\", max_inclusive: \"1.30.2\"}]\n", "empty"),
+            ("    affected: [{min: \"1.30.0\", max_inclusive: \"1.30.2\"}]\n    fixed: [\"1.30.1\"]\n", "inside"),
+            ("    affected: [{min: \"1.30.0\"}]\n", "either"),
+            ("    affected: [{before: \"1.30.0\", min: \"1.29.0\"}]\n", "either"),
+            ("    affected: [{before: \"1.30.0\"}, {min: \"1.29.0\", max_inclusive: \"1.29.5\"}]\n", "overlap"),
+            ("    affected: [{before: \"v1.30.0\"}]\n", "major.minor.patch"),
+            ("    affected: []\n", "no affected"),
+            ("    all_versions: true\n    affected: [{before: \"1.30.0\"}]\n", "all_versions"),
+            ("    affected: [{before: \"1.30.0\"}]\n    fixed: [\"1.30.0\", \"1.30.1\"]\n", "two fixed"),
+            ("    affected: [{befor: \"1.30.0\"}]\n", "befor"),
+        ] {
+            let e = cve(bad).unwrap_err();
+            assert!(e.contains(why), "{bad}: {e}");
+        }
+        let rel = |body: &str| parse_releases(&format!("releases:\n{body}"));
+        let ok = "  - {minor: \"1.30\", released: \"2024-04-17\", end_of_life: \"2025-07-15\"}\n";
+        assert!(rel(ok).is_ok());
+        for (bad, why) in [
+            ("  - {minor: \"1.30\", released: \"2024-04-17\", end_of_life: \"2024-04-17\"}\n", "not after"),
+            ("  - {minor: \"1.30\", released: \"2024-02-30\", end_of_life: \"2025-07-15\"}\n", "released"),
+            ("  - {minor: \"1.30\", released: \"2024-04-17\", end_of_life: \"2025-07-15\", final_patch: \"1.31.1\"}\n", "another branch"),
+            ("  - {minor: \"1.30\", released: \"2024-04-17\", end_of_life: \"2025-07-15\", eol: soon}\n", "planned"),
+        ] {
+            let e = rel(bad).unwrap_err();
+            assert!(e.contains(why), "{bad}: {e}");
+        }
+        let gap = format!(
+            "{ok}  - {{minor: \"1.32\", released: \"2024-12-11\", end_of_life: \"2026-02-28\"}}\n"
+        );
+        assert!(rel(&gap).unwrap_err().contains("without gaps"));
+        assert!(rel("").is_err());
+    }
+
+    #[test]
+    fn supported_versions() {
+        let id = "kubelet-version-supported";
+        let mut s = with_version(Some("v1.35.2"), "binary");
+        at(&mut s, "2026-03-01");
+        let o = eval(id, &s);
+        assert_status(&o, Status::Pass);
+        assert_eq!(
+            (o.observed.as_str(), o.source.as_str()),
+            ("v1.35.2 (source binary)", "binary")
+        );
+        assert!(o.reason.contains("2027-02-28"), "{}", o.reason);
+        assert_eq!(
+            o.expected.as_deref(),
+            Some("one of the three newest maintained minors: 1.35, 1.34, 1.33")
+        );
+
+        // Past end of life: the reason names the date.
+        let mut s = with_version(Some("v1.31.4"), "binary");
+        at(&mut s, "2026-03-01");
+        let o = eval(id, &s);
+        assert_status(&o, Status::Fail);
+        assert_eq!(o.observed, "v1.31.4 (source binary)");
+        assert!(
+            o.reason.contains("reached end of life on 2025-11-11"),
+            "{}",
+            o.reason
+        );
+
+        // The same version was fine while 1.31 was maintained.
+        at(&mut s, "2025-01-01");
+        assert_status(&eval(id, &s), Status::Pass);
+
+        // Maintenance period, but a fourth minor is out.
+        let mut s = with_version(Some("v1.34.1+rke2r1"), "build_info");
+        at(&mut s, "2026-09-01");
+        let o = eval(id, &s);
+        assert_status(&o, Status::Fail);
+        assert!(o.reason.contains("2026-10-27 (planned)"), "{}", o.reason);
+        assert!(o.reason.contains("1.37, 1.36, 1.35"), "{}", o.reason);
+
+        // Older than the table: fail; newer: unknown (never a guess).
+        let mut s = with_version(Some("v1.16.3"), "binary");
+        at(&mut s, "2026-03-01");
+        assert_status(&eval(id, &s), Status::Fail);
+        let mut s = with_version(Some("v1.99.0"), "binary");
+        at(&mut s, "2026-03-01");
+        let o = eval(id, &s);
+        assert_status(&o, Status::Unknown);
+        assert!(
+            o.reason.contains("supported_kubelet_minors"),
+            "{}",
+            o.reason
+        );
+
+        // A clock before the minor's release.
+        let mut s = with_version(Some("v1.36.0"), "binary");
+        at(&mut s, "2026-01-01");
+        assert_status(&eval(id, &s), Status::Unknown);
+
+        // A stale table says so.
+        let mut s = with_version(Some("v1.37.2"), "binary");
+        at(&mut s, "2027-03-01");
+        let o = eval(id, &s);
+        assert_status(&o, Status::Pass);
+        assert!(o.reason.contains("a newer minor may exist"), "{}", o.reason);
+    }
+
+    #[test]
+    fn unknown_versions() {
+        for id in ["kubelet-version-supported", "kubelet-version-no-known-cves"] {
+            let mut s = with_version(None, "binary");
+            kubelet_mut(&mut s).version_error =
+                Some("/usr/bin/kubelet --version: timed out after 5s".into());
+            let o = eval(id, &s);
+            assert_status(&o, Status::Unknown);
+            assert!(o.reason.contains("timed out"), "{}", o.reason);
+            let o = eval(id, &with_version(Some("garbage"), "override"));
+            assert_status(&o, Status::Unknown);
+            assert!(o.reason.contains("\"garbage\""), "{}", o.reason);
+        }
+    }
+
+    #[test]
+    fn policy_override_of_the_release_table() {
+        let minors: Vec<Minor> = ["1.30", "1.31"]
+            .iter()
+            .map(|m| Minor::parse(m).unwrap())
+            .collect();
+        let table = releases().unwrap();
+        let today = Day::parse("2026-03-01").unwrap();
+        let o = judge_by_policy(
+            v("v1.31.4"),
+            &minors,
+            Some(table),
+            today,
+            "o".into(),
+            "binary".into(),
+        );
+        assert_status(&o, Status::Pass);
+        assert!(
+            o.reason.contains("upstream end of life was 2025-11-11"),
+            "{}",
+            o.reason
+        );
+        assert_eq!(
+            o.expected.as_deref(),
+            Some("one of the policy's supported_kubelet_minors: 1.30, 1.31")
+        );
+        let o = judge_by_policy(
+            v("v1.35.0"),
+            &minors,
+            None,
+            today,
+            "o".into(),
+            "binary".into(),
+        );
+        assert_status(&o, Status::Fail);
+        // Until the field is wired into the policy, the table decides.
+        let s = with_version(Some("v1.31.4"), "binary");
+        assert_eq!(
+            policy_minors(&Ctx {
+                snapshot: &s,
+                policy: &crate::policy::Policy::embedded()
+            }),
+            Ok(None)
+        );
+    }
+
+    #[test]
+    fn cve_verdicts() {
+        let id = "kubelet-version-no-known-cves";
+        let o = eval(id, &with_version(Some("v1.31.4"), "binary"));
+        assert_status(&o, Status::Fail);
+        assert_eq!(o.observed, "CVE-2025-0426");
+        assert_eq!(o.source, "binary");
+        assert!(o.reason.contains("fixed in 1.31.6"), "{}", o.reason);
+        assert!(
+            o.reason
+                .contains("Windows-only, this is a Linux node): CVE-2024-9042"),
+            "{}",
+            o.reason
+        );
+        assert!(o.reason.contains("CVE-2025-1767"), "{}", o.reason);
+
+        let o = eval(id, &with_version(Some("v1.30.2-eks-1552ad0"), "build_info"));
+        assert_status(&o, Status::Fail);
+        assert_eq!(o.observed, "CVE-2025-0426, CVE-2024-10220");
+        assert!(
+            o.reason.contains("vendor build (-eks-1552ad0)"),
+            "{}",
+            o.reason
+        );
+
+        // Fixed everywhere that counts: the gitRepo CVE is informational only.
+        let o = eval(id, &with_version(Some("v1.32.2"), "binary"));
+        assert_status(&o, Status::Pass);
+        assert_eq!(o.observed, "none");
+        assert!(
+            o.reason
+                .contains("informational, not counted: CVE-2025-1767"),
+            "{}",
+            o.reason
+        );
+        assert!(!o.reason.contains("Windows-only"), "{}", o.reason);
+
+        // A branch that never got a fix points at the fixed branches.
+        let o = eval(id, &with_version(Some("v1.28.3"), "binary"));
+        assert_status(&o, Status::Fail);
+        assert!(o.reason.contains("fixed in 1.28.12"), "{}", o.reason);
+        let o = eval(id, &with_version(Some("v1.26.3"), "binary"));
+        assert_status(&o, Status::Fail);
+        assert!(o.reason.contains("CVE-2024-10220"), "{}", o.reason);
+        assert!(
+            o.reason
+                .contains("no fix on the 1.26 branch; fixed in 1.30.3, 1.29.7, 1.28.12"),
+            "{}",
+            o.reason
+        );
+    }
+}
