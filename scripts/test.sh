@@ -14,5 +14,7 @@ if [ ${#need_apt[@]} -gt 0 ]; then
   apt-get install -y -qq --no-install-recommends "${need_apt[@]}" >/dev/null
 fi
 
+# `standin` builds the test-support stand-in kubelet (support/standin-kubelet) used by the
+# live-probe tests; it is never part of the shipped binary.
 echo "==> cargo test"
-cargo test --locked --all-targets
+cargo test --locked --all-targets --features standin

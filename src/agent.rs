@@ -14,7 +14,8 @@ use tokio::time::MissedTickBehavior;
 
 use crate::evaluate::{self, summarize, ControlResult};
 use crate::host::{HostError, HostRoot};
-use crate::observe::{self, ObserveOptions, Observer};
+use crate::observe::live::{self, LiveOptions, ScanCache};
+use crate::observe::{self, version, ObserveOptions, Observer};
 use crate::policy::Policy;
 use crate::publish::metrics::{self, Exposition, MetricsInput};
 use crate::publish::report::discovery_state;
@@ -47,6 +48,117 @@ pub struct AgentConfig {
     pub policy: Policy,
     /// Cap on any single host file read, in bytes.
     pub max_read_bytes: u64,
+    /// Live probes and version detection.
+    pub enrich: EnrichOptions,
+}
+
+/// How the observation is completed with live evidence and the kubelet's version.
+#[derive(Debug, Clone)]
+pub struct EnrichOptions {
+    pub live: LiveOptions,
+    /// Run the kubelet's own binary with `--version` (live hosts only).
+    pub version_exec: bool,
+    pub version_timeout: Duration,
+    /// `--kubelet-version`: the version to use, whatever the binary says.
+    pub version_override: Option<String>,
+}
+
+impl Default for EnrichOptions {
+    fn default() -> Self {
+        EnrichOptions {
+            live: LiveOptions::default(),
+            version_exec: true,
+            version_timeout: Duration::from_secs(2),
+            version_override: None,
+        }
+    }
+}
+
+/// Complete a snapshot with the kubelet's version and the live probes. Runs on a blocking
+/// thread and drives the async probes on `rt`; every probe is bounded by its timeouts.
+pub fn enrich(
+    snapshot: &mut Snapshot,
+    host: &HostRoot,
+    opts: &EnrichOptions,
+    cache: &mut ScanCache,
+    rt: &tokio::runtime::Handle,
+) {
+    let live_host = live::enabled(host, &opts.live);
+    let Some(kubelet) = snapshot.kubelet.as_ref() else {
+        return;
+    };
+    let binary = kubelet.binary.clone();
+    let mut records = Vec::new();
+    let live_evidence = if live_host {
+        Some(rt.block_on(live::probe(snapshot, host, &opts.live, cache, &mut records)))
+    } else {
+        None
+    };
+
+    // Version: the override, else the binary (never on a host tree on disk: its binary
+    // is not ours to run), else kubernetes_build_info from an open read-only port.
+    let start = Instant::now();
+    let mut error: Option<String> = None;
+    let found: Option<(String, &'static str)> = if let Some(v) = &opts.version_override {
+        Some((v.clone(), "override"))
+    } else {
+        let mut found = None;
+        if opts.version_exec && live_host {
+            match rt.block_on(version::version_from_binary(
+                host.root(),
+                &binary,
+                opts.version_timeout,
+            )) {
+                Ok(v) => found = Some((v, "binary")),
+                Err(e) => error = Some(format!("{binary} --version: {e}")),
+            }
+        } else if !opts.version_exec {
+            error =
+                Some("running the kubelet binary is disabled (--version-exec=false)".to_string());
+        } else {
+            error = Some(
+                "the kubelet's binary is only run on a live host (its /proc is not procfs)"
+                    .to_string(),
+            );
+        }
+        if found.is_none() {
+            if let Some(target) = live_evidence
+                .as_ref()
+                .filter(|l| matches!(&l.read_only, Some(Ok(a)) if a.healthz.is_some() || a.pods.is_some()))
+                .and_then(|l| l.read_only_target.as_deref())
+                .and_then(|t| t.parse::<std::net::SocketAddr>().ok())
+            {
+                match rt.block_on(crate::probe::http::http_get(target, "/metrics", &opts.live.timeouts)) {
+                    Ok((200, body)) => match version::parse_build_info(&String::from_utf8_lossy(&body)) {
+                        Some(v) => found = Some((v, "build_info")),
+                        None => error = Some(format!("{}; no kubernetes_build_info on {target}/metrics", error.unwrap_or_default())),
+                    },
+                    Ok((code, _)) => error = Some(format!("{}; {target}/metrics answered {code}", error.unwrap_or_default())),
+                    Err(e) => error = Some(format!("{}; {target}/metrics: {e}", error.unwrap_or_default())),
+                }
+            }
+        }
+        found
+    };
+    if opts.version_override.is_none() && (live_host || opts.version_exec) {
+        records.push(crate::snapshot::ProbeRecord {
+            name: "version",
+            success: found.is_some(),
+            duration: start.elapsed(),
+            error: if found.is_some() { None } else { error.clone() },
+        });
+    }
+    snapshot.probes.extend(records);
+    snapshot.live = live_evidence;
+    if let Some(k) = snapshot.kubelet.as_mut() {
+        match found {
+            Some((v, source)) => {
+                k.version = Some(v);
+                k.version_source = Some(source.to_string());
+            }
+            None => k.version_error = error,
+        }
+    }
 }
 
 /// Why the agent could not start or stopped abnormally.
@@ -81,6 +193,24 @@ pub fn evaluate_once(
     evaluate_with(|| observe::observe(host, opts), policy)
 }
 
+/// `check`: observe, enrich with version and live probes, evaluate.
+pub fn check_once(
+    host: &HostRoot,
+    opts: &ObserveOptions,
+    enrich_opts: &EnrichOptions,
+    policy: &Policy,
+    rt: &tokio::runtime::Handle,
+) -> (Snapshot, Vec<ControlResult>, Duration) {
+    evaluate_with(
+        || {
+            let mut s = observe::observe(host, opts);
+            enrich(&mut s, host, enrich_opts, &mut ScanCache::default(), rt);
+            s
+        },
+        policy,
+    )
+}
+
 fn evaluate_with(
     observe: impl FnOnce() -> Snapshot,
     policy: &Policy,
@@ -99,9 +229,34 @@ struct Cycle {
     duration: Duration,
 }
 
-/// One cycle: observe, evaluate and render (blocking: host I/O).
-fn cycle(observer: &mut Observer, policy: &Policy) -> Cycle {
-    let (snapshot, results, duration) = evaluate_with(|| observer.observe(), policy);
+/// State carried between evaluations: the discovery cache and the TLS scan cache.
+pub struct Carried {
+    observer: Observer,
+    scans: ScanCache,
+}
+
+/// One cycle: observe, enrich, evaluate and render (blocking: host I/O; the live probes
+/// run on the runtime through `rt`).
+fn cycle(
+    carried: &mut Carried,
+    policy: &Policy,
+    enrich_opts: &EnrichOptions,
+    rt: &tokio::runtime::Handle,
+) -> Cycle {
+    let (snapshot, results, duration) = evaluate_with(
+        || {
+            let mut s = carried.observer.observe();
+            enrich(
+                &mut s,
+                carried.observer.host(),
+                enrich_opts,
+                &mut carried.scans,
+                rt,
+            );
+            s
+        },
+        policy,
+    );
     let exposition = metrics::render(&MetricsInput {
         node: &snapshot.node,
         snapshot: &snapshot,
@@ -252,11 +407,16 @@ pub async fn run_serve(cfg: AgentConfig) -> Result<(), AgentError> {
         kubelet_pid: cfg.kubelet_pid,
     };
     let policy = cfg.policy;
+    let enrich_opts = cfg.enrich;
+    let rt = tokio::runtime::Handle::current();
     let evaluations = evaluation_loop(
         cfg.interval,
         Arc::clone(&state),
-        move || Observer::new(host.clone(), opts.clone()),
-        move |observer: &mut Observer| cycle(observer, &policy),
+        move || Carried {
+            observer: Observer::new(host.clone(), opts.clone()),
+            scans: ScanCache::default(),
+        },
+        move |carried: &mut Carried| cycle(carried, &policy, &enrich_opts, &rt),
     );
 
     tokio::select! {
@@ -308,8 +468,21 @@ mod tests {
         let (snapshot, results, _) = evaluate_once(&host, &opts, &Policy::embedded());
         assert_eq!(snapshot.node, "node-x");
         assert!(snapshot.kubelet.is_none());
-        let mut observer = Observer::new(host, opts);
-        let c = cycle(&mut observer, &Policy::embedded());
+        let mut carried = Carried {
+            observer: Observer::new(host, opts),
+            scans: ScanCache::default(),
+        };
+        let rt = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(1)
+            .enable_all()
+            .build()
+            .unwrap();
+        let c = cycle(
+            &mut carried,
+            &Policy::embedded(),
+            &EnrichOptions::default(),
+            rt.handle(),
+        );
         assert!(c
             .exposition
             .text
@@ -399,6 +572,7 @@ mod tests {
             listen: SocketAddr::from(([127, 0, 0, 1], 0)),
             policy: Policy::embedded(),
             max_read_bytes: 1024,
+            enrich: EnrichOptions::default(),
         };
         assert!(matches!(
             run_serve(cfg).await,

@@ -7,11 +7,13 @@ use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
-use crate::agent::{self, AgentConfig, AgentError};
+use crate::agent::{self, AgentConfig, AgentError, EnrichOptions};
 use crate::evaluate::Severity;
 use crate::host::{HostError, HostRoot};
+use crate::observe::live::{LiveMode, LiveOptions};
 use crate::observe::ObserveOptions;
 use crate::policy::{Policy, PolicyError};
+use crate::probe::Timeouts;
 use crate::publish::report::{self, Report};
 
 /// The default listen port (the Prometheus default-port-allocations range 9100–9999 is
@@ -60,6 +62,28 @@ pub struct GlobalArgs {
     #[arg(long, global = true, env = "KUBELET_SENTINEL_MAX_READ_BYTES", default_value_t = crate::host::DEFAULT_MAX_READ)]
     pub max_read_bytes: u64,
 
+    /// Probe the kubelet's sockets (TLS, anonymous access, read-only port): auto = only
+    /// when <host-root>/proc is a live procfs, never for a host tree on disk.
+    #[arg(long, global = true, env = "KUBELET_SENTINEL_LIVE_PROBES", value_enum, default_value_t = LiveProbes::Auto)]
+    pub live_probes: LiveProbes,
+
+    /// Probe the kubelet at this IP instead of the address of its listeners.
+    #[arg(long, global = true, env = "KUBELET_SENTINEL_KUBELET_ADDRESS")]
+    pub kubelet_address: Option<std::net::IpAddr>,
+
+    /// Connect and overall timeout of each live probe.
+    #[arg(long, global = true, env = "KUBELET_SENTINEL_PROBE_TIMEOUT", default_value = "2s", value_parser = parse_duration)]
+    pub probe_timeout: Duration,
+
+    /// Run the kubelet's own binary with `--version` (no shell, empty environment) to learn
+    /// its version; live hosts only.
+    #[arg(long, global = true, env = "KUBELET_SENTINEL_VERSION_EXEC", default_value_t = true, action = clap::ArgAction::Set)]
+    pub version_exec: bool,
+
+    /// The kubelet's version, overriding every other source (e.g. v1.31.4).
+    #[arg(long, global = true, env = "KUBELET_SENTINEL_KUBELET_VERSION")]
+    pub kubelet_version: Option<String>,
+
     /// Log format.
     #[arg(long, global = true, env = "KUBELET_SENTINEL_LOG_FORMAT", value_enum, default_value_t = LogFormat::Text)]
     pub log_format: LogFormat,
@@ -72,6 +96,13 @@ pub struct GlobalArgs {
         default_value = "info"
     )]
     pub log_level: String,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum LiveProbes {
+    Auto,
+    On,
+    Off,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -190,6 +221,27 @@ pub fn init_logging(global: &GlobalArgs) {
     };
 }
 
+fn enrich_options(global: &GlobalArgs) -> EnrichOptions {
+    EnrichOptions {
+        live: LiveOptions {
+            mode: match global.live_probes {
+                LiveProbes::Auto => LiveMode::Auto,
+                LiveProbes::On => LiveMode::On,
+                LiveProbes::Off => LiveMode::Off,
+            },
+            timeouts: Timeouts {
+                connect: global.probe_timeout,
+                overall: global.probe_timeout,
+            },
+            kubelet_address: global.kubelet_address,
+            ..LiveOptions::default()
+        },
+        version_exec: global.version_exec,
+        version_timeout: Duration::from_secs(2),
+        version_override: global.kubelet_version.clone().filter(|v| !v.is_empty()),
+    }
+}
+
 fn load_common(global: &GlobalArgs) -> Result<(HostRoot, Policy, ObserveOptions), CliError> {
     let host = HostRoot::new(&global.host_root)?.with_max_read(global.max_read_bytes);
     let policy = match &global.policy {
@@ -209,7 +261,17 @@ pub fn run(cli: Cli) -> Result<i32, CliError> {
     let (host, policy, opts) = load_common(&cli.global)?;
     match cli.command {
         Command::Check(args) => {
-            let (snapshot, results, duration) = agent::evaluate_once(&host, &opts, &policy);
+            // Multi-thread: `Handle::block_on` from this thread needs worker threads to
+            // drive I/O and timers (a current-thread runtime would not).
+            let rt = tokio::runtime::Builder::new_multi_thread()
+                .worker_threads(1)
+                .enable_all()
+                .build()
+                .map_err(CliError::Runtime)?;
+            let enrich = enrich_options(&cli.global);
+            let (snapshot, results, duration) =
+                agent::check_once(&host, &opts, &enrich, &policy, rt.handle());
+            rt.shutdown_timeout(Duration::from_secs(1));
             let report = Report::new(&snapshot, results, duration);
             let colour = match args.color {
                 ColorChoice::Always => true,
@@ -247,6 +309,7 @@ pub fn run(cli: Cli) -> Result<i32, CliError> {
                 listen: args.listen_address,
                 policy,
                 max_read_bytes: cli.global.max_read_bytes,
+                enrich: enrich_options(&cli.global),
             };
             let rt = tokio::runtime::Builder::new_multi_thread()
                 .worker_threads(2)

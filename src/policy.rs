@@ -67,6 +67,11 @@ pub struct Expectations {
     /// Maximum allowed `podPidsLimit` (`pod-pids-limit-set`); none = any positive value.
     #[serde(default)]
     pub pod_pids_limit_max: Option<i64>,
+    /// serving-cert-valid / client-cert-valid fail when fewer days than this are left.
+    pub cert_expiry_warning_days: i64,
+    /// Minors ("1.33") kubelet-version-supported accepts instead of the release table; empty = table.
+    #[serde(default)]
+    pub supported_kubelet_minors: Vec<String>,
 }
 
 /// The whole policy file.
@@ -100,6 +105,8 @@ struct UserExpectations {
     client_ca_max_mode: Option<String>,
     service_file_max_mode: Option<String>,
     pod_pids_limit_max: Option<i64>,
+    cert_expiry_warning_days: Option<i64>,
+    supported_kubelet_minors: Option<Vec<String>>,
 }
 
 /// The effective policy.
@@ -241,6 +248,12 @@ impl Policy {
             if let Some(v) = e.pod_pids_limit_max {
                 x.pod_pids_limit_max = Some(v);
             }
+            if let Some(v) = e.cert_expiry_warning_days {
+                x.cert_expiry_warning_days = v;
+            }
+            if let Some(v) = e.supported_kubelet_minors {
+                x.supported_kubelet_minors = v;
+            }
         }
         policy.validate(text)?;
         Ok(policy)
@@ -283,6 +296,25 @@ impl Policy {
                 return Err(err(
                     a,
                     format!("allowed_bind_addresses: {a:?} is not an IP address or CIDR"),
+                ));
+            }
+        }
+        if x.cert_expiry_warning_days < 0 {
+            return Err(err(
+                "cert_expiry_warning_days",
+                format!(
+                    "cert_expiry_warning_days {} is negative",
+                    x.cert_expiry_warning_days
+                ),
+            ));
+        }
+        for m in &x.supported_kubelet_minors {
+            if crate::evaluate::version::Minor::parse(m).is_none() {
+                return Err(err(
+                    m,
+                    format!(
+                        "supported_kubelet_minors: {m:?} is not a `major.minor` such as \"1.33\""
+                    ),
                 ));
             }
         }

@@ -1,12 +1,6 @@
 //! The embedded release and CVE tables, loaded through the public API, agree with known
 //! facts (kubelet-facts.md §4), and every GitVersion form seen in the wild parses.
 
-// WIRING: this file needs `pub mod version;` in src/evaluate/mod.rs and src/observe/mod.rs.
-// Until those lines exist it compiles to nothing (so the other test targets still build);
-// the wiring commit deletes the next two lines.
-#![allow(unexpected_cfgs)]
-#![cfg(kubelet_sentinel_version_unwired)]
-
 use kubelet_sentinel::evaluate::util::parse_kube_version;
 use kubelet_sentinel::evaluate::version::{
     cves, maintained_minors, releases, version_suffix, Day, KubeVersion, Minor,

@@ -59,6 +59,9 @@ fn read_only_live(ctx: &Ctx) -> Option<LiveVerdict> {
         Ok(a) if a.healthz.is_none() && a.pods.is_none() => {
             LiveVerdict::Secure(format!("has nothing listening on {target}"))
         }
+        Ok(_) if answered_by_someone_else(l) => LiveVerdict::Neutral(format!(
+            "{target} answers, but the kubelet's fd table has no listener on that port: another process owns it"
+        )),
         Ok(a) => {
             let part = |path: &str, c: Option<u16>| c.map(|c| format!("GET {path} {c}"));
             let said: Vec<String> = [part("/healthz", a.healthz), part("/pods", a.pods)]
@@ -76,6 +79,23 @@ fn read_only_live(ctx: &Ctx) -> Option<LiveVerdict> {
         }
         Err(e) => LiveVerdict::Unavailable(format!("{target}: {e}")),
     })
+}
+
+/// The read-only port answered, but the kubelet's own sockets (matched through its fd
+/// table) include no listener on that port: the answer is another process's.
+fn answered_by_someone_else(l: &crate::snapshot::Live) -> bool {
+    let Some(port) = l
+        .read_only_target
+        .as_deref()
+        .and_then(|t| t.parse::<std::net::SocketAddr>().ok())
+        .map(|a| a.port())
+    else {
+        return false;
+    };
+    match l.listeners.as_ref() {
+        Some(Ok(ls)) if ls.method == "fd" => !ls.sockets.iter().any(|s| s.port == port),
+        _ => false,
+    }
 }
 
 /// Live evidence for the healthz bind address: the kubelet's real listener on that port.

@@ -4,12 +4,14 @@
 pub mod api_access;
 pub mod audit;
 pub mod authn;
+pub mod certs;
 pub mod files;
 pub mod hardening;
 pub mod rbac;
 pub mod resources;
 pub mod tls;
 pub mod util;
+pub mod version;
 
 use crate::observe::config::Lookup;
 use crate::policy::Policy;
@@ -243,8 +245,10 @@ pub fn catalogue() -> Vec<&'static Control> {
     for family in [
         api_access::CONTROLS,
         tls::CONTROLS,
+        certs::CONTROLS,
         authn::CONTROLS,
         hardening::CONTROLS,
+        version::CONTROLS,
         resources::CONTROLS,
         files::CONTROLS,
         rbac::CONTROLS,

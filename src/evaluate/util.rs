@@ -673,6 +673,8 @@ mod catalogue_tests {
         ("tls-strong-cipher-suites", Family::Tls, Some("4.2.12")),
         ("client-cert-rotation", Family::Tls, Some("4.2.10")),
         ("server-cert-rotation", Family::Tls, Some("4.2.11")),
+        ("serving-cert-valid", Family::Tls, None),
+        ("client-cert-valid", Family::Tls, None),
         ("anonymous-auth-disabled", Family::Authn, Some("4.2.1")),
         ("authorization-mode-webhook", Family::Authn, Some("4.2.2")),
         ("authentication-webhook-enabled", Family::Authn, None),
@@ -688,6 +690,8 @@ mod catalogue_tests {
         ("pod-pids-limit-set", Family::Hardening, Some("4.2.13")),
         ("seccomp-default-enabled", Family::Hardening, Some("4.2.14")),
         ("protect-kernel-defaults", Family::Hardening, None),
+        ("kubelet-version-supported", Family::Hardening, None),
+        ("kubelet-version-no-known-cves", Family::Hardening, None),
         ("kube-reserved-set", Family::Resources, None),
         ("system-reserved-set", Family::Resources, None),
         ("eviction-hard-set", Family::Resources, None),
@@ -1083,5 +1087,57 @@ mod live_tests {
             get(&s, "kubelet-api-rejects-anonymous").status,
             Status::Unknown
         );
+    }
+}
+
+#[cfg(test)]
+mod live_ownership_tests {
+    use super::testing::*;
+    use crate::evaluate::{evaluate, Status};
+    use crate::snapshot::{Listener, Listeners, Live, ReadOnlyAnswer};
+
+    #[test]
+    fn another_process_on_10255_is_not_the_kubelets_read_only_port() {
+        let mut s = snapshot_with(
+            &["--config=/var/lib/kubelet/config.yaml"],
+            Some("readOnlyPort: 0\n"),
+        );
+        let kubelet_only = Listeners {
+            method: "fd".into(),
+            sockets: vec![Listener {
+                address: "0.0.0.0".parse().unwrap(),
+                port: 10250,
+            }],
+        };
+        s.live = Some(Live {
+            listeners: Some(Ok(kubelet_only)),
+            read_only_target: Some("127.0.0.1:10255".into()),
+            read_only: Some(Ok(ReadOnlyAnswer {
+                healthz: Some(200),
+                pods: None,
+            })),
+            ..Live::default()
+        });
+        let r = evaluate(&s, &crate::policy::Policy::embedded())
+            .into_iter()
+            .find(|r| r.id == "read-only-port-disabled")
+            .unwrap();
+        assert_eq!(r.status, Status::Pass, "{r:?}");
+        assert!(r.reason.contains("another process"), "{}", r.reason);
+        // The same answer when the kubelet does own a listener there: fail.
+        if let Some(l) = s.live.as_mut() {
+            l.listeners = Some(Ok(Listeners {
+                method: "fd".into(),
+                sockets: vec![Listener {
+                    address: "0.0.0.0".parse().unwrap(),
+                    port: 10255,
+                }],
+            }));
+        }
+        let r = evaluate(&s, &crate::policy::Policy::embedded())
+            .into_iter()
+            .find(|r| r.id == "read-only-port-disabled")
+            .unwrap();
+        assert_eq!(r.status, Status::Fail, "{r:?}");
     }
 }

@@ -7,9 +7,11 @@ pub mod certs;
 pub mod config;
 pub mod flags;
 pub mod kubeconfig;
+pub mod live;
 pub mod net;
 pub mod process;
 pub mod settings;
+pub mod version;
 
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 

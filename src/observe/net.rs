@@ -76,7 +76,10 @@ pub fn parse_net_tcp(text: &str) -> Vec<RawListener> {
 
 /// The socket inode a `/proc/<pid>/fd/<n>` link names (`socket:[12345]`).
 pub fn socket_inode(link: &str) -> Option<u64> {
-    link.strip_prefix("socket:[")?.strip_suffix(']')?.parse().ok()
+    link.strip_prefix("socket:[")?
+        .strip_suffix(']')?
+        .parse()
+        .ok()
 }
 
 /// Every LISTEN socket in the process's network namespace.
@@ -144,7 +147,13 @@ pub fn is_wildcard(ip: &IpAddr) -> bool {
 pub fn is_loopback(ip: &IpAddr) -> bool {
     match ip {
         IpAddr::V4(v4) => v4.is_loopback(),
-        IpAddr::V6(v6) => v6.is_loopback() || v6.to_ipv4_mapped().map(|v| v.is_loopback()).unwrap_or(false),
+        IpAddr::V6(v6) => {
+            v6.is_loopback()
+                || v6
+                    .to_ipv4_mapped()
+                    .map(|v| v.is_loopback())
+                    .unwrap_or(false)
+        }
     }
 }
 
@@ -204,7 +213,10 @@ mod tests {
         let found = kubelet_listeners(&host, pid, &[]).unwrap();
         assert_eq!(found.method, "fd");
         assert!(
-            found.sockets.iter().any(|s| s.port == port && is_loopback(&s.address)),
+            found
+                .sockets
+                .iter()
+                .any(|s| s.port == port && is_loopback(&s.address)),
             "{found:?}"
         );
     }

@@ -38,7 +38,9 @@ pub async fn https_get_status(
         handshake_unbounded(addr, sni, timeouts),
     )
     .await?;
-    get_status(tls, request, &what, deadline, timeouts).await
+    get_response(tls, request, &what, deadline, timeouts)
+        .await
+        .map(|(status, _)| status)
 }
 
 /// `GET path` over plain HTTP: the status.
@@ -47,13 +49,25 @@ pub async fn http_get_status(
     path: &str,
     timeouts: &Timeouts,
 ) -> ProbeResult<u16> {
+    http_get(addr, path, timeouts)
+        .await
+        .map(|(status, _)| status)
+}
+
+/// `GET path` over plain HTTP: the status and the first [`MAX_BODY`] bytes of the body
+/// (what arrived before the deadline).
+pub async fn http_get(
+    addr: SocketAddr,
+    path: &str,
+    timeouts: &Timeouts,
+) -> ProbeResult<(u16, Vec<u8>)> {
     let timeouts = *timeouts;
     let deadline = Instant::now() + timeouts.overall;
     let host = host_header(addr, None);
     let what = format!("GET http://{host}{path}");
     let request = request(path, &host, &what)?;
     let tcp = until(deadline, timeouts, &what, connect(addr, timeouts)).await?;
-    get_status(tcp, request, &what, deadline, timeouts).await
+    get_response(tcp, request, &what, deadline, timeouts).await
 }
 
 /// `Host`: the SNI name when given (with the port), else the address.
@@ -87,13 +101,13 @@ fn request(path: &str, host: &str, what: &str) -> ProbeResult<Request<Empty<Byte
 /// One request on an established connection, until `deadline`. Once the response head
 /// has arrived the status is the answer: reading the body (at most [`MAX_BODY`]) is
 /// cut short by the deadline, an error or the limit without changing it.
-async fn get_status<S>(
+async fn get_response<S>(
     io: S,
     request: Request<Empty<Bytes>>,
     what: &str,
     deadline: Instant,
     timeouts: Timeouts,
-) -> ProbeResult<u16>
+) -> ProbeResult<(u16, Vec<u8>)>
 where
     S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
@@ -110,17 +124,22 @@ where
         .await?;
         let status = response.status().as_u16();
         let mut body = response.into_body();
+        let mut buf: Vec<u8> = Vec::new();
         let drain = async {
-            let mut read = 0usize;
-            while read < MAX_BODY {
+            while buf.len() < MAX_BODY {
                 match body.frame().await {
-                    Some(Ok(frame)) => read += frame.data_ref().map(|d| d.len()).unwrap_or(0),
+                    Some(Ok(frame)) => {
+                        if let Some(d) = frame.data_ref() {
+                            let room = MAX_BODY - buf.len();
+                            buf.extend_from_slice(&d[..d.len().min(room)]);
+                        }
+                    }
                     Some(Err(_)) | None => break,
                 }
             }
         };
         let _ = tokio::time::timeout_at(deadline, drain).await;
-        Ok(status)
+        Ok((status, buf))
     };
     // The connection future drives the I/O; it is polled alongside the exchange and
     // dropped with it (no task outlives the probe).
@@ -134,7 +153,7 @@ where
             // (bounded by the deadline), with the request's own error if there was no
             // response.
             match (exchange.await, c) {
-                (Ok(status), _) => Ok(status),
+                (Ok(answer), _) => Ok(answer),
                 (Err(e), Ok(())) => Err(e),
                 (Err(e), Err(_)) if e.kind == ProbeErrorKind::Timeout => Err(e),
                 (Err(_), Err(c)) => Err(hyper_error(&c, what)),

@@ -30,6 +30,12 @@ pub struct KubeletReport {
     pub config_file: Option<String>,
     pub config_dir: Option<String>,
     pub version: Option<String>,
+    /// Where the version came from: `override`, `binary` or `build_info`.
+    pub version_source: Option<String>,
+    /// Why the version is unknown, when it is.
+    pub version_error: Option<String>,
+    /// Whether the kubelet's sockets were probed (live evidence next to the files).
+    pub live_probes: bool,
     /// `found`, `not_found`, `unsupported` or `failed`.
     pub discovery: String,
     /// Why there is no usable kubelet (every kubelet control is then `unknown`).
@@ -64,6 +70,9 @@ impl KubeletReport {
             config_file: k.and_then(|k| k.config.config_file.clone()),
             config_dir: k.and_then(|k| k.config.config_dir.clone()),
             version: k.and_then(|k| k.version.clone()),
+            version_source: k.and_then(|k| k.version_source.clone()),
+            version_error: k.and_then(|k| k.version_error.clone()),
+            live_probes: snapshot.live.is_some(),
             discovery: discovery.to_string(),
             reason: snapshot.no_kubelet_reason(),
             note,
