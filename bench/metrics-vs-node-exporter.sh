@@ -1,0 +1,240 @@
+#!/usr/bin/env bash
+# /metrics under load: kubelet-sentinel next to Debian's prometheus-node-exporter.
+#
+#   bench/metrics-vs-node-exporter.sh
+#
+# What it does (everything on 127.0.0.1, every step bounded in time):
+#  1. builds the release binary once (`cargo build --release`);
+#  2. installs `wrk` and `prometheus-node-exporter` with apt-get when they are missing;
+#  3. copies tests/fixtures/kubeadm-hardened into a tempdir (symlinks kept, the test
+#     harness's links.txt and modes.txt applied) and starts `kubelet-sentinel serve` on it (--interval 30s) and
+#     `prometheus-node-exporter` (default collectors, reading this machine's /proc and /sys);
+#  4. waits for readiness (/readyz for kubelet-sentinel, /metrics for node-exporter);
+#  5. runs `wrk -t2 -c16 -d10s --latency` against each /metrics, one after the other,
+#     and prints requests/s, latency p50/p99, response size and each process's RSS
+#     (VmRSS, and VmHWM = peak RSS) before and after the load, and the 1-minute load
+#     average before and after (other work on the machine shows up there);
+#  6. "evaluation running": a second kubelet-sentinel on the same fixture plus 1,000 fake
+#     processes with a very short --interval (20ms), so evaluations keep running during
+#     the load, to show that /metrics (served from memory) is not slowed down by them;
+#  7. kills everything it started, by pid (trap on EXIT), and removes the tempdir.
+#
+# Environment overrides: WRK_THREADS (2), WRK_CONNECTIONS (16), WRK_DURATION (10s),
+# BUSY_INTERVAL (20ms), FAKE_PROCS (1000), SKIP_BUILD=1 (use the existing binary).
+set -euo pipefail
+
+WRK_THREADS="${WRK_THREADS:-2}"
+WRK_CONNECTIONS="${WRK_CONNECTIONS:-16}"
+WRK_DURATION="${WRK_DURATION:-10s}"
+BUSY_INTERVAL="${BUSY_INTERVAL:-20ms}"
+FAKE_PROCS="${FAKE_PROCS:-1000}"
+
+repo="$(cd "$(dirname "$0")/.." && pwd)"
+cd "$repo"
+fixture="$repo/tests/fixtures/kubeadm-hardened"
+
+log() { printf '==> %s\n' "$*" >&2; }
+die() { printf 'error: %s\n' "$*" >&2; exit 1; }
+
+# --- cleanup: only what this script started ------------------------------------------
+work="$(mktemp -d "${TMPDIR:-/tmp}/ks-metrics-bench.XXXXXX")"
+started=()
+cleanup() {
+  local p
+  for p in "${started[@]+"${started[@]}"}"; do
+    kill "$p" 2>/dev/null || true
+  done
+  for p in "${started[@]+"${started[@]}"}"; do
+    wait "$p" 2>/dev/null || true
+  done
+  rm -rf "$work"
+}
+trap cleanup EXIT
+trap 'exit 130' INT TERM
+
+# --- 1. build --------------------------------------------------------------------------
+target_dir="${CARGO_TARGET_DIR:-$repo/target}"
+bin="$target_dir/release/kubelet-sentinel"
+if [ "${SKIP_BUILD:-0}" != 1 ]; then
+  log "cargo build --release"
+  timeout 1800 cargo build --release --bin kubelet-sentinel >&2
+fi
+[ -x "$bin" ] || die "$bin not found (build failed?)"
+
+# --- 2. tools ----------------------------------------------------------------------------
+missing=()
+command -v wrk >/dev/null || missing+=(wrk)
+command -v prometheus-node-exporter >/dev/null || missing+=(prometheus-node-exporter)
+if [ "${#missing[@]}" -gt 0 ]; then
+  log "installing ${missing[*]}"
+  sudo=()
+  [ "$(id -u)" = 0 ] || sudo=(sudo)
+  # The Debian package enables a node-exporter service on :9100; we never start it.
+  timeout 600 "${sudo[@]}" apt-get install -y --no-install-recommends "${missing[@]}" >&2 ||
+    { timeout 600 "${sudo[@]}" apt-get update >&2 &&
+      timeout 600 "${sudo[@]}" apt-get install -y --no-install-recommends "${missing[@]}" >&2; }
+fi
+for t in wrk prometheus-node-exporter curl; do
+  command -v "$t" >/dev/null || die "$t is required"
+done
+
+# --- 3. host trees -----------------------------------------------------------------------
+[ -d "$fixture" ] || die "$fixture not found"
+copy_fixture() { # DEST: the tree plus the test harness's links.txt / modes.txt
+  cp -a "$fixture" "$1"
+  if [ -f "$1/links.txt" ]; then
+    while read -r link target; do
+      case "$link" in ''|'#'*) continue ;; esac
+      mkdir -p "$(dirname "$1/$link")"
+      ln -s "$target" "$1/$link"
+    done < "$1/links.txt"
+  fi
+  if [ -f "$1/modes.txt" ]; then
+    while read -r mode path; do
+      case "$mode" in ''|'#'*) continue ;; esac
+      chmod "$mode" "$1/$path"
+    done < "$1/modes.txt"
+  fi
+  rm -rf "$1"/{modes,owners,sparse,decoys,links}.txt "$1/_decoys"
+}
+# FAKE_PROCS fake processes in DEST/proc: shims, pause, nginx, kernel threads, ...
+add_fake_procs() { # DEST COUNT
+  local root="$1" n="$2" pid=5000 i=0 d id
+  while [ "$i" -lt "$n" ]; do
+    pid=$((pid + 1 + RANDOM % 29))
+    d="$root/proc/$pid"
+    [ -e "$d" ] && continue
+    mkdir -p "$d"
+    case $((i % 10)) in
+      0|1|2)
+        id="$(printf '%08x' $RANDOM$RANDOM $RANDOM$RANDOM $RANDOM$RANDOM $RANDOM$RANDOM \
+          $RANDOM$RANDOM $RANDOM$RANDOM $RANDOM$RANDOM $RANDOM$RANDOM | cut -c1-64)"
+        printf '%s\0' /usr/bin/containerd-shim-runc-v2 -namespace k8s.io -id "$id" \
+          -address /run/containerd/containerd.sock > "$d/cmdline"
+        ln -s /usr/bin/containerd-shim-runc-v2 "$d/exe" ;;
+      3|4) printf '%s\0' /pause > "$d/cmdline"; ln -s /pause "$d/exe" ;;
+      5|6) printf '%s\0' 'nginx: worker process' > "$d/cmdline"; ln -s /usr/sbin/nginx "$d/exe" ;;
+      7) : > "$d/cmdline" ;; # kernel thread: empty cmdline, no exe
+      8) printf '%s\0' /coredns -conf /etc/coredns/Corefile > "$d/cmdline"; ln -s /coredns "$d/exe" ;;
+      9) printf '%s\0' java -Xmx2g -XX:+UseG1GC -jar /app/service.jar > "$d/cmdline"
+         ln -s /usr/lib/jvm/java-17-openjdk-amd64/bin/java "$d/exe" ;;
+    esac
+    printf '%s (x) S 1 %s %s 0 -1 4194560 0 0 0 0 0 0 0 0 20 0 1 0 %s 0 0\n' \
+      "$pid" "$pid" "$pid" "$((20000 + pid))" > "$d/stat"
+    i=$((i + 1))
+  done
+}
+log "preparing host trees in $work"
+copy_fixture "$work/host"
+copy_fixture "$work/host-busy"
+add_fake_procs "$work/host-busy" "$FAKE_PROCS"
+
+# --- helpers -------------------------------------------------------------------------------
+free_port() {
+  if command -v python3 >/dev/null; then
+    python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
+  else
+    local p
+    while :; do
+      p=$((20000 + RANDOM % 40000))
+      (exec 3<>"/dev/tcp/127.0.0.1/$p") 2>/dev/null || { echo "$p"; return; }
+    done
+  fi
+}
+wait_ready() { # URL PID NAME
+  local i
+  for i in $(seq 1 300); do
+    kill -0 "$2" 2>/dev/null || die "$3 exited; see its log in $work"
+    curl -fsS -o /dev/null --max-time 2 "$1" 2>/dev/null && return 0
+    sleep 0.1
+  done
+  die "$3 not ready after 30s ($1)"
+}
+rss() { # PID -> "VmRSS/VmHWM" in MiB
+  awk '/^VmRSS:/ {r=$2} /^VmHWM:/ {h=$2} END {printf "%.1f/%.1f", r/1024, h/1024}' "/proc/$1/status"
+}
+body_size() { # URL [extra curl args] -> bytes
+  local url="$1"; shift
+  curl -fsS --max-time 10 -o /dev/null -w '%{size_download}' "$@" "$url"
+}
+series() { # URL -> number of samples
+  curl -fsS --max-time 10 "$1" | grep -vc '^#'
+}
+# run_wrk NAME URL PID: prints one table row
+rows=()
+run_wrk() {
+  local name="$1" url="$2" pid="$3" out before after rps p50 p99 errs size gz n load_before load_after
+  size="$(body_size "$url")"
+  gz="$(body_size "$url" -H 'Accept-Encoding: gzip')"
+  n="$(series "$url")"
+  before="$(rss "$pid")"
+  load_before="$(cut -d' ' -f1 /proc/loadavg)"
+  out="$work/wrk-${name//[^A-Za-z0-9]/_}.txt"
+  log "wrk -t$WRK_THREADS -c$WRK_CONNECTIONS -d$WRK_DURATION --latency $url ($name)"
+  timeout 120 wrk -t"$WRK_THREADS" -c"$WRK_CONNECTIONS" -d"$WRK_DURATION" --latency "$url" > "$out"
+  after="$(rss "$pid")"
+  load_after="$(cut -d' ' -f1 /proc/loadavg)"
+  cat "$out" >&2
+  rps="$(awk '/^Requests\/sec:/ {print $2}' "$out")"
+  p50="$(awk '/^ +50%/ {print $2}' "$out")"
+  p99="$(awk '/^ +99%/ {print $2}' "$out")"
+  errs="$(awk '/Non-2xx|Socket errors/ {sub(/^ +/, ""); printf "%s; ", $0}' "$out")"
+  rows+=("$(printf '| %-28s | %10s | %8s | %8s | %9s | %9s | %6s | %-13s | %-13s | %-11s | %s |' \
+    "$name" "$rps" "$p50" "$p99" "$size" "$gz" "$n" "$before" "$after" \
+    "$load_before→$load_after" "${errs:-none}")")
+}
+
+# --- 4. start ------------------------------------------------------------------------------
+ks_port="$(free_port)"
+ne_port="$(free_port)"
+log "kubelet-sentinel serve on 127.0.0.1:$ks_port"
+"$bin" serve --host-root "$work/host" --listen-address "127.0.0.1:$ks_port" --interval 30s \
+  > "$work/sentinel.log" 2>&1 &
+ks_pid=$!
+started+=("$ks_pid")
+log "prometheus-node-exporter on 127.0.0.1:$ne_port"
+prometheus-node-exporter --web.listen-address="127.0.0.1:$ne_port" > "$work/node-exporter.log" 2>&1 &
+ne_pid=$!
+started+=("$ne_pid")
+wait_ready "http://127.0.0.1:$ks_port/readyz" "$ks_pid" kubelet-sentinel
+wait_ready "http://127.0.0.1:$ne_port/metrics" "$ne_pid" prometheus-node-exporter
+sleep 1
+
+# --- 5. load ---------------------------------------------------------------------------------
+run_wrk "kubelet-sentinel" "http://127.0.0.1:$ks_port/metrics" "$ks_pid"
+run_wrk "prometheus-node-exporter" "http://127.0.0.1:$ne_port/metrics" "$ne_pid"
+
+# --- 6. evaluations running during the load ---------------------------------------------------
+busy_port="$(free_port)"
+log "kubelet-sentinel serve on 127.0.0.1:$busy_port, $FAKE_PROCS extra processes, --interval $BUSY_INTERVAL"
+"$bin" --log-format json serve --host-root "$work/host-busy" --listen-address "127.0.0.1:$busy_port" \
+  --interval "$BUSY_INTERVAL" > "$work/sentinel-busy.log" 2>&1 &
+busy_pid=$!
+started+=("$busy_pid")
+wait_ready "http://127.0.0.1:$busy_port/readyz" "$busy_pid" "kubelet-sentinel (busy)"
+sleep 1
+evals_before="$(grep -c 'evaluation complete' "$work/sentinel-busy.log" || true)"
+run_wrk "kubelet-sentinel, eval/$BUSY_INTERVAL" "http://127.0.0.1:$busy_port/metrics" "$busy_pid"
+evals_after="$(grep -c 'evaluation complete' "$work/sentinel-busy.log" || true)"
+# duration_ms of every evaluation (JSON log lines); the first one did the full /proc scan.
+durations() {
+  grep 'evaluation complete' "$work/sentinel-busy.log" | grep -o '"duration_ms":[0-9]*' | cut -d: -f2
+}
+first_ms="$(durations | head -1)"
+window_stats="$(durations | sed -n "$((evals_before + 1)),${evals_after}p" |
+  awk '{s+=$1; if ($1>m) m=$1; n++} END {if (n) printf "mean %.2f ms, max %d ms over %d evaluations", s/n, m, n}')"
+
+# --- report ------------------------------------------------------------------------------------
+cpu="$(awk -F': ' '/^model name/ {print $2; exit}' /proc/cpuinfo)"
+echo
+echo "date: $(date -u +%Y-%m-%dT%H:%M:%SZ); $(nproc) CPUs ($cpu); kernel $(uname -r)"
+echo "kubelet-sentinel $("$bin" --version 2>/dev/null | awk '{print $2}') ($(git -C "$repo" rev-parse --short=12 HEAD 2>/dev/null || echo unknown)); $(prometheus-node-exporter --version 2>&1 | head -1); $(wrk -v 2>&1 | head -1 | awk '{print $1, $2}')"
+echo "load: wrk -t$WRK_THREADS -c$WRK_CONNECTIONS -d$WRK_DURATION --latency (no Accept/Accept-Encoding headers: Prometheus text 0.0.4, uncompressed)"
+echo
+echo "| target                       |      req/s |      p50 |      p99 | body (B)  | gzip (B)  | series | RSS/HWM before (MiB) | RSS/HWM after (MiB) | load1       | errors |"
+echo "|------------------------------|-----------:|---------:|---------:|----------:|----------:|-------:|---------------|---------------|-------------|--------|"
+printf '%s\n' "${rows[@]}"
+echo
+echo "busy instance (fixture + $FAKE_PROCS processes, --interval $BUSY_INTERVAL):" \
+  "first evaluation (full /proc scan) ${first_ms:-?} ms;" \
+  "during the load window: ${window_stats:-no evaluation logged} (log resolution 1 ms)"
