@@ -224,6 +224,11 @@ fn evaluate_client(ctx: &Ctx) -> Outcome {
         let k = kubelet(ctx)?;
         let now = evaluation_time(ctx);
         Ok(match &k.credential {
+            // No --kubeconfig (observe reads the credential whenever the flag is set): a
+            // standalone kubelet has no client certificate to expire.
+            None if !k.flags.has("kubeconfig") => Outcome::not_applicable(
+                "no --kubeconfig: a standalone kubelet has no API client certificate",
+            ),
             None => Outcome::unknown("the kubeconfig's credential was not examined"),
             Some(Err(e)) => Outcome::unknown(format!(
                 "the kubeconfig's credential could not be read ({}): {}",
@@ -264,6 +269,20 @@ mod tests {
     use crate::snapshot::{
         Live, ObsError, ObsErrorKind, ProbeError, ProbeErrorKind, Snapshot, TlsHandshake,
     };
+
+    #[test]
+    fn standalone_kubelet_has_no_client_certificate() {
+        let s = snapshot_with(&[], None);
+        assert_eq!(
+            eval("client-cert-valid", &s).status,
+            crate::evaluate::Status::NotApplicable
+        );
+        let s = snapshot_with(&["--kubeconfig=/etc/kubernetes/kubelet.conf"], None);
+        assert_eq!(
+            eval("client-cert-valid", &s).status,
+            crate::evaluate::Status::Unknown
+        );
+    }
 
     /// `taken_at` in the test snapshots: 2023-11-14T22:13:20Z.
     const NOW: i64 = 1_700_000_000;
