@@ -7,16 +7,17 @@
 #  1. builds the release binary once (`cargo build --release`);
 #  2. installs `wrk` and `prometheus-node-exporter` with apt-get when they are missing;
 #  3. copies tests/fixtures/kubeadm-hardened into a tempdir (symlinks kept, the test
-#     harness's links.txt and modes.txt applied) and starts `kubelet-sentinel serve` on it (--interval 30s) and
-#     `prometheus-node-exporter` (default collectors, reading this machine's /proc and /sys);
+#     harness's links.txt and modes.txt applied) and starts `kubelet-sentinel serve` on
+#     it (--interval 30s) and `prometheus-node-exporter` (default collectors, reading
+#     this machine's /proc and /sys);
 #  4. waits for readiness (/readyz for kubelet-sentinel, /metrics for node-exporter);
 #  5. runs `wrk -t2 -c16 -d10s --latency` against each /metrics, one after the other,
-#     and prints requests/s, latency p50/p99, response size and each process's RSS
+#     and prints requests/s, latency p50/p99/max, response size and each process's RSS
 #     (VmRSS, and VmHWM = peak RSS) before and after the load, and the 1-minute load
 #     average before and after (other work on the machine shows up there);
 #  6. "evaluation running": a second kubelet-sentinel on the same fixture plus 1,000 fake
 #     processes with a very short --interval (20ms), so evaluations keep running during
-#     the load, to show that /metrics (served from memory) is not slowed down by them;
+#     the load, to see whether /metrics (served from memory) is slowed down by them;
 #  7. kills everything it started, by pid (trap on EXIT), and removes the tempdir.
 #
 # Environment overrides: WRK_THREADS (2), WRK_CONNECTIONS (16), WRK_DURATION (10s),
@@ -163,7 +164,7 @@ series() { # URL -> number of samples
 # run_wrk NAME URL PID: prints one table row
 rows=()
 run_wrk() {
-  local name="$1" url="$2" pid="$3" out before after rps p50 p99 errs size gz n load_before load_after
+  local name="$1" url="$2" pid="$3" out before after rps p50 p99 max errs size gz n load_before load_after
   size="$(body_size "$url")"
   gz="$(body_size "$url" -H 'Accept-Encoding: gzip')"
   n="$(series "$url")"
@@ -178,9 +179,10 @@ run_wrk() {
   rps="$(awk '/^Requests\/sec:/ {print $2}' "$out")"
   p50="$(awk '/^ +50%/ {print $2}' "$out")"
   p99="$(awk '/^ +99%/ {print $2}' "$out")"
+  max="$(awk '$1 == "Latency" && NF >= 4 {print $4; exit}' "$out")"
   errs="$(awk '/Non-2xx|Socket errors/ {sub(/^ +/, ""); printf "%s; ", $0}' "$out")"
-  rows+=("$(printf '| %-28s | %10s | %8s | %8s | %9s | %9s | %6s | %-13s | %-13s | %-11s | %s |' \
-    "$name" "$rps" "$p50" "$p99" "$size" "$gz" "$n" "$before" "$after" \
+  rows+=("$(printf '| %-28s | %10s | %8s | %8s | %8s | %9s | %9s | %6s | %-13s | %-13s | %-11s | %s |' \
+    "$name" "$rps" "$p50" "$p99" "$max" "$size" "$gz" "$n" "$before" "$after" \
     "$load_before→$load_after" "${errs:-none}")")
 }
 
@@ -231,8 +233,8 @@ echo "date: $(date -u +%Y-%m-%dT%H:%M:%SZ); $(nproc) CPUs ($cpu); kernel $(uname
 echo "kubelet-sentinel $("$bin" --version 2>/dev/null | awk '{print $2}') ($(git -C "$repo" rev-parse --short=12 HEAD 2>/dev/null || echo unknown)); $(prometheus-node-exporter --version 2>&1 | head -1); $(wrk -v 2>&1 | head -1 | awk '{print $1, $2}')"
 echo "load: wrk -t$WRK_THREADS -c$WRK_CONNECTIONS -d$WRK_DURATION --latency (no Accept/Accept-Encoding headers: Prometheus text 0.0.4, uncompressed)"
 echo
-echo "| target                       |      req/s |      p50 |      p99 | body (B)  | gzip (B)  | series | RSS/HWM before (MiB) | RSS/HWM after (MiB) | load1       | errors |"
-echo "|------------------------------|-----------:|---------:|---------:|----------:|----------:|-------:|---------------|---------------|-------------|--------|"
+echo "| target                       |      req/s |      p50 |      p99 |      max | body (B)  | gzip (B)  | series | RSS/HWM before (MiB) | RSS/HWM after (MiB) | load1       | errors |"
+echo "|------------------------------|-----------:|---------:|---------:|---------:|----------:|----------:|-------:|---------------|---------------|-------------|--------|"
 printf '%s\n' "${rows[@]}"
 echo
 echo "busy instance (fixture + $FAKE_PROCS processes, --interval $BUSY_INTERVAL):" \

@@ -16,8 +16,13 @@
 //! - `full_evaluation/<tree>/pinned`: the same with `ObserveOptions.kubelet_pid` set;
 //! - `full_evaluation/<tree>/observer_{discover,pinned}`: the agent's steady state, a
 //!   long-lived `Observer` whose discovery cache is warm;
-//! - `process_scan/<tree>`: `process::scan` alone (what discovery costs);
+//! - `process_scan/<tree>`: `process::scan` alone (what discovery costs), also on this
+//!   machine's own `/proc` (`real_proc_<n>`), and `read_proc` of the kubelet;
+//! - `parts/*`: the config and kubeconfig parsers, the PEM summary and `HostRoot` reads;
 //! - `evaluate_only` and `render_only` on a prepared snapshot.
+//!
+//! Before the criterion runs, the bench prints the trees, a per-probe breakdown of the
+//! steady state and quick medians; `BENCH_DESCRIBE=0` skips them (for `--profile-time`).
 
 use std::collections::BTreeSet;
 use std::hint::black_box;
