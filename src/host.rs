@@ -6,10 +6,14 @@
 //! inside the root: an absolute target is re-rooted, `..` never climbs above the root.
 //! Nothing outside the root is ever opened, and every read is capped.
 
+use std::ffi::CString;
 use std::fs::File;
 use std::io::Read;
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::{MetadataExt, OpenOptionsExt};
 use std::path::{Component, Path, PathBuf};
+use std::sync::Arc;
 
 /// Default cap on a single read (1 MiB).
 pub const DEFAULT_MAX_READ: u64 = 1024 * 1024;
@@ -101,10 +105,18 @@ pub struct FileMeta {
 }
 
 /// The observed host's filesystem, rooted at `--host-root`.
+///
+/// On Linux ≥ 5.6 every open goes through `openat2(root, path, RESOLVE_IN_ROOT |
+/// RESOLVE_NO_MAGICLINKS)`: the kernel itself resolves symlinks inside the root (absolute
+/// targets re-rooted, `..` clamped), atomically — no window in which a swapped symlink
+/// could lead outside. Where `openat2` is unavailable (old kernels, seccomp profiles that
+/// refuse it) the same rules are applied component by component in userspace.
 #[derive(Debug, Clone)]
 pub struct HostRoot {
     root: PathBuf,
     max_read: u64,
+    /// `O_PATH` descriptor of the root, when the kernel resolves in-root paths for us.
+    root_fd: Option<Arc<OwnedFd>>,
 }
 
 impl HostRoot {
@@ -119,10 +131,47 @@ impl HostRoot {
         // Canonicalise the root itself once: the root is the agent's own choice, so
         // following symlinks *to* it is fine; everything below it is resolved by us.
         let root = std::fs::canonicalize(&root).map_err(|e| HostError::from_io(&shown, &e))?;
+        let root_fd = open_root_fd(&root);
         Ok(HostRoot {
             root,
             max_read: DEFAULT_MAX_READ,
+            root_fd,
         })
+    }
+
+    /// A host that never uses `openat2` (tests of the userspace resolver).
+    pub fn without_kernel_resolution(mut self) -> Self {
+        self.root_fd = None;
+        self
+    }
+
+    /// Whether the kernel resolves paths in the root (`openat2`).
+    pub fn kernel_resolution(&self) -> bool {
+        self.root_fd.is_some()
+    }
+
+    /// `openat2(root, path, flags, RESOLVE_IN_ROOT | RESOLVE_NO_MAGICLINKS)`.
+    /// `None` when the kernel path is not available.
+    fn open_in_root(&self, host_path: &str, flags: i32) -> Option<Result<OwnedFd, HostError>> {
+        let root_fd = self.root_fd.as_ref()?;
+        let rel = host_path.trim_start_matches('/');
+        let rel = if rel.is_empty() { "." } else { rel };
+        let Ok(c) = CString::new(rel.as_bytes()) else {
+            return Some(Err(HostError::NotFound {
+                path: host_path.to_string(),
+            }));
+        };
+        Some(openat2(root_fd.as_raw_fd(), &c, flags).map_err(|e| HostError::from_io(host_path, &e)))
+    }
+
+    /// The host path an open descriptor names (from `/proc/self/fd`), relative to the root.
+    fn host_path_of(&self, fd: &OwnedFd) -> Option<String> {
+        let target = std::fs::read_link(format!("/proc/self/fd/{}", fd.as_raw_fd())).ok()?;
+        if self.root == Path::new("/") {
+            return Some(target.to_string_lossy().into_owned());
+        }
+        let rel = target.strip_prefix(&self.root).ok()?;
+        Some(format!("/{}", rel.to_string_lossy()))
     }
 
     /// Change the read cap (bytes).
@@ -229,8 +278,13 @@ impl HostRoot {
 
     /// Read a host file, capped at `limit` bytes.
     pub fn read_capped(&self, host_path: &str, limit: u64) -> Result<Vec<u8>, HostError> {
-        let resolved = self.resolve(host_path, true)?;
-        let file = self.open_resolved(host_path, &resolved)?;
+        let file = match self.open_in_root(host_path, libc::O_RDONLY | libc::O_NONBLOCK) {
+            Some(fd) => File::from(fd?),
+            None => {
+                let resolved = self.resolve(host_path, true)?;
+                self.open_resolved(host_path, &resolved)?
+            }
+        };
         let meta = file
             .metadata()
             .map_err(|e| HostError::from_io(host_path, &e))?;
@@ -275,19 +329,38 @@ impl HostRoot {
 
     /// Metadata of the file a host path names, symlinks followed inside the root.
     pub fn metadata(&self, host_path: &str) -> Result<FileMeta, HostError> {
-        let resolved = self.resolve(host_path, true)?;
-        self.meta_of(host_path, resolved)
+        self.meta(host_path, true)
     }
 
     /// Metadata of a host path without following a final symlink.
     pub fn symlink_metadata(&self, host_path: &str) -> Result<FileMeta, HostError> {
-        let resolved = self.resolve(host_path, false)?;
+        self.meta(host_path, false)
+    }
+
+    fn meta(&self, host_path: &str, follow: bool) -> Result<FileMeta, HostError> {
+        let flags = libc::O_PATH | if follow { 0 } else { libc::O_NOFOLLOW };
+        if let Some(fd) = self.open_in_root(host_path, flags) {
+            let fd = fd?;
+            let file = File::from(fd);
+            let m = file
+                .metadata()
+                .map_err(|e| HostError::from_io(host_path, &e))?;
+            let fd: OwnedFd = file.into();
+            if let Some(resolved) = self.host_path_of(&fd) {
+                return Ok(Self::meta_from(host_path, resolved, &m));
+            }
+        }
+        let resolved = self.resolve(host_path, follow)?;
         self.meta_of(host_path, resolved)
     }
 
     fn meta_of(&self, host_path: &str, resolved: String) -> Result<FileMeta, HostError> {
         let m = std::fs::symlink_metadata(self.real_path(&resolved))
             .map_err(|e| HostError::from_io(host_path, &e))?;
+        Ok(Self::meta_from(host_path, resolved, &m))
+    }
+
+    fn meta_from(host_path: &str, resolved: String, m: &std::fs::Metadata) -> FileMeta {
         let ft = m.file_type();
         let kind = if ft.is_symlink() {
             FileKind::Symlink
@@ -298,7 +371,7 @@ impl HostRoot {
         } else {
             FileKind::Other
         };
-        Ok(FileMeta {
+        FileMeta {
             path: host_path.to_string(),
             resolved,
             kind,
@@ -310,7 +383,7 @@ impl HostRoot {
             dev: m.dev(),
             mtime_ns: i128::from(m.mtime()) * 1_000_000_000 + i128::from(m.mtime_nsec()),
             ctime_ns: i128::from(m.ctime()) * 1_000_000_000 + i128::from(m.ctime_nsec()),
-        })
+        }
     }
 
     /// The names in a host directory, sorted bytewise (Go's lexical order).
@@ -329,11 +402,81 @@ impl HostRoot {
 
     /// The target of a symlink, as text, without following it (e.g. `/proc/<pid>/exe`).
     pub fn read_link(&self, host_path: &str) -> Result<String, HostError> {
+        if let Some(Ok(fd)) = self.open_in_root(host_path, libc::O_PATH | libc::O_NOFOLLOW) {
+            let mut buf = vec![0u8; 4096];
+            // SAFETY: `fd` is an open O_PATH descriptor; an empty path reads the link it names.
+            let n = unsafe {
+                libc::readlinkat(
+                    fd.as_raw_fd(),
+                    c"".as_ptr(),
+                    buf.as_mut_ptr().cast::<libc::c_char>(),
+                    buf.len(),
+                )
+            };
+            if n >= 0 {
+                #[allow(clippy::cast_sign_loss)]
+                buf.truncate(n as usize);
+                return Ok(String::from_utf8_lossy(&buf).into_owned());
+            }
+            let e = std::io::Error::last_os_error();
+            if e.raw_os_error() == Some(libc::EINVAL) {
+                // Not a symlink.
+                return Err(HostError::from_io(host_path, &e));
+            }
+        }
         let resolved = self.resolve(host_path, false)?;
         let target = std::fs::read_link(self.real_path(&resolved))
             .map_err(|e| HostError::from_io(host_path, &e))?;
         Ok(target.to_string_lossy().into_owned())
     }
+}
+
+/// `openat2(dirfd, path, flags | O_CLOEXEC, RESOLVE_IN_ROOT | RESOLVE_NO_MAGICLINKS)`.
+fn openat2(dirfd: i32, path: &CString, flags: i32) -> std::io::Result<OwnedFd> {
+    // SAFETY: open_how is plain data; zeroed is a valid value (non_exhaustive forbids a literal).
+    let mut how: libc::open_how = unsafe { std::mem::zeroed() };
+    #[allow(clippy::cast_sign_loss)]
+    {
+        how.flags = (flags | libc::O_CLOEXEC) as u64;
+    }
+    how.resolve = libc::RESOLVE_IN_ROOT | libc::RESOLVE_NO_MAGICLINKS;
+    // SAFETY: valid dirfd, NUL-terminated path, `how` lives across the call with its size.
+    let fd = unsafe {
+        libc::syscall(
+            libc::SYS_openat2,
+            dirfd,
+            path.as_ptr(),
+            &how as *const libc::open_how,
+            std::mem::size_of::<libc::open_how>(),
+        )
+    };
+    if fd < 0 {
+        return Err(std::io::Error::last_os_error());
+    }
+    #[allow(clippy::cast_possible_truncation)]
+    // SAFETY: the kernel returned a new descriptor that we now own.
+    Ok(unsafe { OwnedFd::from_raw_fd(fd as i32) })
+}
+
+/// Open the root as an `O_PATH` directory and check that `openat2` works here (kernel ≥ 5.6
+/// and not refused by a seccomp profile).
+fn open_root_fd(root: &Path) -> Option<Arc<OwnedFd>> {
+    let c = CString::new(root.as_os_str().as_bytes()).ok()?;
+    // SAFETY: NUL-terminated path; the result is checked.
+    let fd = unsafe {
+        libc::open(
+            c.as_ptr(),
+            libc::O_PATH | libc::O_DIRECTORY | libc::O_CLOEXEC,
+        )
+    };
+    if fd < 0 {
+        return None;
+    }
+    // SAFETY: a new descriptor we own.
+    let fd = unsafe { OwnedFd::from_raw_fd(fd) };
+    let dot = CString::new(".").ok()?;
+    openat2(fd.as_raw_fd(), &dot, libc::O_PATH).ok()?;
+    Some(Arc::new(fd))
 }
 
 /// Push the components of `path` onto the stack so that the first component is popped first.
@@ -399,6 +542,20 @@ mod tests {
         (dir, host)
     }
 
+    /// Both resolvers: the kernel's (openat2) and the userspace fallback.
+    fn both(host: &HostRoot) -> [HostRoot; 2] {
+        [host.clone(), host.clone().without_kernel_resolution()]
+    }
+
+    #[test]
+    fn kernel_resolution_is_available_here() {
+        let (_dir, host) = tree();
+        assert!(
+            host.kernel_resolution(),
+            "openat2 should work on this kernel"
+        );
+    }
+
     #[test]
     fn absolute_symlink_is_rerooted() {
         let (dir, host) = tree();
@@ -411,7 +568,18 @@ mod tests {
             host.resolve("/etc/kubernetes/cfg", true).unwrap(),
             "/var/lib/kubelet/config.yaml"
         );
-        assert_eq!(host.read("/etc/kubernetes/cfg").unwrap(), b"inside");
+        for h in both(&host) {
+            assert_eq!(h.read("/etc/kubernetes/cfg").unwrap(), b"inside");
+            let m = h.metadata("/etc/kubernetes/cfg").unwrap();
+            assert_eq!(m.resolved, "/var/lib/kubelet/config.yaml");
+            assert_eq!(m.kind, FileKind::File);
+            let l = h.symlink_metadata("/etc/kubernetes/cfg").unwrap();
+            assert_eq!(l.kind, FileKind::Symlink);
+            assert_eq!(
+                h.read_link("/etc/kubernetes/cfg").unwrap(),
+                "/var/lib/kubelet/config.yaml"
+            );
+        }
     }
 
     #[test]
@@ -431,6 +599,14 @@ mod tests {
                 .unwrap(),
             "/var/lib/kubelet/config.yaml"
         );
+        // A file outside the root with the same path must never be read.
+        for h in both(&host) {
+            assert_eq!(h.read("/etc/kubernetes/up").unwrap(), b"inside");
+            assert_eq!(
+                h.metadata("/etc/kubernetes/up").unwrap().resolved,
+                "/var/lib/kubelet/config.yaml"
+            );
+        }
     }
 
     #[test]
@@ -438,35 +614,46 @@ mod tests {
         let (dir, host) = tree();
         symlink("/etc/b", dir.path().join("etc/a")).unwrap();
         symlink("/etc/a", dir.path().join("etc/b")).unwrap();
-        assert!(matches!(
-            host.read("/etc/a"),
-            Err(HostError::SymlinkLoop { .. })
-        ));
+        for h in both(&host) {
+            assert!(matches!(
+                h.read("/etc/a"),
+                Err(HostError::SymlinkLoop { .. })
+            ));
+            assert!(matches!(
+                h.metadata("/etc/a"),
+                Err(HostError::SymlinkLoop { .. })
+            ));
+        }
     }
 
     #[test]
     fn cap_is_enforced() {
         let (dir, host) = tree();
         std::fs::write(dir.path().join("etc/big"), vec![b'a'; 2048]).unwrap();
-        let host = host.with_max_read(1024);
-        assert!(matches!(
-            host.read("/etc/big"),
-            Err(HostError::TooLarge { limit: 1024, .. })
-        ));
+        for h in both(&host.with_max_read(1024)) {
+            assert!(matches!(
+                h.read("/etc/big"),
+                Err(HostError::TooLarge { limit: 1024, .. })
+            ));
+        }
     }
 
     #[test]
     fn missing_and_not_utf8() {
         let (dir, host) = tree();
-        assert!(matches!(
-            host.read("/nope"),
-            Err(HostError::NotFound { .. })
-        ));
         std::fs::write(dir.path().join("etc/bin"), [0xff, 0xfe, 0x00]).unwrap();
-        assert!(matches!(
-            host.read_to_string("/etc/bin"),
-            Err(HostError::NotUtf8 { .. })
-        ));
+        for h in both(&host) {
+            assert!(matches!(h.read("/nope"), Err(HostError::NotFound { .. })));
+            assert!(matches!(
+                h.metadata("/nope/x"),
+                Err(HostError::NotFound { .. })
+            ));
+            assert!(matches!(
+                h.read_to_string("/etc/bin"),
+                Err(HostError::NotUtf8 { .. })
+            ));
+            assert!(matches!(h.read("/etc"), Err(HostError::NotAFile { .. })));
+        }
     }
 
     #[test]

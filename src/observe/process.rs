@@ -134,7 +134,12 @@ pub fn start_time_from_stat(text: &str) -> Option<u64> {
 pub fn read_proc(host: &HostRoot, pid: i32) -> Result<ProcInfo, HostError> {
     let raw = host.read_capped(&format!("/proc/{pid}/cmdline"), CMDLINE_CAP)?;
     let (argv, lossy) = split_cmdline(&raw);
-    let exe = host.read_link(&format!("/proc/{pid}/exe")).ok();
+    // Kernel threads (empty cmdline) have no executable: skip the readlink.
+    let exe = if argv.is_empty() {
+        None
+    } else {
+        host.read_link(&format!("/proc/{pid}/exe")).ok()
+    };
     Ok(ProcInfo {
         pid,
         argv,
