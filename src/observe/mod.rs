@@ -832,6 +832,23 @@ mod tests {
     }
 
     #[test]
+    fn large_scans_are_split_and_miss_nothing() {
+        let dir = tempfile::tempdir().unwrap();
+        let r = dir.path();
+        for pid in 1..400 {
+            write_proc(r, pid, &["/usr/bin/containerd-shim-runc-v2", "-id", "x"], 1);
+        }
+        write_proc(r, 399, &["kube-apiserver", "--audit-log-path=/var/log/a.log"], 7);
+        write_proc(r, 377, &["/usr/bin/kubelet"], 9);
+        write_proc(r, 388, &["/usr/bin/kubelet"], 9);
+        let scan = process::scan(&HostRoot::new(r).unwrap()).unwrap();
+        let pids: Vec<i32> = scan.kubelets.iter().map(|(p, _)| p.pid).collect();
+        assert_eq!(pids, vec![377, 388]);
+        assert_eq!(scan.apiservers.len(), 1);
+        assert_eq!(scan.apiservers[0].pid, 399);
+    }
+
+    #[test]
     fn several_candidates_pick_lowest_and_say_so() {
         let dir = tempfile::tempdir().unwrap();
         let r = dir.path();

@@ -132,7 +132,7 @@ pub fn start_time_from_stat(text: &str) -> Option<u64> {
 
 /// Read one process's argv and exe.
 pub fn read_proc(host: &HostRoot, pid: i32) -> Result<ProcInfo, HostError> {
-    let raw = host.read_capped(&format!("/proc/{pid}/cmdline"), CMDLINE_CAP)?;
+    let raw = host.read_pseudo(&format!("/proc/{pid}/cmdline"), CMDLINE_CAP)?;
     let (argv, lossy) = split_cmdline(&raw);
     // Kernel threads (empty cmdline) have no executable: skip the readlink.
     let exe = if argv.is_empty() {
@@ -150,7 +150,7 @@ pub fn read_proc(host: &HostRoot, pid: i32) -> Result<ProcInfo, HostError> {
 
 /// Read a small `/proc/<pid>/<name>` file as text.
 pub fn read_small(host: &HostRoot, pid: i32, name: &str) -> Result<String, HostError> {
-    let bytes = host.read_capped(&format!("/proc/{pid}/{name}"), SMALL_CAP)?;
+    let bytes = host.read_pseudo(&format!("/proc/{pid}/{name}"), SMALL_CAP)?;
     Ok(String::from_utf8_lossy(&bytes).into_owned())
 }
 
@@ -178,10 +178,47 @@ pub struct Scan {
 
 /// Scan all processes. A process that exits mid-scan is skipped, never an error.
 pub fn scan(host: &HostRoot) -> Result<Scan, HostError> {
+    let pids = list_pids(host)?;
+    // Reading /proc is one open+read+readlink per process: system calls, no CPU work.
+    // Above a few dozen processes, split the list over a few threads (bounded, scoped:
+    // nothing outlives the scan), keeping the results in pid order.
+    let workers = std::thread::available_parallelism()
+        .map(|n| n.get())
+        .unwrap_or(1)
+        .clamp(1, MAX_SCAN_THREADS);
+    let chunk = pids.len().div_ceil(workers).max(MIN_PIDS_PER_THREAD);
+    let parts: Vec<Scan> = if pids.len() <= MIN_PIDS_PER_THREAD || workers == 1 {
+        vec![scan_pids(host, &pids)]
+    } else {
+        std::thread::scope(|s| {
+            let handles: Vec<_> = pids
+                .chunks(chunk)
+                .map(|part| s.spawn(move || scan_pids(host, part)))
+                .collect();
+            handles
+                .into_iter()
+                .map(|h| h.join().unwrap_or_default())
+                .collect()
+        })
+    };
     let mut out = Scan::default();
-    for pid in list_pids(host)? {
-        // Cheap pre-filter on `comm` would need a second read per process; cmdline alone
-        // is one read and tells us everything (comm is truncated to 15 chars anyway).
+    for p in parts {
+        out.kubelets.extend(p.kubelets);
+        out.k3s.extend(p.k3s);
+        out.apiservers.extend(p.apiservers);
+        out.skipped += p.skipped;
+    }
+    Ok(out)
+}
+
+/// Threads used by a large `/proc` scan, and the least work worth a thread.
+const MAX_SCAN_THREADS: usize = 4;
+const MIN_PIDS_PER_THREAD: usize = 64;
+
+fn scan_pids(host: &HostRoot, pids: &[i32]) -> Scan {
+    let mut out = Scan::default();
+    for &pid in pids {
+        // cmdline alone tells us everything (comm is truncated to 15 chars anyway).
         let info = match read_proc(host, pid) {
             Ok(i) => i,
             Err(_) => {
@@ -196,7 +233,7 @@ pub fn scan(host: &HostRoot) -> Result<Scan, HostError> {
             None => {}
         }
     }
-    Ok(out)
+    out
 }
 
 #[cfg(test)]
