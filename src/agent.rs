@@ -99,8 +99,16 @@ pub fn enrich(
     // is not ours to run), else kubernetes_build_info from an open read-only port.
     let start = Instant::now();
     let mut error: Option<String> = None;
+    let process_key = (kubelet.pid, kubelet.start_time_ticks);
+    let cached_version = cache
+        .version
+        .as_ref()
+        .filter(|(k, _, _)| *k == process_key)
+        .map(|(_, v, src)| (v.clone(), *src));
     let found: Option<(String, &'static str)> = if let Some(v) = &opts.version_override {
         Some((v.clone(), "override"))
+    } else if cached_version.is_some() {
+        cached_version
     } else {
         let mut found = None;
         if opts.version_exec && live_host {
@@ -147,6 +155,9 @@ pub fn enrich(
             duration: start.elapsed(),
             error: if found.is_some() { None } else { error.clone() },
         });
+    }
+    if let Some((v, src)) = found.as_ref().filter(|(_, src)| *src != "override") {
+        cache.version = Some((process_key, v.clone(), src));
     }
     snapshot.probes.extend(records);
     snapshot.live = live_evidence;

@@ -61,6 +61,9 @@ pub const RESCAN_TLS_EVERY: Duration = Duration::from_secs(600);
 /// Accepted/refused per protocol version or cipher suite.
 type Scan = Vec<(String, bool)>;
 
+/// A version remembered for one kubelet process: `((pid, start time), version, source)`.
+pub type CachedVersion = ((i32, Option<u64>), String, &'static str);
+
 /// Scan results kept between evaluations.
 #[derive(Debug, Default, Clone)]
 pub struct ScanCache {
@@ -68,6 +71,9 @@ pub struct ScanCache {
     at: Option<Instant>,
     versions: Option<Scan>,
     suites: Option<Scan>,
+    /// The version learnt from the running kubelet's binary or build_info, for the same
+    /// process (pid and start time): the running binary cannot change under a live pid.
+    pub version: Option<CachedVersion>,
 }
 
 impl ScanCache {
@@ -243,11 +249,13 @@ pub async fn probe(
                 if cache.key.as_ref() != Some(&key)
                     || cache.at.is_none_or(|t| t.elapsed() > RESCAN_TLS_EVERY)
                 {
+                    let version = cache.version.take();
                     *cache = ScanCache {
                         key: Some(key),
                         at: Some(Instant::now()),
                         versions: Some(v.clone()),
                         suites: Some(su.clone()),
+                        version,
                     };
                 }
             }

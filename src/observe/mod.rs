@@ -838,7 +838,12 @@ mod tests {
         for pid in 1..400 {
             write_proc(r, pid, &["/usr/bin/containerd-shim-runc-v2", "-id", "x"], 1);
         }
-        write_proc(r, 399, &["kube-apiserver", "--audit-log-path=/var/log/a.log"], 7);
+        write_proc(
+            r,
+            399,
+            &["kube-apiserver", "--audit-log-path=/var/log/a.log"],
+            7,
+        );
         write_proc(r, 377, &["/usr/bin/kubelet"], 9);
         write_proc(r, 388, &["/usr/bin/kubelet"], 9);
         let scan = process::scan(&HostRoot::new(r).unwrap()).unwrap();
