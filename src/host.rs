@@ -308,39 +308,15 @@ impl HostRoot {
                 limit,
             });
         }
-        // /proc files report size 0, so the cap is enforced while reading too.
-        // Size the buffer so that one read fills it and one more sees the end (procfs
-        // files report size 0: give them a page).
+        // /proc files report size 0, so the cap is enforced while reading too. Size the
+        // buffer so that one read fills it and one more sees the end (procfs files: a
+        // page); an empty Vec would make `read_to_end` start with small probing reads.
         let hint = if meta.len() == 0 {
             PSEUDO_READ_HINT as u64
         } else {
             meta.len() + 1
         };
         let mut buf = Vec::with_capacity(hint.min(limit + 1) as usize);
-        file.take(limit + 1)
-            .read_to_end(&mut buf)
-            .map_err(|e| HostError::from_io(host_path, &e))?;
-        if buf.len() as u64 > limit {
-            return Err(HostError::TooLarge {
-                path: host_path.to_string(),
-                limit,
-            });
-        }
-        Ok(buf)
-    }
-
-    /// Read a small pseudo-file such as `/proc/<pid>/cmdline`, capped at `limit`, without
-    /// the `fstat` that [`HostRoot::read_capped`] does first (procfs reports size 0 anyway).
-    /// The open is non-blocking, so a FIFO planted in a host tree cannot stall the read,
-    /// and a directory fails the read (`EISDIR`).
-    pub fn read_pseudo(&self, host_path: &str, limit: u64) -> Result<Vec<u8>, HostError> {
-        let Some(fd) = self.open_in_root(host_path, libc::O_RDONLY | libc::O_NONBLOCK) else {
-            return self.read_capped(host_path, limit);
-        };
-        let file = File::from(fd?);
-        // Room for a typical command line up front: without it `read_to_end` starts with
-        // small probing reads (four system calls where two do).
-        let mut buf = Vec::with_capacity(PSEUDO_READ_HINT.min(limit as usize + 1));
         file.take(limit + 1)
             .read_to_end(&mut buf)
             .map_err(|e| HostError::from_io(host_path, &e))?;

@@ -132,7 +132,7 @@ pub fn start_time_from_stat(text: &str) -> Option<u64> {
 
 /// Read one process's argv and exe.
 pub fn read_proc(host: &HostRoot, pid: i32) -> Result<ProcInfo, HostError> {
-    let raw = host.read_pseudo(&format!("/proc/{pid}/cmdline"), CMDLINE_CAP)?;
+    let raw = host.read_capped(&format!("/proc/{pid}/cmdline"), CMDLINE_CAP)?;
     let (argv, lossy) = split_cmdline(&raw);
     // Kernel threads (empty cmdline) have no executable: skip the readlink.
     let exe = if argv.is_empty() {
@@ -150,7 +150,7 @@ pub fn read_proc(host: &HostRoot, pid: i32) -> Result<ProcInfo, HostError> {
 
 /// Read a small `/proc/<pid>/<name>` file as text.
 pub fn read_small(host: &HostRoot, pid: i32, name: &str) -> Result<String, HostError> {
-    let bytes = host.read_pseudo(&format!("/proc/{pid}/{name}"), SMALL_CAP)?;
+    let bytes = host.read_capped(&format!("/proc/{pid}/{name}"), SMALL_CAP)?;
     Ok(String::from_utf8_lossy(&bytes).into_owned())
 }
 
