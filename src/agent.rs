@@ -148,7 +148,8 @@ pub fn enrich(
         }
         found
     };
-    if opts.version_override.is_none() && (live_host || opts.version_exec) {
+    // On a host tree on disk nothing is run or probed: no version step to report.
+    if opts.version_override.is_none() && live_host {
         records.push(crate::snapshot::ProbeRecord {
             name: "version",
             success: found.is_some(),
