@@ -545,7 +545,9 @@ mod tests {
                 if n == 2 {
                     panic!("injected");
                 }
-                fake_cycle(&format!("cycle{n}"))
+                // From the third call on, keep publishing "cycle3": the poll below must not
+                // be able to miss it when cycles outpace it (5 ms interval on a busy machine).
+                fake_cycle(&format!("cycle{}", n.min(3)))
             },
         ));
         let deadline = Instant::now() + Duration::from_secs(10);
