@@ -372,13 +372,9 @@ impl EffectiveConfig {
         let base = self.lookup_files(def);
         let (mut map, mut source) = match base {
             Lookup::Known(s) => (s.value.as_object().cloned().unwrap_or_default(), s.source),
-            Lookup::Unknown { reason } => {
-                // Gates given as flags are still known; others are not.
-                if flag_value.is_none() {
-                    return Lookup::Unknown { reason };
-                }
-                return Lookup::Unknown { reason };
-            }
+            // The merged map cannot be known without the files; a single gate given as
+            // a flag is still known through `feature_gate`.
+            Lookup::Unknown { reason } => return Lookup::Unknown { reason },
         };
         if let Some((name, v)) = flag_value {
             match v {
@@ -549,9 +545,6 @@ fn merge_patch(
                         merge_patch(entry, pv, path, src, prov);
                     }
                     path.pop();
-                }
-                if p.is_empty() && !path.is_empty() && !prov.contains_key(path.as_slice()) {
-                    // `foo: {}` sets an empty object; nothing to record below it.
                 }
             }
         }

@@ -133,8 +133,7 @@ pub fn parse_go_bool(s: &str) -> Option<bool> {
     }
 }
 
-/// `WordSepNormalizeFunc`: `_` and `.` are word separators like `-`... pflag's kubelet
-/// normaliser replaces `_` with `-` only.
+/// The kubelet's flag-name normaliser (`cliflag.WordSepNormalizeFunc`): `_` is read as `-`.
 pub fn normalize_name(name: &str) -> String {
     name.replace('_', "-")
 }
@@ -322,7 +321,6 @@ fn is_known_value_flag(name: &str) -> bool {
                 | "v"
                 | "vmodule"
                 | "lock-file"
-                | "seccomp-default"
                 | "register-with-taints"
                 | "volume-plugin-dir"
                 | "log-dir"
