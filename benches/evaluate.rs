@@ -678,6 +678,7 @@ fn benches(c: &mut Criterion) {
         evaluated_at: snapshot.taken_at,
         build_version: env!("CARGO_PKG_VERSION"),
         build_revision: "bench",
+        drift: None,
     };
     let exposition = render(&input);
     if describe_on {

@@ -12,6 +12,8 @@ use std::time::{Duration, Instant};
 
 use tokio::time::MissedTickBehavior;
 
+use crate::drift::watch::{Trigger, Watch};
+use crate::drift::{DriftOptions, Tracker};
 use crate::evaluate::{self, summarize, ControlResult};
 use crate::host::{HostError, HostRoot};
 use crate::observe::live::{self, LiveOptions, ScanCache};
@@ -50,6 +52,12 @@ pub struct AgentConfig {
     pub max_read_bytes: u64,
     /// Live probes and version detection.
     pub enrich: EnrichOptions,
+    /// The agent's own state dir (baseline, last-seen state).
+    pub state_dir: PathBuf,
+    /// `--baseline-from-policy`.
+    pub baseline_from_policy: bool,
+    /// Time between change checks (fingerprints of the files read, the kubelet process).
+    pub watch_interval: Duration,
 }
 
 /// How the observation is completed with live evidence and the kubelet's version.
@@ -184,7 +192,7 @@ pub enum AgentError {
         #[source]
         source: std::io::Error,
     },
-    #[error("the evaluation interval must be positive")]
+    #[error("the evaluation and watch intervals must be positive")]
     ZeroInterval,
     #[error("HTTP server failed: {0}")]
     Server(#[source] std::io::Error),
@@ -241,10 +249,37 @@ struct Cycle {
     duration: Duration,
 }
 
-/// State carried between evaluations: the discovery cache and the TLS scan cache.
+/// State carried between evaluations: the discovery cache, the TLS scan cache, the drift
+/// tracker and the armed change watch.
 pub struct Carried {
     observer: Observer,
     scans: ScanCache,
+    tracker: Tracker,
+    watch: Watch,
+}
+
+impl Carried {
+    /// Fresh state (opening the state dir reads the stored baseline: blocking I/O).
+    pub fn new(host: HostRoot, opts: ObserveOptions, drift: DriftOptions) -> Carried {
+        Carried {
+            observer: Observer::new(host, opts),
+            scans: ScanCache::default(),
+            tracker: Tracker::open(drift, now_unix()),
+            watch: Watch::default(),
+        }
+    }
+
+    /// The per-second change check.
+    pub fn check_watch(&mut self) -> Option<Trigger> {
+        self.watch.check(self.observer.host())
+    }
+}
+
+fn now_unix() -> f64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs_f64())
+        .unwrap_or(0.0)
 }
 
 /// One cycle: observe, enrich, evaluate and render (blocking: host I/O; the live probes
@@ -269,6 +304,12 @@ fn cycle(
         },
         policy,
     );
+    let drift = carried
+        .tracker
+        .update(&snapshot, &results, snapshot.taken_at);
+    let (baseline_path, baseline_fp) = carried.tracker.baseline_watch();
+    carried.watch =
+        Watch::arm(carried.observer.host(), &snapshot).with_baseline(baseline_path, baseline_fp);
     let exposition = metrics::render(&MetricsInput {
         node: &snapshot.node,
         snapshot: &snapshot,
@@ -277,6 +318,7 @@ fn cycle(
         evaluated_at: snapshot.taken_at,
         build_version: BUILD_VERSION,
         build_revision: BUILD_REVISION,
+        drift: Some(&drift),
     });
     Cycle {
         exposition,
@@ -297,25 +339,70 @@ fn panic_message(payload: &(dyn std::any::Any + Send)) -> &str {
 }
 
 /// Evaluate forever, publishing each exposition into `state`. `step` runs on the blocking
-/// pool with a state made by `init` (the [`Observer`]); the state travels into each task
-/// and back. After a panic it is gone, and the next cycle starts from a fresh one (for the
-/// observer: an empty discovery cache, i.e. a full scan).
-async fn evaluation_loop<S, I, F>(interval: Duration, state: Arc<AppState>, mut init: I, step: F)
-where
+/// pool with a state made by `init` (the [`Carried`] observer and drift tracker); the
+/// state travels into each task and back. After a panic it is gone, and the next cycle
+/// starts from a fresh one (for the observer: an empty discovery cache, i.e. a full scan;
+/// for the tracker: the baseline re-read from the state dir).
+///
+/// Full evaluations run every `interval`. Every `watch_interval`, `watch` (cheap: file
+/// fingerprints and the kubelet process) runs between them; when it reports a change,
+/// an evaluation runs at once and the next full one is due `interval` later.
+async fn evaluation_loop<S, I, F, W>(
+    interval: Duration,
+    watch_interval: Duration,
+    state: Arc<AppState>,
+    init: I,
+    step: F,
+    watch: W,
+) where
     S: Send + 'static,
-    I: FnMut() -> S,
+    I: Fn() -> S + Send + Sync + 'static,
     F: Fn(&mut S) -> Cycle + Send + Sync + 'static,
+    W: Fn(&mut S) -> Option<Trigger> + Send + Sync + 'static,
 {
-    let step = Arc::new(step);
+    let (init, step, watch) = (Arc::new(init), Arc::new(step), Arc::new(watch));
     let mut ticker = tokio::time::interval(interval);
     ticker.set_missed_tick_behavior(MissedTickBehavior::Delay);
+    let mut watch_ticker = tokio::time::interval(watch_interval);
+    watch_ticker.set_missed_tick_behavior(MissedTickBehavior::Skip);
     let mut carried: Option<S> = None;
     let mut last_no_kubelet: Option<String> = None;
     loop {
-        ticker.tick().await;
-        let mut st = carried.take().unwrap_or_else(&mut init);
-        let step = Arc::clone(&step);
+        let full = tokio::select! {
+            _ = ticker.tick() => true,
+            _ = watch_ticker.tick(), if carried.is_some() => false,
+        };
+        if !full {
+            let Some(mut st) = carried.take() else {
+                continue;
+            };
+            let w = Arc::clone(&watch);
+            match tokio::task::spawn_blocking(move || {
+                let t = w(&mut st);
+                (st, t)
+            })
+            .await
+            {
+                Ok((st, trigger)) => {
+                    carried = Some(st);
+                    match trigger {
+                        None => continue,
+                        Some(t) => {
+                            tracing::debug!(trigger = t.as_str(), "change seen: evaluating now");
+                            ticker.reset();
+                        }
+                    }
+                }
+                Err(e) => {
+                    tracing::error!(error = %e, "the change check failed; its state is rebuilt at the next evaluation");
+                    continue;
+                }
+            }
+        }
+        let st = carried.take();
+        let (step, init) = (Arc::clone(&step), Arc::clone(&init));
         let job = tokio::task::spawn_blocking(move || {
+            let mut st = st.unwrap_or_else(|| init());
             let c = step(&mut st);
             (st, c)
         });
@@ -376,7 +463,7 @@ where
 /// Run the agent until SIGTERM/SIGINT: bind, then evaluate every `interval` and serve the
 /// latest exposition.
 pub async fn run_serve(cfg: AgentConfig) -> Result<(), AgentError> {
-    if cfg.interval.is_zero() {
+    if cfg.interval.is_zero() || cfg.watch_interval.is_zero() {
         return Err(AgentError::ZeroInterval);
     }
     let host = HostRoot::new(&cfg.host_root)?.with_max_read(cfg.max_read_bytes);
@@ -420,15 +507,25 @@ pub async fn run_serve(cfg: AgentConfig) -> Result<(), AgentError> {
     };
     let policy = cfg.policy;
     let enrich_opts = cfg.enrich;
+    let drift = DriftOptions {
+        state_dir: cfg.state_dir.clone(),
+        from_policy: cfg.baseline_from_policy,
+        agent_version: BUILD_VERSION.to_string(),
+    };
+    tracing::info!(
+        state_dir = %cfg.state_dir.display(),
+        watch_interval_s = cfg.watch_interval.as_secs_f64(),
+        baseline_from_policy = cfg.baseline_from_policy,
+        "drift detection"
+    );
     let rt = tokio::runtime::Handle::current();
     let evaluations = evaluation_loop(
         cfg.interval,
+        cfg.watch_interval,
         Arc::clone(&state),
-        move || Carried {
-            observer: Observer::new(host.clone(), opts.clone()),
-            scans: ScanCache::default(),
-        },
+        move || Carried::new(host.clone(), opts.clone(), drift.clone()),
         move |carried: &mut Carried| cycle(carried, &policy, &enrich_opts, &rt),
+        Carried::check_watch,
     );
 
     tokio::select! {
@@ -480,10 +577,16 @@ mod tests {
         let (snapshot, results, _) = evaluate_once(&host, &opts, &Policy::embedded());
         assert_eq!(snapshot.node, "node-x");
         assert!(snapshot.kubelet.is_none());
-        let mut carried = Carried {
-            observer: Observer::new(host, opts),
-            scans: ScanCache::default(),
-        };
+        let state_dir = tempfile::tempdir().unwrap();
+        let mut carried = Carried::new(
+            host,
+            opts,
+            DriftOptions {
+                state_dir: state_dir.path().to_path_buf(),
+                from_policy: false,
+                agent_version: "test".into(),
+            },
+        );
         let rt = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(1)
             .enable_all()
@@ -500,6 +603,14 @@ mod tests {
             .text
             .contains("kubelet_sentinel_kubelet_up{node=\"node-x\"} 0"));
         assert_eq!(c.results.len(), results.len());
+        // No kubelet: no baseline is taken, nothing written but nothing to compare either.
+        assert!(carried.tracker.baseline().is_none());
+        assert!(!c.exposition.text.contains("kubelet_sentinel_control_drift"));
+        assert!(c
+            .exposition
+            .text
+            .contains("kubelet_sentinel_config_changes_total{node=\"node-x\",kind=\"restart\"} 0"));
+        assert_eq!(carried.check_watch(), None);
     }
 
     fn fake_cycle(tag: &str) -> Cycle {
@@ -537,6 +648,7 @@ mod tests {
         let calls = AtomicUsize::new(0);
         let lp = tokio::spawn(evaluation_loop(
             Duration::from_millis(5),
+            Duration::from_secs(3600),
             Arc::clone(&state),
             move || i.fetch_add(1, Ordering::SeqCst),
             move |_: &mut usize| {
@@ -549,6 +661,7 @@ mod tests {
                 // be able to miss it when cycles outpace it (5 ms interval on a busy machine).
                 fake_cycle(&format!("cycle{}", n.min(3)))
             },
+            |_: &mut usize| None,
         ));
         let deadline = Instant::now() + Duration::from_secs(10);
         while state.current().text != "cycle3" {
@@ -564,6 +677,44 @@ mod tests {
         assert!(state.is_ready());
         // The carried state was lost with the panic and made afresh once.
         assert_eq!(inits.load(Ordering::SeqCst), 2);
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_change_seen_by_the_watch_evaluates_at_once() {
+        use std::sync::atomic::{AtomicUsize, Ordering};
+        let state = Arc::new(AppState::new(Exposition::empty()));
+        let cycles = Arc::new(AtomicUsize::new(0));
+        let watches = Arc::new(AtomicUsize::new(0));
+        let (c, w) = (Arc::clone(&cycles), Arc::clone(&watches));
+        // Full evaluations hourly; the watch reports a change at its third check only.
+        let lp = tokio::spawn(evaluation_loop(
+            Duration::from_secs(3600),
+            Duration::from_millis(10),
+            Arc::clone(&state),
+            || 0usize,
+            move |_: &mut usize| {
+                let n = c.fetch_add(1, Ordering::SeqCst) + 1;
+                fake_cycle(&format!("cycle{n}"))
+            },
+            move |_: &mut usize| {
+                (w.fetch_add(1, Ordering::SeqCst) + 1 == 3).then_some(Trigger::File)
+            },
+        ));
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while state.current().text != "cycle2" {
+            assert!(
+                Instant::now() < deadline,
+                "the change did not trigger an evaluation"
+            );
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+        // Let the watch run on: no further change, no further evaluation.
+        while watches.load(Ordering::SeqCst) < 8 {
+            assert!(Instant::now() < deadline, "the watch stopped");
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+        lp.abort();
+        assert_eq!(cycles.load(Ordering::SeqCst), 2);
     }
 
     #[test]
@@ -587,6 +738,9 @@ mod tests {
             policy: Policy::embedded(),
             max_read_bytes: 1024,
             enrich: EnrichOptions::default(),
+            state_dir: PathBuf::from("/nonexistent"),
+            baseline_from_policy: false,
+            watch_interval: Duration::from_secs(1),
         };
         assert!(matches!(
             run_serve(cfg).await,

@@ -8,6 +8,7 @@ use std::time::Duration;
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
 use crate::agent::{self, AgentConfig, AgentError, EnrichOptions};
+use crate::drift::store::StateDir;
 use crate::evaluate::Severity;
 use crate::host::{HostError, HostRoot};
 use crate::observe::live::{LiveMode, LiveOptions};
@@ -84,6 +85,18 @@ pub struct GlobalArgs {
     #[arg(long, global = true, env = "KUBELET_SENTINEL_KUBELET_VERSION")]
     pub kubelet_version: Option<String>,
 
+    /// The agent's own state dir: the node's baseline and last-seen state (default:
+    /// $STATE_DIRECTORY, else $XDG_STATE_HOME/kubelet-sentinel, else
+    /// ~/.local/state/kubelet-sentinel, else ./state; the DaemonSet uses a hostPath such as
+    /// /var/lib/kubelet-sentinel).
+    #[arg(long, global = true, env = "KUBELET_SENTINEL_STATE_DIR")]
+    pub state_dir: Option<PathBuf>,
+
+    /// Make the policy's expectations the baseline (every control held to pass) instead of
+    /// the node's first observation (serve, baseline accept).
+    #[arg(long, global = true, env = "KUBELET_SENTINEL_BASELINE_FROM_POLICY", default_value_t = false, action = clap::ArgAction::Set, num_args = 0..=1, require_equals = true, default_missing_value = "true")]
+    pub baseline_from_policy: bool,
+
     /// Log format.
     #[arg(long, global = true, env = "KUBELET_SENTINEL_LOG_FORMAT", value_enum, default_value_t = LogFormat::Text)]
     pub log_format: LogFormat,
@@ -118,6 +131,18 @@ pub enum Command {
     /// Evaluate once, print a report and exit 0 (pass), 1 (failures at or above
     /// --fail-on) or 2 (could not run).
     Check(CheckArgs),
+    /// Show or accept the node's drift baseline (in --state-dir).
+    #[command(subcommand)]
+    Baseline(BaselineCommand),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum BaselineCommand {
+    /// Print the stored baseline (JSON); exit 1 when there is none.
+    Show,
+    /// Evaluate now and make the result the node's baseline (with
+    /// --baseline-from-policy: the policy's expectations). A running agent reloads it.
+    Accept,
 }
 
 #[derive(Debug, Clone, Args)]
@@ -129,6 +154,11 @@ pub struct ServeArgs {
     /// Time between full evaluations (Go-style duration: 30s, 1m, 1h30m).
     #[arg(long, env = "KUBELET_SENTINEL_INTERVAL", default_value = "30s", value_parser = parse_duration)]
     pub interval: Duration,
+
+    /// Time between change checks: fingerprints of every file the last evaluation read
+    /// and the kubelet's pid, start time and command line; a change re-evaluates at once.
+    #[arg(long, env = "KUBELET_SENTINEL_WATCH_INTERVAL", default_value = "1s", value_parser = parse_duration)]
+    pub watch_interval: Duration,
 }
 
 #[derive(Debug, Clone, Args)]
@@ -203,6 +233,8 @@ pub enum CliError {
     Runtime(std::io::Error),
     #[error("cannot write the report: {0}")]
     Output(std::io::Error),
+    #[error("baseline: {0}")]
+    Baseline(String),
 }
 
 /// Set up logging to stderr.
@@ -255,24 +287,112 @@ fn load_common(global: &GlobalArgs) -> Result<(HostRoot, Policy, ObserveOptions)
     Ok((host, policy, opts))
 }
 
+/// The state dir: `--state-dir` or the default for a plain run.
+fn state_dir(global: &GlobalArgs) -> StateDir {
+    StateDir::new(
+        global
+            .state_dir
+            .clone()
+            .unwrap_or_else(crate::drift::store::default_state_dir),
+    )
+}
+
+fn check_runtime() -> Result<tokio::runtime::Runtime, CliError> {
+    // Multi-thread: `Handle::block_on` from this thread needs worker threads to drive I/O
+    // and timers (a current-thread runtime would not).
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .enable_all()
+        .build()
+        .map_err(CliError::Runtime)
+}
+
+fn write_stdout(out: &str) -> Result<(), CliError> {
+    use std::io::Write;
+    let mut stdout = std::io::stdout().lock();
+    stdout
+        .write_all(out.as_bytes())
+        .and_then(|_| {
+            if out.ends_with('\n') {
+                Ok(())
+            } else {
+                stdout.write_all(b"\n")
+            }
+        })
+        .map_err(CliError::Output)
+}
+
+/// `baseline show` and `baseline accept`.
+fn run_baseline(
+    cmd: &BaselineCommand,
+    global: &GlobalArgs,
+    host: &HostRoot,
+    policy: &Policy,
+    opts: &ObserveOptions,
+) -> Result<i32, CliError> {
+    use crate::drift::store::{Loaded, BASELINE_FILE};
+    let store = state_dir(global);
+    match cmd {
+        BaselineCommand::Show => {
+            let path = store.path(BASELINE_FILE);
+            match store.load::<crate::drift::Baseline>(BASELINE_FILE, |_| Ok(())) {
+                Loaded::Ok(b, _) => {
+                    let text = serde_json::to_string_pretty(&b)
+                        .map_err(|e| CliError::Output(std::io::Error::other(e)))?;
+                    write_stdout(&text)?;
+                    Ok(0)
+                }
+                Loaded::Missing => {
+                    eprintln!("kubelet-sentinel: no baseline at {}", path.display());
+                    Ok(1)
+                }
+                Loaded::Corrupt(why) => Err(CliError::Baseline(format!(
+                    "{}: does not parse: {why}",
+                    path.display()
+                ))),
+                Loaded::Unreadable(e) => Err(CliError::Baseline(e.to_string())),
+            }
+        }
+        BaselineCommand::Accept => {
+            let rt = check_runtime()?;
+            let (snapshot, results, _) =
+                agent::check_once(host, opts, &enrich_options(global), policy, rt.handle());
+            rt.shutdown_timeout(Duration::from_secs(1));
+            let b = crate::drift::accept(
+                &store,
+                &snapshot,
+                &results,
+                snapshot.taken_at,
+                global.baseline_from_policy,
+                agent::BUILD_VERSION,
+            )
+            .map_err(|e| CliError::Baseline(e.to_string()))?;
+            write_stdout(&format!(
+                "baseline accepted for node {}: {} controls ({}), written to {}",
+                b.node,
+                b.controls.len(),
+                b.origin.as_str(),
+                store.path(BASELINE_FILE).display()
+            ))?;
+            Ok(0)
+        }
+    }
+}
+
 /// Run a parsed command line; returns the process exit code.
 pub fn run(cli: Cli) -> Result<i32, CliError> {
     init_logging(&cli.global);
     let (host, policy, opts) = load_common(&cli.global)?;
     match cli.command {
+        Command::Baseline(cmd) => run_baseline(&cmd, &cli.global, &host, &policy, &opts),
         Command::Check(args) => {
-            // Multi-thread: `Handle::block_on` from this thread needs worker threads to
-            // drive I/O and timers (a current-thread runtime would not).
-            let rt = tokio::runtime::Builder::new_multi_thread()
-                .worker_threads(1)
-                .enable_all()
-                .build()
-                .map_err(CliError::Runtime)?;
+            let rt = check_runtime()?;
             let enrich = enrich_options(&cli.global);
             let (snapshot, results, duration) =
                 agent::check_once(&host, &opts, &enrich, &policy, rt.handle());
             rt.shutdown_timeout(Duration::from_secs(1));
-            let report = Report::new(&snapshot, results, duration);
+            let drift = crate::drift::assess(&state_dir(&cli.global), &snapshot, &results);
+            let report = Report::new(&snapshot, results, duration).with_drift(drift);
             let colour = match args.color {
                 ColorChoice::Always => true,
                 ColorChoice::Never => false,
@@ -286,18 +406,7 @@ pub fn run(cli: Cli) -> Result<i32, CliError> {
                 Format::Json => report::render_json(&report),
                 Format::Junit => report::render_junit(&report),
             };
-            use std::io::Write;
-            let mut stdout = std::io::stdout().lock();
-            stdout
-                .write_all(out.as_bytes())
-                .and_then(|_| {
-                    if out.ends_with('\n') {
-                        Ok(())
-                    } else {
-                        stdout.write_all(b"\n")
-                    }
-                })
-                .map_err(CliError::Output)?;
+            write_stdout(&out)?;
             Ok(report::exit_code(&report, args.fail_on.threshold()))
         }
         Command::Serve(args) => {
@@ -310,6 +419,9 @@ pub fn run(cli: Cli) -> Result<i32, CliError> {
                 policy,
                 max_read_bytes: cli.global.max_read_bytes,
                 enrich: enrich_options(&cli.global),
+                state_dir: state_dir(&cli.global).dir().to_path_buf(),
+                baseline_from_policy: cli.global.baseline_from_policy,
+                watch_interval: args.watch_interval,
             };
             let rt = tokio::runtime::Builder::new_multi_thread()
                 .worker_threads(2)
@@ -362,6 +474,9 @@ mod tests {
         check(&cmd);
         for sub in cmd.get_subcommands() {
             check(sub);
+            for nested in sub.get_subcommands() {
+                check(nested);
+            }
         }
         assert!(missing.is_empty(), "flags without env twin: {missing:?}");
     }

@@ -107,6 +107,93 @@ pub struct FileMeta {
     pub ctime_ns: i128,
 }
 
+/// A host path prepared once for repeated checks ([`HostRoot::stamp`],
+/// [`HostRoot::read_into`]): the path relative to the root as a C string, made once.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PreparedPath {
+    host: String,
+    rel: CString,
+}
+
+impl PreparedPath {
+    /// `None` for a path with a NUL byte (it names nothing on the host).
+    pub fn new(host_path: &str) -> Option<PreparedPath> {
+        let rel = host_path.trim_start_matches('/');
+        let rel = if rel.is_empty() { "." } else { rel };
+        Some(PreparedPath {
+            host: host_path.to_string(),
+            rel: CString::new(rel.as_bytes()).ok()?,
+        })
+    }
+
+    /// The host path.
+    pub fn as_str(&self) -> &str {
+        &self.host
+    }
+}
+
+/// What identifies one version of a file: any edit (mtime, size, ctime), replacement by
+/// rename or delete-and-recreate (inode), or re-pointed symlink (the target's inode)
+/// changes it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct Fingerprint {
+    pub dev: u64,
+    pub inode: u64,
+    pub size: u64,
+    pub mtime_ns: i64,
+    pub ctime_ns: i64,
+}
+
+impl Fingerprint {
+    fn from_stat(st: &libc::stat) -> Fingerprint {
+        #[allow(clippy::cast_sign_loss, clippy::unnecessary_cast)]
+        Fingerprint {
+            dev: st.st_dev as u64,
+            inode: st.st_ino as u64,
+            size: st.st_size as u64,
+            mtime_ns: (st.st_mtime as i64)
+                .saturating_mul(1_000_000_000)
+                .saturating_add(st.st_mtime_nsec as i64),
+            ctime_ns: (st.st_ctime as i64)
+                .saturating_mul(1_000_000_000)
+                .saturating_add(st.st_ctime_nsec as i64),
+        }
+    }
+}
+
+/// The state of a watched path: a fingerprint, absent, or an error (errno).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Stamp {
+    File(Fingerprint),
+    Missing,
+    Error(i32),
+}
+
+impl Stamp {
+    fn error(e: &std::io::Error) -> Stamp {
+        if e.kind() == std::io::ErrorKind::NotFound {
+            Stamp::Missing
+        } else {
+            Stamp::Error(e.raw_os_error().unwrap_or(libc::EIO))
+        }
+    }
+}
+
+impl FileMeta {
+    /// The fingerprint of this metadata.
+    pub fn fingerprint(&self) -> Fingerprint {
+        #[allow(clippy::cast_possible_truncation)]
+        Fingerprint {
+            dev: self.dev,
+            inode: self.inode,
+            size: self.size,
+            mtime_ns: self.mtime_ns as i64,
+            ctime_ns: self.ctime_ns as i64,
+        }
+    }
+}
+
 /// The observed host's filesystem, rooted at `--host-root`.
 ///
 /// On Linux ≥ 5.6 every open goes through `openat2(root, path, RESOLVE_IN_ROOT |
@@ -337,6 +424,68 @@ impl HostRoot {
         })
     }
 
+    /// The identity stamp of the file a prepared host path names (symlinks followed inside
+    /// the root): one `openat2(O_PATH)` and one `fstat`, no allocation on the kernel path.
+    /// This is the per-second change check of the drift watch.
+    pub fn stamp(&self, p: &PreparedPath) -> Stamp {
+        if let Some(root_fd) = self.root_fd.as_ref() {
+            return match openat2(root_fd.as_raw_fd(), &p.rel, libc::O_PATH) {
+                Ok(fd) => {
+                    // SAFETY: `st` is plain data the kernel fills; fd is open.
+                    let mut st: libc::stat = unsafe { std::mem::zeroed() };
+                    if unsafe { libc::fstat(fd.as_raw_fd(), &mut st) } != 0 {
+                        return Stamp::error(&std::io::Error::last_os_error());
+                    }
+                    Stamp::File(Fingerprint::from_stat(&st))
+                }
+                Err(e) => Stamp::error(&e),
+            };
+        }
+        match self.metadata(&p.host) {
+            Ok(m) => Stamp::File(m.fingerprint()),
+            Err(HostError::NotFound { .. }) => Stamp::Missing,
+            Err(HostError::PermissionDenied { .. }) => Stamp::Error(libc::EACCES),
+            Err(HostError::SymlinkLoop { .. }) => Stamp::Error(libc::ELOOP),
+            Err(HostError::NotADirectory { .. }) => Stamp::Error(libc::ENOTDIR),
+            Err(_) => Stamp::Error(libc::EIO),
+        }
+    }
+
+    /// Read a small host file into `buf` (cleared first), at most `limit` bytes: the drift
+    /// watch re-reads `/proc/<pid>/stat` and `cmdline` every second into one reused buffer.
+    /// Only regular files are read (procfs files are). `false` when it cannot be read or
+    /// is larger than `limit`.
+    pub fn read_into(&self, p: &PreparedPath, buf: &mut Vec<u8>, limit: usize) -> bool {
+        buf.clear();
+        let file = match self.root_fd.as_ref() {
+            Some(root_fd) => {
+                match openat2(
+                    root_fd.as_raw_fd(),
+                    &p.rel,
+                    libc::O_RDONLY | libc::O_NONBLOCK,
+                ) {
+                    Ok(fd) => File::from(fd),
+                    Err(_) => return false,
+                }
+            }
+            None => match self
+                .resolve(&p.host, true)
+                .and_then(|r| self.open_resolved(&p.host, &r))
+            {
+                Ok(f) => f,
+                Err(_) => return false,
+            },
+        };
+        match file.metadata() {
+            Ok(m) if m.is_file() => {}
+            _ => return false,
+        }
+        if buf.capacity() < limit + 1 {
+            buf.reserve(limit + 1);
+        }
+        matches!(file.take(limit as u64 + 1).read_to_end(buf), Ok(n) if n <= limit)
+    }
+
     /// Metadata of the file a host path names, symlinks followed inside the root.
     pub fn metadata(&self, host_path: &str) -> Result<FileMeta, HostError> {
         self.meta(host_path, true)
@@ -442,7 +591,7 @@ impl HostRoot {
 }
 
 /// `openat2(dirfd, path, flags | O_CLOEXEC, RESOLVE_IN_ROOT | RESOLVE_NO_MAGICLINKS)`.
-fn openat2(dirfd: i32, path: &CString, flags: i32) -> std::io::Result<OwnedFd> {
+fn openat2(dirfd: i32, path: &std::ffi::CStr, flags: i32) -> std::io::Result<OwnedFd> {
     // SAFETY: open_how is plain data; zeroed is a valid value (non_exhaustive forbids a literal).
     let mut how: libc::open_how = unsafe { std::mem::zeroed() };
     #[allow(clippy::cast_sign_loss)]

@@ -4,10 +4,12 @@
 //! - [`observe`]: host I/O and probes under `--host-root` ([`host::HostRoot`]),
 //! - [`snapshot`]: the plain data observed,
 //! - [`evaluate`]: pure functions, the control catalogue as a table,
-//! - [`publish`]: metrics exposition, the `check` report, the HTTP server.
+//! - [`publish`]: metrics exposition, the `check` report, the HTTP server,
+//! - [`drift`]: the baseline, the per-second change watch and drift signals.
 
 pub mod agent;
 pub mod cli;
+pub mod drift;
 pub mod evaluate;
 pub mod host;
 pub mod observe;

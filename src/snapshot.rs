@@ -151,6 +151,9 @@ pub struct Kubelet {
     pub flavour: String,
     /// Process start time in clock ticks since boot (`/proc/<pid>/stat` field 22).
     pub start_time_ticks: Option<u64>,
+    /// Process start as Unix time (seconds): the boot time (`btime` in `/proc/stat`) plus
+    /// the start time in ticks. `None` when the host tree has no `/proc/stat`.
+    pub started_at: Option<f64>,
     /// The parsed command line.
     pub flags: Flags,
     /// The effective configuration with provenance.
@@ -236,6 +239,10 @@ pub enum FileRole {
     ServiceUnit,
     ServiceDropIn,
     ArgsFile,
+    /// A directory of `--config-dir` that was walked (its entries decide the drop-ins).
+    ConfigDir,
+    /// A `<unit>.d` directory of the kubelet's systemd unit.
+    ServiceDropInDir,
 }
 
 impl FileRole {
@@ -251,6 +258,8 @@ impl FileRole {
             FileRole::ServiceUnit => "service_unit",
             FileRole::ServiceDropIn => "service_drop_in",
             FileRole::ArgsFile => "args_file",
+            FileRole::ConfigDir => "config_dir",
+            FileRole::ServiceDropInDir => "service_drop_in_dir",
         }
     }
 }

@@ -124,6 +124,28 @@ fn every_metric_family_is_documented() {
         &ObserveOptions::default(),
         &Policy::embedded(),
     );
+    // Every drift family present: a baseline, one drifted control, a change seen.
+    let drift = kubelet_sentinel::drift::DriftReport {
+        baseline: Some(kubelet_sentinel::drift::BaselineInfo {
+            created_at: 1.0,
+            origin: kubelet_sentinel::drift::Origin::FirstObservation,
+            path: "baseline.json".into(),
+        }),
+        controls: vec![(
+            results[0].id,
+            kubelet_sentinel::drift::ControlDrift {
+                drifted: true,
+                regressed: false,
+                baseline_status: results[0].status,
+                baseline_observed: Some("before".into()),
+            },
+        )],
+        config_drift: Some(true),
+        pending_restart: Some(vec!["/etc/kubernetes/kubelet.conf".into()]),
+        changes: Some(Default::default()),
+        last_change_at: Some(2.0),
+        ..Default::default()
+    };
     let exposition = render(&MetricsInput {
         node: &snapshot.node,
         snapshot: &snapshot,
@@ -132,6 +154,7 @@ fn every_metric_family_is_documented() {
         evaluated_at: snapshot.taken_at,
         build_version: "test",
         build_revision: "test",
+        drift: Some(&drift),
     });
     let mut names: Vec<String> = exposition
         .text

@@ -195,6 +195,8 @@ fn start_agent(host_root: &Path, work: &Path) -> Agent {
             .arg(NODE)
             .arg("--interval")
             .arg("30s")
+            .arg("--state-dir")
+            .arg(work.join("state"))
             .env("NO_COLOR", "1")
             .stdin(Stdio::null())
             .stdout(Stdio::from(log_file.try_clone().unwrap()))
@@ -314,6 +316,7 @@ fn normalise(body: &str) -> String {
             "<timestamp>",
         ),
         ("kubelet_sentinel_evaluation_duration_seconds", "<duration>"),
+        ("kubelet_sentinel_baseline_timestamp_seconds", "<timestamp>"),
         ("kubelet_sentinel_probe_duration_seconds", "<duration>"),
     ];
     let mut out = String::with_capacity(body.len());

@@ -287,6 +287,14 @@ fn agent_command() -> Command {
             cmd.env_remove(&k);
         }
     }
+    // A fresh, empty state dir per command: no baseline from another test or from a
+    // developer's own runs can leak in.
+    static N: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+    let n = N.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+    let state = std::path::Path::new(env!("CARGO_TARGET_TMPDIR"))
+        .join(format!("live-state-{}-{n}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&state);
+    cmd.env("KUBELET_SENTINEL_STATE_DIR", state);
     cmd.env("NO_COLOR", "1").stdin(Stdio::null());
     cmd
 }

@@ -448,6 +448,7 @@ pub mod testing {
                 binary: "/usr/bin/kubelet".to_string(),
                 flavour: "kubelet".to_string(),
                 start_time_ticks: None,
+                started_at: None,
                 flags,
                 config,
                 version: None,

@@ -464,7 +464,7 @@ fn observe_kubelet(
                 }
             });
             let (dropins, dir_err) = match &config_dir {
-                Some(d) => match walk_dropins(host, d) {
+                Some(d) => match walk_dropins_recording(host, d, &mut files) {
                     Ok(paths) => {
                         let inputs = paths
                             .into_iter()
@@ -606,6 +606,7 @@ fn observe_kubelet(
 
     // 7. systemd unit and its drop-ins.
     let start_time_ticks = proc_start(host, pid);
+    let started_at = start_time_ticks.and_then(|t| process::start_wall_time(host, t));
     let unit = process::read_small(host, pid, "cgroup")
         .ok()
         .and_then(|s| process::unit_from_cgroup(&s));
@@ -636,6 +637,7 @@ fn observe_kubelet(
         binary,
         flavour: flavour.to_string(),
         start_time_ticks,
+        started_at,
         flags,
         config: cfg,
         version: None,
@@ -698,7 +700,20 @@ fn read_credential(
 /// extension is exactly `.conf`.
 pub fn walk_dropins(host: &HostRoot, dir: &str) -> Result<Vec<String>, crate::host::HostError> {
     let mut out = Vec::new();
-    walk(host, dir, 0, &mut out)?;
+    walk(host, dir, 0, &mut out, &mut Vec::new())?;
+    Ok(out)
+}
+
+/// [`walk_dropins`], also recording every directory walked (role `config_dir`) with its
+/// metadata taken *before* its entries were listed, so that the drift watch sees a
+/// drop-in added or removed after the listing.
+pub fn walk_dropins_recording(
+    host: &HostRoot,
+    dir: &str,
+    dirs: &mut Vec<FileObservation>,
+) -> Result<Vec<String>, crate::host::HostError> {
+    let mut out = Vec::new();
+    walk(host, dir, 0, &mut out, dirs)?;
     Ok(out)
 }
 
@@ -707,15 +722,21 @@ fn walk(
     dir: &str,
     depth: usize,
     out: &mut Vec<String>,
+    dirs: &mut Vec<FileObservation>,
 ) -> Result<(), crate::host::HostError> {
     if depth > MAX_DROPIN_DEPTH || out.len() >= MAX_DROPIN_FILES {
         return Ok(());
     }
+    dirs.push(FileObservation {
+        role: FileRole::ConfigDir,
+        path: dir.to_string(),
+        meta: host.metadata(dir).map_err(obs_err),
+    });
     for name in host.read_dir(dir)? {
         let path = host_join(dir, &name);
         let meta = host.symlink_metadata(&path)?;
         if meta.kind == FileKind::Directory {
-            walk(host, &path, depth + 1, out)?;
+            walk(host, &path, depth + 1, out, dirs)?;
         } else if std::path::Path::new(&name)
             .extension()
             .map(|e| e == "conf")
@@ -753,9 +774,17 @@ fn unit_files(host: &HostRoot, unit: &str) -> Vec<FileObservation> {
     // Drop-ins from every directory (same resolved file counted once: /lib → /usr/lib).
     for dir in UNIT_DIRS {
         let d = host_join(dir, &format!("{unit}.d"));
+        let Ok(dir_meta) = host.metadata(&d) else {
+            continue;
+        };
         let Ok(names) = host.read_dir(&d) else {
             continue;
         };
+        out.push(FileObservation {
+            role: FileRole::ServiceDropInDir,
+            path: d.clone(),
+            meta: Ok(dir_meta),
+        });
         for name in names.into_iter().filter(|n| n.ends_with(".conf")) {
             let p = host_join(&d, &name);
             let meta = host.metadata(&p).map_err(obs_err);

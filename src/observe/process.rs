@@ -130,6 +130,31 @@ pub fn start_time_from_stat(text: &str) -> Option<u64> {
     after.split_whitespace().nth(19)?.parse().ok()
 }
 
+/// The boot time (`btime`, Unix seconds) from `/proc/stat`.
+pub fn boot_time_from_stat(text: &str) -> Option<u64> {
+    text.lines()
+        .find_map(|l| l.strip_prefix("btime "))
+        .and_then(|v| v.trim().parse().ok())
+}
+
+/// Clock ticks per second (`sysconf(_SC_CLK_TCK)`, 100 on Linux), the unit of
+/// `/proc/<pid>/stat` start times.
+pub fn clock_ticks_per_second() -> u64 {
+    // SAFETY: sysconf has no preconditions.
+    let t = unsafe { libc::sysconf(libc::_SC_CLK_TCK) };
+    u64::try_from(t).ok().filter(|t| *t > 0).unwrap_or(100)
+}
+
+/// A process's start as Unix time (seconds): `btime` plus its start time in ticks.
+/// `None` when the host's `/proc/stat` is unreadable or has no `btime` (host trees on disk).
+pub fn start_wall_time(host: &HostRoot, start_ticks: u64) -> Option<f64> {
+    // /proc/stat has a line per CPU: 64 KiB covers some thousand CPUs.
+    let bytes = host.read_capped("/proc/stat", 64 * 1024).ok()?;
+    let btime = boot_time_from_stat(&String::from_utf8_lossy(&bytes))?;
+    #[allow(clippy::cast_precision_loss)]
+    Some(btime as f64 + start_ticks as f64 / clock_ticks_per_second() as f64)
+}
+
 /// Read one process's argv and exe.
 pub fn read_proc(host: &HostRoot, pid: i32) -> Result<ProcInfo, HostError> {
     let raw = host.read_capped(&format!("/proc/{pid}/cmdline"), CMDLINE_CAP)?;
@@ -308,6 +333,16 @@ mod tests {
         );
         assert_eq!(unit_from_cgroup("0::/kubepods.slice/pod1/abc\n"), None);
         assert_eq!(unit_from_cgroup("garbage"), None);
+    }
+
+    #[test]
+    fn boot_time() {
+        assert_eq!(
+            boot_time_from_stat("cpu  1 2 3\nctxt 5\nbtime 1700000000\nprocesses 9\n"),
+            Some(1_700_000_000)
+        );
+        assert_eq!(boot_time_from_stat("cpu 1 2\n"), None);
+        assert_eq!(boot_time_from_stat("btime soon\n"), None);
     }
 
     #[test]

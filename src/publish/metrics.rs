@@ -27,11 +27,13 @@ use std::sync::atomic::AtomicU64;
 use std::time::Duration;
 
 use prometheus_client::encoding::{prometheus_text, text, EncodeMetric, MetricEncoder};
+use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::info::Info;
 use prometheus_client::metrics::{MetricType, TypedMetric};
 use prometheus_client::registry::{Registry, Unit};
 
+use crate::drift::DriftReport;
 use crate::evaluate::{ControlResult, Status};
 use crate::snapshot::Snapshot;
 
@@ -89,6 +91,8 @@ pub struct MetricsInput<'a> {
     pub evaluated_at: f64,
     pub build_version: &'a str,
     pub build_revision: &'a str,
+    /// Drift against the baseline (`serve`); `None` renders no drift families.
+    pub drift: Option<&'a DriftReport>,
 }
 
 /// A metric family whose series are encoded in insertion order (see the module docs).
@@ -128,6 +132,15 @@ impl Ordered<F64Gauge> {
         let g = F64Gauge::default();
         g.set(value);
         self.push(labels, g);
+    }
+}
+
+impl Ordered<Counter<u64>> {
+    /// Add a counter series with a value.
+    pub fn counter(&mut self, labels: Labels, value: u64) {
+        let c = Counter::<u64>::default();
+        c.inc_by(value);
+        self.push(labels, c);
     }
 }
 
@@ -194,6 +207,20 @@ const HELP_LISTENER: &str =
 const HELP_TLS_VERSION: &str = "Whether the kubelet's serving port accepts a TLS protocol version when offered alone (1 accepted, 0 refused)";
 const HELP_ANONYMOUS_CODE: &str = "HTTP status the kubelet's serving port gives an anonymous GET /pods (401 disabled, 403 denied, 200 open; 0 when no answer)";
 const HELP_CERT_EXPIRY: &str = "Expiry (notAfter) of a kubelet certificate, as a Unix timestamp";
+const HELP_CONTROL_DRIFT: &str = "1 when the control's observed value differs from the node's baseline (whether or not it still passes; with a policy baseline: when it fails), else 0; absent without a baseline entry or while the control is unknown";
+const HELP_CONTROL_REGRESSION: &str =
+    "1 when the control passed in the node's baseline and fails now, else 0";
+const HELP_CONFIG_DRIFT: &str = "1 when the kubelet's effective configuration (every setting's value and source) differs from the baseline's, else 0";
+const HELP_CONFIG_CHANGES: &str = "Changes detected since the agent started, by kind: config (effective configuration), command_line, restart (new kubelet process), file (a file the evaluation reads)";
+const HELP_BASELINE_TIMESTAMP: &str = "Unix time at which the node's baseline was taken";
+const HELP_BASELINE_INFO: &str =
+    "How the node's baseline was made: first_observation, accepted or policy; always 1";
+const HELP_LAST_CHANGE: &str = "Unix time of the last detected change (kept across agent restarts)";
+const HELP_PENDING_RESTART: &str = "1 when a file the kubelet reads at start (config, drop-ins, unit files, args file) changed or vanished after the kubelet started: the node runs something other than what is on disk";
+const HELP_STATE_WRITE_ERRORS: &str =
+    "Failed writes to the state dir (read-only or full): the baseline then lives in memory only";
+const HELP_BASELINE_CORRUPT: &str =
+    "Baseline files found unparseable and moved aside (kept) since the agent started";
 const HELP_BUILD_INFO: &str = "Version and revision of the running kubelet-sentinel; always 1";
 
 /// Register `kubelet_sentinel_build_info`.
@@ -297,6 +324,99 @@ fn register_live(registry: &mut Registry, input: &MetricsInput) {
     );
 }
 
+/// Drift families (`serve`): per-control drift and regression, configuration drift,
+/// change counters, baseline and change times, pending restart, state-dir health.
+fn register_drift(registry: &mut Registry, node: &str, d: &DriftReport) {
+    let mut drift = Ordered::<F64Gauge>::default();
+    let mut regression = Ordered::<F64Gauge>::default();
+    for (id, c) in &d.controls {
+        let l = labels(&[("node", node), ("control", id)]);
+        drift.gauge(l.clone(), bool_value(c.drifted));
+        regression.gauge(l, bool_value(c.regressed));
+    }
+    registry.register("kubelet_sentinel_control_drift", HELP_CONTROL_DRIFT, drift);
+    registry.register(
+        "kubelet_sentinel_control_regression",
+        HELP_CONTROL_REGRESSION,
+        regression,
+    );
+
+    let node_only = || labels(&[("node", node)]);
+    let mut config = Ordered::<F64Gauge>::default();
+    if let Some(c) = d.config_drift {
+        config.gauge(node_only(), bool_value(c));
+    }
+    registry.register("kubelet_sentinel_config_drift", HELP_CONFIG_DRIFT, config);
+
+    let mut pending = Ordered::<F64Gauge>::default();
+    if let Some(p) = &d.pending_restart {
+        pending.gauge(node_only(), bool_value(!p.is_empty()));
+    }
+    registry.register(
+        "kubelet_sentinel_config_pending_restart",
+        HELP_PENDING_RESTART,
+        pending,
+    );
+
+    let mut changes = Ordered::<Counter<u64>>::default();
+    if let Some(c) = &d.changes {
+        for (kind, n) in c.kinds() {
+            changes.counter(labels(&[("node", node), ("kind", kind)]), n);
+        }
+    }
+    registry.register(
+        "kubelet_sentinel_config_changes",
+        HELP_CONFIG_CHANGES,
+        changes,
+    );
+
+    let mut baseline_ts = Ordered::<F64Gauge>::default();
+    let mut baseline_info = Ordered::<Info<Labels>>::default();
+    if let Some(b) = &d.baseline {
+        baseline_ts.gauge(node_only(), b.created_at);
+        baseline_info.info(labels(&[("node", node), ("origin", b.origin.as_str())]));
+    }
+    registry.register_with_unit(
+        "kubelet_sentinel_baseline_timestamp",
+        HELP_BASELINE_TIMESTAMP,
+        Unit::Seconds,
+        baseline_ts,
+    );
+    registry.register(
+        "kubelet_sentinel_baseline",
+        HELP_BASELINE_INFO,
+        baseline_info,
+    );
+
+    let mut last_change = Ordered::<F64Gauge>::default();
+    if let Some(t) = d.last_change_at {
+        last_change.gauge(node_only(), t);
+    }
+    registry.register_with_unit(
+        "kubelet_sentinel_last_change_timestamp",
+        HELP_LAST_CHANGE,
+        Unit::Seconds,
+        last_change,
+    );
+
+    if d.changes.is_some() {
+        let mut write_errors = Ordered::<Counter<u64>>::default();
+        write_errors.counter(node_only(), d.state_write_errors);
+        registry.register(
+            "kubelet_sentinel_state_write_errors",
+            HELP_STATE_WRITE_ERRORS,
+            write_errors,
+        );
+        let mut corrupt = Ordered::<Counter<u64>>::default();
+        corrupt.counter(node_only(), d.baseline_corrupt);
+        registry.register(
+            "kubelet_sentinel_baseline_corrupt",
+            HELP_BASELINE_CORRUPT,
+            corrupt,
+        );
+    }
+}
+
 /// Build the registry of one evaluation.
 pub fn registry(input: &MetricsInput) -> Registry {
     let node = input.node;
@@ -374,6 +494,10 @@ pub fn registry(input: &MetricsInput) -> Registry {
         Unit::Seconds,
         probe_duration,
     );
+
+    if let Some(d) = input.drift {
+        register_drift(&mut registry, node, d);
+    }
 
     let mut last = Ordered::<F64Gauge>::default();
     last.gauge(labels(&[("node", node)]), input.evaluated_at);
@@ -494,6 +618,7 @@ mod tests {
             evaluated_at: 1_700_000_001.25,
             build_version: "0.1.0",
             build_revision: "abc123",
+            drift: None,
         })
     }
 

@@ -16,6 +16,7 @@
 use std::fmt::Write as _;
 use std::time::Duration;
 
+use crate::drift::{ControlDrift, DriftReport};
 use crate::evaluate::{summarize, ControlResult, Severity, Status, Summary};
 use crate::snapshot::{Discovery, Snapshot};
 
@@ -89,8 +90,32 @@ pub struct Report {
     /// How long observation and evaluation took.
     pub duration_seconds: f64,
     pub kubelet: KubeletReport,
-    pub controls: Vec<ControlResult>,
+    pub controls: Vec<ReportControl>,
     pub summary: Summary,
+    /// Drift against the node's stored baseline (`baseline` is null when there is none).
+    pub drift: Option<DriftReport>,
+}
+
+/// A control's result in the report, with its drift against the baseline.
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+pub struct ReportControl {
+    #[serde(flatten)]
+    pub result: ControlResult,
+    /// `null` without a baseline entry, or while the control is unknown.
+    pub drift: Option<ControlDrift>,
+}
+
+impl std::ops::Deref for ReportControl {
+    type Target = ControlResult;
+    fn deref(&self) -> &ControlResult {
+        &self.result
+    }
+}
+
+impl std::ops::DerefMut for ReportControl {
+    fn deref_mut(&mut self) -> &mut ControlResult {
+        &mut self.result
+    }
 }
 
 impl Report {
@@ -101,8 +126,24 @@ impl Report {
             duration_seconds: duration.as_secs_f64(),
             kubelet: KubeletReport::from_snapshot(snapshot),
             summary: summarize(&controls),
-            controls,
+            controls: controls
+                .into_iter()
+                .map(|result| ReportControl {
+                    result,
+                    drift: None,
+                })
+                .collect(),
+            drift: None,
         }
+    }
+
+    /// Attach drift: per control and for the node.
+    pub fn with_drift(mut self, drift: DriftReport) -> Report {
+        for c in &mut self.controls {
+            c.drift = drift.control(c.result.id).cloned();
+        }
+        self.drift = Some(drift);
+        self
     }
 }
 
@@ -254,7 +295,7 @@ pub fn render_junit(report: &Report) -> String {
     let timestamp = iso8601(report.evaluated_at);
     let mut out = String::new();
     out.push_str("<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n");
-    let (tests, failures, errors, skipped) = counts(report.controls.iter());
+    let (tests, failures, errors, skipped) = counts(report.controls.iter().map(|c| &c.result));
     let _ = writeln!(
         out,
         "<testsuites name=\"kubelet-sentinel\" tests=\"{tests}\" failures=\"{failures}\" errors=\"{errors}\" skipped=\"{skipped}\" time=\"{:.3}\" timestamp=\"{timestamp}\">",
@@ -262,7 +303,7 @@ pub fn render_junit(report: &Report) -> String {
     );
     for family in families {
         let members = || report.controls.iter().filter(move |c| c.family == family);
-        let (tests, failures, errors, skipped) = counts(members());
+        let (tests, failures, errors, skipped) = counts(members().map(|c| &c.result));
         let _ = writeln!(
             out,
             "  <testsuite name=\"{}\" tests=\"{tests}\" failures=\"{failures}\" errors=\"{errors}\" skipped=\"{skipped}\" time=\"0\" timestamp=\"{timestamp}\" hostname=\"{}\">",

@@ -1,0 +1,317 @@
+//! The per-second change check (`--watch-interval`): cheap fingerprints of every file the
+//! last evaluation read, and the kubelet's pid, start time and command line. Any
+//! difference triggers a re-evaluation at once; the evaluation itself classifies what
+//! changed (see [`super::Tracker`]).
+//!
+//! A check is one `openat2(O_PATH)` + `fstat` per file and two small reads of
+//! `/proc/<pid>/{stat,cmdline}` into a reused buffer: no allocation in the steady state.
+//! What a file is fingerprinted by: dev, inode, size, mtime, ctime, with symlinks followed
+//! inside the host root, so an edit in place, a replace-by-rename, a delete-and-recreate
+//! and a re-pointed symlink all change it. Directories of `--config-dir` and the unit's
+//! `<unit>.d` are watched too (their mtime changes when an entry is added or removed).
+
+use std::path::PathBuf;
+
+use crate::host::{Fingerprint, HostRoot, PreparedPath, Stamp};
+use crate::observe::process::start_time_from_stat;
+use crate::snapshot::{ObsErrorKind, Snapshot};
+
+/// Cap on the watched `/proc/<pid>/cmdline` (the observer's own cap is larger; a longer
+/// command line is compared on its first 128 KiB, and the interval catches the rest).
+const CMDLINE_CAP: usize = 128 * 1024;
+/// `/proc/<pid>/stat` is well under a page.
+const STAT_CAP: usize = 4096;
+
+/// What a check found changed first (for the log).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Trigger {
+    File,
+    Process,
+    Baseline,
+}
+
+impl Trigger {
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            Trigger::File => "file",
+            Trigger::Process => "process",
+            Trigger::Baseline => "baseline",
+        }
+    }
+}
+
+#[derive(Debug)]
+struct ProcWatch {
+    stat: PreparedPath,
+    cmdline: PreparedPath,
+    start: Option<u64>,
+    /// The command line's bytes when the watch was armed.
+    argv: Vec<u8>,
+}
+
+/// The armed watch: what to check and the stamps to compare with.
+#[derive(Debug, Default)]
+pub struct Watch {
+    files: Vec<(PreparedPath, Stamp)>,
+    process: Option<ProcWatch>,
+    /// Our own baseline file and the fingerprint we last loaded or wrote (a different one
+    /// means `baseline accept` or a hand edit: reload).
+    baseline: Option<(PathBuf, Option<Fingerprint>)>,
+    buf: Vec<u8>,
+}
+
+impl Watch {
+    /// Arm a watch from an evaluation's snapshot. Files use the metadata the observation
+    /// took (so a change between observation and arming is still seen); files that could
+    /// not be examined are stamped now.
+    pub fn arm(host: &HostRoot, snapshot: &Snapshot) -> Watch {
+        let mut w = Watch::default();
+        let Some(k) = snapshot.kubelet.as_ref() else {
+            return w;
+        };
+        for f in &k.files {
+            let Some(p) = PreparedPath::new(&f.path) else {
+                continue;
+            };
+            if w.files.iter().any(|(q, _)| *q == p) {
+                continue;
+            }
+            let stamp = match &f.meta {
+                Ok(m) => Stamp::File(m.fingerprint()),
+                Err(e) if e.kind == ObsErrorKind::NotFound => Stamp::Missing,
+                Err(_) => host.stamp(&p),
+            };
+            w.files.push((p, stamp));
+        }
+        let pid = k.pid;
+        if let (Some(stat), Some(cmdline)) = (
+            PreparedPath::new(&format!("/proc/{pid}/stat")),
+            PreparedPath::new(&format!("/proc/{pid}/cmdline")),
+        ) {
+            let mut argv = Vec::new();
+            // Unreadable now: an empty command line, which a readable one will differ from.
+            host.read_into(&cmdline, &mut argv, CMDLINE_CAP);
+            w.process = Some(ProcWatch {
+                stat,
+                cmdline,
+                start: k.start_time_ticks,
+                argv,
+            });
+        }
+        w
+    }
+
+    /// Also watch our own baseline file, expected to have this fingerprint.
+    pub fn with_baseline(mut self, path: PathBuf, expected: Option<Fingerprint>) -> Watch {
+        self.baseline = Some((path, expected));
+        self
+    }
+
+    /// Number of watched files (and directories).
+    pub fn len(&self) -> usize {
+        self.files.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.files.is_empty() && self.process.is_none()
+    }
+
+    /// Check everything once; the first difference found, if any.
+    pub fn check(&mut self, host: &HostRoot) -> Option<Trigger> {
+        if let Some(p) = &self.process {
+            if !host.read_into(&p.stat, &mut self.buf, STAT_CAP) {
+                return Some(Trigger::Process);
+            }
+            let start = std::str::from_utf8(&self.buf)
+                .ok()
+                .and_then(start_time_from_stat);
+            if start != p.start {
+                return Some(Trigger::Process);
+            }
+            if !host.read_into(&p.cmdline, &mut self.buf, CMDLINE_CAP) || self.buf != p.argv {
+                return Some(Trigger::Process);
+            }
+        }
+        for (path, stamp) in &self.files {
+            if host.stamp(path) != *stamp {
+                return Some(Trigger::File);
+            }
+        }
+        if let Some((path, expected)) = &self.baseline {
+            if super::store::fingerprint_of(path) != *expected {
+                return Some(Trigger::Baseline);
+            }
+        }
+        None
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::observe::{self, ObserveOptions};
+
+    fn write_host(root: &std::path::Path, argv: &[&str], start: u64) {
+        let p = root.join("proc/4242");
+        std::fs::create_dir_all(&p).unwrap();
+        let mut cmd = Vec::new();
+        for a in argv {
+            cmd.extend_from_slice(a.as_bytes());
+            cmd.push(0);
+        }
+        std::fs::write(p.join("cmdline"), cmd).unwrap();
+        let mut fields = vec!["0"; 50];
+        let start = start.to_string();
+        fields[18] = &start;
+        std::fs::write(
+            p.join("stat"),
+            format!("4242 (kubelet) S {}\n", fields.join(" ")),
+        )
+        .unwrap();
+    }
+
+    fn setup() -> (tempfile::TempDir, HostRoot, Snapshot) {
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path();
+        std::fs::create_dir_all(root.join("etc/kubelet.d")).unwrap();
+        std::fs::write(
+            root.join("etc/config.yaml"),
+            "apiVersion: kubelet.config.k8s.io/v1beta1\nkind: KubeletConfiguration\nreadOnlyPort: 0\n",
+        )
+        .unwrap();
+        write_host(
+            root,
+            &[
+                "/usr/bin/kubelet",
+                "--config=/etc/config.yaml",
+                "--config-dir=/etc/kubelet.d",
+            ],
+            500,
+        );
+        let host = HostRoot::new(root).unwrap();
+        let opts = ObserveOptions {
+            node_name: Some("n".into()),
+            kubelet_pid: Some(4242),
+        };
+        let snap = observe::observe(&host, &opts);
+        assert!(snap.kubelet.is_some(), "{:?}", snap.discovery);
+        assert_eq!(snap.kubelet.as_ref().unwrap().start_time_ticks, Some(500));
+        (dir, host, snap)
+    }
+
+    #[test]
+    fn quiet_host_no_trigger() {
+        let (_d, host, snap) = setup();
+        let mut w = Watch::arm(&host, &snap);
+        assert!(w.len() >= 2, "config file and config dir are watched");
+        assert_eq!(w.check(&host), None);
+        assert_eq!(w.check(&host), None);
+    }
+
+    #[test]
+    fn edits_renames_recreations_and_dropins_trigger() {
+        type Edit = fn(&std::path::Path);
+        let edits: &[(&str, Edit)] = &[
+            ("append", |r| {
+                use std::io::Write;
+                let mut f = std::fs::OpenOptions::new()
+                    .append(true)
+                    .open(r.join("etc/config.yaml"))
+                    .unwrap();
+                writeln!(f, "# edited").unwrap();
+            }),
+            ("replace by rename", |r| {
+                std::fs::write(r.join("etc/.config.yaml.new"), "readOnlyPort: 0\n").unwrap();
+                std::fs::rename(r.join("etc/.config.yaml.new"), r.join("etc/config.yaml")).unwrap();
+            }),
+            ("delete", |r| {
+                std::fs::remove_file(r.join("etc/config.yaml")).unwrap()
+            }),
+            ("chmod", |r| {
+                use std::os::unix::fs::PermissionsExt;
+                std::fs::set_permissions(
+                    r.join("etc/config.yaml"),
+                    std::fs::Permissions::from_mode(0o666),
+                )
+                .unwrap();
+            }),
+            ("drop-in added", |r| {
+                std::fs::write(r.join("etc/kubelet.d/10-x.conf"), "{}").unwrap()
+            }),
+            ("restart", |r| {
+                write_host(
+                    r,
+                    &[
+                        "/usr/bin/kubelet",
+                        "--config=/etc/config.yaml",
+                        "--config-dir=/etc/kubelet.d",
+                    ],
+                    900,
+                )
+            }),
+            ("command line", |r| {
+                write_host(r, &["/usr/bin/kubelet", "--config=/etc/config.yaml"], 500)
+            }),
+        ];
+        for (what, edit) in edits {
+            let (d, host, snap) = setup();
+            let mut w = Watch::arm(&host, &snap);
+            assert_eq!(w.check(&host), None, "{what}");
+            // Coarse-timestamp filesystems: make sure mtime/ctime can move.
+            std::thread::sleep(std::time::Duration::from_millis(20));
+            edit(d.path());
+            assert!(w.check(&host).is_some(), "{what} was not seen");
+        }
+    }
+
+    #[test]
+    fn a_repointed_symlink_triggers() {
+        let (d, _host, _) = setup();
+        let r = d.path();
+        std::fs::write(r.join("etc/a.yaml"), "readOnlyPort: 0\n").unwrap();
+        std::fs::write(r.join("etc/b.yaml"), "readOnlyPort: 0\n").unwrap();
+        std::fs::remove_file(r.join("etc/config.yaml")).unwrap();
+        std::os::unix::fs::symlink("a.yaml", r.join("etc/config.yaml")).unwrap();
+        let host = HostRoot::new(r).unwrap();
+        let snap = observe::observe(
+            &host,
+            &ObserveOptions {
+                node_name: Some("n".into()),
+                kubelet_pid: Some(4242),
+            },
+        );
+        let mut w = Watch::arm(&host, &snap);
+        assert_eq!(w.check(&host), None);
+        std::fs::remove_file(r.join("etc/config.yaml")).unwrap();
+        std::os::unix::fs::symlink("/etc/b.yaml", r.join("etc/config.yaml")).unwrap();
+        assert_eq!(w.check(&host), Some(Trigger::File));
+    }
+
+    #[test]
+    fn the_baseline_file_is_watched() {
+        let (d, host, snap) = setup();
+        let b = d.path().join("baseline.json");
+        std::fs::write(&b, "{}").unwrap();
+        let fp = super::super::store::fingerprint_of(&b);
+        let mut w = Watch::arm(&host, &snap).with_baseline(b.clone(), fp);
+        assert_eq!(w.check(&host), None);
+        std::fs::remove_file(&b).unwrap();
+        assert_eq!(w.check(&host), Some(Trigger::Baseline));
+    }
+
+    #[test]
+    fn without_kubelet_nothing_is_watched() {
+        let dir = tempfile::tempdir().unwrap();
+        let host = HostRoot::new(dir.path()).unwrap();
+        let snap = observe::observe(
+            &host,
+            &ObserveOptions {
+                node_name: Some("n".into()),
+                kubelet_pid: None,
+            },
+        );
+        let mut w = Watch::arm(&host, &snap);
+        assert!(w.is_empty());
+        assert_eq!(w.check(&host), None);
+    }
+}
