@@ -19,18 +19,23 @@
 //! - `process_scan/<tree>`: `process::scan` alone (what discovery costs), also on this
 //!   machine's own `/proc` (`real_proc_<n>`), and `read_proc` of the kubelet;
 //! - `parts/*`: the config and kubeconfig parsers, the PEM summary and `HostRoot` reads;
-//! - `evaluate_only` and `render_only` on a prepared snapshot.
+//! - `evaluate_only` and `render_only` on a prepared snapshot;
+//! - `watch_check/{fixture,real_proc}`: the drift watch's per-second change check (with
+//!   the allocation count of 10,000 checks printed before).
 //!
 //! Before the criterion runs, the bench prints the trees, a per-probe breakdown of the
 //! steady state and quick medians; `BENCH_DESCRIBE=0` skips them (for `--profile-time`).
 
+use std::alloc::{GlobalAlloc, Layout, System};
 use std::collections::BTreeSet;
 use std::hint::black_box;
 use std::os::unix::fs::{symlink, PermissionsExt};
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use criterion::{criterion_group, criterion_main, Criterion};
+use kubelet_sentinel::drift::watch::Watch;
 use kubelet_sentinel::evaluate::{self, summarize};
 use kubelet_sentinel::host::HostRoot;
 use kubelet_sentinel::observe::config::{self, ConfigInput, EffectiveConfig};
@@ -39,6 +44,107 @@ use kubelet_sentinel::observe::{self, certs, kubeconfig, process, ObserveOptions
 use kubelet_sentinel::policy::Policy;
 use kubelet_sentinel::publish::metrics::{render, MetricsInput};
 use kubelet_sentinel::snapshot::Discovery;
+
+/// Counts heap allocations while `COUNTING` is on (the watch check must not allocate in
+/// its steady state). Off, it costs one relaxed load per allocation.
+struct CountingAlloc;
+
+static COUNTING: AtomicBool = AtomicBool::new(false);
+static ALLOCATIONS: AtomicU64 = AtomicU64::new(0);
+static ALLOCATED_BYTES: AtomicU64 = AtomicU64::new(0);
+
+// SAFETY: every call is forwarded to the system allocator unchanged.
+unsafe impl GlobalAlloc for CountingAlloc {
+    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
+        if COUNTING.load(Ordering::Relaxed) {
+            ALLOCATIONS.fetch_add(1, Ordering::Relaxed);
+            ALLOCATED_BYTES.fetch_add(layout.size() as u64, Ordering::Relaxed);
+        }
+        // SAFETY: forwarded with the caller's layout.
+        unsafe { System.alloc(layout) }
+    }
+    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
+        // SAFETY: forwarded with the caller's pointer and layout.
+        unsafe { System.dealloc(ptr, layout) }
+    }
+    unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
+        if COUNTING.load(Ordering::Relaxed) {
+            ALLOCATIONS.fetch_add(1, Ordering::Relaxed);
+            ALLOCATED_BYTES.fetch_add(new_size as u64, Ordering::Relaxed);
+        }
+        // SAFETY: forwarded with the caller's pointer, layout and size.
+        unsafe { System.realloc(ptr, layout, new_size) }
+    }
+}
+
+#[global_allocator]
+static GLOBAL: CountingAlloc = CountingAlloc;
+
+/// Allocations (count, bytes) made by `f`.
+fn allocations(f: impl FnOnce()) -> (u64, u64) {
+    ALLOCATIONS.store(0, Ordering::SeqCst);
+    ALLOCATED_BYTES.store(0, Ordering::SeqCst);
+    COUNTING.store(true, Ordering::SeqCst);
+    f();
+    COUNTING.store(false, Ordering::SeqCst);
+    (
+        ALLOCATIONS.load(Ordering::SeqCst),
+        ALLOCATED_BYTES.load(Ordering::SeqCst),
+    )
+}
+
+/// The drift watch's per-second check (`drift::watch::Watch::check`): on the fixture tree,
+/// and on this machine's real procfs with this bench process standing in for the kubelet
+/// (the fixture's files, reached through `/`). Prints the allocations of 10,000 checks
+/// after the first (the target is none: no allocation growth).
+fn watch_benches(c: &mut Criterion, base: &Tree, describe_on: bool) {
+    let snapshot = observe::observe(&base.host, &opts(Some(base.kubelet_pid)));
+    let mut fixture_watch = Watch::arm(&base.host, &snapshot);
+
+    // The same files through `/`, and our own process as the kubelet on the real /proc.
+    let real = HostRoot::new("/").expect("root");
+    let mut live = snapshot.clone();
+    if let Some(k) = live.kubelet.as_mut() {
+        let me = std::process::id() as i32;
+        k.pid = me;
+        k.start_time_ticks = std::fs::read_to_string(format!("/proc/{me}/stat"))
+            .ok()
+            .and_then(|s| process::start_time_from_stat(&s));
+        let root = base.host.root().to_path_buf();
+        for f in &mut k.files {
+            let abs = root.join(f.path.trim_start_matches('/'));
+            f.path = abs.to_string_lossy().into_owned();
+            f.meta = real.metadata(&f.path).map_err(Into::into);
+        }
+    }
+    let mut live_watch = Watch::arm(&real, &live);
+
+    for (name, w, host) in [
+        ("fixture", &mut fixture_watch, &base.host),
+        ("real_proc", &mut live_watch, &real),
+    ] {
+        assert_eq!(w.check(host), None, "{name}: a quiet host must not trigger");
+        if describe_on {
+            let (n, bytes) = allocations(|| {
+                for _ in 0..10_000 {
+                    black_box(w.check(host));
+                }
+            });
+            let d = quick_median(|| {
+                black_box(w.check(host));
+            });
+            eprintln!(
+                "watch check ({name}): {} files + /proc/<pid>/{{stat,cmdline}}, median {:.1} µs; \
+                 10,000 checks allocated {n} times ({bytes} bytes)",
+                w.len(),
+                d.as_secs_f64() * 1e6
+            );
+        }
+        c.bench_function(&format!("watch_check/{name}"), |b| {
+            b.iter(|| black_box(w.check(host)))
+        });
+    }
+}
 
 /// Number of extra processes in the `procs1000` tree.
 const EXTRA_PROCS: usize = 1000;
@@ -690,6 +796,8 @@ fn benches(c: &mut Criterion) {
         );
     }
     c.bench_function("render_only", |b| b.iter(|| black_box(render(&input))));
+
+    watch_benches(c, &base, describe_on);
 
     if !describe_on {
         return;
