@@ -592,6 +592,26 @@ pub fn render_table(report: &Report, colour: bool) -> String {
                 );
             }
         }
+        if let Some(d) = c.drift.as_ref().filter(|d| d.drifted) {
+            let (label, colour) = if d.regressed {
+                ("regressed", RED)
+            } else {
+                ("drifted", YELLOW)
+            };
+            let from = match &d.baseline_observed {
+                Some(v) => format!(
+                    "baseline {} {}",
+                    d.baseline_status.as_str(),
+                    cell(display_or_dash(v), OBSERVED_MAX)
+                ),
+                None => "held to pass by the policy baseline".to_string(),
+            };
+            let _ = writeln!(
+                out,
+                "{REASON_INDENT}{}",
+                p.paint(colour, &format!("↳ {label}: {from}"))
+            );
+        }
     }
     out.push('\n');
 
@@ -612,13 +632,103 @@ pub fn render_table(report: &Report, colour: bool) -> String {
         s.not_applicable,
         report.duration_seconds
     );
+    if let Some(d) = &report.drift {
+        if let Some(line) = drift_line(d) {
+            let _ = writeln!(out, "{line}");
+        }
+    }
     out
+}
+
+/// One line on the node's drift for the table (`None` when there is nothing to say).
+fn drift_line(d: &DriftReport) -> Option<String> {
+    let Some(b) = &d.baseline else {
+        return d
+            .baseline_error
+            .as_ref()
+            .map(|e| format!("baseline unusable: {e}"));
+    };
+    let drifted = d.controls.iter().filter(|(_, c)| c.drifted).count();
+    let regressed = d.controls.iter().filter(|(_, c)| c.regressed).count();
+    #[allow(clippy::cast_possible_truncation)]
+    let mut line = format!(
+        "baseline {} ({}): {drifted} drifted, {regressed} regressed",
+        crate::evaluate::version::format_utc(b.created_at as i64),
+        b.origin.as_str()
+    );
+    match d.config_drift {
+        Some(true) => line.push_str("; effective configuration changed"),
+        Some(false) => line.push_str("; effective configuration unchanged"),
+        None => {}
+    }
+    if let Some(p) = d.pending_restart.as_ref().filter(|p| !p.is_empty()) {
+        line.push_str(&format!(
+            "; changed since the kubelet started (pending restart): {}",
+            p.join(", ")
+        ));
+    }
+    Some(line)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::snapshot::ProbeRecord;
+
+    #[test]
+    fn drift_in_json_and_table() {
+        use crate::drift::{BaselineInfo, Origin};
+        let controls = vec![
+            result(
+                "read-only-port-disabled",
+                "api_access",
+                Severity::Critical,
+                Status::Fail,
+            ),
+            result("tls-min-version", "tls", Severity::High, Status::Pass),
+        ];
+        let drift = DriftReport {
+            baseline: Some(BaselineInfo {
+                created_at: 1_700_000_000.0,
+                origin: Origin::FirstObservation,
+                path: "/var/lib/kubelet-sentinel/baseline.json".into(),
+            }),
+            controls: vec![(
+                "read-only-port-disabled",
+                ControlDrift {
+                    drifted: true,
+                    regressed: true,
+                    baseline_status: Status::Pass,
+                    baseline_observed: Some("0".into()),
+                },
+            )],
+            config_drift: Some(true),
+            pending_restart: Some(vec!["/var/lib/kubelet/config.yaml".into()]),
+            ..Default::default()
+        };
+        let r = Report::new(&snapshot(), controls, Duration::from_millis(5)).with_drift(drift);
+        let v: serde_json::Value = serde_json::from_str(&render_json(&r)).unwrap();
+        let c = &v["controls"][0];
+        assert_eq!(c["id"], "read-only-port-disabled");
+        assert_eq!(c["drift"]["drifted"], true);
+        assert_eq!(c["drift"]["regressed"], true);
+        assert_eq!(c["drift"]["baseline_observed"], "0");
+        assert_eq!(c["drift"]["baseline_status"], "pass");
+        assert!(v["controls"][1]["drift"].is_null());
+        assert_eq!(v["drift"]["baseline"]["created_at"], 1_700_000_000.0);
+        assert_eq!(v["drift"]["baseline"]["origin"], "first_observation");
+        assert_eq!(v["drift"]["config_drift"], true);
+        assert_eq!(
+            v["drift"]["pending_restart"][0],
+            "/var/lib/kubelet/config.yaml"
+        );
+        let table = render_table(&r, false);
+        assert!(table.contains("↳ regressed: baseline pass 0"), "{table}");
+        assert!(
+            table.contains("baseline 2023-11-14T22:13:20Z (first_observation): 1 drifted, 1 regressed; effective configuration changed; changed since the kubelet started (pending restart): /var/lib/kubelet/config.yaml"),
+            "{table}"
+        );
+    }
 
     fn result(
         id: &'static str,
