@@ -26,8 +26,7 @@
 //! and: a deleted baseline starts over; `--baseline-from-policy` moves an observed baseline
 //! aside; a baseline of another node is moved aside; the stand-in kubelet as a real
 //! process on this host's `/proc` (`--kubelet-pid`): an edit pending a restart, then a
-//! real restart counted by the next agent. `the_baseline_timestamp_is_read_back_exactly`
-//! is ignored: it pins a known bug (see its doc).
+//! real restart counted by the next agent; a baseline time read back exactly.
 //!
 //! Every process is killed and reaped by a drop guard; a failure prints the agent's log.
 
@@ -122,11 +121,10 @@ fn parse_json(path: &Path) -> Value {
     })
 }
 
-/// Two Unix times are the same instant, to 1 µs. Deliberately not exact where the agent
-/// (or the test) reads a time back from JSON: serde_json's default float parser is off by
-/// one ulp for some values (see `the_baseline_timestamp_is_read_back_exactly`, ignored).
+/// Two Unix times are the same instant, exactly: times read back from JSON round-trip
+/// (serde_json's `float_roundtrip`; see `the_baseline_timestamp_is_read_back_exactly`).
 fn same_time(a: Option<f64>, b: Option<f64>) -> bool {
-    matches!((a, b), (Some(a), Some(b)) if (a - b).abs() < 1e-6)
+    matches!((a, b), (Some(a), Some(b)) if a == b)
 }
 
 fn names_in(dir: &Path) -> Vec<String> {
@@ -1736,14 +1734,11 @@ fn a_crash_during_a_baseline_write_keeps_the_old_baseline() {
     );
 }
 
-/// Known bug, ignored until fixed (run with `--ignored`): the agent and `baseline show`
-/// read `baseline.json` with serde_json's default float parser, which is not exact (the
-/// crate's `float_roundtrip` feature is off). For about one timestamp in eight, the
-/// `created_at` read back is one ulp (~2.4e-7 s at today's times) off the value written,
-/// so `kubelet_sentinel_baseline_timestamp_seconds` changes when the agent restarts or
-/// reloads a baseline, and `baseline show` prints another number than the file holds.
+/// Regression: serde_json's default float parser is not exact; without its
+/// `float_roundtrip` feature about one timestamp in eight was read back one ulp (~2.4e-7 s)
+/// off, so `kubelet_sentinel_baseline_timestamp_seconds` changed when the agent restarted
+/// or reloaded a baseline, and `baseline show` printed another number than the file holds.
 #[test]
-#[ignore = "known bug: created_at is read back with serde_json's inexact float parser"]
 fn the_baseline_timestamp_is_read_back_exactly() {
     let node = Node::new();
     accept(&node.root(), &node.state(), NODE);
