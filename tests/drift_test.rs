@@ -363,80 +363,6 @@ fn show(state: &Path) -> (Option<i32>, String) {
     )
 }
 
-const LINUX_CAPABILITY_VERSION_3: u32 = 0x2008_0522;
-const CAP_DAC_OVERRIDE: u32 = 1;
-const CAP_DAC_READ_SEARCH: u32 = 2;
-
-#[repr(C)]
-struct CapHeader {
-    version: u32,
-    pid: i32,
-}
-
-#[repr(C)]
-#[derive(Clone, Copy, Default)]
-struct CapData {
-    effective: u32,
-    permitted: u32,
-    inheritable: u32,
-}
-
-/// For `pre_exec` (after fork, before exec: no allocation, no lock, no panic): take
-/// CAP_DAC_OVERRIDE and CAP_DAC_READ_SEARCH away from the process *across exec*. Dropping
-/// them from the effective set alone (like `common::drop_dac_capabilities`) is undone by
-/// `execve` as root, which recomputes the sets from the bounding set: so they leave the
-/// bounding set (needs CAP_SETPCAP) and the inheritable, permitted and effective sets.
-fn drop_dac_across_exec() -> std::io::Result<()> {
-    for cap in [CAP_DAC_OVERRIDE, CAP_DAC_READ_SEARCH] {
-        // SAFETY: prctl with integer arguments only.
-        let rc = unsafe {
-            libc::prctl(
-                libc::PR_CAPBSET_DROP,
-                libc::c_ulong::from(cap),
-                0 as libc::c_ulong,
-                0 as libc::c_ulong,
-                0 as libc::c_ulong,
-            )
-        };
-        if rc != 0 {
-            return Err(std::io::Error::last_os_error());
-        }
-    }
-    let mut header = CapHeader {
-        version: LINUX_CAPABILITY_VERSION_3,
-        pid: 0,
-    };
-    let mut data = [CapData::default(); 2];
-    // SAFETY: header and data are valid and correctly sized (version 3: two data structs).
-    let rc = unsafe {
-        libc::syscall(
-            libc::SYS_capget,
-            &mut header as *mut CapHeader,
-            data.as_mut_ptr(),
-        )
-    };
-    if rc != 0 {
-        return Err(std::io::Error::last_os_error());
-    }
-    let mask = !((1u32 << CAP_DAC_OVERRIDE) | (1u32 << CAP_DAC_READ_SEARCH));
-    data[0].effective &= mask;
-    data[0].permitted &= mask;
-    data[0].inheritable &= mask;
-    header.pid = 0;
-    // SAFETY: as above.
-    let rc = unsafe {
-        libc::syscall(
-            libc::SYS_capset,
-            &mut header as *mut CapHeader,
-            data.as_ptr(),
-        )
-    };
-    if rc != 0 {
-        return Err(std::io::Error::last_os_error());
-    }
-    Ok(())
-}
-
 /// The effective capability set of a running process.
 fn effective_caps(pid: u32) -> u64 {
     let status = fs::read_to_string(format!("/proc/{pid}/status")).expect("read status");
@@ -534,7 +460,7 @@ impl AgentSpec {
             if self.drop_dac {
                 // SAFETY: the closure only makes raw syscalls (no allocation, no lock).
                 unsafe {
-                    cmd.pre_exec(drop_dac_across_exec);
+                    cmd.pre_exec(common::drop_dac_across_exec);
                 }
             }
             let child = cmd
@@ -1433,7 +1359,7 @@ fn a_read_only_state_dir_keeps_drift_in_memory() {
     let agent = spec.start();
     if root {
         let caps = effective_caps(agent.child.id());
-        let dac = (1u64 << CAP_DAC_OVERRIDE) | (1u64 << CAP_DAC_READ_SEARCH);
+        let dac = (1u64 << common::CAP_DAC_OVERRIDE) | (1u64 << common::CAP_DAC_READ_SEARCH);
         assert_eq!(
             caps & dac,
             0,

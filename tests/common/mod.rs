@@ -262,8 +262,8 @@ fn copy_tree(src: &Path, dst: &Path, top: bool) {
 // ---------------------------------------------------------------------- capabilities
 
 const LINUX_CAPABILITY_VERSION_3: u32 = 0x2008_0522;
-const CAP_DAC_OVERRIDE: u32 = 1;
-const CAP_DAC_READ_SEARCH: u32 = 2;
+pub const CAP_DAC_OVERRIDE: u32 = 1;
+pub const CAP_DAC_READ_SEARCH: u32 = 2;
 
 #[repr(C)]
 struct CapHeader {
@@ -310,6 +310,62 @@ pub fn drop_dac_capabilities() {
         )
     };
     assert_eq!(rc, 0, "capset failed: {}", std::io::Error::last_os_error());
+}
+
+/// For `pre_exec` (after fork, before exec: no allocation, no lock, no panic): take
+/// CAP_DAC_OVERRIDE and CAP_DAC_READ_SEARCH away from the process *across exec*. Dropping
+/// them from the effective set alone (like [`drop_dac_capabilities`]) is undone by
+/// `execve` as root, which recomputes the sets from the bounding set: so they leave the
+/// bounding set (needs CAP_SETPCAP) and the inheritable, permitted and effective sets.
+pub fn drop_dac_across_exec() -> std::io::Result<()> {
+    for cap in [CAP_DAC_OVERRIDE, CAP_DAC_READ_SEARCH] {
+        // SAFETY: prctl with integer arguments only.
+        let rc = unsafe {
+            libc::prctl(
+                libc::PR_CAPBSET_DROP,
+                libc::c_ulong::from(cap),
+                0 as libc::c_ulong,
+                0 as libc::c_ulong,
+                0 as libc::c_ulong,
+            )
+        };
+        if rc != 0 {
+            return Err(std::io::Error::last_os_error());
+        }
+    }
+    let mut header = CapHeader {
+        version: LINUX_CAPABILITY_VERSION_3,
+        pid: 0,
+    };
+    let mut data = [CapData::default(); 2];
+    // SAFETY: header and data are valid and correctly sized (version 3: two data structs).
+    let rc = unsafe {
+        libc::syscall(
+            libc::SYS_capget,
+            &mut header as *mut CapHeader,
+            data.as_mut_ptr(),
+        )
+    };
+    if rc != 0 {
+        return Err(std::io::Error::last_os_error());
+    }
+    let mask = !((1u32 << CAP_DAC_OVERRIDE) | (1u32 << CAP_DAC_READ_SEARCH));
+    data[0].effective &= mask;
+    data[0].permitted &= mask;
+    data[0].inheritable &= mask;
+    header.pid = 0;
+    // SAFETY: as above.
+    let rc = unsafe {
+        libc::syscall(
+            libc::SYS_capset,
+            &mut header as *mut CapHeader,
+            data.as_ptr(),
+        )
+    };
+    if rc != 0 {
+        return Err(std::io::Error::last_os_error());
+    }
+    Ok(())
 }
 
 // --------------------------------------------------------------------------- results
