@@ -34,14 +34,16 @@ mod common;
 
 use std::ffi::OsString;
 use std::fs;
-use std::io::{Read, Write};
-use std::net::{Ipv4Addr, SocketAddr, TcpListener, TcpStream};
+use std::io::Write;
+use std::net::{Ipv4Addr, SocketAddr};
 use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, ExitStatus, Stdio};
+use std::process::{Command, ExitStatus, Stdio};
 use std::time::{Duration, Instant};
 
+use common::http::{free_port, get};
+use common::process::Guard;
 use serde_json::Value;
 
 const AGENT: &str = env!("CARGO_BIN_EXE_kubelet-sentinel");
@@ -374,14 +376,6 @@ fn effective_caps(pid: u32) -> u64 {
     u64::from_str_radix(hex, 16).expect("CapEff is hex")
 }
 
-fn free_port() -> u16 {
-    TcpListener::bind((Ipv4Addr::LOCALHOST, 0))
-        .expect("bind an ephemeral port")
-        .local_addr()
-        .expect("local addr")
-        .port()
-}
-
 /// How to start `serve`.
 struct AgentSpec {
     root: PathBuf,
@@ -466,7 +460,11 @@ impl AgentSpec {
             let child = cmd
                 .spawn()
                 .unwrap_or_else(|e| panic!("cannot start {AGENT}: {e}"));
-            let mut agent = Agent { child, addr, log };
+            let mut agent = Agent {
+                child: Guard(child),
+                addr,
+                log,
+            };
             let deadline = Instant::now() + WAIT;
             loop {
                 if let Some(status) = agent.child.try_wait().expect("try_wait") {
@@ -476,7 +474,7 @@ impl AgentSpec {
                     }
                     panic!("the agent exited early ({status}):\n{last_log}");
                 }
-                if get(addr, "/readyz").is_ok_and(|(code, _)| code == 200) {
+                if get(addr, "/readyz", Some("text/plain")).is_ok_and(|r| r.status == 200) {
                     return agent;
                 }
                 assert!(
@@ -493,7 +491,7 @@ impl AgentSpec {
 
 /// A running agent; killed (and reaped) on drop.
 struct Agent {
-    child: Child,
+    child: Guard,
     addr: SocketAddr,
     log: PathBuf,
 }
@@ -513,9 +511,9 @@ impl Agent {
     }
 
     fn metrics(&self) -> Metrics {
-        match get(self.addr, "/metrics") {
-            Ok((200, body)) => Metrics(body),
-            Ok((code, body)) => panic!("/metrics answered {code}: {body}\n{}", self.log()),
+        match get(self.addr, "/metrics", Some("text/plain")) {
+            Ok(r) if r.status == 200 => Metrics(r.body),
+            Ok(r) => panic!("/metrics answered {}: {}\n{}", r.status, r.body, self.log()),
             Err(e) => panic!("/metrics: {e}\nagent log:\n{}", self.log()),
         }
     }
@@ -569,75 +567,6 @@ impl Agent {
             "exit after SIGTERM: {status}\n{}",
             self.log()
         );
-    }
-}
-
-impl Drop for Agent {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-/// A child process killed (and reaped) on drop.
-#[cfg(feature = "standin")]
-struct Guard(Child);
-
-#[cfg(feature = "standin")]
-impl Drop for Guard {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-/// `GET path` over a fresh connection: status and body.
-fn get(addr: SocketAddr, path: &str) -> std::io::Result<(u16, String)> {
-    let mut s = TcpStream::connect_timeout(&addr, Duration::from_secs(2))?;
-    s.set_read_timeout(Some(Duration::from_secs(10)))?;
-    write!(
-        s,
-        "GET {path} HTTP/1.1\r\nHost: {addr}\r\nUser-Agent: drift-test\r\nAccept: text/plain\r\nConnection: close\r\n\r\n"
-    )?;
-    let mut raw = Vec::new();
-    s.read_to_end(&mut raw)?;
-    let split = raw
-        .windows(4)
-        .position(|w| w == b"\r\n\r\n")
-        .ok_or_else(|| std::io::Error::other("no header end"))?;
-    let head = String::from_utf8_lossy(&raw[..split]).into_owned();
-    let code: u16 = head
-        .split(' ')
-        .nth(1)
-        .and_then(|c| c.parse().ok())
-        .ok_or_else(|| std::io::Error::other("bad status line"))?;
-    let mut body = raw[split + 4..].to_vec();
-    if head
-        .to_ascii_lowercase()
-        .contains("transfer-encoding: chunked")
-    {
-        body = dechunk(&body)?;
-    }
-    Ok((
-        code,
-        String::from_utf8(body).map_err(std::io::Error::other)?,
-    ))
-}
-
-fn dechunk(mut raw: &[u8]) -> std::io::Result<Vec<u8>> {
-    let bad = || std::io::Error::other("bad chunked body");
-    let mut out = Vec::new();
-    loop {
-        let end = raw.windows(2).position(|w| w == b"\r\n").ok_or_else(bad)?;
-        let size_text = std::str::from_utf8(&raw[..end]).map_err(|_| bad())?;
-        let size = usize::from_str_radix(size_text.split(';').next().unwrap_or("").trim(), 16)
-            .map_err(|_| bad())?;
-        raw = &raw[end + 2..];
-        if size == 0 {
-            return Ok(out);
-        }
-        out.extend_from_slice(raw.get(..size).ok_or_else(bad)?);
-        raw = raw.get(size + 2..).ok_or_else(bad)?;
     }
 }
 
@@ -1709,6 +1638,8 @@ const STANDIN: &str = env!("CARGO_BIN_EXE_kubelet");
 /// The stand-in's configuration: loopback listeners on free ports, hardened.
 #[cfg(feature = "standin")]
 fn write_standin_config(path: &Path, idle_timeout: &str) {
+    use std::net::TcpListener;
+
     let ls: Vec<TcpListener> = (0..2)
         .map(|_| TcpListener::bind((Ipv4Addr::LOCALHOST, 0)).expect("bind"))
         .collect();

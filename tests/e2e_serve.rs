@@ -17,16 +17,22 @@
 //! is the test user's, so when not running as root the status series of the `*-ownership`
 //! controls are left out of the comparison (with a notice).
 //!
-//! Only std is used for HTTP (a raw `GET` over `TcpStream`): no extra dependencies.
+//! Only std is used for HTTP (a raw `GET` over `TcpStream`, [`common::http`]): no extra
+//! dependencies.
+
+mod common;
 
 use std::collections::BTreeSet;
 use std::fs;
-use std::io::{Read, Write};
-use std::net::{Ipv4Addr, SocketAddr, TcpListener, TcpStream};
+use std::io::Write;
+use std::net::{Ipv4Addr, SocketAddr};
 use std::os::unix::fs::{symlink, PermissionsExt};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, ExitStatus, Stdio};
+use std::process::{Command, ExitStatus, Stdio};
 use std::time::{Duration, Instant};
+
+use common::http::{dechunk, free_port, get};
+use common::process::Guard;
 
 const BIN: &str = env!("CARGO_BIN_EXE_kubelet-sentinel");
 const NODE: &str = "e2e-node";
@@ -131,7 +137,7 @@ fn example_node() -> PathBuf {
 
 /// Kills the agent on every path out of the test (panics included).
 struct Agent {
-    child: Child,
+    child: Guard,
     addr: SocketAddr,
     log: PathBuf,
 }
@@ -142,32 +148,8 @@ impl Agent {
     }
 
     fn wait_timeout(&mut self, timeout: Duration) -> Option<ExitStatus> {
-        let deadline = Instant::now() + timeout;
-        loop {
-            if let Some(status) = self.child.try_wait().unwrap() {
-                return Some(status);
-            }
-            if Instant::now() >= deadline {
-                return None;
-            }
-            std::thread::sleep(Duration::from_millis(20));
-        }
+        self.child.wait_timeout(timeout)
     }
-}
-
-impl Drop for Agent {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-fn free_port() -> u16 {
-    TcpListener::bind((Ipv4Addr::LOCALHOST, 0))
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
 }
 
 /// Start `serve` and wait until `/readyz` answers 200. A port taken between choosing and
@@ -203,7 +185,11 @@ fn start_agent(host_root: &Path, work: &Path) -> Agent {
             .stderr(Stdio::from(log_file))
             .spawn()
             .unwrap_or_else(|e| panic!("cannot start {BIN}: {e}"));
-        let mut agent = Agent { child, addr, log };
+        let mut agent = Agent {
+            child: Guard(child),
+            addr,
+            log,
+        };
         let deadline = Instant::now() + Duration::from_secs(20);
         loop {
             if let Some(status) = agent.child.try_wait().unwrap() {
@@ -225,82 +211,6 @@ fn start_agent(host_root: &Path, work: &Path) -> Agent {
         }
     }
     panic!("the agent did not start:\n{last_log}");
-}
-
-// ---------------------------------------------------------------------------------------
-// A minimal HTTP/1.1 client
-// ---------------------------------------------------------------------------------------
-
-struct HttpResponse {
-    status: u16,
-    /// Header names lower-cased.
-    headers: Vec<(String, String)>,
-    body: String,
-}
-
-impl HttpResponse {
-    fn header(&self, name: &str) -> Option<&str> {
-        self.headers
-            .iter()
-            .find(|(k, _)| k == name)
-            .map(|(_, v)| v.as_str())
-    }
-}
-
-fn dechunk(mut raw: &[u8]) -> Vec<u8> {
-    let mut out = Vec::new();
-    loop {
-        let line_end = raw.windows(2).position(|w| w == b"\r\n").unwrap();
-        let size_text = std::str::from_utf8(&raw[..line_end]).unwrap();
-        let size = usize::from_str_radix(size_text.split(';').next().unwrap().trim(), 16).unwrap();
-        raw = &raw[line_end + 2..];
-        if size == 0 {
-            return out;
-        }
-        out.extend_from_slice(&raw[..size]);
-        raw = &raw[size + 2..];
-    }
-}
-
-fn get(addr: SocketAddr, path: &str, accept: Option<&str>) -> std::io::Result<HttpResponse> {
-    let mut s = TcpStream::connect_timeout(&addr, Duration::from_secs(2))?;
-    s.set_read_timeout(Some(Duration::from_secs(10)))?;
-    let accept = accept
-        .map(|a| format!("Accept: {a}\r\n"))
-        .unwrap_or_default();
-    write!(
-        s,
-        "GET {path} HTTP/1.1\r\nHost: {addr}\r\nUser-Agent: e2e\r\n{accept}Connection: close\r\n\r\n"
-    )?;
-    let mut raw = Vec::new();
-    s.read_to_end(&mut raw)?;
-    let split = raw
-        .windows(4)
-        .position(|w| w == b"\r\n\r\n")
-        .ok_or_else(|| std::io::Error::other("no header end"))?;
-    let head = String::from_utf8_lossy(&raw[..split]).into_owned();
-    let mut lines = head.split("\r\n");
-    let status: u16 = lines
-        .next()
-        .and_then(|l| l.split(' ').nth(1))
-        .and_then(|c| c.parse().ok())
-        .ok_or_else(|| std::io::Error::other("bad status line"))?;
-    let headers: Vec<(String, String)> = lines
-        .filter_map(|l| l.split_once(':'))
-        .map(|(k, v)| (k.trim().to_ascii_lowercase(), v.trim().to_string()))
-        .collect();
-    let mut body = raw[split + 4..].to_vec();
-    if headers
-        .iter()
-        .any(|(k, v)| k == "transfer-encoding" && v.contains("chunked"))
-    {
-        body = dechunk(&body);
-    }
-    Ok(HttpResponse {
-        status,
-        headers,
-        body: String::from_utf8(body).map_err(std::io::Error::other)?,
-    })
 }
 
 // ---------------------------------------------------------------------------------------
@@ -548,7 +458,7 @@ fn normalise_replaces_only_volatile_values() {
          kubelet_sentinel_kubelet_up{node=\"n\"} 1.0\n"
     );
     assert_eq!(
-        dechunk(b"5\r\nhello\r\n6\r\n world\r\n0\r\n\r\n"),
+        dechunk(b"5\r\nhello\r\n6\r\n world\r\n0\r\n\r\n").unwrap(),
         b"hello world"
     );
 }

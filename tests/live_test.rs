@@ -28,13 +28,16 @@
 
 #![cfg(feature = "standin")]
 
-use std::io::{Read, Write};
-use std::net::{Ipv4Addr, SocketAddr, TcpListener, TcpStream};
+mod common;
+
+use std::net::{Ipv4Addr, SocketAddr, TcpListener};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, ExitStatus, Stdio};
+use std::process::{Child, Command, Stdio};
 use std::sync::{PoisonError, RwLock, RwLockReadGuard, RwLockWriteGuard};
 use std::time::{Duration, Instant};
 
+use common::http::{free_port, get};
+use common::process::Guard;
 use serde_json::Value;
 
 /// The stand-in kubelet.
@@ -93,14 +96,6 @@ fn exclusive() -> RwLockWriteGuard<'static, ()> {
 // ---------------------------------------------------------------------------------------
 // The stand-in kubelet
 // ---------------------------------------------------------------------------------------
-
-fn free_port() -> u16 {
-    TcpListener::bind((Ipv4Addr::LOCALHOST, 0))
-        .expect("bind an ephemeral port")
-        .local_addr()
-        .expect("local addr")
-        .port()
-}
 
 /// Free loopback ports for one scenario: serving, healthz and a spare one (for a
 /// read-only port).
@@ -299,31 +294,6 @@ fn agent_command() -> Command {
     cmd
 }
 
-/// A child process killed (and reaped) on drop.
-struct Guard(Child);
-
-impl Guard {
-    fn wait_timeout(&mut self, timeout: Duration) -> Option<ExitStatus> {
-        let deadline = Instant::now() + timeout;
-        loop {
-            if let Ok(Some(status)) = self.0.try_wait() {
-                return Some(status);
-            }
-            if Instant::now() >= deadline {
-                return None;
-            }
-            std::thread::sleep(Duration::from_millis(10));
-        }
-    }
-}
-
-impl Drop for Guard {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
 /// The controls that use live evidence.
 const LIVE_CONTROLS: &[&str] = &[
     "anonymous-auth-disabled",
@@ -476,7 +446,7 @@ impl Serve {
                     );
                     break;
                 }
-                if matches!(http_get(addr, "/readyz"), Ok((200, _))) {
+                if get(addr, "/readyz", None).is_ok_and(|r| r.status == 200) {
                     return Serve {
                         guard,
                         addr,
@@ -499,8 +469,8 @@ impl Serve {
         if let Ok(Some(status)) = self.guard.0.try_wait() {
             panic!("serve exited ({status}): {}", self.log());
         }
-        match http_get(self.addr, "/metrics") {
-            Ok((200, body)) => body,
+        match get(self.addr, "/metrics", None) {
+            Ok(r) if r.status == 200 => r.body,
             other => panic!("GET /metrics: {other:?}\n{}", self.log()),
         }
     }
@@ -508,48 +478,6 @@ impl Serve {
     fn log(&self) -> String {
         std::fs::read_to_string(&self.log).unwrap_or_default()
     }
-}
-
-fn dechunk(mut raw: &[u8]) -> Option<Vec<u8>> {
-    let mut out = Vec::new();
-    loop {
-        let line_end = raw.windows(2).position(|w| w == b"\r\n")?;
-        let size_text = std::str::from_utf8(&raw[..line_end]).ok()?;
-        let size = usize::from_str_radix(size_text.split(';').next()?.trim(), 16).ok()?;
-        raw = raw.get(line_end + 2..)?;
-        if size == 0 {
-            return Some(out);
-        }
-        out.extend_from_slice(raw.get(..size)?);
-        raw = raw.get(size + 2..)?;
-    }
-}
-
-/// A plain HTTP/1.1 `GET` over a raw `TcpStream` (bounded): status and body.
-fn http_get(addr: SocketAddr, path: &str) -> std::io::Result<(u16, String)> {
-    let mut s = TcpStream::connect_timeout(&addr, Duration::from_secs(2))?;
-    s.set_read_timeout(Some(Duration::from_secs(10)))?;
-    write!(
-        s,
-        "GET {path} HTTP/1.1\r\nHost: {addr}\r\nUser-Agent: live-test\r\nConnection: close\r\n\r\n"
-    )?;
-    let mut raw = Vec::new();
-    s.read_to_end(&mut raw)?;
-    let split = raw
-        .windows(4)
-        .position(|w| w == b"\r\n\r\n")
-        .ok_or_else(|| std::io::Error::other("no header end"))?;
-    let head = String::from_utf8_lossy(&raw[..split]).to_ascii_lowercase();
-    let status = head
-        .split_whitespace()
-        .nth(1)
-        .and_then(|c| c.parse().ok())
-        .ok_or_else(|| std::io::Error::other("bad status line"))?;
-    let mut body = raw[split + 4..].to_vec();
-    if head.contains("transfer-encoding: chunked") {
-        body = dechunk(&body).ok_or_else(|| std::io::Error::other("bad chunked body"))?;
-    }
-    Ok((status, String::from_utf8_lossy(&body).into_owned()))
 }
 
 /// The value of the sample `name{...}` whose labels include every `k="v"` in `labels`.

@@ -24,6 +24,9 @@
 
 #![allow(dead_code)]
 
+pub mod http;
+pub mod process;
+
 use std::collections::BTreeMap;
 use std::fs;
 use std::os::unix::fs::{symlink, PermissionsExt};
