@@ -1,0 +1,533 @@
+//! The deployment artefacts match the binary they deploy: every flag that `manifests/` and
+//! the Helm chart pass to the container exists (and parses) in this crate's command line,
+//! every environment variable is a flag's twin (or is substituted into the args), the
+//! image tag and chart versions are the crate's version, the port is the default port, and
+//! the pod keeps the security properties the README promises.
+//!
+//! The chart part reads what `scripts/check-deploy.sh` rendered with the real `helm` into
+//! `target/deploy/chart-*.yaml`; without those files (helm not run yet) it is skipped with
+//! a note, and the chart's `values.yaml` and `Chart.yaml` are still checked.
+
+use std::collections::BTreeSet;
+use std::path::{Path, PathBuf};
+
+use clap::CommandFactory;
+use kubelet_sentinel::cli::{Cli, DEFAULT_PORT};
+use kubelet_sentinel::policy::Policy;
+use serde_json::Value;
+
+const IMAGE_REPOSITORY: &str = "ghcr.io/kubelet-sentinel/kubelet-sentinel";
+const VERSION: &str = env!("CARGO_PKG_VERSION");
+const JOB: &str = "kubelet-sentinel";
+
+fn root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+fn read(rel: &str) -> String {
+    let path = root().join(rel);
+    std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
+}
+
+fn yaml_docs(what: &str, text: &str) -> Vec<Value> {
+    serde_saphyr::from_multiple::<Value>(text)
+        .unwrap_or_else(|e| panic!("{what}: not YAML: {e}"))
+        .into_iter()
+        .filter(|v| !v.is_null())
+        .collect()
+}
+
+fn yaml_doc(rel: &str) -> Value {
+    let mut docs = yaml_docs(rel, &read(rel));
+    assert_eq!(docs.len(), 1, "{rel}: expected one YAML document");
+    docs.remove(0)
+}
+
+fn kind(v: &Value) -> &str {
+    v["kind"].as_str().unwrap_or("")
+}
+
+fn name(v: &Value) -> String {
+    format!(
+        "{}/{}",
+        kind(v),
+        v["metadata"]["name"].as_str().unwrap_or("?")
+    )
+}
+
+fn strs(v: &Value) -> Vec<String> {
+    v.as_array()
+        .map(|a| {
+            a.iter()
+                .map(|s| {
+                    s.as_str()
+                        .unwrap_or_else(|| panic!("not a string: {s}"))
+                        .to_string()
+                })
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+/// The command line's flags: long name -> (takes a value, env twin), from the root command
+/// (global flags) and `serve`.
+struct Flags {
+    cmd: clap::Command,
+}
+
+impl Flags {
+    fn new() -> Flags {
+        let mut cmd = Cli::command();
+        cmd.build();
+        Flags { cmd }
+    }
+
+    fn serve(&self) -> &clap::Command {
+        self.cmd
+            .find_subcommand("serve")
+            .expect("the binary has a `serve` subcommand")
+    }
+
+    fn args(&self) -> impl Iterator<Item = &clap::Arg> {
+        self.cmd.get_arguments().chain(self.serve().get_arguments())
+    }
+
+    fn find(&self, long: &str) -> Option<&clap::Arg> {
+        self.args().find(|a| a.get_long() == Some(long))
+    }
+
+    fn env_twins(&self) -> BTreeSet<String> {
+        self.args()
+            .filter_map(|a| a.get_env())
+            .map(|e| e.to_string_lossy().into_owned())
+            .collect()
+    }
+}
+
+/// `$(NAME)` references (Kubernetes' dependent environment variables) in a string.
+fn var_refs(s: &str) -> Vec<String> {
+    let mut out = Vec::new();
+    let mut rest = s;
+    while let Some(i) = rest.find("$(") {
+        let after = &rest[i + 2..];
+        let Some(j) = after.find(')') else { break };
+        out.push(after[..j].to_string());
+        rest = &after[j + 1..];
+    }
+    out
+}
+
+/// Checks one agent DaemonSet (from `what`): flags, env, image, port, security.
+fn check_daemonset(what: &str, ds: &Value, flags: &Flags) {
+    if let Some(v) = ds["metadata"]["labels"]["app.kubernetes.io/version"].as_str() {
+        assert_eq!(v, VERSION, "{what}: app.kubernetes.io/version label");
+    }
+    let pod = &ds["spec"]["template"]["spec"];
+    let containers = pod["containers"].as_array().expect("containers");
+    assert_eq!(containers.len(), 1, "{what}: one container");
+    let c = &containers[0];
+
+    // Image: the crate's version (a digest-pinned image is checked by the repository).
+    let image = c["image"].as_str().expect("image");
+    if !image.contains('@') {
+        assert_eq!(
+            image,
+            format!("{IMAGE_REPOSITORY}:{VERSION}"),
+            "{what}: the image tag must be the crate's version"
+        );
+    }
+
+    // Args: `serve`, then only flags that exist; values substituted as the kubelet would.
+    let args = strs(&c["args"]);
+    assert_eq!(
+        args.first().map(String::as_str),
+        Some("serve"),
+        "{what}: the args start with the subcommand (the image's ENTRYPOINT is the binary)"
+    );
+    let env: Vec<&Value> = c["env"]
+        .as_array()
+        .map(|a| a.iter().collect())
+        .unwrap_or_default();
+    let env_names: Vec<String> = env
+        .iter()
+        .map(|e| e["name"].as_str().expect("env name").to_string())
+        .collect();
+    let mut referenced = BTreeSet::new();
+    let mut i = 1;
+    let mut seen_flags = BTreeSet::new();
+    while i < args.len() {
+        let arg = &args[i];
+        let flag = arg
+            .strip_prefix("--")
+            .unwrap_or_else(|| panic!("{what}: `{arg}` is not a --flag"));
+        let (long, inline_value) = match flag.split_once('=') {
+            Some((l, v)) => (l, Some(v)),
+            None => (flag, None),
+        };
+        let def = flags.find(long).unwrap_or_else(|| {
+            panic!("{what}: --{long} is not a flag of `kubelet-sentinel serve`")
+        });
+        assert!(
+            seen_flags.insert(long.to_string()),
+            "{what}: --{long} given twice"
+        );
+        let takes_value = def.get_action().takes_values();
+        let value = match inline_value {
+            Some(v) => Some(v.to_string()),
+            None if takes_value && def.get_num_args().is_none_or(|n| n.min_values() > 0) => {
+                i += 1;
+                Some(
+                    args.get(i)
+                        .unwrap_or_else(|| panic!("{what}: --{long} needs a value"))
+                        .clone(),
+                )
+            }
+            None => None,
+        };
+        if let Some(v) = &value {
+            referenced.extend(var_refs(v));
+        }
+        i += 1;
+    }
+    for r in &referenced {
+        assert!(
+            env_names.contains(r),
+            "{what}: $({r}) is used in args but not defined in env"
+        );
+    }
+
+    // The whole command line parses, with $(VAR)s replaced by plausible values.
+    let substituted: Vec<String> = args
+        .iter()
+        .map(|a| {
+            let mut a = a.clone();
+            for r in var_refs(&a.clone()) {
+                let sample = if r.ends_with("_IP") { "10.0.0.1" } else { "x" };
+                a = a.replace(&format!("$({r})"), sample);
+            }
+            a
+        })
+        .collect();
+    // An env twin with a literal value parses as its flag would (args win over env).
+    let from_env: Vec<String> = env
+        .iter()
+        .filter_map(|e| {
+            let value = e["value"].as_str()?;
+            let n = e["name"].as_str()?;
+            let def = flags.args().find(|a| a.get_env().is_some_and(|v| v == n))?;
+            let long = def.get_long()?;
+            (!seen_flags.contains(long)).then(|| format!("--{long}={value}"))
+        })
+        .collect();
+    let argv = std::iter::once("kubelet-sentinel".to_string())
+        .chain(substituted)
+        .chain(from_env);
+    if let Err(e) = Cli::command().try_get_matches_from(argv) {
+        panic!("{what}: the container's args (and literal env twins) do not parse: {e}");
+    }
+
+    // Env: every variable is a flag's twin, or only feeds a $(VAR) in the args.
+    let twins = flags.env_twins();
+    for n in &env_names {
+        assert!(
+            twins.contains(n) || referenced.contains(n),
+            "{what}: env {n} is neither a flag's env twin ({twins:?}) nor used in args"
+        );
+    }
+    let node_name = env
+        .iter()
+        .find(|e| e["name"] == "NODE_NAME")
+        .unwrap_or_else(|| panic!("{what}: NODE_NAME is set from the downward API"));
+    assert_eq!(
+        node_name["valueFrom"]["fieldRef"]["fieldPath"], "spec.nodeName",
+        "{what}: NODE_NAME"
+    );
+
+    // Port and probes.
+    let ports = c["ports"].as_array().expect("ports");
+    let metrics = ports
+        .iter()
+        .find(|p| p["name"] == "metrics")
+        .unwrap_or_else(|| panic!("{what}: a container port named metrics"));
+    let listen = args
+        .iter()
+        .find_map(|a| a.strip_prefix("--listen-address="))
+        .unwrap_or_else(|| panic!("{what}: --listen-address=ADDR:PORT is passed"));
+    let listen_port: u64 = listen
+        .rsplit_once(':')
+        .and_then(|(_, p)| p.parse().ok())
+        .unwrap_or_else(|| panic!("{what}: --listen-address={listen} has a port"));
+    assert_eq!(
+        metrics["containerPort"].as_u64(),
+        Some(listen_port),
+        "{what}: containerPort = the listen port"
+    );
+    for (probe, path) in [("livenessProbe", "/healthz"), ("readinessProbe", "/readyz")] {
+        assert_eq!(c[probe]["httpGet"]["path"], path, "{what}: {probe}");
+        assert_eq!(c[probe]["httpGet"]["port"], "metrics", "{what}: {probe}");
+    }
+
+    // What the README's Safety section and the brief promise.
+    assert_eq!(pod["hostPID"], true, "{what}: hostPID");
+    assert_eq!(pod["hostNetwork"], true, "{what}: hostNetwork");
+    assert_eq!(
+        pod["dnsPolicy"], "ClusterFirstWithHostNet",
+        "{what}: dnsPolicy"
+    );
+    assert_eq!(
+        pod["automountServiceAccountToken"], false,
+        "{what}: no API token"
+    );
+    let sc = &c["securityContext"];
+    assert_eq!(sc["readOnlyRootFilesystem"], true, "{what}");
+    assert_eq!(sc["allowPrivilegeEscalation"], false, "{what}");
+    assert_ne!(sc["privileged"], true, "{what}");
+    assert_eq!(strs(&sc["capabilities"]["drop"]), ["ALL"], "{what}");
+    let added: BTreeSet<String> = strs(&sc["capabilities"]["add"]).into_iter().collect();
+    assert_eq!(
+        added,
+        BTreeSet::from(["SYS_PTRACE".to_string(), "DAC_READ_SEARCH".to_string()]),
+        "{what}: only the capabilities the README justifies"
+    );
+    assert_eq!(sc["seccompProfile"]["type"], "RuntimeDefault", "{what}");
+
+    // --host-root is the read-only mount of the host's /, --state-dir the hostPath state.
+    let arg_value = |long: &str| {
+        args.iter()
+            .find_map(|a| a.strip_prefix(&format!("--{long}=")))
+            .unwrap_or_else(|| panic!("{what}: --{long}=... is passed"))
+            .to_string()
+    };
+    let mounts = c["volumeMounts"].as_array().expect("volumeMounts");
+    let volumes = pod["volumes"].as_array().expect("volumes");
+    let mount_at = |path: &str| {
+        let m = mounts
+            .iter()
+            .find(|m| m["mountPath"] == path)
+            .unwrap_or_else(|| panic!("{what}: nothing mounted at {path}"));
+        let v = volumes
+            .iter()
+            .find(|v| v["name"] == m["name"])
+            .unwrap_or_else(|| panic!("{what}: no volume {}", m["name"]));
+        (m.clone(), v.clone())
+    };
+    let (m, v) = mount_at(&arg_value("host-root"));
+    assert_eq!(m["readOnly"], true, "{what}: the host is mounted read-only");
+    assert_eq!(m["mountPropagation"], "HostToContainer", "{what}");
+    assert_eq!(v["hostPath"]["path"], "/", "{what}: the host's root");
+    let state_dir = arg_value("state-dir");
+    let (m, v) = mount_at(&state_dir);
+    assert_ne!(m["readOnly"], true, "{what}: the state dir is writable");
+    assert_eq!(
+        v["hostPath"]["path"],
+        state_dir.as_str(),
+        "{what}: state dir"
+    );
+    assert_eq!(v["hostPath"]["type"], "DirectoryOrCreate", "{what}");
+    if let Some(policy) = args.iter().find_map(|a| a.strip_prefix("--policy=")) {
+        let dir = Path::new(policy)
+            .parent()
+            .expect("policy dir")
+            .to_str()
+            .unwrap();
+        let (m, v) = mount_at(dir);
+        assert_eq!(
+            m["readOnly"], true,
+            "{what}: the policy is mounted read-only"
+        );
+        assert!(
+            v["configMap"]["name"].is_string(),
+            "{what}: policy ConfigMap"
+        );
+    }
+}
+
+/// Both monitors must make the scrape's job label `kubelet-sentinel`: the alert rules and
+/// dashboards select on it.
+fn check_monitor(what: &str, m: &Value) {
+    let endpoints = match kind(m) {
+        "ServiceMonitor" => &m["spec"]["endpoints"],
+        "PodMonitor" => &m["spec"]["podMetricsEndpoints"],
+        k => panic!("{what}: not a monitor: {k}"),
+    };
+    let endpoints = endpoints.as_array().expect("endpoints");
+    assert!(!endpoints.is_empty(), "{what}: no endpoints");
+    for e in endpoints {
+        assert_eq!(
+            e["port"], "metrics",
+            "{what}: scrape the port named metrics"
+        );
+        let pins_job = e["relabelings"].as_array().is_some_and(|r| {
+            r.iter().any(|r| {
+                r["targetLabel"] == "job"
+                    && r["replacement"] == JOB
+                    && (r["action"].is_null() || r["action"] == "replace")
+            })
+        });
+        let job_label = m["spec"]["jobLabel"].is_string();
+        assert!(
+            pins_job || job_label,
+            "{what}: {} does not set job=\"{JOB}\"",
+            name(m)
+        );
+    }
+}
+
+#[test]
+fn manifests_daemonset_passes_only_flags_the_binary_has() {
+    let flags = Flags::new();
+    let ds = yaml_doc("manifests/daemonset.yaml");
+    assert_eq!(kind(&ds), "DaemonSet");
+    check_daemonset("manifests/daemonset.yaml", &ds, &flags);
+    let c = &ds["spec"]["template"]["spec"]["containers"][0];
+    assert_eq!(
+        c["ports"][0]["containerPort"].as_u64(),
+        Some(u64::from(DEFAULT_PORT)),
+        "manifests: the default port"
+    );
+    assert!(
+        strs(&c["args"]).contains(&format!("--listen-address=0.0.0.0:{DEFAULT_PORT}")),
+        "manifests: listen on the default port"
+    );
+}
+
+#[test]
+fn manifests_kustomization_lists_every_object_and_monitors_set_the_job() {
+    let k = yaml_doc("manifests/kustomization.yaml");
+    assert_eq!(k["namespace"], "kubelet-sentinel");
+    let resources: BTreeSet<String> = strs(&k["resources"]).into_iter().collect();
+    let mut files = BTreeSet::new();
+    for entry in std::fs::read_dir(root().join("manifests")).unwrap() {
+        let entry = entry.unwrap();
+        let n = entry.file_name().to_string_lossy().into_owned();
+        if n.ends_with(".yaml") && n != "kustomization.yaml" {
+            files.insert(n);
+        }
+    }
+    // prometheusrule.yaml is generated by another script; it must be listed either way.
+    files.insert("prometheusrule.yaml".to_string());
+    assert_eq!(
+        resources, files,
+        "manifests/kustomization.yaml resources vs the YAML files next to it"
+    );
+
+    check_monitor(
+        "manifests/servicemonitor.yaml",
+        &yaml_doc("manifests/servicemonitor.yaml"),
+    );
+    check_monitor(
+        "manifests/podmonitor/podmonitor.yaml",
+        &yaml_doc("manifests/podmonitor/podmonitor.yaml"),
+    );
+    let svc = yaml_doc("manifests/service.yaml");
+    assert_eq!(svc["spec"]["clusterIP"], "None", "headless Service");
+    assert_eq!(svc["spec"]["ports"][0]["name"], "metrics");
+    assert_eq!(
+        svc["spec"]["ports"][0]["port"].as_u64(),
+        Some(u64::from(DEFAULT_PORT))
+    );
+    let np = yaml_doc("manifests/networkpolicy.yaml");
+    assert_eq!(np["spec"]["ingress"][0]["ports"][0]["port"], "metrics");
+    assert_eq!(
+        np["spec"]["ingress"][0]["from"][0]["namespaceSelector"]["matchLabels"]
+            ["kubernetes.io/metadata.name"],
+        "monitoring"
+    );
+    // No RBAC: the agent uses no API.
+    let sa = yaml_doc("manifests/serviceaccount.yaml");
+    assert_eq!(sa["automountServiceAccountToken"], false);
+}
+
+#[test]
+fn chart_versions_and_defaults_match_the_crate() {
+    let chart = yaml_doc("charts/kubelet-sentinel/Chart.yaml");
+    assert_eq!(chart["apiVersion"], "v2");
+    assert_eq!(chart["version"], VERSION, "Chart.yaml version");
+    assert_eq!(chart["appVersion"], VERSION, "Chart.yaml appVersion");
+    let values = yaml_doc("charts/kubelet-sentinel/values.yaml");
+    assert_eq!(values["image"]["repository"], IMAGE_REPOSITORY);
+    assert_eq!(
+        values["listen"]["port"].as_u64(),
+        Some(u64::from(DEFAULT_PORT)),
+        "values.yaml listen.port"
+    );
+    let flags = Flags::new();
+    for a in strs(&values["extraArgs"]) {
+        let long = a
+            .trim_start_matches("--")
+            .split('=')
+            .next()
+            .unwrap()
+            .to_string();
+        assert!(
+            flags.find(&long).is_some(),
+            "values.yaml extraArgs: --{long}"
+        );
+    }
+}
+
+/// Files rendered by scripts/check-deploy.sh with the real helm.
+fn rendered_charts() -> Vec<PathBuf> {
+    let dir = root().join("target/deploy");
+    let mut out: Vec<PathBuf> = std::fs::read_dir(&dir)
+        .map(|rd| {
+            rd.filter_map(Result::ok)
+                .map(|e| e.path())
+                .filter(|p| {
+                    p.file_name()
+                        .and_then(|n| n.to_str())
+                        .is_some_and(|n| n.starts_with("chart-") && n.ends_with(".yaml"))
+                })
+                .collect()
+        })
+        .unwrap_or_default();
+    out.sort();
+    out
+}
+
+#[test]
+fn rendered_chart_passes_only_flags_the_binary_has() {
+    let files = rendered_charts();
+    if files.is_empty() {
+        println!(
+            "note: no target/deploy/chart-*.yaml (run scripts/check-deploy.sh to render the \
+             chart with helm); the rendered chart was not checked"
+        );
+        return;
+    }
+    let flags = Flags::new();
+    let mut daemonsets = 0;
+    let mut policies = 0;
+    for file in &files {
+        let what = file
+            .strip_prefix(root())
+            .unwrap_or(file)
+            .display()
+            .to_string();
+        let text = std::fs::read_to_string(file).unwrap();
+        let docs = yaml_docs(&what, &text);
+        println!("{what}: {} objects", docs.len());
+        let ds: Vec<&Value> = docs.iter().filter(|d| kind(d) == "DaemonSet").collect();
+        assert_eq!(ds.len(), 1, "{what}: one DaemonSet");
+        check_daemonset(&format!("{what} {}", name(ds[0])), ds[0], &flags);
+        daemonsets += 1;
+        for m in docs
+            .iter()
+            .filter(|d| matches!(kind(d), "ServiceMonitor" | "PodMonitor"))
+        {
+            check_monitor(&format!("{what} {}", name(m)), m);
+        }
+        // The policy ConfigMap the agent gets as --policy is a valid policy.
+        for cm in docs
+            .iter()
+            .filter(|d| kind(d) == "ConfigMap" && d["data"].get("policy.yaml").is_some())
+        {
+            let text = cm["data"]["policy.yaml"].as_str().expect("policy text");
+            if let Err(e) = Policy::from_yaml("policy.yaml", text) {
+                panic!("{what} {}: the policy does not load: {e}", name(cm));
+            }
+            policies += 1;
+        }
+    }
+    println!("checked {daemonsets} rendered DaemonSets, {policies} rendered policies");
+}
