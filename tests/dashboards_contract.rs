@@ -1,0 +1,772 @@
+//! The Grafana dashboards (`dashboards/*.json`) keep to the metrics contract: every panel
+//! query names metric families that exist (the golden exposition or the README's Metrics
+//! table), with labels and values those families have, filtered by the dashboard's
+//! variables; every panel reads the `${datasource}` variable; the variables, uids, tags and
+//! links are the stable ones; and the Helm chart carries byte-identical copies.
+//!
+//! Schema validity (against `@grafana/schema`) is `scripts/check-dashboards.sh`; whether
+//! every query returns data from a real Prometheus is the pipeline test's.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::{Path, PathBuf};
+
+use kubelet_sentinel::evaluate::catalogue;
+use serde_json::Value;
+
+const FLEET: &str = "kubelet-sentinel-fleet";
+const NODE: &str = "kubelet-sentinel-node";
+
+/// The Grafana variables and macros a panel query may use: exactly the ones a tool that
+/// evaluates the queries outside Grafana substitutes (`$cluster` -> `.*`, `$node` -> a
+/// node, the interval macros -> a duration). Listed in scripts/check-dashboards.sh too.
+const QUERY_VARIABLES: [&str; 5] = [
+    "cluster",
+    "node",
+    "__rate_interval",
+    "__interval",
+    "__range",
+];
+
+/// Series a panel may query that the agent does not export: Prometheus' own per-target
+/// `up` (it has no `node` label; panels join it to `kubelet_sentinel_build_info`).
+const PROMETHEUS_SERIES: [&str; 1] = ["up"];
+
+/// Labels every agent series may carry besides its own: `node` from the agent, `cluster`
+/// from external labels or relabelling, `instance`/`job` from the scrape.
+const TARGET_LABELS: [&str; 4] = ["node", "cluster", "instance", "job"];
+
+const STATUSES: [&str; 4] = ["pass", "fail", "unknown", "not_applicable"];
+const SEVERITIES: [&str; 4] = ["critical", "high", "medium", "low"];
+
+fn root() -> &'static Path {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+}
+
+fn read(rel: &str) -> String {
+    std::fs::read_to_string(root().join(rel)).unwrap_or_else(|e| panic!("read {rel}: {e}"))
+}
+
+fn load(uid: &str) -> Value {
+    let rel = format!("dashboards/{uid}.json");
+    serde_json::from_str(&read(&rel)).unwrap_or_else(|e| panic!("{rel} is not JSON: {e}"))
+}
+
+fn dashboards() -> Vec<(&'static str, Value)> {
+    vec![(FLEET, load(FLEET)), (NODE, load(NODE))]
+}
+
+/// Every panel, those inside rows (collapsed rows keep theirs in `panels`) included.
+fn panels(d: &Value) -> Vec<&Value> {
+    let mut out = Vec::new();
+    for p in d["panels"].as_array().expect("panels") {
+        out.push(p);
+        if let Some(inner) = p["panels"].as_array() {
+            out.extend(inner);
+        }
+    }
+    out
+}
+
+fn is_query_panel(p: &Value) -> bool {
+    !matches!(p["type"].as_str(), Some("row" | "text"))
+}
+
+fn title(p: &Value) -> &str {
+    p["title"].as_str().unwrap_or("(untitled)")
+}
+
+// ---------------------------------------------------------------------------------------
+// What exists: metric families and their labels
+// ---------------------------------------------------------------------------------------
+
+/// Metric name -> label names, from `tests/golden/metrics.prom` (samples) and the
+/// README's Metrics table (wire names: counters end in `_total`, info metrics in `_info`).
+fn known_metrics() -> BTreeMap<String, BTreeSet<String>> {
+    let mut known: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
+    for line in read("tests/golden/metrics.prom").lines() {
+        if line.starts_with('#') || line.trim().is_empty() {
+            continue;
+        }
+        let name_end = line.find(['{', ' ']).unwrap_or(line.len());
+        let labels = known.entry(line[..name_end].to_string()).or_default();
+        if let (Some(open), Some(close)) = (line.find('{'), line.rfind('}')) {
+            let mut rest = &line[open + 1..close];
+            // name="value" pairs; values may contain commas, so walk the quotes.
+            while let Some(eq) = rest.find("=\"") {
+                labels.insert(rest[..eq].trim_start_matches(',').trim().to_string());
+                let mut i = eq + 2;
+                let bytes = rest.as_bytes();
+                while i < bytes.len() && bytes[i] != b'"' {
+                    i += if bytes[i] == b'\\' { 2 } else { 1 };
+                }
+                rest = &rest[(i + 1).min(rest.len())..];
+            }
+        }
+    }
+    for (family, kind, label_cell) in readme_metrics() {
+        let mut name = family.clone();
+        if kind.starts_with("counter") && !name.ends_with("_total") {
+            name.push_str("_total");
+        }
+        if kind.contains("(info)") && !name.ends_with("_info") {
+            name.push_str("_info");
+        }
+        let labels = known.entry(name).or_default();
+        // `certificate` (`serving`, …), `source` (…): the names before a parenthesis.
+        let mut depth = 0;
+        let mut names = String::new();
+        for ch in label_cell.chars() {
+            match ch {
+                '(' => depth += 1,
+                ')' => depth -= 1,
+                _ if depth == 0 => names.push(ch),
+                _ => {}
+            }
+        }
+        for l in names.split([',', '`', ' ']).filter(|l| !l.is_empty()) {
+            labels.insert(l.to_string());
+        }
+    }
+    known
+}
+
+/// `(family, type, labels)` of each row of the README's Metrics table.
+fn readme_metrics() -> Vec<(String, String, String)> {
+    let readme = read("README.md");
+    let section = readme
+        .split("\n## Metrics\n")
+        .nth(1)
+        .expect("README has a ## Metrics section");
+    let section = section.split("\n## ").next().unwrap_or(section);
+    let rows: Vec<_> = section
+        .lines()
+        .filter(|l| l.starts_with("| `"))
+        .map(|l| {
+            let cells: Vec<&str> = l.split('|').map(str::trim).collect();
+            (
+                cells[1].trim_matches('`').to_string(),
+                cells[2].to_string(),
+                cells[3].to_string(),
+            )
+        })
+        .collect();
+    assert!(
+        rows.len() >= 20,
+        "README Metrics table: {} rows",
+        rows.len()
+    );
+    rows
+}
+
+// ---------------------------------------------------------------------------------------
+// A small PromQL tokenizer: enough to find metric names, their matchers and variables
+// ---------------------------------------------------------------------------------------
+
+#[derive(Debug, Clone, PartialEq)]
+enum Tok {
+    Ident(String),
+    Str(String),
+    Num(String),
+    Var(String),
+    Punct(String),
+}
+
+fn tokenize(expr: &str) -> Result<Vec<Tok>, String> {
+    let chars: Vec<char> = expr.chars().collect();
+    let mut toks = Vec::new();
+    let mut i = 0;
+    while i < chars.len() {
+        let c = chars[i];
+        if c.is_whitespace() {
+            i += 1;
+        } else if c == '#' {
+            while i < chars.len() && chars[i] != '\n' {
+                i += 1;
+            }
+        } else if c.is_ascii_alphabetic() || c == '_' || c == ':' {
+            let s = i;
+            while i < chars.len()
+                && (chars[i].is_ascii_alphanumeric() || matches!(chars[i], '_' | ':'))
+            {
+                i += 1;
+            }
+            toks.push(Tok::Ident(chars[s..i].iter().collect()));
+        } else if c.is_ascii_digit()
+            || (c == '.' && chars.get(i + 1).is_some_and(char::is_ascii_digit))
+        {
+            // Numbers and durations (5m, 1h30m, 1e3, 0x1f).
+            let s = i;
+            while i < chars.len() && (chars[i].is_ascii_alphanumeric() || chars[i] == '.') {
+                i += 1;
+            }
+            toks.push(Tok::Num(chars[s..i].iter().collect()));
+        } else if c == '$' {
+            let (name, next) = variable(&chars, i)?;
+            toks.push(Tok::Var(name));
+            i = next;
+        } else if matches!(c, '"' | '\'' | '`') {
+            let mut s = String::new();
+            i += 1;
+            loop {
+                let Some(&ch) = chars.get(i) else {
+                    return Err(format!("unterminated string in {expr}"));
+                };
+                i += 1;
+                if ch == c {
+                    break;
+                }
+                if ch == '\\' && c != '`' {
+                    if let Some(&esc) = chars.get(i) {
+                        s.push('\\');
+                        s.push(esc);
+                        i += 1;
+                    }
+                } else {
+                    s.push(ch);
+                }
+            }
+            toks.push(Tok::Str(s));
+        } else {
+            let two: String = chars[i..(i + 2).min(chars.len())].iter().collect();
+            if matches!(two.as_str(), "=~" | "!~" | "!=" | "==" | ">=" | "<=") {
+                toks.push(Tok::Punct(two));
+                i += 2;
+            } else if "(){}[],=<>+-*/%^@".contains(c) {
+                toks.push(Tok::Punct(c.to_string()));
+                i += 1;
+            } else {
+                return Err(format!("unexpected {c:?} in {expr}"));
+            }
+        }
+    }
+    Ok(toks)
+}
+
+/// `$name` or `${name}` / `${name:format}` at `chars[i]`: the name and the index after it.
+fn variable(chars: &[char], i: usize) -> Result<(String, usize), String> {
+    let ident = |from: usize| {
+        let mut j = from;
+        while j < chars.len() && (chars[j].is_ascii_alphanumeric() || chars[j] == '_') {
+            j += 1;
+        }
+        (chars[from..j].iter().collect::<String>(), j)
+    };
+    if chars.get(i + 1) == Some(&'{') {
+        let (name, j) = ident(i + 2);
+        let close = chars[j..]
+            .iter()
+            .position(|&c| c == '}')
+            .ok_or("unterminated ${")?;
+        Ok((name, j + close + 1))
+    } else {
+        let (name, j) = ident(i + 1);
+        if name.is_empty() {
+            return Err("a lone $".to_string());
+        }
+        Ok((name, j))
+    }
+}
+
+/// Every Grafana variable referenced in an expression, inside strings too.
+fn variables_in(expr: &str) -> Result<BTreeSet<String>, String> {
+    let chars: Vec<char> = expr.chars().collect();
+    let mut out = BTreeSet::new();
+    let mut i = 0;
+    while i < chars.len() {
+        if chars[i] == '$' {
+            let (name, next) = variable(&chars, i)?;
+            out.insert(name);
+            i = next;
+        } else {
+            i += 1;
+        }
+    }
+    Ok(out)
+}
+
+/// One vector selector: the metric name and its `(label, op, value)` matchers.
+#[derive(Debug, PartialEq)]
+struct Selector {
+    metric: String,
+    matchers: Vec<(String, String, String)>,
+}
+
+const AGGREGATORS: [&str; 14] = [
+    "sum",
+    "min",
+    "max",
+    "avg",
+    "group",
+    "stddev",
+    "stdvar",
+    "count",
+    "count_values",
+    "bottomk",
+    "topk",
+    "quantile",
+    "limitk",
+    "limit_ratio",
+];
+/// Keywords followed by a parenthesised list of label names.
+const LABEL_LISTS: [&str; 6] = [
+    "by",
+    "without",
+    "on",
+    "ignoring",
+    "group_left",
+    "group_right",
+];
+const KEYWORDS: [&str; 8] = [
+    "and", "or", "unless", "bool", "offset", "atan2", "inf", "nan",
+];
+
+fn selectors(expr: &str) -> Result<Vec<Selector>, String> {
+    let toks = tokenize(expr)?;
+    let mut out = Vec::new();
+    let mut i = 0;
+    let ident_at = |j: usize| match toks.get(j) {
+        Some(Tok::Ident(s)) => Some(s.as_str()),
+        _ => None,
+    };
+    let punct_at = |j: usize, p: &str| matches!(toks.get(j), Some(Tok::Punct(q)) if q == p);
+    while i < toks.len() {
+        match &toks[i] {
+            Tok::Ident(id) if LABEL_LISTS.contains(&id.as_str()) => {
+                i += 1;
+                if punct_at(i, "(") {
+                    while i < toks.len() && !punct_at(i, ")") {
+                        i += 1;
+                    }
+                    i += 1;
+                }
+            }
+            // A function or an aggregation: its arguments follow.
+            Tok::Ident(_) if punct_at(i + 1, "(") => i += 1,
+            Tok::Ident(id)
+                if AGGREGATORS.contains(&id.as_str())
+                    && matches!(ident_at(i + 1), Some("by" | "without")) =>
+            {
+                i += 1;
+            }
+            Tok::Ident(id) if KEYWORDS.contains(&id.to_ascii_lowercase().as_str()) => i += 1,
+            Tok::Ident(id) => {
+                let mut sel = Selector {
+                    metric: id.clone(),
+                    matchers: Vec::new(),
+                };
+                i += 1;
+                if punct_at(i, "{") {
+                    i = matchers(&toks, i + 1, &mut sel.matchers, expr)?;
+                }
+                out.push(sel);
+            }
+            Tok::Punct(p) if p == "{" => {
+                return Err(format!("a selector without a metric name in {expr}"));
+            }
+            Tok::Punct(p) if p == "[" => {
+                // A range or subquery duration: [5m], [$__rate_interval], [1h:5m].
+                while i < toks.len() && !punct_at(i, "]") {
+                    i += 1;
+                }
+                i += 1;
+            }
+            _ => i += 1,
+        }
+    }
+    Ok(out)
+}
+
+/// Parse `label op "value", …}` from `toks[i]`; returns the index after the `}`.
+fn matchers(
+    toks: &[Tok],
+    mut i: usize,
+    out: &mut Vec<(String, String, String)>,
+    expr: &str,
+) -> Result<usize, String> {
+    loop {
+        match (toks.get(i), toks.get(i + 1), toks.get(i + 2)) {
+            (Some(Tok::Punct(p)), _, _) if p == "}" => return Ok(i + 1),
+            (Some(Tok::Punct(p)), _, _) if p == "," => i += 1,
+            (Some(Tok::Ident(l)), Some(Tok::Punct(op)), Some(Tok::Str(v)))
+                if matches!(op.as_str(), "=" | "!=" | "=~" | "!~") =>
+            {
+                out.push((l.clone(), op.clone(), v.clone()));
+                i += 3;
+            }
+            _ => {
+                return Err(format!(
+                    "cannot read the label matchers at token {i} of {expr}"
+                ))
+            }
+        }
+    }
+}
+
+#[test]
+fn tokenizer_finds_metric_names_and_matchers() {
+    let s = selectors(
+        r#"sum by (node) (increase(kubelet_sentinel_config_changes_total{cluster=~"$cluster", node=~"$node"}[$__rate_interval])) / on (node) group_left (x) max without (a, b) (foo:bar{a!="x,}y"}) or vector(0) > bool 1"#,
+    )
+    .unwrap();
+    let names: Vec<&str> = s.iter().map(|s| s.metric.as_str()).collect();
+    assert_eq!(names, ["kubelet_sentinel_config_changes_total", "foo:bar"]);
+    assert_eq!(
+        s[0].matchers,
+        [
+            ("cluster".into(), "=~".into(), "$cluster".into()),
+            ("node".into(), "=~".into(), "$node".into())
+        ]
+    );
+    assert_eq!(s[1].matchers, [("a".into(), "!=".into(), "x,}y".into())]);
+
+    let s = selectors(
+        r#"up{cluster=~"$cluster"} * on (instance, job) group_left (node) group by (instance, job, node) (kubelet_sentinel_build_info{node="n"})"#,
+    )
+    .unwrap();
+    let names: Vec<&str> = s.iter().map(|s| s.metric.as_str()).collect();
+    assert_eq!(names, ["up", "kubelet_sentinel_build_info"]);
+
+    let s = selectors(
+        r#"count by (version) (label_replace(m{a="1"}, "version", "unknown", "version", "")) * 2 - time()"#,
+    )
+    .unwrap();
+    assert_eq!(s.len(), 1);
+    assert_eq!(s[0].metric, "m");
+
+    assert!(selectors(r#"{__name__="x"}"#).is_err());
+    assert!(selectors(r#"x{a="b}"#).is_err());
+    assert_eq!(
+        variables_in(r#"x{a=~"$cluster", b="${node:regex}"}[$__range]"#).unwrap(),
+        BTreeSet::from(["cluster".into(), "node".into(), "__range".into()])
+    );
+}
+
+// ---------------------------------------------------------------------------------------
+// The contract
+// ---------------------------------------------------------------------------------------
+
+#[test]
+fn every_panel_queries_existing_metrics_filtered_by_the_variables() {
+    let known = known_metrics();
+    let controls: BTreeSet<&str> = catalogue().iter().map(|c| c.id).collect();
+    let mut problems = Vec::new();
+    let mut queries = 0;
+    for (uid, d) in dashboards() {
+        for p in panels(&d).into_iter().filter(|p| is_query_panel(p)) {
+            let t = title(p);
+            let targets = p["targets"]
+                .as_array()
+                .map(Vec::as_slice)
+                .unwrap_or_default();
+            if targets.is_empty() {
+                problems.push(format!("{uid} [{t}]: no targets"));
+            }
+            for target in targets {
+                let expr = target["expr"].as_str().unwrap_or_default();
+                if expr.trim().is_empty() {
+                    problems.push(format!("{uid} [{t}] {}: empty expr", target["refId"]));
+                    continue;
+                }
+                queries += 1;
+                match variables_in(expr) {
+                    Ok(vars) => {
+                        for v in vars
+                            .iter()
+                            .filter(|v| !QUERY_VARIABLES.contains(&v.as_str()))
+                        {
+                            problems.push(format!(
+                                "{uid} [{t}]: ${v} is not one of {QUERY_VARIABLES:?}: {expr}"
+                            ));
+                        }
+                    }
+                    Err(e) => problems.push(format!("{uid} [{t}]: {e}: {expr}")),
+                }
+                let sels = match selectors(expr) {
+                    Ok(s) => s,
+                    Err(e) => {
+                        problems.push(format!("{uid} [{t}]: {e}"));
+                        continue;
+                    }
+                };
+                if sels.is_empty() {
+                    problems.push(format!("{uid} [{t}]: no metric in {expr}"));
+                }
+                for s in sels {
+                    problems.extend(check_selector(uid, t, expr, &s, &known, &controls));
+                }
+            }
+        }
+    }
+    assert!(queries >= 40, "only {queries} queries");
+    assert!(problems.is_empty(), "{}", problems.join("\n"));
+}
+
+fn check_selector(
+    uid: &str,
+    title: &str,
+    expr: &str,
+    s: &Selector,
+    known: &BTreeMap<String, BTreeSet<String>>,
+    controls: &BTreeSet<&str>,
+) -> Vec<String> {
+    let mut problems = Vec::new();
+    let at = format!("{uid} [{title}] {}", s.metric);
+    let prometheus = PROMETHEUS_SERIES.contains(&s.metric.as_str());
+    let none = BTreeSet::new();
+    let Some(labels) = known.get(&s.metric).or(prometheus.then_some(&none)) else {
+        return vec![format!(
+            "{at}: no such metric (not in tests/golden/metrics.prom nor README's Metrics table): {expr}"
+        )];
+    };
+    let has = |label: &str, ops: &[&str], value: &str| {
+        s.matchers
+            .iter()
+            .any(|(l, op, v)| l == label && ops.contains(&op.as_str()) && v == value)
+    };
+    if !has("cluster", &["=~"], "$cluster") {
+        problems.push(format!("{at}: lacks cluster=~\"$cluster\": {expr}"));
+    }
+    // `up` carries no node label: it is joined to an agent series that is node-filtered.
+    let node_ok = if uid == NODE {
+        has("node", &["="], "$node")
+    } else {
+        has("node", &["=~"], "$node")
+    };
+    if !prometheus && !node_ok {
+        let want = if uid == NODE {
+            "node=\"$node\""
+        } else {
+            "node=~\"$node\""
+        };
+        problems.push(format!("{at}: lacks {want}: {expr}"));
+    }
+    for (label, op, value) in &s.matchers {
+        if !prometheus && !labels.contains(label) && !TARGET_LABELS.contains(&label.as_str()) {
+            problems.push(format!("{at}: has no label {label} (it has {labels:?})"));
+        }
+        let values: Vec<&str> = if op.ends_with('~') {
+            value.split('|').collect()
+        } else {
+            vec![value.as_str()]
+        };
+        let allowed: Option<Vec<&str>> = match label.as_str() {
+            "status" => Some(STATUSES.to_vec()),
+            "severity" => Some(SEVERITIES.to_vec()),
+            "control" => Some(controls.iter().copied().collect()),
+            _ => None,
+        };
+        if let Some(allowed) = allowed {
+            for v in values.iter().filter(|v| !allowed.contains(v)) {
+                problems.push(format!("{at}: {label}={v:?} is not one of {allowed:?}"));
+            }
+        }
+    }
+    problems
+}
+
+#[test]
+fn every_panel_reads_the_datasource_variable() {
+    let want = serde_json::json!({"type": "prometheus", "uid": "${datasource}"});
+    let mut problems = Vec::new();
+    for (uid, d) in dashboards() {
+        for p in panels(&d) {
+            let t = title(p);
+            let ds = &p["datasource"];
+            if (is_query_panel(p) || !ds.is_null()) && *ds != want {
+                problems.push(format!("{uid} [{t}]: datasource {ds}"));
+            }
+            for target in p["targets"].as_array().into_iter().flatten() {
+                let ds = &target["datasource"];
+                if !ds.is_null() && *ds != want {
+                    problems.push(format!("{uid} [{t}] {}: datasource {ds}", target["refId"]));
+                }
+            }
+        }
+        for v in d["templating"]["list"].as_array().into_iter().flatten() {
+            let ds = &v["datasource"];
+            if !ds.is_null() && *ds != want {
+                problems.push(format!("{uid} variable {}: datasource {ds}", v["name"]));
+            }
+        }
+    }
+    assert!(problems.is_empty(), "{}", problems.join("\n"));
+}
+
+#[test]
+fn variables_uids_tags_and_links_are_the_stable_ones() {
+    for (uid, d) in dashboards() {
+        assert_eq!(d["uid"], uid, "dashboards/{uid}.json has uid {}", d["uid"]);
+        assert!(
+            d["id"].is_null(),
+            "{uid}: a provisioned dashboard has no numeric id"
+        );
+        assert!(
+            d["tags"]
+                .as_array()
+                .is_some_and(|t| t.iter().any(|t| t == "kubelet-sentinel")),
+            "{uid}: tags {}",
+            d["tags"]
+        );
+        let vars: BTreeMap<&str, &Value> = d["templating"]["list"]
+            .as_array()
+            .expect("templating.list")
+            .iter()
+            .map(|v| (v["name"].as_str().unwrap_or_default(), v))
+            .collect();
+
+        let ds = vars
+            .get("datasource")
+            .unwrap_or_else(|| panic!("{uid}: no datasource variable"));
+        assert_eq!(ds["type"], "datasource", "{uid}");
+        assert_eq!(ds["query"], "prometheus", "{uid}");
+
+        let cluster = vars
+            .get("cluster")
+            .unwrap_or_else(|| panic!("{uid}: no cluster variable"));
+        assert_eq!(cluster["type"], "query", "{uid}");
+        assert_eq!(
+            cluster["query"], "label_values(kubelet_sentinel_build_info, cluster)",
+            "{uid}"
+        );
+        assert_eq!(cluster["includeAll"], true, "{uid}");
+        assert_eq!(
+            cluster["allValue"], ".*",
+            "{uid}: All must match series without the label"
+        );
+
+        let node = vars
+            .get("node")
+            .unwrap_or_else(|| panic!("{uid}: no node variable"));
+        assert_eq!(node["type"], "query", "{uid}");
+        assert_eq!(
+            node["query"], "label_values(kubelet_sentinel_build_info{cluster=~\"$cluster\"}, node)",
+            "{uid}"
+        );
+        if uid == FLEET {
+            assert_eq!(
+                (&node["multi"], &node["includeAll"]),
+                (&Value::Bool(true), &Value::Bool(true)),
+                "{uid}"
+            );
+            assert_eq!(node["allValue"], ".*", "{uid}");
+        } else {
+            assert_ne!(node["multi"], true, "{uid}: one node at a time");
+            assert_ne!(node["includeAll"], true, "{uid}: one node at a time");
+        }
+        // Variables come in dependency order.
+        let order: Vec<&str> = d["templating"]["list"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter_map(|v| v["name"].as_str())
+            .collect();
+        assert_eq!(&order[..3], ["datasource", "cluster", "node"], "{uid}");
+
+        // A link to the other dashboard, carrying the variables and the time range.
+        let other = if uid == FLEET { NODE } else { FLEET };
+        let links = d["links"].as_array().expect("links");
+        assert!(
+            links.iter().any(|l| l["url"]
+                .as_str()
+                .is_some_and(|u| u.starts_with(&format!("/d/{other}")))
+                && l["includeVars"] == true
+                && l["keepTime"] == true),
+            "{uid}: no link to {other}: {links:?}"
+        );
+    }
+}
+
+#[test]
+fn panels_have_unique_ids_and_titles_and_do_not_overlap() {
+    for (uid, d) in dashboards() {
+        let ps = panels(&d);
+        let mut ids = BTreeSet::new();
+        let mut titles = BTreeSet::new();
+        let mut rects = Vec::new();
+        for p in &ps {
+            let t = title(p);
+            assert!(
+                ids.insert(p["id"].as_u64().expect("numeric id")),
+                "{uid}: duplicate id {}",
+                p["id"]
+            );
+            // Panel titles name the panels in reports (rows are only section headings).
+            assert!(
+                p["type"] == "row" || titles.insert(t),
+                "{uid}: duplicate panel title {t:?}"
+            );
+            assert!(
+                p["description"].as_str().is_some_and(|s| !s.is_empty()) || !is_query_panel(p),
+                "{uid} [{t}]: no description"
+            );
+            let g = &p["gridPos"];
+            let n = |k: &str| {
+                g[k].as_u64()
+                    .unwrap_or_else(|| panic!("{uid} [{t}]: gridPos.{k}"))
+            };
+            let (x, y, w, h) = (n("x"), n("y"), n("w"), n("h"));
+            assert!(w > 0 && h > 0 && x + w <= 24, "{uid} [{t}]: gridPos {g}");
+            rects.push((t, x, y, w, h));
+        }
+        for (i, a) in rects.iter().enumerate() {
+            for b in &rects[i + 1..] {
+                let apart =
+                    a.1 + a.3 <= b.1 || b.1 + b.3 <= a.1 || a.2 + a.4 <= b.2 || b.2 + b.4 <= a.2;
+                assert!(apart, "{uid}: panels {:?} and {:?} overlap", a.0, b.0);
+            }
+        }
+    }
+}
+
+#[test]
+fn the_node_dashboard_says_where_observed_values_and_sources_are() {
+    let d = load(NODE);
+    let texts: Vec<&str> = panels(&d)
+        .into_iter()
+        .filter(|p| p["type"] == "text")
+        .filter_map(|p| p["options"]["content"].as_str())
+        .collect();
+    assert!(
+        texts
+            .iter()
+            .any(|t| t.contains("kubelet-sentinel check --format json")
+                && t.contains("observed")
+                && t.contains("source")),
+        "no text panel pointing at `kubelet-sentinel check --format json`: {texts:?}"
+    );
+}
+
+#[test]
+fn the_chart_carries_identical_copies() {
+    let list = |dir: &str| -> BTreeSet<PathBuf> {
+        std::fs::read_dir(root().join(dir))
+            .unwrap_or_else(|e| panic!("{dir}: {e}"))
+            .map(|e| e.expect("dir entry").path())
+            .filter(|p| p.extension().is_some_and(|x| x == "json"))
+            .map(|p| PathBuf::from(p.file_name().expect("name")))
+            .collect()
+    };
+    let ours = list("dashboards");
+    let chart = list("charts/kubelet-sentinel/dashboards");
+    assert_eq!(
+        ours, chart,
+        "charts/kubelet-sentinel/dashboards/ must hold exactly dashboards/*.json: run scripts/check-dashboards.sh --sync"
+    );
+    assert_eq!(
+        ours,
+        BTreeSet::from([
+            PathBuf::from(format!("{FLEET}.json")),
+            PathBuf::from(format!("{NODE}.json"))
+        ])
+    );
+    for f in &ours {
+        let a = std::fs::read(root().join("dashboards").join(f)).expect("read");
+        let b =
+            std::fs::read(root().join("charts/kubelet-sentinel/dashboards").join(f)).expect("read");
+        assert!(
+            a == b,
+            "charts/kubelet-sentinel/dashboards/{} differs from dashboards/: run scripts/check-dashboards.sh --sync",
+            f.display()
+        );
+    }
+}
