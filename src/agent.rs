@@ -328,6 +328,28 @@ fn cycle(
     }
 }
 
+/// Log an observation step when it starts failing (with why) and when it recovers, not
+/// at every evaluation.
+fn log_probe_changes(
+    failing: &mut std::collections::BTreeMap<&'static str, String>,
+    probes: &[crate::snapshot::ProbeRecord],
+) {
+    for p in probes {
+        match (p.success, failing.contains_key(p.name)) {
+            (false, false) => {
+                let error = p.error.clone().unwrap_or_default();
+                tracing::warn!(probe = p.name, %error, "observation step failing");
+                failing.insert(p.name, error);
+            }
+            (true, true) => {
+                tracing::info!(probe = p.name, "observation step recovered");
+                failing.remove(p.name);
+            }
+            _ => {}
+        }
+    }
+}
+
 fn panic_message(payload: &(dyn std::any::Any + Send)) -> &str {
     if let Some(s) = payload.downcast_ref::<&str>() {
         s
@@ -367,6 +389,7 @@ async fn evaluation_loop<S, I, F, W>(
     watch_ticker.set_missed_tick_behavior(MissedTickBehavior::Skip);
     let mut carried: Option<S> = None;
     let mut last_no_kubelet: Option<String> = None;
+    let mut failing_probes: std::collections::BTreeMap<&'static str, String> = Default::default();
     loop {
         let full = tokio::select! {
             _ = ticker.tick() => true,
@@ -438,6 +461,7 @@ async fn evaluation_loop<S, I, F, W>(
                     }
                     last_no_kubelet = no_kubelet;
                 }
+                log_probe_changes(&mut failing_probes, &c.snapshot.probes);
                 if c.duration > interval {
                     tracing::warn!(
                         duration_ms = c.duration.as_millis() as u64,
@@ -715,6 +739,29 @@ mod tests {
         }
         lp.abort();
         assert_eq!(cycles.load(Ordering::SeqCst), 2);
+    }
+
+    #[test]
+    fn probe_failures_are_tracked_from_start_to_recovery() {
+        use crate::snapshot::ProbeRecord;
+        let rec = |success: bool| ProbeRecord {
+            name: "config",
+            success,
+            duration: Duration::ZERO,
+            error: (!success).then(|| "config.yaml: permission denied".to_string()),
+        };
+        let mut failing = std::collections::BTreeMap::new();
+        log_probe_changes(&mut failing, &[rec(true)]);
+        assert!(failing.is_empty());
+        log_probe_changes(&mut failing, &[rec(false)]);
+        assert_eq!(
+            failing.get("config").map(String::as_str),
+            Some("config.yaml: permission denied")
+        );
+        log_probe_changes(&mut failing, &[rec(false)]);
+        assert_eq!(failing.len(), 1);
+        log_probe_changes(&mut failing, &[rec(true)]);
+        assert!(failing.is_empty());
     }
 
     #[test]

@@ -94,6 +94,18 @@ pub struct Report {
     pub summary: Summary,
     /// Drift against the node's stored baseline (`baseline` is null when there is none).
     pub drift: Option<DriftReport>,
+    /// Each observation step (`kubelet_sentinel_probe_*` on `/metrics`), with why it
+    /// failed when it did.
+    pub probes: Vec<ProbeReport>,
+}
+
+/// One observation step in the report.
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+pub struct ProbeReport {
+    pub name: &'static str,
+    pub success: bool,
+    pub duration_seconds: f64,
+    pub error: Option<String>,
 }
 
 /// A control's result in the report, with its drift against the baseline.
@@ -134,6 +146,16 @@ impl Report {
                 })
                 .collect(),
             drift: None,
+            probes: snapshot
+                .probes
+                .iter()
+                .map(|p| ProbeReport {
+                    name: p.name,
+                    success: p.success,
+                    duration_seconds: p.duration.as_secs_f64(),
+                    error: p.error.clone(),
+                })
+                .collect(),
         }
     }
 
@@ -843,6 +865,10 @@ mod tests {
         assert_eq!(
             v["summary"],
             serde_json::json!({"pass": 1, "fail": 2, "unknown": 1, "not_applicable": 1})
+        );
+        assert_eq!(
+            v["probes"],
+            serde_json::json!([{"name": "process", "success": true, "duration_seconds": 0.001, "error": null}])
         );
     }
 
