@@ -1,0 +1,408 @@
+#!/usr/bin/env python3
+"""The real pipeline, on loopback: kubelet-sentinel agents -> Prometheus (Debian's package,
+loading the project's alert rules) -> Alertmanager (Debian's package).
+
+Asserts that
+  1. every agent target is up in Prometheus (job "kubelet-sentinel");
+  2. the expected alerts reach Alertmanager, with the right node and control labels:
+     - an insecure *live* kubelet (the test-support stand-in: anonymous auth on,
+       AlwaysAllow, read-only port open) -> critical controls failing;
+     - a hardened fixture node edited after its baseline was taken (config file replaced
+       by rename, the kubelet not restarted: read-only port opened, kernel defaults no
+       longer protected, another idle timeout) -> a critical control failing, a
+       regression, control drift, configuration drift, config pending restart;
+     - a node without a kubelet -> kubelet not found;
+     - an agent killed -> agent down;
+  3. every panel query of every dashboard in dashboards/ returns data from that Prometheus.
+
+The rules are the project's alerts/kubelet-sentinel.rules.yaml with every `for:` shortened
+to 0s (the durations themselves are covered by `promtool test rules` in
+scripts/check-alerts.sh); nothing else is changed. Every process started here is stopped by
+its pid. Needs the debug binaries built by `cargo test --features standin` (the script
+builds them if missing) and the Debian packages prometheus and prometheus-alertmanager
+(scripts/test.sh installs them).
+"""
+
+import json
+import os
+import re
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.parse
+import urllib.request
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+AGENT = os.path.join(ROOT, "target", "debug", "kubelet-sentinel")
+STANDIN = os.path.join(ROOT, "target", "debug", "kubelet")
+PROMETHEUS = shutil.which("prometheus") or "/usr/bin/prometheus"
+ALERTMANAGER = shutil.which("prometheus-alertmanager") or "/usr/bin/prometheus-alertmanager"
+WAIT = 90  # seconds, for each stage
+
+LIVE, DRIFT, EMPTY = "pipeline-live", "pipeline-drift", "pipeline-empty"
+
+procs = []  # (name, Popen)
+
+
+def log(msg):
+    print(f"pipeline: {msg}", flush=True)
+
+
+def fail(msg):
+    log(f"FAILED: {msg}")
+    for name, p in procs:
+        path = getattr(p, "log_path", None)
+        if path and os.path.exists(path):
+            with open(path, errors="replace") as f:
+                tail = f.read()[-3000:]
+            print(f"----- {name} log (tail) -----\n{tail}", flush=True)
+    sys.exit(1)
+
+
+def free_port():
+    s = socket.socket()
+    s.bind(("127.0.0.1", 0))
+    port = s.getsockname()[1]
+    s.close()
+    return port
+
+
+def start(name, argv, work, env=None):
+    path = os.path.join(work, f"{name}.log")
+    out = open(path, "w")
+    p = subprocess.Popen(argv, stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+                         env=env if env is not None else clean_env(), cwd=work)
+    p.log_path = path
+    procs.append((name, p))
+    return p
+
+
+def stop(p):
+    if p.poll() is None:
+        p.send_signal(signal.SIGTERM)
+        try:
+            p.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            p.kill()
+            p.wait()
+
+
+def clean_env():
+    env = {k: v for k, v in os.environ.items()
+           if not k.startswith("KUBELET_SENTINEL_") and k != "NODE_NAME"}
+    env["NO_COLOR"] = "1"
+    return env
+
+
+def http(url, timeout=3):
+    with urllib.request.urlopen(url, timeout=timeout) as r:
+        return r.status, r.read().decode()
+
+
+def wait_for(what, check, timeout=WAIT, interval=0.25):
+    deadline = time.time() + timeout
+    last = None
+    while time.time() < deadline:
+        try:
+            ok, last = check()
+            if ok:
+                return last
+        except Exception as e:  # noqa: BLE001 - a server still starting
+            last = repr(e)
+        time.sleep(interval)
+    fail(f"{what} (last seen: {str(last)[:1500]})")
+
+
+def prom_query(prom, expr):
+    url = f"{prom}/api/v1/query?" + urllib.parse.urlencode({"query": expr})
+    status, body = http(url)
+    data = json.loads(body)
+    if data.get("status") != "success":
+        raise RuntimeError(f"{expr}: {data}")
+    return data["data"]
+
+
+def ensure_binaries():
+    if os.path.exists(AGENT) and os.path.exists(STANDIN):
+        return
+    log("building the agent and the stand-in kubelet (debug, --features standin)")
+    subprocess.run(["cargo", "build", "--locked", "--features", "standin", "--bins"],
+                   cwd=ROOT, check=True)
+
+
+def standin_config(path, port, healthz, read_only):
+    with open(path, "w") as f:
+        f.write(
+            "apiVersion: kubelet.config.k8s.io/v1beta1\n"
+            "kind: KubeletConfiguration\n"
+            f"address: 127.0.0.1\nport: {port}\n"
+            f"healthzBindAddress: 127.0.0.1\nhealthzPort: {healthz}\n"
+            f"readOnlyPort: {read_only}\n"
+            "authentication:\n  anonymous:\n    enabled: true\n  webhook:\n    enabled: false\n"
+            "authorization:\n  mode: AlwaysAllow\n"
+        )
+
+
+def fixture_copy(name, work):
+    """Copy tests/fixtures/<name> with its links.txt applied (symlinks kept out of git)."""
+    src = os.path.join(ROOT, "tests", "fixtures", name)
+    dst = os.path.join(work, name)
+    shutil.copytree(src, dst, symlinks=True,
+                    ignore=shutil.ignore_patterns("modes.txt", "owners.txt", "sparse.txt",
+                                                  "decoys.txt", "links.txt", "_decoys"))
+    links = os.path.join(src, "links.txt")
+    if os.path.exists(links):
+        for line in open(links):
+            line = line.strip()
+            if not line or line.startswith("#"):
+                continue
+            link, target = line.split(None, 1)
+            at = os.path.join(dst, link.lstrip("/"))
+            os.makedirs(os.path.dirname(at), exist_ok=True)
+            if not os.path.lexists(at):
+                os.symlink(target.strip(), at)
+    return dst
+
+
+def fixture_kubelet(root):
+    proc = os.path.join(root, "proc")
+    for pid in sorted(os.listdir(proc)):
+        cmd = os.path.join(proc, pid, "cmdline")
+        if pid.isdigit() and os.path.exists(cmd):
+            argv = open(cmd, "rb").read().split(b"\0")
+            if argv and argv[0].endswith(b"kubelet"):
+                return pid
+    fail(f"no kubelet in {proc}")
+
+
+def agent(name, work, node, extra):
+    port = free_port()
+    state = os.path.join(work, f"state-{name}")
+    argv = [AGENT, "serve", "--listen-address", f"127.0.0.1:{port}", "--node-name", node,
+            "--state-dir", state, "--interval", "2s", "--watch-interval", "200ms"] + extra
+    p = start(name, argv, work)
+    p.port = port
+    return p
+
+
+def rules_for_test(work):
+    src = os.path.join(ROOT, "alerts", "kubelet-sentinel.rules.yaml")
+    text = open(src).read()
+    shortened, n = re.subn(r"(?m)^(\s+for:\s*)\S+\s*$", r"\g<1>0s", text)
+    if n == 0:
+        fail("no `for:` in the rules? the substitution found nothing")
+    dst = os.path.join(work, "rules.yaml")
+    with open(dst, "w") as f:
+        f.write(shortened)
+    return dst, n
+
+
+def firing(am):
+    status, body = http(f"{am}/api/v2/alerts?active=true&silenced=false&inhibited=false")
+    return json.loads(body)
+
+
+def has_alert(alerts, name, **labels):
+    for a in alerts:
+        ls = a.get("labels", {})
+        if ls.get("alertname") == name and all(ls.get(k) == v for k, v in labels.items()):
+            return True
+    return False
+
+
+def dashboard_queries():
+    """(dashboard file, panel title, expr) for every panel target of every dashboard."""
+    out = []
+    ddir = os.path.join(ROOT, "dashboards")
+    for fname in sorted(os.listdir(ddir)):
+        if not fname.endswith(".json"):
+            continue
+        dash = json.load(open(os.path.join(ddir, fname)))
+
+        def walk(panels):
+            for p in panels or []:
+                yield p
+                yield from walk(p.get("panels"))
+
+        for p in walk(dash.get("panels")):
+            for t in p.get("targets") or []:
+                expr = t.get("expr")
+                if expr and not t.get("hide"):
+                    out.append((fname, p.get("title", "?"), expr))
+    return out
+
+
+def substitute(expr, node):
+    """Grafana's variables and macros, as a dashboard user would have them."""
+    for var, value in [
+        ("${__rate_interval}", "1m"), ("$__rate_interval", "1m"),
+        ("${__interval}", "1m"), ("$__interval", "1m"),
+        ("${__range}", "5m"), ("$__range", "5m"),
+        ("${cluster:regex}", ".*"), ("${cluster}", ".*"), ("$cluster", ".*"),
+        ("${node:regex}", node), ("${node}", node), ("$node", node),
+    ]:
+        expr = expr.replace(var, value)
+    if "$" in expr:
+        fail(f"unsubstituted variable in a dashboard query: {expr}")
+    return expr
+
+
+def main():
+    for tool in (PROMETHEUS, ALERTMANAGER):
+        if not os.path.exists(tool):
+            fail(f"{tool} is missing (Debian packages prometheus, prometheus-alertmanager)")
+    ensure_binaries()
+    t0 = time.time()
+    work = tempfile.mkdtemp(prefix="ks-pipeline-")
+    try:
+        run(work)
+    finally:
+        for _, p in reversed(procs):
+            stop(p)
+        shutil.rmtree(work, ignore_errors=True)
+    log(f"passed in {time.time() - t0:.1f}s")
+
+
+def run(work):
+    # 1. An insecure live kubelet (the stand-in) and its agent.
+    kport, khealthz, kro = free_port(), free_port(), free_port()
+    kconf = os.path.join(work, "kubelet-config.yaml")
+    standin_config(kconf, kport, khealthz, kro)
+    ready = os.path.join(work, "kubelet-ready.json")
+    kubelet = start("standin-kubelet", [STANDIN, f"--config={kconf}", "--standin-ready-file", ready],
+                    work, env={})
+    wait_for("the stand-in kubelet to listen", lambda: (os.path.exists(ready) and os.path.getsize(ready) > 0, None), 20)
+    live = agent("agent-live", work, LIVE, ["--kubelet-pid", str(kubelet.pid), "--live-probes", "on"])
+
+    # 2. A hardened fixture node whose kubelet start time is known (proc/stat btime), so
+    #    that pending_restart can be judged; edited once its baseline is taken.
+    droot = fixture_copy("kubeadm-hardened", work)
+    dpid = fixture_kubelet(droot)
+    stat = open(os.path.join(droot, "proc", dpid, "stat")).read()
+    ticks = int(stat[stat.rindex(")") + 1:].split()[19])
+    btime = int(time.time()) - ticks // 100
+    with open(os.path.join(droot, "proc", "stat"), "w") as f:
+        f.write(f"cpu  1 0 1 100 0 0 0 0 0 0\nbtime {btime}\nprocesses 100\n")
+    drift = agent("agent-drift", work, DRIFT, ["--host-root", droot, "--live-probes", "off"])
+
+    # 3. A node without a kubelet.
+    eroot = fixture_copy("no-kubelet", work)
+    empty = agent("agent-empty", work, EMPTY, ["--host-root", eroot, "--live-probes", "off"])
+
+    for a in (live, drift, empty):
+        wait_for(f"{a.log_path} ready", lambda a=a: (http(f"http://127.0.0.1:{a.port}/readyz")[0] == 200, None), 30)
+
+    # The drift node: baseline taken at its first evaluation; wait > 1 s past the
+    # kubelet's start (the pending-restart grace), then open the read-only port in the file.
+    wait_for("the drift node's baseline", lambda: (
+        "kubelet_sentinel_baseline_info" in http(f"http://127.0.0.1:{drift.port}/metrics")[1], None), 30)
+    time.sleep(1.2)
+    cfg = os.path.join(droot, "var", "lib", "kubelet", "config.yaml")
+    text = open(cfg).read()
+    # A critical control fails (its own alert, not a regression alert), a medium one
+    # regresses, a low one drifts and still passes.
+    for key, value in [("readOnlyPort", "10255"), ("protectKernelDefaults", "false"),
+                       ("streamingConnectionIdleTimeout", "30m")]:
+        text, n = re.subn(rf"(?m)^{key}:.*$", f"{key}: {value}", text)
+        if n != 1:
+            fail(f"the fixture's config.yaml has no {key} line")
+    with open(cfg + ".new", "w") as f:
+        f.write(text)
+    os.rename(cfg + ".new", cfg)
+    log("edited the drift node's config.yaml (replaced by rename)")
+
+    # Alertmanager and Prometheus.
+    am_port, prom_port = free_port(), free_port()
+    am_conf = os.path.join(work, "alertmanager.yml")
+    with open(am_conf, "w") as f:
+        f.write("route:\n  receiver: blackhole\n  group_wait: 1s\n  group_interval: 1s\n"
+                "receivers:\n  - name: blackhole\n")
+    start("alertmanager", [ALERTMANAGER, f"--config.file={am_conf}",
+                           f"--storage.path={os.path.join(work, 'am-data')}",
+                           f"--web.listen-address=127.0.0.1:{am_port}",
+                           "--cluster.listen-address=", "--log.level=warn"], work)
+    rules, n = rules_for_test(work)
+    targets = ", ".join(f'"127.0.0.1:{a.port}"' for a in (live, drift, empty))
+    prom_conf = os.path.join(work, "prometheus.yml")
+    with open(prom_conf, "w") as f:
+        f.write(
+            "global:\n  scrape_interval: 1s\n  evaluation_interval: 1s\n"
+            f"rule_files:\n  - {rules}\n"
+            "alerting:\n  alertmanagers:\n"
+            f"    - static_configs:\n        - targets: [\"127.0.0.1:{am_port}\"]\n"
+            "scrape_configs:\n  - job_name: kubelet-sentinel\n"
+            f"    static_configs:\n      - targets: [{targets}]\n"
+        )
+    start("prometheus", [PROMETHEUS, f"--config.file={prom_conf}",
+                         f"--storage.tsdb.path={os.path.join(work, 'prom-data')}",
+                         f"--web.listen-address=127.0.0.1:{prom_port}", "--log.level=warn"], work)
+    prom, am = f"http://127.0.0.1:{prom_port}", f"http://127.0.0.1:{am_port}"
+    log(f"prometheus {prom}, alertmanager {am}, {n} `for:` shortened to 0s")
+
+    # 1. Targets up.
+    def targets_up():
+        r = prom_query(prom, 'up{job="kubelet-sentinel"} == 1')["result"]
+        return len(r) == 3, r
+    wait_for("all three agent targets up", targets_up)
+    log("3 targets up")
+
+    # 2. Alerts in Alertmanager.
+    expected = [
+        ("KubeletSentinelCriticalControlFailing", {"node": LIVE, "control": "anonymous-auth-disabled"}),
+        ("KubeletSentinelCriticalControlFailing", {"node": LIVE, "control": "authorization-mode-webhook"}),
+        ("KubeletSentinelCriticalControlFailing", {"node": LIVE, "control": "read-only-port-disabled"}),
+        ("KubeletSentinelCriticalControlFailing", {"node": LIVE, "control": "kubelet-api-rejects-anonymous"}),
+        ("KubeletSentinelCriticalControlFailing", {"node": DRIFT, "control": "read-only-port-disabled"}),
+        ("KubeletSentinelControlRegressed", {"node": DRIFT, "control": "protect-kernel-defaults"}),
+        ("KubeletSentinelControlDrift", {"node": DRIFT, "control": "streaming-idle-timeout-set"}),
+        ("KubeletSentinelConfigDrift", {"node": DRIFT}),
+        ("KubeletSentinelConfigPendingRestart", {"node": DRIFT}),
+        ("KubeletSentinelKubeletNotFound", {"node": EMPTY}),
+    ]
+
+    def alerts_arrived():
+        alerts = firing(am)
+        missing = [(n, l) for n, l in expected if not has_alert(alerts, n, **l)]
+        return not missing, {"missing": missing,
+                             "present": sorted({a["labels"].get("alertname") for a in alerts})}
+    wait_for("the expected alerts in Alertmanager", alerts_arrived)
+    log(f"{len(expected)} expected alerts reached Alertmanager")
+    # And none on the hardened drift node for the controls it still passes.
+    alerts = firing(am)
+    if has_alert(alerts, "KubeletSentinelCriticalControlFailing", node=DRIFT, control="anonymous-auth-disabled"):
+        fail("anonymous-auth-disabled alert on the hardened node")
+
+    # 3. Every dashboard panel query returns data.
+    queries = dashboard_queries()
+    if not queries:
+        fail("no dashboard queries found in dashboards/")
+    empty_panels = []
+    for fname, title, expr in queries:
+        node = LIVE if "node" in fname else ".*"
+        q = substitute(expr, node)
+        try:
+            result = prom_query(prom, q)["result"]
+        except Exception as e:  # noqa: BLE001
+            empty_panels.append((fname, title, q, repr(e)))
+            continue
+        if not result:
+            empty_panels.append((fname, title, q, "no data"))
+    if empty_panels:
+        fail("dashboard panels without data:\n" + "\n".join(
+            f"  {f} / {t}: {q}  -> {why}" for f, t, q, why in empty_panels))
+    log(f"{len(queries)} dashboard panel queries all returned data")
+
+    # 4. An agent that goes away: AgentDown for its instance.
+    stop(empty)
+    instance = f"127.0.0.1:{empty.port}"
+    wait_for("KubeletSentinelAgentDown in Alertmanager",
+             lambda: (has_alert(firing(am), "KubeletSentinelAgentDown", instance=instance), None))
+    log("KubeletSentinelAgentDown fired for the stopped agent")
+
+
+if __name__ == "__main__":
+    main()
