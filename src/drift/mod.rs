@@ -316,6 +316,15 @@ impl Tracker {
     /// the last-seen state (a corrupt file is moved aside and reported).
     pub fn open(opts: DriftOptions, now: f64) -> Tracker {
         let store = StateDir::new(&opts.state_dir);
+        match store.restrict_permissions() {
+            Ok(Some(old)) => tracing::info!(
+                state_dir = %store.dir().display(),
+                old_mode = format!("{old:o}"),
+                "state dir made private (0700)"
+            ),
+            Ok(None) => {}
+            Err(e) => tracing::warn!(error = %e, "cannot make the state dir private"),
+        }
         let cleaned = store.clean_temporaries();
         if cleaned > 0 {
             tracing::info!(

@@ -228,6 +228,26 @@ impl StateDir {
         ))
     }
 
+    /// Make the directory private (0700) when it exists with wider permissions (a
+    /// `hostPath` of type `DirectoryOrCreate` is made 0755): the baseline tells which
+    /// controls fail on this node. Returns the old mode when it changed it.
+    pub fn restrict_permissions(&self) -> Result<Option<u32>, StoreError> {
+        use std::os::unix::fs::PermissionsExt;
+        let meta = match std::fs::symlink_metadata(&self.dir) {
+            Ok(m) if m.is_dir() => m,
+            Ok(_) => return Ok(None),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+            Err(e) => return Err(io_err(&self.dir, e)),
+        };
+        let mode = meta.permissions().mode() & 0o7777;
+        if mode & 0o077 == 0 {
+            return Ok(None);
+        }
+        std::fs::set_permissions(&self.dir, std::fs::Permissions::from_mode(mode & 0o7700))
+            .map_err(|e| io_err(&self.dir, e))?;
+        Ok(Some(mode))
+    }
+
     /// Remove temporary files left by an interrupted write (ours only: `.<name>.tmp-*`).
     /// Returns how many were removed.
     pub fn clean_temporaries(&self) -> usize {
@@ -346,6 +366,28 @@ mod tests {
         let b = dir.quarantine("x.json", "corrupt", 1000.0).unwrap();
         assert!(b.ends_with("x.json.corrupt-1000-1"));
         assert!(!dir.path("x.json").exists());
+    }
+
+    #[test]
+    fn a_wide_open_dir_is_made_private() {
+        use std::os::unix::fs::PermissionsExt;
+        let tmp = tempfile::tempdir().unwrap();
+        let d = tmp.path().join("state");
+        std::fs::create_dir(&d).unwrap();
+        std::fs::set_permissions(&d, std::fs::Permissions::from_mode(0o755)).unwrap();
+        let dir = StateDir::new(&d);
+        assert_eq!(dir.restrict_permissions().unwrap(), Some(0o755));
+        assert_eq!(
+            std::fs::metadata(&d).unwrap().permissions().mode() & 0o7777,
+            0o700
+        );
+        assert_eq!(dir.restrict_permissions().unwrap(), None);
+        assert_eq!(
+            StateDir::new(tmp.path().join("absent"))
+                .restrict_permissions()
+                .unwrap(),
+            None
+        );
     }
 
     #[test]

@@ -99,26 +99,32 @@ pub fn namespace_listeners(host: &HostRoot, pid: i32) -> Result<Vec<RawListener>
 }
 
 /// The kubelet's listeners. Preferred: sockets whose inode is in its fd table. When the
-/// fd table cannot be read, every listener of its network namespace on `ports`.
+/// fd table cannot be read — the directory, or every one of its links (the kernel's ptrace
+/// access check lists the directory but refuses each `readlink` to an agent without
+/// CAP_SYS_PTRACE, and AppArmor may do the same) — every listener of its network namespace
+/// on `ports`.
 pub fn kubelet_listeners(host: &HostRoot, pid: i32, ports: &[u16]) -> Result<Listeners, String> {
     let in_ns = namespace_listeners(host, pid)?;
     let fd_dir = format!("/proc/{pid}/fd");
-    let (method, chosen): (&str, Vec<&RawListener>) = match host.read_dir(&fd_dir) {
-        Ok(names) => {
-            let mut inodes = BTreeSet::new();
-            for n in names.iter().take(MAX_FDS) {
-                if let Ok(link) = host.read_link(&format!("{fd_dir}/{n}")) {
-                    if let Some(i) = socket_inode(&link) {
-                        inodes.insert(i);
-                    }
+    let socket_inodes = host.read_dir(&fd_dir).ok().and_then(|names| {
+        let mut inodes = BTreeSet::new();
+        let mut readable = 0usize;
+        for n in names.iter().take(MAX_FDS) {
+            if let Ok(link) = host.read_link(&format!("{fd_dir}/{n}")) {
+                readable += 1;
+                if let Some(i) = socket_inode(&link) {
+                    inodes.insert(i);
                 }
             }
-            (
-                "fd",
-                in_ns.iter().filter(|l| inodes.contains(&l.inode)).collect(),
-            )
         }
-        Err(_) => (
+        (readable > 0).then_some(inodes)
+    });
+    let (method, chosen): (&str, Vec<&RawListener>) = match socket_inodes {
+        Some(inodes) => (
+            "fd",
+            in_ns.iter().filter(|l| inodes.contains(&l.inode)).collect(),
+        ),
+        None => (
             "netns",
             in_ns.iter().filter(|l| ports.contains(&l.port)).collect(),
         ),
@@ -202,6 +208,39 @@ mod tests {
         assert_eq!(socket_inode("socket:[42]"), Some(42));
         assert_eq!(socket_inode("pipe:[42]"), None);
         assert_eq!(socket_inode("/dev/null"), None);
+    }
+
+    /// A host tree whose kubelet has an fd table of unreadable links (regular files stand
+    /// in for links `readlink` refuses) falls back to the namespace's listeners on the
+    /// configured ports, instead of reporting none.
+    #[test]
+    fn unreadable_fd_links_fall_back_to_the_namespace() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("proc/77");
+        std::fs::create_dir_all(p.join("fd")).unwrap();
+        std::fs::create_dir_all(p.join("net")).unwrap();
+        for fd in ["0", "1", "7"] {
+            std::fs::write(p.join("fd").join(fd), b"").unwrap();
+        }
+        std::fs::write(p.join("net/tcp"), TCP).unwrap();
+        std::fs::write(p.join("net/tcp6"), TCP6).unwrap();
+        let host = HostRoot::new(dir.path()).unwrap();
+        let found = kubelet_listeners(&host, 77, &[10250]).unwrap();
+        assert_eq!(found.method, "netns");
+        assert_eq!(
+            found.sockets,
+            vec![Listener {
+                address: "::".parse().unwrap(),
+                port: 10250
+            }]
+        );
+        // One readable socket link: the fd table decides (and 10250 is not in it).
+        std::fs::remove_file(p.join("fd/7")).unwrap();
+        std::os::unix::fs::symlink("socket:[31337]", p.join("fd/7")).unwrap();
+        let found = kubelet_listeners(&host, 77, &[10250]).unwrap();
+        assert_eq!(found.method, "fd");
+        assert_eq!(found.sockets.len(), 1);
+        assert_eq!(found.sockets[0].port, 10040);
     }
 
     #[test]
