@@ -1,20 +1,49 @@
 #!/usr/bin/env bash
 # The whole test suite, with everything it needs installed first.
-# Used by the README ("run the tests") and by .ci/run.
+# Used by the README ("run the tests") and by .ci/run. Run as root on Debian (apt-get); the
+# PyPI and npm tools are pinned and installed under target/tools and tools/npm/*/node_modules.
+#
+#   1. Debian packages: prometheus (promtool), prometheus-alertmanager, buildah.
+#   2. Deploy artefacts: manifests, Helm chart (renders target/deploy/, which the Rust
+#      deploy_contract test reads), dashboards (Grafana schema), alert rules (promtool).
+#   3. cargo test: every Rust test (one debug build, shared with the steps below).
+#   4. The real pipeline: agents -> Prometheus -> Alertmanager, dashboard queries.
+#   5. The image: the shipped Dockerfile's final stage built with buildah from a static
+#      release binary, and run.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+start=$(date +%s)
+step() { echo "==> $1 ($(( $(date +%s) - start ))s)"; }
 
 need_apt=()
 command -v promtool >/dev/null 2>&1 || need_apt+=(prometheus)
+command -v prometheus-alertmanager >/dev/null 2>&1 || need_apt+=(prometheus-alertmanager)
+command -v buildah >/dev/null 2>&1 || need_apt+=(buildah)
+python3 -c 'import ensurepip, venv' >/dev/null 2>&1 || need_apt+=(python3-venv)
 if [ ${#need_apt[@]} -gt 0 ]; then
-  echo "==> installing ${need_apt[*]} (Debian packages)"
+  step "installing ${need_apt[*]} (Debian packages)"
   export DEBIAN_FRONTEND=noninteractive
   apt-get update -qq
-  # --no-install-recommends keeps it to the binaries; the package's service is not started here.
+  # --no-install-recommends keeps it to the binaries; no service is started here.
   apt-get install -y -qq --no-install-recommends "${need_apt[@]}" >/dev/null
 fi
 
+step "deploy artefacts: manifests, Helm chart"
+bash scripts/check-deploy.sh
+step "dashboards"
+bash scripts/check-dashboards.sh
+step "alert rules"
+bash scripts/check-alerts.sh
+
 # `standin` builds the test-support stand-in kubelet (support/standin-kubelet) used by the
-# live-probe tests; it is never part of the shipped binary.
-echo "==> cargo test"
+# live-probe, drift and pipeline tests; it is never part of the shipped binary.
+step "cargo test"
 cargo test --locked --all-targets --features standin
+
+step "pipeline: Prometheus + Alertmanager + agents"
+python3 scripts/pipeline-test.py
+
+step "image"
+bash scripts/check-image.sh
+
+step "all tests passed"
