@@ -1,8 +1,11 @@
 //! The deployment artefacts match the binary they deploy: every flag that `manifests/` and
-//! the Helm chart pass to the container exists (and parses) in this crate's command line,
-//! every environment variable is a flag's twin (or is substituted into the args), the
-//! image tag and chart versions are the crate's version, the port is the default port, and
-//! the pod keeps the security properties the README promises.
+//! the Helm chart pass to the container, as an arg or as its env twin, exists (and parses)
+//! in this crate's command line, every environment variable is a flag's twin (or is
+//! substituted into the args or another variable), the image tag and chart versions are
+//! the crate's version, the port is the default port, and the pod keeps the security
+//! properties the README promises. The settings travel in the pod's environment, not in
+//! its args, so that `kubectl exec <pod> -- /kubelet-sentinel check` (or `baseline
+//! accept`) runs with exactly the agent's settings: the args are `serve` alone.
 //!
 //! The chart part reads what `scripts/check-deploy.sh` rendered with the real `helm` into
 //! `target/deploy/chart-*.yaml`; without those files (helm not run yet) it is skipped with
@@ -117,8 +120,90 @@ fn var_refs(s: &str) -> Vec<String> {
     out
 }
 
-/// Checks one agent DaemonSet (from `what`): flags, env, image, port, security.
-fn check_daemonset(what: &str, ds: &Value, flags: &Flags) {
+/// `s` with each `$(NAME)` for which `value` knows a value replaced by it, as the kubelet
+/// expands args and env values; unknown references are left as they are.
+fn expand(s: &str, value: impl Fn(&str) -> Option<String>) -> String {
+    let mut out = s.to_string();
+    for r in var_refs(s) {
+        if let Some(v) = value(&r) {
+            out = out.replace(&format!("$({r})"), &v);
+        }
+    }
+    out
+}
+
+/// A plausible value for a variable only known at run time (downward API).
+fn sample(var: &str) -> String {
+    if var.ends_with("_IP") {
+        "10.0.0.1"
+    } else {
+        "x"
+    }
+    .to_string()
+}
+
+/// One container's configuration as the binary sees it: the flags in its args, and its
+/// environment with `$(VAR)`s expanded the way the kubelet does.
+struct Config {
+    what: String,
+    /// Flags given in the args (after `serve`): long name -> value (None for a bare flag).
+    from_args: Vec<(String, Option<String>)>,
+    /// Env entries in order: name -> value after `$(VAR)` expansion (None: `valueFrom`,
+    /// known only at run time).
+    env: Vec<(String, Option<String>)>,
+    /// Variables referenced by `$(...)` in the args or in another env value.
+    referenced: BTreeSet<String>,
+}
+
+impl Config {
+    /// The env twin of `--long`, if the container sets it: its expanded value (None when
+    /// it comes from `valueFrom`).
+    fn env_twin(&self, flags: &Flags, long: &str) -> Option<Option<String>> {
+        let twin = flags.find(long)?.get_env()?.to_string_lossy().into_owned();
+        self.env
+            .iter()
+            .find(|(n, _)| *n == twin)
+            .map(|(_, v)| v.clone())
+    }
+
+    /// What `--long` is set to: the `--long=value` (or `--long value`) arg, else the literal
+    /// value of the flag's env twin (after `$(VAR)` substitution); args win over env, as in
+    /// clap. `$(VAR)`s of variables known only at run time are left in.
+    fn setting(&self, flags: &Flags, long: &str) -> Option<String> {
+        if let Some((_, v)) = self.from_args.iter().find(|(l, _)| l == long) {
+            let v = v.as_deref().unwrap_or("true");
+            return Some(expand(v, |r| self.literal(r)));
+        }
+        self.env_twin(flags, long).flatten()
+    }
+
+    /// `setting`, or a panic naming both ways of passing it.
+    fn required(&self, flags: &Flags, long: &str) -> String {
+        self.setting(flags, long).unwrap_or_else(|| {
+            let twin = flags
+                .find(long)
+                .and_then(|a| a.get_env())
+                .map(|e| e.to_string_lossy().into_owned())
+                .unwrap_or_default();
+            panic!(
+                "{}: --{long}=... (or its env twin {twin}, with a literal value) is passed",
+                self.what
+            )
+        })
+    }
+
+    /// The literal value of an env variable of the container (any position: args see all).
+    fn literal(&self, name: &str) -> Option<String> {
+        self.env
+            .iter()
+            .find(|(n, _)| n == name)
+            .and_then(|(_, v)| v.clone())
+    }
+}
+
+/// Checks one agent DaemonSet (from `what`): flags, env, image, port, security. Returns the
+/// container's configuration.
+fn check_daemonset(what: &str, ds: &Value, flags: &Flags) -> Config {
     if let Some(v) = ds["metadata"]["labels"]["app.kubernetes.io/version"].as_str() {
         assert_eq!(v, VERSION, "{what}: app.kubernetes.io/version label");
     }
@@ -137,6 +222,44 @@ fn check_daemonset(what: &str, ds: &Value, flags: &Flags) {
         );
     }
 
+    // Env, in order: a `$(VAR)` in a value expands only variables defined earlier in the
+    // list (later or unknown ones stay literal text), so each must be one.
+    let mut referenced = BTreeSet::new();
+    let mut env: Vec<(String, Option<String>)> = Vec::new();
+    for e in c["env"].as_array().map(Vec::as_slice).unwrap_or_default() {
+        let n = e["name"].as_str().expect("env name").to_string();
+        assert!(
+            env.iter().all(|(m, _)| *m != n),
+            "{what}: env {n} is set twice"
+        );
+        let value = match e["value"].as_str() {
+            Some(v) => {
+                for r in var_refs(v) {
+                    assert!(
+                        env.iter().any(|(m, _)| *m == r),
+                        "{what}: env {n} uses $({r}), which is not defined before it in env \
+                         (Kubernetes would leave it unexpanded)"
+                    );
+                    referenced.insert(r);
+                }
+                Some(expand(v, |r| {
+                    env.iter()
+                        .find(|(m, _)| m == r)
+                        .and_then(|(_, v)| v.clone())
+                }))
+            }
+            None => {
+                assert!(
+                    e["valueFrom"].is_object(),
+                    "{what}: env {n} has neither value nor valueFrom"
+                );
+                None
+            }
+        };
+        env.push((n, value));
+    }
+    let env_names: Vec<String> = env.iter().map(|(n, _)| n.clone()).collect();
+
     // Args: `serve`, then only flags that exist; values substituted as the kubelet would.
     let args = strs(&c["args"]);
     assert_eq!(
@@ -144,15 +267,8 @@ fn check_daemonset(what: &str, ds: &Value, flags: &Flags) {
         Some("serve"),
         "{what}: the args start with the subcommand (the image's ENTRYPOINT is the binary)"
     );
-    let env: Vec<&Value> = c["env"]
-        .as_array()
-        .map(|a| a.iter().collect())
-        .unwrap_or_default();
-    let env_names: Vec<String> = env
-        .iter()
-        .map(|e| e["name"].as_str().expect("env name").to_string())
-        .collect();
-    let mut referenced = BTreeSet::new();
+    let mut arg_refs = BTreeSet::new();
+    let mut from_args = Vec::new();
     let mut i = 1;
     let mut seen_flags = BTreeSet::new();
     while i < args.len() {
@@ -185,38 +301,40 @@ fn check_daemonset(what: &str, ds: &Value, flags: &Flags) {
             None => None,
         };
         if let Some(v) = &value {
-            referenced.extend(var_refs(v));
+            arg_refs.extend(var_refs(v));
         }
+        from_args.push((long.to_string(), value));
         i += 1;
     }
-    for r in &referenced {
+    for r in &arg_refs {
         assert!(
             env_names.contains(r),
             "{what}: $({r}) is used in args but not defined in env"
         );
     }
+    referenced.extend(arg_refs);
+    let config = Config {
+        what: what.to_string(),
+        from_args,
+        env,
+        referenced,
+    };
 
-    // The whole command line parses, with $(VAR)s replaced by plausible values.
-    let substituted: Vec<String> = args
+    // The whole configuration parses: the args with $(VAR)s expanded (plausible values for
+    // those known only at run time), then every env twin with a literal value as its flag
+    // would be (args win over env).
+    let run_time = |s: &str| expand(&expand(s, |r| config.literal(r)), |r| Some(sample(r)));
+    let substituted = args.iter().map(|a| run_time(a));
+    let from_env: Vec<String> = config
+        .env
         .iter()
-        .map(|a| {
-            let mut a = a.clone();
-            for r in var_refs(&a.clone()) {
-                let sample = if r.ends_with("_IP") { "10.0.0.1" } else { "x" };
-                a = a.replace(&format!("$({r})"), sample);
-            }
-            a
-        })
-        .collect();
-    // An env twin with a literal value parses as its flag would (args win over env).
-    let from_env: Vec<String> = env
-        .iter()
-        .filter_map(|e| {
-            let value = e["value"].as_str()?;
-            let n = e["name"].as_str()?;
-            let def = flags.args().find(|a| a.get_env().is_some_and(|v| v == n))?;
+        .filter_map(|(n, value)| {
+            let value = value.as_deref()?;
+            let def = flags
+                .args()
+                .find(|a| a.get_env().is_some_and(|v| v == n.as_str()))?;
             let long = def.get_long()?;
-            (!seen_flags.contains(long)).then(|| format!("--{long}={value}"))
+            (!seen_flags.contains(long)).then(|| format!("--{long}={}", run_time(value)))
         })
         .collect();
     let argv = std::iter::once("kubelet-sentinel".to_string())
@@ -226,17 +344,19 @@ fn check_daemonset(what: &str, ds: &Value, flags: &Flags) {
         panic!("{what}: the container's args (and literal env twins) do not parse: {e}");
     }
 
-    // Env: every variable is a flag's twin, or only feeds a $(VAR) in the args.
+    // Env: every variable is a flag's twin, or only feeds a $(VAR) in the args or in
+    // another variable.
     let twins = flags.env_twins();
     for n in &env_names {
         assert!(
-            twins.contains(n) || referenced.contains(n),
-            "{what}: env {n} is neither a flag's env twin ({twins:?}) nor used in args"
+            twins.contains(n) || config.referenced.contains(n),
+            "{what}: env {n} is neither a flag's env twin ({twins:?}) nor used in args or \
+             another env value"
         );
     }
-    let node_name = env
-        .iter()
-        .find(|e| e["name"] == "NODE_NAME")
+    let node_name = c["env"]
+        .as_array()
+        .and_then(|a| a.iter().find(|e| e["name"] == "NODE_NAME"))
         .unwrap_or_else(|| panic!("{what}: NODE_NAME is set from the downward API"));
     assert_eq!(
         node_name["valueFrom"]["fieldRef"]["fieldPath"], "spec.nodeName",
@@ -249,10 +369,7 @@ fn check_daemonset(what: &str, ds: &Value, flags: &Flags) {
         .iter()
         .find(|p| p["name"] == "metrics")
         .unwrap_or_else(|| panic!("{what}: a container port named metrics"));
-    let listen = args
-        .iter()
-        .find_map(|a| a.strip_prefix("--listen-address="))
-        .unwrap_or_else(|| panic!("{what}: --listen-address=ADDR:PORT is passed"));
+    let listen = config.required(flags, "listen-address");
     let listen_port: u64 = listen
         .rsplit_once(':')
         .and_then(|(_, p)| p.parse().ok())
@@ -292,12 +409,6 @@ fn check_daemonset(what: &str, ds: &Value, flags: &Flags) {
     assert_eq!(sc["seccompProfile"]["type"], "RuntimeDefault", "{what}");
 
     // --host-root is the read-only mount of the host's /, --state-dir the hostPath state.
-    let arg_value = |long: &str| {
-        args.iter()
-            .find_map(|a| a.strip_prefix(&format!("--{long}=")))
-            .unwrap_or_else(|| panic!("{what}: --{long}=... is passed"))
-            .to_string()
-    };
     let mounts = c["volumeMounts"].as_array().expect("volumeMounts");
     let volumes = pod["volumes"].as_array().expect("volumes");
     let mount_at = |path: &str| {
@@ -311,11 +422,11 @@ fn check_daemonset(what: &str, ds: &Value, flags: &Flags) {
             .unwrap_or_else(|| panic!("{what}: no volume {}", m["name"]));
         (m.clone(), v.clone())
     };
-    let (m, v) = mount_at(&arg_value("host-root"));
+    let (m, v) = mount_at(&config.required(flags, "host-root"));
     assert_eq!(m["readOnly"], true, "{what}: the host is mounted read-only");
     assert_eq!(m["mountPropagation"], "HostToContainer", "{what}");
     assert_eq!(v["hostPath"]["path"], "/", "{what}: the host's root");
-    let state_dir = arg_value("state-dir");
+    let state_dir = config.required(flags, "state-dir");
     let (m, v) = mount_at(&state_dir);
     assert_ne!(m["readOnly"], true, "{what}: the state dir is writable");
     assert_eq!(
@@ -324,13 +435,14 @@ fn check_daemonset(what: &str, ds: &Value, flags: &Flags) {
         "{what}: state dir"
     );
     assert_eq!(v["hostPath"]["type"], "DirectoryOrCreate", "{what}");
-    if let Some(policy) = args.iter().find_map(|a| a.strip_prefix("--policy=")) {
-        let dir = Path::new(policy)
+    if let Some(policy) = config.setting(flags, "policy") {
+        let dir = Path::new(&policy)
             .parent()
             .expect("policy dir")
             .to_str()
-            .unwrap();
-        let (m, v) = mount_at(dir);
+            .unwrap()
+            .to_string();
+        let (m, v) = mount_at(&dir);
         assert_eq!(
             m["readOnly"], true,
             "{what}: the policy is mounted read-only"
@@ -340,6 +452,7 @@ fn check_daemonset(what: &str, ds: &Value, flags: &Flags) {
             "{what}: policy ConfigMap"
         );
     }
+    config
 }
 
 /// Both monitors must make the scrape's job label `kubelet-sentinel`: the alert rules and
@@ -378,18 +491,45 @@ fn manifests_daemonset_passes_only_flags_the_binary_has() {
     let flags = Flags::new();
     let ds = yaml_doc("manifests/daemonset.yaml");
     assert_eq!(kind(&ds), "DaemonSet");
-    check_daemonset("manifests/daemonset.yaml", &ds, &flags);
+    // Every setting is in the pod's environment, none in the args: `kubectl exec <pod> --
+    // /kubelet-sentinel check` (or `baseline accept`, `baseline show`) reads the env, not
+    // the agent's args, and must run with exactly the agent's settings.
+    assert_eq!(
+        strs(&ds["spec"]["template"]["spec"]["containers"][0]["args"]),
+        ["serve"],
+        "manifests/daemonset.yaml: no flag other than the subcommand `serve` in args (pass \
+         settings as their KUBELET_SENTINEL_* env twins, which kubectl exec sees)"
+    );
+    let config = check_daemonset("manifests/daemonset.yaml", &ds, &flags);
     let c = &ds["spec"]["template"]["spec"]["containers"][0];
     assert_eq!(
         c["ports"][0]["containerPort"].as_u64(),
         Some(u64::from(DEFAULT_PORT)),
         "manifests: the default port"
     );
-    assert!(
-        strs(&c["args"]).contains(&format!("--listen-address=0.0.0.0:{DEFAULT_PORT}")),
+    assert_eq!(
+        config.setting(&flags, "listen-address"),
+        Some(format!("0.0.0.0:{DEFAULT_PORT}")),
         "manifests: listen on the default port"
     );
+    for long in ["host-root", "state-dir", "listen-address", "log-format"] {
+        assert!(
+            matches!(config.env_twin(&flags, long), Some(Some(_))),
+            "manifests/daemonset.yaml: --{long} is set by its env twin"
+        );
+    }
 }
+
+/// The settings the chart manages itself, each passed as the flag's env twin.
+const CHART_SETTINGS: [&str; 7] = [
+    "host-root",
+    "state-dir",
+    "listen-address",
+    "log-format",
+    "log-level",
+    "policy",
+    "baseline-from-policy",
+];
 
 #[test]
 fn manifests_kustomization_lists_every_object_and_monitors_set_the_job() {
@@ -451,6 +591,10 @@ fn chart_versions_and_defaults_match_the_crate() {
         Some(u64::from(DEFAULT_PORT)),
         "values.yaml listen.port"
     );
+    assert_eq!(
+        values["baselineFromPolicy"], false,
+        "values.yaml baselineFromPolicy: off by default"
+    );
     let flags = Flags::new();
     for a in strs(&values["extraArgs"]) {
         let long = a
@@ -509,8 +653,37 @@ fn rendered_chart_passes_only_flags_the_binary_has() {
         println!("{what}: {} objects", docs.len());
         let ds: Vec<&Value> = docs.iter().filter(|d| kind(d) == "DaemonSet").collect();
         assert_eq!(ds.len(), 1, "{what}: one DaemonSet");
-        check_daemonset(&format!("{what} {}", name(ds[0])), ds[0], &flags);
+        let ds_what = format!("{what} {}", name(ds[0]));
+        let config = check_daemonset(&ds_what, ds[0], &flags);
         daemonsets += 1;
+        // The chart's own settings are env twins (seen by kubectl exec), never args; args
+        // are `serve` and the values' extraArgs.
+        let has_policy = docs
+            .iter()
+            .any(|d| kind(d) == "ConfigMap" && d["data"].get("policy.yaml").is_some());
+        for long in CHART_SETTINGS {
+            assert!(
+                config.from_args.iter().all(|(l, _)| l != long),
+                "{ds_what}: --{long} is passed in args; the chart sets it as its env twin"
+            );
+            let expected = long != "policy" || has_policy;
+            assert_eq!(
+                matches!(config.env_twin(&flags, long), Some(Some(_))),
+                expected,
+                "{ds_what}: --{long}'s env twin set (with a literal value) = {expected}"
+            );
+        }
+        let from_policy = config.setting(&flags, "baseline-from-policy");
+        let want = if what.ends_with("chart-all-on.yaml") {
+            "true"
+        } else {
+            "false"
+        };
+        assert_eq!(
+            from_policy.as_deref(),
+            Some(want),
+            "{ds_what}: baselineFromPolicy"
+        );
         for m in docs
             .iter()
             .filter(|d| matches!(kind(d), "ServiceMonitor" | "PodMonitor"))
