@@ -376,24 +376,31 @@ def run(work):
     if has_alert(alerts, "KubeletSentinelCriticalControlFailing", node=DRIFT, control="anonymous-auth-disabled"):
         fail("anonymous-auth-disabled alert on the hardened node")
 
-    # 3. Every dashboard panel query returns data.
+    # 3. Every dashboard panel query returns data, once Prometheus holds a few scrapes of
+    #    each target (rate()/increase() over [1m] need two samples; a dashboard is looked
+    #    at after some history, not at the first scrape).
+    wait_for("five scrapes of every target", lambda: (
+        len(prom_query(prom, 'count_over_time(up{job="kubelet-sentinel"}[1m]) >= 5')["result"]) == 3,
+        None))
     queries = dashboard_queries()
     if not queries:
         fail("no dashboard queries found in dashboards/")
-    empty_panels = []
-    for fname, title, expr in queries:
-        node = LIVE if "node" in fname else ".*"
-        q = substitute(expr, node)
-        try:
-            result = prom_query(prom, q)["result"]
-        except Exception as e:  # noqa: BLE001
-            empty_panels.append((fname, title, q, repr(e)))
-            continue
-        if not result:
-            empty_panels.append((fname, title, q, "no data"))
-    if empty_panels:
-        fail("dashboard panels without data:\n" + "\n".join(
-            f"  {f} / {t}: {q}  -> {why}" for f, t, q, why in empty_panels))
+
+    def panels_without_data():
+        empty_panels = []
+        for fname, title, expr in queries:
+            node = LIVE if "node" in fname else ".*"
+            q = substitute(expr, node)
+            try:
+                result = prom_query(prom, q)["result"]
+            except Exception as e:  # noqa: BLE001
+                empty_panels.append((fname, title, q, repr(e)))
+                continue
+            if not result:
+                empty_panels.append((fname, title, q, "no data"))
+        return not empty_panels, "\n".join(
+            f"  {f} / {t}: {q}  -> {why}" for f, t, q, why in empty_panels)
+    wait_for("every dashboard panel query to return data", panels_without_data, timeout=30, interval=1)
     log(f"{len(queries)} dashboard panel queries all returned data")
 
     # 4. An agent that goes away: AgentDown for its instance.
