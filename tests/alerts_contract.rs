@@ -4,10 +4,14 @@
 //! the PrometheusRule and the chart's copy are exactly what scripts/gen-prometheusrule.sh
 //! generates. promtool checks the rules themselves (scripts/check-alerts.sh).
 
+mod common;
+
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
+use common::metrics;
+use common::promql::selectors;
 use kubelet_sentinel::evaluate::catalogue;
 use serde_json::Value;
 
@@ -216,233 +220,39 @@ fn every_control_has_its_remediation_in_the_control_runbook() {
 
 /// Metric families and their labels: the golden exposition (every series and its labels)
 /// plus the README's Metrics table (families such as the drift gauges that the golden run
-/// does not show), plus `up` for the agent-health rules.
+/// does not show), plus `up` for the agent-health rules; every one with the target labels.
 fn known_metrics() -> BTreeMap<String, BTreeSet<String>> {
     let target = ["job", "instance", "namespace", "pod", "node"];
-    let mut known: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
-    let mut add = |name: &str, labels: &mut dyn Iterator<Item = String>| {
-        let set = known.entry(name.to_string()).or_default();
-        set.extend(target.iter().map(|s| s.to_string()));
-        set.extend(labels);
-    };
-    for line in read("tests/golden/metrics.prom").lines() {
-        if line.starts_with('#') || line.trim().is_empty() {
-            continue;
-        }
-        let name_end = line.find(['{', ' ']).unwrap_or(line.len());
-        let name = &line[..name_end];
-        let mut labels = Vec::new();
-        if let Some(body) = line[name_end..]
-            .strip_prefix('{')
-            .and_then(|r| r.split_once('}'))
-        {
-            for pair in body.0.split("\",") {
-                if let Some((k, _)) = pair.split_once('=') {
-                    labels.push(k.trim().to_string());
-                }
-            }
-        }
-        add(name, &mut labels.into_iter());
+    let mut known = metrics::known_families();
+    known.entry("up".to_string()).or_default();
+    for labels in known.values_mut() {
+        labels.extend(target.iter().map(|s| s.to_string()));
     }
-    let readme = read("README.md");
-    let metrics = readme
-        .split("\n## Metrics\n")
-        .nth(1)
-        .expect("README has a ## Metrics section");
-    let metrics = metrics.split("\n## ").next().unwrap();
-    let mut rows = 0;
-    for line in metrics
-        .lines()
-        .filter(|l| l.starts_with("| `kubelet_sentinel_"))
-    {
-        let cells: Vec<&str> = line.split('|').map(str::trim).collect();
-        let name = cells[1].trim_matches('`');
-        // Labels cell: `a, b` or `a` (`value`, ...), `b` (...): every backticked word.
-        let mut labels = Vec::new();
-        for (i, chunk) in cells[3].split('`').enumerate() {
-            if i % 2 == 1 {
-                labels.extend(chunk.split(',').map(|l| l.trim().to_string()));
-            }
-        }
-        add(name, &mut labels.into_iter());
-        rows += 1;
-    }
-    assert!(
-        rows >= 20,
-        "README's Metrics table: only {rows} rows parsed"
-    );
-    add("up", &mut std::iter::empty());
     known
-}
-
-/// Strip PromQL string literals, keeping the quotes.
-fn strip_strings(expr: &str) -> String {
-    let mut out = String::new();
-    let mut in_str = false;
-    let mut escaped = false;
-    for ch in expr.chars() {
-        if in_str {
-            if escaped {
-                escaped = false;
-            } else if ch == '\\' {
-                escaped = true;
-            } else if ch == '"' {
-                in_str = false;
-                out.push('"');
-            }
-        } else {
-            if ch == '"' {
-                in_str = true;
-            }
-            out.push(ch);
-        }
-    }
-    out
-}
-
-fn is_ident_start(c: char) -> bool {
-    c.is_ascii_alphabetic() || c == '_' || c == ':'
-}
-
-fn is_ident(c: char) -> bool {
-    c.is_ascii_alphanumeric() || c == '_' || c == ':'
-}
-
-/// The metric selectors of an expression: (metric name, label names of its matchers).
-fn selectors(expr: &str) -> Vec<(String, Vec<String>)> {
-    // Operators, modifiers, and the aggregations (`max by (x) (...)` is not a call).
-    const KEYWORDS: &[&str] = &[
-        "and",
-        "or",
-        "unless",
-        "by",
-        "without",
-        "on",
-        "ignoring",
-        "group_left",
-        "group_right",
-        "bool",
-        "offset",
-        "sum",
-        "min",
-        "max",
-        "avg",
-        "group",
-        "stddev",
-        "stdvar",
-        "count",
-        "count_values",
-        "bottomk",
-        "topk",
-        "quantile",
-    ];
-    const LABEL_LISTS: &[&str] = &[
-        "by",
-        "without",
-        "on",
-        "ignoring",
-        "group_left",
-        "group_right",
-    ];
-    let s: Vec<char> = strip_strings(expr).chars().collect();
-    let mut out = Vec::new();
-    let mut i = 0;
-    let mut last_ident = String::new();
-    while i < s.len() {
-        let c = s[i];
-        if c == '[' {
-            // A range or subquery duration.
-            while i < s.len() && s[i] != ']' {
-                i += 1;
-            }
-        } else if c.is_ascii_digit() {
-            // A number or a duration (5m): not a name.
-            while i < s.len() && (is_ident(s[i]) || s[i] == '.') {
-                i += 1;
-            }
-            continue;
-        } else if c == '(' && LABEL_LISTS.contains(&last_ident.as_str()) {
-            // by (...), on (...), group_left (...): label names, not metrics.
-            while i < s.len() && s[i] != ')' {
-                i += 1;
-            }
-            last_ident.clear();
-        } else if is_ident_start(c) {
-            let start = i;
-            while i < s.len() && is_ident(s[i]) {
-                i += 1;
-            }
-            let word: String = s[start..i].iter().collect();
-            let mut j = i;
-            while j < s.len() && s[j].is_whitespace() {
-                j += 1;
-            }
-            let is_call = j < s.len() && s[j] == '(' && !LABEL_LISTS.contains(&word.as_str());
-            if !KEYWORDS.contains(&word.as_str()) && !is_call {
-                let mut labels = Vec::new();
-                if j < s.len() && s[j] == '{' {
-                    let end = (j..s.len()).find(|&k| s[k] == '}').expect("unclosed {");
-                    let body: String = s[j + 1..end].iter().collect();
-                    for m in body.split(',') {
-                        let m = m.trim();
-                        if !m.is_empty() {
-                            let name: String = m.chars().take_while(|&c| is_ident(c)).collect();
-                            labels.push(name);
-                        }
-                    }
-                    i = end + 1;
-                }
-                out.push((word.clone(), labels));
-            }
-            last_ident = word;
-            continue;
-        } else if !c.is_whitespace() {
-            last_ident.clear();
-        }
-        i += 1;
-    }
-    out
-}
-
-#[test]
-fn the_selector_parser_finds_metrics_and_labels() {
-    let got = selectors(
-        "(max by (node) (rate(a_total{x=\"y,z\", w!~\"a|b\"}[5m])) - time() > 3 * 86400) \
-         unless on (node) group_left (t) up{job=\"j\"} == 0",
-    );
-    assert_eq!(
-        got,
-        vec![
-            (
-                "a_total".to_string(),
-                vec!["x".to_string(), "w".to_string()]
-            ),
-            ("up".to_string(), vec!["job".to_string()]),
-        ]
-    );
 }
 
 #[test]
 fn every_metric_and_label_the_rules_select_exists() {
     let known = known_metrics();
     for a in alerts() {
-        let found = selectors(&a.expr);
+        let found = selectors(&a.expr).unwrap_or_else(|e| panic!("{}: {e}", a.name));
         assert!(
             !found.is_empty(),
             "{}: no metric found in its expression",
             a.name
         );
-        for (metric, labels) in found {
-            let Some(metric_labels) = known.get(&metric) else {
+        for s in found {
+            let metric = &s.metric;
+            let Some(metric_labels) = known.get(metric) else {
                 panic!(
                     "{}: metric {metric} is neither in tests/golden/metrics.prom nor in \
                      README's Metrics table",
                     a.name
                 );
             };
-            for l in labels {
+            for l in s.labels() {
                 assert!(
-                    metric_labels.contains(&l),
+                    metric_labels.contains(l),
                     "{}: {metric} has no label {l} (known: {metric_labels:?})",
                     a.name
                 );

@@ -1,7 +1,10 @@
 //! Contracts move together: every control id, CLI flag and metric family is documented in
 //! the README, and the README's two opening commands are the ones CI and users run.
 
+mod common;
+
 use clap::CommandFactory;
+use common::metrics::exposition_families;
 use kubelet_sentinel::cli::Cli;
 use kubelet_sentinel::evaluate::catalogue;
 
@@ -156,13 +159,7 @@ fn every_metric_family_is_documented() {
         build_revision: "test",
         drift: Some(&drift),
     });
-    let mut names: Vec<String> = exposition
-        .text
-        .lines()
-        .filter(|l| !l.starts_with('#') && !l.is_empty())
-        .map(|l| l.split(['{', ' ']).next().unwrap().to_string())
-        .collect();
-    names.dedup();
+    let names: Vec<String> = exposition_families(&exposition.text).into_keys().collect();
     assert!(
         names.len() >= 9,
         "expected every family in the example node's exposition: {names:?}"

@@ -25,7 +25,9 @@
 #![allow(dead_code)]
 
 pub mod http;
+pub mod metrics;
 pub mod process;
+pub mod promql;
 
 use std::collections::BTreeMap;
 use std::fs;
