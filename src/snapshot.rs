@@ -319,6 +319,28 @@ pub enum Credential {
 pub struct ApiServer {
     pub pid: i32,
     pub flags: Flags,
+    /// The authorizer types of `--authorization-config` (structured authorization), in
+    /// order, when that flag is set: read from the host at the flag's path.
+    pub authorization_config: Option<Observed<Vec<String>>>,
+}
+
+impl ApiServer {
+    /// An apiserver from its flags, reading `--authorization-config` when it is set.
+    pub fn from_flags(pid: i32, flags: Flags, host: &crate::host::HostRoot) -> ApiServer {
+        let authorization_config = flags
+            .last("authorization-config")
+            .filter(|p| !p.trim().is_empty())
+            .map(|p| {
+                let text = host.read_to_string(p.trim()).map_err(ObsError::from)?;
+                crate::observe::config::authorizer_types(&text)
+                    .map_err(|e| ObsError::new(ObsErrorKind::Invalid, format!("{p}: {e}")))
+            });
+        ApiServer {
+            pid,
+            flags,
+            authorization_config,
+        }
+    }
 }
 
 /// One observation step.

@@ -195,6 +195,7 @@ fn kubeadm_hardened() {
             ("service-file-permissions", P),
             ("service-file-ownership", P),
             ("kubelet-credential-node-scoped", P),
+            ("node-authorizer-enabled", P),
             ("apiserver-audit-log-enabled", P),
         ],
     );
@@ -294,6 +295,7 @@ fn flags_only() {
             ("service-file-permissions", F),
             ("service-file-ownership", P),
             ("kubelet-credential-node-scoped", F),
+            ("node-authorizer-enabled", NA),
             ("apiserver-audit-log-enabled", NA),
         ],
     );
@@ -363,6 +365,7 @@ fn eks_al2() {
             ("service-file-permissions", F),
             ("service-file-ownership", P),
             ("kubelet-credential-node-scoped", U),
+            ("node-authorizer-enabled", NA),
             ("apiserver-audit-log-enabled", NA),
         ],
     );
@@ -450,6 +453,7 @@ fn eks_al2023() {
             ("service-file-permissions", F),
             ("service-file-ownership", P),
             ("kubelet-credential-node-scoped", U),
+            ("node-authorizer-enabled", NA),
             ("apiserver-audit-log-enabled", NA),
         ],
     );
@@ -528,6 +532,7 @@ fn gke() {
             ("service-file-permissions", F),
             ("service-file-ownership", P),
             ("kubelet-credential-node-scoped", P),
+            ("node-authorizer-enabled", NA),
             ("apiserver-audit-log-enabled", NA),
         ],
     );
@@ -600,6 +605,7 @@ fn aks() {
             ("service-file-permissions", P),
             ("service-file-ownership", P),
             ("kubelet-credential-node-scoped", P),
+            ("node-authorizer-enabled", NA),
             ("apiserver-audit-log-enabled", NA),
         ],
     );
@@ -670,6 +676,7 @@ fn rke2_table(ro: Status) -> Vec<(&'static str, Status)> {
         ("service-file-permissions", F),
         ("service-file-ownership", P),
         ("kubelet-credential-node-scoped", P),
+        ("node-authorizer-enabled", NA),
         ("apiserver-audit-log-enabled", NA),
     ]
 }
@@ -790,6 +797,8 @@ fn microk8s() {
             ("kubelet-credential-node-scoped", U),
             // kubelite embeds the kube-apiserver; its flags are in --apiserver-args-file,
             // which has no audit flags here.
+            // ... and no NodeRestriction among its admission plugins.
+            ("node-authorizer-enabled", F),
             ("apiserver-audit-log-enabled", F),
         ],
     );
@@ -881,6 +890,7 @@ fn flag_overrides_file() {
             ("service-file-permissions", F),
             ("service-file-ownership", P),
             ("kubelet-credential-node-scoped", P),
+            ("node-authorizer-enabled", NA),
             ("apiserver-audit-log-enabled", NA),
         ],
     );
@@ -946,6 +956,7 @@ fn hyperkube() {
             ("service-file-permissions", F),
             ("service-file-ownership", P),
             ("kubelet-credential-node-scoped", P),
+            ("node-authorizer-enabled", NA),
             ("apiserver-audit-log-enabled", NA),
         ],
     );
@@ -1064,6 +1075,7 @@ fn unreadable_config_table(
         ("service-file-permissions", F),
         ("service-file-ownership", P),
         ("kubelet-credential-node-scoped", P),
+        ("node-authorizer-enabled", NA),
         ("apiserver-audit-log-enabled", NA),
     ]
 }
@@ -1178,6 +1190,7 @@ fn symlink_table() -> Vec<(&'static str, Status)> {
         ("service-file-permissions", F),
         ("service-file-ownership", P),
         ("kubelet-credential-node-scoped", P),
+        ("node-authorizer-enabled", NA),
         ("apiserver-audit-log-enabled", NA),
     ]
 }
@@ -1266,6 +1279,7 @@ fn non_utf8_cmdline() {
             ("service-file-permissions", F),
             ("service-file-ownership", P),
             ("kubelet-credential-node-scoped", P),
+            ("node-authorizer-enabled", P),
             ("apiserver-audit-log-enabled", F),
         ],
     );
@@ -1335,6 +1349,7 @@ fn misconfigured() {
             ("service-file-permissions", F),
             ("service-file-ownership", P),
             ("kubelet-credential-node-scoped", F),
+            ("node-authorizer-enabled", NA),
             ("apiserver-audit-log-enabled", NA),
         ],
     );
@@ -1461,6 +1476,7 @@ fn example_node_shows_its_documented_findings() {
             continue;
         }
         let want = match c.id {
+            "node-authorizer-enabled" => NA,
             "apiserver-audit-log-enabled" => NA,
             // A host tree on disk has no sockets to probe: the live-only control is unknown.
             "kubelet-api-rejects-anonymous" => U,

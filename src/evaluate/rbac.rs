@@ -1,11 +1,12 @@
 //! Practice 6: least-privilege kubelet credentials (RBAC, node side): the kubelet's own
 //! identity must be a node identity, scoped by the Node authorizer and NodeRestriction.
 
-use super::util::{kubelet, unknown_with, PRACTICE_RBAC};
+use super::util::{kubelet, obs_kind_str, unknown_with, PRACTICE_RBAC};
 use super::{Control, Ctx, Family, Needs, Outcome, Severity};
 use crate::snapshot::{CertSummary, Credential, ObsErrorKind};
 
-pub static CONTROLS: &[Control] = &[Control {
+pub static CONTROLS: &[Control] = &[
+    Control {
     id: "kubelet-credential-node-scoped",
     title: "Kubelet authenticates to the API server as its own node",
     family: Family::Rbac,
@@ -16,7 +17,109 @@ pub static CONTROLS: &[Control] = &[Control {
     remediation: "Give the kubelet a client certificate with CN `system:node:<node name>` and O `system:nodes` (kubeadm/TLS bootstrapping does this: `--bootstrap-kubeconfig` plus `rotateCertificates: true`), never an admin or shared credential; enable the Node authorizer and the NodeRestriction admission plugin on the API server.",
     needs: Needs::Kubelet,
     evaluate: evaluate_node_scoped,
-}];
+},
+    Control {
+        id: "node-authorizer-enabled",
+        title: "kube-apiserver on this node scopes kubelets with the Node authorizer, RBAC and NodeRestriction (cf. CIS master 1.2.7-1.2.9, 1.2.14)",
+        family: Family::Rbac,
+        severity: Severity::High,
+        cis: None,
+        practice: PRACTICE_RBAC,
+        expected: "authorization includes Node and RBAC (never AlwaysAllow); admission plugins include NodeRestriction",
+        remediation: "Start kube-apiserver with `--authorization-mode=Node,RBAC` (or an `--authorization-config` whose authorizers include `Node` and `RBAC`) and `--enable-admission-plugins=NodeRestriction,...` (not in `--disable-admission-plugins`); kubeadm does this by default — check the kube-apiserver static pod manifest in /etc/kubernetes/manifests.",
+        needs: Needs::Kubelet,
+        evaluate: evaluate_node_authorizer,
+    },
+];
+
+/// Every value of a kube-apiserver string-slice flag (repeats accumulate, items are
+/// comma-separated).
+fn slice_values(flags: &crate::observe::flags::Flags, name: &str) -> Vec<String> {
+    flags
+        .occurrences
+        .iter()
+        .filter(|o| o.name == name)
+        .flat_map(|o| o.value.split(','))
+        .map(|v| v.trim().to_string())
+        .filter(|v| !v.is_empty())
+        .collect()
+}
+
+/// On a control-plane node: the API server's authorization chain and admission plugins
+/// decide what a kubelet's credential can reach. Without the Node authorizer and
+/// NodeRestriction a node identity reads every secret and edits other nodes.
+fn evaluate_node_authorizer(ctx: &Ctx) -> Outcome {
+    let Some(a) = &ctx.snapshot.apiserver else {
+        return Outcome::not_applicable(
+            "no kube-apiserver on this node: the authorizers are checked where the API server runs",
+        );
+    };
+    let (modes, source) = match &a.authorization_config {
+        Some(Ok(types)) => (types.clone(), "authorization-config"),
+        Some(Err(e)) => {
+            return Outcome::unknown(format!(
+                "--authorization-config could not be read ({}): {}",
+                obs_kind_str(e.kind),
+                e.message
+            ))
+        }
+        None => {
+            let v = slice_values(&a.flags, "authorization-mode");
+            if v.is_empty() {
+                // kube-apiserver's default --authorization-mode is AlwaysAllow.
+                (vec!["AlwaysAllow".to_string()], "default")
+            } else {
+                (v, "process")
+            }
+        }
+    };
+    // `--admission-control` (deprecated) is the same list as --enable-admission-plugins.
+    let mut enabled = slice_values(&a.flags, "enable-admission-plugins");
+    enabled.extend(slice_values(&a.flags, "admission-control"));
+    let disabled = slice_values(&a.flags, "disable-admission-plugins");
+    let node_restriction = enabled.iter().any(|p| p == "NodeRestriction")
+        && !disabled.iter().any(|p| p == "NodeRestriction");
+    let observed = format!(
+        "authorization={}; NodeRestriction {}",
+        modes.join(","),
+        if node_restriction {
+            "enabled"
+        } else {
+            "not enabled"
+        }
+    );
+    let mut problems = Vec::new();
+    if modes.iter().any(|m| m == "AlwaysAllow") {
+        problems.push("AlwaysAllow authorizes every request that reaches it".to_string());
+    }
+    for want in ["Node", "RBAC"] {
+        if !modes.iter().any(|m| m == want) {
+            problems.push(format!("no {want} authorizer"));
+        }
+    }
+    if !node_restriction {
+        problems.push(if disabled.iter().any(|p| p == "NodeRestriction") {
+            "NodeRestriction is in --disable-admission-plugins".to_string()
+        } else {
+            "NodeRestriction is not in --enable-admission-plugins (it is not on by default)"
+                .to_string()
+        });
+    }
+    let pid = a.pid;
+    if problems.is_empty() {
+        Outcome::pass(
+            observed,
+            source,
+            format!("kube-apiserver pid {pid} authorizes kubelets with Node and RBAC and limits their writes with NodeRestriction"),
+        )
+    } else {
+        Outcome::fail(
+            observed,
+            source,
+            format!("kube-apiserver pid {pid}: {}", problems.join("; ")),
+        )
+    }
+}
 
 const NODE_PREFIX: &str = "system:node:";
 
@@ -226,5 +329,87 @@ mod tests {
             assert_status(&o, Status::Unknown);
             assert!(o.reason.contains("bad user"));
         }
+    }
+
+    #[test]
+    fn node_authorizer() {
+        const ID: &str = "node-authorizer-enabled";
+        let mut s = kubeadm();
+        let o = eval(ID, &s);
+        assert_status(&o, Status::NotApplicable);
+        assert!(o.reason.contains("no kube-apiserver"), "{}", o.reason);
+
+        s.apiserver = Some(apiserver(&[
+            "--authorization-mode=Node,RBAC",
+            "--enable-admission-plugins=NodeRestriction",
+        ]));
+        let o = eval(ID, &s);
+        assert_status(&o, Status::Pass);
+        assert_eq!(
+            o.observed,
+            "authorization=Node,RBAC; NodeRestriction enabled"
+        );
+        assert_eq!(o.source, "process");
+
+        // Repeated slice flags accumulate, like pflag's StringSlice.
+        s.apiserver = Some(apiserver(&[
+            "--authorization-mode",
+            "Node",
+            "--authorization-mode=RBAC",
+            "--enable-admission-plugins=PodSecurity,NodeRestriction",
+        ]));
+        assert_status(&eval(ID, &s), Status::Pass);
+
+        // The default authorization mode is AlwaysAllow.
+        s.apiserver = Some(apiserver(&["--enable-admission-plugins=NodeRestriction"]));
+        let o = eval(ID, &s);
+        assert_status(&o, Status::Fail);
+        assert_eq!(o.source, "default");
+        assert!(
+            o.reason.contains("AlwaysAllow") && o.reason.contains("no Node"),
+            "{}",
+            o.reason
+        );
+
+        s.apiserver = Some(apiserver(&[
+            "--authorization-mode=RBAC,Node,AlwaysAllow",
+            "--enable-admission-plugins=NodeRestriction",
+        ]));
+        assert_status(&eval(ID, &s), Status::Fail);
+
+        s.apiserver = Some(apiserver(&["--authorization-mode=Node,RBAC"]));
+        let o = eval(ID, &s);
+        assert_status(&o, Status::Fail);
+        assert!(o.reason.contains("not on by default"), "{}", o.reason);
+
+        s.apiserver = Some(apiserver(&[
+            "--authorization-mode=Node,RBAC",
+            "--enable-admission-plugins=NodeRestriction",
+            "--disable-admission-plugins=NodeRestriction",
+        ]));
+        let o = eval(ID, &s);
+        assert_status(&o, Status::Fail);
+        assert!(
+            o.reason.contains("--disable-admission-plugins"),
+            "{}",
+            o.reason
+        );
+
+        // Structured authorization: the file decides; unreadable is unknown.
+        let mut a = apiserver(&[
+            "--authorization-config=/etc/kubernetes/authz.yaml",
+            "--enable-admission-plugins=NodeRestriction",
+        ]);
+        a.authorization_config = Some(Ok(vec!["Node".into(), "RBAC".into(), "Webhook".into()]));
+        s.apiserver = Some(a.clone());
+        let o = eval(ID, &s);
+        assert_status(&o, Status::Pass);
+        assert_eq!(o.source, "authorization-config");
+        a.authorization_config = Some(Err(crate::snapshot::ObsError::new(
+            crate::snapshot::ObsErrorKind::NotFound,
+            "/etc/kubernetes/authz.yaml: not found",
+        )));
+        s.apiserver = Some(a);
+        assert_status(&eval(ID, &s), Status::Unknown);
     }
 }

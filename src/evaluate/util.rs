@@ -543,6 +543,7 @@ pub mod testing {
         ApiServer {
             pid: 99,
             flags: Flags::parse(args),
+            authorization_config: None,
         }
     }
 
@@ -706,6 +707,7 @@ mod catalogue_tests {
         ("service-file-permissions", Family::Files, Some("4.1.1")),
         ("service-file-ownership", Family::Files, Some("4.1.2")),
         ("kubelet-credential-node-scoped", Family::Rbac, None),
+        ("node-authorizer-enabled", Family::Rbac, None),
         ("apiserver-audit-log-enabled", Family::Audit, None),
     ];
 

@@ -622,10 +622,43 @@ fn flag_to_json(def: &SettingDef, v: FlagValue) -> Result<Value, String> {
     }
 }
 
+/// The authorizer types, in order, of a kube-apiserver `AuthorizationConfiguration`
+/// (`--authorization-config`, apiserver.config.k8s.io): `authorizers[].type`.
+pub fn authorizer_types(text: &str) -> Result<Vec<String>, String> {
+    let doc: Value = serde_saphyr::from_str(text).map_err(|e| e.to_string())?;
+    if doc.get("kind").and_then(Value::as_str) != Some("AuthorizationConfiguration") {
+        return Err("not an AuthorizationConfiguration".to_string());
+    }
+    let list = doc
+        .get("authorizers")
+        .and_then(Value::as_array)
+        .ok_or_else(|| "no authorizers list".to_string())?;
+    list.iter()
+        .map(|a| {
+            a.get("type")
+                .and_then(Value::as_str)
+                .map(str::to_string)
+                .ok_or_else(|| "an authorizer without a type".to_string())
+        })
+        .collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
     use serde_json::json;
+
+    #[test]
+    fn authorizer_types_of_a_structured_authorization_config() {
+        let text = "apiVersion: apiserver.config.k8s.io/v1\nkind: AuthorizationConfiguration\nauthorizers:\n  - type: Node\n    name: node\n  - type: RBAC\n    name: rbac\n";
+        assert_eq!(authorizer_types(text).unwrap(), vec!["Node", "RBAC"]);
+        assert!(authorizer_types("kind: KubeletConfiguration\n").is_err());
+        assert!(
+            authorizer_types("kind: AuthorizationConfiguration\nauthorizers:\n  - name: x\n")
+                .is_err()
+        );
+        assert!(authorizer_types(": : :").is_err());
+    }
 
     const HEAD: &str = "apiVersion: kubelet.config.k8s.io/v1beta1\nkind: KubeletConfiguration\n";
 

@@ -178,10 +178,11 @@ fn observe_with(host: &HostRoot, opts: &ObserveOptions, cache: &mut Cache) -> Sn
         .map(|(info, _)| info.clone());
     let apiserver = probes
         .record("apiserver", || match (apiserver_info, kubelite) {
-            (Some(p), _) => Ok(Some(ApiServer {
-                pid: p.pid,
-                flags: Flags::parse(p.argv.get(1..).unwrap_or(&[])),
-            })),
+            (Some(p), _) => Ok(Some(ApiServer::from_flags(
+                p.pid,
+                Flags::parse(p.argv.get(1..).unwrap_or(&[])),
+                host,
+            ))),
             (None, Some(k)) => kubelite_apiserver(host, &k),
             (None, None) => Ok(None),
         })
@@ -223,10 +224,11 @@ fn kubelite_apiserver(host: &HostRoot, kubelite: &ProcInfo) -> Result<Option<Api
     let text = host
         .read_to_string(&path)
         .map_err(|e| format!("kubelite apiserver args file: {e}"))?;
-    Ok(Some(ApiServer {
-        pid: kubelite.pid,
-        flags: Flags::parse(&flags::args_file_words(&text)),
-    }))
+    Ok(Some(ApiServer::from_flags(
+        kubelite.pid,
+        Flags::parse(&flags::args_file_words(&text)),
+        host,
+    )))
 }
 
 fn proc_start(host: &HostRoot, pid: i32) -> Option<u64> {
