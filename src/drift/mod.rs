@@ -300,6 +300,9 @@ pub struct Tracker {
     /// The in-memory baseline differs from the file (write pending).
     baseline_dirty: bool,
     seen: Option<Seen>,
+    /// The node `state.json` was written for (a state dir reused by another node name
+    /// must not count that node's state as this one's changes).
+    seen_node: Option<String>,
     removed_since_start: Vec<String>,
     last_change_at: Option<f64>,
     state_dirty: bool,
@@ -341,6 +344,7 @@ impl Tracker {
             baseline_fp: None,
             baseline_dirty: false,
             seen: None,
+            seen_node: None,
             removed_since_start: Vec::new(),
             last_change_at: None,
             state_dirty: false,
@@ -363,6 +367,7 @@ impl Tracker {
         }) {
             Loaded::Ok(s, _) => {
                 t.seen = Some(s.seen);
+                t.seen_node = Some(s.node);
                 t.last_change_at = s.last_change_at;
                 t.removed_since_start = s.removed_since_start;
             }
@@ -536,6 +541,16 @@ impl Tracker {
                 self.baseline_fp = None;
                 self.previous.clear();
             }
+        }
+
+        if self.seen_node.take().is_some_and(|n| n != snapshot.node) {
+            tracing::warn!(
+                node = %snapshot.node,
+                "state.json was written for another node: its last-seen state is not used"
+            );
+            self.seen = None;
+            self.removed_since_start.clear();
+            self.last_change_at = None;
         }
 
         let mut report = DriftReport::default();

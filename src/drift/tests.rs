@@ -242,6 +242,21 @@ fn a_baseline_of_another_node_is_not_used() {
 }
 
 #[test]
+fn the_last_seen_state_of_another_node_is_not_counted() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut t = Tracker::open(opts(dir.path(), false), 1.0);
+    update(&mut t, &hardened(), 1.0);
+    drop(t);
+    // The same state dir, another node name, another command line: nothing counted.
+    let mut t = Tracker::open(opts(dir.path(), false), 2.0);
+    let mut other = opened();
+    other.node = "node-2".into();
+    let r = update(&mut t, &other, 2.0);
+    assert_eq!(r.changes, Some(Changes::default()));
+    assert_eq!(r.last_change_at, None);
+}
+
+#[test]
 fn without_a_kubelet_no_baseline_and_no_drift() {
     let dir = tempfile::tempdir().unwrap();
     let mut t = Tracker::open(opts(dir.path(), false), 1.0);
