@@ -435,7 +435,10 @@ mod tests {
         assert!(p.enabled("anonymous-auth-disabled"));
         assert!(p.expected.cluster_checks);
         assert_eq!(p.expected.pod_security_required_level, "baseline");
-        assert_eq!(p.expected.pod_security_exempt_namespaces, ["kube-system"]);
+        assert_eq!(
+            p.expected.pod_security_exempt_namespaces,
+            ["kube-system", "kubelet-sentinel"]
+        );
         assert!(p.expected.host_takeover_allowed_pods[0]
             .matches("kubelet-sentinel", "kubelet-sentinel-x7k2p"));
         let p = Policy::from_yaml(
