@@ -610,7 +610,8 @@ mod tests {
         let o = eval(ENFORCED, &s);
         assert_status(&o, Status::Pass);
         assert!(
-            o.reason.contains("exempt namespace (kube-system, kubelet-sentinel)"),
+            o.reason
+                .contains("exempt namespace (kube-system, kubelet-sentinel)"),
             "{}",
             o.reason
         );
