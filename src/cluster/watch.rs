@@ -9,7 +9,8 @@
 //!   disconnects mid-stream or a server that does not answer in time. The objects of the
 //!   last list are kept (and said to be stale by the controls) and the collection is listed
 //!   again after a backoff (1 s doubling to 30 s); a `410 Gone` (expired resourceVersion)
-//!   lists again at once.
+//!   lists again after 1 s, and a watch the server ends within 1 s of opening it is
+//!   re-opened after 1 s: no tight loop against a misbehaving server.
 
 use std::collections::BTreeMap;
 use std::fmt::Debug;
@@ -87,7 +88,8 @@ where
     let mut backoff = BACKOFF_MIN;
     loop {
         match list_and_watch(&api, &spec, &shared, &mut backoff).await {
-            Outcome::Relist => continue,
+            // Not a failure, but never a tight loop against a server that keeps saying it.
+            Outcome::Relist => tokio::time::sleep(BACKOFF_MIN).await,
             Outcome::Failed(why) => {
                 tracing::debug!(collection = spec.what, error = %why, "API watch failing");
                 update(&shared, |s| s.health = Err(why));
@@ -165,11 +167,19 @@ where
             Ok(Ok(s)) => s,
         };
         let mut stream = stream.boxed();
+        let opened = Instant::now();
         // The client's read timeout bounds a silent connection; the server ends the watch
         // after WATCH_TIMEOUT_SECONDS.
         loop {
             match stream.try_next().await {
-                Ok(None) => break,
+                Ok(None) => {
+                    // The server ended the watch (its timeoutSeconds): re-open it from the
+                    // last resourceVersion; one that ends at once is re-opened after a pause.
+                    if opened.elapsed() < BACKOFF_MIN {
+                        tokio::time::sleep(BACKOFF_MIN).await;
+                    }
+                    break;
+                }
                 Err(e) => {
                     return Outcome::Failed(format!("watch {what}: disconnected: {}", describe(&e)))
                 }
