@@ -785,6 +785,7 @@ fn benches(c: &mut Criterion) {
         build_version: env!("CARGO_PKG_VERSION"),
         build_revision: "bench",
         drift: None,
+        risky_pods: &[],
     };
     let exposition = render(&input);
     if describe_on {

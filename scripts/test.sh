@@ -6,7 +6,8 @@
 #   1. Debian packages: prometheus (promtool), prometheus-alertmanager, buildah.
 #   2. Deploy artefacts: manifests, Helm chart (renders target/deploy/, which the Rust
 #      deploy_contract test reads), dashboards (Grafana schema), alert rules (promtool).
-#   3. cargo test: every Rust test (one debug build, shared with the steps below).
+#   3. No aws-lc-sys in the dependency tree (kube on rustls+ring); cargo test: every Rust
+#      test (one debug build, shared with the steps below).
 #   4. The real pipeline: agents -> Prometheus -> Alertmanager, dashboard queries.
 #   5. The image: the shipped Dockerfile's final stage built with buildah from a static
 #      release binary, and run.
@@ -37,6 +38,20 @@ bash scripts/check-alerts.sh
 
 # `standin` builds the test-support stand-in kubelet (support/standin-kubelet) used by the
 # live-probe, drift and pipeline tests; it is never part of the shipped binary.
+# The Kubernetes API client (kube) must use rustls with the ring provider, like the rest
+# of the agent: no aws-lc (a C/cmake build and a second crypto library in the binary).
+# `cargo tree -i` fails ("did not match any packages") when nothing depends on it.
+step "no aws-lc in the dependency tree"
+if tree=$(cargo tree --locked --all-features --target all -i aws-lc-sys 2>&1); then
+  echo "aws-lc-sys is in the dependency tree; keep kube on rustls+ring:" >&2
+  echo "$tree" >&2
+  exit 1
+elif ! grep -q "did not match any packages" <<<"$tree"; then
+  echo "cargo tree -i aws-lc-sys failed for another reason:" >&2
+  echo "$tree" >&2
+  exit 1
+fi
+
 step "cargo test"
 cargo test --locked --all-targets --features standin
 

@@ -12,6 +12,7 @@ use std::time::{Duration, Instant};
 
 use tokio::time::MissedTickBehavior;
 
+use crate::cluster::{self, Cluster, ClusterOptions};
 use crate::drift::watch::{Trigger, Watch};
 use crate::drift::{DriftOptions, Tracker};
 use crate::evaluate::{self, summarize, ControlResult};
@@ -58,6 +59,8 @@ pub struct AgentConfig {
     pub baseline_from_policy: bool,
     /// Time between change checks (fingerprints of the files read, the kubelet process).
     pub watch_interval: Duration,
+    /// The Kubernetes API (`--api-access`, `--kubeconfig`).
+    pub cluster: ClusterOptions,
 }
 
 /// How the observation is completed with live evidence and the kubelet's version.
@@ -200,6 +203,8 @@ pub enum AgentError {
     ServerTask(#[source] tokio::task::JoinError),
     #[error("HTTP server stopped unexpectedly")]
     ServerStopped,
+    #[error("Kubernetes API: {0}")]
+    Cluster(#[from] cluster::ClientError),
 }
 
 /// Observe the host and evaluate the controls once (used by `check`; `serve` does the same
@@ -213,22 +218,35 @@ pub fn evaluate_once(
     evaluate_with(|| observe::observe(host, opts), policy)
 }
 
-/// `check`: observe, enrich with version and live probes, evaluate.
+/// `check`: observe, enrich with version and live probes and the API's view (when
+/// `cluster` is given), evaluate.
 pub fn check_once(
     host: &HostRoot,
     opts: &ObserveOptions,
     enrich_opts: &EnrichOptions,
     policy: &Policy,
+    cluster: Option<&Cluster>,
     rt: &tokio::runtime::Handle,
 ) -> (Snapshot, Vec<ControlResult>, Duration) {
     evaluate_with(
         || {
             let mut s = observe::observe(host, opts);
             enrich(&mut s, host, enrich_opts, &mut ScanCache::default(), rt);
+            attach_cluster(&mut s, cluster);
             s
         },
         policy,
     )
+}
+
+/// Copy the API's view into the snapshot (a read lock and a clone: never waits for the
+/// API), with its observation steps `api_pods` and `api_namespaces`.
+pub fn attach_cluster(snapshot: &mut Snapshot, cluster: Option<&Cluster>) {
+    if let Some(c) = cluster {
+        let view = c.view();
+        snapshot.probes.extend(cluster::probe_records(&view));
+        snapshot.cluster = Some(view);
+    }
 }
 
 fn evaluate_with(
@@ -288,6 +306,7 @@ fn cycle(
     carried: &mut Carried,
     policy: &Policy,
     enrich_opts: &EnrichOptions,
+    cluster: Option<&Cluster>,
     rt: &tokio::runtime::Handle,
 ) -> Cycle {
     let (snapshot, results, duration) = evaluate_with(
@@ -300,10 +319,12 @@ fn cycle(
                 &mut carried.scans,
                 rt,
             );
+            attach_cluster(&mut s, cluster);
             s
         },
         policy,
     );
+    let risky_pods = evaluate::pod_security::risky_pod_series(&snapshot, policy);
     let drift = carried
         .tracker
         .update(&snapshot, &results, snapshot.taken_at);
@@ -319,6 +340,7 @@ fn cycle(
         build_version: BUILD_VERSION,
         build_revision: BUILD_REVISION,
         drift: Some(&drift),
+        risky_pods: &risky_pods,
     });
     Cycle {
         exposition,
@@ -501,16 +523,26 @@ pub async fn run_serve(cfg: AgentConfig) -> Result<(), AgentError> {
 
     // Until the first evaluation: build_info only (see `publish::server`). Resolving the
     // node name reads the host's hostname, so it goes to the blocking pool too.
-    let startup = {
+    let node = {
         let (h, n) = (host.clone(), cfg.node_name.clone());
         match tokio::task::spawn_blocking(move || observe::node_name(&h, n.as_deref())).await {
-            Ok(node) => metrics::render_startup(&node, BUILD_VERSION, BUILD_REVISION),
+            Ok(node) => Some(node),
             Err(e) => {
                 tracing::warn!(error = %e, "cannot resolve the node name before the first evaluation");
-                Exposition::empty()
+                None
             }
         }
     };
+    let startup = match &node {
+        Some(node) => metrics::render_startup(node, BUILD_VERSION, BUILD_REVISION),
+        None => Exposition::empty(),
+    };
+    // The API watches run beside the evaluations from now on; each evaluation copies what
+    // they know. Without a node name the pods of this node cannot be selected.
+    let cluster = Arc::new(match &node {
+        Some(node) => Cluster::connect(&cfg.cluster, node).await?,
+        None => Cluster::disabled("the node name is unknown"),
+    });
     let state = Arc::new(AppState::new(startup));
 
     let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
@@ -548,7 +580,7 @@ pub async fn run_serve(cfg: AgentConfig) -> Result<(), AgentError> {
         cfg.watch_interval,
         Arc::clone(&state),
         move || Carried::new(host.clone(), opts.clone(), drift.clone()),
-        move |carried: &mut Carried| cycle(carried, &policy, &enrich_opts, &rt),
+        move |carried: &mut Carried| cycle(carried, &policy, &enrich_opts, Some(&*cluster), &rt),
         Carried::check_watch,
     );
 
@@ -620,6 +652,7 @@ mod tests {
             &mut carried,
             &Policy::embedded(),
             &EnrichOptions::default(),
+            None,
             rt.handle(),
         );
         assert!(c
@@ -648,6 +681,7 @@ mod tests {
             apiserver: None,
             probes: Vec::new(),
             live: None,
+            cluster: None,
         };
         Cycle {
             exposition: Exposition {
@@ -788,6 +822,7 @@ mod tests {
             state_dir: PathBuf::from("/nonexistent"),
             baseline_from_policy: false,
             watch_interval: Duration::from_secs(1),
+            cluster: ClusterOptions::default(),
         };
         assert!(matches!(
             run_serve(cfg).await,

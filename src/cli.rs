@@ -8,6 +8,7 @@ use std::time::Duration;
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
 use crate::agent::{self, AgentConfig, AgentError, EnrichOptions};
+use crate::cluster::{ApiAccessMode, Cluster, ClusterOptions};
 use crate::drift::store::StateDir;
 use crate::evaluate::Severity;
 use crate::host::{HostError, HostRoot};
@@ -97,6 +98,16 @@ pub struct GlobalArgs {
     #[arg(long, global = true, env = "KUBELET_SENTINEL_BASELINE_FROM_POLICY", default_value_t = false, action = clap::ArgAction::Set, num_args = 0..=1, require_equals = true, default_missing_value = "true")]
     pub baseline_from_policy: bool,
 
+    /// Use the Kubernetes API (pods on this node, namespaces) for the Pod Security
+    /// controls: auto = when in a cluster (KUBERNETES_SERVICE_HOST) or --kubeconfig is
+    /// given; on = required (start fails without it); off = never.
+    #[arg(long, global = true, env = "KUBELET_SENTINEL_API_ACCESS", value_enum, default_value_t = ApiAccess::Auto)]
+    pub api_access: ApiAccess,
+
+    /// Kubeconfig for the API outside a cluster (wins over the in-cluster service account).
+    #[arg(long, global = true, env = "KUBELET_SENTINEL_KUBECONFIG")]
+    pub kubeconfig: Option<PathBuf>,
+
     /// Log format.
     #[arg(long, global = true, env = "KUBELET_SENTINEL_LOG_FORMAT", value_enum, default_value_t = LogFormat::Text)]
     pub log_format: LogFormat,
@@ -113,6 +124,13 @@ pub struct GlobalArgs {
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum LiveProbes {
+    Auto,
+    On,
+    Off,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum ApiAccess {
     Auto,
     On,
     Off,
@@ -235,6 +253,40 @@ pub enum CliError {
     Output(std::io::Error),
     #[error("baseline: {0}")]
     Baseline(String),
+    #[error("Kubernetes API: {0}")]
+    Cluster(#[from] crate::cluster::ClientError),
+}
+
+fn cluster_options(global: &GlobalArgs) -> ClusterOptions {
+    ClusterOptions {
+        mode: match global.api_access {
+            ApiAccess::Auto => ApiAccessMode::Auto,
+            ApiAccess::On => ApiAccessMode::On,
+            ApiAccess::Off => ApiAccessMode::Off,
+        },
+        kubeconfig: global.kubeconfig.clone(),
+        ..ClusterOptions::default()
+    }
+}
+
+/// `check` and `baseline accept`: the API's view, waited for at most the request timeout.
+fn check_cluster(
+    global: &GlobalArgs,
+    host: &HostRoot,
+    opts: &ObserveOptions,
+    rt: &tokio::runtime::Runtime,
+) -> Result<Cluster, CliError> {
+    let copts = cluster_options(global);
+    if copts.mode == ApiAccessMode::Off {
+        return Ok(Cluster::disabled("--api-access=off"));
+    }
+    let node = crate::observe::node_name(host, opts.node_name.as_deref());
+    let cluster = rt.block_on(async {
+        let c = Cluster::connect(&copts, &node).await?;
+        c.wait_synced(copts.request_timeout).await;
+        Ok::<_, crate::cluster::ClientError>(c)
+    })?;
+    Ok(cluster)
 }
 
 /// Set up logging to stderr.
@@ -355,8 +407,16 @@ fn run_baseline(
         }
         BaselineCommand::Accept => {
             let rt = check_runtime()?;
-            let (snapshot, results, _) =
-                agent::check_once(host, opts, &enrich_options(global), policy, rt.handle());
+            let cluster = check_cluster(global, host, opts, &rt)?;
+            let (snapshot, results, _) = agent::check_once(
+                host,
+                opts,
+                &enrich_options(global),
+                policy,
+                Some(&cluster),
+                rt.handle(),
+            );
+            drop(cluster);
             rt.shutdown_timeout(Duration::from_secs(1));
             let b = crate::drift::accept(
                 &store,
@@ -382,14 +442,19 @@ fn run_baseline(
 /// Run a parsed command line; returns the process exit code.
 pub fn run(cli: Cli) -> Result<i32, CliError> {
     init_logging(&cli.global);
+    // The process-wide rustls provider (the Kubernetes API client's TLS): ring, the only
+    // one built in. Already installed (a second run in tests) is fine.
+    let _ = rustls::crypto::ring::default_provider().install_default();
     let (host, policy, opts) = load_common(&cli.global)?;
     match cli.command {
         Command::Baseline(cmd) => run_baseline(&cmd, &cli.global, &host, &policy, &opts),
         Command::Check(args) => {
             let rt = check_runtime()?;
             let enrich = enrich_options(&cli.global);
+            let cluster = check_cluster(&cli.global, &host, &opts, &rt)?;
             let (snapshot, results, duration) =
-                agent::check_once(&host, &opts, &enrich, &policy, rt.handle());
+                agent::check_once(&host, &opts, &enrich, &policy, Some(&cluster), rt.handle());
+            drop(cluster);
             rt.shutdown_timeout(Duration::from_secs(1));
             let drift = crate::drift::assess(&state_dir(&cli.global), &snapshot, &results);
             let report = Report::new(&snapshot, results, duration).with_drift(drift);
@@ -422,6 +487,7 @@ pub fn run(cli: Cli) -> Result<i32, CliError> {
                 state_dir: state_dir(&cli.global).dir().to_path_buf(),
                 baseline_from_policy: cli.global.baseline_from_policy,
                 watch_interval: args.watch_interval,
+                cluster: cluster_options(&cli.global),
             };
             let rt = tokio::runtime::Builder::new_multi_thread()
                 .worker_threads(2)

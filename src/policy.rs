@@ -72,6 +72,32 @@ pub struct Expectations {
     /// Minors ("1.33") kubelet-version-supported accepts instead of the release table; empty = table.
     #[serde(default)]
     pub supported_kubelet_minors: Vec<String>,
+    /// The controls that need the Kubernetes API (`pod-security-enforced`,
+    /// `no-host-takeover-pods`); `false` makes them `not_applicable`.
+    pub cluster_checks: bool,
+    /// `pod-security-enforced`: the weakest enforced Pod Security level that passes
+    /// (`baseline` or `restricted`).
+    pub pod_security_required_level: String,
+    /// `pod-security-enforced`: namespaces not held to the level.
+    pub pod_security_exempt_namespaces: Vec<String>,
+    /// `no-host-takeover-pods`: pods allowed host access (this agent, by default).
+    pub host_takeover_allowed_pods: Vec<AllowedPod>,
+}
+
+/// A pod allowed host access: its namespace and the start of its name (empty: every pod
+/// of the namespace).
+#[derive(Debug, Clone, PartialEq, Eq, serde::Deserialize, serde::Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct AllowedPod {
+    pub namespace: String,
+    #[serde(default)]
+    pub name_prefix: String,
+}
+
+impl AllowedPod {
+    pub fn matches(&self, namespace: &str, name: &str) -> bool {
+        self.namespace == namespace && name.starts_with(&self.name_prefix)
+    }
 }
 
 /// The whole policy file.
@@ -107,6 +133,10 @@ struct UserExpectations {
     pod_pids_limit_max: Option<i64>,
     cert_expiry_warning_days: Option<i64>,
     supported_kubelet_minors: Option<Vec<String>>,
+    cluster_checks: Option<bool>,
+    pod_security_required_level: Option<String>,
+    pod_security_exempt_namespaces: Option<Vec<String>>,
+    host_takeover_allowed_pods: Option<Vec<AllowedPod>>,
 }
 
 /// The effective policy.
@@ -254,6 +284,18 @@ impl Policy {
             if let Some(v) = e.supported_kubelet_minors {
                 x.supported_kubelet_minors = v;
             }
+            if let Some(v) = e.cluster_checks {
+                x.cluster_checks = v;
+            }
+            if let Some(v) = e.pod_security_required_level {
+                x.pod_security_required_level = v;
+            }
+            if let Some(v) = e.pod_security_exempt_namespaces {
+                x.pod_security_exempt_namespaces = v;
+            }
+            if let Some(v) = e.host_takeover_allowed_pods {
+                x.host_takeover_allowed_pods = v;
+            }
         }
         policy.validate(text)?;
         Ok(policy)
@@ -318,6 +360,31 @@ impl Policy {
                 ));
             }
         }
+        if !["baseline", "restricted"].contains(&x.pod_security_required_level.as_str()) {
+            return Err(err(
+                "pod_security_required_level",
+                format!(
+                    "pod_security_required_level {:?} is not baseline or restricted",
+                    x.pod_security_required_level
+                ),
+            ));
+        }
+        for n in &x.pod_security_exempt_namespaces {
+            if n.trim().is_empty() {
+                return Err(err(
+                    "pod_security_exempt_namespaces",
+                    "pod_security_exempt_namespaces: an empty namespace name".to_string(),
+                ));
+            }
+        }
+        for a in &x.host_takeover_allowed_pods {
+            if a.namespace.trim().is_empty() {
+                return Err(err(
+                    "host_takeover_allowed_pods",
+                    "host_takeover_allowed_pods: an entry without a namespace".to_string(),
+                ));
+            }
+        }
         if let Some(max) = x.event_qps_max {
             if max < x.event_qps_min {
                 return Err(err(
@@ -366,6 +433,21 @@ mod tests {
         assert_eq!(p.expected.tls_min_version, "VersionTLS12");
         assert_eq!(p.mode_limit("client_ca"), 0o644);
         assert!(p.enabled("anonymous-auth-disabled"));
+        assert!(p.expected.cluster_checks);
+        assert_eq!(p.expected.pod_security_required_level, "baseline");
+        assert_eq!(
+            p.expected.pod_security_exempt_namespaces,
+            ["kube-system", "kubelet-sentinel"]
+        );
+        assert!(p.expected.host_takeover_allowed_pods[0]
+            .matches("kubelet-sentinel", "kubelet-sentinel-x7k2p"));
+        let p = Policy::from_yaml(
+            "p.yaml",
+            "expected:\n  cluster_checks: false\n  pod_security_required_level: restricted\n  host_takeover_allowed_pods: [{namespace: cilium}]\n",
+        )
+        .unwrap();
+        assert!(!p.expected.cluster_checks);
+        assert!(p.expected.host_takeover_allowed_pods[0].matches("cilium", "anything"));
     }
 
     #[test]
@@ -395,6 +477,24 @@ mod tests {
         .unwrap_err();
         assert!(e.to_string().contains("line 3"), "{e}");
         let e = Policy::from_yaml("p.yaml", "expected:\n  tls_min_version: SSLv3\n").unwrap_err();
+        assert!(e.to_string().contains("line 2"), "{e}");
+        let e = Policy::from_yaml(
+            "p.yaml",
+            "expected:\n  pod_security_required_level: privileged\n",
+        )
+        .unwrap_err();
+        assert!(e.to_string().contains("line 2"), "{e}");
+        let e = Policy::from_yaml(
+            "p.yaml",
+            "expected:\n  host_takeover_allowed_pods:\n    - {namespace: a, prefix: b}\n",
+        )
+        .unwrap_err();
+        assert!(e.to_string().contains("line 3"), "{e}");
+        let e = Policy::from_yaml(
+            "p.yaml",
+            "expected:\n  host_takeover_allowed_pods:\n    - {namespace: \"\", name_prefix: b}\n",
+        )
+        .unwrap_err();
         assert!(e.to_string().contains("line 2"), "{e}");
         let e = Policy::from_yaml("p.yaml", "bogus: 1\n").unwrap_err();
         assert!(e.to_string().contains("line 1"), "{e}");

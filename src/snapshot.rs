@@ -25,6 +25,86 @@ pub struct Snapshot {
     /// Live evidence from the kubelet's sockets (`None` when probes did not run, e.g.
     /// no kubelet, or an evaluation from files only).
     pub live: Option<Live>,
+    /// What the Kubernetes API said, copied from the background watches (`None`: this
+    /// evaluation had no API view at all, e.g. a snapshot built from files only).
+    pub cluster: Option<ClusterView>,
+}
+
+/// The Kubernetes API's view of this node, copied (plain data) from the background
+/// watches at the start of an evaluation. The evaluation never waits for the API.
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+pub struct ClusterView {
+    /// How the agent reaches the API (`in-cluster service account`, `kubeconfig <file>`),
+    /// or why it does not (`--api-access=off`, not in a cluster and no `--kubeconfig`, a
+    /// client that could not be built).
+    pub access: Result<String, String>,
+    /// The pods scheduled on this node (`spec.nodeName=<node>`).
+    pub pods: ApiSource<Vec<PodFacts>>,
+    /// Every namespace (name and Pod Security labels).
+    pub namespaces: ApiSource<Vec<NamespaceFacts>>,
+}
+
+impl ClusterView {
+    /// A view without API access, with the reason.
+    pub fn no_access(reason: impl Into<String>) -> ClusterView {
+        ClusterView {
+            access: Err(reason.into()),
+            pods: ApiSource::default(),
+            namespaces: ApiSource::default(),
+        }
+    }
+}
+
+/// One watched API collection: its objects and the watch's health.
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+pub struct ApiSource<T> {
+    /// The objects as of the last list plus the watch events since; `None` until the first
+    /// list has completed (kept, possibly stale, while the watch reconnects).
+    pub data: Option<T>,
+    /// `Ok` while the collection is listed and its watch connected; else the last error
+    /// (`401 Unauthorized`, a disconnect, a timeout) or that the first list is awaited.
+    pub health: Result<(), String>,
+    /// How long the last list (or the failed attempt) took.
+    pub duration: Duration,
+}
+
+impl<T> Default for ApiSource<T> {
+    fn default() -> Self {
+        ApiSource {
+            data: None,
+            health: Err("waiting for the first list".to_string()),
+            duration: Duration::ZERO,
+        }
+    }
+}
+
+/// What the Pod Security controls need to know about a pod on this node.
+#[derive(Debug, Clone, Default, PartialEq, Eq, PartialOrd, Ord, serde::Serialize)]
+pub struct PodFacts {
+    pub namespace: String,
+    pub name: String,
+    /// The controlling owner, `Kind/name` (`DaemonSet/kube-proxy`, `Node/<node>` for a
+    /// static pod's mirror).
+    pub owner: Option<String>,
+    /// `status.phase` (`Running`, `Succeeded`, ...), when known.
+    pub phase: Option<String>,
+    pub host_pid: bool,
+    pub host_ipc: bool,
+    pub host_network: bool,
+    /// Containers (init and ephemeral included) with `securityContext.privileged: true`.
+    pub privileged_containers: Vec<String>,
+    /// The host paths of its `hostPath` volumes, as written in the spec.
+    pub host_paths: Vec<String>,
+}
+
+/// What the Pod Security controls need to know about a namespace.
+#[derive(Debug, Clone, Default, PartialEq, Eq, PartialOrd, Ord, serde::Serialize)]
+pub struct NamespaceFacts {
+    pub name: String,
+    /// The `pod-security.kubernetes.io/enforce` label, when set.
+    pub enforce: Option<String>,
+    /// The `pod-security.kubernetes.io/enforce-version` label, when set.
+    pub enforce_version: Option<String>,
 }
 
 /// What the kubelet's sockets said. Every probe has a connect and an overall timeout; a

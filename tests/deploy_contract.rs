@@ -391,9 +391,24 @@ fn check_daemonset(what: &str, ds: &Value, flags: &Flags) -> Config {
         pod["dnsPolicy"], "ClusterFirstWithHostNet",
         "{what}: dnsPolicy"
     );
+    // The API token is mounted exactly when the agent is told to use the API (the Pod
+    // Security controls): `--api-access` on with a token, off without one.
+    let api_access = c["env"]
+        .as_array()
+        .and_then(|env| {
+            env.iter()
+                .find(|e| e["name"] == "KUBELET_SENTINEL_API_ACCESS")
+        })
+        .and_then(|e| e["value"].as_str())
+        .unwrap_or_else(|| panic!("{what}: KUBELET_SENTINEL_API_ACCESS is set"));
+    assert!(
+        matches!(api_access, "on" | "off"),
+        "{what}: --api-access is explicit (on or off), not auto: {api_access}"
+    );
     assert_eq!(
-        pod["automountServiceAccountToken"], false,
-        "{what}: no API token"
+        pod["automountServiceAccountToken"],
+        api_access == "on",
+        "{what}: the API token is mounted iff --api-access=on"
     );
     let sc = &c["securityContext"];
     assert_eq!(sc["readOnlyRootFilesystem"], true, "{what}");
@@ -512,7 +527,13 @@ fn manifests_daemonset_passes_only_flags_the_binary_has() {
         Some(format!("0.0.0.0:{DEFAULT_PORT}")),
         "manifests: listen on the default port"
     );
-    for long in ["host-root", "state-dir", "listen-address", "log-format"] {
+    for long in [
+        "host-root",
+        "state-dir",
+        "listen-address",
+        "log-format",
+        "api-access",
+    ] {
         assert!(
             matches!(config.env_twin(&flags, long), Some(Some(_))),
             "manifests/daemonset.yaml: --{long} is set by its env twin"
@@ -521,7 +542,8 @@ fn manifests_daemonset_passes_only_flags_the_binary_has() {
 }
 
 /// The settings the chart manages itself, each passed as the flag's env twin.
-const CHART_SETTINGS: [&str; 7] = [
+const CHART_SETTINGS: [&str; 8] = [
+    "api-access",
     "host-root",
     "state-dir",
     "listen-address",
@@ -573,9 +595,58 @@ fn manifests_kustomization_lists_every_object_and_monitors_set_the_job() {
             ["kubernetes.io/metadata.name"],
         "monitoring"
     );
-    // No RBAC: the agent uses no API.
+    // The API token and exactly the RBAC the Pod Security controls use.
     let sa = yaml_doc("manifests/serviceaccount.yaml");
-    assert_eq!(sa["automountServiceAccountToken"], false);
+    assert_eq!(sa["automountServiceAccountToken"], true);
+    let rbac = yaml_docs("manifests/rbac.yaml", &read("manifests/rbac.yaml"));
+    check_rbac(
+        "manifests/rbac.yaml",
+        &rbac,
+        "kubelet-sentinel",
+        Some("kubelet-sentinel"),
+    );
+}
+
+/// The agent's RBAC: one ClusterRole with exactly get/list/watch on pods and namespaces
+/// (core group), each rule commented in the source, bound to the agent's ServiceAccount.
+fn check_rbac(what: &str, docs: &[Value], sa: &str, sa_namespace: Option<&str>) {
+    let roles: Vec<&Value> = docs.iter().filter(|d| kind(d) == "ClusterRole").collect();
+    assert_eq!(roles.len(), 1, "{what}: one ClusterRole");
+    let mut rules: Vec<(Vec<String>, Vec<String>, Vec<String>)> = roles[0]["rules"]
+        .as_array()
+        .expect("rules")
+        .iter()
+        .map(|r| {
+            (
+                strs(&r["apiGroups"]),
+                strs(&r["resources"]),
+                strs(&r["verbs"]),
+            )
+        })
+        .collect();
+    rules.sort();
+    let read = || vec!["get".to_string(), "list".to_string(), "watch".to_string()];
+    assert_eq!(
+        rules,
+        [
+            (vec![String::new()], vec!["namespaces".to_string()], read()),
+            (vec![String::new()], vec!["pods".to_string()], read()),
+        ],
+        "{what}: read-only pods and namespaces, nothing else"
+    );
+    let bindings: Vec<&Value> = docs
+        .iter()
+        .filter(|d| kind(d) == "ClusterRoleBinding")
+        .collect();
+    assert_eq!(bindings.len(), 1, "{what}: one ClusterRoleBinding");
+    let b = bindings[0];
+    assert_eq!(b["roleRef"]["kind"], "ClusterRole", "{what}");
+    assert_eq!(b["roleRef"]["name"], roles[0]["metadata"]["name"], "{what}");
+    assert_eq!(b["subjects"][0]["kind"], "ServiceAccount", "{what}");
+    assert_eq!(b["subjects"][0]["name"], sa, "{what}");
+    if let Some(ns) = sa_namespace {
+        assert_eq!(b["subjects"][0]["namespace"], ns, "{what}");
+    }
 }
 
 #[test]
@@ -672,6 +743,22 @@ fn rendered_chart_passes_only_flags_the_binary_has() {
                 expected,
                 "{ds_what}: --{long}'s env twin set (with a literal value) = {expected}"
             );
+        }
+        // apiAccess: the RBAC is rendered exactly when the agent uses the API.
+        let has_rbac = docs
+            .iter()
+            .any(|d| matches!(kind(d), "ClusterRole" | "ClusterRoleBinding"));
+        let api = config.setting(&flags, "api-access");
+        assert_eq!(
+            api.as_deref(),
+            Some(if has_rbac { "on" } else { "off" }),
+            "{ds_what}: --api-access follows apiAccess.enabled (RBAC rendered: {has_rbac})"
+        );
+        if has_rbac {
+            let sa = ds[0]["spec"]["template"]["spec"]["serviceAccountName"]
+                .as_str()
+                .expect("serviceAccountName");
+            check_rbac(&what, &docs, sa, None);
         }
         let from_policy = config.setting(&flags, "baseline-from-policy");
         let want = if what.ends_with("chart-all-on.yaml") {

@@ -158,6 +158,8 @@ fn every_metric_family_is_documented() {
         build_version: "test",
         build_revision: "test",
         drift: Some(&drift),
+        // One risky pod, so that its family is rendered and must be documented too.
+        risky_pods: &[("web".into(), "proxy-1".into(), "host_network")],
     });
     let names: Vec<String> = exposition_families(&exposition.text).into_keys().collect();
     assert!(

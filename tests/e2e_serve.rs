@@ -163,7 +163,10 @@ fn start_agent(host_root: &Path, work: &Path) -> Agent {
         let mut cmd = Command::new(BIN);
         for (k, _) in std::env::vars_os() {
             let k = k.to_string_lossy().into_owned();
-            if k.starts_with("KUBELET_SENTINEL_") || k == "NODE_NAME" {
+            if k.starts_with("KUBELET_SENTINEL_")
+                || k == "NODE_NAME"
+                || k == "KUBERNETES_SERVICE_HOST"
+            {
                 cmd.env_remove(&k);
             }
         }

@@ -197,6 +197,9 @@ fn kubeadm_hardened() {
             ("kubelet-credential-node-scoped", P),
             ("node-authorizer-enabled", P),
             ("apiserver-audit-log-enabled", P),
+            // Fixtures have no API access: the Pod Security controls cannot know.
+            ("pod-security-enforced", U),
+            ("no-host-takeover-pods", U),
         ],
     );
     // Discovery picks the kubelet among look-alikes: kube-proxy, kubelet-sentinel itself,
@@ -297,6 +300,9 @@ fn flags_only() {
             ("kubelet-credential-node-scoped", F),
             ("node-authorizer-enabled", NA),
             ("apiserver-audit-log-enabled", NA),
+            // Fixtures have no API access: the Pod Security controls cannot know.
+            ("pod-security-enforced", U),
+            ("no-host-takeover-pods", U),
         ],
     );
     // The legacy flags-only defaults (reference §2.2): the four insecure values.
@@ -367,6 +373,9 @@ fn eks_al2() {
             ("kubelet-credential-node-scoped", U),
             ("node-authorizer-enabled", NA),
             ("apiserver-audit-log-enabled", NA),
+            // Fixtures have no API access: the Pod Security controls cannot know.
+            ("pod-security-enforced", U),
+            ("no-host-takeover-pods", U),
         ],
     );
     // `--config /path` (space) is read; the JSON file decides.
@@ -455,6 +464,9 @@ fn eks_al2023() {
             ("kubelet-credential-node-scoped", U),
             ("node-authorizer-enabled", NA),
             ("apiserver-audit-log-enabled", NA),
+            // Fixtures have no API access: the Pod Security controls cannot know.
+            ("pod-security-enforced", U),
+            ("no-host-takeover-pods", U),
         ],
     );
     // The nodeadm drop-in decides podPidsLimit; config.json decides the rest.
@@ -534,6 +546,9 @@ fn gke() {
             ("kubelet-credential-node-scoped", P),
             ("node-authorizer-enabled", NA),
             ("apiserver-audit-log-enabled", NA),
+            // Fixtures have no API access: the Pod Security controls cannot know.
+            ("pod-security-enforced", U),
+            ("no-host-takeover-pods", U),
         ],
     );
     // `/home/kubernetes/bin/kubelet ... --config /home/kubernetes/kubelet-config.yaml`.
@@ -607,6 +622,9 @@ fn aks() {
             ("kubelet-credential-node-scoped", P),
             ("node-authorizer-enabled", NA),
             ("apiserver-audit-log-enabled", NA),
+            // Fixtures have no API access: the Pod Security controls cannot know.
+            ("pod-security-enforced", U),
+            ("no-host-takeover-pods", U),
         ],
     );
     assert_eq!(
@@ -678,6 +696,9 @@ fn rke2_table(ro: Status) -> Vec<(&'static str, Status)> {
         ("kubelet-credential-node-scoped", P),
         ("node-authorizer-enabled", NA),
         ("apiserver-audit-log-enabled", NA),
+        // Fixtures have no API access: the Pod Security controls cannot know.
+        ("pod-security-enforced", U),
+        ("no-host-takeover-pods", U),
     ]
 }
 
@@ -800,6 +821,9 @@ fn microk8s() {
             // ... and no NodeRestriction among its admission plugins.
             ("node-authorizer-enabled", F),
             ("apiserver-audit-log-enabled", F),
+            // Fixtures have no API access: the Pod Security controls cannot know.
+            ("pod-security-enforced", U),
+            ("no-host-takeover-pods", U),
         ],
     );
     let audit = r.get("apiserver-audit-log-enabled");
@@ -892,6 +916,9 @@ fn flag_overrides_file() {
             ("kubelet-credential-node-scoped", P),
             ("node-authorizer-enabled", NA),
             ("apiserver-audit-log-enabled", NA),
+            // Fixtures have no API access: the Pod Security controls cannot know.
+            ("pod-security-enforced", U),
+            ("no-host-takeover-pods", U),
         ],
     );
     // The file says readOnlyPort 0 and anonymous false; the flags win.
@@ -958,6 +985,9 @@ fn hyperkube() {
             ("kubelet-credential-node-scoped", P),
             ("node-authorizer-enabled", NA),
             ("apiserver-audit-log-enabled", NA),
+            // Fixtures have no API access: the Pod Security controls cannot know.
+            ("pod-security-enforced", U),
+            ("no-host-takeover-pods", U),
         ],
     );
     let k = kubelet(&r);
@@ -999,6 +1029,16 @@ fn k3s_is_unsupported() {
         other => panic!("discovery {other:?}"),
     }
     for c in &r.results {
+        if c.family == "pod_security" {
+            // Judged from the API, not the kubelet: without API access, that is the reason.
+            assert!(
+                c.reason.starts_with("no API access"),
+                "{}: {}",
+                c.id,
+                c.reason
+            );
+            continue;
+        }
         assert!(c.reason.contains("k3s detected"), "{}: {}", c.id, c.reason);
     }
     assert!(r.snapshot.kubelet.is_none());
@@ -1019,6 +1059,15 @@ fn no_kubelet() {
         }
     );
     for c in &r.results {
+        if c.family == "pod_security" {
+            assert!(
+                c.reason.starts_with("no API access"),
+                "{}: {}",
+                c.id,
+                c.reason
+            );
+            continue;
+        }
         assert_eq!(c.reason, "no kubelet process found", "{}", c.id);
     }
     assert_eq!(r.snapshot.node, "bastion-2");
@@ -1077,6 +1126,9 @@ fn unreadable_config_table(
         ("kubelet-credential-node-scoped", P),
         ("node-authorizer-enabled", NA),
         ("apiserver-audit-log-enabled", NA),
+        // Fixtures have no API access: the Pod Security controls cannot know.
+        ("pod-security-enforced", U),
+        ("no-host-takeover-pods", U),
     ]
 }
 
@@ -1192,6 +1244,9 @@ fn symlink_table() -> Vec<(&'static str, Status)> {
         ("kubelet-credential-node-scoped", P),
         ("node-authorizer-enabled", NA),
         ("apiserver-audit-log-enabled", NA),
+        // Fixtures have no API access: the Pod Security controls cannot know.
+        ("pod-security-enforced", U),
+        ("no-host-takeover-pods", U),
     ]
 }
 
@@ -1281,6 +1336,9 @@ fn non_utf8_cmdline() {
             ("kubelet-credential-node-scoped", P),
             ("node-authorizer-enabled", P),
             ("apiserver-audit-log-enabled", F),
+            // Fixtures have no API access: the Pod Security controls cannot know.
+            ("pod-security-enforced", U),
+            ("no-host-takeover-pods", U),
         ],
     );
     // Latin-1 bytes in a label value: replaced, the rest of argv parsed normally.
@@ -1351,6 +1409,9 @@ fn misconfigured() {
             ("kubelet-credential-node-scoped", F),
             ("node-authorizer-enabled", NA),
             ("apiserver-audit-log-enabled", NA),
+            // Fixtures have no API access: the Pod Security controls cannot know.
+            ("pod-security-enforced", U),
+            ("no-host-takeover-pods", U),
         ],
     );
     r.expect_full("api-bind-address-restricted", F, "::", "config-file");
@@ -1476,6 +1537,8 @@ fn example_node_shows_its_documented_findings() {
             continue;
         }
         let want = match c.id {
+            // No API access in a fixture.
+            "pod-security-enforced" | "no-host-takeover-pods" => U,
             "node-authorizer-enabled" => NA,
             "apiserver-audit-log-enabled" => NA,
             // A host tree on disk has no sockets to probe: the live-only control is unknown.

@@ -278,7 +278,8 @@ fn agent_command() -> Command {
     let mut cmd = Command::new(AGENT);
     for (k, _) in std::env::vars_os() {
         let k = k.to_string_lossy().into_owned();
-        if k.starts_with("KUBELET_SENTINEL_") || k == "NODE_NAME" {
+        if k.starts_with("KUBELET_SENTINEL_") || k == "NODE_NAME" || k == "KUBERNETES_SERVICE_HOST"
+        {
             cmd.env_remove(&k);
         }
     }

@@ -7,6 +7,7 @@ pub mod authn;
 pub mod certs;
 pub mod files;
 pub mod hardening;
+pub mod pod_security;
 pub mod rbac;
 pub mod resources;
 pub mod tls;
@@ -91,6 +92,7 @@ pub enum Family {
     Hardening,
     Resources,
     Files,
+    PodSecurity,
     Rbac,
     Audit,
 }
@@ -104,6 +106,7 @@ impl Family {
             Family::Hardening => "hardening",
             Family::Resources => "resources",
             Family::Files => "files",
+            Family::PodSecurity => "pod_security",
             Family::Rbac => "rbac",
             Family::Audit => "audit",
         }
@@ -117,6 +120,10 @@ pub enum Needs {
     Kubelet,
     /// Nothing: the control handles a missing kubelet itself.
     Nothing,
+    /// The Kubernetes API's view (not the kubelet: pods and namespaces are known to the API
+    /// whether or not a kubelet process is found here). `not_applicable` when the policy
+    /// turns cluster checks off; `unknown` ("no API access (why)") without API access.
+    Api,
 }
 
 /// Everything a control's evaluation may look at.
@@ -251,6 +258,7 @@ pub fn catalogue() -> Vec<&'static Control> {
         version::CONTROLS,
         resources::CONTROLS,
         files::CONTROLS,
+        pod_security::CONTROLS,
         rbac::CONTROLS,
         audit::CONTROLS,
     ] {
@@ -273,6 +281,9 @@ pub fn evaluate(snapshot: &Snapshot, policy: &Policy) -> Vec<ControlResult> {
         .map(|c| {
             let outcome = match (c.needs, snapshot.no_kubelet_reason()) {
                 (Needs::Kubelet, Some(reason)) => Outcome::unknown(reason),
+                (Needs::Api, _) => {
+                    pod_security::api_gate(&ctx).unwrap_or_else(|| (c.evaluate)(&ctx))
+                }
                 _ => (c.evaluate)(&ctx),
             };
             ControlResult {

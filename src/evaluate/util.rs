@@ -100,6 +100,7 @@ pub const PRACTICE_TLS: &str = "2 strong TLS on every kubelet connection";
 pub const PRACTICE_AUTHN: &str = "3 authenticate and authorise every kubelet request";
 pub const PRACTICE_HARDENING: &str = "4 harden kubelet defaults";
 pub const PRACTICE_RESOURCES: &str = "4 harden kubelet defaults and reserve node resources";
+pub const PRACTICE_POD_SECURITY: &str = "5 Pod Security";
 pub const PRACTICE_RBAC: &str = "6 least-privilege kubelet credentials (RBAC, node side)";
 pub const PRACTICE_AUDIT: &str = "7 audit logging";
 
@@ -463,6 +464,7 @@ pub mod testing {
             apiserver: None,
             probes: Vec::new(),
             live: None,
+            cluster: None,
         }
     }
 
@@ -560,7 +562,13 @@ pub mod testing {
     /// Evaluate one control with a policy.
     pub fn eval_with(id: &str, snapshot: &Snapshot, policy: &Policy) -> Outcome {
         let c = control(id).unwrap_or_else(|| panic!("no control {id}"));
-        (c.evaluate)(&Ctx { snapshot, policy })
+        let ctx = Ctx { snapshot, policy };
+        if c.needs == crate::evaluate::Needs::Api {
+            if let Some(o) = crate::evaluate::pod_security::api_gate(&ctx) {
+                return o;
+            }
+        }
+        (c.evaluate)(&ctx)
     }
 
     /// Assert a status, printing the outcome when it differs.
@@ -706,6 +714,8 @@ mod catalogue_tests {
         ("serving-key-permissions", Family::Files, None),
         ("service-file-permissions", Family::Files, Some("4.1.1")),
         ("service-file-ownership", Family::Files, Some("4.1.2")),
+        ("pod-security-enforced", Family::PodSecurity, None),
+        ("no-host-takeover-pods", Family::PodSecurity, None),
         ("kubelet-credential-node-scoped", Family::Rbac, None),
         ("node-authorizer-enabled", Family::Rbac, None),
         ("apiserver-audit-log-enabled", Family::Audit, None),
@@ -729,6 +739,7 @@ mod catalogue_tests {
                 PRACTICE_AUTHN,
                 PRACTICE_HARDENING,
                 PRACTICE_RESOURCES,
+                PRACTICE_POD_SECURITY,
                 PRACTICE_RBAC,
                 PRACTICE_AUDIT,
             ];
@@ -849,9 +860,15 @@ mod catalogue_tests {
         none.discovery = crate::snapshot::Discovery::NotFound {
             reason: "no kubelet process".into(),
         };
+        // ... but the cluster controls, which need the API, not the kubelet: without API
+        // access they are unknown for that reason.
         for r in evaluate(&none, &policy) {
             assert_eq!(r.status, Status::Unknown, "{}", r.id);
-            assert_eq!(r.reason, "no kubelet process");
+            if r.family == "pod_security" {
+                assert!(r.reason.starts_with("no API access"), "{}", r.reason);
+            } else {
+                assert_eq!(r.reason, "no kubelet process");
+            }
         }
     }
 }

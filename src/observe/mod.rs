@@ -209,6 +209,7 @@ fn observe_with(host: &HostRoot, opts: &ObserveOptions, cache: &mut Cache) -> Sn
         apiserver,
         probes: probes.0,
         live: None,
+        cluster: None,
     }
 }
 

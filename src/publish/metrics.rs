@@ -20,7 +20,9 @@
 //!
 //! Cardinality: every label value is either a node-level constant (node, kubelet version,
 //! config paths, build info), a catalogue constant (control id, title, family, severity,
-//! CIS reference), a status, or a probe name. No observed value, path of an arbitrary file
+//! CIS reference), a status, or a probe name — except `kubelet_sentinel_risky_pod_info`,
+//! whose `namespace` and `pod` name the risky pods on this node (a fixed set of 8
+//! reasons each; none on a node without risky pods). No observed value, path of an arbitrary file
 //! or error message ever becomes a label.
 
 use std::sync::atomic::AtomicU64;
@@ -93,6 +95,9 @@ pub struct MetricsInput<'a> {
     pub build_revision: &'a str,
     /// Drift against the baseline (`serve`); `None` renders no drift families.
     pub drift: Option<&'a DriftReport>,
+    /// Pods on this node that can take over the host: (namespace, pod, reason), from
+    /// `evaluate::pod_security::risky_pod_series`.
+    pub risky_pods: &'a [(String, String, &'static str)],
 }
 
 /// A metric family whose series are encoded in insertion order (see the module docs).
@@ -221,6 +226,7 @@ const HELP_STATE_WRITE_ERRORS: &str =
     "Failed writes to the state dir (read-only or full): the baseline then lives in memory only";
 const HELP_BASELINE_CORRUPT: &str =
     "Baseline files found unparseable and moved aside (kept) since the agent started";
+const HELP_RISKY_POD: &str = "A pod on this node, outside the policy's allow-list, that can take over the host (no-host-takeover-pods): one series per pod and reason (privileged, host_pid, host_ipc, host_network, host_path_root, host_path_kubelet, host_path_kubernetes, runtime_socket); at most 8 series per risky pod on the node; always 1";
 const HELP_BUILD_INFO: &str = "Version and revision of the running kubelet-sentinel; always 1";
 
 /// Register `kubelet_sentinel_build_info`.
@@ -476,6 +482,17 @@ pub fn registry(input: &MetricsInput) -> Registry {
 
     register_live(&mut registry, input);
 
+    let mut risky = Ordered::<Info<Labels>>::default();
+    for (namespace, pod, reason) in input.risky_pods {
+        risky.info(labels(&[
+            ("node", node),
+            ("namespace", namespace),
+            ("pod", pod),
+            ("reason", reason),
+        ]));
+    }
+    registry.register("kubelet_sentinel_risky_pod", HELP_RISKY_POD, risky);
+
     let mut probe_success = Ordered::<F64Gauge>::default();
     let mut probe_duration = Ordered::<F64Gauge>::default();
     for p in &input.snapshot.probes {
@@ -591,6 +608,7 @@ mod tests {
             kubelet: None,
             apiserver: None,
             live: None,
+            cluster: None,
             probes: vec![
                 ProbeRecord {
                     name: "process",
@@ -619,6 +637,7 @@ mod tests {
             build_version: "0.1.0",
             build_revision: "abc123",
             drift: None,
+            risky_pods: &[],
         })
     }
 

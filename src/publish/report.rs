@@ -784,6 +784,7 @@ mod tests {
             kubelet: None,
             apiserver: None,
             live: None,
+            cluster: None,
             probes: vec![ProbeRecord {
                 name: "process",
                 success: true,

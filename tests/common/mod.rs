@@ -24,6 +24,7 @@
 
 #![allow(dead_code)]
 
+pub mod fake_api;
 pub mod http;
 pub mod metrics;
 pub mod process;

@@ -1,0 +1,202 @@
+//! The Kubernetes API, beside the evaluation: background watches on the pods of this node
+//! and on the namespaces keep a plain-data copy that each evaluation takes (a read lock
+//! and a clone: the evaluation never waits for the API).
+//!
+//! - [`client`]: the client (in-cluster service account or `--kubeconfig`);
+//! - [`watch`]: list + watch of one collection, reconnecting with backoff;
+//! - [`facts`]: API objects to the facts the Pod Security controls need.
+
+pub mod client;
+pub mod facts;
+pub mod watch;
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use k8s_openapi::api::core::v1::{Namespace, Pod};
+use kube::api::Api;
+
+pub use client::{ApiAccessMode, ClientError, Source};
+
+use crate::snapshot::{ApiSource, ClusterView, NamespaceFacts, PodFacts, ProbeRecord};
+
+/// Bound on a list and on opening a watch.
+pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// How the agent uses the API.
+#[derive(Debug, Clone)]
+pub struct ClusterOptions {
+    pub mode: ApiAccessMode,
+    /// `--kubeconfig`.
+    pub kubeconfig: Option<PathBuf>,
+    /// Bound on a list and on opening a watch.
+    pub request_timeout: Duration,
+}
+
+impl Default for ClusterOptions {
+    fn default() -> Self {
+        ClusterOptions {
+            mode: ApiAccessMode::Auto,
+            kubeconfig: None,
+            request_timeout: REQUEST_TIMEOUT,
+        }
+    }
+}
+
+/// The running watches and their shared state. Dropping it stops the watches.
+pub struct Cluster {
+    access: Result<String, String>,
+    pods: watch::Shared<PodFacts>,
+    namespaces: watch::Shared<NamespaceFacts>,
+    tasks: Vec<tokio::task::JoinHandle<()>>,
+}
+
+impl Drop for Cluster {
+    fn drop(&mut self) {
+        for t in &self.tasks {
+            t.abort();
+        }
+    }
+}
+
+fn shared<F>() -> watch::Shared<F> {
+    Arc::new(std::sync::RwLock::new(ApiSource::default()))
+}
+
+fn copy<F: Clone>(s: &watch::Shared<F>) -> ApiSource<Vec<F>> {
+    s.read()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+        .clone()
+}
+
+impl Cluster {
+    /// No API access, with the reason the controls give.
+    pub fn disabled(reason: impl Into<String>) -> Cluster {
+        Cluster {
+            access: Err(reason.into()),
+            pods: shared(),
+            namespaces: shared(),
+            tasks: Vec::new(),
+        }
+    }
+
+    /// Decide the client from the options and start the watches on the current runtime.
+    /// `--api-access=auto` turns a client that cannot be built into "no API access" (with
+    /// the error, logged); `on` makes it an error.
+    pub async fn connect(opts: &ClusterOptions, node: &str) -> Result<Cluster, ClientError> {
+        let in_cluster = std::env::var_os("KUBERNETES_SERVICE_HOST").is_some_and(|v| !v.is_empty());
+        let source = Source::decide(opts.mode, opts.kubeconfig.as_deref(), in_cluster)?;
+        let built = match client::config(&source).await {
+            Ok(None) => return Ok(Cluster::disabled(source.describe())),
+            Ok(Some(config)) => client::client(config),
+            Err(e) => Err(e),
+        };
+        match built {
+            Ok(c) => Ok(Cluster::start(
+                c,
+                node,
+                source.describe(),
+                opts.request_timeout,
+            )),
+            Err(e) if opts.mode == ApiAccessMode::Auto => {
+                tracing::warn!(error = %e, "no Kubernetes API access: the cluster controls are unknown");
+                Ok(Cluster::disabled(e.to_string()))
+            }
+            Err(e) => Err(e),
+        }
+    }
+
+    /// Start watching the pods of `node` and the namespaces with `client`.
+    pub fn start(
+        client: kube::Client,
+        node: &str,
+        how: String,
+        request_timeout: Duration,
+    ) -> Cluster {
+        let pods = shared::<PodFacts>();
+        let namespaces = shared::<NamespaceFacts>();
+        let pod_task = tokio::spawn(watch::run(
+            Api::<Pod>::all(client.clone()),
+            watch::Spec {
+                what: "pods",
+                fields: Some(format!("spec.nodeName={node}")),
+                request_timeout,
+                facts: facts::pod_facts,
+                key: |p: &PodFacts| (p.namespace.clone(), p.name.clone()),
+            },
+            Arc::clone(&pods),
+        ));
+        let ns_task = tokio::spawn(watch::run(
+            Api::<Namespace>::all(client),
+            watch::Spec {
+                what: "namespaces",
+                fields: None,
+                request_timeout,
+                facts: facts::namespace_facts,
+                key: |n: &NamespaceFacts| (String::new(), n.name.clone()),
+            },
+            Arc::clone(&namespaces),
+        ));
+        tracing::info!(access = %how, node, "watching the pods of this node and the namespaces");
+        Cluster {
+            access: Ok(how),
+            pods,
+            namespaces,
+            tasks: vec![pod_task, ns_task],
+        }
+    }
+
+    /// A plain-data copy of what the watches know now.
+    pub fn view(&self) -> ClusterView {
+        match &self.access {
+            Err(why) => ClusterView::no_access(why.clone()),
+            Ok(how) => ClusterView {
+                access: Ok(how.clone()),
+                pods: copy(&self.pods),
+                namespaces: copy(&self.namespaces),
+            },
+        }
+    }
+
+    /// Wait until both collections are listed or have failed once, at most `timeout`
+    /// (`check`: one answer, not a wait for a recovery).
+    pub async fn wait_synced(&self, timeout: Duration) {
+        if self.access.is_err() {
+            return;
+        }
+        fn answered<T>(s: &ApiSource<T>) -> bool {
+            s.data.is_some() || s.health != ApiSource::<T>::default().health
+        }
+        let deadline = Instant::now() + timeout;
+        while Instant::now() < deadline {
+            let v = self.view();
+            if answered(&v.pods) && answered(&v.namespaces) {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+}
+
+/// The observation steps of the API watches (`api_pods`, `api_namespaces`): success while
+/// listed and connected. None when there is no API access.
+pub fn probe_records(view: &ClusterView) -> Vec<ProbeRecord> {
+    if view.access.is_err() {
+        return Vec::new();
+    }
+    let rec = |name: &'static str, health: &Result<(), String>, duration: Duration| ProbeRecord {
+        name,
+        success: health.is_ok(),
+        duration,
+        error: health.as_ref().err().cloned(),
+    };
+    vec![
+        rec("api_pods", &view.pods.health, view.pods.duration),
+        rec(
+            "api_namespaces",
+            &view.namespaces.health,
+            view.namespaces.duration,
+        ),
+    ]
+}

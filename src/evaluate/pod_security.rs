@@ -1,0 +1,771 @@
+//! Practice 5: Pod Security. What runs on this node decides what can reach the kubelet's
+//! credentials and files: a privileged pod, or one that shares the host's namespaces or
+//! mounts its sensitive paths, owns the node. Both controls judge the Kubernetes API's
+//! view (`Snapshot::cluster`, from the background watches), not the kubelet process: they
+//! are evaluated whether or not a kubelet is found here (`Needs::Api`).
+
+use std::collections::BTreeSet;
+
+use super::util::{unknown_with, PRACTICE_POD_SECURITY};
+use super::{Control, Ctx, Family, Needs, Outcome, Severity};
+use crate::policy::{AllowedPod, Policy};
+use crate::snapshot::{ApiSource, ClusterView, PodFacts, Snapshot};
+
+pub static CONTROLS: &[Control] = &[
+    Control {
+        id: "pod-security-enforced",
+        title: "Every namespace with pods on this node enforces Pod Security baseline or stricter (cf. CIS 5.2)",
+        family: Family::PodSecurity,
+        severity: Severity::High,
+        cis: None,
+        practice: PRACTICE_POD_SECURITY,
+        expected: "pod-security.kubernetes.io/enforce ≥ baseline on every namespace with pods here (policy: level, exempt namespaces)",
+        remediation: "Label each namespace with its Pod Security level: `kubectl label namespace <ns> pod-security.kubernetes.io/enforce=baseline` (or `restricted`; pin `pod-security.kubernetes.io/enforce-version`). Try it first with `--dry-run=server` or the `warn`/`audit` labels to see which pods would be rejected. Namespaces that must run privileged workloads belong in the policy's `pod_security_exempt_namespaces`.",
+        needs: Needs::Api,
+        evaluate: evaluate_enforced,
+    },
+    Control {
+        id: "no-host-takeover-pods",
+        title: "No pod on this node can take over the host (privileged, host namespaces, kubelet or runtime paths)",
+        family: Family::PodSecurity,
+        severity: Severity::Critical,
+        cis: None,
+        practice: PRACTICE_POD_SECURITY,
+        expected: "no pod outside the policy's allow-list is privileged, uses hostPID/hostIPC/hostNetwork or mounts /, /var/lib/kubelet, /etc/kubernetes or a container runtime socket",
+        remediation: "Remove `privileged: true`, `hostPID`, `hostIPC`, `hostNetwork` and the sensitive `hostPath` volumes from the pods named (enforce Pod Security `baseline` on their namespace so they cannot come back); node agents that need them (CNI, kube-proxy, CSI node plugins) go in the policy's `host_takeover_allowed_pods` after review.",
+        needs: Needs::Api,
+        evaluate: evaluate_takeover,
+    },
+];
+
+/// Why a pod can take over the node: the `reason` label of
+/// `kubelet_sentinel_risky_pod_info` (a fixed set: bounded cardinality).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum RiskReason {
+    Privileged,
+    HostPid,
+    HostIpc,
+    HostNetwork,
+    HostPathRoot,
+    HostPathKubelet,
+    HostPathKubernetes,
+    RuntimeSocket,
+}
+
+impl RiskReason {
+    pub const ALL: [RiskReason; 8] = [
+        RiskReason::Privileged,
+        RiskReason::HostPid,
+        RiskReason::HostIpc,
+        RiskReason::HostNetwork,
+        RiskReason::HostPathRoot,
+        RiskReason::HostPathKubelet,
+        RiskReason::HostPathKubernetes,
+        RiskReason::RuntimeSocket,
+    ];
+
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            RiskReason::Privileged => "privileged",
+            RiskReason::HostPid => "host_pid",
+            RiskReason::HostIpc => "host_ipc",
+            RiskReason::HostNetwork => "host_network",
+            RiskReason::HostPathRoot => "host_path_root",
+            RiskReason::HostPathKubelet => "host_path_kubelet",
+            RiskReason::HostPathKubernetes => "host_path_kubernetes",
+            RiskReason::RuntimeSocket => "runtime_socket",
+        }
+    }
+}
+
+/// The kubelet's state directory: its credentials, pod volumes and secrets.
+const KUBELET_DIR: &str = "/var/lib/kubelet";
+/// Kubeconfigs, PKI and static pod manifests.
+const KUBERNETES_DIR: &str = "/etc/kubernetes";
+/// Container runtime sockets: whoever reaches one starts privileged containers. Their
+/// directories (and every ancestor) count too: mounting `/run/containerd` or `/var/run`
+/// mounts the socket.
+const RUNTIME_SOCKETS: &[&str] = &[
+    "/run/containerd/containerd.sock",
+    "/var/run/containerd/containerd.sock",
+    "/run/k3s/containerd/containerd.sock",
+    "/var/run/docker.sock",
+    "/run/docker.sock",
+    "/run/crio/crio.sock",
+    "/var/run/crio/crio.sock",
+    "/run/cri-dockerd.sock",
+    "/var/run/cri-dockerd.sock",
+];
+
+/// `hostPath` paths lexically normalised: repeated `/` and `.` removed, `..` applied (the
+/// API server rejects `..`, but the agent does not rely on it). Relative paths are taken
+/// from `/`.
+pub fn normalize(path: &str) -> String {
+    let mut parts: Vec<&str> = Vec::new();
+    for p in path.split('/') {
+        match p {
+            "" | "." => {}
+            ".." => {
+                parts.pop();
+            }
+            other => parts.push(other),
+        }
+    }
+    format!("/{}", parts.join("/"))
+}
+
+/// `path` is `base` or below it.
+fn within(path: &str, base: &str) -> bool {
+    path == base
+        || path
+            .strip_prefix(base)
+            .is_some_and(|rest| rest.starts_with('/'))
+}
+
+/// Why mounting this host path hands over the node (empty: it does not, as far as the
+/// agent knows). A path above a sensitive one counts for it (`/var` holds
+/// `/var/lib/kubelet` and `/var/run/docker.sock`).
+pub fn classify_host_path(path: &str) -> Vec<RiskReason> {
+    let p = normalize(path);
+    if p == "/" {
+        return vec![RiskReason::HostPathRoot];
+    }
+    let mut out = Vec::new();
+    if within(&p, KUBELET_DIR) || within(KUBELET_DIR, &p) {
+        out.push(RiskReason::HostPathKubelet);
+    }
+    if within(&p, KUBERNETES_DIR) || within(KUBERNETES_DIR, &p) {
+        out.push(RiskReason::HostPathKubernetes);
+    }
+    if RUNTIME_SOCKETS.iter().any(|s| within(s, &p)) {
+        out.push(RiskReason::RuntimeSocket);
+    }
+    out
+}
+
+/// A pod that can take over the node, with each reason and its detail.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RiskyPod {
+    pub namespace: String,
+    pub name: String,
+    /// Sorted, one entry per (reason, detail).
+    pub reasons: Vec<(RiskReason, String)>,
+}
+
+impl RiskyPod {
+    /// The distinct reasons.
+    pub fn reason_set(&self) -> BTreeSet<RiskReason> {
+        self.reasons.iter().map(|(r, _)| *r).collect()
+    }
+}
+
+/// A pod that has finished (`Succeeded`, `Failed`) runs nothing any more.
+fn active(p: &PodFacts) -> bool {
+    !matches!(p.phase.as_deref(), Some("Succeeded" | "Failed"))
+}
+
+/// The reasons one pod can take over the node.
+pub fn risks(p: &PodFacts) -> Vec<(RiskReason, String)> {
+    let mut out = Vec::new();
+    for c in &p.privileged_containers {
+        out.push((RiskReason::Privileged, format!("privileged container {c}")));
+    }
+    if p.host_pid {
+        out.push((RiskReason::HostPid, "hostPID".to_string()));
+    }
+    if p.host_ipc {
+        out.push((RiskReason::HostIpc, "hostIPC".to_string()));
+    }
+    if p.host_network {
+        out.push((RiskReason::HostNetwork, "hostNetwork".to_string()));
+    }
+    for path in &p.host_paths {
+        for r in classify_host_path(path) {
+            out.push((r, format!("hostPath {path}")));
+        }
+    }
+    out.sort();
+    out.dedup();
+    out
+}
+
+/// Risky pods outside the allow-list, and how many active pods were checked and allowed.
+pub fn risky_pods(pods: &[PodFacts], allowed: &[AllowedPod]) -> (Vec<RiskyPod>, usize, usize) {
+    let mut risky = Vec::new();
+    let (mut checked, mut allow_listed) = (0, 0);
+    for p in pods.iter().filter(|p| active(p)) {
+        checked += 1;
+        let reasons = risks(p);
+        if reasons.is_empty() {
+            continue;
+        }
+        if allowed.iter().any(|a| a.matches(&p.namespace, &p.name)) {
+            allow_listed += 1;
+            continue;
+        }
+        risky.push(RiskyPod {
+            namespace: p.namespace.clone(),
+            name: p.name.clone(),
+            reasons,
+        });
+    }
+    risky.sort_by(|a, b| (&a.namespace, &a.name).cmp(&(&b.namespace, &b.name)));
+    (risky, checked, allow_listed)
+}
+
+/// The `kubelet_sentinel_risky_pod_info` series: (namespace, pod, reason), one per risky
+/// pod and distinct reason. Empty when the control is disabled, cluster checks are off,
+/// or the pods are not known.
+pub fn risky_pod_series(
+    snapshot: &Snapshot,
+    policy: &Policy,
+) -> Vec<(String, String, &'static str)> {
+    if !policy.enabled("no-host-takeover-pods") || !policy.expected.cluster_checks {
+        return Vec::new();
+    }
+    let Some(pods) = snapshot
+        .cluster
+        .as_ref()
+        .filter(|c| c.access.is_ok())
+        .and_then(|c| c.pods.data.as_ref())
+    else {
+        return Vec::new();
+    };
+    let (risky, _, _) = risky_pods(pods, &policy.expected.host_takeover_allowed_pods);
+    risky
+        .iter()
+        .flat_map(|p| {
+            p.reason_set()
+                .into_iter()
+                .map(|r| (p.namespace.clone(), p.name.clone(), r.as_str()))
+        })
+        .collect()
+}
+
+/// The common gate of `Needs::Api` controls: `Some(outcome)` when they cannot be judged.
+pub fn api_gate(ctx: &Ctx) -> Option<Outcome> {
+    if !ctx.policy.expected.cluster_checks {
+        return Some(Outcome::not_applicable(
+            "cluster checks are off in the policy (cluster_checks: false)",
+        ));
+    }
+    match &ctx.snapshot.cluster {
+        None => Some(Outcome::unknown(
+            "no API access (this evaluation did not use the Kubernetes API)",
+        )),
+        Some(ClusterView {
+            access: Err(why), ..
+        }) => Some(Outcome::unknown(format!("no API access ({why})"))),
+        Some(_) => None,
+    }
+}
+
+/// The data of a source, or the `unknown` that says it is awaited.
+fn data<'a, T>(src: &'a ApiSource<T>, what: &str) -> Result<&'a T, Outcome> {
+    src.data.as_ref().ok_or_else(|| {
+        Outcome::unknown(match &src.health {
+            Err(e) if e != "waiting for the first list" => {
+                format!("waiting for the first list of {what} (last error: {e})")
+            }
+            _ => format!("waiting for the first list of {what}"),
+        })
+    })
+}
+
+/// A reason suffix when the data is from an earlier list (the watch is failing now).
+fn stale<T>(src: &ApiSource<T>, what: &str) -> String {
+    match &src.health {
+        Err(e) => format!("; the {what} watch is failing ({e}): as of its last list"),
+        Ok(()) => String::new(),
+    }
+}
+
+/// At most `MAX_LISTED` items, then `and N more`.
+const MAX_LISTED: usize = 10;
+
+fn capped(items: &[String]) -> String {
+    let mut out = items
+        .iter()
+        .take(MAX_LISTED)
+        .cloned()
+        .collect::<Vec<_>>()
+        .join(", ");
+    if items.len() > MAX_LISTED {
+        out.push_str(&format!(" and {} more", items.len() - MAX_LISTED));
+    }
+    out
+}
+
+/// Pod Security levels, weakest first.
+fn level(s: &str) -> Option<u8> {
+    match s {
+        "privileged" => Some(0),
+        "baseline" => Some(1),
+        "restricted" => Some(2),
+        _ => None,
+    }
+}
+
+fn evaluate_enforced(ctx: &Ctx) -> Outcome {
+    let Some(cluster) = &ctx.snapshot.cluster else {
+        return Outcome::unknown("no API access");
+    };
+    let pods = match data(&cluster.pods, "pods") {
+        Ok(p) => p,
+        Err(o) => return o,
+    };
+    let namespaces = match data(&cluster.namespaces, "namespaces") {
+        Ok(n) => n,
+        Err(o) => return o,
+    };
+    let x = &ctx.policy.expected;
+    let required = x.pod_security_required_level.as_str();
+    let want = level(required).unwrap_or(1);
+    let exempt = &x.pod_security_exempt_namespaces;
+    let exempt_text = if exempt.is_empty() {
+        "none".to_string()
+    } else {
+        exempt.join(", ")
+    };
+    let expected = format!(
+        "pod-security.kubernetes.io/enforce ≥ {required} on every namespace with pods here (exempt: {exempt_text})"
+    );
+    let used: BTreeSet<&str> = pods
+        .iter()
+        .filter(|p| active(p))
+        .map(|p| p.namespace.as_str())
+        .filter(|n| !exempt.iter().any(|e| e == n))
+        .collect();
+    let (mut good, mut bad, mut missing) = (Vec::new(), Vec::new(), Vec::new());
+    for ns in used {
+        let Some(f) = namespaces.iter().find(|n| n.name == ns) else {
+            missing.push(ns.to_string());
+            continue;
+        };
+        let version = f
+            .enforce_version
+            .as_deref()
+            .map(|v| format!("@{v}"))
+            .unwrap_or_default();
+        match f.enforce.as_deref() {
+            None => bad.push(format!("{ns} (no enforce label)")),
+            Some(v) => match level(v) {
+                None => bad.push(format!("{ns} (enforce={v}: not a Pod Security level)")),
+                Some(l) if l < want => bad.push(format!("{ns} (enforce={v})")),
+                Some(_) => good.push(format!("{ns}={v}{version}")),
+            },
+        }
+    }
+    let note = format!(
+        "{}{}",
+        stale(&cluster.pods, "pods"),
+        stale(&cluster.namespaces, "namespaces")
+    );
+    if !bad.is_empty() {
+        return Outcome::fail(
+            capped(&bad),
+            "api",
+            format!(
+                "{} namespace(s) with pods on this node do not enforce Pod Security {required} or stricter: their pods may run privileged{note}",
+                bad.len()
+            ),
+        )
+        .with_expected(expected);
+    }
+    if !missing.is_empty() {
+        return unknown_with(
+            capped(&missing),
+            "api",
+            format!(
+                "namespace(s) {} of pods on this node are not in the namespace list yet{note}",
+                capped(&missing)
+            ),
+        )
+        .with_expected(expected);
+    }
+    if good.is_empty() {
+        return Outcome::pass(
+            format!("every namespace with pods here enforces ≥ {required}"),
+            "api",
+            format!("nothing to enforce: every pod on this node is in an exempt namespace ({exempt_text}){note}"),
+        )
+        .with_expected(expected);
+    }
+    // The observed value of a pass does not list the namespaces: pods come and go, and
+    // drift should mean a namespace lost its level, not that a new one got pods here.
+    Outcome::pass(
+        format!("every namespace with pods here enforces ≥ {required}"),
+        "api",
+        format!(
+            "every namespace with pods on this node enforces Pod Security {required} or stricter: {}{note}",
+            capped(&good)
+        ),
+    )
+    .with_expected(expected)
+}
+
+fn evaluate_takeover(ctx: &Ctx) -> Outcome {
+    let Some(cluster) = &ctx.snapshot.cluster else {
+        return Outcome::unknown("no API access");
+    };
+    let pods = match data(&cluster.pods, "pods") {
+        Ok(p) => p,
+        Err(o) => return o,
+    };
+    let allowed = &ctx.policy.expected.host_takeover_allowed_pods;
+    let (risky, checked, allow_listed) = risky_pods(pods, allowed);
+    let note = stale(&cluster.pods, "pods");
+    if risky.is_empty() {
+        // A stable observed value (no counts): pods churn, drift should not.
+        return Outcome::pass(
+            "no risky pod",
+            "api",
+            format!("none of the {checked} pods on this node outside the allow-list ({allow_listed} allow-listed) is privileged, shares the host's namespaces or mounts its sensitive paths{note}"),
+        );
+    }
+    let names: Vec<String> = risky
+        .iter()
+        .map(|p| {
+            let reasons: Vec<&str> = p.reason_set().iter().map(RiskReason::as_str).collect();
+            format!("{}/{} ({})", p.namespace, p.name, reasons.join(","))
+        })
+        .collect();
+    let details: Vec<String> = risky
+        .iter()
+        .take(5)
+        .map(|p| {
+            let d: Vec<&str> = p.reasons.iter().map(|(_, d)| d.as_str()).collect();
+            format!("{}/{}: {}", p.namespace, p.name, d.join(", "))
+        })
+        .collect();
+    let more = if risky.len() > 5 {
+        format!("; and {} more", risky.len() - 5)
+    } else {
+        String::new()
+    };
+    Outcome::fail(
+        capped(&names),
+        "api",
+        format!(
+            "{} pod(s) on this node can take over the host and the kubelet: {}{more}{note}",
+            risky.len(),
+            details.join("; ")
+        ),
+    )
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::expect_used)]
+mod tests {
+    use super::super::util::testing::*;
+    use super::super::Status;
+    use super::*;
+    use crate::snapshot::NamespaceFacts;
+
+    const ENFORCED: &str = "pod-security-enforced";
+    const TAKEOVER: &str = "no-host-takeover-pods";
+
+    fn pod(ns: &str, name: &str) -> PodFacts {
+        PodFacts {
+            namespace: ns.into(),
+            name: name.into(),
+            phase: Some("Running".into()),
+            ..PodFacts::default()
+        }
+    }
+
+    fn ns(name: &str, enforce: Option<&str>) -> NamespaceFacts {
+        NamespaceFacts {
+            name: name.into(),
+            enforce: enforce.map(str::to_string),
+            enforce_version: None,
+        }
+    }
+
+    fn synced<T>(data: T) -> ApiSource<T> {
+        ApiSource {
+            data: Some(data),
+            health: Ok(()),
+            duration: std::time::Duration::ZERO,
+        }
+    }
+
+    fn with(pods: Vec<PodFacts>, namespaces: Vec<NamespaceFacts>) -> Snapshot {
+        let mut s = kubeadm();
+        s.cluster = Some(ClusterView {
+            access: Ok("kubeconfig /k".into()),
+            pods: synced(pods),
+            namespaces: synced(namespaces),
+        });
+        s
+    }
+
+    #[test]
+    fn without_api_access_both_are_unknown_and_policy_can_turn_them_off() {
+        let mut s = kubeadm();
+        for id in [ENFORCED, TAKEOVER] {
+            let o = eval(id, &s);
+            assert_status(&o, Status::Unknown);
+            assert!(o.reason.starts_with("no API access"), "{}", o.reason);
+        }
+        s.cluster = Some(ClusterView::no_access("--api-access=off"));
+        let o = eval(ENFORCED, &s);
+        assert_eq!(o.reason, "no API access (--api-access=off)");
+        let p = Policy::from_yaml("p.yaml", "expected:\n  cluster_checks: false\n").unwrap();
+        let r = crate::evaluate::evaluate(&s, &p);
+        for id in [ENFORCED, TAKEOVER] {
+            let r = r.iter().find(|r| r.id == id).unwrap();
+            assert_eq!(r.status, Status::NotApplicable, "{id}");
+        }
+    }
+
+    #[test]
+    fn not_yet_synced_is_unknown() {
+        let mut s = kubeadm();
+        s.cluster = Some(ClusterView {
+            access: Ok("in-cluster service account".into()),
+            pods: ApiSource::default(),
+            namespaces: ApiSource::default(),
+        });
+        let o = eval(TAKEOVER, &s);
+        assert_status(&o, Status::Unknown);
+        assert_eq!(o.reason, "waiting for the first list of pods");
+        if let Some(c) = s.cluster.as_mut() {
+            c.pods.health = Err("list pods: 403 Forbidden: pods is forbidden".into());
+        }
+        let o = eval(ENFORCED, &s);
+        assert_status(&o, Status::Unknown);
+        assert!(o.reason.contains("403 Forbidden"), "{}", o.reason);
+    }
+
+    #[test]
+    fn even_without_a_kubelet_the_api_decides() {
+        let mut s = with(vec![pod("web", "a")], vec![ns("web", Some("restricted"))]);
+        s.kubelet = None;
+        s.discovery = crate::snapshot::Discovery::NotFound {
+            reason: "no kubelet process".into(),
+        };
+        assert_status(&eval(ENFORCED, &s), Status::Pass);
+        assert_status(&eval(TAKEOVER, &s), Status::Pass);
+    }
+
+    #[test]
+    fn levels_labels_and_exemptions() {
+        let s = with(
+            vec![pod("web", "a"), pod("api", "b"), pod("kube-system", "c")],
+            vec![
+                ns("web", Some("restricted")),
+                ns("api", Some("baseline")),
+                ns("kube-system", None),
+            ],
+        );
+        let o = eval(ENFORCED, &s);
+        assert_status(&o, Status::Pass);
+        assert_eq!(
+            o.observed,
+            "every namespace with pods here enforces ≥ baseline"
+        );
+        assert!(
+            o.reason.contains("api=baseline, web=restricted"),
+            "{}",
+            o.reason
+        );
+        assert_eq!(o.source, "api");
+
+        let p = Policy::from_yaml(
+            "p.yaml",
+            "expected:\n  pod_security_required_level: restricted\n",
+        )
+        .unwrap();
+        let r = crate::evaluate::evaluate(&s, &p);
+        let r = r.iter().find(|r| r.id == ENFORCED).unwrap();
+        assert_eq!(r.status, Status::Fail);
+        assert_eq!(r.observed, "api (enforce=baseline)");
+
+        let s = with(
+            vec![pod("a", "1"), pod("b", "2"), pod("c", "3"), pod("d", "4")],
+            vec![
+                ns("a", Some("privileged")),
+                ns("b", None),
+                ns("c", Some("Baseline")),
+                ns("d", Some("baseline")),
+            ],
+        );
+        let o = eval(ENFORCED, &s);
+        assert_status(&o, Status::Fail);
+        assert_eq!(
+            o.observed,
+            "a (enforce=privileged), b (no enforce label), c (enforce=Baseline: not a Pod Security level)"
+        );
+        // Namespaces without pods here, or whose pods finished, do not count.
+        let mut done = pod("b", "job");
+        done.phase = Some("Succeeded".into());
+        let s = with(
+            vec![pod("d", "4"), done],
+            vec![ns("b", None), ns("d", Some("baseline")), ns("x", None)],
+        );
+        assert_status(&eval(ENFORCED, &s), Status::Pass);
+        // Only exempt namespaces: a pass that says so.
+        let s = with(vec![pod("kube-system", "c")], vec![ns("kube-system", None)]);
+        let o = eval(ENFORCED, &s);
+        assert_status(&o, Status::Pass);
+        assert!(
+            o.reason
+                .contains("exempt namespace (kube-system, kubelet-sentinel)"),
+            "{}",
+            o.reason
+        );
+        // A pod whose namespace is not listed yet: unknown, unless another fails.
+        let s = with(vec![pod("new", "1")], vec![]);
+        assert_status(&eval(ENFORCED, &s), Status::Unknown);
+        let s = with(vec![pod("new", "1"), pod("b", "2")], vec![ns("b", None)]);
+        assert_status(&eval(ENFORCED, &s), Status::Fail);
+    }
+
+    #[test]
+    fn long_lists_are_capped() {
+        let pods: Vec<PodFacts> = (0..13).map(|i| pod(&format!("ns{i:02}"), "p")).collect();
+        let nss: Vec<NamespaceFacts> = (0..13).map(|i| ns(&format!("ns{i:02}"), None)).collect();
+        let o = eval(ENFORCED, &with(pods, nss));
+        assert_status(&o, Status::Fail);
+        assert!(
+            o.observed.ends_with("ns09 (no enforce label) and 3 more"),
+            "{}",
+            o.observed
+        );
+    }
+
+    #[test]
+    fn stale_data_is_said() {
+        let mut s = with(vec![pod("web", "a")], vec![ns("web", Some("baseline"))]);
+        if let Some(c) = s.cluster.as_mut() {
+            c.pods.health = Err("watch pods: disconnected".into());
+        }
+        let o = eval(ENFORCED, &s);
+        assert_status(&o, Status::Pass);
+        assert!(o.reason.contains("as of its last list"), "{}", o.reason);
+    }
+
+    #[test]
+    fn host_paths() {
+        use RiskReason::*;
+        assert_eq!(classify_host_path("/"), [HostPathRoot]);
+        assert_eq!(classify_host_path("//"), [HostPathRoot]);
+        assert_eq!(classify_host_path("/var/lib/kubelet"), [HostPathKubelet]);
+        assert_eq!(
+            classify_host_path("/var/lib/kubelet/pods/"),
+            [HostPathKubelet]
+        );
+        assert_eq!(classify_host_path("/var/lib/kubelet-x"), []);
+        assert_eq!(classify_host_path("/var/lib"), [HostPathKubelet]);
+        assert_eq!(classify_host_path("/var"), [HostPathKubelet, RuntimeSocket]);
+        assert_eq!(classify_host_path("/etc"), [HostPathKubernetes]);
+        assert_eq!(
+            classify_host_path("/etc/kubernetes/pki"),
+            [HostPathKubernetes]
+        );
+        assert_eq!(
+            classify_host_path("/etc/./kubernetes"),
+            [HostPathKubernetes]
+        );
+        assert_eq!(classify_host_path("/etc/ssl/certs"), []);
+        assert_eq!(
+            classify_host_path("/run/containerd/containerd.sock"),
+            [RuntimeSocket]
+        );
+        assert_eq!(classify_host_path("/run/containerd"), [RuntimeSocket]);
+        assert_eq!(classify_host_path("/var/run"), [RuntimeSocket]);
+        assert_eq!(classify_host_path("/var/run/docker.sock"), [RuntimeSocket]);
+        assert_eq!(classify_host_path("/run/crio/crio.sock"), [RuntimeSocket]);
+        // A CNI's own state under /var/run is not the runtime's socket.
+        assert_eq!(classify_host_path("/var/run/calico"), []);
+        assert_eq!(classify_host_path("/run/xtables.lock"), []);
+        assert_eq!(
+            classify_host_path("/var/lib/kubelet/../../.."),
+            [HostPathRoot]
+        );
+        assert_eq!(normalize(""), "/");
+    }
+
+    #[test]
+    fn each_risky_reason_and_the_allow_list() {
+        let mut privileged = pod("ci", "builder-1");
+        privileged.privileged_containers = vec!["dind".into()];
+        let mut pid = pod("ci", "debug");
+        pid.host_pid = true;
+        pid.host_ipc = true;
+        let mut net = pod("web", "proxy");
+        net.host_network = true;
+        let mut paths = pod("web", "backup");
+        paths.host_paths = vec![
+            "/".into(),
+            "/var/lib/kubelet/pods".into(),
+            "/etc/kubernetes".into(),
+            "/run/containerd/containerd.sock".into(),
+            "/tmp".into(),
+        ];
+        let mut agent = pod("kubelet-sentinel", "kubelet-sentinel-x7k2p");
+        agent.host_pid = true;
+        agent.host_network = true;
+        agent.host_paths = vec!["/".into()];
+        let mut finished = pod("ci", "old");
+        finished.privileged_containers = vec!["c".into()];
+        finished.phase = Some("Failed".into());
+        let s = with(
+            vec![
+                privileged,
+                pid,
+                net,
+                paths,
+                agent,
+                finished,
+                pod("web", "ok"),
+            ],
+            vec![],
+        );
+        let o = eval(TAKEOVER, &s);
+        assert_status(&o, Status::Fail);
+        assert_eq!(
+            o.observed,
+            "ci/builder-1 (privileged), ci/debug (host_pid,host_ipc), web/backup (host_path_root,host_path_kubelet,host_path_kubernetes,runtime_socket), web/proxy (host_network)"
+        );
+        assert!(o.reason.starts_with("4 pod(s)"), "{}", o.reason);
+        assert!(
+            o.reason.contains("privileged container dind"),
+            "{}",
+            o.reason
+        );
+        assert!(
+            o.reason
+                .contains("hostPath /run/containerd/containerd.sock"),
+            "{}",
+            o.reason
+        );
+        let series = risky_pod_series(&s, &Policy::embedded());
+        assert_eq!(series.len(), 8);
+        assert!(series.contains(&("ci".into(), "debug".into(), "host_ipc")));
+        assert!(!series.iter().any(|(ns, _, _)| ns == "kubelet-sentinel"));
+        // Allow-list everything risky: pass, with the counts.
+        let p = Policy::from_yaml(
+            "p.yaml",
+            "expected:\n  host_takeover_allowed_pods: [{namespace: ci}, {namespace: web, name_prefix: ''}, {namespace: kubelet-sentinel, name_prefix: kubelet-sentinel-}]\n",
+        )
+        .unwrap();
+        let r = crate::evaluate::evaluate(&s, &p);
+        let r = r.iter().find(|r| r.id == TAKEOVER).unwrap();
+        assert_eq!(r.status, Status::Pass, "{r:?}");
+        assert_eq!(r.observed, "no risky pod");
+        assert!(
+            r.reason.contains("none of the 6 pods") && r.reason.contains("(5 allow-listed)"),
+            "{}",
+            r.reason
+        );
+        // Disabled control or cluster checks off: no series.
+        let p = Policy::from_yaml(
+            "p.yaml",
+            "controls:\n  no-host-takeover-pods: {enabled: false}\n",
+        )
+        .unwrap();
+        assert!(risky_pod_series(&s, &p).is_empty());
+    }
+}

@@ -1,0 +1,606 @@
+//! The agent against a fake Kubernetes API server (`common::fake_api`): the Pod Security
+//! controls' verdicts from real list and watch traffic, `kubelet_sentinel_risky_pod_info`,
+//! the `api_*` observation steps on 401/403/500, a watch that disconnects and a server
+//! that hangs or is slow — and that the node-local evaluation keeps its cadence meanwhile.
+//!
+//! The agent is the built binary pointed at the fake with `--kubeconfig` (plain http and a
+//! bearer token), over the `kubeadm-hardened` fixture host tree.
+
+mod common;
+
+use std::net::{Ipv4Addr, SocketAddr};
+use std::path::Path;
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use common::fake_api::{self, FakeApi, Mode};
+use common::http::{free_port, get};
+use common::process::Guard;
+use common::Fixture;
+use serde_json::{json, Value};
+
+const AGENT: &str = env!("CARGO_BIN_EXE_kubelet-sentinel");
+const NODE: &str = "node-1";
+
+fn agent_command(kubeconfig: &Path) -> Command {
+    let mut cmd = Command::new(AGENT);
+    for (k, _) in std::env::vars_os() {
+        let k = k.to_string_lossy().into_owned();
+        if k.starts_with("KUBELET_SENTINEL_") || k == "NODE_NAME" || k == "KUBERNETES_SERVICE_HOST"
+        {
+            cmd.env_remove(&k);
+        }
+    }
+    cmd.arg("--node-name")
+        .arg(NODE)
+        .arg("--kubeconfig")
+        .arg(kubeconfig)
+        .arg("--log-level")
+        .arg("kubelet_sentinel=debug");
+    cmd
+}
+
+struct Agent {
+    addr: SocketAddr,
+    _child: Guard,
+    _fx: Fixture,
+    _state: tempfile::TempDir,
+}
+
+impl Agent {
+    fn metrics(&self) -> String {
+        get(self.addr, "/metrics", None).expect("scrape").body
+    }
+
+    /// Scrape until `pred` holds (bounded), returning that exposition.
+    fn wait_for(&self, what: &str, pred: impl Fn(&str) -> bool) -> String {
+        let deadline = Instant::now() + Duration::from_secs(20);
+        loop {
+            let m = self.metrics();
+            if pred(&m) {
+                return m;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "{what}: not seen in 20 s; last exposition:\n{m}"
+            );
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+}
+
+/// `serve` on the kubeadm-hardened fixture, every second, against the fake.
+fn serve(api: &FakeApi) -> Agent {
+    let fx = Fixture::load("kubeadm-hardened");
+    let state = tempfile::tempdir().expect("state dir");
+    let kubeconfig = state.path().join("kubeconfig");
+    api.write_kubeconfig(&kubeconfig);
+    let addr = SocketAddr::from((Ipv4Addr::LOCALHOST, free_port()));
+    let child = agent_command(&kubeconfig)
+        .arg("serve")
+        .arg("--host-root")
+        .arg(fx.root())
+        .arg("--listen-address")
+        .arg(addr.to_string())
+        .arg("--interval")
+        .arg("1s")
+        .arg("--state-dir")
+        .arg(state.path().join("state"))
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("spawn the agent");
+    let agent = Agent {
+        addr,
+        _child: Guard(child),
+        _fx: fx,
+        _state: state,
+    };
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while !matches!(get(addr, "/readyz", None), Ok(r) if r.status == 200) {
+        assert!(Instant::now() < deadline, "the agent did not become ready");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    agent
+}
+
+/// `check --format json` against the fake.
+fn check(api: &FakeApi) -> Value {
+    let fx = Fixture::load("kubeadm-hardened");
+    let state = tempfile::tempdir().expect("state dir");
+    let kubeconfig = state.path().join("kubeconfig");
+    api.write_kubeconfig(&kubeconfig);
+    let out = agent_command(&kubeconfig)
+        .arg("check")
+        .arg("--host-root")
+        .arg(fx.root())
+        .arg("--state-dir")
+        .arg(state.path().join("state"))
+        .arg("--format")
+        .arg("json")
+        .arg("--fail-on")
+        .arg("never")
+        .output()
+        .expect("run check");
+    assert!(
+        out.status.success(),
+        "check failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    serde_json::from_slice(&out.stdout).expect("check's JSON")
+}
+
+fn control<'a>(report: &'a Value, id: &str) -> &'a Value {
+    report["controls"]
+        .as_array()
+        .and_then(|cs| cs.iter().find(|c| c["id"] == id))
+        .unwrap_or_else(|| panic!("no control {id} in the report"))
+}
+
+fn probe<'a>(report: &'a Value, name: &str) -> &'a Value {
+    report["probes"]
+        .as_array()
+        .and_then(|ps| ps.iter().find(|p| p["name"] == name))
+        .unwrap_or_else(|| panic!("no probe {name} in the report"))
+}
+
+/// The value of the first sample of `name` whose labels include every `labels` pair.
+fn sample(text: &str, name: &str, labels: &[(&str, &str)]) -> Option<f64> {
+    text.lines()
+        .filter(|l| l.starts_with(&format!("{name}{{")) || l.starts_with(&format!("{name} ")))
+        .find(|l| {
+            labels
+                .iter()
+                .all(|(k, v)| l.contains(&format!("{k}=\"{v}\"")))
+        })
+        .and_then(|l| l.rsplit(' ').next())
+        .and_then(|v| v.parse().ok())
+}
+
+fn status_is(text: &str, control: &str, status: &str) -> bool {
+    sample(
+        text,
+        "kubelet_sentinel_control_status",
+        &[("control", control), ("status", status)],
+    ) == Some(1.0)
+}
+
+/// A cluster: a restricted and an unlabelled namespace, kube-system, the agent itself, a
+/// privileged build pod, kube-proxy (host network, privileged), a pod on another node.
+fn cluster(api: &FakeApi) {
+    api.set_namespaces(vec![
+        fake_api::namespace("web", Some("restricted")),
+        fake_api::namespace("ci", None),
+        fake_api::namespace("kube-system", None),
+        fake_api::namespace("kubelet-sentinel", Some("privileged")),
+    ]);
+    api.set_pods(vec![
+        fake_api::pod("web", "frontend-7d9f", NODE, json!({})),
+        fake_api::pod(
+            "ci",
+            "builder-x1",
+            NODE,
+            json!({"containers": [{"name": "dind", "image": "docker:27-dind",
+                "securityContext": {"privileged": true}}]}),
+        ),
+        fake_api::pod(
+            "kube-system",
+            "kube-proxy-q8r2n",
+            NODE,
+            json!({"hostNetwork": true, "containers": [{"name": "kube-proxy",
+                "image": "registry.k8s.io/kube-proxy:v1.33.1",
+                "securityContext": {"privileged": true}}],
+                "volumes": [{"name": "xtables-lock", "hostPath": {"path": "/run/xtables.lock", "type": "FileOrCreate"}}]}),
+        ),
+        fake_api::pod(
+            "kubelet-sentinel",
+            "kubelet-sentinel-h4k9z",
+            NODE,
+            json!({"hostPID": true, "hostNetwork": true,
+                "volumes": [{"name": "host", "hostPath": {"path": "/", "type": "Directory"}}]}),
+        ),
+        fake_api::pod(
+            "web",
+            "other-node-pod",
+            "node-2",
+            json!({"hostPID": true}),
+        ),
+    ]);
+}
+
+#[test]
+fn verdicts_and_risky_pods_follow_the_api_and_its_watches() {
+    let api = FakeApi::start();
+    cluster(&api);
+    let agent = serve(&api);
+    let m = agent.wait_for("the first synced evaluation", |m| {
+        sample(
+            m,
+            "kubelet_sentinel_probe_success",
+            &[("probe", "api_namespaces")],
+        ) == Some(1.0)
+            && sample(
+                m,
+                "kubelet_sentinel_probe_success",
+                &[("probe", "api_pods")],
+            ) == Some(1.0)
+            && status_is(m, "no-host-takeover-pods", "fail")
+    });
+    // ci has pods here and no label: fail (kube-system is exempt).
+    assert!(status_is(&m, "pod-security-enforced", "fail"), "{m}");
+    // The risky pods, one series per reason; the agent itself is allow-listed, the pod of
+    // node-2 is not selected.
+    let mut risky: Vec<String> = m
+        .lines()
+        .filter(|l| l.starts_with("kubelet_sentinel_risky_pod_info{"))
+        .map(str::to_string)
+        .collect();
+    risky.sort();
+    assert_eq!(
+        risky,
+        [
+            "kubelet_sentinel_risky_pod_info{node=\"node-1\",namespace=\"ci\",pod=\"builder-x1\",reason=\"privileged\"} 1",
+            "kubelet_sentinel_risky_pod_info{node=\"node-1\",namespace=\"kube-system\",pod=\"kube-proxy-q8r2n\",reason=\"host_network\"} 1",
+            "kubelet_sentinel_risky_pod_info{node=\"node-1\",namespace=\"kube-system\",pod=\"kube-proxy-q8r2n\",reason=\"privileged\"} 1",
+        ]
+    );
+    // The node's own controls are evaluated as usual.
+    assert_eq!(sample(&m, "kubelet_sentinel_kubelet_up", &[]), Some(1.0));
+    assert!(status_is(&m, "read-only-port-disabled", "pass"), "{m}");
+    // The requests: a list then a watch per collection, pods selected by node, with the token.
+    let reqs = api.requests();
+    assert!(
+        reqs.iter().any(|r| r.starts_with("GET /api/v1/pods?")
+            && r.contains("fieldSelector=spec.nodeName%3Dnode-1")
+            && !r.contains("watch=")),
+        "{reqs:?}"
+    );
+    assert!(
+        reqs.iter()
+            .any(|r| r.starts_with("GET /api/v1/pods?") && r.contains("watch=true")),
+        "{reqs:?}"
+    );
+    assert!(
+        reqs.iter()
+            .any(|r| r.starts_with("GET /api/v1/namespaces?") && r.contains("watch=true")),
+        "{reqs:?}"
+    );
+
+    // Watch events: ci gets a level, the build pod goes, kube-proxy gains the runtime socket.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while api.open_watches() < 2 {
+        assert!(
+            Instant::now() < deadline,
+            "the agent's watches did not open"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    api.push(
+        "namespaces",
+        "MODIFIED",
+        fake_api::namespace("ci", Some("baseline")),
+    );
+    api.push(
+        "pods",
+        "DELETED",
+        fake_api::pod("ci", "builder-x1", NODE, json!({})),
+    );
+    api.push(
+        "pods",
+        "MODIFIED",
+        fake_api::pod(
+            "kube-system",
+            "kube-proxy-q8r2n",
+            NODE,
+            json!({"volumes": [{"name": "sock", "hostPath": {"path": "/run/containerd/containerd.sock", "type": "Socket"}}]}),
+        ),
+    );
+    let m = agent.wait_for("the watch events", |m| {
+        status_is(m, "pod-security-enforced", "pass")
+            && !m.contains("pod=\"builder-x1\"")
+            && m.contains("reason=\"runtime_socket\"")
+    });
+    assert!(status_is(&m, "no-host-takeover-pods", "fail"), "{m}");
+    assert!(!m.contains("reason=\"host_network\""), "{m}");
+    // Everything risky gone: the control passes and the family disappears.
+    api.push(
+        "pods",
+        "DELETED",
+        fake_api::pod("kube-system", "kube-proxy-q8r2n", NODE, json!({})),
+    );
+    let m = agent.wait_for("no risky pod", |m| {
+        status_is(m, "no-host-takeover-pods", "pass")
+    });
+    assert!(!m.contains("kubelet_sentinel_risky_pod_info"), "{m}");
+}
+
+#[test]
+fn check_reports_each_verdict_with_its_evidence() {
+    let api = FakeApi::start();
+    cluster(&api);
+    let r = check(&api);
+    let c = control(&r, "pod-security-enforced");
+    assert_eq!(c["status"], "fail", "{c}");
+    assert_eq!(c["observed"], "ci (no enforce label)", "{c}");
+    assert_eq!(c["source"], "api");
+    let c = control(&r, "no-host-takeover-pods");
+    assert_eq!(c["status"], "fail", "{c}");
+    assert_eq!(
+        c["observed"],
+        "ci/builder-x1 (privileged), kube-system/kube-proxy-q8r2n (privileged,host_network)"
+    );
+    assert!(
+        c["reason"]
+            .as_str()
+            .unwrap_or("")
+            .contains("privileged container dind"),
+        "{c}"
+    );
+    assert_eq!(probe(&r, "api_pods")["success"], true);
+    assert_eq!(probe(&r, "api_namespaces")["success"], true);
+}
+
+#[test]
+fn api_errors_make_the_controls_unknown_and_fail_the_api_steps() {
+    let api = FakeApi::start();
+    cluster(&api);
+    for (code, word) in [
+        (401, "Unauthorized"),
+        (403, "Forbidden"),
+        (500, "InternalError"),
+    ] {
+        api.set_mode(Mode::Status(code));
+        let r = check(&api);
+        for name in ["api_pods", "api_namespaces"] {
+            let p = probe(&r, name);
+            assert_eq!(p["success"], false, "{code}: {p}");
+            let e = p["error"].as_str().unwrap_or("");
+            assert!(
+                e.contains(&code.to_string()) && e.contains(word),
+                "{code}: {e}"
+            );
+        }
+        for id in ["pod-security-enforced", "no-host-takeover-pods"] {
+            let c = control(&r, id);
+            assert_eq!(c["status"], "unknown", "{code}: {c}");
+            let reason = c["reason"].as_str().unwrap_or("");
+            assert!(
+                reason.starts_with("waiting for the first list of pods")
+                    && reason.contains(&code.to_string()),
+                "{code}: {reason}"
+            );
+        }
+        // The kubelet's own controls do not care.
+        assert_eq!(control(&r, "read-only-port-disabled")["status"], "pass");
+    }
+    // A wrong token is the API's 401 too.
+    api.set_mode(Mode::Normal);
+    let dir = tempfile::tempdir().expect("tempdir");
+    let kc = dir.path().join("kubeconfig");
+    api.write_kubeconfig(&kc);
+    let text = std::fs::read_to_string(&kc)
+        .expect("read")
+        .replace(fake_api::TOKEN, "stolen");
+    std::fs::write(&kc, text).expect("write");
+    let fx = Fixture::load("kubeadm-hardened");
+    let out = agent_command(&kc)
+        .args([
+            "check",
+            "--format",
+            "json",
+            "--fail-on",
+            "never",
+            "--host-root",
+        ])
+        .arg(fx.root())
+        .arg("--state-dir")
+        .arg(dir.path().join("state"))
+        .output()
+        .expect("check");
+    let r: Value = serde_json::from_slice(&out.stdout).expect("json");
+    assert!(probe(&r, "api_pods")["error"]
+        .as_str()
+        .unwrap_or("")
+        .contains("401"));
+}
+
+#[test]
+fn without_api_access_no_api_steps_and_the_controls_say_why() {
+    let fx = Fixture::load("kubeadm-hardened");
+    let state = tempfile::tempdir().expect("state");
+    let mut cmd = Command::new(AGENT);
+    for (k, _) in std::env::vars_os() {
+        let k = k.to_string_lossy().into_owned();
+        if k.starts_with("KUBELET_SENTINEL_") || k == "NODE_NAME" || k == "KUBERNETES_SERVICE_HOST"
+        {
+            cmd.env_remove(&k);
+        }
+    }
+    let out = cmd
+        .args([
+            "check",
+            "--format",
+            "json",
+            "--fail-on",
+            "never",
+            "--host-root",
+        ])
+        .arg(fx.root())
+        .arg("--state-dir")
+        .arg(state.path())
+        .output()
+        .expect("check");
+    let r: Value = serde_json::from_slice(&out.stdout).expect("json");
+    assert!(r["probes"].as_array().is_some_and(|ps| ps
+        .iter()
+        .all(|p| !p["name"].as_str().unwrap_or("").starts_with("api_"))));
+    let c = control(&r, "pod-security-enforced");
+    assert_eq!(c["status"], "unknown");
+    assert_eq!(
+        c["reason"],
+        "no API access (not in a cluster (KUBERNETES_SERVICE_HOST unset) and no --kubeconfig)"
+    );
+    // --api-access=on without any way to reach the API: could not run.
+    let out = Command::new(AGENT)
+        .env_remove("KUBERNETES_SERVICE_HOST")
+        .env_remove("KUBELET_SENTINEL_KUBECONFIG")
+        .args(["check", "--api-access", "on", "--host-root"])
+        .arg(fx.root())
+        .arg("--state-dir")
+        .arg(state.path())
+        .output()
+        .expect("check");
+    assert_eq!(
+        out.status.code(),
+        Some(2),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+#[test]
+fn a_watch_that_disconnects_is_reported_then_recovers() {
+    let api = FakeApi::start();
+    cluster(&api);
+    let agent = serve(&api);
+    agent.wait_for("synced", |m| {
+        sample(
+            m,
+            "kubelet_sentinel_probe_success",
+            &[("probe", "api_pods")],
+        ) == Some(1.0)
+    });
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while api.open_watches() < 2 {
+        assert!(
+            Instant::now() < deadline,
+            "the agent's watches did not open"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    // The server breaks the watches mid-stream and then fails every request.
+    api.set_mode(Mode::Status(500));
+    api.disconnect();
+    let m = agent.wait_for("the failing watch", |m| {
+        sample(
+            m,
+            "kubelet_sentinel_probe_success",
+            &[("probe", "api_pods")],
+        ) == Some(0.0)
+    });
+    // The last list still decides (the reason says it is stale): no flapping to unknown.
+    assert!(status_is(&m, "no-host-takeover-pods", "fail"), "{m}");
+    api.set_mode(Mode::Normal);
+    agent.wait_for("the recovered watch", |m| {
+        sample(
+            m,
+            "kubelet_sentinel_probe_success",
+            &[("probe", "api_pods")],
+        ) == Some(1.0)
+            && sample(
+                m,
+                "kubelet_sentinel_probe_success",
+                &[("probe", "api_namespaces")],
+            ) == Some(1.0)
+    });
+}
+
+#[test]
+fn node_local_controls_keep_their_cadence_while_the_api_hangs() {
+    let api = FakeApi::start();
+    cluster(&api);
+    api.set_mode(Mode::Hang);
+    let agent = serve(&api);
+    let mut stamps = std::collections::BTreeSet::new();
+    let deadline = Instant::now() + Duration::from_secs(15);
+    while stamps.len() < 4 {
+        assert!(Instant::now() < deadline, "evaluations stalled: {stamps:?}");
+        let m = agent.metrics();
+        if let Some(t) = sample(
+            &m,
+            "kubelet_sentinel_last_evaluation_timestamp_seconds",
+            &[],
+        ) {
+            stamps.insert(t.to_bits());
+        }
+        // Every evaluation: the kubelet judged, the API steps failing, its controls unknown.
+        assert_eq!(
+            sample(&m, "kubelet_sentinel_kubelet_up", &[]),
+            Some(1.0),
+            "{m}"
+        );
+        assert!(status_is(&m, "read-only-port-disabled", "pass"), "{m}");
+        assert_eq!(
+            sample(
+                &m,
+                "kubelet_sentinel_probe_success",
+                &[("probe", "api_pods")]
+            ),
+            Some(0.0),
+            "{m}"
+        );
+        assert!(status_is(&m, "pod-security-enforced", "unknown"), "{m}");
+        let took = sample(&m, "kubelet_sentinel_evaluation_duration_seconds", &[]).unwrap_or(99.0);
+        assert!(took < 1.0, "an evaluation waited for the API: {took} s");
+        std::thread::sleep(Duration::from_millis(300));
+    }
+}
+
+#[test]
+fn a_slow_server_is_waited_for_within_the_timeout() {
+    let api = FakeApi::start();
+    cluster(&api);
+    api.set_mode(Mode::Delay(Duration::from_millis(1500)));
+    let r = check(&api);
+    assert_eq!(
+        probe(&r, "api_pods")["success"],
+        true,
+        "{}",
+        probe(&r, "api_pods")
+    );
+    assert_eq!(control(&r, "no-host-takeover-pods")["status"], "fail");
+}
+
+/// The library's watch against the fake, with a short request timeout: a server slower
+/// than the timeout is a failure that names it.
+#[test]
+fn a_server_slower_than_the_timeout_fails_the_step() {
+    let api = FakeApi::start();
+    cluster(&api);
+    api.set_mode(Mode::Delay(Duration::from_secs(3)));
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .enable_all()
+        .build()
+        .expect("runtime");
+    let view = rt.block_on(async {
+        let mut config = kube::Config::new(api.url().parse().expect("url"));
+        config.auth_info.token = Some(fake_api::TOKEN.to_string().into());
+        let client = kube::Client::try_from(config).expect("client");
+        let c = kubelet_sentinel::cluster::Cluster::start(
+            client,
+            NODE,
+            "test".into(),
+            Duration::from_millis(500),
+        );
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            let v = c.view();
+            if v.pods
+                .health
+                .as_ref()
+                .err()
+                .is_some_and(|e| e.contains("no answer"))
+            {
+                return v;
+            }
+            assert!(Instant::now() < deadline, "no timeout seen: {v:?}");
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    });
+    assert_eq!(
+        view.pods.health,
+        Err("list pods: no answer within 0.5s".to_string())
+    );
+    assert!(view.pods.data.is_none());
+}
