@@ -285,10 +285,10 @@ struct CapData {
     inheritable: u32,
 }
 
-/// Drop CAP_DAC_OVERRIDE and CAP_DAC_READ_SEARCH from the calling thread's effective set.
-/// Capabilities are per-thread on Linux and the raw syscall (unlike glibc's setuid family)
-/// is not broadcast to other threads, so only this thread loses them.
-pub fn drop_dac_capabilities() {
+/// Clear CAP_DAC_OVERRIDE and CAP_DAC_READ_SEARCH in the calling thread's capability sets
+/// that `clear` picks (capget, mask, capset). No allocation, no lock, no panic: usable in
+/// `pre_exec`.
+fn clear_dac(clear: fn(&mut CapData, u32)) -> std::io::Result<()> {
     let mut header = CapHeader {
         version: LINUX_CAPABILITY_VERSION_3,
         pid: 0,
@@ -303,9 +303,13 @@ pub fn drop_dac_capabilities() {
             data.as_mut_ptr(),
         )
     };
-    assert_eq!(rc, 0, "capget failed: {}", std::io::Error::last_os_error());
-    let mask = !((1u32 << CAP_DAC_OVERRIDE) | (1u32 << CAP_DAC_READ_SEARCH));
-    data[0].effective &= mask;
+    if rc != 0 {
+        return Err(std::io::Error::last_os_error());
+    }
+    clear(
+        &mut data[0],
+        !((1u32 << CAP_DAC_OVERRIDE) | (1u32 << CAP_DAC_READ_SEARCH)),
+    );
     header.pid = 0;
     // SAFETY: as above.
     let rc = unsafe {
@@ -315,7 +319,19 @@ pub fn drop_dac_capabilities() {
             data.as_ptr(),
         )
     };
-    assert_eq!(rc, 0, "capset failed: {}", std::io::Error::last_os_error());
+    if rc != 0 {
+        return Err(std::io::Error::last_os_error());
+    }
+    Ok(())
+}
+
+/// Drop CAP_DAC_OVERRIDE and CAP_DAC_READ_SEARCH from the calling thread's effective set.
+/// Capabilities are per-thread on Linux and the raw syscall (unlike glibc's setuid family)
+/// is not broadcast to other threads, so only this thread loses them.
+pub fn drop_dac_capabilities() {
+    if let Err(e) = clear_dac(|d, mask| d.effective &= mask) {
+        panic!("capget/capset failed: {e}");
+    }
 }
 
 /// For `pre_exec` (after fork, before exec: no allocation, no lock, no panic): take
@@ -339,39 +355,11 @@ pub fn drop_dac_across_exec() -> std::io::Result<()> {
             return Err(std::io::Error::last_os_error());
         }
     }
-    let mut header = CapHeader {
-        version: LINUX_CAPABILITY_VERSION_3,
-        pid: 0,
-    };
-    let mut data = [CapData::default(); 2];
-    // SAFETY: header and data are valid and correctly sized (version 3: two data structs).
-    let rc = unsafe {
-        libc::syscall(
-            libc::SYS_capget,
-            &mut header as *mut CapHeader,
-            data.as_mut_ptr(),
-        )
-    };
-    if rc != 0 {
-        return Err(std::io::Error::last_os_error());
-    }
-    let mask = !((1u32 << CAP_DAC_OVERRIDE) | (1u32 << CAP_DAC_READ_SEARCH));
-    data[0].effective &= mask;
-    data[0].permitted &= mask;
-    data[0].inheritable &= mask;
-    header.pid = 0;
-    // SAFETY: as above.
-    let rc = unsafe {
-        libc::syscall(
-            libc::SYS_capset,
-            &mut header as *mut CapHeader,
-            data.as_ptr(),
-        )
-    };
-    if rc != 0 {
-        return Err(std::io::Error::last_os_error());
-    }
-    Ok(())
+    clear_dac(|d, mask| {
+        d.effective &= mask;
+        d.permitted &= mask;
+        d.inheritable &= mask;
+    })
 }
 
 // --------------------------------------------------------------------------- results
