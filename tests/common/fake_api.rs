@@ -8,8 +8,16 @@
 //! - either with `watch=true`: a chunked stream of `{"type":"ADDED","object":…}` lines,
 //!   fed by [`FakeApi::push`], held open until the test ends or [`FakeApi::disconnect`].
 //!
-//! Failure modes ([`Mode`]): an error status (401, 403, 500) with a `Status` body, a
-//! server that never answers, and one that answers after a delay.
+//! - `GET /api/v1/nodes?fieldSelector=metadata.name%3D<node>` (list and watch) and
+//!   `GET /api/v1/nodes/<node>`; `GET /api/v1/nodes/<node>/proxy/configz`;
+//! - `POST /apis/authorization.k8s.io/v1/subjectaccessreviews` (allowed when a pattern
+//!   given to [`FakeApi::allow`] is a subset of the review's spec), `POST
+//!   /apis/authentication.k8s.io/v1/tokenreviews` (tokens from [`FakeApi::add_token`]),
+//!   `POST .../events` (recorded).
+//!
+//! Failure modes ([`Mode`]), for every path or for a path prefix: an error status (401,
+//! 403, 500) with a `Status` body, a server that never answers, and one that answers after
+//! a delay.
 
 #![allow(dead_code)]
 
@@ -40,16 +48,37 @@ pub enum Mode {
 
 type Watcher = tokio::sync::mpsc::UnboundedSender<Option<Value>>;
 
+/// The watchable collections: `pods`, `namespaces`, `nodes`.
+const KINDS: [(&str, &str, &str); 3] = [
+    ("pods", "/api/v1/pods", "PodList"),
+    ("namespaces", "/api/v1/namespaces", "NamespaceList"),
+    ("nodes", "/api/v1/nodes", "NodeList"),
+];
+
 #[derive(Default)]
 struct State {
-    pods: Vec<Value>,
-    namespaces: Vec<Value>,
+    /// Objects per collection (`pods`, `namespaces`, `nodes`).
+    objects: std::collections::BTreeMap<&'static str, Vec<Value>>,
+    watchers: std::collections::BTreeMap<&'static str, Vec<Watcher>>,
     mode: Option<Mode>,
+    /// Modes for paths starting with a prefix (first match wins), before `mode`.
+    path_modes: Vec<(String, Mode)>,
     /// Request lines (`GET /api/v1/pods?...`) in order.
     requests: Vec<String>,
-    pod_watchers: Vec<Watcher>,
-    ns_watchers: Vec<Watcher>,
     resource_version: u64,
+    /// SubjectAccessReview specs that are allowed: a review is allowed when some pattern
+    /// is a subset of its `spec` (objects compared key by key, other values equal).
+    allowed: Vec<Value>,
+    /// Every SubjectAccessReview `spec` received, in order.
+    reviews: Vec<Value>,
+    /// Bearer tokens a TokenReview authenticates, with the user info it returns.
+    tokens: Vec<(String, Value)>,
+    /// Every TokenReview received.
+    token_reviews: Vec<Value>,
+    /// `/configz` bodies served at `/api/v1/nodes/<node>/proxy/configz`.
+    configz: std::collections::BTreeMap<String, Value>,
+    /// Events created (`POST .../events`), with the path they were posted to.
+    events: Vec<(String, Value)>,
 }
 
 /// A running fake API server (its own thread and runtime; stops with the test process).
@@ -64,6 +93,10 @@ fn status_body(code: u16) -> Value {
         403 => (
             "Forbidden",
             "pods is forbidden: User \"system:serviceaccount:kubelet-sentinel:kubelet-sentinel\" cannot list resource \"pods\" in API group \"\" at the cluster scope".to_string(),
+        ),
+        404 => (
+            "NotFound",
+            "the server could not find the requested resource".to_string(),
         ),
         410 => ("Expired", "too old resource version".to_string()),
         _ => ("InternalError", "Internal error occurred: etcdserver: request timed out".to_string()),
@@ -86,13 +119,38 @@ fn full(code: u16, body: &Value) -> Response<BoxBody<Bytes, std::io::Error>> {
     r
 }
 
-/// `spec.nodeName=<node>` out of the query's `fieldSelector`.
-fn node_selector(query: &str) -> Option<String> {
+/// `<field>=<value>` out of the query's `fieldSelector` (`spec.nodeName`, `metadata.name`).
+fn field_selector(query: &str) -> Option<(String, String)> {
     query.split('&').find_map(|kv| {
         let v = kv.strip_prefix("fieldSelector=")?;
         let v = v.replace("%3D", "=").replace("%3d", "=");
-        v.strip_prefix("spec.nodeName=").map(str::to_string)
+        let (f, val) = v.split_once('=')?;
+        Some((f.to_string(), val.to_string()))
     })
+}
+
+/// Whether `object` matches a field selector.
+fn selected(object: &Value, sel: &Option<(String, String)>) -> bool {
+    match sel {
+        None => true,
+        Some((field, value)) => {
+            let mut v = object;
+            for part in field.split('.') {
+                v = &v[part];
+            }
+            v == &json!(value)
+        }
+    }
+}
+
+/// Whether `pattern` is a subset of `value`.
+fn subset(pattern: &Value, value: &Value) -> bool {
+    match (pattern, value) {
+        (Value::Object(p), Value::Object(v)) => p
+            .iter()
+            .all(|(k, pv)| v.get(k).is_some_and(|vv| subset(pv, vv))),
+        _ => pattern == value,
+    }
 }
 
 impl FakeApi {
@@ -160,16 +218,79 @@ impl FakeApi {
         f(&mut s)
     }
 
+    /// How every request is answered (after any [`FakeApi::set_path_mode`] match).
     pub fn set_mode(&self, mode: Mode) {
         self.with(|s| s.mode = Some(mode));
     }
 
+    /// How requests whose path starts with `prefix` are answered (e.g. only the
+    /// SubjectAccessReviews fail: `/apis/authorization.k8s.io/`). `Mode::Normal` undoes it.
+    pub fn set_path_mode(&self, prefix: &str, mode: Mode) {
+        self.with(|s| {
+            s.path_modes.retain(|(p, _)| p != prefix);
+            if mode != Mode::Normal {
+                s.path_modes.push((prefix.to_string(), mode));
+            }
+        });
+    }
+
+    fn set(&self, kind: &'static str, objects: Vec<Value>) {
+        self.with(|s| {
+            s.objects.insert(kind, objects);
+        });
+    }
+
     pub fn set_pods(&self, pods: Vec<Value>) {
-        self.with(|s| s.pods = pods);
+        self.set("pods", pods);
     }
 
     pub fn set_namespaces(&self, namespaces: Vec<Value>) {
-        self.with(|s| s.namespaces = namespaces);
+        self.set("namespaces", namespaces);
+    }
+
+    pub fn set_nodes(&self, nodes: Vec<Value>) {
+        self.set("nodes", nodes);
+    }
+
+    /// Allow the SubjectAccessReviews whose `spec` contains `pattern`, e.g.
+    /// `{"user": "system:node:node-1", "resourceAttributes": {"resource": "secrets"}}`.
+    /// Everything not allowed is denied.
+    pub fn allow(&self, pattern: Value) {
+        self.with(|s| s.allowed.push(pattern));
+    }
+
+    /// Forget every [`FakeApi::allow`].
+    pub fn deny_all(&self) {
+        self.with(|s| s.allowed.clear());
+    }
+
+    /// The `spec` of every SubjectAccessReview received.
+    pub fn reviews(&self) -> Vec<Value> {
+        self.with(|s| s.reviews.clone())
+    }
+
+    /// A bearer token that TokenReviews authenticate as `username` in `groups`.
+    pub fn add_token(&self, token: &str, username: &str, groups: &[&str]) {
+        let user = json!({"username": username, "uid": format!("uid-{username}"),
+            "groups": groups});
+        self.with(|s| s.tokens.push((token.to_string(), user)));
+    }
+
+    /// Every TokenReview received.
+    pub fn token_reviews(&self) -> Vec<Value> {
+        self.with(|s| s.token_reviews.clone())
+    }
+
+    /// Serve `body` at `/api/v1/nodes/<node>/proxy/configz`.
+    pub fn set_configz(&self, node: &str, body: Value) {
+        self.with(|s| {
+            s.configz.insert(node.to_string(), body);
+        });
+    }
+
+    /// The events created so far: (the path posted to, the object).
+    pub fn events(&self) -> Vec<(String, Value)> {
+        self.with(|s| s.events.clone())
     }
 
     /// The request lines seen so far.
@@ -177,30 +298,27 @@ impl FakeApi {
         self.with(|s| s.requests.clone())
     }
 
-    /// Send a watch event (`ADDED`, `MODIFIED`, `DELETED`) to every open watch of pods
-    /// (`kind` = "pods") or namespaces, and apply it to the lists.
+    /// Send a watch event (`ADDED`, `MODIFIED`, `DELETED`) to every open watch of `kind`
+    /// (`pods`, `namespaces`, `nodes`), and apply it to the lists.
     pub fn push(&self, kind: &str, event: &str, mut object: Value) {
+        let Some(&(kind, _, _)) = KINDS.iter().find(|(k, _, _)| *k == kind) else {
+            panic!("no collection {kind}");
+        };
         self.with(|s| {
             s.resource_version += 1;
             object["metadata"]["resourceVersion"] = json!(s.resource_version.to_string());
             let name = object["metadata"]["name"].clone();
             let ns = object["metadata"]["namespace"].clone();
-            let list = if kind == "pods" {
-                &mut s.pods
-            } else {
-                &mut s.namespaces
-            };
+            let list = s.objects.entry(kind).or_default();
             list.retain(|o| !(o["metadata"]["name"] == name && o["metadata"]["namespace"] == ns));
             if event != "DELETED" {
                 list.push(object.clone());
             }
-            let watchers = if kind == "pods" {
-                &mut s.pod_watchers
-            } else {
-                &mut s.ns_watchers
-            };
             let line = json!({"type": event, "object": object});
-            watchers.retain(|w| w.send(Some(line.clone())).is_ok());
+            s.watchers
+                .entry(kind)
+                .or_default()
+                .retain(|w| w.send(Some(line.clone())).is_ok());
         });
     }
 
@@ -208,7 +326,7 @@ impl FakeApi {
     /// chunk: the client sees an incomplete body).
     pub fn disconnect(&self) {
         self.with(|s| {
-            for w in s.pod_watchers.drain(..).chain(s.ns_watchers.drain(..)) {
+            for w in s.watchers.values_mut().flat_map(|w| w.drain(..)) {
                 let _ = w.send(None);
             }
         });
@@ -217,11 +335,22 @@ impl FakeApi {
     /// How many watches are open now.
     pub fn open_watches(&self) -> usize {
         self.with(|s| {
-            s.pod_watchers.retain(|w| !w.is_closed());
-            s.ns_watchers.retain(|w| !w.is_closed());
-            s.pod_watchers.len() + s.ns_watchers.len()
+            s.watchers
+                .values_mut()
+                .map(|w| {
+                    w.retain(|w| !w.is_closed());
+                    w.len()
+                })
+                .sum()
         })
     }
+}
+
+/// Read a request body, at most 1 MiB.
+async fn body_json(req: Request<hyper::body::Incoming>) -> Option<Value> {
+    let limited = http_body_util::Limited::new(req.into_body(), 1 << 20);
+    let bytes = limited.collect().await.ok()?.to_bytes();
+    serde_json::from_slice(&bytes).ok()
 }
 
 async fn handle(
@@ -230,6 +359,7 @@ async fn handle(
 ) -> Response<BoxBody<Bytes, std::io::Error>> {
     let path = req.uri().path().to_string();
     let query = req.uri().query().unwrap_or("").to_string();
+    let method = req.method().clone();
     let auth = req
         .headers()
         .get("authorization")
@@ -237,9 +367,13 @@ async fn handle(
         .map(str::to_string);
     let mode = {
         let mut s = st.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
-        s.requests
-            .push(format!("{} {}?{}", req.method(), path, query));
-        s.mode.unwrap_or(Mode::Normal)
+        s.requests.push(format!("{method} {path}?{query}"));
+        s.path_modes
+            .iter()
+            .find(|(p, _)| path.starts_with(p.as_str()))
+            .map(|(_, m)| *m)
+            .or(s.mode)
+            .unwrap_or(Mode::Normal)
     };
     match mode {
         Mode::Hang => {
@@ -252,69 +386,121 @@ async fn handle(
     if auth.as_deref() != Some(&format!("Bearer {TOKEN}")) {
         return full(401, &status_body(401));
     }
+    let lock = || st.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+
+    // POST: reviews and events.
+    if method == hyper::Method::POST {
+        let Some(body) = body_json(req).await else {
+            return full(400, &status_body(400));
+        };
+        match path.as_str() {
+            "/apis/authorization.k8s.io/v1/subjectaccessreviews" => {
+                let spec = body["spec"].clone();
+                let mut s = lock();
+                let allowed = s.allowed.iter().any(|p| subset(p, &spec));
+                s.reviews.push(spec.clone());
+                let mut status = json!({"allowed": allowed});
+                if allowed {
+                    status["reason"] = json!("RBAC: allowed by ClusterRoleBinding \"fake\"");
+                }
+                return full(
+                    201,
+                    &json!({"kind": "SubjectAccessReview",
+                        "apiVersion": "authorization.k8s.io/v1",
+                        "metadata": {"creationTimestamp": null}, "spec": spec, "status": status}),
+                );
+            }
+            "/apis/authentication.k8s.io/v1/tokenreviews" => {
+                let token = body["spec"]["token"].as_str().unwrap_or("").to_string();
+                let mut s = lock();
+                s.token_reviews.push(body.clone());
+                let status = match s.tokens.iter().find(|(t, _)| *t == token) {
+                    Some((_, user)) => json!({"authenticated": true, "user": user,
+                        "audiences": ["https://kubernetes.default.svc.cluster.local"]}),
+                    None => json!({"authenticated": false,
+                        "error": "[invalid bearer token, token lookup failed]"}),
+                };
+                return full(
+                    201,
+                    &json!({"kind": "TokenReview", "apiVersion": "authentication.k8s.io/v1",
+                        "metadata": {"creationTimestamp": null},
+                        "spec": {"token": token}, "status": status}),
+                );
+            }
+            p if p.ends_with("/events") => {
+                let mut created = body.clone();
+                let mut s = lock();
+                s.resource_version += 1;
+                created["metadata"]["resourceVersion"] = json!(s.resource_version.to_string());
+                s.events.push((p.to_string(), body));
+                return full(201, &created);
+            }
+            _ => return full(404, &status_body(404)),
+        }
+    }
+
+    // GET /api/v1/nodes/<node>/proxy/configz and /api/v1/nodes/<node>.
+    if let Some(rest) = path.strip_prefix("/api/v1/nodes/") {
+        let s = lock();
+        if let Some(node) = rest.strip_suffix("/proxy/configz") {
+            return match s.configz.get(node) {
+                Some(body) => full(200, body),
+                None => full(404, &status_body(404)),
+            };
+        }
+        let found = s
+            .objects
+            .get("nodes")
+            .into_iter()
+            .flatten()
+            .find(|o| o["metadata"]["name"] == json!(rest))
+            .cloned();
+        return match found {
+            Some(node) => full(200, &node),
+            None => full(404, &status_body(404)),
+        };
+    }
+
     let watch = query
         .split('&')
         .any(|kv| kv == "watch=true" || kv == "watch=1");
-    let (kind, list_kind) = match path.as_str() {
-        "/api/v1/pods" => ("pods", "PodList"),
-        "/api/v1/namespaces" => ("namespaces", "NamespaceList"),
-        _ => {
-            return full(
-                404,
-                &json!({"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Failure",
-                        "message": "the server could not find the requested resource",
-                        "reason": "NotFound", "code": 404}),
-            )
-        }
+    let Some(&(kind, _, list_kind)) = KINDS.iter().find(|(_, p, _)| *p == path) else {
+        return full(404, &status_body(404));
     };
-    let node = node_selector(&query);
-    let keep = |o: &Value| match (&node, kind) {
-        (Some(n), "pods") => o["spec"]["nodeName"] == json!(n),
-        _ => true,
-    };
+    let sel = field_selector(&query);
     if !watch {
-        let s = st.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
-        let items: Vec<Value> = if kind == "pods" {
-            &s.pods
-        } else {
-            &s.namespaces
-        }
-        .iter()
-        .filter(|o| keep(o))
-        .cloned()
-        .collect();
+        let s = lock();
+        let items: Vec<Value> = s
+            .objects
+            .get(kind)
+            .into_iter()
+            .flatten()
+            .filter(|o| selected(o, &sel))
+            .cloned()
+            .collect();
         let body = json!({"kind": list_kind, "apiVersion": "v1",
             "metadata": {"resourceVersion": s.resource_version.to_string()}, "items": items});
         return full(200, &body);
     }
     let (tx, rx) = tokio::sync::mpsc::unbounded_channel::<Option<Value>>();
-    {
-        let mut s = st.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
-        if kind == "pods" {
-            s.pod_watchers.push(tx);
-        } else {
-            s.ns_watchers.push(tx);
-        }
-    }
-    let stream = futures_util::stream::unfold((rx, node), |(mut rx, node)| async move {
+    lock().watchers.entry(kind).or_default().push(tx);
+    let stream = futures_util::stream::unfold((rx, sel), |(mut rx, sel)| async move {
         loop {
             match rx.recv().await {
                 // The sender is dropped (test over) or asked to break the stream.
                 None | Some(None) => {
                     return Some((
                         Err(std::io::Error::other("watch broken by the fake API")),
-                        (rx, node),
+                        (rx, sel),
                     ))
                 }
                 Some(Some(line)) => {
-                    if let Some(n) = &node {
-                        if line["object"]["spec"]["nodeName"] != json!(n) {
-                            continue;
-                        }
+                    if !selected(&line["object"], &sel) {
+                        continue;
                     }
                     let mut text = line.to_string();
                     text.push('\n');
-                    return Some((Ok(Frame::data(Bytes::from(text))), (rx, node)));
+                    return Some((Ok(Frame::data(Bytes::from(text))), (rx, sel)));
                 }
             }
         }
@@ -382,5 +568,31 @@ pub fn pod(ns: &str, name: &str, node: &str, spec_patch: Value) -> Value {
             "conditions": [{"type": "Ready", "status": "True",
                 "lastTransitionTime": "2025-03-02T09:20:05Z"}],
             "qosClass": "Burstable", "startTime": "2025-03-02T09:20:00Z"}
+    })
+}
+
+/// A Node as the API returns it, with its kubelet's version.
+pub fn node(name: &str, kubelet_version: &str) -> Value {
+    json!({
+        "apiVersion": "v1", "kind": "Node",
+        "metadata": {"name": name, "uid": format!("uid-node-{name}"), "resourceVersion": "5120",
+            "creationTimestamp": "2025-03-02T09:10:00Z",
+            "labels": {"kubernetes.io/hostname": name, "kubernetes.io/os": "linux",
+                "kubernetes.io/arch": "amd64"}},
+        "spec": {"podCIDR": "10.244.1.0/24", "podCIDRs": ["10.244.1.0/24"]},
+        "status": {
+            "addresses": [{"type": "InternalIP", "address": "10.0.0.11"},
+                {"type": "Hostname", "address": name}],
+            "daemonEndpoints": {"kubeletEndpoint": {"Port": 10250}},
+            "conditions": [{"type": "Ready", "status": "True", "reason": "KubeletReady",
+                "message": "kubelet is posting ready status",
+                "lastHeartbeatTime": "2025-03-02T10:00:00Z",
+                "lastTransitionTime": "2025-03-02T09:11:00Z"}],
+            "nodeInfo": {"machineID": "3c5c0c2b9e7e4d3f", "systemUUID": "ec2a1b2c",
+                "bootID": "a4c1d2e3", "kernelVersion": "6.8.0-1021-aws",
+                "osImage": "Ubuntu 24.04.1 LTS", "containerRuntimeVersion": "containerd://1.7.24",
+                "kubeletVersion": kubelet_version, "kubeProxyVersion": kubelet_version,
+                "operatingSystem": "linux", "architecture": "amd64"}
+        }
     })
 }
