@@ -274,6 +274,8 @@ pub struct Carried {
     scans: ScanCache,
     tracker: Tracker,
     watch: Watch,
+    /// Drift and regression transitions, for `--events`.
+    transitions: crate::cluster::events::Transitions,
 }
 
 impl Carried {
@@ -284,6 +286,7 @@ impl Carried {
             scans: ScanCache::default(),
             tracker: Tracker::open(drift, now_unix()),
             watch: Watch::default(),
+            transitions: Default::default(),
         }
     }
 
@@ -328,6 +331,10 @@ fn cycle(
     let drift = carried
         .tracker
         .update(&snapshot, &results, snapshot.taken_at);
+    let notices = carried.transitions.notices(&drift, &results);
+    if let Some(c) = cluster {
+        c.notify(notices);
+    }
     let (baseline_path, baseline_fp) = carried.tracker.baseline_watch();
     carried.watch =
         Watch::arm(carried.observer.host(), &snapshot).with_baseline(baseline_path, baseline_fp);

@@ -177,6 +177,12 @@ pub struct ServeArgs {
     /// and the kubelet's pid, start time and command line; a change re-evaluates at once.
     #[arg(long, env = "KUBELET_SENTINEL_WATCH_INTERVAL", default_value = "1s", value_parser = parse_duration)]
     pub watch_interval: Duration,
+
+    /// Post a Kubernetes Event (type Warning, reason ControlRegressed or ControlDrifted)
+    /// on this node's Node object when a control regresses or drifts from the baseline;
+    /// rate-limited. Needs API access and RBAC to create events.
+    #[arg(long, env = "KUBELET_SENTINEL_EVENTS", default_value_t = false, action = clap::ArgAction::Set, num_args = 0..=1, require_equals = true, default_missing_value = "true")]
+    pub events: bool,
 }
 
 #[derive(Debug, Clone, Args)]
@@ -487,7 +493,10 @@ pub fn run(cli: Cli) -> Result<i32, CliError> {
                 state_dir: state_dir(&cli.global).dir().to_path_buf(),
                 baseline_from_policy: cli.global.baseline_from_policy,
                 watch_interval: args.watch_interval,
-                cluster: cluster_options(&cli.global),
+                cluster: ClusterOptions {
+                    events: args.events,
+                    ..cluster_options(&cli.global)
+                },
             };
             let rt = tokio::runtime::Builder::new_multi_thread()
                 .worker_threads(2)

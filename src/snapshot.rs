@@ -42,6 +42,11 @@ pub struct ClusterView {
     pub pods: ApiSource<Vec<PodFacts>>,
     /// Every namespace (name and Pod Security labels).
     pub namespaces: ApiSource<Vec<NamespaceFacts>>,
+    /// This node's Node object (`metadata.name=<node>`: one item, or none when the node
+    /// is not registered).
+    pub node: ApiSource<Vec<NodeFacts>>,
+    /// What the kubelet's identity may do (SubjectAccessReviews, one per action).
+    pub identity: ApiSource<Vec<AccessCheck>>,
 }
 
 impl ClusterView {
@@ -51,6 +56,8 @@ impl ClusterView {
             access: Err(reason.into()),
             pods: ApiSource::default(),
             namespaces: ApiSource::default(),
+            node: ApiSource::default(),
+            identity: ApiSource::default(),
         }
     }
 }
@@ -95,6 +102,28 @@ pub struct PodFacts {
     pub privileged_containers: Vec<String>,
     /// The host paths of its `hostPath` volumes, as written in the spec.
     pub host_paths: Vec<String>,
+}
+
+/// What the agent needs to know about this node's Node object.
+#[derive(Debug, Clone, Default, PartialEq, Eq, PartialOrd, Ord, serde::Serialize)]
+pub struct NodeFacts {
+    pub name: String,
+    /// `status.nodeInfo.kubeletVersion`, as the running kubelet reported it.
+    pub kubelet_version: Option<String>,
+}
+
+/// The answer to one SubjectAccessReview asked as the kubelet's identity.
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize)]
+pub struct AccessCheck {
+    /// The action, for humans (`list secrets in all namespaces`).
+    pub action: String,
+    pub allowed: bool,
+    /// The authorizer's reason, when it gave one (RBAC names the binding; the Node
+    /// authorizer gives none). At most 200 characters.
+    pub reason: Option<String>,
+    /// The Node authorizer grants this action to every kubelet and NodeRestriction
+    /// narrows it (see `cluster::reviews::Expect::NodeRules`).
+    pub node_rules: bool,
 }
 
 /// What the Pod Security controls need to know about a namespace.

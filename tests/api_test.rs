@@ -71,7 +71,11 @@ impl Agent {
 
 /// `serve` on the kubeadm-hardened fixture, every second, against the fake.
 fn serve(api: &FakeApi) -> Agent {
-    let fx = Fixture::load("kubeadm-hardened");
+    serve_with(api, Fixture::load("kubeadm-hardened"), &[])
+}
+
+/// `serve` on `fx`, every second, against the fake, with `extra` serve arguments.
+fn serve_with(api: &FakeApi, fx: Fixture, extra: &[&str]) -> Agent {
     let state = tempfile::tempdir().expect("state dir");
     let kubeconfig = state.path().join("kubeconfig");
     api.write_kubeconfig(&kubeconfig);
@@ -86,6 +90,7 @@ fn serve(api: &FakeApi) -> Agent {
         .arg("1s")
         .arg("--state-dir")
         .arg(state.path().join("state"))
+        .args(extra)
         .stdout(Stdio::null())
         .stderr(Stdio::null())
         .spawn()
@@ -106,6 +111,11 @@ fn serve(api: &FakeApi) -> Agent {
 
 /// `check --format json` against the fake.
 fn check(api: &FakeApi) -> Value {
+    check_with(api, &[])
+}
+
+/// `check --format json` against the fake, with `extra` global arguments.
+fn check_with(api: &FakeApi, extra: &[&str]) -> Value {
     let fx = Fixture::load("kubeadm-hardened");
     let state = tempfile::tempdir().expect("state dir");
     let kubeconfig = state.path().join("kubeconfig");
@@ -120,6 +130,7 @@ fn check(api: &FakeApi) -> Value {
         .arg("json")
         .arg("--fail-on")
         .arg("never")
+        .args(extra)
         .output()
         .expect("run check");
     assert!(
@@ -603,4 +614,195 @@ fn a_server_slower_than_the_timeout_fails_the_step() {
         Err("list pods: no answer within 0.5s".to_string())
     );
     assert!(view.pods.data.is_none());
+}
+
+// ------------------------------------------------- the kubelet identity, the Node, events
+
+const IDENTITY: &str = "kubelet-identity-least-privilege";
+
+/// What a hardened cluster's authorizers answer for a node identity: only the Node
+/// authorizer's node rules (no reason), nothing else.
+fn node_rules(api: &FakeApi) {
+    for (verb, resource) in [("create", "pods"), ("patch", "nodes")] {
+        api.allow_with_reason(
+            json!({"user": format!("system:node:{NODE}"),
+                "resourceAttributes": {"verb": verb, "resource": resource}}),
+            "",
+        );
+    }
+}
+
+#[test]
+fn the_kubelet_identity_is_reviewed_as_the_node() {
+    let api = FakeApi::start();
+    cluster(&api);
+    node_rules(&api);
+    let r = check(&api);
+    let c = control(&r, IDENTITY);
+    assert_eq!(c["status"], "pass", "{c}");
+    assert_eq!(
+        c["observed"],
+        "allowed only by node rules: create pods in kube-system, patch another node"
+    );
+    assert_eq!(probe(&r, "api_identity_reviews")["success"], true);
+    // Six reviews, each as the node identity with its groups; the dangerous ones as the
+    // issue lists them.
+    let reviews = api.reviews();
+    assert_eq!(reviews.len(), 6, "{reviews:#?}");
+    for spec in &reviews {
+        assert_eq!(spec["user"], format!("system:node:{NODE}"));
+        assert_eq!(
+            spec["groups"],
+            json!(["system:nodes", "system:authenticated"])
+        );
+    }
+    let attrs: Vec<&Value> = reviews.iter().map(|r| &r["resourceAttributes"]).collect();
+    assert!(attrs.contains(&&json!({"verb": "list", "group": "", "resource": "secrets"})));
+    assert!(attrs.contains(&&json!({"verb": "impersonate", "group": "", "resource": "users"})));
+    assert!(attrs.contains(
+        &&json!({"verb": "create", "group": "rbac.authorization.k8s.io",
+        "resource": "clusterrolebindings"})
+    ));
+
+    // A binding that lets nodes list secrets: the fake's allow carries an RBAC reason.
+    api.allow(json!({"groups": ["system:nodes", "system:authenticated"],
+        "resourceAttributes": {"verb": "list", "resource": "secrets"}}));
+    let r = check(&api);
+    let c = control(&r, IDENTITY);
+    assert_eq!(c["status"], "fail", "{c}");
+    assert_eq!(c["observed"], "allowed: list secrets in all namespaces");
+    assert!(
+        c["reason"].as_str().unwrap().contains("RBAC: allowed by"),
+        "{c}"
+    );
+}
+
+#[test]
+fn identity_reviews_that_fail_leave_the_control_unknown() {
+    let api = FakeApi::start();
+    cluster(&api);
+    for code in [403, 500] {
+        api.set_path_mode("/apis/authorization.k8s.io/", Mode::Status(code));
+        let r = check(&api);
+        let c = control(&r, IDENTITY);
+        assert_eq!(c["status"], "unknown", "{code}: {c}");
+        assert!(
+            c["reason"].as_str().unwrap().contains(&code.to_string()),
+            "{code}: {c}"
+        );
+        let p = probe(&r, "api_identity_reviews");
+        assert_eq!(p["success"], false);
+        // The watches are unaffected.
+        assert_eq!(control(&r, "pod-security-enforced")["status"], "fail");
+    }
+    // Slower than the request timeout (10 s) would make this test slow; a hang is covered
+    // by node_local_controls_keep_their_cadence_while_the_api_hangs for every API task.
+}
+
+#[test]
+fn the_node_reports_the_kubelet_version_and_a_mismatch_is_judged_conservatively() {
+    let api = FakeApi::start();
+    cluster(&api);
+    api.set_nodes(vec![
+        fake_api::node(NODE, "v1.34.2"),
+        fake_api::node("node-2", "v1.28.0"),
+    ]);
+    // The fixture is a host tree on disk: its binary is not run, so the Node is the source.
+    let r = check(&api);
+    let c = control(&r, "kubelet-version-supported");
+    assert_eq!(c["source"], "node_status", "{c}");
+    assert!(
+        c["observed"].as_str().unwrap().starts_with("v1.34.2"),
+        "{c}"
+    );
+    assert_eq!(probe(&r, "api_node")["success"], true);
+    assert!(api
+        .requests()
+        .iter()
+        .any(|l| l.starts_with("GET /api/v1/nodes?") && l.contains("metadata.name")));
+
+    // The process-local version (here the override) is newer than what the running
+    // kubelet reported: the older is judged, and both are named.
+    let r = check_with(&api, &["--kubelet-version", "v1.35.1"]);
+    let c = control(&r, "kubelet-version-no-known-cves");
+    assert_eq!(
+        c["source"], "node_status; mismatch: override says v1.35.1",
+        "{c}"
+    );
+    assert!(c["reason"].as_str().unwrap().contains("v1.34.2"), "{c}");
+    let c = control(&r, "kubelet-version-supported");
+    assert!(
+        c["observed"].as_str().unwrap().starts_with("v1.34.2"),
+        "{c}"
+    );
+
+    // An unregistered node: no version from the API, the control says why.
+    api.set_nodes(vec![]);
+    let r = check(&api);
+    let c = control(&r, "kubelet-version-supported");
+    assert_eq!(c["status"], "unknown", "{c}");
+}
+
+#[test]
+fn a_regression_posts_one_rate_limited_event_on_the_node() {
+    let api = FakeApi::start();
+    cluster(&api);
+    node_rules(&api);
+    let fx = Fixture::load("kubeadm-hardened");
+    let config = fx.root().join("var/lib/kubelet/config.yaml");
+    let agent = serve_with(&api, fx, &["--events", "--watch-interval", "200ms"]);
+    agent.wait_for("anonymous auth passing", |m| {
+        status_is(m, "anonymous-auth-disabled", "pass")
+    });
+    assert!(api.events().is_empty(), "no event without a change");
+    // Turn anonymous auth on: a regression from the baseline.
+    let text = std::fs::read_to_string(&config).expect("read config");
+    let edited = text.replacen("enabled: false", "enabled: true", 1);
+    assert_ne!(text, edited, "the fixture's anonymous.enabled: false");
+    std::fs::write(&config, edited).expect("edit config");
+    agent.wait_for("the regression", |m| {
+        sample(
+            m,
+            "kubelet_sentinel_control_regression",
+            &[("control", "anonymous-auth-disabled")],
+        ) == Some(1.0)
+    });
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let events = loop {
+        let e = api.events();
+        if !e.is_empty() || Instant::now() > deadline {
+            break e;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    let anon: Vec<&(String, Value)> = events
+        .iter()
+        .filter(|(_, e)| {
+            e["message"]
+                .as_str()
+                .unwrap_or("")
+                .starts_with("anonymous-auth-disabled")
+        })
+        .collect();
+    assert_eq!(anon.len(), 1, "{events:#?}");
+    let (path, e) = anon[0];
+    assert_eq!(path, "/api/v1/namespaces/default/events");
+    assert_eq!(e["reason"], "ControlRegressed");
+    assert_eq!(e["type"], "Warning");
+    assert_eq!(e["involvedObject"]["kind"], "Node");
+    assert_eq!(e["involvedObject"]["name"], NODE);
+    assert_eq!(e["source"]["component"], "kubelet-sentinel");
+    // Further evaluations (every second) do not repeat it.
+    std::thread::sleep(Duration::from_millis(2500));
+    let again = api
+        .events()
+        .iter()
+        .filter(|(_, e)| {
+            e["message"]
+                .as_str()
+                .unwrap_or("")
+                .starts_with("anonymous-auth-disabled")
+        })
+        .count();
+    assert_eq!(again, 1);
 }

@@ -604,12 +604,37 @@ fn manifests_kustomization_lists_every_object_and_monitors_set_the_job() {
         &rbac,
         "kubelet-sentinel",
         Some("kubelet-sentinel"),
+        &optional_rules(false),
     );
 }
 
-/// The agent's RBAC: one ClusterRole with exactly get/list/watch on pods and namespaces
-/// (core group), each rule commented in the source, bound to the agent's ServiceAccount.
-fn check_rbac(what: &str, docs: &[Value], sa: &str, sa_namespace: Option<&str>) {
+/// A rule: (apiGroups, resources, verbs).
+type Rule = (Vec<String>, Vec<String>, Vec<String>);
+
+fn rule(group: &str, resource: &str, verbs: &[&str]) -> Rule {
+    (
+        vec![group.to_string()],
+        vec![resource.to_string()],
+        verbs.iter().map(|v| v.to_string()).collect(),
+    )
+}
+
+/// The rules of optional features, each with whether it must be rendered.
+fn optional_rules(events: bool) -> Vec<(Rule, bool)> {
+    vec![(rule("", "events", &["create"]), events)]
+}
+
+/// The agent's RBAC: one ClusterRole with exactly get/list/watch on pods, namespaces and
+/// nodes (core group) and create on subjectaccessreviews, plus each optional feature's rule
+/// exactly when it is on, each rule commented in the source, bound to the agent's
+/// ServiceAccount.
+fn check_rbac(
+    what: &str,
+    docs: &[Value],
+    sa: &str,
+    sa_namespace: Option<&str>,
+    optional: &[(Rule, bool)],
+) {
     let roles: Vec<&Value> = docs.iter().filter(|d| kind(d) == "ClusterRole").collect();
     assert_eq!(roles.len(), 1, "{what}: one ClusterRole");
     let mut rules: Vec<(Vec<String>, Vec<String>, Vec<String>)> = roles[0]["rules"]
@@ -625,14 +650,23 @@ fn check_rbac(what: &str, docs: &[Value], sa: &str, sa_namespace: Option<&str>) 
         })
         .collect();
     rules.sort();
-    let read = || vec!["get".to_string(), "list".to_string(), "watch".to_string()];
+    let read = ["get", "list", "watch"];
+    let mut want = vec![
+        rule("", "namespaces", &read),
+        rule("", "nodes", &read),
+        rule("", "pods", &read),
+        rule("authorization.k8s.io", "subjectaccessreviews", &["create"]),
+    ];
+    want.extend(
+        optional
+            .iter()
+            .filter(|(_, on)| *on)
+            .map(|(r, _)| r.clone()),
+    );
+    want.sort();
     assert_eq!(
-        rules,
-        [
-            (vec![String::new()], vec!["namespaces".to_string()], read()),
-            (vec![String::new()], vec!["pods".to_string()], read()),
-        ],
-        "{what}: read-only pods and namespaces, nothing else"
+        rules, want,
+        "{what}: read-only pods, namespaces and nodes, subjectaccessreviews, and each optional feature's rule exactly when it is on"
     );
     let bindings: Vec<&Value> = docs
         .iter()
@@ -758,7 +792,8 @@ fn rendered_chart_passes_only_flags_the_binary_has() {
             let sa = ds[0]["spec"]["template"]["spec"]["serviceAccountName"]
                 .as_str()
                 .expect("serviceAccountName");
-            check_rbac(&what, &docs, sa, None);
+            let events = config.setting(&flags, "events").as_deref() == Some("true");
+            check_rbac(&what, &docs, sa, None, &optional_rules(events));
         }
         let from_policy = config.setting(&flags, "baseline-from-policy");
         let want = if what.ends_with("chart-all-on.yaml") {

@@ -200,6 +200,7 @@ fn kubeadm_hardened() {
             // Fixtures have no API access: the Pod Security controls cannot know.
             ("pod-security-enforced", U),
             ("no-host-takeover-pods", U),
+            ("kubelet-identity-least-privilege", U),
         ],
     );
     // Discovery picks the kubelet among look-alikes: kube-proxy, kubelet-sentinel itself,
@@ -303,6 +304,7 @@ fn flags_only() {
             // Fixtures have no API access: the Pod Security controls cannot know.
             ("pod-security-enforced", U),
             ("no-host-takeover-pods", U),
+            ("kubelet-identity-least-privilege", U),
         ],
     );
     // The legacy flags-only defaults (reference §2.2): the four insecure values.
@@ -376,6 +378,7 @@ fn eks_al2() {
             // Fixtures have no API access: the Pod Security controls cannot know.
             ("pod-security-enforced", U),
             ("no-host-takeover-pods", U),
+            ("kubelet-identity-least-privilege", U),
         ],
     );
     // `--config /path` (space) is read; the JSON file decides.
@@ -467,6 +470,7 @@ fn eks_al2023() {
             // Fixtures have no API access: the Pod Security controls cannot know.
             ("pod-security-enforced", U),
             ("no-host-takeover-pods", U),
+            ("kubelet-identity-least-privilege", U),
         ],
     );
     // The nodeadm drop-in decides podPidsLimit; config.json decides the rest.
@@ -549,6 +553,7 @@ fn gke() {
             // Fixtures have no API access: the Pod Security controls cannot know.
             ("pod-security-enforced", U),
             ("no-host-takeover-pods", U),
+            ("kubelet-identity-least-privilege", U),
         ],
     );
     // `/home/kubernetes/bin/kubelet ... --config /home/kubernetes/kubelet-config.yaml`.
@@ -625,6 +630,7 @@ fn aks() {
             // Fixtures have no API access: the Pod Security controls cannot know.
             ("pod-security-enforced", U),
             ("no-host-takeover-pods", U),
+            ("kubelet-identity-least-privilege", U),
         ],
     );
     assert_eq!(
@@ -699,6 +705,7 @@ fn rke2_table(ro: Status) -> Vec<(&'static str, Status)> {
         // Fixtures have no API access: the Pod Security controls cannot know.
         ("pod-security-enforced", U),
         ("no-host-takeover-pods", U),
+        ("kubelet-identity-least-privilege", U),
     ]
 }
 
@@ -824,6 +831,7 @@ fn microk8s() {
             // Fixtures have no API access: the Pod Security controls cannot know.
             ("pod-security-enforced", U),
             ("no-host-takeover-pods", U),
+            ("kubelet-identity-least-privilege", U),
         ],
     );
     let audit = r.get("apiserver-audit-log-enabled");
@@ -919,6 +927,7 @@ fn flag_overrides_file() {
             // Fixtures have no API access: the Pod Security controls cannot know.
             ("pod-security-enforced", U),
             ("no-host-takeover-pods", U),
+            ("kubelet-identity-least-privilege", U),
         ],
     );
     // The file says readOnlyPort 0 and anonymous false; the flags win.
@@ -988,6 +997,7 @@ fn hyperkube() {
             // Fixtures have no API access: the Pod Security controls cannot know.
             ("pod-security-enforced", U),
             ("no-host-takeover-pods", U),
+            ("kubelet-identity-least-privilege", U),
         ],
     );
     let k = kubelet(&r);
@@ -1029,7 +1039,7 @@ fn k3s_is_unsupported() {
         other => panic!("discovery {other:?}"),
     }
     for c in &r.results {
-        if c.family == "pod_security" {
+        if c.family == "pod_security" || c.id == "kubelet-identity-least-privilege" {
             // Judged from the API, not the kubelet: without API access, that is the reason.
             assert!(
                 c.reason.starts_with("no API access"),
@@ -1059,7 +1069,7 @@ fn no_kubelet() {
         }
     );
     for c in &r.results {
-        if c.family == "pod_security" {
+        if c.family == "pod_security" || c.id == "kubelet-identity-least-privilege" {
             assert!(
                 c.reason.starts_with("no API access"),
                 "{}: {}",
@@ -1129,6 +1139,7 @@ fn unreadable_config_table(
         // Fixtures have no API access: the Pod Security controls cannot know.
         ("pod-security-enforced", U),
         ("no-host-takeover-pods", U),
+        ("kubelet-identity-least-privilege", U),
     ]
 }
 
@@ -1247,6 +1258,7 @@ fn symlink_table() -> Vec<(&'static str, Status)> {
         // Fixtures have no API access: the Pod Security controls cannot know.
         ("pod-security-enforced", U),
         ("no-host-takeover-pods", U),
+        ("kubelet-identity-least-privilege", U),
     ]
 }
 
@@ -1339,6 +1351,7 @@ fn non_utf8_cmdline() {
             // Fixtures have no API access: the Pod Security controls cannot know.
             ("pod-security-enforced", U),
             ("no-host-takeover-pods", U),
+            ("kubelet-identity-least-privilege", U),
         ],
     );
     // Latin-1 bytes in a label value: replaced, the rest of argv parsed normally.
@@ -1412,6 +1425,7 @@ fn misconfigured() {
             // Fixtures have no API access: the Pod Security controls cannot know.
             ("pod-security-enforced", U),
             ("no-host-takeover-pods", U),
+            ("kubelet-identity-least-privilege", U),
         ],
     );
     r.expect_full("api-bind-address-restricted", F, "::", "config-file");
@@ -1538,7 +1552,9 @@ fn example_node_shows_its_documented_findings() {
         }
         let want = match c.id {
             // No API access in a fixture.
-            "pod-security-enforced" | "no-host-takeover-pods" => U,
+            "pod-security-enforced"
+            | "no-host-takeover-pods"
+            | "kubelet-identity-least-privilege" => U,
             "node-authorizer-enabled" => NA,
             "apiserver-audit-log-enabled" => NA,
             // A host tree on disk has no sockets to probe: the live-only control is unknown.

@@ -3,9 +3,9 @@
 //! here (never a panic, never a guess that something is safe: an unknown `privileged` is
 //! not `true`, but the pod is still listed and its other fields judged).
 
-use k8s_openapi::api::core::v1::{Namespace, Pod, SecurityContext};
+use k8s_openapi::api::core::v1::{Namespace, Node, Pod, SecurityContext};
 
-use crate::snapshot::{NamespaceFacts, PodFacts};
+use crate::snapshot::{NamespaceFacts, NodeFacts, PodFacts};
 
 /// The Pod Security Admission label that enforces a level on a namespace.
 pub const ENFORCE_LABEL: &str = "pod-security.kubernetes.io/enforce";
@@ -81,6 +81,19 @@ pub fn namespace_facts(ns: &Namespace) -> NamespaceFacts {
     }
 }
 
+/// The facts of this node's Node object.
+pub fn node_facts(node: &Node) -> NodeFacts {
+    NodeFacts {
+        name: node.metadata.name.clone().unwrap_or_default(),
+        kubelet_version: node
+            .status
+            .as_ref()
+            .and_then(|s| s.node_info.as_ref())
+            .map(|i| i.kubelet_version.clone())
+            .filter(|v| !v.is_empty()),
+    }
+}
+
 #[cfg(test)]
 #[allow(clippy::unwrap_used, clippy::expect_used)]
 mod tests {
@@ -142,6 +155,22 @@ mod tests {
         );
     }
 
+    #[test]
+    fn node_version() {
+        let node: Node = serde_json::from_str(
+            r#"{"metadata": {"name": "node-1"}, "status": {"nodeInfo": {"machineID": "m",
+                "systemUUID": "s", "bootID": "b", "kernelVersion": "6.8.0",
+                "osImage": "Ubuntu", "containerRuntimeVersion": "containerd://1.7.24",
+                "kubeletVersion": "v1.33.4", "kubeProxyVersion": "v1.33.4",
+                "operatingSystem": "linux", "architecture": "amd64"}}}"#,
+        )
+        .unwrap();
+        let f = node_facts(&node);
+        assert_eq!(f.name, "node-1");
+        assert_eq!(f.kubelet_version.as_deref(), Some("v1.33.4"));
+        assert_eq!(node_facts(&Node::default()), NodeFacts::default());
+    }
+
     fn json() -> impl Strategy<Value = serde_json::Value> {
         let leaf = prop_oneof![
             Just(serde_json::Value::Null),
@@ -183,8 +212,11 @@ mod tests {
             if let Ok(pod) = serde_json::from_value::<Pod>(v.clone()) {
                 let _ = pod_facts(&pod);
             }
-            if let Ok(ns) = serde_json::from_value::<Namespace>(v) {
+            if let Ok(ns) = serde_json::from_value::<Namespace>(v.clone()) {
                 let _ = namespace_facts(&ns);
+            }
+            if let Ok(n) = serde_json::from_value::<Node>(v) {
+                let _ = node_facts(&n);
             }
         }
     }

@@ -7,19 +7,24 @@
 //! - [`facts`]: API objects to the facts the Pod Security controls need.
 
 pub mod client;
+pub mod events;
 pub mod facts;
+pub mod reviews;
 pub mod watch;
 
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use k8s_openapi::api::core::v1::{Namespace, Pod};
+use k8s_openapi::api::authorization::v1::SubjectAccessReview;
+use k8s_openapi::api::core::v1::{Namespace, Node, Pod};
 use kube::api::Api;
 
 pub use client::{ApiAccessMode, ClientError, Source};
 
-use crate::snapshot::{ApiSource, ClusterView, NamespaceFacts, PodFacts, ProbeRecord};
+use crate::snapshot::{
+    AccessCheck, ApiSource, ClusterView, NamespaceFacts, NodeFacts, PodFacts, ProbeRecord,
+};
 
 /// Bound on a list and on opening a watch.
 pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
@@ -32,6 +37,8 @@ pub struct ClusterOptions {
     pub kubeconfig: Option<PathBuf>,
     /// Bound on a list and on opening a watch.
     pub request_timeout: Duration,
+    /// `serve --events`: post an Event on the Node when a control regresses or drifts.
+    pub events: bool,
 }
 
 impl Default for ClusterOptions {
@@ -40,6 +47,7 @@ impl Default for ClusterOptions {
             mode: ApiAccessMode::Auto,
             kubeconfig: None,
             request_timeout: REQUEST_TIMEOUT,
+            events: false,
         }
     }
 }
@@ -49,6 +57,10 @@ pub struct Cluster {
     access: Result<String, String>,
     pods: watch::Shared<PodFacts>,
     namespaces: watch::Shared<NamespaceFacts>,
+    node: watch::Shared<NodeFacts>,
+    identity: reviews::Shared,
+    client: Option<kube::Client>,
+    events: Option<events::Sender>,
     tasks: Vec<tokio::task::JoinHandle<()>>,
 }
 
@@ -77,6 +89,10 @@ impl Cluster {
             access: Err(reason.into()),
             pods: shared(),
             namespaces: shared(),
+            node: shared(),
+            identity: shared(),
+            client: None,
+            events: None,
             tasks: Vec::new(),
         }
     }
@@ -93,12 +109,14 @@ impl Cluster {
             Err(e) => Err(e),
         };
         match built {
-            Ok(c) => Ok(Cluster::start(
-                c,
-                node,
-                source.describe(),
-                opts.request_timeout,
-            )),
+            Ok(c) => {
+                let cluster = Cluster::start(c, node, source.describe(), opts.request_timeout);
+                Ok(if opts.events {
+                    cluster.with_events(node, opts.request_timeout)
+                } else {
+                    cluster
+                })
+            }
             Err(e) if opts.mode == ApiAccessMode::Auto => {
                 tracing::warn!(error = %e, "no Kubernetes API access: the cluster controls are unknown");
                 Ok(Cluster::disabled(e.to_string()))
@@ -128,7 +146,7 @@ impl Cluster {
             Arc::clone(&pods),
         ));
         let ns_task = tokio::spawn(watch::run(
-            Api::<Namespace>::all(client),
+            Api::<Namespace>::all(client.clone()),
             watch::Spec {
                 what: "namespaces",
                 fields: None,
@@ -138,13 +156,64 @@ impl Cluster {
             },
             Arc::clone(&namespaces),
         ));
-        tracing::info!(access = %how, node, "watching the pods of this node and the namespaces");
+        let node_facts = shared::<NodeFacts>();
+        let node_task = tokio::spawn(watch::run(
+            Api::<Node>::all(client.clone()),
+            watch::Spec {
+                what: "node",
+                fields: Some(format!("metadata.name={node}")),
+                request_timeout,
+                facts: facts::node_facts,
+                key: |n: &NodeFacts| (String::new(), n.name.clone()),
+            },
+            Arc::clone(&node_facts),
+        ));
+        let identity = shared::<AccessCheck>();
+        let review_task = tokio::spawn(reviews::run(
+            Api::<SubjectAccessReview>::all(client.clone()),
+            node.to_string(),
+            request_timeout,
+            Arc::clone(&identity),
+        ));
+        tracing::info!(access = %how, node, "watching the pods of this node, the namespaces and the node; reviewing the kubelet identity's access");
         Cluster {
             access: Ok(how),
             pods,
             namespaces,
-            tasks: vec![pod_task, ns_task],
+            node: node_facts,
+            identity,
+            client: Some(client),
+            events: None,
+            tasks: vec![pod_task, ns_task, node_task, review_task],
         }
+    }
+
+    /// Post Events on the Node for regressions and drifts ([`events`]); nothing without
+    /// API access.
+    pub fn with_events(mut self, node: &str, timeout: Duration) -> Cluster {
+        if let Some(client) = self.client.clone() {
+            let (sender, task) = events::start(client, node.to_string(), timeout);
+            self.events = Some(sender);
+            self.tasks.push(task);
+            tracing::info!(
+                node,
+                "posting Events on the Node when a control regresses or drifts"
+            );
+        }
+        self
+    }
+
+    /// Queue notices for the events task (no-op unless events are on).
+    pub fn notify(&self, notices: Vec<events::Notice>) {
+        if let (Some(sender), false) = (&self.events, notices.is_empty()) {
+            sender.send(notices);
+        }
+    }
+
+    /// The API client, when the agent has API access (for requests beside the watches:
+    /// events, reviews of scrapers' tokens).
+    pub fn client(&self) -> Option<kube::Client> {
+        self.client.clone()
     }
 
     /// A plain-data copy of what the watches know now.
@@ -155,6 +224,8 @@ impl Cluster {
                 access: Ok(how.clone()),
                 pods: copy(&self.pods),
                 namespaces: copy(&self.namespaces),
+                node: copy(&self.node),
+                identity: copy(&self.identity),
             },
         }
     }
@@ -171,7 +242,11 @@ impl Cluster {
         let deadline = Instant::now() + timeout;
         while Instant::now() < deadline {
             let v = self.view();
-            if answered(&v.pods) && answered(&v.namespaces) {
+            if answered(&v.pods)
+                && answered(&v.namespaces)
+                && answered(&v.node)
+                && answered(&v.identity)
+            {
                 return;
             }
             tokio::time::sleep(Duration::from_millis(50)).await;
@@ -179,8 +254,9 @@ impl Cluster {
     }
 }
 
-/// The observation steps of the API watches (`api_pods`, `api_namespaces`): success while
-/// listed and connected. None when there is no API access.
+/// The observation steps of the API watches (`api_pods`, `api_namespaces`, `api_node`)
+/// and reviews (`api_identity_reviews`): success while listed and connected, or while the
+/// last round of reviews was answered. None when there is no API access.
 pub fn probe_records(view: &ClusterView) -> Vec<ProbeRecord> {
     if view.access.is_err() {
         return Vec::new();
@@ -197,6 +273,12 @@ pub fn probe_records(view: &ClusterView) -> Vec<ProbeRecord> {
             "api_namespaces",
             &view.namespaces.health,
             view.namespaces.duration,
+        ),
+        rec("api_node", &view.node.health, view.node.duration),
+        rec(
+            "api_identity_reviews",
+            &view.identity.health,
+            view.identity.duration,
         ),
     ]
 }

@@ -261,7 +261,7 @@ pub fn api_gate(ctx: &Ctx) -> Option<Outcome> {
 }
 
 /// The data of a source, or the `unknown` that says it is awaited.
-fn data<'a, T>(src: &'a ApiSource<T>, what: &str) -> Result<&'a T, Outcome> {
+pub(super) fn data<'a, T>(src: &'a ApiSource<T>, what: &str) -> Result<&'a T, Outcome> {
     src.data.as_ref().ok_or_else(|| {
         Outcome::unknown(match &src.health {
             Err(e) if e != "waiting for the first list" => {
@@ -273,7 +273,7 @@ fn data<'a, T>(src: &'a ApiSource<T>, what: &str) -> Result<&'a T, Outcome> {
 }
 
 /// A reason suffix when the data is from an earlier list (the watch is failing now).
-fn stale<T>(src: &ApiSource<T>, what: &str) -> String {
+pub(super) fn stale<T>(src: &ApiSource<T>, what: &str) -> String {
     match &src.health {
         Err(e) => format!("; the {what} watch is failing ({e}): as of its last list"),
         Ok(()) => String::new(),
@@ -283,7 +283,7 @@ fn stale<T>(src: &ApiSource<T>, what: &str) -> String {
 /// At most `MAX_LISTED` items, then `and N more`.
 const MAX_LISTED: usize = 10;
 
-fn capped(items: &[String]) -> String {
+pub(super) fn capped(items: &[String]) -> String {
     let mut out = items
         .iter()
         .take(MAX_LISTED)
@@ -496,6 +496,7 @@ mod tests {
             access: Ok("kubeconfig /k".into()),
             pods: synced(pods),
             namespaces: synced(namespaces),
+            ..ClusterView::no_access("")
         });
         s
     }
@@ -526,6 +527,7 @@ mod tests {
             access: Ok("in-cluster service account".into()),
             pods: ApiSource::default(),
             namespaces: ApiSource::default(),
+            ..ClusterView::no_access("")
         });
         let o = eval(TAKEOVER, &s);
         assert_status(&o, Status::Unknown);

@@ -30,7 +30,92 @@ pub static CONTROLS: &[Control] = &[
         needs: Needs::Kubelet,
         evaluate: evaluate_node_authorizer,
     },
+    Control {
+        id: "kubelet-identity-least-privilege",
+        title: "The kubelet's identity cannot read secrets cluster-wide, bind roles, impersonate, or act beyond its node rules (SubjectAccessReviews)",
+        family: Family::Rbac,
+        severity: Severity::Critical,
+        cis: None,
+        practice: PRACTICE_RBAC,
+        expected: "as system:node:<node> (groups system:nodes, system:authenticated): list secrets in all namespaces, get secrets in kube-system, create clusterrolebindings and impersonate users denied; create pods in kube-system and patch another node allowed only by the Node authorizer's node rules (narrowed by NodeRestriction)",
+        remediation: "Find the binding the review names (`kubectl get clusterrolebindings,rolebindings -A -o wide | grep -E 'system:node|system:nodes|system:authenticated'`) and remove it: nodes get their access from the Node authorizer, never from RBAC bindings to `system:nodes` or `system:authenticated`; keep `--authorization-mode=Node,RBAC` and the NodeRestriction admission plugin on the API server.",
+        needs: Needs::Api,
+        evaluate: evaluate_identity,
+    },
 ];
+
+/// What the API server answered for the kubelet's identity: each dangerous action must
+/// be denied, except the two the Node authorizer grants every kubelet by design
+/// (`cluster::reviews::Expect::NodeRules`), which are findings only when something else
+/// (an RBAC binding, a webhook: the review then carries a reason) allowed them.
+fn evaluate_identity(ctx: &Ctx) -> Outcome {
+    use super::pod_security::{capped, stale};
+    let Some(cluster) = &ctx.snapshot.cluster else {
+        return Outcome::unknown("no API access");
+    };
+    let Some(checks) = &cluster.identity.data else {
+        return Outcome::unknown(match &cluster.identity.health {
+            Err(e) if e != "waiting for the first list" => {
+                format!("waiting for the first SubjectAccessReviews (last error: {e})")
+            }
+            _ => "waiting for the first SubjectAccessReviews".to_string(),
+        });
+    };
+    if checks.is_empty() {
+        return Outcome::unknown("no SubjectAccessReview was answered");
+    }
+    let node = &ctx.snapshot.node;
+    let mut findings = Vec::new();
+    let mut explained = Vec::new();
+    let mut by_node_rules = Vec::new();
+    for c in checks.iter().filter(|c| c.allowed) {
+        match (&c.reason, c.node_rules) {
+            (None, true) => by_node_rules.push(c.action.clone()),
+            (Some(why), _) => {
+                findings.push(c.action.clone());
+                explained.push(format!("{} ({why})", c.action));
+            }
+            (None, false) => {
+                findings.push(c.action.clone());
+                explained.push(c.action.clone());
+            }
+        }
+    }
+    let stale = stale(&cluster.identity, "SubjectAccessReview");
+    let source = "subject-access-review";
+    let note = if by_node_rules.is_empty() {
+        String::new()
+    } else {
+        format!(
+            "; allowed by the Node authorizer's node rules, as for every kubelet (NodeRestriction confines them to this node's objects; see node-authorizer-enabled): {}",
+            by_node_rules.join(", ")
+        )
+    };
+    if findings.is_empty() {
+        Outcome::pass(
+            if by_node_rules.is_empty() {
+                "all denied".to_string()
+            } else {
+                format!("allowed only by node rules: {}", by_node_rules.join(", "))
+            },
+            source,
+            format!(
+                "system:node:{node} was refused {} of {} dangerous actions{note}{stale}",
+                checks.len() - by_node_rules.len(),
+                checks.len()
+            ),
+        )
+    } else {
+        Outcome::fail(
+            format!("allowed: {}", capped(&findings)),
+            source,
+            format!(
+                "the API server lets system:node:{node} (a stolen kubelet credential) {}{note}{stale}",
+                capped(&explained)
+            ),
+        )
+    }
+}
 
 /// Every value of a kube-apiserver string-slice flag (repeats accumulate, items are
 /// comma-separated).
@@ -411,5 +496,136 @@ mod tests {
         )));
         s.apiserver = Some(a);
         assert_status(&eval(ID, &s), Status::Unknown);
+    }
+
+    mod identity {
+        use super::super::super::util::testing::*;
+        use super::super::super::Status;
+        use crate::snapshot::{AccessCheck, ApiSource, ClusterView};
+
+        const ID: &str = "kubelet-identity-least-privilege";
+
+        fn check(
+            action: &str,
+            allowed: bool,
+            reason: Option<&str>,
+            node_rules: bool,
+        ) -> AccessCheck {
+            AccessCheck {
+                action: action.into(),
+                allowed,
+                reason: reason.map(str::to_string),
+                node_rules,
+            }
+        }
+
+        /// The six reviews of a hardened cluster: denied, but the two node rules.
+        fn hardened() -> Vec<AccessCheck> {
+            vec![
+                check("list secrets in all namespaces", false, None, false),
+                check("get secrets in kube-system", false, None, false),
+                check("create pods in kube-system", true, None, true),
+                check("patch another node", true, None, true),
+                check("create clusterrolebindings", false, None, false),
+                check("impersonate users", false, None, false),
+            ]
+        }
+
+        fn with(identity: ApiSource<Vec<AccessCheck>>) -> crate::snapshot::Snapshot {
+            let mut s = kubeadm();
+            s.cluster = Some(ClusterView {
+                access: Ok("in-cluster service account".into()),
+                identity,
+                ..ClusterView::no_access("")
+            });
+            s
+        }
+
+        fn synced(c: Vec<AccessCheck>) -> ApiSource<Vec<AccessCheck>> {
+            ApiSource {
+                data: Some(c),
+                health: Ok(()),
+                duration: std::time::Duration::ZERO,
+            }
+        }
+
+        #[test]
+        fn a_hardened_cluster_passes_with_the_node_rules_named() {
+            let o = eval(ID, &with(synced(hardened())));
+            assert_status(&o, Status::Pass);
+            assert_eq!(
+                o.observed,
+                "allowed only by node rules: create pods in kube-system, patch another node"
+            );
+            assert!(o.reason.contains("refused 4 of 6"), "{}", o.reason);
+            assert!(o.reason.contains("NodeRestriction"), "{}", o.reason);
+            let mut all_denied = hardened();
+            for c in &mut all_denied {
+                c.allowed = false;
+            }
+            let o = eval(ID, &with(synced(all_denied)));
+            assert_status(&o, Status::Pass);
+            assert_eq!(o.observed, "all denied");
+        }
+
+        #[test]
+        fn an_rbac_grant_fails_and_names_the_action_and_binding() {
+            let mut c = hardened();
+            c[0] = check(
+                "list secrets in all namespaces",
+                true,
+                Some("RBAC: allowed by ClusterRoleBinding \"nodes-read\" of ClusterRole \"view-secrets\" to Group \"system:nodes\""),
+                false,
+            );
+            let o = eval(ID, &with(synced(c.clone())));
+            assert_status(&o, Status::Fail);
+            assert_eq!(o.observed, "allowed: list secrets in all namespaces");
+            assert!(o.reason.contains("nodes-read"), "{}", o.reason);
+            // A node-rules action allowed with a reason is a grant beyond the node rules.
+            c[3] = check(
+                "patch another node",
+                true,
+                Some("RBAC: allowed by ClusterRoleBinding \"x\""),
+                true,
+            );
+            let o = eval(ID, &with(synced(c)));
+            assert_status(&o, Status::Fail);
+            assert_eq!(
+                o.observed,
+                "allowed: list secrets in all namespaces, patch another node"
+            );
+            // An allow without a reason (AlwaysAllow) on a must-deny action fails too.
+            let mut c = hardened();
+            c[5] = check("impersonate users", true, None, false);
+            assert_status(&eval(ID, &with(synced(c))), Status::Fail);
+        }
+
+        #[test]
+        fn unanswered_reviews_are_unknown_and_stale_ones_say_so() {
+            let o = eval(ID, &with(ApiSource::default()));
+            assert_status(&o, Status::Unknown);
+            assert_eq!(o.reason, "waiting for the first SubjectAccessReviews");
+            let failing = ApiSource {
+                data: None,
+                health: Err(
+                    "SubjectAccessReview (list secrets in all namespaces): 403 Forbidden".into(),
+                ),
+                duration: std::time::Duration::ZERO,
+            };
+            let o = eval(ID, &with(failing));
+            assert_status(&o, Status::Unknown);
+            assert!(o.reason.contains("403 Forbidden"), "{}", o.reason);
+            let stale = ApiSource {
+                data: Some(hardened()),
+                health: Err("SubjectAccessReview (impersonate users): 500 InternalError".into()),
+                duration: std::time::Duration::ZERO,
+            };
+            let o = eval(ID, &with(stale));
+            assert_status(&o, Status::Pass);
+            assert!(o.reason.contains("500 InternalError"), "{}", o.reason);
+            let o = eval(ID, &kubeadm());
+            assert_status(&o, Status::Unknown);
+            assert!(o.reason.starts_with("no API access"), "{}", o.reason);
+        }
     }
 }

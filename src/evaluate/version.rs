@@ -641,14 +641,41 @@ const POLICY_MINORS: &str = "supported_kubelet_minors";
 // The controls.
 // ---------------------------------------------------------------------------------------
 
+/// `status.nodeInfo.kubeletVersion` of this node's Node object, when the API view has it.
+fn api_version<'a>(ctx: &Ctx<'a>) -> Option<&'a str> {
+    ctx.snapshot
+        .cluster
+        .as_ref()?
+        .node
+        .data
+        .as_ref()?
+        .first()?
+        .kubelet_version
+        .as_deref()
+}
+
 /// The kubelet's observed version: (parsed, raw text, source).
+///
+/// Sources: the binary (`kubelet --version`), `kubernetes_build_info`, `--kubelet-version`,
+/// and the Node's `status.nodeInfo.kubeletVersion` (facts §2.3: the same GitVersion, as
+/// reported by the *running* kubelet at its start). When the process-local source and the
+/// API disagree — typically a kubelet package upgraded on disk while the old process runs
+/// on — the older of the two is judged (the process that runs may be the old one), and the
+/// source names both.
 fn observed_version(ctx: &Ctx) -> Result<(KubeVersion, String, String), String> {
     let k = kubelet(ctx)?;
     let source = k
         .version_source
         .clone()
         .unwrap_or_else(|| "unknown".to_string());
+    let api = api_version(ctx);
     let Some(raw) = k.version.as_deref() else {
+        if let Some(a) = api {
+            let v = KubeVersion::parse(a).ok_or_else(|| {
+                format!("the kubelet's version {a:?} (source node_status) is not understood")
+            })?;
+            return Ok((v, a.to_string(), "node_status".to_string()));
+        }
         return Err(match &k.version_error {
             Some(e) => format!("the kubelet's version is not known: {e}"),
             None => "the kubelet's version is not known".to_string(),
@@ -657,7 +684,21 @@ fn observed_version(ctx: &Ctx) -> Result<(KubeVersion, String, String), String> 
     let v = KubeVersion::parse(raw).ok_or_else(|| {
         format!("the kubelet's version {raw:?} (source {source}) is not understood")
     })?;
-    Ok((v, raw.to_string(), source))
+    match api.filter(|a| *a != raw) {
+        None => Ok((v, raw.to_string(), source)),
+        Some(a) => match KubeVersion::parse(a) {
+            Some(av) if av < v => Ok((
+                av,
+                a.to_string(),
+                format!("node_status; mismatch: {source} says {raw}"),
+            )),
+            _ => Ok((
+                v,
+                raw.to_string(),
+                format!("{source}; mismatch: node_status says {a}"),
+            )),
+        },
+    }
 }
 
 /// A note on how a suffixed version is judged, or nothing.
@@ -962,6 +1003,58 @@ mod tests {
 
     fn at(s: &mut crate::snapshot::Snapshot, date: &str) {
         s.taken_at = Day::parse(date).unwrap().unix() as f64 + 3600.5;
+    }
+
+    fn with_api(s: &mut crate::snapshot::Snapshot, api: Option<&str>) {
+        use crate::snapshot::{ApiSource, ClusterView, NodeFacts};
+        s.cluster = Some(ClusterView {
+            access: Ok("in-cluster service account".into()),
+            node: ApiSource {
+                data: Some(vec![NodeFacts {
+                    name: "node-1".into(),
+                    kubelet_version: api.map(str::to_string),
+                }]),
+                health: Ok(()),
+                duration: std::time::Duration::ZERO,
+            },
+            ..ClusterView::no_access("")
+        });
+    }
+
+    #[test]
+    fn the_node_status_is_a_version_source_and_a_cross_check() {
+        const CVES: &str = "kubelet-version-no-known-cves";
+        // No process-local version: the API's is used.
+        let mut s = with_version(None, "binary");
+        with_api(&mut s, Some("v1.33.4"));
+        at(&mut s, "2026-03-01");
+        let o = eval("kubelet-version-supported", &s);
+        assert_eq!(o.observed, "v1.33.4 (source node_status)");
+        assert_eq!(o.source, "node_status");
+        // Agreement: nothing said.
+        let mut s = with_version(Some("v1.33.4"), "binary");
+        with_api(&mut s, Some("v1.33.4"));
+        at(&mut s, "2026-03-01");
+        assert_eq!(eval(CVES, &s).source, "binary");
+        // The binary on disk is newer than the running kubelet: the older is judged.
+        let mut s = with_version(Some("v1.33.4"), "binary");
+        with_api(&mut s, Some("v1.31.1"));
+        at(&mut s, "2026-03-01");
+        let o = eval("kubelet-version-supported", &s);
+        assert_status(&o, Status::Fail);
+        assert!(o.observed.starts_with("v1.31.1"), "{}", o.observed);
+        assert_eq!(o.source, "node_status; mismatch: binary says v1.33.4");
+        // The API reports a newer one (a stale Node status): the binary's is judged.
+        let mut s = with_version(Some("v1.31.1"), "binary");
+        with_api(&mut s, Some("v1.33.4"));
+        at(&mut s, "2026-03-01");
+        let o = eval("kubelet-version-supported", &s);
+        assert!(o.observed.starts_with("v1.31.1"), "{}", o.observed);
+        assert_eq!(o.source, "binary; mismatch: node_status says v1.33.4");
+        // Neither: unknown.
+        let mut s = with_version(None, "binary");
+        with_api(&mut s, None);
+        assert_status(&eval(CVES, &s), Status::Unknown);
     }
 
     #[test]

@@ -68,7 +68,7 @@ struct State {
     resource_version: u64,
     /// SubjectAccessReview specs that are allowed: a review is allowed when some pattern
     /// is a subset of its `spec` (objects compared key by key, other values equal).
-    allowed: Vec<Value>,
+    allowed: Vec<(Value, String)>,
     /// Every SubjectAccessReview `spec` received, in order.
     reviews: Vec<Value>,
     /// Bearer tokens a TokenReview authenticates, with the user info it returns.
@@ -253,10 +253,19 @@ impl FakeApi {
     }
 
     /// Allow the SubjectAccessReviews whose `spec` contains `pattern`, e.g.
-    /// `{"user": "system:node:node-1", "resourceAttributes": {"resource": "secrets"}}`.
-    /// Everything not allowed is denied.
+    /// `{"user": "system:node:node-1", "resourceAttributes": {"resource": "secrets"}}`,
+    /// with RBAC's reason (`RBAC: allowed by ClusterRoleBinding "fake" ...`). Everything
+    /// not allowed is denied.
     pub fn allow(&self, pattern: Value) {
-        self.with(|s| s.allowed.push(pattern));
+        self.allow_with_reason(
+            pattern,
+            "RBAC: allowed by ClusterRoleBinding \"fake\" of ClusterRole \"fake\" to Group \"system:nodes\"",
+        );
+    }
+
+    /// Allow with `reason` (the Node authorizer's allows carry none: `""`).
+    pub fn allow_with_reason(&self, pattern: Value, reason: &str) {
+        self.with(|s| s.allowed.push((pattern, reason.to_string())));
     }
 
     /// Forget every [`FakeApi::allow`].
@@ -397,11 +406,15 @@ async fn handle(
             "/apis/authorization.k8s.io/v1/subjectaccessreviews" => {
                 let spec = body["spec"].clone();
                 let mut s = lock();
-                let allowed = s.allowed.iter().any(|p| subset(p, &spec));
+                let allowed = s
+                    .allowed
+                    .iter()
+                    .find(|(p, _)| subset(p, &spec))
+                    .map(|(_, why)| why.clone());
                 s.reviews.push(spec.clone());
-                let mut status = json!({"allowed": allowed});
-                if allowed {
-                    status["reason"] = json!("RBAC: allowed by ClusterRoleBinding \"fake\"");
+                let mut status = json!({"allowed": allowed.is_some()});
+                if let Some(why) = allowed.filter(|w| !w.is_empty()) {
+                    status["reason"] = json!(why);
                 }
                 return full(
                     201,
