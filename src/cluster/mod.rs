@@ -47,6 +47,9 @@ impl Default for ClusterOptions {
 /// The running watches and their shared state. Dropping it stops the watches.
 pub struct Cluster {
     access: Result<String, String>,
+    /// The client the watches use (none without API access): also what `--metrics-auth
+    /// kubernetes` reviews scrape tokens with.
+    client: Option<kube::Client>,
     pods: watch::Shared<PodFacts>,
     namespaces: watch::Shared<NamespaceFacts>,
     tasks: Vec<tokio::task::JoinHandle<()>>,
@@ -75,6 +78,7 @@ impl Cluster {
     pub fn disabled(reason: impl Into<String>) -> Cluster {
         Cluster {
             access: Err(reason.into()),
+            client: None,
             pods: shared(),
             namespaces: shared(),
             tasks: Vec::new(),
@@ -128,7 +132,7 @@ impl Cluster {
             Arc::clone(&pods),
         ));
         let ns_task = tokio::spawn(watch::run(
-            Api::<Namespace>::all(client),
+            Api::<Namespace>::all(client.clone()),
             watch::Spec {
                 what: "namespaces",
                 fields: None,
@@ -141,10 +145,21 @@ impl Cluster {
         tracing::info!(access = %how, node, "watching the pods of this node and the namespaces");
         Cluster {
             access: Ok(how),
+            client: Some(client),
             pods,
             namespaces,
             tasks: vec![pod_task, ns_task],
         }
+    }
+
+    /// The API client, when the agent has API access.
+    pub fn client(&self) -> Option<kube::Client> {
+        self.client.clone()
+    }
+
+    /// Why there is no API access (`None` when there is).
+    pub fn no_access_reason(&self) -> Option<&str> {
+        self.access.as_ref().err().map(String::as_str)
     }
 
     /// A plain-data copy of what the watches know now.
