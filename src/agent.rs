@@ -608,6 +608,12 @@ pub async fn run_serve(cfg: AgentConfig) -> Result<(), AgentError> {
         let _ = stop_rx.await;
     };
     let scheme = if tls.is_some() { "https" } else { "http" };
+    if auth.is_some() && tls.is_none() {
+        tracing::warn!(
+            "--metrics-auth=kubernetes without TLS: scrapers' bearer tokens travel in clear \
+             (add --metrics-tls-self-signed or --metrics-tls-cert/--metrics-tls-key)"
+        );
+    }
     let mut server = match tls {
         Some(config) => {
             let listener = TlsListener::new(listener, config).map_err(AgentError::Server)?;
