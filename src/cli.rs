@@ -231,7 +231,15 @@ impl ServeArgs {
                 key: key.clone(),
             }),
             _ if self.metrics_tls_self_signed => {
-                let mut names: Vec<String> = node.map(str::to_string).into_iter().collect();
+                // The node name as a DNS name when it is one (a certificate refuses others).
+                let dns = |n: &&str| {
+                    !n.is_empty()
+                        && n.len() <= 253
+                        && n.chars()
+                            .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '.')
+                };
+                let mut names: Vec<String> =
+                    node.filter(dns).map(str::to_string).into_iter().collect();
                 names.extend(["localhost".to_string(), "kubelet-sentinel".to_string()]);
                 Some(TlsSource::SelfSigned { names })
             }
@@ -642,6 +650,10 @@ mod tests {
         assert!(matches!(
             a.metrics_tls(Some("node-1")),
             Some(crate::publish::tls::TlsSource::SelfSigned { names }) if names[0] == "node-1"
+        ));
+        assert!(matches!(
+            a.metrics_tls(Some("not a DNS name!")),
+            Some(crate::publish::tls::TlsSource::SelfSigned { names }) if names == ["localhost", "kubelet-sentinel"]
         ));
         assert!(serve_args(&["--metrics-auth", "basic"]).is_err());
         assert!(serve_args(&["--metrics-auth-timeout", "0s"]).is_err());

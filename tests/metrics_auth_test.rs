@@ -10,6 +10,7 @@
 //! - reviews that fail (500) or hang: never a 200 (503), and `/healthz` still answers;
 //! - the certificate files are reloaded when they change (a new handshake presents the new
 //!   certificate), garbage keeps the old one serving; plain HTTP to the port fails;
+//! - `--metrics-tls-self-signed`: a certificate naming the node, made at start;
 //! - start errors: a bad pair, `--metrics-auth kubernetes` without API access.
 
 mod common;
@@ -593,5 +594,73 @@ fn bad_settings_are_start_errors() {
     assert!(
         err.contains("--metrics-auth=kubernetes needs the Kubernetes API"),
         "{err}"
+    );
+}
+
+#[test]
+fn a_self_signed_certificate_is_made_at_start() {
+    let api = api_with_users();
+    let fx = Fixture::load("kubeadm-hardened");
+    let dir = tempfile::tempdir().unwrap();
+    let addr = SocketAddr::from((Ipv4Addr::LOCALHOST, free_port()));
+    let stderr = std::fs::File::create(dir.path().join("stderr")).unwrap();
+    let mut child = Guard(
+        command(dir.path(), &api)
+            .arg("serve")
+            .arg("--host-root")
+            .arg(fx.root())
+            .arg("--listen-address")
+            .arg(addr.to_string())
+            .arg("--state-dir")
+            .arg(dir.path().join("state"))
+            .arg("--metrics-tls-self-signed")
+            .arg("--metrics-auth")
+            .arg("kubernetes")
+            .stdout(Stdio::null())
+            .stderr(stderr)
+            .spawn()
+            .unwrap(),
+    );
+    let log = || std::fs::read_to_string(dir.path().join("stderr")).unwrap_or_default();
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let der = loop {
+        if let Ok((r, der)) = tls_get(addr, "/readyz", None) {
+            if r.status == 200 {
+                break der;
+            }
+        }
+        assert!(
+            child.wait_timeout(Duration::ZERO).is_none(),
+            "exited:\n{}",
+            log()
+        );
+        assert!(Instant::now() < deadline, "not ready:\n{}", log());
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    // The certificate names the node (and localhost), and its key is the server's (the
+    // client checked the handshake signature against it).
+    let (_, cert) = x509_parser::parse_x509_certificate(&der).expect("an X.509 certificate");
+    let san = cert
+        .subject_alternative_name()
+        .expect("SAN extension")
+        .expect("a SAN");
+    let names: Vec<String> = san
+        .value
+        .general_names
+        .iter()
+        .map(|n| n.to_string())
+        .collect();
+    assert!(
+        names.iter().any(|n| n.contains(NODE)) && names.iter().any(|n| n.contains("localhost")),
+        "{names:?}"
+    );
+    // Protected like the file-based one.
+    assert_eq!(tls_get(addr, "/metrics", None).unwrap().0.status, 401);
+    assert_eq!(
+        tls_get(addr, "/metrics", Some("prometheus-token"))
+            .unwrap()
+            .0
+            .status,
+        200
     );
 }
