@@ -10,7 +10,7 @@
 //! cluster, as a smoke test that asserts the agent syncs and survives the storm.
 
 #[path = "../tests/common/mod.rs"]
-#[allow(dead_code, unused_imports)]
+#[allow(unused_imports)]
 mod common;
 
 use std::net::{Ipv4Addr, SocketAddr};

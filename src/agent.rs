@@ -20,9 +20,11 @@ use crate::host::{HostError, HostRoot};
 use crate::observe::live::{self, LiveOptions, ScanCache};
 use crate::observe::{self, version, ObserveOptions, Observer};
 use crate::policy::Policy;
+use crate::publish::auth::Authenticator;
 use crate::publish::metrics::{self, Exposition, MetricsInput};
 use crate::publish::report::discovery_state;
 use crate::publish::server::{self, AppState};
+use crate::publish::tls::{ReloadingResolver, TlsError, TlsListener, TlsSource};
 use crate::snapshot::Snapshot;
 
 /// This build's version (`kubelet_sentinel_build_info{version}`).
@@ -61,6 +63,29 @@ pub struct AgentConfig {
     pub watch_interval: Duration,
     /// The Kubernetes API (`--api-access`, `--kubeconfig`).
     pub cluster: ClusterOptions,
+    /// HTTPS and authentication of `/metrics`.
+    pub metrics: MetricsOptions,
+}
+
+/// How `/metrics` is protected (`--metrics-tls-*`, `--metrics-auth`).
+#[derive(Debug, Clone)]
+pub struct MetricsOptions {
+    /// HTTPS only, with this certificate; `None`: plain HTTP.
+    pub tls: Option<TlsSource>,
+    /// `--metrics-auth kubernetes`: TokenReview + SubjectAccessReview for every scrape.
+    pub auth: bool,
+    /// Bound on each review.
+    pub auth_timeout: Duration,
+}
+
+impl Default for MetricsOptions {
+    fn default() -> Self {
+        MetricsOptions {
+            tls: None,
+            auth: false,
+            auth_timeout: crate::publish::auth::REVIEW_TIMEOUT,
+        }
+    }
 }
 
 /// How the observation is completed with live evidence and the kubelet's version.
@@ -205,6 +230,10 @@ pub enum AgentError {
     ServerStopped,
     #[error("Kubernetes API: {0}")]
     Cluster(#[from] cluster::ClientError),
+    #[error("metrics TLS: {0}")]
+    Tls(#[from] TlsError),
+    #[error("--metrics-auth=kubernetes needs the Kubernetes API to review scrape tokens, and there is none: {0} (run in a cluster with a service account, give --kubeconfig, or use --metrics-auth=none)")]
+    MetricsAuthWithoutApi(String),
 }
 
 /// Observe the host and evaluate the controls once (used by `check`; `serve` does the same
@@ -520,6 +549,17 @@ pub async fn run_serve(cfg: AgentConfig) -> Result<(), AgentError> {
         return Err(AgentError::ZeroInterval);
     }
     let host = HostRoot::new(&cfg.host_root)?.with_max_read(cfg.max_read_bytes);
+    // A certificate that does not load is a start error (before anything else starts).
+    let tls = match &cfg.metrics.tls {
+        Some(source) => {
+            let src = source.clone();
+            let resolver = tokio::task::spawn_blocking(move || ReloadingResolver::new(&src))
+                .await
+                .map_err(|e| TlsError::Config(e.to_string()))??;
+            Some(crate::publish::tls::server_config(Arc::new(resolver))?)
+        }
+        None => None,
+    };
     let listener = tokio::net::TcpListener::bind(cfg.listen)
         .await
         .map_err(|source| AgentError::Bind {
@@ -550,18 +590,61 @@ pub async fn run_serve(cfg: AgentConfig) -> Result<(), AgentError> {
         Some(node) => Cluster::connect(&cfg.cluster, node).await?,
         None => Cluster::disabled("the node name is unknown"),
     });
+    let auth = if cfg.metrics.auth {
+        match cluster.client() {
+            Some(client) => Some(Arc::new(Authenticator::new(
+                client,
+                cfg.metrics.auth_timeout,
+            ))),
+            None => {
+                return Err(AgentError::MetricsAuthWithoutApi(
+                    cluster
+                        .no_access_reason()
+                        .unwrap_or("no API client")
+                        .to_string(),
+                ))
+            }
+        }
+    } else {
+        None
+    };
     let state = Arc::new(AppState::new(startup));
 
     let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
-    let mut server = tokio::spawn(server::serve(listener, Arc::clone(&state), async move {
+    let stop = async move {
         let _ = stop_rx.await;
-    }));
+    };
+    let scheme = if tls.is_some() { "https" } else { "http" };
+    if auth.is_some() && tls.is_none() {
+        tracing::warn!(
+            "--metrics-auth=kubernetes without TLS: scrapers' bearer tokens travel in clear \
+             (add --metrics-tls-self-signed or --metrics-tls-cert/--metrics-tls-key)"
+        );
+    }
+    let mut server = match tls {
+        Some(config) => {
+            let listener = TlsListener::new(listener, config).map_err(AgentError::Server)?;
+            tokio::spawn(server::serve_on(
+                listener,
+                Arc::clone(&state),
+                auth.clone(),
+                stop,
+            ))
+        }
+        None => tokio::spawn(server::serve_on(
+            listener,
+            Arc::clone(&state),
+            auth.clone(),
+            stop,
+        )),
+    };
     tracing::info!(
         address = %local,
         version = BUILD_VERSION,
         revision = BUILD_REVISION,
         interval_s = cfg.interval.as_secs_f64(),
-        "listening: open http://{local}/metrics"
+        metrics_auth = if auth.is_some() { "kubernetes" } else { "none" },
+        "listening: open {scheme}://{local}/metrics"
     );
 
     let opts = ObserveOptions {
@@ -830,6 +913,7 @@ mod tests {
             baseline_from_policy: false,
             watch_interval: Duration::from_secs(1),
             cluster: ClusterOptions::default(),
+            metrics: MetricsOptions::default(),
         };
         assert!(matches!(
             run_serve(cfg).await,

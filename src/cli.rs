@@ -183,6 +183,74 @@ pub struct ServeArgs {
     /// rate-limited. Needs API access and RBAC to create events.
     #[arg(long, env = "KUBELET_SENTINEL_EVENTS", default_value_t = false, action = clap::ArgAction::Set, num_args = 0..=1, require_equals = true, default_missing_value = "true")]
     pub events: bool,
+    /// Serve HTTPS only, with this PEM certificate chain (leaf first); needs
+    /// --metrics-tls-key. Both files are reloaded when they change.
+    #[arg(
+        long,
+        env = "KUBELET_SENTINEL_METRICS_TLS_CERT",
+        value_name = "FILE",
+        requires = "metrics_tls_key",
+        conflicts_with = "metrics_tls_self_signed"
+    )]
+    pub metrics_tls_cert: Option<PathBuf>,
+
+    /// The PEM private key of --metrics-tls-cert (PKCS#8, PKCS#1 or SEC1).
+    #[arg(
+        long,
+        env = "KUBELET_SENTINEL_METRICS_TLS_KEY",
+        value_name = "FILE",
+        requires = "metrics_tls_cert"
+    )]
+    pub metrics_tls_key: Option<PathBuf>,
+
+    /// Serve HTTPS only, with a self-signed certificate made in memory at start (new at
+    /// every start; clients skip verification: the bearer token protects the data).
+    #[arg(long, env = "KUBELET_SENTINEL_METRICS_TLS_SELF_SIGNED", default_value_t = false, action = clap::ArgAction::Set, num_args = 0..=1, require_equals = true, default_missing_value = "true")]
+    pub metrics_tls_self_signed: bool,
+
+    /// Who may read /metrics: none = anyone who reaches the port; kubernetes = a bearer
+    /// token that the Kubernetes API authenticates (TokenReview) and authorises for `get`
+    /// on the non-resource URL /metrics (SubjectAccessReview). Needs API access.
+    #[arg(long, env = "KUBELET_SENTINEL_METRICS_AUTH", value_enum, default_value_t = MetricsAuth::None)]
+    pub metrics_auth: MetricsAuth,
+
+    /// Bound on each TokenReview and SubjectAccessReview of --metrics-auth kubernetes.
+    #[arg(long, env = "KUBELET_SENTINEL_METRICS_AUTH_TIMEOUT", default_value = "5s", value_parser = parse_duration)]
+    pub metrics_auth_timeout: Duration,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum MetricsAuth {
+    None,
+    Kubernetes,
+}
+
+impl ServeArgs {
+    /// Where the serving certificate comes from (`None`: plain HTTP). `node` names the
+    /// self-signed certificate.
+    pub fn metrics_tls(&self, node: Option<&str>) -> Option<crate::publish::tls::TlsSource> {
+        use crate::publish::tls::TlsSource;
+        match (&self.metrics_tls_cert, &self.metrics_tls_key) {
+            (Some(cert), Some(key)) => Some(TlsSource::Files {
+                cert: cert.clone(),
+                key: key.clone(),
+            }),
+            _ if self.metrics_tls_self_signed => {
+                // The node name as a DNS name when it is one (a certificate refuses others).
+                let dns = |n: &&str| {
+                    !n.is_empty()
+                        && n.len() <= 253
+                        && n.chars()
+                            .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '.')
+                };
+                let mut names: Vec<String> =
+                    node.filter(dns).map(str::to_string).into_iter().collect();
+                names.extend(["localhost".to_string(), "kubelet-sentinel".to_string()]);
+                Some(TlsSource::SelfSigned { names })
+            }
+            _ => None,
+        }
+    }
 }
 
 #[derive(Debug, Clone, Args)]
@@ -497,6 +565,11 @@ pub fn run(cli: Cli) -> Result<i32, CliError> {
                     events: args.events,
                     ..cluster_options(&cli.global)
                 },
+                metrics: agent::MetricsOptions {
+                    tls: args.metrics_tls(cli.global.node_name.as_deref()),
+                    auth: args.metrics_auth == MetricsAuth::Kubernetes,
+                    auth_timeout: args.metrics_auth_timeout,
+                },
             };
             let rt = tokio::runtime::Builder::new_multi_thread()
                 .worker_threads(2)
@@ -529,6 +602,69 @@ mod tests {
         assert_eq!(parse_duration("1m30s").unwrap(), Duration::from_secs(90));
         assert!(parse_duration("0s").is_err());
         assert!(parse_duration("soon").is_err());
+    }
+
+    fn serve_args(args: &[&str]) -> Result<ServeArgs, clap::Error> {
+        let mut argv = vec!["kubelet-sentinel", "serve"];
+        argv.extend_from_slice(args);
+        match Cli::try_parse_from(argv)?.command {
+            Command::Serve(a) => Ok(a),
+            other => panic!("not serve: {other:?}"),
+        }
+    }
+
+    #[test]
+    fn metrics_tls_and_auth_flags() {
+        // Defaults: plain HTTP, no authentication (local runs, existing tests).
+        let a = serve_args(&[]).unwrap();
+        assert_eq!(a.metrics_auth, MetricsAuth::None);
+        assert_eq!(a.metrics_tls(Some("n")), None);
+        assert_eq!(a.metrics_auth_timeout, Duration::from_secs(5));
+
+        // Both files or neither, with a clear error naming the missing one.
+        let e = serve_args(&["--metrics-tls-cert", "/c.pem"]).unwrap_err();
+        assert_eq!(e.kind(), clap::error::ErrorKind::MissingRequiredArgument);
+        assert!(e.to_string().contains("--metrics-tls-key"), "{e}");
+        let e = serve_args(&["--metrics-tls-key", "/k.pem"]).unwrap_err();
+        assert_eq!(e.kind(), clap::error::ErrorKind::MissingRequiredArgument);
+        assert!(e.to_string().contains("--metrics-tls-cert"), "{e}");
+        let a = serve_args(&[
+            "--metrics-tls-cert",
+            "/c.pem",
+            "--metrics-tls-key",
+            "/k.pem",
+        ])
+        .unwrap();
+        assert_eq!(
+            a.metrics_tls(Some("n")),
+            Some(crate::publish::tls::TlsSource::Files {
+                cert: "/c.pem".into(),
+                key: "/k.pem".into()
+            })
+        );
+        // Files and self-signed together: refused.
+        let e = serve_args(&[
+            "--metrics-tls-cert",
+            "/c.pem",
+            "--metrics-tls-key",
+            "/k.pem",
+            "--metrics-tls-self-signed",
+        ])
+        .unwrap_err();
+        assert_eq!(e.kind(), clap::error::ErrorKind::ArgumentConflict);
+
+        let a = serve_args(&["--metrics-tls-self-signed", "--metrics-auth", "kubernetes"]).unwrap();
+        assert_eq!(a.metrics_auth, MetricsAuth::Kubernetes);
+        assert!(matches!(
+            a.metrics_tls(Some("node-1")),
+            Some(crate::publish::tls::TlsSource::SelfSigned { names }) if names[0] == "node-1"
+        ));
+        assert!(matches!(
+            a.metrics_tls(Some("not a DNS name!")),
+            Some(crate::publish::tls::TlsSource::SelfSigned { names }) if names == ["localhost", "kubelet-sentinel"]
+        ));
+        assert!(serve_args(&["--metrics-auth", "basic"]).is_err());
+        assert!(serve_args(&["--metrics-auth-timeout", "0s"]).is_err());
     }
 
     #[test]

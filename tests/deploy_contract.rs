@@ -155,6 +155,26 @@ struct Config {
     referenced: BTreeSet<String>,
 }
 
+/// How a container protects `/metrics` (issue 6): HTTPS, and `--metrics-auth`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Protection {
+    tls: bool,
+    auth: bool,
+}
+
+impl Config {
+    fn protection(&self, flags: &Flags) -> Protection {
+        let self_signed = self
+            .setting(flags, "metrics-tls-self-signed")
+            .is_some_and(|v| v == "true");
+        let files = self.setting(flags, "metrics-tls-cert").is_some();
+        Protection {
+            tls: self_signed || files,
+            auth: self.setting(flags, "metrics-auth").as_deref() == Some("kubernetes"),
+        }
+    }
+}
+
 impl Config {
     /// The env twin of `--long`, if the container sets it: its expanded value (None when
     /// it comes from `valueFrom`).
@@ -379,10 +399,30 @@ fn check_daemonset(what: &str, ds: &Value, flags: &Flags) -> Config {
         Some(listen_port),
         "{what}: containerPort = the listen port"
     );
+    // With TLS the agent speaks HTTPS only: the probes must too (no token needed there).
+    let protection = config.protection(flags);
     for (probe, path) in [("livenessProbe", "/healthz"), ("readinessProbe", "/readyz")] {
         assert_eq!(c[probe]["httpGet"]["path"], path, "{what}: {probe}");
         assert_eq!(c[probe]["httpGet"]["port"], "metrics", "{what}: {probe}");
+        let scheme = c[probe]["httpGet"]["scheme"].as_str().unwrap_or("HTTP");
+        assert_eq!(
+            scheme,
+            if protection.tls { "HTTPS" } else { "HTTP" },
+            "{what}: {probe} scheme vs the agent's TLS ({protection:?})"
+        );
+        assert!(
+            c[probe]["httpGet"]["httpHeaders"].is_null(),
+            "{what}: {probe}: /healthz and /readyz need no token"
+        );
     }
+    // Both certificate files or neither, and not with a self-signed certificate.
+    let cert = config.setting(flags, "metrics-tls-cert");
+    let key = config.setting(flags, "metrics-tls-key");
+    assert_eq!(
+        cert.is_some(),
+        key.is_some(),
+        "{what}: --metrics-tls-cert and --metrics-tls-key go together"
+    );
 
     // What the README's Safety section and the brief promise.
     assert_eq!(pod["hostPID"], true, "{what}: hostPID");
@@ -450,6 +490,33 @@ fn check_daemonset(what: &str, ds: &Value, flags: &Flags) -> Config {
         "{what}: state dir"
     );
     assert_eq!(v["hostPath"]["type"], "DirectoryOrCreate", "{what}");
+    // --metrics-auth=kubernetes reviews tokens with the API: it needs the API.
+    if protection.auth {
+        assert_eq!(
+            api_access, "on",
+            "{what}: --metrics-auth=kubernetes needs --api-access=on"
+        );
+    }
+    // A certificate from files: a whole Secret mounted read-only (no subPath, which would
+    // never see a rotation), both files in it.
+    if let (Some(cert), Some(key)) = (&cert, &key) {
+        let dir = Path::new(cert).parent().expect("cert dir");
+        assert_eq!(
+            Path::new(key).parent(),
+            Some(dir),
+            "{what}: cert and key in one mount"
+        );
+        let (m, v) = mount_at(dir.to_str().expect("utf-8 path"));
+        assert_eq!(m["readOnly"], true, "{what}: the TLS Secret is read-only");
+        assert!(
+            m["subPath"].is_null(),
+            "{what}: no subPath for the TLS Secret"
+        );
+        assert!(
+            v["secret"]["secretName"].is_string(),
+            "{what}: the TLS files come from a Secret"
+        );
+    }
     if let Some(policy) = config.setting(flags, "policy") {
         let dir = Path::new(&policy)
             .parent()
@@ -471,8 +538,9 @@ fn check_daemonset(what: &str, ds: &Value, flags: &Flags) -> Config {
 }
 
 /// Both monitors must make the scrape's job label `kubelet-sentinel`: the alert rules and
-/// dashboards select on it.
-fn check_monitor(what: &str, m: &Value) {
+/// dashboards select on it. They scrape with the scheme the agent speaks and, with
+/// `--metrics-auth=kubernetes`, send a bearer token.
+fn check_monitor(what: &str, m: &Value, p: Protection) {
     let endpoints = match kind(m) {
         "ServiceMonitor" => &m["spec"]["endpoints"],
         "PodMonitor" => &m["spec"]["podMetricsEndpoints"],
@@ -497,6 +565,26 @@ fn check_monitor(what: &str, m: &Value) {
             pins_job || job_label,
             "{what}: {} does not set job=\"{JOB}\"",
             name(m)
+        );
+        let scheme = e["scheme"].as_str().unwrap_or("http");
+        assert_eq!(
+            scheme,
+            if p.tls { "https" } else { "http" },
+            "{what}: the scrape scheme vs the agent's TLS ({p:?})"
+        );
+        if p.tls {
+            assert!(
+                e["tlsConfig"].is_object(),
+                "{what}: HTTPS scrape without tlsConfig"
+            );
+        }
+        let sends_token = e["bearerTokenFile"].is_string()
+            || (e["authorization"]["credentials"]["name"].is_string()
+                && e["authorization"]["type"].as_str().unwrap_or("Bearer") == "Bearer")
+            || e["bearerTokenSecret"]["name"].is_string();
+        assert_eq!(
+            sends_token, p.auth,
+            "{what}: a bearer token is sent iff --metrics-auth=kubernetes ({p:?})"
         );
     }
 }
@@ -527,12 +615,22 @@ fn manifests_daemonset_passes_only_flags_the_binary_has() {
         Some(format!("0.0.0.0:{DEFAULT_PORT}")),
         "manifests: listen on the default port"
     );
+    assert_eq!(
+        config.protection(&flags),
+        Protection {
+            tls: true,
+            auth: true
+        },
+        "manifests: the default install protects /metrics (HTTPS, --metrics-auth=kubernetes)"
+    );
     for long in [
         "host-root",
         "state-dir",
         "listen-address",
         "log-format",
         "api-access",
+        "metrics-auth",
+        "metrics-tls-self-signed",
     ] {
         assert!(
             matches!(config.env_twin(&flags, long), Some(Some(_))),
@@ -573,13 +671,46 @@ fn manifests_kustomization_lists_every_object_and_monitors_set_the_job() {
         "manifests/kustomization.yaml resources vs the YAML files next to it"
     );
 
+    let flags = Flags::new();
+    let protection = check_daemonset("manifests", &yaml_doc("manifests/daemonset.yaml"), &flags)
+        .protection(&flags);
     check_monitor(
         "manifests/servicemonitor.yaml",
         &yaml_doc("manifests/servicemonitor.yaml"),
+        protection,
     );
-    check_monitor(
-        "manifests/podmonitor/podmonitor.yaml",
-        &yaml_doc("manifests/podmonitor/podmonitor.yaml"),
+    let pm = yaml_doc("manifests/podmonitor/podmonitor.yaml");
+    check_monitor("manifests/podmonitor/podmonitor.yaml", &pm, protection);
+    // The PodMonitor's token Secret, its service account and their right to /metrics.
+    let component = yaml_doc("manifests/podmonitor/kustomization.yaml");
+    assert!(strs(&component["resources"]).contains(&"scraper.yaml".to_string()));
+    let scraper = yaml_docs(
+        "manifests/podmonitor/scraper.yaml",
+        &read("manifests/podmonitor/scraper.yaml"),
+    );
+    let secret = scraper
+        .iter()
+        .find(|d| kind(d) == "Secret")
+        .expect("scraper.yaml: a token Secret");
+    assert_eq!(secret["type"], "kubernetes.io/service-account-token");
+    let pm_ep = &pm["spec"]["podMetricsEndpoints"][0];
+    assert_eq!(
+        secret["metadata"]["name"],
+        pm_ep["authorization"]["credentials"]["name"]
+    );
+    assert_eq!(secret["metadata"]["namespace"], pm["metadata"]["namespace"]);
+    let sa_name = &secret["metadata"]["annotations"]["kubernetes.io/service-account.name"];
+    assert!(scraper
+        .iter()
+        .any(|d| kind(d) == "ServiceAccount" && &d["metadata"]["name"] == sa_name));
+    let mut all_rbac = yaml_docs("manifests/rbac.yaml", &read("manifests/rbac.yaml"));
+    all_rbac.extend(scraper.iter().cloned());
+    assert!(
+        readers_of_metrics(&all_rbac).contains(&(
+            sa_name.as_str().unwrap_or("").to_string(),
+            "kubelet-sentinel".to_string()
+        )),
+        "the PodMonitor's service account may get /metrics"
     );
     let svc = yaml_doc("manifests/service.yaml");
     assert_eq!(svc["spec"]["clusterIP"], "None", "headless Service");
@@ -604,8 +735,12 @@ fn manifests_kustomization_lists_every_object_and_monitors_set_the_job() {
         &rbac,
         "kubelet-sentinel",
         Some("kubelet-sentinel"),
-        &optional_rules(false),
+        &optional_rules(false, protection.auth),
     );
+    // Prometheus's service account (kube-prometheus; the NetworkPolicy's namespace) may
+    // read /metrics: the ServiceMonitor sends its token.
+    assert!(readers_of_metrics(&rbac)
+        .contains(&("prometheus-k8s".to_string(), "monitoring".to_string())));
 }
 
 /// A rule: (apiGroups, resources, verbs).
@@ -620,14 +755,55 @@ fn rule(group: &str, resource: &str, verbs: &[&str]) -> Rule {
 }
 
 /// The rules of optional features, each with whether it must be rendered.
-fn optional_rules(events: bool) -> Vec<(Rule, bool)> {
-    vec![(rule("", "events", &["create"]), events)]
+fn optional_rules(events: bool, metrics_auth: bool) -> Vec<(Rule, bool)> {
+    vec![
+        (rule("", "events", &["create"]), events),
+        (
+            rule("authentication.k8s.io", "tokenreviews", &["create"]),
+            metrics_auth,
+        ),
+    ]
 }
 
-/// The agent's RBAC: one ClusterRole with exactly get/list/watch on pods, namespaces and
-/// nodes (core group) and create on subjectaccessreviews, plus each optional feature's rule
-/// exactly when it is on, each rule commented in the source, bound to the agent's
-/// ServiceAccount.
+/// The service accounts (name, namespace) bound to a ClusterRole that grants `get` on the
+/// non-resource URL /metrics.
+fn readers_of_metrics(docs: &[Value]) -> BTreeSet<(String, String)> {
+    let readers: BTreeSet<String> = docs
+        .iter()
+        .filter(|d| kind(d) == "ClusterRole")
+        .filter(|d| {
+            d["rules"].as_array().is_some_and(|rs| {
+                rs.iter().any(|r| {
+                    strs(&r["nonResourceURLs"]).contains(&"/metrics".to_string())
+                        && strs(&r["verbs"]).contains(&"get".to_string())
+                })
+            })
+        })
+        .filter_map(|d| d["metadata"]["name"].as_str().map(str::to_string))
+        .collect();
+    docs.iter()
+        .filter(|d| kind(d) == "ClusterRoleBinding")
+        .filter(|b| {
+            b["roleRef"]["name"]
+                .as_str()
+                .is_some_and(|n| readers.contains(n))
+        })
+        .flat_map(|b| b["subjects"].as_array().cloned().unwrap_or_default())
+        .filter(|s| s["kind"] == "ServiceAccount")
+        .map(|s| {
+            (
+                s["name"].as_str().unwrap_or("").to_string(),
+                s["namespace"].as_str().unwrap_or("").to_string(),
+            )
+        })
+        .collect()
+}
+
+/// The agent's RBAC: the ClusterRole bound to the agent's ServiceAccount has exactly
+/// get/list/watch on pods, namespaces and nodes (core group) and create on
+/// subjectaccessreviews, plus each optional feature's rule exactly when it is on (events;
+/// tokenreviews with `--metrics-auth=kubernetes`). The only other ClusterRole is the
+/// metrics reader (get on /metrics, with the metrics auth only).
 fn check_rbac(
     what: &str,
     docs: &[Value],
@@ -635,9 +811,32 @@ fn check_rbac(
     sa_namespace: Option<&str>,
     optional: &[(Rule, bool)],
 ) {
-    let roles: Vec<&Value> = docs.iter().filter(|d| kind(d) == "ClusterRole").collect();
-    assert_eq!(roles.len(), 1, "{what}: one ClusterRole");
-    let mut rules: Vec<(Vec<String>, Vec<String>, Vec<String>)> = roles[0]["rules"]
+    let bindings: Vec<&Value> = docs
+        .iter()
+        .filter(|d| kind(d) == "ClusterRoleBinding")
+        .filter(|b| {
+            b["subjects"].as_array().is_some_and(|ss| {
+                ss.iter().any(|s| {
+                    s["kind"] == "ServiceAccount"
+                        && s["name"] == sa
+                        && sa_namespace.is_none_or(|ns| s["namespace"] == ns)
+                })
+            })
+        })
+        .collect();
+    assert_eq!(
+        bindings.len(),
+        1,
+        "{what}: one ClusterRoleBinding for the agent's service account"
+    );
+    let b = bindings[0];
+    assert_eq!(b["roleRef"]["kind"], "ClusterRole", "{what}");
+    let role_name = b["roleRef"]["name"].as_str().expect("roleRef name");
+    let role = docs
+        .iter()
+        .find(|d| kind(d) == "ClusterRole" && d["metadata"]["name"] == role_name)
+        .unwrap_or_else(|| panic!("{what}: no ClusterRole {role_name}"));
+    let mut rules: Vec<(Vec<String>, Vec<String>, Vec<String>)> = role["rules"]
         .as_array()
         .expect("rules")
         .iter()
@@ -668,18 +867,30 @@ fn check_rbac(
         rules, want,
         "{what}: read-only pods, namespaces and nodes, subjectaccessreviews, and each optional feature's rule exactly when it is on"
     );
-    let bindings: Vec<&Value> = docs
+    // Other ClusterRoles: only the metrics reader, only with the metrics auth.
+    let metrics_auth = optional
         .iter()
-        .filter(|d| kind(d) == "ClusterRoleBinding")
+        .any(|((_, resources, _), on)| *on && resources.iter().any(|r| r == "tokenreviews"));
+    let others: Vec<&Value> = docs
+        .iter()
+        .filter(|d| kind(d) == "ClusterRole" && d["metadata"]["name"] != role_name)
         .collect();
-    assert_eq!(bindings.len(), 1, "{what}: one ClusterRoleBinding");
-    let b = bindings[0];
-    assert_eq!(b["roleRef"]["kind"], "ClusterRole", "{what}");
-    assert_eq!(b["roleRef"]["name"], roles[0]["metadata"]["name"], "{what}");
-    assert_eq!(b["subjects"][0]["kind"], "ServiceAccount", "{what}");
-    assert_eq!(b["subjects"][0]["name"], sa, "{what}");
-    if let Some(ns) = sa_namespace {
-        assert_eq!(b["subjects"][0]["namespace"], ns, "{what}");
+    if metrics_auth {
+        assert_eq!(others.len(), 1, "{what}: the metrics reader ClusterRole");
+        assert_eq!(
+            others[0]["rules"],
+            serde_json::json!([{"nonResourceURLs": ["/metrics"], "verbs": ["get"]}]),
+            "{what}: the metrics reader may get /metrics, nothing else"
+        );
+        assert!(
+            !readers_of_metrics(docs).is_empty(),
+            "{what}: someone may read /metrics"
+        );
+    } else {
+        assert!(
+            others.is_empty(),
+            "{what}: no other ClusterRole without --metrics-auth=kubernetes"
+        );
     }
 }
 
@@ -747,6 +958,7 @@ fn rendered_chart_passes_only_flags_the_binary_has() {
     let flags = Flags::new();
     let mut daemonsets = 0;
     let mut policies = 0;
+    let mut rbac_without_auth = 0;
     for file in &files {
         let what = file
             .strip_prefix(root())
@@ -788,12 +1000,45 @@ fn rendered_chart_passes_only_flags_the_binary_has() {
             Some(if has_rbac { "on" } else { "off" }),
             "{ds_what}: --api-access follows apiAccess.enabled (RBAC rendered: {has_rbac})"
         );
+        let protection = config.protection(&flags);
         if has_rbac {
             let sa = ds[0]["spec"]["template"]["spec"]["serviceAccountName"]
                 .as_str()
                 .expect("serviceAccountName");
             let events = config.setting(&flags, "events").as_deref() == Some("true");
-            check_rbac(&what, &docs, sa, None, &optional_rules(events));
+            check_rbac(
+                &what,
+                &docs,
+                sa,
+                None,
+                &optional_rules(events, protection.auth),
+            );
+            if !protection.auth {
+                rbac_without_auth += 1;
+            }
+        }
+        // The chart's defaults protect /metrics.
+        if what.ends_with("chart-rendered.yaml") {
+            assert_eq!(
+                protection,
+                Protection {
+                    tls: true,
+                    auth: true
+                },
+                "{what}: the default install protects /metrics"
+            );
+        }
+        // The PodMonitor's token Secret is rendered beside it.
+        for m in docs.iter().filter(|d| kind(d) == "PodMonitor") {
+            if let Some(secret) =
+                m["spec"]["podMetricsEndpoints"][0]["authorization"]["credentials"]["name"].as_str()
+            {
+                assert!(
+                    docs.iter()
+                        .any(|d| kind(d) == "Secret" && d["metadata"]["name"] == secret),
+                    "{what}: the PodMonitor's token Secret {secret} is rendered"
+                );
+            }
         }
         let from_policy = config.setting(&flags, "baseline-from-policy");
         let want = if what.ends_with("chart-all-on.yaml") {
@@ -810,7 +1055,7 @@ fn rendered_chart_passes_only_flags_the_binary_has() {
             .iter()
             .filter(|d| matches!(kind(d), "ServiceMonitor" | "PodMonitor"))
         {
-            check_monitor(&format!("{what} {}", name(m)), m);
+            check_monitor(&format!("{what} {}", name(m)), m, protection);
         }
         // The policy ConfigMap the agent gets as --policy is a valid policy.
         for cm in docs
@@ -824,5 +1069,11 @@ fn rendered_chart_passes_only_flags_the_binary_has() {
             policies += 1;
         }
     }
+    // The chart was rendered with RBAC but without the metrics auth at least once, so
+    // "the review rules only with --metrics-auth=kubernetes" was checked both ways.
+    assert!(
+        rbac_without_auth > 0,
+        "no rendered chart with apiAccess on and metrics.auth=none"
+    );
     println!("checked {daemonsets} rendered DaemonSets, {policies} rendered policies");
 }

@@ -55,11 +55,13 @@ impl Default for ClusterOptions {
 /// The running watches and their shared state. Dropping it stops the watches.
 pub struct Cluster {
     access: Result<String, String>,
+    /// The client the watches use (none without API access): also what `--metrics-auth
+    /// kubernetes` reviews scrape tokens with.
+    client: Option<kube::Client>,
     pods: watch::Shared<PodFacts>,
     namespaces: watch::Shared<NamespaceFacts>,
     node: watch::Shared<NodeFacts>,
     identity: reviews::Shared,
-    client: Option<kube::Client>,
     events: Option<events::Sender>,
     tasks: Vec<tokio::task::JoinHandle<()>>,
 }
@@ -87,11 +89,11 @@ impl Cluster {
     pub fn disabled(reason: impl Into<String>) -> Cluster {
         Cluster {
             access: Err(reason.into()),
+            client: None,
             pods: shared(),
             namespaces: shared(),
             node: shared(),
             identity: shared(),
-            client: None,
             events: None,
             tasks: Vec::new(),
         }
@@ -178,11 +180,11 @@ impl Cluster {
         tracing::info!(access = %how, node, "watching the pods of this node, the namespaces and the node; reviewing the kubelet identity's access");
         Cluster {
             access: Ok(how),
+            client: Some(client),
             pods,
             namespaces,
             node: node_facts,
             identity,
-            client: Some(client),
             events: None,
             tasks: vec![pod_task, ns_task, node_task, review_task],
         }
@@ -214,6 +216,11 @@ impl Cluster {
     /// events, reviews of scrapers' tokens).
     pub fn client(&self) -> Option<kube::Client> {
         self.client.clone()
+    }
+
+    /// Why there is no API access (`None` when there is).
+    pub fn no_access_reason(&self) -> Option<&str> {
+        self.access.as_ref().err().map(String::as_str)
     }
 
     /// A plain-data copy of what the watches know now.

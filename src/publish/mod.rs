@@ -2,8 +2,12 @@
 //!
 //! - [`metrics`]: the Prometheus / OpenMetrics exposition, rendered once per evaluation,
 //! - [`report`]: the `check` command's report (JSON, JUnit XML, terminal table),
-//! - [`server`]: the HTTP server that serves the latest exposition.
+//! - [`server`]: the HTTP server that serves the latest exposition,
+//! - [`tls`]: HTTPS for it, with certificates reloaded when their files change,
+//! - [`auth`]: `--metrics-auth kubernetes` (TokenReview + SubjectAccessReview).
 
+pub mod auth;
 pub mod metrics;
 pub mod report;
 pub mod server;
+pub mod tls;

@@ -10,18 +10,26 @@
 //! record `up == 0` and fire "target down" alerts for every agent that is merely starting;
 //! serving zeros would fire "kubelet down"/"control failing" alerts. Absent series do
 //! neither. `/readyz` is what reports "no evaluation yet" (503).
+//!
+//! With `--metrics-auth kubernetes` ([`super::auth`]), `/metrics` needs a bearer token
+//! that the Kubernetes API authenticates and authorises; `/healthz`, `/readyz` and the
+//! index stay open (the kubelet's probes present no token, and they tell nothing about
+//! the node). With TLS ([`super::tls`]), [`serve_tls`] speaks HTTPS only.
 
 use std::future::Future;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, RwLock};
 
 use axum::extract::State;
-use axum::http::header::{ACCEPT, CACHE_CONTROL, CONTENT_TYPE};
+use axum::http::header::{
+    ACCEPT, AUTHORIZATION, CACHE_CONTROL, CONTENT_TYPE, RETRY_AFTER, WWW_AUTHENTICATE,
+};
 use axum::http::{HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::Router;
 
+use super::auth::{Authenticator, Decision, Outcome};
 use super::metrics::{Exposition, CONTENT_TYPE_OPENMETRICS, CONTENT_TYPE_TEXT};
 
 /// State shared between the evaluation loop and the handlers.
@@ -97,8 +105,67 @@ pub fn wants_openmetrics(headers: &HeaderMap) -> bool {
         })
 }
 
-async fn metrics(State(state): State<Arc<AppState>>, headers: HeaderMap) -> Response {
-    let exposition = state.current();
+/// What the handlers share: the expositions and, with `--metrics-auth kubernetes`, the
+/// gate in front of `/metrics`.
+#[derive(Debug, Clone)]
+struct Served {
+    state: Arc<AppState>,
+    auth: Option<Arc<Authenticator>>,
+}
+
+fn refusal(status: StatusCode, body: &'static str) -> Response {
+    let mut r = (
+        status,
+        [
+            (
+                CONTENT_TYPE,
+                HeaderValue::from_static("text/plain; charset=utf-8"),
+            ),
+            (CACHE_CONTROL, HeaderValue::from_static("no-store")),
+        ],
+        body,
+    )
+        .into_response();
+    match status {
+        StatusCode::UNAUTHORIZED => {
+            r.headers_mut().insert(
+                WWW_AUTHENTICATE,
+                HeaderValue::from_static("Bearer realm=\"kubelet-sentinel\""),
+            );
+        }
+        StatusCode::SERVICE_UNAVAILABLE => {
+            r.headers_mut()
+                .insert(RETRY_AFTER, HeaderValue::from_static("5"));
+        }
+        _ => {}
+    }
+    r
+}
+
+async fn metrics(State(served): State<Served>, headers: HeaderMap) -> Response {
+    if let Some(auth) = &served.auth {
+        let header = headers.get(AUTHORIZATION).and_then(|v| v.to_str().ok());
+        match auth.check(header).await {
+            Outcome::Decided(Decision::Allowed { .. }) => {}
+            Outcome::Decided(Decision::Unauthenticated) => {
+                return refusal(
+                    StatusCode::UNAUTHORIZED,
+                    "Unauthorized: a bearer token the Kubernetes API authenticates is required\n",
+                )
+            }
+            Outcome::Decided(Decision::Forbidden { .. }) => {
+                return refusal(
+                    StatusCode::FORBIDDEN,
+                    "Forbidden: this user may not get the non-resource URL /metrics\n",
+                )
+            }
+            Outcome::Error(_) => return refusal(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "Service Unavailable: the Kubernetes API could not review the token; try again\n",
+            ),
+        }
+    }
+    let exposition = served.state.current();
     let (content_type, body) = if wants_openmetrics(&headers) {
         (CONTENT_TYPE_OPENMETRICS, exposition.openmetrics.clone())
     } else {
@@ -118,8 +185,8 @@ async fn healthz() -> &'static str {
     "ok\n"
 }
 
-async fn readyz(State(state): State<Arc<AppState>>) -> (StatusCode, &'static str) {
-    if state.is_ready() {
+async fn readyz(State(served): State<Served>) -> (StatusCode, &'static str) {
+    if served.state.is_ready() {
         (StatusCode::OK, "ok\n")
     } else {
         (
@@ -157,12 +224,17 @@ async fn index() -> Response {
 
 /// The routes, for serving or for in-process tests.
 pub fn router(state: Arc<AppState>) -> Router {
+    router_with(state, None)
+}
+
+/// The routes, `/metrics` behind `auth` when given.
+pub fn router_with(state: Arc<AppState>, auth: Option<Arc<Authenticator>>) -> Router {
     Router::new()
         .route("/", get(index))
         .route("/metrics", get(metrics))
         .route("/healthz", get(healthz))
         .route("/readyz", get(readyz))
-        .with_state(state)
+        .with_state(Served { state, auth })
 }
 
 /// Serve until `shutdown` resolves, then stop accepting, let in-flight requests finish and
@@ -172,7 +244,22 @@ pub async fn serve(
     state: Arc<AppState>,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
-    axum::serve(listener, router(state))
+    serve_on(listener, state, None, shutdown).await
+}
+
+/// [`serve`] on any listener (plain TCP or [`super::tls::TlsListener`]), with `/metrics`
+/// behind `auth` when given.
+pub async fn serve_on<L>(
+    listener: L,
+    state: Arc<AppState>,
+    auth: Option<Arc<Authenticator>>,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()>
+where
+    L: axum::serve::Listener,
+    L::Addr: std::fmt::Debug,
+{
+    axum::serve(listener, router_with(state, auth))
         .with_graceful_shutdown(shutdown)
         .await
 }

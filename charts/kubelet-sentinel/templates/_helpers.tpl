@@ -67,3 +67,16 @@ app.kubernetes.io/part-of: kubelet-sentinel
   targetLabel: job
   replacement: kubelet-sentinel
 {{- end }}
+
+{{/* The monitors' scheme and tlsConfig (metrics.tls). */}}
+{{- define "kubelet-sentinel.scrapeTls" -}}
+{{- if .Values.metrics.tls.enabled }}
+# HTTPS (metrics.tls); the default tlsConfig skips verification: the bearer token is
+# what protects the data (see README "Protected metrics").
+scheme: https
+tlsConfig:
+  {{- toYaml (.Values.metrics.tls.scrapeTlsConfig | default (dict "insecureSkipVerify" true)) | nindent 2 }}
+{{- else }}
+scheme: http
+{{- end }}
+{{- end }}

@@ -1,0 +1,511 @@
+//! HTTPS for `/metrics` (`--metrics-tls-cert/--metrics-tls-key`, `--metrics-tls-self-signed`).
+//!
+//! rustls with the ring provider, TLS 1.2 and 1.3, no client certificate, ALPN
+//! `http/1.1` (the server speaks HTTP/1.1 only).
+//!
+//! The certificate and key given as files are **reloaded when they change** (cert-manager
+//! or a projected Secret rotating them): [`ReloadingResolver`] checks, at most every
+//! [`RELOAD_CHECK_INTERVAL`] and only when a handshake asks for the certificate, the SHA-256
+//! of both files' contents; when it changed, the new pair is parsed and, if its key
+//! matches its certificate, swapped in. A pair that does not load (half-written, garbage,
+//! key of another certificate) is logged and the previous pair keeps serving; the next
+//! change of the files is tried again. A pair that does not load at start is a start error.
+//!
+//! The files are the agent's own (its pod's volumes), read with `std::fs` and capped at
+//! [`MAX_PEM_BYTES`].
+
+use std::io::Read;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use rustls::crypto::CryptoProvider;
+use rustls::pki_types::pem::PemObject;
+use rustls::pki_types::{CertificateDer, PrivateKeyDer};
+use rustls::server::{ClientHello, ResolvesServerCert};
+use rustls::sign::CertifiedKey;
+
+/// Cap on each of the certificate and key files.
+pub const MAX_PEM_BYTES: u64 = 1 << 20;
+/// How often, at most, a handshake re-reads the files to see whether they changed.
+pub const RELOAD_CHECK_INTERVAL: Duration = Duration::from_secs(2);
+/// Bound on a client's TLS handshake.
+pub const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
+/// Bound on handshakes in progress at once; connections beyond it are closed at once.
+pub const MAX_PENDING_HANDSHAKES: usize = 64;
+
+/// Where the serving certificate comes from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum TlsSource {
+    /// PEM files: a certificate chain (leaf first) and its private key (PKCS#8, PKCS#1 or
+    /// SEC1), reloaded when they change.
+    Files { cert: PathBuf, key: PathBuf },
+    /// A self-signed certificate made in memory at start (for these names), new at every
+    /// start and never written anywhere.
+    SelfSigned { names: Vec<String> },
+}
+
+/// Why a certificate and key could not be loaded.
+#[derive(Debug, thiserror::Error)]
+pub enum TlsError {
+    #[error("{path}: {source}")]
+    Read {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("{path}: larger than {MAX_PEM_BYTES} bytes")]
+    TooLarge { path: PathBuf },
+    #[error("{path}: no PEM certificate in it")]
+    NoCertificate { path: PathBuf },
+    #[error("{path}: {why}")]
+    Pem { path: PathBuf, why: String },
+    #[error("{path}: no PEM private key in it ({why})")]
+    NoKey { path: PathBuf, why: String },
+    #[error("the key {key} does not fit the certificate {cert}: {why}")]
+    Mismatch {
+        cert: PathBuf,
+        key: PathBuf,
+        why: String,
+    },
+    #[error("self-signed certificate: {0}")]
+    SelfSigned(String),
+    #[error("TLS configuration: {0}")]
+    Config(String),
+}
+
+fn provider() -> Arc<CryptoProvider> {
+    Arc::new(rustls::crypto::ring::default_provider())
+}
+
+/// Read a file of at most [`MAX_PEM_BYTES`].
+fn read_capped(path: &Path) -> Result<Vec<u8>, TlsError> {
+    let read_err = |source| TlsError::Read {
+        path: path.to_path_buf(),
+        source,
+    };
+    let file = std::fs::File::open(path).map_err(read_err)?;
+    let mut buf = Vec::new();
+    file.take(MAX_PEM_BYTES + 1)
+        .read_to_end(&mut buf)
+        .map_err(read_err)?;
+    if buf.len() as u64 > MAX_PEM_BYTES {
+        return Err(TlsError::TooLarge {
+            path: path.to_path_buf(),
+        });
+    }
+    Ok(buf)
+}
+
+/// Parse a PEM certificate chain and key into a [`CertifiedKey`] whose key matches its
+/// leaf certificate.
+pub fn parse_pair(
+    cert_pem: &[u8],
+    key_pem: &[u8],
+    cert_path: &Path,
+    key_path: &Path,
+) -> Result<CertifiedKey, TlsError> {
+    let chain = CertificateDer::pem_slice_iter(cert_pem)
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|e| TlsError::Pem {
+            path: cert_path.to_path_buf(),
+            why: e.to_string(),
+        })?;
+    if chain.is_empty() {
+        return Err(TlsError::NoCertificate {
+            path: cert_path.to_path_buf(),
+        });
+    }
+    let key = PrivateKeyDer::from_pem_slice(key_pem).map_err(|e| TlsError::NoKey {
+        path: key_path.to_path_buf(),
+        why: e.to_string(),
+    })?;
+    certified(chain, key, cert_path, key_path)
+}
+
+fn certified(
+    chain: Vec<CertificateDer<'static>>,
+    key: PrivateKeyDer<'static>,
+    cert_path: &Path,
+    key_path: &Path,
+) -> Result<CertifiedKey, TlsError> {
+    let ck = CertifiedKey::from_der(chain, key, &provider()).map_err(|e| TlsError::Mismatch {
+        cert: cert_path.to_path_buf(),
+        key: key_path.to_path_buf(),
+        why: e.to_string(),
+    })?;
+    // `from_der` lets "cannot tell" pass; a serving pair must be known to match.
+    ck.keys_match().map_err(|e| TlsError::Mismatch {
+        cert: cert_path.to_path_buf(),
+        key: key_path.to_path_buf(),
+        why: e.to_string(),
+    })?;
+    Ok(ck)
+}
+
+/// A self-signed certificate for `names` (subject alternative names), made in memory.
+pub fn self_signed(names: &[String]) -> Result<CertifiedKey, TlsError> {
+    let made = rcgen::generate_simple_self_signed(names.to_vec())
+        .map_err(|e| TlsError::SelfSigned(e.to_string()))?;
+    let chain = vec![made.cert.der().clone()];
+    let key = PrivateKeyDer::try_from(made.signing_key.serialize_der())
+        .map_err(|e| TlsError::SelfSigned(e.to_string()))?;
+    certified(
+        chain,
+        key,
+        Path::new("(self-signed)"),
+        Path::new("(self-signed)"),
+    )
+}
+
+/// SHA-256 over both files' contents: what "changed" means for a reload.
+fn fingerprint(cert: &[u8], key: &[u8]) -> [u8; 32] {
+    let mut ctx = ring::digest::Context::new(&ring::digest::SHA256);
+    ctx.update(&(cert.len() as u64).to_be_bytes());
+    ctx.update(cert);
+    ctx.update(key);
+    let mut out = [0u8; 32];
+    out.copy_from_slice(ctx.finish().as_ref());
+    out
+}
+
+struct Reload {
+    cert: PathBuf,
+    key: PathBuf,
+    /// Fingerprint of the files last tried (loaded or refused): unchanged files are not
+    /// parsed again.
+    last: [u8; 32],
+    checked: Instant,
+    /// The last failure's text, logged once per distinct failure.
+    last_error: Option<String>,
+}
+
+/// Serves the current pair; with files, reloads them when they change (see the module).
+pub struct ReloadingResolver {
+    current: std::sync::RwLock<Arc<CertifiedKey>>,
+    reload: Option<Mutex<Reload>>,
+    check_interval: Duration,
+}
+
+impl std::fmt::Debug for ReloadingResolver {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ReloadingResolver")
+            .field("reloads", &self.reload.is_some())
+            .finish()
+    }
+}
+
+impl ReloadingResolver {
+    /// Load the pair from `source` (an error here is a start error).
+    pub fn new(source: &TlsSource) -> Result<ReloadingResolver, TlsError> {
+        Self::with_interval(source, RELOAD_CHECK_INTERVAL)
+    }
+
+    /// [`ReloadingResolver::new`] with another check interval (tests).
+    pub fn with_interval(
+        source: &TlsSource,
+        check_interval: Duration,
+    ) -> Result<ReloadingResolver, TlsError> {
+        match source {
+            TlsSource::SelfSigned { names } => Ok(ReloadingResolver {
+                current: std::sync::RwLock::new(Arc::new(self_signed(names)?)),
+                reload: None,
+                check_interval,
+            }),
+            TlsSource::Files { cert, key } => {
+                let cert_pem = read_capped(cert)?;
+                let key_pem = read_capped(key)?;
+                let ck = parse_pair(&cert_pem, &key_pem, cert, key)?;
+                Ok(ReloadingResolver {
+                    current: std::sync::RwLock::new(Arc::new(ck)),
+                    reload: Some(Mutex::new(Reload {
+                        cert: cert.clone(),
+                        key: key.clone(),
+                        last: fingerprint(&cert_pem, &key_pem),
+                        checked: Instant::now(),
+                        last_error: None,
+                    })),
+                    check_interval,
+                })
+            }
+        }
+    }
+
+    /// The pair served now.
+    pub fn current(&self) -> Arc<CertifiedKey> {
+        match self.current.read() {
+            Ok(c) => Arc::clone(&c),
+            Err(poisoned) => Arc::clone(&poisoned.into_inner()),
+        }
+    }
+
+    /// Re-read the files if the check interval has passed; swap in a changed pair that
+    /// loads. Returns whether a new pair was swapped in.
+    pub fn maybe_reload(&self) -> bool {
+        let Some(reload) = &self.reload else {
+            return false;
+        };
+        // A handshake that finds another one checking does not wait for it.
+        let Ok(mut r) = reload.try_lock() else {
+            return false;
+        };
+        if r.checked.elapsed() < self.check_interval {
+            return false;
+        }
+        r.checked = Instant::now();
+        let read = read_capped(&r.cert).and_then(|c| Ok((c, read_capped(&r.key)?)));
+        let (cert_pem, key_pem) = match read {
+            Ok(pair) => pair,
+            Err(e) => {
+                let text = e.to_string();
+                if r.last_error.as_deref() != Some(text.as_str()) {
+                    tracing::warn!(error = %text, "metrics TLS: cannot read the certificate or key; the previous pair keeps serving");
+                    r.last_error = Some(text);
+                }
+                return false;
+            }
+        };
+        let fp = fingerprint(&cert_pem, &key_pem);
+        if fp == r.last {
+            return false;
+        }
+        r.last = fp;
+        match parse_pair(&cert_pem, &key_pem, &r.cert, &r.key) {
+            Ok(ck) => {
+                let ck = Arc::new(ck);
+                match self.current.write() {
+                    Ok(mut c) => *c = ck,
+                    Err(poisoned) => *poisoned.into_inner() = ck,
+                }
+                r.last_error = None;
+                tracing::info!(cert = %r.cert.display(), "metrics TLS: certificate reloaded");
+                true
+            }
+            Err(e) => {
+                let text = e.to_string();
+                tracing::warn!(error = %text, "metrics TLS: the changed certificate or key does not load; the previous pair keeps serving");
+                r.last_error = Some(text);
+                false
+            }
+        }
+    }
+}
+
+impl ResolvesServerCert for ReloadingResolver {
+    fn resolve(&self, _hello: ClientHello<'_>) -> Option<Arc<CertifiedKey>> {
+        self.maybe_reload();
+        Some(self.current())
+    }
+}
+
+/// The server's TLS configuration: TLS 1.2+, no client certificate, HTTP/1.1.
+pub fn server_config(
+    resolver: Arc<ReloadingResolver>,
+) -> Result<Arc<rustls::ServerConfig>, TlsError> {
+    let mut config = rustls::ServerConfig::builder_with_provider(provider())
+        .with_protocol_versions(&[&rustls::version::TLS13, &rustls::version::TLS12])
+        .map_err(|e| TlsError::Config(e.to_string()))?
+        .with_no_client_auth()
+        .with_cert_resolver(resolver);
+    config.alpn_protocols = vec![b"http/1.1".to_vec()];
+    Ok(Arc::new(config))
+}
+
+/// An [`axum::serve::Listener`] that accepts TCP connections and hands over the ones whose
+/// TLS handshake completed. Handshakes run in their own tasks (a slow client holds up no
+/// other), each bounded by [`HANDSHAKE_TIMEOUT`], at most [`MAX_PENDING_HANDSHAKES`] at
+/// once. A failed handshake (plain HTTP, a client that rejects the certificate) is
+/// logged at debug and the connection closed.
+pub struct TlsListener {
+    local: SocketAddr,
+    rx: tokio::sync::mpsc::Receiver<(
+        tokio_rustls::server::TlsStream<tokio::net::TcpStream>,
+        SocketAddr,
+    )>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl Drop for TlsListener {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+impl TlsListener {
+    /// Start accepting on `listener` with `config`.
+    pub fn new(
+        listener: tokio::net::TcpListener,
+        config: Arc<rustls::ServerConfig>,
+    ) -> std::io::Result<TlsListener> {
+        let local = listener.local_addr()?;
+        let (tx, rx) = tokio::sync::mpsc::channel(MAX_PENDING_HANDSHAKES);
+        let acceptor = tokio_rustls::TlsAcceptor::from(config);
+        let pending = Arc::new(tokio::sync::Semaphore::new(MAX_PENDING_HANDSHAKES));
+        let task = tokio::spawn(async move {
+            loop {
+                let (stream, peer) = match listener.accept().await {
+                    Ok(conn) => conn,
+                    Err(e) => {
+                        // Out of file descriptors and the like: do not spin.
+                        tracing::debug!(error = %e, "accept failed");
+                        tokio::time::sleep(Duration::from_millis(100)).await;
+                        continue;
+                    }
+                };
+                let Ok(permit) = Arc::clone(&pending).try_acquire_owned() else {
+                    tracing::debug!(%peer, "too many TLS handshakes in progress: connection closed");
+                    continue;
+                };
+                let (acceptor, tx) = (acceptor.clone(), tx.clone());
+                tokio::spawn(async move {
+                    let _permit = permit;
+                    match tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(stream)).await {
+                        Ok(Ok(tls)) => {
+                            let _ = tx.send((tls, peer)).await;
+                        }
+                        Ok(Err(e)) => tracing::debug!(%peer, error = %e, "TLS handshake failed"),
+                        Err(_) => tracing::debug!(%peer, "TLS handshake timed out"),
+                    }
+                });
+            }
+        });
+        Ok(TlsListener { local, rx, task })
+    }
+}
+
+impl axum::serve::Listener for TlsListener {
+    type Io = tokio_rustls::server::TlsStream<tokio::net::TcpStream>;
+    type Addr = SocketAddr;
+
+    async fn accept(&mut self) -> (Self::Io, Self::Addr) {
+        match self.rx.recv().await {
+            Some(conn) => conn,
+            // The accept task is gone (it only ends when aborted): accept nothing more.
+            None => std::future::pending().await,
+        }
+    }
+
+    fn local_addr(&self) -> std::io::Result<Self::Addr> {
+        Ok(self.local)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn pair(names: &[&str]) -> (String, String) {
+        let c = rcgen::generate_simple_self_signed(
+            names.iter().map(|s| s.to_string()).collect::<Vec<_>>(),
+        )
+        .unwrap();
+        (c.cert.pem(), c.signing_key.serialize_pem())
+    }
+
+    fn files(dir: &Path, cert: &str, key: &str) -> TlsSource {
+        std::fs::write(dir.join("tls.crt"), cert).unwrap();
+        std::fs::write(dir.join("tls.key"), key).unwrap();
+        TlsSource::Files {
+            cert: dir.join("tls.crt"),
+            key: dir.join("tls.key"),
+        }
+    }
+
+    #[test]
+    fn a_bad_pair_at_start_is_an_error() {
+        let dir = tempfile::tempdir().unwrap();
+        let (c1, k1) = pair(&["a"]);
+        let (_, k2) = pair(&["b"]);
+        assert!(matches!(
+            ReloadingResolver::new(&files(dir.path(), &c1, &k2)),
+            Err(TlsError::Mismatch { .. })
+        ));
+        assert!(matches!(
+            ReloadingResolver::new(&files(dir.path(), "garbage", &k1)),
+            Err(TlsError::NoCertificate { .. })
+        ));
+        assert!(matches!(
+            ReloadingResolver::new(&files(dir.path(), &c1, "garbage")),
+            Err(TlsError::NoKey { .. })
+        ));
+        let missing = TlsSource::Files {
+            cert: dir.path().join("nope.crt"),
+            key: dir.path().join("nope.key"),
+        };
+        assert!(matches!(
+            ReloadingResolver::new(&missing),
+            Err(TlsError::Read { .. })
+        ));
+        std::fs::write(
+            dir.path().join("big.crt"),
+            vec![b'a'; MAX_PEM_BYTES as usize + 1],
+        )
+        .unwrap();
+        let big = TlsSource::Files {
+            cert: dir.path().join("big.crt"),
+            key: dir.path().join("tls.key"),
+        };
+        assert!(matches!(
+            ReloadingResolver::new(&big),
+            Err(TlsError::TooLarge { .. })
+        ));
+        assert!(ReloadingResolver::new(&files(dir.path(), &c1, &k1)).is_ok());
+    }
+
+    #[test]
+    fn changed_files_are_reloaded_and_bad_ones_ignored() {
+        let dir = tempfile::tempdir().unwrap();
+        let (c1, k1) = pair(&["one"]);
+        let src = files(dir.path(), &c1, &k1);
+        let r = ReloadingResolver::with_interval(&src, Duration::ZERO).unwrap();
+        let first = r.current().cert[0].clone();
+        assert!(!r.maybe_reload(), "unchanged files are not a reload");
+
+        let (c2, k2) = pair(&["two"]);
+        files(dir.path(), &c2, &k2);
+        assert!(r.maybe_reload());
+        let second = r.current().cert[0].clone();
+        assert_ne!(first, second);
+
+        // Half a rotation (new cert, old key): refused, the previous pair serves.
+        let (c3, k3) = pair(&["three"]);
+        std::fs::write(dir.path().join("tls.crt"), &c3).unwrap();
+        assert!(!r.maybe_reload());
+        assert_eq!(r.current().cert[0], second);
+        // The key follows: now it loads.
+        std::fs::write(dir.path().join("tls.key"), &k3).unwrap();
+        assert!(r.maybe_reload());
+        let third = r.current().cert[0].clone();
+        assert_ne!(third, second);
+
+        // Garbage, then deleted files: the last good pair keeps serving.
+        files(dir.path(), "garbage", "garbage");
+        assert!(!r.maybe_reload());
+        std::fs::remove_file(dir.path().join("tls.crt")).unwrap();
+        assert!(!r.maybe_reload());
+        assert_eq!(r.current().cert[0], third);
+    }
+
+    #[test]
+    fn reload_checks_are_rate_limited() {
+        let dir = tempfile::tempdir().unwrap();
+        let (c1, k1) = pair(&["one"]);
+        let src = files(dir.path(), &c1, &k1);
+        let r = ReloadingResolver::with_interval(&src, Duration::from_secs(3600)).unwrap();
+        let (c2, k2) = pair(&["two"]);
+        files(dir.path(), &c2, &k2);
+        assert!(!r.maybe_reload(), "checked before the interval passed");
+    }
+
+    #[test]
+    fn self_signed_pairs_load() {
+        let r = ReloadingResolver::new(&TlsSource::SelfSigned {
+            names: vec!["node-1".into(), "localhost".into()],
+        })
+        .unwrap();
+        assert_eq!(r.current().cert.len(), 1);
+        assert!(!r.maybe_reload());
+        assert!(server_config(Arc::new(r)).is_ok());
+    }
+}
