@@ -175,6 +175,8 @@ fn kubeadm_hardened() {
             ("client-cert-valid", P),
             ("kubelet-version-supported", U),
             ("kubelet-version-no-known-cves", U),
+            // Reading the running configuration is off (the default, --read-running-config).
+            ("running-config-matches-disk", NA),
             ("streaming-idle-timeout-set", P),
             ("iptables-util-chains", P),
             ("hostname-override-unset", P),
@@ -278,6 +280,8 @@ fn flags_only() {
             ("client-cert-valid", P),
             ("kubelet-version-supported", U),
             ("kubelet-version-no-known-cves", U),
+            // Reading the running configuration is off (the default, --read-running-config).
+            ("running-config-matches-disk", NA),
             ("streaming-idle-timeout-set", P),
             ("iptables-util-chains", P),
             ("hostname-override-unset", P),
@@ -351,6 +355,8 @@ fn eks_al2() {
             ("client-cert-valid", NA),
             ("kubelet-version-supported", U),
             ("kubelet-version-no-known-cves", U),
+            // Reading the running configuration is off (the default, --read-running-config).
+            ("running-config-matches-disk", NA),
             ("streaming-idle-timeout-set", P),
             ("iptables-util-chains", P),
             ("hostname-override-unset", F),
@@ -442,6 +448,8 @@ fn eks_al2023() {
             ("client-cert-valid", NA),
             ("kubelet-version-supported", U),
             ("kubelet-version-no-known-cves", U),
+            // Reading the running configuration is off (the default, --read-running-config).
+            ("running-config-matches-disk", NA),
             ("streaming-idle-timeout-set", P),
             ("iptables-util-chains", P),
             ("hostname-override-unset", F),
@@ -524,6 +532,8 @@ fn gke() {
             ("client-cert-valid", P),
             ("kubelet-version-supported", U),
             ("kubelet-version-no-known-cves", U),
+            // Reading the running configuration is off (the default, --read-running-config).
+            ("running-config-matches-disk", NA),
             ("streaming-idle-timeout-set", P),
             ("iptables-util-chains", P),
             ("hostname-override-unset", P),
@@ -600,6 +610,8 @@ fn aks() {
             ("client-cert-valid", P),
             ("kubelet-version-supported", U),
             ("kubelet-version-no-known-cves", U),
+            // Reading the running configuration is off (the default, --read-running-config).
+            ("running-config-matches-disk", NA),
             ("streaming-idle-timeout-set", P),
             ("iptables-util-chains", P),
             ("hostname-override-unset", P),
@@ -672,6 +684,8 @@ fn rke2_table(ro: Status) -> Vec<(&'static str, Status)> {
         ("client-cert-valid", P),
         ("kubelet-version-supported", U),
         ("kubelet-version-no-known-cves", U),
+        // Reading the running configuration is off (the default, --read-running-config).
+        ("running-config-matches-disk", NA),
         ("streaming-idle-timeout-set", P),
         ("iptables-util-chains", P),
         ("hostname-override-unset", F),
@@ -796,6 +810,8 @@ fn microk8s() {
             ("client-cert-valid", NA),
             ("kubelet-version-supported", U),
             ("kubelet-version-no-known-cves", U),
+            // Reading the running configuration is off (the default, --read-running-config).
+            ("running-config-matches-disk", NA),
             ("streaming-idle-timeout-set", P),
             ("iptables-util-chains", P),
             ("hostname-override-unset", P),
@@ -894,6 +910,8 @@ fn flag_overrides_file() {
             ("client-cert-valid", P),
             ("kubelet-version-supported", U),
             ("kubelet-version-no-known-cves", U),
+            // Reading the running configuration is off (the default, --read-running-config).
+            ("running-config-matches-disk", NA),
             ("streaming-idle-timeout-set", P),
             ("iptables-util-chains", P),
             ("hostname-override-unset", P),
@@ -963,6 +981,8 @@ fn hyperkube() {
             ("client-cert-valid", P),
             ("kubelet-version-supported", U),
             ("kubelet-version-no-known-cves", U),
+            // Reading the running configuration is off (the default, --read-running-config).
+            ("running-config-matches-disk", NA),
             ("streaming-idle-timeout-set", P),
             ("iptables-util-chains", P),
             ("hostname-override-unset", P),
@@ -1101,6 +1121,8 @@ fn unreadable_config_table(
         ("client-cert-valid", P),
         ("kubelet-version-supported", U),
         ("kubelet-version-no-known-cves", U),
+        // Reading the running configuration is off (the default, --read-running-config).
+        ("running-config-matches-disk", NA),
         ("streaming-idle-timeout-set", U),
         ("iptables-util-chains", U),
         ("hostname-override-unset", P),
@@ -1222,6 +1244,8 @@ fn symlink_table() -> Vec<(&'static str, Status)> {
         ("client-cert-valid", P),
         ("kubelet-version-supported", U),
         ("kubelet-version-no-known-cves", U),
+        // Reading the running configuration is off (the default, --read-running-config).
+        ("running-config-matches-disk", NA),
         ("streaming-idle-timeout-set", P),
         ("iptables-util-chains", P),
         ("hostname-override-unset", P),
@@ -1314,6 +1338,8 @@ fn non_utf8_cmdline() {
             ("client-cert-valid", P),
             ("kubelet-version-supported", U),
             ("kubelet-version-no-known-cves", U),
+            // Reading the running configuration is off (the default, --read-running-config).
+            ("running-config-matches-disk", NA),
             ("streaming-idle-timeout-set", P),
             ("iptables-util-chains", P),
             ("hostname-override-unset", P),
@@ -1387,6 +1413,8 @@ fn misconfigured() {
             ("client-cert-valid", P),
             ("kubelet-version-supported", U),
             ("kubelet-version-no-known-cves", U),
+            // Reading the running configuration is off (the default, --read-running-config).
+            ("running-config-matches-disk", NA),
             ("streaming-idle-timeout-set", F),
             ("iptables-util-chains", F),
             ("hostname-override-unset", F),
@@ -1545,6 +1573,8 @@ fn example_node_shows_its_documented_findings() {
             "kubelet-api-rejects-anonymous" => U,
             // No version is learnt from a host tree on disk.
             "kubelet-version-supported" | "kubelet-version-no-known-cves" => U,
+            // Reading the running configuration is off (the default).
+            "running-config-matches-disk" => NA,
             _ => P,
         };
         assert_eq!(c.status, want, "{}: {} ({})", c.id, c.reason, c.observed);
