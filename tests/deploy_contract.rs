@@ -542,7 +542,7 @@ fn manifests_daemonset_passes_only_flags_the_binary_has() {
 }
 
 /// The settings the chart manages itself, each passed as the flag's env twin.
-const CHART_SETTINGS: [&str; 8] = [
+const CHART_SETTINGS: [&str; 10] = [
     "api-access",
     "host-root",
     "state-dir",
@@ -551,6 +551,8 @@ const CHART_SETTINGS: [&str; 8] = [
     "log-level",
     "policy",
     "baseline-from-policy",
+    "read-running-config",
+    "running-config-via-proxy",
 ];
 
 #[test]
@@ -604,12 +606,106 @@ fn manifests_kustomization_lists_every_object_and_monitors_set_the_job() {
         &rbac,
         "kubelet-sentinel",
         Some("kubelet-sentinel"),
+        &[],
     );
 }
 
+/// The running-configuration components (README "Running configuration"): each adds
+/// exactly one `get` rule on its node subresource to the agent's ClusterRole and sets the
+/// env twin of its flag to `true`; the base manifests grant neither.
+#[test]
+fn running_config_components_add_exactly_their_rule_and_env_twin() {
+    let flags = Flags::new();
+    for (dir, resource, long) in [
+        ("running-config", "nodes/configz", "read-running-config"),
+        (
+            "running-config-via-proxy",
+            "nodes/proxy",
+            "running-config-via-proxy",
+        ),
+    ] {
+        let what = format!("manifests/{dir}/kustomization.yaml");
+        let k = yaml_doc(&what);
+        assert_eq!(k["kind"], "Component", "{what}");
+        let patches = k["patches"].as_array().expect("patches");
+        assert_eq!(patches.len(), 2, "{what}: the rule and the env twin");
+        let mut rules = Vec::new();
+        let mut env = Vec::new();
+        for p in patches {
+            let body: Value = serde_saphyr::from_str(p["patch"].as_str().expect("patch"))
+                .unwrap_or_else(|e| panic!("{what}: {e}"));
+            if p["target"]["kind"] == "ClusterRole" {
+                assert_eq!(p["target"]["name"], "kubelet-sentinel", "{what}");
+                for op in body.as_array().expect("a JSON6902 patch") {
+                    assert_eq!(op["op"], "add", "{what}");
+                    assert_eq!(op["path"], "/rules/-", "{what}");
+                    rules.push((
+                        strs(&op["value"]["apiGroups"]),
+                        strs(&op["value"]["resources"]),
+                        strs(&op["value"]["verbs"]),
+                    ));
+                }
+            } else {
+                assert_eq!(body["kind"], "DaemonSet", "{what}");
+                for c in body["spec"]["template"]["spec"]["containers"]
+                    .as_array()
+                    .expect("containers")
+                {
+                    for e in c["env"].as_array().expect("env") {
+                        env.push((
+                            e["name"].as_str().unwrap_or_default().to_string(),
+                            e["value"].as_str().unwrap_or_default().to_string(),
+                        ));
+                    }
+                }
+            }
+        }
+        assert_eq!(
+            rules,
+            [(
+                vec![String::new()],
+                vec![resource.to_string()],
+                vec!["get".to_string()]
+            )],
+            "{what}: exactly get on {resource}"
+        );
+        let twin = flags
+            .find(long)
+            .and_then(|a| a.get_env())
+            .map(|e| e.to_string_lossy().into_owned())
+            .unwrap_or_else(|| panic!("--{long} has no env twin"));
+        assert_eq!(env, [(twin, "true".to_string())], "{what}");
+    }
+    // The base grants neither, and its DaemonSet does not turn the feature on.
+    let rbac = read("manifests/rbac.yaml");
+    let docs = yaml_docs("manifests/rbac.yaml", &rbac);
+    let role = docs
+        .iter()
+        .find(|d| kind(d) == "ClusterRole")
+        .expect("ClusterRole");
+    assert!(
+        !role["rules"].to_string().contains("nodes/"),
+        "manifests/rbac.yaml grants a node subresource"
+    );
+    assert!(
+        rbac.contains("BEGIN running configuration") && rbac.contains("END running configuration"),
+        "manifests/rbac.yaml: the delimited running-configuration block"
+    );
+    let ds = read("manifests/daemonset.yaml");
+    assert!(!ds.contains("KUBELET_SENTINEL_READ_RUNNING_CONFIG"));
+}
+
 /// The agent's RBAC: one ClusterRole with exactly get/list/watch on pods and namespaces
-/// (core group), each rule commented in the source, bound to the agent's ServiceAccount.
-fn check_rbac(what: &str, docs: &[Value], sa: &str, sa_namespace: Option<&str>) {
+/// (core group), plus `get` on each of `node_subresources` (`nodes/configz`,
+/// `nodes/proxy`: the running configuration, only when enabled), bound to the agent's
+/// ServiceAccount.
+fn check_rbac(
+    what: &str,
+    docs: &[Value],
+    sa: &str,
+    sa_namespace: Option<&str>,
+    node_subresources: &[&str],
+) {
     let roles: Vec<&Value> = docs.iter().filter(|d| kind(d) == "ClusterRole").collect();
     assert_eq!(roles.len(), 1, "{what}: one ClusterRole");
     let mut rules: Vec<(Vec<String>, Vec<String>, Vec<String>)> = roles[0]["rules"]
@@ -626,13 +722,21 @@ fn check_rbac(what: &str, docs: &[Value], sa: &str, sa_namespace: Option<&str>) 
         .collect();
     rules.sort();
     let read = || vec!["get".to_string(), "list".to_string(), "watch".to_string()];
+    let mut want = vec![
+        (vec![String::new()], vec!["namespaces".to_string()], read()),
+        (vec![String::new()], vec!["pods".to_string()], read()),
+    ];
+    for r in node_subresources {
+        want.push((
+            vec![String::new()],
+            vec![r.to_string()],
+            vec!["get".to_string()],
+        ));
+    }
+    want.sort();
     assert_eq!(
-        rules,
-        [
-            (vec![String::new()], vec!["namespaces".to_string()], read()),
-            (vec![String::new()], vec!["pods".to_string()], read()),
-        ],
-        "{what}: read-only pods and namespaces, nothing else"
+        rules, want,
+        "{what}: read-only pods and namespaces, get on {node_subresources:?}, nothing else"
     );
     let bindings: Vec<&Value> = docs
         .iter()
@@ -754,11 +858,41 @@ fn rendered_chart_passes_only_flags_the_binary_has() {
             Some(if has_rbac { "on" } else { "off" }),
             "{ds_what}: --api-access follows apiAccess.enabled (RBAC rendered: {has_rbac})"
         );
+        // runningConfig: nodes/configz exactly when the agent reads /configz, nodes/proxy
+        // exactly when it may use the API server's node proxy.
+        let reads = config.setting(&flags, "read-running-config").as_deref() == Some("true");
+        let proxy = config
+            .setting(&flags, "running-config-via-proxy")
+            .as_deref()
+            == Some("true");
+        assert!(
+            !proxy || reads,
+            "{ds_what}: the proxy route without reading"
+        );
+        assert!(
+            !reads || has_rbac,
+            "{ds_what}: reading /configz without RBAC"
+        );
+        let mut node_subresources = Vec::new();
+        if reads {
+            node_subresources.push("nodes/configz");
+        }
+        if proxy {
+            node_subresources.push("nodes/proxy");
+        }
+        let want_running =
+            what.ends_with("chart-all-on.yaml") || what.ends_with("chart-running-config.yaml");
+        assert_eq!(reads, want_running, "{ds_what}: runningConfig.enabled");
+        assert_eq!(
+            proxy,
+            what.ends_with("chart-all-on.yaml"),
+            "{ds_what}: runningConfig.allowNodesProxy"
+        );
         if has_rbac {
             let sa = ds[0]["spec"]["template"]["spec"]["serviceAccountName"]
                 .as_str()
                 .expect("serviceAccountName");
-            check_rbac(&what, &docs, sa, None);
+            check_rbac(&what, &docs, sa, None, &node_subresources);
         }
         let from_policy = config.setting(&flags, "baseline-from-policy");
         let want = if what.ends_with("chart-all-on.yaml") {
