@@ -9,7 +9,8 @@
 //!    both values and the source;
 //! 3. the kubelet refuses the agent's token (403) without `--running-config-via-proxy` →
 //!    `unknown` naming `nodes/configz`, and the API proxy is never asked;
-//! 4. the same with `--running-config-via-proxy` → the verdict comes from `nodes/proxy`;
+//! 4. the same with `--running-config-via-proxy` → the verdict comes from `nodes/proxy`
+//!    (pass, then fail when it differs); an answer without `kubeletconfig` → `unknown`;
 //! 5. the proxy answers 500 or hangs → `unknown`, in bounded time, and the node-local
 //!    controls are decided as usual;
 //! 6. reading is off (the default) → `not_applicable` naming the flag, no `configz` step;
@@ -387,6 +388,12 @@ fn with_the_proxy_route_the_verdict_comes_from_nodes_proxy() {
         "observed",
         "readOnlyPort: running=10255 disk=0 (config-file)",
     );
+    // An answer that is not `{"kubeletconfig": {...}}` is unknown, never a verdict.
+    api.api
+        .set_configz(NODE, json!({"apiVersion": "v1", "items": []}));
+    let r = check(s.pid(), &args);
+    let c = r.expect("unknown", "nodes/proxy");
+    has(c, "reason", "no kubeletconfig object");
     assert!(api.proxy_requests() >= 1);
 }
 
