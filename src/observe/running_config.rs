@@ -329,6 +329,129 @@ pub fn parse_configz(body: &[u8]) -> Result<Value, String> {
 mod tests {
     use super::*;
 
+    use crate::cluster::TokenSource;
+    use crate::snapshot::{Listener, Listeners};
+
+    fn live(listening: &[u16], target: &str) -> Live {
+        Live {
+            listeners: Some(Ok(Listeners {
+                method: "fd".into(),
+                sockets: listening
+                    .iter()
+                    .map(|p| Listener {
+                        address: "127.0.0.1".parse().unwrap(),
+                        port: *p,
+                    })
+                    .collect(),
+            })),
+            serving_target: Some(target.into()),
+            ..Live::default()
+        }
+    }
+
+    fn with_token() -> Cluster {
+        Cluster::disabled("test").with_token(Some(TokenSource::Inline("t0k3n".into())))
+    }
+
+    #[tokio::test]
+    async fn the_token_goes_only_to_the_kubelets_own_socket() {
+        let opts = RunningConfigOptions {
+            enabled: true,
+            ..RunningConfigOptions::default()
+        };
+        let c = with_token();
+        // No listener of the kubelet on the target's port: the token is not sent.
+        let e = from_kubelet(Some(&live(&[10250], "127.0.0.1:9")), &opts, Some(&c))
+            .await
+            .unwrap_err();
+        assert!(e.contains("not one of the kubelet's own"), "{e}");
+        // Unless the operator named the address.
+        let explicit = RunningConfigOptions {
+            explicit_address: true,
+            timeout: Duration::from_millis(500),
+            ..opts.clone()
+        };
+        let e = from_kubelet(Some(&live(&[10250], "127.0.0.1:9")), &explicit, Some(&c))
+            .await
+            .unwrap_err();
+        assert!(!e.contains("not one of the kubelet's own"), "{e}");
+        // No live probes, no token, no API access at all.
+        let e = from_kubelet(None, &opts, Some(&c)).await.unwrap_err();
+        assert!(e.contains("not probed"), "{e}");
+        let e = from_kubelet(Some(&live(&[10250], "127.0.0.1:10250")), &opts, None)
+            .await
+            .unwrap_err();
+        assert!(e.contains("no API access"), "{e}");
+        let none = Cluster::disabled("--api-access=off");
+        let e = from_kubelet(Some(&live(&[10250], "127.0.0.1:10250")), &opts, Some(&none))
+            .await
+            .unwrap_err();
+        assert!(e.contains("--api-access=off"), "{e}");
+    }
+
+    #[tokio::test]
+    async fn the_proxy_route_is_only_tried_when_allowed() {
+        let snap = crate::evaluate::util::testing::snapshot_with(&[], None);
+        let c = with_token();
+        let opts = RunningConfigOptions {
+            enabled: true,
+            ..RunningConfigOptions::default()
+        };
+        let (via, r) = fetch(&snap, &opts, Some(&c)).await;
+        assert_eq!(via, ConfigzRoute::Kubelet);
+        assert!(r.unwrap_err().contains(PROXY_FLAG));
+        let proxy = RunningConfigOptions {
+            via_proxy: true,
+            ..opts
+        };
+        let (via, r) = fetch(&snap, &proxy, Some(&c)).await;
+        assert_eq!(via, ConfigzRoute::ApiProxy);
+        let e = r.unwrap_err();
+        assert!(
+            e.starts_with("nodes/configz: ") && e.contains("; nodes/proxy: no API access (test)"),
+            "{e}"
+        );
+    }
+
+    #[tokio::test]
+    async fn off_or_no_kubelet_reads_nothing() {
+        let mut snap = crate::evaluate::util::testing::snapshot_with(&[], None);
+        let mut cache = ConfigzCache::default();
+        let off = RunningConfigOptions::default();
+        assert!(read(&snap, &off, None, &mut cache).await.is_none());
+        snap.kubelet = None;
+        let on = RunningConfigOptions {
+            enabled: true,
+            ..off
+        };
+        assert!(read(&snap, &on, None, &mut cache).await.is_none());
+    }
+
+    #[tokio::test]
+    async fn a_successful_read_is_reused_for_the_same_process_only() {
+        let snap = crate::evaluate::util::testing::snapshot_with(&[], None);
+        let k = snap.kubelet.as_ref().unwrap();
+        let mut cache = ConfigzCache {
+            last: Some(RunningConfig {
+                via: ConfigzRoute::ApiProxy,
+                config: Ok(serde_json::json!({"readOnlyPort": 0})),
+                process: (k.pid, k.start_time_ticks),
+            }),
+        };
+        let on = RunningConfigOptions {
+            enabled: true,
+            ..RunningConfigOptions::default()
+        };
+        let (rc, rec) = read(&snap, &on, None, &mut cache).await.unwrap();
+        assert!(rc.config.is_ok() && rec.success && rec.name == "configz");
+        // Another process (a restart): read again (and fail here: no API access).
+        let mut other = snap.clone();
+        other.kubelet.as_mut().unwrap().pid += 1;
+        let (rc, rec) = read(&other, &on, None, &mut cache).await.unwrap();
+        assert!(rc.config.is_err() && !rec.success);
+        assert!(rec.error.unwrap().contains("no API access"));
+    }
+
     #[test]
     fn configz_bodies() {
         assert_eq!(

@@ -271,6 +271,16 @@ mod tests {
             "/healthz" => (StatusCode::OK, Bytes::from_static(b"ok")),
             "/big" => (StatusCode::OK, Bytes::from(vec![b'x'; 1 << 20])),
             "/host" => (StatusCode::OK, Bytes::from(host.clone())),
+            "/auth" => (
+                StatusCode::OK,
+                Bytes::from(
+                    req.headers()
+                        .get(hyper::header::AUTHORIZATION)
+                        .and_then(|v| v.to_str().ok())
+                        .unwrap_or("none")
+                        .to_string(),
+                ),
+            ),
             _ => (
                 StatusCode::NOT_FOUND,
                 Bytes::from_static(b"404 page not found"),
@@ -316,6 +326,31 @@ mod tests {
             None,
             None,
         )
+    }
+
+    #[tokio::test]
+    async fn https_get_sends_the_bearer_token_and_caps_the_body() {
+        let addr = http_server(Some(tls_config())).await;
+        let a = https_get(addr, None, "/auth", Some("s3cret"), 1024, &t())
+            .await
+            .unwrap();
+        assert_eq!(
+            (a.status, a.body.as_slice(), a.complete),
+            (200, &b"Bearer s3cret"[..], true)
+        );
+        let a = https_get(addr, None, "/auth", None, 1024, &t())
+            .await
+            .unwrap();
+        assert_eq!(a.body, b"none");
+        // Over the cap: cut at the cap, and said so.
+        let a = https_get(addr, None, "/big", None, 1000, &t())
+            .await
+            .unwrap();
+        assert_eq!((a.status, a.body.len(), a.complete), (200, 1000, false));
+        // A token that cannot be a header value is refused before connecting.
+        assert!(https_get(addr, None, "/auth", Some("a\nb"), 1024, &t())
+            .await
+            .is_err());
     }
 
     #[tokio::test]
