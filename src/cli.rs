@@ -465,6 +465,11 @@ pub fn run(cli: Cli) -> Result<i32, CliError> {
     // one built in. Already installed (a second run in tests) is fine.
     let _ = rustls::crypto::ring::default_provider().install_default();
     let (host, policy, opts) = load_common(&cli.global)?;
+    if cli.global.running_config_via_proxy && !cli.global.read_running_config {
+        tracing::warn!(
+            "--running-config-via-proxy has no effect without --read-running-config: the running configuration is not read"
+        );
+    }
     match cli.command {
         Command::Baseline(cmd) => run_baseline(&cmd, &cli.global, &host, &policy, &opts),
         Command::Check(args) => {
