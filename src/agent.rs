@@ -18,6 +18,7 @@ use crate::drift::{DriftOptions, Tracker};
 use crate::evaluate::{self, summarize, ControlResult};
 use crate::host::{HostError, HostRoot};
 use crate::observe::live::{self, LiveOptions, ScanCache};
+use crate::observe::running_config::{self, ConfigzCache, RunningConfigOptions};
 use crate::observe::{self, version, ObserveOptions, Observer};
 use crate::policy::Policy;
 use crate::publish::auth::Authenticator;
@@ -97,6 +98,8 @@ pub struct EnrichOptions {
     pub version_timeout: Duration,
     /// `--kubelet-version`: the version to use, whatever the binary says.
     pub version_override: Option<String>,
+    /// `--read-running-config`, `--running-config-via-proxy`.
+    pub running_config: RunningConfigOptions,
 }
 
 impl Default for EnrichOptions {
@@ -106,6 +109,7 @@ impl Default for EnrichOptions {
             version_exec: true,
             version_timeout: Duration::from_secs(2),
             version_override: None,
+            running_config: RunningConfigOptions::default(),
         }
     }
 }
@@ -262,6 +266,13 @@ pub fn check_once(
             let mut s = observe::observe(host, opts);
             enrich(&mut s, host, enrich_opts, &mut ScanCache::default(), rt);
             attach_cluster(&mut s, cluster);
+            attach_running_config(
+                &mut s,
+                &enrich_opts.running_config,
+                cluster,
+                &mut ConfigzCache::default(),
+                rt,
+            );
             s
         },
         policy,
@@ -275,6 +286,22 @@ pub fn attach_cluster(snapshot: &mut Snapshot, cluster: Option<&Cluster>) {
         let view = c.view();
         snapshot.probes.extend(cluster::probe_records(&view));
         snapshot.cluster = Some(view);
+    }
+}
+
+/// Read the kubelet's running configuration (`--read-running-config`) into the snapshot,
+/// with its observation step `configz`. Bounded by the request timeout of each route (a
+/// few seconds); a successful read is reused for the same kubelet process.
+pub fn attach_running_config(
+    snapshot: &mut Snapshot,
+    opts: &RunningConfigOptions,
+    cluster: Option<&Cluster>,
+    cache: &mut ConfigzCache,
+    rt: &tokio::runtime::Handle,
+) {
+    if let Some((rc, record)) = rt.block_on(running_config::read(snapshot, opts, cluster, cache)) {
+        snapshot.probes.push(record);
+        snapshot.running_config = Some(rc);
     }
 }
 
@@ -301,6 +328,7 @@ struct Cycle {
 pub struct Carried {
     observer: Observer,
     scans: ScanCache,
+    configz: ConfigzCache,
     tracker: Tracker,
     watch: Watch,
     /// Drift and regression transitions, for `--events`.
@@ -313,6 +341,7 @@ impl Carried {
         Carried {
             observer: Observer::new(host, opts),
             scans: ScanCache::default(),
+            configz: ConfigzCache::default(),
             tracker: Tracker::open(drift, now_unix()),
             watch: Watch::default(),
             transitions: Default::default(),
@@ -352,6 +381,13 @@ fn cycle(
                 rt,
             );
             attach_cluster(&mut s, cluster);
+            attach_running_config(
+                &mut s,
+                &enrich_opts.running_config,
+                cluster,
+                &mut carried.configz,
+                rt,
+            );
             s
         },
         policy,
@@ -772,6 +808,7 @@ mod tests {
             probes: Vec::new(),
             live: None,
             cluster: None,
+            running_config: None,
         };
         Cycle {
             exposition: Exposition {

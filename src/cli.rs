@@ -108,6 +108,19 @@ pub struct GlobalArgs {
     #[arg(long, global = true, env = "KUBELET_SENTINEL_KUBECONFIG")]
     pub kubeconfig: Option<PathBuf>,
 
+    /// Read the kubelet's running configuration from its /configz and compare it with its
+    /// files and flags (control running-config-matches-disk). Needs RBAC `get` on
+    /// `nodes/configz` (kubelets with KubeletFineGrainedAuthz) or `nodes/proxy`.
+    #[arg(long, global = true, env = "KUBELET_SENTINEL_READ_RUNNING_CONFIG", default_value_t = false, action = clap::ArgAction::Set, num_args = 0..=1, require_equals = true, default_missing_value = "true")]
+    pub read_running_config: bool,
+
+    /// Also read /configz through the API server's node proxy
+    /// (/api/v1/nodes/<node>/proxy/configz) when the kubelet's own port refuses or does
+    /// not answer. Needs `get` on `nodes/proxy`, which is effectively full control of every
+    /// kubelet: see the README before allowing it.
+    #[arg(long, global = true, env = "KUBELET_SENTINEL_RUNNING_CONFIG_VIA_PROXY", default_value_t = false, action = clap::ArgAction::Set, num_args = 0..=1, require_equals = true, default_missing_value = "true")]
+    pub running_config_via_proxy: bool,
+
     /// Log format.
     #[arg(long, global = true, env = "KUBELET_SENTINEL_LOG_FORMAT", value_enum, default_value_t = LogFormat::Text)]
     pub log_format: LogFormat,
@@ -397,6 +410,12 @@ fn enrich_options(global: &GlobalArgs) -> EnrichOptions {
         version_exec: global.version_exec,
         version_timeout: Duration::from_secs(2),
         version_override: global.kubelet_version.clone().filter(|v| !v.is_empty()),
+        running_config: crate::observe::running_config::RunningConfigOptions {
+            enabled: global.read_running_config,
+            via_proxy: global.running_config_via_proxy,
+            timeout: global.probe_timeout.max(Duration::from_secs(3)),
+            explicit_address: global.kubelet_address.is_some(),
+        },
     }
 }
 
@@ -520,6 +539,11 @@ pub fn run(cli: Cli) -> Result<i32, CliError> {
     // one built in. Already installed (a second run in tests) is fine.
     let _ = rustls::crypto::ring::default_provider().install_default();
     let (host, policy, opts) = load_common(&cli.global)?;
+    if cli.global.running_config_via_proxy && !cli.global.read_running_config {
+        tracing::warn!(
+            "--running-config-via-proxy has no effect without --read-running-config: the running configuration is not read"
+        );
+    }
     match cli.command {
         Command::Baseline(cmd) => run_baseline(&cmd, &cli.global, &host, &policy, &opts),
         Command::Check(args) => {

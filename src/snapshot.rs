@@ -28,6 +28,44 @@ pub struct Snapshot {
     /// What the Kubernetes API said, copied from the background watches (`None`: this
     /// evaluation had no API view at all, e.g. a snapshot built from files only).
     pub cluster: Option<ClusterView>,
+    /// The kubelet's running configuration from its `/configz` (`--read-running-config`):
+    /// `None` when reading it is off (or this evaluation did not try, e.g. from files).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub running_config: Option<RunningConfig>,
+}
+
+/// The route `/configz` was read through (the permission it needs).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+pub enum ConfigzRoute {
+    /// `GET https://<kubelet>/configz` with the agent's own token: the kubelet authorizes
+    /// `nodes/configz` (with `KubeletFineGrainedAuthz`), else `nodes/proxy`.
+    #[serde(rename = "nodes/configz")]
+    Kubelet,
+    /// `GET /api/v1/nodes/<node>/proxy/configz` through the API server: `nodes/proxy`.
+    #[serde(rename = "nodes/proxy")]
+    ApiProxy,
+}
+
+impl ConfigzRoute {
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            ConfigzRoute::Kubelet => "nodes/configz",
+            ConfigzRoute::ApiProxy => "nodes/proxy",
+        }
+    }
+}
+
+/// What reading the kubelet's `/configz` gave.
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+pub struct RunningConfig {
+    /// The route that answered (on success), or the last one tried.
+    pub via: ConfigzRoute,
+    /// The `kubeletconfig` object of `{"kubeletconfig": {...}}`, or why there is none
+    /// (every route tried, each with its answer).
+    pub config: Result<serde_json::Value, String>,
+    /// The kubelet process it was read from (`pid`, start time): a running
+    /// configuration only changes with a restart, so a successful read is reused for it.
+    pub process: (i32, Option<u64>),
 }
 
 /// The Kubernetes API's view of this node, copied (plain data) from the background

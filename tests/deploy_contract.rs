@@ -640,7 +640,7 @@ fn manifests_daemonset_passes_only_flags_the_binary_has() {
 }
 
 /// The settings the chart manages itself, each passed as the flag's env twin.
-const CHART_SETTINGS: [&str; 8] = [
+const CHART_SETTINGS: [&str; 10] = [
     "api-access",
     "host-root",
     "state-dir",
@@ -649,6 +649,8 @@ const CHART_SETTINGS: [&str; 8] = [
     "log-level",
     "policy",
     "baseline-from-policy",
+    "read-running-config",
+    "running-config-via-proxy",
 ];
 
 #[test]
@@ -735,12 +737,100 @@ fn manifests_kustomization_lists_every_object_and_monitors_set_the_job() {
         &rbac,
         "kubelet-sentinel",
         Some("kubelet-sentinel"),
-        &optional_rules(false, protection.auth),
+        &optional_rules(OptionalFeatures {
+            metrics_auth: protection.auth,
+            ..Default::default()
+        }),
     );
     // Prometheus's service account (kube-prometheus; the NetworkPolicy's namespace) may
     // read /metrics: the ServiceMonitor sends its token.
     assert!(readers_of_metrics(&rbac)
         .contains(&("prometheus-k8s".to_string(), "monitoring".to_string())));
+}
+
+/// The running-configuration components (README "Running configuration"): each adds
+/// exactly one `get` rule on its node subresource to the agent's ClusterRole and sets the
+/// env twin of its flag to `true`; the base manifests grant neither.
+#[test]
+fn running_config_components_add_exactly_their_rule_and_env_twin() {
+    let flags = Flags::new();
+    for (dir, resource, long) in [
+        ("running-config", "nodes/configz", "read-running-config"),
+        (
+            "running-config-via-proxy",
+            "nodes/proxy",
+            "running-config-via-proxy",
+        ),
+    ] {
+        let what = format!("manifests/{dir}/kustomization.yaml");
+        let k = yaml_doc(&what);
+        assert_eq!(k["kind"], "Component", "{what}");
+        let patches = k["patches"].as_array().expect("patches");
+        assert_eq!(patches.len(), 2, "{what}: the rule and the env twin");
+        let mut rules = Vec::new();
+        let mut env = Vec::new();
+        for p in patches {
+            let body: Value = serde_saphyr::from_str(p["patch"].as_str().expect("patch"))
+                .unwrap_or_else(|e| panic!("{what}: {e}"));
+            if p["target"]["kind"] == "ClusterRole" {
+                assert_eq!(p["target"]["name"], "kubelet-sentinel", "{what}");
+                for op in body.as_array().expect("a JSON6902 patch") {
+                    assert_eq!(op["op"], "add", "{what}");
+                    assert_eq!(op["path"], "/rules/-", "{what}");
+                    rules.push((
+                        strs(&op["value"]["apiGroups"]),
+                        strs(&op["value"]["resources"]),
+                        strs(&op["value"]["verbs"]),
+                    ));
+                }
+            } else {
+                assert_eq!(body["kind"], "DaemonSet", "{what}");
+                for c in body["spec"]["template"]["spec"]["containers"]
+                    .as_array()
+                    .expect("containers")
+                {
+                    for e in c["env"].as_array().expect("env") {
+                        env.push((
+                            e["name"].as_str().unwrap_or_default().to_string(),
+                            e["value"].as_str().unwrap_or_default().to_string(),
+                        ));
+                    }
+                }
+            }
+        }
+        assert_eq!(
+            rules,
+            [(
+                vec![String::new()],
+                vec![resource.to_string()],
+                vec!["get".to_string()]
+            )],
+            "{what}: exactly get on {resource}"
+        );
+        let twin = flags
+            .find(long)
+            .and_then(|a| a.get_env())
+            .map(|e| e.to_string_lossy().into_owned())
+            .unwrap_or_else(|| panic!("--{long} has no env twin"));
+        assert_eq!(env, [(twin, "true".to_string())], "{what}");
+    }
+    // The base grants neither, and its DaemonSet does not turn the feature on.
+    let rbac = read("manifests/rbac.yaml");
+    let docs = yaml_docs("manifests/rbac.yaml", &rbac);
+    let role = docs
+        .iter()
+        .find(|d| kind(d) == "ClusterRole")
+        .expect("ClusterRole");
+    assert!(
+        !role["rules"].to_string().contains("nodes/"),
+        "manifests/rbac.yaml grants a node subresource"
+    );
+    assert!(
+        rbac.contains("BEGIN running configuration") && rbac.contains("END running configuration"),
+        "manifests/rbac.yaml: the delimited running-configuration block"
+    );
+    let ds = read("manifests/daemonset.yaml");
+    assert!(!ds.contains("KUBELET_SENTINEL_READ_RUNNING_CONFIG"));
 }
 
 /// A rule: (apiGroups, resources, verbs).
@@ -754,14 +844,27 @@ fn rule(group: &str, resource: &str, verbs: &[&str]) -> Rule {
     )
 }
 
+/// Which optional features a rendering turns on.
+#[derive(Debug, Default, Clone, Copy)]
+struct OptionalFeatures {
+    events: bool,
+    metrics_auth: bool,
+    /// --read-running-config: get on nodes/configz.
+    running_config: bool,
+    /// --running-config-via-proxy: get on nodes/proxy.
+    nodes_proxy: bool,
+}
+
 /// The rules of optional features, each with whether it must be rendered.
-fn optional_rules(events: bool, metrics_auth: bool) -> Vec<(Rule, bool)> {
+fn optional_rules(on: OptionalFeatures) -> Vec<(Rule, bool)> {
     vec![
-        (rule("", "events", &["create"]), events),
+        (rule("", "events", &["create"]), on.events),
         (
             rule("authentication.k8s.io", "tokenreviews", &["create"]),
-            metrics_auth,
+            on.metrics_auth,
         ),
+        (rule("", "nodes/configz", &["get"]), on.running_config),
+        (rule("", "nodes/proxy", &["get"]), on.nodes_proxy),
     ]
 }
 
@@ -802,7 +905,8 @@ fn readers_of_metrics(docs: &[Value]) -> BTreeSet<(String, String)> {
 /// The agent's RBAC: the ClusterRole bound to the agent's ServiceAccount has exactly
 /// get/list/watch on pods, namespaces and nodes (core group) and create on
 /// subjectaccessreviews, plus each optional feature's rule exactly when it is on (events;
-/// tokenreviews with `--metrics-auth=kubernetes`). The only other ClusterRole is the
+/// tokenreviews with `--metrics-auth=kubernetes`; nodes/configz and nodes/proxy for the
+/// running configuration). The only other ClusterRole is the
 /// metrics reader (get on /metrics, with the metrics auth only).
 fn check_rbac(
     what: &str,
@@ -1001,6 +1105,29 @@ fn rendered_chart_passes_only_flags_the_binary_has() {
             "{ds_what}: --api-access follows apiAccess.enabled (RBAC rendered: {has_rbac})"
         );
         let protection = config.protection(&flags);
+        // runningConfig: nodes/configz exactly when the agent reads /configz, nodes/proxy
+        // exactly when it may use the API server's node proxy.
+        let reads = config.setting(&flags, "read-running-config").as_deref() == Some("true");
+        let proxy = config
+            .setting(&flags, "running-config-via-proxy")
+            .as_deref()
+            == Some("true");
+        assert!(
+            !proxy || reads,
+            "{ds_what}: the proxy route without reading"
+        );
+        assert!(
+            !reads || has_rbac,
+            "{ds_what}: reading /configz without RBAC"
+        );
+        let want_running =
+            what.ends_with("chart-all-on.yaml") || what.ends_with("chart-running-config.yaml");
+        assert_eq!(reads, want_running, "{ds_what}: runningConfig.enabled");
+        assert_eq!(
+            proxy,
+            what.ends_with("chart-all-on.yaml"),
+            "{ds_what}: runningConfig.allowNodesProxy"
+        );
         if has_rbac {
             let sa = ds[0]["spec"]["template"]["spec"]["serviceAccountName"]
                 .as_str()
@@ -1011,7 +1138,12 @@ fn rendered_chart_passes_only_flags_the_binary_has() {
                 &docs,
                 sa,
                 None,
-                &optional_rules(events, protection.auth),
+                &optional_rules(OptionalFeatures {
+                    events,
+                    metrics_auth: protection.auth,
+                    running_config: reads,
+                    nodes_proxy: proxy,
+                }),
             );
             if !protection.auth {
                 rbac_without_auth += 1;

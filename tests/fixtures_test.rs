@@ -175,6 +175,8 @@ fn kubeadm_hardened() {
             ("client-cert-valid", P),
             ("kubelet-version-supported", U),
             ("kubelet-version-no-known-cves", U),
+            // Reading the running configuration is off (the default, --read-running-config).
+            ("running-config-matches-disk", NA),
             ("streaming-idle-timeout-set", P),
             ("iptables-util-chains", P),
             ("hostname-override-unset", P),
@@ -279,6 +281,8 @@ fn flags_only() {
             ("client-cert-valid", P),
             ("kubelet-version-supported", U),
             ("kubelet-version-no-known-cves", U),
+            // Reading the running configuration is off (the default, --read-running-config).
+            ("running-config-matches-disk", NA),
             ("streaming-idle-timeout-set", P),
             ("iptables-util-chains", P),
             ("hostname-override-unset", P),
@@ -353,6 +357,8 @@ fn eks_al2() {
             ("client-cert-valid", NA),
             ("kubelet-version-supported", U),
             ("kubelet-version-no-known-cves", U),
+            // Reading the running configuration is off (the default, --read-running-config).
+            ("running-config-matches-disk", NA),
             ("streaming-idle-timeout-set", P),
             ("iptables-util-chains", P),
             ("hostname-override-unset", F),
@@ -445,6 +451,8 @@ fn eks_al2023() {
             ("client-cert-valid", NA),
             ("kubelet-version-supported", U),
             ("kubelet-version-no-known-cves", U),
+            // Reading the running configuration is off (the default, --read-running-config).
+            ("running-config-matches-disk", NA),
             ("streaming-idle-timeout-set", P),
             ("iptables-util-chains", P),
             ("hostname-override-unset", F),
@@ -528,6 +536,8 @@ fn gke() {
             ("client-cert-valid", P),
             ("kubelet-version-supported", U),
             ("kubelet-version-no-known-cves", U),
+            // Reading the running configuration is off (the default, --read-running-config).
+            ("running-config-matches-disk", NA),
             ("streaming-idle-timeout-set", P),
             ("iptables-util-chains", P),
             ("hostname-override-unset", P),
@@ -605,6 +615,8 @@ fn aks() {
             ("client-cert-valid", P),
             ("kubelet-version-supported", U),
             ("kubelet-version-no-known-cves", U),
+            // Reading the running configuration is off (the default, --read-running-config).
+            ("running-config-matches-disk", NA),
             ("streaming-idle-timeout-set", P),
             ("iptables-util-chains", P),
             ("hostname-override-unset", P),
@@ -678,6 +690,8 @@ fn rke2_table(ro: Status) -> Vec<(&'static str, Status)> {
         ("client-cert-valid", P),
         ("kubelet-version-supported", U),
         ("kubelet-version-no-known-cves", U),
+        // Reading the running configuration is off (the default, --read-running-config).
+        ("running-config-matches-disk", NA),
         ("streaming-idle-timeout-set", P),
         ("iptables-util-chains", P),
         ("hostname-override-unset", F),
@@ -803,6 +817,8 @@ fn microk8s() {
             ("client-cert-valid", NA),
             ("kubelet-version-supported", U),
             ("kubelet-version-no-known-cves", U),
+            // Reading the running configuration is off (the default, --read-running-config).
+            ("running-config-matches-disk", NA),
             ("streaming-idle-timeout-set", P),
             ("iptables-util-chains", P),
             ("hostname-override-unset", P),
@@ -902,6 +918,8 @@ fn flag_overrides_file() {
             ("client-cert-valid", P),
             ("kubelet-version-supported", U),
             ("kubelet-version-no-known-cves", U),
+            // Reading the running configuration is off (the default, --read-running-config).
+            ("running-config-matches-disk", NA),
             ("streaming-idle-timeout-set", P),
             ("iptables-util-chains", P),
             ("hostname-override-unset", P),
@@ -972,6 +990,8 @@ fn hyperkube() {
             ("client-cert-valid", P),
             ("kubelet-version-supported", U),
             ("kubelet-version-no-known-cves", U),
+            // Reading the running configuration is off (the default, --read-running-config).
+            ("running-config-matches-disk", NA),
             ("streaming-idle-timeout-set", P),
             ("iptables-util-chains", P),
             ("hostname-override-unset", P),
@@ -1111,6 +1131,8 @@ fn unreadable_config_table(
         ("client-cert-valid", P),
         ("kubelet-version-supported", U),
         ("kubelet-version-no-known-cves", U),
+        // Reading the running configuration is off (the default, --read-running-config).
+        ("running-config-matches-disk", NA),
         ("streaming-idle-timeout-set", U),
         ("iptables-util-chains", U),
         ("hostname-override-unset", P),
@@ -1233,6 +1255,8 @@ fn symlink_table() -> Vec<(&'static str, Status)> {
         ("client-cert-valid", P),
         ("kubelet-version-supported", U),
         ("kubelet-version-no-known-cves", U),
+        // Reading the running configuration is off (the default, --read-running-config).
+        ("running-config-matches-disk", NA),
         ("streaming-idle-timeout-set", P),
         ("iptables-util-chains", P),
         ("hostname-override-unset", P),
@@ -1326,6 +1350,8 @@ fn non_utf8_cmdline() {
             ("client-cert-valid", P),
             ("kubelet-version-supported", U),
             ("kubelet-version-no-known-cves", U),
+            // Reading the running configuration is off (the default, --read-running-config).
+            ("running-config-matches-disk", NA),
             ("streaming-idle-timeout-set", P),
             ("iptables-util-chains", P),
             ("hostname-override-unset", P),
@@ -1400,6 +1426,8 @@ fn misconfigured() {
             ("client-cert-valid", P),
             ("kubelet-version-supported", U),
             ("kubelet-version-no-known-cves", U),
+            // Reading the running configuration is off (the default, --read-running-config).
+            ("running-config-matches-disk", NA),
             ("streaming-idle-timeout-set", F),
             ("iptables-util-chains", F),
             ("hostname-override-unset", F),
@@ -1561,6 +1589,8 @@ fn example_node_shows_its_documented_findings() {
             "kubelet-api-rejects-anonymous" => U,
             // No version is learnt from a host tree on disk.
             "kubelet-version-supported" | "kubelet-version-no-known-cves" => U,
+            // Reading the running configuration is off (the default).
+            "running-config-matches-disk" => NA,
             _ => P,
         };
         assert_eq!(c.status, want, "{}: {} ({})", c.id, c.reason, c.observed);

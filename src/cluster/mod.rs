@@ -52,12 +52,80 @@ impl Default for ClusterOptions {
     }
 }
 
+/// Where the agent's own bearer token is (for `GET /configz` on the kubelet).
+#[derive(Clone)]
+pub enum TokenSource {
+    /// A token written in the kubeconfig.
+    Inline(secrecy::SecretString),
+    /// A token file, re-read at each use: the in-cluster service-account token
+    /// (`/var/run/secrets/kubernetes.io/serviceaccount/token`) rotates.
+    File(PathBuf),
+}
+
+impl std::fmt::Debug for TokenSource {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            TokenSource::Inline(_) => f.write_str("Inline(<redacted>)"),
+            TokenSource::File(p) => write!(f, "File({})", p.display()),
+        }
+    }
+}
+
+/// Cap on a token file (service-account tokens are ~1 KiB).
+pub const MAX_TOKEN_BYTES: u64 = 64 * 1024;
+
+impl TokenSource {
+    /// The token of a client configuration, if it carries one.
+    pub fn of(config: &kube::Config) -> Option<TokenSource> {
+        let auth = &config.auth_info;
+        if let Some(t) = &auth.token {
+            return Some(TokenSource::Inline(t.clone()));
+        }
+        auth.token_file
+            .as_ref()
+            .filter(|p| !p.is_empty())
+            .map(|p| TokenSource::File(PathBuf::from(p)))
+    }
+
+    /// The token now (a file is read again, at most [`MAX_TOKEN_BYTES`]).
+    pub fn read(&self) -> Result<String, String> {
+        use secrecy::ExposeSecret;
+        let token = match self {
+            TokenSource::Inline(t) => t.expose_secret().to_string(),
+            TokenSource::File(p) => {
+                use std::io::Read;
+                let f = std::fs::File::open(p)
+                    .map_err(|e| format!("token file {}: {e}", p.display()))?;
+                let mut text = String::new();
+                f.take(MAX_TOKEN_BYTES + 1)
+                    .read_to_string(&mut text)
+                    .map_err(|e| format!("token file {}: {e}", p.display()))?;
+                if text.len() as u64 > MAX_TOKEN_BYTES {
+                    return Err(format!(
+                        "token file {}: larger than {MAX_TOKEN_BYTES} bytes",
+                        p.display()
+                    ));
+                }
+                text
+            }
+        };
+        let token = token.trim().to_string();
+        if token.is_empty() {
+            return Err("the token is empty".to_string());
+        }
+        Ok(token)
+    }
+}
+
 /// The running watches and their shared state. Dropping it stops the watches.
 pub struct Cluster {
     access: Result<String, String>,
     /// The client the watches use (none without API access): also what `--metrics-auth
     /// kubernetes` reviews scrape tokens with.
     client: Option<kube::Client>,
+    /// The agent's own bearer token, when its configuration has one (for the kubelet's
+    /// `/configz`).
+    token: Option<TokenSource>,
     pods: watch::Shared<PodFacts>,
     namespaces: watch::Shared<NamespaceFacts>,
     node: watch::Shared<NodeFacts>,
@@ -90,6 +158,7 @@ impl Cluster {
         Cluster {
             access: Err(reason.into()),
             client: None,
+            token: None,
             pods: shared(),
             namespaces: shared(),
             node: shared(),
@@ -105,14 +174,19 @@ impl Cluster {
     pub async fn connect(opts: &ClusterOptions, node: &str) -> Result<Cluster, ClientError> {
         let in_cluster = std::env::var_os("KUBERNETES_SERVICE_HOST").is_some_and(|v| !v.is_empty());
         let source = Source::decide(opts.mode, opts.kubeconfig.as_deref(), in_cluster)?;
+        let mut token = None;
         let built = match client::config(&source).await {
             Ok(None) => return Ok(Cluster::disabled(source.describe())),
-            Ok(Some(config)) => client::client(config),
+            Ok(Some(config)) => {
+                token = TokenSource::of(&config);
+                client::client(config)
+            }
             Err(e) => Err(e),
         };
         match built {
             Ok(c) => {
-                let cluster = Cluster::start(c, node, source.describe(), opts.request_timeout);
+                let cluster = Cluster::start(c, node, source.describe(), opts.request_timeout)
+                    .with_token(token);
                 Ok(if opts.events {
                     cluster.with_events(node, opts.request_timeout)
                 } else {
@@ -181,6 +255,7 @@ impl Cluster {
         Cluster {
             access: Ok(how),
             client: Some(client),
+            token: None,
             pods,
             namespaces,
             node: node_facts,
@@ -221,6 +296,22 @@ impl Cluster {
     /// Why there is no API access (`None` when there is).
     pub fn no_access_reason(&self) -> Option<&str> {
         self.access.as_ref().err().map(String::as_str)
+    }
+
+    /// Use this bearer token for the kubelet's `/configz`.
+    pub fn with_token(mut self, token: Option<TokenSource>) -> Cluster {
+        self.token = token;
+        self
+    }
+
+    /// The agent's own bearer token source, when it has one.
+    pub fn token(&self) -> Option<&TokenSource> {
+        self.token.as_ref()
+    }
+
+    /// How the agent reaches the API, or why it does not.
+    pub fn access(&self) -> &Result<String, String> {
+        &self.access
     }
 
     /// A plain-data copy of what the watches know now.

@@ -10,6 +10,7 @@ pub mod hardening;
 pub mod pod_security;
 pub mod rbac;
 pub mod resources;
+pub mod running_config;
 pub mod tls;
 pub mod util;
 pub mod version;
@@ -256,6 +257,7 @@ pub fn catalogue() -> Vec<&'static Control> {
         authn::CONTROLS,
         hardening::CONTROLS,
         version::CONTROLS,
+        running_config::CONTROLS,
         resources::CONTROLS,
         files::CONTROLS,
         pod_security::CONTROLS,

@@ -465,6 +465,7 @@ pub mod testing {
             probes: Vec::new(),
             live: None,
             cluster: None,
+            running_config: None,
         }
     }
 
@@ -702,6 +703,7 @@ mod catalogue_tests {
         ("protect-kernel-defaults", Family::Hardening, None),
         ("kubelet-version-supported", Family::Hardening, None),
         ("kubelet-version-no-known-cves", Family::Hardening, None),
+        ("running-config-matches-disk", Family::Hardening, None),
         ("kube-reserved-set", Family::Resources, None),
         ("system-reserved-set", Family::Resources, None),
         ("eviction-hard-set", Family::Resources, None),

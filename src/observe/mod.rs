@@ -10,6 +10,7 @@ pub mod kubeconfig;
 pub mod live;
 pub mod net;
 pub mod process;
+pub mod running_config;
 pub mod settings;
 pub mod version;
 
@@ -210,6 +211,7 @@ fn observe_with(host: &HostRoot, opts: &ObserveOptions, cache: &mut Cache) -> Sn
         probes: probes.0,
         live: None,
         cluster: None,
+        running_config: None,
     }
 }
 

@@ -26,11 +26,38 @@ pub async fn https_get_status(
     path: &str,
     timeouts: &Timeouts,
 ) -> ProbeResult<u16> {
+    https_get(addr, sni, path, None, MAX_BODY, timeouts)
+        .await
+        .map(|a| a.status)
+}
+
+/// A response: the status and the body as far as it was read.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Answer {
+    pub status: u16,
+    /// At most the `max_body` asked for.
+    pub body: Vec<u8>,
+    /// The whole body arrived (not cut by the size cap, the deadline or an error).
+    pub complete: bool,
+}
+
+/// `GET path` over TLS (any server certificate accepted, see
+/// [`super::handshake`]), with `Authorization: Bearer <token>` when a token is given:
+/// the status and the first `max_body` bytes of the body. Callers that send a token
+/// decide that the peer may receive it (see `observe::running_config`).
+pub async fn https_get(
+    addr: SocketAddr,
+    sni: Option<&str>,
+    path: &str,
+    bearer: Option<&str>,
+    max_body: usize,
+    timeouts: &Timeouts,
+) -> ProbeResult<Answer> {
     let timeouts = *timeouts;
     let deadline = Instant::now() + timeouts.overall;
     let host = host_header(addr, sni);
     let what = format!("GET https://{host}{path}");
-    let request = request(path, &host, &what)?;
+    let request = request(path, &host, bearer, &what)?;
     let (_, tls) = until(
         deadline,
         timeouts,
@@ -38,9 +65,7 @@ pub async fn https_get_status(
         handshake_unbounded(addr, sni, timeouts),
     )
     .await?;
-    get_response(tls, request, &what, deadline, timeouts)
-        .await
-        .map(|(status, _)| status)
+    get_response(tls, request, &what, deadline, timeouts, max_body).await
 }
 
 /// `GET path` over plain HTTP: the status.
@@ -65,9 +90,11 @@ pub async fn http_get(
     let deadline = Instant::now() + timeouts.overall;
     let host = host_header(addr, None);
     let what = format!("GET http://{host}{path}");
-    let request = request(path, &host, &what)?;
+    let request = request(path, &host, None, &what)?;
     let tcp = until(deadline, timeouts, &what, connect(addr, timeouts)).await?;
-    get_response(tcp, request, &what, deadline, timeouts).await
+    get_response(tcp, request, &what, deadline, timeouts, MAX_BODY)
+        .await
+        .map(|a| (a.status, a.body))
 }
 
 /// `Host`: the SNI name when given (with the port), else the address.
@@ -81,15 +108,32 @@ fn host_header(addr: SocketAddr, sni: Option<&str>) -> String {
     }
 }
 
-fn request(path: &str, host: &str, what: &str) -> ProbeResult<Request<Empty<Bytes>>> {
+fn request(
+    path: &str,
+    host: &str,
+    bearer: Option<&str>,
+    what: &str,
+) -> ProbeResult<Request<Empty<Bytes>>> {
     if !path.starts_with('/') {
         return Err(ProbeError::new(
             ProbeErrorKind::Skipped,
             format!("{what}: the path must start with '/'"),
         ));
     }
-    Request::get(path)
-        .header(hyper::header::HOST, host)
+    let mut builder = Request::get(path).header(hyper::header::HOST, host);
+    if let Some(token) = bearer {
+        let mut value =
+            hyper::header::HeaderValue::from_str(&format!("Bearer {token}")).map_err(|_| {
+                ProbeError::new(
+                    ProbeErrorKind::Skipped,
+                    format!("{what}: the token is not a valid header value"),
+                )
+            })?;
+        // Never logged or shown by hyper's Debug output.
+        value.set_sensitive(true);
+        builder = builder.header(hyper::header::AUTHORIZATION, value);
+    }
+    builder
         .header(
             hyper::header::USER_AGENT,
             concat!("kubelet-sentinel/", env!("CARGO_PKG_VERSION")),
@@ -99,15 +143,17 @@ fn request(path: &str, host: &str, what: &str) -> ProbeResult<Request<Empty<Byte
 }
 
 /// One request on an established connection, until `deadline`. Once the response head
-/// has arrived the status is the answer: reading the body (at most [`MAX_BODY`]) is
-/// cut short by the deadline, an error or the limit without changing it.
+/// has arrived the status is the answer: reading the body (at most `max_body`) is
+/// cut short by the deadline, an error or the limit without changing it (`complete`
+/// says whether it was).
 async fn get_response<S>(
     io: S,
     request: Request<Empty<Bytes>>,
     what: &str,
     deadline: Instant,
     timeouts: Timeouts,
-) -> ProbeResult<(u16, Vec<u8>)>
+    max_body: usize,
+) -> ProbeResult<Answer>
 where
     S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
@@ -126,20 +172,30 @@ where
         let mut body = response.into_body();
         let mut buf: Vec<u8> = Vec::new();
         let drain = async {
-            while buf.len() < MAX_BODY {
+            loop {
                 match body.frame().await {
                     Some(Ok(frame)) => {
                         if let Some(d) = frame.data_ref() {
-                            let room = MAX_BODY - buf.len();
+                            let room = max_body - buf.len();
                             buf.extend_from_slice(&d[..d.len().min(room)]);
+                            if d.len() > room {
+                                return false;
+                            }
                         }
                     }
-                    Some(Err(_)) | None => break,
+                    Some(Err(_)) => return false,
+                    None => return true,
                 }
             }
         };
-        let _ = tokio::time::timeout_at(deadline, drain).await;
-        Ok((status, buf))
+        let complete = tokio::time::timeout_at(deadline, drain)
+            .await
+            .unwrap_or(false);
+        Ok(Answer {
+            status,
+            body: buf,
+            complete,
+        })
     };
     // The connection future drives the I/O; it is polled alongside the exchange and
     // dropped with it (no task outlives the probe).
@@ -215,6 +271,16 @@ mod tests {
             "/healthz" => (StatusCode::OK, Bytes::from_static(b"ok")),
             "/big" => (StatusCode::OK, Bytes::from(vec![b'x'; 1 << 20])),
             "/host" => (StatusCode::OK, Bytes::from(host.clone())),
+            "/auth" => (
+                StatusCode::OK,
+                Bytes::from(
+                    req.headers()
+                        .get(hyper::header::AUTHORIZATION)
+                        .and_then(|v| v.to_str().ok())
+                        .unwrap_or("none")
+                        .to_string(),
+                ),
+            ),
             _ => (
                 StatusCode::NOT_FOUND,
                 Bytes::from_static(b"404 page not found"),
@@ -260,6 +326,31 @@ mod tests {
             None,
             None,
         )
+    }
+
+    #[tokio::test]
+    async fn https_get_sends_the_bearer_token_and_caps_the_body() {
+        let addr = http_server(Some(tls_config())).await;
+        let a = https_get(addr, None, "/auth", Some("s3cret"), 1024, &t())
+            .await
+            .unwrap();
+        assert_eq!(
+            (a.status, a.body.as_slice(), a.complete),
+            (200, &b"Bearer s3cret"[..], true)
+        );
+        let a = https_get(addr, None, "/auth", None, 1024, &t())
+            .await
+            .unwrap();
+        assert_eq!(a.body, b"none");
+        // Over the cap: cut at the cap, and said so.
+        let a = https_get(addr, None, "/big", None, 1000, &t())
+            .await
+            .unwrap();
+        assert_eq!((a.status, a.body.len(), a.complete), (200, 1000, false));
+        // A token that cannot be a header value is refused before connecting.
+        assert!(https_get(addr, None, "/auth", Some("a\nb"), 1024, &t())
+            .await
+            .is_err());
     }
 
     #[tokio::test]

@@ -609,6 +609,7 @@ mod tests {
             apiserver: None,
             live: None,
             cluster: None,
+            running_config: None,
             probes: vec![
                 ProbeRecord {
                     name: "process",

@@ -785,6 +785,7 @@ mod tests {
             apiserver: None,
             live: None,
             cluster: None,
+            running_config: None,
             probes: vec![ProbeRecord {
                 name: "process",
                 success: true,

@@ -1,6 +1,7 @@
 //! The stand-in's HTTP answers on its three ports (reference §2.4).
 //!
-//! - serving port (TLS): the kubelet's auth filter, then `/pods`, `/healthz`, `/metrics`;
+//! - serving port (TLS): the kubelet's auth filter, then `/pods`, `/healthz`, `/metrics`,
+//!   and `/configz` for a token given with `--standin-token`;
 //! - read-only port (plain HTTP, no auth): `/healthz`, `/pods`, `/metrics`, and 405 for
 //!   the debug paths;
 //! - healthz port (plain HTTP): `/healthz`.
@@ -53,6 +54,12 @@ pub struct Server {
     pub anonymous: bool,
     pub webhook_authn: bool,
     pub authz: Authz,
+    /// `{"kubeletconfig": {...}}` for `/configz`.
+    pub configz: String,
+    /// Bearer tokens that are authenticated and authorized (`--standin-token`).
+    pub tokens: Vec<String>,
+    /// Bearer tokens that are authenticated but refused (`--standin-refuse-token`).
+    pub refused_tokens: Vec<String>,
 }
 
 type Resp = Response<Full<Bytes>>;
@@ -123,7 +130,14 @@ fn verb(method: &Method) -> &'static str {
 
 impl Server {
     /// Answer one request that arrived on `port`.
-    pub fn answer(&self, port: Port, method: &Method, path: &str, has_credentials: bool) -> Resp {
+    pub fn answer(
+        &self,
+        port: Port,
+        method: &Method,
+        path: &str,
+        has_credentials: bool,
+        bearer: Option<&str>,
+    ) -> Resp {
         match port {
             Port::Healthz => {
                 if path == "/healthz" {
@@ -139,9 +153,34 @@ impl Server {
                         "Debug endpoints are disabled.\n",
                     );
                 }
+                // Reference §2.4: `/configz` is not served on the read-only port.
+                if path == "/configz" {
+                    return text(StatusCode::NOT_FOUND, "404 page not found\n");
+                }
                 self.route(method, path)
             }
             Port::Serving => {
+                // Tokens the stand-in was told about: as if the apiserver's TokenReview
+                // authenticated them and its SubjectAccessReview answered.
+                if let Some(t) = bearer {
+                    if self.tokens.iter().any(|k| k == t) {
+                        return self.route(method, path);
+                    }
+                    if self.refused_tokens.iter().any(|k| k == t) {
+                        let sub = if path == "/configz" {
+                            "configz"
+                        } else {
+                            subresource(path)
+                        };
+                        return text(
+                            StatusCode::FORBIDDEN,
+                            format!(
+                                "Forbidden (user=system:serviceaccount:kubelet-sentinel:kubelet-sentinel, verb={}, resource=nodes, subresource={sub})",
+                                verb(method)
+                            ),
+                        );
+                    }
+                }
                 // Authentication: a bearer token needs the apiserver's TokenReview, which
                 // the stand-in does not have; without a token the user is anonymous.
                 if (has_credentials && self.webhook_authn) || !self.anonymous {
@@ -163,7 +202,10 @@ impl Server {
     }
 
     fn route(&self, method: &Method, path: &str) -> Resp {
-        let known = matches!(path, "/healthz" | "/pods" | "/pods/" | "/metrics");
+        let known = matches!(
+            path,
+            "/healthz" | "/pods" | "/pods/" | "/metrics" | "/configz"
+        );
         if !known {
             return text(StatusCode::NOT_FOUND, "404 page not found\n");
         }
@@ -177,6 +219,7 @@ impl Server {
                 "text/plain; version=0.0.4; charset=utf-8",
                 metrics_body(&self.version),
             ),
+            "/configz" => respond(StatusCode::OK, "application/json", self.configz.clone()),
             _ => respond(StatusCode::OK, "application/json", POD_LIST),
         }
     }
@@ -191,7 +234,19 @@ where
         let server = server.clone();
         async move {
             let has_credentials = req.headers().contains_key(AUTHORIZATION);
-            let resp = server.answer(port, req.method(), req.uri().path(), has_credentials);
+            let bearer = req
+                .headers()
+                .get(AUTHORIZATION)
+                .and_then(|v| v.to_str().ok())
+                .and_then(|v| v.strip_prefix("Bearer "))
+                .map(str::trim);
+            let resp = server.answer(
+                port,
+                req.method(),
+                req.uri().path(),
+                has_credentials,
+                bearer,
+            );
             Ok::<_, Infallible>(resp)
         }
     });

@@ -9,7 +9,12 @@
 //! Test-only flags (not kubelet flags; removed before the kubelet flags are parsed):
 //! - `--standin-silent-tls`: accept TCP on the serving port but never send a byte;
 //! - `--standin-ready-file PATH`: once every listener is bound, write
-//!   `{"port":..,"read_only_port":..,"healthz_port":..}` (bound ports, `null` when off).
+//!   `{"port":..,"read_only_port":..,"healthz_port":..}` (bound ports, `null` when off);
+//! - `--standin-token TOKEN` (repeatable): a bearer token the serving port authenticates
+//!   and authorizes (as if a TokenReview and a SubjectAccessReview allowed it): `/configz`
+//!   then answers `{"kubeletconfig": {...}}`, the configuration the stand-in started with;
+//! - `--standin-refuse-token TOKEN` (repeatable): a token that is authenticated but not
+//!   authorized: 403 `Forbidden (user=…, verb=get, resource=nodes, subresource=configz)`.
 
 mod http;
 mod tls;
@@ -161,6 +166,8 @@ fn print_version(raw: bool) -> ExitCode {
 struct StandinOpts {
     silent_tls: bool,
     ready_file: Option<PathBuf>,
+    tokens: Vec<String>,
+    refused_tokens: Vec<String>,
 }
 
 /// Take the `--standin-*` flags out of argv; the rest is the kubelet's command line.
@@ -192,21 +199,25 @@ fn split_standin_flags(args: &[String]) -> Result<(StandinOpts, Vec<String>), St
                     })?,
                 }
             }
-            "ready-file" => {
+            "ready-file" | "token" | "refuse-token" => {
                 let value = match inline {
                     Some(v) => v.to_string(),
                     None => {
                         let v = args
                             .get(i)
-                            .ok_or("flag needs an argument: --standin-ready-file")?;
+                            .ok_or_else(|| format!("flag needs an argument: --standin-{name}"))?;
                         i += 1;
                         v.clone()
                     }
                 };
                 if value.is_empty() {
-                    return Err("--standin-ready-file: empty path".to_string());
+                    return Err(format!("--standin-{name}: empty value"));
                 }
-                opts.ready_file = Some(PathBuf::from(value));
+                match name {
+                    "ready-file" => opts.ready_file = Some(PathBuf::from(value)),
+                    "token" => opts.tokens.push(value),
+                    _ => opts.refused_tokens.push(value),
+                }
             }
             other => return Err(format!("unknown flag: --standin-{other}")),
         }
@@ -235,6 +246,8 @@ struct Settings {
     cert_dir_explicit: bool,
     hostname: String,
     version: String,
+    /// `{"kubeletconfig": {...}}`: what `/configz` serves.
+    configz: String,
 }
 
 fn known(cfg: &EffectiveConfig, key: &str) -> Result<Setting, String> {
@@ -413,7 +426,62 @@ fn load(args: &[String]) -> Result<Settings, String> {
         cert_dir: cwd.join(cert_dir_flag.unwrap_or_else(|| DEFAULT_CERT_DIR.to_string())),
         hostname: hostname(&flags),
         version: own_version(),
+        configz: configz(&cfg)?,
     })
+}
+
+/// A duration in seconds the way Go prints it (`4h0m0s`, `2m0s`, `30s`).
+fn go_duration(secs: f64) -> String {
+    let total = secs.round() as i64;
+    let (h, m, s) = (total / 3600, (total % 3600) / 60, total % 60);
+    match (h, m) {
+        (0, 0) => format!("{s}s"),
+        (0, _) => format!("{m}m{s}s"),
+        _ => format!("{h}h{m}m{s}s"),
+    }
+}
+
+/// The effective configuration as the kubelet's `/configz` shows it: every modelled
+/// setting, defaults filled in, durations in Go's form, and the fields the kubelet's JSON
+/// omits when empty (`omitempty`: `readOnlyPort: 0`, empty strings, lists and maps) left
+/// out.
+fn configz(cfg: &EffectiveConfig) -> Result<String, String> {
+    use kubelet_sentinel::observe::settings::{parse_go_duration, SettingKind, SETTINGS};
+    let mut root = serde_json::Map::new();
+    for def in SETTINGS {
+        let mut v = known(cfg, def.key)?.value;
+        if def.kind == SettingKind::Duration {
+            if let Some(secs) = v.as_str().and_then(parse_go_duration) {
+                v = Value::String(go_duration(secs));
+            }
+        }
+        let empty = match &v {
+            Value::Number(n) => n.as_i64() == Some(0),
+            Value::String(s) => s.is_empty(),
+            Value::Array(a) => a.is_empty(),
+            Value::Object(o) => o.is_empty(),
+            _ => false,
+        };
+        if empty {
+            continue;
+        }
+        let (last, parents) = def
+            .path
+            .split_last()
+            .ok_or_else(|| format!("{}: empty path", def.key))?;
+        let mut cur = &mut root;
+        for p in parents {
+            let entry = cur
+                .entry(p.to_string())
+                .or_insert_with(|| Value::Object(serde_json::Map::new()));
+            cur = match entry {
+                Value::Object(o) => o,
+                _ => return Err(format!("{}: {p} is not an object", def.key)),
+            };
+        }
+        cur.insert(last.to_string(), v);
+    }
+    Ok(serde_json::json!({ "kubeletconfig": root }).to_string())
 }
 
 /// The serving certificate, as the kubelet's `InitializeTLS` finds it: the configured
@@ -540,6 +608,9 @@ async fn run(s: Settings, opts: StandinOpts) -> Result<(), String> {
         anonymous: s.anonymous,
         webhook_authn: s.webhook_authn,
         authz: s.authz,
+        configz: s.configz.clone(),
+        tokens: opts.tokens.clone(),
+        refused_tokens: opts.refused_tokens.clone(),
     });
     let mut sigterm = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
         .map_err(|e| format!("cannot handle SIGTERM: {e}"))?;
