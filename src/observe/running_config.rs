@@ -62,10 +62,17 @@ impl Default for RunningConfigOptions {
     }
 }
 
-/// A successful read, kept for its kubelet process.
+/// After a failed read, the next attempt waits this long (the failure is reported
+/// meanwhile): a kubelet port or proxy that hangs costs its timeout once a minute, not at
+/// every evaluation (every watch-triggered one included).
+pub const RETRY_AFTER_FAILURE: Duration = Duration::from_secs(60);
+
+/// A successful read, kept for its kubelet process; the last failure, kept for
+/// [`RETRY_AFTER_FAILURE`].
 #[derive(Debug, Default, Clone)]
 pub struct ConfigzCache {
     last: Option<RunningConfig>,
+    failed: Option<(RunningConfig, Instant)>,
 }
 
 /// Read the running configuration of the snapshot's kubelet, unless reading it is off or
@@ -75,6 +82,16 @@ pub async fn read(
     opts: &RunningConfigOptions,
     cluster: Option<&Cluster>,
     cache: &mut ConfigzCache,
+) -> Option<(RunningConfig, ProbeRecord)> {
+    read_at(snapshot, opts, cluster, cache, Instant::now()).await
+}
+
+async fn read_at(
+    snapshot: &Snapshot,
+    opts: &RunningConfigOptions,
+    cluster: Option<&Cluster>,
+    cache: &mut ConfigzCache,
+    now: Instant,
 ) -> Option<(RunningConfig, ProbeRecord)> {
     if !opts.enabled {
         return None;
@@ -86,6 +103,12 @@ pub async fn read(
         let rc = hit.clone();
         return Some((rc, record(start, &Ok(()))));
     }
+    if let Some((rc, _)) = cache.failed.as_ref().filter(|(c, at)| {
+        c.process == process && now.saturating_duration_since(*at) < RETRY_AFTER_FAILURE
+    }) {
+        let outcome = rc.config.as_ref().map(|_| ()).map_err(Clone::clone);
+        return Some((rc.clone(), record(start, &outcome)));
+    }
     let (via, config) = fetch(snapshot, opts, cluster).await;
     let rc = RunningConfig {
         via,
@@ -94,6 +117,9 @@ pub async fn read(
     };
     if rc.config.is_ok() {
         cache.last = Some(rc.clone());
+        cache.failed = None;
+    } else {
+        cache.failed = Some((rc.clone(), now));
     }
     let outcome = rc.config.as_ref().map(|_| ()).map_err(Clone::clone);
     Some((rc, record(start, &outcome)))
@@ -437,6 +463,7 @@ mod tests {
                 config: Ok(serde_json::json!({"readOnlyPort": 0})),
                 process: (k.pid, k.start_time_ticks),
             }),
+            failed: None,
         };
         let on = RunningConfigOptions {
             enabled: true,
@@ -450,6 +477,45 @@ mod tests {
         let (rc, rec) = read(&other, &on, None, &mut cache).await.unwrap();
         assert!(rc.config.is_err() && !rec.success);
         assert!(rec.error.unwrap().contains("no API access"));
+    }
+
+    #[tokio::test]
+    async fn a_failure_is_reported_without_retrying_for_a_minute() {
+        let snap = crate::evaluate::util::testing::snapshot_with(&[], None);
+        let k = snap.kubelet.as_ref().unwrap();
+        let t0 = Instant::now();
+        let mut cache = ConfigzCache {
+            last: None,
+            failed: Some((
+                RunningConfig {
+                    via: ConfigzRoute::Kubelet,
+                    config: Err("nodes/configz: no answer within 3s".into()),
+                    process: (k.pid, k.start_time_ticks),
+                },
+                t0,
+            )),
+        };
+        let on = RunningConfigOptions {
+            enabled: true,
+            ..RunningConfigOptions::default()
+        };
+        // Within the minute: the stored failure, not a new attempt.
+        let (rc, rec) = read_at(&snap, &on, None, &mut cache, t0 + Duration::from_secs(59))
+            .await
+            .unwrap();
+        assert_eq!(rc.config.unwrap_err(), "nodes/configz: no answer within 3s");
+        assert!(!rec.success);
+        // After it: a new attempt (which fails here for its own reason, and is stored).
+        let later = t0 + RETRY_AFTER_FAILURE;
+        let (rc, _) = read_at(&snap, &on, None, &mut cache, later).await.unwrap();
+        let e = rc.config.unwrap_err();
+        assert_ne!(e, "nodes/configz: no answer within 3s");
+        assert_eq!(cache.failed.as_ref().map(|(_, at)| *at), Some(later));
+        // Another kubelet process is tried at once.
+        let mut other = snap.clone();
+        other.kubelet.as_mut().unwrap().pid += 1;
+        let (rc, _) = read_at(&other, &on, None, &mut cache, later).await.unwrap();
+        assert_eq!(rc.process.0, k.pid + 1);
     }
 
     #[test]
