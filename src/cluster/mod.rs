@@ -176,7 +176,12 @@ impl Cluster {
         let source = Source::decide(opts.mode, opts.kubeconfig.as_deref(), in_cluster)?;
         let mut token = None;
         let built = match client::config(&source).await {
-            Ok(None) => return Ok(Cluster::disabled(source.describe())),
+            Ok(None) => {
+                if opts.events {
+                    tracing::warn!(reason = %source.describe(), "--events needs API access: no events will be posted");
+                }
+                return Ok(Cluster::disabled(source.describe()));
+            }
             Ok(Some(config)) => {
                 token = TokenSource::of(&config);
                 client::client(config)
