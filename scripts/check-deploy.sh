@@ -145,18 +145,21 @@ EOF
   "$kubectl" kustomize "$out/overlay-podmonitor" >"$out/kustomize-podmonitor.yaml"
   ! grep -q '^kind: ServiceMonitor' "$out/kustomize-podmonitor.yaml" ||
     { echo "the podmonitor component left the ServiceMonitor in"; return 1; }
-  # The documented running-configuration switches (README "Running configuration").
+  # The documented optional components: the running configuration (README "Running
+  # configuration") and events.
   mkdir -p "$out/overlay-running-config"
   cat >"$out/overlay-running-config/kustomization.yaml" <<'EOF'
 apiVersion: kustomize.config.k8s.io/v1beta1
 kind: Kustomization
 resources: [../../../manifests]
-components: [../../../manifests/running-config, ../../../manifests/running-config-via-proxy]
+components: [../../../manifests/running-config, ../../../manifests/running-config-via-proxy, ../../../manifests/events]
 EOF
   "$kubectl" kustomize "$out/overlay-running-config" >"$out/kustomize-running-config.yaml"
   { grep -q 'nodes/configz' "$out/kustomize-running-config.yaml" &&
     grep -q 'nodes/proxy' "$out/kustomize-running-config.yaml"; } ||
     { echo "the running-config components did not add their rules"; return 1; }
+  grep -q 'KUBELET_SENTINEL_EVENTS' "$out/kustomize-running-config.yaml" ||
+    { echo "the events component did not turn events on"; return 1; }
   ! grep -q 'nodes/' "$out/kustomize.yaml" ||
     { echo "manifests/ grants nodes/* without the running-config components"; return 1; }
 }

@@ -748,19 +748,21 @@ fn manifests_kustomization_lists_every_object_and_monitors_set_the_job() {
         .contains(&("prometheus-k8s".to_string(), "monitoring".to_string())));
 }
 
-/// The running-configuration components (README "Running configuration"): each adds
-/// exactly one `get` rule on its node subresource to the agent's ClusterRole and sets the
-/// env twin of its flag to `true`; the base manifests grant neither.
+/// The optional features' components (README "Running configuration", events): each adds
+/// exactly one rule to the agent's ClusterRole and sets the env twin of its flag to
+/// `true`; the base manifests grant none of them and turn none on.
 #[test]
-fn running_config_components_add_exactly_their_rule_and_env_twin() {
+fn optional_components_add_exactly_their_rule_and_env_twin() {
     let flags = Flags::new();
-    for (dir, resource, long) in [
-        ("running-config", "nodes/configz", "read-running-config"),
+    for (dir, resource, verb, long) in [
+        ("running-config", "nodes/configz", "get", "read-running-config"),
         (
             "running-config-via-proxy",
             "nodes/proxy",
+            "get",
             "running-config-via-proxy",
         ),
+        ("events", "events", "create", "events"),
     ] {
         let what = format!("manifests/{dir}/kustomization.yaml");
         let k = yaml_doc(&what);
@@ -803,9 +805,9 @@ fn running_config_components_add_exactly_their_rule_and_env_twin() {
             [(
                 vec![String::new()],
                 vec![resource.to_string()],
-                vec!["get".to_string()]
+                vec![verb.to_string()]
             )],
-            "{what}: exactly get on {resource}"
+            "{what}: exactly {verb} on {resource}"
         );
         let twin = flags
             .find(long)
@@ -829,8 +831,13 @@ fn running_config_components_add_exactly_their_rule_and_env_twin() {
         rbac.contains("BEGIN running configuration") && rbac.contains("END running configuration"),
         "manifests/rbac.yaml: the delimited running-configuration block"
     );
+    assert!(
+        !role["rules"].to_string().contains("\"events\""),
+        "manifests/rbac.yaml grants events"
+    );
     let ds = read("manifests/daemonset.yaml");
     assert!(!ds.contains("KUBELET_SENTINEL_READ_RUNNING_CONFIG"));
+    assert!(!ds.contains("KUBELET_SENTINEL_EVENTS"));
 }
 
 /// A rule: (apiGroups, resources, verbs).
