@@ -29,11 +29,10 @@ use std::time::{Duration, Instant};
 
 use common::fake_api::{self, FakeApi, Mode};
 use common::http::{free_port, get};
-use common::process::Guard;
+use common::process::{wait_ready_file, Guard};
 use serde_json::{json, Value};
 
 const STANDIN: &str = env!("CARGO_BIN_EXE_kubelet");
-const AGENT: &str = env!("CARGO_BIN_EXE_kubelet-sentinel");
 const WAIT: Duration = Duration::from_secs(20);
 const CHECK_WAIT: Duration = Duration::from_secs(60);
 const NODE: &str = "node-1";
@@ -107,21 +106,14 @@ fn launch(body: &str, args: &[&str]) -> Result<Standin, String> {
         config,
         ready: Value::Null,
     };
-    let deadline = Instant::now() + WAIT;
-    loop {
-        if let Ok(text) = std::fs::read_to_string(&ready) {
-            s.ready = serde_json::from_str(&text).expect("ready file is JSON");
-            return Ok(s);
+    let log = || std::fs::read_to_string(s.dir.path().join("stderr.log")).unwrap_or_default();
+    let child = s.child.as_mut().expect("spawned");
+    match wait_ready_file(child, &ready, WAIT, log) {
+        Ok(ready) => {
+            s.ready = ready;
+            Ok(s)
         }
-        if let Some(Ok(Some(status))) = s.child.as_mut().map(Child::try_wait) {
-            return Err(format!("stand-in exited ({status}): {}", s.stderr()));
-        }
-        assert!(
-            Instant::now() < deadline,
-            "stand-in not ready: {}",
-            s.stderr()
-        );
-        std::thread::sleep(Duration::from_millis(20));
+        Err(status) => Err(format!("stand-in exited ({status}): {}", s.stderr())),
     }
 }
 
@@ -138,14 +130,7 @@ fn standin(args: &[&str]) -> Standin {
 }
 
 fn agent_command(state: &Path) -> Command {
-    let mut cmd = Command::new(AGENT);
-    for (k, _) in std::env::vars_os() {
-        let k = k.to_string_lossy().into_owned();
-        if k.starts_with("KUBELET_SENTINEL_") || k == "NODE_NAME" || k == "KUBERNETES_SERVICE_HOST"
-        {
-            cmd.env_remove(&k);
-        }
-    }
+    let mut cmd = common::agent::agent_command();
     cmd.env("KUBELET_SENTINEL_STATE_DIR", state.join("state"))
         .env("NO_COLOR", "1")
         .args(["--node-name", NODE, "--log-level", "warn"])
@@ -253,6 +238,17 @@ fn has(c: &Value, field: &str, needle: &str) {
 /// The token the test itself reads the stand-in's `/configz` with.
 const READER: &str = "test-reader-token";
 
+/// A stand-in that refuses the agent's token ([`fake_api::TOKEN`], 403) and accepts
+/// [`READER`].
+fn refusing_standin() -> Standin {
+    standin(&[
+        "--standin-refuse-token",
+        fake_api::TOKEN,
+        "--standin-token",
+        READER,
+    ])
+}
+
 /// `/configz` as the stand-in serves it (its `kubeletconfig`), read with [`READER`].
 fn served_configz(s: &Standin) -> Value {
     let port = s.ready["port"].as_u64().expect("serving port") as u16;
@@ -332,12 +328,7 @@ fn a_file_edited_without_a_restart_fails_naming_the_key() {
 #[test]
 fn a_refused_token_without_the_proxy_route_is_unknown_naming_nodes_configz() {
     let api = Api::start();
-    let s = standin(&[
-        "--standin-refuse-token",
-        fake_api::TOKEN,
-        "--standin-token",
-        READER,
-    ]);
+    let s = refusing_standin();
     api.api
         .set_configz(NODE, json!({ "kubeletconfig": served_configz(&s) }));
     let r = check(
@@ -359,12 +350,7 @@ fn a_refused_token_without_the_proxy_route_is_unknown_naming_nodes_configz() {
 #[test]
 fn with_the_proxy_route_the_verdict_comes_from_nodes_proxy() {
     let api = Api::start();
-    let s = standin(&[
-        "--standin-refuse-token",
-        fake_api::TOKEN,
-        "--standin-token",
-        READER,
-    ]);
+    let s = refusing_standin();
     let args = [
         "--kubeconfig",
         &api.kubeconfig(),

@@ -36,14 +36,13 @@ use std::process::{Child, Command, Stdio};
 use std::sync::{PoisonError, RwLock, RwLockReadGuard, RwLockWriteGuard};
 use std::time::{Duration, Instant};
 
+use common::agent::{readyz_ok, wait_ready, AGENT};
 use common::http::{free_port, get};
-use common::process::Guard;
+use common::process::{wait_ready_file, Guard};
 use serde_json::Value;
 
 /// The stand-in kubelet.
 const STANDIN: &str = env!("CARGO_BIN_EXE_kubelet");
-/// The agent.
-const AGENT: &str = env!("CARGO_BIN_EXE_kubelet-sentinel");
 /// Bound on a stand-in's or agent's start-up.
 const WAIT: Duration = Duration::from_secs(20);
 /// Bound on one `check` run (a debug build, many tests in parallel).
@@ -228,21 +227,14 @@ fn launch(ports: &Ports, spec: &Spec) -> Result<Standin, String> {
         ready: Value::Null,
         config,
     };
-    let deadline = Instant::now() + WAIT;
-    loop {
-        if let Ok(text) = std::fs::read_to_string(&ready_file) {
-            s.ready = serde_json::from_str(&text).expect("ready file is JSON");
-            return Ok(s);
+    let log = || std::fs::read_to_string(s.dir.path().join("stderr.log")).unwrap_or_default();
+    let child = s.child.as_mut().expect("spawned");
+    match wait_ready_file(child, &ready_file, WAIT, log) {
+        Ok(ready) => {
+            s.ready = ready;
+            Ok(s)
         }
-        if let Some(Ok(Some(status))) = s.child.as_mut().map(Child::try_wait) {
-            return Err(format!("stand-in exited early ({status}): {}", s.stderr()));
-        }
-        assert!(
-            Instant::now() < deadline,
-            "stand-in not ready within {WAIT:?}: {}",
-            s.stderr()
-        );
-        std::thread::sleep(Duration::from_millis(20));
+        Err(status) => Err(format!("stand-in exited early ({status}): {}", s.stderr())),
     }
 }
 
@@ -275,14 +267,7 @@ fn body(body: String) -> impl Fn(&Ports) -> Spec {
 /// The agent's command with no `KUBELET_SENTINEL_*`/`NODE_NAME` from the test's
 /// environment (they would change its flags).
 fn agent_command() -> Command {
-    let mut cmd = Command::new(AGENT);
-    for (k, _) in std::env::vars_os() {
-        let k = k.to_string_lossy().into_owned();
-        if k.starts_with("KUBELET_SENTINEL_") || k == "NODE_NAME" || k == "KUBERNETES_SERVICE_HOST"
-        {
-            cmd.env_remove(&k);
-        }
-    }
+    let mut cmd = common::agent::agent_command();
     // A fresh, empty state dir per command: no baseline from another test or from a
     // developer's own runs can leak in.
     static N: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
@@ -438,29 +423,17 @@ impl Serve {
                 .spawn()
                 .unwrap_or_else(|e| panic!("cannot start {AGENT}: {e}"));
             let mut guard = Guard(child);
-            let deadline = Instant::now() + WAIT;
-            loop {
-                if let Ok(Some(status)) = guard.0.try_wait() {
-                    last = format!(
-                        "serve exited ({status}): {}",
-                        std::fs::read_to_string(&log).unwrap_or_default()
-                    );
-                    break;
-                }
-                if get(addr, "/readyz", None).is_ok_and(|r| r.status == 200) {
+            let read_log = || std::fs::read_to_string(&log).unwrap_or_default();
+            match wait_ready(&mut guard, WAIT, || readyz_ok(addr).then_some(()), read_log) {
+                Ok(()) => {
                     return Serve {
                         guard,
                         addr,
                         log,
                         _dir: dir,
-                    };
+                    }
                 }
-                assert!(
-                    Instant::now() < deadline,
-                    "serve not ready within {WAIT:?}: {}",
-                    std::fs::read_to_string(&log).unwrap_or_default()
-                );
-                std::thread::sleep(Duration::from_millis(50));
+                Err(status) => last = format!("serve exited ({status}): {}", read_log()),
             }
         }
         panic!("serve did not start: {last}");

@@ -16,17 +16,17 @@
 
 #![cfg(feature = "standin")]
 
+mod common;
+
 use std::io::{Read, Write};
-use std::net::{Ipv4Addr, TcpListener, TcpStream};
+use std::net::{Ipv4Addr, TcpStream};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Stdio};
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
-use rustls::crypto::CryptoProvider;
-use rustls::pki_types::{CertificateDer, ServerName, UnixTime};
-use rustls::{DigitallySignedStruct, SignatureScheme};
+use common::http::free_port;
+use common::process::wait_ready_file;
+use rustls::pki_types::ServerName;
 use serde_json::Value;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
@@ -38,11 +38,6 @@ const IO: Duration = Duration::from_secs(5);
 
 const HEAD: &str = "apiVersion: kubelet.config.k8s.io/v1beta1\nkind: KubeletConfiguration\n";
 const POD_LIST: &str = r#"{"kind":"PodList","apiVersion":"v1","metadata":{},"items":[]}"#;
-
-fn free_port() -> u16 {
-    let l = TcpListener::bind((Ipv4Addr::LOCALHOST, 0)).expect("bind an ephemeral port");
-    l.local_addr().expect("local addr").port()
-}
 
 /// A running stand-in; killed (and reaped) on drop.
 struct Standin {
@@ -169,23 +164,14 @@ fn spawn(dir: tempfile::TempDir, exe: &Path, mut argv: Vec<String>) -> Standin {
         dir,
         ready: Value::Null,
     };
-    let deadline = Instant::now() + WAIT;
-    loop {
-        if let Ok(text) = std::fs::read_to_string(&ready_file) {
-            s.ready = serde_json::from_str(&text).expect("ready file is JSON");
-            return s;
+    let log = || std::fs::read_to_string(s.dir.path().join("stderr.log")).unwrap_or_default();
+    let child = s.child.as_mut().expect("spawned");
+    match wait_ready_file(child, &ready_file, WAIT, log) {
+        Ok(ready) => {
+            s.ready = ready;
+            s
         }
-        if let Some(child) = s.child.as_mut() {
-            if let Ok(Some(status)) = child.try_wait() {
-                panic!("stand-in exited early ({status}): {}", s.stderr());
-            }
-        }
-        assert!(
-            Instant::now() < deadline,
-            "stand-in not ready within {WAIT:?}: {}",
-            s.stderr()
-        );
-        std::thread::sleep(Duration::from_millis(20));
+        Err(status) => panic!("stand-in exited early ({status}): {}", s.stderr()),
     }
 }
 
@@ -217,56 +203,6 @@ fn plain_get(port: u16, path: &str) -> (u16, String) {
     parse_response(&raw)
 }
 
-/// Accepts any server certificate (the stand-in's is self-signed); handshake
-/// signatures are still checked.
-#[derive(Debug)]
-struct AcceptAnyCert(Arc<CryptoProvider>);
-
-impl ServerCertVerifier for AcceptAnyCert {
-    fn verify_server_cert(
-        &self,
-        _end_entity: &CertificateDer<'_>,
-        _intermediates: &[CertificateDer<'_>],
-        _server_name: &ServerName<'_>,
-        _ocsp_response: &[u8],
-        _now: UnixTime,
-    ) -> Result<ServerCertVerified, rustls::Error> {
-        Ok(ServerCertVerified::assertion())
-    }
-
-    fn verify_tls12_signature(
-        &self,
-        message: &[u8],
-        cert: &CertificateDer<'_>,
-        dss: &DigitallySignedStruct,
-    ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        rustls::crypto::verify_tls12_signature(
-            message,
-            cert,
-            dss,
-            &self.0.signature_verification_algorithms,
-        )
-    }
-
-    fn verify_tls13_signature(
-        &self,
-        message: &[u8],
-        cert: &CertificateDer<'_>,
-        dss: &DigitallySignedStruct,
-    ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        rustls::crypto::verify_tls13_signature(
-            message,
-            cert,
-            dss,
-            &self.0.signature_verification_algorithms,
-        )
-    }
-
-    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
-        self.0.signature_verification_algorithms.supported_schemes()
-    }
-}
-
 /// `GET` over TLS (rustls, any certificate accepted): status, body, negotiated version.
 fn tls_get(port: u16, path: &str) -> (u16, String, String) {
     let rt = tokio::runtime::Builder::new_current_thread()
@@ -274,14 +210,9 @@ fn tls_get(port: u16, path: &str) -> (u16, String, String) {
         .build()
         .expect("runtime");
     rt.block_on(async {
-        let provider = Arc::new(rustls::crypto::ring::default_provider());
-        let config = rustls::ClientConfig::builder_with_provider(provider.clone())
-            .with_safe_default_protocol_versions()
-            .expect("protocol versions")
-            .dangerous()
-            .with_custom_certificate_verifier(Arc::new(AcceptAnyCert(provider)))
-            .with_no_client_auth();
-        let connector = tokio_rustls::TlsConnector::from(Arc::new(config));
+        // Any certificate accepted (the stand-in's is self-signed), signatures checked.
+        let (config, _) = common::tls::client_config();
+        let connector = tokio_rustls::TlsConnector::from(config);
         let exchange = async {
             let tcp = tokio::net::TcpStream::connect((Ipv4Addr::LOCALHOST, port)).await?;
             let name = ServerName::try_from("localhost").expect("server name");

@@ -24,11 +24,13 @@
 
 #![allow(dead_code)]
 
+pub mod agent;
 pub mod fake_api;
 pub mod http;
 pub mod metrics;
 pub mod process;
 pub mod promql;
+pub mod tls;
 
 use std::collections::BTreeMap;
 use std::fs;
