@@ -9,11 +9,10 @@
 mod common;
 
 use std::net::{Ipv4Addr, SocketAddr};
-use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use common::agent::{serve_args, wait_http_ready};
+use common::agent::{kubeconfig_command, serve_args, wait_http_ready};
 use common::fake_api::{self, FakeApi, Mode};
 use common::http::{free_port, get};
 use common::process::Guard;
@@ -21,18 +20,6 @@ use common::Fixture;
 use serde_json::{json, Value};
 
 const NODE: &str = "node-1";
-
-/// The agent's command with a kubeconfig for the fake, debug logs.
-fn agent_command(kubeconfig: &Path) -> Command {
-    let mut cmd = common::agent::agent_command();
-    cmd.arg("--node-name")
-        .arg(NODE)
-        .arg("--kubeconfig")
-        .arg(kubeconfig)
-        .arg("--log-level")
-        .arg("kubelet_sentinel=debug");
-    cmd
-}
 
 struct Agent {
     addr: SocketAddr,
@@ -81,7 +68,7 @@ fn serve_with(api: &FakeApi, fx: Fixture, extra: &[&str]) -> Agent {
     api.write_kubeconfig(&kubeconfig);
     let addr = SocketAddr::from((Ipv4Addr::LOCALHOST, free_port()));
     let child = serve_args(
-        &mut agent_command(&kubeconfig),
+        &mut kubeconfig_command(NODE, &kubeconfig),
         &fx.root(),
         addr,
         &state.path().join("state"),
@@ -113,7 +100,7 @@ fn check_with(api: &FakeApi, extra: &[&str]) -> Value {
     let state = tempfile::tempdir().expect("state dir");
     let kubeconfig = state.path().join("kubeconfig");
     api.write_kubeconfig(&kubeconfig);
-    let out = agent_command(&kubeconfig)
+    let out = kubeconfig_command(NODE, &kubeconfig)
         .arg("check")
         .arg("--host-root")
         .arg(fx.root())
@@ -387,7 +374,7 @@ fn api_errors_make_the_controls_unknown_and_fail_the_api_steps() {
         .replace(fake_api::TOKEN, "stolen");
     std::fs::write(&kc, text).expect("write");
     let fx = Fixture::load("kubeadm-hardened");
-    let out = agent_command(&kc)
+    let out = kubeconfig_command(NODE, &kc)
         .args([
             "check",
             "--format",

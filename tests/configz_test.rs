@@ -23,53 +23,25 @@
 mod common;
 
 use std::net::{Ipv4Addr, SocketAddr, TcpListener};
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::path::Path;
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
+use common::agent::{control, run_report};
 use common::fake_api::{self, FakeApi, Mode};
 use common::http::{free_port, get};
-use common::process::{wait_ready_file, Guard};
+use common::process::Guard;
+use common::standin::{config_text, Standin, STANDIN};
 use serde_json::{json, Value};
 
-const STANDIN: &str = env!("CARGO_BIN_EXE_kubelet");
 const WAIT: Duration = Duration::from_secs(20);
 const CHECK_WAIT: Duration = Duration::from_secs(60);
 const NODE: &str = "node-1";
 const CONTROL: &str = "running-config-matches-disk";
 
-const HEAD: &str = "apiVersion: kubelet.config.k8s.io/v1beta1\nkind: KubeletConfiguration\n";
 /// Anonymous off, webhook authn and authz, no read-only port, a 4h idle timeout written
 /// the short way (the stand-in's `/configz` says `4h0m0s`).
 const HARDENED: &str = "authentication:\n  anonymous:\n    enabled: false\n  webhook:\n    enabled: true\nauthorization:\n  mode: Webhook\nreadOnlyPort: 0\nstreamingConnectionIdleTimeout: 4h\n";
-
-/// A running stand-in; killed on drop.
-struct Standin {
-    child: Option<Child>,
-    dir: tempfile::TempDir,
-    config: PathBuf,
-    /// The ready file: the bound ports.
-    ready: Value,
-}
-
-impl Standin {
-    fn pid(&self) -> u32 {
-        self.child.as_ref().expect("running").id()
-    }
-
-    fn stderr(&self) -> String {
-        std::fs::read_to_string(self.dir.path().join("stderr.log")).unwrap_or_default()
-    }
-}
-
-impl Drop for Standin {
-    fn drop(&mut self) {
-        if let Some(mut c) = self.child.take() {
-            let _ = c.kill();
-            let _ = c.wait();
-        }
-    }
-}
 
 fn launch(body: &str, args: &[&str]) -> Result<Standin, String> {
     let (port, healthz) = {
@@ -82,39 +54,10 @@ fn launch(body: &str, args: &[&str]) -> Result<Standin, String> {
     };
     let dir = tempfile::tempdir().expect("tempdir");
     let config = dir.path().join("config.yaml");
-    std::fs::write(
-        &config,
-        format!("{HEAD}address: 127.0.0.1\nport: {port}\nhealthzBindAddress: 127.0.0.1\nhealthzPort: {healthz}\n{body}"),
-    )
-    .expect("write the config");
-    let ready = dir.path().join("ready.json");
-    let stderr = std::fs::File::create(dir.path().join("stderr.log")).expect("stderr");
-    let child = Command::new(STANDIN)
-        .arg(format!("--config={}", config.display()))
-        .args(args)
-        .arg("--standin-ready-file")
-        .arg(&ready)
-        .env_clear()
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(stderr)
-        .spawn()
-        .expect("spawn the stand-in");
-    let mut s = Standin {
-        child: Some(child),
-        dir,
-        config,
-        ready: Value::Null,
-    };
-    let log = || std::fs::read_to_string(s.dir.path().join("stderr.log")).unwrap_or_default();
-    let child = s.child.as_mut().expect("spawned");
-    match wait_ready_file(child, &ready, WAIT, log) {
-        Ok(ready) => {
-            s.ready = ready;
-            Ok(s)
-        }
-        Err(status) => Err(format!("stand-in exited ({status}): {}", s.stderr())),
-    }
+    std::fs::write(&config, config_text(port, healthz, body)).expect("write the config");
+    let mut argv = vec![format!("--config={}", config.display())];
+    argv.extend(args.iter().map(|a| a.to_string()));
+    Standin::spawn(dir, Path::new(STANDIN), &argv, WAIT)
 }
 
 fn standin(args: &[&str]) -> Standin {
@@ -172,12 +115,7 @@ struct Report {
 
 impl Report {
     fn control(&self, id: &str) -> &Value {
-        self.json["controls"]
-            .as_array()
-            .expect("controls")
-            .iter()
-            .find(|c| c["id"] == id)
-            .unwrap_or_else(|| panic!("no control {id}"))
+        control(&self.json, id)
     }
 
     fn probe(&self, name: &str) -> Option<&Value> {
@@ -200,33 +138,21 @@ impl Report {
 }
 
 fn check(pid: u32, args: &[&str]) -> Report {
-    let dir = tempfile::tempdir().expect("tempdir");
-    let out = dir.path().join("out.json");
-    let err = dir.path().join("err.log");
-    let start = Instant::now();
-    let child = agent_command(dir.path())
-        .args(["check", "--kubelet-pid", &pid.to_string()])
-        .args([
-            "--format",
-            "json",
-            "--fail-on",
-            "never",
-            "--live-probes",
-            "auto",
-        ])
-        .args(args)
-        .stdout(std::fs::File::create(&out).expect("out"))
-        .stderr(std::fs::File::create(&err).expect("err"))
-        .spawn()
-        .expect("spawn the agent");
-    let mut guard = Guard(child);
-    let status = guard.wait_timeout(CHECK_WAIT);
-    let elapsed = start.elapsed();
-    let stderr = std::fs::read_to_string(&err).unwrap_or_default();
-    let status = status.unwrap_or_else(|| panic!("check ran over {CHECK_WAIT:?}: {stderr}"));
-    assert!(status.success(), "check exited {status}: {stderr}");
-    let text = std::fs::read_to_string(&out).expect("report");
-    let json: Value = serde_json::from_str(&text).unwrap_or_else(|e| panic!("{e}: {text}"));
+    let state = tempfile::tempdir().expect("tempdir");
+    let (json, elapsed) = run_report(
+        agent_command(state.path())
+            .args(["check", "--kubelet-pid", &pid.to_string()])
+            .args([
+                "--format",
+                "json",
+                "--fail-on",
+                "never",
+                "--live-probes",
+                "auto",
+            ])
+            .args(args),
+        CHECK_WAIT,
+    );
     Report { json, elapsed }
 }
 
@@ -303,9 +229,9 @@ fn a_file_edited_without_a_restart_fails_naming_the_key() {
     let api = Api::start();
     let s = standin(&["--standin-token", fake_api::TOKEN]);
     // The kubelet keeps running with 4h; the file now says 5m.
-    let text = std::fs::read_to_string(&s.config).expect("config");
+    let text = std::fs::read_to_string(s.config()).expect("config");
     std::fs::write(
-        &s.config,
+        s.config(),
         text.replace(
             "streamingConnectionIdleTimeout: 4h",
             "streamingConnectionIdleTimeout: 5m",
@@ -475,9 +401,9 @@ fn serve_exports_the_step_and_catches_an_edit_under_a_running_agent() {
             "control=\"{CONTROL}\",family=\"hardening\",severity=\"high\",status=\"pass\"}} 1"
         ),
     );
-    let text = std::fs::read_to_string(&s.config).expect("config");
+    let text = std::fs::read_to_string(s.config()).expect("config");
     std::fs::write(
-        &s.config,
+        s.config(),
         text.replace(
             "readOnlyPort: 0",
             "readOnlyPort: 0\nprotectKernelDefaults: true",

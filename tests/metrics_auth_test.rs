@@ -21,7 +21,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use common::agent::{agent_command, serve_args, wait_ready};
+use common::agent::{kubeconfig_command, serve_args, wait_ready};
 use common::fake_api::{FakeApi, Mode};
 use common::http::{free_port, Response};
 use common::process::Guard;
@@ -134,14 +134,7 @@ fn tls_ready(addr: SocketAddr) -> Option<Vec<u8>> {
 fn command(dir: &Path, api: &FakeApi) -> Command {
     let kubeconfig = dir.join("kubeconfig");
     api.write_kubeconfig(&kubeconfig);
-    let mut cmd = agent_command();
-    cmd.arg("--node-name")
-        .arg(NODE)
-        .arg("--kubeconfig")
-        .arg(kubeconfig)
-        .arg("--log-level")
-        .arg("kubelet_sentinel=debug");
-    cmd
+    kubeconfig_command(NODE, &kubeconfig)
 }
 
 /// `serve` over HTTPS (a certificate in files) on the kubeadm-hardened fixture, with

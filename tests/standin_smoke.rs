@@ -25,39 +25,19 @@ use std::process::{Child, Command, ExitStatus, Stdio};
 use std::time::{Duration, Instant};
 
 use common::http::free_port;
-use common::process::wait_ready_file;
+use common::standin::{config_text, retry_busy, Standin, HEAD, STANDIN};
 use rustls::pki_types::ServerName;
 use serde_json::Value;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
-const BIN: &str = env!("CARGO_BIN_EXE_kubelet");
 /// Bound on start-up and exit waits.
 const WAIT: Duration = Duration::from_secs(20);
 /// Bound on one request/answer exchange.
 const IO: Duration = Duration::from_secs(5);
 
-const HEAD: &str = "apiVersion: kubelet.config.k8s.io/v1beta1\nkind: KubeletConfiguration\n";
 const POD_LIST: &str = r#"{"kind":"PodList","apiVersion":"v1","metadata":{},"items":[]}"#;
 
-/// A running stand-in; killed (and reaped) on drop.
-struct Standin {
-    child: Option<Child>,
-    dir: tempfile::TempDir,
-    ready: Value,
-}
-
 impl Standin {
-    fn port(&self, key: &str) -> u16 {
-        self.ready[key]
-            .as_u64()
-            .and_then(|p| u16::try_from(p).ok())
-            .unwrap_or_else(|| panic!("ready file has no {key}: {}", self.ready))
-    }
-
-    fn stderr(&self) -> String {
-        std::fs::read_to_string(self.dir.path().join("stderr.log")).unwrap_or_default()
-    }
-
     /// Send SIGTERM and wait (bounded) for the exit status.
     fn terminate(&mut self) -> ExitStatus {
         let mut child = self.child.take().expect("running child");
@@ -72,15 +52,6 @@ impl Standin {
     }
 }
 
-impl Drop for Standin {
-    fn drop(&mut self) {
-        if let Some(mut child) = self.child.take() {
-            let _ = child.kill();
-            let _ = child.wait();
-        }
-    }
-}
-
 fn wait_exit(child: &mut Child) -> Option<ExitStatus> {
     let deadline = Instant::now() + WAIT;
     while Instant::now() < deadline {
@@ -92,24 +63,10 @@ fn wait_exit(child: &mut Child) -> Option<ExitStatus> {
     None
 }
 
-/// Run `f` (a spawn), retrying while the freshly copied binary is still open for writing
-/// in a child another test thread forked during the copy (`ETXTBSY`, bounded).
-fn retry_busy<T>(mut f: impl FnMut() -> std::io::Result<T>) -> T {
-    let deadline = Instant::now() + WAIT;
-    loop {
-        match f() {
-            Err(e) if e.raw_os_error() == Some(libc::ETXTBSY) && Instant::now() < deadline => {
-                std::thread::sleep(Duration::from_millis(20));
-            }
-            other => return other.expect("spawn the stand-in"),
-        }
-    }
-}
-
 /// A copy of the stand-in binary named `kubelet` in `dir`, with an optional version file.
 fn copy_binary(dir: &Path, version: Option<&str>) -> PathBuf {
     let exe = dir.join("kubelet");
-    std::fs::copy(BIN, &exe).expect("copy the stand-in binary");
+    std::fs::copy(STANDIN, &exe).expect("copy the stand-in binary");
     if let Some(v) = version {
         std::fs::write(dir.join("kubelet.version"), format!("{v}\n")).expect("version file");
     }
@@ -127,15 +84,7 @@ fn start_with(
     let dir = tempfile::tempdir().expect("tempdir");
     let exe = copy_binary(dir.path(), version);
     let config = dir.path().join("config.yaml");
-    std::fs::write(
-        &config,
-        format!(
-            "{HEAD}address: 127.0.0.1\nport: {}\nhealthzBindAddress: 127.0.0.1\nhealthzPort: {}\n{body}",
-            free_port(),
-            free_port()
-        ),
-    )
-    .expect("write config");
+    std::fs::write(&config, config_text(free_port(), free_port(), body)).expect("write config");
     let mut argv = vec![format!("--config={}", config.display())];
     argv.extend(args(dir.path()));
     spawn(dir, &exe, argv)
@@ -145,34 +94,8 @@ fn start(body: &str) -> Standin {
     start_with(None, body, |_| Vec::new())
 }
 
-fn spawn(dir: tempfile::TempDir, exe: &Path, mut argv: Vec<String>) -> Standin {
-    let ready_file = dir.path().join("ready.json");
-    argv.push("--standin-ready-file".to_string());
-    argv.push(ready_file.display().to_string());
-    let stderr = std::fs::File::create(dir.path().join("stderr.log")).expect("stderr log");
-    let child = retry_busy(|| {
-        Command::new(exe)
-            .args(&argv)
-            .env_clear()
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(stderr.try_clone()?)
-            .spawn()
-    });
-    let mut s = Standin {
-        child: Some(child),
-        dir,
-        ready: Value::Null,
-    };
-    let log = || std::fs::read_to_string(s.dir.path().join("stderr.log")).unwrap_or_default();
-    let child = s.child.as_mut().expect("spawned");
-    match wait_ready_file(child, &ready_file, WAIT, log) {
-        Ok(ready) => {
-            s.ready = ready;
-            s
-        }
-        Err(status) => panic!("stand-in exited early ({status}): {}", s.stderr()),
-    }
+fn spawn(dir: tempfile::TempDir, exe: &Path, argv: Vec<String>) -> Standin {
+    Standin::spawn(dir, exe, &argv, WAIT).unwrap_or_else(|e| panic!("{e}"))
 }
 
 /// Split a raw HTTP/1.1 response into status and body.
@@ -394,7 +317,9 @@ fn read_only_port_serves_plain_http_without_auth() {
 fn version_comes_from_the_version_file() {
     let dir = tempfile::tempdir().expect("tempdir");
     let run = |exe: &Path| {
-        let out = retry_busy(|| Command::new(exe).arg("--version").env_clear().output());
+        let out = retry_busy(WAIT, || {
+            Command::new(exe).arg("--version").env_clear().output()
+        });
         assert!(out.status.success(), "{:?}", out);
         String::from_utf8(out.stdout).expect("UTF-8")
     };
@@ -459,7 +384,7 @@ fn invalid_configuration_exits_non_zero() {
     let dir = tempfile::tempdir().expect("tempdir");
     let config = dir.path().join("config.yaml");
     std::fs::write(&config, "apiVersion: v1\nkind: Pod\n").expect("write config");
-    let mut child = Command::new(BIN)
+    let mut child = Command::new(STANDIN)
         .arg(format!("--config={}", config.display()))
         .env_clear()
         .stdout(Stdio::null())

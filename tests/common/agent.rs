@@ -6,6 +6,8 @@ use std::path::Path;
 use std::process::{Command, ExitStatus};
 use std::time::{Duration, Instant};
 
+use serde_json::Value;
+
 use super::http::get;
 use super::process::Guard;
 
@@ -24,6 +26,19 @@ pub fn agent_command() -> Command {
             cmd.env_remove(&k);
         }
     }
+    cmd
+}
+
+/// [`agent_command`] for node `node`, with the Kubernetes API of `kubeconfig` (a fake
+/// API's) and debug logs.
+pub fn kubeconfig_command(node: &str, kubeconfig: &Path) -> Command {
+    let mut cmd = agent_command();
+    cmd.arg("--node-name")
+        .arg(node)
+        .arg("--kubeconfig")
+        .arg(kubeconfig)
+        .arg("--log-level")
+        .arg("kubelet_sentinel=debug");
     cmd
 }
 
@@ -84,4 +99,39 @@ pub fn wait_http_ready(
     if let Err(status) = wait_ready(child, timeout, || readyz_ok(addr).then_some(()), &log) {
         panic!("the agent exited ({status}):\n{}", log());
     }
+}
+
+/// Run `cmd` (a `check --format json`; its stdout and stderr go to files in a temporary
+/// directory), bounded by `timeout`: the JSON report and the wall time. Panics when it runs
+/// longer, exits unsuccessfully or does not print JSON.
+pub fn run_report(cmd: &mut Command, timeout: Duration) -> (Value, Duration) {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let out = dir.path().join("stdout.json");
+    let err = dir.path().join("stderr.log");
+    let start = Instant::now();
+    let child = cmd
+        .stdout(std::fs::File::create(&out).expect("stdout file"))
+        .stderr(std::fs::File::create(&err).expect("stderr file"))
+        .spawn()
+        .unwrap_or_else(|e| panic!("cannot start {AGENT}: {e}"));
+    let mut guard = Guard(child);
+    let status = guard.wait_timeout(timeout);
+    let elapsed = start.elapsed();
+    let stderr = std::fs::read_to_string(&err).unwrap_or_default();
+    let status = status.unwrap_or_else(|| panic!("check ran longer than {timeout:?}: {stderr}"));
+    assert!(status.success(), "check exited {status}: {stderr}");
+    let text = std::fs::read_to_string(&out).expect("read the report");
+    let json: Value = serde_json::from_str(&text)
+        .unwrap_or_else(|e| panic!("report is not JSON ({e}): {text}\n{stderr}"));
+    (json, elapsed)
+}
+
+/// The control `id` of a JSON report (panics when it has none).
+pub fn control<'r>(report: &'r Value, id: &str) -> &'r Value {
+    report["controls"]
+        .as_array()
+        .expect("controls")
+        .iter()
+        .find(|c| c["id"] == id)
+        .unwrap_or_else(|| panic!("no control {id} in the report"))
 }

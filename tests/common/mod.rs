@@ -30,6 +30,8 @@ pub mod http;
 pub mod metrics;
 pub mod process;
 pub mod promql;
+#[cfg(feature = "standin")]
+pub mod standin;
 pub mod tls;
 
 use std::collections::BTreeMap;
