@@ -14,16 +14,16 @@
 mod common;
 
 use std::net::{Ipv4Addr, SocketAddr};
-use std::process::{Command, Stdio};
+use std::process::Stdio;
 use std::time::{Duration, Instant};
 
+use common::agent::{agent_command, serve_args, wait_http_ready};
 use common::fake_api::{self, FakeApi};
 use common::http::{free_port, get};
 use common::process::Guard;
 use common::Fixture;
 use serde_json::json;
 
-const AGENT: &str = env!("CARGO_BIN_EXE_kubelet-sentinel");
 const NODE: &str = "node-1";
 
 struct Sizes {
@@ -59,13 +59,7 @@ fn cpu_seconds(pid: u32) -> f64 {
 
 fn spawn(fx: &Fixture, state: &std::path::Path, api: Option<&FakeApi>) -> (Guard, SocketAddr) {
     let addr = SocketAddr::from((Ipv4Addr::LOCALHOST, free_port()));
-    let mut cmd = Command::new(AGENT);
-    for (k, _) in std::env::vars_os() {
-        let k = k.to_string_lossy().into_owned();
-        if k.starts_with("KUBELET_SENTINEL_") || k == "KUBERNETES_SERVICE_HOST" {
-            cmd.env_remove(&k);
-        }
-    }
+    let mut cmd = agent_command();
     cmd.arg("--node-name").arg(NODE);
     match api {
         Some(api) => {
@@ -77,26 +71,15 @@ fn spawn(fx: &Fixture, state: &std::path::Path, api: Option<&FakeApi>) -> (Guard
             cmd.arg("--api-access=off");
         }
     }
-    let child = cmd
-        .arg("serve")
-        .arg("--host-root")
-        .arg(fx.root())
-        .arg("--listen-address")
-        .arg(addr.to_string())
-        .arg("--interval")
-        .arg("1s")
-        .arg("--state-dir")
-        .arg(state.join("state"))
+    let child = serve_args(&mut cmd, &fx.root(), addr, &state.join("state"))
+        .args(["--interval", "1s"])
         .stdout(Stdio::null())
         .stderr(Stdio::null())
         .spawn()
         .expect("spawn the agent");
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while !matches!(get(addr, "/readyz", None), Ok(r) if r.status == 200) {
-        assert!(Instant::now() < deadline, "the agent did not become ready");
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    (Guard(child), addr)
+    let mut child = Guard(child);
+    wait_http_ready(&mut child, addr, Duration::from_secs(30), String::new);
+    (child, addr)
 }
 
 fn wait_metrics(addr: SocketAddr, what: &str, pred: impl Fn(&str) -> bool) {

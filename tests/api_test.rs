@@ -9,36 +9,17 @@
 mod common;
 
 use std::net::{Ipv4Addr, SocketAddr};
-use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
+use common::agent::{kubeconfig_command, serve_args, wait_http_ready};
 use common::fake_api::{self, FakeApi, Mode};
 use common::http::{free_port, get};
 use common::process::Guard;
 use common::Fixture;
 use serde_json::{json, Value};
 
-const AGENT: &str = env!("CARGO_BIN_EXE_kubelet-sentinel");
 const NODE: &str = "node-1";
-
-fn agent_command(kubeconfig: &Path) -> Command {
-    let mut cmd = Command::new(AGENT);
-    for (k, _) in std::env::vars_os() {
-        let k = k.to_string_lossy().into_owned();
-        if k.starts_with("KUBELET_SENTINEL_") || k == "NODE_NAME" || k == "KUBERNETES_SERVICE_HOST"
-        {
-            cmd.env_remove(&k);
-        }
-    }
-    cmd.arg("--node-name")
-        .arg(NODE)
-        .arg("--kubeconfig")
-        .arg(kubeconfig)
-        .arg("--log-level")
-        .arg("kubelet_sentinel=debug");
-    cmd
-}
 
 struct Agent {
     addr: SocketAddr,
@@ -50,6 +31,12 @@ struct Agent {
 impl Agent {
     fn metrics(&self) -> String {
         get(self.addr, "/metrics", None).expect("scrape").body
+    }
+
+    /// Scrape until the sample `name{labels}` is `value` (bounded), returning that
+    /// exposition.
+    fn wait_sample(&self, what: &str, name: &str, labels: &[(&str, &str)], value: f64) -> String {
+        self.wait_for(what, |m| sample(m, name, labels) == Some(value))
     }
 
     /// Scrape until `pred` holds (bounded), returning that exposition.
@@ -80,33 +67,26 @@ fn serve_with(api: &FakeApi, fx: Fixture, extra: &[&str]) -> Agent {
     let kubeconfig = state.path().join("kubeconfig");
     api.write_kubeconfig(&kubeconfig);
     let addr = SocketAddr::from((Ipv4Addr::LOCALHOST, free_port()));
-    let child = agent_command(&kubeconfig)
-        .arg("serve")
-        .arg("--host-root")
-        .arg(fx.root())
-        .arg("--listen-address")
-        .arg(addr.to_string())
-        .arg("--interval")
-        .arg("1s")
-        .arg("--state-dir")
-        .arg(state.path().join("state"))
-        .args(extra)
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("spawn the agent");
-    let agent = Agent {
+    let child = serve_args(
+        &mut kubeconfig_command(NODE, &kubeconfig),
+        &fx.root(),
         addr,
-        _child: Guard(child),
+        &state.path().join("state"),
+    )
+    .args(["--interval", "1s"])
+    .args(extra)
+    .stdout(Stdio::null())
+    .stderr(Stdio::null())
+    .spawn()
+    .expect("spawn the agent");
+    let mut child = Guard(child);
+    wait_http_ready(&mut child, addr, Duration::from_secs(20), String::new);
+    Agent {
+        addr,
+        _child: child,
         _fx: fx,
         _state: state,
-    };
-    let deadline = Instant::now() + Duration::from_secs(20);
-    while !matches!(get(addr, "/readyz", None), Ok(r) if r.status == 200) {
-        assert!(Instant::now() < deadline, "the agent did not become ready");
-        std::thread::sleep(Duration::from_millis(50));
     }
-    agent
 }
 
 /// `check --format json` against the fake.
@@ -120,7 +100,7 @@ fn check_with(api: &FakeApi, extra: &[&str]) -> Value {
     let state = tempfile::tempdir().expect("state dir");
     let kubeconfig = state.path().join("kubeconfig");
     api.write_kubeconfig(&kubeconfig);
-    let out = agent_command(&kubeconfig)
+    let out = kubeconfig_command(NODE, &kubeconfig)
         .arg("check")
         .arg("--host-root")
         .arg(fx.root())
@@ -394,7 +374,7 @@ fn api_errors_make_the_controls_unknown_and_fail_the_api_steps() {
         .replace(fake_api::TOKEN, "stolen");
     std::fs::write(&kc, text).expect("write");
     let fx = Fixture::load("kubeadm-hardened");
-    let out = agent_command(&kc)
+    let out = kubeconfig_command(NODE, &kc)
         .args([
             "check",
             "--format",
@@ -419,15 +399,7 @@ fn api_errors_make_the_controls_unknown_and_fail_the_api_steps() {
 fn without_api_access_no_api_steps_and_the_controls_say_why() {
     let fx = Fixture::load("kubeadm-hardened");
     let state = tempfile::tempdir().expect("state");
-    let mut cmd = Command::new(AGENT);
-    for (k, _) in std::env::vars_os() {
-        let k = k.to_string_lossy().into_owned();
-        if k.starts_with("KUBELET_SENTINEL_") || k == "NODE_NAME" || k == "KUBERNETES_SERVICE_HOST"
-        {
-            cmd.env_remove(&k);
-        }
-    }
-    let out = cmd
+    let out = common::agent::agent_command()
         .args([
             "check",
             "--format",
@@ -452,7 +424,7 @@ fn without_api_access_no_api_steps_and_the_controls_say_why() {
         "no API access (not in a cluster (KUBERNETES_SERVICE_HOST unset) and no --kubeconfig)"
     );
     // --api-access=on without any way to reach the API: could not run.
-    let out = Command::new(AGENT)
+    let out = Command::new(common::agent::AGENT)
         .env_remove("KUBERNETES_SERVICE_HOST")
         .env_remove("KUBELET_SENTINEL_KUBECONFIG")
         .args(["check", "--api-access", "on", "--host-root"])
@@ -474,13 +446,12 @@ fn a_watch_that_disconnects_is_reported_then_recovers() {
     let api = FakeApi::start();
     cluster(&api);
     let agent = serve(&api);
-    agent.wait_for("synced", |m| {
-        sample(
-            m,
-            "kubelet_sentinel_probe_success",
-            &[("probe", "api_pods")],
-        ) == Some(1.0)
-    });
+    agent.wait_sample(
+        "synced",
+        "kubelet_sentinel_probe_success",
+        &[("probe", "api_pods")],
+        1.0,
+    );
     let deadline = Instant::now() + Duration::from_secs(10);
     while api.open_watches() < 2 {
         assert!(
@@ -492,13 +463,12 @@ fn a_watch_that_disconnects_is_reported_then_recovers() {
     // The server breaks the watches mid-stream and then fails every request.
     api.set_mode(Mode::Status(500));
     api.disconnect();
-    let m = agent.wait_for("the failing watch", |m| {
-        sample(
-            m,
-            "kubelet_sentinel_probe_success",
-            &[("probe", "api_pods")],
-        ) == Some(0.0)
-    });
+    let m = agent.wait_sample(
+        "the failing watch",
+        "kubelet_sentinel_probe_success",
+        &[("probe", "api_pods")],
+        0.0,
+    );
     // The last list still decides (the reason says it is stale): no flapping to unknown.
     assert!(status_is(&m, "no-host-takeover-pods", "fail"), "{m}");
     api.set_mode(Mode::Normal);
@@ -743,6 +713,14 @@ fn the_node_reports_the_kubelet_version_and_a_mismatch_is_judged_conservatively(
     assert_eq!(c["status"], "unknown", "{c}");
 }
 
+/// The events (with the path they were posted to) whose message is about `control`.
+fn events_about<'a>(events: &'a [(String, Value)], control: &str) -> Vec<&'a (String, Value)> {
+    events
+        .iter()
+        .filter(|(_, e)| e["message"].as_str().unwrap_or("").starts_with(control))
+        .collect()
+}
+
 #[test]
 fn a_regression_posts_one_rate_limited_event_on_the_node() {
     let api = FakeApi::start();
@@ -760,13 +738,12 @@ fn a_regression_posts_one_rate_limited_event_on_the_node() {
     let edited = text.replacen("enabled: false", "enabled: true", 1);
     assert_ne!(text, edited, "the fixture's anonymous.enabled: false");
     std::fs::write(&config, edited).expect("edit config");
-    agent.wait_for("the regression", |m| {
-        sample(
-            m,
-            "kubelet_sentinel_control_regression",
-            &[("control", "anonymous-auth-disabled")],
-        ) == Some(1.0)
-    });
+    agent.wait_sample(
+        "the regression",
+        "kubelet_sentinel_control_regression",
+        &[("control", "anonymous-auth-disabled")],
+        1.0,
+    );
     let deadline = Instant::now() + Duration::from_secs(10);
     let events = loop {
         let e = api.events();
@@ -775,15 +752,7 @@ fn a_regression_posts_one_rate_limited_event_on_the_node() {
         }
         std::thread::sleep(Duration::from_millis(100));
     };
-    let anon: Vec<&(String, Value)> = events
-        .iter()
-        .filter(|(_, e)| {
-            e["message"]
-                .as_str()
-                .unwrap_or("")
-                .starts_with("anonymous-auth-disabled")
-        })
-        .collect();
+    let anon = events_about(&events, "anonymous-auth-disabled");
     assert_eq!(anon.len(), 1, "{events:#?}");
     let (path, e) = anon[0];
     assert_eq!(path, "/api/v1/namespaces/default/events");
@@ -794,15 +763,6 @@ fn a_regression_posts_one_rate_limited_event_on_the_node() {
     assert_eq!(e["source"]["component"], "kubelet-sentinel");
     // Further evaluations (every second) do not repeat it.
     std::thread::sleep(Duration::from_millis(2500));
-    let again = api
-        .events()
-        .iter()
-        .filter(|(_, e)| {
-            e["message"]
-                .as_str()
-                .unwrap_or("")
-                .starts_with("anonymous-auth-disabled")
-        })
-        .count();
+    let again = events_about(&api.events(), "anonymous-auth-disabled").len();
     assert_eq!(again, 1);
 }

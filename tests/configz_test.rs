@@ -23,54 +23,25 @@
 mod common;
 
 use std::net::{Ipv4Addr, SocketAddr, TcpListener};
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::path::Path;
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
+use common::agent::{control, run_report};
 use common::fake_api::{self, FakeApi, Mode};
 use common::http::{free_port, get};
 use common::process::Guard;
+use common::standin::{config_text, Standin, STANDIN};
 use serde_json::{json, Value};
 
-const STANDIN: &str = env!("CARGO_BIN_EXE_kubelet");
-const AGENT: &str = env!("CARGO_BIN_EXE_kubelet-sentinel");
 const WAIT: Duration = Duration::from_secs(20);
 const CHECK_WAIT: Duration = Duration::from_secs(60);
 const NODE: &str = "node-1";
 const CONTROL: &str = "running-config-matches-disk";
 
-const HEAD: &str = "apiVersion: kubelet.config.k8s.io/v1beta1\nkind: KubeletConfiguration\n";
 /// Anonymous off, webhook authn and authz, no read-only port, a 4h idle timeout written
 /// the short way (the stand-in's `/configz` says `4h0m0s`).
 const HARDENED: &str = "authentication:\n  anonymous:\n    enabled: false\n  webhook:\n    enabled: true\nauthorization:\n  mode: Webhook\nreadOnlyPort: 0\nstreamingConnectionIdleTimeout: 4h\n";
-
-/// A running stand-in; killed on drop.
-struct Standin {
-    child: Option<Child>,
-    dir: tempfile::TempDir,
-    config: PathBuf,
-    /// The ready file: the bound ports.
-    ready: Value,
-}
-
-impl Standin {
-    fn pid(&self) -> u32 {
-        self.child.as_ref().expect("running").id()
-    }
-
-    fn stderr(&self) -> String {
-        std::fs::read_to_string(self.dir.path().join("stderr.log")).unwrap_or_default()
-    }
-}
-
-impl Drop for Standin {
-    fn drop(&mut self) {
-        if let Some(mut c) = self.child.take() {
-            let _ = c.kill();
-            let _ = c.wait();
-        }
-    }
-}
 
 fn launch(body: &str, args: &[&str]) -> Result<Standin, String> {
     let (port, healthz) = {
@@ -83,46 +54,10 @@ fn launch(body: &str, args: &[&str]) -> Result<Standin, String> {
     };
     let dir = tempfile::tempdir().expect("tempdir");
     let config = dir.path().join("config.yaml");
-    std::fs::write(
-        &config,
-        format!("{HEAD}address: 127.0.0.1\nport: {port}\nhealthzBindAddress: 127.0.0.1\nhealthzPort: {healthz}\n{body}"),
-    )
-    .expect("write the config");
-    let ready = dir.path().join("ready.json");
-    let stderr = std::fs::File::create(dir.path().join("stderr.log")).expect("stderr");
-    let child = Command::new(STANDIN)
-        .arg(format!("--config={}", config.display()))
-        .args(args)
-        .arg("--standin-ready-file")
-        .arg(&ready)
-        .env_clear()
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(stderr)
-        .spawn()
-        .expect("spawn the stand-in");
-    let mut s = Standin {
-        child: Some(child),
-        dir,
-        config,
-        ready: Value::Null,
-    };
-    let deadline = Instant::now() + WAIT;
-    loop {
-        if let Ok(text) = std::fs::read_to_string(&ready) {
-            s.ready = serde_json::from_str(&text).expect("ready file is JSON");
-            return Ok(s);
-        }
-        if let Some(Ok(Some(status))) = s.child.as_mut().map(Child::try_wait) {
-            return Err(format!("stand-in exited ({status}): {}", s.stderr()));
-        }
-        assert!(
-            Instant::now() < deadline,
-            "stand-in not ready: {}",
-            s.stderr()
-        );
-        std::thread::sleep(Duration::from_millis(20));
-    }
+    std::fs::write(&config, config_text(port, healthz, body)).expect("write the config");
+    let mut argv = vec![format!("--config={}", config.display())];
+    argv.extend(args.iter().map(|a| a.to_string()));
+    Standin::spawn(dir, Path::new(STANDIN), &argv, WAIT)
 }
 
 fn standin(args: &[&str]) -> Standin {
@@ -138,14 +73,7 @@ fn standin(args: &[&str]) -> Standin {
 }
 
 fn agent_command(state: &Path) -> Command {
-    let mut cmd = Command::new(AGENT);
-    for (k, _) in std::env::vars_os() {
-        let k = k.to_string_lossy().into_owned();
-        if k.starts_with("KUBELET_SENTINEL_") || k == "NODE_NAME" || k == "KUBERNETES_SERVICE_HOST"
-        {
-            cmd.env_remove(&k);
-        }
-    }
+    let mut cmd = common::agent::agent_command();
     cmd.env("KUBELET_SENTINEL_STATE_DIR", state.join("state"))
         .env("NO_COLOR", "1")
         .args(["--node-name", NODE, "--log-level", "warn"])
@@ -187,12 +115,7 @@ struct Report {
 
 impl Report {
     fn control(&self, id: &str) -> &Value {
-        self.json["controls"]
-            .as_array()
-            .expect("controls")
-            .iter()
-            .find(|c| c["id"] == id)
-            .unwrap_or_else(|| panic!("no control {id}"))
+        control(&self.json, id)
     }
 
     fn probe(&self, name: &str) -> Option<&Value> {
@@ -215,33 +138,21 @@ impl Report {
 }
 
 fn check(pid: u32, args: &[&str]) -> Report {
-    let dir = tempfile::tempdir().expect("tempdir");
-    let out = dir.path().join("out.json");
-    let err = dir.path().join("err.log");
-    let start = Instant::now();
-    let child = agent_command(dir.path())
-        .args(["check", "--kubelet-pid", &pid.to_string()])
-        .args([
-            "--format",
-            "json",
-            "--fail-on",
-            "never",
-            "--live-probes",
-            "auto",
-        ])
-        .args(args)
-        .stdout(std::fs::File::create(&out).expect("out"))
-        .stderr(std::fs::File::create(&err).expect("err"))
-        .spawn()
-        .expect("spawn the agent");
-    let mut guard = Guard(child);
-    let status = guard.wait_timeout(CHECK_WAIT);
-    let elapsed = start.elapsed();
-    let stderr = std::fs::read_to_string(&err).unwrap_or_default();
-    let status = status.unwrap_or_else(|| panic!("check ran over {CHECK_WAIT:?}: {stderr}"));
-    assert!(status.success(), "check exited {status}: {stderr}");
-    let text = std::fs::read_to_string(&out).expect("report");
-    let json: Value = serde_json::from_str(&text).unwrap_or_else(|e| panic!("{e}: {text}"));
+    let state = tempfile::tempdir().expect("tempdir");
+    let (json, elapsed) = run_report(
+        agent_command(state.path())
+            .args(["check", "--kubelet-pid", &pid.to_string()])
+            .args([
+                "--format",
+                "json",
+                "--fail-on",
+                "never",
+                "--live-probes",
+                "auto",
+            ])
+            .args(args),
+        CHECK_WAIT,
+    );
     Report { json, elapsed }
 }
 
@@ -252,6 +163,17 @@ fn has(c: &Value, field: &str, needle: &str) {
 
 /// The token the test itself reads the stand-in's `/configz` with.
 const READER: &str = "test-reader-token";
+
+/// A stand-in that refuses the agent's token ([`fake_api::TOKEN`], 403) and accepts
+/// [`READER`].
+fn refusing_standin() -> Standin {
+    standin(&[
+        "--standin-refuse-token",
+        fake_api::TOKEN,
+        "--standin-token",
+        READER,
+    ])
+}
 
 /// `/configz` as the stand-in serves it (its `kubeletconfig`), read with [`READER`].
 fn served_configz(s: &Standin) -> Value {
@@ -307,9 +229,9 @@ fn a_file_edited_without_a_restart_fails_naming_the_key() {
     let api = Api::start();
     let s = standin(&["--standin-token", fake_api::TOKEN]);
     // The kubelet keeps running with 4h; the file now says 5m.
-    let text = std::fs::read_to_string(&s.config).expect("config");
+    let text = std::fs::read_to_string(s.config()).expect("config");
     std::fs::write(
-        &s.config,
+        s.config(),
         text.replace(
             "streamingConnectionIdleTimeout: 4h",
             "streamingConnectionIdleTimeout: 5m",
@@ -332,12 +254,7 @@ fn a_file_edited_without_a_restart_fails_naming_the_key() {
 #[test]
 fn a_refused_token_without_the_proxy_route_is_unknown_naming_nodes_configz() {
     let api = Api::start();
-    let s = standin(&[
-        "--standin-refuse-token",
-        fake_api::TOKEN,
-        "--standin-token",
-        READER,
-    ]);
+    let s = refusing_standin();
     api.api
         .set_configz(NODE, json!({ "kubeletconfig": served_configz(&s) }));
     let r = check(
@@ -359,12 +276,7 @@ fn a_refused_token_without_the_proxy_route_is_unknown_naming_nodes_configz() {
 #[test]
 fn with_the_proxy_route_the_verdict_comes_from_nodes_proxy() {
     let api = Api::start();
-    let s = standin(&[
-        "--standin-refuse-token",
-        fake_api::TOKEN,
-        "--standin-token",
-        READER,
-    ]);
+    let s = refusing_standin();
     let args = [
         "--kubeconfig",
         &api.kubeconfig(),
@@ -489,9 +401,9 @@ fn serve_exports_the_step_and_catches_an_edit_under_a_running_agent() {
             "control=\"{CONTROL}\",family=\"hardening\",severity=\"high\",status=\"pass\"}} 1"
         ),
     );
-    let text = std::fs::read_to_string(&s.config).expect("config");
+    let text = std::fs::read_to_string(s.config()).expect("config");
     std::fs::write(
-        &s.config,
+        s.config(),
         text.replace(
             "readOnlyPort: 0",
             "readOnlyPort: 0\nprotectKernelDefaults: true",

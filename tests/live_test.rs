@@ -32,26 +32,22 @@ mod common;
 
 use std::net::{Ipv4Addr, SocketAddr, TcpListener};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::sync::{PoisonError, RwLock, RwLockReadGuard, RwLockWriteGuard};
 use std::time::{Duration, Instant};
 
+use common::agent::{control, readyz_ok, run_report, wait_ready, AGENT};
 use common::http::{free_port, get};
 use common::process::Guard;
+use common::standin::{config_text, Standin, STANDIN};
 use serde_json::Value;
 
-/// The stand-in kubelet.
-const STANDIN: &str = env!("CARGO_BIN_EXE_kubelet");
-/// The agent.
-const AGENT: &str = env!("CARGO_BIN_EXE_kubelet-sentinel");
 /// Bound on a stand-in's or agent's start-up.
 const WAIT: Duration = Duration::from_secs(20);
 /// Bound on one `check` run (a debug build, many tests in parallel).
 const CHECK_WAIT: Duration = Duration::from_secs(60);
 /// Bound on the `serve` scenario's wait for the restarted kubelet.
 const RESTART_WAIT: Duration = Duration::from_secs(15);
-
-const HEAD: &str = "apiVersion: kubelet.config.k8s.io/v1beta1\nkind: KubeletConfiguration\n";
 
 /// The CIS 1.12 suites (the agent's default policy).
 const CIS_SUITES: &str = "tlsCipherSuites:
@@ -132,59 +128,6 @@ struct Spec {
     version: Option<&'static str>,
 }
 
-/// A running stand-in; killed (and reaped) on drop.
-struct Standin {
-    child: Option<Child>,
-    dir: tempfile::TempDir,
-    ready: Value,
-    config: PathBuf,
-}
-
-impl Standin {
-    fn pid(&self) -> u32 {
-        self.child.as_ref().expect("running stand-in").id()
-    }
-
-    fn port(&self, key: &str) -> u16 {
-        self.ready[key]
-            .as_u64()
-            .and_then(|p| u16::try_from(p).ok())
-            .unwrap_or_else(|| panic!("ready file has no {key}: {}", self.ready))
-    }
-
-    fn stderr(&self) -> String {
-        std::fs::read_to_string(self.dir.path().join("stderr.log")).unwrap_or_default()
-    }
-
-    /// SIGKILL, as a crashing kubelet, and reap it.
-    fn kill(&mut self) {
-        if let Some(mut child) = self.child.take() {
-            let _ = child.kill();
-            let _ = child.wait();
-        }
-    }
-}
-
-impl Drop for Standin {
-    fn drop(&mut self) {
-        self.kill();
-    }
-}
-
-/// Run `f` (a spawn), retrying while a freshly copied binary is still open for writing
-/// in a child another test thread forked during the copy (`ETXTBSY`, bounded).
-fn retry_busy<T>(mut f: impl FnMut() -> std::io::Result<T>) -> T {
-    let deadline = Instant::now() + WAIT;
-    loop {
-        match f() {
-            Err(e) if e.raw_os_error() == Some(libc::ETXTBSY) && Instant::now() < deadline => {
-                std::thread::sleep(Duration::from_millis(20));
-            }
-            other => return other.expect("spawn"),
-        }
-    }
-}
-
 /// Start a stand-in on `ports`; `Err(stderr)` when it exits before it is ready.
 fn launch(ports: &Ports, spec: &Spec) -> Result<Standin, String> {
     let dir = tempfile::tempdir().expect("tempdir");
@@ -199,51 +142,11 @@ fn launch(ports: &Ports, spec: &Spec) -> Result<Standin, String> {
         None => PathBuf::from(STANDIN),
     };
     let config = dir.path().join("config.yaml");
-    std::fs::write(
-        &config,
-        format!(
-            "{HEAD}address: 127.0.0.1\nport: {}\nhealthzBindAddress: 127.0.0.1\nhealthzPort: {}\n{}",
-            ports.port, ports.healthz, spec.body
-        ),
-    )
-    .expect("write the config");
-    let ready_file = dir.path().join("ready.json");
+    std::fs::write(&config, config_text(ports.port, ports.healthz, &spec.body))
+        .expect("write the config");
     let mut argv = vec![format!("--config={}", config.display())];
     argv.extend(spec.args.iter().cloned());
-    argv.push("--standin-ready-file".to_string());
-    argv.push(ready_file.display().to_string());
-    let stderr = std::fs::File::create(dir.path().join("stderr.log")).expect("stderr log");
-    let child = retry_busy(|| {
-        Command::new(&exe)
-            .args(&argv)
-            .env_clear()
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(stderr.try_clone()?)
-            .spawn()
-    });
-    let mut s = Standin {
-        child: Some(child),
-        dir,
-        ready: Value::Null,
-        config,
-    };
-    let deadline = Instant::now() + WAIT;
-    loop {
-        if let Ok(text) = std::fs::read_to_string(&ready_file) {
-            s.ready = serde_json::from_str(&text).expect("ready file is JSON");
-            return Ok(s);
-        }
-        if let Some(Ok(Some(status))) = s.child.as_mut().map(Child::try_wait) {
-            return Err(format!("stand-in exited early ({status}): {}", s.stderr()));
-        }
-        assert!(
-            Instant::now() < deadline,
-            "stand-in not ready within {WAIT:?}: {}",
-            s.stderr()
-        );
-        std::thread::sleep(Duration::from_millis(20));
-    }
+    Standin::spawn(dir, &exe, &argv, WAIT)
 }
 
 /// Start a stand-in on fresh free ports; a port taken between choosing and binding it
@@ -275,14 +178,7 @@ fn body(body: String) -> impl Fn(&Ports) -> Spec {
 /// The agent's command with no `KUBELET_SENTINEL_*`/`NODE_NAME` from the test's
 /// environment (they would change its flags).
 fn agent_command() -> Command {
-    let mut cmd = Command::new(AGENT);
-    for (k, _) in std::env::vars_os() {
-        let k = k.to_string_lossy().into_owned();
-        if k.starts_with("KUBELET_SENTINEL_") || k == "NODE_NAME" || k == "KUBERNETES_SERVICE_HOST"
-        {
-            cmd.env_remove(&k);
-        }
-    }
+    let mut cmd = common::agent::agent_command();
     // A fresh, empty state dir per command: no baseline from another test or from a
     // developer's own runs can leak in.
     static N: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
@@ -316,28 +212,14 @@ struct Report {
 /// `check --kubelet-pid <pid> --format json --fail-on never` (+ `extra`), live probes on
 /// auto against the live `/proc`.
 fn check(pid: u32, extra: &[&str]) -> Report {
-    let dir = tempfile::tempdir().expect("tempdir");
-    let out = dir.path().join("stdout.json");
-    let err = dir.path().join("stderr.log");
-    let start = Instant::now();
-    let child = agent_command()
-        .args(["check", "--kubelet-pid", &pid.to_string()])
-        .args(["--format", "json", "--fail-on", "never"])
-        .args(["--live-probes", "auto", "--log-level", "warn"])
-        .args(extra)
-        .stdout(std::fs::File::create(&out).expect("stdout file"))
-        .stderr(std::fs::File::create(&err).expect("stderr file"))
-        .spawn()
-        .unwrap_or_else(|e| panic!("cannot start {AGENT}: {e}"));
-    let mut guard = Guard(child);
-    let status = guard.wait_timeout(CHECK_WAIT);
-    let elapsed = start.elapsed();
-    let stderr = std::fs::read_to_string(&err).unwrap_or_default();
-    let status = status.unwrap_or_else(|| panic!("check ran longer than {CHECK_WAIT:?}: {stderr}"));
-    assert!(status.success(), "check exited {status}: {stderr}");
-    let text = std::fs::read_to_string(&out).expect("read the report");
-    let json: Value = serde_json::from_str(&text)
-        .unwrap_or_else(|e| panic!("report is not JSON ({e}): {text}\n{stderr}"));
+    let (json, elapsed) = run_report(
+        agent_command()
+            .args(["check", "--kubelet-pid", &pid.to_string()])
+            .args(["--format", "json", "--fail-on", "never"])
+            .args(["--live-probes", "auto", "--log-level", "warn"])
+            .args(extra),
+        CHECK_WAIT,
+    );
     if std::env::var_os("LIVE_TEST_DUMP").is_some() {
         // For debugging: the header and every control decided with live evidence.
         let mut dump = format!(
@@ -365,12 +247,7 @@ fn check(pid: u32, extra: &[&str]) -> Report {
 
 impl Report {
     fn control(&self, id: &str) -> &Value {
-        self.json["controls"]
-            .as_array()
-            .expect("controls")
-            .iter()
-            .find(|c| c["id"] == id)
-            .unwrap_or_else(|| panic!("no control {id} in the report"))
+        control(&self.json, id)
     }
 
     /// Assert a control's status and source; returns it for further checks.
@@ -438,29 +315,17 @@ impl Serve {
                 .spawn()
                 .unwrap_or_else(|e| panic!("cannot start {AGENT}: {e}"));
             let mut guard = Guard(child);
-            let deadline = Instant::now() + WAIT;
-            loop {
-                if let Ok(Some(status)) = guard.0.try_wait() {
-                    last = format!(
-                        "serve exited ({status}): {}",
-                        std::fs::read_to_string(&log).unwrap_or_default()
-                    );
-                    break;
-                }
-                if get(addr, "/readyz", None).is_ok_and(|r| r.status == 200) {
+            let read_log = || std::fs::read_to_string(&log).unwrap_or_default();
+            match wait_ready(&mut guard, WAIT, || readyz_ok(addr).then_some(()), read_log) {
+                Ok(()) => {
                     return Serve {
                         guard,
                         addr,
                         log,
                         _dir: dir,
-                    };
+                    }
                 }
-                assert!(
-                    Instant::now() < deadline,
-                    "serve not ready within {WAIT:?}: {}",
-                    std::fs::read_to_string(&log).unwrap_or_default()
-                );
-                std::thread::sleep(Duration::from_millis(50));
+                Err(status) => last = format!("serve exited ({status}): {}", read_log()),
             }
         }
         panic!("serve did not start: {last}");
@@ -545,7 +410,7 @@ fn hardened_kubelet_passes_on_config_and_live_evidence() {
     );
     assert_eq!(
         kubelet["config_file"].as_str(),
-        Some(k.config.to_string_lossy().as_ref())
+        Some(k.config().to_string_lossy().as_ref())
     );
 
     let c = r.expect("anonymous-auth-disabled", "pass", "config-file+live");
@@ -891,7 +756,7 @@ fn serve_follows_a_kubelet_restart() {
             && anonymous(m).is_some()
     });
     assert_eq!(anonymous(&m), Some(401.0), "{m}");
-    assert_eq!(info(&m, &first.config), Some(1.0), "{m}");
+    assert_eq!(info(&m, &first.config()), Some(1.0), "{m}");
     assert_eq!(tls10(&m), Some(0.0), "{m}");
     let old_pid = first.pid();
     drop(first); // SIGKILL, as a crash
@@ -913,7 +778,7 @@ fn serve_follows_a_kubelet_restart() {
         anonymous(m) == Some(200.0)
     });
     // The answer is the new process's: its own configuration file is reported.
-    assert_eq!(info(&m, &second.config), Some(1.0), "{m}");
+    assert_eq!(info(&m, &second.config()), Some(1.0), "{m}");
     assert_eq!(tls10(&m), Some(1.0), "the new process was rescanned: {m}");
     assert_eq!(
         sample(

@@ -15,24 +15,20 @@
 
 mod common;
 
-use std::io::{Read, Write};
+use std::io::Read;
 use std::net::{Ipv4Addr, SocketAddr, TcpStream};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
-use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use common::agent::{kubeconfig_command, serve_args, wait_ready};
 use common::fake_api::{FakeApi, Mode};
-use common::http::{dechunk, free_port, Response};
+use common::http::{free_port, Response};
 use common::process::Guard;
 use common::Fixture;
-use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
-use rustls::crypto::CryptoProvider;
-use rustls::pki_types::{CertificateDer, ServerName, UnixTime};
-use rustls::{DigitallySignedStruct, SignatureScheme};
+use rustls::pki_types::ServerName;
 use serde_json::{json, Value};
 
-const AGENT: &str = env!("CARGO_BIN_EXE_kubelet-sentinel");
 const NODE: &str = "node-1";
 
 const PROMETHEUS: &str = "system:serviceaccount:monitoring:prometheus-k8s";
@@ -45,62 +41,6 @@ const NOSY: &str = "system:serviceaccount:default:nosy";
 
 // ------------------------------------------------------------------ a TLS client
 
-/// Accepts any certificate but records the one presented, and still checks the
-/// handshake's signatures against it (the server must hold that certificate's key).
-#[derive(Debug)]
-struct Recorder {
-    seen: Mutex<Option<Vec<u8>>>,
-    provider: Arc<CryptoProvider>,
-}
-
-impl ServerCertVerifier for Recorder {
-    fn verify_server_cert(
-        &self,
-        end_entity: &CertificateDer<'_>,
-        _intermediates: &[CertificateDer<'_>],
-        _server_name: &ServerName<'_>,
-        _ocsp: &[u8],
-        _now: UnixTime,
-    ) -> Result<ServerCertVerified, rustls::Error> {
-        *self.seen.lock().unwrap() = Some(end_entity.to_vec());
-        Ok(ServerCertVerified::assertion())
-    }
-
-    fn verify_tls12_signature(
-        &self,
-        message: &[u8],
-        cert: &CertificateDer<'_>,
-        dss: &DigitallySignedStruct,
-    ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        rustls::crypto::verify_tls12_signature(
-            message,
-            cert,
-            dss,
-            &self.provider.signature_verification_algorithms,
-        )
-    }
-
-    fn verify_tls13_signature(
-        &self,
-        message: &[u8],
-        cert: &CertificateDer<'_>,
-        dss: &DigitallySignedStruct,
-    ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        rustls::crypto::verify_tls13_signature(
-            message,
-            cert,
-            dss,
-            &self.provider.signature_verification_algorithms,
-        )
-    }
-
-    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
-        self.provider
-            .signature_verification_algorithms
-            .supported_schemes()
-    }
-}
-
 /// `GET path` over a fresh TLS connection (bearer `token` when given): the response and
 /// the DER of the certificate the server presented.
 fn tls_get(
@@ -108,76 +48,32 @@ fn tls_get(
     path: &str,
     token: Option<&str>,
 ) -> std::io::Result<(Response, Vec<u8>)> {
-    let provider = Arc::new(rustls::crypto::ring::default_provider());
-    let recorder = Arc::new(Recorder {
-        seen: Mutex::new(None),
-        provider: Arc::clone(&provider),
-    });
-    let config = rustls::ClientConfig::builder_with_provider(provider)
-        .with_safe_default_protocol_versions()
-        .map_err(std::io::Error::other)?
-        .dangerous()
-        .with_custom_certificate_verifier(Arc::clone(&recorder) as Arc<dyn ServerCertVerifier>)
-        .with_no_client_auth();
+    let auth: Vec<String> = token
+        .map(|t| format!("Authorization: Bearer {t}"))
+        .into_iter()
+        .collect();
+    tls_get_with_headers(addr, path, &auth)
+}
+
+/// `GET path` over a fresh TLS connection with the extra `headers` lines: the response and
+/// the DER of the certificate the server presented.
+fn tls_get_with_headers(
+    addr: SocketAddr,
+    path: &str,
+    headers: &[String],
+) -> std::io::Result<(Response, Vec<u8>)> {
+    let (config, verifier) = common::tls::client_config();
     let name = ServerName::try_from("localhost").map_err(std::io::Error::other)?;
-    let conn =
-        rustls::ClientConnection::new(Arc::new(config), name).map_err(std::io::Error::other)?;
+    let conn = rustls::ClientConnection::new(config, name).map_err(std::io::Error::other)?;
     let sock = TcpStream::connect_timeout(&addr, Duration::from_secs(2))?;
     sock.set_read_timeout(Some(Duration::from_secs(10)))?;
     sock.set_write_timeout(Some(Duration::from_secs(10)))?;
     let mut tls = rustls::StreamOwned::new(conn, sock);
-    let auth = token
-        .map(|t| format!("Authorization: Bearer {t}\r\n"))
-        .unwrap_or_default();
-    write!(
-        tls,
-        "GET {path} HTTP/1.1\r\nHost: {addr}\r\n{auth}Connection: close\r\n\r\n"
-    )?;
-    tls.flush()?;
-    let mut raw = Vec::new();
-    match tls.read_to_end(&mut raw) {
-        Ok(_) => {}
-        // A peer that closes without close_notify, after a complete response.
-        Err(e) if e.kind() == std::io::ErrorKind::UnexpectedEof && !raw.is_empty() => {}
-        Err(e) => return Err(e),
-    }
-    let cert = recorder
-        .seen
-        .lock()
-        .unwrap()
-        .clone()
+    let response = common::http::request(&mut tls, &addr.to_string(), path, headers)?;
+    let cert = verifier
+        .seen()
         .ok_or_else(|| std::io::Error::other("no certificate seen"))?;
-    Ok((parse_response(&raw)?, cert))
-}
-
-fn parse_response(raw: &[u8]) -> std::io::Result<Response> {
-    let split = raw
-        .windows(4)
-        .position(|w| w == b"\r\n\r\n")
-        .ok_or_else(|| std::io::Error::other("no header end"))?;
-    let head = String::from_utf8_lossy(&raw[..split]).into_owned();
-    let mut lines = head.split("\r\n");
-    let status: u16 = lines
-        .next()
-        .and_then(|l| l.split_whitespace().nth(1))
-        .and_then(|c| c.parse().ok())
-        .ok_or_else(|| std::io::Error::other("bad status line"))?;
-    let headers: Vec<(String, String)> = lines
-        .filter_map(|l| l.split_once(':'))
-        .map(|(k, v)| (k.trim().to_ascii_lowercase(), v.trim().to_string()))
-        .collect();
-    let mut body = raw[split + 4..].to_vec();
-    if headers
-        .iter()
-        .any(|(k, v)| k == "transfer-encoding" && v.to_ascii_lowercase().contains("chunked"))
-    {
-        body = dechunk(&body)?;
-    }
-    Ok(Response {
-        status,
-        headers,
-        body: String::from_utf8(body).map_err(std::io::Error::other)?,
-    })
+    Ok((response, cert))
 }
 
 // ------------------------------------------------------------------ the agent
@@ -209,7 +105,7 @@ impl Agent {
     }
 
     fn stderr(&self) -> String {
-        std::fs::read_to_string(self.dir.path().join("stderr")).unwrap_or_default()
+        stderr_of(self.dir.path())()
     }
 
     fn get(&self, path: &str, token: Option<&str>) -> Response {
@@ -220,25 +116,25 @@ impl Agent {
     }
 }
 
+/// Reads the agent's stderr, written to `stderr` in `dir`.
+fn stderr_of(dir: &Path) -> impl Fn() -> String {
+    let path = dir.join("stderr");
+    move || std::fs::read_to_string(&path).unwrap_or_default()
+}
+
+/// The certificate presented when a TLS `GET /readyz` on `addr` answers 200.
+fn tls_ready(addr: SocketAddr) -> Option<Vec<u8>> {
+    match tls_get(addr, "/readyz", None) {
+        Ok((r, der)) if r.status == 200 => Some(der),
+        _ => None,
+    }
+}
+
 /// The agent's command line (no inherited settings), with a kubeconfig for `api`.
 fn command(dir: &Path, api: &FakeApi) -> Command {
     let kubeconfig = dir.join("kubeconfig");
     api.write_kubeconfig(&kubeconfig);
-    let mut cmd = Command::new(AGENT);
-    for (k, _) in std::env::vars_os() {
-        let k = k.to_string_lossy().into_owned();
-        if k.starts_with("KUBELET_SENTINEL_") || k == "NODE_NAME" || k == "KUBERNETES_SERVICE_HOST"
-        {
-            cmd.env_remove(&k);
-        }
-    }
-    cmd.arg("--node-name")
-        .arg(NODE)
-        .arg("--kubeconfig")
-        .arg(kubeconfig)
-        .arg("--log-level")
-        .arg("kubelet_sentinel=debug");
-    cmd
+    kubeconfig_command(NODE, &kubeconfig)
 }
 
 /// `serve` over HTTPS (a certificate in files) on the kubeadm-hardened fixture, with
@@ -251,42 +147,36 @@ fn serve(api: &FakeApi, extra: &[&str]) -> (Agent, Vec<u8>) {
     std::fs::write(dir.path().join("tls.key"), key).unwrap();
     let addr = SocketAddr::from((Ipv4Addr::LOCALHOST, free_port()));
     let stderr = std::fs::File::create(dir.path().join("stderr")).unwrap();
-    let child = command(dir.path(), api)
-        .arg("serve")
-        .arg("--host-root")
-        .arg(fx.root())
-        .arg("--listen-address")
-        .arg(addr.to_string())
-        .arg("--interval")
-        .arg("1s")
-        .arg("--state-dir")
-        .arg(dir.path().join("state"))
-        .arg("--metrics-tls-cert")
-        .arg(dir.path().join("tls.crt"))
-        .arg("--metrics-tls-key")
-        .arg(dir.path().join("tls.key"))
-        .args(extra)
-        .stdout(Stdio::null())
-        .stderr(stderr)
-        .spawn()
-        .expect("spawn the agent");
+    let child = serve_args(
+        &mut command(dir.path(), api),
+        &fx.root(),
+        addr,
+        &dir.path().join("state"),
+    )
+    .args(["--interval", "1s"])
+    .arg("--metrics-tls-cert")
+    .arg(dir.path().join("tls.crt"))
+    .arg("--metrics-tls-key")
+    .arg(dir.path().join("tls.key"))
+    .args(extra)
+    .stdout(Stdio::null())
+    .stderr(stderr)
+    .spawn()
+    .expect("spawn the agent");
     let mut agent = Agent {
         addr,
         child: Guard(child),
         dir,
         _fx: fx,
     };
-    let deadline = Instant::now() + Duration::from_secs(20);
-    while !matches!(tls_get(addr, "/readyz", None), Ok((r, _)) if r.status == 200) {
-        if let Some(status) = agent.child.wait_timeout(Duration::ZERO) {
-            panic!("the agent exited ({status}):\n{}", agent.stderr());
-        }
-        assert!(
-            Instant::now() < deadline,
-            "the agent did not become ready:\n{}",
-            agent.stderr()
-        );
-        std::thread::sleep(Duration::from_millis(50));
+    let log = stderr_of(agent.dir.path());
+    if let Err(status) = wait_ready(
+        &mut agent.child,
+        Duration::from_secs(20),
+        || tls_ready(addr),
+        &log,
+    ) {
+        panic!("the agent exited ({status}):\n{}", log());
     }
     (agent, der)
 }
@@ -339,7 +229,12 @@ fn metrics_need_a_token_the_api_authenticates_and_allows() {
     }
     // `Authorization: Basic ...` is not a bearer token: 401 without asking the API.
     let before = api.token_reviews().len();
-    let basic = tls_get_with_header(agent.addr, "Authorization: Basic dXNlcjpwdw==");
+    let (basic, _) = tls_get_with_headers(
+        agent.addr,
+        "/metrics",
+        &["Authorization: Basic dXNlcjpwdw==".to_string()],
+    )
+    .expect("GET /metrics with basic auth");
     assert_eq!(basic.status, 401, "{basic:?}");
     assert_eq!(api.token_reviews().len(), before);
     assert_eq!(token_reviews_of(&api, "made-up-token"), 1);
@@ -389,37 +284,6 @@ fn metrics_need_a_token_the_api_authenticates_and_allows() {
     let log = agent.stderr();
     assert!(!log.contains("prometheus-token") && !log.contains("nosy-token"));
     assert!(!log.contains("made-up-token"));
-}
-
-/// A TLS GET /metrics with one raw extra header line.
-fn tls_get_with_header(addr: SocketAddr, header: &str) -> Response {
-    // tls_get only adds bearer tokens; build the line by hand through the same client.
-    let provider = Arc::new(rustls::crypto::ring::default_provider());
-    let recorder = Arc::new(Recorder {
-        seen: Mutex::new(None),
-        provider: Arc::clone(&provider),
-    });
-    let config = rustls::ClientConfig::builder_with_provider(provider)
-        .with_safe_default_protocol_versions()
-        .unwrap()
-        .dangerous()
-        .with_custom_certificate_verifier(recorder as Arc<dyn ServerCertVerifier>)
-        .with_no_client_auth();
-    let conn =
-        rustls::ClientConnection::new(Arc::new(config), ServerName::try_from("localhost").unwrap())
-            .unwrap();
-    let sock = TcpStream::connect_timeout(&addr, Duration::from_secs(2)).unwrap();
-    sock.set_read_timeout(Some(Duration::from_secs(10)))
-        .unwrap();
-    let mut tls = rustls::StreamOwned::new(conn, sock);
-    write!(
-        tls,
-        "GET /metrics HTTP/1.1\r\nHost: {addr}\r\n{header}\r\nConnection: close\r\n\r\n"
-    )
-    .unwrap();
-    let mut raw = Vec::new();
-    let _ = tls.read_to_end(&mut raw);
-    parse_response(&raw).unwrap()
 }
 
 #[test]
@@ -539,20 +403,19 @@ fn the_certificate_is_reloaded_when_its_files_change() {
 fn start_error(api: &FakeApi, args: &[&str]) -> String {
     let fx = Fixture::load("kubeadm-hardened");
     let dir = tempfile::tempdir().unwrap();
+    let addr = SocketAddr::from((Ipv4Addr::LOCALHOST, free_port()));
     let mut child = Guard(
-        command(dir.path(), api)
-            .arg("serve")
-            .arg("--host-root")
-            .arg(fx.root())
-            .arg("--listen-address")
-            .arg(format!("127.0.0.1:{}", free_port()))
-            .arg("--state-dir")
-            .arg(dir.path().join("state"))
-            .args(args)
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap(),
+        serve_args(
+            &mut command(dir.path(), api),
+            &fx.root(),
+            addr,
+            &dir.path().join("state"),
+        )
+        .args(args)
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap(),
     );
     let status = child
         .wait_timeout(Duration::from_secs(20))
@@ -605,38 +468,28 @@ fn a_self_signed_certificate_is_made_at_start() {
     let addr = SocketAddr::from((Ipv4Addr::LOCALHOST, free_port()));
     let stderr = std::fs::File::create(dir.path().join("stderr")).unwrap();
     let mut child = Guard(
-        command(dir.path(), &api)
-            .arg("serve")
-            .arg("--host-root")
-            .arg(fx.root())
-            .arg("--listen-address")
-            .arg(addr.to_string())
-            .arg("--state-dir")
-            .arg(dir.path().join("state"))
-            .arg("--metrics-tls-self-signed")
-            .arg("--metrics-auth")
-            .arg("kubernetes")
-            .stdout(Stdio::null())
-            .stderr(stderr)
-            .spawn()
-            .unwrap(),
+        serve_args(
+            &mut command(dir.path(), &api),
+            &fx.root(),
+            addr,
+            &dir.path().join("state"),
+        )
+        .arg("--metrics-tls-self-signed")
+        .arg("--metrics-auth")
+        .arg("kubernetes")
+        .stdout(Stdio::null())
+        .stderr(stderr)
+        .spawn()
+        .unwrap(),
     );
-    let log = || std::fs::read_to_string(dir.path().join("stderr")).unwrap_or_default();
-    let deadline = Instant::now() + Duration::from_secs(20);
-    let der = loop {
-        if let Ok((r, der)) = tls_get(addr, "/readyz", None) {
-            if r.status == 200 {
-                break der;
-            }
-        }
-        assert!(
-            child.wait_timeout(Duration::ZERO).is_none(),
-            "exited:\n{}",
-            log()
-        );
-        assert!(Instant::now() < deadline, "not ready:\n{}", log());
-        std::thread::sleep(Duration::from_millis(50));
-    };
+    let log = stderr_of(dir.path());
+    let der = wait_ready(
+        &mut child,
+        Duration::from_secs(20),
+        || tls_ready(addr),
+        &log,
+    )
+    .unwrap_or_else(|status| panic!("exited ({status}):\n{}", log()));
     // The certificate names the node (and localhost), and its key is the server's (the
     // client checked the handshake signature against it).
     let (_, cert) = x509_parser::parse_x509_certificate(&der).expect("an X.509 certificate");

@@ -16,53 +16,28 @@
 
 #![cfg(feature = "standin")]
 
+mod common;
+
 use std::io::{Read, Write};
-use std::net::{Ipv4Addr, TcpListener, TcpStream};
+use std::net::{Ipv4Addr, TcpStream};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Stdio};
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
-use rustls::crypto::CryptoProvider;
-use rustls::pki_types::{CertificateDer, ServerName, UnixTime};
-use rustls::{DigitallySignedStruct, SignatureScheme};
+use common::http::free_port;
+use common::standin::{config_text, retry_busy, Standin, HEAD, STANDIN};
+use rustls::pki_types::ServerName;
 use serde_json::Value;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
-const BIN: &str = env!("CARGO_BIN_EXE_kubelet");
 /// Bound on start-up and exit waits.
 const WAIT: Duration = Duration::from_secs(20);
 /// Bound on one request/answer exchange.
 const IO: Duration = Duration::from_secs(5);
 
-const HEAD: &str = "apiVersion: kubelet.config.k8s.io/v1beta1\nkind: KubeletConfiguration\n";
 const POD_LIST: &str = r#"{"kind":"PodList","apiVersion":"v1","metadata":{},"items":[]}"#;
 
-fn free_port() -> u16 {
-    let l = TcpListener::bind((Ipv4Addr::LOCALHOST, 0)).expect("bind an ephemeral port");
-    l.local_addr().expect("local addr").port()
-}
-
-/// A running stand-in; killed (and reaped) on drop.
-struct Standin {
-    child: Option<Child>,
-    dir: tempfile::TempDir,
-    ready: Value,
-}
-
 impl Standin {
-    fn port(&self, key: &str) -> u16 {
-        self.ready[key]
-            .as_u64()
-            .and_then(|p| u16::try_from(p).ok())
-            .unwrap_or_else(|| panic!("ready file has no {key}: {}", self.ready))
-    }
-
-    fn stderr(&self) -> String {
-        std::fs::read_to_string(self.dir.path().join("stderr.log")).unwrap_or_default()
-    }
-
     /// Send SIGTERM and wait (bounded) for the exit status.
     fn terminate(&mut self) -> ExitStatus {
         let mut child = self.child.take().expect("running child");
@@ -77,15 +52,6 @@ impl Standin {
     }
 }
 
-impl Drop for Standin {
-    fn drop(&mut self) {
-        if let Some(mut child) = self.child.take() {
-            let _ = child.kill();
-            let _ = child.wait();
-        }
-    }
-}
-
 fn wait_exit(child: &mut Child) -> Option<ExitStatus> {
     let deadline = Instant::now() + WAIT;
     while Instant::now() < deadline {
@@ -97,24 +63,10 @@ fn wait_exit(child: &mut Child) -> Option<ExitStatus> {
     None
 }
 
-/// Run `f` (a spawn), retrying while the freshly copied binary is still open for writing
-/// in a child another test thread forked during the copy (`ETXTBSY`, bounded).
-fn retry_busy<T>(mut f: impl FnMut() -> std::io::Result<T>) -> T {
-    let deadline = Instant::now() + WAIT;
-    loop {
-        match f() {
-            Err(e) if e.raw_os_error() == Some(libc::ETXTBSY) && Instant::now() < deadline => {
-                std::thread::sleep(Duration::from_millis(20));
-            }
-            other => return other.expect("spawn the stand-in"),
-        }
-    }
-}
-
 /// A copy of the stand-in binary named `kubelet` in `dir`, with an optional version file.
 fn copy_binary(dir: &Path, version: Option<&str>) -> PathBuf {
     let exe = dir.join("kubelet");
-    std::fs::copy(BIN, &exe).expect("copy the stand-in binary");
+    std::fs::copy(STANDIN, &exe).expect("copy the stand-in binary");
     if let Some(v) = version {
         std::fs::write(dir.join("kubelet.version"), format!("{v}\n")).expect("version file");
     }
@@ -132,15 +84,7 @@ fn start_with(
     let dir = tempfile::tempdir().expect("tempdir");
     let exe = copy_binary(dir.path(), version);
     let config = dir.path().join("config.yaml");
-    std::fs::write(
-        &config,
-        format!(
-            "{HEAD}address: 127.0.0.1\nport: {}\nhealthzBindAddress: 127.0.0.1\nhealthzPort: {}\n{body}",
-            free_port(),
-            free_port()
-        ),
-    )
-    .expect("write config");
+    std::fs::write(&config, config_text(free_port(), free_port(), body)).expect("write config");
     let mut argv = vec![format!("--config={}", config.display())];
     argv.extend(args(dir.path()));
     spawn(dir, &exe, argv)
@@ -150,43 +94,8 @@ fn start(body: &str) -> Standin {
     start_with(None, body, |_| Vec::new())
 }
 
-fn spawn(dir: tempfile::TempDir, exe: &Path, mut argv: Vec<String>) -> Standin {
-    let ready_file = dir.path().join("ready.json");
-    argv.push("--standin-ready-file".to_string());
-    argv.push(ready_file.display().to_string());
-    let stderr = std::fs::File::create(dir.path().join("stderr.log")).expect("stderr log");
-    let child = retry_busy(|| {
-        Command::new(exe)
-            .args(&argv)
-            .env_clear()
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(stderr.try_clone()?)
-            .spawn()
-    });
-    let mut s = Standin {
-        child: Some(child),
-        dir,
-        ready: Value::Null,
-    };
-    let deadline = Instant::now() + WAIT;
-    loop {
-        if let Ok(text) = std::fs::read_to_string(&ready_file) {
-            s.ready = serde_json::from_str(&text).expect("ready file is JSON");
-            return s;
-        }
-        if let Some(child) = s.child.as_mut() {
-            if let Ok(Some(status)) = child.try_wait() {
-                panic!("stand-in exited early ({status}): {}", s.stderr());
-            }
-        }
-        assert!(
-            Instant::now() < deadline,
-            "stand-in not ready within {WAIT:?}: {}",
-            s.stderr()
-        );
-        std::thread::sleep(Duration::from_millis(20));
-    }
+fn spawn(dir: tempfile::TempDir, exe: &Path, argv: Vec<String>) -> Standin {
+    Standin::spawn(dir, exe, &argv, WAIT).unwrap_or_else(|e| panic!("{e}"))
 }
 
 /// Split a raw HTTP/1.1 response into status and body.
@@ -217,56 +126,6 @@ fn plain_get(port: u16, path: &str) -> (u16, String) {
     parse_response(&raw)
 }
 
-/// Accepts any server certificate (the stand-in's is self-signed); handshake
-/// signatures are still checked.
-#[derive(Debug)]
-struct AcceptAnyCert(Arc<CryptoProvider>);
-
-impl ServerCertVerifier for AcceptAnyCert {
-    fn verify_server_cert(
-        &self,
-        _end_entity: &CertificateDer<'_>,
-        _intermediates: &[CertificateDer<'_>],
-        _server_name: &ServerName<'_>,
-        _ocsp_response: &[u8],
-        _now: UnixTime,
-    ) -> Result<ServerCertVerified, rustls::Error> {
-        Ok(ServerCertVerified::assertion())
-    }
-
-    fn verify_tls12_signature(
-        &self,
-        message: &[u8],
-        cert: &CertificateDer<'_>,
-        dss: &DigitallySignedStruct,
-    ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        rustls::crypto::verify_tls12_signature(
-            message,
-            cert,
-            dss,
-            &self.0.signature_verification_algorithms,
-        )
-    }
-
-    fn verify_tls13_signature(
-        &self,
-        message: &[u8],
-        cert: &CertificateDer<'_>,
-        dss: &DigitallySignedStruct,
-    ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        rustls::crypto::verify_tls13_signature(
-            message,
-            cert,
-            dss,
-            &self.0.signature_verification_algorithms,
-        )
-    }
-
-    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
-        self.0.signature_verification_algorithms.supported_schemes()
-    }
-}
-
 /// `GET` over TLS (rustls, any certificate accepted): status, body, negotiated version.
 fn tls_get(port: u16, path: &str) -> (u16, String, String) {
     let rt = tokio::runtime::Builder::new_current_thread()
@@ -274,14 +133,9 @@ fn tls_get(port: u16, path: &str) -> (u16, String, String) {
         .build()
         .expect("runtime");
     rt.block_on(async {
-        let provider = Arc::new(rustls::crypto::ring::default_provider());
-        let config = rustls::ClientConfig::builder_with_provider(provider.clone())
-            .with_safe_default_protocol_versions()
-            .expect("protocol versions")
-            .dangerous()
-            .with_custom_certificate_verifier(Arc::new(AcceptAnyCert(provider)))
-            .with_no_client_auth();
-        let connector = tokio_rustls::TlsConnector::from(Arc::new(config));
+        // Any certificate accepted (the stand-in's is self-signed), signatures checked.
+        let (config, _) = common::tls::client_config();
+        let connector = tokio_rustls::TlsConnector::from(config);
         let exchange = async {
             let tcp = tokio::net::TcpStream::connect((Ipv4Addr::LOCALHOST, port)).await?;
             let name = ServerName::try_from("localhost").expect("server name");
@@ -463,7 +317,9 @@ fn read_only_port_serves_plain_http_without_auth() {
 fn version_comes_from_the_version_file() {
     let dir = tempfile::tempdir().expect("tempdir");
     let run = |exe: &Path| {
-        let out = retry_busy(|| Command::new(exe).arg("--version").env_clear().output());
+        let out = retry_busy(WAIT, || {
+            Command::new(exe).arg("--version").env_clear().output()
+        });
         assert!(out.status.success(), "{:?}", out);
         String::from_utf8(out.stdout).expect("UTF-8")
     };
@@ -528,7 +384,7 @@ fn invalid_configuration_exits_non_zero() {
     let dir = tempfile::tempdir().expect("tempdir");
     let config = dir.path().join("config.yaml");
     std::fs::write(&config, "apiVersion: v1\nkind: Pod\n").expect("write config");
-    let mut child = Command::new(BIN)
+    let mut child = Command::new(STANDIN)
         .arg(format!("--config={}", config.display()))
         .env_clear()
         .stdout(Stdio::null())

@@ -45,15 +45,37 @@ impl Response {
 pub fn get(addr: SocketAddr, path: &str, accept: Option<&str>) -> std::io::Result<Response> {
     let mut s = TcpStream::connect_timeout(&addr, CONNECT_TIMEOUT)?;
     s.set_read_timeout(Some(READ_TIMEOUT))?;
-    let accept = accept
-        .map(|a| format!("Accept: {a}\r\n"))
-        .unwrap_or_default();
+    let accept: Vec<String> = accept.map(|a| format!("Accept: {a}")).into_iter().collect();
+    request(&mut s, &addr.to_string(), path, &accept)
+}
+
+/// `GET path` with `Host: host` over `stream` (a plain or a TLS connection, its timeouts
+/// the caller's), with `Connection: close` and the `headers` lines (`Name: value`, no line
+/// end), then the response read to the end of the connection. A peer that closes without
+/// TLS close_notify after a complete response is not an error.
+pub fn request(
+    stream: &mut (impl Read + Write),
+    host: &str,
+    path: &str,
+    headers: &[String],
+) -> std::io::Result<Response> {
+    let headers: String = headers.iter().map(|h| format!("{h}\r\n")).collect();
     write!(
-        s,
-        "GET {path} HTTP/1.1\r\nHost: {addr}\r\nUser-Agent: kubelet-sentinel-tests\r\n{accept}Connection: close\r\n\r\n"
+        stream,
+        "GET {path} HTTP/1.1\r\nHost: {host}\r\nUser-Agent: kubelet-sentinel-tests\r\n{headers}Connection: close\r\n\r\n"
     )?;
+    stream.flush()?;
     let mut raw = Vec::new();
-    s.read_to_end(&mut raw)?;
+    match stream.read_to_end(&mut raw) {
+        Ok(_) => {}
+        Err(e) if e.kind() == std::io::ErrorKind::UnexpectedEof && !raw.is_empty() => {}
+        Err(e) => return Err(e),
+    }
+    parse_response(&raw)
+}
+
+/// Parse a raw HTTP/1.1 response (the body to the end, chunked bodies decoded).
+pub fn parse_response(raw: &[u8]) -> std::io::Result<Response> {
     let split = raw
         .windows(4)
         .position(|w| w == b"\r\n\r\n")

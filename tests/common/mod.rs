@@ -24,11 +24,15 @@
 
 #![allow(dead_code)]
 
+pub mod agent;
 pub mod fake_api;
 pub mod http;
 pub mod metrics;
 pub mod process;
 pub mod promql;
+#[cfg(feature = "standin")]
+pub mod standin;
+pub mod tls;
 
 use std::collections::BTreeMap;
 use std::fs;
