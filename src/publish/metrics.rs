@@ -104,19 +104,35 @@ pub struct MetricsInput<'a> {
 #[derive(Debug)]
 pub struct Ordered<M> {
     series: Vec<(Labels, M)>,
+    /// Hashes of the label sets pushed (a linear scan for duplicates was O(n²): 40% of a
+    /// render with 40+ controls × 4 statuses; docs/performance.md).
+    seen: std::collections::HashSet<u64>,
 }
 
 impl<M> Default for Ordered<M> {
     fn default() -> Self {
-        Ordered { series: Vec::new() }
+        Ordered {
+            series: Vec::new(),
+            seen: std::collections::HashSet::new(),
+        }
     }
+}
+
+fn labels_hash(labels: &Labels) -> u64 {
+    use std::hash::{Hash, Hasher};
+    let mut h = std::collections::hash_map::DefaultHasher::new();
+    labels.hash(&mut h);
+    h.finish()
 }
 
 impl<M> Ordered<M> {
     /// Add a series. A label set already present is ignored (the first one wins), so the
     /// exposition never holds duplicate series.
     pub fn push(&mut self, labels: Labels, metric: M) {
-        if self.series.iter().any(|(l, _)| *l == labels) {
+        let h = labels_hash(&labels);
+        // A hash seen before is confirmed by comparing the label sets (collisions are
+        // possible, if unlikely): a distinct series is never dropped.
+        if !self.seen.insert(h) && self.series.iter().any(|(l, _)| *l == labels) {
             return;
         }
         self.series.push((labels, metric));
