@@ -755,7 +755,12 @@ fn manifests_kustomization_lists_every_object_and_monitors_set_the_job() {
 fn optional_components_add_exactly_their_rule_and_env_twin() {
     let flags = Flags::new();
     for (dir, resource, verb, long) in [
-        ("running-config", "nodes/configz", "get", "read-running-config"),
+        (
+            "running-config",
+            "nodes/configz",
+            "get",
+            "read-running-config",
+        ),
         (
             "running-config-via-proxy",
             "nodes/proxy",
