@@ -13,7 +13,14 @@ Asserts that
        regression, control drift, configuration drift, config pending restart;
      - a node without a kubelet -> kubelet not found;
      - an agent killed -> agent down;
-  3. every panel query of every dashboard in dashboards/ returns data from that Prometheus.
+  3. every panel query of every dashboard in dashboards/ returns data from that Prometheus;
+  4. /metrics is protected as the default install protects it: every agent serves HTTPS
+     only (a self-signed certificate) with `--metrics-auth kubernetes`, against a small
+     fake Kubernetes API in this script (TokenReview and SubjectAccessReview, empty pod,
+     namespace and node lists). Prometheus scrapes with `scheme: https`,
+     `insecure_skip_verify` and the bearer token of its service account, as the shipped
+     ServiceMonitor does; a second job with a token the API does not authenticate gets
+     HTTP 401 on every target (up == 0), and a token whose user is not allowed gets 403.
 
 The rules are the project's alerts/kubelet-sentinel.rules.yaml with every `for:` shortened
 to 0s (the durations themselves are covered by `promtool test rules` in
@@ -29,10 +36,15 @@ import re
 import shutil
 import signal
 import socket
+import ssl
 import subprocess
+import threading
+from http.client import HTTPException
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 import sys
 import tempfile
 import time
+import urllib.error
 import urllib.parse
 import urllib.request
 
@@ -44,6 +56,14 @@ ALERTMANAGER = shutil.which("prometheus-alertmanager") or "/usr/bin/prometheus-a
 WAIT = 90  # seconds, for each stage
 
 LIVE, DRIFT, EMPTY = "pipeline-live", "pipeline-drift", "pipeline-empty"
+
+# The fake API's credentials: the agents' own token, Prometheus's service account token
+# (allowed to get /metrics), a valid token whose user is not allowed, and its users.
+AGENT_TOKEN = "pipeline-agent-token"
+PROM_TOKEN = "pipeline-prometheus-token"
+OTHER_TOKEN = "pipeline-other-token"
+PROM_USER = "system:serviceaccount:monitoring:prometheus-k8s"
+OTHER_USER = "system:serviceaccount:default:someone"
 
 procs = []  # (name, Popen)
 
@@ -93,7 +113,8 @@ def stop(p):
 
 def clean_env():
     env = {k: v for k, v in os.environ.items()
-           if not k.startswith("KUBELET_SENTINEL_") and k != "NODE_NAME"}
+           if not k.startswith("KUBELET_SENTINEL_")
+           and k not in ("NODE_NAME", "KUBERNETES_SERVICE_HOST")}
     env["NO_COLOR"] = "1"
     return env
 
@@ -101,6 +122,113 @@ def clean_env():
 def http(url, timeout=3):
     with urllib.request.urlopen(url, timeout=timeout) as r:
         return r.status, r.read().decode()
+
+
+# The agents' certificates are self-signed (made at each start): the token is what
+# protects the data, as with the shipped ServiceMonitor's insecureSkipVerify.
+INSECURE = ssl.create_default_context()
+INSECURE.check_hostname = False
+INSECURE.verify_mode = ssl.CERT_NONE
+
+
+def agent_get(a, path, token=PROM_TOKEN, timeout=3):
+    """GET https://<agent>/<path> with a bearer token: (status, body); HTTP errors too."""
+    req = urllib.request.Request(f"https://127.0.0.1:{a.port}{path}")
+    if token:
+        req.add_header("Authorization", f"Bearer {token}")
+    try:
+        with urllib.request.urlopen(req, timeout=timeout, context=INSECURE) as r:
+            return r.status, r.read().decode()
+    except urllib.error.HTTPError as e:
+        return e.code, e.read().decode(errors="replace")
+
+
+class FakeApi(BaseHTTPRequestHandler):
+    """The few endpoints the agents use: empty pod/namespace/node lists (a watch ends at
+    once and is re-opened by the agent), SubjectAccessReviews (only Prometheus may get
+    /metrics; every kubelet-identity action is denied) and TokenReviews."""
+
+    protocol_version = "HTTP/1.1"
+    reviews = {"token": 0, "access": 0}
+
+    def log_message(self, *args):  # quiet
+        pass
+
+    def reply(self, code, body):
+        data = json.dumps(body).encode()
+        self.send_response(code)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(data)))
+        self.end_headers()
+        self.wfile.write(data)
+
+    def authorized(self):
+        if self.headers.get("Authorization") == f"Bearer {AGENT_TOKEN}":
+            return True
+        self.reply(401, {"kind": "Status", "apiVersion": "v1", "status": "Failure",
+                         "reason": "Unauthorized", "code": 401, "message": "Unauthorized"})
+        return False
+
+    def do_GET(self):
+        if not self.authorized():
+            return
+        url = urllib.parse.urlparse(self.path)
+        kinds = {"/api/v1/pods": "PodList", "/api/v1/namespaces": "NamespaceList",
+                 "/api/v1/nodes": "NodeList"}
+        if url.path not in kinds:
+            self.reply(404, {"kind": "Status", "apiVersion": "v1", "status": "Failure",
+                             "reason": "NotFound", "code": 404})
+            return
+        if "watch=true" in url.query or "watch=1" in url.query:
+            self.send_response(200)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", "0")
+            self.end_headers()
+            return
+        self.reply(200, {"kind": kinds[url.path], "apiVersion": "v1",
+                         "metadata": {"resourceVersion": "1"}, "items": []})
+
+    def do_POST(self):
+        if not self.authorized():
+            return
+        body = json.loads(self.rfile.read(int(self.headers.get("Content-Length", "0"))) or b"{}")
+        spec = body.get("spec", {})
+        path = urllib.parse.urlparse(self.path).path
+        if path == "/apis/authentication.k8s.io/v1/tokenreviews":
+            FakeApi.reviews["token"] += 1
+            users = {PROM_TOKEN: PROM_USER, OTHER_TOKEN: OTHER_USER}
+            user = users.get(spec.get("token"))
+            status = ({"authenticated": True, "user": {"username": user, "groups": ["system:serviceaccounts", "system:authenticated"]}}
+                      if user else {"authenticated": False, "error": "invalid bearer token"})
+            self.reply(201, {"kind": "TokenReview", "apiVersion": "authentication.k8s.io/v1",
+                             "metadata": {}, "spec": spec, "status": status})
+        elif path == "/apis/authorization.k8s.io/v1/subjectaccessreviews":
+            nra = spec.get("nonResourceAttributes") or {}
+            if nra:
+                FakeApi.reviews["access"] += 1
+            allowed = (spec.get("user") == PROM_USER and nra.get("path") == "/metrics"
+                       and nra.get("verb") == "get")
+            self.reply(201, {"kind": "SubjectAccessReview",
+                             "apiVersion": "authorization.k8s.io/v1", "metadata": {},
+                             "spec": spec, "status": {"allowed": allowed}})
+        else:
+            self.reply(404, {"kind": "Status", "apiVersion": "v1", "status": "Failure",
+                             "reason": "NotFound", "code": 404})
+
+
+def start_fake_api(work):
+    server = ThreadingHTTPServer(("127.0.0.1", 0), FakeApi)
+    server.daemon_threads = True
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    kubeconfig = os.path.join(work, "kubeconfig")
+    with open(kubeconfig, "w") as f:
+        f.write("apiVersion: v1\nkind: Config\nclusters:\n- name: fake\n  cluster:\n"
+                f"    server: http://127.0.0.1:{server.server_address[1]}\n"
+                f"users:\n- name: agent\n  user:\n    token: {AGENT_TOKEN}\n"
+                "contexts:\n- name: fake\n  context:\n    cluster: fake\n    user: agent\n"
+                "current-context: fake\n")
+    log(f"fake Kubernetes API on 127.0.0.1:{server.server_address[1]}")
+    return server, kubeconfig
 
 
 def wait_for(what, check, timeout=WAIT, interval=0.25):
@@ -180,10 +308,14 @@ def fixture_kubelet(root):
 
 
 def agent(name, work, node, extra):
+    """An agent protected as the default install is: HTTPS (self-signed) and
+    --metrics-auth kubernetes against the fake API (its kubeconfig in `work`)."""
     port = free_port()
     state = os.path.join(work, f"state-{name}")
-    argv = [AGENT, "serve", "--listen-address", f"127.0.0.1:{port}", "--node-name", node,
-            "--state-dir", state, "--interval", "2s", "--watch-interval", "200ms"] + extra
+    argv = [AGENT, "--kubeconfig", os.path.join(work, "kubeconfig"),
+            "serve", "--listen-address", f"127.0.0.1:{port}", "--node-name", node,
+            "--state-dir", state, "--interval", "2s", "--watch-interval", "200ms",
+            "--metrics-auth", "kubernetes", "--metrics-tls-self-signed"] + extra
     p = start(name, argv, work)
     p.port = port
     return p
@@ -268,6 +400,7 @@ def main():
 
 
 def run(work):
+    start_fake_api(work)
     # 1. An insecure live kubelet (the stand-in) and its agent.
     kport, khealthz, kro = free_port(), free_port(), free_port()
     kconf = os.path.join(work, "kubelet-config.yaml")
@@ -294,12 +427,12 @@ def run(work):
     empty = agent("agent-empty", work, EMPTY, ["--host-root", eroot, "--live-probes", "off"])
 
     for a in (live, drift, empty):
-        wait_for(f"{a.log_path} ready", lambda a=a: (http(f"http://127.0.0.1:{a.port}/readyz")[0] == 200, None), 30)
+        wait_for(f"{a.log_path} ready", lambda a=a: (agent_get(a, "/readyz", token=None)[0] == 200, None), 30)
 
     # The drift node: baseline taken at its first evaluation; wait > 1 s past the
     # kubelet's start (the pending-restart grace), then open the read-only port in the file.
     wait_for("the drift node's baseline", lambda: (
-        "kubelet_sentinel_baseline_info" in http(f"http://127.0.0.1:{drift.port}/metrics")[1], None), 30)
+        "kubelet_sentinel_baseline_info" in agent_get(drift, "/metrics")[1], None), 30)
     time.sleep(1.2)
     cfg = os.path.join(droot, "var", "lib", "kubelet", "config.yaml")
     text = open(cfg).read()
@@ -335,6 +468,12 @@ def run(work):
             "alerting:\n  alertmanagers:\n"
             f"    - static_configs:\n        - targets: [\"127.0.0.1:{am_port}\"]\n"
             "scrape_configs:\n  - job_name: kubelet-sentinel\n"
+            "    scheme: https\n    tls_config:\n      insecure_skip_verify: true\n"
+            f"    authorization:\n      credentials: {PROM_TOKEN}\n"
+            f"    static_configs:\n      - targets: [{targets}]\n"
+            "  - job_name: unauthenticated\n"
+            "    scheme: https\n    tls_config:\n      insecure_skip_verify: true\n"
+            "    authorization:\n      credentials: stolen-or-expired\n"
             f"    static_configs:\n      - targets: [{targets}]\n"
         )
     start("prometheus", [PROMETHEUS, f"--config.file={prom_conf}",
@@ -349,6 +488,36 @@ def run(work):
         return len(r) == 3, r
     wait_for("all three agent targets up", targets_up)
     log("3 targets up")
+
+    # 1b. Protected metrics: Prometheus's token over HTTPS is what got those targets up; a
+    #     token the API does not authenticate gets 401 on every target, a valid token of a
+    #     user without `get /metrics` gets 403, no token 401; the probes stay open.
+    def unauthenticated_down():
+        r = prom_query(prom, 'up{job="unauthenticated"} == 0')["result"]
+        return len(r) == 3, r
+    wait_for("the unauthenticated job's three targets down", unauthenticated_down)
+    _, body = http(f"{prom}/api/v1/targets")
+    errors = [t.get("lastError", "") for t in json.loads(body)["data"]["activeTargets"]
+              if t["labels"].get("job") == "unauthenticated"]
+    if len(errors) != 3 or not all("401" in e for e in errors):
+        fail(f"the unauthenticated job's scrapes should fail with 401: {errors}")
+    for a in (live, drift, empty):
+        for token, want in [(None, 401), (OTHER_TOKEN, 403), (PROM_TOKEN, 200)]:
+            code, _ = agent_get(a, "/metrics", token=token)
+            if code != want:
+                fail(f"{a.log_path}: /metrics with token {token!r} answered {code}, not {want}")
+        if agent_get(a, "/healthz", token=None)[0] != 200:
+            fail(f"{a.log_path}: /healthz needs no token")
+        try:
+            http(f"http://127.0.0.1:{a.port}/metrics", timeout=2)
+            fail(f"{a.log_path}: /metrics answered plain HTTP")
+        except (urllib.error.URLError, HTTPException, OSError):
+            pass
+    if FakeApi.reviews["token"] == 0 or FakeApi.reviews["access"] == 0:
+        fail(f"no TokenReview or SubjectAccessReview reached the fake API: {FakeApi.reviews}")
+    log(f"/metrics protected: 401 without or with a bad token, 403 for a user without get /metrics, "
+        f"200 for Prometheus ({FakeApi.reviews['token']} TokenReviews, "
+        f"{FakeApi.reviews['access']} SubjectAccessReviews for /metrics)")
 
     # 2. Alerts in Alertmanager.
     expected = [
