@@ -215,7 +215,7 @@ fn agreement_passes_via_nodes_configz() {
         &["--kubeconfig", &api.kubeconfig(), "--read-running-config"],
     );
     let c = r.expect("pass", "nodes/configz");
-    has(c, "observed", "settings agree");
+    has(c, "observed", "all settings agree");
     has(c, "reason", "via nodes/configz");
     let p = r.probe("configz").expect("a configz step");
     assert_eq!(p["success"], true, "{p:#}");

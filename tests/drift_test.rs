@@ -318,14 +318,7 @@ fn fixture_kubelet_pid(root: &Path) -> u32 {
 /// The agent's command with no `KUBELET_SENTINEL_*`/`NODE_NAME` from the test's
 /// environment (they would change its flags).
 fn sentinel() -> Command {
-    let mut cmd = Command::new(AGENT);
-    for (k, _) in std::env::vars_os() {
-        let k = k.to_string_lossy().into_owned();
-        if k.starts_with("KUBELET_SENTINEL_") || k == "NODE_NAME" || k == "KUBERNETES_SERVICE_HOST"
-        {
-            cmd.env_remove(&k);
-        }
-    }
+    let mut cmd = common::agent::agent_command();
     cmd.env("NO_COLOR", "1").stdin(Stdio::null());
     cmd
 }

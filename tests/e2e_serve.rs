@@ -160,16 +160,7 @@ fn start_agent(host_root: &Path, work: &Path) -> Agent {
         let addr = SocketAddr::from((Ipv4Addr::LOCALHOST, free_port()));
         let log = work.join(format!("agent-{attempt}.log"));
         let log_file = fs::File::create(&log).unwrap();
-        let mut cmd = Command::new(BIN);
-        for (k, _) in std::env::vars_os() {
-            let k = k.to_string_lossy().into_owned();
-            if k.starts_with("KUBELET_SENTINEL_")
-                || k == "NODE_NAME"
-                || k == "KUBERNETES_SERVICE_HOST"
-            {
-                cmd.env_remove(&k);
-            }
-        }
+        let mut cmd = common::agent::agent_command();
         let child = cmd
             .arg("serve")
             .arg("--host-root")
