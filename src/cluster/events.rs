@@ -174,13 +174,15 @@ impl Limiter {
     }
 }
 
-/// The Event for a notice.
-pub fn event(n: &Notice, node: &str, now: chrono_like::Utc) -> Event {
-    let time = Time(now.0);
+/// The Event for a notice, at `unix_nanos` (nanoseconds since the Unix epoch).
+pub fn event(n: &Notice, node: &str, unix_nanos: u128) -> Event {
+    // Whole seconds: core/v1 Event timestamps are RFC 3339 seconds.
+    let secs = i64::try_from(unix_nanos / 1_000_000_000).unwrap_or(0);
+    let time = Time(k8s_openapi::jiff::Timestamp::from_second(secs).unwrap_or_default());
     Event {
         metadata: ObjectMeta {
             // client-go's recorder names events `<object>.<unique hex>`.
-            name: Some(format!("{node}.{:x}", now.1)),
+            name: Some(format!("{node}.{unix_nanos:x}")),
             namespace: Some(NAMESPACE.to_string()),
             ..ObjectMeta::default()
         },
@@ -208,20 +210,12 @@ pub fn event(n: &Notice, node: &str, now: chrono_like::Utc) -> Event {
     }
 }
 
-/// A timestamp for events: the API's time type and a unique-ish nanosecond count.
-pub mod chrono_like {
-    pub struct Utc(pub k8s_openapi::jiff::Timestamp, pub u128);
-
-    pub fn now() -> Utc {
-        let nanos = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map(|d| d.as_nanos())
-            .unwrap_or(0);
-        // Whole seconds: core/v1 Event timestamps are RFC 3339 seconds.
-        let secs = i64::try_from(nanos / 1_000_000_000).unwrap_or(0);
-        let ts = k8s_openapi::jiff::Timestamp::from_second(secs).unwrap_or_default();
-        Utc(ts, nanos)
-    }
+/// Now, in nanoseconds since the Unix epoch.
+fn unix_nanos() -> u128 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_nanos())
+        .unwrap_or(0)
 }
 
 /// The queue into the posting task.
@@ -260,7 +254,7 @@ pub fn start(
                 continue;
             }
             let dropped = std::mem::take(&mut limiter.dropped);
-            let ev = event(&n, &node, chrono_like::now());
+            let ev = event(&n, &node, unix_nanos());
             match tokio::time::timeout(timeout, api.create(&PostParams::default(), &ev)).await {
                 Ok(Ok(_)) => tracing::info!(
                     control = n.control,
@@ -329,7 +323,7 @@ mod tests {
             kind: Kind::Regressed,
             message: "anonymous-auth-disabled regressed".into(),
         };
-        let v = serde_json::to_value(event(&n, "node-1", chrono_like::now())).unwrap();
+        let v = serde_json::to_value(event(&n, "node-1", 1_767_225_600_123_456_789)).unwrap();
         assert_eq!(v["involvedObject"]["kind"], "Node");
         assert_eq!(v["involvedObject"]["name"], "node-1");
         assert_eq!(v["metadata"]["namespace"], "default");
@@ -340,7 +334,8 @@ mod tests {
         assert_eq!(v["reason"], "ControlRegressed");
         assert_eq!(v["type"], "Warning");
         assert_eq!(v["source"]["component"], "kubelet-sentinel");
-        assert!(v["firstTimestamp"].is_string());
+        assert_eq!(v["firstTimestamp"], "2026-01-01T00:00:00Z");
+        assert_eq!(v["lastTimestamp"], "2026-01-01T00:00:00Z");
         let long = "é".repeat(800);
         assert!(clip(&long).len() <= MAX_MESSAGE + "…".len());
     }

@@ -4,7 +4,6 @@
 //! credential of the kubelet's. Asked at start and every [`REVIEW_PERIOD`] (RBAC changes
 //! rarely; each round is six small POSTs), sooner after a failure (1 s doubling to 30 s).
 
-use std::sync::{Arc, RwLock};
 use std::time::{Duration, Instant};
 
 use k8s_openapi::api::authorization::v1::{
@@ -12,8 +11,8 @@ use k8s_openapi::api::authorization::v1::{
 };
 use kube::api::{Api, PostParams};
 
-use super::watch::{describe, BACKOFF_MAX, BACKOFF_MIN};
-use crate::snapshot::{AccessCheck, ApiSource};
+use super::watch::{describe, update, BACKOFF_MAX, BACKOFF_MIN};
+use crate::snapshot::AccessCheck;
 
 /// How often the reviews are asked again while they succeed.
 pub const REVIEW_PERIOD: Duration = Duration::from_secs(300);
@@ -163,14 +162,8 @@ pub fn check_of(action: &Action, answer: &SubjectAccessReview) -> AccessCheck {
     }
 }
 
-pub type Shared = Arc<RwLock<ApiSource<Vec<AccessCheck>>>>;
-
-fn update(shared: &Shared, f: impl FnOnce(&mut ApiSource<Vec<AccessCheck>>)) {
-    let mut g = shared
-        .write()
-        .unwrap_or_else(std::sync::PoisonError::into_inner);
-    f(&mut g);
-}
+/// The reviews' results, shared like a watched collection.
+pub type Shared = super::watch::Shared<AccessCheck>;
 
 /// Ask every review once; the first failure ends the round.
 pub async fn round(

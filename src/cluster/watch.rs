@@ -45,7 +45,8 @@ pub struct Spec<K, F> {
     pub key: fn(&F) -> (String, String),
 }
 
-fn update<F>(shared: &Shared<F>, f: impl FnOnce(&mut ApiSource<Vec<F>>)) {
+/// Change a shared collection (also the identity reviews' results, `super::reviews`).
+pub(super) fn update<F>(shared: &Shared<F>, f: impl FnOnce(&mut ApiSource<Vec<F>>)) {
     // A poisoned lock only means a reader panicked mid-copy: the data is still whole.
     let mut guard = shared
         .write()
