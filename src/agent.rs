@@ -264,13 +264,13 @@ pub fn check_once(
     evaluate_with(
         || {
             let mut s = observe::observe(host, opts);
-            enrich(&mut s, host, enrich_opts, &mut ScanCache::default(), rt);
-            attach_cluster(&mut s, cluster);
-            attach_running_config(
+            complete(
                 &mut s,
-                &enrich_opts.running_config,
-                cluster,
+                host,
+                enrich_opts,
+                &mut ScanCache::default(),
                 &mut ConfigzCache::default(),
+                cluster,
                 rt,
             );
             s
@@ -279,9 +279,26 @@ pub fn check_once(
     )
 }
 
+/// Everything after the host's files and processes, the same for `check` and `serve`: the
+/// version and live probes, the API's view, the running configuration (which needs both:
+/// the kubelet's listeners and the API client).
+fn complete(
+    s: &mut Snapshot,
+    host: &HostRoot,
+    enrich_opts: &EnrichOptions,
+    scans: &mut ScanCache,
+    configz: &mut ConfigzCache,
+    cluster: Option<&Cluster>,
+    rt: &tokio::runtime::Handle,
+) {
+    enrich(s, host, enrich_opts, scans, rt);
+    attach_cluster(s, cluster);
+    attach_running_config(s, &enrich_opts.running_config, cluster, configz, rt);
+}
+
 /// Copy the API's view into the snapshot (a read lock and a clone: never waits for the
-/// API), with its observation steps `api_pods` and `api_namespaces`.
-pub fn attach_cluster(snapshot: &mut Snapshot, cluster: Option<&Cluster>) {
+/// API), with its observation steps (`cluster::probe_records`).
+fn attach_cluster(snapshot: &mut Snapshot, cluster: Option<&Cluster>) {
     if let Some(c) = cluster {
         let view = c.view();
         snapshot.probes.extend(cluster::probe_records(&view));
@@ -292,7 +309,7 @@ pub fn attach_cluster(snapshot: &mut Snapshot, cluster: Option<&Cluster>) {
 /// Read the kubelet's running configuration (`--read-running-config`) into the snapshot,
 /// with its observation step `configz`. Bounded by the request timeout of each route (a
 /// few seconds); a successful read is reused for the same kubelet process.
-pub fn attach_running_config(
+fn attach_running_config(
     snapshot: &mut Snapshot,
     opts: &RunningConfigOptions,
     cluster: Option<&Cluster>,
@@ -373,19 +390,13 @@ fn cycle(
     let (snapshot, results, duration) = evaluate_with(
         || {
             let mut s = carried.observer.observe();
-            enrich(
+            complete(
                 &mut s,
                 carried.observer.host(),
                 enrich_opts,
                 &mut carried.scans,
-                rt,
-            );
-            attach_cluster(&mut s, cluster);
-            attach_running_config(
-                &mut s,
-                &enrich_opts.running_config,
-                cluster,
                 &mut carried.configz,
+                cluster,
                 rt,
             );
             s
