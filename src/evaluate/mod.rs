@@ -283,9 +283,7 @@ pub fn evaluate(snapshot: &Snapshot, policy: &Policy) -> Vec<ControlResult> {
         .map(|c| {
             let outcome = match (c.needs, snapshot.no_kubelet_reason()) {
                 (Needs::Kubelet, Some(reason)) => Outcome::unknown(reason),
-                (Needs::Api, _) => {
-                    pod_security::api_gate(&ctx).unwrap_or_else(|| (c.evaluate)(&ctx))
-                }
+                (Needs::Api, _) => util::api_gate(&ctx).unwrap_or_else(|| (c.evaluate)(&ctx)),
                 _ => (c.evaluate)(&ctx),
             };
             ControlResult {

@@ -6,10 +6,10 @@
 
 use std::collections::BTreeSet;
 
-use super::util::{unknown_with, PRACTICE_POD_SECURITY};
+use super::util::{api_data, api_stale, capped, unknown_with, PRACTICE_POD_SECURITY};
 use super::{Control, Ctx, Family, Needs, Outcome, Severity};
 use crate::policy::{AllowedPod, Policy};
-use crate::snapshot::{ApiSource, ClusterView, PodFacts, Snapshot};
+use crate::snapshot::{PodFacts, Snapshot};
 
 pub static CONTROLS: &[Control] = &[
     Control {
@@ -242,60 +242,6 @@ pub fn risky_pod_series(
         .collect()
 }
 
-/// The common gate of `Needs::Api` controls: `Some(outcome)` when they cannot be judged.
-pub fn api_gate(ctx: &Ctx) -> Option<Outcome> {
-    if !ctx.policy.expected.cluster_checks {
-        return Some(Outcome::not_applicable(
-            "cluster checks are off in the policy (cluster_checks: false)",
-        ));
-    }
-    match &ctx.snapshot.cluster {
-        None => Some(Outcome::unknown(
-            "no API access (this evaluation did not use the Kubernetes API)",
-        )),
-        Some(ClusterView {
-            access: Err(why), ..
-        }) => Some(Outcome::unknown(format!("no API access ({why})"))),
-        Some(_) => None,
-    }
-}
-
-/// The data of a source, or the `unknown` that says it is awaited.
-pub(super) fn data<'a, T>(src: &'a ApiSource<T>, what: &str) -> Result<&'a T, Outcome> {
-    src.data.as_ref().ok_or_else(|| {
-        Outcome::unknown(match &src.health {
-            Err(e) if e != "waiting for the first list" => {
-                format!("waiting for the first list of {what} (last error: {e})")
-            }
-            _ => format!("waiting for the first list of {what}"),
-        })
-    })
-}
-
-/// A reason suffix when the data is from an earlier list (the watch is failing now).
-pub(super) fn stale<T>(src: &ApiSource<T>, what: &str) -> String {
-    match &src.health {
-        Err(e) => format!("; the {what} watch is failing ({e}): as of its last list"),
-        Ok(()) => String::new(),
-    }
-}
-
-/// At most `MAX_LISTED` items, then `and N more`.
-const MAX_LISTED: usize = 10;
-
-pub(super) fn capped(items: &[String]) -> String {
-    let mut out = items
-        .iter()
-        .take(MAX_LISTED)
-        .cloned()
-        .collect::<Vec<_>>()
-        .join(", ");
-    if items.len() > MAX_LISTED {
-        out.push_str(&format!(" and {} more", items.len() - MAX_LISTED));
-    }
-    out
-}
-
 /// Pod Security levels, weakest first.
 fn level(s: &str) -> Option<u8> {
     match s {
@@ -310,11 +256,11 @@ fn evaluate_enforced(ctx: &Ctx) -> Outcome {
     let Some(cluster) = &ctx.snapshot.cluster else {
         return Outcome::unknown("no API access");
     };
-    let pods = match data(&cluster.pods, "pods") {
+    let pods = match api_data(&cluster.pods, "list of pods") {
         Ok(p) => p,
         Err(o) => return o,
     };
-    let namespaces = match data(&cluster.namespaces, "namespaces") {
+    let namespaces = match api_data(&cluster.namespaces, "list of namespaces") {
         Ok(n) => n,
         Err(o) => return o,
     };
@@ -358,8 +304,8 @@ fn evaluate_enforced(ctx: &Ctx) -> Outcome {
     }
     let note = format!(
         "{}{}",
-        stale(&cluster.pods, "pods"),
-        stale(&cluster.namespaces, "namespaces")
+        api_stale(&cluster.pods, "pods watch", "list"),
+        api_stale(&cluster.namespaces, "namespaces watch", "list")
     );
     if !bad.is_empty() {
         return Outcome::fail(
@@ -408,13 +354,13 @@ fn evaluate_takeover(ctx: &Ctx) -> Outcome {
     let Some(cluster) = &ctx.snapshot.cluster else {
         return Outcome::unknown("no API access");
     };
-    let pods = match data(&cluster.pods, "pods") {
+    let pods = match api_data(&cluster.pods, "list of pods") {
         Ok(p) => p,
         Err(o) => return o,
     };
     let allowed = &ctx.policy.expected.host_takeover_allowed_pods;
     let (risky, checked, allow_listed) = risky_pods(pods, allowed);
-    let note = stale(&cluster.pods, "pods");
+    let note = api_stale(&cluster.pods, "pods watch", "list");
     if risky.is_empty() {
         // A stable observed value (no counts): pods churn, drift should not.
         return Outcome::pass(
@@ -460,7 +406,7 @@ mod tests {
     use super::super::util::testing::*;
     use super::super::Status;
     use super::*;
-    use crate::snapshot::NamespaceFacts;
+    use crate::snapshot::{ApiSource, ClusterView, NamespaceFacts};
 
     const ENFORCED: &str = "pod-security-enforced";
     const TAKEOVER: &str = "no-host-takeover-pods";

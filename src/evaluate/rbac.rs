@@ -1,7 +1,9 @@
 //! Practice 6: least-privilege kubelet credentials (RBAC, node side): the kubelet's own
 //! identity must be a node identity, scoped by the Node authorizer and NodeRestriction.
 
-use super::util::{kubelet, obs_kind_str, unknown_with, PRACTICE_RBAC};
+use super::util::{
+    api_data, api_stale, capped, kubelet, obs_kind_str, unknown_with, PRACTICE_RBAC,
+};
 use super::{Control, Ctx, Family, Needs, Outcome, Severity};
 use crate::snapshot::{CertSummary, Credential, ObsErrorKind};
 
@@ -49,17 +51,12 @@ pub static CONTROLS: &[Control] = &[
 /// (`cluster::reviews::Expect::NodeRules`), which are findings only when something else
 /// (an RBAC binding, a webhook: the review then carries a reason) allowed them.
 fn evaluate_identity(ctx: &Ctx) -> Outcome {
-    use super::pod_security::{capped, stale};
     let Some(cluster) = &ctx.snapshot.cluster else {
         return Outcome::unknown("no API access");
     };
-    let Some(checks) = &cluster.identity.data else {
-        return Outcome::unknown(match &cluster.identity.health {
-            Err(e) if e != "waiting for the first list" => {
-                format!("waiting for the first SubjectAccessReviews (last error: {e})")
-            }
-            _ => "waiting for the first SubjectAccessReviews".to_string(),
-        });
+    let checks = match api_data(&cluster.identity, "SubjectAccessReviews") {
+        Ok(c) => c,
+        Err(o) => return o,
     };
     if checks.is_empty() {
         return Outcome::unknown("no SubjectAccessReview was answered");
@@ -81,7 +78,7 @@ fn evaluate_identity(ctx: &Ctx) -> Outcome {
             }
         }
     }
-    let stale = stale(&cluster.identity, "SubjectAccessReview");
+    let stale = api_stale(&cluster.identity, "SubjectAccessReview round", "answers");
     let source = "subject-access-review";
     let note = if by_node_rules.is_empty() {
         String::new()

@@ -6,6 +6,7 @@ use serde_json::Value;
 
 use super::{Ctx, Outcome};
 use crate::observe::config::{Lookup, Setting};
+use crate::snapshot::{ApiSource, ClusterView};
 
 /// Parse `10.0.0.0/8`, `::1/128` or a bare address (a host route).
 pub fn parse_cidr(s: &str) -> Option<(IpAddr, u8)> {
@@ -103,6 +104,66 @@ pub const PRACTICE_RESOURCES: &str = "4 harden kubelet defaults and reserve node
 pub const PRACTICE_POD_SECURITY: &str = "5 Pod Security";
 pub const PRACTICE_RBAC: &str = "6 least-privilege kubelet credentials (RBAC, node side)";
 pub const PRACTICE_AUDIT: &str = "7 audit logging";
+
+// ---------------------------------------------------------------------------------------
+// The controls that need the Kubernetes API (`Needs::Api`).
+// ---------------------------------------------------------------------------------------
+
+/// The common gate of `Needs::Api` controls: `Some(outcome)` when they cannot be judged.
+pub fn api_gate(ctx: &Ctx) -> Option<Outcome> {
+    if !ctx.policy.expected.cluster_checks {
+        return Some(Outcome::not_applicable(
+            "cluster checks are off in the policy (cluster_checks: false)",
+        ));
+    }
+    match &ctx.snapshot.cluster {
+        None => Some(Outcome::unknown(
+            "no API access (this evaluation did not use the Kubernetes API)",
+        )),
+        Some(ClusterView {
+            access: Err(why), ..
+        }) => Some(Outcome::unknown(format!("no API access ({why})"))),
+        Some(_) => None,
+    }
+}
+
+/// The data of an API source, or the `unknown` that says it is awaited; `first` names
+/// what is awaited (`list of pods`, `SubjectAccessReviews`).
+pub fn api_data<'a, T>(src: &'a ApiSource<T>, first: &str) -> Result<&'a T, Outcome> {
+    src.data.as_ref().ok_or_else(|| {
+        Outcome::unknown(match &src.health {
+            Err(e) if e != "waiting for the first list" => {
+                format!("waiting for the first {first} (last error: {e})")
+            }
+            _ => format!("waiting for the first {first}"),
+        })
+    })
+}
+
+/// A reason suffix when the data is from an earlier answer because the task that keeps it
+/// (`pods watch`) is failing now; `last` names that answer (`list`, `answers`).
+pub fn api_stale<T>(src: &ApiSource<T>, task: &str, last: &str) -> String {
+    match &src.health {
+        Err(e) => format!("; the {task} is failing ({e}): as of its last {last}"),
+        Ok(()) => String::new(),
+    }
+}
+
+/// At most `MAX_LISTED` items, then `and N more`.
+const MAX_LISTED: usize = 10;
+
+pub fn capped(items: &[String]) -> String {
+    let mut out = items
+        .iter()
+        .take(MAX_LISTED)
+        .cloned()
+        .collect::<Vec<_>>()
+        .join(", ");
+    if items.len() > MAX_LISTED {
+        out.push_str(&format!(" and {} more", items.len() - MAX_LISTED));
+    }
+    out
+}
 
 /// Run an evaluation that may find its input undecidable: `Err(reason)` becomes
 /// `unknown` with that reason. Lets a control combine several settings with `?`.
@@ -565,7 +626,7 @@ pub mod testing {
         let c = control(id).unwrap_or_else(|| panic!("no control {id}"));
         let ctx = Ctx { snapshot, policy };
         if c.needs == crate::evaluate::Needs::Api {
-            if let Some(o) = crate::evaluate::pod_security::api_gate(&ctx) {
+            if let Some(o) = super::api_gate(&ctx) {
                 return o;
             }
         }
