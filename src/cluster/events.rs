@@ -20,7 +20,7 @@ use std::time::Duration;
 
 use k8s_openapi::api::core::v1::{Event, EventSource, ObjectReference};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{ObjectMeta, Time};
-use kube::api::{Api, PostParams};
+use kube::api::Api;
 
 use crate::drift::DriftReport;
 
@@ -255,22 +255,17 @@ pub fn start(
             }
             let dropped = std::mem::take(&mut limiter.dropped);
             let ev = event(&n, &node, unix_nanos());
-            match tokio::time::timeout(timeout, api.create(&PostParams::default(), &ev)).await {
-                Ok(Ok(_)) => tracing::info!(
+            match super::create(&api, &ev, timeout, "Event").await {
+                Ok(_) => tracing::info!(
                     control = n.control,
                     reason = n.kind.reason(),
                     rate_limited_before = dropped,
                     "event posted on the Node"
                 ),
-                Ok(Err(e)) => tracing::warn!(
+                Err(error) => tracing::warn!(
                     control = n.control,
-                    error = %super::watch::describe(&e),
+                    %error,
                     "event could not be posted"
-                ),
-                Err(_) => tracing::warn!(
-                    control = n.control,
-                    "event could not be posted: no answer within {}s",
-                    timeout.as_secs_f64()
                 ),
             }
         }

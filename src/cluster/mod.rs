@@ -357,6 +357,28 @@ impl Cluster {
     }
 }
 
+/// Create `object` (a review, an event) and wait at most `timeout` for the answer: the
+/// object the API returns, or one line saying why not (`<what>: no answer within 5s`,
+/// `<what>: 403 Forbidden: ...`).
+pub async fn create<K>(api: &Api<K>, object: &K, timeout: Duration, what: &str) -> Result<K, String>
+where
+    K: kube::Resource + Clone + serde::de::DeserializeOwned + serde::Serialize + std::fmt::Debug,
+{
+    match tokio::time::timeout(
+        timeout,
+        api.create(&kube::api::PostParams::default(), object),
+    )
+    .await
+    {
+        Err(_) => Err(format!(
+            "{what}: no answer within {}s",
+            timeout.as_secs_f64()
+        )),
+        Ok(Err(e)) => Err(format!("{what}: {}", watch::describe(&e))),
+        Ok(Ok(created)) => Ok(created),
+    }
+}
+
 /// The observation steps of the API watches (`api_pods`, `api_namespaces`, `api_node`)
 /// and reviews (`api_identity_reviews`): success while listed and connected, or while the
 /// last round of reviews was answered. None when there is no API access.

@@ -7,11 +7,11 @@
 use std::time::{Duration, Instant};
 
 use k8s_openapi::api::authorization::v1::{
-    ResourceAttributes, SubjectAccessReview, SubjectAccessReviewSpec,
+    ResourceAttributes, SubjectAccessReview, SubjectAccessReviewSpec, SubjectAccessReviewStatus,
 };
-use kube::api::{Api, PostParams};
+use kube::api::Api;
 
-use super::watch::{describe, update, BACKOFF_MAX, BACKOFF_MIN};
+use super::watch::{update, BACKOFF_MAX, BACKOFF_MIN};
 use crate::snapshot::AccessCheck;
 
 /// How often the reviews are asked again while they succeed.
@@ -148,12 +148,18 @@ pub fn review(action: &Action, node: &str) -> SubjectAccessReview {
     }
 }
 
+/// Whether a review's answer allows: `allowed`, and not also `denied` (an authorizer that
+/// denies outright wins). No status at all is not an allow.
+pub fn allows(status: Option<&SubjectAccessReviewStatus>) -> bool {
+    status.is_some_and(|s| s.allowed && s.denied != Some(true))
+}
+
 /// The answer to one review.
 pub fn check_of(action: &Action, answer: &SubjectAccessReview) -> AccessCheck {
     let status = answer.status.as_ref();
     AccessCheck {
         action: action.name.to_string(),
-        allowed: status.is_some_and(|s| s.allowed && s.denied != Some(true)),
+        allowed: allows(status),
         reason: status
             .and_then(|s| s.reason.clone())
             .filter(|r| !r.is_empty())
@@ -174,24 +180,8 @@ pub async fn round(
     let mut out = Vec::with_capacity(ACTIONS.len());
     for action in ACTIONS {
         let r = review(action, node);
-        let answer =
-            match tokio::time::timeout(timeout, api.create(&PostParams::default(), &r)).await {
-                Err(_) => {
-                    return Err(format!(
-                        "SubjectAccessReview ({}): no answer within {}s",
-                        action.name,
-                        timeout.as_secs_f64()
-                    ))
-                }
-                Ok(Err(e)) => {
-                    return Err(format!(
-                        "SubjectAccessReview ({}): {}",
-                        action.name,
-                        describe(&e)
-                    ))
-                }
-                Ok(Ok(a)) => a,
-            };
+        let what = format!("SubjectAccessReview ({})", action.name);
+        let answer = super::create(api, &r, timeout, &what).await?;
         out.push(check_of(action, &answer));
     }
     Ok(out)

@@ -25,7 +25,7 @@ use k8s_openapi::api::authentication::v1::{TokenReview, TokenReviewSpec};
 use k8s_openapi::api::authorization::v1::{
     NonResourceAttributes, SubjectAccessReview, SubjectAccessReviewSpec,
 };
-use kube::api::{Api, PostParams};
+use kube::api::Api;
 
 /// How long an allowed or refused outcome is reused for the same token.
 pub const CACHE_TTL: Duration = Duration::from_secs(30);
@@ -249,10 +249,7 @@ impl Authenticator {
             ..TokenReview::default()
         };
         let api = Api::<TokenReview>::all(self.client.clone());
-        let done = tokio::time::timeout(self.timeout, api.create(&PostParams::default(), &tr))
-            .await
-            .map_err(|_| format!("TokenReview: no answer within {:?}", self.timeout))?
-            .map_err(|e| format!("TokenReview: {e}"))?;
+        let done = crate::cluster::create(&api, &tr, self.timeout, "TokenReview").await?;
         let Some(status) = done.status else {
             return Err("TokenReview: the answer has no status".to_string());
         };
@@ -278,14 +275,11 @@ impl Authenticator {
             ..SubjectAccessReview::default()
         };
         let api = Api::<SubjectAccessReview>::all(self.client.clone());
-        let done = tokio::time::timeout(self.timeout, api.create(&PostParams::default(), &sar))
-            .await
-            .map_err(|_| format!("SubjectAccessReview: no answer within {:?}", self.timeout))?
-            .map_err(|e| format!("SubjectAccessReview: {e}"))?;
+        let done = crate::cluster::create(&api, &sar, self.timeout, "SubjectAccessReview").await?;
         let Some(status) = done.status else {
             return Err("SubjectAccessReview: the answer has no status".to_string());
         };
-        if status.allowed && status.denied != Some(true) {
+        if crate::cluster::reviews::allows(Some(&status)) {
             Ok(Decision::Allowed { user: name })
         } else {
             Ok(Decision::Forbidden { user: name })
