@@ -287,7 +287,7 @@ async fn from_api_proxy(
 ) -> Result<Value, String> {
     let client = match cluster {
         Some(c) => match (c.client(), c.access()) {
-            (Some(client), _) => client.clone(),
+            (Some(client), _) => client,
             (None, Err(why)) => return Err(format!("no API access ({why})")),
             (None, Ok(_)) => return Err("no API client".to_string()),
         },
