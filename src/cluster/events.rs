@@ -74,31 +74,24 @@ impl Transitions {
         report: &DriftReport,
         results: &[crate::evaluate::ControlResult],
     ) -> Vec<Notice> {
-        let now: BTreeMap<&'static str, (bool, bool)> = report
-            .controls
-            .iter()
-            .map(|(id, d)| (*id, (d.drifted, d.regressed)))
-            .collect();
         let mut out = Vec::new();
         if let Some(prev) = &self.previous {
-            for (id, (drifted, regressed)) in &now {
+            for (id, d) in &report.controls {
                 let (was_drifted, was_regressed) = prev.get(id).copied().unwrap_or_default();
-                let result = results.iter().find(|r| r.id == *id);
-                let observed = result.map_or("", |r| r.observed.as_str());
-                let d = report.control(id);
-                let base = d
-                    .and_then(|d| d.baseline_observed.clone())
-                    .unwrap_or_default();
-                if *regressed && !was_regressed {
+                // Only a transition looks anything else up.
+                let result = || results.iter().find(|r| r.id == *id);
+                if d.regressed && !was_regressed {
                     out.push(Notice {
                         control: id,
                         kind: Kind::Regressed,
                         message: clip(&format!(
                             "{id} regressed: it passed in the baseline and now fails: {}",
-                            result.map_or("", |r| r.reason.as_str())
+                            result().map_or("", |r| r.reason.as_str())
                         )),
                     });
-                } else if *drifted && !was_drifted {
+                } else if d.drifted && !was_drifted {
+                    let observed = result().map_or("", |r| r.observed.as_str());
+                    let base = d.baseline_observed.as_deref().unwrap_or_default();
                     out.push(Notice {
                         control: id,
                         kind: Kind::Drifted,
@@ -109,6 +102,11 @@ impl Transitions {
                 }
             }
         }
+        let now = report
+            .controls
+            .iter()
+            .map(|(id, d)| (*id, (d.drifted, d.regressed)))
+            .collect();
         self.previous = Some(now);
         out
     }
@@ -284,6 +282,78 @@ mod tests {
             kind,
             message: String::new(),
         }
+    }
+
+    #[test]
+    fn only_transitions_after_the_first_evaluation_are_notices() {
+        use crate::drift::ControlDrift;
+        use crate::evaluate::{ControlResult, Severity, Status};
+        let drift = |drifted, regressed| ControlDrift {
+            drifted,
+            regressed,
+            baseline_status: Status::Pass,
+            baseline_observed: Some("false".into()),
+        };
+        let report = |a: ControlDrift, b: ControlDrift| DriftReport {
+            controls: vec![("anonymous-auth-disabled", a), ("tls-min-version", b)],
+            ..DriftReport::default()
+        };
+        let result = |id: &'static str, observed: &str| ControlResult {
+            id,
+            title: "",
+            family: "",
+            severity: Severity::High,
+            cis: None,
+            practice: "",
+            status: Status::Fail,
+            observed: observed.into(),
+            expected: String::new(),
+            source: String::new(),
+            reason: format!("{id} reason"),
+            remediation: "",
+        };
+        let results = [
+            result("anonymous-auth-disabled", "true"),
+            result("tls-min-version", "VersionTLS10"),
+        ];
+        let mut t = Transitions::default();
+        // Already drifted and regressed at the first evaluation: not announced.
+        let first = t.notices(&report(drift(true, true), drift(false, false)), &results);
+        assert!(first.is_empty(), "{first:?}");
+        // The second control drifts, then regresses (the regression is a new notice);
+        // the first one, unchanged, says nothing.
+        let n = t.notices(&report(drift(true, true), drift(true, false)), &results);
+        assert_eq!(n.len(), 1, "{n:?}");
+        assert_eq!(
+            (n[0].control, n[0].kind),
+            ("tls-min-version", Kind::Drifted)
+        );
+        assert_eq!(
+            n[0].message,
+            "tls-min-version drifted from the baseline: observed \"VersionTLS10\", baseline \"false\""
+        );
+        let n = t.notices(&report(drift(true, true), drift(true, true)), &results);
+        assert_eq!(n.len(), 1, "{n:?}");
+        assert_eq!(
+            (n[0].control, n[0].kind),
+            ("tls-min-version", Kind::Regressed)
+        );
+        assert_eq!(
+            n[0].message,
+            "tls-min-version regressed: it passed in the baseline and now fails: tls-min-version reason"
+        );
+        // Steady: nothing; back to clean then drifted again: announced again.
+        assert!(t
+            .notices(&report(drift(true, true), drift(true, true)), &results)
+            .is_empty());
+        assert!(t
+            .notices(&report(drift(true, true), drift(false, false)), &results)
+            .is_empty());
+        let n = t.notices(&report(drift(true, true), drift(true, false)), &results);
+        assert_eq!(
+            (n[0].control, n[0].kind),
+            ("tls-min-version", Kind::Drifted)
+        );
     }
 
     #[test]
