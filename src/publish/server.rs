@@ -14,7 +14,7 @@
 //! With `--metrics-auth kubernetes` ([`super::auth`]), `/metrics` needs a bearer token
 //! that the Kubernetes API authenticates and authorises; `/healthz`, `/readyz` and the
 //! index stay open (the kubelet's probes present no token, and they tell nothing about
-//! the node). With TLS ([`super::tls`]), [`serve_tls`] speaks HTTPS only.
+//! the node). On a [`super::tls::TlsListener`], [`serve_on`] speaks HTTPS only.
 
 use std::future::Future;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -222,13 +222,8 @@ async fn index() -> Response {
         .into_response()
 }
 
-/// The routes, for serving or for in-process tests.
-pub fn router(state: Arc<AppState>) -> Router {
-    router_with(state, None)
-}
-
 /// The routes, `/metrics` behind `auth` when given.
-pub fn router_with(state: Arc<AppState>, auth: Option<Arc<Authenticator>>) -> Router {
+pub fn router(state: Arc<AppState>, auth: Option<Arc<Authenticator>>) -> Router {
     Router::new()
         .route("/", get(index))
         .route("/metrics", get(metrics))
@@ -237,18 +232,9 @@ pub fn router_with(state: Arc<AppState>, auth: Option<Arc<Authenticator>>) -> Ro
         .with_state(Served { state, auth })
 }
 
-/// Serve until `shutdown` resolves, then stop accepting, let in-flight requests finish and
-/// return (see [`shutdown_signal`]).
-pub async fn serve(
-    listener: tokio::net::TcpListener,
-    state: Arc<AppState>,
-    shutdown: impl Future<Output = ()> + Send + 'static,
-) -> std::io::Result<()> {
-    serve_on(listener, state, None, shutdown).await
-}
-
-/// [`serve`] on any listener (plain TCP or [`super::tls::TlsListener`]), with `/metrics`
-/// behind `auth` when given.
+/// Serve on any listener (plain TCP or [`super::tls::TlsListener`]), with `/metrics`
+/// behind `auth` when given, until `shutdown` resolves; then stop accepting, let in-flight
+/// requests finish and return (see [`shutdown_signal`]).
 pub async fn serve_on<L>(
     listener: L,
     state: Arc<AppState>,
@@ -259,7 +245,7 @@ where
     L: axum::serve::Listener,
     L::Addr: std::fmt::Debug,
 {
-    axum::serve(listener, router_with(state, auth))
+    axum::serve(listener, router(state, auth))
         .with_graceful_shutdown(shutdown)
         .await
 }
@@ -372,7 +358,7 @@ mod tests {
         let addr = listener.local_addr().unwrap();
         let state = Arc::new(AppState::new(exposition("startup")));
         let (tx, rx) = tokio::sync::oneshot::channel::<()>();
-        let server = tokio::spawn(serve(listener, Arc::clone(&state), async move {
+        let server = tokio::spawn(serve_on(listener, Arc::clone(&state), None, async move {
             let _ = rx.await;
         }));
 
