@@ -363,10 +363,9 @@ fn check_cluster(
     opts: &ObserveOptions,
     rt: &tokio::runtime::Runtime,
 ) -> Result<Cluster, CliError> {
+    // `--api-access=off` is decided by `Cluster::connect` too (no API access, the reason
+    // "--api-access=off").
     let copts = cluster_options(global);
-    if copts.mode == ApiAccessMode::Off {
-        return Ok(Cluster::disabled("--api-access=off"));
-    }
     let node = crate::observe::node_name(host, opts.node_name.as_deref());
     let cluster = rt.block_on(async {
         let c = Cluster::connect(&copts, &node).await?;
