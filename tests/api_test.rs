@@ -12,7 +12,7 @@ use std::net::{Ipv4Addr, SocketAddr};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use common::agent::{kubeconfig_command, serve_args, wait_http_ready};
+use common::agent::{control, kubeconfig_command, run_report, serve_args, wait_http_ready};
 use common::fake_api::{self, FakeApi, Mode};
 use common::http::{free_port, get};
 use common::process::Guard;
@@ -96,36 +96,25 @@ fn check(api: &FakeApi) -> Value {
 
 /// `check --format json` against the fake, with `extra` global arguments.
 fn check_with(api: &FakeApi, extra: &[&str]) -> Value {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let kubeconfig = dir.path().join("kubeconfig");
+    api.write_kubeconfig(&kubeconfig);
+    check_report(kubeconfig_command(NODE, &kubeconfig), extra)
+}
+
+/// `check --format json --fail-on never` on the kubeadm-hardened fixture with `cmd` (an
+/// agent command carrying its API settings) and `extra` arguments: the report.
+fn check_report(mut cmd: Command, extra: &[&str]) -> Value {
     let fx = Fixture::load("kubeadm-hardened");
     let state = tempfile::tempdir().expect("state dir");
-    let kubeconfig = state.path().join("kubeconfig");
-    api.write_kubeconfig(&kubeconfig);
-    let out = kubeconfig_command(NODE, &kubeconfig)
-        .arg("check")
+    cmd.arg("check")
         .arg("--host-root")
         .arg(fx.root())
         .arg("--state-dir")
         .arg(state.path().join("state"))
-        .arg("--format")
-        .arg("json")
-        .arg("--fail-on")
-        .arg("never")
-        .args(extra)
-        .output()
-        .expect("run check");
-    assert!(
-        out.status.success(),
-        "check failed: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    serde_json::from_slice(&out.stdout).expect("check's JSON")
-}
-
-fn control<'a>(report: &'a Value, id: &str) -> &'a Value {
-    report["controls"]
-        .as_array()
-        .and_then(|cs| cs.iter().find(|c| c["id"] == id))
-        .unwrap_or_else(|| panic!("no control {id} in the report"))
+        .args(["--format", "json", "--fail-on", "never"])
+        .args(extra);
+    run_report(&mut cmd, Duration::from_secs(60)).0
 }
 
 fn probe<'a>(report: &'a Value, name: &str) -> &'a Value {
@@ -373,22 +362,7 @@ fn api_errors_make_the_controls_unknown_and_fail_the_api_steps() {
         .expect("read")
         .replace(fake_api::TOKEN, "stolen");
     std::fs::write(&kc, text).expect("write");
-    let fx = Fixture::load("kubeadm-hardened");
-    let out = kubeconfig_command(NODE, &kc)
-        .args([
-            "check",
-            "--format",
-            "json",
-            "--fail-on",
-            "never",
-            "--host-root",
-        ])
-        .arg(fx.root())
-        .arg("--state-dir")
-        .arg(dir.path().join("state"))
-        .output()
-        .expect("check");
-    let r: Value = serde_json::from_slice(&out.stdout).expect("json");
+    let r = check_report(kubeconfig_command(NODE, &kc), &[]);
     assert!(probe(&r, "api_pods")["error"]
         .as_str()
         .unwrap_or("")
@@ -397,23 +371,7 @@ fn api_errors_make_the_controls_unknown_and_fail_the_api_steps() {
 
 #[test]
 fn without_api_access_no_api_steps_and_the_controls_say_why() {
-    let fx = Fixture::load("kubeadm-hardened");
-    let state = tempfile::tempdir().expect("state");
-    let out = common::agent::agent_command()
-        .args([
-            "check",
-            "--format",
-            "json",
-            "--fail-on",
-            "never",
-            "--host-root",
-        ])
-        .arg(fx.root())
-        .arg("--state-dir")
-        .arg(state.path())
-        .output()
-        .expect("check");
-    let r: Value = serde_json::from_slice(&out.stdout).expect("json");
+    let r = check_report(common::agent::agent_command(), &[]);
     assert!(r["probes"].as_array().is_some_and(|ps| ps
         .iter()
         .all(|p| !p["name"].as_str().unwrap_or("").starts_with("api_"))));
@@ -423,7 +381,26 @@ fn without_api_access_no_api_steps_and_the_controls_say_why() {
         c["reason"],
         "no API access (not in a cluster (KUBERNETES_SERVICE_HOST unset) and no --kubeconfig)"
     );
+    // --api-access=off wins over a --kubeconfig (which is then not even read).
+    let r = check_report(
+        common::agent::agent_command(),
+        &[
+            "--api-access",
+            "off",
+            "--kubeconfig",
+            "/nonexistent/kubeconfig",
+        ],
+    );
+    assert!(r["probes"].as_array().is_some_and(|ps| ps
+        .iter()
+        .all(|p| !p["name"].as_str().unwrap_or("").starts_with("api_"))));
+    assert_eq!(
+        control(&r, "kubelet-identity-least-privilege")["reason"],
+        "no API access (--api-access=off)"
+    );
     // --api-access=on without any way to reach the API: could not run.
+    let fx = Fixture::load("kubeadm-hardened");
+    let state = tempfile::tempdir().expect("state");
     let out = Command::new(common::agent::AGENT)
         .env_remove("KUBERNETES_SERVICE_HOST")
         .env_remove("KUBELET_SENTINEL_KUBECONFIG")
