@@ -1059,7 +1059,7 @@ fn k3s_is_unsupported() {
         other => panic!("discovery {other:?}"),
     }
     for c in &r.results {
-        if c.family == "pod_security" || c.id == "kubelet-identity-least-privilege" {
+        if needs_api(c.id) {
             // Judged from the API, not the kubelet: without API access, that is the reason.
             assert!(
                 c.reason.starts_with("no API access"),
@@ -1072,6 +1072,14 @@ fn k3s_is_unsupported() {
         assert!(c.reason.contains("k3s detected"), "{}: {}", c.id, c.reason);
     }
     assert!(r.snapshot.kubelet.is_none());
+}
+
+/// Whether the catalogue judges `id` from the Kubernetes API (`Needs::Api`), not from the
+/// kubelet.
+fn needs_api(id: &str) -> bool {
+    kubelet_sentinel::evaluate::catalogue()
+        .iter()
+        .any(|c| c.id == id && c.needs == kubelet_sentinel::evaluate::Needs::Api)
 }
 
 #[test]
@@ -1089,7 +1097,7 @@ fn no_kubelet() {
         }
     );
     for c in &r.results {
-        if c.family == "pod_security" || c.id == "kubelet-identity-least-privilege" {
+        if needs_api(c.id) {
             assert!(
                 c.reason.starts_with("no API access"),
                 "{}: {}",
