@@ -327,7 +327,8 @@ fn evaluate_with(
     policy: &Policy,
 ) -> (Snapshot, Vec<ControlResult>, Duration) {
     let start = Instant::now();
-    let snapshot = observe();
+    let mut snapshot = observe();
+    snapshot.settle_kubelet_version();
     let results = evaluate::evaluate(&snapshot, policy);
     (snapshot, results, start.elapsed())
 }

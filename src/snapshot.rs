@@ -507,6 +507,21 @@ impl Snapshot {
         self.probes.iter().find(|p| p.name == name)
     }
 
+    /// Hand the kubelet's version to its configuration model, whose loading rules depend
+    /// on it: the process's own version, else the Node's `status.nodeInfo.kubeletVersion`.
+    pub fn settle_kubelet_version(&mut self) {
+        let api = self
+            .cluster
+            .as_ref()
+            .and_then(|c| c.node.data.as_ref())
+            .and_then(|n| n.first())
+            .and_then(|n| n.kubelet_version.clone());
+        if let Some(k) = self.kubelet.as_mut() {
+            let v = k.version.clone().or(api);
+            k.config.set_kubelet_version(v.as_deref());
+        }
+    }
+
     /// The reason every kubelet control is `unknown` when there is no usable kubelet.
     pub fn no_kubelet_reason(&self) -> Option<String> {
         if self.kubelet.is_some() {

@@ -342,14 +342,16 @@ proptest! {
         exercise(&cfg);
     }
 
-    /// Reference §2.1: a drop-in that sets key K decides K (when no flag does), whatever
-    /// the base file says about it; the value is the drop-in's (scalars and lists are
-    /// replaced wholesale by an RFC 7386 merge patch).
+    /// A drop-in that sets key K decides K (when no flag does), whatever the base file
+    /// says about it, unless the base file's own value cannot be decoded (the kubelet then
+    /// refuses the file before any drop-in is read); from 1.32 a zero value of a defaulted
+    /// field is defaulted again after the merge (kubernetes PR #127421).
     #[test]
     fn dropin_setting_a_key_decides_it(
         (idx, value) in (0..SETTINGS.len()).prop_flat_map(|i| (Just(i), valid_value(SETTINGS[i].kind))),
         base in kubelet_document(),
         with_file in any::<bool>(),
+        minor in prop::sample::select(vec![31u32, 33, 37]),
     ) {
         let def = &SETTINGS[idx];
         // A base `key: {}` is covered by `dropin_into_an_empty_map_is_the_dropins` below.
@@ -358,28 +360,42 @@ proptest! {
         let mut patch = json!({"apiVersion": "kubelet.config.k8s.io/v1beta1", "kind": "KubeletConfiguration"});
         set_path(&mut patch, def.path, value.clone());
         let path = "/etc/kubernetes/kubelet.conf.d/50-k.conf";
-        let cfg = EffectiveConfig::build(
+        let base_file = with_file.then(|| input("/var/lib/kubelet/config.yaml", serde_json::to_string(&base).unwrap_or_default()));
+        let mut cfg = EffectiveConfig::build(
             Flags::parse::<&str>(&[]),
-            with_file.then(|| input("/var/lib/kubelet/config.yaml", serde_json::to_string(&base).unwrap_or_default())),
+            base_file.clone(),
             Some("/etc/kubernetes/kubelet.conf.d".into()),
             vec![input(path, serde_json::to_string(&patch).unwrap_or_default())],
             None,
         );
+        cfg.set_kubelet_version(Some(&format!("v1.{minor}.0")));
+        let mut base_only = EffectiveConfig::build(Flags::parse::<&str>(&[]), base_file, None, vec![], None);
+        base_only.set_kubelet_version(Some(&format!("v1.{minor}.0")));
         match cfg.get(def.key) {
             Lookup::Known(s) => {
-                prop_assert_eq!(&s.source, &Source::DropIn { path: path.to_string() }, "{}", def.key);
-                prop_assert_eq!(s.source.label(), "drop-in:50-k.conf");
-                if !matches!(def.kind, SettingKind::StringMap | SettingKind::BoolMap) {
-                    prop_assert_eq!(&s.value, &value, "{}", def.key);
+                match kubelet_sentinel::observe::loading::defaulted(def, &value).filter(|_| minor >= 32) {
+                    Some(default) => {
+                        prop_assert_eq!(&s.value, &default, "{}", def.key);
+                        prop_assert_eq!(&s.source, &Source::Default { flags_only: false });
+                    }
+                    None => {
+                        prop_assert_eq!(&s.source, &Source::DropIn { path: path.to_string() }, "{}", def.key);
+                        prop_assert_eq!(s.source.label(), "drop-in:50-k.conf");
+                        if !matches!(def.kind, SettingKind::StringMap | SettingKind::BoolMap) {
+                            prop_assert_eq!(&s.value, &value, "{}", def.key);
+                        }
+                    }
                 }
             }
             Lookup::Unknown { reason } => {
-                // Only a base file that is not a valid document may make it unknown, or,
-                // for a map, base entries of the wrong type that the merge keeps.
+                // Only a base file the kubelet refuses (not a document, or its own value of
+                // K undecodable) may make it unknown, or, for a map, base entries of the
+                // wrong type that the merge keeps.
                 let is_map = matches!(def.kind, SettingKind::StringMap | SettingKind::BoolMap);
                 let base_map = def.path.iter().try_fold(&base, |v, p| v.get(*p)).is_some_and(Value::is_object);
+                let base_refused = matches!(base_only.get(def.key), Lookup::Unknown { .. });
                 prop_assert!(
-                    with_file && (cfg.has_errors() || (is_map && base_map)),
+                    with_file && (cfg.has_errors() || base_refused || (is_map && base_map)),
                     "{}: {reason}",
                     def.key
                 );

@@ -347,14 +347,18 @@ mod tests {
         assert_status(&o, Status::Fail);
         assert_eq!((o.observed.as_str(), o.source.as_str()), ("0", "flag"));
 
-        let o = eval(
-            id,
-            &snapshot_with_dropins(
-                &[],
-                Some(""),
-                &[("10-x.conf", "streamingConnectionIdleTimeout: 0s\n")],
-            ),
+        // A 0s in a drop-in stays 0 up to 1.31 and is defaulted to 4h from 1.32
+        // (kubernetes PR #127421); with the version unknown the answer is unknown.
+        let mut d = snapshot_with_dropins(
+            &[],
+            Some(""),
+            &[("10-x.conf", "streamingConnectionIdleTimeout: 0s\n")],
         );
+        let o = eval(id, &d);
+        assert_status(&o, Status::Unknown);
+        assert!(o.reason.contains("1.28–1.31 gives"), "{}", o.reason);
+        kubelet_mut(&mut d).version = Some("v1.31.4".into());
+        let o = eval(id, &d);
         assert_status(&o, Status::Fail);
         assert_eq!(o.source, "drop-in:10-x.conf");
 

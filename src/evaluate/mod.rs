@@ -139,10 +139,27 @@ impl<'a> Ctx<'a> {
         self.snapshot.kubelet.as_ref()
     }
 
-    /// Effective setting lookup on the kubelet's configuration.
+    /// Effective setting lookup on the kubelet's configuration, under the loading rules
+    /// of the kubelet's version (the agent settles it on the snapshot; a snapshot built
+    /// without that step takes it from the kubelet's or the Node's version here).
     pub fn setting(&self, key: &str) -> Lookup {
         match self.kubelet() {
-            Some(k) => k.config.get(key),
+            Some(k) => {
+                let minor = k.config.kubelet_minor.or_else(|| {
+                    let api = self
+                        .snapshot
+                        .cluster
+                        .as_ref()
+                        .and_then(|c| c.node.data.as_ref())
+                        .and_then(|n| n.first())
+                        .and_then(|n| n.kubelet_version.as_deref());
+                    k.version
+                        .as_deref()
+                        .or(api)
+                        .and_then(crate::observe::config::minor_of)
+                });
+                k.config.get_for(key, minor)
+            }
             None => Lookup::Unknown {
                 reason: "no kubelet".to_string(),
             },

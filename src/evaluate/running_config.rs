@@ -39,19 +39,6 @@ pub fn compared() -> impl Iterator<Item = &'static SettingDef> {
     SETTINGS.iter()
 }
 
-/// Settings the kubelet fills in at start when they are empty on disk (`InitializeTLS`:
-/// the self-signed pair under `--cert-dir`); an empty value on disk agrees with any
-/// running value.
-const FILLED_AT_START: &[&str] = &["tlsCertFile", "tlsPrivateKeyFile"];
-
-/// Settings that are file paths: relative ones are resolved against the directory of the
-/// file that set them, as the kubelet does (`resolveRelativePaths`).
-const PATHS: &[&str] = &[
-    "authentication.x509.clientCAFile",
-    "tlsCertFile",
-    "tlsPrivateKeyFile",
-];
-
 fn get_path<'a>(v: &'a Value, path: &[&str]) -> Option<&'a Value> {
     let mut cur = v;
     for p in path {
@@ -147,16 +134,6 @@ pub fn same(kind: SettingKind, running: &Value, disk: &Value) -> bool {
     }
 }
 
-/// A disk path as the kubelet resolves it: relative to the directory of its file.
-fn resolve(value: &Value, from: Option<&str>) -> Value {
-    match (value.as_str(), from.and_then(|f| f.rsplit_once('/'))) {
-        (Some(p), Some((dir, _))) if !p.is_empty() && !p.starts_with('/') => {
-            Value::String(format!("{}/{p}", if dir.is_empty() { "" } else { dir }))
-        }
-        _ => value.clone(),
-    }
-}
-
 fn shown(v: &Value) -> String {
     let s = render(v);
     if s.is_empty() {
@@ -193,14 +170,8 @@ pub fn compare(running: &Value, disk: impl Fn(&str) -> Lookup) -> Comparison {
             Some(v) if !v.is_null() => (v.clone(), false),
             _ => (zero(def.kind), true),
         };
-        let mut disk_value = d.value.clone();
-        if PATHS.contains(&def.key) {
-            disk_value = resolve(&disk_value, d.source.path());
-        }
-        let filled = FILLED_AT_START.contains(&def.key)
-            && disk_value.as_str() == Some("")
-            && r.as_str().is_some();
-        if filled || same(def.kind, &r, &disk_value) {
+        let disk_value = d.value.clone();
+        if same(def.kind, &r, &disk_value) {
             out.agreed += 1;
         } else {
             out.disagreements.push(format!(
@@ -246,7 +217,11 @@ fn evaluate_matches(ctx: &Ctx) -> Outcome {
             )
         }
     };
-    let c = compare(running, |key| kubelet.config.get(key));
+    let c = compare(running, |key| {
+        kubelet
+            .config
+            .configz_view(key, kubelet.config.kubelet_minor)
+    });
     if c.agreed == 0 && c.disagreements.is_empty() {
         return Outcome::new(
             super::Status::Unknown,
@@ -308,7 +283,7 @@ mod tests {
         let k = snapshot.kubelet.as_ref().unwrap();
         let mut root = json!({});
         for def in SETTINGS {
-            let Lookup::Known(s) = k.config.get(def.key) else {
+            let Lookup::Known(s) = k.config.configz_view(def.key, k.config.kubelet_minor) else {
                 panic!("{}", def.key)
             };
             let v = s.value.clone();

@@ -18,6 +18,7 @@ use std::collections::BTreeMap;
 use serde_json::{Map, Value};
 
 use super::flags::{FlagValue, Flags};
+use super::loading::{self, DropinMerge, Rules, NEWEST_KNOWN_MINOR};
 use super::settings::{parse_go_duration, setting, SettingDef, SettingKind};
 
 /// Where an effective value came from.
@@ -127,6 +128,18 @@ pub struct EffectiveConfig {
     /// The command line.
     #[serde(skip)]
     pub flags: Flags,
+    /// The `--config` document as parsed (type meta removed), before defaulting.
+    #[serde(skip)]
+    config_doc: Option<Value>,
+    /// Each drop-in as parsed (type meta removed), in walk order.
+    #[serde(skip)]
+    dropin_docs: Vec<(String, Value)>,
+    /// The kubelet's minor version (1.x), which decides the loading rules that changed
+    /// between releases (`loading::Rules`); `None` while unknown.
+    pub kubelet_minor: Option<u32>,
+    /// Why `--config-dir` contributes nothing although it is set (a symlink the kubelet
+    /// does not follow), added to the note of every value the drop-ins did not decide.
+    pub dropin_note: Option<String>,
 }
 
 /// Parse a KubeletConfiguration document (YAML or JSON) into JSON, checking
@@ -180,6 +193,10 @@ impl EffectiveConfig {
             dropins: Vec::new(),
             errors: Vec::new(),
             flags,
+            config_doc: None,
+            dropin_docs: Vec::new(),
+            kubelet_minor: None,
+            dropin_note: None,
         };
         if let Some(input) = config_file {
             match input.text.and_then(|t| parse_document(&t)) {
@@ -190,6 +207,7 @@ impl EffectiveConfig {
                     let mut doc = doc;
                     strip_type_meta(&mut doc);
                     record_leaves(&doc, &mut Vec::new(), &src, &mut cfg.provenance);
+                    cfg.config_doc = Some(doc.clone());
                     cfg.merged = doc;
                 }
                 Err(e) => cfg.errors.push(format!("config file {}: {e}", input.path)),
@@ -199,7 +217,7 @@ impl EffectiveConfig {
         // §2.1 step 2) and v1beta1 `SetDefaults_KubeletConfiguration` for the flags-only
         // object. It is therefore part of the base the drop-ins are merged into, so a
         // drop-in that sets one signal keeps the other defaults (maps merge).
-        if cfg.errors.is_empty() {
+        if cfg.errors.is_empty() && !cfg.flags_only_base {
             if let Value::Object(o) = &mut cfg.merged {
                 if !o.contains_key("evictionHard") || o.get("evictionHard") == Some(&Value::Null) {
                     let default = super::settings::default_eviction_hard();
@@ -233,6 +251,7 @@ impl EffectiveConfig {
                         &src,
                         &mut cfg.provenance,
                     );
+                    cfg.dropin_docs.push((input.path.clone(), patch));
                     cfg.dropins.push(input.path);
                 }
                 Err(e) => cfg.errors.push(format!("drop-in {}: {e}", input.path)),
@@ -248,28 +267,34 @@ impl EffectiveConfig {
 
     /// The effective value of a known setting (see `settings::SETTINGS`).
     pub fn get(&self, key: &str) -> Lookup {
+        self.get_for(key, self.kubelet_minor)
+    }
+
+    /// [`get`](Self::get) under the loading rules of kubelet minor `minor` (`None`: the
+    /// version is unknown, so a value that differs between versions is unknown).
+    pub fn get_for(&self, key: &str, minor: Option<u32>) -> Lookup {
         let Some(def) = setting(key) else {
             return Lookup::Unknown {
                 reason: format!("internal: unknown setting {key}"),
             };
         };
-        self.lookup(def)
+        self.lookup(def, minor)
     }
 
-    fn lookup(&self, def: &SettingDef) -> Lookup {
+    fn lookup(&self, def: &SettingDef, minor: Option<u32>) -> Lookup {
         // 4. Flags win (kubeletConfigFlagPrecedence).
         let flag_value = def
             .flag
             .and_then(|name| self.flags.value(name).map(|v| (name, v)));
         if def.kind == SettingKind::BoolMap {
-            return self.lookup_bool_map(def, flag_value);
+            return self.lookup_bool_map(def, flag_value, minor);
         }
         if let Some((name, v)) = flag_value {
             return match v.and_then(|v| flag_to_json(def, v)) {
                 Ok(value) => {
                     // server.go: seccompDefault is the flag OR the config value.
                     if def.key == "seccompDefault" && value == Value::Bool(false) {
-                        if let Lookup::Known(from_file) = self.lookup_files(def) {
+                        if let Lookup::Known(from_file) = self.lookup_files(def, minor) {
                             if from_file.value == Value::Bool(true) {
                                 return Lookup::Known(Setting {
                                     note: Some(
@@ -292,84 +317,429 @@ impl EffectiveConfig {
                 Err(reason) => Lookup::Unknown { reason },
             };
         }
-        self.lookup_files(def)
+        self.lookup_files(def, minor)
+    }
+
+    /// What the kubelet's `/configz` shows for a setting (its `KubeletConfiguration` after
+    /// start-up), which is the effective value except:
+    /// - `seccompDefault`: `--seccomp-default` is a `KubeletFlags` field the kubelet ORs
+    ///   with the configuration's value when it runs (server.go `RunKubelet`), so /configz
+    ///   shows the files' value;
+    /// - `tlsCertFile`/`tlsPrivateKeyFile`, both empty without `serverTLSBootstrap`:
+    ///   `InitializeTLS` fills in `<--cert-dir>/kubelet.crt` and `kubelet.key`.
+    pub fn configz_view(&self, key: &str, minor: Option<u32>) -> Lookup {
+        let Some(def) = setting(key) else {
+            return self.get_for(key, minor);
+        };
+        match key {
+            "seccompDefault" => self.lookup_files(def, minor),
+            "tlsCertFile" | "tlsPrivateKeyFile" => {
+                let got = self.get_for(key, minor);
+                let empty = |k: &str| matches!(self.get_for(k, minor), Lookup::Known(s) if s.value.as_str() == Some(""));
+                let bootstrap = matches!(
+                    self.get_for("serverTLSBootstrap", minor),
+                    Lookup::Known(s) if s.value == Value::Bool(true)
+                );
+                if !bootstrap && empty("tlsCertFile") && empty("tlsPrivateKeyFile") {
+                    let dir = self
+                        .flags
+                        .string("cert-dir")
+                        .filter(|d| !d.is_empty())
+                        .unwrap_or_else(|| DEFAULT_CERT_DIR.to_string());
+                    let file = if key == "tlsCertFile" {
+                        "kubelet.crt"
+                    } else {
+                        "kubelet.key"
+                    };
+                    return Lookup::Known(Setting {
+                        value: Value::String(format!("{}/{file}", dir.trim_end_matches('/'))),
+                        source: Source::Default {
+                            flags_only: self.flags_only_base,
+                        },
+                        note: Some(
+                            "empty: the kubelet generates a self-signed pair under --cert-dir at start (InitializeTLS)"
+                                .to_string(),
+                        ),
+                    });
+                }
+                got
+            }
+            _ => self.get_for(key, minor),
+        }
+    }
+
+    /// Set the kubelet's version (its minor decides the loading rules that changed between
+    /// releases). Unparseable text leaves it unknown.
+    pub fn set_kubelet_version(&mut self, version: Option<&str>) {
+        self.kubelet_minor = version.and_then(minor_of);
     }
 
     /// The value decided by the files and defaults (ignoring flags).
-    fn lookup_files(&self, def: &SettingDef) -> Lookup {
+    ///
+    /// With the kubelet's version known, the rules of that minor decide. With it unknown,
+    /// every modelled minor is tried: when they agree the value is known; when they do not,
+    /// the answer is `unknown`, naming the versions and what each would give.
+    fn lookup_files(&self, def: &SettingDef, minor: Option<u32>) -> Lookup {
         if self.has_errors() {
             return Lookup::Unknown {
                 reason: format!("cannot decide {}: {}", def.key, self.errors.join("; ")),
             };
         }
-        let path: Vec<String> = def.path.iter().map(|s| s.to_string()).collect();
-        match get_path(&self.merged, &path) {
-            Some(v) if !v.is_null() => {
-                let source = self.source_of(&path);
-                if let Err(e) = check_kind(def, v) {
-                    return Lookup::Unknown {
-                        reason: format!("{} in {}: {e}", def.key, source.describe()),
-                    };
-                }
-                // A zero duration in the --config file is replaced by the default by
-                // SetDefaults_KubeletConfiguration; in a drop-in it is not (the merged JSON
-                // is unmarshalled without defaulting). Reference §2.1.
-                if def.kind == SettingKind::Duration
-                    && matches!(source, Source::ConfigFile { .. })
-                    && v.as_str().and_then(parse_go_duration) == Some(0.0)
-                {
-                    return Lookup::Known(Setting {
-                        value: (def.default_config)(),
-                        source: Source::Default { flags_only: false },
-                        note: Some(format!(
-                            "{} is {} in {}, which the kubelet replaces with the default",
-                            def.key,
-                            v.as_str().unwrap_or("0"),
-                            source.path().unwrap_or("the config file")
-                        )),
-                    });
-                }
-                Lookup::Known(Setting {
-                    value: v.clone(),
-                    source,
-                    note: None,
-                })
-            }
-            _ => {
-                let flags_only = self.flags_only_base;
-                let value = if flags_only {
-                    (def.default_flags)()
-                } else {
-                    (def.default_config)()
-                };
-                // With --config-dir but no --config the base is the legacy flags object.
-                let note = if flags_only
-                    && self.config_dir.is_some()
-                    && self.config_file.is_none()
-                    && (def.default_flags)() != (def.default_config)()
-                {
-                    Some(format!(
-                        "no --config: the flags-only default applies even with --config-dir (reference §2.1); no drop-in sets {}",
-                        def.key
-                    ))
-                } else {
-                    None
-                };
-                Lookup::Known(Setting {
-                    value,
-                    source: Source::Default { flags_only },
-                    note,
-                })
+        if let Some(minor) = minor {
+            return self.resolve_files(def, Rules::new(minor.min(NEWEST_KNOWN_MINOR)));
+        }
+        // Group the modelled minors by outcome, newest first.
+        let mut groups: Vec<(Vec<u32>, Lookup)> = Vec::new();
+        for minor in loading::modelled_minors() {
+            let got = self.resolve_files(def, Rules::new(minor));
+            match groups.iter_mut().find(|(_, l)| same_outcome(l, &got)) {
+                Some((minors, _)) => minors.push(minor),
+                None => groups.push((vec![minor], got)),
             }
         }
+        if groups.len() == 1 {
+            return groups.pop().map(|(_, l)| l).unwrap_or(Lookup::Unknown {
+                reason: "internal: no kubelet version modelled".to_string(),
+            });
+        }
+        let outcomes: Vec<String> = groups
+            .iter()
+            .rev()
+            .map(|(minors, l)| {
+                let what = match l {
+                    Lookup::Known(s) => format!("{} ({})", s.value, s.source.describe()),
+                    Lookup::Unknown { reason } => format!("unknown ({reason})"),
+                };
+                format!("{} gives {what}", Rules::describe_range(minors))
+            })
+            .collect();
+        Lookup::Unknown {
+            reason: format!(
+                "{} depends on the kubelet's version, which is not known: {}",
+                def.key,
+                outcomes.join("; ")
+            ),
+        }
+    }
+
+    /// The value the files and defaults give under one minor's loading rules.
+    fn resolve_files(&self, def: &SettingDef, rules: Rules) -> Lookup {
+        match self.resolve_files_inner(def, rules) {
+            Ok(s) => Lookup::Known(s),
+            Err(reason) => Lookup::Unknown { reason },
+        }
+    }
+
+    fn resolve_files_inner(&self, def: &SettingDef, rules: Rules) -> Result<Setting, String> {
+        let mut base = self.base_setting(def, rules)?;
+        if self.config_dir.is_none() {
+            return Ok(base);
+        }
+        if let Some(n) = &self.dropin_note {
+            base.note = Some(match base.note.take() {
+                Some(prev) => format!("{prev}; {n}"),
+                None => n.clone(),
+            });
+        }
+        let path: Vec<String> = def.path.iter().map(|s| s.to_string()).collect();
+        let mut prov: BTreeMap<Vec<String>, Source> = BTreeMap::new();
+        let merge = rules.dropin_merge();
+        // The base document the drop-ins are merged into: v1beta1 JSON names from 1.32,
+        // the internal type's Go field names before.
+        let base_path: Vec<String> = match merge {
+            DropinMerge::V1beta1Defaulted => path.clone(),
+            DropinMerge::Internal => path.iter().map(|p| loading::go_field_name(p)).collect(),
+        };
+        let mut doc = Value::Object(Map::new());
+        // 1.32+ marshal the v1beta1 base with `omitempty`: a value field at its zero is
+        // left out, so a drop-in's differently spelled key has no twin to lose against.
+        let omitted = merge == DropinMerge::V1beta1Defaulted
+            && !loading::is_pointer(def)
+            && loading::is_go_zero(def.kind, &base.value);
+        if !omitted {
+            set_path(&mut doc, &base_path, base.value.clone());
+        }
+        record_leaves(&base.value, &mut base_path.clone(), &base.source, &mut prov);
+        if base.value.as_object().is_some_and(Map::is_empty) || base.value.is_array() {
+            prov.insert(base_path.clone(), base.source.clone());
+        }
+        for (file, patch) in &self.dropin_docs {
+            let src = Source::DropIn { path: file.clone() };
+            merge_patch(&mut doc, patch, &mut Vec::new(), &src, &mut prov);
+        }
+        let initial = match merge {
+            DropinMerge::V1beta1Defaulted => None,
+            DropinMerge::Internal => Some(base.value.clone()),
+        };
+        let decoded = loading::fold_decode(&doc, &path, def.kind, initial)
+            .map_err(|e| format!("{}: {e}", def.key))?;
+        let Some(value) = decoded.value else {
+            // Absent from the merged document (left out by `omitempty`, or removed by a
+            // drop-in's null): a fresh v1beta1 object gets SetDefaults_KubeletConfiguration's
+            // default, which has no evictionHard (only loadConfigFile fills that in).
+            let value = if def.key == "evictionHard" {
+                Value::Object(Map::new())
+            } else {
+                (def.default_config)()
+            };
+            let note = self
+                .dropin_docs
+                .iter()
+                .any(|(_, patch)| get_path(patch, &path) == Some(&Value::Null))
+                .then(|| {
+                    format!(
+                        "a drop-in removed {} (null), so the v1beta1 default applies",
+                        def.key
+                    )
+                });
+            if value == base.value && note.is_none() {
+                return Ok(base);
+            }
+            return Ok(Setting {
+                value,
+                source: Source::Default { flags_only: false },
+                note,
+            });
+        };
+        let source = self.decoded_source(def, &decoded.keys, &prov, &base.source);
+        if let Err(e) = check_kind(def, &value) {
+            return Err(format!("{} in {}: {e}", def.key, source.describe()));
+        }
+        let unchanged = value == base.value && source == base.source;
+        if unchanged {
+            return Ok(base);
+        }
+        let note = decoded
+            .keys
+            .last()
+            .filter(|k| k.iter().zip(&path).any(|(a, b)| a != b))
+            .filter(|_| matches!(source, Source::DropIn { .. }))
+            .map(|k| {
+                format!(
+                    "the drop-in spells the key {:?}; the kubelet decodes the merged drop-ins with Go's encoding/json, which matches keys case-insensitively",
+                    k.join(".")
+                )
+            });
+        if merge == DropinMerge::V1beta1Defaulted {
+            if let Some(d) = loading::defaulted(def, &value) {
+                return Ok(Setting {
+                    value: d,
+                    source: Source::Default { flags_only: false },
+                    note: Some(format!(
+                        "{} is {} in {}; from 1.32 the kubelet defaults the merged configuration again (SetDefaults_KubeletConfiguration, kubernetes PR #127421)",
+                        def.key,
+                        value,
+                        source.path().unwrap_or("a drop-in")
+                    )),
+                });
+            }
+        }
+        Ok(Setting {
+            value,
+            source,
+            note,
+        })
+    }
+
+    /// Which file decided a decoded value: the last key decoded for a scalar or list, the
+    /// highest-precedence contribution for a map.
+    fn decoded_source(
+        &self,
+        def: &SettingDef,
+        keys: &[Vec<String>],
+        prov: &BTreeMap<Vec<String>, Source>,
+        base: &Source,
+    ) -> Source {
+        let under = |k: &Vec<String>| -> Vec<Source> {
+            prov.range(k.clone()..)
+                .take_while(|(p, _)| p.starts_with(k))
+                .map(|(_, s)| s.clone())
+                .collect()
+        };
+        let candidates: Vec<Source> = match def.kind {
+            SettingKind::StringMap | SettingKind::BoolMap => keys.iter().flat_map(under).collect(),
+            _ => keys.last().map(under).unwrap_or_default(),
+        };
+        candidates
+            .into_iter()
+            .max_by_key(|s| self.rank(s))
+            .unwrap_or_else(|| base.clone())
+    }
+
+    /// The value before drop-ins: the `--config` file decoded and defaulted as
+    /// `loadConfigFile` does, or the flags-only defaults.
+    fn base_setting(&self, def: &SettingDef, rules: Rules) -> Result<Setting, String> {
+        let Some(doc) = &self.config_doc else {
+            let value = (def.default_flags)();
+            // With --config-dir but no --config the base is the legacy flags object.
+            let note = if self.config_dir.is_some() && value != (def.default_config)() {
+                Some(format!(
+                    "no --config: the flags-only default applies even with --config-dir (k3s#12164); no drop-in sets {}",
+                    def.key
+                ))
+            } else {
+                None
+            };
+            return Ok(Setting {
+                value,
+                source: Source::Default { flags_only: true },
+                note,
+            });
+        };
+        let file = self.config_file.clone().unwrap_or_default();
+        let src = Source::ConfigFile { path: file.clone() };
+        let path: Vec<String> = def.path.iter().map(|s| s.to_string()).collect();
+        // The --config file is decoded case-sensitively (sigs.k8s.io/json): a mis-cased
+        // key is an unknown field, which strict decoding rejects and the lenient retry
+        // (pkg/kubelet/kubeletconfig/util/codec DecodeKubeletConfiguration) ignores.
+        let given = get_path(doc, &path).filter(|v| !v.is_null());
+        if def.key == "evictionHard" {
+            return Ok(self.eviction_base(doc, given, &src, rules));
+        }
+        let Some(v) = given else {
+            return Ok(Setting {
+                value: (def.default_config)(),
+                source: Source::Default { flags_only: false },
+                note: None,
+            });
+        };
+        check_kind(def, v).map_err(|e| format!("{} in {}: {e}", def.key, src.describe()))?;
+        // configfiles.go `resolveRelativePaths`: relative paths in the --config file are
+        // made absolute against the file's directory (drop-ins' are not: LoadIntoJSON
+        // leaves them relative to the kubelet's working directory).
+        if let Some(rel) = v
+            .as_str()
+            .filter(|p| !p.is_empty() && !p.starts_with('/') && PATH_SETTINGS.contains(&def.key))
+        {
+            let dir = match file.rfind('/') {
+                Some(0) => "/".to_string(),
+                Some(i) => file[..i].to_string(),
+                None => ".".to_string(),
+            };
+            return Ok(Setting {
+                value: Value::String(join_clean(&dir, rel)),
+                source: src,
+                note: Some(format!(
+                    "{rel:?} is relative: the kubelet resolves it against {dir} (resolveRelativePaths)"
+                )),
+            });
+        }
+        if let Some(d) = loading::defaulted(def, v) {
+            return Ok(Setting {
+                value: d,
+                source: Source::Default { flags_only: false },
+                note: Some(format!(
+                    "{} is {} in {file}, which the kubelet replaces with the default (SetDefaults_KubeletConfiguration)",
+                    def.key, v
+                )),
+            });
+        }
+        Ok(Setting {
+            value: v.clone(),
+            source: src,
+            note: None,
+        })
+    }
+
+    /// `evictionHard` after `loadConfigFile`: the defaults when the file has none; a
+    /// partial map as it is, or (1.33+, `mergeDefaultEvictionSettings: true`) completed
+    /// with the default signals it does not set.
+    fn eviction_base(
+        &self,
+        doc: &Value,
+        given: Option<&Value>,
+        src: &Source,
+        rules: Rules,
+    ) -> Setting {
+        let default = super::settings::default_eviction_hard();
+        let Some(v) = given else {
+            return Setting {
+                value: default,
+                source: Source::Default { flags_only: false },
+                note: None,
+            };
+        };
+        let merge = rules.merge_default_eviction_settings()
+            && doc.get("mergeDefaultEvictionSettings") == Some(&Value::Bool(true));
+        match (merge, v.as_object(), default.as_object()) {
+            (true, Some(given), Some(defaults)) => {
+                let mut m = defaults.clone();
+                for (k, e) in given {
+                    m.insert(k.clone(), e.clone());
+                }
+                Setting {
+                    value: Value::Object(m),
+                    source: src.clone(),
+                    note: Some(
+                        "mergeDefaultEvictionSettings: true keeps the default signals the file does not set (1.33+, kubernetes PR #127577)"
+                            .to_string(),
+                    ),
+                }
+            }
+            _ => Setting {
+                value: v.clone(),
+                source: src.clone(),
+                note: None,
+            },
+        }
+    }
+
+    /// Why the real kubelet would refuse to start with this command line and these files,
+    /// under the rules of its version (all modelled versions when unknown: a reason any of
+    /// them gives). `alpha_env`: whether `KUBELET_CONFIG_DROPIN_DIR_ALPHA` is set, when known.
+    pub fn refusal(&self, alpha_env: Option<bool>) -> Option<String> {
+        if let Some(e) = self.flags.refusal() {
+            return Some(e);
+        }
+        if !self.errors.is_empty() {
+            return Some(self.errors.join("; "));
+        }
+        let minors: Vec<u32> = match self.kubelet_minor {
+            Some(m) => vec![m.min(NEWEST_KNOWN_MINOR)],
+            None => loading::modelled_minors().collect(),
+        };
+        for minor in minors {
+            let rules = Rules::new(minor);
+            if self.config_dir.is_some()
+                && rules.config_dir_needs_alpha_env()
+                && alpha_env == Some(false)
+            {
+                return Some(format!(
+                    "flag {} specified but environment variable KUBELET_CONFIG_DROPIN_DIR_ALPHA not set (1.28–1.29)",
+                    self.config_dir.clone().unwrap_or_default()
+                ));
+            }
+            for def in super::settings::SETTINGS {
+                if let Err(e) = self.resolve_files_inner(def, rules) {
+                    return Some(e);
+                }
+            }
+            let known = |key: &str| match self.get_for(key, Some(minor)) {
+                Lookup::Known(s) => Some(s.value),
+                Lookup::Unknown { .. } => None,
+            };
+            if let (Some(Value::Array(list)), Some(min)) =
+                (known("tlsCipherSuites"), known("tlsMinVersion"))
+            {
+                let names: Vec<String> = list
+                    .iter()
+                    .filter_map(|c| c.as_str().map(str::to_string))
+                    .collect();
+                if let Some(e) = loading::tls_refusal(&names, min.as_str().unwrap_or("")) {
+                    return Some(e);
+                }
+            }
+        }
+        None
     }
 
     fn lookup_bool_map(
         &self,
         def: &SettingDef,
         flag_value: Option<(&str, Result<FlagValue, String>)>,
+        minor: Option<u32>,
     ) -> Lookup {
-        let base = self.lookup_files(def);
+        let base = self.lookup_files(def, minor);
         let (mut map, mut source) = match base {
             Lookup::Known(s) => (s.value.as_object().cloned().unwrap_or_default(), s.source),
             // The merged map cannot be known without the files; a single gate given as
@@ -454,7 +824,7 @@ impl EffectiveConfig {
         for def in super::settings::SETTINGS {
             out.push_str(def.key);
             out.push('=');
-            match self.lookup(def) {
+            match self.lookup(def, self.kubelet_minor) {
                 Lookup::Known(s) => {
                     out.push_str(&s.value.to_string());
                     out.push('@');
@@ -468,6 +838,89 @@ impl EffectiveConfig {
             out.push('\n');
         }
         out
+    }
+}
+
+/// The settings that are file paths (`KubeletConfigurationPathRefs`).
+pub const PATH_SETTINGS: &[&str] = &[
+    "authentication.x509.clientCAFile",
+    "tlsCertFile",
+    "tlsPrivateKeyFile",
+];
+
+/// Go's `filepath.Join`: join and clean (`.` and `..` elements, repeated slashes).
+fn join_clean(dir: &str, rel: &str) -> String {
+    let mut parts: Vec<&str> = Vec::new();
+    let absolute = dir.starts_with('/');
+    for p in dir.split('/').chain(rel.split('/')) {
+        match p {
+            "" | "." => {}
+            ".." => {
+                if parts.last().is_some_and(|l| *l != "..") {
+                    parts.pop();
+                } else if !absolute {
+                    parts.push("..");
+                }
+            }
+            other => parts.push(other),
+        }
+    }
+    let joined = parts.join("/");
+    if absolute {
+        format!("/{joined}")
+    } else if joined.is_empty() {
+        ".".to_string()
+    } else {
+        joined
+    }
+}
+
+/// The kubelet's default `--cert-dir` (cmd/kubelet/app/options/options.go).
+pub const DEFAULT_CERT_DIR: &str = "/var/lib/kubelet/pki";
+
+/// The minor of a Kubernetes version string (`v1.33.4-eks-1` → 33).
+pub fn minor_of(version: &str) -> Option<u32> {
+    let v = version.trim();
+    let v = v.strip_prefix('v').unwrap_or(v);
+    let mut parts = v.split('.');
+    if parts.next()? != "1" {
+        return None;
+    }
+    let minor: String = parts
+        .next()?
+        .chars()
+        .take_while(char::is_ascii_digit)
+        .collect();
+    minor.parse().ok()
+}
+
+/// Two lookups that a user could not tell apart (same value and source, or both unknown
+/// for the same reason).
+fn same_outcome(a: &Lookup, b: &Lookup) -> bool {
+    match (a, b) {
+        (Lookup::Known(x), Lookup::Known(y)) => x.value == y.value && x.source == y.source,
+        (Lookup::Unknown { reason: x }, Lookup::Unknown { reason: y }) => x == y,
+        _ => false,
+    }
+}
+
+/// Set `v` at `path`, creating objects along the way.
+fn set_path(doc: &mut Value, path: &[String], v: Value) {
+    let Some((last, parents)) = path.split_last() else {
+        return;
+    };
+    let mut cur = doc;
+    for p in parents {
+        if !cur.is_object() {
+            *cur = Value::Object(Map::new());
+        }
+        let Value::Object(o) = cur else { return };
+        cur = o
+            .entry(p.clone())
+            .or_insert_with(|| Value::Object(Map::new()));
+    }
+    if let Value::Object(o) = cur {
+        o.insert(last.clone(), v);
     }
 }
 
@@ -712,7 +1165,7 @@ mod tests {
 
     #[test]
     fn dropins_merge_and_flags_win() {
-        let c = EffectiveConfig::build(
+        let mut c = EffectiveConfig::build(
             Flags::parse(&["--config=/c.yaml", "--config-dir=/d", "--read-only-port=0"]),
             Some(input(
                 "/c.yaml",
@@ -725,6 +1178,8 @@ mod tests {
             ],
             None,
         );
+        // 1.32+: the drop-in's null removes the base's entry (1.28–1.31 keep it).
+        c.set_kubelet_version(Some("v1.33.2"));
         assert_eq!(known(&c, "readOnlyPort").value, json!(0));
         assert_eq!(
             known(&c, "readOnlyPort").source,
@@ -737,7 +1192,13 @@ mod tests {
         assert_eq!(m.source.label(), "drop-in:10-a.conf");
         assert_eq!(c.merged["clusterDNS"], json!(["c"]));
         assert_eq!(known(&c, "kubeReserved").value, json!({"memory": "1Gi"}));
-        // A zero duration in a drop-in is not defaulted.
+        // From 1.32 a zero duration in a drop-in is defaulted (kubernetes PR #127421);
+        // up to 1.31 it stays 0.
+        assert_eq!(
+            known(&c, "streamingConnectionIdleTimeout").value,
+            json!("4h0m0s")
+        );
+        c.set_kubelet_version(Some("v1.31.1"));
         assert_eq!(
             known(&c, "streamingConnectionIdleTimeout").value,
             json!("0s")

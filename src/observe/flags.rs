@@ -70,6 +70,9 @@ pub const BOOL_FLAGS: &[&str] = &[
     "log-json-split-stream",
 ];
 
+/// The kubelet's IP-address flags (`utilflag.IPVar` in cmd/kubelet/app/options/options.go).
+pub const IP_FLAGS: &[&str] = &["address", "healthz-bind-address"];
+
 /// Flags whose value accumulates. Anything not listed is a plain scalar (last wins).
 pub fn flag_kind(name: &str) -> FlagKind {
     match name {
@@ -159,6 +162,12 @@ impl Flags {
                     out.positional.push(arg.to_string());
                     continue;
                 }
+                // pflag reads a single dash as shorthand letters (`parseShortArg`); the
+                // kubelet's only shorthands are -h (help) and -v (klog verbosity).
+                if let Some(c) = b.chars().next().filter(|c| !matches!(c, 'h' | 'v')) {
+                    out.errors
+                        .push(format!("unknown shorthand flag: '{c}' in {arg}"));
+                }
                 b
             } else {
                 out.positional.push(arg.to_string());
@@ -225,11 +234,43 @@ impl Flags {
             .map(|o| o.value.as_str())
     }
 
+    /// Why the kubelet's own flag parsing would refuse this command line (it exits before
+    /// loading any configuration): a value its type cannot take, a missing value, an
+    /// unknown shorthand, a positional argument (`unknown command`), an invalid IP address
+    /// for an IP flag.
+    pub fn refusal(&self) -> Option<String> {
+        if let Some(e) = self.errors.first() {
+            return Some(format!("failed to parse kubelet flag: {e}"));
+        }
+        if let Some(p) = self.positional.first() {
+            return Some(format!("unknown command {p}"));
+        }
+        for o in &self.occurrences {
+            if IP_FLAGS.contains(&o.name.as_str())
+                && !o.value.is_empty()
+                && o.value.parse::<std::net::IpAddr>().is_err()
+            {
+                return Some(format!(
+                    "failed to parse kubelet flag: invalid argument {:?} for --{}: {:?} is not a valid IP address",
+                    o.value, o.name, o.value
+                ));
+            }
+        }
+        None
+    }
+
     /// The effective value of a flag, with pflag's repeat semantics for its kind.
     /// Returns `Err` with a message when a value cannot be parsed for its kind.
+    ///
+    /// An IP flag given an empty value is a no-op (pkg/util/flag `IPVar.Set` returns
+    /// without setting anything), so `--address=` leaves the file's value in force.
     pub fn value(&self, name: &str) -> Option<Result<FlagValue, String>> {
-        let occ: Vec<&FlagOccurrence> =
-            self.occurrences.iter().filter(|o| o.name == name).collect();
+        let ip = IP_FLAGS.contains(&name);
+        let occ: Vec<&FlagOccurrence> = self
+            .occurrences
+            .iter()
+            .filter(|o| o.name == name && !(ip && o.value.is_empty()))
+            .collect();
         if occ.is_empty() {
             return None;
         }

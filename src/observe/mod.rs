@@ -8,6 +8,7 @@ pub mod config;
 pub mod flags;
 pub mod kubeconfig;
 pub mod live;
+pub mod loading;
 pub mod net;
 pub mod process;
 pub mod running_config;
@@ -468,10 +469,13 @@ fn observe_kubelet(
                     text: host.read_to_string(p).map_err(|e| e.to_string()),
                 }
             });
+            let mut dropin_note = None;
             let (dropins, dir_err) = match &config_dir {
                 Some(d) => match walk_dropins_recording(host, d, &mut files) {
-                    Ok(paths) => {
-                        let inputs = paths
+                    Ok(walked) => {
+                        dropin_note = walked.note;
+                        let inputs = walked
+                            .files
                             .into_iter()
                             .map(|p| {
                                 files.push(FileObservation {
@@ -489,8 +493,9 @@ fn observe_kubelet(
                 },
                 None => (Vec::new(), None),
             };
-            let cfg =
+            let mut cfg =
                 EffectiveConfig::build(flags.clone(), main, config_dir.clone(), dropins, dir_err);
+            cfg.dropin_note = dropin_note;
             let result = if cfg.errors.is_empty() {
                 Ok(())
             } else {
@@ -656,16 +661,15 @@ fn observe_kubelet(
     })
 }
 
-/// A path from the configuration: the kubelet resolves relative paths in its config
-/// file against the file's directory (`resolveRelativePaths`); flag paths are relative
-/// to its working directory.
-fn config_relative(path: &str, source: &Source, cwd: &str) -> String {
+/// A path from the configuration as the kubelet opens it. Relative paths in the
+/// `--config` file were already made absolute by the model (`resolveRelativePaths`);
+/// relative paths from a drop-in or a flag are opened relative to the kubelet's working
+/// directory (drop-ins are loaded with `LoadIntoJSON`, which resolves nothing).
+fn config_relative(path: &str, _source: &Source, cwd: &str) -> String {
     if path.starts_with('/') {
-        return path.to_string();
-    }
-    match source.path() {
-        Some(file) => host_join(&host_dirname(file), path),
-        None => host_join(cwd, path),
+        path.to_string()
+    } else {
+        host_join(cwd, path)
     }
 }
 
@@ -700,13 +704,27 @@ fn read_credential(
     })
 }
 
-/// Walk `--config-dir` like Go's `filepath.WalkDir`: lexical order, recursive, entries
-/// examined with lstat (a symlink to a directory is not descended), files whose
-/// extension is exactly `.conf`.
-pub fn walk_dropins(host: &HostRoot, dir: &str) -> Result<Vec<String>, crate::host::HostError> {
-    let mut out = Vec::new();
-    walk(host, dir, 0, &mut out, &mut Vec::new())?;
-    Ok(out)
+/// The drop-ins found under `--config-dir`, in the order the kubelet applies them.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct DropinWalk {
+    pub files: Vec<String>,
+    /// Why the kubelet applies none of the directory's files, when that is not obvious.
+    pub note: Option<String>,
+}
+
+/// Walk `--config-dir` like the kubelet's `mergeKubeletConfigurations` does with Go's
+/// `filepath.WalkDir` (cmd/kubelet/app/server.go):
+/// - the root is `lstat`ed: a symlink given *without* a trailing `/` is not followed, so
+///   WalkDir visits only the link itself (applied only if its own name ends in `.conf`);
+///   with a trailing `/` the link is resolved and walked;
+/// - entries in lexical (byte) order, recursively; an entry that is a symlink to a
+///   directory is not descended;
+/// - a drop-in is every non-directory whose `filepath.Ext` is `.conf` (a file named
+///   exactly `.conf` counts; `.CONF` and `.conf.bak` do not);
+/// - past [`MAX_DROPIN_FILES`] files or [`MAX_DROPIN_DEPTH`] levels the agent stops and
+///   says so: the merged configuration is then unknown, never judged from part of it.
+pub fn walk_dropins(host: &HostRoot, dir: &str) -> Result<DropinWalk, String> {
+    walk_dropins_recording(host, dir, &mut Vec::new())
 }
 
 /// [`walk_dropins`], also recording every directory walked (role `config_dir`) with its
@@ -716,10 +734,44 @@ pub fn walk_dropins_recording(
     host: &HostRoot,
     dir: &str,
     dirs: &mut Vec<FileObservation>,
-) -> Result<Vec<String>, crate::host::HostError> {
+) -> Result<DropinWalk, String> {
+    let root = if dir.ends_with('/') {
+        host.metadata(dir)
+    } else {
+        host.symlink_metadata(dir)
+    }
+    .map_err(|e| e.to_string())?;
+    if root.kind != FileKind::Directory {
+        dirs.push(FileObservation {
+            role: FileRole::ConfigDir,
+            path: dir.to_string(),
+            meta: Ok(root.clone()),
+        });
+        let name = dir.rsplit('/').next().unwrap_or(dir);
+        if loading::is_dropin_name(name) {
+            return Ok(DropinWalk {
+                files: vec![dir.to_string()],
+                note: None,
+            });
+        }
+        let what = if root.kind == FileKind::Symlink {
+            "a symlink given without a trailing /, which the kubelet's filepath.WalkDir does not follow"
+        } else {
+            "not a directory"
+        };
+        return Ok(DropinWalk {
+            files: Vec::new(),
+            note: Some(format!(
+                "--config-dir {dir} is {what}: the kubelet applies no drop-in from it"
+            )),
+        });
+    }
     let mut out = Vec::new();
     walk(host, dir, 0, &mut out, dirs)?;
-    Ok(out)
+    Ok(DropinWalk {
+        files: out,
+        note: None,
+    })
 }
 
 fn walk(
@@ -728,30 +780,29 @@ fn walk(
     depth: usize,
     out: &mut Vec<String>,
     dirs: &mut Vec<FileObservation>,
-) -> Result<(), crate::host::HostError> {
-    if depth > MAX_DROPIN_DEPTH || out.len() >= MAX_DROPIN_FILES {
-        return Ok(());
+) -> Result<(), String> {
+    if depth > MAX_DROPIN_DEPTH {
+        return Err(format!(
+            "{dir} is more than {MAX_DROPIN_DEPTH} levels deep: the agent walks no deeper, so the merged configuration is not known"
+        ));
     }
     dirs.push(FileObservation {
         role: FileRole::ConfigDir,
         path: dir.to_string(),
         meta: host.metadata(dir).map_err(obs_err),
     });
-    for name in host.read_dir(dir)? {
+    for name in host.read_dir(dir).map_err(|e| e.to_string())? {
         let path = host_join(dir, &name);
-        let meta = host.symlink_metadata(&path)?;
+        let meta = host.symlink_metadata(&path).map_err(|e| e.to_string())?;
         if meta.kind == FileKind::Directory {
             walk(host, &path, depth + 1, out, dirs)?;
-        } else if std::path::Path::new(&name)
-            .extension()
-            .map(|e| e == "conf")
-            .unwrap_or(false)
-            && name.len() > ".conf".len()
-        {
-            out.push(path);
+        } else if loading::is_dropin_name(&name) {
             if out.len() >= MAX_DROPIN_FILES {
-                break;
+                return Err(format!(
+                    "more than {MAX_DROPIN_FILES} drop-in files: the agent reads no more, so the merged configuration is not known"
+                ));
             }
+            out.push(path);
         }
     }
     Ok(())

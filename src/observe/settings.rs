@@ -1,9 +1,10 @@
 //! The KubeletConfiguration fields the controls use: their config path, their flag,
 //! their type and their defaults in both of the kubelet's modes.
 //!
-//! Reference §2.2: only four defaults differ between "a `--config` file is used"
-//! (v1beta1 defaulting) and "flags only" (`applyLegacyDefaults`): anonymous auth,
-//! webhook authentication, authorization mode and the read-only port.
+//! Five defaults differ between "a `--config` file is used" (v1beta1 defaulting) and
+//! "flags only": the four of `applyLegacyDefaults` in cmd/kubelet/app/options/options.go
+//! (anonymous auth, webhook authentication, authorization mode, the read-only port) and
+//! `evictionHard`, which only `loadConfigFile` fills in (cmd/kubelet/app/server.go).
 
 use serde_json::{json, Value};
 
@@ -301,7 +302,10 @@ pub static SETTINGS: &[SettingDef] = &[
         Some("eviction-hard"),
         StringMap,
         default_eviction_hard,
-        default_eviction_hard
+        // Flags only: none. `loadConfigFile` fills in eviction.DefaultEvictionHard only
+        // for a --config file (kubernetes PR #110263, 1.25); the flags-only object keeps a
+        // nil map, and /configz of a real kubelet shows none.
+        empty_map
     ),
     setting!(
         "featureGates",
@@ -399,8 +403,11 @@ mod tests {
         assert_eq!(parse_go_duration(""), None);
     }
 
+    /// The four `applyLegacyDefaults` values, and evictionHard, which only
+    /// `loadConfigFile` defaults (a flags-only kubelet has none; recorded from real
+    /// kubelets in tests/kubelet-truth, scenario flags-only).
     #[test]
-    fn only_four_defaults_differ() {
+    fn only_five_defaults_differ() {
         let differing: Vec<&str> = SETTINGS
             .iter()
             .filter(|s| (s.default_config)() != (s.default_flags)())
@@ -412,7 +419,8 @@ mod tests {
                 "authentication.anonymous.enabled",
                 "authentication.webhook.enabled",
                 "authorization.mode",
-                "readOnlyPort"
+                "readOnlyPort",
+                "evictionHard"
             ]
         );
     }

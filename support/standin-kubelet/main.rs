@@ -360,10 +360,11 @@ fn load(args: &[String]) -> Result<Settings, String> {
         Some(dir) => {
             let listed = HostRoot::new("/")
                 .map_err(|e| e.to_string())
-                .and_then(|root| walk_dropins(&root, dir).map_err(|e| e.to_string()));
+                .and_then(|root| walk_dropins(&root, dir));
             match listed {
-                Ok(paths) => (
-                    paths
+                Ok(walked) => (
+                    walked
+                        .files
                         .into_iter()
                         .map(|path| ConfigInput {
                             text: std::fs::read_to_string(&path).map_err(|e| e.to_string()),

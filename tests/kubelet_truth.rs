@@ -1,0 +1,405 @@
+//! The agent's model of the kubelet's configuration loading, proven against recordings of
+//! real kubelets (`tests/kubelet-truth/`): for every scenario and every recorded kubelet
+//! version, the agent observes a host tree laid out as the recording kubelet saw it (the
+//! same command line, files, symlinks and working directory) and must
+//! - predict the kubelet that refused to start, and only that one;
+//! - agree with the kubelet's own `/configz` on every setting the controls read (the
+//!   comparison `running-config-matches-disk` uses);
+//! - predict the sockets the kubelet listened on;
+//! - say `unknown` when its version is unknown and real kubelets of different versions
+//!   disagree on a setting.
+//!
+//! Nothing here runs a kubelet: `tests/kubelet-truth/record.sh` made the recordings (and
+//! `.ci/run` re-records them with the newest version and fails on any difference).
+
+mod common;
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::fs;
+use std::os::unix::fs::symlink;
+use std::path::{Path, PathBuf};
+
+use kubelet_sentinel::evaluate::running_config::compare;
+use kubelet_sentinel::host::HostRoot;
+use kubelet_sentinel::observe::config::{EffectiveConfig, Lookup};
+use kubelet_sentinel::observe::settings::SETTINGS;
+use kubelet_sentinel::observe::{observe, ObserveOptions};
+use kubelet_sentinel::snapshot::Kubelet;
+use serde_json::Value;
+
+const PID: i32 = 4242;
+const ROOT: &str = "/truth/root";
+const HARNESS: &str = "/truth/harness";
+
+fn truth_dir() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/kubelet-truth")
+}
+
+fn scenario_names() -> Vec<String> {
+    let mut names: Vec<String> = fs::read_dir(truth_dir().join("scenarios"))
+        .expect("scenarios dir")
+        .map(|e| e.expect("entry").file_name().to_string_lossy().into_owned())
+        .collect();
+    names.sort();
+    names
+}
+
+/// Every recording: (version, scenario, recording).
+fn recordings() -> Vec<(String, String, Value)> {
+    let mut out = Vec::new();
+    let Ok(versions) = fs::read_dir(truth_dir().join("recorded")) else {
+        return out;
+    };
+    let mut versions: Vec<PathBuf> = versions.map(|e| e.expect("entry").path()).collect();
+    versions.sort();
+    for vdir in versions {
+        let version = vdir.file_name().unwrap().to_string_lossy().into_owned();
+        let mut files: Vec<PathBuf> = fs::read_dir(&vdir)
+            .expect("version dir")
+            .map(|e| e.expect("entry").path())
+            .filter(|p| p.extension().is_some_and(|e| e == "json"))
+            .collect();
+        files.sort();
+        for f in files {
+            let name = f.file_stem().unwrap().to_string_lossy().into_owned();
+            let text = fs::read_to_string(&f).expect("read recording");
+            let rec: Value =
+                serde_json::from_str(&text).unwrap_or_else(|e| panic!("{}: {e}", f.display()));
+            out.push((version.clone(), name, rec));
+        }
+    }
+    out
+}
+
+fn strings(v: &Value) -> Vec<String> {
+    v.as_array()
+        .map(|a| {
+            a.iter()
+                .filter_map(|x| x.as_str().map(str::to_string))
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+/// A recorded value with its placeholders replaced by this tree's paths.
+fn placeholders(v: &Value) -> Value {
+    match v {
+        Value::String(s) => Value::String(substitute(s)),
+        Value::Array(a) => Value::Array(a.iter().map(placeholders).collect()),
+        Value::Object(o) => Value::Object(
+            o.iter()
+                .map(|(k, v)| (k.clone(), placeholders(v)))
+                .collect(),
+        ),
+        other => other.clone(),
+    }
+}
+
+fn substitute(s: &str) -> String {
+    s.replace("@ROOT@", ROOT).replace("@HARNESS@", HARNESS)
+}
+
+/// Copy a scenario's files (not its metadata) into `dst`, substituting the placeholders
+/// in regular files as the recorder does, keeping symlinks as symlinks.
+fn copy_scenario(src: &Path, dst: &Path, top: bool) {
+    fs::create_dir_all(dst).expect("mkdir");
+    let mut entries: Vec<_> = fs::read_dir(src)
+        .expect("read scenario")
+        .map(|e| e.expect("entry"))
+        .collect();
+    entries.sort_by_key(|e| e.file_name());
+    for e in entries {
+        let name = e.file_name();
+        if top && ["args", "about", "env"].iter().any(|m| name == *m) {
+            continue;
+        }
+        let from = e.path();
+        let to = dst.join(&name);
+        let meta = fs::symlink_metadata(&from).expect("lstat");
+        if meta.file_type().is_symlink() {
+            symlink(fs::read_link(&from).expect("readlink"), &to).expect("symlink");
+        } else if meta.is_dir() {
+            copy_scenario(&from, &to, false);
+        } else {
+            let bytes = fs::read(&from).expect("read");
+            let bytes = match String::from_utf8(bytes) {
+                Ok(text) => substitute(&text).into_bytes(),
+                Err(e) => e.into_bytes(),
+            };
+            fs::write(&to, bytes).expect("write");
+        }
+    }
+}
+
+/// A host tree in which PID 4242 is the recorded kubelet: its command line (the harness's
+/// arguments, then the scenario's), its working directory (the scenario root, as the
+/// recorder ran it) and the scenario's files.
+fn host_tree(scenario: &str, rec: &Value) -> tempfile::TempDir {
+    let dir = tempfile::Builder::new()
+        .prefix(&format!("truth-{scenario}-"))
+        .tempdir()
+        .expect("tempdir");
+    let root = dir.path();
+    copy_scenario(
+        &truth_dir().join("scenarios").join(scenario),
+        &root.join(ROOT.trim_start_matches('/')),
+        true,
+    );
+    let harness = root.join(HARNESS.trim_start_matches('/'));
+    fs::create_dir_all(&harness).expect("harness dir");
+    let pki = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/pki");
+    for (from, to) in [
+        ("ca.crt", "ca.crt"),
+        ("serving.crt", "serving.crt"),
+        ("serving.key", "serving.key"),
+    ] {
+        fs::copy(pki.join(from), harness.join(to)).expect("copy pki");
+    }
+    let mut argv = vec!["/usr/bin/kubelet".to_string()];
+    argv.extend(strings(&rec["harness_args"]).iter().map(|a| substitute(a)));
+    argv.extend(strings(&rec["args"]).iter().map(|a| substitute(a)));
+    let proc1 = root.join("proc/1");
+    fs::create_dir_all(&proc1).expect("proc/1");
+    fs::write(proc1.join("cmdline"), "/sbin/init\0").expect("cmdline");
+    fs::write(
+        proc1.join("stat"),
+        "1 (systemd) S 0 1 1 0 -1 4194560 0 0 0 0 0 0 0 0 20 0 1 0 1 0 0\n",
+    )
+    .expect("stat");
+    let proc = root.join(format!("proc/{PID}"));
+    fs::create_dir_all(&proc).expect("proc dir");
+    let mut cmdline = argv.join("\0");
+    cmdline.push('\0');
+    fs::write(proc.join("cmdline"), cmdline).expect("cmdline");
+    fs::write(
+        proc.join("stat"),
+        format!(
+            "{PID} (kubelet) S 1 {PID} {PID} 0 -1 4194560 0 0 0 0 0 0 0 0 20 0 19 0 1461 0 0\n"
+        ),
+    )
+    .expect("stat");
+    fs::write(proc.join("cgroup"), "0::/system.slice/kubelet.service\n").expect("cgroup");
+    symlink("/usr/bin/kubelet", proc.join("exe")).expect("exe");
+    symlink(ROOT, proc.join("cwd")).expect("cwd");
+    fs::create_dir_all(root.join("usr/bin")).expect("usr/bin");
+    fs::write(root.join("usr/bin/kubelet"), "").expect("kubelet binary");
+    dir
+}
+
+fn observe_kubelet(scenario: &str, rec: &Value) -> (Kubelet, tempfile::TempDir) {
+    let dir = host_tree(scenario, rec);
+    let host = HostRoot::new(dir.path()).expect("host root");
+    let snap = observe(
+        &host,
+        &ObserveOptions {
+            kubelet_pid: Some(PID),
+            ..ObserveOptions::default()
+        },
+    );
+    let k = snap
+        .kubelet
+        .unwrap_or_else(|| panic!("{scenario}: no kubelet observed: {:?}", snap.discovery));
+    (k, dir)
+}
+
+fn alpha_env(rec: &Value) -> bool {
+    strings(&rec["env"])
+        .iter()
+        .any(|e| e.starts_with("KUBELET_CONFIG_DROPIN_DIR_ALPHA="))
+}
+
+fn lookup_value(cfg: &EffectiveConfig, key: &str, minor: Option<u32>) -> Option<Value> {
+    match cfg.configz_view(key, minor) {
+        Lookup::Known(s) => Some(s.value),
+        Lookup::Unknown { .. } => None,
+    }
+}
+
+fn int(cfg: &EffectiveConfig, key: &str, minor: Option<u32>) -> Option<i64> {
+    lookup_value(cfg, key, minor).and_then(|v| v.as_i64())
+}
+
+fn text(cfg: &EffectiveConfig, key: &str, minor: Option<u32>) -> Option<String> {
+    lookup_value(cfg, key, minor).and_then(|v| v.as_str().map(str::to_string))
+}
+
+/// A listening address as the kernel shows it: Go listens on the dual-stack wildcard for
+/// an empty or unspecified address.
+fn norm_addr(a: &str) -> String {
+    match a {
+        "" | "0.0.0.0" | "::" | "[::]" => "*".to_string(),
+        other => other.trim_matches(['[', ']']).to_string(),
+    }
+}
+
+/// The sockets the agent predicts from the effective configuration.
+fn predicted_listeners(
+    cfg: &EffectiveConfig,
+    minor: Option<u32>,
+) -> Option<BTreeSet<(String, i64)>> {
+    let mut out = BTreeSet::new();
+    let address = text(cfg, "address", minor)?;
+    let server = lookup_value(cfg, "enableServer", minor)? == Value::Bool(true);
+    if server {
+        out.insert((norm_addr(&address), int(cfg, "port", minor)?));
+    }
+    let ro = int(cfg, "readOnlyPort", minor)?;
+    if ro > 0 {
+        out.insert((norm_addr(&address), ro));
+    }
+    let hz = int(cfg, "healthzPort", minor)?;
+    if hz > 0 {
+        out.insert((norm_addr(&text(cfg, "healthzBindAddress", minor)?), hz));
+    }
+    Some(out)
+}
+
+fn recorded_listeners(rec: &Value) -> BTreeSet<(String, i64)> {
+    rec["listening"]
+        .as_array()
+        .map(|a| {
+            a.iter()
+                .filter_map(|l| Some((norm_addr(l["address"].as_str()?), l["port"].as_i64()?)))
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+fn minor_of(version: &str) -> u32 {
+    version
+        .trim_start_matches('v')
+        .split('.')
+        .nth(1)
+        .and_then(|m| m.parse().ok())
+        .unwrap_or_else(|| panic!("version {version}"))
+}
+
+#[test]
+fn every_scenario_is_recorded_for_every_version() {
+    let names: BTreeSet<String> = scenario_names().into_iter().collect();
+    assert!(names.len() >= 40, "only {} scenarios", names.len());
+    let mut by_version: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
+    for (v, s, _) in recordings() {
+        by_version.entry(v).or_default().insert(s);
+    }
+    let versions: Vec<&String> = by_version.keys().collect();
+    for want in ["v1.35", "v1.36", "v1.37"] {
+        assert!(
+            versions.iter().any(|v| v.starts_with(&format!("{want}."))),
+            "no recordings of a {want} kubelet (have {versions:?})"
+        );
+    }
+    for (v, recorded) in &by_version {
+        let missing: Vec<&String> = names.difference(recorded).collect();
+        let stale: Vec<&String> = recorded.difference(&names).collect();
+        assert!(
+            missing.is_empty() && stale.is_empty(),
+            "{v}: scenarios without a recording {missing:?}, recordings without a scenario {stale:?} (run tests/kubelet-truth/record.sh --version {v})"
+        );
+    }
+}
+
+#[test]
+fn the_agent_agrees_with_every_real_kubelet() {
+    let mut failures: Vec<String> = Vec::new();
+    let mut checked = 0;
+    for (version, scenario, rec) in recordings() {
+        checked += 1;
+        let minor = Some(minor_of(&version));
+        let (mut k, _dir) = observe_kubelet(&scenario, &rec);
+        k.config.set_kubelet_version(Some(&version));
+        let refusal = k.config.refusal(Some(alpha_env(&rec)));
+        let started = rec["started"].as_bool().unwrap_or(false);
+        let at = format!("{version} {scenario}");
+        match (started, &refusal) {
+            (true, Some(r)) => {
+                failures.push(format!(
+                    "{at}: the kubelet started, the agent says it would refuse: {r}"
+                ));
+                continue;
+            }
+            (false, None) => {
+                failures.push(format!(
+                    "{at}: the kubelet refused to start ({}), the agent saw nothing wrong",
+                    rec["exit_error"].as_str().unwrap_or("?")
+                ));
+                continue;
+            }
+            (false, Some(_)) => continue,
+            (true, None) => {}
+        }
+        if let Some(configz) = rec["configz"].as_object() {
+            let configz = placeholders(&Value::Object(configz.clone()));
+            let c = compare(&configz, |key| k.config.configz_view(key, minor));
+            for d in c.disagreements.iter().chain(&c.undecided) {
+                failures.push(format!("{at}: {d}"));
+            }
+        }
+        match predicted_listeners(&k.config, minor) {
+            Some(p) => {
+                let r = recorded_listeners(&rec);
+                if p != r {
+                    failures.push(format!("{at}: listening: agent {p:?}, kubelet {r:?}"));
+                }
+            }
+            None => failures.push(format!("{at}: the agent cannot predict the listeners")),
+        }
+    }
+    assert!(
+        checked > 0,
+        "no recordings under tests/kubelet-truth/recorded"
+    );
+    assert!(
+        failures.is_empty(),
+        "{} of {checked} recordings disagree with the agent:\n{}",
+        failures.len(),
+        failures.join("\n")
+    );
+}
+
+/// Where real kubelets of different versions show different values for the same
+/// scenario, the agent without a version must not pick one: `unknown`, naming the
+/// dependence.
+#[test]
+fn an_unknown_version_is_unknown_where_real_kubelets_differ() {
+    let mut by_scenario: BTreeMap<String, Vec<(String, Value)>> = BTreeMap::new();
+    for (v, s, rec) in recordings() {
+        by_scenario.entry(s).or_default().push((v, rec));
+    }
+    let mut differing = 0;
+    let mut failures = Vec::new();
+    for (scenario, recs) in by_scenario {
+        let started: Vec<&(String, Value)> = recs
+            .iter()
+            .filter(|(_, r)| r["configz"].is_object())
+            .collect();
+        let Some((_, first)) = started.first() else {
+            continue;
+        };
+        let (k, _dir) = observe_kubelet(&scenario, first);
+        for def in SETTINGS {
+            let values: BTreeSet<String> = started
+                .iter()
+                .map(|(_, r)| {
+                    let mut cur = &r["configz"];
+                    for p in def.path {
+                        cur = &cur[*p];
+                    }
+                    cur.to_string()
+                })
+                .collect();
+            if values.len() < 2 {
+                continue;
+            }
+            differing += 1;
+            if let Lookup::Known(s) = k.config.configz_view(def.key, None) {
+                failures.push(format!(
+                    "{scenario}: {} differs between kubelet versions ({values:?}) but the agent without a version says {}",
+                    def.key, s.value
+                ));
+            }
+        }
+    }
+    assert!(failures.is_empty(), "{}", failures.join("\n"));
+    eprintln!("{differing} (scenario, setting) pairs differ between recorded versions");
+}
