@@ -411,12 +411,25 @@ impl fmt::Display for Range {
     }
 }
 
+/// Where an entry of the CVE table comes from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CveOrigin {
+    /// `data/cves.yaml`, curated and embedded at build time.
+    Embedded,
+}
+
+/// The kubernetes/kubernetes issues, where every announcement of the official CVE feed
+/// lives (<https://kubernetes.io/docs/reference/issues-security/official-cve-feed/>).
+pub const ANNOUNCEMENT_PREFIX: &str = "https://github.com/kubernetes/kubernetes/issues/";
+
 /// One kubelet CVE.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Cve {
     pub id: String,
-    /// The kubernetes/kubernetes issue.
-    pub issue: u32,
+    /// The announcement: a kubernetes/kubernetes issue URL (empty when a feed item had no
+    /// usable URL).
+    pub source: String,
+    pub origin: CveOrigin,
     pub summary: String,
     pub windows_only: bool,
     /// Every version is affected and there is no fix.
@@ -444,6 +457,20 @@ impl Cve {
             .copied()
             .find(|f| f.minor_of() == v.minor_of())
     }
+
+    /// The kubernetes/kubernetes issue number of the announcement, when `source` is one.
+    pub fn issue(&self) -> Option<u32> {
+        issue_number(&self.source)
+    }
+}
+
+/// The issue number of a kubernetes/kubernetes issue URL.
+pub fn issue_number(url: &str) -> Option<u32> {
+    let n = url.strip_prefix(ANNOUNCEMENT_PREFIX)?;
+    if n.is_empty() || n.len() > 9 || !n.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    n.parse().ok().filter(|n| *n > 0)
 }
 
 /// The CVE table.
@@ -472,7 +499,7 @@ struct RawCves {
 #[serde(deny_unknown_fields)]
 struct RawCve {
     id: String,
-    issue: u32,
+    source: String,
     summary: String,
     windows_only: bool,
     #[serde(default)]
@@ -496,7 +523,7 @@ struct RawRange {
     before: Option<String>,
 }
 
-fn is_cve_id(id: &str) -> bool {
+pub(crate) fn is_cve_id(id: &str) -> bool {
     let mut parts = id.split('-');
     let ok = |p: Option<&str>, min: usize, max: usize| {
         p.is_some_and(|p| (min..=max).contains(&p.len()) && p.bytes().all(|b| b.is_ascii_digit()))
@@ -510,8 +537,47 @@ fn is_cve_id(id: &str) -> bool {
 /// The embedded `data/cves.yaml`.
 pub const CVES_YAML: &str = include_str!("../../data/cves.yaml");
 
-/// Parse and validate a CVE table: ids unique and well-formed, ranges well-formed and
-/// disjoint, fixed versions outside every range and at most one per branch.
+/// Check one entry's versions: ranges non-empty and disjoint, fixed versions outside
+/// every range and at most one per branch, and either ranges or `all_versions` (which
+/// takes no fixed versions). Shared by the embedded table and the feed's items.
+pub fn check_versions(
+    affected: &[Range],
+    fixed: &[KubeVersion],
+    all_versions: bool,
+) -> Result<(), String> {
+    for (i, r) in affected.iter().enumerate() {
+        if let Range::Between { min, max_inclusive } = r {
+            if min > max_inclusive {
+                return Err(format!("range {min}–{max_inclusive} is empty"));
+            }
+        }
+        if let Some(o) = affected[..i].iter().find(|o| o.overlaps(r)) {
+            return Err(format!("ranges {o} and {r} overlap"));
+        }
+    }
+    for (i, f) in fixed.iter().enumerate() {
+        if let Some(r) = affected.iter().find(|r| r.contains(*f)) {
+            return Err(format!("fixed version {f} is inside the range {r}"));
+        }
+        if fixed[..i].iter().any(|o| o.minor_of() == f.minor_of()) {
+            return Err(format!("two fixed versions on the {} branch", f.minor_of()));
+        }
+    }
+    if all_versions {
+        if !affected.is_empty() || !fixed.is_empty() {
+            return Err("all_versions takes no ranges and no fixed versions".to_string());
+        }
+    } else if affected.is_empty() {
+        return Err(
+            "no affected ranges (set all_versions when every version is affected)".to_string(),
+        );
+    }
+    Ok(())
+}
+
+/// Parse and validate a CVE table: ids unique and well-formed, every entry's source a
+/// kubernetes/kubernetes issue, ranges well-formed and disjoint, fixed versions outside
+/// every range and at most one per branch.
 pub fn parse_cves(text: &str) -> Result<CveTable, String> {
     let raw: RawCves = serde_saphyr::from_str(text).map_err(|e| e.to_string())?;
     let as_of = Day::parse(&raw.as_of).ok_or("as_of is not a YYYY-MM-DD date")?;
@@ -524,8 +590,14 @@ pub fn parse_cves(text: &str) -> Result<CveTable, String> {
         if cves.iter().any(|o| o.id == c.id) {
             return Err(at("duplicate id"));
         }
-        if c.issue == 0 || c.summary.trim().is_empty() {
-            return Err(at("issue and summary are required"));
+        if c.summary.trim().is_empty() {
+            return Err(at("summary is required"));
+        }
+        if issue_number(&c.source).is_none() {
+            return Err(at(&format!(
+                "source {:?} is not a {ANNOUNCEMENT_PREFIX}<number> announcement",
+                c.source
+            )));
         }
         let version = |s: &str| {
             KubeVersion::parse_plain(s)
@@ -533,50 +605,25 @@ pub fn parse_cves(text: &str) -> Result<CveTable, String> {
         };
         let mut affected = Vec::with_capacity(c.affected.len());
         for r in &c.affected {
-            let range = match (&r.min, &r.max_inclusive, &r.before) {
-                (Some(min), Some(max), None) => {
-                    let (min, max_inclusive) = (version(min)?, version(max)?);
-                    if min > max_inclusive {
-                        return Err(at(&format!("range {min}–{max_inclusive} is empty")));
-                    }
-                    Range::Between { min, max_inclusive }
-                }
+            affected.push(match (&r.min, &r.max_inclusive, &r.before) {
+                (Some(min), Some(max), None) => Range::Between {
+                    min: version(min)?,
+                    max_inclusive: version(max)?,
+                },
                 (None, None, Some(b)) => Range::Before(version(b)?),
                 _ => return Err(at("a range is either {min, max_inclusive} or {before}")),
-            };
-            if let Some(o) = affected.iter().find(|o: &&Range| o.overlaps(&range)) {
-                return Err(at(&format!("ranges {o} and {range} overlap")));
-            }
-            affected.push(range);
+            });
         }
         let fixed = c
             .fixed
             .iter()
             .map(|f| version(f))
             .collect::<Result<Vec<_>, _>>()?;
-        for (i, f) in fixed.iter().enumerate() {
-            if let Some(r) = affected.iter().find(|r| r.contains(*f)) {
-                return Err(at(&format!("fixed version {f} is inside the range {r}")));
-            }
-            if fixed[..i].iter().any(|o| o.minor_of() == f.minor_of()) {
-                return Err(at(&format!(
-                    "two fixed versions on the {} branch",
-                    f.minor_of()
-                )));
-            }
-        }
-        if c.all_versions {
-            if !affected.is_empty() || !fixed.is_empty() {
-                return Err(at("all_versions takes no ranges and no fixed versions"));
-            }
-        } else if affected.is_empty() {
-            return Err(at(
-                "no affected ranges (set all_versions when every version is affected)",
-            ));
-        }
+        check_versions(&affected, &fixed, c.all_versions).map_err(|e| at(&e))?;
         cves.push(Cve {
             id: c.id.clone(),
-            issue: c.issue,
+            source: c.source,
+            origin: CveOrigin::Embedded,
             summary: c.summary.trim().to_string(),
             windows_only: c.windows_only,
             all_versions: c.all_versions,
@@ -1156,16 +1203,21 @@ mod tests {
             "CVE-2023-2431",
             "CVE-2021-25749",
             "CVE-2021-25741",
+            "CVE-2020-8564",
             "CVE-2020-8558",
             "CVE-2020-8557",
             "CVE-2020-8551",
             "CVE-2019-11248",
             "CVE-2019-11245",
+            "CVE-2017-1002102",
         ] {
             assert!(ids.contains(&id), "{id} missing");
         }
-        assert_eq!(ids.len(), 16);
+        assert_eq!(ids.len(), 18);
         for c in &t.cves {
+            // Every entry names its announcement, a kubernetes/kubernetes issue.
+            assert!(c.issue().is_some(), "{}: source {}", c.id, c.source);
+            assert_eq!(c.origin, CveOrigin::Embedded);
             for r in &c.affected {
                 // Every range ends right before a fix on its branch, or at the final patch
                 // of a branch that never got one.
@@ -1216,7 +1268,7 @@ mod tests {
     fn tables_reject_inconsistencies() {
         let cve = |body: &str| {
             parse_cves(&format!(
-                "as_of: \"2026-01-01\"\ncves:\n  - id: CVE-2099-0001\n    issue: 1\n    summary: s\n    windows_only: false\n{body}"
+                "as_of: \"2026-01-01\"\ncves:\n  - id: CVE-2099-0001\n    source: https://github.com/kubernetes/kubernetes/issues/1\n    summary: s\n    windows_only: false\n{body}"
             ))
         };
         assert!(cve("    affected: [{min: \"1.30.0\", max_inclusive: \"1.30.2\"}]\n    fixed: [\"1.30.3\"]\n").is_ok());
@@ -1234,6 +1286,20 @@ mod tests {
         ] {
             let e = cve(bad).unwrap_err();
             assert!(e.contains(why), "{bad}: {e}");
+        }
+        // The source must be an announcement issue.
+        let ok = "    affected: [{before: \"1.30.0\"}]\n";
+        for bad in [
+            "https://github.com/kubernetes/kubernetes/pull/1",
+            "https://github.com/kubernetes/kubernetes/issues/",
+            "https://github.com/kubernetes/kubernetes/issues/12a",
+            "https://example.com/kubernetes/kubernetes/issues/1",
+        ] {
+            let text = format!(
+                "as_of: \"2026-01-01\"\ncves:\n  - id: CVE-2099-0001\n    source: {bad}\n    summary: s\n    windows_only: false\n{ok}"
+            );
+            let e = parse_cves(&text).unwrap_err();
+            assert!(e.contains("announcement"), "{bad}: {e}");
         }
         let rel = |body: &str| parse_releases(&format!("releases:\n{body}"));
         let ok = "  - {minor: \"1.30\", released: \"2024-04-17\", end_of_life: \"2025-07-15\"}\n";
@@ -1433,5 +1499,11 @@ mod tests {
             "{}",
             o.reason
         );
+
+        // CVE-2025-0426's announcement lists no 1.29 release as affected
+        // (kubernetes/kubernetes#130016), although 1.29.14 carries the fix.
+        let o = eval(id, &with_version(Some("v1.29.13"), "binary"));
+        assert_status(&o, Status::Pass);
+        assert!(!o.reason.contains("CVE-2025-0426"), "{}", o.reason);
     }
 }
