@@ -74,6 +74,7 @@ fn every_entry_names_its_announcement_and_the_table_is_current() {
     }
     // Reviewed against the feed after its last kubelet CVE (CVE-2025-1767, March 2025).
     assert!(table.as_of >= Day::parse("2026-12-03").expect("date"));
+    assert!(table.unreadable.is_empty() && table.feed.is_none());
 }
 
 #[test]

@@ -9,6 +9,7 @@
 use std::fmt;
 use std::sync::OnceLock;
 
+use super::cve_feed::{CveFeedError, FeedInfo, UnreadableCve};
 use super::util::{self, decide, kubelet, PRACTICE_HARDENING};
 use super::{Control, Ctx, Family, Needs, Outcome, Severity};
 
@@ -32,8 +33,8 @@ pub static CONTROLS: &[Control] = &[
         severity: Severity::High,
         cis: None,
         practice: PRACTICE_HARDENING,
-        expected: "no known kubelet CVE affects this version (Windows-only and unfixable CVEs are listed, not counted)",
-        remediation: "Upgrade the kubelet to at least the fixed patch release of its minor named in the reason (or to a newer maintained minor). Windows-only CVEs are never counted on Linux nodes. CVEs with no upstream fix at all (e.g. CVE-2025-1767, gitRepo volumes) are listed for information and never fail this control, since no upgrade clears them: mitigate them as the reason says (e.g. forbid gitRepo volumes with an admission policy and clone repositories in an init container). Vendor builds (EKS, GKE, AKS, RKE2, k3s) are judged by their upstream patch version; a vendor may have backported a fix, so check its security bulletin before disabling the control.",
+        expected: "no known kubelet CVE (embedded table, and the --cve-feed file when given) affects this version (Windows-only and unfixable CVEs are listed, not counted)",
+        remediation: "Upgrade the kubelet to at least the fixed patch release of its minor named in the reason (or to a newer maintained minor). Windows-only CVEs are never counted on Linux nodes. CVEs with no upstream fix at all (e.g. CVE-2025-1767, gitRepo volumes) are listed for information and never fail this control, since no upgrade clears them: mitigate them as the reason says (e.g. forbid gitRepo volumes with an admission policy and clone repositories in an init container). Vendor builds (EKS, GKE, AKS, RKE2, k3s) are judged by their upstream patch version; a vendor may have backported a fix, so check its security bulletin before disabling the control. With --cve-feed, the CVEs of that copy of the official feed count too; `unknown` with a feed means the file is unusable (the reason says why) or the feed lists a kubelet CVE whose affected versions could not be read: read its announcement, named in the reason, and upgrade past it or refresh the feed.",
         needs: Needs::Kubelet,
         evaluate: evaluate_cves,
     },
@@ -416,6 +417,8 @@ impl fmt::Display for Range {
 pub enum CveOrigin {
     /// `data/cves.yaml`, curated and embedded at build time.
     Embedded,
+    /// An item of the `--cve-feed` file whose versions were read from its text.
+    Feed,
 }
 
 /// The kubernetes/kubernetes issues, where every announcement of the official CVE feed
@@ -473,12 +476,17 @@ pub fn issue_number(url: &str) -> Option<u32> {
     n.parse().ok().filter(|n| *n > 0)
 }
 
-/// The CVE table.
+/// The CVE table: the embedded one, or the embedded one merged with a `--cve-feed` file.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct CveTable {
-    /// When the table was last reviewed.
+    /// When the embedded table was last reviewed.
     pub as_of: Day,
     pub cves: Vec<Cve>,
+    /// Kubelet CVEs the feed lists whose affected versions could not be read: they make the
+    /// control `unknown` rather than let it pass.
+    pub unreadable: Vec<UnreadableCve>,
+    /// The feed merged in, if any.
+    pub feed: Option<FeedInfo>,
 }
 
 impl CveTable {
@@ -635,7 +643,12 @@ pub fn parse_cves(text: &str) -> Result<CveTable, String> {
     if cves.is_empty() {
         return Err("no CVEs".to_string());
     }
-    Ok(CveTable { as_of, cves })
+    Ok(CveTable {
+        as_of,
+        cves,
+        unreadable: Vec::new(),
+        feed: None,
+    })
 }
 
 /// The embedded CVE table (parsed once), or why it is unusable.
@@ -934,13 +947,87 @@ fn judge_by_policy(
 fn evaluate_cves(ctx: &Ctx) -> Outcome {
     decide(|| {
         let (v, raw, source) = observed_version(ctx)?;
-        let table = cves()?;
+        let table = match ctx.policy.cve_feed.as_deref() {
+            None => cves()?,
+            Some(Ok(merged)) => merged,
+            // A feed was asked for and is unusable: never judge by the embedded table alone
+            // as if nothing were wrong.
+            Some(Err(e)) => return Ok(feed_unusable(e, &raw, source)),
+        };
         Ok(judge_cves(v, &raw, source, table))
     })
 }
 
+/// The verdict when the `--cve-feed` file could not be used.
+fn feed_unusable(e: &CveFeedError, raw: &str, source: String) -> Outcome {
+    util::unknown_with(
+        raw,
+        source,
+        format!(
+            "{e}; the CVE control is not judged until the feed is readable (or --cve-feed is removed)"
+        ),
+    )
+}
+
+/// What the verdict was judged by, for the reason and the expected value.
+fn table_text(table: &CveTable, long: bool) -> String {
+    let embedded = if long {
+        format!(
+            "the embedded table ({} entries, as of {})",
+            table
+                .cves
+                .iter()
+                .filter(|c| c.origin == CveOrigin::Embedded)
+                .count(),
+            table.as_of
+        )
+    } else {
+        format!("table as of {}", table.as_of)
+    };
+    match &table.feed {
+        None => embedded,
+        Some(f) => {
+            let updated = f
+                .updated_at
+                .as_deref()
+                .map(|u| format!(", updated {u}"))
+                .unwrap_or_default();
+            if long {
+                format!(
+                    "{embedded} and the CVE feed {} ({} items{updated}; {} kubelet CVEs added from it, {} without readable versions)",
+                    f.path,
+                    f.items,
+                    f.added,
+                    table.unreadable.len()
+                )
+            } else {
+                format!("{embedded} + CVE feed {}{updated}", f.path)
+            }
+        }
+    }
+}
+
+/// How a CVE entry names its announcement in a reason.
+fn cited(c: &Cve) -> String {
+    match (c.origin, c.source.is_empty()) {
+        (CveOrigin::Embedded, _) => String::new(),
+        (CveOrigin::Feed, true) => "; from the CVE feed".to_string(),
+        (CveOrigin::Feed, false) => format!("; from the CVE feed: {}", c.source),
+    }
+}
+
+fn unreadable_text(u: &UnreadableCve) -> String {
+    let source = if u.source.is_empty() {
+        String::new()
+    } else {
+        format!(", {}", u.source)
+    };
+    format!("{} ({}{source})", u.id, u.why)
+}
+
 /// The CVE verdict for a version (the agent observes Linux nodes: Windows-only entries
-/// never count).
+/// never count). Kubelet CVEs of a `--cve-feed` file whose versions could not be read are
+/// never passed over: with nothing else failing they make the verdict `unknown`.
 pub fn judge_cves(v: KubeVersion, raw: &str, source: String, table: &CveTable) -> Outcome {
     let hits = table.affecting(v);
     let counted: Vec<&Cve> = hits
@@ -948,20 +1035,42 @@ pub fn judge_cves(v: KubeVersion, raw: &str, source: String, table: &CveTable) -
         .copied()
         .filter(|c| !c.windows_only && c.has_fix())
         .collect();
-    let windows: Vec<&str> = hits
+    let mut windows: Vec<String> = hits
         .iter()
         .filter(|c| c.windows_only)
-        .map(|c| c.id.as_str())
+        .map(|c| c.id.clone())
+        .collect();
+    windows.extend(
+        table
+            .unreadable
+            .iter()
+            .filter(|u| u.windows_only)
+            .map(|u| format!("{} (CVE feed, versions unreadable)", u.id)),
+    );
+    let unreadable: Vec<&UnreadableCve> = table
+        .unreadable
+        .iter()
+        .filter(|u| !u.windows_only)
         .collect();
     let unfixable: Vec<String> = hits
         .iter()
         .filter(|c| !c.windows_only && !c.has_fix())
         .map(|c| match &c.mitigation {
-            Some(m) => format!("{} (no upstream fix; mitigate: {m})", c.id),
-            None => format!("{} (no upstream fix)", c.id),
+            Some(m) => format!("{} (no upstream fix; mitigate: {m}{})", c.id, cited(c)),
+            None => format!("{} (no upstream fix{})", c.id, cited(c)),
         })
         .collect();
     let mut notes = Vec::new();
+    if !unreadable.is_empty() && !counted.is_empty() {
+        notes.push(format!(
+            "also listed in the CVE feed with affected versions that could not be read: {}",
+            unreadable
+                .iter()
+                .map(|u| unreadable_text(u))
+                .collect::<Vec<_>>()
+                .join("; ")
+        ));
+    }
     if !windows.is_empty() {
         notes.push(format!(
             "skipped (Windows-only, this is a Linux node): {}",
@@ -979,20 +1088,16 @@ pub fn judge_cves(v: KubeVersion, raw: &str, source: String, table: &CveTable) -
     }
     let notes: String = notes.iter().map(|n| format!("; {n}")).collect();
     let expected = format!(
-        "no known kubelet CVE affects this version (table as of {}; Windows-only and unfixable CVEs are listed, not counted)",
-        table.as_of
+        "no known kubelet CVE affects this version ({}; Windows-only and unfixable CVEs are listed, not counted)",
+        table_text(table, false)
     );
-    let out = if counted.is_empty() {
-        Outcome::pass(
-            "none",
-            source,
-            format!(
-                "no kubelet CVE in the embedded table ({} entries, as of {}) affects {raw}{notes}",
-                table.cves.len(),
-                table.as_of
-            ),
-        )
-    } else {
+    // The feed decides the verdict: say so where the verdict's source is shown.
+    let from_feed = counted.iter().any(|c| c.origin == CveOrigin::Feed) || !unreadable.is_empty();
+    let source = match &table.feed {
+        Some(f) if from_feed => format!("{source}; cve-feed {}", f.path),
+        _ => source,
+    };
+    let out = if !counted.is_empty() {
         let detail = counted
             .iter()
             .map(|c| {
@@ -1008,7 +1113,7 @@ pub fn judge_cves(v: KubeVersion, raw: &str, source: String, table: &CveTable) -
                             .join(", ")
                     ),
                 };
-                format!("{} ({}; {fix})", c.id, c.summary)
+                format!("{} ({}; {fix}{})", c.id, c.summary, cited(c))
             })
             .collect::<Vec<_>>()
             .join("; ");
@@ -1023,6 +1128,36 @@ pub fn judge_cves(v: KubeVersion, raw: &str, source: String, table: &CveTable) -
                 "{raw} is affected by {} known kubelet CVE{}: {detail}{notes}",
                 counted.len(),
                 if counted.len() == 1 { "" } else { "s" }
+            ),
+        )
+    } else if !unreadable.is_empty() {
+        util::unknown_with(
+            unreadable
+                .iter()
+                .map(|u| u.id.as_str())
+                .collect::<Vec<_>>()
+                .join(", "),
+            source,
+            format!(
+                "no kubelet CVE with readable versions in {} affects {raw}, but the CVE feed lists {} kubelet CVE{} whose affected versions could not be read: {}; check {} against the announcement{notes}",
+                table_text(table, true),
+                unreadable.len(),
+                if unreadable.len() == 1 { "" } else { "s" },
+                unreadable
+                    .iter()
+                    .map(|u| unreadable_text(u))
+                    .collect::<Vec<_>>()
+                    .join("; "),
+                if unreadable.len() == 1 { "it" } else { "each" }
+            ),
+        )
+    } else {
+        Outcome::pass(
+            "none",
+            source,
+            format!(
+                "no kubelet CVE in {} affects {raw}{notes}",
+                table_text(table, true)
             ),
         )
     };
@@ -1214,6 +1349,7 @@ mod tests {
             assert!(ids.contains(&id), "{id} missing");
         }
         assert_eq!(ids.len(), 18);
+        assert!(t.unreadable.is_empty() && t.feed.is_none());
         for c in &t.cves {
             // Every entry names its announcement, a kubernetes/kubernetes issue.
             assert!(c.issue().is_some(), "{}: source {}", c.id, c.source);
@@ -1505,5 +1641,111 @@ mod tests {
         let o = eval(id, &with_version(Some("v1.29.13"), "binary"));
         assert_status(&o, Status::Pass);
         assert!(!o.reason.contains("CVE-2025-0426"), "{}", o.reason);
+    }
+
+    fn feed_item(id: &str, summary: &str, text: &str) -> serde_json::Value {
+        serde_json::json!({
+            "id": id,
+            "url": format!("https://github.com/kubernetes/kubernetes/issues/9990{}", &id[id.len() - 2..]),
+            "summary": summary,
+            "content_text": text,
+        })
+    }
+
+    fn with_feed(items: Vec<serde_json::Value>) -> crate::policy::Policy {
+        let doc =
+            serde_json::json!({"version": "https://jsonfeed.org/version/1.1", "items": items});
+        let feed =
+            super::super::cve_feed::parse("/etc/feed.json", doc.to_string().as_bytes()).unwrap();
+        let merged = super::super::cve_feed::merge(cves().unwrap(), &feed);
+        crate::policy::Policy::embedded().with_cve_feed(Ok(merged))
+    }
+
+    #[test]
+    fn cve_verdicts_with_a_feed() {
+        let id = "kubelet-version-no-known-cves";
+        let readable = feed_item(
+            "CVE-2026-99941",
+            "kubelet reads files outside a pod's volumes",
+            "#### Affected Versions\n\n- kubelet v1.35.0 - v1.35.5\n\n#### Fixed Versions\n\n- kubelet v1.35.6\n",
+        );
+        let unreadable = feed_item(
+            "CVE-2026-99942",
+            "kubelet issue",
+            "#### Affected Versions\n\n- kubelet v1.34 and later\n",
+        );
+        // A CVE only the feed knows fails the control, with the feed as its source.
+        let s = with_version(Some("v1.35.2"), "binary");
+        let o = eval_with(id, &s, &with_feed(vec![readable.clone()]));
+        assert_status(&o, Status::Fail);
+        assert_eq!(o.observed, "CVE-2026-99941");
+        assert_eq!(o.source, "binary; cve-feed /etc/feed.json");
+        assert!(
+            o.reason.contains(
+                "fixed in 1.35.6; from the CVE feed: https://github.com/kubernetes/kubernetes/issues/999041"
+            ),
+            "{}",
+            o.reason
+        );
+        assert!(
+            o.expected
+                .as_deref()
+                .unwrap_or("")
+                .contains("+ CVE feed /etc/feed.json"),
+            "{:?}",
+            o.expected
+        );
+        // Fixed versions pass, and say what was read.
+        let s = with_version(Some("v1.35.6"), "binary");
+        let o = eval_with(id, &s, &with_feed(vec![readable.clone()]));
+        assert_status(&o, Status::Pass);
+        assert_eq!(o.source, "binary");
+        assert!(
+            o.reason.contains("and the CVE feed /etc/feed.json (1 items; 1 kubelet CVEs added from it, 0 without readable versions)"),
+            "{}",
+            o.reason
+        );
+        // A kubelet CVE whose versions cannot be read is never a silent pass...
+        let o = eval_with(
+            id,
+            &s,
+            &with_feed(vec![readable.clone(), unreadable.clone()]),
+        );
+        assert_status(&o, Status::Unknown);
+        assert_eq!(o.observed, "CVE-2026-99942");
+        assert_eq!(o.source, "binary; cve-feed /etc/feed.json");
+        assert!(
+            o.reason.contains("whose affected versions could not be read: CVE-2026-99942 (an Affected Versions line is not a version range, https://github.com/kubernetes/kubernetes/issues/999042)"),
+            "{}",
+            o.reason
+        );
+        // ...and is named next to a failure.
+        let s = with_version(Some("v1.35.2"), "binary");
+        let o = eval_with(id, &s, &with_feed(vec![readable, unreadable]));
+        assert_status(&o, Status::Fail);
+        assert!(
+            o.reason.contains("also listed in the CVE feed"),
+            "{}",
+            o.reason
+        );
+        // An unusable feed: unknown, with the reason, the version still shown.
+        let bad = crate::policy::Policy::embedded().with_cve_feed(Err(
+            super::super::cve_feed::CveFeedError::Json {
+                path: "/etc/feed.json".into(),
+                kind: "syntax error",
+                line: 3,
+                column: 7,
+            },
+        ));
+        let o = eval_with(id, &s, &bad);
+        assert_status(&o, Status::Unknown);
+        assert_eq!(o.observed, "v1.35.2");
+        assert!(
+            o.reason.starts_with(
+                "--cve-feed /etc/feed.json: not a JSON feed: syntax error at line 3, column 7;"
+            ),
+            "{}",
+            o.reason
+        );
     }
 }
