@@ -994,7 +994,7 @@ fn table_text(table: &CveTable, long: bool) -> String {
                 .unwrap_or_default();
             if long {
                 format!(
-                    "{embedded} and the CVE feed {} ({} items{updated}; {} kubelet CVEs added from it, {} without readable versions)",
+                    "{embedded} and the CVE feed {} (items: {}{updated}; kubelet CVEs added from it: {}, without readable versions: {})",
                     f.path,
                     f.items,
                     f.added,
@@ -1701,7 +1701,7 @@ mod tests {
         assert_status(&o, Status::Pass);
         assert_eq!(o.source, "binary");
         assert!(
-            o.reason.contains("and the CVE feed /etc/feed.json (1 items; 1 kubelet CVEs added from it, 0 without readable versions)"),
+            o.reason.contains("and the CVE feed /etc/feed.json (items: 1; kubelet CVEs added from it: 1, without readable versions: 0)"),
             "{}",
             o.reason
         );
