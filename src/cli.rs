@@ -60,6 +60,18 @@ pub struct GlobalArgs {
     #[arg(long, global = true, env = "KUBELET_SENTINEL_POLICY")]
     pub policy: Option<PathBuf>,
 
+    /// A copy of the official Kubernetes CVE feed (JSON Feed, as served at
+    /// kubernetes.io/docs/reference/issues-security/official-cve-feed/index.json), merged
+    /// with the embedded CVE table: kubelet CVEs announced after this build count too.
+    /// Capped at 8 MiB; an unusable file makes kubelet-version-no-known-cves unknown.
+    #[arg(
+        long,
+        global = true,
+        env = "KUBELET_SENTINEL_CVE_FEED",
+        value_name = "FILE"
+    )]
+    pub cve_feed: Option<PathBuf>,
+
     /// Cap on any single host file read, in bytes.
     #[arg(long, global = true, env = "KUBELET_SENTINEL_MAX_READ_BYTES", default_value_t = crate::host::DEFAULT_MAX_READ)]
     pub max_read_bytes: u64,
@@ -423,6 +435,16 @@ fn load_common(global: &GlobalArgs) -> Result<(HostRoot, Policy, ObserveOptions)
     let policy = match &global.policy {
         Some(p) => Policy::load(&p.to_string_lossy())?,
         None => Policy::embedded(),
+    };
+    // Read once at start (a new feed needs a restart, like the policy); an unusable file is
+    // logged and makes the CVE control unknown, never a start failure.
+    let policy = match global
+        .cve_feed
+        .as_deref()
+        .filter(|p| !p.as_os_str().is_empty())
+    {
+        Some(path) => policy.with_cve_feed(crate::evaluate::cve_feed::load_logged(path)),
+        None => policy,
     };
     let opts = ObserveOptions {
         node_name: global.node_name.clone(),

@@ -590,6 +590,38 @@ impl HostRoot {
     }
 }
 
+/// Read a file the operator names on the command line (`--cve-feed`), outside the host
+/// root: opened read-only and non-blocking (opening a FIFO returns at once instead of
+/// waiting for a writer), then checked with `fstat` on the open descriptor to be a regular
+/// file no larger than `limit` bytes, and read capped at `limit` (a file growing meanwhile
+/// is refused, never truncated). Symlinks are followed: a ConfigMap mount is one.
+pub fn read_operator_file(path: &Path, limit: u64) -> Result<Vec<u8>, HostError> {
+    let shown = path.display().to_string();
+    let file = std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_NONBLOCK | libc::O_CLOEXEC | libc::O_NOCTTY)
+        .open(path)
+        .map_err(|e| HostError::from_io(&shown, &e))?;
+    let meta = file
+        .metadata()
+        .map_err(|e| HostError::from_io(&shown, &e))?;
+    if !meta.is_file() {
+        // Directories, FIFOs, sockets and devices are never read.
+        return Err(HostError::NotAFile { path: shown });
+    }
+    if meta.len() > limit {
+        return Err(HostError::TooLarge { path: shown, limit });
+    }
+    let mut buf = Vec::with_capacity(meta.len().min(limit).saturating_add(1) as usize);
+    file.take(limit.saturating_add(1))
+        .read_to_end(&mut buf)
+        .map_err(|e| HostError::from_io(&shown, &e))?;
+    if buf.len() as u64 > limit {
+        return Err(HostError::TooLarge { path: shown, limit });
+    }
+    Ok(buf)
+}
+
 /// `openat2(dirfd, path, flags | O_CLOEXEC, RESOLVE_IN_ROOT | RESOLVE_NO_MAGICLINKS)`.
 fn openat2(dirfd: i32, path: &std::ffi::CStr, flags: i32) -> std::io::Result<OwnedFd> {
     // SAFETY: open_how is plain data; zeroed is a valid value (non_exhaustive forbids a literal).
@@ -813,6 +845,40 @@ mod tests {
             ));
             assert!(matches!(h.read("/etc"), Err(HostError::NotAFile { .. })));
         }
+    }
+
+    #[test]
+    fn operator_files_are_regular_capped_and_never_block() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("feed.json");
+        std::fs::write(&file, b"{}").unwrap();
+        assert_eq!(read_operator_file(&file, 2).unwrap(), b"{}");
+        // One byte over the cap, by its size or while reading.
+        assert!(matches!(
+            read_operator_file(&file, 1),
+            Err(HostError::TooLarge { limit: 1, .. })
+        ));
+        // A symlink to it is followed (a ConfigMap mount is one).
+        let link = dir.path().join("link.json");
+        symlink(&file, &link).unwrap();
+        assert_eq!(read_operator_file(&link, 10).unwrap(), b"{}");
+        // A directory and a FIFO (no writer: a blocking open would hang) are refused.
+        assert!(matches!(
+            read_operator_file(dir.path(), 10),
+            Err(HostError::NotAFile { .. })
+        ));
+        let fifo = dir.path().join("fifo");
+        let c = CString::new(fifo.as_os_str().as_bytes()).unwrap();
+        // SAFETY: NUL-terminated path.
+        assert_eq!(unsafe { libc::mkfifo(c.as_ptr(), 0o600) }, 0);
+        assert!(matches!(
+            read_operator_file(&fifo, 10),
+            Err(HostError::NotAFile { .. })
+        ));
+        assert!(matches!(
+            read_operator_file(&dir.path().join("missing"), 10),
+            Err(HostError::NotFound { .. })
+        ));
     }
 
     #[test]

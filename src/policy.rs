@@ -3,7 +3,9 @@
 //! on top of them. An invalid policy is a startup error that names the line.
 
 use std::collections::BTreeMap;
+use std::sync::Arc;
 
+use crate::evaluate::cve_feed::CveFeedLoad;
 use crate::evaluate::{self, Severity};
 
 /// The embedded default policy (also shipped as a documented example).
@@ -146,6 +148,11 @@ pub struct Policy {
     pub expected: Expectations,
     /// Where it came from (`embedded default` or the file path).
     pub origin: String,
+    /// `--cve-feed`: the embedded CVE table merged with the feed file, or why the file is
+    /// unusable (`kubelet-version-no-known-cves` is then `unknown`). `None`: the embedded
+    /// table alone. Not part of the policy file.
+    #[serde(skip)]
+    pub cve_feed: Option<Arc<CveFeedLoad>>,
 }
 
 impl Default for Policy {
@@ -211,7 +218,14 @@ impl Policy {
             controls: file.controls,
             expected: file.expected,
             origin: "embedded default".to_string(),
+            cve_feed: None,
         }
+    }
+
+    /// This policy judging CVEs by `loaded` (the `--cve-feed` merge, or its error).
+    pub fn with_cve_feed(mut self, loaded: CveFeedLoad) -> Policy {
+        self.cve_feed = Some(Arc::new(loaded));
+        self
     }
 
     /// Load a user policy from a file and layer it on the defaults.

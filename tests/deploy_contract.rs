@@ -534,6 +534,24 @@ fn check_daemonset(what: &str, ds: &Value, flags: &Flags) -> Config {
             "{what}: policy ConfigMap"
         );
     }
+    // --cve-feed: a file in a read-only ConfigMap mount (the chart's cveFeed.configMap).
+    if let Some(feed) = config.setting(flags, "cve-feed") {
+        let dir = Path::new(&feed)
+            .parent()
+            .expect("CVE feed dir")
+            .to_str()
+            .unwrap()
+            .to_string();
+        let (m, v) = mount_at(&dir);
+        assert_eq!(
+            m["readOnly"], true,
+            "{what}: the CVE feed is mounted read-only"
+        );
+        assert!(
+            v["configMap"]["name"].is_string(),
+            "{what}: the CVE feed comes from a ConfigMap"
+        );
+    }
     config
 }
 

@@ -39,14 +39,57 @@ fn v1_31_4_is_affected_by_the_checkpoint_dos_fixed_in_1_31_6() {
         .iter()
         .find(|c| c.id == "CVE-2025-0426")
         .expect("CVE-2025-0426 listed");
-    assert_eq!(c.issue, 130016);
+    assert_eq!(
+        c.source,
+        "https://github.com/kubernetes/kubernetes/issues/130016"
+    );
+    assert_eq!(c.issue(), Some(130016));
     assert!(!c.windows_only);
     assert!(c.affects(v("v1.31.4")));
     assert_eq!(c.fix_on_branch(v("v1.31.4")), Some(v("1.31.6")));
     assert!(c.affects(v("v1.31.5")));
     assert!(!c.affects(v("v1.31.6")));
-    assert!(c.affects(v("v1.29.13")) && !c.affects(v("v1.29.14")));
+    assert!(c.affects(v("v1.32.0")) && c.affects(v("v1.30.0")));
+    // The announcement (kubernetes/kubernetes#130016) lists 1.32.0–1.32.1, 1.31.0–1.31.5
+    // and 1.30.0–1.30.9 only: no 1.29 release is affected, although 1.29.14 has the fix
+    // (the checkpoint API was an off-by-default alpha there).
+    assert!(!c.affects(v("v1.29.13")) && !c.affects(v("v1.29.0")));
+    assert_eq!(c.fix_on_branch(v("v1.29.13")), Some(v("1.29.14")));
     assert_eq!(counted("v1.31.4"), ["CVE-2025-0426"]);
+    assert_eq!(counted("v1.29.13"), Vec::<String>::new());
+}
+
+#[test]
+fn every_entry_names_its_announcement_and_the_table_is_current() {
+    let table = cves().expect("CVE table");
+    for c in &table.cves {
+        assert!(
+            c.source
+                .starts_with("https://github.com/kubernetes/kubernetes/issues/")
+                && c.issue().is_some(),
+            "{}: {}",
+            c.id,
+            c.source
+        );
+    }
+    // Reviewed against the feed after its last kubelet CVE (CVE-2025-1767, March 2025).
+    assert!(table.as_of >= Day::parse("2026-12-03").expect("date"));
+    assert!(table.unreadable.is_empty() && table.feed.is_none());
+}
+
+#[test]
+fn older_feed_cves_are_listed_too() {
+    // CVE-2020-8564 (kubernetes/kubernetes#95622): pull secrets in the logs.
+    assert!(counted("v1.19.2").contains(&"CVE-2020-8564".to_string()));
+    assert!(!counted("v1.19.3").contains(&"CVE-2020-8564".to_string()));
+    // CVE-2017-1002102 (#60814): 1.3.x–1.6.x and 1.7.0–1.7.13 are one range.
+    for old in ["v1.3.0", "v1.6.13", "v1.7.13", "v1.8.8", "v1.9.3"] {
+        assert!(
+            affecting(old).contains(&"CVE-2017-1002102".to_string()),
+            "{old}"
+        );
+    }
+    assert!(!affecting("v1.9.4").contains(&"CVE-2017-1002102".to_string()));
 }
 
 #[test]

@@ -5,6 +5,7 @@ pub mod api_access;
 pub mod audit;
 pub mod authn;
 pub mod certs;
+pub mod cve_feed;
 pub mod files;
 pub mod hardening;
 pub mod pod_security;

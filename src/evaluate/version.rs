@@ -9,6 +9,7 @@
 use std::fmt;
 use std::sync::OnceLock;
 
+use super::cve_feed::{CveFeedError, FeedInfo, UnreadableCve};
 use super::util::{self, decide, kubelet, PRACTICE_HARDENING};
 use super::{Control, Ctx, Family, Needs, Outcome, Severity};
 
@@ -32,8 +33,8 @@ pub static CONTROLS: &[Control] = &[
         severity: Severity::High,
         cis: None,
         practice: PRACTICE_HARDENING,
-        expected: "no known kubelet CVE affects this version (Windows-only and unfixable CVEs are listed, not counted)",
-        remediation: "Upgrade the kubelet to at least the fixed patch release of its minor named in the reason (or to a newer maintained minor). Windows-only CVEs are never counted on Linux nodes. CVEs with no upstream fix at all (e.g. CVE-2025-1767, gitRepo volumes) are listed for information and never fail this control, since no upgrade clears them: mitigate them as the reason says (e.g. forbid gitRepo volumes with an admission policy and clone repositories in an init container). Vendor builds (EKS, GKE, AKS, RKE2, k3s) are judged by their upstream patch version; a vendor may have backported a fix, so check its security bulletin before disabling the control.",
+        expected: "no known kubelet CVE (embedded table, and the --cve-feed file when given) affects this version (Windows-only and unfixable CVEs are listed, not counted)",
+        remediation: "Upgrade the kubelet to at least the fixed patch release of its minor named in the reason (or to a newer maintained minor). Windows-only CVEs are never counted on Linux nodes. CVEs with no upstream fix at all (e.g. CVE-2025-1767, gitRepo volumes) are listed for information and never fail this control, since no upgrade clears them: mitigate them as the reason says (e.g. forbid gitRepo volumes with an admission policy and clone repositories in an init container). Vendor builds (EKS, GKE, AKS, RKE2, k3s) are judged by their upstream patch version; a vendor may have backported a fix, so check its security bulletin before disabling the control. With --cve-feed, the CVEs of that copy of the official feed count too; `unknown` with a feed means the file is unusable (the reason says why) or the feed lists a kubelet CVE whose affected versions could not be read: read its announcement, named in the reason, and upgrade past it or refresh the feed.",
         needs: Needs::Kubelet,
         evaluate: evaluate_cves,
     },
@@ -411,12 +412,27 @@ impl fmt::Display for Range {
     }
 }
 
+/// Where an entry of the CVE table comes from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CveOrigin {
+    /// `data/cves.yaml`, curated and embedded at build time.
+    Embedded,
+    /// An item of the `--cve-feed` file whose versions were read from its text.
+    Feed,
+}
+
+/// The kubernetes/kubernetes issues, where every announcement of the official CVE feed
+/// lives (<https://kubernetes.io/docs/reference/issues-security/official-cve-feed/>).
+pub const ANNOUNCEMENT_PREFIX: &str = "https://github.com/kubernetes/kubernetes/issues/";
+
 /// One kubelet CVE.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Cve {
     pub id: String,
-    /// The kubernetes/kubernetes issue.
-    pub issue: u32,
+    /// The announcement: a kubernetes/kubernetes issue URL (empty when a feed item had no
+    /// usable URL).
+    pub source: String,
+    pub origin: CveOrigin,
     pub summary: String,
     pub windows_only: bool,
     /// Every version is affected and there is no fix.
@@ -444,14 +460,33 @@ impl Cve {
             .copied()
             .find(|f| f.minor_of() == v.minor_of())
     }
+
+    /// The kubernetes/kubernetes issue number of the announcement, when `source` is one.
+    pub fn issue(&self) -> Option<u32> {
+        issue_number(&self.source)
+    }
 }
 
-/// The CVE table.
+/// The issue number of a kubernetes/kubernetes issue URL.
+pub fn issue_number(url: &str) -> Option<u32> {
+    let n = url.strip_prefix(ANNOUNCEMENT_PREFIX)?;
+    if n.is_empty() || n.len() > 9 || !n.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    n.parse().ok().filter(|n| *n > 0)
+}
+
+/// The CVE table: the embedded one, or the embedded one merged with a `--cve-feed` file.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct CveTable {
-    /// When the table was last reviewed.
+    /// When the embedded table was last reviewed.
     pub as_of: Day,
     pub cves: Vec<Cve>,
+    /// Kubelet CVEs the feed lists whose affected versions could not be read: they make the
+    /// control `unknown` rather than let it pass.
+    pub unreadable: Vec<UnreadableCve>,
+    /// The feed merged in, if any.
+    pub feed: Option<FeedInfo>,
 }
 
 impl CveTable {
@@ -472,7 +507,7 @@ struct RawCves {
 #[serde(deny_unknown_fields)]
 struct RawCve {
     id: String,
-    issue: u32,
+    source: String,
     summary: String,
     windows_only: bool,
     #[serde(default)]
@@ -496,7 +531,7 @@ struct RawRange {
     before: Option<String>,
 }
 
-fn is_cve_id(id: &str) -> bool {
+pub(crate) fn is_cve_id(id: &str) -> bool {
     let mut parts = id.split('-');
     let ok = |p: Option<&str>, min: usize, max: usize| {
         p.is_some_and(|p| (min..=max).contains(&p.len()) && p.bytes().all(|b| b.is_ascii_digit()))
@@ -510,8 +545,47 @@ fn is_cve_id(id: &str) -> bool {
 /// The embedded `data/cves.yaml`.
 pub const CVES_YAML: &str = include_str!("../../data/cves.yaml");
 
-/// Parse and validate a CVE table: ids unique and well-formed, ranges well-formed and
-/// disjoint, fixed versions outside every range and at most one per branch.
+/// Check one entry's versions: ranges non-empty and disjoint, fixed versions outside
+/// every range and at most one per branch, and either ranges or `all_versions` (which
+/// takes no fixed versions). Shared by the embedded table and the feed's items.
+pub fn check_versions(
+    affected: &[Range],
+    fixed: &[KubeVersion],
+    all_versions: bool,
+) -> Result<(), String> {
+    for (i, r) in affected.iter().enumerate() {
+        if let Range::Between { min, max_inclusive } = r {
+            if min > max_inclusive {
+                return Err(format!("range {min}–{max_inclusive} is empty"));
+            }
+        }
+        if let Some(o) = affected[..i].iter().find(|o| o.overlaps(r)) {
+            return Err(format!("ranges {o} and {r} overlap"));
+        }
+    }
+    for (i, f) in fixed.iter().enumerate() {
+        if let Some(r) = affected.iter().find(|r| r.contains(*f)) {
+            return Err(format!("fixed version {f} is inside the range {r}"));
+        }
+        if fixed[..i].iter().any(|o| o.minor_of() == f.minor_of()) {
+            return Err(format!("two fixed versions on the {} branch", f.minor_of()));
+        }
+    }
+    if all_versions {
+        if !affected.is_empty() || !fixed.is_empty() {
+            return Err("all_versions takes no ranges and no fixed versions".to_string());
+        }
+    } else if affected.is_empty() {
+        return Err(
+            "no affected ranges (set all_versions when every version is affected)".to_string(),
+        );
+    }
+    Ok(())
+}
+
+/// Parse and validate a CVE table: ids unique and well-formed, every entry's source a
+/// kubernetes/kubernetes issue, ranges well-formed and disjoint, fixed versions outside
+/// every range and at most one per branch.
 pub fn parse_cves(text: &str) -> Result<CveTable, String> {
     let raw: RawCves = serde_saphyr::from_str(text).map_err(|e| e.to_string())?;
     let as_of = Day::parse(&raw.as_of).ok_or("as_of is not a YYYY-MM-DD date")?;
@@ -524,8 +598,14 @@ pub fn parse_cves(text: &str) -> Result<CveTable, String> {
         if cves.iter().any(|o| o.id == c.id) {
             return Err(at("duplicate id"));
         }
-        if c.issue == 0 || c.summary.trim().is_empty() {
-            return Err(at("issue and summary are required"));
+        if c.summary.trim().is_empty() {
+            return Err(at("summary is required"));
+        }
+        if issue_number(&c.source).is_none() {
+            return Err(at(&format!(
+                "source {:?} is not a {ANNOUNCEMENT_PREFIX}<number> announcement",
+                c.source
+            )));
         }
         let version = |s: &str| {
             KubeVersion::parse_plain(s)
@@ -533,50 +613,25 @@ pub fn parse_cves(text: &str) -> Result<CveTable, String> {
         };
         let mut affected = Vec::with_capacity(c.affected.len());
         for r in &c.affected {
-            let range = match (&r.min, &r.max_inclusive, &r.before) {
-                (Some(min), Some(max), None) => {
-                    let (min, max_inclusive) = (version(min)?, version(max)?);
-                    if min > max_inclusive {
-                        return Err(at(&format!("range {min}–{max_inclusive} is empty")));
-                    }
-                    Range::Between { min, max_inclusive }
-                }
+            affected.push(match (&r.min, &r.max_inclusive, &r.before) {
+                (Some(min), Some(max), None) => Range::Between {
+                    min: version(min)?,
+                    max_inclusive: version(max)?,
+                },
                 (None, None, Some(b)) => Range::Before(version(b)?),
                 _ => return Err(at("a range is either {min, max_inclusive} or {before}")),
-            };
-            if let Some(o) = affected.iter().find(|o: &&Range| o.overlaps(&range)) {
-                return Err(at(&format!("ranges {o} and {range} overlap")));
-            }
-            affected.push(range);
+            });
         }
         let fixed = c
             .fixed
             .iter()
             .map(|f| version(f))
             .collect::<Result<Vec<_>, _>>()?;
-        for (i, f) in fixed.iter().enumerate() {
-            if let Some(r) = affected.iter().find(|r| r.contains(*f)) {
-                return Err(at(&format!("fixed version {f} is inside the range {r}")));
-            }
-            if fixed[..i].iter().any(|o| o.minor_of() == f.minor_of()) {
-                return Err(at(&format!(
-                    "two fixed versions on the {} branch",
-                    f.minor_of()
-                )));
-            }
-        }
-        if c.all_versions {
-            if !affected.is_empty() || !fixed.is_empty() {
-                return Err(at("all_versions takes no ranges and no fixed versions"));
-            }
-        } else if affected.is_empty() {
-            return Err(at(
-                "no affected ranges (set all_versions when every version is affected)",
-            ));
-        }
+        check_versions(&affected, &fixed, c.all_versions).map_err(|e| at(&e))?;
         cves.push(Cve {
             id: c.id.clone(),
-            issue: c.issue,
+            source: c.source,
+            origin: CveOrigin::Embedded,
             summary: c.summary.trim().to_string(),
             windows_only: c.windows_only,
             all_versions: c.all_versions,
@@ -588,7 +643,12 @@ pub fn parse_cves(text: &str) -> Result<CveTable, String> {
     if cves.is_empty() {
         return Err("no CVEs".to_string());
     }
-    Ok(CveTable { as_of, cves })
+    Ok(CveTable {
+        as_of,
+        cves,
+        unreadable: Vec::new(),
+        feed: None,
+    })
 }
 
 /// The embedded CVE table (parsed once), or why it is unusable.
@@ -887,13 +947,87 @@ fn judge_by_policy(
 fn evaluate_cves(ctx: &Ctx) -> Outcome {
     decide(|| {
         let (v, raw, source) = observed_version(ctx)?;
-        let table = cves()?;
+        let table = match ctx.policy.cve_feed.as_deref() {
+            None => cves()?,
+            Some(Ok(merged)) => merged,
+            // A feed was asked for and is unusable: never judge by the embedded table alone
+            // as if nothing were wrong.
+            Some(Err(e)) => return Ok(feed_unusable(e, &raw, source)),
+        };
         Ok(judge_cves(v, &raw, source, table))
     })
 }
 
+/// The verdict when the `--cve-feed` file could not be used.
+fn feed_unusable(e: &CveFeedError, raw: &str, source: String) -> Outcome {
+    util::unknown_with(
+        raw,
+        source,
+        format!(
+            "{e}; the CVE control is not judged until the feed is readable (or --cve-feed is removed)"
+        ),
+    )
+}
+
+/// What the verdict was judged by, for the reason and the expected value.
+fn table_text(table: &CveTable, long: bool) -> String {
+    let embedded = if long {
+        format!(
+            "the embedded table ({} entries, as of {})",
+            table
+                .cves
+                .iter()
+                .filter(|c| c.origin == CveOrigin::Embedded)
+                .count(),
+            table.as_of
+        )
+    } else {
+        format!("table as of {}", table.as_of)
+    };
+    match &table.feed {
+        None => embedded,
+        Some(f) => {
+            let updated = f
+                .updated_at
+                .as_deref()
+                .map(|u| format!(", updated {u}"))
+                .unwrap_or_default();
+            if long {
+                format!(
+                    "{embedded} and the CVE feed {} (items: {}{updated}; kubelet CVEs added from it: {}, without readable versions: {})",
+                    f.path,
+                    f.items,
+                    f.added,
+                    table.unreadable.len()
+                )
+            } else {
+                format!("{embedded} + CVE feed {}{updated}", f.path)
+            }
+        }
+    }
+}
+
+/// How a CVE entry names its announcement in a reason.
+fn cited(c: &Cve) -> String {
+    match (c.origin, c.source.is_empty()) {
+        (CveOrigin::Embedded, _) => String::new(),
+        (CveOrigin::Feed, true) => "; from the CVE feed".to_string(),
+        (CveOrigin::Feed, false) => format!("; from the CVE feed: {}", c.source),
+    }
+}
+
+fn unreadable_text(u: &UnreadableCve) -> String {
+    let source = if u.source.is_empty() {
+        String::new()
+    } else {
+        format!(", {}", u.source)
+    };
+    format!("{} ({}{source})", u.id, u.why)
+}
+
 /// The CVE verdict for a version (the agent observes Linux nodes: Windows-only entries
-/// never count).
+/// never count). Kubelet CVEs of a `--cve-feed` file whose versions could not be read are
+/// never passed over: with nothing else failing they make the verdict `unknown`.
 pub fn judge_cves(v: KubeVersion, raw: &str, source: String, table: &CveTable) -> Outcome {
     let hits = table.affecting(v);
     let counted: Vec<&Cve> = hits
@@ -901,20 +1035,42 @@ pub fn judge_cves(v: KubeVersion, raw: &str, source: String, table: &CveTable) -
         .copied()
         .filter(|c| !c.windows_only && c.has_fix())
         .collect();
-    let windows: Vec<&str> = hits
+    let mut windows: Vec<String> = hits
         .iter()
         .filter(|c| c.windows_only)
-        .map(|c| c.id.as_str())
+        .map(|c| c.id.clone())
+        .collect();
+    windows.extend(
+        table
+            .unreadable
+            .iter()
+            .filter(|u| u.windows_only)
+            .map(|u| format!("{} (CVE feed, versions unreadable)", u.id)),
+    );
+    let unreadable: Vec<&UnreadableCve> = table
+        .unreadable
+        .iter()
+        .filter(|u| !u.windows_only)
         .collect();
     let unfixable: Vec<String> = hits
         .iter()
         .filter(|c| !c.windows_only && !c.has_fix())
         .map(|c| match &c.mitigation {
-            Some(m) => format!("{} (no upstream fix; mitigate: {m})", c.id),
-            None => format!("{} (no upstream fix)", c.id),
+            Some(m) => format!("{} (no upstream fix; mitigate: {m}{})", c.id, cited(c)),
+            None => format!("{} (no upstream fix{})", c.id, cited(c)),
         })
         .collect();
     let mut notes = Vec::new();
+    if !unreadable.is_empty() && !counted.is_empty() {
+        notes.push(format!(
+            "also listed in the CVE feed with affected versions that could not be read: {}",
+            unreadable
+                .iter()
+                .map(|u| unreadable_text(u))
+                .collect::<Vec<_>>()
+                .join("; ")
+        ));
+    }
     if !windows.is_empty() {
         notes.push(format!(
             "skipped (Windows-only, this is a Linux node): {}",
@@ -932,20 +1088,16 @@ pub fn judge_cves(v: KubeVersion, raw: &str, source: String, table: &CveTable) -
     }
     let notes: String = notes.iter().map(|n| format!("; {n}")).collect();
     let expected = format!(
-        "no known kubelet CVE affects this version (table as of {}; Windows-only and unfixable CVEs are listed, not counted)",
-        table.as_of
+        "no known kubelet CVE affects this version ({}; Windows-only and unfixable CVEs are listed, not counted)",
+        table_text(table, false)
     );
-    let out = if counted.is_empty() {
-        Outcome::pass(
-            "none",
-            source,
-            format!(
-                "no kubelet CVE in the embedded table ({} entries, as of {}) affects {raw}{notes}",
-                table.cves.len(),
-                table.as_of
-            ),
-        )
-    } else {
+    // The feed decides the verdict: say so where the verdict's source is shown.
+    let from_feed = counted.iter().any(|c| c.origin == CveOrigin::Feed) || !unreadable.is_empty();
+    let source = match &table.feed {
+        Some(f) if from_feed => format!("{source}; cve-feed {}", f.path),
+        _ => source,
+    };
+    let out = if !counted.is_empty() {
         let detail = counted
             .iter()
             .map(|c| {
@@ -961,7 +1113,7 @@ pub fn judge_cves(v: KubeVersion, raw: &str, source: String, table: &CveTable) -
                             .join(", ")
                     ),
                 };
-                format!("{} ({}; {fix})", c.id, c.summary)
+                format!("{} ({}; {fix}{})", c.id, c.summary, cited(c))
             })
             .collect::<Vec<_>>()
             .join("; ");
@@ -976,6 +1128,36 @@ pub fn judge_cves(v: KubeVersion, raw: &str, source: String, table: &CveTable) -
                 "{raw} is affected by {} known kubelet CVE{}: {detail}{notes}",
                 counted.len(),
                 if counted.len() == 1 { "" } else { "s" }
+            ),
+        )
+    } else if !unreadable.is_empty() {
+        util::unknown_with(
+            unreadable
+                .iter()
+                .map(|u| u.id.as_str())
+                .collect::<Vec<_>>()
+                .join(", "),
+            source,
+            format!(
+                "no kubelet CVE with readable versions in {} affects {raw}, but the CVE feed lists {} kubelet CVE{} whose affected versions could not be read: {}; check {} against the announcement{notes}",
+                table_text(table, true),
+                unreadable.len(),
+                if unreadable.len() == 1 { "" } else { "s" },
+                unreadable
+                    .iter()
+                    .map(|u| unreadable_text(u))
+                    .collect::<Vec<_>>()
+                    .join("; "),
+                if unreadable.len() == 1 { "it" } else { "each" }
+            ),
+        )
+    } else {
+        Outcome::pass(
+            "none",
+            source,
+            format!(
+                "no kubelet CVE in {} affects {raw}{notes}",
+                table_text(table, true)
             ),
         )
     };
@@ -1156,16 +1338,22 @@ mod tests {
             "CVE-2023-2431",
             "CVE-2021-25749",
             "CVE-2021-25741",
+            "CVE-2020-8564",
             "CVE-2020-8558",
             "CVE-2020-8557",
             "CVE-2020-8551",
             "CVE-2019-11248",
             "CVE-2019-11245",
+            "CVE-2017-1002102",
         ] {
             assert!(ids.contains(&id), "{id} missing");
         }
-        assert_eq!(ids.len(), 16);
+        assert_eq!(ids.len(), 18);
+        assert!(t.unreadable.is_empty() && t.feed.is_none());
         for c in &t.cves {
+            // Every entry names its announcement, a kubernetes/kubernetes issue.
+            assert!(c.issue().is_some(), "{}: source {}", c.id, c.source);
+            assert_eq!(c.origin, CveOrigin::Embedded);
             for r in &c.affected {
                 // Every range ends right before a fix on its branch, or at the final patch
                 // of a branch that never got one.
@@ -1216,7 +1404,7 @@ mod tests {
     fn tables_reject_inconsistencies() {
         let cve = |body: &str| {
             parse_cves(&format!(
-                "as_of: \"2026-01-01\"\ncves:\n  - id: CVE-2099-0001\n    issue: 1\n    summary: s\n    windows_only: false\n{body}"
+                "as_of: \"2026-01-01\"\ncves:\n  - id: CVE-2099-0001\n    source: https://github.com/kubernetes/kubernetes/issues/1\n    summary: s\n    windows_only: false\n{body}"
             ))
         };
         assert!(cve("    affected: [{min: \"1.30.0\", max_inclusive: \"1.30.2\"}]\n    fixed: [\"1.30.3\"]\n").is_ok());
@@ -1234,6 +1422,20 @@ mod tests {
         ] {
             let e = cve(bad).unwrap_err();
             assert!(e.contains(why), "{bad}: {e}");
+        }
+        // The source must be an announcement issue.
+        let ok = "    affected: [{before: \"1.30.0\"}]\n";
+        for bad in [
+            "https://github.com/kubernetes/kubernetes/pull/1",
+            "https://github.com/kubernetes/kubernetes/issues/",
+            "https://github.com/kubernetes/kubernetes/issues/12a",
+            "https://example.com/kubernetes/kubernetes/issues/1",
+        ] {
+            let text = format!(
+                "as_of: \"2026-01-01\"\ncves:\n  - id: CVE-2099-0001\n    source: {bad}\n    summary: s\n    windows_only: false\n{ok}"
+            );
+            let e = parse_cves(&text).unwrap_err();
+            assert!(e.contains("announcement"), "{bad}: {e}");
         }
         let rel = |body: &str| parse_releases(&format!("releases:\n{body}"));
         let ok = "  - {minor: \"1.30\", released: \"2024-04-17\", end_of_life: \"2025-07-15\"}\n";
@@ -1430,6 +1632,118 @@ mod tests {
         assert!(
             o.reason
                 .contains("no fix on the 1.26 branch; fixed in 1.30.3, 1.29.7, 1.28.12"),
+            "{}",
+            o.reason
+        );
+
+        // CVE-2025-0426's announcement lists no 1.29 release as affected
+        // (kubernetes/kubernetes#130016), although 1.29.14 carries the fix.
+        let o = eval(id, &with_version(Some("v1.29.13"), "binary"));
+        assert_status(&o, Status::Pass);
+        assert!(!o.reason.contains("CVE-2025-0426"), "{}", o.reason);
+    }
+
+    fn feed_item(id: &str, summary: &str, text: &str) -> serde_json::Value {
+        serde_json::json!({
+            "id": id,
+            "url": format!("https://github.com/kubernetes/kubernetes/issues/9990{}", &id[id.len() - 2..]),
+            "summary": summary,
+            "content_text": text,
+        })
+    }
+
+    fn with_feed(items: Vec<serde_json::Value>) -> crate::policy::Policy {
+        let doc =
+            serde_json::json!({"version": "https://jsonfeed.org/version/1.1", "items": items});
+        let feed =
+            super::super::cve_feed::parse("/etc/feed.json", doc.to_string().as_bytes()).unwrap();
+        let merged = super::super::cve_feed::merge(cves().unwrap(), &feed);
+        crate::policy::Policy::embedded().with_cve_feed(Ok(merged))
+    }
+
+    #[test]
+    fn cve_verdicts_with_a_feed() {
+        let id = "kubelet-version-no-known-cves";
+        let readable = feed_item(
+            "CVE-2026-99941",
+            "kubelet reads files outside a pod's volumes",
+            "#### Affected Versions\n\n- kubelet v1.35.0 - v1.35.5\n\n#### Fixed Versions\n\n- kubelet v1.35.6\n",
+        );
+        let unreadable = feed_item(
+            "CVE-2026-99942",
+            "kubelet issue",
+            "#### Affected Versions\n\n- kubelet v1.34 and later\n",
+        );
+        // A CVE only the feed knows fails the control, with the feed as its source.
+        let s = with_version(Some("v1.35.2"), "binary");
+        let o = eval_with(id, &s, &with_feed(vec![readable.clone()]));
+        assert_status(&o, Status::Fail);
+        assert_eq!(o.observed, "CVE-2026-99941");
+        assert_eq!(o.source, "binary; cve-feed /etc/feed.json");
+        assert!(
+            o.reason.contains(
+                "fixed in 1.35.6; from the CVE feed: https://github.com/kubernetes/kubernetes/issues/999041"
+            ),
+            "{}",
+            o.reason
+        );
+        assert!(
+            o.expected
+                .as_deref()
+                .unwrap_or("")
+                .contains("+ CVE feed /etc/feed.json"),
+            "{:?}",
+            o.expected
+        );
+        // Fixed versions pass, and say what was read.
+        let s = with_version(Some("v1.35.6"), "binary");
+        let o = eval_with(id, &s, &with_feed(vec![readable.clone()]));
+        assert_status(&o, Status::Pass);
+        assert_eq!(o.source, "binary");
+        assert!(
+            o.reason.contains("and the CVE feed /etc/feed.json (items: 1; kubelet CVEs added from it: 1, without readable versions: 0)"),
+            "{}",
+            o.reason
+        );
+        // A kubelet CVE whose versions cannot be read is never a silent pass...
+        let o = eval_with(
+            id,
+            &s,
+            &with_feed(vec![readable.clone(), unreadable.clone()]),
+        );
+        assert_status(&o, Status::Unknown);
+        assert_eq!(o.observed, "CVE-2026-99942");
+        assert_eq!(o.source, "binary; cve-feed /etc/feed.json");
+        assert!(
+            o.reason.contains("whose affected versions could not be read: CVE-2026-99942 (an Affected Versions line is not a version range, https://github.com/kubernetes/kubernetes/issues/999042)"),
+            "{}",
+            o.reason
+        );
+        // ...and is named next to a failure.
+        let s = with_version(Some("v1.35.2"), "binary");
+        let o = eval_with(id, &s, &with_feed(vec![readable, unreadable]));
+        assert_status(&o, Status::Fail);
+        assert!(
+            o.reason.contains("also listed in the CVE feed"),
+            "{}",
+            o.reason
+        );
+        // An unusable feed: unknown, with the reason, the version still shown.
+        let bad = crate::policy::Policy::embedded().with_cve_feed(Err(
+            super::super::cve_feed::CveFeedError::Json {
+                path: "/etc/feed.json".into(),
+                kind: "syntax error",
+                line: 3,
+                column: 7,
+            },
+        ));
+        let o = eval_with(id, &s, &bad);
+        assert_status(&o, Status::Unknown);
+        assert_eq!(o.observed, "v1.35.2");
+        assert!(
+            o.reason.starts_with(
+                "--cve-feed /etc/feed.json: not a JSON feed: syntax error at line 3, column 7;"
+            ),
             "{}",
             o.reason
         );

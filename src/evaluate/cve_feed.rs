@@ -1,0 +1,1223 @@
+//! `--cve-feed FILE`: a copy of the official Kubernetes CVE feed, merged with the embedded
+//! CVE table (`data/cves.yaml`) for `kubelet-version-no-known-cves`, so that CVEs announced
+//! after the agent was built count without upgrading it.
+//!
+//! The file is the feed as kubernetes.io serves it,
+//! <https://kubernetes.io/docs/reference/issues-security/official-cve-feed/index.json>: a
+//! JSON Feed 1.1 document (<https://www.jsonfeed.org/version/1.1/>) written by
+//! <https://github.com/kubernetes/sig-security/blob/main/sig-security-tooling/cve-feed/hack/fetch-official-cve-feed.py>
+//! (rendered by kubernetes/website `layouts/_default/cve-feed.json`):
+//!
+//! ```json
+//! {"version": "https://jsonfeed.org/version/1.1", "title": "...", "_kubernetes_io": {"updated_at": "..."},
+//!  "items": [{"id": "CVE-2025-0426", "url": "https://github.com/kubernetes/kubernetes/issues/130016",
+//!             "external_url": "https://www.cve.org/cverecord?id=CVE-2025-0426", "summary": "...",
+//!             "content_text": "<the issue body, markdown>", "date_published": "...", "status": "fixed",
+//!             "_kubernetes_io": {"google_group_url": "...", "issue_number": 130016}}]}
+//! ```
+//!
+//! Items carry no machine-readable versions: the announcement's "Affected Versions" and
+//! "Fixed Versions" lists are read from `content_text`, conservatively:
+//!
+//! - an item whose id is in the embedded table is skipped (the curated ranges win);
+//! - an item is a kubelet CVE only when it names the kubelet (or a node) as affected: a
+//!   version line naming the kubelet, an "Affected Components" list or a sentence saying
+//!   the bug affects the kubelet, or a title naming the kubelet or a node; an item whose
+//!   version lines name only other components (kube-apiserver, ingress-nginx, ...) is not;
+//! - a kubelet CVE whose lists cannot be read with confidence (no list, several lists, a
+//!   line that is not a version range, versions that contradict each other) becomes an
+//!   [`UnreadableCve`]: the control reports it and is never a silent pass.
+//!
+//! The file is operator input: opened non-blocking and `fstat`ed to be a regular file,
+//! capped at [`MAX_FEED_BYTES`] ([`crate::host::read_operator_file`]); a parse error
+//! names its kind and position, never the file's content. An unusable file makes the CVE
+//! control `unknown` with the reason; `serve` logs it and keeps running.
+
+use std::path::Path;
+
+use super::version::{
+    check_versions, cves, is_cve_id, CveOrigin, CveTable, KubeVersion, Range, ANNOUNCEMENT_PREFIX,
+};
+use super::version::{issue_number, Cve};
+use crate::host::{read_operator_file, HostError};
+
+/// Cap on the feed file. The official feed (every announcement's full text) is well under
+/// 1 MiB in 2026.
+pub const MAX_FEED_BYTES: u64 = 8 * 1024 * 1024;
+
+/// The feed's `version` (JSON Feed 1.x).
+const JSON_FEED_VERSION_PREFIX: &str = "https://jsonfeed.org/version/1";
+
+/// The merged table, or why the feed could not be used (what `--cve-feed` leaves in the
+/// policy for the control).
+pub type CveFeedLoad = Result<CveTable, CveFeedError>;
+
+/// Why a `--cve-feed` file is unusable. None of these messages quotes the file's content.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum CveFeedError {
+    /// Not found, not readable, not a regular file, over [`MAX_FEED_BYTES`].
+    #[error("--cve-feed {0}")]
+    Read(HostError),
+    /// Not JSON: the kind of error and where.
+    #[error("--cve-feed {path}: not a JSON feed: {kind} at line {line}, column {column}")]
+    Json {
+        path: String,
+        kind: &'static str,
+        line: usize,
+        column: usize,
+    },
+    /// JSON, but not the official feed's shape.
+    #[error("--cve-feed {path}: not the official CVE feed's format: {why}")]
+    Format { path: String, why: &'static str },
+    /// The embedded table the feed is merged with is itself invalid (a build defect).
+    #[error("--cve-feed {path}: {why}")]
+    Embedded { path: String, why: String },
+}
+
+/// A kubelet CVE the feed lists whose affected versions could not be read.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UnreadableCve {
+    pub id: String,
+    /// The announcement's URL (empty when the item had no usable one).
+    pub source: String,
+    pub summary: String,
+    pub windows_only: bool,
+    /// What could not be read.
+    pub why: &'static str,
+}
+
+/// What the feed added to the embedded table.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FeedInfo {
+    /// The file, as given.
+    pub path: String,
+    /// The feed's `_kubernetes_io.updated_at`, when it has one.
+    pub updated_at: Option<String>,
+    /// Items in the file.
+    pub items: usize,
+    /// Kubelet CVEs added from it (not already embedded, versions read).
+    pub added: usize,
+}
+
+/// What one feed item is to the kubelet.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum FeedEntry {
+    /// A kubelet CVE whose versions were read.
+    Kubelet(Cve),
+    /// A kubelet CVE whose versions could not be read.
+    Unreadable(UnreadableCve),
+    /// Not a kubelet CVE (another component), by id.
+    Other(String),
+}
+
+/// A parsed feed file.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Feed {
+    pub path: String,
+    pub updated_at: Option<String>,
+    pub items: usize,
+    pub entries: Vec<FeedEntry>,
+}
+
+#[derive(serde::Deserialize)]
+struct RawFeed {
+    version: String,
+    #[serde(default)]
+    items: Option<Vec<RawItem>>,
+    #[serde(default, rename = "_kubernetes_io")]
+    kubernetes_io: Option<RawFeedExtension>,
+}
+
+#[derive(serde::Deserialize)]
+struct RawFeedExtension {
+    #[serde(default)]
+    updated_at: Option<String>,
+}
+
+#[derive(serde::Deserialize)]
+struct RawItem {
+    #[serde(default)]
+    id: Option<String>,
+    #[serde(default)]
+    url: Option<String>,
+    #[serde(default)]
+    summary: Option<String>,
+    #[serde(default)]
+    content_text: Option<String>,
+    #[serde(default, rename = "_kubernetes_io")]
+    kubernetes_io: Option<RawItemExtension>,
+}
+
+#[derive(serde::Deserialize)]
+struct RawItemExtension {
+    #[serde(default)]
+    issue_number: Option<u64>,
+}
+
+/// Read, parse and merge a feed file with the embedded table.
+pub fn load(path: &Path) -> CveFeedLoad {
+    let shown = path.display().to_string();
+    let bytes = read_operator_file(path, MAX_FEED_BYTES).map_err(CveFeedError::Read)?;
+    let feed = parse(&shown, &bytes)?;
+    let embedded = cves().map_err(|why| CveFeedError::Embedded {
+        path: shown,
+        why: why.to_string(),
+    })?;
+    Ok(merge(embedded, &feed))
+}
+
+/// [`load`], logged: the merge's counts, or the error (the control is then `unknown`;
+/// `serve` keeps running).
+pub fn load_logged(path: &Path) -> CveFeedLoad {
+    let loaded = load(path);
+    match &loaded {
+        Ok(t) => {
+            if let Some(f) = &t.feed {
+                tracing::info!(
+                    path = %f.path,
+                    items = f.items,
+                    added = f.added,
+                    unreadable = t.unreadable.len(),
+                    updated_at = f.updated_at.as_deref().unwrap_or(""),
+                    "CVE feed merged with the embedded CVE table"
+                );
+            }
+            for u in &t.unreadable {
+                tracing::warn!(
+                    cve = %u.id,
+                    source = %u.source,
+                    why = u.why,
+                    "CVE feed: a kubelet CVE whose affected versions could not be read; kubelet-version-no-known-cves reports it"
+                );
+            }
+        }
+        Err(e) => tracing::error!(
+            error = %e,
+            "CVE feed unusable: kubelet-version-no-known-cves is unknown until it is fixed"
+        ),
+    }
+    loaded
+}
+
+fn json_error(path: &str, e: &serde_json::Error) -> CveFeedError {
+    use serde_json::error::Category;
+    CveFeedError::Json {
+        path: path.to_string(),
+        // The category only: a data error's message would quote the offending value.
+        kind: match e.classify() {
+            Category::Io => "read error",
+            Category::Syntax => "syntax error",
+            Category::Data => "unexpected type or missing field",
+            Category::Eof => "unexpected end of input",
+        },
+        line: e.line(),
+        column: e.column(),
+    }
+}
+
+/// Parse a feed file's bytes (`path` names it in errors).
+pub fn parse(path: &str, bytes: &[u8]) -> Result<Feed, CveFeedError> {
+    let raw: RawFeed = serde_json::from_slice(bytes).map_err(|e| json_error(path, &e))?;
+    let format = |why| CveFeedError::Format {
+        path: path.to_string(),
+        why,
+    };
+    if !raw.version.starts_with(JSON_FEED_VERSION_PREFIX) {
+        return Err(format(
+            "`version` is not a JSON Feed version (https://jsonfeed.org/version/1.1)",
+        ));
+    }
+    let items = raw.items.ok_or_else(|| format("no `items` list"))?;
+    let mut entries = Vec::with_capacity(items.len());
+    for item in &items {
+        entries.extend(read_item(item));
+    }
+    Ok(Feed {
+        path: path.to_string(),
+        updated_at: raw
+            .kubernetes_io
+            .and_then(|k| k.updated_at)
+            .map(|u| shown_text(&u, 40)),
+        items: items.len(),
+        entries,
+    })
+}
+
+/// The embedded table with the feed's kubelet CVEs added: an id already embedded keeps its
+/// curated entry; within the feed, the first item of an id wins.
+pub fn merge(embedded: &CveTable, feed: &Feed) -> CveTable {
+    let mut out = embedded.clone();
+    let known = |out: &CveTable, id: &str| {
+        out.cves.iter().any(|c| c.id == id) || out.unreadable.iter().any(|u| u.id == id)
+    };
+    let mut added = 0;
+    for e in &feed.entries {
+        match e {
+            FeedEntry::Kubelet(c) if !known(&out, &c.id) => {
+                out.cves.push(c.clone());
+                added += 1;
+            }
+            FeedEntry::Unreadable(u) if !known(&out, &u.id) => out.unreadable.push(u.clone()),
+            _ => {}
+        }
+    }
+    out.feed = Some(FeedInfo {
+        path: feed.path.clone(),
+        updated_at: feed.updated_at.clone(),
+        items: feed.items,
+        added,
+    });
+    out
+}
+
+/// Text from the feed made safe to show: control characters dropped, whitespace folded,
+/// at most `max` characters.
+fn shown_text(s: &str, max: usize) -> String {
+    let folded = s
+        .split_whitespace()
+        .collect::<Vec<_>>()
+        .join(" ")
+        .chars()
+        .filter(|c| !c.is_control())
+        .collect::<String>();
+    if folded.chars().count() <= max {
+        folded
+    } else {
+        let mut t: String = folded.chars().take(max.saturating_sub(1)).collect();
+        t.push('…');
+        t
+    }
+}
+
+/// The item's announcement URL: its `url` when it is a kubernetes/kubernetes issue, else
+/// one made from `_kubernetes_io.issue_number`, else none.
+fn announcement(item: &RawItem) -> String {
+    if let Some(u) = item.url.as_deref().map(str::trim) {
+        if issue_number(u).is_some() {
+            return u.to_string();
+        }
+    }
+    match item.kubernetes_io.as_ref().and_then(|k| k.issue_number) {
+        Some(n) if n > 0 && n < 1_000_000_000 => format!("{ANNOUNCEMENT_PREFIX}{n}"),
+        _ => String::new(),
+    }
+}
+
+/// The CVE ids of an item's `id` (older feeds joined several: "CVE-2023-2727, CVE-2023-2728").
+fn item_ids(id: &str) -> Vec<String> {
+    id.split(|c: char| !(c.is_ascii_alphanumeric() || c == '-'))
+        .filter(|t| is_cve_id(t))
+        .map(str::to_string)
+        .collect()
+}
+
+fn read_item(item: &RawItem) -> Vec<FeedEntry> {
+    let raw_id = item.id.as_deref().unwrap_or("");
+    let ids = item_ids(raw_id);
+    let summary = shown_text(item.summary.as_deref().unwrap_or(""), 160);
+    let text = item
+        .content_text
+        .as_deref()
+        .unwrap_or("")
+        .replace("\r\n", "\n");
+    let doc = Announcement::read(&text);
+    let source = announcement(item);
+    let windows_only = summary.to_ascii_lowercase().contains("windows");
+    let unreadable = |id: String, why| {
+        FeedEntry::Unreadable(UnreadableCve {
+            id,
+            source: source.clone(),
+            summary: summary.clone(),
+            windows_only,
+            why,
+        })
+    };
+    let relevance = doc.kubelet_relevance(&summary);
+    if ids.is_empty() {
+        return match relevance {
+            Relevance::Other => vec![FeedEntry::Other(shown_text(raw_id, 40))],
+            _ => vec![unreadable(
+                format!("feed item {:?}", shown_text(raw_id, 40)),
+                "its id is not a CVE id",
+            )],
+        };
+    }
+    if relevance == Relevance::Other {
+        return ids.into_iter().map(FeedEntry::Other).collect();
+    }
+    if ids.len() > 1 {
+        // One announcement for several CVEs: which list is whose cannot be told.
+        return ids
+            .into_iter()
+            .map(|id| unreadable(id, "one announcement for several CVEs"))
+            .collect();
+    }
+    let lines = match relevance {
+        Relevance::KubeletLines => doc.kubelet_lines(),
+        _ => doc.unnamed_lines(),
+    };
+    let read = match (doc.affected.len(), doc.fixed.len()) {
+        (0, _) => Err("no Affected Versions list"),
+        (1, 0 | 1) => read_versions(&lines, doc.fixed.first().map(Vec::as_slice).unwrap_or(&[])),
+        _ => Err("several Affected Versions or Fixed Versions lists"),
+    };
+    ids.into_iter()
+        .map(|id| match &read {
+            Ok((affected, fixed, all_versions)) => FeedEntry::Kubelet(Cve {
+                id,
+                source: source.clone(),
+                origin: CveOrigin::Feed,
+                summary: if summary.is_empty() {
+                    "(no summary in the feed)".to_string()
+                } else {
+                    summary.clone()
+                },
+                windows_only,
+                all_versions: *all_versions,
+                affected: affected.clone(),
+                fixed: fixed.clone(),
+                mitigation: None,
+            }),
+            Err(why) => unreadable(id, why),
+        })
+        .collect()
+}
+
+/// Whether an item is about the kubelet, and which of its version lines are.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Relevance {
+    /// Some affected-version lines name the kubelet: those (and unnamed ones) are read.
+    KubeletLines,
+    /// No line names a component, but the text names the kubelet (or a node) as affected.
+    Named,
+    /// Not about the kubelet.
+    Other,
+}
+
+/// The sections of an announcement's text that matter here.
+#[derive(Debug, Default)]
+struct Announcement<'t> {
+    /// Each "Affected Versions" list: its non-empty lines, bullets removed.
+    affected: Vec<Vec<&'t str>>,
+    /// Each "Fixed Versions" list.
+    fixed: Vec<Vec<&'t str>>,
+    /// "Affected Components" lists.
+    components: Vec<&'t str>,
+    /// The whole text, lowercased.
+    lower: String,
+}
+
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Section {
+    Affected,
+    Fixed,
+    Components,
+    Other,
+}
+
+/// Headings written as plain lines in some announcements.
+const PLAIN_HEADINGS: &[&str] = &[
+    "affected versions",
+    "fixed versions",
+    "affected components",
+    "affected components and configurations",
+    "vulnerable versions",
+    "vulnerable configurations",
+    "am i vulnerable?",
+    "how do i mitigate this vulnerability?",
+    "mitigation",
+    "detection",
+    "acknowledgements",
+    "additional details",
+];
+
+fn strip_bullet(line: &str) -> &str {
+    line.trim()
+        .trim_start_matches(['-', '*', '+', '•', '·'])
+        .trim()
+}
+
+/// The heading a line is, if it is one: `#…` lines, wholly bold lines, known plain
+/// headings and plain questions without versions.
+fn heading(line: &str) -> Option<String> {
+    let t = line.trim();
+    let bold = t.len() > 4 && t.starts_with("**") && t.ends_with("**");
+    let text = if t.starts_with('#') {
+        t.trim_start_matches('#')
+    } else if bold {
+        &t[2..t.len() - 2]
+    } else {
+        let plain = t.trim_end_matches(':').trim().to_ascii_lowercase();
+        if PLAIN_HEADINGS.contains(&plain.as_str())
+            || (t.ends_with('?') && !t.starts_with(['-', '*', '+']) && tokens(t).is_empty())
+        {
+            t
+        } else {
+            return None;
+        }
+    };
+    Some(
+        text.trim()
+            .trim_matches(['*', ':', ' '])
+            .to_ascii_lowercase(),
+    )
+}
+
+fn section_of(heading: &str) -> Section {
+    if heading.contains("affected version") || heading.contains("vulnerable version") {
+        Section::Affected
+    } else if heading.contains("fixed version") {
+        Section::Fixed
+    } else if heading.contains("affected component") {
+        Section::Components
+    } else {
+        Section::Other
+    }
+}
+
+impl<'t> Announcement<'t> {
+    fn read(text: &'t str) -> Announcement<'t> {
+        let mut doc = Announcement {
+            lower: text.to_ascii_lowercase(),
+            ..Announcement::default()
+        };
+        let mut current = Section::Other;
+        for line in text.lines() {
+            if let Some(h) = heading(line) {
+                current = section_of(&h);
+                match current {
+                    Section::Affected => doc.affected.push(Vec::new()),
+                    Section::Fixed => doc.fixed.push(Vec::new()),
+                    _ => {}
+                }
+                continue;
+            }
+            let l = strip_bullet(line);
+            if l.is_empty() {
+                continue;
+            }
+            match current {
+                Section::Affected => doc.affected.last_mut().into_iter().for_each(|s| s.push(l)),
+                Section::Fixed => doc.fixed.last_mut().into_iter().for_each(|s| s.push(l)),
+                Section::Components => doc.components.push(l),
+                Section::Other => {}
+            }
+        }
+        doc
+    }
+
+    fn affected_lines(&self) -> impl Iterator<Item = &'t str> + '_ {
+        self.affected.iter().flatten().copied()
+    }
+
+    fn kubelet_relevance(&self, summary: &str) -> Relevance {
+        let mut named_other = false;
+        for line in self.affected_lines() {
+            match component(line) {
+                Component::Kubelet => return Relevance::KubeletLines,
+                Component::Other => named_other = true,
+                Component::Unnamed => {}
+            }
+        }
+        if named_other {
+            return Relevance::Other;
+        }
+        let summary = summary.to_ascii_lowercase();
+        let names_node = summary
+            .split(|c: char| !c.is_ascii_alphanumeric())
+            .any(|w| w == "node" || w == "nodes");
+        if summary.contains("kubelet")
+            || names_node
+            || self
+                .components
+                .iter()
+                .any(|c| c.to_ascii_lowercase().contains("kubelet"))
+            || ["affects kubelet", "affects the kubelet"]
+                .iter()
+                .any(|p| self.lower.contains(p))
+        {
+            Relevance::Named
+        } else {
+            Relevance::Other
+        }
+    }
+
+    /// The affected lines that name the kubelet or no component.
+    fn kubelet_lines(&self) -> Vec<&'t str> {
+        self.affected_lines()
+            .filter(|l| component(l) != Component::Other)
+            .collect()
+    }
+
+    fn unnamed_lines(&self) -> Vec<&'t str> {
+        self.affected_lines().collect()
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Component {
+    Kubelet,
+    Other,
+    Unnamed,
+}
+
+/// Words before a version that name no component.
+const GENERIC_WORDS: &[&str] = &[
+    "kubernetes",
+    "k8s",
+    "all",
+    "versions",
+    "version",
+    "and",
+    "the",
+    "of",
+    "only",
+    "from",
+    "including",
+    "prior",
+    "to",
+    "v",
+];
+
+/// The component a version line names (the words before its first version).
+fn component(line: &str) -> Component {
+    let prefix = match tokens(line).first() {
+        Some(t) => &line[..t.start],
+        None => line,
+    };
+    let lower = prefix.to_ascii_lowercase();
+    if lower.contains("kubelet") {
+        return Component::Kubelet;
+    }
+    let named = lower
+        .split(|c: char| !(c.is_ascii_alphanumeric() || c == '-' || c == '_'))
+        .filter(|w| !w.is_empty() && !GENERIC_WORDS.contains(w))
+        .any(|w| w.chars().any(|c| c.is_ascii_alphabetic()));
+    if named {
+        Component::Other
+    } else {
+        Component::Unnamed
+    }
+}
+
+/// A version written in an announcement: `v1.30.2`, `1.30`, `V1.24.14`, `1.20.0-alpha2`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Token {
+    start: usize,
+    end: usize,
+    major: u32,
+    minor: u32,
+    patch: Option<u32>,
+    /// A suffix (`-alpha.1`, `-rc.0`, `.x`): not a release this table can hold.
+    suffix: bool,
+}
+
+impl Token {
+    fn version(&self) -> Option<KubeVersion> {
+        match (self.patch, self.suffix) {
+            (Some(patch), false) => Some(KubeVersion {
+                major: self.major,
+                minor: self.minor,
+                patch,
+            }),
+            _ => None,
+        }
+    }
+}
+
+/// The versions in a line.
+fn tokens(line: &str) -> Vec<Token> {
+    let b = line.as_bytes();
+    let mut out = Vec::new();
+    let mut i = 0;
+    let number = |i: &mut usize| -> Option<u32> {
+        let start = *i;
+        while *i < b.len() && b[*i].is_ascii_digit() {
+            *i += 1;
+        }
+        if *i == start || *i - start > 6 {
+            return None;
+        }
+        line.get(start..*i)?.parse().ok()
+    };
+    while i < b.len() {
+        let boundary = i == 0 || !(b[i - 1].is_ascii_alphanumeric() || b[i - 1] == b'.');
+        let v_prefix =
+            (b[i] == b'v' || b[i] == b'V') && i + 1 < b.len() && b[i + 1].is_ascii_digit();
+        if !(boundary && (b[i].is_ascii_digit() || v_prefix)) {
+            i += 1;
+            continue;
+        }
+        let start = i;
+        if v_prefix {
+            i += 1;
+        }
+        let Some(major) = number(&mut i) else {
+            i += 1;
+            continue;
+        };
+        if i >= b.len() || b[i] != b'.' || i + 1 >= b.len() || !b[i + 1].is_ascii_digit() {
+            // Not major.minor (an issue number, a count): skip the digits.
+            continue;
+        }
+        i += 1;
+        let Some(minor) = number(&mut i) else {
+            continue;
+        };
+        let mut patch = None;
+        if i + 1 < b.len() && b[i] == b'.' && b[i + 1].is_ascii_digit() {
+            i += 1;
+            patch = number(&mut i);
+        }
+        let mut suffix = false;
+        // `.x` wildcards and pre-release suffixes (`-alpha2`, `-rc.0`).
+        if i + 1 < b.len() && b[i] == b'.' && (b[i + 1] == b'x' || b[i + 1] == b'X') {
+            suffix = true;
+            i += 2;
+        } else if i + 1 < b.len() && b[i] == b'-' && b[i + 1].is_ascii_alphabetic() {
+            suffix = true;
+            i += 1;
+            while i < b.len() && (b[i].is_ascii_alphanumeric() || b[i] == b'.') {
+                i += 1;
+            }
+        }
+        out.push(Token {
+            start,
+            end: i,
+            major,
+            minor,
+            patch,
+            suffix,
+        });
+    }
+    out
+}
+
+/// One affected-versions line, read.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Expr {
+    /// `vA - vB`, `vA to vB`, or a single `vA`.
+    Between(KubeVersion, KubeVersion),
+    /// `<= vA`.
+    AtMost(KubeVersion),
+    /// `< vA`.
+    Below(KubeVersion),
+}
+
+/// Words and signs allowed between the two versions of a range.
+const RANGE_SEPARATORS: &[&str] = &["-", "–", "—", "to", "through", "thru", "~"];
+
+fn read_affected_line(line: &str) -> Result<Option<Expr>, &'static str> {
+    const NOT_A_RANGE: &str = "an Affected Versions line is not a version range";
+    let toks = tokens(line);
+    match toks.as_slice() {
+        [] => Ok(None),
+        [t] => {
+            let v = t.version().ok_or(NOT_A_RANGE)?;
+            let before = line[..t.start].trim_end();
+            let after = line[t.end..].trim().to_ascii_lowercase();
+            if after.starts_with('+')
+                || after.starts_with("and later")
+                || after.starts_with("or later")
+                || after.starts_with("and newer")
+                || before.ends_with(">=")
+                || before.ends_with('>')
+                || before.ends_with('≥')
+            {
+                // Open-ended upwards: which releases fixed it is not in this line.
+                return Err(NOT_A_RANGE);
+            }
+            if before.ends_with("<=") || before.ends_with('≤') {
+                Ok(Some(Expr::AtMost(v)))
+            } else if before.ends_with('<') {
+                Ok(Some(Expr::Below(v)))
+            } else {
+                Ok(Some(Expr::Between(v, v)))
+            }
+        }
+        [a, b] => {
+            let (va, vb) = (
+                a.version().ok_or(NOT_A_RANGE)?,
+                b.version().ok_or(NOT_A_RANGE)?,
+            );
+            let between = line[a.end..b.start].trim().to_ascii_lowercase();
+            if !RANGE_SEPARATORS.contains(&between.as_str()) || va > vb {
+                return Err(NOT_A_RANGE);
+            }
+            if line[..a.start].trim_end().ends_with(['<', '>', '=']) {
+                return Err(NOT_A_RANGE);
+            }
+            Ok(Some(Expr::Between(va, vb)))
+        }
+        _ => Err(NOT_A_RANGE),
+    }
+}
+
+/// The first fixed version of a Fixed Versions line (`kubelet v1.32.2 - fixed by #130010`,
+/// `v1.19.3`, `kube-apiserver >= v1.32.6`); `None` for a line without one (`kubelet
+/// master - fixed by #129739`, prose) or naming another component.
+fn read_fixed_line(line: &str) -> Result<Option<KubeVersion>, &'static str> {
+    let toks = tokens(line);
+    let Some(t) = toks.first() else {
+        return Ok(None);
+    };
+    if component(line) == Component::Other {
+        return Ok(None);
+    }
+    t.version()
+        .map(Some)
+        .ok_or("a Fixed Versions line is not a release version")
+}
+
+type ReadVersions = (Vec<Range>, Vec<KubeVersion>, bool);
+
+/// Read the kubelet's affected lines and the fixed lines into ranges and fixed versions.
+fn read_versions(affected: &[&str], fixed: &[&str]) -> Result<ReadVersions, &'static str> {
+    let all_versions = affected
+        .iter()
+        .any(|l| l.to_ascii_lowercase().contains("all versions"));
+    let mut exprs = Vec::new();
+    for line in affected {
+        if let Some(e) = read_affected_line(line)? {
+            exprs.push(e);
+        }
+    }
+    let mut fixed_versions = Vec::new();
+    for line in fixed {
+        if let Some(v) = read_fixed_line(line)? {
+            if !fixed_versions.contains(&v) {
+                fixed_versions.push(v);
+            }
+        }
+    }
+    if all_versions {
+        return if exprs.is_empty() && fixed_versions.is_empty() {
+            Ok((Vec::new(), Vec::new(), true))
+        } else {
+            Err("\"all versions\" next to version ranges or fixed versions")
+        };
+    }
+    if exprs.is_empty() {
+        return Err("no version in its Affected Versions list");
+    }
+    // "<= vX.Y.Z" among several branches means X.Y.0 to X.Y.Z, except on the oldest branch
+    // listed, where it also covers every older release (as the announcements intend).
+    let oldest = exprs
+        .iter()
+        .map(|e| match e {
+            Expr::Between(a, _) => a.minor_of(),
+            Expr::AtMost(v) | Expr::Below(v) => v.minor_of(),
+        })
+        .min();
+    let mut ranges = Vec::with_capacity(exprs.len());
+    for e in exprs {
+        let range = match e {
+            Expr::Between(min, max_inclusive) => Range::Between { min, max_inclusive },
+            Expr::AtMost(v) if Some(v.minor_of()) == oldest => Range::Before(KubeVersion {
+                patch: v.patch.saturating_add(1),
+                ..v
+            }),
+            Expr::Below(v) if Some(v.minor_of()) == oldest => Range::Before(v),
+            Expr::AtMost(v) => Range::Between {
+                min: KubeVersion { patch: 0, ..v },
+                max_inclusive: v,
+            },
+            Expr::Below(v) if v.patch > 0 => Range::Between {
+                min: KubeVersion { patch: 0, ..v },
+                max_inclusive: KubeVersion {
+                    patch: v.patch - 1,
+                    ..v
+                },
+            },
+            Expr::Below(_) => return Err("an Affected Versions line is not a version range"),
+        };
+        ranges.push(range);
+    }
+    check_versions(&ranges, &fixed_versions, false)
+        .map_err(|_| "its affected and fixed versions contradict each other")?;
+    Ok((ranges, fixed_versions, false))
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::expect_used)]
+mod tests {
+    use super::*;
+
+    fn v(s: &str) -> KubeVersion {
+        KubeVersion::parse(s).unwrap()
+    }
+
+    fn item(id: &str, summary: &str, text: &str) -> serde_json::Value {
+        serde_json::json!({
+            "id": id,
+            "url": "https://github.com/kubernetes/kubernetes/issues/999001",
+            "external_url": format!("https://www.cve.org/cverecord?id={id}"),
+            "summary": summary,
+            "content_text": text,
+            "date_published": "2026-10-01T00:00:00Z",
+            "status": "fixed",
+            "_kubernetes_io": {"google_group_url": "g", "issue_number": 999001}
+        })
+    }
+
+    fn feed_of(items: Vec<serde_json::Value>) -> Feed {
+        let doc = serde_json::json!({
+            "version": "https://jsonfeed.org/version/1.1",
+            "title": "Kubernetes Vulnerability Announcements - CVE Feed",
+            "_kubernetes_io": {"updated_at": "2026-11-30T12:00:00Z"},
+            "items": items
+        });
+        parse("feed.json", doc.to_string().as_bytes()).unwrap()
+    }
+
+    fn one(id: &str, summary: &str, text: &str) -> FeedEntry {
+        let f = feed_of(vec![item(id, summary, text)]);
+        assert_eq!(f.entries.len(), 1);
+        f.entries[0].clone()
+    }
+
+    fn kubelet(e: FeedEntry) -> Cve {
+        match e {
+            FeedEntry::Kubelet(c) => c,
+            other => panic!("not read: {other:?}"),
+        }
+    }
+
+    #[test]
+    fn reads_the_announcement_formats_of_the_feed() {
+        // The current template (CVE-2025-0426, kubernetes/kubernetes#130016).
+        let c = kubelet(one(
+            "CVE-2026-99001",
+            "Node Denial of Service via kubelet Checkpoint API",
+            "CVSS Rating: x\r\n\r\n### Am I vulnerable?\r\n\r\n#### Affected Versions\r\n\r\n- kubelet v1.32.0 to v1.32.1\r\n- kubelet v1.31.0 to v1.31.5\r\n- kubelet v1.30.0 to v1.30.9\r\n\r\n### How do I mitigate this vulnerability?\r\n\r\nUpgrade.\r\n\r\n#### Fixed Versions\r\n\r\n- kubelet master - fixed by #129739\r\n- kubelet v1.32.2 - fixed by #130010\r\n- kubelet v1.31.6 - fixed by #130011\r\n- kubelet v1.30.10 - fixed by #130012\r\n- kubelet v1.29.14 - fixed by #130013\r\n",
+        ));
+        assert_eq!(c.origin, CveOrigin::Feed);
+        assert_eq!(
+            c.source,
+            "https://github.com/kubernetes/kubernetes/issues/999001"
+        );
+        assert!(!c.windows_only && !c.all_versions);
+        assert_eq!(
+            c.affected,
+            vec![
+                Range::Between {
+                    min: v("1.32.0"),
+                    max_inclusive: v("1.32.1")
+                },
+                Range::Between {
+                    min: v("1.31.0"),
+                    max_inclusive: v("1.31.5")
+                },
+                Range::Between {
+                    min: v("1.30.0"),
+                    max_inclusive: v("1.30.9")
+                },
+            ]
+        );
+        assert_eq!(
+            c.fixed,
+            vec![v("1.32.2"), v("1.31.6"), v("1.30.10"), v("1.29.14")]
+        );
+
+        // Bold headings, no component, "<=" on the oldest branch, an upper-case V
+        // (CVE-2023-2431, #118690).
+        let c = kubelet(one(
+            "CVE-2026-99002",
+            "Bypass of seccomp profile enforcement",
+            "This bug affects Kubelet.\n\n### Kubernetes version\n\n**Affected Versions**\nv1.27.0 - v1.27.1\nv1.26.0 - v1.26.4\n<= v1.24.13\n\n**Fixed Versions**\nv1.27.2\nv1.26.5\nV1.24.14\n\n### Anything else we need to know?\n",
+        ));
+        assert_eq!(c.affected[2], Range::Before(v("1.24.14")));
+        assert_eq!(c.fixed, vec![v("1.27.2"), v("1.26.5"), v("1.24.14")]);
+
+        // "<=" on every branch without a v (CVE-2024-5321, #126161), a Windows title.
+        let c = kubelet(one(
+            "CVE-2026-99003",
+            "Incorrect permissions on Windows containers logs",
+            "#### Affected Versions\n\n- kubelet <= 1.27.15\n- kubelet <= 1.28.11\n- kubelet <= 1.30.2 \n\n#### Fixed Versions\n\n- kubelet 1.27.16\n- kubelet 1.28.12\n- kubelet 1.30.3 \n",
+        ));
+        assert!(c.windows_only);
+        assert_eq!(
+            c.affected,
+            vec![
+                Range::Before(v("1.27.16")),
+                Range::Between {
+                    min: v("1.28.0"),
+                    max_inclusive: v("1.28.11")
+                },
+                Range::Between {
+                    min: v("1.30.0"),
+                    max_inclusive: v("1.30.2")
+                },
+            ]
+        );
+
+        // "v1.18.0-1.18.5" and "< v1.16.13" (CVE-2020-8557, #93032).
+        let c = kubelet(one(
+            "CVE-2026-99004",
+            "Node disk DOS by writing to container /etc/hosts",
+            "#### Affected Versions\n\n- kubelet v1.18.0-1.18.5\n- kubelet v1.17.0-1.17.8\n- kubelet < v1.16.13\n\n#### Fixed Versions\n\n- kubelet v1.18.6\n- kubelet v1.17.9\n- kubelet v1.16.13\n",
+        ));
+        assert_eq!(c.affected[2], Range::Before(v("1.16.13")));
+
+        // "All versions" with no fix, the component in its own list (CVE-2025-1767).
+        let c = kubelet(one(
+            "CVE-2026-99005",
+            "GitRepo Volume Inadvertent Local Repository Access",
+            "**Am I vulnerable?**\n\nAffected Components\nkubelet\n\n**Affected Versions**\nAll versions of Kubernetes\n\n**How do I mitigate this vulnerability?**\n\nUse an init container.\n",
+        ));
+        assert!(c.all_versions && c.affected.is_empty() && !c.has_fix());
+    }
+
+    #[test]
+    fn other_components_are_not_kubelet_cves() {
+        for (summary, text) in [
+            (
+                "Nodes can delete themselves by adding an OwnerReference",
+                "#### Affected Versions\n\n- kube-apiserver: v1.32.0 - v1.32.5\n- kube-apiserver: v1.33.0 - 1.33.1\n\n#### Fixed Versions\n\n- kube-apiserver >= v1.32.6\n",
+            ),
+            (
+                "ingress-nginx rewrite-target nginx configuration injection",
+                "#### Affected Versions\n\n- ingress-nginx: < 1.13.8\n- ingress-nginx: < 1.14.4\n",
+            ),
+            (
+                "Bypassing policies imposed by the ImagePolicyWebhook",
+                "All clusters using the admission plugin.\n\n#### Affected Versions\n\n- v1.27.0 - v1.27.2\n",
+            ),
+        ] {
+            assert_eq!(
+                one("CVE-2026-99010", summary, text),
+                FeedEntry::Other("CVE-2026-99010".into()),
+                "{summary}"
+            );
+        }
+    }
+
+    #[test]
+    fn kubelet_cves_that_cannot_be_read_are_reported_not_dropped() {
+        for (text, why) in [
+            ("The kubelet is affected.\n\nUpgrade soon.", "no Affected Versions list"),
+            (
+                "#### Affected Versions\n\n- kubelet v1.20 - v1.21\n",
+                "not a version range",
+            ),
+            (
+                "#### Affected Versions\n\n- kubelet >= v1.8.0 (including all later minor versions)\n",
+                "not a version range",
+            ),
+            (
+                "#### Affected Versions\n\n- kubelet v1.35.0 - v1.35.3\n\n#### Fixed Versions\n\n- kubelet v1.35.2\n",
+                "contradict",
+            ),
+            (
+                "#### Affected Versions\n\n- kubelet v1.35.0 - v1.35.3\n\n#### Affected Versions\n\n- kubelet v1.34.0\n",
+                "several",
+            ),
+            (
+                "#### Affected Versions\n\n- kubelet v1.35.0 - v1.35.3\n\n#### Fixed Versions\n\n- kubelet v1.36.0-alpha.2\n",
+                "not a release version",
+            ),
+        ] {
+            match one("CVE-2026-99020", "A kubelet issue", text) {
+                FeedEntry::Unreadable(u) => {
+                    assert_eq!(u.id, "CVE-2026-99020");
+                    assert!(u.why.contains(why), "{text}: {}", u.why);
+                    assert_eq!(u.source, "https://github.com/kubernetes/kubernetes/issues/999001");
+                }
+                other => panic!("{text}: {other:?}"),
+            }
+        }
+        // An old-style item for two CVEs at once.
+        let f = feed_of(vec![item(
+            "CVE-2026-99021, CVE-2026-99022",
+            "kubelet issues",
+            "#### Affected Versions\n\n- kubelet v1.35.0\n",
+        )]);
+        assert!(f
+            .entries
+            .iter()
+            .all(|e| matches!(e, FeedEntry::Unreadable(u) if u.why.contains("several CVEs"))));
+        assert_eq!(f.entries.len(), 2);
+    }
+
+    #[test]
+    fn merge_keeps_embedded_entries_and_adds_new_ones() {
+        let embedded = cves().unwrap();
+        let curated = embedded
+            .cves
+            .iter()
+            .find(|c| c.id == "CVE-2025-0426")
+            .unwrap();
+        let feed = feed_of(vec![
+            // An embedded id with other versions in the feed: the embedded entry wins.
+            item(
+                "CVE-2025-0426",
+                "Node Denial of Service via kubelet Checkpoint API",
+                "#### Affected Versions\n\n- kubelet v1.29.0 - v1.29.13\n\n#### Fixed Versions\n\n- kubelet v1.29.14\n",
+            ),
+            item(
+                "CVE-2026-99030",
+                "kubelet new issue",
+                "#### Affected Versions\n\n- kubelet v1.35.0 - v1.35.3\n\n#### Fixed Versions\n\n- kubelet v1.35.4\n",
+            ),
+            item("CVE-2026-99031", "kubelet unreadable", "no lists"),
+            // A second item for the same id: the first wins.
+            item(
+                "CVE-2026-99030",
+                "kubelet new issue again",
+                "#### Affected Versions\n\n- kubelet v1.36.0\n",
+            ),
+        ]);
+        let merged = merge(embedded, &feed);
+        assert_eq!(merged.cves.len(), embedded.cves.len() + 1);
+        assert_eq!(
+            merged
+                .cves
+                .iter()
+                .find(|c| c.id == "CVE-2025-0426")
+                .unwrap(),
+            curated
+        );
+        let new = merged
+            .cves
+            .iter()
+            .find(|c| c.id == "CVE-2026-99030")
+            .unwrap();
+        assert_eq!(new.summary, "kubelet new issue");
+        assert!(new.affects(v("v1.35.2")) && !new.affects(v("v1.35.4")));
+        assert_eq!(merged.unreadable.len(), 1);
+        assert_eq!(merged.unreadable[0].id, "CVE-2026-99031");
+        let info = merged.feed.as_ref().unwrap();
+        assert_eq!((info.items, info.added), (4, 1));
+        assert_eq!(info.updated_at.as_deref(), Some("2026-11-30T12:00:00Z"));
+    }
+
+    #[test]
+    fn bad_files_say_what_and_where_but_not_what_they_contain() {
+        let e = parse(
+            "f.json",
+            b"{\"version\": \"https://jsonfeed.org/version/1.1\",\n \"items\": [secret-token-123]}",
+        )
+        .unwrap_err();
+        assert_eq!(
+            e,
+            CveFeedError::Json {
+                path: "f.json".into(),
+                kind: "syntax error",
+                line: 2,
+                column: 12
+            }
+        );
+        let e = parse("f.json", b"{\"version\": 7, \"items\": []}").unwrap_err();
+        assert!(
+            matches!(
+                e,
+                CveFeedError::Json {
+                    kind: "unexpected type or missing field",
+                    ..
+                }
+            ),
+            "{e}"
+        );
+        let e = parse("f.json", b"{\"items\": [{\"id\": \"secret-token-123\"}]").unwrap_err();
+        assert!(
+            matches!(
+                e,
+                CveFeedError::Json {
+                    kind: "unexpected end of input",
+                    ..
+                }
+            ),
+            "{e}"
+        );
+        let e = parse("f.json", b"{\"items\": [{\"id\": {\"x\": \"secret-token-123\"}}], \"version\": \"https://jsonfeed.org/version/1.1\"}").unwrap_err();
+        assert!(!e.to_string().contains("secret-token-123"), "{e}");
+        let e = parse(
+            "f.json",
+            b"{\"version\": \"https://example.com/feed\", \"items\": []}",
+        )
+        .unwrap_err();
+        assert!(
+            e.to_string().contains("not the official CVE feed's format"),
+            "{e}"
+        );
+        let e = parse(
+            "f.json",
+            b"{\"version\": \"https://jsonfeed.org/version/1.1\"}",
+        )
+        .unwrap_err();
+        assert!(e.to_string().contains("no `items`"), "{e}");
+        assert!(parse("f.json", b"\xff\xfe").is_err());
+    }
+
+    #[test]
+    fn the_sample_feed_and_bad_files_on_disk() {
+        let sample =
+            Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data/cve-feed/official-format.json");
+        let t = load(&sample).unwrap();
+        let new = t
+            .cves
+            .iter()
+            .find(|c| c.id == "CVE-2026-99901")
+            .expect("the 2026 item");
+        assert_eq!(new.origin, CveOrigin::Feed);
+        assert_eq!(
+            new.source,
+            "https://github.com/kubernetes/kubernetes/issues/999901"
+        );
+        assert!(new.affects(v("v1.35.2")));
+        assert!(t.unreadable.iter().any(|u| u.id == "CVE-2026-99902"));
+        // Other components and embedded ids add nothing.
+        assert!(!t
+            .cves
+            .iter()
+            .any(|c| c.id == "CVE-2025-5187" || c.id == "CVE-2026-3288"));
+        assert_eq!(t.feed.as_ref().unwrap().added, 1);
+
+        let dir = tempfile::tempdir().unwrap();
+        let malformed = dir.path().join("malformed.json");
+        std::fs::write(
+            &malformed,
+            "{\"version\": \"https://jsonfeed.org/version/1.1\", \"items\": [",
+        )
+        .unwrap();
+        assert!(matches!(load(&malformed), Err(CveFeedError::Json { .. })));
+        let big = dir.path().join("big.json");
+        std::fs::File::create(&big)
+            .unwrap()
+            .set_len(MAX_FEED_BYTES + 1)
+            .unwrap();
+        assert!(matches!(
+            load(&big),
+            Err(CveFeedError::Read(HostError::TooLarge {
+                limit: MAX_FEED_BYTES,
+                ..
+            }))
+        ));
+        let fifo = dir.path().join("fifo");
+        let c = std::ffi::CString::new(fifo.to_str().unwrap()).unwrap();
+        // SAFETY: NUL-terminated path.
+        assert_eq!(unsafe { libc::mkfifo(c.as_ptr(), 0o600) }, 0);
+        let e = load(&fifo).unwrap_err();
+        assert!(
+            matches!(e, CveFeedError::Read(HostError::NotAFile { .. })),
+            "{e}"
+        );
+        assert!(e.to_string().starts_with("--cve-feed "), "{e}");
+    }
+
+    #[test]
+    fn version_tokens() {
+        let t = tokens("kubelet v1.32.2 - fixed by #130010");
+        assert_eq!(t.len(), 1);
+        assert_eq!(t[0].version(), Some(v("1.32.2")));
+        let t = tokens("1.3.x-1.6.x and v1.20 and 1.20.0-alpha2, 1.30.2+");
+        assert_eq!(t.len(), 5);
+        assert!(t[0].suffix && t[1].suffix && t[3].suffix);
+        assert_eq!(t[2].patch, None);
+        assert_eq!(t[4].version(), Some(v("1.30.2")));
+        // Issue numbers are not versions; a CVSS score is a major.minor without a patch.
+        assert!(tokens("fixed by #130016").is_empty());
+        let t = tokens("score: 6.2");
+        assert_eq!((t.len(), t[0].patch), (1, None));
+    }
+}
