@@ -325,7 +325,29 @@ fn the_agent_agrees_with_every_real_kubelet() {
                 ));
                 continue;
             }
-            (false, Some(_)) => continue,
+            (false, Some(agent)) => {
+                // The scenario's `refusal` phrase must be in both reasons: the agent says
+                // why the kubelet refuses, not just that it does.
+                if let Ok(phrase) = fs::read_to_string(
+                    truth_dir()
+                        .join("scenarios")
+                        .join(&scenario)
+                        .join("refusal"),
+                ) {
+                    let phrase = phrase.trim().to_lowercase();
+                    let kubelet = rec["exit_error"].as_str().unwrap_or("").to_lowercase();
+                    if !kubelet.contains(&phrase) || !agent.to_lowercase().contains(&phrase) {
+                        failures.push(format!(
+                            "{at}: refusal phrase {phrase:?} not in both reasons: kubelet {kubelet:?}, agent {agent:?}"
+                        ));
+                    }
+                } else {
+                    failures.push(format!(
+                        "{at}: the kubelet refused to start but the scenario has no refusal phrase"
+                    ));
+                }
+                continue;
+            }
             (true, None) => {}
         }
         if let Some(configz) = rec["configz"].as_object() {

@@ -145,6 +145,10 @@ pub struct EffectiveConfig {
 /// Parse a KubeletConfiguration document (YAML or JSON) into JSON, checking
 /// `apiVersion`/`kind` as the kubelet's decoder does.
 pub fn parse_document(text: &str) -> Result<Value, String> {
+    // configfiles.go `Load`/`LoadIntoJSON`: "no configuration is an error".
+    if text.is_empty() {
+        return Err("kubelet config file was empty".to_string());
+    }
     let trimmed = text.trim_start_matches('\u{feff}').trim_start();
     let value: Value = if trimmed.starts_with('{') {
         serde_json::from_str(trimmed).map_err(|e| format!("invalid JSON: {e}"))?

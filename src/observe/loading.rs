@@ -229,11 +229,13 @@ fn decode_into(
             match v {
                 Value::Object(_) => decode_into(v, rest, kind, prefix, out)?,
                 Value::Null => {}
-                other => return Err(format!(
+                other => {
+                    return Err(format!(
                     "{} is {}, not an object: the kubelet cannot decode the merged configuration",
                     prefix.join("."),
                     json_type(other)
-                )),
+                ))
+                }
             }
         }
         prefix.pop();
