@@ -1,15 +1,21 @@
 //! The kubelet's effective configuration, computed with its own precedence rules, with
 //! the provenance of every value.
 //!
-//! Reference §2.1 (cmd/kubelet/app/server.go `NewKubeletCommand`):
-//! 1. start from the flags-only object (v1beta1 defaults + `applyLegacyDefaults`);
-//! 2. `--config` *replaces* it with the file decoded with v1beta1 defaulting (so the
-//!    legacy defaults are gone; a zero duration in the file means "the default");
-//! 3. `--config-dir`: every `*.conf` file, walked recursively in lexical order, is
-//!    applied as an RFC 7386 JSON merge patch (maps merge; lists and scalars replace).
-//!    The merged JSON is unmarshalled without defaulting, so a `0s` in a drop-in is 0;
-//! 4. when `--config` or `--config-dir` is set, the command line is re-parsed on top:
-//!    flags win; feature gates from files are kept unless the same gate is a flag.
+//! cmd/kubelet/app/server.go `NewKubeletCommand`:
+//! 1. start from the flags-only object (`options.NewKubeletConfiguration`: v1beta1
+//!    defaults + `applyLegacyDefaults`);
+//! 2. `--config` *replaces* it with the file decoded with v1beta1 defaulting
+//!    (`loadConfigFile`; the legacy defaults are gone; a zero value field means "the
+//!    default");
+//! 3. `--config-dir`: every `.conf` file, walked with `filepath.WalkDir`, is applied as an
+//!    RFC 7386 JSON merge patch (`mergeKubeletConfigurations`); how the merged document
+//!    is decoded and defaulted changed in 1.32 (see `loading.rs`);
+//! 4. when `--config` or `--config-dir` is set, the command line is re-parsed on top
+//!    (`kubeletConfigFlagPrecedence`): flags win; feature gates from files are kept unless
+//!    the same gate is a flag.
+//!
+//! The rules, with the versions they hold for, are in docs/kubelet-config-loading.md and
+//! are proven against real kubelets by tests/kubelet_truth.rs.
 //!
 //! This module is pure: the observe step reads the files and hands their text here.
 
@@ -217,10 +223,9 @@ impl EffectiveConfig {
                 Err(e) => cfg.errors.push(format!("config file {}: {e}", input.path)),
             }
         }
-        // evictionHard is defaulted when nil in both paths: `loadConfigFile` (reference
-        // §2.1 step 2) and v1beta1 `SetDefaults_KubeletConfiguration` for the flags-only
-        // object. It is therefore part of the base the drop-ins are merged into, so a
-        // drop-in that sets one signal keeps the other defaults (maps merge).
+        // evictionHard is defaulted when nil by `loadConfigFile` (a --config file only;
+        // the flags-only object keeps a nil map). It is then part of the base the drop-ins
+        // are merged into, so a drop-in that sets one signal keeps the other defaults.
         if cfg.errors.is_empty() && !cfg.flags_only_base {
             if let Value::Object(o) = &mut cfg.merged {
                 if !o.contains_key("evictionHard") || o.get("evictionHard") == Some(&Value::Null) {

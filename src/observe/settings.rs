@@ -54,7 +54,7 @@ fn empty_map() -> Value {
 }
 
 /// `eviction.DefaultEvictionHard` (pkg/kubelet/eviction/defaults_linux.go), applied by
-/// `loadConfigFile` when the file has no `evictionHard` (reference §2.1 step 2).
+/// `loadConfigFile` (cmd/kubelet/app/server.go) when the file has no `evictionHard`.
 pub fn default_eviction_hard() -> Value {
     json!({
         "memory.available": "100Mi",
@@ -78,7 +78,9 @@ macro_rules! setting {
     };
 }
 
-/// Every setting the controls read. Defaults: reference §2.2.
+/// Every setting the controls read. Defaults: pkg/kubelet/apis/config/v1beta1/defaults.go
+/// `SetDefaults_KubeletConfiguration` and cmd/kubelet/app/options/options.go
+/// `applyLegacyDefaults`.
 pub static SETTINGS: &[SettingDef] = &[
     setting!(
         "authentication.anonymous.enabled",
