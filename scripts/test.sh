@@ -11,6 +11,10 @@
 #   4. The real pipeline: agents -> Prometheus -> Alertmanager, dashboard queries.
 #   5. The image: the shipped Dockerfile's final stage built with buildah from a static
 #      release binary, and run.
+#   6. Real kubelets: the newest recorded kubelet version is built from upstream source
+#      (cached by version under /var/cache/kubelet-sentinel/kubelets), every scenario of
+#      tests/kubelet-truth/ is recorded again with it, and any difference from the committed
+#      recordings fails (cargo test already compared the agent with every recording).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 start=$(date +%s)
@@ -28,6 +32,13 @@ if [ ${#need_apt[@]} -gt 0 ]; then
   # --no-install-recommends keeps it to the binaries; no service is started here.
   apt-get install -y -qq --no-install-recommends "${need_apt[@]}" >/dev/null
 fi
+
+# The real kubelet of step 6 is built (or found in its cache) in the background from here,
+# so that the light steps below overlap with it.
+newest=$(ls tests/kubelet-truth/recorded | sort -V | tail -n1)
+kubelet_log=$(mktemp)
+bash tests/kubelet-truth/build-kubelet.sh "$newest" >"$kubelet_log" 2>&1 &
+kubelet_build=$!
 
 step "deploy artefacts: manifests, Helm chart"
 bash scripts/check-deploy.sh
@@ -60,5 +71,13 @@ python3 scripts/pipeline-test.py
 
 step "image"
 bash scripts/check-image.sh
+
+step "real kubelet $newest: wait for its build, re-record every scenario, diff with the recordings"
+if ! wait "$kubelet_build"; then
+  echo "building kubelet $newest failed:" >&2
+  cat "$kubelet_log" >&2
+  exit 1
+fi
+bash tests/kubelet-truth/record.sh --check --version "$newest" --kubelet "$(tail -n1 "$kubelet_log")"
 
 step "all tests passed"

@@ -2,7 +2,7 @@
 //! kubelet/runtime and the OS, hard eviction for memory).
 
 use super::util::{
-    self, because, decide, known, map_of, quantity_is_zero, render, unknown_with,
+    self, because, decide, known, kubelet, map_of, quantity_is_zero, render, unknown_with,
     PRACTICE_RESOURCES,
 };
 use super::{Control, Ctx, Family, Needs, Outcome, Severity};
@@ -105,8 +105,10 @@ fn reserved(ctx: &Ctx, key: &str, for_whom: &str) -> Outcome {
 
 fn evaluate_eviction_hard(ctx: &Ctx) -> Outcome {
     decide(|| {
-        // The default map counts: `loadConfigFile` applies DefaultEvictionHard when the
-        // file has none (reference §2.1); a map in the file or a flag replaces it wholesale.
+        // The default map counts: `loadConfigFile` (cmd/kubelet/app/server.go) applies
+        // eviction.DefaultEvictionHard when the --config file has none; a map in the file or
+        // a flag replaces it wholesale. A flags-only kubelet (no --config) has no default
+        // map at all, as real kubelets show (tests/kubelet-truth, scenario flags-only).
         let s = known(ctx, "evictionHard")?;
         let map = map_of(&s)?;
         let src = util::source_label(&s);
@@ -116,14 +118,12 @@ fn evaluate_eviction_hard(ctx: &Ctx) -> Outcome {
             render(&s.value)
         };
         let Some(q) = map.get("memory.available") else {
-            return Ok(Outcome::fail(
-                observed,
-                src,
-                because(
-                    "evictionHard has no memory.available: the map replaced the default, so the kubelet does not evict on memory pressure (the kernel OOM killer decides)",
-                    &s,
-                ),
-            ));
+            let why = if kubelet(ctx)?.config.flags_only_base {
+                "evictionHard has no memory.available: without a --config file the kubelet has no default eviction thresholds (only loadConfigFile fills them in), so it does not evict on memory pressure (the kernel OOM killer decides)"
+            } else {
+                "evictionHard has no memory.available: the map replaced the default, so the kubelet does not evict on memory pressure (the kernel OOM killer decides)"
+            };
+            return Ok(Outcome::fail(observed, src, because(why, &s)));
         };
         Ok(match quantity_is_zero(q) {
             Some(false) => Outcome::pass(

@@ -287,6 +287,15 @@ impl EffectiveConfig {
                 reason: format!("internal: unknown setting {key}"),
             };
         };
+        // A command line the kubelet's flag parsing rejects never gets as far as loading a
+        // configuration: nothing about it can be decided.
+        if let Some(r) = self.flags.refusal() {
+            return Lookup::Unknown {
+                reason: format!(
+                    "the kubelet would refuse this command line ({r}), so {key} cannot be decided"
+                ),
+            };
+        }
         self.lookup(def, minor)
     }
 

@@ -378,7 +378,9 @@ fn load(args: &[String]) -> Result<Settings, String> {
         }
         None => (Vec::new(), None),
     };
-    let cfg = EffectiveConfig::build(flags.clone(), main, config_dir, dropins, dir_error);
+    let mut cfg = EffectiveConfig::build(flags.clone(), main, config_dir, dropins, dir_error);
+    // Loaded by the rules of the version the stand-in claims to be.
+    cfg.set_kubelet_version(Some(&own_version()));
     if cfg.has_errors() {
         return Err(cfg.errors.join("; "));
     }
@@ -450,7 +452,12 @@ fn configz(cfg: &EffectiveConfig) -> Result<String, String> {
     use kubelet_sentinel::observe::settings::{parse_go_duration, SettingKind, SETTINGS};
     let mut root = serde_json::Map::new();
     for def in SETTINGS {
-        let mut v = known(cfg, def.key)?.value;
+        // What a real kubelet serves: its configuration after InitializeTLS filled in the
+        // self-signed pair, without the command-line-only --seccomp-default.
+        let mut v = match cfg.configz_view(def.key, cfg.kubelet_minor) {
+            Lookup::Known(s) => s.value,
+            Lookup::Unknown { reason } => return Err(format!("{}: {reason}", def.key)),
+        };
         if def.kind == SettingKind::Duration {
             if let Some(secs) = v.as_str().and_then(parse_go_duration) {
                 v = Value::String(go_duration(secs));
