@@ -106,7 +106,8 @@ fn reserved(ctx: &Ctx, key: &str, for_whom: &str) -> Outcome {
 fn evaluate_eviction_hard(ctx: &Ctx) -> Outcome {
     decide(|| {
         // The default map counts: `loadConfigFile` applies DefaultEvictionHard when the
-        // file has none (reference §2.1); a map in the file or a flag replaces it wholesale.
+        // file has none (cmd/kubelet/app/server.go); a map in the file or a flag replaces it
+        // wholesale.
         let s = known(ctx, "evictionHard")?;
         let map = map_of(&s)?;
         let src = util::source_label(&s);
@@ -134,7 +135,9 @@ fn evaluate_eviction_hard(ctx: &Ctx) -> Outcome {
                     &s,
                 ),
             ),
-            // kind and minikube ship 0% thresholds (reference §5).
+            // kind and minikube ship 0% thresholds (kubernetes-sigs/kind
+            // pkg/cluster/internal/kubeadm/config.go, kubernetes/minikube
+            // pkg/minikube/bootstrapper/bsutil/ktmpl/v1beta4.go).
             Some(true) => Outcome::fail(
                 observed,
                 src,
@@ -164,7 +167,8 @@ mod tests {
         let o = eval(id, &snapshot_with(&[], Some("")));
         assert_status(&o, Status::Fail);
         assert_eq!((o.observed.as_str(), o.source.as_str()), ("{}", "default"));
-        // EKS AL2023 (reference §5).
+        // EKS AL2023 (awslabs/amazon-eks-ami
+        // nodeadm/test/e2e/cases/kubelet-config/expected-kubelet-config.json).
         let o = eval(
             id,
             &snapshot_with(
@@ -228,7 +232,8 @@ mod tests {
             o.observed
         );
 
-        // kind (reference §5): a map without memory.available replaces the default.
+        // kind (kubernetes-sigs/kind pkg/cluster/internal/kubeadm/config.go): a map without
+        // memory.available replaces the default.
         let kind = "evictionHard:\n  imagefs.available: 0%\n  nodefs.available: 0%\n  nodefs.inodesFree: 0%\n";
         let o = eval(id, &snapshot_with(&[], Some(kind)));
         assert_status(&o, Status::Fail);
