@@ -3,8 +3,9 @@
 //! policy, and compare the status of EVERY catalogue control with an explicit table, plus
 //! the observed value and source of the decisive ones.
 //!
-//! Expectations follow the reference (`/work/shared/reference/kubelet-facts.md`), not
-//! whatever the code happened to do; a comment explains every non-obvious one.
+//! Expectations follow the kubelet's source and recordings of real kubelets under
+//! tests/kubelet-truth/, not whatever the code happened to do; a comment explains every
+//! non-obvious one.
 
 mod common;
 
@@ -314,7 +315,8 @@ fn flags_only() {
             ("kubelet-identity-least-privilege", U),
         ],
     );
-    // The legacy flags-only defaults (reference §2.2): the four insecure values.
+    // The legacy flags-only defaults (options.go `applyLegacyDefaults`): the four insecure
+    // values.
     r.expect_full("anonymous-auth-disabled", F, "true", "default");
     r.expect_reason("anonymous-auth-disabled", "flags-only");
     r.expect_full("authorization-mode-webhook", F, "AlwaysAllow", "default");
@@ -871,7 +873,8 @@ fn microk8s() {
         k.unit.as_deref(),
         Some("snap.microk8s.daemon-kubelite.service")
     );
-    // No --authorization-mode and no --config: AlwaysAllow (reference §5 MicroK8s).
+    // No --authorization-mode and no --config (canonical/microk8s
+    // microk8s-resources/default-args/kubelet): AlwaysAllow, `applyLegacyDefaults`.
     r.expect_full("authorization-mode-webhook", F, "AlwaysAllow", "default");
     // Flags come from the args file: quoted value unquoted, ${SNAP_DATA} expanded.
     r.expect_full("anonymous-auth-disabled", P, "false", "flag");
@@ -1513,11 +1516,12 @@ fn misconfigured() {
     }
 }
 
-// ------------------------------------------------------ precedence edge (reference)
+// ---------------------------------------- precedence edge (cmd/kubelet/app/server.go)
 
-/// Reference §2.1: `loadConfigFile` sets evictionHard to DefaultEvictionHard when the file
-/// has none, and a drop-in is an RFC 7386 merge patch, so maps merge: a drop-in that tunes
-/// one signal keeps memory.available<100Mi (the drop-in map does not replace the default).
+/// cmd/kubelet/app/server.go: `loadConfigFile` sets evictionHard to DefaultEvictionHard when
+/// the file has none, and a drop-in is an RFC 7386 merge patch (`mergeKubeletConfigurations`),
+/// so maps merge: a drop-in that tunes one signal keeps memory.available<100Mi (the drop-in
+/// map does not replace the default).
 #[test]
 fn dropin_eviction_map_merges_into_the_config_file_default() {
     let fx = Fixture::load("eks-al2023");

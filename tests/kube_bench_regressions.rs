@@ -1,9 +1,11 @@
-//! One test per known false result of kube-bench (reference §1.6), run against a fixture
-//! host tree that reproduces the situation of the issue. kube-bench takes the first
-//! existing file of a static list, searches `ps` output for `--flag=value`, and applies no
-//! kubelet defaults (§1.3, §1.4); kubelet-sentinel reads `--config` from the process and
-//! applies the kubelet's own precedence and defaults (§2.1, §2.2). Each test asserts our
-//! status *and* where the deciding value came from.
+//! One test per known false result of kube-bench (each cites its aquasecurity/kube-bench
+//! issue), run against a fixture host tree that reproduces the situation of the issue.
+//! kube-bench takes the first existing file of a static list, searches `ps` output for
+//! `--flag=value`, and applies no kubelet defaults (kube-bench cmd/util.go `getFiles`,
+//! check/test.go `findValue`); kubelet-sentinel reads `--config` from the process and
+//! applies the kubelet's own precedence and defaults (cmd/kubelet/app/server.go
+//! `NewKubeletCommand`). Each test asserts our status *and* where the deciding value came
+//! from.
 
 mod common;
 
@@ -172,7 +174,8 @@ fn kube_bench_852_gke_space_separated_config_flag() {
 
 /// aquasecurity/kube-bench#1242 "cfg/cis-1.6's 4.2.1 get a false negative result": a
 /// kubelet configured by flags only, with no config file. Without `--anonymous-auth` the
-/// flags-only default is `true` (reference §2.2), so 4.2.1 must fail, from the default;
+/// flags-only default is `true` (`applyLegacyDefaults`), so 4.2.1 must fail, from the
+/// default;
 /// with `--anonymous-auth=false` (the issue's command line) it passes, from the flag, while
 /// the other legacy defaults (AlwaysAllow, no webhook, port 10255) still fail.
 #[test]

@@ -403,7 +403,8 @@ proptest! {
         }
     }
 
-    /// Reference §2.1 step 4: a flag beats the file and every drop-in.
+    /// cmd/kubelet/app/server.go `kubeletConfigFlagPrecedence`: a flag beats the file and
+    /// every drop-in.
     #[test]
     fn flag_beats_file_and_dropins(port_file in 0i64..65536, port_dropin in 0i64..65536, port_flag in 0i64..65536) {
         let cfg = EffectiveConfig::build(

@@ -1,5 +1,6 @@
 //! The embedded release and CVE tables, loaded through the public API, agree with known
-//! facts (kubelet-facts.md §4), and every GitVersion form seen in the wild parses.
+//! facts (the kubernetes/kubernetes security issues, kubernetes.io/releases), and every
+//! GitVersion form seen in the wild parses.
 
 use kubelet_sentinel::evaluate::util::parse_kube_version;
 use kubelet_sentinel::evaluate::version::{
@@ -147,7 +148,7 @@ fn release_table_knows_the_support_window() {
             .map(|r| r.minor.to_string())
             .collect::<Vec<_>>()
     };
-    // The reference's "current three".
+    // kubernetes.io/releases/version-skew-policy: the three most recent minors are maintained.
     assert_eq!(on("2026-01-15"), ["1.35", "1.34", "1.33"]);
 }
 

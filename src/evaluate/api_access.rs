@@ -149,7 +149,8 @@ fn evaluate_read_only_port_config(ctx: &Ctx) -> Outcome {
         let src = util::source_label(&s);
         Ok(match port {
             0 => Outcome::pass(observed, src, because("the read-only port is disabled", &s)),
-            // reference §2.4: plain HTTP, `NewServer(..., nil, nil)`: no authn, no authz.
+            // pkg/kubelet/server/server.go `ListenAndServeKubeletReadOnlyServer`: plain HTTP,
+            // `NewServer` with nil auth: no authn, no authz.
             1..=65535 => Outcome::fail(
                 observed,
                 src,
@@ -335,7 +336,7 @@ mod tests {
         assert_status(&o, Status::Pass);
         assert_eq!((o.observed.as_str(), o.source.as_str()), ("0", "default"));
 
-        // Flags only: the legacy default is 10255 (reference §2.2).
+        // Flags only: the legacy default is 10255 (options.go `applyLegacyDefaults`).
         let o = eval("read-only-port-disabled", &snapshot_with(&[], None));
         assert_status(&o, Status::Fail);
         assert_eq!(
@@ -363,7 +364,8 @@ mod tests {
         assert_status(&o, Status::Pass);
         assert_eq!(o.source, "flag");
 
-        // k3s/RKE2: --config-dir without --config keeps the legacy base (reference §2.1).
+        // k3s/RKE2: --config-dir without --config keeps the legacy base (server.go
+        // `NewKubeletCommand`; k3s-io/k3s#12164).
         let o = eval(
             "read-only-port-disabled",
             &snapshot_with_dropins(

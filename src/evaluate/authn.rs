@@ -57,8 +57,9 @@ pub static CONTROLS: &[Control] = &[
     },
 ];
 
-/// Extra words when a value is the flags-only default (reference §2.2: only four defaults
-/// differ between the modes, and these are three of them).
+/// Extra words when a value is the flags-only default (cmd/kubelet/app/options/options.go
+/// `applyLegacyDefaults`: only four defaults differ between the modes, and these are three
+/// of them).
 fn flags_only_hint(s: &crate::observe::config::Setting, what: &str) -> String {
     match s.source {
         Source::Default { flags_only: true } => format!(
@@ -68,8 +69,9 @@ fn flags_only_hint(s: &crate::observe::config::Setting, what: &str) -> String {
     }
 }
 
-/// Live evidence from `GET /pods` without credentials (reference §2.4: 401 → anonymous
-/// disabled, 403 → anonymous enabled but denied, 200 → open).
+/// Live evidence from `GET /pods` without credentials (pkg/kubelet/server/server.go
+/// `InstallAuthFilter`: 401 → anonymous disabled, 403 → anonymous enabled but denied,
+/// 200 → open).
 fn anonymous_status(ctx: &Ctx) -> Option<Result<u16, String>> {
     let l = util::live(ctx)?;
     Some(match l.anonymous.as_ref()? {

@@ -134,7 +134,9 @@ fn evaluate_eviction_hard(ctx: &Ctx) -> Outcome {
                     &s,
                 ),
             ),
-            // kind and minikube ship 0% thresholds (reference §5).
+            // kind and minikube ship 0% thresholds (kubernetes-sigs/kind
+            // pkg/cluster/internal/kubeadm/config.go, kubernetes/minikube
+            // pkg/minikube/bootstrapper/bsutil/ktmpl/v1beta4.go).
             Some(true) => Outcome::fail(
                 observed,
                 src,
@@ -164,7 +166,8 @@ mod tests {
         let o = eval(id, &snapshot_with(&[], Some("")));
         assert_status(&o, Status::Fail);
         assert_eq!((o.observed.as_str(), o.source.as_str()), ("{}", "default"));
-        // EKS AL2023 (reference §5).
+        // EKS AL2023 (awslabs/amazon-eks-ami
+        // nodeadm/test/e2e/cases/kubelet-config/expected-kubelet-config.json).
         let o = eval(
             id,
             &snapshot_with(
@@ -228,7 +231,8 @@ mod tests {
             o.observed
         );
 
-        // kind (reference §5): a map without memory.available replaces the default.
+        // kind (kubernetes-sigs/kind pkg/cluster/internal/kubeadm/config.go): a map without
+        // memory.available replaces the default.
         let kind = "evictionHard:\n  imagefs.available: 0%\n  nodefs.available: 0%\n  nodefs.inodesFree: 0%\n";
         let o = eval(id, &snapshot_with(&[], Some(kind)));
         assert_status(&o, Status::Fail);

@@ -1,8 +1,9 @@
 //! The kubelet's command line, parsed the way its flag library (spf13/pflag with
 //! component-base's `WordSepNormalizeFunc`) parses it.
 //!
-//! - `--flag=value` and `--flag value` (EKS AL2 and GKE write `--config /path`,
-//!   reference §5); a known boolean flag never consumes the next argument.
+//! - `--flag=value` and `--flag value` (EKS AL2 and GKE write `--config /path`:
+//!   awslabs/amazon-eks-ami templates/al2/runtime/kubelet.service, kube-bench#852); a known
+//!   boolean flag never consumes the next argument.
 //! - bare booleans (`--anonymous-auth` = true), `--flag=false`.
 //! - single-dash long names are accepted too (`-anonymous-auth=false`).
 //! - `_` and `-` are the same in a name (`WordSepNormalizeFunc`).
@@ -383,7 +384,8 @@ fn split_list(s: &str) -> Vec<String> {
 }
 
 /// Split a MicroK8s-style args file (one flag per line, values possibly quoted,
-/// `${SNAP_DATA}`/`${SNAP_COMMON}` unexpanded) into argv words. Reference §5 MicroK8s.
+/// `${SNAP_DATA}`/`${SNAP_COMMON}` unexpanded) into argv words, as canonical/microk8s
+/// microk8s-resources/default-args/kubelet is written.
 pub fn args_file_words(text: &str) -> Vec<String> {
     let mut words = Vec::new();
     for line in text.lines() {

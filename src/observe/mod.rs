@@ -42,7 +42,7 @@ pub struct ObserveOptions {
 const MAX_DROPIN_DEPTH: usize = 16;
 const MAX_DROPIN_FILES: usize = 256;
 
-/// The default `--cert-dir` (reference §2.2).
+/// The default `--cert-dir` (cmd/kubelet/app/options/options.go `NewKubeletFlags`).
 const DEFAULT_CERT_DIR: &str = "/var/lib/kubelet/pki";
 
 /// systemd unit search path, in precedence order (systemd.unit(5)).
@@ -219,7 +219,8 @@ fn observe_with(host: &HostRoot, opts: &ObserveOptions, cache: &mut Cache) -> Sn
 type Chosen = Option<(ProcInfo, KubeletKind)>;
 
 /// MicroK8s' kubelite runs the kube-apiserver in the same process, with its flags in
-/// `--apiserver-args-file` (reference §5 MicroK8s). No such flag: no apiserver here.
+/// `--apiserver-args-file` (canonical/microk8s microk8s-resources/default-args/kubelite). No
+/// such flag: no apiserver here.
 fn kubelite_apiserver(host: &HostRoot, kubelite: &ProcInfo) -> Result<Option<ApiServer>, String> {
     let own = Flags::parse(kubelite.argv.get(1..).unwrap_or(&[]));
     let Some(path) = own.string("apiserver-args-file").filter(|p| !p.is_empty()) else {
@@ -545,7 +546,7 @@ fn observe_kubelet(
         Lookup::Unknown { .. } => None,
     };
 
-    // 6. serving certificate and key paths (reference §2.2: InitializeTLS).
+    // 6. serving certificate and key paths (cmd/kubelet/app/server.go `InitializeTLS`).
     let cert_dir = flag_path("cert-dir").unwrap_or_else(|| DEFAULT_CERT_DIR.to_string());
     let str_setting = |key: &str| -> Option<(String, Source)> {
         cfg.get(key).known().and_then(|s| {

@@ -58,7 +58,8 @@ fn basename(s: &str) -> &str {
     s.rsplit('/').next().unwrap_or(s)
 }
 
-/// Classify a process by its argv and exe (reference §1.4, §5).
+/// Classify a process by its argv and exe: the names of kube-bench's cfg/config.yaml `bins`
+/// (`hyperkube kubelet`, `kubelet`), MicroK8s `kubelite`, k3s `server`/`agent`.
 pub fn classify(argv: &[String], exe: Option<&str>) -> Option<KubeletKind> {
     let arg0 = argv.first().map(|a| basename(a)).unwrap_or("");
     let exe_base = exe.map(basename).unwrap_or("");

@@ -1,12 +1,13 @@
 //! The kubelet's running configuration, read from its `/configz` (opt-in:
 //! `--read-running-config`), to compare with what its files and flags say.
 //!
-//! Reference §2.1: the kubelet serves its effective, merged configuration at
-//! `GET /configz` as `{"kubeletconfig": {...}}` (debug handlers only), and the API server
-//! proxies it at `/api/v1/nodes/<node>/proxy/configz`. Reference §2.4: the kubelet's auth
-//! filter answers 401 (token not authenticated) or 403 (not authorized); with the
-//! `KubeletFineGrainedAuthz` gate `/configz` is authorized as `nodes/configz`, falling back
-//! to `nodes/proxy`, without it as `nodes/proxy`.
+//! The kubelet serves its effective, merged configuration (cmd/kubelet/app/server.go
+//! `initConfigz`) at `GET /configz` as `{"kubeletconfig": {...}}` (debug handlers only),
+//! and the API server proxies it at `/api/v1/nodes/<node>/proxy/configz`. The kubelet's
+//! auth filter (pkg/kubelet/server/server.go `InstallAuthFilter`) answers 401 (token not
+//! authenticated) or 403 (not authorized); with the `KubeletFineGrainedAuthz` gate
+//! `/configz` is authorized as `nodes/configz`, falling back to `nodes/proxy`, without it
+//! as `nodes/proxy` (pkg/kubelet/server/auth.go `GetRequestAttributes`).
 //!
 //! Two routes, least privilege first:
 //!

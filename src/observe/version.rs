@@ -1,6 +1,6 @@
 //! The kubelet's version: parsed from `kubelet --version` (run directly, never through a
-//! shell) or from the `kubernetes_build_info` gauge on its metrics endpoint
-//! (reference §2.3).
+//! shell; k8s.io/component-base version/verflag `PrintAndExitIfRequested`) or from the
+//! `kubernetes_build_info` gauge on its metrics endpoint (component-base metrics/version.go).
 
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
