@@ -1,9 +1,11 @@
 //! Practice 4: harden kubelet defaults.
 
+use super::by_version::{self, minor, Era, Minors};
 use super::util::{
     self, because, bool_of, decide, int_of, known, kubelet, kubelet_version, str_of, unknown_with,
     PRACTICE_HARDENING,
 };
+use super::version::Minor;
 use super::{Control, Ctx, Family, Needs, Outcome, Severity, Status};
 use crate::observe::settings::parse_go_duration;
 
@@ -194,6 +196,9 @@ fn evaluate_hostname_override(ctx: &Ctx) -> Outcome {
 /// client-go's `rest.DefaultQPS`.
 const CLIENT_GO_DEFAULT_QPS: i64 = 5;
 
+/// The first kubelet minor that turns `eventRecordQPS: 0` into "no limit".
+const EVENT_QPS_ZERO_UNLIMITED: Minor = minor(1, 37);
+
 fn evaluate_event_qps(ctx: &Ctx) -> Outcome {
     let min = ctx.policy.expected.event_qps_min;
     let max = ctx.policy.expected.event_qps_max;
@@ -201,11 +206,18 @@ fn evaluate_event_qps(ctx: &Ctx) -> Outcome {
         Some(max) => format!("effective event QPS {min}..={max}"),
         None => format!("effective event QPS ≥ {min}"),
     };
-    // kube-bench tests `gte 0`, which every valid value passes (reference §1.2).
-    // What the kubelet really does (cmd/kubelet/app/server.go, client-go rest):
-    // `eventClientConfig.QPS = float32(s.EventRecordQPS)`; `rest.RESTClientFor` turns a
-    // QPS of 0 into DefaultQPS (5) and only a negative QPS disables rate limiting.
-    // types.go's "0 = no limit" (reference §2.2) is wrong; the flag help is right.
+    // kube-bench tests `gte 0`, which every valid value passes. What the kubelet does
+    // (cmd/kubelet/app/server.go, `run`, where the event client is made):
+    // `eventClientConfig.QPS = float32(s.EventRecordQPS)`, then
+    // `v1core.NewForConfig`, whose client-go `rest.RESTClientForConfigAndClient` turns a
+    // QPS of 0 into `rest.DefaultQPS` (5) and builds no rate limiter for a negative QPS.
+    // - 1.19 .. 1.36 (checked in v1.19.16 .. v1.36.3): nothing else; 0 is a 5/s limit.
+    // - from 1.37 (v1.37.0, v1.37.2): kubernetes#117119 adds `if int(eventClientConfig.QPS)
+    //   == 0 { eventClientConfig.QPS = float32(-1) }` ("If the value of EventRecordQPS is 0,
+    //   there is no limit enforced"): no rate limiter at all.
+    // - a negative value is refused by pkg/kubelet/apis/config/validation `ValidateKubeletConfiguration`
+    //   ("eventRecordQPS (--event-qps) ... must not be a negative number") in every version.
+    // /configz shows 0 in both cases: only the version tells them apart.
     decide(|| {
         let s = known(ctx, "eventRecordQPS")?;
         let qps = int_of(&s)?;
@@ -215,47 +227,57 @@ fn evaluate_event_qps(ctx: &Ctx) -> Outcome {
                 qps.to_string(),
                 src,
                 because(
-                    "negative: the kubelet refuses to start with it; client-go would disable rate limiting",
+                    "negative: the kubelet's validation refuses it, so the kubelet does not start",
                     &s,
                 ),
             ));
         }
-        let effective = if qps == 0 { CLIENT_GO_DEFAULT_QPS } else { qps };
-        let observed = if qps == 0 {
-            format!("0 (effective {CLIENT_GO_DEFAULT_QPS}/s)")
-        } else {
-            qps.to_string()
+        let within = |effective: i64, observed: String, note: &str| -> Outcome {
+            if effective < min {
+                Outcome::fail(
+                    observed,
+                    src.clone(),
+                    format!("effective {effective} events/s is below the policy minimum {min}: events may be dropped{note}"),
+                )
+            } else if let Some(max) = max.filter(|m| effective > *m) {
+                Outcome::fail(
+                    observed,
+                    src.clone(),
+                    format!("effective {effective} events/s is above the policy maximum {max}{note}"),
+                )
+            } else {
+                Outcome::pass(
+                    observed,
+                    src.clone(),
+                    format!("events are rate-limited at {effective}/s{note}"),
+                )
+            }
         };
-        let zero_note = if qps == 0 {
-            " (0 means client-go's default of 5, not unlimited)"
+        let mut out = if qps > 0 {
+            within(qps, qps.to_string(), "")
         } else {
-            ""
+            let five = within(
+                CLIENT_GO_DEFAULT_QPS,
+                format!("0 (effective {CLIENT_GO_DEFAULT_QPS}/s)"),
+                " (0 means client-go's default of 5/s)",
+            );
+            let unlimited = Outcome::fail(
+                "0 (no limit)",
+                src.clone(),
+                "0 means no limit: the kubelet gives its event client QPS -1 and client-go builds no rate limiter",
+            );
+            by_version::judge(
+                ctx,
+                vec![
+                    Era::new(Minors::up_to(minor(1, 36)), five),
+                    Era::new(Minors::from(EVENT_QPS_ZERO_UNLIMITED), unlimited),
+                ],
+                "0",
+                &src,
+            )
         };
-        Ok(if effective < min {
-            Outcome::fail(
-                observed,
-                src,
-                because(
-                    format!("effective {effective} events/s is below the policy minimum {min}: events may be dropped{zero_note}"),
-                    &s,
-                ),
-            )
-        } else if let Some(max) = max.filter(|m| effective > *m) {
-            Outcome::fail(
-                observed,
-                src,
-                because(
-                    format!("effective {effective} events/s is above the policy maximum {max}{zero_note}"),
-                    &s,
-                ),
-            )
-        } else {
-            Outcome::pass(
-                observed,
-                src,
-                because(format!("events are rate-limited at {effective}/s{zero_note}"), &s),
-            )
-        })
+        out.reason = because(&out.reason, &s);
+        Ok(out)
     })
     .with_expected(expected)
 }
@@ -321,6 +343,13 @@ fn evaluate_protect_kernel(ctx: &Ctx) -> Outcome {
 mod tests {
     use super::super::util::testing::*;
     use super::super::Status;
+    use crate::snapshot::Snapshot;
+
+    fn with_version(mut s: Snapshot, v: &str) -> Snapshot {
+        kubelet_mut(&mut s).version = Some(v.into());
+        kubelet_mut(&mut s).version_source = Some("binary".into());
+        s
+    }
 
     #[test]
     fn streaming_timeout() {
@@ -434,26 +463,15 @@ mod tests {
         assert_eq!((o.observed.as_str(), o.source.as_str()), ("50", "default"));
         assert_eq!(o.expected.as_deref(), Some("effective event QPS ≥ 1"));
 
-        // k3s used --event-qps=0: that is 5/s, not unlimited.
-        let o = eval(id, &snapshot_with(&["--event-qps=0"], None));
-        assert_status(&o, Status::Pass);
-        assert_eq!(
-            (o.observed.as_str(), o.source.as_str()),
-            ("0 (effective 5/s)", "flag")
-        );
-
         let o = eval(id, &snapshot_with(&[], Some("eventRecordQPS: -1\n")));
         assert_status(&o, Status::Fail);
         assert!(o.reason.contains("negative"));
 
         let p = policy("expected:\n  event_qps_min: 10\n  event_qps_max: 40\n");
-        let o = eval_with(id, &snapshot_with(&["--event-qps=0"], None), &p);
-        assert_status(&o, Status::Fail);
-        assert!(o.reason.contains("below"));
-        assert_eq!(o.expected.as_deref(), Some("effective event QPS 10..=40"));
         let o = eval_with(id, &snapshot_with(&[], Some("")), &p);
         assert_status(&o, Status::Fail);
         assert!(o.reason.contains("above the policy maximum 40"));
+        assert_eq!(o.expected.as_deref(), Some("effective event QPS 10..=40"));
         assert_status(
             &eval_with(id, &snapshot_with(&["--event-qps=20"], None), &p),
             Status::Pass,
@@ -462,6 +480,83 @@ mod tests {
             &eval(id, &snapshot_with(&["--event-qps=lots"], None)),
             Status::Unknown,
         );
+    }
+
+    #[test]
+    fn event_qps_zero_is_5_per_second_up_to_1_36() {
+        let id = "event-qps-limited";
+        // k3s used --event-qps=0: that is 5/s, not unlimited, on these kubelets.
+        for v in ["v1.19.16", "v1.29.6", "v1.36.3", "v1.36.9-eks-1552ad0"] {
+            let o = eval(
+                id,
+                &with_version(snapshot_with(&["--event-qps=0"], None), v),
+            );
+            assert_status(&o, Status::Pass);
+            assert_eq!(
+                (o.observed.as_str(), o.source.as_str()),
+                ("0 (effective 5/s)", "flag")
+            );
+            assert!(o.reason.contains("up to 1.36: events are rate-limited at 5/s"), "{}", o.reason);
+        }
+        let p = policy("expected:\n  event_qps_min: 10\n");
+        let o = eval_with(
+            id,
+            &with_version(snapshot_with(&["--event-qps=0"], None), "v1.36.3"),
+            &p,
+        );
+        assert_status(&o, Status::Fail);
+        assert!(o.reason.contains("below the policy minimum 10"), "{}", o.reason);
+    }
+
+    #[test]
+    fn event_qps_zero_is_no_limit_from_1_37() {
+        let id = "event-qps-limited";
+        for v in ["v1.37.0", "v1.37.2", "v1.38.0-alpha.1"] {
+            let o = eval(
+                id,
+                &with_version(snapshot_with(&[], Some("eventRecordQPS: 0\n")), v),
+            );
+            assert_status(&o, Status::Fail);
+            assert_eq!(
+                (o.observed.as_str(), o.source.as_str()),
+                ("0 (no limit)", "config-file")
+            );
+            assert!(o.reason.contains("from 1.37: 0 means no limit"), "{}", o.reason);
+        }
+        // A positive value is the same on every version.
+        let o = eval(
+            id,
+            &with_version(snapshot_with(&["--event-qps=5"], None), "v1.37.2"),
+        );
+        assert_status(&o, Status::Pass);
+        assert_eq!(o.reason, "events are rate-limited at 5/s; from flag --event-qps");
+    }
+
+    #[test]
+    fn event_qps_zero_with_an_unknown_version() {
+        let id = "event-qps-limited";
+        let o = eval(id, &snapshot_with(&["--event-qps=0"], None));
+        assert_status(&o, Status::Unknown);
+        assert_eq!((o.observed.as_str(), o.source.as_str()), ("0", "flag"));
+        assert!(
+            o.reason.contains("up to 1.36 pass: events are rate-limited at 5/s (0 means client-go's default of 5/s); from 1.37 fail: 0 means no limit"),
+            "{}",
+            o.reason
+        );
+        assert!(o.reason.contains("the kubelet's version is not known"), "{}", o.reason);
+        // When 5/s fails the policy too, every version fails: no version needed.
+        let p = policy("expected:\n  event_qps_min: 10\n");
+        let o = eval_with(id, &snapshot_with(&["--event-qps=0"], None), &p);
+        assert_status(&o, Status::Fail);
+        assert_eq!(o.observed, "0");
+        assert!(o.reason.contains("fail on every supported kubelet (1.19–1.37)"), "{}", o.reason);
+        // A version that cannot be parsed is no better than none.
+        let o = eval(
+            id,
+            &with_version(snapshot_with(&["--event-qps=0"], None), "garbage"),
+        );
+        assert_status(&o, Status::Unknown);
+        assert!(o.reason.contains("not understood"), "{}", o.reason);
     }
 
     #[test]
