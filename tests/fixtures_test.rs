@@ -177,7 +177,7 @@ fn kubeadm_hardened() {
             ("kubelet-version-no-known-cves", U),
             // Reading the running configuration is off (the default, --read-running-config).
             ("running-config-matches-disk", NA),
-            ("streaming-idle-timeout-set", P),
+            ("streaming-idle-timeout-set", U),
             ("iptables-util-chains", P),
             ("hostname-override-unset", P),
             ("event-qps-limited", P),
@@ -214,8 +214,10 @@ fn kubeadm_hardened() {
     assert_eq!(k.unit.as_deref(), Some("kubelet.service"));
     assert_eq!(k.start_time_ticks, Some(1461));
     assert_eq!(r.snapshot.node, "k8s-cp-01");
-    // The kubeadm `0s` durations are not effective values: the kubelet defaults them.
-    r.expect_full("streaming-idle-timeout-set", P, "4h0m0s", "default");
+    // The kubeadm `0s` durations are not effective values: the kubelet defaults them. The
+    // idle timeout only matters to dockershim (kubelets up to 1.23): unknown without a
+    // version.
+    r.expect_full("streaming-idle-timeout-set", U, "4h0m0s", "default");
     r.expect_reason("streaming-idle-timeout-set", "replaces with the default");
     r.expect_full("read-only-port-disabled", P, "0", "config-file");
     r.expect_full("tls-min-version", P, "VersionTLS12", "config-file");
@@ -283,7 +285,7 @@ fn flags_only() {
             ("kubelet-version-no-known-cves", U),
             // Reading the running configuration is off (the default, --read-running-config).
             ("running-config-matches-disk", NA),
-            ("streaming-idle-timeout-set", P),
+            ("streaming-idle-timeout-set", U),
             ("iptables-util-chains", P),
             ("hostname-override-unset", P),
             ("event-qps-limited", P),
@@ -359,7 +361,7 @@ fn eks_al2() {
             ("kubelet-version-no-known-cves", U),
             // Reading the running configuration is off (the default, --read-running-config).
             ("running-config-matches-disk", NA),
-            ("streaming-idle-timeout-set", P),
+            ("streaming-idle-timeout-set", U),
             ("iptables-util-chains", P),
             ("hostname-override-unset", F),
             ("event-qps-limited", P),
@@ -453,7 +455,7 @@ fn eks_al2023() {
             ("kubelet-version-no-known-cves", U),
             // Reading the running configuration is off (the default, --read-running-config).
             ("running-config-matches-disk", NA),
-            ("streaming-idle-timeout-set", P),
+            ("streaming-idle-timeout-set", U),
             ("iptables-util-chains", P),
             ("hostname-override-unset", F),
             ("event-qps-limited", P),
@@ -538,7 +540,7 @@ fn gke() {
             ("kubelet-version-no-known-cves", U),
             // Reading the running configuration is off (the default, --read-running-config).
             ("running-config-matches-disk", NA),
-            ("streaming-idle-timeout-set", P),
+            ("streaming-idle-timeout-set", U),
             ("iptables-util-chains", P),
             ("hostname-override-unset", P),
             ("event-qps-limited", P),
@@ -617,7 +619,7 @@ fn aks() {
             ("kubelet-version-no-known-cves", U),
             // Reading the running configuration is off (the default, --read-running-config).
             ("running-config-matches-disk", NA),
-            ("streaming-idle-timeout-set", P),
+            ("streaming-idle-timeout-set", U),
             ("iptables-util-chains", P),
             ("hostname-override-unset", P),
             ("event-qps-limited", U),
@@ -668,8 +670,8 @@ fn aks() {
         files(&r, FileRole::ServingKey)[0].path,
         "/etc/kubernetes/certs/kubeletserver.key"
     );
-    // "4h" (not 4h0m0s) is a valid duration.
-    r.expect_full("streaming-idle-timeout-set", P, "4h", "config-file");
+    // "4h" (not 4h0m0s) is a valid duration, read by dockershim up to 1.23 only.
+    r.expect_full("streaming-idle-timeout-set", U, "4h", "config-file");
     assert_eq!(files(&r, FileRole::ServiceDropIn).len(), 2);
 }
 
@@ -694,7 +696,7 @@ fn rke2_table(ro: Status) -> Vec<(&'static str, Status)> {
         ("kubelet-version-no-known-cves", U),
         // Reading the running configuration is off (the default, --read-running-config).
         ("running-config-matches-disk", NA),
-        ("streaming-idle-timeout-set", P),
+        ("streaming-idle-timeout-set", U),
         ("iptables-util-chains", P),
         ("hostname-override-unset", F),
         ("event-qps-limited", P),
@@ -821,7 +823,8 @@ fn microk8s() {
             ("kubelet-version-no-known-cves", U),
             // Reading the running configuration is off (the default, --read-running-config).
             ("running-config-matches-disk", NA),
-            ("streaming-idle-timeout-set", P),
+            // --container-runtime=remote: the runtime serves the streams on every version.
+            ("streaming-idle-timeout-set", NA),
             ("iptables-util-chains", P),
             ("hostname-override-unset", P),
             ("event-qps-limited", P),
@@ -922,7 +925,7 @@ fn flag_overrides_file() {
             ("kubelet-version-no-known-cves", U),
             // Reading the running configuration is off (the default, --read-running-config).
             ("running-config-matches-disk", NA),
-            ("streaming-idle-timeout-set", P),
+            ("streaming-idle-timeout-set", U),
             ("iptables-util-chains", P),
             ("hostname-override-unset", P),
             ("event-qps-limited", P),
@@ -994,7 +997,7 @@ fn hyperkube() {
             ("kubelet-version-no-known-cves", U),
             // Reading the running configuration is off (the default, --read-running-config).
             ("running-config-matches-disk", NA),
-            ("streaming-idle-timeout-set", P),
+            ("streaming-idle-timeout-set", U),
             ("iptables-util-chains", P),
             ("hostname-override-unset", P),
             ("event-qps-limited", P),
@@ -1267,7 +1270,7 @@ fn symlink_table() -> Vec<(&'static str, Status)> {
         ("kubelet-version-no-known-cves", U),
         // Reading the running configuration is off (the default, --read-running-config).
         ("running-config-matches-disk", NA),
-        ("streaming-idle-timeout-set", P),
+        ("streaming-idle-timeout-set", U),
         ("iptables-util-chains", P),
         ("hostname-override-unset", P),
         ("event-qps-limited", P),
@@ -1362,7 +1365,7 @@ fn non_utf8_cmdline() {
             ("kubelet-version-no-known-cves", U),
             // Reading the running configuration is off (the default, --read-running-config).
             ("running-config-matches-disk", NA),
-            ("streaming-idle-timeout-set", P),
+            ("streaming-idle-timeout-set", U),
             ("iptables-util-chains", P),
             ("hostname-override-unset", P),
             ("event-qps-limited", P),
@@ -1438,7 +1441,7 @@ fn misconfigured() {
             ("kubelet-version-no-known-cves", U),
             // Reading the running configuration is off (the default, --read-running-config).
             ("running-config-matches-disk", NA),
-            ("streaming-idle-timeout-set", F),
+            ("streaming-idle-timeout-set", U),
             ("iptables-util-chains", F),
             ("hostname-override-unset", F),
             ("event-qps-limited", F),
@@ -1478,9 +1481,11 @@ fn misconfigured() {
     r.expect_reason("client-ca-configured", "not a CA certificate");
     r.expect_full("tls-min-version", F, "VersionTLS10", "config-file");
     r.expect_reason("tls-strong-cipher-suites", "TLS_RSA_WITH_3DES_EDE_CBC_SHA");
-    // A negative QPS fails; a zero idle timeout from the command line fails.
+    // A negative QPS fails; a zero idle timeout from the command line fails up to 1.23
+    // (dockershim) and has no effect from 1.24: unknown without a version.
     r.expect_full("event-qps-limited", F, "-1", "config-file");
-    r.expect_full("streaming-idle-timeout-set", F, "0", "flag");
+    r.expect_full("streaming-idle-timeout-set", U, "0", "flag");
+    r.expect_reason("streaming-idle-timeout-set", "up to 1.23 fail");
     // An explicit empty evictionHard replaces the default map.
     r.expect_full("eviction-hard-set", F, "{}", "config-file");
     r.expect_full("iptables-util-chains", F, "false", "config-file");
@@ -1599,6 +1604,8 @@ fn example_node_shows_its_documented_findings() {
             "kubelet-api-rejects-anonymous" => U,
             // No version is learnt from a host tree on disk.
             "kubelet-version-supported" | "kubelet-version-no-known-cves" => U,
+            // 4h passes up to 1.23 (dockershim) and has no effect from 1.24.
+            "streaming-idle-timeout-set" => U,
             // Reading the running configuration is off (the default).
             "running-config-matches-disk" => NA,
             _ => P,

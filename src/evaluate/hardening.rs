@@ -2,11 +2,11 @@
 
 use super::by_version::{self, minor, Era, Minors};
 use super::util::{
-    self, because, bool_of, decide, int_of, known, kubelet, kubelet_version, str_of, unknown_with,
+    self, because, bool_of, decide, int_of, known, kubelet, str_of, unknown_with,
     PRACTICE_HARDENING,
 };
 use super::version::Minor;
-use super::{Control, Ctx, Family, Needs, Outcome, Severity, Status};
+use super::{Control, Ctx, Family, Needs, Outcome, Severity};
 use crate::observe::settings::parse_go_duration;
 
 pub static CONTROLS: &[Control] = &[
@@ -109,55 +109,97 @@ fn bool_control(ctx: &Ctx, key: &str, pass_why: &str, fail_why: &str) -> Outcome
     })
 }
 
+/// The first kubelet minor without dockershim, the only reader of
+/// `streamingConnectionIdleTimeout`.
+const STREAMING_TIMEOUT_UNUSED: Minor = minor(1, 24);
+
 fn evaluate_streaming_timeout(ctx: &Ctx) -> Outcome {
-    // reference §2.2: "Deprecated: no longer has any effect" since Kubernetes 1.34.
-    let version_note = match kubelet_version(ctx) {
-        Ok(((major, minor, _), raw)) if (major, minor) >= (1, 34) => {
-            return Outcome::new(
-                Status::NotApplicable,
-                raw.clone(),
-                "version",
-                format!(
-                    "streamingConnectionIdleTimeout has no effect since Kubernetes 1.34 (kubelet {raw})"
-                ),
-            );
-        }
-        Ok(_) => String::new(),
-        Err(why) => format!(" (if the kubelet is 1.34 or newer the setting has no effect; {why})"),
+    // Who reads streamingConnectionIdleTimeout:
+    // - up to 1.23 (checked in v1.19.16 .. v1.23.17): only pkg/kubelet/kubelet.go
+    //   `getStreamingConfig` ("the streaming server configuration to use with in-process CRI
+    //   shims": `StreamIdleTimeout: kubeCfg.StreamingConnectionIdleTimeout.Duration`), called
+    //   from pkg/kubelet/kubelet_dockershim.go `runDockershim`, which `PreInitRuntimeService`
+    //   runs for `--container-runtime=docker` (the default; `remote` is a no-op there). With
+    //   `--container-runtime=remote` the runtime's own streaming server serves exec, attach
+    //   and port-forward, and the setting does nothing.
+    // - from 1.24 (checked in v1.24.17 .. v1.37.2): dockershim is gone (kubernetes#97252); the
+    //   value is copied into the Kubelet's `streamingConnectionIdleTimeout` field, which
+    //   nothing reads (1.24 .. 1.33), and from 1.34 not even copied; k8s.io/kubelet
+    //   config/v1beta1 types.go says "Deprecated: no longer has any effect" since 1.34
+    //   (kubernetes#131992). pkg/kubelet/server/server.go only proxies or redirects the
+    //   streams to the runtime's streaming server.
+    let setting = known(ctx, "streamingConnectionIdleTimeout");
+    let (observed, src) = match &setting {
+        Ok(s) => (util::render(&s.value), util::source_label(s)),
+        Err(_) => (String::new(), String::new()),
     };
-    decide(|| {
-        let s = known(ctx, "streamingConnectionIdleTimeout")?;
+    let judged = decide(|| {
+        let s = setting.clone()?;
         let raw = str_of(&s)?.to_string();
         let src = util::source_label(&s);
-        // A `0s` in the --config file has already become the 4h default (config layer,
-        // reference §2.1); a 0 from a flag or a drop-in stays 0.
+        // A `0s` in the --config file has already become the 4h default (the config
+        // layer applies the v1beta1 defaulting); a 0 from a flag or a drop-in stays 0.
         let Some(secs) = parse_go_duration(&raw) else {
             return Ok(unknown_with(
                 raw.clone(),
                 src,
-                because(format!("{raw:?} is not a duration"), &s),
+                format!("{raw:?} is not a duration"),
             ));
         };
         Ok(if secs > 0.0 {
             Outcome::pass(
                 raw.clone(),
                 src,
-                because(format!("idle exec/attach/port-forward streams are closed after {raw}{version_note}"), &s),
+                format!("dockershim (--container-runtime=docker, the default up to 1.23) closes idle exec/attach/port-forward streams after {raw}"),
             )
         } else if secs == 0.0 {
             Outcome::fail(
                 raw.clone(),
                 src,
-                because(format!("0 disables the idle timeout: streaming connections stay open forever{version_note}"), &s),
+                "0 disables the idle timeout of dockershim (--container-runtime=docker, the default up to 1.23): streaming connections stay open forever",
             )
         } else {
             unknown_with(
                 raw.clone(),
                 src,
-                because("a negative idle timeout is not a meaningful value", &s),
+                "a negative idle timeout is not a meaningful value",
             )
         })
-    })
+    });
+    let runtime = kubelet(ctx).ok().and_then(|k| k.flags.last("container-runtime"));
+    let dockershim_era = if runtime == Some("remote") {
+        Outcome::not_applicable(
+            "--container-runtime=remote: the container runtime serves exec/attach/port-forward streams; the setting only configures dockershim's streaming server",
+        )
+    } else {
+        judged
+    };
+    let unused = Outcome::not_applicable(
+        "no effect: dockershim, its only reader, was removed in 1.24 (kubernetes#97252); the container runtime serves exec/attach/port-forward streams (deprecated in KubeletConfiguration v1beta1 since 1.34, kubernetes#131992)",
+    );
+    let with_setting = |mut o: Outcome| {
+        if o.observed.is_empty() {
+            o.observed = observed.clone();
+            o.source = src.clone();
+        }
+        o
+    };
+    let mut out = by_version::judge(
+        ctx,
+        vec![
+            Era::new(
+                Minors::up_to(minor(1, 23)),
+                with_setting(dockershim_era),
+            ),
+            Era::new(Minors::from(STREAMING_TIMEOUT_UNUSED), with_setting(unused)),
+        ],
+        &observed,
+        &src,
+    );
+    if let Ok(s) = &setting {
+        out.reason = because(&out.reason, s);
+    }
+    out
 }
 
 fn evaluate_iptables(ctx: &Ctx) -> Outcome {
@@ -352,58 +394,126 @@ mod tests {
     }
 
     #[test]
-    fn streaming_timeout() {
+    fn streaming_timeout_up_to_1_23_is_judged() {
         let id = "streaming-idle-timeout-set";
         // kubeadm writes 0s in the --config file: the kubelet uses 4h.
-        let mut s = kubeadm();
-        let o = eval(id, &s);
+        let o = eval(id, &with_version(kubeadm(), "v1.23.17"));
         assert_status(&o, Status::Pass);
         assert_eq!(
             (o.observed.as_str(), o.source.as_str()),
             ("4h0m0s", "default")
         );
-        assert!(
-            o.reason.contains("replaces with the default"),
-            "{}",
-            o.reason
-        );
-        assert!(o.reason.contains("version is not known"), "{}", o.reason);
+        assert!(o.reason.contains("replaces with the default"), "{}", o.reason);
+        assert!(o.reason.contains("kubelet v1.23.17 (binary), up to 1.23: dockershim"), "{}", o.reason);
 
-        let o = eval(
-            id,
-            &snapshot_with(&["--streaming-connection-idle-timeout=0"], None),
+        let zero = with_version(
+            snapshot_with(&["--streaming-connection-idle-timeout=0"], None),
+            "v1.19.16",
         );
+        let o = eval(id, &zero);
         assert_status(&o, Status::Fail);
         assert_eq!((o.observed.as_str(), o.source.as_str()), ("0", "flag"));
 
         let o = eval(
             id,
-            &snapshot_with_dropins(
-                &[],
-                Some(""),
-                &[("10-x.conf", "streamingConnectionIdleTimeout: 0s\n")],
+            &with_version(
+                snapshot_with_dropins(
+                    &[],
+                    Some(""),
+                    &[("10-x.conf", "streamingConnectionIdleTimeout: 0s\n")],
+                ),
+                "v1.22.0",
             ),
         );
         assert_status(&o, Status::Fail);
         assert_eq!(o.source, "drop-in:10-x.conf");
 
-        kubelet_mut(&mut s).version = Some("v1.34.1".into());
-        let o = eval(id, &s);
+        // A remote runtime serves the streams itself, before 1.24 too.
+        let remote = with_version(
+            snapshot_with(
+                &[
+                    "--streaming-connection-idle-timeout=0",
+                    "--container-runtime=remote",
+                ],
+                None,
+            ),
+            "v1.23.17",
+        );
+        let o = eval(id, &remote);
         assert_status(&o, Status::NotApplicable);
-        assert_eq!(o.observed, "v1.34.1");
-        assert!(o.reason.contains("no effect since Kubernetes 1.34"));
-        kubelet_mut(&mut s).version = Some("v1.33.4+rke2r1".into());
-        let o = eval(id, &s);
-        assert_status(&o, Status::Pass);
-        assert!(!o.reason.contains("1.34 or newer"));
+        assert_eq!((o.observed.as_str(), o.source.as_str()), ("0", "flag"));
+        assert!(o.reason.contains("--container-runtime=remote"), "{}", o.reason);
 
         assert_status(
             &eval(
                 id,
-                &snapshot_with(&["--streaming-connection-idle-timeout=5"], None),
+                &with_version(
+                    snapshot_with(&["--streaming-connection-idle-timeout=5"], None),
+                    "v1.23.0",
+                ),
             ),
             Status::Unknown,
         );
+    }
+
+    #[test]
+    fn streaming_timeout_has_no_effect_from_1_24() {
+        let id = "streaming-idle-timeout-set";
+        for v in ["v1.24.0", "v1.33.4+rke2r1", "v1.34.1", "v1.37.2"] {
+            let zero = with_version(
+                snapshot_with(&["--streaming-connection-idle-timeout=0"], None),
+                v,
+            );
+            let o = eval(id, &zero);
+            assert_status(&o, Status::NotApplicable);
+            assert_eq!((o.observed.as_str(), o.source.as_str()), ("0", "flag"));
+            assert!(o.reason.contains("from 1.24: no effect"), "{v}: {}", o.reason);
+            assert!(o.reason.contains("kubernetes#97252"), "{}", o.reason);
+        }
+        // Even a value the config layer cannot decide does not matter there.
+        let o = eval(
+            id,
+            &with_version(
+                snapshot_with(&[], Some("streamingConnectionIdleTimeout: [\n")),
+                "v1.30.0",
+            ),
+        );
+        assert_status(&o, Status::NotApplicable);
+    }
+
+    #[test]
+    fn streaming_timeout_with_an_unknown_version() {
+        let id = "streaming-idle-timeout-set";
+        // 4h: passes up to 1.23 (dockershim), not applicable from 1.24: the version decides.
+        let o = eval(id, &kubeadm());
+        assert_status(&o, Status::Unknown);
+        assert_eq!(
+            (o.observed.as_str(), o.source.as_str()),
+            ("4h0m0s", "default")
+        );
+        assert!(o.reason.contains("up to 1.23 pass: dockershim"), "{}", o.reason);
+        assert!(o.reason.contains("from 1.24 not_applicable: no effect"), "{}", o.reason);
+        assert!(o.reason.contains("version is not known"), "{}", o.reason);
+        // 0 fails only up to 1.23: unknown as well.
+        let o = eval(
+            id,
+            &snapshot_with(&["--streaming-connection-idle-timeout=0"], None),
+        );
+        assert_status(&o, Status::Unknown);
+        assert!(o.reason.contains("up to 1.23 fail"), "{}", o.reason);
+        // With a remote runtime every supported kubelet ignores it: no version needed.
+        let o = eval(
+            id,
+            &snapshot_with(
+                &[
+                    "--streaming-connection-idle-timeout=0",
+                    "--container-runtime=remote",
+                ],
+                None,
+            ),
+        );
+        assert_status(&o, Status::NotApplicable);
+        assert!(o.reason.contains("so its version is not needed"), "{}", o.reason);
     }
 
     #[test]
