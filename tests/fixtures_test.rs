@@ -271,7 +271,7 @@ fn flags_only() {
             ("healthz-bind-localhost", P),
             ("tls-serving-cert-configured", F),
             ("client-ca-configured", F),
-            ("tls-min-version", U),
+            ("tls-min-version", P),
             ("tls-strong-cipher-suites", F),
             ("client-cert-rotation", F),
             ("server-cert-rotation", F),
@@ -332,8 +332,9 @@ fn flags_only() {
         files(&r, FileRole::ServingKey)[0].path,
         "/var/lib/kubelet/pki/kubelet.key"
     );
-    // tlsMinVersion unset + unknown kubelet version: the Go default cannot be decided.
-    r.expect_reason("tls-min-version", "version is not known");
+    // tlsMinVersion unset: every kubelet sets VersionTLS12 (component-base
+    // DefaultTLSVersion), so no version is needed.
+    r.expect_reason("tls-min-version", "refusing TLS 1.0 and 1.1");
 }
 
 #[test]
@@ -347,7 +348,7 @@ fn eks_al2() {
             ("healthz-bind-localhost", P),
             ("tls-serving-cert-configured", P),
             ("client-ca-configured", P),
-            ("tls-min-version", U),
+            ("tls-min-version", P),
             ("tls-strong-cipher-suites", F),
             ("client-cert-rotation", NA),
             ("server-cert-rotation", P),
@@ -441,7 +442,7 @@ fn eks_al2023() {
             ("healthz-bind-localhost", P),
             ("tls-serving-cert-configured", P),
             ("client-ca-configured", P),
-            ("tls-min-version", U),
+            ("tls-min-version", P),
             ("tls-strong-cipher-suites", F),
             ("client-cert-rotation", NA),
             ("server-cert-rotation", P),
@@ -526,7 +527,7 @@ fn gke() {
             ("healthz-bind-localhost", P),
             ("tls-serving-cert-configured", P),
             ("client-ca-configured", P),
-            ("tls-min-version", U),
+            ("tls-min-version", P),
             ("tls-strong-cipher-suites", F),
             ("client-cert-rotation", P),
             ("server-cert-rotation", P),
@@ -605,7 +606,7 @@ fn aks() {
             ("healthz-bind-localhost", P),
             ("tls-serving-cert-configured", P),
             ("client-ca-configured", P),
-            ("tls-min-version", U),
+            ("tls-min-version", P),
             ("tls-strong-cipher-suites", P),
             ("client-cert-rotation", P),
             ("server-cert-rotation", F),
@@ -682,7 +683,7 @@ fn rke2_table(ro: Status) -> Vec<(&'static str, Status)> {
         ("healthz-bind-localhost", P),
         ("tls-serving-cert-configured", P),
         ("client-ca-configured", P),
-        ("tls-min-version", U),
+        ("tls-min-version", P),
         ("tls-strong-cipher-suites", F),
         ("client-cert-rotation", F),
         ("server-cert-rotation", F),
@@ -809,7 +810,7 @@ fn microk8s() {
             ("healthz-bind-localhost", P),
             ("tls-serving-cert-configured", F),
             ("client-ca-configured", P),
-            ("tls-min-version", U),
+            ("tls-min-version", P),
             ("tls-strong-cipher-suites", F),
             ("client-cert-rotation", NA),
             ("server-cert-rotation", F),
@@ -911,7 +912,7 @@ fn flag_overrides_file() {
             ("healthz-bind-localhost", P),
             ("tls-serving-cert-configured", F),
             ("client-ca-configured", P),
-            ("tls-min-version", U),
+            ("tls-min-version", P),
             ("tls-strong-cipher-suites", F),
             ("client-cert-rotation", P),
             ("server-cert-rotation", F),
@@ -983,7 +984,7 @@ fn hyperkube() {
             ("healthz-bind-localhost", P),
             ("tls-serving-cert-configured", F),
             ("client-ca-configured", P),
-            ("tls-min-version", U),
+            ("tls-min-version", P),
             ("tls-strong-cipher-suites", F),
             ("client-cert-rotation", P),
             ("server-cert-rotation", F),
@@ -1256,7 +1257,7 @@ fn symlink_table() -> Vec<(&'static str, Status)> {
         ("healthz-bind-localhost", P),
         ("tls-serving-cert-configured", P),
         ("client-ca-configured", P),
-        ("tls-min-version", U),
+        ("tls-min-version", P),
         ("tls-strong-cipher-suites", F),
         ("client-cert-rotation", P),
         ("server-cert-rotation", P),
@@ -1351,7 +1352,7 @@ fn non_utf8_cmdline() {
             ("healthz-bind-localhost", P),
             ("tls-serving-cert-configured", F),
             ("client-ca-configured", P),
-            ("tls-min-version", U),
+            ("tls-min-version", P),
             ("tls-strong-cipher-suites", F),
             ("client-cert-rotation", P),
             ("server-cert-rotation", F),

@@ -1,10 +1,12 @@
 //! Practice 2: strong TLS on every kubelet connection (serving certificate, client CA,
 //! protocol version, cipher suites, certificate rotation).
 
+use super::by_version::{self, minor, Era, Minors};
 use super::util::{
-    self, because, bool_of, decide, known, kubelet, kubelet_version, list_of, str_of, unknown_with,
-    with_live, LiveVerdict, PRACTICE_TLS,
+    self, because, bool_of, decide, known, kubelet, list_of, str_of, unknown_with, with_live,
+    LiveVerdict, PRACTICE_TLS,
 };
+use super::version::Minor;
 use super::{Control, Ctx, Family, Needs, Outcome, Severity, Status};
 use crate::observe::config::Source;
 use crate::snapshot::{Credential, ObsErrorKind};
@@ -257,30 +259,25 @@ enum MinTls {
     Explicit(u8),
     /// Set to something the kubelet does not accept.
     Invalid(String),
-    /// Unset: Go's default for the kubelet's build.
-    GoDefault { rank: u8, version: String },
-    /// Unset, and the build (version) is not known.
-    Undecided(String),
+    /// Unset: the kubelet's own default, VersionTLS12.
+    Default,
 }
 
-fn min_tls(ctx: &Ctx, raw: &str) -> MinTls {
-    if !raw.is_empty() {
-        return match tls_rank(raw) {
-            Some(r) => MinTls::Explicit(r),
-            None => MinTls::Invalid(raw.to_string()),
-        };
+/// `tlsMinVersion` as the kubelet reads it. cmd/kubelet/app/server.go `InitializeTLS`
+/// calls k8s.io/component-base/cli/flag `TLSVersion(kc.TLSMinVersion)`, which returns
+/// `DefaultTLSVersion()` = `tls.VersionTLS12` for an empty name, one of `VersionTLS10` ..
+/// `VersionTLS13`, or the error "unknown tls version" (the kubelet does not start), and
+/// puts it in the server's `tls.Config.MinVersion`. The same in every supported kubelet
+/// (checked in component-base v0.19.16 .. v0.37.2 and the kubelet's `InitializeTLS` of
+/// v1.19.16 .. v1.37.2), so Go's own server default (TLS 1.0 before Go 1.22) never
+/// applies: a kubelet with `tlsMinVersion` unset refuses TLS 1.0 and 1.1.
+fn min_tls(raw: &str) -> MinTls {
+    if raw.is_empty() {
+        return MinTls::Default;
     }
-    // An empty tlsMinVersion leaves crypto/tls's server default. Go 1.22 raised it from
-    // TLS 1.0 to TLS 1.2 (GODEBUG tls10server). The GODEBUG default follows the `go`
-    // line of the main module's go.mod, and Kubernetes 1.30 is the first release whose
-    // go.mod says go ≥ 1.22; 1.29 and older keep TLS 1.0 even when a patch release is
-    // built with a newer Go toolchain.
-    match kubelet_version(ctx) {
-        Ok(((major, minor, _), version)) => {
-            let rank = if (major, minor) >= (1, 30) { 12 } else { 10 };
-            MinTls::GoDefault { rank, version }
-        }
-        Err(why) => MinTls::Undecided(why),
+    match tls_rank(raw) {
+        Some(r) => MinTls::Explicit(r),
+        None => MinTls::Invalid(raw.to_string()),
     }
 }
 
@@ -333,7 +330,7 @@ fn suites_live(ctx: &Ctx, allowed: &[String]) -> Option<LiveVerdict> {
             let weak: Vec<&str> = accepted
                 .iter()
                 .copied()
-                .filter(|c| !allowed.iter().any(|a| a == c))
+                .filter(|c| !suite_allowed(allowed, c))
                 .collect();
             if !weak.is_empty() {
                 LiveVerdict::Insecure(format!("accepts {}", weak.join(", ")))
@@ -371,13 +368,9 @@ fn live_decides(live: LiveVerdict, expected: String) -> Outcome {
 fn evaluate_min_version(ctx: &Ctx) -> Outcome {
     let want = tls_rank(&ctx.policy.expected.tls_min_version).unwrap_or(12);
     let config = evaluate_min_version_config(ctx);
-    let live = versions_live(ctx, want);
-    match live {
-        Some(l) if unset(ctx, "tlsMinVersion") => {
-            live_decides(l, config.expected.clone().unwrap_or_default())
-        }
-        l => with_live(config, l),
-    }
+    // Unset is a decided configuration too (VersionTLS12, see `min_tls`): the live scan
+    // confirms or contradicts it like any configured value.
+    with_live(config, versions_live(ctx, want))
 }
 
 fn evaluate_cipher_suites(ctx: &Ctx) -> Outcome {
@@ -403,7 +396,7 @@ fn evaluate_min_version_config(ctx: &Ctx) -> Outcome {
         let s = known(ctx, "tlsMinVersion")?;
         let raw = str_of(&s)?.trim().to_string();
         let src = util::source_label(&s);
-        Ok(match min_tls(ctx, &raw) {
+        Ok(match min_tls(&raw) {
             MinTls::Explicit(r) if r >= want => Outcome::pass(
                 raw.clone(),
                 src,
@@ -422,34 +415,186 @@ fn evaluate_min_version_config(ctx: &Ctx) -> Outcome {
                     &s,
                 ),
             ),
-            MinTls::GoDefault { rank, version } => {
-                let observed = format!("\"\" (Go default: {})", tls_name(rank));
-                let why = if rank >= 12 {
-                    format!("tlsMinVersion unset: kubelet {version} is Kubernetes ≥ 1.30, built with Go ≥ 1.22 whose servers default to TLS 1.2")
-                } else {
-                    format!("tlsMinVersion unset: kubelet {version} is older than Kubernetes 1.30 (Go < 1.22 semantics), whose servers accept TLS 1.0")
-                };
-                if rank >= want {
+            MinTls::Default => {
+                let observed = format!("\"\" (kubelet default: {})", tls_name(12));
+                let why = "tlsMinVersion unset: every kubelet sets VersionTLS12 (component-base DefaultTLSVersion), refusing TLS 1.0 and 1.1";
+                if 12 >= want {
                     Outcome::pass(observed, src, because(format!("{why}, meeting {want_name}"), &s))
                 } else {
                     Outcome::fail(observed, src, because(format!("{why}, below {want_name}"), &s))
                 }
             }
-            MinTls::Undecided(why) => unknown_with(
-                "\"\"",
-                src,
-                because(
-                    if kubelet(ctx).is_ok_and(|k| k.version.is_none()) {
-                        "tlsMinVersion unset; the Go default depends on the kubelet's build, and its version is not known".to_string()
-                    } else {
-                        format!("tlsMinVersion unset; the Go default depends on the kubelet's build: {why}")
-                    },
-                    &s,
-                ),
-            ),
         })
     });
     out.with_expected(format!("≥ {want_name}"))
+}
+
+/// Every `tlsCipherSuites` name the kubelet accepts, with the suite's IANA number.
+///
+/// k8s.io/component-base/cli/flag ciphersuites_flag.go `TLSCipherSuites` looks each name up
+/// in `ciphers` and `insecureCiphers`; an unknown name is the error "Cipher suite %s not
+/// supported or doesn't exist" and cmd/kubelet/app/server.go `InitializeTLS` returns it:
+/// the kubelet does not start.
+/// - component-base v0.23.0 and later (kubelet 1.23+; checked up to v0.37.2) fill the maps
+///   from Go's crypto/tls `CipherSuites()` and `InsecureCipherSuites()`, which name the
+///   ECDHE ChaCha20 suites `..._CHACHA20_POLY1305_SHA256`, and "keep legacy names for
+///   backward compatibility": `TLS_ECDHE_{RSA,ECDSA}_WITH_CHACHA20_POLY1305`.
+/// - v0.19.16 .. v0.22.17 (kubelet 1.19 .. 1.22) have hand-written maps with the same
+///   suites but only the legacy ChaCha20 spelling: `..._CHACHA20_POLY1305_SHA256` is an
+///   unknown name there ([`CHACHA_SHA256_NAMES`]).
+///
+/// Go's lists have held these 25 suites since Go 1.14 (checked against go1.26's).
+const KUBELET_SUITES: &[(&str, u16)] = &[
+    // TLS 1.3: accepted, but Go never lets Config.CipherSuites choose TLS 1.3 suites.
+    ("TLS_AES_128_GCM_SHA256", 0x1301),
+    ("TLS_AES_256_GCM_SHA384", 0x1302),
+    ("TLS_CHACHA20_POLY1305_SHA256", 0x1303),
+    // CipherSuites() (TLS 1.0 .. 1.2).
+    ("TLS_ECDHE_ECDSA_WITH_AES_128_CBC_SHA", 0xc009),
+    ("TLS_ECDHE_ECDSA_WITH_AES_256_CBC_SHA", 0xc00a),
+    ("TLS_ECDHE_RSA_WITH_AES_128_CBC_SHA", 0xc013),
+    ("TLS_ECDHE_RSA_WITH_AES_256_CBC_SHA", 0xc014),
+    ("TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256", 0xc02b),
+    ("TLS_ECDHE_ECDSA_WITH_AES_256_GCM_SHA384", 0xc02c),
+    ("TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA256", 0xc02f),
+    ("TLS_ECDHE_RSA_WITH_AES_256_GCM_SHA384", 0xc030),
+    ("TLS_ECDHE_RSA_WITH_CHACHA20_POLY1305_SHA256", 0xcca8),
+    ("TLS_ECDHE_ECDSA_WITH_CHACHA20_POLY1305_SHA256", 0xcca9),
+    // InsecureCipherSuites().
+    ("TLS_RSA_WITH_RC4_128_SHA", 0x0005),
+    ("TLS_RSA_WITH_3DES_EDE_CBC_SHA", 0x000a),
+    ("TLS_RSA_WITH_AES_128_CBC_SHA", 0x002f),
+    ("TLS_RSA_WITH_AES_256_CBC_SHA", 0x0035),
+    ("TLS_RSA_WITH_AES_128_CBC_SHA256", 0x003c),
+    ("TLS_RSA_WITH_AES_128_GCM_SHA256", 0x009c),
+    ("TLS_RSA_WITH_AES_256_GCM_SHA384", 0x009d),
+    ("TLS_ECDHE_ECDSA_WITH_RC4_128_SHA", 0xc007),
+    ("TLS_ECDHE_RSA_WITH_RC4_128_SHA", 0xc011),
+    ("TLS_ECDHE_RSA_WITH_3DES_EDE_CBC_SHA", 0xc012),
+    ("TLS_ECDHE_ECDSA_WITH_AES_128_CBC_SHA256", 0xc023),
+    ("TLS_ECDHE_RSA_WITH_AES_128_CBC_SHA256", 0xc027),
+    // component-base's legacy aliases.
+    ("TLS_ECDHE_RSA_WITH_CHACHA20_POLY1305", 0xcca8),
+    ("TLS_ECDHE_ECDSA_WITH_CHACHA20_POLY1305", 0xcca9),
+];
+
+/// Names only kubelets from 1.23 accept (see [`KUBELET_SUITES`]).
+const CHACHA_SHA256_NAMES: &[&str] = &[
+    "TLS_ECDHE_RSA_WITH_CHACHA20_POLY1305_SHA256",
+    "TLS_ECDHE_ECDSA_WITH_CHACHA20_POLY1305_SHA256",
+];
+
+/// The first kubelet minor that accepts [`CHACHA_SHA256_NAMES`].
+const CHACHA_SHA256_FROM: Minor = minor(1, 23);
+
+/// The IANA number of a suite name the kubelet accepts.
+fn kubelet_suite_id(name: &str) -> Option<u16> {
+    KUBELET_SUITES
+        .iter()
+        .find(|(n, _)| *n == name)
+        .map(|(_, id)| *id)
+}
+
+/// A TLS 1.3 suite (0x13xx): never chosen through `tlsCipherSuites`.
+fn is_tls13(id: u16) -> bool {
+    id >> 8 == 0x13
+}
+
+/// The number of a suite named by the kubelet, the policy or the live scan (which uses
+/// Go's legacy ChaCha20 names and IANA's for suites Go lacks).
+fn suite_id(name: &str) -> Option<u16> {
+    kubelet_suite_id(name).or_else(|| {
+        crate::probe::tls_scan::IANA_TLS12_SUITES
+            .iter()
+            .chain(crate::probe::tls_scan::TLS13_SUITES)
+            .find(|(_, n)| *n == name)
+            .map(|(id, _)| *id)
+    })
+}
+
+/// Whether `name` is one of the allowed suites, by number (either ChaCha20 spelling).
+fn suite_allowed(allowed: &[String], name: &str) -> bool {
+    match suite_id(name) {
+        Some(id) => allowed.iter().any(|a| suite_id(a) == Some(id)),
+        None => allowed.iter().any(|a| a == name),
+    }
+}
+
+const TLS13_FIXED: &str =
+    "TLS 1.3 suites are not configurable (Go's are fixed, all AEAD): only TLS 1.2 suites are judged";
+
+/// A non-empty `tlsCipherSuites` for a kubelet that accepts every name in it.
+fn judge_suite_list(
+    suites: &[String],
+    allowed: &[String],
+    min13: bool,
+    observed: &str,
+    src: &str,
+) -> Outcome {
+    let tls13: Vec<&str> = suites
+        .iter()
+        .map(String::as_str)
+        .filter(|n| kubelet_suite_id(n).is_some_and(is_tls13))
+        .collect();
+    let tls12: Vec<&str> = suites
+        .iter()
+        .map(String::as_str)
+        .filter(|n| !tls13.contains(n))
+        .collect();
+    let outside: Vec<&str> = tls12
+        .iter()
+        .copied()
+        .filter(|n| !suite_allowed(allowed, n))
+        .collect();
+    let ignored = if tls13.is_empty() {
+        String::new()
+    } else {
+        format!(" ({} ignored: {TLS13_FIXED})", tls13.join(", "))
+    };
+    if min13 {
+        // InitializeTLS: "Warning: TLS 1.3 cipher suites are not configurable, ignoring
+        // --tls-cipher-suites".
+        let unused = if outside.is_empty() {
+            String::new()
+        } else {
+            format!(
+                "; the list names {} for TLS 1.2, used only if the minimum is lowered",
+                outside.join(", ")
+            )
+        };
+        return Outcome::pass(
+            observed,
+            src,
+            format!("tlsMinVersion is VersionTLS13: no TLS 1.2 suite is ever negotiated and {TLS13_FIXED}{unused}"),
+        );
+    }
+    if !outside.is_empty() {
+        // e.g. EKS AL2's TLS_RSA_WITH_AES_{128,256}_GCM_*: no forward secrecy, allowed by
+        // CIS 1.10/1.11 but not by 1.12.
+        return Outcome::fail(
+            observed,
+            src,
+            format!(
+                "weak or unlisted TLS 1.2 suites allowed: {}{ignored}",
+                outside.join(", ")
+            ),
+        );
+    }
+    if tls12.is_empty() {
+        return Outcome::pass(
+            observed,
+            src,
+            format!("no TLS 1.2 suite is enabled, so TLS 1.2 clients cannot connect{ignored}"),
+        );
+    }
+    Outcome::pass(
+        observed,
+        src,
+        format!(
+            "all {} TLS 1.2 suites are in the allowed list{ignored}",
+            tls12.len()
+        ),
+    )
 }
 
 fn evaluate_cipher_suites_config(ctx: &Ctx) -> Outcome {
@@ -458,61 +603,93 @@ fn evaluate_cipher_suites_config(ctx: &Ctx) -> Outcome {
         let s = known(ctx, "tlsCipherSuites")?;
         let suites = list_of(&s)?;
         let src = util::source_label(&s);
-        // A non-empty list is judged as written, even with tlsMinVersion VersionTLS13
-        // (where Go ignores it): the configuration still names the weak suites.
+        // VersionTLS13 as the floor leaves no TLS 1.2 suite in use.
+        let min13 = known(ctx, "tlsMinVersion")
+            .and_then(|m| Ok(matches!(min_tls(str_of(&m)?.trim()), MinTls::Explicit(13))));
         if !suites.is_empty() {
-            let outside: Vec<&str> = suites
-                .iter()
-                .filter(|c| !allowed.contains(c))
-                .map(String::as_str)
-                .collect();
             let observed = suites.join(",");
-            return Ok(if outside.is_empty() {
-                Outcome::pass(
+            let unknown: Vec<&str> = suites
+                .iter()
+                .map(String::as_str)
+                .filter(|n| kubelet_suite_id(n).is_none())
+                .collect();
+            if !unknown.is_empty() {
+                return Ok(Outcome::fail(
                     observed,
                     src,
                     because(
                         format!(
-                            "all {} configured suites are in the allowed list",
-                            suites.len()
+                            "{} is not a cipher suite name the kubelet knows (component-base TLSCipherSuites: \"not supported or doesn't exist\"): the kubelet refuses to start",
+                            unknown.join(", ")
                         ),
                         &s,
                     ),
-                )
+                ));
+            }
+            let judged = match &min13 {
+                Ok(min13) => judge_suite_list(&suites, allowed, *min13, &observed, &src),
+                Err(why) => {
+                    let j = judge_suite_list(&suites, allowed, false, &observed, &src);
+                    if j.status == Status::Fail {
+                        unknown_with(
+                            observed.clone(),
+                            src.clone(),
+                            format!("{}; but tlsMinVersion cannot be decided ({why}), and VersionTLS13 would leave the TLS 1.2 suites unused", j.reason),
+                        )
+                    } else {
+                        j
+                    }
+                }
+            };
+            let new_names: Vec<&str> = suites
+                .iter()
+                .map(String::as_str)
+                .filter(|n| CHACHA_SHA256_NAMES.contains(n))
+                .collect();
+            let mut out = if new_names.is_empty() {
+                judged
             } else {
-                // e.g. EKS AL2's TLS_RSA_WITH_AES_{128,256}_GCM_* (reference §5): no forward
-                // secrecy, allowed by CIS 1.10/1.11 but not by 1.12.
-                Outcome::fail(
-                    observed,
-                    src,
-                    because(
-                        format!("weak or unlisted suites allowed: {}", outside.join(", ")),
-                        &s,
+                let refused = Outcome::fail(
+                    observed.clone(),
+                    src.clone(),
+                    format!(
+                        "{} is unknown to component-base before v0.23 (it knows only the legacy spelling without _SHA256): the kubelet refuses to start",
+                        new_names.join(", ")
                     ),
+                );
+                by_version::judge(
+                    ctx,
+                    vec![
+                        Era::new(Minors::up_to(minor(1, 22)), refused),
+                        Era::new(Minors::from(CHACHA_SHA256_FROM), judged),
+                    ],
+                    &observed,
+                    &src,
                 )
-            });
+            };
+            out.reason = because(&out.reason, &s);
+            return Ok(out);
         }
-        // Unset: Go's defaults. Only a TLS 1.3 floor makes them irrelevant (TLS 1.3
-        // suites are fixed by Go and all AEAD).
+        // Unset: Go's default suites. Only a TLS 1.3 floor makes them irrelevant.
         let m = known(ctx, "tlsMinVersion")?;
-        let raw = str_of(&m)?.trim().to_string();
-        Ok(match min_tls(ctx, &raw) {
-            MinTls::Explicit(13) => Outcome::pass(
+        Ok(if min13? {
+            Outcome::pass(
                 "[] (Go default)",
                 util::source_label(&m),
                 because(
-                    "tlsCipherSuites unset but tlsMinVersion is VersionTLS13: TLS 1.3 suites are fixed and all AEAD",
+                    format!("tlsCipherSuites unset and tlsMinVersion is VersionTLS13: {TLS13_FIXED}"),
                     &m,
                 ),
-            ),
-            _ => Outcome::fail(
+            )
+        } else {
+            Outcome::fail(
                 "[] (Go default)",
                 src,
                 because(
                     "unset: Go's default TLS 1.2 suites include CBC-mode suites outside the CIS list; kube-bench also fails an unset list",
                     &s,
                 ),
-            ),
+            )
         })
     });
     let is_cis = allowed.len() == CIS_CIPHER_SUITES.len()
@@ -719,32 +896,25 @@ mod tests {
     }
 
     #[test]
-    fn kube_versions_drive_the_go_default() {
+    fn unset_min_version_is_tls12_on_every_kubelet() {
         let id = "tls-min-version";
         let mut s = snapshot_with(&[], Some(""));
-        let o = eval(id, &s);
-        assert_status(&o, Status::Unknown);
-        assert!(o.reason.contains("version is not known"), "{}", o.reason);
-        assert_eq!(o.expected.as_deref(), Some("≥ VersionTLS12"));
-
-        kubelet_mut(&mut s).version = Some("v1.31.4".into());
-        let o = eval(id, &s);
-        assert_status(&o, Status::Pass);
-        assert_eq!(o.source, "default");
-        assert!(o.observed.contains("VersionTLS12"));
+        // No version needed: component-base's DefaultTLSVersion is TLS 1.2 everywhere.
+        for v in [None, Some("v1.19.16"), Some("v1.29.8-gke.1031000"), Some("v1.37.2"), Some("garbage")] {
+            kubelet_mut(&mut s).version = v.map(str::to_string);
+            let o = eval(id, &s);
+            assert_status(&o, Status::Pass);
+            assert_eq!(
+                (o.observed.as_str(), o.source.as_str()),
+                ("\"\" (kubelet default: VersionTLS12)", "default")
+            );
+            assert!(o.reason.contains("refusing TLS 1.0 and 1.1"), "{}", o.reason);
+            assert_eq!(o.expected.as_deref(), Some("≥ VersionTLS12"));
+        }
         let p13 = policy("expected:\n  tls_min_version: VersionTLS13\n");
         let o = eval_with(id, &s, &p13);
         assert_status(&o, Status::Fail);
         assert_eq!(o.expected.as_deref(), Some("≥ VersionTLS13"));
-
-        kubelet_mut(&mut s).version = Some("v1.29.8-gke.1031000".into());
-        let o = eval(id, &s);
-        assert_status(&o, Status::Fail);
-        assert!(o.observed.contains("VersionTLS10"));
-        kubelet_mut(&mut s).version = Some("v1.30.2-eks-1552ad0".into());
-        assert_status(&eval(id, &s), Status::Pass);
-        kubelet_mut(&mut s).version = Some("garbage".into());
-        assert_status(&eval(id, &s), Status::Unknown);
     }
 
     #[test]
@@ -858,6 +1028,106 @@ mod tests {
             &eval(id, &snapshot_with(&[], Some("tlsCipherSuites: nope\n"))),
             Status::Unknown,
         );
+    }
+
+    fn suites(list: &str, version: Option<&str>) -> crate::snapshot::Snapshot {
+        let mut s = snapshot_with(&[&format!("--tls-cipher-suites={list}")], None);
+        kubelet_mut(&mut s).version = version.map(str::to_string);
+        s
+    }
+
+    #[test]
+    fn cipher_suite_names_the_kubelet_accepts() {
+        let id = "tls-strong-cipher-suites";
+        // Both ChaCha20 spellings name an allowed suite (the policy uses the legacy one).
+        let legacy = "TLS_ECDHE_RSA_WITH_CHACHA20_POLY1305,TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256";
+        assert_status(&eval(id, &suites(legacy, None)), Status::Pass);
+        let iana = "TLS_ECDHE_RSA_WITH_CHACHA20_POLY1305_SHA256,TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256";
+        let o = eval(id, &suites(iana, Some("v1.23.0")));
+        assert_status(&o, Status::Pass);
+        assert!(o.reason.contains("all 2 TLS 1.2 suites are in the allowed list"), "{}", o.reason);
+        assert_status(&eval(id, &suites(iana, Some("v1.37.2"))), Status::Pass);
+        // component-base before v0.23 knows only the legacy spelling: no start.
+        let o = eval(id, &suites(iana, Some("v1.22.17")));
+        assert_status(&o, Status::Fail);
+        assert!(o.reason.contains("refuses to start"), "{}", o.reason);
+        // Unknown version: pass from 1.23, no start before: the version decides.
+        let o = eval(id, &suites(iana, None));
+        assert_status(&o, Status::Unknown);
+        assert!(o.reason.contains("up to 1.22 fail"), "{}", o.reason);
+        assert!(o.reason.contains("from 1.23 pass"), "{}", o.reason);
+        // ... unless the list fails anyway.
+        let weak = "TLS_ECDHE_RSA_WITH_CHACHA20_POLY1305_SHA256,TLS_RSA_WITH_AES_128_GCM_SHA256";
+        assert_status(&eval(id, &suites(weak, None)), Status::Fail);
+
+        // A name no kubelet knows: it does not start, on every version.
+        let o = eval(id, &suites("TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA256,TLS_FOO", None));
+        assert_status(&o, Status::Fail);
+        assert!(o.reason.contains("TLS_FOO is not a cipher suite name the kubelet knows"), "{}", o.reason);
+        assert!(o.reason.contains("refuses to start"), "{}", o.reason);
+        // OpenSSL's names are not Go's.
+        assert_status(&eval(id, &suites("ECDHE-RSA-AES128-GCM-SHA256", Some("v1.37.2"))), Status::Fail);
+    }
+
+    #[test]
+    fn cipher_suites_judge_tls12_only() {
+        let id = "tls-strong-cipher-suites";
+        // TLS 1.3 names are accepted but not configurable: ignored, and said so.
+        let o = eval(
+            id,
+            &suites("TLS_AES_128_GCM_SHA256,TLS_ECDHE_RSA_WITH_AES_256_GCM_SHA384", None),
+        );
+        assert_status(&o, Status::Pass);
+        assert!(o.reason.contains("all 1 TLS 1.2 suites"), "{}", o.reason);
+        assert!(o.reason.contains("TLS_AES_128_GCM_SHA256 ignored: TLS 1.3 suites are not configurable"), "{}", o.reason);
+        // Only TLS 1.3 names: no TLS 1.2 suite at all.
+        let o = eval(id, &suites("TLS_AES_256_GCM_SHA384,TLS_CHACHA20_POLY1305_SHA256", None));
+        assert_status(&o, Status::Pass);
+        assert!(o.reason.contains("no TLS 1.2 suite is enabled"), "{}", o.reason);
+        // A TLS 1.3 floor leaves a weak TLS 1.2 list unused.
+        let mut s = snapshot_with(
+            &[
+                "--tls-cipher-suites=TLS_RSA_WITH_AES_128_CBC_SHA",
+                "--tls-min-version=VersionTLS13",
+            ],
+            None,
+        );
+        let o = eval(id, &s);
+        assert_status(&o, Status::Pass);
+        assert!(o.reason.contains("no TLS 1.2 suite is ever negotiated"), "{}", o.reason);
+        assert!(o.reason.contains("TLS_RSA_WITH_AES_128_CBC_SHA for TLS 1.2"), "{}", o.reason);
+        // ... but an undecidable floor cannot.
+        s = snapshot_with(
+            &["--tls-cipher-suites=TLS_RSA_WITH_AES_128_CBC_SHA"],
+            Some("tlsMinVersion: [\n"),
+        );
+        assert_status(&eval(id, &s), Status::Unknown);
+        // A weak TLS 1.2 suite fails, naming it and only it.
+        let o = eval(
+            id,
+            &suites("TLS_AES_128_GCM_SHA256,TLS_ECDHE_RSA_WITH_AES_128_CBC_SHA", None),
+        );
+        assert_status(&o, Status::Fail);
+        assert!(o.reason.starts_with("weak or unlisted TLS 1.2 suites allowed: TLS_ECDHE_RSA_WITH_AES_128_CBC_SHA ("), "{}", o.reason);
+        // A policy naming the IANA spelling allows the legacy one.
+        let p = policy("expected:\n  tls_cipher_suites: [TLS_ECDHE_RSA_WITH_CHACHA20_POLY1305_SHA256]\n");
+        assert_status(
+            &eval_with(id, &suites("TLS_ECDHE_RSA_WITH_CHACHA20_POLY1305", None), &p),
+            Status::Pass,
+        );
+    }
+
+    #[test]
+    fn kubelet_suites_are_gos() {
+        // Every suite the kubelet names has the number the live scan uses for it.
+        for (name, id) in KUBELET_SUITES {
+            assert_eq!(
+                crate::probe::tls_scan::suite_name(*id).map(crate::probe::tls_scan::iana_name),
+                Some(crate::probe::tls_scan::iana_name(name)),
+                "{name}"
+            );
+        }
+        assert_eq!(KUBELET_SUITES.len(), 27);
     }
 
     #[test]
