@@ -113,13 +113,9 @@ fn evaluate_serving_cert(ctx: &Ctx) -> Outcome {
         let k = known(ctx, "tlsPrivateKeyFile")?;
         let cert = str_of(&c)?.trim().to_string();
         let key = str_of(&k)?.trim().to_string();
-        if !cert.is_empty() && !key.is_empty() {
-            return Ok(Outcome::pass(
-                format!("tlsCertFile={cert}, tlsPrivateKeyFile={key}"),
-                util::source_label(&c),
-                because("a serving certificate and key are configured", &c),
-            ));
-        }
+        // serverTLSBootstrap wins over the files: pkg/kubelet/kubelet.go `NewMainKubelet`
+        // uses the CSR-based certificate manager when it is true (and the
+        // RotateKubeletServerCertificate gate on), else loads tlsCertFile/tlsPrivateKeyFile.
         let b = known(ctx, "serverTLSBootstrap")?;
         if bool_of(&b)? {
             return Ok(match server_gate(ctx)? {
@@ -141,6 +137,9 @@ fn evaluate_serving_cert(ctx: &Ctx) -> Outcome {
                 ),
             });
         }
+        if !cert.is_empty() && !key.is_empty() {
+            return judge_serving_file(ctx, &cert, &key, &c);
+        }
         let observed = format!(
             "tlsCertFile={}, tlsPrivateKeyFile={}, serverTLSBootstrap=false",
             if cert.is_empty() { "\"\"" } else { &cert },
@@ -161,8 +160,9 @@ fn evaluate_serving_cert(ctx: &Ctx) -> Outcome {
                 ),
             ));
         }
-        // reference §2.2 (server.go InitializeTLS): with neither file and no
-        // serverTLSBootstrap the kubelet writes a self-signed <cert-dir>/kubelet.crt.
+        // cmd/kubelet/app/server.go `InitializeTLS`: with neither file and no
+        // serverTLSBootstrap the kubelet writes <cert-dir>/kubelet.crt from
+        // client-go/util/cert `GenerateSelfSignedCertKey` (a leaf and its throwaway CA).
         Ok(Outcome::fail(
             observed,
             util::source_label(&c),
@@ -171,6 +171,80 @@ fn evaluate_serving_cert(ctx: &Ctx) -> Outcome {
                 &c,
             ),
         ))
+    })
+}
+
+/// `tlsCertFile` and `tlsPrivateKeyFile` are set: the kubelet serves that certificate
+/// (pkg/kubelet/kubelet.go `NewMainKubelet` loads the pair; a pair it cannot load stops
+/// it). It passes only when the file shows a certificate that something else vouches for.
+fn judge_serving_file(
+    ctx: &Ctx,
+    cert: &str,
+    key: &str,
+    c: &crate::observe::config::Setting,
+) -> Result<Outcome, String> {
+    let observed = format!("tlsCertFile={cert}, tlsPrivateKeyFile={key}");
+    let src = util::source_label(c);
+    Ok(match &kubelet(ctx)?.serving_cert_file {
+        Some(Ok(sum)) if sum.self_signed => Outcome::fail(
+            observed,
+            src,
+            because(
+                format!(
+                    "{cert} is self-signed ({}, signed by its own key): clients cannot verify it against a CA",
+                    sum.subject
+                ),
+                c,
+            ),
+        ),
+        Some(Ok(sum)) if sum.kubelet_generated => Outcome::fail(
+            observed,
+            src,
+            because(
+                format!(
+                    "{cert} is the pair the kubelet generates for itself ({} signed by the throwaway {} bundled with it): clients cannot verify it against a CA",
+                    sum.subject, sum.issuer
+                ),
+                c,
+            ),
+        ),
+        Some(Ok(sum)) => Outcome::pass(
+            observed,
+            src,
+            because(
+                format!(
+                    "a serving certificate and key are configured; {} is issued by {}",
+                    sum.subject, sum.issuer
+                ),
+                c,
+            ),
+        ),
+        Some(Err(e)) => match e.kind {
+            ObsErrorKind::Unreadable => unknown_with(
+                observed,
+                src,
+                because(
+                    format!("the serving certificate could not be read, so whether it is self-signed is not known: {}", e.message),
+                    c,
+                ),
+            ),
+            ObsErrorKind::NotFound | ObsErrorKind::Invalid => Outcome::fail(
+                observed,
+                src,
+                because(
+                    format!("the serving certificate is {}: {}; the kubelet cannot load it and does not start", util::obs_kind_str(e.kind), e.message),
+                    c,
+                ),
+            ),
+        },
+        None => unknown_with(
+            observed,
+            src,
+            because(
+                "a serving certificate and key are configured, but the certificate file was not examined",
+                c,
+            ),
+        ),
     })
 }
 
@@ -812,14 +886,15 @@ mod tests {
         assert!(o.reason.contains("self-signed"), "{}", o.reason);
         assert_eq!(o.source, "default");
 
-        let o = eval(
-            id,
-            &snapshot_with(
+        let both = || {
+            snapshot_with(
                 &["--tls-cert-file=/pki/k.crt"],
                 Some("tlsPrivateKeyFile: /pki/k.key\n"),
-            ),
-        );
-        assert_status(&o, Status::Pass);
+            )
+        };
+        // Configured, but the file was not examined: "not self-signed" cannot be claimed.
+        let o = eval(id, &both());
+        assert_status(&o, Status::Unknown);
         assert_eq!(
             o.observed,
             "tlsCertFile=/pki/k.crt, tlsPrivateKeyFile=/pki/k.key"
@@ -858,6 +933,90 @@ mod tests {
             &eval(id, &snapshot_with(&[], Some("tlsCertFile: [\n"))),
             Status::Unknown,
         );
+    }
+
+    #[test]
+    fn a_self_signed_tls_cert_file_fails() {
+        use crate::observe::certs::summarize_pem;
+        let id = "tls-serving-cert-configured";
+        let with_file = |pem: &[u8]| {
+            let mut s = snapshot_with(
+                &[
+                    "--tls-cert-file=/etc/kubernetes/pki/kubelet.crt",
+                    "--tls-private-key-file=/etc/kubernetes/pki/kubelet.key",
+                ],
+                None,
+            );
+            kubelet_mut(&mut s).serving_cert_file = Some(summarize_pem(pem));
+            s
+        };
+        // The openssl-made self-signed fixture certificate (RSA, CN=node@1736846400).
+        let o = eval(
+            id,
+            &with_file(include_bytes!("../../tests/fixtures/pki/selfsigned.crt")),
+        );
+        assert_status(&o, Status::Fail);
+        assert!(o.reason.contains("/etc/kubernetes/pki/kubelet.crt is self-signed (CN=node@1736846400"), "{}", o.reason);
+        assert_eq!(o.source, "flag");
+        let ec = rcgen::generate_simple_self_signed(vec!["node-1".to_string()]).unwrap();
+        assert_status(&eval(id, &with_file(ec.cert.pem().as_bytes())), Status::Fail);
+
+        // The kubelet's own generated pair, named explicitly.
+        let ca_key = rcgen::KeyPair::generate().unwrap();
+        let mut ca_params = rcgen::CertificateParams::new(Vec::<String>::new()).unwrap();
+        ca_params
+            .distinguished_name
+            .push(rcgen::DnType::CommonName, "node-1-ca@1736846400");
+        ca_params.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
+        let ca = ca_params.self_signed(&ca_key).unwrap();
+        let issuer = rcgen::Issuer::new(ca_params, ca_key);
+        let mut leaf_params = rcgen::CertificateParams::new(vec!["node-1".to_string()]).unwrap();
+        leaf_params
+            .distinguished_name
+            .push(rcgen::DnType::CommonName, "node-1@1736846400");
+        let leaf_key = rcgen::KeyPair::generate().unwrap();
+        let leaf = leaf_params.signed_by(&leaf_key, &issuer).unwrap();
+        let o = eval(
+            id,
+            &with_file(format!("{}{}", leaf.pem(), ca.pem()).as_bytes()),
+        );
+        assert_status(&o, Status::Fail);
+        assert!(o.reason.contains("generates for itself"), "{}", o.reason);
+
+        // Issued by the cluster CA: passes, naming the issuer.
+        let o = eval(
+            id,
+            &with_file(include_bytes!("../../tests/fixtures/pki/serving.crt")),
+        );
+        assert_status(&o, Status::Pass);
+        assert!(o.reason.contains("is issued by CN=kubernetes"), "{}", o.reason);
+
+        // A file the kubelet cannot load stops it; one the agent cannot read says nothing.
+        for (kind, status) in [
+            (ObsErrorKind::NotFound, Status::Fail),
+            (ObsErrorKind::Invalid, Status::Fail),
+            (ObsErrorKind::Unreadable, Status::Unknown),
+        ] {
+            let mut s = with_file(b"");
+            kubelet_mut(&mut s).serving_cert_file = Some(Err(ObsError::new(kind, "kubelet.crt")));
+            assert_status(&eval(id, &s), status);
+        }
+
+        // serverTLSBootstrap wins over the files (the kubelet requests its certificate).
+        let mut s = with_file(include_bytes!("../../tests/fixtures/pki/selfsigned.crt"));
+        s = {
+            let mut t = snapshot_with(
+                &[
+                    "--tls-cert-file=/etc/kubernetes/pki/kubelet.crt",
+                    "--tls-private-key-file=/etc/kubernetes/pki/kubelet.key",
+                    "--rotate-server-certificates",
+                ],
+                None,
+            );
+            kubelet_mut(&mut t).serving_cert_file = kubelet_mut(&mut s).serving_cert_file.take();
+            t
+        };
+        assert_status(&eval(id, &s), Status::Pass);
     }
 
     #[test]

@@ -567,6 +567,7 @@ pub mod testing {
         CertSummary {
             sans: Vec::new(),
             self_signed: false,
+            kubelet_generated: false,
             subject: format!(
                 "CN={cn}{}",
                 orgs.iter().map(|o| format!(", O={o}")).collect::<String>()
