@@ -872,11 +872,8 @@ fn a_replace_by_rename_is_seen() {
     let text = fs::read_to_string(&path).expect("read config");
     replace_file(
         &path,
-        text.replace(
-            "podPidsLimit: 4096",
-            "podPidsLimit: 1024",
-        )
-        .as_bytes(),
+        text.replace("podPidsLimit: 4096", "podPidsLimit: 1024")
+            .as_bytes(),
     );
     assert_ne!(
         fs::metadata(&path).expect("stat").ino(),
@@ -1758,11 +1755,7 @@ fn a_real_kubelet_edited_then_restarted() {
     assert_eq!(m.baseline_origin("first_observation"), Some(1.0), "{ctx}");
 
     sleep_until(process_start(pid1) + 1.3);
-    edit_in_place(
-        &config,
-        "podPidsLimit: 2048",
-        "podPidsLimit: 1024",
-    );
+    edit_in_place(&config, "podPidsLimit: 2048", "podPidsLimit: 1024");
     let m = agent.wait_for("pending restart after the edit", |m| {
         m.pending_restart() == Some(1.0) && m.drift(id) == Some(1.0)
     });

@@ -657,7 +657,10 @@ fn aks() {
     // eventRecordQPS: 0 is client-go's default of 5/s up to 1.36 (passing the default
     // minimum 1) and no limit from 1.37 (failing): a host tree has no version to decide.
     r.expect_full("event-qps-limited", U, "0", "config-file");
-    r.expect_reason("event-qps-limited", "the verdict depends on the kubelet's version");
+    r.expect_reason(
+        "event-qps-limited",
+        "the verdict depends on the kubelet's version",
+    );
     // An explicit -1 and an explicit false in the file.
     r.expect_full("pod-pids-limit-set", F, "-1", "config-file");
     r.expect_full("seccomp-default-enabled", F, "false", "config-file");

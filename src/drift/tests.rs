@@ -23,23 +23,11 @@ fn update(t: &mut Tracker, s: &Snapshot, now: f64) -> DriftReport {
 }
 
 fn hardened() -> Snapshot {
-    snapshot_with(
-        &[
-            "--read-only-port=0",
-            "--event-qps=20",
-        ],
-        None,
-    )
+    snapshot_with(&["--read-only-port=0", "--event-qps=20"], None)
 }
 
 fn opened() -> Snapshot {
-    snapshot_with(
-        &[
-            "--read-only-port=10255",
-            "--event-qps=20",
-        ],
-        None,
-    )
+    snapshot_with(&["--read-only-port=10255", "--event-qps=20"], None)
 }
 
 fn drift_of(r: &DriftReport, id: &str) -> (bool, bool) {

@@ -190,7 +190,9 @@ pub fn judge_for(version: &KubeletMinor, eras: Vec<Era>, observed: &str, source:
             format!("the kubelet's version is disputed: {text}"),
         ),
         KubeletMinor::Unknown(why) => (
-            eras.into_iter().filter(|e| e.minors.meets_supported()).collect(),
+            eras.into_iter()
+                .filter(|e| e.minors.meets_supported())
+                .collect(),
             why.clone(),
         ),
     };
@@ -215,9 +217,14 @@ pub fn judge_for(version: &KubeletMinor, eras: Vec<Era>, observed: &str, source:
         })
         .collect::<Vec<_>>()
         .join("; ");
-    if rest.iter().all(|e| e.outcome.status == first.outcome.status) {
+    if rest
+        .iter()
+        .all(|e| e.outcome.status == first.outcome.status)
+    {
         let status = first.outcome.status;
-        let same_observed = rest.iter().all(|e| e.outcome.observed == first.outcome.observed);
+        let same_observed = rest
+            .iter()
+            .all(|e| e.outcome.observed == first.outcome.observed);
         Outcome {
             observed: if same_observed {
                 first.outcome.observed.clone()
@@ -301,12 +308,21 @@ mod tests {
             text: format!("v1.{m}.0 (binary)"),
         };
         let o = judge_for(&v(36), eras(Status::Pass, Status::Fail), "0", "x");
-        assert_eq!((o.status, o.reason.as_str()), (Status::Pass, "kubelet v1.36.0 (binary), up to 1.36: old"));
+        assert_eq!(
+            (o.status, o.reason.as_str()),
+            (Status::Pass, "kubelet v1.36.0 (binary), up to 1.36: old")
+        );
         let o = judge_for(&v(37), eras(Status::Pass, Status::Fail), "0", "x");
         assert_eq!((o.status, o.observed.as_str()), (Status::Fail, "0 (none)"));
         // Older and newer than the table: the open ends hold.
-        assert_eq!(judge_for(&v(12), eras(Status::Pass, Status::Fail), "0", "x").status, Status::Pass);
-        assert_eq!(judge_for(&v(40), eras(Status::Pass, Status::Fail), "0", "x").status, Status::Fail);
+        assert_eq!(
+            judge_for(&v(12), eras(Status::Pass, Status::Fail), "0", "x").status,
+            Status::Pass
+        );
+        assert_eq!(
+            judge_for(&v(40), eras(Status::Pass, Status::Fail), "0", "x").status,
+            Status::Fail
+        );
     }
 
     #[test]
@@ -314,14 +330,31 @@ mod tests {
         let u = KubeletMinor::Unknown("the kubelet's version is not known".into());
         let o = judge_for(&u, eras(Status::Pass, Status::Fail), "0", "config-file");
         assert_eq!(o.status, Status::Unknown);
-        assert_eq!((o.observed.as_str(), o.source.as_str()), ("0", "config-file"));
-        assert!(o.reason.starts_with("up to 1.36 pass: old; from 1.37 fail: new; the verdict depends"), "{}", o.reason);
-        assert!(o.reason.ends_with("the kubelet's version is not known"), "{}", o.reason);
+        assert_eq!(
+            (o.observed.as_str(), o.source.as_str()),
+            ("0", "config-file")
+        );
+        assert!(
+            o.reason
+                .starts_with("up to 1.36 pass: old; from 1.37 fail: new; the verdict depends"),
+            "{}",
+            o.reason
+        );
+        assert!(
+            o.reason.ends_with("the kubelet's version is not known"),
+            "{}",
+            o.reason
+        );
 
         let o = judge_for(&u, eras(Status::Fail, Status::Fail), "0", "config-file");
         assert_eq!(o.status, Status::Fail);
         assert_eq!(o.observed, "0");
-        assert!(o.reason.contains("fail on every supported kubelet (1.19–1.37)"), "{}", o.reason);
+        assert!(
+            o.reason
+                .contains("fail on every supported kubelet (1.19–1.37)"),
+            "{}",
+            o.reason
+        );
 
         // An era outside the supported minors is not a possibility.
         let mut e = eras(Status::Pass, Status::Fail);
@@ -339,12 +372,19 @@ mod tests {
         };
         let o = judge_for(&d, eras(Status::Pass, Status::Fail), "0", "flag");
         assert_eq!(o.status, Status::Unknown);
-        assert!(o.reason.contains("disputed: binary says v1.37.0"), "{}", o.reason);
+        assert!(
+            o.reason.contains("disputed: binary says v1.37.0"),
+            "{}",
+            o.reason
+        );
         let d = KubeletMinor::Disputed {
             minors: [minor(1, 35), minor(1, 36)],
             text: "binary says v1.36.0, node_status says v1.35.3".into(),
         };
-        assert_eq!(judge_for(&d, eras(Status::Pass, Status::Fail), "0", "flag").status, Status::Pass);
+        assert_eq!(
+            judge_for(&d, eras(Status::Pass, Status::Fail), "0", "flag").status,
+            Status::Pass
+        );
     }
 
     fn ctx_of(s: &crate::snapshot::Snapshot) -> KubeletMinor {

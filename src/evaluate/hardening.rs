@@ -166,7 +166,9 @@ fn evaluate_streaming_timeout(ctx: &Ctx) -> Outcome {
             )
         })
     });
-    let runtime = kubelet(ctx).ok().and_then(|k| k.flags.last("container-runtime"));
+    let runtime = kubelet(ctx)
+        .ok()
+        .and_then(|k| k.flags.last("container-runtime"));
     let dockershim_era = if runtime == Some("remote") {
         Outcome::not_applicable(
             "--container-runtime=remote: the container runtime serves exec/attach/port-forward streams; the setting only configures dockershim's streaming server",
@@ -187,10 +189,7 @@ fn evaluate_streaming_timeout(ctx: &Ctx) -> Outcome {
     let mut out = by_version::judge(
         ctx,
         vec![
-            Era::new(
-                Minors::up_to(minor(1, 23)),
-                with_setting(dockershim_era),
-            ),
+            Era::new(Minors::up_to(minor(1, 23)), with_setting(dockershim_era)),
             Era::new(Minors::from(STREAMING_TIMEOUT_UNUSED), with_setting(unused)),
         ],
         &observed,
@@ -403,8 +402,17 @@ mod tests {
             (o.observed.as_str(), o.source.as_str()),
             ("4h0m0s", "default")
         );
-        assert!(o.reason.contains("replaces with the default"), "{}", o.reason);
-        assert!(o.reason.contains("kubelet v1.23.17 (binary), up to 1.23: dockershim"), "{}", o.reason);
+        assert!(
+            o.reason.contains("replaces with the default"),
+            "{}",
+            o.reason
+        );
+        assert!(
+            o.reason
+                .contains("kubelet v1.23.17 (binary), up to 1.23: dockershim"),
+            "{}",
+            o.reason
+        );
 
         let zero = with_version(
             snapshot_with(&["--streaming-connection-idle-timeout=0"], None),
@@ -442,7 +450,11 @@ mod tests {
         let o = eval(id, &remote);
         assert_status(&o, Status::NotApplicable);
         assert_eq!((o.observed.as_str(), o.source.as_str()), ("0", "flag"));
-        assert!(o.reason.contains("--container-runtime=remote"), "{}", o.reason);
+        assert!(
+            o.reason.contains("--container-runtime=remote"),
+            "{}",
+            o.reason
+        );
 
         assert_status(
             &eval(
@@ -467,7 +479,11 @@ mod tests {
             let o = eval(id, &zero);
             assert_status(&o, Status::NotApplicable);
             assert_eq!((o.observed.as_str(), o.source.as_str()), ("0", "flag"));
-            assert!(o.reason.contains("from 1.24: no effect"), "{v}: {}", o.reason);
+            assert!(
+                o.reason.contains("from 1.24: no effect"),
+                "{v}: {}",
+                o.reason
+            );
             assert!(o.reason.contains("kubernetes#97252"), "{}", o.reason);
         }
         // Even a value the config layer cannot decide does not matter there.
@@ -491,8 +507,16 @@ mod tests {
             (o.observed.as_str(), o.source.as_str()),
             ("4h0m0s", "default")
         );
-        assert!(o.reason.contains("up to 1.23 pass: dockershim"), "{}", o.reason);
-        assert!(o.reason.contains("from 1.24 not_applicable: no effect"), "{}", o.reason);
+        assert!(
+            o.reason.contains("up to 1.23 pass: dockershim"),
+            "{}",
+            o.reason
+        );
+        assert!(
+            o.reason.contains("from 1.24 not_applicable: no effect"),
+            "{}",
+            o.reason
+        );
         assert!(o.reason.contains("version is not known"), "{}", o.reason);
         // 0 fails only up to 1.23: unknown as well.
         let o = eval(
@@ -513,7 +537,11 @@ mod tests {
             ),
         );
         assert_status(&o, Status::NotApplicable);
-        assert!(o.reason.contains("so its version is not needed"), "{}", o.reason);
+        assert!(
+            o.reason.contains("so its version is not needed"),
+            "{}",
+            o.reason
+        );
     }
 
     #[test]
@@ -606,7 +634,12 @@ mod tests {
                 (o.observed.as_str(), o.source.as_str()),
                 ("0 (effective 5/s)", "flag")
             );
-            assert!(o.reason.contains("up to 1.36: events are rate-limited at 5/s"), "{}", o.reason);
+            assert!(
+                o.reason
+                    .contains("up to 1.36: events are rate-limited at 5/s"),
+                "{}",
+                o.reason
+            );
         }
         let p = policy("expected:\n  event_qps_min: 10\n");
         let o = eval_with(
@@ -615,7 +648,11 @@ mod tests {
             &p,
         );
         assert_status(&o, Status::Fail);
-        assert!(o.reason.contains("below the policy minimum 10"), "{}", o.reason);
+        assert!(
+            o.reason.contains("below the policy minimum 10"),
+            "{}",
+            o.reason
+        );
     }
 
     #[test]
@@ -631,7 +668,11 @@ mod tests {
                 (o.observed.as_str(), o.source.as_str()),
                 ("0 (no limit)", "config-file")
             );
-            assert!(o.reason.contains("from 1.37: 0 means no limit"), "{}", o.reason);
+            assert!(
+                o.reason.contains("from 1.37: 0 means no limit"),
+                "{}",
+                o.reason
+            );
         }
         // A positive value is the same on every version.
         let o = eval(
@@ -639,7 +680,10 @@ mod tests {
             &with_version(snapshot_with(&["--event-qps=5"], None), "v1.37.2"),
         );
         assert_status(&o, Status::Pass);
-        assert_eq!(o.reason, "events are rate-limited at 5/s; from flag --event-qps");
+        assert_eq!(
+            o.reason,
+            "events are rate-limited at 5/s; from flag --event-qps"
+        );
     }
 
     #[test]
@@ -653,13 +697,22 @@ mod tests {
             "{}",
             o.reason
         );
-        assert!(o.reason.contains("the kubelet's version is not known"), "{}", o.reason);
+        assert!(
+            o.reason.contains("the kubelet's version is not known"),
+            "{}",
+            o.reason
+        );
         // When 5/s fails the policy too, every version fails: no version needed.
         let p = policy("expected:\n  event_qps_min: 10\n");
         let o = eval_with(id, &snapshot_with(&["--event-qps=0"], None), &p);
         assert_status(&o, Status::Fail);
         assert_eq!(o.observed, "0");
-        assert!(o.reason.contains("fail on every supported kubelet (1.19–1.37)"), "{}", o.reason);
+        assert!(
+            o.reason
+                .contains("fail on every supported kubelet (1.19–1.37)"),
+            "{}",
+            o.reason
+        );
         // A version that cannot be parsed is no better than none.
         let o = eval(
             id,

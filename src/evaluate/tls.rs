@@ -751,7 +751,9 @@ fn evaluate_cipher_suites_config(ctx: &Ctx) -> Outcome {
                 "[] (Go default)",
                 util::source_label(&m),
                 because(
-                    format!("tlsCipherSuites unset and tlsMinVersion is VersionTLS13: {TLS13_FIXED}"),
+                    format!(
+                        "tlsCipherSuites unset and tlsMinVersion is VersionTLS13: {TLS13_FIXED}"
+                    ),
                     &m,
                 ),
             )
@@ -956,10 +958,18 @@ mod tests {
             &with_file(include_bytes!("../../tests/fixtures/pki/selfsigned.crt")),
         );
         assert_status(&o, Status::Fail);
-        assert!(o.reason.contains("/etc/kubernetes/pki/kubelet.crt is self-signed (CN=node@1736846400"), "{}", o.reason);
+        assert!(
+            o.reason
+                .contains("/etc/kubernetes/pki/kubelet.crt is self-signed (CN=node@1736846400"),
+            "{}",
+            o.reason
+        );
         assert_eq!(o.source, "flag");
         let ec = rcgen::generate_simple_self_signed(vec!["node-1".to_string()]).unwrap();
-        assert_status(&eval(id, &with_file(ec.cert.pem().as_bytes())), Status::Fail);
+        assert_status(
+            &eval(id, &with_file(ec.cert.pem().as_bytes())),
+            Status::Fail,
+        );
 
         // The kubelet's own generated pair, named explicitly.
         let ca_key = rcgen::KeyPair::generate().unwrap();
@@ -989,7 +999,11 @@ mod tests {
             &with_file(include_bytes!("../../tests/fixtures/pki/serving.crt")),
         );
         assert_status(&o, Status::Pass);
-        assert!(o.reason.contains("is issued by CN=kubernetes"), "{}", o.reason);
+        assert!(
+            o.reason.contains("is issued by CN=kubernetes"),
+            "{}",
+            o.reason
+        );
 
         // A file the kubelet cannot load stops it; one the agent cannot read says nothing.
         for (kind, status) in [
@@ -1059,7 +1073,13 @@ mod tests {
         let id = "tls-min-version";
         let mut s = snapshot_with(&[], Some(""));
         // No version needed: component-base's DefaultTLSVersion is TLS 1.2 everywhere.
-        for v in [None, Some("v1.19.16"), Some("v1.29.8-gke.1031000"), Some("v1.37.2"), Some("garbage")] {
+        for v in [
+            None,
+            Some("v1.19.16"),
+            Some("v1.29.8-gke.1031000"),
+            Some("v1.37.2"),
+            Some("garbage"),
+        ] {
             kubelet_mut(&mut s).version = v.map(str::to_string);
             let o = eval(id, &s);
             assert_status(&o, Status::Pass);
@@ -1067,7 +1087,11 @@ mod tests {
                 (o.observed.as_str(), o.source.as_str()),
                 ("\"\" (kubelet default: VersionTLS12)", "default")
             );
-            assert!(o.reason.contains("refusing TLS 1.0 and 1.1"), "{}", o.reason);
+            assert!(
+                o.reason.contains("refusing TLS 1.0 and 1.1"),
+                "{}",
+                o.reason
+            );
             assert_eq!(o.expected.as_deref(), Some("≥ VersionTLS12"));
         }
         let p13 = policy("expected:\n  tls_min_version: VersionTLS13\n");
@@ -1201,10 +1225,16 @@ mod tests {
         // Both ChaCha20 spellings name an allowed suite (the policy uses the legacy one).
         let legacy = "TLS_ECDHE_RSA_WITH_CHACHA20_POLY1305,TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256";
         assert_status(&eval(id, &suites(legacy, None)), Status::Pass);
-        let iana = "TLS_ECDHE_RSA_WITH_CHACHA20_POLY1305_SHA256,TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256";
+        let iana =
+            "TLS_ECDHE_RSA_WITH_CHACHA20_POLY1305_SHA256,TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256";
         let o = eval(id, &suites(iana, Some("v1.23.0")));
         assert_status(&o, Status::Pass);
-        assert!(o.reason.contains("all 2 TLS 1.2 suites are in the allowed list"), "{}", o.reason);
+        assert!(
+            o.reason
+                .contains("all 2 TLS 1.2 suites are in the allowed list"),
+            "{}",
+            o.reason
+        );
         assert_status(&eval(id, &suites(iana, Some("v1.37.2"))), Status::Pass);
         // component-base before v0.23 knows only the legacy spelling: no start.
         let o = eval(id, &suites(iana, Some("v1.22.17")));
@@ -1220,12 +1250,23 @@ mod tests {
         assert_status(&eval(id, &suites(weak, None)), Status::Fail);
 
         // A name no kubelet knows: it does not start, on every version.
-        let o = eval(id, &suites("TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA256,TLS_FOO", None));
+        let o = eval(
+            id,
+            &suites("TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA256,TLS_FOO", None),
+        );
         assert_status(&o, Status::Fail);
-        assert!(o.reason.contains("TLS_FOO is not a cipher suite name the kubelet knows"), "{}", o.reason);
+        assert!(
+            o.reason
+                .contains("TLS_FOO is not a cipher suite name the kubelet knows"),
+            "{}",
+            o.reason
+        );
         assert!(o.reason.contains("refuses to start"), "{}", o.reason);
         // OpenSSL's names are not Go's.
-        assert_status(&eval(id, &suites("ECDHE-RSA-AES128-GCM-SHA256", Some("v1.37.2"))), Status::Fail);
+        assert_status(
+            &eval(id, &suites("ECDHE-RSA-AES128-GCM-SHA256", Some("v1.37.2"))),
+            Status::Fail,
+        );
     }
 
     #[test]
@@ -1234,15 +1275,30 @@ mod tests {
         // TLS 1.3 names are accepted but not configurable: ignored, and said so.
         let o = eval(
             id,
-            &suites("TLS_AES_128_GCM_SHA256,TLS_ECDHE_RSA_WITH_AES_256_GCM_SHA384", None),
+            &suites(
+                "TLS_AES_128_GCM_SHA256,TLS_ECDHE_RSA_WITH_AES_256_GCM_SHA384",
+                None,
+            ),
         );
         assert_status(&o, Status::Pass);
         assert!(o.reason.contains("all 1 TLS 1.2 suites"), "{}", o.reason);
-        assert!(o.reason.contains("TLS_AES_128_GCM_SHA256 ignored: TLS 1.3 suites are not configurable"), "{}", o.reason);
+        assert!(
+            o.reason
+                .contains("TLS_AES_128_GCM_SHA256 ignored: TLS 1.3 suites are not configurable"),
+            "{}",
+            o.reason
+        );
         // Only TLS 1.3 names: no TLS 1.2 suite at all.
-        let o = eval(id, &suites("TLS_AES_256_GCM_SHA384,TLS_CHACHA20_POLY1305_SHA256", None));
+        let o = eval(
+            id,
+            &suites("TLS_AES_256_GCM_SHA384,TLS_CHACHA20_POLY1305_SHA256", None),
+        );
         assert_status(&o, Status::Pass);
-        assert!(o.reason.contains("no TLS 1.2 suite is enabled"), "{}", o.reason);
+        assert!(
+            o.reason.contains("no TLS 1.2 suite is enabled"),
+            "{}",
+            o.reason
+        );
         // A TLS 1.3 floor leaves a weak TLS 1.2 list unused.
         let mut s = snapshot_with(
             &[
@@ -1253,8 +1309,17 @@ mod tests {
         );
         let o = eval(id, &s);
         assert_status(&o, Status::Pass);
-        assert!(o.reason.contains("no TLS 1.2 suite is ever negotiated"), "{}", o.reason);
-        assert!(o.reason.contains("TLS_RSA_WITH_AES_128_CBC_SHA for TLS 1.2"), "{}", o.reason);
+        assert!(
+            o.reason.contains("no TLS 1.2 suite is ever negotiated"),
+            "{}",
+            o.reason
+        );
+        assert!(
+            o.reason
+                .contains("TLS_RSA_WITH_AES_128_CBC_SHA for TLS 1.2"),
+            "{}",
+            o.reason
+        );
         // ... but an undecidable floor cannot.
         s = snapshot_with(
             &["--tls-cipher-suites=TLS_RSA_WITH_AES_128_CBC_SHA"],
@@ -1264,14 +1329,29 @@ mod tests {
         // A weak TLS 1.2 suite fails, naming it and only it.
         let o = eval(
             id,
-            &suites("TLS_AES_128_GCM_SHA256,TLS_ECDHE_RSA_WITH_AES_128_CBC_SHA", None),
+            &suites(
+                "TLS_AES_128_GCM_SHA256,TLS_ECDHE_RSA_WITH_AES_128_CBC_SHA",
+                None,
+            ),
         );
         assert_status(&o, Status::Fail);
-        assert!(o.reason.starts_with("weak or unlisted TLS 1.2 suites allowed: TLS_ECDHE_RSA_WITH_AES_128_CBC_SHA ("), "{}", o.reason);
+        assert!(
+            o.reason.starts_with(
+                "weak or unlisted TLS 1.2 suites allowed: TLS_ECDHE_RSA_WITH_AES_128_CBC_SHA ("
+            ),
+            "{}",
+            o.reason
+        );
         // A policy naming the IANA spelling allows the legacy one.
-        let p = policy("expected:\n  tls_cipher_suites: [TLS_ECDHE_RSA_WITH_CHACHA20_POLY1305_SHA256]\n");
+        let p = policy(
+            "expected:\n  tls_cipher_suites: [TLS_ECDHE_RSA_WITH_CHACHA20_POLY1305_SHA256]\n",
+        );
         assert_status(
-            &eval_with(id, &suites("TLS_ECDHE_RSA_WITH_CHACHA20_POLY1305", None), &p),
+            &eval_with(
+                id,
+                &suites("TLS_ECDHE_RSA_WITH_CHACHA20_POLY1305", None),
+                &p,
+            ),
             Status::Pass,
         );
     }

@@ -158,7 +158,9 @@ mod tests {
         let ca = ca_params.self_signed(&ca_key).unwrap();
         let issuer = Issuer::new(ca_params, ca_key);
         let leaf_key = KeyPair::generate().unwrap();
-        let leaf = params(leaf_cn, false).signed_by(&leaf_key, &issuer).unwrap();
+        let leaf = params(leaf_cn, false)
+            .signed_by(&leaf_key, &issuer)
+            .unwrap();
         (leaf.pem(), ca.pem())
     }
 
@@ -198,13 +200,25 @@ mod tests {
         // Without the CA in the file, or with other names, nothing says so.
         assert!(!summarize_pem(leaf.as_bytes()).unwrap().kubelet_generated);
         let (leaf, ca) = issued("node-1", "node-1-ca");
-        assert!(!summarize_pem(format!("{leaf}{ca}").as_bytes()).unwrap().kubelet_generated);
+        assert!(
+            !summarize_pem(format!("{leaf}{ca}").as_bytes())
+                .unwrap()
+                .kubelet_generated
+        );
         let (leaf, ca) = issued("node-2@1736846400", "node-1-ca@1736846400");
-        assert!(!summarize_pem(format!("{leaf}{ca}").as_bytes()).unwrap().kubelet_generated);
+        assert!(
+            !summarize_pem(format!("{leaf}{ca}").as_bytes())
+                .unwrap()
+                .kubelet_generated
+        );
         // The names alone are not enough: the CA must have signed the leaf.
         let (leaf, _) = issued("node-1@1736846400", "node-1-ca@1736846400");
         let (_, other_ca) = issued("x", "node-1-ca@1736846400");
-        assert!(!summarize_pem(format!("{leaf}{other_ca}").as_bytes()).unwrap().kubelet_generated);
+        assert!(
+            !summarize_pem(format!("{leaf}{other_ca}").as_bytes())
+                .unwrap()
+                .kubelet_generated
+        );
     }
 
     #[test]
