@@ -167,7 +167,7 @@ pub fn judge(ctx: &Ctx, eras: Vec<Era>, observed: &str, source: &str) -> Outcome
 
 /// [`judge`] for a given version.
 pub fn judge_for(version: &KubeletMinor, eras: Vec<Era>, observed: &str, source: &str) -> Outcome {
-    let (possible, why): (Vec<Era>, String) = match version {
+    let (possible, why, agreed): (Vec<Era>, String, String) = match version {
         KubeletMinor::Known { minor, text } => {
             return match eras.into_iter().find(|e| e.minors.contains(*minor)) {
                 Some(e) if e.minors == Minors::ALL => e.outcome,
@@ -188,12 +188,20 @@ pub fn judge_for(version: &KubeletMinor, eras: Vec<Era>, observed: &str, source:
                 .filter(|e| minors.iter().any(|m| e.minors.contains(*m)))
                 .collect(),
             format!("the kubelet's version is disputed: {text}"),
+            "for both versions, so the dispute does not matter".to_string(),
         ),
         KubeletMinor::Unknown(why) => (
             eras.into_iter()
                 .filter(|e| e.minors.meets_supported())
                 .collect(),
             why.clone(),
+            format!(
+                "on every supported kubelet ({}), so its version is not needed",
+                Minors {
+                    first: Some(OLDEST),
+                    last: Some(NEWEST)
+                }
+            ),
         ),
     };
     let mut possible = possible.into_iter();
@@ -204,9 +212,8 @@ pub fn judge_for(version: &KubeletMinor, eras: Vec<Era>, observed: &str, source:
     if rest.is_empty() {
         return first.outcome;
     }
-    let all = std::iter::once(&first).chain(rest.iter());
-    let each = all
-        .clone()
+    let each = std::iter::once(&first)
+        .chain(rest.iter())
         .map(|e| {
             format!(
                 "{} {}: {}",
@@ -231,14 +238,7 @@ pub fn judge_for(version: &KubeletMinor, eras: Vec<Era>, observed: &str, source:
             } else {
                 observed.to_string()
             },
-            reason: format!(
-                "{each}; {} on every supported kubelet ({}), so its version is not needed",
-                status.as_str(),
-                Minors {
-                    first: Some(OLDEST),
-                    last: Some(NEWEST)
-                }
-            ),
+            reason: format!("{each}; {} {agreed}", status.as_str()),
             ..first.outcome
         }
     } else {
@@ -384,6 +384,18 @@ mod tests {
         assert_eq!(
             judge_for(&d, eras(Status::Pass, Status::Fail), "0", "flag").status,
             Status::Pass
+        );
+        let d = KubeletMinor::Disputed {
+            minors: [minor(1, 37), minor(1, 36)],
+            text: "binary says v1.37.0, node_status says v1.36.3".into(),
+        };
+        let o = judge_for(&d, eras(Status::Fail, Status::Fail), "0", "flag");
+        assert_eq!(o.status, Status::Fail);
+        assert!(
+            o.reason
+                .ends_with("fail for both versions, so the dispute does not matter"),
+            "{}",
+            o.reason
         );
     }
 
