@@ -250,14 +250,17 @@ fn evaluate_event_qps(ctx: &Ctx) -> Outcome {
     // kube-bench tests `gte 0`, which every valid value passes. What the kubelet does
     // (cmd/kubelet/app/server.go, `run`, where the event client is made):
     // `eventClientConfig.QPS = float32(s.EventRecordQPS)`, then
-    // `v1core.NewForConfig`, whose client-go `rest.RESTClientForConfigAndClient` turns a
-    // QPS of 0 into `rest.DefaultQPS` (5) and builds no rate limiter for a negative QPS.
+    // `v1core.NewForConfig`, whose client-go `rest.RESTClientFor` (from v0.23 through
+    // `RESTClientForConfigAndClient`) turns a QPS of 0 into `rest.DefaultQPS` (5) and builds
+    // no rate limiter for a negative QPS (checked in client-go v0.19.16, v0.23.17, v0.29.6,
+    // v0.36.3, v0.37.2).
     // - 1.19 .. 1.36 (checked in v1.19.16 .. v1.36.3): nothing else; 0 is a 5/s limit.
     // - from 1.37 (v1.37.0, v1.37.2): kubernetes#117119 adds `if int(eventClientConfig.QPS)
     //   == 0 { eventClientConfig.QPS = float32(-1) }` ("If the value of EventRecordQPS is 0,
     //   there is no limit enforced"): no rate limiter at all.
-    // - a negative value is refused by pkg/kubelet/apis/config/validation `ValidateKubeletConfiguration`
-    //   ("eventRecordQPS (--event-qps) ... must not be a negative number") in every version.
+    // - a negative value is refused by pkg/kubelet/apis/config/validation
+    //   `ValidateKubeletConfiguration` ("eventRecordQPS (--event-qps) ... must not be a
+    //   negative number") in every version.
     // /configz shows 0 in both cases: only the version tells them apart.
     decide(|| {
         let s = known(ctx, "eventRecordQPS")?;
