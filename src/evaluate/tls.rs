@@ -113,32 +113,73 @@ fn evaluate_serving_cert(ctx: &Ctx) -> Outcome {
         let k = known(ctx, "tlsPrivateKeyFile")?;
         let cert = str_of(&c)?.trim().to_string();
         let key = str_of(&k)?.trim().to_string();
-        // serverTLSBootstrap wins over the files: pkg/kubelet/kubelet.go `NewMainKubelet`
-        // uses the CSR-based certificate manager when it is true (and the
-        // RotateKubeletServerCertificate gate on), else loads tlsCertFile/tlsPrivateKeyFile.
+        let both = !cert.is_empty() && !key.is_empty();
         let b = known(ctx, "serverTLSBootstrap")?;
         if bool_of(&b)? {
-            return Ok(match server_gate(ctx)? {
-                Some((false, src)) => Outcome::fail(
+            if let Some((false, src)) = server_gate(ctx)? {
+                return Ok(Outcome::fail(
                     format!("serverTLSBootstrap=true, {SERVER_GATE}=false"),
                     src.label(),
                     format!(
                         "serverTLSBootstrap needs the {SERVER_GATE} gate, which is false ({}): no serving certificate is requested and the kubelet's validation rejects this combination",
                         src.describe()
                     ),
-                ),
-                _ => Outcome::pass(
-                    "serverTLSBootstrap=true",
-                    util::source_label(&b),
-                    because(
-                        "the kubelet requests its serving certificate from the API server (a CSR signed by the cluster CA)",
-                        &b,
+                ));
+            }
+            let bootstrap = Outcome::pass(
+                "serverTLSBootstrap=true",
+                util::source_label(&b),
+                "the kubelet requests its serving certificate from the API server (a CSR signed by the cluster CA)",
+            );
+            if !both {
+                let mut o = bootstrap;
+                o.reason = because(&o.reason, &b);
+                return Ok(o);
+            }
+            // Both: pkg/kubelet/kubelet.go `NewMainKubelet` gives the server the CSR
+            // manager's certificate as `GetCertificate`, but pkg/kubelet/server/server.go
+            // `ListenAndServeKubeletServer` calls `ListenAndServeTLS(tlsOptions.CertFile,
+            // tlsOptions.KeyFile)` up to 1.35 (checked in v1.19.16 .. v1.35.4), which loads
+            // the files too, and Go's crypto/tls `Config.getCertificate` then asks
+            // GetCertificate only when the client sends SNI: a client connecting by IP (the
+            // API server, by default) gets tlsCertFile. From 1.36 (v1.36.3, v1.37.2) it calls
+            // `ListenAndServeTLS("", "")`: only the CSR certificate is served.
+            let file = judge_serving_file(ctx, &cert, &key, &util::source_label(&c))?;
+            if file.status == Status::Pass {
+                let mut o = bootstrap;
+                o.reason = because(
+                    format!("{}; tlsCertFile is set too and {}", o.reason, file.reason),
+                    &b,
+                );
+                return Ok(o);
+            }
+            let mut served = file;
+            served.reason = format!(
+                "serverTLSBootstrap is on, but the server also loads tlsCertFile and serves it to clients without SNI (the API server connecting by IP): {}",
+                served.reason
+            );
+            let mut out = by_version::judge(
+                ctx,
+                vec![
+                    Era::new(Minors::up_to(minor(1, 35)), served),
+                    Era::new(
+                        Minors::from(BOOTSTRAP_ONLY_FROM),
+                        Outcome {
+                            reason: format!("{}; tlsCertFile is ignored", bootstrap.reason),
+                            ..bootstrap
+                        },
                     ),
-                ),
-            });
+                ],
+                &format!("serverTLSBootstrap=true, tlsCertFile={cert}"),
+                &util::source_label(&c),
+            );
+            out.reason = because(&out.reason, &c);
+            return Ok(out);
         }
-        if !cert.is_empty() && !key.is_empty() {
-            return judge_serving_file(ctx, &cert, &key, &c);
+        if both {
+            let mut o = judge_serving_file(ctx, &cert, &key, &util::source_label(&c))?;
+            o.reason = because(&o.reason, &c);
+            return Ok(o);
         }
         let observed = format!(
             "tlsCertFile={}, tlsPrivateKeyFile={}, serverTLSBootstrap=false",
@@ -177,76 +218,64 @@ fn evaluate_serving_cert(ctx: &Ctx) -> Outcome {
 /// `tlsCertFile` and `tlsPrivateKeyFile` are set: the kubelet serves that certificate
 /// (pkg/kubelet/kubelet.go `NewMainKubelet` loads the pair; a pair it cannot load stops
 /// it). It passes only when the file shows a certificate that something else vouches for.
-fn judge_serving_file(
-    ctx: &Ctx,
-    cert: &str,
-    key: &str,
-    c: &crate::observe::config::Setting,
-) -> Result<Outcome, String> {
+/// The reason does not name the setting's provenance (the caller adds it).
+fn judge_serving_file(ctx: &Ctx, cert: &str, key: &str, src: &str) -> Result<Outcome, String> {
     let observed = format!("tlsCertFile={cert}, tlsPrivateKeyFile={key}");
-    let src = util::source_label(c);
     Ok(match &kubelet(ctx)?.serving_cert_file {
         Some(Ok(sum)) if sum.self_signed => Outcome::fail(
             observed,
             src,
-            because(
-                format!(
-                    "{cert} is self-signed ({}, signed by its own key): clients cannot verify it against a CA",
-                    sum.subject
-                ),
-                c,
+            format!(
+                "{cert} is self-signed ({}, signed by its own key): clients cannot verify it against a CA",
+                sum.subject
             ),
         ),
         Some(Ok(sum)) if sum.kubelet_generated => Outcome::fail(
             observed,
             src,
-            because(
-                format!(
-                    "{cert} is the pair the kubelet generates for itself ({} signed by the throwaway {} bundled with it): clients cannot verify it against a CA",
-                    sum.subject, sum.issuer
-                ),
-                c,
+            format!(
+                "{cert} is the pair the kubelet generates for itself ({} signed by the throwaway {} bundled with it): clients cannot verify it against a CA",
+                sum.subject, sum.issuer
             ),
         ),
         Some(Ok(sum)) => Outcome::pass(
             observed,
             src,
-            because(
-                format!(
-                    "a serving certificate and key are configured; {} is issued by {}",
-                    sum.subject, sum.issuer
-                ),
-                c,
+            format!(
+                "a serving certificate and key are configured; {} is issued by {}",
+                sum.subject, sum.issuer
             ),
         ),
         Some(Err(e)) => match e.kind {
             ObsErrorKind::Unreadable => unknown_with(
                 observed,
                 src,
-                because(
-                    format!("the serving certificate could not be read, so whether it is self-signed is not known: {}", e.message),
-                    c,
+                format!(
+                    "the serving certificate could not be read, so whether it is self-signed is not known: {}",
+                    e.message
                 ),
             ),
             ObsErrorKind::NotFound | ObsErrorKind::Invalid => Outcome::fail(
                 observed,
                 src,
-                because(
-                    format!("the serving certificate is {}: {}; the kubelet cannot load it and does not start", util::obs_kind_str(e.kind), e.message),
-                    c,
+                format!(
+                    "the serving certificate is {}: {}; the kubelet cannot load it and does not start",
+                    util::obs_kind_str(e.kind),
+                    e.message
                 ),
             ),
         },
         None => unknown_with(
             observed,
             src,
-            because(
-                "a serving certificate and key are configured, but the certificate file was not examined",
-                c,
-            ),
+            "a serving certificate and key are configured, but the certificate file was not examined",
         ),
     })
 }
+
+/// The first kubelet minor whose server serves only the CSR certificate when
+/// serverTLSBootstrap is on, whatever tlsCertFile says.
+const BOOTSTRAP_ONLY_FROM: Minor = minor(1, 36);
 
 fn evaluate_client_ca(ctx: &Ctx) -> Outcome {
     decide(|| {
@@ -1015,11 +1044,14 @@ mod tests {
             kubelet_mut(&mut s).serving_cert_file = Some(Err(ObsError::new(kind, "kubelet.crt")));
             assert_status(&eval(id, &s), status);
         }
+    }
 
-        // serverTLSBootstrap wins over the files (the kubelet requests its certificate).
-        let mut s = with_file(include_bytes!("../../tests/fixtures/pki/selfsigned.crt"));
-        s = {
-            let mut t = snapshot_with(
+    #[test]
+    fn bootstrap_and_a_file_together() {
+        use crate::observe::certs::summarize_pem;
+        let id = "tls-serving-cert-configured";
+        let both = |pem: &[u8], version: Option<&str>| {
+            let mut s = snapshot_with(
                 &[
                     "--tls-cert-file=/etc/kubernetes/pki/kubelet.crt",
                     "--tls-private-key-file=/etc/kubernetes/pki/kubelet.key",
@@ -1027,10 +1059,36 @@ mod tests {
                 ],
                 None,
             );
-            kubelet_mut(&mut t).serving_cert_file = kubelet_mut(&mut s).serving_cert_file.take();
-            t
+            kubelet_mut(&mut s).serving_cert_file = Some(summarize_pem(pem));
+            kubelet_mut(&mut s).version = version.map(str::to_string);
+            s
         };
-        assert_status(&eval(id, &s), Status::Pass);
+        let selfsigned = include_bytes!("../../tests/fixtures/pki/selfsigned.crt");
+        // Up to 1.35 the server also loads the file and serves it to clients without SNI.
+        for v in ["v1.19.16", "v1.35.4"] {
+            let o = eval(id, &both(selfsigned, Some(v)));
+            assert_status(&o, Status::Fail);
+            assert!(o.reason.contains("clients without SNI"), "{}", o.reason);
+            assert!(o.reason.contains("is self-signed"), "{}", o.reason);
+        }
+        // From 1.36 only the CSR certificate is served.
+        for v in ["v1.36.3", "v1.37.2"] {
+            let o = eval(id, &both(selfsigned, Some(v)));
+            assert_status(&o, Status::Pass);
+            assert!(o.reason.contains("tlsCertFile is ignored"), "{}", o.reason);
+        }
+        let o = eval(id, &both(selfsigned, None));
+        assert_status(&o, Status::Unknown);
+        assert!(o.reason.contains("up to 1.35 fail"), "{}", o.reason);
+        assert!(o.reason.contains("from 1.36 pass"), "{}", o.reason);
+        // A CA-issued file passes either way: no version needed.
+        let o = eval(
+            id,
+            &both(include_bytes!("../../tests/fixtures/pki/serving.crt"), None),
+        );
+        assert_status(&o, Status::Pass);
+        assert_eq!(o.observed, "serverTLSBootstrap=true");
+        assert!(o.reason.contains("tlsCertFile is set too"), "{}", o.reason);
     }
 
     #[test]
