@@ -437,9 +437,10 @@ def run(work):
     cfg = os.path.join(droot, "var", "lib", "kubelet", "config.yaml")
     text = open(cfg).read()
     # A critical control fails (its own alert, not a regression alert), a medium one
-    # regresses, a low one drifts and still passes.
+    # regresses, another drifts and still passes (a tighter PID limit; the idle streaming
+    # timeout would not do: without a kubelet version that control is unknown).
     for key, value in [("readOnlyPort", "10255"), ("protectKernelDefaults", "false"),
-                       ("streamingConnectionIdleTimeout", "30m")]:
+                       ("podPidsLimit", "2048")]:
         text, n = re.subn(rf"(?m)^{key}:.*$", f"{key}: {value}", text)
         if n != 1:
             fail(f"the fixture's config.yaml has no {key} line")
@@ -527,7 +528,7 @@ def run(work):
         ("KubeletSentinelCriticalControlFailing", {"node": LIVE, "control": "kubelet-api-rejects-anonymous"}),
         ("KubeletSentinelCriticalControlFailing", {"node": DRIFT, "control": "read-only-port-disabled"}),
         ("KubeletSentinelControlRegressed", {"node": DRIFT, "control": "protect-kernel-defaults"}),
-        ("KubeletSentinelControlDrift", {"node": DRIFT, "control": "streaming-idle-timeout-set"}),
+        ("KubeletSentinelControlDrift", {"node": DRIFT, "control": "pod-pids-limit-set"}),
         ("KubeletSentinelConfigDrift", {"node": DRIFT}),
         ("KubeletSentinelConfigPendingRestart", {"node": DRIFT}),
         ("KubeletSentinelKubeletNotFound", {"node": EMPTY}),

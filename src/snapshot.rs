@@ -433,8 +433,13 @@ pub struct CertSummary {
     pub is_ca: bool,
     /// Subject alternative names (DNS names and IP addresses).
     pub sans: Vec<String>,
-    /// Subject equals issuer (self-signed).
+    /// Self-signed: the issuer is the subject and the signature verifies with the
+    /// certificate's own public key.
     pub self_signed: bool,
+    /// The first certificate of a file whose second one is the throwaway CA the kubelet
+    /// generates with it when it has no serving certificate (`<host>@<time>` signed by
+    /// `<host>-ca@<time>`): vouched for by nothing else. Only from files (PEM bundles).
+    pub kubelet_generated: bool,
     pub not_before: i64,
     pub not_after: i64,
     /// Number of certificates in the file.

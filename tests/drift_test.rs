@@ -759,7 +759,7 @@ fn an_edit_that_keeps_passing_drifts_without_regressing() {
     let agent = node.serve().default_watch().start();
     let m = agent.metrics();
     assert_quiet(&agent, &m);
-    let id = "streaming-idle-timeout-set";
+    let id = "pod-pids-limit-set";
     assert_eq!(
         m.control(id),
         (Some(0.0), Some(0.0)),
@@ -773,8 +773,8 @@ fn an_edit_that_keeps_passing_drifts_without_regressing() {
     let edited = Instant::now();
     edit_in_place(
         &node.path(CONFIG),
-        "streamingConnectionIdleTimeout: 0s",
-        "streamingConnectionIdleTimeout: 5m",
+        "podPidsLimit: 4096",
+        "podPidsLimit: 2048",
     );
     let m = agent.wait_for("the edit (drift)", |m| m.drift(id) == Some(1.0));
     let latency = edited.elapsed();
@@ -872,18 +872,15 @@ fn a_replace_by_rename_is_seen() {
     let text = fs::read_to_string(&path).expect("read config");
     replace_file(
         &path,
-        text.replace(
-            "streamingConnectionIdleTimeout: 0s",
-            "streamingConnectionIdleTimeout: 30m",
-        )
-        .as_bytes(),
+        text.replace("podPidsLimit: 4096", "podPidsLimit: 1024")
+            .as_bytes(),
     );
     assert_ne!(
         fs::metadata(&path).expect("stat").ino(),
         inode,
         "a new inode"
     );
-    let id = "streaming-idle-timeout-set";
+    let id = "pod-pids-limit-set";
     let m = agent.wait_for("the renamed file (drift)", |m| m.drift(id) == Some(1.0));
     let ctx = agent.context(&m);
     assert_eq!(m.regression(id), Some(0.0), "{ctx}");
@@ -1031,14 +1028,14 @@ fn an_edit_without_a_restart_is_pending_until_the_kubelet_restarts() {
     sleep_until(started + 1.3);
     edit_in_place(
         &node.path(CONFIG),
-        "streamingConnectionIdleTimeout: 0s",
-        "streamingConnectionIdleTimeout: 5m",
+        "podPidsLimit: 4096",
+        "podPidsLimit: 2048",
     );
     let m = agent.wait_for("pending restart after the edit", |m| {
         m.pending_restart() == Some(1.0)
     });
     let ctx = agent.context(&m);
-    assert_eq!(m.drift("streaming-idle-timeout-set"), Some(1.0), "{ctx}");
+    assert_eq!(m.drift("pod-pids-limit-set"), Some(1.0), "{ctx}");
     assert_eq!(m.changes("restart"), Some(0.0), "{ctx}");
 
     // The kubelet restarts (a start time after the edit): nothing pending.
@@ -1053,7 +1050,7 @@ fn an_edit_without_a_restart_is_pending_until_the_kubelet_restarts() {
     assert!(m.changes("restart") >= Some(1.0), "{ctx}");
     assert_eq!(m.changes("command_line"), Some(0.0), "{ctx}");
     // Still drifted from the baseline: the restart applied the edit.
-    assert_eq!(m.drift("streaming-idle-timeout-set"), Some(1.0), "{ctx}");
+    assert_eq!(m.drift("pod-pids-limit-set"), Some(1.0), "{ctx}");
 
     // A unit drop-in (read at start) removed while this process runs: pending again.
     let started = btime as f64 + node.start_ticks() as f64 / clock_ticks_per_second() as f64;
@@ -1139,11 +1136,11 @@ fn the_baseline_survives_an_agent_restart() {
     assert_quiet(&agent, &agent.metrics());
     edit_in_place(
         &node.path(CONFIG),
-        "streamingConnectionIdleTimeout: 0s",
-        "streamingConnectionIdleTimeout: 5m",
+        "podPidsLimit: 4096",
+        "podPidsLimit: 2048",
     );
     let m = agent.wait_for("the first edit", |m| {
-        m.drift("streaming-idle-timeout-set") == Some(1.0)
+        m.drift("pod-pids-limit-set") == Some(1.0)
     });
     let baseline_ts = m.baseline_timestamp().expect("baseline timestamp");
     agent.stop();
@@ -1165,7 +1162,7 @@ fn the_baseline_survives_an_agent_restart() {
         "{ctx}"
     );
     assert_eq!(
-        m.control("streaming-idle-timeout-set"),
+        m.control("pod-pids-limit-set"),
         (Some(1.0), Some(0.0)),
         "{ctx}"
     );
@@ -1359,11 +1356,11 @@ fn unwritable_state_dir_keeps_working(
     make_writable();
     edit_in_place(
         &node.path(CONFIG),
-        "streamingConnectionIdleTimeout: 0s",
-        "streamingConnectionIdleTimeout: 5m",
+        "podPidsLimit: 4096",
+        "podPidsLimit: 2048",
     );
     let m = agent.wait_for("the next evaluation", |m| {
-        m.drift("streaming-idle-timeout-set") == Some(1.0)
+        m.drift("pod-pids-limit-set") == Some(1.0)
     });
     let ctx = agent.context(&m);
     assert!(
@@ -1443,7 +1440,7 @@ fn a_policy_baseline_replaces_an_observed_one() {
         "{ctx}"
     );
     assert_eq!(
-        m.control("streaming-idle-timeout-set"),
+        m.control("pod-pids-limit-set"),
         (Some(0.0), Some(0.0)),
         "a passing control is on the standard{ctx}"
     );
@@ -1631,7 +1628,7 @@ const STANDIN: &str = env!("CARGO_BIN_EXE_kubelet");
 
 /// The stand-in's configuration: loopback listeners on free ports, hardened.
 #[cfg(feature = "standin")]
-fn write_standin_config(path: &Path, idle_timeout: &str) {
+fn write_standin_config(path: &Path, pod_pids_limit: &str) {
     use std::net::TcpListener;
 
     let ls: Vec<TcpListener> = (0..2)
@@ -1643,7 +1640,7 @@ fn write_standin_config(path: &Path, idle_timeout: &str) {
         format!(
             "apiVersion: kubelet.config.k8s.io/v1beta1\nkind: KubeletConfiguration\n\
              address: 127.0.0.1\nport: {}\nhealthzBindAddress: 127.0.0.1\nhealthzPort: {}\n\
-             readOnlyPort: 0\nstreamingConnectionIdleTimeout: {idle_timeout}\n\
+             readOnlyPort: 0\npodPidsLimit: {pod_pids_limit}\n\
              authentication:\n  anonymous:\n    enabled: false\n  webhook:\n    enabled: true\n\
              authorization:\n  mode: Webhook\n",
             port(0),
@@ -1725,7 +1722,7 @@ fn a_real_kubelet_edited_then_restarted() {
         .tempdir()
         .expect("work dir");
     let config = work.path().join("config.yaml");
-    write_standin_config(&config, "5m");
+    write_standin_config(&config, "2048");
     let first = start_standin(work.path(), &config);
     let pid1 = first.0.id();
     let spec = |pid: u32| AgentSpec {
@@ -1736,7 +1733,7 @@ fn a_real_kubelet_edited_then_restarted() {
         drop_dac: false,
         extra: vec!["--kubelet-pid".into(), pid.to_string().into()],
     };
-    let id = "streaming-idle-timeout-set";
+    let id = "pod-pids-limit-set";
     let agent = spec(pid1).start();
     let m = agent.metrics();
     let ctx = agent.context(&m);
@@ -1758,11 +1755,7 @@ fn a_real_kubelet_edited_then_restarted() {
     assert_eq!(m.baseline_origin("first_observation"), Some(1.0), "{ctx}");
 
     sleep_until(process_start(pid1) + 1.3);
-    edit_in_place(
-        &config,
-        "streamingConnectionIdleTimeout: 5m",
-        "streamingConnectionIdleTimeout: 10m",
-    );
+    edit_in_place(&config, "podPidsLimit: 2048", "podPidsLimit: 1024");
     let m = agent.wait_for("pending restart after the edit", |m| {
         m.pending_restart() == Some(1.0) && m.drift(id) == Some(1.0)
     });

@@ -178,7 +178,7 @@ fn kubeadm_hardened() {
             ("kubelet-version-no-known-cves", U),
             // Reading the running configuration is off (the default, --read-running-config).
             ("running-config-matches-disk", NA),
-            ("streaming-idle-timeout-set", P),
+            ("streaming-idle-timeout-set", U),
             ("iptables-util-chains", P),
             ("hostname-override-unset", P),
             ("event-qps-limited", P),
@@ -215,8 +215,10 @@ fn kubeadm_hardened() {
     assert_eq!(k.unit.as_deref(), Some("kubelet.service"));
     assert_eq!(k.start_time_ticks, Some(1461));
     assert_eq!(r.snapshot.node, "k8s-cp-01");
-    // The kubeadm `0s` durations are not effective values: the kubelet defaults them.
-    r.expect_full("streaming-idle-timeout-set", P, "4h0m0s", "default");
+    // The kubeadm `0s` durations are not effective values: the kubelet defaults them. The
+    // idle timeout only matters to dockershim (kubelets up to 1.23): unknown without a
+    // version.
+    r.expect_full("streaming-idle-timeout-set", U, "4h0m0s", "default");
     r.expect_reason("streaming-idle-timeout-set", "replaces with the default");
     r.expect_full("read-only-port-disabled", P, "0", "config-file");
     r.expect_full("tls-min-version", P, "VersionTLS12", "config-file");
@@ -270,7 +272,7 @@ fn flags_only() {
             ("healthz-bind-localhost", P),
             ("tls-serving-cert-configured", F),
             ("client-ca-configured", F),
-            ("tls-min-version", U),
+            ("tls-min-version", P),
             ("tls-strong-cipher-suites", F),
             ("client-cert-rotation", F),
             ("server-cert-rotation", F),
@@ -284,7 +286,7 @@ fn flags_only() {
             ("kubelet-version-no-known-cves", U),
             // Reading the running configuration is off (the default, --read-running-config).
             ("running-config-matches-disk", NA),
-            ("streaming-idle-timeout-set", P),
+            ("streaming-idle-timeout-set", U),
             ("iptables-util-chains", P),
             ("hostname-override-unset", P),
             ("event-qps-limited", P),
@@ -335,8 +337,9 @@ fn flags_only() {
         files(&r, FileRole::ServingKey)[0].path,
         "/var/lib/kubelet/pki/kubelet.key"
     );
-    // tlsMinVersion unset + unknown kubelet version: the Go default cannot be decided.
-    r.expect_reason("tls-min-version", "version is not known");
+    // tlsMinVersion unset: every kubelet sets VersionTLS12 (component-base
+    // DefaultTLSVersion), so no version is needed.
+    r.expect_reason("tls-min-version", "refusing TLS 1.0 and 1.1");
 }
 
 #[test]
@@ -350,7 +353,7 @@ fn eks_al2() {
             ("healthz-bind-localhost", P),
             ("tls-serving-cert-configured", P),
             ("client-ca-configured", P),
-            ("tls-min-version", U),
+            ("tls-min-version", P),
             ("tls-strong-cipher-suites", F),
             ("client-cert-rotation", NA),
             ("server-cert-rotation", P),
@@ -364,7 +367,7 @@ fn eks_al2() {
             ("kubelet-version-no-known-cves", U),
             // Reading the running configuration is off (the default, --read-running-config).
             ("running-config-matches-disk", NA),
-            ("streaming-idle-timeout-set", P),
+            ("streaming-idle-timeout-set", U),
             ("iptables-util-chains", P),
             ("hostname-override-unset", F),
             ("event-qps-limited", P),
@@ -444,7 +447,7 @@ fn eks_al2023() {
             ("healthz-bind-localhost", P),
             ("tls-serving-cert-configured", P),
             ("client-ca-configured", P),
-            ("tls-min-version", U),
+            ("tls-min-version", P),
             ("tls-strong-cipher-suites", F),
             ("client-cert-rotation", NA),
             ("server-cert-rotation", P),
@@ -458,7 +461,7 @@ fn eks_al2023() {
             ("kubelet-version-no-known-cves", U),
             // Reading the running configuration is off (the default, --read-running-config).
             ("running-config-matches-disk", NA),
-            ("streaming-idle-timeout-set", P),
+            ("streaming-idle-timeout-set", U),
             ("iptables-util-chains", P),
             ("hostname-override-unset", F),
             ("event-qps-limited", P),
@@ -529,7 +532,7 @@ fn gke() {
             ("healthz-bind-localhost", P),
             ("tls-serving-cert-configured", P),
             ("client-ca-configured", P),
-            ("tls-min-version", U),
+            ("tls-min-version", P),
             ("tls-strong-cipher-suites", F),
             ("client-cert-rotation", P),
             ("server-cert-rotation", P),
@@ -543,7 +546,7 @@ fn gke() {
             ("kubelet-version-no-known-cves", U),
             // Reading the running configuration is off (the default, --read-running-config).
             ("running-config-matches-disk", NA),
-            ("streaming-idle-timeout-set", P),
+            ("streaming-idle-timeout-set", U),
             ("iptables-util-chains", P),
             ("hostname-override-unset", P),
             ("event-qps-limited", P),
@@ -608,7 +611,7 @@ fn aks() {
             ("healthz-bind-localhost", P),
             ("tls-serving-cert-configured", P),
             ("client-ca-configured", P),
-            ("tls-min-version", U),
+            ("tls-min-version", P),
             ("tls-strong-cipher-suites", P),
             ("client-cert-rotation", P),
             ("server-cert-rotation", F),
@@ -622,10 +625,10 @@ fn aks() {
             ("kubelet-version-no-known-cves", U),
             // Reading the running configuration is off (the default, --read-running-config).
             ("running-config-matches-disk", NA),
-            ("streaming-idle-timeout-set", P),
+            ("streaming-idle-timeout-set", U),
             ("iptables-util-chains", P),
             ("hostname-override-unset", P),
-            ("event-qps-limited", P),
+            ("event-qps-limited", U),
             ("pod-pids-limit-set", F),
             ("seccomp-default-enabled", F),
             ("protect-kernel-defaults", P),
@@ -656,8 +659,13 @@ fn aks() {
     );
     // `"anonymous": {}`: the v1beta1 default (false) applies, not the legacy one.
     r.expect_full("anonymous-auth-disabled", P, "false", "default");
-    // eventRecordQPS: 0 is client-go's default of 5, which passes the default minimum 1.
-    r.expect_full("event-qps-limited", P, "0 (effective 5/s)", "config-file");
+    // eventRecordQPS: 0 is client-go's default of 5/s up to 1.36 (passing the default
+    // minimum 1) and no limit from 1.37 (failing): a host tree has no version to decide.
+    r.expect_full("event-qps-limited", U, "0", "config-file");
+    r.expect_reason(
+        "event-qps-limited",
+        "the verdict depends on the kubelet's version",
+    );
     // An explicit -1 and an explicit false in the file.
     r.expect_full("pod-pids-limit-set", F, "-1", "config-file");
     r.expect_full("seccomp-default-enabled", F, "false", "config-file");
@@ -671,8 +679,8 @@ fn aks() {
         files(&r, FileRole::ServingKey)[0].path,
         "/etc/kubernetes/certs/kubeletserver.key"
     );
-    // "4h" (not 4h0m0s) is a valid duration.
-    r.expect_full("streaming-idle-timeout-set", P, "4h", "config-file");
+    // "4h" (not 4h0m0s) is a valid duration, read by dockershim up to 1.23 only.
+    r.expect_full("streaming-idle-timeout-set", U, "4h", "config-file");
     assert_eq!(files(&r, FileRole::ServiceDropIn).len(), 2);
 }
 
@@ -683,7 +691,7 @@ fn rke2_table(ro: Status) -> Vec<(&'static str, Status)> {
         ("healthz-bind-localhost", P),
         ("tls-serving-cert-configured", P),
         ("client-ca-configured", P),
-        ("tls-min-version", U),
+        ("tls-min-version", P),
         ("tls-strong-cipher-suites", F),
         ("client-cert-rotation", F),
         ("server-cert-rotation", F),
@@ -697,7 +705,7 @@ fn rke2_table(ro: Status) -> Vec<(&'static str, Status)> {
         ("kubelet-version-no-known-cves", U),
         // Reading the running configuration is off (the default, --read-running-config).
         ("running-config-matches-disk", NA),
-        ("streaming-idle-timeout-set", P),
+        ("streaming-idle-timeout-set", U),
         ("iptables-util-chains", P),
         ("hostname-override-unset", F),
         ("event-qps-limited", P),
@@ -811,7 +819,7 @@ fn microk8s() {
             ("healthz-bind-localhost", P),
             ("tls-serving-cert-configured", F),
             ("client-ca-configured", P),
-            ("tls-min-version", U),
+            ("tls-min-version", P),
             ("tls-strong-cipher-suites", F),
             ("client-cert-rotation", NA),
             ("server-cert-rotation", F),
@@ -825,7 +833,8 @@ fn microk8s() {
             ("kubelet-version-no-known-cves", U),
             // Reading the running configuration is off (the default, --read-running-config).
             ("running-config-matches-disk", NA),
-            ("streaming-idle-timeout-set", P),
+            // --container-runtime=remote: the runtime serves the streams on every version.
+            ("streaming-idle-timeout-set", NA),
             ("iptables-util-chains", P),
             ("hostname-override-unset", P),
             ("event-qps-limited", P),
@@ -913,7 +922,7 @@ fn flag_overrides_file() {
             ("healthz-bind-localhost", P),
             ("tls-serving-cert-configured", F),
             ("client-ca-configured", P),
-            ("tls-min-version", U),
+            ("tls-min-version", P),
             ("tls-strong-cipher-suites", F),
             ("client-cert-rotation", P),
             ("server-cert-rotation", F),
@@ -927,7 +936,7 @@ fn flag_overrides_file() {
             ("kubelet-version-no-known-cves", U),
             // Reading the running configuration is off (the default, --read-running-config).
             ("running-config-matches-disk", NA),
-            ("streaming-idle-timeout-set", P),
+            ("streaming-idle-timeout-set", U),
             ("iptables-util-chains", P),
             ("hostname-override-unset", P),
             ("event-qps-limited", P),
@@ -985,7 +994,7 @@ fn hyperkube() {
             ("healthz-bind-localhost", P),
             ("tls-serving-cert-configured", F),
             ("client-ca-configured", P),
-            ("tls-min-version", U),
+            ("tls-min-version", P),
             ("tls-strong-cipher-suites", F),
             ("client-cert-rotation", P),
             ("server-cert-rotation", F),
@@ -999,7 +1008,7 @@ fn hyperkube() {
             ("kubelet-version-no-known-cves", U),
             // Reading the running configuration is off (the default, --read-running-config).
             ("running-config-matches-disk", NA),
-            ("streaming-idle-timeout-set", P),
+            ("streaming-idle-timeout-set", U),
             ("iptables-util-chains", P),
             ("hostname-override-unset", P),
             ("event-qps-limited", P),
@@ -1258,7 +1267,7 @@ fn symlink_table() -> Vec<(&'static str, Status)> {
         ("healthz-bind-localhost", P),
         ("tls-serving-cert-configured", P),
         ("client-ca-configured", P),
-        ("tls-min-version", U),
+        ("tls-min-version", P),
         ("tls-strong-cipher-suites", F),
         ("client-cert-rotation", P),
         ("server-cert-rotation", P),
@@ -1272,7 +1281,7 @@ fn symlink_table() -> Vec<(&'static str, Status)> {
         ("kubelet-version-no-known-cves", U),
         // Reading the running configuration is off (the default, --read-running-config).
         ("running-config-matches-disk", NA),
-        ("streaming-idle-timeout-set", P),
+        ("streaming-idle-timeout-set", U),
         ("iptables-util-chains", P),
         ("hostname-override-unset", P),
         ("event-qps-limited", P),
@@ -1353,7 +1362,7 @@ fn non_utf8_cmdline() {
             ("healthz-bind-localhost", P),
             ("tls-serving-cert-configured", F),
             ("client-ca-configured", P),
-            ("tls-min-version", U),
+            ("tls-min-version", P),
             ("tls-strong-cipher-suites", F),
             ("client-cert-rotation", P),
             ("server-cert-rotation", F),
@@ -1367,7 +1376,7 @@ fn non_utf8_cmdline() {
             ("kubelet-version-no-known-cves", U),
             // Reading the running configuration is off (the default, --read-running-config).
             ("running-config-matches-disk", NA),
-            ("streaming-idle-timeout-set", P),
+            ("streaming-idle-timeout-set", U),
             ("iptables-util-chains", P),
             ("hostname-override-unset", P),
             ("event-qps-limited", P),
@@ -1443,7 +1452,7 @@ fn misconfigured() {
             ("kubelet-version-no-known-cves", U),
             // Reading the running configuration is off (the default, --read-running-config).
             ("running-config-matches-disk", NA),
-            ("streaming-idle-timeout-set", F),
+            ("streaming-idle-timeout-set", U),
             ("iptables-util-chains", F),
             ("hostname-override-unset", F),
             ("event-qps-limited", F),
@@ -1483,9 +1492,11 @@ fn misconfigured() {
     r.expect_reason("client-ca-configured", "not a CA certificate");
     r.expect_full("tls-min-version", F, "VersionTLS10", "config-file");
     r.expect_reason("tls-strong-cipher-suites", "TLS_RSA_WITH_3DES_EDE_CBC_SHA");
-    // A negative QPS fails; a zero idle timeout from the command line fails.
+    // A negative QPS fails; a zero idle timeout from the command line fails up to 1.23
+    // (dockershim) and has no effect from 1.24: unknown without a version.
     r.expect_full("event-qps-limited", F, "-1", "config-file");
-    r.expect_full("streaming-idle-timeout-set", F, "0", "flag");
+    r.expect_full("streaming-idle-timeout-set", U, "0", "flag");
+    r.expect_reason("streaming-idle-timeout-set", "up to 1.23 fail");
     // An explicit empty evictionHard replaces the default map.
     r.expect_full("eviction-hard-set", F, "{}", "config-file");
     r.expect_full("iptables-util-chains", F, "false", "config-file");
@@ -1605,6 +1616,8 @@ fn example_node_shows_its_documented_findings() {
             "kubelet-api-rejects-anonymous" => U,
             // No version is learnt from a host tree on disk.
             "kubelet-version-supported" | "kubelet-version-no-known-cves" => U,
+            // 4h passes up to 1.23 (dockershim) and has no effect from 1.24.
+            "streaming-idle-timeout-set" => U,
             // Reading the running configuration is off (the default).
             "running-config-matches-disk" => NA,
             _ => P,

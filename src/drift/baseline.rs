@@ -290,11 +290,11 @@ mod tests {
 
     #[test]
     fn a_change_that_keeps_passing_drifts_without_regressing() {
-        let before = snapshot_with(&["--streaming-connection-idle-timeout=5m"], None);
+        let before = snapshot_with(&["--event-qps=20"], None);
         let (b, _) = baseline_of(&before, Origin::FirstObservation);
-        let after = snapshot_with(&["--streaming-connection-idle-timeout=10m"], None);
+        let after = snapshot_with(&["--event-qps=30"], None);
         let results = crate::evaluate::evaluate(&after, &Policy::embedded());
-        let r = result(&results, "streaming-idle-timeout-set");
+        let r = result(&results, "event-qps-limited");
         assert_eq!(r.status, Status::Pass);
         let d = b.compare(r).unwrap();
         assert!(d.drifted && !d.regressed);

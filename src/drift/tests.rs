@@ -23,23 +23,11 @@ fn update(t: &mut Tracker, s: &Snapshot, now: f64) -> DriftReport {
 }
 
 fn hardened() -> Snapshot {
-    snapshot_with(
-        &[
-            "--read-only-port=0",
-            "--streaming-connection-idle-timeout=5m",
-        ],
-        None,
-    )
+    snapshot_with(&["--read-only-port=0", "--event-qps=20"], None)
 }
 
 fn opened() -> Snapshot {
-    snapshot_with(
-        &[
-            "--read-only-port=10255",
-            "--streaming-connection-idle-timeout=5m",
-        ],
-        None,
-    )
+    snapshot_with(&["--read-only-port=10255", "--event-qps=20"], None)
 }
 
 fn drift_of(r: &DriftReport, id: &str) -> (bool, bool) {
@@ -74,7 +62,7 @@ fn the_first_evaluation_becomes_the_baseline_and_survives_a_restart() {
         "not re-taken"
     );
     assert_eq!(drift_of(&r, "read-only-port-disabled"), (true, true));
-    assert_eq!(drift_of(&r, "streaming-idle-timeout-set"), (false, false));
+    assert_eq!(drift_of(&r, "event-qps-limited"), (false, false));
     assert_eq!(r.config_drift, Some(true));
     // Counted against the state persisted before the restart.
     let c = r.changes.unwrap();

@@ -1,10 +1,12 @@
 //! Practice 4: harden kubelet defaults.
 
+use super::by_version::{self, minor, Era, Minors};
 use super::util::{
-    self, because, bool_of, decide, int_of, known, kubelet, kubelet_version, str_of, unknown_with,
+    self, because, bool_of, decide, int_of, known, kubelet, str_of, unknown_with,
     PRACTICE_HARDENING,
 };
-use super::{Control, Ctx, Family, Needs, Outcome, Severity, Status};
+use super::version::Minor;
+use super::{Control, Ctx, Family, Needs, Outcome, Severity};
 use crate::observe::settings::parse_go_duration;
 
 pub static CONTROLS: &[Control] = &[
@@ -15,8 +17,8 @@ pub static CONTROLS: &[Control] = &[
         severity: Severity::Low,
         cis: Some("4.2.5"),
         practice: PRACTICE_HARDENING,
-        expected: "> 0 (e.g. 4h0m0s)",
-        remediation: "Set `streamingConnectionIdleTimeout: 4h0m0s` (or shorter) in the KubeletConfiguration and remove `--streaming-connection-idle-timeout=0` from the command line and any `0s` from drop-ins (a `0s` in the --config file already means the 4h default); restart the kubelet.",
+        expected: "> 0 (e.g. 4h0m0s) on kubelets up to 1.23 running dockershim; not applicable from 1.24, where the setting has no effect",
+        remediation: "Kubelets 1.24 and newer ignore this setting (the control is not applicable there): idle exec/attach/port-forward streams are closed by the container runtime's streaming server, so set its idle timeout instead (e.g. containerd's `stream_idle_timeout`). On kubelets up to 1.23 running dockershim (`--container-runtime=docker`, the default then), set `streamingConnectionIdleTimeout: 4h0m0s` (or shorter) in the KubeletConfiguration and remove `--streaming-connection-idle-timeout=0` from the command line and any `0s` from drop-ins (a `0s` in the --config file already means the 4h default); restart the kubelet. When the control is unknown, make the kubelet's version known (see `kubelet-version-supported`).",
         needs: Needs::Kubelet,
         evaluate: evaluate_streaming_timeout,
     },
@@ -51,8 +53,8 @@ pub static CONTROLS: &[Control] = &[
         severity: Severity::Low,
         cis: Some("4.2.8"),
         practice: PRACTICE_HARDENING,
-        expected: "effective event QPS ≥ 1 (0 means client-go's default of 5)",
-        remediation: "Set `eventRecordQPS` in the KubeletConfiguration (or `--event-qps`) to a positive value within the policy bounds (the default 50 is fine; 0 means 5); restart the kubelet.",
+        expected: "effective event QPS ≥ 1 (0 means 5/s up to 1.36 and no limit from 1.37)",
+        remediation: "Set `eventRecordQPS` in the KubeletConfiguration (or `--event-qps`) to a positive value within the policy bounds (the default 50 is fine). Do not use 0: it means client-go's default of 5/s on kubelets up to 1.36 and no rate limit at all from 1.37. Restart the kubelet.",
         needs: Needs::Kubelet,
         evaluate: evaluate_event_qps,
     },
@@ -107,55 +109,96 @@ fn bool_control(ctx: &Ctx, key: &str, pass_why: &str, fail_why: &str) -> Outcome
     })
 }
 
+/// The first kubelet minor without dockershim, the only reader of
+/// `streamingConnectionIdleTimeout`.
+const STREAMING_TIMEOUT_UNUSED: Minor = minor(1, 24);
+
 fn evaluate_streaming_timeout(ctx: &Ctx) -> Outcome {
-    // reference §2.2: "Deprecated: no longer has any effect" since Kubernetes 1.34.
-    let version_note = match kubelet_version(ctx) {
-        Ok(((major, minor, _), raw)) if (major, minor) >= (1, 34) => {
-            return Outcome::new(
-                Status::NotApplicable,
-                raw.clone(),
-                "version",
-                format!(
-                    "streamingConnectionIdleTimeout has no effect since Kubernetes 1.34 (kubelet {raw})"
-                ),
-            );
-        }
-        Ok(_) => String::new(),
-        Err(why) => format!(" (if the kubelet is 1.34 or newer the setting has no effect; {why})"),
+    // Who reads streamingConnectionIdleTimeout:
+    // - up to 1.23 (checked in v1.19.16 .. v1.23.17): only pkg/kubelet/kubelet.go
+    //   `getStreamingConfig` ("the streaming server configuration to use with in-process CRI
+    //   shims": `StreamIdleTimeout: kubeCfg.StreamingConnectionIdleTimeout.Duration`), called
+    //   from pkg/kubelet/kubelet_dockershim.go `runDockershim`, which `PreInitRuntimeService`
+    //   runs for `--container-runtime=docker` (the default; `remote` is a no-op there). With
+    //   `--container-runtime=remote` the runtime's own streaming server serves exec, attach
+    //   and port-forward, and the setting does nothing.
+    // - from 1.24 (checked in v1.24.17 .. v1.37.2): dockershim is gone (kubernetes#97252); the
+    //   value is copied into the Kubelet's `streamingConnectionIdleTimeout` field, which
+    //   nothing reads (1.24 .. 1.33), and from 1.34 not even copied; k8s.io/kubelet
+    //   config/v1beta1 types.go says "Deprecated: no longer has any effect" since 1.34
+    //   (kubernetes#131992). pkg/kubelet/server/server.go only proxies or redirects the
+    //   streams to the runtime's streaming server.
+    let setting = known(ctx, "streamingConnectionIdleTimeout");
+    let (observed, src) = match &setting {
+        Ok(s) => (util::render(&s.value), util::source_label(s)),
+        Err(_) => (String::new(), String::new()),
     };
-    decide(|| {
-        let s = known(ctx, "streamingConnectionIdleTimeout")?;
+    let judged = decide(|| {
+        let s = setting.clone()?;
         let raw = str_of(&s)?.to_string();
         let src = util::source_label(&s);
-        // A `0s` in the --config file has already become the 4h default (config layer,
-        // reference §2.1); a 0 from a flag or a drop-in stays 0.
+        // A `0s` in the --config file has already become the 4h default (the config
+        // layer applies the v1beta1 defaulting); a 0 from a flag or a drop-in stays 0.
         let Some(secs) = parse_go_duration(&raw) else {
             return Ok(unknown_with(
                 raw.clone(),
                 src,
-                because(format!("{raw:?} is not a duration"), &s),
+                format!("{raw:?} is not a duration"),
             ));
         };
         Ok(if secs > 0.0 {
             Outcome::pass(
                 raw.clone(),
                 src,
-                because(format!("idle exec/attach/port-forward streams are closed after {raw}{version_note}"), &s),
+                format!("dockershim (--container-runtime=docker, the default up to 1.23) closes idle exec/attach/port-forward streams after {raw}"),
             )
         } else if secs == 0.0 {
             Outcome::fail(
                 raw.clone(),
                 src,
-                because(format!("0 disables the idle timeout: streaming connections stay open forever{version_note}"), &s),
+                "0 disables the idle timeout of dockershim (--container-runtime=docker, the default up to 1.23): streaming connections stay open forever",
             )
         } else {
             unknown_with(
                 raw.clone(),
                 src,
-                because("a negative idle timeout is not a meaningful value", &s),
+                "a negative idle timeout is not a meaningful value",
             )
         })
-    })
+    });
+    let runtime = kubelet(ctx)
+        .ok()
+        .and_then(|k| k.flags.last("container-runtime"));
+    let dockershim_era = if runtime == Some("remote") {
+        Outcome::not_applicable(
+            "--container-runtime=remote: the container runtime serves exec/attach/port-forward streams; the setting only configures dockershim's streaming server",
+        )
+    } else {
+        judged
+    };
+    let unused = Outcome::not_applicable(
+        "no effect: dockershim, its only reader, was removed in 1.24 (kubernetes#97252); the container runtime serves exec/attach/port-forward streams (deprecated in KubeletConfiguration v1beta1 since 1.34, kubernetes#131992)",
+    );
+    let with_setting = |mut o: Outcome| {
+        if o.observed.is_empty() {
+            o.observed = observed.clone();
+            o.source = src.clone();
+        }
+        o
+    };
+    let mut out = by_version::judge(
+        ctx,
+        vec![
+            Era::new(Minors::up_to(minor(1, 23)), with_setting(dockershim_era)),
+            Era::new(Minors::from(STREAMING_TIMEOUT_UNUSED), with_setting(unused)),
+        ],
+        &observed,
+        &src,
+    );
+    if let Ok(s) = &setting {
+        out.reason = because(&out.reason, s);
+    }
+    out
 }
 
 fn evaluate_iptables(ctx: &Ctx) -> Outcome {
@@ -194,6 +237,9 @@ fn evaluate_hostname_override(ctx: &Ctx) -> Outcome {
 /// client-go's `rest.DefaultQPS`.
 const CLIENT_GO_DEFAULT_QPS: i64 = 5;
 
+/// The first kubelet minor that turns `eventRecordQPS: 0` into "no limit".
+const EVENT_QPS_ZERO_UNLIMITED: Minor = minor(1, 37);
+
 fn evaluate_event_qps(ctx: &Ctx) -> Outcome {
     let min = ctx.policy.expected.event_qps_min;
     let max = ctx.policy.expected.event_qps_max;
@@ -201,11 +247,21 @@ fn evaluate_event_qps(ctx: &Ctx) -> Outcome {
         Some(max) => format!("effective event QPS {min}..={max}"),
         None => format!("effective event QPS ≥ {min}"),
     };
-    // kube-bench tests `gte 0`, which every valid value passes (reference §1.2).
-    // What the kubelet really does (cmd/kubelet/app/server.go, client-go rest):
-    // `eventClientConfig.QPS = float32(s.EventRecordQPS)`; `rest.RESTClientFor` turns a
-    // QPS of 0 into DefaultQPS (5) and only a negative QPS disables rate limiting.
-    // types.go's "0 = no limit" (reference §2.2) is wrong; the flag help is right.
+    // kube-bench tests `gte 0`, which every valid value passes. What the kubelet does
+    // (cmd/kubelet/app/server.go, `run`, where the event client is made):
+    // `eventClientConfig.QPS = float32(s.EventRecordQPS)`, then
+    // `v1core.NewForConfig`, whose client-go `rest.RESTClientFor` (from v0.23 through
+    // `RESTClientForConfigAndClient`) turns a QPS of 0 into `rest.DefaultQPS` (5) and builds
+    // no rate limiter for a negative QPS (checked in client-go v0.19.16, v0.23.17, v0.29.6,
+    // v0.36.3, v0.37.2).
+    // - 1.19 .. 1.36 (checked in v1.19.16 .. v1.36.3): nothing else; 0 is a 5/s limit.
+    // - from 1.37 (v1.37.0, v1.37.2): kubernetes#117119 adds `if int(eventClientConfig.QPS)
+    //   == 0 { eventClientConfig.QPS = float32(-1) }` ("If the value of EventRecordQPS is 0,
+    //   there is no limit enforced"): no rate limiter at all.
+    // - a negative value is refused by pkg/kubelet/apis/config/validation
+    //   `ValidateKubeletConfiguration` ("eventRecordQPS (--event-qps) ... must not be a
+    //   negative number") in every version.
+    // /configz shows 0 in both cases: only the version tells them apart.
     decide(|| {
         let s = known(ctx, "eventRecordQPS")?;
         let qps = int_of(&s)?;
@@ -215,47 +271,57 @@ fn evaluate_event_qps(ctx: &Ctx) -> Outcome {
                 qps.to_string(),
                 src,
                 because(
-                    "negative: the kubelet refuses to start with it; client-go would disable rate limiting",
+                    "negative: the kubelet's validation refuses it, so the kubelet does not start",
                     &s,
                 ),
             ));
         }
-        let effective = if qps == 0 { CLIENT_GO_DEFAULT_QPS } else { qps };
-        let observed = if qps == 0 {
-            format!("0 (effective {CLIENT_GO_DEFAULT_QPS}/s)")
-        } else {
-            qps.to_string()
+        let within = |effective: i64, observed: String, note: &str| -> Outcome {
+            if effective < min {
+                Outcome::fail(
+                    observed,
+                    src.clone(),
+                    format!("effective {effective} events/s is below the policy minimum {min}: events may be dropped{note}"),
+                )
+            } else if let Some(max) = max.filter(|m| effective > *m) {
+                Outcome::fail(
+                    observed,
+                    src.clone(),
+                    format!("effective {effective} events/s is above the policy maximum {max}{note}"),
+                )
+            } else {
+                Outcome::pass(
+                    observed,
+                    src.clone(),
+                    format!("events are rate-limited at {effective}/s{note}"),
+                )
+            }
         };
-        let zero_note = if qps == 0 {
-            " (0 means client-go's default of 5, not unlimited)"
+        let mut out = if qps > 0 {
+            within(qps, qps.to_string(), "")
         } else {
-            ""
+            let five = within(
+                CLIENT_GO_DEFAULT_QPS,
+                format!("0 (effective {CLIENT_GO_DEFAULT_QPS}/s)"),
+                " (0 means client-go's default of 5/s)",
+            );
+            let unlimited = Outcome::fail(
+                "0 (no limit)",
+                src.clone(),
+                "0 means no limit: the kubelet gives its event client QPS -1 and client-go builds no rate limiter",
+            );
+            by_version::judge(
+                ctx,
+                vec![
+                    Era::new(Minors::up_to(minor(1, 36)), five),
+                    Era::new(Minors::from(EVENT_QPS_ZERO_UNLIMITED), unlimited),
+                ],
+                "0",
+                &src,
+            )
         };
-        Ok(if effective < min {
-            Outcome::fail(
-                observed,
-                src,
-                because(
-                    format!("effective {effective} events/s is below the policy minimum {min}: events may be dropped{zero_note}"),
-                    &s,
-                ),
-            )
-        } else if let Some(max) = max.filter(|m| effective > *m) {
-            Outcome::fail(
-                observed,
-                src,
-                because(
-                    format!("effective {effective} events/s is above the policy maximum {max}{zero_note}"),
-                    &s,
-                ),
-            )
-        } else {
-            Outcome::pass(
-                observed,
-                src,
-                because(format!("events are rate-limited at {effective}/s{zero_note}"), &s),
-            )
-        })
+        out.reason = because(&out.reason, &s);
+        Ok(out)
     })
     .with_expected(expected)
 }
@@ -321,13 +387,19 @@ fn evaluate_protect_kernel(ctx: &Ctx) -> Outcome {
 mod tests {
     use super::super::util::testing::*;
     use super::super::Status;
+    use crate::snapshot::Snapshot;
+
+    fn with_version(mut s: Snapshot, v: &str) -> Snapshot {
+        kubelet_mut(&mut s).version = Some(v.into());
+        kubelet_mut(&mut s).version_source = Some("binary".into());
+        s
+    }
 
     #[test]
-    fn streaming_timeout() {
+    fn streaming_timeout_up_to_1_23_is_judged() {
         let id = "streaming-idle-timeout-set";
         // kubeadm writes 0s in the --config file: the kubelet uses 4h.
-        let mut s = kubeadm();
-        let o = eval(id, &s);
+        let o = eval(id, &with_version(kubeadm(), "v1.23.17"));
         assert_status(&o, Status::Pass);
         assert_eq!(
             (o.observed.as_str(), o.source.as_str()),
@@ -338,46 +410,142 @@ mod tests {
             "{}",
             o.reason
         );
-        assert!(o.reason.contains("version is not known"), "{}", o.reason);
-
-        let o = eval(
-            id,
-            &snapshot_with(&["--streaming-connection-idle-timeout=0"], None),
+        assert!(
+            o.reason
+                .contains("kubelet v1.23.17 (binary), up to 1.23: dockershim"),
+            "{}",
+            o.reason
         );
+
+        let zero = with_version(
+            snapshot_with(&["--streaming-connection-idle-timeout=0"], None),
+            "v1.19.16",
+        );
+        let o = eval(id, &zero);
         assert_status(&o, Status::Fail);
         assert_eq!((o.observed.as_str(), o.source.as_str()), ("0", "flag"));
 
-        // A 0s in a drop-in stays 0 up to 1.31 and is defaulted to 4h from 1.32
-        // (kubernetes PR #127421); with the version unknown the answer is unknown.
-        let mut d = snapshot_with_dropins(
-            &[],
-            Some(""),
-            &[("10-x.conf", "streamingConnectionIdleTimeout: 0s\n")],
+        // A 0s in a drop-in stays 0 up to 1.31 (the loading rules of that minor; 1.32+
+        // default it to 4h, kubernetes PR #127421).
+        let o = eval(
+            id,
+            &with_version(
+                snapshot_with_dropins(
+                    &[],
+                    Some(""),
+                    &[("10-x.conf", "streamingConnectionIdleTimeout: 0s\n")],
+                ),
+                "v1.22.0",
+            ),
         );
-        let o = eval(id, &d);
-        assert_status(&o, Status::Unknown);
-        assert!(o.reason.contains("1.28–1.31 gives"), "{}", o.reason);
-        kubelet_mut(&mut d).version = Some("v1.31.4".into());
-        let o = eval(id, &d);
         assert_status(&o, Status::Fail);
         assert_eq!(o.source, "drop-in:10-x.conf");
 
-        kubelet_mut(&mut s).version = Some("v1.34.1".into());
-        let o = eval(id, &s);
+        // A remote runtime serves the streams itself, before 1.24 too.
+        let remote = with_version(
+            snapshot_with(
+                &[
+                    "--streaming-connection-idle-timeout=0",
+                    "--container-runtime=remote",
+                ],
+                None,
+            ),
+            "v1.23.17",
+        );
+        let o = eval(id, &remote);
         assert_status(&o, Status::NotApplicable);
-        assert_eq!(o.observed, "v1.34.1");
-        assert!(o.reason.contains("no effect since Kubernetes 1.34"));
-        kubelet_mut(&mut s).version = Some("v1.33.4+rke2r1".into());
-        let o = eval(id, &s);
-        assert_status(&o, Status::Pass);
-        assert!(!o.reason.contains("1.34 or newer"));
+        assert_eq!((o.observed.as_str(), o.source.as_str()), ("0", "flag"));
+        assert!(
+            o.reason.contains("--container-runtime=remote"),
+            "{}",
+            o.reason
+        );
 
         assert_status(
             &eval(
                 id,
-                &snapshot_with(&["--streaming-connection-idle-timeout=5"], None),
+                &with_version(
+                    snapshot_with(&["--streaming-connection-idle-timeout=5"], None),
+                    "v1.23.0",
+                ),
             ),
             Status::Unknown,
+        );
+    }
+
+    #[test]
+    fn streaming_timeout_has_no_effect_from_1_24() {
+        let id = "streaming-idle-timeout-set";
+        for v in ["v1.24.0", "v1.33.4+rke2r1", "v1.34.1", "v1.37.2"] {
+            let zero = with_version(
+                snapshot_with(&["--streaming-connection-idle-timeout=0"], None),
+                v,
+            );
+            let o = eval(id, &zero);
+            assert_status(&o, Status::NotApplicable);
+            assert_eq!((o.observed.as_str(), o.source.as_str()), ("0", "flag"));
+            assert!(
+                o.reason.contains("from 1.24: no effect"),
+                "{v}: {}",
+                o.reason
+            );
+            assert!(o.reason.contains("kubernetes#97252"), "{}", o.reason);
+        }
+        // Even a value the config layer cannot decide does not matter there.
+        let o = eval(
+            id,
+            &with_version(
+                snapshot_with(&[], Some("streamingConnectionIdleTimeout: [\n")),
+                "v1.30.0",
+            ),
+        );
+        assert_status(&o, Status::NotApplicable);
+    }
+
+    #[test]
+    fn streaming_timeout_with_an_unknown_version() {
+        let id = "streaming-idle-timeout-set";
+        // 4h: passes up to 1.23 (dockershim), not applicable from 1.24: the version decides.
+        let o = eval(id, &kubeadm());
+        assert_status(&o, Status::Unknown);
+        assert_eq!(
+            (o.observed.as_str(), o.source.as_str()),
+            ("4h0m0s", "default")
+        );
+        assert!(
+            o.reason.contains("up to 1.23 pass: dockershim"),
+            "{}",
+            o.reason
+        );
+        assert!(
+            o.reason.contains("from 1.24 not_applicable: no effect"),
+            "{}",
+            o.reason
+        );
+        assert!(o.reason.contains("version is not known"), "{}", o.reason);
+        // 0 fails only up to 1.23: unknown as well.
+        let o = eval(
+            id,
+            &snapshot_with(&["--streaming-connection-idle-timeout=0"], None),
+        );
+        assert_status(&o, Status::Unknown);
+        assert!(o.reason.contains("up to 1.23 fail"), "{}", o.reason);
+        // With a remote runtime every supported kubelet ignores it: no version needed.
+        let o = eval(
+            id,
+            &snapshot_with(
+                &[
+                    "--streaming-connection-idle-timeout=0",
+                    "--container-runtime=remote",
+                ],
+                None,
+            ),
+        );
+        assert_status(&o, Status::NotApplicable);
+        assert!(
+            o.reason.contains("so its version is not needed"),
+            "{}",
+            o.reason
         );
     }
 
@@ -438,26 +606,15 @@ mod tests {
         assert_eq!((o.observed.as_str(), o.source.as_str()), ("50", "default"));
         assert_eq!(o.expected.as_deref(), Some("effective event QPS ≥ 1"));
 
-        // k3s used --event-qps=0: that is 5/s, not unlimited.
-        let o = eval(id, &snapshot_with(&["--event-qps=0"], None));
-        assert_status(&o, Status::Pass);
-        assert_eq!(
-            (o.observed.as_str(), o.source.as_str()),
-            ("0 (effective 5/s)", "flag")
-        );
-
         let o = eval(id, &snapshot_with(&[], Some("eventRecordQPS: -1\n")));
         assert_status(&o, Status::Fail);
         assert!(o.reason.contains("negative"));
 
         let p = policy("expected:\n  event_qps_min: 10\n  event_qps_max: 40\n");
-        let o = eval_with(id, &snapshot_with(&["--event-qps=0"], None), &p);
-        assert_status(&o, Status::Fail);
-        assert!(o.reason.contains("below"));
-        assert_eq!(o.expected.as_deref(), Some("effective event QPS 10..=40"));
         let o = eval_with(id, &snapshot_with(&[], Some("")), &p);
         assert_status(&o, Status::Fail);
         assert!(o.reason.contains("above the policy maximum 40"));
+        assert_eq!(o.expected.as_deref(), Some("effective event QPS 10..=40"));
         assert_status(
             &eval_with(id, &snapshot_with(&["--event-qps=20"], None), &p),
             Status::Pass,
@@ -466,6 +623,108 @@ mod tests {
             &eval(id, &snapshot_with(&["--event-qps=lots"], None)),
             Status::Unknown,
         );
+    }
+
+    #[test]
+    fn event_qps_zero_is_5_per_second_up_to_1_36() {
+        let id = "event-qps-limited";
+        // k3s used --event-qps=0: that is 5/s, not unlimited, on these kubelets.
+        for v in ["v1.19.16", "v1.29.6", "v1.36.3", "v1.36.9-eks-1552ad0"] {
+            let o = eval(
+                id,
+                &with_version(snapshot_with(&["--event-qps=0"], None), v),
+            );
+            assert_status(&o, Status::Pass);
+            assert_eq!(
+                (o.observed.as_str(), o.source.as_str()),
+                ("0 (effective 5/s)", "flag")
+            );
+            assert!(
+                o.reason
+                    .contains("up to 1.36: events are rate-limited at 5/s"),
+                "{}",
+                o.reason
+            );
+        }
+        let p = policy("expected:\n  event_qps_min: 10\n");
+        let o = eval_with(
+            id,
+            &with_version(snapshot_with(&["--event-qps=0"], None), "v1.36.3"),
+            &p,
+        );
+        assert_status(&o, Status::Fail);
+        assert!(
+            o.reason.contains("below the policy minimum 10"),
+            "{}",
+            o.reason
+        );
+    }
+
+    #[test]
+    fn event_qps_zero_is_no_limit_from_1_37() {
+        let id = "event-qps-limited";
+        for v in ["v1.37.0", "v1.37.2", "v1.38.0-alpha.1"] {
+            let o = eval(
+                id,
+                &with_version(snapshot_with(&[], Some("eventRecordQPS: 0\n")), v),
+            );
+            assert_status(&o, Status::Fail);
+            assert_eq!(
+                (o.observed.as_str(), o.source.as_str()),
+                ("0 (no limit)", "config-file")
+            );
+            assert!(
+                o.reason.contains("from 1.37: 0 means no limit"),
+                "{}",
+                o.reason
+            );
+        }
+        // A positive value is the same on every version.
+        let o = eval(
+            id,
+            &with_version(snapshot_with(&["--event-qps=5"], None), "v1.37.2"),
+        );
+        assert_status(&o, Status::Pass);
+        assert_eq!(
+            o.reason,
+            "events are rate-limited at 5/s; from flag --event-qps"
+        );
+    }
+
+    #[test]
+    fn event_qps_zero_with_an_unknown_version() {
+        let id = "event-qps-limited";
+        let o = eval(id, &snapshot_with(&["--event-qps=0"], None));
+        assert_status(&o, Status::Unknown);
+        assert_eq!((o.observed.as_str(), o.source.as_str()), ("0", "flag"));
+        assert!(
+            o.reason.contains("up to 1.36 pass: events are rate-limited at 5/s (0 means client-go's default of 5/s); from 1.37 fail: 0 means no limit"),
+            "{}",
+            o.reason
+        );
+        assert!(
+            o.reason.contains("the kubelet's version is not known"),
+            "{}",
+            o.reason
+        );
+        // When 5/s fails the policy too, every version fails: no version needed.
+        let p = policy("expected:\n  event_qps_min: 10\n");
+        let o = eval_with(id, &snapshot_with(&["--event-qps=0"], None), &p);
+        assert_status(&o, Status::Fail);
+        assert_eq!(o.observed, "0");
+        assert!(
+            o.reason
+                .contains("fail on every supported kubelet (1.19–1.37)"),
+            "{}",
+            o.reason
+        );
+        // A version that cannot be parsed is no better than none.
+        let o = eval(
+            id,
+            &with_version(snapshot_with(&["--event-qps=0"], None), "garbage"),
+        );
+        assert_status(&o, Status::Unknown);
+        assert!(o.reason.contains("not understood"), "{}", o.reason);
     }
 
     #[test]

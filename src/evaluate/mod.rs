@@ -4,6 +4,7 @@
 pub mod api_access;
 pub mod audit;
 pub mod authn;
+pub mod by_version;
 pub mod certs;
 pub mod cve_feed;
 pub mod files;

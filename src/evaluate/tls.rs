@@ -1,10 +1,12 @@
 //! Practice 2: strong TLS on every kubelet connection (serving certificate, client CA,
 //! protocol version, cipher suites, certificate rotation).
 
+use super::by_version::{self, minor, Era, Minors};
 use super::util::{
-    self, because, bool_of, decide, known, kubelet, kubelet_version, list_of, str_of, unknown_with,
-    with_live, LiveVerdict, PRACTICE_TLS,
+    self, because, bool_of, decide, known, kubelet, list_of, str_of, unknown_with, with_live,
+    LiveVerdict, PRACTICE_TLS,
 };
+use super::version::Minor;
 use super::{Control, Ctx, Family, Needs, Outcome, Severity, Status};
 use crate::observe::config::Source;
 use crate::snapshot::{Credential, ObsErrorKind};
@@ -17,8 +19,8 @@ pub static CONTROLS: &[Control] = &[
         severity: Severity::High,
         cis: Some("4.2.9"),
         practice: PRACTICE_TLS,
-        expected: "tlsCertFile and tlsPrivateKeyFile set, or serverTLSBootstrap: true",
-        remediation: "Set `serverTLSBootstrap: true` in the KubeletConfiguration (or `--rotate-server-certificates`) and approve the kubelet-serving CSRs, or set `tlsCertFile` and `tlsPrivateKeyFile` (`--tls-cert-file`, `--tls-private-key-file`) to a certificate signed by a CA the API server trusts; restart the kubelet.",
+        expected: "serverTLSBootstrap: true, or tlsCertFile and tlsPrivateKeyFile with a certificate that is not self-signed",
+        remediation: "Set `serverTLSBootstrap: true` in the KubeletConfiguration (or `--rotate-server-certificates`) and approve the kubelet-serving CSRs, or set `tlsCertFile` and `tlsPrivateKeyFile` (`--tls-cert-file`, `--tls-private-key-file`) to a certificate signed by a CA the API server trusts (not a self-signed one, and not the kubelet's own generated `/var/lib/kubelet/pki/kubelet.crt`); restart the kubelet.",
         needs: Needs::Kubelet,
         evaluate: evaluate_serving_cert,
     },
@@ -42,7 +44,7 @@ pub static CONTROLS: &[Control] = &[
         cis: None,
         practice: PRACTICE_TLS,
         expected: "≥ VersionTLS12",
-        remediation: "Set `tlsMinVersion: VersionTLS12` (or VersionTLS13) in the KubeletConfiguration (or `--tls-min-version`); restart the kubelet.",
+        remediation: "Set `tlsMinVersion: VersionTLS12` (or VersionTLS13) in the KubeletConfiguration (or `--tls-min-version`), or remove a lower value (unset means VersionTLS12 on every kubelet); restart the kubelet.",
         needs: Needs::Kubelet,
         evaluate: evaluate_min_version,
     },
@@ -53,8 +55,8 @@ pub static CONTROLS: &[Control] = &[
         severity: Severity::Medium,
         cis: Some("4.2.12"),
         practice: PRACTICE_TLS,
-        expected: "only the CIS 4.2.12 ECDHE AES-GCM/ChaCha20 suites (policy tls_cipher_suites)",
-        remediation: "Set `tlsCipherSuites` in the KubeletConfiguration (or `--tls-cipher-suites`) to the allowed ECDHE AEAD suites only, e.g. TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256, TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA256, TLS_ECDHE_ECDSA_WITH_CHACHA20_POLY1305, TLS_ECDHE_RSA_WITH_CHACHA20_POLY1305, TLS_ECDHE_ECDSA_WITH_AES_256_GCM_SHA384, TLS_ECDHE_RSA_WITH_AES_256_GCM_SHA384 (or set `tlsMinVersion: VersionTLS13`); restart the kubelet.",
+        expected: "TLS 1.2: only the CIS 4.2.12 ECDHE AES-GCM/ChaCha20 suites (policy tls_cipher_suites); TLS 1.3 suites are not configurable",
+        remediation: "Set `tlsCipherSuites` in the KubeletConfiguration (or `--tls-cipher-suites`) to the allowed ECDHE AEAD suites only, e.g. TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256, TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA256, TLS_ECDHE_ECDSA_WITH_CHACHA20_POLY1305, TLS_ECDHE_RSA_WITH_CHACHA20_POLY1305, TLS_ECDHE_ECDSA_WITH_AES_256_GCM_SHA384, TLS_ECDHE_RSA_WITH_AES_256_GCM_SHA384 (or set `tlsMinVersion: VersionTLS13`); restart the kubelet. Use Go's names: a name the kubelet does not know stops it from starting (the ChaCha20 names ending in `_SHA256` only work from Kubernetes 1.23). TLS 1.3 suites cannot be chosen: Go's are fixed and all AEAD, so listing them changes nothing.",
         needs: Needs::Kubelet,
         evaluate: evaluate_cipher_suites,
     },
@@ -111,33 +113,73 @@ fn evaluate_serving_cert(ctx: &Ctx) -> Outcome {
         let k = known(ctx, "tlsPrivateKeyFile")?;
         let cert = str_of(&c)?.trim().to_string();
         let key = str_of(&k)?.trim().to_string();
-        if !cert.is_empty() && !key.is_empty() {
-            return Ok(Outcome::pass(
-                format!("tlsCertFile={cert}, tlsPrivateKeyFile={key}"),
-                util::source_label(&c),
-                because("a serving certificate and key are configured", &c),
-            ));
-        }
+        let both = !cert.is_empty() && !key.is_empty();
         let b = known(ctx, "serverTLSBootstrap")?;
         if bool_of(&b)? {
-            return Ok(match server_gate(ctx)? {
-                Some((false, src)) => Outcome::fail(
+            if let Some((false, src)) = server_gate(ctx)? {
+                return Ok(Outcome::fail(
                     format!("serverTLSBootstrap=true, {SERVER_GATE}=false"),
                     src.label(),
                     format!(
                         "serverTLSBootstrap needs the {SERVER_GATE} gate, which is false ({}): no serving certificate is requested and the kubelet's validation rejects this combination",
                         src.describe()
                     ),
-                ),
-                _ => Outcome::pass(
-                    "serverTLSBootstrap=true",
-                    util::source_label(&b),
-                    because(
-                        "the kubelet requests its serving certificate from the API server (a CSR signed by the cluster CA)",
-                        &b,
+                ));
+            }
+            let bootstrap = Outcome::pass(
+                "serverTLSBootstrap=true",
+                util::source_label(&b),
+                "the kubelet requests its serving certificate from the API server (a CSR signed by the cluster CA)",
+            );
+            if !both {
+                let mut o = bootstrap;
+                o.reason = because(&o.reason, &b);
+                return Ok(o);
+            }
+            // Both: pkg/kubelet/kubelet.go `NewMainKubelet` gives the server the CSR
+            // manager's certificate as `GetCertificate`, but pkg/kubelet/server/server.go
+            // `ListenAndServeKubeletServer` calls `ListenAndServeTLS(tlsOptions.CertFile,
+            // tlsOptions.KeyFile)` up to 1.35 (checked in v1.19.16 .. v1.35.4), which loads
+            // the files too, and Go's crypto/tls `Config.getCertificate` then asks
+            // GetCertificate only when the client sends SNI: a client connecting by IP (the
+            // API server, by default) gets tlsCertFile. From 1.36 (v1.36.3, v1.37.2) it calls
+            // `ListenAndServeTLS("", "")`: only the CSR certificate is served.
+            let file = judge_serving_file(ctx, &cert, &key, &util::source_label(&c))?;
+            if file.status == Status::Pass {
+                let mut o = bootstrap;
+                o.reason = because(
+                    format!("{}; tlsCertFile is set too and {}", o.reason, file.reason),
+                    &b,
+                );
+                return Ok(o);
+            }
+            let mut served = file;
+            served.reason = format!(
+                "serverTLSBootstrap is on, but the server also loads tlsCertFile and serves it to clients without SNI (the API server connecting by IP): {}",
+                served.reason
+            );
+            let mut out = by_version::judge(
+                ctx,
+                vec![
+                    Era::new(Minors::up_to(minor(1, 35)), served),
+                    Era::new(
+                        Minors::from(BOOTSTRAP_ONLY_FROM),
+                        Outcome {
+                            reason: format!("{}; tlsCertFile is ignored", bootstrap.reason),
+                            ..bootstrap
+                        },
                     ),
-                ),
-            });
+                ],
+                &format!("serverTLSBootstrap=true, tlsCertFile={cert}"),
+                &util::source_label(&c),
+            );
+            out.reason = because(&out.reason, &c);
+            return Ok(out);
+        }
+        if both {
+            let mut o = judge_serving_file(ctx, &cert, &key, &util::source_label(&c))?;
+            o.reason = because(&o.reason, &c);
+            return Ok(o);
         }
         let observed = format!(
             "tlsCertFile={}, tlsPrivateKeyFile={}, serverTLSBootstrap=false",
@@ -159,8 +201,9 @@ fn evaluate_serving_cert(ctx: &Ctx) -> Outcome {
                 ),
             ));
         }
-        // reference §2.2 (server.go InitializeTLS): with neither file and no
-        // serverTLSBootstrap the kubelet writes a self-signed <cert-dir>/kubelet.crt.
+        // cmd/kubelet/app/server.go `InitializeTLS`: with neither file and no
+        // serverTLSBootstrap the kubelet writes <cert-dir>/kubelet.crt from
+        // client-go/util/cert `GenerateSelfSignedCertKey` (a leaf and its throwaway CA).
         Ok(Outcome::fail(
             observed,
             util::source_label(&c),
@@ -171,6 +214,68 @@ fn evaluate_serving_cert(ctx: &Ctx) -> Outcome {
         ))
     })
 }
+
+/// `tlsCertFile` and `tlsPrivateKeyFile` are set: the kubelet serves that certificate
+/// (pkg/kubelet/kubelet.go `NewMainKubelet` loads the pair; a pair it cannot load stops
+/// it). It passes only when the file shows a certificate that something else vouches for.
+/// The reason does not name the setting's provenance (the caller adds it).
+fn judge_serving_file(ctx: &Ctx, cert: &str, key: &str, src: &str) -> Result<Outcome, String> {
+    let observed = format!("tlsCertFile={cert}, tlsPrivateKeyFile={key}");
+    Ok(match &kubelet(ctx)?.serving_cert_file {
+        Some(Ok(sum)) if sum.self_signed => Outcome::fail(
+            observed,
+            src,
+            format!(
+                "{cert} is self-signed ({}, signed by its own key): clients cannot verify it against a CA",
+                sum.subject
+            ),
+        ),
+        Some(Ok(sum)) if sum.kubelet_generated => Outcome::fail(
+            observed,
+            src,
+            format!(
+                "{cert} is the pair the kubelet generates for itself ({} signed by the throwaway {} bundled with it): clients cannot verify it against a CA",
+                sum.subject, sum.issuer
+            ),
+        ),
+        Some(Ok(sum)) => Outcome::pass(
+            observed,
+            src,
+            format!(
+                "a serving certificate and key are configured; {} is issued by {}",
+                sum.subject, sum.issuer
+            ),
+        ),
+        Some(Err(e)) => match e.kind {
+            ObsErrorKind::Unreadable => unknown_with(
+                observed,
+                src,
+                format!(
+                    "the serving certificate could not be read, so whether it is self-signed is not known: {}",
+                    e.message
+                ),
+            ),
+            ObsErrorKind::NotFound | ObsErrorKind::Invalid => Outcome::fail(
+                observed,
+                src,
+                format!(
+                    "the serving certificate is {}: {}; the kubelet cannot load it and does not start",
+                    util::obs_kind_str(e.kind),
+                    e.message
+                ),
+            ),
+        },
+        None => unknown_with(
+            observed,
+            src,
+            "a serving certificate and key are configured, but the certificate file was not examined",
+        ),
+    })
+}
+
+/// The first kubelet minor whose server serves only the CSR certificate when
+/// serverTLSBootstrap is on, whatever tlsCertFile says.
+const BOOTSTRAP_ONLY_FROM: Minor = minor(1, 36);
 
 fn evaluate_client_ca(ctx: &Ctx) -> Outcome {
     decide(|| {
@@ -257,30 +362,25 @@ enum MinTls {
     Explicit(u8),
     /// Set to something the kubelet does not accept.
     Invalid(String),
-    /// Unset: Go's default for the kubelet's build.
-    GoDefault { rank: u8, version: String },
-    /// Unset, and the build (version) is not known.
-    Undecided(String),
+    /// Unset: the kubelet's own default, VersionTLS12.
+    Default,
 }
 
-fn min_tls(ctx: &Ctx, raw: &str) -> MinTls {
-    if !raw.is_empty() {
-        return match tls_rank(raw) {
-            Some(r) => MinTls::Explicit(r),
-            None => MinTls::Invalid(raw.to_string()),
-        };
+/// `tlsMinVersion` as the kubelet reads it. cmd/kubelet/app/server.go `InitializeTLS`
+/// calls k8s.io/component-base/cli/flag `TLSVersion(kc.TLSMinVersion)`, which returns
+/// `DefaultTLSVersion()` = `tls.VersionTLS12` for an empty name, one of `VersionTLS10` ..
+/// `VersionTLS13`, or the error "unknown tls version" (the kubelet does not start), and
+/// puts it in the server's `tls.Config.MinVersion`. The same in every supported kubelet
+/// (checked in component-base v0.19.16 .. v0.37.2 and the kubelet's `InitializeTLS` of
+/// v1.19.16 .. v1.37.2), so Go's own server default (TLS 1.0 before Go 1.22) never
+/// applies: a kubelet with `tlsMinVersion` unset refuses TLS 1.0 and 1.1.
+fn min_tls(raw: &str) -> MinTls {
+    if raw.is_empty() {
+        return MinTls::Default;
     }
-    // An empty tlsMinVersion leaves crypto/tls's server default. Go 1.22 raised it from
-    // TLS 1.0 to TLS 1.2 (GODEBUG tls10server). The GODEBUG default follows the `go`
-    // line of the main module's go.mod, and Kubernetes 1.30 is the first release whose
-    // go.mod says go ≥ 1.22; 1.29 and older keep TLS 1.0 even when a patch release is
-    // built with a newer Go toolchain.
-    match kubelet_version(ctx) {
-        Ok(((major, minor, _), version)) => {
-            let rank = if (major, minor) >= (1, 30) { 12 } else { 10 };
-            MinTls::GoDefault { rank, version }
-        }
-        Err(why) => MinTls::Undecided(why),
+    match tls_rank(raw) {
+        Some(r) => MinTls::Explicit(r),
+        None => MinTls::Invalid(raw.to_string()),
     }
 }
 
@@ -333,7 +433,7 @@ fn suites_live(ctx: &Ctx, allowed: &[String]) -> Option<LiveVerdict> {
             let weak: Vec<&str> = accepted
                 .iter()
                 .copied()
-                .filter(|c| !allowed.iter().any(|a| a == c))
+                .filter(|c| !suite_allowed(allowed, c))
                 .collect();
             if !weak.is_empty() {
                 LiveVerdict::Insecure(format!("accepts {}", weak.join(", ")))
@@ -371,13 +471,9 @@ fn live_decides(live: LiveVerdict, expected: String) -> Outcome {
 fn evaluate_min_version(ctx: &Ctx) -> Outcome {
     let want = tls_rank(&ctx.policy.expected.tls_min_version).unwrap_or(12);
     let config = evaluate_min_version_config(ctx);
-    let live = versions_live(ctx, want);
-    match live {
-        Some(l) if unset(ctx, "tlsMinVersion") => {
-            live_decides(l, config.expected.clone().unwrap_or_default())
-        }
-        l => with_live(config, l),
-    }
+    // Unset is a decided configuration too (VersionTLS12, see `min_tls`): the live scan
+    // confirms or contradicts it like any configured value.
+    with_live(config, versions_live(ctx, want))
 }
 
 fn evaluate_cipher_suites(ctx: &Ctx) -> Outcome {
@@ -403,7 +499,7 @@ fn evaluate_min_version_config(ctx: &Ctx) -> Outcome {
         let s = known(ctx, "tlsMinVersion")?;
         let raw = str_of(&s)?.trim().to_string();
         let src = util::source_label(&s);
-        Ok(match min_tls(ctx, &raw) {
+        Ok(match min_tls(&raw) {
             MinTls::Explicit(r) if r >= want => Outcome::pass(
                 raw.clone(),
                 src,
@@ -422,34 +518,186 @@ fn evaluate_min_version_config(ctx: &Ctx) -> Outcome {
                     &s,
                 ),
             ),
-            MinTls::GoDefault { rank, version } => {
-                let observed = format!("\"\" (Go default: {})", tls_name(rank));
-                let why = if rank >= 12 {
-                    format!("tlsMinVersion unset: kubelet {version} is Kubernetes ≥ 1.30, built with Go ≥ 1.22 whose servers default to TLS 1.2")
-                } else {
-                    format!("tlsMinVersion unset: kubelet {version} is older than Kubernetes 1.30 (Go < 1.22 semantics), whose servers accept TLS 1.0")
-                };
-                if rank >= want {
+            MinTls::Default => {
+                let observed = format!("\"\" (kubelet default: {})", tls_name(12));
+                let why = "tlsMinVersion unset: every kubelet sets VersionTLS12 (component-base DefaultTLSVersion), refusing TLS 1.0 and 1.1";
+                if 12 >= want {
                     Outcome::pass(observed, src, because(format!("{why}, meeting {want_name}"), &s))
                 } else {
                     Outcome::fail(observed, src, because(format!("{why}, below {want_name}"), &s))
                 }
             }
-            MinTls::Undecided(why) => unknown_with(
-                "\"\"",
-                src,
-                because(
-                    if kubelet(ctx).is_ok_and(|k| k.version.is_none()) {
-                        "tlsMinVersion unset; the Go default depends on the kubelet's build, and its version is not known".to_string()
-                    } else {
-                        format!("tlsMinVersion unset; the Go default depends on the kubelet's build: {why}")
-                    },
-                    &s,
-                ),
-            ),
         })
     });
     out.with_expected(format!("≥ {want_name}"))
+}
+
+/// Every `tlsCipherSuites` name the kubelet accepts, with the suite's IANA number.
+///
+/// k8s.io/component-base/cli/flag ciphersuites_flag.go `TLSCipherSuites` looks each name up
+/// in `ciphers` and `insecureCiphers`; an unknown name is the error "Cipher suite %s not
+/// supported or doesn't exist" and cmd/kubelet/app/server.go `InitializeTLS` returns it:
+/// the kubelet does not start.
+/// - component-base v0.23.0 and later (kubelet 1.23+; checked up to v0.37.2) fill the maps
+///   from Go's crypto/tls `CipherSuites()` and `InsecureCipherSuites()`, which name the
+///   ECDHE ChaCha20 suites `..._CHACHA20_POLY1305_SHA256`, and "keep legacy names for
+///   backward compatibility": `TLS_ECDHE_{RSA,ECDSA}_WITH_CHACHA20_POLY1305`.
+/// - v0.19.16 .. v0.22.17 (kubelet 1.19 .. 1.22) have hand-written maps with the same
+///   suites but only the legacy ChaCha20 spelling: `..._CHACHA20_POLY1305_SHA256` is an
+///   unknown name there ([`CHACHA_SHA256_NAMES`]).
+///
+/// Go's lists have held these 25 suites since Go 1.14 (checked against go1.26's).
+const KUBELET_SUITES: &[(&str, u16)] = &[
+    // TLS 1.3: accepted, but Go never lets Config.CipherSuites choose TLS 1.3 suites.
+    ("TLS_AES_128_GCM_SHA256", 0x1301),
+    ("TLS_AES_256_GCM_SHA384", 0x1302),
+    ("TLS_CHACHA20_POLY1305_SHA256", 0x1303),
+    // CipherSuites() (TLS 1.0 .. 1.2).
+    ("TLS_ECDHE_ECDSA_WITH_AES_128_CBC_SHA", 0xc009),
+    ("TLS_ECDHE_ECDSA_WITH_AES_256_CBC_SHA", 0xc00a),
+    ("TLS_ECDHE_RSA_WITH_AES_128_CBC_SHA", 0xc013),
+    ("TLS_ECDHE_RSA_WITH_AES_256_CBC_SHA", 0xc014),
+    ("TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256", 0xc02b),
+    ("TLS_ECDHE_ECDSA_WITH_AES_256_GCM_SHA384", 0xc02c),
+    ("TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA256", 0xc02f),
+    ("TLS_ECDHE_RSA_WITH_AES_256_GCM_SHA384", 0xc030),
+    ("TLS_ECDHE_RSA_WITH_CHACHA20_POLY1305_SHA256", 0xcca8),
+    ("TLS_ECDHE_ECDSA_WITH_CHACHA20_POLY1305_SHA256", 0xcca9),
+    // InsecureCipherSuites().
+    ("TLS_RSA_WITH_RC4_128_SHA", 0x0005),
+    ("TLS_RSA_WITH_3DES_EDE_CBC_SHA", 0x000a),
+    ("TLS_RSA_WITH_AES_128_CBC_SHA", 0x002f),
+    ("TLS_RSA_WITH_AES_256_CBC_SHA", 0x0035),
+    ("TLS_RSA_WITH_AES_128_CBC_SHA256", 0x003c),
+    ("TLS_RSA_WITH_AES_128_GCM_SHA256", 0x009c),
+    ("TLS_RSA_WITH_AES_256_GCM_SHA384", 0x009d),
+    ("TLS_ECDHE_ECDSA_WITH_RC4_128_SHA", 0xc007),
+    ("TLS_ECDHE_RSA_WITH_RC4_128_SHA", 0xc011),
+    ("TLS_ECDHE_RSA_WITH_3DES_EDE_CBC_SHA", 0xc012),
+    ("TLS_ECDHE_ECDSA_WITH_AES_128_CBC_SHA256", 0xc023),
+    ("TLS_ECDHE_RSA_WITH_AES_128_CBC_SHA256", 0xc027),
+    // component-base's legacy aliases.
+    ("TLS_ECDHE_RSA_WITH_CHACHA20_POLY1305", 0xcca8),
+    ("TLS_ECDHE_ECDSA_WITH_CHACHA20_POLY1305", 0xcca9),
+];
+
+/// Names only kubelets from 1.23 accept (see [`KUBELET_SUITES`]).
+const CHACHA_SHA256_NAMES: &[&str] = &[
+    "TLS_ECDHE_RSA_WITH_CHACHA20_POLY1305_SHA256",
+    "TLS_ECDHE_ECDSA_WITH_CHACHA20_POLY1305_SHA256",
+];
+
+/// The first kubelet minor that accepts [`CHACHA_SHA256_NAMES`].
+const CHACHA_SHA256_FROM: Minor = minor(1, 23);
+
+/// The IANA number of a suite name the kubelet accepts.
+fn kubelet_suite_id(name: &str) -> Option<u16> {
+    KUBELET_SUITES
+        .iter()
+        .find(|(n, _)| *n == name)
+        .map(|(_, id)| *id)
+}
+
+/// A TLS 1.3 suite (0x13xx): never chosen through `tlsCipherSuites`.
+fn is_tls13(id: u16) -> bool {
+    id >> 8 == 0x13
+}
+
+/// The number of a suite named by the kubelet, the policy or the live scan (which uses
+/// Go's legacy ChaCha20 names and IANA's for suites Go lacks).
+fn suite_id(name: &str) -> Option<u16> {
+    kubelet_suite_id(name).or_else(|| {
+        crate::probe::tls_scan::IANA_TLS12_SUITES
+            .iter()
+            .chain(crate::probe::tls_scan::TLS13_SUITES)
+            .find(|(_, n)| *n == name)
+            .map(|(id, _)| *id)
+    })
+}
+
+/// Whether `name` is one of the allowed suites, by number (either ChaCha20 spelling).
+fn suite_allowed(allowed: &[String], name: &str) -> bool {
+    match suite_id(name) {
+        Some(id) => allowed.iter().any(|a| suite_id(a) == Some(id)),
+        None => allowed.iter().any(|a| a == name),
+    }
+}
+
+const TLS13_FIXED: &str =
+    "TLS 1.3 suites are not configurable (Go's are fixed, all AEAD): only TLS 1.2 suites are judged";
+
+/// A non-empty `tlsCipherSuites` for a kubelet that accepts every name in it.
+fn judge_suite_list(
+    suites: &[String],
+    allowed: &[String],
+    min13: bool,
+    observed: &str,
+    src: &str,
+) -> Outcome {
+    let tls13: Vec<&str> = suites
+        .iter()
+        .map(String::as_str)
+        .filter(|n| kubelet_suite_id(n).is_some_and(is_tls13))
+        .collect();
+    let tls12: Vec<&str> = suites
+        .iter()
+        .map(String::as_str)
+        .filter(|n| !tls13.contains(n))
+        .collect();
+    let outside: Vec<&str> = tls12
+        .iter()
+        .copied()
+        .filter(|n| !suite_allowed(allowed, n))
+        .collect();
+    let ignored = if tls13.is_empty() {
+        String::new()
+    } else {
+        format!(" ({} ignored: {TLS13_FIXED})", tls13.join(", "))
+    };
+    if min13 {
+        // InitializeTLS: "Warning: TLS 1.3 cipher suites are not configurable, ignoring
+        // --tls-cipher-suites".
+        let unused = if outside.is_empty() {
+            String::new()
+        } else {
+            format!(
+                "; the list names {} for TLS 1.2, used only if the minimum is lowered",
+                outside.join(", ")
+            )
+        };
+        return Outcome::pass(
+            observed,
+            src,
+            format!("tlsMinVersion is VersionTLS13: no TLS 1.2 suite is ever negotiated and {TLS13_FIXED}{unused}"),
+        );
+    }
+    if !outside.is_empty() {
+        // e.g. EKS AL2's TLS_RSA_WITH_AES_{128,256}_GCM_*: no forward secrecy, allowed by
+        // CIS 1.10/1.11 but not by 1.12.
+        return Outcome::fail(
+            observed,
+            src,
+            format!(
+                "weak or unlisted TLS 1.2 suites allowed: {}{ignored}",
+                outside.join(", ")
+            ),
+        );
+    }
+    if tls12.is_empty() {
+        return Outcome::pass(
+            observed,
+            src,
+            format!("no TLS 1.2 suite is enabled, so TLS 1.2 clients cannot connect{ignored}"),
+        );
+    }
+    Outcome::pass(
+        observed,
+        src,
+        format!(
+            "all {} TLS 1.2 suites are in the allowed list{ignored}",
+            tls12.len()
+        ),
+    )
 }
 
 fn evaluate_cipher_suites_config(ctx: &Ctx) -> Outcome {
@@ -458,61 +706,95 @@ fn evaluate_cipher_suites_config(ctx: &Ctx) -> Outcome {
         let s = known(ctx, "tlsCipherSuites")?;
         let suites = list_of(&s)?;
         let src = util::source_label(&s);
-        // A non-empty list is judged as written, even with tlsMinVersion VersionTLS13
-        // (where Go ignores it): the configuration still names the weak suites.
+        // VersionTLS13 as the floor leaves no TLS 1.2 suite in use.
+        let min13 = known(ctx, "tlsMinVersion")
+            .and_then(|m| Ok(matches!(min_tls(str_of(&m)?.trim()), MinTls::Explicit(13))));
         if !suites.is_empty() {
-            let outside: Vec<&str> = suites
-                .iter()
-                .filter(|c| !allowed.contains(c))
-                .map(String::as_str)
-                .collect();
             let observed = suites.join(",");
-            return Ok(if outside.is_empty() {
-                Outcome::pass(
+            let unknown: Vec<&str> = suites
+                .iter()
+                .map(String::as_str)
+                .filter(|n| kubelet_suite_id(n).is_none())
+                .collect();
+            if !unknown.is_empty() {
+                return Ok(Outcome::fail(
                     observed,
                     src,
                     because(
                         format!(
-                            "all {} configured suites are in the allowed list",
-                            suites.len()
+                            "{} is not a cipher suite name the kubelet knows (component-base TLSCipherSuites: \"not supported or doesn't exist\"): the kubelet refuses to start",
+                            unknown.join(", ")
                         ),
                         &s,
                     ),
-                )
+                ));
+            }
+            let judged = match &min13 {
+                Ok(min13) => judge_suite_list(&suites, allowed, *min13, &observed, &src),
+                Err(why) => {
+                    let j = judge_suite_list(&suites, allowed, false, &observed, &src);
+                    if j.status == Status::Fail {
+                        unknown_with(
+                            observed.clone(),
+                            src.clone(),
+                            format!("{}; but tlsMinVersion cannot be decided ({why}), and VersionTLS13 would leave the TLS 1.2 suites unused", j.reason),
+                        )
+                    } else {
+                        j
+                    }
+                }
+            };
+            let new_names: Vec<&str> = suites
+                .iter()
+                .map(String::as_str)
+                .filter(|n| CHACHA_SHA256_NAMES.contains(n))
+                .collect();
+            let mut out = if new_names.is_empty() {
+                judged
             } else {
-                // e.g. EKS AL2's TLS_RSA_WITH_AES_{128,256}_GCM_* (reference §5): no forward
-                // secrecy, allowed by CIS 1.10/1.11 but not by 1.12.
-                Outcome::fail(
-                    observed,
-                    src,
-                    because(
-                        format!("weak or unlisted suites allowed: {}", outside.join(", ")),
-                        &s,
+                let refused = Outcome::fail(
+                    observed.clone(),
+                    src.clone(),
+                    format!(
+                        "{} is unknown to component-base before v0.23 (it knows only the legacy spelling without _SHA256): the kubelet refuses to start",
+                        new_names.join(", ")
                     ),
+                );
+                by_version::judge(
+                    ctx,
+                    vec![
+                        Era::new(Minors::up_to(minor(1, 22)), refused),
+                        Era::new(Minors::from(CHACHA_SHA256_FROM), judged),
+                    ],
+                    &observed,
+                    &src,
                 )
-            });
+            };
+            out.reason = because(&out.reason, &s);
+            return Ok(out);
         }
-        // Unset: Go's defaults. Only a TLS 1.3 floor makes them irrelevant (TLS 1.3
-        // suites are fixed by Go and all AEAD).
+        // Unset: Go's default suites. Only a TLS 1.3 floor makes them irrelevant.
         let m = known(ctx, "tlsMinVersion")?;
-        let raw = str_of(&m)?.trim().to_string();
-        Ok(match min_tls(ctx, &raw) {
-            MinTls::Explicit(13) => Outcome::pass(
+        Ok(if min13? {
+            Outcome::pass(
                 "[] (Go default)",
                 util::source_label(&m),
                 because(
-                    "tlsCipherSuites unset but tlsMinVersion is VersionTLS13: TLS 1.3 suites are fixed and all AEAD",
+                    format!(
+                        "tlsCipherSuites unset and tlsMinVersion is VersionTLS13: {TLS13_FIXED}"
+                    ),
                     &m,
                 ),
-            ),
-            _ => Outcome::fail(
+            )
+        } else {
+            Outcome::fail(
                 "[] (Go default)",
                 src,
                 because(
                     "unset: Go's default TLS 1.2 suites include CBC-mode suites outside the CIS list; kube-bench also fails an unset list",
                     &s,
                 ),
-            ),
+            )
         })
     });
     let is_cis = allowed.len() == CIS_CIPHER_SUITES.len()
@@ -635,14 +917,15 @@ mod tests {
         assert!(o.reason.contains("self-signed"), "{}", o.reason);
         assert_eq!(o.source, "default");
 
-        let o = eval(
-            id,
-            &snapshot_with(
+        let both = || {
+            snapshot_with(
                 &["--tls-cert-file=/pki/k.crt"],
                 Some("tlsPrivateKeyFile: /pki/k.key\n"),
-            ),
-        );
-        assert_status(&o, Status::Pass);
+            )
+        };
+        // Configured, but the file was not examined: "not self-signed" cannot be claimed.
+        let o = eval(id, &both());
+        assert_status(&o, Status::Unknown);
         assert_eq!(
             o.observed,
             "tlsCertFile=/pki/k.crt, tlsPrivateKeyFile=/pki/k.key"
@@ -684,6 +967,131 @@ mod tests {
     }
 
     #[test]
+    fn a_self_signed_tls_cert_file_fails() {
+        use crate::observe::certs::summarize_pem;
+        let id = "tls-serving-cert-configured";
+        let with_file = |pem: &[u8]| {
+            let mut s = snapshot_with(
+                &[
+                    "--tls-cert-file=/etc/kubernetes/pki/kubelet.crt",
+                    "--tls-private-key-file=/etc/kubernetes/pki/kubelet.key",
+                ],
+                None,
+            );
+            kubelet_mut(&mut s).serving_cert_file = Some(summarize_pem(pem));
+            s
+        };
+        // The openssl-made self-signed fixture certificate (RSA, CN=node@1736846400).
+        let o = eval(
+            id,
+            &with_file(include_bytes!("../../tests/fixtures/pki/selfsigned.crt")),
+        );
+        assert_status(&o, Status::Fail);
+        assert!(
+            o.reason
+                .contains("/etc/kubernetes/pki/kubelet.crt is self-signed (CN=node@1736846400"),
+            "{}",
+            o.reason
+        );
+        assert_eq!(o.source, "flag");
+        let ec = rcgen::generate_simple_self_signed(vec!["node-1".to_string()]).unwrap();
+        assert_status(
+            &eval(id, &with_file(ec.cert.pem().as_bytes())),
+            Status::Fail,
+        );
+
+        // The kubelet's own generated pair, named explicitly.
+        let ca_key = rcgen::KeyPair::generate().unwrap();
+        let mut ca_params = rcgen::CertificateParams::new(Vec::<String>::new()).unwrap();
+        ca_params
+            .distinguished_name
+            .push(rcgen::DnType::CommonName, "node-1-ca@1736846400");
+        ca_params.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
+        let ca = ca_params.self_signed(&ca_key).unwrap();
+        let issuer = rcgen::Issuer::new(ca_params, ca_key);
+        let mut leaf_params = rcgen::CertificateParams::new(vec!["node-1".to_string()]).unwrap();
+        leaf_params
+            .distinguished_name
+            .push(rcgen::DnType::CommonName, "node-1@1736846400");
+        let leaf_key = rcgen::KeyPair::generate().unwrap();
+        let leaf = leaf_params.signed_by(&leaf_key, &issuer).unwrap();
+        let o = eval(
+            id,
+            &with_file(format!("{}{}", leaf.pem(), ca.pem()).as_bytes()),
+        );
+        assert_status(&o, Status::Fail);
+        assert!(o.reason.contains("generates for itself"), "{}", o.reason);
+
+        // Issued by the cluster CA: passes, naming the issuer.
+        let o = eval(
+            id,
+            &with_file(include_bytes!("../../tests/fixtures/pki/serving.crt")),
+        );
+        assert_status(&o, Status::Pass);
+        assert!(
+            o.reason.contains("is issued by CN=kubernetes"),
+            "{}",
+            o.reason
+        );
+
+        // A file the kubelet cannot load stops it; one the agent cannot read says nothing.
+        for (kind, status) in [
+            (ObsErrorKind::NotFound, Status::Fail),
+            (ObsErrorKind::Invalid, Status::Fail),
+            (ObsErrorKind::Unreadable, Status::Unknown),
+        ] {
+            let mut s = with_file(b"");
+            kubelet_mut(&mut s).serving_cert_file = Some(Err(ObsError::new(kind, "kubelet.crt")));
+            assert_status(&eval(id, &s), status);
+        }
+    }
+
+    #[test]
+    fn bootstrap_and_a_file_together() {
+        use crate::observe::certs::summarize_pem;
+        let id = "tls-serving-cert-configured";
+        let both = |pem: &[u8], version: Option<&str>| {
+            let mut s = snapshot_with(
+                &[
+                    "--tls-cert-file=/etc/kubernetes/pki/kubelet.crt",
+                    "--tls-private-key-file=/etc/kubernetes/pki/kubelet.key",
+                    "--rotate-server-certificates",
+                ],
+                None,
+            );
+            kubelet_mut(&mut s).serving_cert_file = Some(summarize_pem(pem));
+            kubelet_mut(&mut s).version = version.map(str::to_string);
+            s
+        };
+        let selfsigned = include_bytes!("../../tests/fixtures/pki/selfsigned.crt");
+        // Up to 1.35 the server also loads the file and serves it to clients without SNI.
+        for v in ["v1.19.16", "v1.35.4"] {
+            let o = eval(id, &both(selfsigned, Some(v)));
+            assert_status(&o, Status::Fail);
+            assert!(o.reason.contains("clients without SNI"), "{}", o.reason);
+            assert!(o.reason.contains("is self-signed"), "{}", o.reason);
+        }
+        // From 1.36 only the CSR certificate is served.
+        for v in ["v1.36.3", "v1.37.2"] {
+            let o = eval(id, &both(selfsigned, Some(v)));
+            assert_status(&o, Status::Pass);
+            assert!(o.reason.contains("tlsCertFile is ignored"), "{}", o.reason);
+        }
+        let o = eval(id, &both(selfsigned, None));
+        assert_status(&o, Status::Unknown);
+        assert!(o.reason.contains("up to 1.35 fail"), "{}", o.reason);
+        assert!(o.reason.contains("from 1.36 pass"), "{}", o.reason);
+        // A CA-issued file passes either way: no version needed.
+        let o = eval(
+            id,
+            &both(include_bytes!("../../tests/fixtures/pki/serving.crt"), None),
+        );
+        assert_status(&o, Status::Pass);
+        assert_eq!(o.observed, "serverTLSBootstrap=true");
+        assert!(o.reason.contains("tlsCertFile is set too"), "{}", o.reason);
+    }
+
+    #[test]
     fn client_ca() {
         let id = "client-ca-configured";
         let o = eval(id, &snapshot_with(&[], None));
@@ -719,32 +1127,35 @@ mod tests {
     }
 
     #[test]
-    fn kube_versions_drive_the_go_default() {
+    fn unset_min_version_is_tls12_on_every_kubelet() {
         let id = "tls-min-version";
         let mut s = snapshot_with(&[], Some(""));
-        let o = eval(id, &s);
-        assert_status(&o, Status::Unknown);
-        assert!(o.reason.contains("version is not known"), "{}", o.reason);
-        assert_eq!(o.expected.as_deref(), Some("≥ VersionTLS12"));
-
-        kubelet_mut(&mut s).version = Some("v1.31.4".into());
-        let o = eval(id, &s);
-        assert_status(&o, Status::Pass);
-        assert_eq!(o.source, "default");
-        assert!(o.observed.contains("VersionTLS12"));
+        // No version needed: component-base's DefaultTLSVersion is TLS 1.2 everywhere.
+        for v in [
+            None,
+            Some("v1.19.16"),
+            Some("v1.29.8-gke.1031000"),
+            Some("v1.37.2"),
+            Some("garbage"),
+        ] {
+            kubelet_mut(&mut s).version = v.map(str::to_string);
+            let o = eval(id, &s);
+            assert_status(&o, Status::Pass);
+            assert_eq!(
+                (o.observed.as_str(), o.source.as_str()),
+                ("\"\" (kubelet default: VersionTLS12)", "default")
+            );
+            assert!(
+                o.reason.contains("refusing TLS 1.0 and 1.1"),
+                "{}",
+                o.reason
+            );
+            assert_eq!(o.expected.as_deref(), Some("≥ VersionTLS12"));
+        }
         let p13 = policy("expected:\n  tls_min_version: VersionTLS13\n");
         let o = eval_with(id, &s, &p13);
         assert_status(&o, Status::Fail);
         assert_eq!(o.expected.as_deref(), Some("≥ VersionTLS13"));
-
-        kubelet_mut(&mut s).version = Some("v1.29.8-gke.1031000".into());
-        let o = eval(id, &s);
-        assert_status(&o, Status::Fail);
-        assert!(o.observed.contains("VersionTLS10"));
-        kubelet_mut(&mut s).version = Some("v1.30.2-eks-1552ad0".into());
-        assert_status(&eval(id, &s), Status::Pass);
-        kubelet_mut(&mut s).version = Some("garbage".into());
-        assert_status(&eval(id, &s), Status::Unknown);
     }
 
     #[test]
@@ -858,6 +1269,162 @@ mod tests {
             &eval(id, &snapshot_with(&[], Some("tlsCipherSuites: nope\n"))),
             Status::Unknown,
         );
+    }
+
+    fn suites(list: &str, version: Option<&str>) -> crate::snapshot::Snapshot {
+        let mut s = snapshot_with(&[&format!("--tls-cipher-suites={list}")], None);
+        kubelet_mut(&mut s).version = version.map(str::to_string);
+        s
+    }
+
+    #[test]
+    fn cipher_suite_names_the_kubelet_accepts() {
+        let id = "tls-strong-cipher-suites";
+        // Both ChaCha20 spellings name an allowed suite (the policy uses the legacy one).
+        let legacy = "TLS_ECDHE_RSA_WITH_CHACHA20_POLY1305,TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256";
+        assert_status(&eval(id, &suites(legacy, None)), Status::Pass);
+        let iana =
+            "TLS_ECDHE_RSA_WITH_CHACHA20_POLY1305_SHA256,TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256";
+        let o = eval(id, &suites(iana, Some("v1.23.0")));
+        assert_status(&o, Status::Pass);
+        assert!(
+            o.reason
+                .contains("all 2 TLS 1.2 suites are in the allowed list"),
+            "{}",
+            o.reason
+        );
+        assert_status(&eval(id, &suites(iana, Some("v1.37.2"))), Status::Pass);
+        // component-base before v0.23 knows only the legacy spelling: no start.
+        let o = eval(id, &suites(iana, Some("v1.22.17")));
+        assert_status(&o, Status::Fail);
+        assert!(o.reason.contains("refuses to start"), "{}", o.reason);
+        // Unknown version: pass from 1.23, no start before: the version decides.
+        let o = eval(id, &suites(iana, None));
+        assert_status(&o, Status::Unknown);
+        assert!(o.reason.contains("up to 1.22 fail"), "{}", o.reason);
+        assert!(o.reason.contains("from 1.23 pass"), "{}", o.reason);
+        // ... unless the list fails anyway.
+        let weak = "TLS_ECDHE_RSA_WITH_CHACHA20_POLY1305_SHA256,TLS_RSA_WITH_AES_128_GCM_SHA256";
+        assert_status(&eval(id, &suites(weak, None)), Status::Fail);
+
+        // A name no kubelet knows: it does not start, on every version.
+        let o = eval(
+            id,
+            &suites("TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA256,TLS_FOO", None),
+        );
+        assert_status(&o, Status::Fail);
+        assert!(
+            o.reason
+                .contains("TLS_FOO is not a cipher suite name the kubelet knows"),
+            "{}",
+            o.reason
+        );
+        assert!(o.reason.contains("refuses to start"), "{}", o.reason);
+        // OpenSSL's names are not Go's.
+        assert_status(
+            &eval(id, &suites("ECDHE-RSA-AES128-GCM-SHA256", Some("v1.37.2"))),
+            Status::Fail,
+        );
+    }
+
+    #[test]
+    fn cipher_suites_judge_tls12_only() {
+        let id = "tls-strong-cipher-suites";
+        // TLS 1.3 names are accepted but not configurable: ignored, and said so.
+        let o = eval(
+            id,
+            &suites(
+                "TLS_AES_128_GCM_SHA256,TLS_ECDHE_RSA_WITH_AES_256_GCM_SHA384",
+                None,
+            ),
+        );
+        assert_status(&o, Status::Pass);
+        assert!(o.reason.contains("all 1 TLS 1.2 suites"), "{}", o.reason);
+        assert!(
+            o.reason
+                .contains("TLS_AES_128_GCM_SHA256 ignored: TLS 1.3 suites are not configurable"),
+            "{}",
+            o.reason
+        );
+        // Only TLS 1.3 names: no TLS 1.2 suite at all.
+        let o = eval(
+            id,
+            &suites("TLS_AES_256_GCM_SHA384,TLS_CHACHA20_POLY1305_SHA256", None),
+        );
+        assert_status(&o, Status::Pass);
+        assert!(
+            o.reason.contains("no TLS 1.2 suite is enabled"),
+            "{}",
+            o.reason
+        );
+        // A TLS 1.3 floor leaves a weak TLS 1.2 list unused.
+        let mut s = snapshot_with(
+            &[
+                "--tls-cipher-suites=TLS_RSA_WITH_AES_128_CBC_SHA",
+                "--tls-min-version=VersionTLS13",
+            ],
+            None,
+        );
+        let o = eval(id, &s);
+        assert_status(&o, Status::Pass);
+        assert!(
+            o.reason.contains("no TLS 1.2 suite is ever negotiated"),
+            "{}",
+            o.reason
+        );
+        assert!(
+            o.reason
+                .contains("TLS_RSA_WITH_AES_128_CBC_SHA for TLS 1.2"),
+            "{}",
+            o.reason
+        );
+        // ... but an undecidable floor cannot.
+        s = snapshot_with(
+            &["--tls-cipher-suites=TLS_RSA_WITH_AES_128_CBC_SHA"],
+            Some("tlsMinVersion: [\n"),
+        );
+        assert_status(&eval(id, &s), Status::Unknown);
+        // A weak TLS 1.2 suite fails, naming it and only it.
+        let o = eval(
+            id,
+            &suites(
+                "TLS_AES_128_GCM_SHA256,TLS_ECDHE_RSA_WITH_AES_128_CBC_SHA",
+                None,
+            ),
+        );
+        assert_status(&o, Status::Fail);
+        assert!(
+            o.reason.starts_with(
+                "weak or unlisted TLS 1.2 suites allowed: TLS_ECDHE_RSA_WITH_AES_128_CBC_SHA ("
+            ),
+            "{}",
+            o.reason
+        );
+        // A policy naming the IANA spelling allows the legacy one.
+        let p = policy(
+            "expected:\n  tls_cipher_suites: [TLS_ECDHE_RSA_WITH_CHACHA20_POLY1305_SHA256]\n",
+        );
+        assert_status(
+            &eval_with(
+                id,
+                &suites("TLS_ECDHE_RSA_WITH_CHACHA20_POLY1305", None),
+                &p,
+            ),
+            Status::Pass,
+        );
+    }
+
+    #[test]
+    fn kubelet_suites_are_gos() {
+        // Every suite the kubelet names has the number the live scan uses for it.
+        for (name, id) in KUBELET_SUITES {
+            assert_eq!(
+                crate::probe::tls_scan::suite_name(*id).map(crate::probe::tls_scan::iana_name),
+                Some(crate::probe::tls_scan::iana_name(name)),
+                "{name}"
+            );
+        }
+        assert_eq!(KUBELET_SUITES.len(), 27);
     }
 
     #[test]

@@ -275,19 +275,6 @@ pub fn parse_kube_version(s: &str) -> Option<(u32, u32, u32)> {
     Some((major, minor, patch))
 }
 
-/// The kubelet's version as (major, minor, patch) with its raw text, or why it is not
-/// known. `kubelet.version` is `None` until a version source is read: callers must treat
-/// that as "unknown", never as "old" or "new".
-pub fn kubelet_version(ctx: &Ctx) -> Result<((u32, u32, u32), String), String> {
-    let k = kubelet(ctx)?;
-    match &k.version {
-        None => Err("the kubelet's version is not known".to_string()),
-        Some(raw) => parse_kube_version(raw)
-            .map(|v| (v, raw.clone()))
-            .ok_or_else(|| format!("the kubelet's version {raw:?} is not understood")),
-    }
-}
-
 /// Whether a Kubernetes resource quantity or percentage (`0`, `0%`, `0Mi`, `100Mi`,
 /// `5%`, `1e3`, `0.5Gi`) is zero. `None` when it is not a valid non-negative quantity.
 pub fn quantity_is_zero(s: &str) -> Option<bool> {
@@ -580,6 +567,7 @@ pub mod testing {
         CertSummary {
             sans: Vec::new(),
             self_signed: false,
+            kubelet_generated: false,
             subject: format!(
                 "CN={cn}{}",
                 orgs.iter().map(|o| format!(", O={o}")).collect::<String>()
@@ -1110,7 +1098,7 @@ mod live_tests {
         let r = get(&s, "tls-min-version");
         assert_eq!(r.status, Status::Fail);
         assert!(r.observed.contains("VersionTLS10"), "{}", r.observed);
-        // Unset in the config and an unknown kubelet version: live decides alone.
+        // Unset in the config: the kubelet's default (TLS 1.2, any version), confirmed live.
         let good = vec![
             ("VersionTLS10".to_string(), false),
             ("VersionTLS12".to_string(), true),
@@ -1124,7 +1112,19 @@ mod live_tests {
         );
         let r = get(&s, "tls-min-version");
         assert_eq!(r.status, Status::Pass, "{r:?}");
-        assert_eq!(r.source, "live");
+        assert_eq!(r.source, "default+live");
+        assert!(r.reason.contains("confirmed live"), "{}", r.reason);
+        // ... and a running kubelet that accepts TLS 1.0 anyway fails on the scan.
+        let old = vec![("VersionTLS10".to_string(), true)];
+        let s = with(
+            Live {
+                tls_versions: Some(Ok(old)),
+                ..Live::default()
+            },
+            "readOnlyPort: 0\n",
+        );
+        let r = get(&s, "tls-min-version");
+        assert_eq!((r.status, r.source.as_str()), (Status::Fail, "live"));
         let suites = vec![
             ("TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA256".to_string(), true),
             ("TLS_RSA_WITH_AES_128_CBC_SHA".to_string(), true),

@@ -702,7 +702,7 @@ const POLICY_MINORS: &str = "supported_kubelet_minors";
 // ---------------------------------------------------------------------------------------
 
 /// `status.nodeInfo.kubeletVersion` of this node's Node object, when the API view has it.
-fn api_version<'a>(ctx: &Ctx<'a>) -> Option<&'a str> {
+pub(crate) fn api_version<'a>(ctx: &Ctx<'a>) -> Option<&'a str> {
     ctx.snapshot
         .cluster
         .as_ref()?

@@ -1,6 +1,7 @@
 //! X.509 parsing for the client CA, the kubelet's client certificate and its serving
 //! certificate. Pure functions over PEM bytes.
 
+use x509_parser::certificate::X509Certificate;
 use x509_parser::pem::Pem;
 
 use crate::snapshot::{CertSummary, ObsError, ObsErrorKind};
@@ -8,35 +9,64 @@ use crate::snapshot::{CertSummary, ObsError, ObsErrorKind};
 /// Parse every `CERTIFICATE` block of a PEM bundle; summarise the first one.
 /// A bundle may also hold a private key (`kubelet-client-current.pem`); it is skipped.
 pub fn summarize_pem(bytes: &[u8]) -> Result<CertSummary, ObsError> {
-    let mut first: Option<CertSummary> = None;
-    let mut count = 0usize;
+    let mut blocks: Vec<Pem> = Vec::new();
     for pem in Pem::iter_from_buffer(bytes) {
         let pem = pem.map_err(|e| ObsError::new(ObsErrorKind::Invalid, format!("bad PEM: {e}")))?;
-        if pem.label != "CERTIFICATE" {
-            continue;
-        }
-        count += 1;
-        if first.is_none() {
-            first = Some(summarize_pem_block(&pem)?);
+        if pem.label == "CERTIFICATE" {
+            blocks.push(pem);
         }
     }
-    match first {
-        Some(mut s) => {
-            s.count = count;
-            Ok(s)
-        }
-        None => Err(ObsError::new(
+    let Some(first) = blocks.first() else {
+        return Err(ObsError::new(
             ObsErrorKind::Invalid,
             "no PEM CERTIFICATE block found",
-        )),
-    }
-}
-
-fn summarize_pem_block(pem: &Pem) -> Result<CertSummary, ObsError> {
-    let cert = pem
+        ));
+    };
+    let leaf = first
         .parse_x509()
         .map_err(|e| ObsError::new(ObsErrorKind::Invalid, format!("bad certificate: {e}")))?;
-    summarize_cert(&cert)
+    let mut s = summarize_cert(&leaf)?;
+    s.count = blocks.len();
+    s.kubelet_generated = blocks
+        .get(1)
+        .and_then(|b| b.parse_x509().ok())
+        .is_some_and(|ca| kubelet_generated_pair(&leaf, &ca));
+    Ok(s)
+}
+
+/// Whether the certificate is self-signed: its issuer is its subject and its signature
+/// verifies with its own public key (an algorithm `ring` cannot check counts as not).
+fn self_signed(cert: &X509Certificate<'_>) -> bool {
+    cert.subject().as_raw() == cert.issuer().as_raw() && cert.verify_signature(None).is_ok()
+}
+
+/// Whether `leaf` followed by `ca` is the pair the kubelet makes for itself when it has no
+/// serving certificate (cmd/kubelet/app/server.go `InitializeTLS` →
+/// k8s.io/client-go/util/cert `GenerateSelfSignedCertKey`, the same in v0.19 .. v0.37): a
+/// throwaway self-signed CA `CN=<host>-ca@<unix time>` and a leaf `CN=<host>@<unix time>`
+/// it signed, written to `<cert-dir>/kubelet.crt` leaf first. Nothing else vouches for the
+/// leaf, so clients cannot verify it any more than a self-signed certificate.
+fn kubelet_generated_pair(leaf: &X509Certificate<'_>, ca: &X509Certificate<'_>) -> bool {
+    let cn = |c: &X509Certificate<'_>| -> Option<String> {
+        c.subject()
+            .iter_common_name()
+            .next()
+            .and_then(|a| a.as_str().ok().map(str::to_string))
+    };
+    let (Some(leaf_cn), Some(ca_cn)) = (cn(leaf), cn(ca)) else {
+        return false;
+    };
+    let stamped = |name: &str| -> Option<String> {
+        let (host, time) = name.rsplit_once('@')?;
+        (!time.is_empty() && time.bytes().all(|b| b.is_ascii_digit())).then(|| host.to_string())
+    };
+    let (Some(leaf_host), Some(ca_host)) = (stamped(&leaf_cn), stamped(&ca_cn)) else {
+        return false;
+    };
+    ca_host.strip_suffix("-ca") == Some(leaf_host.as_str())
+        && leaf.issuer().as_raw() == ca.subject().as_raw()
+        && self_signed(ca)
+        && leaf.verify_signature(Some(ca.public_key())).is_ok()
 }
 
 /// Summarise one DER-encoded certificate (e.g. the leaf a TLS peer presented).
@@ -53,9 +83,7 @@ pub fn summarize_der(der: &[u8]) -> Result<CertSummary, ObsError> {
     summarize_cert(&cert)
 }
 
-fn summarize_cert(
-    cert: &x509_parser::certificate::X509Certificate<'_>,
-) -> Result<CertSummary, ObsError> {
+fn summarize_cert(cert: &X509Certificate<'_>) -> Result<CertSummary, ObsError> {
     let subject = cert.subject();
     let common_name = subject
         .iter_common_name()
@@ -84,10 +112,10 @@ fn summarize_cert(
             }
         }
     }
-    let self_signed = cert.subject().as_raw() == cert.issuer().as_raw();
     let summary = CertSummary {
         sans,
-        self_signed,
+        self_signed: self_signed(cert),
+        kubelet_generated: false,
         subject: subject.to_string(),
         issuer: cert.issuer().to_string(),
         common_name,
@@ -109,8 +137,89 @@ pub fn decode_base64(s: &str) -> Result<Vec<u8>, ObsError> {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::expect_used)]
 mod tests {
     use super::*;
+    use rcgen::{BasicConstraints, CertificateParams, DnType, IsCa, Issuer, KeyPair};
+
+    fn params(cn: &str, ca: bool) -> CertificateParams {
+        let mut p = CertificateParams::new(Vec::<String>::new()).unwrap();
+        p.distinguished_name.push(DnType::CommonName, cn);
+        if ca {
+            p.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+        }
+        p
+    }
+
+    /// A leaf `leaf_cn` signed by a new self-signed CA `ca_cn`: (leaf PEM, CA PEM).
+    fn issued(leaf_cn: &str, ca_cn: &str) -> (String, String) {
+        let ca_key = KeyPair::generate().unwrap();
+        let ca_params = params(ca_cn, true);
+        let ca = ca_params.self_signed(&ca_key).unwrap();
+        let issuer = Issuer::new(ca_params, ca_key);
+        let leaf_key = KeyPair::generate().unwrap();
+        let leaf = params(leaf_cn, false)
+            .signed_by(&leaf_key, &issuer)
+            .unwrap();
+        (leaf.pem(), ca.pem())
+    }
+
+    #[test]
+    fn self_signed_means_signed_by_its_own_key() {
+        // ECDSA (rcgen) and RSA (the openssl-made fixture, CN=node@1736846400).
+        let ec = rcgen::generate_simple_self_signed(vec!["node-1".to_string()]).unwrap();
+        let s = summarize_pem(ec.cert.pem().as_bytes()).unwrap();
+        assert!(s.self_signed && !s.kubelet_generated);
+        let rsa = include_bytes!("../../tests/fixtures/pki/selfsigned.crt");
+        assert!(summarize_pem(rsa).unwrap().self_signed);
+
+        // Issued by a CA (bundled or not): not self-signed.
+        let (leaf, ca) = issued("kubelet-serving", "kubernetes");
+        let s = summarize_pem(leaf.as_bytes()).unwrap();
+        assert!(!s.self_signed && !s.kubelet_generated);
+        let s = summarize_pem(format!("{leaf}{ca}").as_bytes()).unwrap();
+        assert!(!s.self_signed && !s.kubelet_generated);
+        assert_eq!(s.count, 2);
+        let serving = include_bytes!("../../tests/fixtures/pki/serving.crt");
+        assert!(!summarize_pem(serving).unwrap().self_signed);
+
+        // Issuer equal to the subject is not enough: the CA's key signed this one.
+        let (leaf, _) = issued("kubernetes", "kubernetes");
+        let s = summarize_pem(leaf.as_bytes()).unwrap();
+        assert_eq!(s.subject, s.issuer);
+        assert!(!s.self_signed);
+    }
+
+    #[test]
+    fn the_kubelets_generated_pair_is_recognised() {
+        // client-go/util/cert GenerateSelfSignedCertKey: <host>@<time> signed by
+        // <host>-ca@<time>, leaf first.
+        let (leaf, ca) = issued("node-1@1736846400", "node-1-ca@1736846400");
+        let s = summarize_pem(format!("{leaf}{ca}").as_bytes()).unwrap();
+        assert!(s.kubelet_generated && !s.self_signed);
+        // Without the CA in the file, or with other names, nothing says so.
+        assert!(!summarize_pem(leaf.as_bytes()).unwrap().kubelet_generated);
+        let (leaf, ca) = issued("node-1", "node-1-ca");
+        assert!(
+            !summarize_pem(format!("{leaf}{ca}").as_bytes())
+                .unwrap()
+                .kubelet_generated
+        );
+        let (leaf, ca) = issued("node-2@1736846400", "node-1-ca@1736846400");
+        assert!(
+            !summarize_pem(format!("{leaf}{ca}").as_bytes())
+                .unwrap()
+                .kubelet_generated
+        );
+        // The names alone are not enough: the CA must have signed the leaf.
+        let (leaf, _) = issued("node-1@1736846400", "node-1-ca@1736846400");
+        let (_, other_ca) = issued("x", "node-1-ca@1736846400");
+        assert!(
+            !summarize_pem(format!("{leaf}{other_ca}").as_bytes())
+                .unwrap()
+                .kubelet_generated
+        );
+    }
 
     #[test]
     fn garbage_is_invalid_not_a_panic() {

@@ -12,7 +12,8 @@
 //! - not allowed: a fatal alert (`protocol_version` 70 or `handshake_failure` 40).
 //!
 //! The configuration follows Go's crypto/tls as the kubelet (go1.24) uses it: an empty
-//! `tlsMinVersion` means TLS 1.2 (the server default since Go 1.22), an empty
+//! `tlsMinVersion` means TLS 1.2 (component-base `TLSVersion("")` = `DefaultTLSVersion()`,
+//! which every kubelet sets whatever Go's own server default), an empty
 //! `tlsCipherSuites` means Go's default list, and TLS 1.3 suites are not configurable.
 
 use std::io;
@@ -137,7 +138,8 @@ pub fn suite_by_name(name: &str) -> Result<Option<&'static Suite>, String> {
         .ok_or_else(|| format!("unrecognized cipher suite {name:?} in tlsCipherSuites"))
 }
 
-/// `tlsMinVersion` as Go's `cliflag.TLSVersion` reads it; empty = TLS 1.2 (go1.22+).
+/// `tlsMinVersion` as component-base's `cliflag.TLSVersion` reads it; empty = TLS 1.2
+/// (`DefaultTLSVersion`).
 pub fn parse_min_version(s: &str) -> Result<u16, String> {
     match s {
         "" => Ok(TLS12),
