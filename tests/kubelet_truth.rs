@@ -366,6 +366,29 @@ fn the_agent_agrees_with_every_real_kubelet() {
             }
             None => failures.push(format!("{at}: the agent cannot predict the listeners")),
         }
+        // TLS versions the kubelet's API port accepts: from tlsMinVersion up, TLS 1.2 when
+        // unset (InitializeTLS sets component-base's DefaultTLSVersion on every version).
+        if let (Some(port), Some(min)) = (
+            int(&k.config, "port", minor),
+            text(&k.config, "tlsMinVersion", minor),
+        ) {
+            if let Some(versions) = rec["tls"][port.to_string()]["versions"].as_object() {
+                let floor = match min.as_str() {
+                    "VersionTLS10" => "1.0",
+                    "VersionTLS11" => "1.1",
+                    "VersionTLS13" => "1.3",
+                    _ => "1.2",
+                };
+                for (v, accepted) in versions {
+                    let predicted = v.as_str() >= floor;
+                    if accepted.as_bool() != Some(predicted) {
+                        failures.push(format!(
+                            "{at}: TLS {v}: kubelet accepted={accepted}, agent predicts {predicted} (tlsMinVersion {min:?})"
+                        ));
+                    }
+                }
+            }
+        }
     }
     assert!(
         checked > 0,
