@@ -273,38 +273,53 @@ pub fn is_pointer(def: &SettingDef) -> bool {
     )
 }
 
-/// The TLS cipher suite names the kubelet accepts in `tlsCipherSuites` /
-/// `--tls-cipher-suites`: Go's `tls.CipherSuites()` and `tls.InsecureCipherSuites()` and
-/// the two legacy names k8s.io/component-base/cli/flag/ciphersuites_flag.go still maps.
-/// Any other name makes `cliflag.TLSCipherSuites` fail and the kubelet exit.
-pub const KUBELET_CIPHER_NAMES: &[&str] = &[
-    "TLS_AES_128_GCM_SHA256",
-    "TLS_AES_256_GCM_SHA384",
-    "TLS_CHACHA20_POLY1305_SHA256",
-    "TLS_ECDHE_ECDSA_WITH_AES_128_CBC_SHA",
-    "TLS_ECDHE_ECDSA_WITH_AES_128_CBC_SHA256",
-    "TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256",
-    "TLS_ECDHE_ECDSA_WITH_AES_256_CBC_SHA",
-    "TLS_ECDHE_ECDSA_WITH_AES_256_GCM_SHA384",
-    "TLS_ECDHE_ECDSA_WITH_CHACHA20_POLY1305",
-    "TLS_ECDHE_ECDSA_WITH_CHACHA20_POLY1305_SHA256",
-    "TLS_ECDHE_ECDSA_WITH_RC4_128_SHA",
-    "TLS_ECDHE_RSA_WITH_3DES_EDE_CBC_SHA",
-    "TLS_ECDHE_RSA_WITH_AES_128_CBC_SHA",
-    "TLS_ECDHE_RSA_WITH_AES_128_CBC_SHA256",
-    "TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA256",
-    "TLS_ECDHE_RSA_WITH_AES_256_CBC_SHA",
-    "TLS_ECDHE_RSA_WITH_AES_256_GCM_SHA384",
-    "TLS_ECDHE_RSA_WITH_CHACHA20_POLY1305",
-    "TLS_ECDHE_RSA_WITH_CHACHA20_POLY1305_SHA256",
-    "TLS_ECDHE_RSA_WITH_RC4_128_SHA",
-    "TLS_RSA_WITH_3DES_EDE_CBC_SHA",
-    "TLS_RSA_WITH_AES_128_CBC_SHA",
-    "TLS_RSA_WITH_AES_128_CBC_SHA256",
-    "TLS_RSA_WITH_AES_128_GCM_SHA256",
-    "TLS_RSA_WITH_AES_256_CBC_SHA",
-    "TLS_RSA_WITH_AES_256_GCM_SHA384",
-    "TLS_RSA_WITH_RC4_128_SHA",
+/// Every `tlsCipherSuites` name the kubelet accepts, with the suite's IANA number.
+///
+/// k8s.io/component-base/cli/flag ciphersuites_flag.go `TLSCipherSuites` looks each name up
+/// in `ciphers` and `insecureCiphers`; an unknown name is the error "Cipher suite %s not
+/// supported or doesn't exist" and cmd/kubelet/app/server.go `InitializeTLS` returns it:
+/// the kubelet does not start.
+/// - component-base v0.23.0 and later (kubelet 1.23+; checked up to v0.37.2) fill the maps
+///   from Go's crypto/tls `CipherSuites()` and `InsecureCipherSuites()`, which name the
+///   ECDHE ChaCha20 suites `..._CHACHA20_POLY1305_SHA256`, and "keep legacy names for
+///   backward compatibility": `TLS_ECDHE_{RSA,ECDSA}_WITH_CHACHA20_POLY1305`.
+/// - v0.19.16 .. v0.22.17 (kubelet 1.19 .. 1.22) have hand-written maps with the same
+///   suites but only the legacy ChaCha20 spelling: `..._CHACHA20_POLY1305_SHA256` is an
+///   unknown name there (`evaluate::tls`).
+///
+/// Go's lists have held these 25 suites since Go 1.14 (checked against go1.26's).
+pub const KUBELET_SUITES: &[(&str, u16)] = &[
+    // TLS 1.3: accepted, but Go never lets Config.CipherSuites choose TLS 1.3 suites.
+    ("TLS_AES_128_GCM_SHA256", 0x1301),
+    ("TLS_AES_256_GCM_SHA384", 0x1302),
+    ("TLS_CHACHA20_POLY1305_SHA256", 0x1303),
+    // CipherSuites() (TLS 1.0 .. 1.2).
+    ("TLS_ECDHE_ECDSA_WITH_AES_128_CBC_SHA", 0xc009),
+    ("TLS_ECDHE_ECDSA_WITH_AES_256_CBC_SHA", 0xc00a),
+    ("TLS_ECDHE_RSA_WITH_AES_128_CBC_SHA", 0xc013),
+    ("TLS_ECDHE_RSA_WITH_AES_256_CBC_SHA", 0xc014),
+    ("TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256", 0xc02b),
+    ("TLS_ECDHE_ECDSA_WITH_AES_256_GCM_SHA384", 0xc02c),
+    ("TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA256", 0xc02f),
+    ("TLS_ECDHE_RSA_WITH_AES_256_GCM_SHA384", 0xc030),
+    ("TLS_ECDHE_RSA_WITH_CHACHA20_POLY1305_SHA256", 0xcca8),
+    ("TLS_ECDHE_ECDSA_WITH_CHACHA20_POLY1305_SHA256", 0xcca9),
+    // InsecureCipherSuites().
+    ("TLS_RSA_WITH_RC4_128_SHA", 0x0005),
+    ("TLS_RSA_WITH_3DES_EDE_CBC_SHA", 0x000a),
+    ("TLS_RSA_WITH_AES_128_CBC_SHA", 0x002f),
+    ("TLS_RSA_WITH_AES_256_CBC_SHA", 0x0035),
+    ("TLS_RSA_WITH_AES_128_CBC_SHA256", 0x003c),
+    ("TLS_RSA_WITH_AES_128_GCM_SHA256", 0x009c),
+    ("TLS_RSA_WITH_AES_256_GCM_SHA384", 0x009d),
+    ("TLS_ECDHE_ECDSA_WITH_RC4_128_SHA", 0xc007),
+    ("TLS_ECDHE_RSA_WITH_RC4_128_SHA", 0xc011),
+    ("TLS_ECDHE_RSA_WITH_3DES_EDE_CBC_SHA", 0xc012),
+    ("TLS_ECDHE_ECDSA_WITH_AES_128_CBC_SHA256", 0xc023),
+    ("TLS_ECDHE_RSA_WITH_AES_128_CBC_SHA256", 0xc027),
+    // component-base's legacy aliases.
+    ("TLS_ECDHE_RSA_WITH_CHACHA20_POLY1305", 0xcca8),
+    ("TLS_ECDHE_ECDSA_WITH_CHACHA20_POLY1305", 0xcca9),
 ];
 
 /// Why the kubelet cannot serve with this TLS configuration, if it cannot:
@@ -316,7 +331,7 @@ pub const KUBELET_CIPHER_NAMES: &[&str] = &[
 pub fn tls_refusal(ciphers: &[String], min_version: &str) -> Option<String> {
     if let Some(bad) = ciphers
         .iter()
-        .find(|c| !KUBELET_CIPHER_NAMES.contains(&c.as_str()))
+        .find(|c| !KUBELET_SUITES.iter().any(|(n, _)| n == c))
     {
         return Some(format!(
             "tlsCipherSuites: Cipher suite {bad} not supported or doesn't exist"

@@ -193,6 +193,15 @@ done
 
 # ---------------------------------------------------------------- harness arguments by version
 extra=()
+# enforceNodeAllocatable must not ask for cgroups we do not let the kubelet have. 1.31+ accept
+# "none" with cgroupsPerQOS=false; 1.30 and older reject any non-empty list then, so they get
+# the empty value (which a drop-in merge, --config-dir, turns back into the default [pods]).
+minor=$(sed -n 's/^v1\.\([0-9]*\)\..*/\1/p' <<<"$version")
+if [[ -n $minor ]] && ((minor <= 30)); then
+  extra+=(--extra-harness-arg=--enforce-node-allocatable=)
+else
+  extra+=(--extra-harness-arg=--enforce-node-allocatable=none)
+fi
 help=$("$kubelet" --help 2>&1 || true)  # (grep -q on a pipe would SIGPIPE it under pipefail)
 if grep -q -- '--fail-cgroupv1' <<<"$help"; then
   extra+=(--extra-harness-arg=--fail-cgroupv1=false)

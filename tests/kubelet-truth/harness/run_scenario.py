@@ -51,8 +51,8 @@ HARNESS_ARGS = [
     "--container-runtime-endpoint=unix://@HARNESS@/containerd/containerd.sock",
     "--hostname-override=truth-node",
     "--cgroups-per-qos=false",
-    "--enforce-node-allocatable=none",
-]
+]  # + from record.sh, by version: --enforce-node-allocatable=none (1.31+) or = (empty, <= 1.30),
+#      --fail-cgroupv1=false (where --help lists it)
 
 # TLS 1.2 cipher suites Go's crypto/tls knows (tls.CipherSuites() + tls.InsecureCipherSuites(),
 # TLS 1.0-1.2 ones), with their IANA code points.
