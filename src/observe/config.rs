@@ -146,11 +146,37 @@ pub struct EffectiveConfig {
     /// Why `--config-dir` contributes nothing although it is set (a symlink the kubelet
     /// does not follow), added to the note of every value the drop-ins did not decide.
     pub dropin_note: Option<String>,
+    /// Drop-ins that are not a v1beta1 `KubeletConfiguration`: from 1.32 the kubelet
+    /// refuses them (`mergeKubeletConfigurations` checks each drop-in's group, version and
+    /// kind); 1.28–1.31 merge whatever decodes.
+    pub dropin_kind_errors: Vec<String>,
 }
 
 /// Parse a KubeletConfiguration document (YAML or JSON) into JSON, checking
 /// `apiVersion`/`kind` as the kubelet's decoder does.
 pub fn parse_document(text: &str) -> Result<Value, String> {
+    let value = parse_any_kind(text)?;
+    check_type_meta(&value)?;
+    Ok(value)
+}
+
+/// Parse a drop-in: any object with a `kind` and an `apiVersion` decodes (the kubelet
+/// reads drop-ins into an `Unstructured`); whether it must be a `KubeletConfiguration`
+/// depends on the kubelet's version (see [`EffectiveConfig::dropin_kind_errors`]).
+fn parse_dropin(text: &str) -> Result<(Value, Option<String>), String> {
+    let value = parse_any_kind(text)?;
+    let obj = value.as_object().ok_or("not a mapping at the top level")?;
+    if obj.get("kind").and_then(Value::as_str).is_none() {
+        return Err("Object 'Kind' is missing".to_string());
+    }
+    if obj.get("apiVersion").and_then(Value::as_str).is_none() {
+        return Err("apiVersion is missing".to_string());
+    }
+    let kind_error = check_type_meta(&value).err();
+    Ok((value, kind_error))
+}
+
+fn parse_any_kind(text: &str) -> Result<Value, String> {
     // configfiles.go `Load`/`LoadIntoJSON`: "no configuration is an error".
     if text.is_empty() {
         return Err("kubelet config file was empty".to_string());
@@ -161,11 +187,17 @@ pub fn parse_document(text: &str) -> Result<Value, String> {
     } else {
         serde_saphyr::from_str::<Value>(text).map_err(|e| format!("invalid YAML: {e}"))?
     };
-    let obj = match &value {
-        Value::Object(o) => o,
-        Value::Null => return Err("empty document (Object 'Kind' is missing)".to_string()),
-        _ => return Err("not a mapping at the top level".to_string()),
-    };
+    match &value {
+        Value::Object(_) => Ok(value),
+        Value::Null => Err("empty document (Object 'Kind' is missing)".to_string()),
+        _ => Err("not a mapping at the top level".to_string()),
+    }
+}
+
+/// The type meta the kubelet's decoder serves: `kubelet.config.k8s.io/v1beta1`
+/// `KubeletConfiguration`.
+fn check_type_meta(value: &Value) -> Result<(), String> {
+    let obj = value.as_object().ok_or("not a mapping at the top level")?;
     match obj.get("kind").and_then(Value::as_str) {
         Some("KubeletConfiguration") => {}
         Some(other) => return Err(format!("kind is {other:?}, want KubeletConfiguration")),
@@ -180,7 +212,7 @@ pub fn parse_document(text: &str) -> Result<Value, String> {
         }
         None => return Err("apiVersion is missing".to_string()),
     }
-    Ok(value)
+    Ok(())
 }
 
 impl EffectiveConfig {
@@ -207,6 +239,7 @@ impl EffectiveConfig {
             dropin_docs: Vec::new(),
             kubelet_minor: None,
             dropin_note: None,
+            dropin_kind_errors: Vec::new(),
         };
         if let Some(input) = config_file {
             match input.text.and_then(|t| parse_document(&t)) {
@@ -247,8 +280,12 @@ impl EffectiveConfig {
             cfg.errors.push(e);
         }
         for input in dropins {
-            match input.text.and_then(|t| parse_document(&t)) {
-                Ok(mut patch) => {
+            match input.text.and_then(|t| parse_dropin(&t)) {
+                Ok((mut patch, kind_error)) => {
+                    if let Some(e) = kind_error {
+                        cfg.dropin_kind_errors
+                            .push(format!("drop-in {}: {e}", input.path));
+                    }
                     strip_type_meta(&mut patch);
                     let src = Source::DropIn {
                         path: input.path.clone(),
@@ -452,6 +489,11 @@ impl EffectiveConfig {
         let mut base = self.base_setting(def, rules)?;
         if self.config_dir.is_none() {
             return Ok(base);
+        }
+        if rules.dropin_merge() == DropinMerge::V1beta1Defaulted {
+            if let Some(e) = self.dropin_kind_errors.first() {
+                return Err(format!("{e} (from 1.32 the kubelet refuses it)"));
+            }
         }
         if let Some(n) = &self.dropin_note {
             base.note = Some(match base.note.take() {
@@ -736,6 +778,11 @@ impl EffectiveConfig {
                 Lookup::Known(s) => Some(s.value),
                 Lookup::Unknown { .. } => None,
             };
+            // cmd/kubelet/app/auth.go `BuildAuthz`: an empty mode (a drop-in's "" is not
+            // defaulted before 1.32) is "no authorization mode specified".
+            if known("authorization.mode").as_ref().and_then(Value::as_str) == Some("") {
+                return Some("no authorization mode specified".to_string());
+            }
             if let (Some(Value::Array(list)), Some(min)) =
                 (known("tlsCipherSuites"), known("tlsMinVersion"))
             {

@@ -35,7 +35,8 @@ logs=${logs:-/tmp/kubelet-truth-logs/$version}
 
 # ---------------------------------------------------------------- tools
 need=()
-for pair in containerd:containerd runc:runc openssl:openssl ip:iproute2 unshare:util-linux python3:python3; do
+for pair in containerd:containerd runc:runc openssl:openssl ip:iproute2 unshare:util-linux \
+            sysctl:procps pkill:procps mount:mount python3:python3; do
   command -v "${pair%%:*}" >/dev/null || need+=("${pair#*:}")
 done
 if ((${#need[@]})); then
