@@ -445,11 +445,14 @@ impl EffectiveConfig {
         }
         // Group the modelled minors by outcome, newest first.
         let mut groups: Vec<(Vec<u32>, Lookup)> = Vec::new();
-        for minor in loading::modelled_minors() {
-            let got = self.resolve_files(def, Rules::new(minor));
+        for (class, rules) in loading::rule_classes() {
+            let got = self.resolve_files(def, rules);
             match groups.iter_mut().find(|(_, l)| same_outcome(l, &got)) {
-                Some((minors, _)) => minors.push(minor),
-                None => groups.push((vec![minor], got)),
+                Some((minors, _)) => {
+                    minors.extend(class);
+                    minors.sort_unstable();
+                }
+                None => groups.push((class, got)),
             }
         }
         if groups.len() == 1 {

@@ -81,6 +81,22 @@ pub fn modelled_minors() -> impl Iterator<Item = u32> {
     FIRST_CONFIG_DIR_MINOR..=NEWEST_KNOWN_MINOR
 }
 
+/// The modelled minors grouped by the rules that decide a setting's value (the drop-in
+/// merge and the eviction merge), each group with one representative: an unknown version
+/// is resolved once per group, not once per minor.
+pub fn rule_classes() -> Vec<(Vec<u32>, Rules)> {
+    let mut out: Vec<(Vec<u32>, Rules)> = Vec::new();
+    for minor in modelled_minors() {
+        let r = Rules::new(minor);
+        let key = |x: Rules| (x.dropin_merge(), x.merge_default_eviction_settings());
+        match out.iter_mut().find(|(_, rep)| key(*rep) == key(r)) {
+            Some((minors, _)) => minors.push(minor),
+            None => out.push((vec![minor], r)),
+        }
+    }
+    out
+}
+
 /// How `SetDefaults_KubeletConfiguration` (pkg/kubelet/apis/config/v1beta1/defaults.go)
 /// treats a field's Go zero value.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -425,6 +441,13 @@ mod tests {
             None
         )
         .is_err());
+    }
+
+    #[test]
+    fn three_rule_classes() {
+        let c = rule_classes();
+        let ranges: Vec<String> = c.iter().map(|(m, _)| Rules::describe_range(m)).collect();
+        assert_eq!(ranges, ["1.28–1.31", "1.32", "1.33+"]);
     }
 
     #[test]
