@@ -332,7 +332,7 @@ fn evaluate_pod_pids(ctx: &Ctx) -> Outcome {
         let s = known(ctx, "podPidsLimit")?;
         let limit = int_of(&s)?;
         let src = util::source_label(&s);
-        // kube-bench only checks that the key is present (reference §1.2), so -1 passes there.
+        // kube-bench only checks that the key is present (aquasecurity/kube-bench cfg/cis-1.12/node.yaml 4.2.13), so -1 passes there.
         Ok(if limit <= 0 {
             Outcome::fail(
                 limit.to_string(),
@@ -364,7 +364,7 @@ fn evaluate_pod_pids(ctx: &Ctx) -> Outcome {
 
 fn evaluate_seccomp_default(ctx: &Ctx) -> Outcome {
     // kube-bench's 4.2.14 checks presence only, so `seccompDefault: false` passes there
-    // (reference §1.2). The config layer applies the kubelet's flag-OR-config rule.
+    // (aquasecurity/kube-bench cfg/cis-1.12/node.yaml 4.2.14). The config layer applies the kubelet's flag-OR-config rule.
     bool_control(
         ctx,
         "seccompDefault",
@@ -579,7 +579,7 @@ mod tests {
         let o = eval(id, &kubeadm());
         assert_status(&o, Status::Pass);
         assert_eq!(o.source, "process");
-        // EKS AL2 writes it space-separated (reference §5).
+        // EKS AL2 writes it space-separated (awslabs/amazon-eks-ami templates/al2/runtime/kubelet.service).
         let o = eval(
             id,
             &snapshot_with(&["--hostname-override", "ip-10-0-0-1.ec2.internal"], None),

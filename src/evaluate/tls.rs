@@ -789,8 +789,8 @@ fn evaluate_client_rotation(ctx: &Ctx) -> Outcome {
                 ));
             }
         }
-        // kube-bench passes 4.2.10 when the key is absent (reference §1.2), but the
-        // kubelet's default is false (reference §2.2): absent means no rotation.
+        // kube-bench passes 4.2.10 when the key is absent (cfg/cis-1.12/node.yaml), but the
+        // kubelet's default is false (v1beta1 defaults.go sets none): absent means no rotation.
         let s = known(ctx, "rotateCertificates")?;
         let on = bool_of(&s)?;
         let src = util::source_label(&s);
@@ -1166,7 +1166,7 @@ mod tests {
         assert_status(&o, Status::Pass);
         assert_eq!(o.source, "flag");
 
-        // EKS AL2 (reference §5): six ECDHE suites plus two TLS_RSA suites.
+        // EKS AL2 (awslabs/amazon-eks-ami kubelet-config.json): six ECDHE suites plus two TLS_RSA suites.
         let eks = r#"{"kind":"KubeletConfiguration","apiVersion":"kubelet.config.k8s.io/v1beta1","tlsCipherSuites":["TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256","TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA256","TLS_ECDHE_ECDSA_WITH_CHACHA20_POLY1305","TLS_ECDHE_RSA_WITH_CHACHA20_POLY1305","TLS_ECDHE_ECDSA_WITH_AES_256_GCM_SHA384","TLS_ECDHE_RSA_WITH_AES_256_GCM_SHA384","TLS_RSA_WITH_AES_256_GCM_SHA384","TLS_RSA_WITH_AES_128_GCM_SHA256"]}"#;
         let o = eval(
             id,

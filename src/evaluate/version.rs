@@ -717,7 +717,7 @@ pub(crate) fn api_version<'a>(ctx: &Ctx<'a>) -> Option<&'a str> {
 /// The kubelet's observed version: (parsed, raw text, source).
 ///
 /// Sources: the binary (`kubelet --version`), `kubernetes_build_info`, `--kubelet-version`,
-/// and the Node's `status.nodeInfo.kubeletVersion` (facts §2.3: the same GitVersion, as
+/// and the Node's `status.nodeInfo.kubeletVersion` (component-base/version `Get().GitVersion`: the same GitVersion, as
 /// reported by the *running* kubelet at its start). When the process-local source and the
 /// API disagree — typically a kubelet package upgraded on disk while the old process runs
 /// on — the older of the two is judged (the process that runs may be the old one), and the
