@@ -512,17 +512,32 @@ impl Snapshot {
         self.probes.iter().find(|p| p.name == name)
     }
 
-    /// Hand the kubelet's version to its configuration model, whose loading rules depend
-    /// on it: the process's own version, else the Node's `status.nodeInfo.kubeletVersion`.
-    pub fn settle_kubelet_version(&mut self) {
-        let api = self
-            .cluster
+    /// `status.nodeInfo.kubeletVersion` of this node's Node object, when the API view has it.
+    pub fn node_kubelet_version(&self) -> Option<&str> {
+        self.cluster
+            .as_ref()?
+            .node
+            .data
+            .as_ref()?
+            .first()?
+            .kubelet_version
+            .as_deref()
+    }
+
+    /// The version whose loading rules the configuration model applies: the process's
+    /// own, else the Node's.
+    pub fn loading_version(&self) -> Option<&str> {
+        self.kubelet
             .as_ref()
-            .and_then(|c| c.node.data.as_ref())
-            .and_then(|n| n.first())
-            .and_then(|n| n.kubelet_version.clone());
+            .and_then(|k| k.version.as_deref())
+            .or_else(|| self.node_kubelet_version())
+    }
+
+    /// Hand the kubelet's version ([`Snapshot::loading_version`]) to its configuration
+    /// model, whose loading rules depend on it.
+    pub fn settle_kubelet_version(&mut self) {
+        let v = self.loading_version().map(str::to_string);
         if let Some(k) = self.kubelet.as_mut() {
-            let v = k.version.clone().or(api);
             k.config.set_kubelet_version(v.as_deref());
         }
     }

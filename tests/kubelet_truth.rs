@@ -266,11 +266,7 @@ fn recorded_listeners(rec: &Value) -> BTreeSet<(String, i64)> {
 }
 
 fn minor_of(version: &str) -> u32 {
-    version
-        .trim_start_matches('v')
-        .split('.')
-        .nth(1)
-        .and_then(|m| m.parse().ok())
+    kubelet_sentinel::observe::config::minor_of(version)
         .unwrap_or_else(|| panic!("version {version}"))
 }
 

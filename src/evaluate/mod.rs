@@ -141,27 +141,22 @@ impl<'a> Ctx<'a> {
         self.snapshot.kubelet.as_ref()
     }
 
+    /// The kubelet minor whose configuration-loading rules apply: the one the agent
+    /// settled on the snapshot, or, for a snapshot built without that step, the same
+    /// [`Snapshot::loading_version`](crate::snapshot::Snapshot::loading_version).
+    pub fn loading_minor(&self) -> Option<u32> {
+        self.kubelet()?.config.kubelet_minor.or_else(|| {
+            self.snapshot
+                .loading_version()
+                .and_then(crate::observe::config::minor_of)
+        })
+    }
+
     /// Effective setting lookup on the kubelet's configuration, under the loading rules
-    /// of the kubelet's version (the agent settles it on the snapshot; a snapshot built
-    /// without that step takes it from the kubelet's or the Node's version here).
+    /// of the kubelet's version ([`Ctx::loading_minor`]).
     pub fn setting(&self, key: &str) -> Lookup {
         match self.kubelet() {
-            Some(k) => {
-                let minor = k.config.kubelet_minor.or_else(|| {
-                    let api = self
-                        .snapshot
-                        .cluster
-                        .as_ref()
-                        .and_then(|c| c.node.data.as_ref())
-                        .and_then(|n| n.first())
-                        .and_then(|n| n.kubelet_version.as_deref());
-                    k.version
-                        .as_deref()
-                        .or(api)
-                        .and_then(crate::observe::config::minor_of)
-                });
-                k.config.get_for(key, minor)
-            }
+            Some(k) => k.config.get_for(key, self.loading_minor()),
             None => Lookup::Unknown {
                 reason: "no kubelet".to_string(),
             },

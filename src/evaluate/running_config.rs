@@ -217,11 +217,8 @@ fn evaluate_matches(ctx: &Ctx) -> Outcome {
             )
         }
     };
-    let c = compare(running, |key| {
-        kubelet
-            .config
-            .configz_view(key, kubelet.config.kubelet_minor)
-    });
+    let minor = ctx.loading_minor();
+    let c = compare(running, |key| kubelet.config.configz_view(key, minor));
     if c.agreed == 0 && c.disagreements.is_empty() {
         return Outcome::new(
             super::Status::Unknown,

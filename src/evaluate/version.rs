@@ -703,15 +703,7 @@ const POLICY_MINORS: &str = "supported_kubelet_minors";
 
 /// `status.nodeInfo.kubeletVersion` of this node's Node object, when the API view has it.
 pub(crate) fn api_version<'a>(ctx: &Ctx<'a>) -> Option<&'a str> {
-    ctx.snapshot
-        .cluster
-        .as_ref()?
-        .node
-        .data
-        .as_ref()?
-        .first()?
-        .kubelet_version
-        .as_deref()
+    ctx.snapshot.node_kubelet_version()
 }
 
 /// The kubelet's observed version: (parsed, raw text, source).

@@ -529,7 +529,7 @@ fn observe_kubelet(
     let client_ca = match cfg.get("authentication.x509.clientCAFile") {
         Lookup::Known(s) => match s.value.as_str().filter(|v| !v.is_empty()) {
             Some(p) => {
-                let path = config_relative(p, &s.source, &cwd);
+                let path = config_relative(p, &cwd);
                 files.push(FileObservation {
                     role: FileRole::ClientCa,
                     path: path.clone(),
@@ -553,7 +553,7 @@ fn observe_kubelet(
             s.value
                 .as_str()
                 .filter(|v| !v.is_empty())
-                .map(|v| (config_relative(v, &s.source, &cwd), s.source.clone()))
+                .map(|v| (config_relative(v, &cwd), s.source.clone()))
         })
     };
     let bootstrap = cfg
@@ -666,7 +666,7 @@ fn observe_kubelet(
 /// `--config` file were already made absolute by the model (`resolveRelativePaths`);
 /// relative paths from a drop-in or a flag are opened relative to the kubelet's working
 /// directory (drop-ins are loaded with `LoadIntoJSON`, which resolves nothing).
-fn config_relative(path: &str, _source: &Source, cwd: &str) -> String {
+fn config_relative(path: &str, cwd: &str) -> String {
     if path.starts_with('/') {
         path.to_string()
     } else {
