@@ -783,7 +783,7 @@ fn rke2_common(r: &Results) {
     r.expect_full(
         "config-file-permissions",
         P,
-        "0600 0:0 /var/lib/rancher/rke2/agent/etc/kubelet.conf.d/00-rke2-defaults.conf",
+        "0600 /var/lib/rancher/rke2/agent/etc/kubelet.conf.d/00-rke2-defaults.conf",
         "file-metadata",
     );
 }
@@ -905,7 +905,7 @@ fn microk8s() {
     r.expect_full(
         "config-file-permissions",
         F,
-        "0660 0:0 /var/snap/microk8s/7394/args/kubelet",
+        "0660 /var/snap/microk8s/7394/args/kubelet",
         "file-metadata",
     );
     assert!(matches!(k.credential, Some(Ok(Credential::Token))));
@@ -1235,7 +1235,7 @@ fn permission_denied() {
     r.expect_full(
         "config-file-permissions",
         P,
-        "0000 0:0 /var/lib/kubelet/config.yaml",
+        "0000 /var/lib/kubelet/config.yaml",
         "file-metadata",
     );
     assert_table(&r, &unreadable_config_table(false, P));
@@ -1511,14 +1511,14 @@ fn misconfigured() {
     r.expect_full(
         "serving-key-permissions",
         F,
-        "0644 0:0 /var/lib/kubelet/pki/kubelet.key",
+        "0644 /var/lib/kubelet/pki/kubelet.key",
         "file-metadata",
     );
     if owners_applied {
         r.expect_full(
             "config-file-ownership",
             F,
-            "0644 1000:1000 /var/lib/kubelet/config.yaml",
+            "1000:1000 /var/lib/kubelet/config.yaml",
             "file-metadata",
         );
         r.expect_reason("kubeconfig-ownership", "owned by 1000:1000");

@@ -178,7 +178,12 @@ impl Baseline {
         if r.status == Status::Unknown {
             return None;
         }
-        let drifted = match &b.observed {
+        // A value stored by an older agent in another form is compared in today's.
+        let observed = b
+            .observed
+            .as_ref()
+            .map(|v| crate::evaluate::files::legacy_observed(r.id, v).unwrap_or_else(|| v.clone()));
+        let drifted = match &observed {
             Some(v) => *v != r.observed,
             None => r.status == Status::Fail,
         };
@@ -186,7 +191,7 @@ impl Baseline {
             drifted,
             regressed: b.status == Status::Pass && r.status == Status::Fail,
             baseline_status: b.status,
-            baseline_observed: b.observed.clone(),
+            baseline_observed: observed,
         })
     }
 

@@ -13,7 +13,7 @@
 use std::path::PathBuf;
 
 use crate::host::{Fingerprint, HostRoot, PreparedPath, Stamp};
-use crate::observe::process::start_time_from_stat;
+use crate::observe::process::{self, start_time_from_stat, KubeletKind};
 use crate::snapshot::{ObsErrorKind, Snapshot};
 
 /// Cap on the watched `/proc/<pid>/cmdline` (the observer's own cap is larger; a longer
@@ -28,6 +28,9 @@ pub enum Trigger {
     File,
     Process,
     Baseline,
+    /// No kubelet was known, and a kubelet-bearing process appeared (or one of the
+    /// doubtful candidates went away).
+    Appeared,
 }
 
 impl Trigger {
@@ -36,6 +39,7 @@ impl Trigger {
             Trigger::File => "file",
             Trigger::Process => "process",
             Trigger::Baseline => "baseline",
+            Trigger::Appeared => "appeared",
         }
     }
 }
@@ -57,7 +61,73 @@ pub struct Watch {
     /// Our own baseline file and the fingerprint we last loaded or wrote (a different one
     /// means `baseline accept` or a hand edit: reload).
     baseline: Option<(PathBuf, Option<Fingerprint>)>,
+    /// Armed when the evaluation found no kubelet: `/proc` is rescanned at every check.
+    seek: Option<Seek>,
     buf: Vec<u8>,
+}
+
+/// The search for a kubelet while none is known (it exited, is restarting, or was never
+/// found): without it the watch would have nothing to watch until the next full
+/// evaluation, and a restarted kubelet would go unjudged for a whole `--interval`.
+///
+/// A check lists `/proc` (one `getdents` pass) and reads the command line of new pids
+/// only; a new kubelet-bearing process, or a candidate that went away, triggers an
+/// evaluation, which decides whether it is the kubelet. Processes present when the watch
+/// was armed were seen by that evaluation and do not trigger again (a spoofed or doubtful
+/// candidate does not make the agent evaluate every second).
+#[derive(Debug, Default)]
+struct Seek {
+    /// Every pid in `/proc` at the last check, ascending.
+    pids: Vec<i32>,
+    /// The kubelet-bearing processes (any kind but an API server) among them, ascending.
+    candidates: Vec<i32>,
+}
+
+impl Seek {
+    fn arm(host: &HostRoot) -> Seek {
+        let mut seek = Seek::default();
+        // Unlistable now: every pid seen later is new, and triggers once.
+        if let Ok(pids) = process::list_pids(host) {
+            seek.candidates = pids
+                .iter()
+                .copied()
+                .filter(|p| bears_kubelet(host, *p))
+                .collect();
+            seek.pids = pids;
+        }
+        seek
+    }
+
+    fn check(&mut self, host: &HostRoot) -> Option<Trigger> {
+        let Ok(pids) = process::list_pids(host) else {
+            return None;
+        };
+        let before = self.candidates.len();
+        self.candidates.retain(|c| pids.binary_search(c).is_ok());
+        let gone = self.candidates.len() != before;
+        let mut appeared = false;
+        for p in pids.iter().filter(|p| self.pids.binary_search(p).is_err()) {
+            if bears_kubelet(host, *p) {
+                appeared = true;
+                self.candidates.push(*p);
+            }
+        }
+        self.candidates.sort_unstable();
+        self.pids = pids;
+        (gone || appeared).then_some(Trigger::Appeared)
+    }
+}
+
+/// Whether a process's command line names a kubelet (or k3s, which carries one).
+fn bears_kubelet(host: &HostRoot, pid: i32) -> bool {
+    process::read_proc(host, pid)
+        .map(|info| {
+            matches!(
+                process::classify(&info.argv, info.exe.as_deref()),
+                Some(k) if k != KubeletKind::ApiServer
+            )
+        })
+        .unwrap_or(false)
 }
 
 impl Watch {
@@ -67,6 +137,7 @@ impl Watch {
     pub fn arm(host: &HostRoot, snapshot: &Snapshot) -> Watch {
         let mut w = Watch::default();
         let Some(k) = snapshot.kubelet.as_ref() else {
+            w.seek = Some(Seek::arm(host));
             return w;
         };
         for f in &k.files {
@@ -113,11 +184,21 @@ impl Watch {
     }
 
     pub fn is_empty(&self) -> bool {
-        self.files.is_empty() && self.process.is_none()
+        self.files.is_empty() && self.process.is_none() && self.seek.is_none()
+    }
+
+    /// Whether the watch is looking for a kubelet (none was known when it was armed).
+    pub fn seeking(&self) -> bool {
+        self.seek.is_some()
     }
 
     /// Check everything once; the first difference found, if any.
     pub fn check(&mut self, host: &HostRoot) -> Option<Trigger> {
+        if let Some(seek) = self.seek.as_mut() {
+            if let Some(t) = seek.check(host) {
+                return Some(t);
+            }
+        }
         if let Some(p) = &self.process {
             if !host.read_into(&p.stat, &mut self.buf, STAT_CAP) {
                 return Some(Trigger::Process);
@@ -300,18 +381,56 @@ mod tests {
     }
 
     #[test]
-    fn without_kubelet_nothing_is_watched() {
+    fn without_a_kubelet_proc_is_rescanned_at_every_check() {
         let dir = tempfile::tempdir().unwrap();
-        let host = HostRoot::new(dir.path()).unwrap();
-        let snap = observe::observe(
-            &host,
-            &ObserveOptions {
-                node_name: Some("n".into()),
-                kubelet_pid: None,
-            },
-        );
+        let root = dir.path();
+        std::fs::create_dir_all(root.join("proc/1")).unwrap();
+        std::fs::write(root.join("proc/1/cmdline"), b"/sbin/init\0").unwrap();
+        let host = HostRoot::new(root).unwrap();
+        let observe_now = || {
+            observe::observe(
+                &host,
+                &ObserveOptions {
+                    node_name: Some("n".into()),
+                    kubelet_pid: None,
+                },
+            )
+        };
+        let snap = observe_now();
+        assert!(snap.kubelet.is_none());
         let mut w = Watch::arm(&host, &snap);
-        assert!(w.is_empty());
+        assert!(w.seeking() && !w.is_empty());
+        assert_eq!(w.check(&host), None, "nothing new");
+
+        // Another process that is not a kubelet: no evaluation.
+        std::fs::create_dir_all(root.join("proc/77")).unwrap();
+        std::fs::write(root.join("proc/77/cmdline"), b"sleep\0infinity\0").unwrap();
         assert_eq!(w.check(&host), None);
+
+        // The kubelet comes back (a restart under a new pid): seen at the next check, once.
+        write_host(
+            root,
+            &["/usr/bin/kubelet", "--config=/etc/config.yaml"],
+            900,
+        );
+        assert_eq!(w.check(&host), Some(Trigger::Appeared));
+        assert_eq!(w.check(&host), None, "already seen");
+
+        // A candidate present when the watch was armed does not trigger at every check
+        // (a spoofed or doubtful one would otherwise cost an evaluation a second) ...
+        let mut w = Watch::arm(&host, &snap);
+        assert_eq!(w.check(&host), None);
+        assert_eq!(w.check(&host), None);
+        // ... but its going away does: the evaluation may now find the real one.
+        std::fs::remove_dir_all(root.join("proc/4242")).unwrap();
+        assert_eq!(w.check(&host), Some(Trigger::Appeared));
+        assert_eq!(w.check(&host), None);
+    }
+
+    #[test]
+    fn a_known_kubelet_is_not_searched_for() {
+        let (_d, host, snap) = setup();
+        let w = Watch::arm(&host, &snap);
+        assert!(!w.seeking());
     }
 }

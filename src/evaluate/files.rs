@@ -1,6 +1,6 @@
 //! Practice 4: permissions and ownership of the files the kubelet trusts (CIS 4.1).
 
-use super::util::{file_line, kubelet, mode_str, obs_kind_str, PRACTICE_HARDENING};
+use super::util::{file_line, kubelet, mode_str, obs_kind_str, FileAttribute, PRACTICE_HARDENING};
 use super::{Control, Ctx, Family, Needs, Outcome, Severity};
 use crate::snapshot::{FileObservation, FileRole, Kubelet, ObsErrorKind};
 
@@ -123,6 +123,44 @@ pub static CONTROLS: &[Control] = &[
     },
 ];
 
+/// A file control's observed value as stored by agents before each control observed only
+/// its own attribute (`0600 0:0 /path` for both the permission and the ownership control),
+/// rewritten in today's form (`0600 /path`, `0:0 /path`); `None` when `stored` is not in
+/// that form or `id` is not a file control. Baselines taken by those agents are compared
+/// through it, so an upgrade shows no drift.
+pub fn legacy_observed(id: &str, stored: &str) -> Option<String> {
+    let control = CONTROLS.iter().find(|c| c.id == id)?;
+    let attribute = if control.id.ends_with("-ownership") {
+        FileAttribute::Owner
+    } else {
+        FileAttribute::Mode
+    };
+    let mut changed = false;
+    let items: Vec<String> = stored
+        .split("; ")
+        .map(|item| {
+            let mut words = item.splitn(3, ' ');
+            match (words.next(), words.next(), words.next()) {
+                (Some(mode), Some(owner), Some(target))
+                    if mode.len() == 4
+                        && mode.bytes().all(|b| (b'0'..=b'7').contains(&b))
+                        && owner.split_once(':').is_some_and(|(u, g)| {
+                            u.parse::<u32>().is_ok() && g.parse::<u32>().is_ok()
+                        }) =>
+                {
+                    changed = true;
+                    match attribute {
+                        FileAttribute::Mode => format!("{mode} {target}"),
+                        FileAttribute::Owner => format!("{owner} {target}"),
+                    }
+                }
+                _ => item.to_string(),
+            }
+        })
+        .collect();
+    changed.then(|| items.join("; "))
+}
+
 /// What a file control checks.
 #[derive(Clone, Copy)]
 enum Check {
@@ -150,6 +188,14 @@ impl Check {
                 }
             }
             Check::RootOwned => (uid != 0 || gid != 0).then(|| format!("owned by {uid}:{gid}")),
+        }
+    }
+
+    /// The attribute of a file this check judges (and observes).
+    fn attribute(&self) -> FileAttribute {
+        match self {
+            Check::Mode(_) => FileAttribute::Mode,
+            Check::RootOwned => FileAttribute::Owner,
         }
     }
 
@@ -233,9 +279,11 @@ fn check_files(ctx: &Ctx, k: &Kubelet, group: &Group, check: Check) -> Outcome {
 }
 
 fn judge(files: &[&FileObservation], check: Check) -> Outcome {
+    // Each control observes only what it judges: a chmod is no ownership drift and a
+    // chown no permission drift (the observed value is what the baseline compares).
     let observed = files
         .iter()
-        .map(|f| file_line(f))
+        .map(|f| file_line(f, check.attribute()))
         .collect::<Vec<_>>()
         .join("; ");
     let mut offenders = Vec::new();
@@ -380,6 +428,29 @@ mod tests {
     use crate::snapshot::{FileRole, ObsErrorKind};
 
     #[test]
+    fn legacy_observed_values_are_read_in_todays_form() {
+        let old = "0600 0:0 /var/lib/kubelet/config.yaml; ? /etc/x.conf (not found); 0644 1000:5 /a -> /b";
+        assert_eq!(
+            super::legacy_observed("config-file-ownership", old).as_deref(),
+            Some("0:0 /var/lib/kubelet/config.yaml; ? /etc/x.conf (not found); 1000:5 /a -> /b")
+        );
+        assert_eq!(
+            super::legacy_observed("config-file-permissions", old).as_deref(),
+            Some("0600 /var/lib/kubelet/config.yaml; ? /etc/x.conf (not found); 0644 /a -> /b")
+        );
+        // Today's form, another control, a value that only looks alike: unchanged.
+        assert_eq!(
+            super::legacy_observed("config-file-ownership", "0:0 /var/lib/kubelet/config.yaml"),
+            None
+        );
+        assert_eq!(super::legacy_observed("read-only-port-disabled", old), None);
+        assert_eq!(
+            super::legacy_observed("config-file-permissions", "0600 /path with spaces"),
+            None
+        );
+    }
+
+    #[test]
     fn config_permissions() {
         let id = "config-file-permissions";
         let o = eval(id, &snapshot_with(&[], None));
@@ -429,7 +500,7 @@ mod tests {
         assert_eq!(o.source, "file-metadata");
         assert_eq!(
             o.observed,
-            "0600 0:0 /var/lib/kubelet/config.yaml; 0400 0:0 /etc/kubernetes/kubelet.conf.d/10-a.conf"
+            "0600 /var/lib/kubelet/config.yaml; 0400 /etc/kubernetes/kubelet.conf.d/10-a.conf"
         );
         assert_eq!(o.expected.as_deref(), Some("≤ 0600"));
 
@@ -510,7 +581,7 @@ mod tests {
         )];
         let o = eval(id, &s);
         assert_status(&o, Status::Pass);
-        assert_eq!(o.observed, "0600 0:0 /var/lib/kubelet/config.yaml");
+        assert_eq!(o.observed, "0:0 /var/lib/kubelet/config.yaml");
         kubelet_mut(&mut s).files = vec![file(
             FileRole::ConfigFile,
             "/var/lib/kubelet/config.yaml",
@@ -624,7 +695,7 @@ mod tests {
         )];
         let o = eval("client-ca-ownership", &s);
         assert_status(&o, Status::Fail);
-        assert_eq!(o.observed, "0644 1000:1000 /etc/kubernetes/pki/ca.crt");
+        assert_eq!(o.observed, "1000:1000 /etc/kubernetes/pki/ca.crt");
         kubelet_mut(&mut s).files = vec![file_err(
             FileRole::ClientCa,
             "/ca.crt",
@@ -664,7 +735,7 @@ mod tests {
         ];
         let o = eval(id, &s);
         assert_status(&o, Status::Pass);
-        assert_eq!(o.observed, "0600 0:0 /var/lib/kubelet/pki/kubelet.key");
+        assert_eq!(o.observed, "0600 /var/lib/kubelet/pki/kubelet.key");
         kubelet_mut(&mut s).files[1] = file(
             FileRole::ServingKey,
             "/var/lib/kubelet/pki/kubelet.key",

@@ -310,9 +310,10 @@ pub fn quantity_is_zero(s: &str) -> Option<bool> {
     Some(v == 0.0)
 }
 
-/// A file observation for humans: `0600 0:0 /path` (with `-> resolved` when a symlink
+/// A file observation for humans, the attribute a control judges: `0600 /path` or
+/// `0:0 /path` (with `-> resolved` when a symlink
 /// was followed), or `? /path (error)`.
-pub fn file_line(f: &crate::snapshot::FileObservation) -> String {
+pub fn file_line(f: &crate::snapshot::FileObservation, attribute: FileAttribute) -> String {
     match &f.meta {
         Ok(m) => {
             let target = if m.resolved != f.path && !m.resolved.is_empty() {
@@ -320,10 +321,22 @@ pub fn file_line(f: &crate::snapshot::FileObservation) -> String {
             } else {
                 f.path.clone()
             };
-            format!("{} {}:{} {target}", mode_str(m.mode), m.uid, m.gid)
+            match attribute {
+                FileAttribute::Mode => format!("{} {target}", mode_str(m.mode)),
+                FileAttribute::Owner => format!("{}:{} {target}", m.uid, m.gid),
+            }
         }
         Err(e) => format!("? {} ({})", f.path, obs_kind_str(e.kind)),
     }
+}
+
+/// Which attribute of a file a control judges, and so shows as its observed value.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FileAttribute {
+    /// Permission bits (`0600`).
+    Mode,
+    /// Owner and group (`0:0`).
+    Owner,
 }
 
 /// A short word for an observation error kind.

@@ -440,16 +440,24 @@ impl Results {
     }
 }
 
-/// File metadata is rendered `0600 0:0 /path`; when the tests do not run as root the copied
-/// files belong to the test user, so `uid:gid` of this process is shown as `0:0` (the
-/// ownership verdicts themselves are only asserted as root).
+/// The ownership controls observe `0:0 /path` (items joined by `; `); when the tests do not
+/// run as root the copied files belong to the test user, so `uid:gid` of this process is
+/// shown as `0:0` (the ownership verdicts themselves are only asserted as root).
 pub fn as_if_root(observed: &str) -> String {
     if running_as_root() {
         return observed.to_string();
     }
     // SAFETY: getegid/geteuid have no preconditions and cannot fail.
     let (uid, gid) = unsafe { (libc::geteuid(), libc::getegid()) };
-    observed.replace(&format!(" {uid}:{gid} "), " 0:0 ")
+    let mine = format!("{uid}:{gid} ");
+    observed
+        .split("; ")
+        .map(|item| match item.strip_prefix(&mine) {
+            Some(rest) => format!("0:0 {rest}"),
+            None => item.to_string(),
+        })
+        .collect::<Vec<_>>()
+        .join("; ")
 }
 
 /// Controls whose verdict is about file ownership: meaningful only when the tests run as
