@@ -231,7 +231,7 @@ pub fn yaml_options() -> serde_saphyr::Options {
             max_events: 200_000,
             max_aliases: 1_000,
             max_anchors: 1_000,
-            max_recorded_anchor_events: 2_000,
+            max_recorded_anchor_events: 1_000,
             max_recorded_anchor_bytes: 1024 * 1024,
             max_depth: 64,
             max_documents: 1,
@@ -240,7 +240,7 @@ pub fn yaml_options() -> serde_saphyr::Options {
             max_merge_keys: 256,
         },
         alias_limits: serde_saphyr::alias_limits! {
-            max_total_replayed_events: 2_000,
+            max_total_replayed_events: 1_000,
             max_replay_stack_depth: 16,
             max_alias_expansions_per_anchor: 1_000,
         },
@@ -273,9 +273,11 @@ pub fn yaml_strict<T: DeserializeOwned>(
     let mut path: Option<String> = None;
     let result = serde_saphyr::with_deserializer_from_str_with_options(text, options, |de| {
         serde_path_to_error::deserialize::<_, T>(de).map_err(|e| {
+            // serde_path_to_error writes `?` for a segment it cannot name.
             let p = e.path().to_string();
+            let p = p.trim_end_matches(".?").trim_end_matches('?');
             if !p.is_empty() && p != "." {
-                path = Some(p);
+                path = Some(p.to_string());
             }
             e.into_inner()
         })

@@ -202,6 +202,12 @@ fn yaml_error(path: &str, text: &str, e: serde_saphyr::Error, key: Option<String
         Some(i) => first[..i].to_string(),
         None => first,
     };
+    // A bomb's budget error reads the same as for every other YAML file.
+    let fault = crate::parse::ParseFault::from_yaml(e);
+    let first = match fault.kind {
+        crate::parse::FaultKind::TooComplex(_) => fault.kind.to_string(),
+        _ => first,
+    };
     let message = match (&key, e) {
         (Some(k), serde_saphyr::Error::InvalidBooleanStrict { .. }) => {
             format!("{k}: expected a boolean, `true` or `false` (YAML 1.1 spellings such as yes/no/on/off are not booleans)")
