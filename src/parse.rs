@@ -267,7 +267,7 @@ pub fn yaml_unredacted<T: DeserializeOwned>(text: &str) -> Result<T, serde_saphy
 /// (`controls.anonymous-auth-disabled.enabled`): for the operator's policy.
 pub fn yaml_strict<T: DeserializeOwned>(
     text: &str,
-) -> Result<T, (serde_saphyr::Error, Option<String>)> {
+) -> Result<T, (Box<serde_saphyr::Error>, Option<String>)> {
     let mut options = yaml_options();
     options.strict_booleans = true;
     let mut path: Option<String> = None;
@@ -282,7 +282,7 @@ pub fn yaml_strict<T: DeserializeOwned>(
             e.into_inner()
         })
     });
-    result.map_err(|e| (e, path))
+    result.map_err(|e| (Box::new(e), path))
 }
 
 /// Redact a rustls PEM error: `IllegalSectionStart`/`MissingSectionEnd` quote a line of
@@ -425,8 +425,8 @@ mod bomb {
             }
             assert!(best < std::time::Duration::from_millis(50), "{best:?}");
         }
-        // A document that uses anchors within reason still parses.
-        let ok: Value = yaml(&laughs(3)).unwrap();
-        assert_eq!(ok["a2"].as_array().map(Vec::len), Some(10));
+        // A document that uses anchors within reason (110 scalars through aliases) parses.
+        let ok: Value = yaml(&laughs(2)).unwrap();
+        assert_eq!(ok["a1"][9].as_array().map(Vec::len), Some(10));
     }
 }

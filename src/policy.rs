@@ -193,7 +193,7 @@ fn line_of(text: &str, needle: &str) -> Option<usize> {
 /// A policy YAML error: the line, the path of the key (`controls.<id>.enabled`) when
 /// serde knows it, and serde-saphyr's first message line (no rendered snippet: the
 /// options turn it off). The policy holds no secret, so the message may quote a value.
-fn yaml_error(path: &str, text: &str, e: serde_saphyr::Error, key: Option<String>) -> PolicyError {
+fn yaml_error(path: &str, text: &str, e: &serde_saphyr::Error, key: Option<String>) -> PolicyError {
     let e = e.without_snippet();
     let raw = e.to_string();
     let first = raw.lines().next().unwrap_or("").trim().to_string();
@@ -285,7 +285,7 @@ impl Policy {
             UserPolicyFile::default()
         } else {
             // YAML 1.2 booleans only (`enabled: yes` is refused, naming the key).
-            crate::parse::yaml_strict(text).map_err(|(e, key)| yaml_error(path, text, e, key))?
+            crate::parse::yaml_strict(text).map_err(|(e, key)| yaml_error(path, text, &e, key))?
         };
         let mut policy = Policy::embedded();
         policy.origin = path.to_string();

@@ -120,6 +120,12 @@ fn report(o: &Output) -> Value {
     serde_json::from_slice(&o.stdout).unwrap_or_else(|e| panic!("not JSON ({e}): {}", text(o)))
 }
 
+/// Breaks a file of a host tree next to a marker secret.
+type Breaker = Box<dyn Fn(&Path, &str)>;
+
+/// Reads a YAML text through one of the agent's readers.
+type Reader<'a> = Box<dyn Fn() -> Result<(), String> + 'a>;
+
 fn assert_no_marker(what: &str, shown: &str, marker: &str) {
     assert!(
         !shown.contains(marker),
@@ -151,7 +157,7 @@ fn broken_config(marker: &str) -> String {
 /// table say the file is unusable (position and kind) and never show the marker.
 #[test]
 fn item_5_broken_secret_files_never_show_their_content_in_check() {
-    let cases: Vec<(&str, Box<dyn Fn(&Path, &str)>, &str)> = vec![
+    let cases: Vec<(&str, Breaker, &str)> = vec![
         (
             "kubeconfig, YAML syntax error",
             Box::new(|h, m| write(h, KUBECONFIG, &broken_kubeconfig(m))),
@@ -465,7 +471,7 @@ fn item_10_yaml_bombs_fail_fast_in_every_yaml_reader() {
                 Err(cfg.errors.join("; "))
             }
         };
-        let readers: Vec<(&str, Box<dyn Fn() -> Result<(), String>>)> = vec![
+        let readers: Vec<(&str, Reader)> = vec![
             (
                 "kubeconfig",
                 Box::new(|| {

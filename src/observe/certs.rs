@@ -32,7 +32,7 @@ pub fn summarize_pem(bytes: &[u8]) -> Result<CertSummary, ObsError> {
     for (i, der) in ders.iter().enumerate() {
         // x509.ParseCertificate also refuses trailing data after the certificate.
         match x509_parser::parse_x509_certificate(der) {
-            Ok((rest, c)) if rest.is_empty() => certs.push(c),
+            Ok((&[], c)) => certs.push(c),
             Ok(_) => {
                 return Err(invalid(format!(
                     "bad certificate: PEM CERTIFICATE block {} has trailing data",
