@@ -211,10 +211,20 @@ fn budget_breach(b: &serde_saphyr::budget::BudgetBreach) -> String {
         .take_while(|c| c.is_ascii_alphanumeric())
         .collect();
     if name.is_empty() {
-        "budget".to_string()
-    } else {
-        name
+        return "budget".to_string();
     }
+    if name.ends_with("Depth") {
+        return "nested too deeply".to_string();
+    }
+    // `RecordedAnchorEvents` → "too many recorded anchor events".
+    let mut words = String::from("too many");
+    for c in name.chars() {
+        if c.is_ascii_uppercase() {
+            words.push(' ');
+        }
+        words.push(c.to_ascii_lowercase());
+    }
+    words
 }
 
 /// The limits of every YAML parse. The documents the agent reads are small and plain: a
