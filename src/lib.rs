@@ -14,6 +14,7 @@ pub mod drift;
 pub mod evaluate;
 pub mod host;
 pub mod observe;
+pub mod parse;
 pub mod policy;
 pub mod probe;
 pub mod publish;

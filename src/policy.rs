@@ -30,12 +30,35 @@ pub enum PolicyError {
     },
 }
 
+/// A policy boolean: a plain `true` or `false` (YAML 1.2; with the parser's
+/// `strict_booleans`, `yes`/`on` are strings), never a number or a quoted string, which
+/// serde-saphyr would otherwise coerce for a `bool` target. `null` is "not set".
+fn strict_bool<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<bool>, D::Error> {
+    struct V;
+    impl serde::de::Visitor<'_> for V {
+        type Value = Option<bool>;
+        fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+            f.write_str("a boolean, `true` or `false`")
+        }
+        fn visit_bool<E: serde::de::Error>(self, v: bool) -> Result<Self::Value, E> {
+            Ok(Some(v))
+        }
+        fn visit_unit<E: serde::de::Error>(self) -> Result<Self::Value, E> {
+            Ok(None)
+        }
+        fn visit_none<E: serde::de::Error>(self) -> Result<Self::Value, E> {
+            Ok(None)
+        }
+    }
+    d.deserialize_any(V)
+}
+
 /// Per-control overrides.
 #[derive(Debug, Clone, Default, PartialEq, serde::Deserialize, serde::Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct ControlPolicy {
     /// `false` removes the control from evaluation and metrics.
-    #[serde(default)]
+    #[serde(default, deserialize_with = "strict_bool")]
     pub enabled: Option<bool>,
     /// Replaces the catalogue severity.
     #[serde(default)]
@@ -135,6 +158,7 @@ struct UserExpectations {
     pod_pids_limit_max: Option<i64>,
     cert_expiry_warning_days: Option<i64>,
     supported_kubelet_minors: Option<Vec<String>>,
+    #[serde(default, deserialize_with = "strict_bool")]
     cluster_checks: Option<bool>,
     pod_security_required_level: Option<String>,
     pod_security_exempt_namespaces: Option<Vec<String>>,
@@ -166,26 +190,44 @@ fn line_of(text: &str, needle: &str) -> Option<usize> {
     text.lines().position(|l| l.contains(needle)).map(|i| i + 1)
 }
 
-fn yaml_error(path: &str, text: &str, e: serde_saphyr::Error) -> PolicyError {
-    let message = e.to_string();
-    // serde-saphyr reports "line N column M"; keep the message and pull the line out.
-    let line = message
-        .split("line ")
-        .nth(1)
-        .and_then(|rest| rest.split(|c: char| !c.is_ascii_digit()).next())
-        .and_then(|n| n.parse::<usize>().ok())
+/// A policy YAML error: the line, the path of the key (`controls.<id>.enabled`) when
+/// serde knows it, and serde-saphyr's first message line (no rendered snippet: the
+/// options turn it off). The policy holds no secret, so the message may quote a value.
+fn yaml_error(path: &str, text: &str, e: &serde_saphyr::Error, key: Option<String>) -> PolicyError {
+    let e = e.without_snippet();
+    let raw = e.to_string();
+    let first = raw.lines().next().unwrap_or("").trim().to_string();
+    // serde-saphyr's messages end with "at line N column M"; the line is reported apart.
+    let first = match first.rfind(" at line ") {
+        Some(i) => first[..i].to_string(),
+        None => first,
+    };
+    // A bomb's budget error reads the same as for every other YAML file.
+    let fault = crate::parse::ParseFault::from_yaml(e);
+    let first = match fault.kind {
+        crate::parse::FaultKind::TooComplex(_) => fault.kind.to_string(),
+        _ => first,
+    };
+    let message = match (&key, e) {
+        (Some(k), serde_saphyr::Error::InvalidBooleanStrict { .. }) => {
+            format!("{k}: expected a boolean, `true` or `false` (YAML 1.1 spellings such as yes/no/on/off are not booleans)")
+        }
+        (Some(k), _) => format!("{k}: {first}"),
+        (None, _) => first,
+    };
+    let line = e
+        .location()
+        .map(|l| l.line() as usize)
+        .filter(|l| *l > 0)
         .or_else(|| {
             // Unknown field errors name the field: find it in the text.
-            message
-                .split('`')
-                .nth(1)
-                .and_then(|field| line_of(text, field))
+            raw.split('`').nth(1).and_then(|field| line_of(text, field))
         });
     match line {
         Some(line) => PolicyError::AtLine {
             path: path.to_string(),
             line,
-            message: message.lines().next().unwrap_or("").to_string(),
+            message,
         },
         None => PolicyError::Invalid {
             path: path.to_string(),
@@ -212,7 +254,7 @@ impl Policy {
     pub fn embedded() -> Policy {
         // The embedded file is checked by a unit test; a failure here is a build defect.
         #[allow(clippy::expect_used)]
-        let file: PolicyFile = serde_saphyr::from_str(DEFAULT_POLICY_YAML)
+        let file: PolicyFile = crate::parse::yaml_unredacted(DEFAULT_POLICY_YAML)
             .expect("embedded default policy is valid (tested)");
         Policy {
             controls: file.controls,
@@ -242,7 +284,8 @@ impl Policy {
         let user: UserPolicyFile = if text.trim().is_empty() {
             UserPolicyFile::default()
         } else {
-            serde_saphyr::from_str(text).map_err(|e| yaml_error(path, text, e))?
+            // YAML 1.2 booleans only (`enabled: yes` is refused, naming the key).
+            crate::parse::yaml_strict(text).map_err(|(e, key)| yaml_error(path, text, &e, key))?
         };
         let mut policy = Policy::embedded();
         policy.origin = path.to_string();
@@ -512,5 +555,31 @@ mod tests {
         assert!(e.to_string().contains("line 2"), "{e}");
         let e = Policy::from_yaml("p.yaml", "bogus: 1\n").unwrap_err();
         assert!(e.to_string().contains("line 1"), "{e}");
+    }
+
+    /// Issue 13 item 12: a boolean is `true` or `false`; YAML 1.1 spellings, numbers and
+    /// quoted strings are refused, naming the key's path and line.
+    #[test]
+    fn booleans_are_only_true_or_false_and_the_error_names_the_key() {
+        for bad in ["yes", "on", "1", "\"true\"", "no", "off", "y"] {
+            let text = format!("controls:\n  anonymous-auth-disabled:\n    enabled: {bad}\n");
+            let e = Policy::from_yaml("p.yaml", &text).unwrap_err().to_string();
+            assert!(
+                e.contains("controls.anonymous-auth-disabled.enabled"),
+                "{bad}: {e}"
+            );
+            assert!(e.contains("line 3"), "{bad}: {e}");
+            let text = format!("expected:\n  cluster_checks: {bad}\n");
+            let e = Policy::from_yaml("p.yaml", &text).unwrap_err().to_string();
+            assert!(e.contains("expected.cluster_checks"), "{bad}: {e}");
+        }
+        for (good, want) in [("true", true), ("false", false)] {
+            let text = format!(
+                "controls:\n  anonymous-auth-disabled:\n    enabled: {good}\nexpected:\n  cluster_checks: {good}\n"
+            );
+            let p = Policy::from_yaml("p.yaml", &text).unwrap();
+            assert_eq!(p.enabled("anonymous-auth-disabled"), want);
+            assert_eq!(p.expected.cluster_checks, want);
+        }
     }
 }

@@ -26,18 +26,25 @@ pub enum ApiAccessMode {
 /// Why no client could be made.
 #[derive(Debug, thiserror::Error)]
 pub enum ClientError {
-    #[error("--kubeconfig {path}: {source}")]
-    Kubeconfig {
-        path: PathBuf,
-        #[source]
-        source: kube::config::KubeconfigError,
-    },
+    /// `why` is redacted ([`crate::parse::kubeconfig_fault`]): kube's own error would
+    /// render a snippet of the file (tokens, keys) and, as a `source`, reach the log.
+    #[error("--kubeconfig {path}: {why}")]
+    Kubeconfig { path: PathBuf, why: String },
     #[error("in-cluster configuration: {0}")]
     InCluster(#[source] kube::config::InClusterError),
     #[error("API client: {0}")]
     Client(#[source] kube::Error),
     #[error("--api-access=on, but not in a cluster (KUBERNETES_SERVICE_HOST is not set) and no --kubeconfig given")]
     NotConfigured,
+}
+
+impl ClientError {
+    fn kubeconfig(path: &std::path::Path, e: &kube::config::KubeconfigError) -> Self {
+        ClientError::Kubeconfig {
+            path: path.to_path_buf(),
+            why: crate::parse::kubeconfig_fault(e),
+        }
+    }
 }
 
 /// Where the client's configuration comes from, decided from the flags and environment.
@@ -86,18 +93,11 @@ pub async fn config(source: &Source) -> Result<Option<kube::Config>, ClientError
         Source::None(_) => return Ok(None),
         Source::InCluster => kube::Config::incluster().map_err(ClientError::InCluster)?,
         Source::Kubeconfig(path) => {
-            let kc = kube::config::Kubeconfig::read_from(path).map_err(|source| {
-                ClientError::Kubeconfig {
-                    path: path.clone(),
-                    source,
-                }
-            })?;
+            let kc = kube::config::Kubeconfig::read_from(path)
+                .map_err(|e| ClientError::kubeconfig(path, &e))?;
             kube::Config::from_custom_kubeconfig(kc, &kube::config::KubeConfigOptions::default())
                 .await
-                .map_err(|source| ClientError::Kubeconfig {
-                    path: path.clone(),
-                    source,
-                })?
+                .map_err(|e| ClientError::kubeconfig(path, &e))?
         }
     };
     config.connect_timeout = Some(CONNECT_TIMEOUT);

@@ -284,7 +284,7 @@ pub const RELEASES_YAML: &str = include_str!("../../data/releases.yaml");
 /// Parse and validate a release table: minors in order without gaps, real dates, release
 /// before end of life, final patch on its own branch.
 pub fn parse_releases(text: &str) -> Result<Vec<Release>, String> {
-    let raw: RawReleases = serde_saphyr::from_str(text).map_err(|e| e.to_string())?;
+    let raw: RawReleases = crate::parse::yaml_unredacted(text).map_err(|e| e.to_string())?;
     let mut out: Vec<Release> = Vec::with_capacity(raw.releases.len());
     for r in raw.releases {
         let at = |what: &str| format!("release {:?}: {what}", r.minor);
@@ -587,7 +587,7 @@ pub fn check_versions(
 /// kubernetes/kubernetes issue, ranges well-formed and disjoint, fixed versions outside
 /// every range and at most one per branch.
 pub fn parse_cves(text: &str) -> Result<CveTable, String> {
-    let raw: RawCves = serde_saphyr::from_str(text).map_err(|e| e.to_string())?;
+    let raw: RawCves = crate::parse::yaml_unredacted(text).map_err(|e| e.to_string())?;
     let as_of = Day::parse(&raw.as_of).ok_or("as_of is not a YYYY-MM-DD date")?;
     let mut cves: Vec<Cve> = Vec::with_capacity(raw.cves.len());
     for c in raw.cves {

@@ -2,36 +2,218 @@
 //! certificate. Pure functions over PEM bytes.
 
 use x509_parser::certificate::X509Certificate;
-use x509_parser::pem::Pem;
 
 use crate::snapshot::{CertSummary, ObsError, ObsErrorKind};
 
-/// Parse every `CERTIFICATE` block of a PEM bundle; summarise the first one.
-/// A bundle may also hold a private key (`kubelet-client-current.pem`); it is skipped.
+/// Parse the certificates of a PEM bundle as the kubelet does; summarise the first one.
+///
+/// The kubelet loads its client CA with k8s.io/apiserver
+/// pkg/server/dynamiccertificates/dynamic_cafile_content.go `newCABundleAndVerifier` →
+/// k8s.io/client-go/util/cert/pem.go `NewPoolFromBytes` → `ParseCertsPEM`: blocks are
+/// found by Go's `encoding/pem.Decode` ([`pem_blocks`]: junk before, between and after
+/// blocks is skipped, a malformed or unterminated block is skipped, so a trailing
+/// partial block costs nothing); only `CERTIFICATE` blocks without headers count (a
+/// private key in the same file, as in `kubelet-client-current.pem`, is skipped); a
+/// `CERTIFICATE` block that does not parse is an error; no certificate at all is an error.
 pub fn summarize_pem(bytes: &[u8]) -> Result<CertSummary, ObsError> {
-    let mut blocks: Vec<Pem> = Vec::new();
-    for pem in Pem::iter_from_buffer(bytes) {
-        let pem = pem.map_err(|e| ObsError::new(ObsErrorKind::Invalid, format!("bad PEM: {e}")))?;
-        if pem.label == "CERTIFICATE" {
-            blocks.push(pem);
+    let invalid = |m: String| ObsError::new(ObsErrorKind::Invalid, m);
+    let ders: Vec<Vec<u8>> = pem_blocks(bytes)
+        .filter(|b| b.label == b"CERTIFICATE" && !b.has_headers)
+        .map(|b| b.bytes)
+        .collect();
+    if ders.is_empty() {
+        // cert.ParseCertsPEM's error, and ours.
+        return Err(invalid(
+            "no PEM CERTIFICATE block found (data does not contain any valid RSA or ECDSA certificates)"
+                .to_string(),
+        ));
+    }
+    let mut certs = Vec::with_capacity(ders.len());
+    for (i, der) in ders.iter().enumerate() {
+        // x509.ParseCertificate also refuses trailing data after the certificate.
+        match x509_parser::parse_x509_certificate(der) {
+            Ok((&[], c)) => certs.push(c),
+            Ok(_) => {
+                return Err(invalid(format!(
+                    "bad certificate: PEM CERTIFICATE block {} has trailing data",
+                    i + 1
+                )))
+            }
+            Err(e) => {
+                return Err(invalid(format!(
+                    "bad certificate: PEM CERTIFICATE block {}: {e}",
+                    i + 1
+                )))
+            }
         }
     }
-    let Some(first) = blocks.first() else {
-        return Err(ObsError::new(
-            ObsErrorKind::Invalid,
-            "no PEM CERTIFICATE block found",
-        ));
-    };
-    let leaf = first
-        .parse_x509()
-        .map_err(|e| ObsError::new(ObsErrorKind::Invalid, format!("bad certificate: {e}")))?;
-    let mut s = summarize_cert(&leaf)?;
-    s.count = blocks.len();
-    s.kubelet_generated = blocks
+    let leaf = &certs[0];
+    let mut s = summarize_cert(leaf)?;
+    s.count = certs.len();
+    s.kubelet_generated = certs
         .get(1)
-        .and_then(|b| b.parse_x509().ok())
-        .is_some_and(|ca| kubelet_generated_pair(&leaf, &ca));
+        .is_some_and(|ca| kubelet_generated_pair(leaf, ca));
     Ok(s)
+}
+
+/// One PEM block as Go's `encoding/pem.Decode` returns it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PemBlock {
+    pub label: Vec<u8>,
+    /// Whether it had `Key: Value` header lines (client-go skips such certificates).
+    pub has_headers: bool,
+    pub bytes: Vec<u8>,
+}
+
+/// The blocks Go's `pem.Decode` finds, called in a loop as `ParseCertsPEM` and
+/// `AppendCertsFromPEM` do: each call skips anything that is not a well-formed block.
+pub fn pem_blocks(data: &[u8]) -> impl Iterator<Item = PemBlock> + '_ {
+    let mut rest = data;
+    std::iter::from_fn(move || {
+        if rest.is_empty() {
+            return None;
+        }
+        let (block, next) = pem_decode(rest)?;
+        rest = next;
+        Some(block)
+    })
+}
+
+const PEM_START: &[u8] = b"-----BEGIN ";
+const PEM_END: &[u8] = b"\n-----END ";
+const PEM_END_OF_LINE: &[u8] = b"-----";
+
+/// Go's `getLine` (src/encoding/pem/pem.go): the line without its `\n`, `\r\n` and
+/// trailing spaces/tabs, the rest, and the bytes consumed.
+fn get_line(data: &[u8]) -> (&[u8], &[u8], usize) {
+    let (mut i, j) = match data.iter().position(|&b| b == b'\n') {
+        Some(i) => (i, i + 1),
+        None => (data.len(), data.len()),
+    };
+    if j > i && i > 0 && data[i - 1] == b'\r' {
+        i -= 1;
+    }
+    let mut line = &data[..i];
+    while let [head @ .., b' ' | b'\t'] = line {
+        line = head;
+    }
+    (line, &data[j..], j)
+}
+
+fn find(hay: &[u8], needle: &[u8]) -> Option<usize> {
+    hay.windows(needle.len()).position(|w| w == needle)
+}
+
+fn rfind(hay: &[u8], needle: &[u8]) -> Option<usize> {
+    hay.windows(needle.len()).rposition(|w| w == needle)
+}
+
+/// Go's base64.StdEncoding as `pem.Decode` uses it: padded, `\r`/`\n` ignored,
+/// trailing bits not checked; spaces and tabs are removed first (`removeSpacesAndTabs`).
+fn go_base64(data: &[u8]) -> Option<Vec<u8>> {
+    let mut spec = data_encoding::Specification::new();
+    spec.symbols
+        .push_str("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/");
+    spec.padding = Some('=');
+    spec.ignore.push_str("\r\n");
+    spec.check_trailing_bits = false;
+    let enc = spec.encoding().ok()?;
+    let cleaned: Vec<u8> = data
+        .iter()
+        .copied()
+        .filter(|b| *b != b' ' && *b != b'\t')
+        .collect();
+    enc.decode(&cleaned).ok()
+}
+
+/// A port of Go's `encoding/pem.Decode` (src/encoding/pem/pem.go, the version that finds
+/// the first END line and then the last BEGIN line before it): the next well-formed
+/// block and the input after it, or `None` when there is none. Malformed candidates
+/// (no `-----` at the end of the BEGIN line, an END of another type, bad base64, text
+/// after the END line) are skipped, never an error.
+fn pem_decode(data: &[u8]) -> Option<(PemBlock, &[u8])> {
+    let mut rest = data;
+    let mut end_trailer_index: isize = 0;
+    loop {
+        // Go slices rest[endTrailerIndex:]; outside the input there is no block.
+        rest = rest.get(usize::try_from(end_trailer_index).ok()?..)?;
+        let mut end_index = find(rest, PEM_END)? as isize;
+        end_trailer_index = end_index + PEM_END.len() as isize;
+        let Some(begin_index) = rfind(&rest[..end_index as usize], PEM_START) else {
+            continue;
+        };
+        if begin_index > 0 && rest[begin_index - 1] != b'\n' {
+            continue;
+        }
+        let skip = begin_index + PEM_START.len();
+        rest = &rest[skip..];
+        end_index -= skip as isize;
+        end_trailer_index -= skip as isize;
+
+        let (type_line, after, consumed) = get_line(rest);
+        rest = after;
+        let Some(label) = type_line.strip_suffix(PEM_END_OF_LINE) else {
+            continue;
+        };
+        end_index -= consumed as isize;
+        end_trailer_index -= consumed as isize;
+
+        let mut has_headers = false;
+        loop {
+            if rest.is_empty() {
+                return None;
+            }
+            let (line, next, consumed) = get_line(rest);
+            if !line.contains(&b':') {
+                break;
+            }
+            has_headers = true;
+            rest = next;
+            end_index -= consumed as isize;
+            end_trailer_index -= consumed as isize;
+        }
+        // With headers, a newline must separate them from the END line.
+        if has_headers && end_index < 0 {
+            continue;
+        }
+        let Some(end_trailer) = usize::try_from(end_trailer_index)
+            .ok()
+            .and_then(|i| rest.get(i..))
+        else {
+            continue;
+        };
+        let trailer_len = label.len() + PEM_END_OF_LINE.len();
+        if end_trailer.len() < trailer_len {
+            continue;
+        }
+        let (trailer, rest_of_end_line) = end_trailer.split_at(trailer_len);
+        if !trailer.starts_with(label) || !trailer.ends_with(PEM_END_OF_LINE) {
+            continue;
+        }
+        // The END line must end with only whitespace.
+        if !get_line(rest_of_end_line).0.is_empty() {
+            continue;
+        }
+        let bytes = if end_index > 0 {
+            match go_base64(&rest[..end_index as usize]) {
+                Some(b) => b,
+                None => continue,
+            }
+        } else {
+            Vec::new()
+        };
+        // -1: an empty block's END may have matched without its leading newline.
+        let after_end = usize::try_from(end_index + PEM_END.len() as isize - 1).ok()?;
+        let (_, next, _) = get_line(rest.get(after_end..)?);
+        return Some((
+            PemBlock {
+                label: label.to_vec(),
+                has_headers,
+                bytes,
+            },
+            next,
+        ));
+    }
 }
 
 /// Whether the certificate is self-signed: its issuer is its subject and its signature
@@ -235,5 +417,75 @@ mod tests {
         );
         assert!(decode_base64("!!!").is_err());
         assert_eq!(decode_base64("aGk=\n").unwrap(), b"hi");
+    }
+
+    fn ca_pem(cn: &str) -> String {
+        let key = KeyPair::generate().unwrap();
+        params(cn, true).self_signed(&key).unwrap().pem()
+    }
+
+    /// Issue 13 item 11: Go's pem.Decode loop (client-go `ParseCertsPEM`) uses every
+    /// well-formed CERTIFICATE block and skips junk and a trailing partial block.
+    #[test]
+    fn a_bundle_with_junk_or_a_partial_block_keeps_its_good_certificates() {
+        let a = ca_pem("ca-a");
+        let b = ca_pem("ca-b");
+        let partial = "-----BEGIN CERTIFICATE-----\nMIIBszCCAVmgAwIBAgIUQ\n";
+        for (bundle, count) in [
+            (format!("{a}{partial}"), 1),
+            (format!("# comment\n{a}garbage between\n{b}"), 2),
+            (format!("{a}-----BEGIN CERTIFICATE-----\n!!!not base64!!!\n-----END CERTIFICATE-----\n{b}"), 2),
+            (format!("{a}-----BEGIN CERTIFICATE-----\nAAAA\n-----END OTHER-----\n"), 1),
+            (format!("{a}\n-----BEGIN PRIVATE KEY-----\nAAAA\n-----END PRIVATE KEY-----\n"), 1),
+            // A certificate block with headers is skipped, as in ParseCertsPEM.
+            (format!("-----BEGIN CERTIFICATE-----\nProc-Type: 4,ENCRYPTED\n\nAAAA\n-----END CERTIFICATE-----\n{a}"), 1),
+            (a.replace('\n', "\r\n"), 1),
+        ] {
+            let s = summarize_pem(bundle.as_bytes()).unwrap_or_else(|e| panic!("{bundle}: {e:?}"));
+            assert_eq!(s.count, count, "{bundle}");
+            assert_eq!(s.common_name.as_deref(), Some("ca-a"), "{bundle}");
+            assert!(s.is_ca);
+        }
+    }
+
+    #[test]
+    fn a_bundle_without_a_usable_certificate_is_invalid_with_a_reason() {
+        for junk in [
+            "".to_string(),
+            "just text\n".to_string(),
+            "-----BEGIN CERTIFICATE-----\nMIIBszCCAVmgAwIBAgIUQ\n".to_string(),
+            "-----BEGIN PRIVATE KEY-----\nAAAA\n-----END PRIVATE KEY-----\n".to_string(),
+        ] {
+            let e = summarize_pem(junk.as_bytes()).unwrap_err();
+            assert_eq!(e.kind, ObsErrorKind::Invalid);
+            assert!(
+                e.message.contains("no PEM CERTIFICATE block"),
+                "{}",
+                e.message
+            );
+        }
+        // A well-formed CERTIFICATE block that is not a certificate: client-go refuses
+        // the whole bundle ("return certs, err"), so do we.
+        let a = ca_pem("ca-a");
+        let e = summarize_pem(
+            format!("{a}-----BEGIN CERTIFICATE-----\nAAAA\n-----END CERTIFICATE-----\n").as_bytes(),
+        )
+        .unwrap_err();
+        assert!(e.message.contains("block 2"), "{}", e.message);
+    }
+
+    proptest::proptest! {
+        /// Inputs made of PEM's own pieces, so that BEGIN/END lines, headers and
+        /// base64 meet in every order.
+        #[test]
+        fn pem_decoding_never_panics(parts in proptest::collection::vec(
+            proptest::sample::select(vec![
+                "-----BEGIN ", "-----END ", "CERTIFICATE", "-----", "\n", "\r\n", "K: v",
+                "QUJD", "=", " ", "\t", "x",
+            ]), 0..60)) {
+            let data = parts.concat();
+            let n = pem_blocks(data.as_bytes()).count();
+            proptest::prop_assert!(n <= data.len());
+        }
     }
 }

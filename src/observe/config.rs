@@ -23,6 +23,8 @@ use std::collections::BTreeMap;
 
 use serde_json::{Map, Value};
 
+use crate::parse::ParseFault;
+
 use super::flags::{FlagValue, Flags};
 use super::loading::{self, DropinMerge, Rules, NEWEST_KNOWN_MINOR};
 use super::settings::{parse_go_duration, setting, SettingDef, SettingKind};
@@ -182,10 +184,14 @@ fn parse_any_kind(text: &str) -> Result<Value, String> {
         return Err("kubelet config file was empty".to_string());
     }
     let trimmed = text.trim_start_matches('\u{feff}').trim_start();
+    // A KubeletConfiguration can hold secrets (`staticPodURLHeader`, e.g. an
+    // `Authorization` header): a parse error names the position and the kind, never the
+    // text (ParseFault), and the YAML budget applies.
     let value: Value = if trimmed.starts_with('{') {
-        serde_json::from_str(trimmed).map_err(|e| format!("invalid JSON: {e}"))?
+        serde_json::from_str(trimmed)
+            .map_err(|e| format!("invalid JSON: {}", ParseFault::from_json(&e)))?
     } else {
-        serde_saphyr::from_str::<Value>(text).map_err(|e| format!("invalid YAML: {e}"))?
+        crate::parse::yaml::<Value>(text).map_err(|e| format!("invalid YAML: {e}"))?
     };
     match &value {
         Value::Object(_) => Ok(value),
@@ -1146,7 +1152,7 @@ fn flag_to_json(def: &SettingDef, v: FlagValue) -> Result<Value, String> {
 /// The authorizer types, in order, of a kube-apiserver `AuthorizationConfiguration`
 /// (`--authorization-config`, apiserver.config.k8s.io): `authorizers[].type`.
 pub fn authorizer_types(text: &str) -> Result<Vec<String>, String> {
-    let doc: Value = serde_saphyr::from_str(text).map_err(|e| e.to_string())?;
+    let doc: Value = crate::parse::yaml(text).map_err(|e| e.to_string())?;
     if doc.get("kind").and_then(Value::as_str) != Some("AuthorizationConfiguration") {
         return Err("not an AuthorizationConfiguration".to_string());
     }

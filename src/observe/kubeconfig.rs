@@ -24,8 +24,9 @@ fn invalid(msg: impl Into<String>) -> ObsError {
 /// Parse a kubeconfig (YAML or JSON) and find the credential of the current context's
 /// user. `kubeconfig_dir` resolves relative `client-certificate` paths, as client-go does.
 pub fn parse_credential(text: &str, kubeconfig_dir: &str) -> Result<CredentialSource, ObsError> {
-    let doc: Value = serde_saphyr::from_str(text)
-        .map_err(|e| invalid(format!("kubeconfig: invalid YAML: {e}")))?;
+    // A kubeconfig holds tokens and keys: the error says where and what kind, never what.
+    let doc: Value =
+        crate::parse::yaml(text).map_err(|e| invalid(format!("kubeconfig: invalid YAML: {e}")))?;
     let obj = doc
         .as_object()
         .ok_or_else(|| invalid("kubeconfig: not a mapping"))?;
