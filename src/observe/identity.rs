@@ -9,7 +9,9 @@
 //!   (same device and inode as the `/proc/<pid>/exe` magic link): a container's process
 //!   names a path in *its* filesystem, which on the host may be another file.
 //! - **mount namespace**: `/proc/<pid>/ns/mnt` is the same namespace as `/proc/1/ns/mnt`
-//!   (the host's init), not a container's. When the agent cannot read init's link (no
+//!   (the host's init), not a container's — or, on a live host, a namespace of its own
+//!   whose root directory is the host's (`/proc/<pid>/root`: a systemd unit with
+//!   `PrivateTmp=`/`ProtectSystem=`). When the agent cannot read init's link (no
 //!   ptrace read access to init: CAP_SYS_PTRACE missing) the comparison is not made and the
 //!   evidence says so.
 //! - Directories writable by group or others are refused unless sticky (`/tmp`): there,
@@ -235,12 +237,25 @@ fn check_mount_namespace(host: &HostRoot, facts: &HostFacts, pid: i32) -> Result
         .read_link(&format!("/proc/{pid}/ns/mnt"))
         .map_err(|e| format!("its mount namespace is unknown: {e}"))?;
     if &own == init {
-        Ok(format!("in the host's mount namespace {own}"))
-    } else {
-        Err(format!(
-            "not in the host's mount namespace ({own}, the host's init is in {init}): a container's process"
-        ))
+        return Ok(format!("in the host's mount namespace {own}"));
     }
+    // A systemd unit with PrivateTmp=, ProtectSystem=, ... runs in a mount namespace of
+    // its own, over the host's root directory; a container's root is its image. On a live
+    // host the process's root (the `/proc/<pid>/root` magic link) tells them apart.
+    if facts.live {
+        let theirs = std::fs::metadata(host.root().join(format!("proc/{pid}/root")));
+        let ours = std::fs::metadata(host.root());
+        if let (Ok(t), Ok(o)) = (theirs, ours) {
+            if (t.dev(), t.ino()) == (o.dev(), o.ino()) {
+                return Ok(format!(
+                    "in mount namespace {own} (not init's {init}) over the host's root directory (a sandboxed systemd unit)"
+                ));
+            }
+        }
+    }
+    Err(format!(
+        "not in the host's mount namespace ({own}, the host's init is in {init}): a container's process"
+    ))
 }
 
 /// The parent pid, field 4 of `/proc/<pid>/stat` (counted after the last `)`, since the
