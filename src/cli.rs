@@ -89,9 +89,10 @@ pub struct GlobalArgs {
     #[arg(long, global = true, env = "KUBELET_SENTINEL_PROBE_TIMEOUT", default_value = "2s", value_parser = parse_duration)]
     pub probe_timeout: Duration,
 
-    /// Run the kubelet's own binary with `--version` (no shell, empty environment) to learn
-    /// its version; live hosts only.
-    #[arg(long, global = true, env = "KUBELET_SENTINEL_VERSION_EXEC", default_value_t = true, action = clap::ArgAction::Set)]
+    /// Opt-in: run the kubelet's own binary with `--version` (no shell, empty environment)
+    /// when its Go build information names no version; live hosts only, and only when the
+    /// process passed the identity checks (root-owned executable, host mount namespace).
+    #[arg(long, global = true, env = "KUBELET_SENTINEL_VERSION_EXEC", default_value_t = false, action = clap::ArgAction::Set)]
     pub version_exec: bool,
 
     /// The kubelet's version, overriding every other source (e.g. v1.31.4).

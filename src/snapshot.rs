@@ -276,8 +276,17 @@ pub struct TlsHandshake {
 #[derive(Debug, Clone, PartialEq, serde::Serialize)]
 #[serde(tag = "state", rename_all = "snake_case")]
 pub enum Discovery {
-    /// A kubelet process was found (`note` says how, e.g. several candidates).
-    Found { pid: i32, note: Option<String> },
+    /// A kubelet process was found (`note` says how, e.g. candidates set aside), with the
+    /// evidence that it is the host's kubelet (observe/identity.rs).
+    Found {
+        pid: i32,
+        note: Option<String>,
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
+        evidence: Vec<String>,
+    },
+    /// Processes that look like a kubelet were found, but none, or more than one, is
+    /// credibly the host's kubelet (the reason names each pid and what it failed).
+    Unknown { reason: String },
     /// No kubelet process.
     NotFound { reason: String },
     /// A kubelet was detected in a form not supported yet (k3s).
@@ -307,8 +316,9 @@ pub struct Kubelet {
     pub config: EffectiveConfig,
     /// The kubelet's version, when known.
     pub version: Option<String>,
-    /// Where the version came from: `binary` (`kubelet --version`), `build_info`
-    /// (`kubernetes_build_info` on its metrics), `override` (`--kubelet-version`).
+    /// Where the version came from: `buildinfo` (the binary's Go build information),
+    /// `binary` (`kubelet --version`, opt-in), `build_info` (`kubernetes_build_info` on its
+    /// metrics), `override` (`--kubelet-version`).
     pub version_source: Option<String>,
     /// Why the version is unknown, when it is.
     pub version_error: Option<String>,
@@ -550,6 +560,7 @@ impl Snapshot {
         Some(match &self.discovery {
             Discovery::Found { pid, .. } => format!("kubelet pid {pid} could not be read"),
             Discovery::NotFound { reason }
+            | Discovery::Unknown { reason }
             | Discovery::Unsupported { reason, .. }
             | Discovery::Failed { reason } => reason.clone(),
         })

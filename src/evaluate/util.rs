@@ -503,6 +503,7 @@ pub mod testing {
             discovery: Discovery::Found {
                 pid: 4242,
                 note: None,
+                evidence: Vec::new(),
             },
             kubelet: Some(Kubelet {
                 pid: 4242,

@@ -197,13 +197,15 @@ impl Flags {
                             i += 1;
                             next.as_ref().to_string()
                         }
-                        _ => {
-                            if known {
-                                out.errors.push(format!("flag needs an argument: --{name}"));
-                            }
-                            // Unknown flag with no value: keep it as a presence flag.
-                            "true".to_string()
+                        _ if known => {
+                            // pflag's parseLongArg: `flag needs an argument` and the
+                            // kubelet exits. No value is recorded: the flag has none (a
+                            // made-up value would send the agent reading a file `/true`).
+                            out.errors.push(format!("flag needs an argument: --{name}"));
+                            continue;
                         }
+                        // Unknown flag with no value: keep it as a presence flag.
+                        _ => "true".to_string(),
                     }
                 }
             };

@@ -3,9 +3,11 @@
 //! Every step is recorded as a probe (`kubelet_sentinel_probe_success{probe}`), and a
 //! failing step only makes the facts it would have produced unknown: the rest goes on.
 
+pub mod buildinfo;
 pub mod certs;
 pub mod config;
 pub mod flags;
+pub mod identity;
 pub mod kubeconfig;
 pub mod live;
 pub mod loading;
@@ -123,6 +125,7 @@ struct CachedProc {
 struct Cache {
     kubelet: Option<CachedProc>,
     kubelet_note: Option<String>,
+    kubelet_evidence: Vec<String>,
     apiserver: Option<CachedProc>,
     last_scan: Option<Instant>,
 }
@@ -293,7 +296,8 @@ fn discover(
         };
         if api_ok {
             if let Some(pid) = pinned {
-                return pinned_discovery(host, pid);
+                let facts = identity::HostFacts::read(host, live::is_live_proc(host.root()));
+                return pinned_discovery(host, pid, &facts);
             }
             if let Some((info, Some(kind))) = kubelet_cached {
                 let note = cache.kubelet_note.clone();
@@ -301,6 +305,7 @@ fn discover(
                     Discovery::Found {
                         pid: info.pid,
                         note,
+                        evidence: cache.kubelet_evidence.clone(),
                     },
                     Some((info, kind)),
                 ));
@@ -318,11 +323,11 @@ fn discover(
         start: proc_start(host, p.pid),
     });
     *apiserver = api;
+    let facts = identity::HostFacts::read(host, live::is_live_proc(host.root()));
     if let Some(pid) = pinned {
-        return pinned_discovery(host, pid);
+        return pinned_discovery(host, pid, &facts);
     }
-    let mut kubelets = scan.kubelets;
-    if kubelets.is_empty() {
+    if scan.kubelets.is_empty() && scan.oversized.is_empty() {
         cache.kubelet = None;
         if let Some(k3s) = scan.k3s.first() {
             return Ok((
@@ -340,39 +345,162 @@ fn discover(
             None,
         ));
     }
-    // Deterministic choice: the lowest pid (the longest-running on a normal boot).
-    kubelets.sort_by_key(|(p, _)| p.pid);
-    let note = (kubelets.len() > 1).then(|| {
-        let pids: Vec<String> = kubelets.iter().map(|(p, _)| p.pid.to_string()).collect();
-        format!(
-            "{} kubelet candidates (pids {}); chose the lowest pid {}",
-            kubelets.len(),
-            pids.join(", "),
-            kubelets[0].0.pid
-        )
-    });
-    if let Some(n) = &note {
-        tracing::warn!("{n}");
+    let (discovery, chosen) = choose(host, &facts, scan.kubelets, scan.oversized);
+    match &chosen {
+        Some((info, _)) => {
+            cache.kubelet = Some(CachedProc {
+                pid: info.pid,
+                start: proc_start(host, info.pid),
+            });
+            cache.kubelet_note = match &discovery {
+                Discovery::Found { note, .. } => note.clone(),
+                _ => None,
+            };
+            cache.kubelet_evidence = match &discovery {
+                Discovery::Found { evidence, .. } => evidence.clone(),
+                _ => Vec::new(),
+            };
+        }
+        None => cache.kubelet = None,
     }
-    let (info, kind) = kubelets.swap_remove(0);
-    cache.kubelet = Some(CachedProc {
-        pid: info.pid,
-        start: proc_start(host, info.pid),
-    });
-    cache.kubelet_note = note.clone();
-    Ok((
-        Discovery::Found {
-            pid: info.pid,
-            note,
-        },
-        Some((info, kind)),
-    ))
+    Ok((discovery, chosen))
+}
+
+/// Pick the host's kubelet among the processes that look like one, on evidence
+/// (observe/identity.rs), never by pid order: a candidate that fails a check is set aside
+/// (and named); one credible candidate is the kubelet; none, or several, make the kubelet
+/// unknown, with every candidate named and what it failed.
+fn choose(
+    host: &HostRoot,
+    facts: &identity::HostFacts,
+    kubelets: Vec<(ProcInfo, KubeletKind)>,
+    oversized: Vec<ProcInfo>,
+) -> (Discovery, Chosen) {
+    let cap_kib = process::cmdline_cap() / 1024;
+    let mut judged: Vec<(identity::Assessment, Option<(ProcInfo, KubeletKind)>)> = kubelets
+        .into_iter()
+        .map(|(info, kind)| (identity::assess(host, facts, &info), Some((info, kind))))
+        .collect();
+    judged.extend(
+        oversized
+            .iter()
+            .map(|info| (identity::assess(host, facts, info), None)),
+    );
+    judged.sort_by_key(|(a, _)| a.pid);
+    let (mut credible, mut rejected): (Vec<_>, Vec<_>) =
+        judged.into_iter().partition(|(a, _)| a.credible());
+    // Socket evidence: among credible candidates, one that owns no listening socket is not
+    // the kubelet when another one does.
+    if credible.len() > 1
+        && credible
+            .iter()
+            .any(|(a, _)| a.listeners.is_some_and(|n| n > 0))
+    {
+        let (keep, drop): (Vec<_>, Vec<_>) = credible
+            .into_iter()
+            .partition(|(a, _)| a.listeners != Some(0));
+        credible = keep;
+        rejected.extend(drop.into_iter().map(|(mut a, c)| {
+            a.failures
+                .push("owns no listening TCP socket while another candidate does".to_string());
+            (a, c)
+        }));
+        rejected.sort_by_key(|(a, _)| a.pid);
+    }
+    let set_aside: Vec<String> = rejected
+        .iter()
+        .map(|(a, _)| a.describe_failures())
+        .collect();
+    if !set_aside.is_empty() {
+        tracing::warn!(
+            candidates = %set_aside.join("; "),
+            "processes named like a kubelet are not the host's kubelet"
+        );
+    }
+    let aside_text =
+        |prefix: &str| (!set_aside.is_empty()).then(|| format!("{prefix}{}", set_aside.join("; ")));
+    match credible.len() {
+        1 => {
+            let Some((a, chosen)) = credible.pop() else {
+                return (
+                    Discovery::Unknown {
+                        reason: "internal: no candidate".to_string(),
+                    },
+                    None,
+                );
+            };
+            match chosen {
+                Some((info, kind)) => (
+                    Discovery::Found {
+                        pid: a.pid,
+                        note: aside_text("not the kubelet: "),
+                        evidence: a.evidence,
+                    },
+                    Some((info, kind)),
+                ),
+                None => (
+                    Discovery::Unknown {
+                        reason: format!(
+                            "kubelet pid {}: its command line is larger than {cap_kib} KiB, so it was not read{}",
+                            a.pid,
+                            aside_text("; not the kubelet: ").unwrap_or_default()
+                        ),
+                    },
+                    None,
+                ),
+            }
+        }
+        0 => {
+            let mut reason = format!(
+                "no credible kubelet: {} process(es) look like one, none passes the identity checks: {}",
+                set_aside.len(),
+                set_aside.join("; ")
+            );
+            if set_aside.is_empty() {
+                reason = "no credible kubelet".to_string();
+            }
+            (Discovery::Unknown { reason }, None)
+        }
+        n => {
+            let pids: Vec<String> = credible
+                .iter()
+                .map(|(a, c)| match c {
+                    Some(_) => a.pid.to_string(),
+                    None => format!("{} (command line larger than {cap_kib} KiB)", a.pid),
+                })
+                .collect();
+            (
+                Discovery::Unknown {
+                    reason: format!(
+                        "{n} credible kubelet candidates (pids {}): the agent cannot tell which is the host's kubelet and chooses none (pin one with --kubelet-pid){}",
+                        pids.join(", "),
+                        aside_text("; not the kubelet: ").unwrap_or_default()
+                    ),
+                },
+                None,
+            )
+        }
+    }
 }
 
 /// `--kubelet-pid`: that process is the kubelet, whatever its name (a k3s process is
-/// still reported as unsupported).
-fn pinned_discovery(host: &HostRoot, pid: i32) -> Result<(Discovery, Chosen), String> {
-    let info = process::read_proc(host, pid).map_err(|e| format!("--kubelet-pid {pid}: {e}"))?;
+/// still reported as unsupported). The operator's explicit choice: the identity checks are
+/// still made and reported (as evidence, or in the note when one fails), not enforced.
+fn pinned_discovery(
+    host: &HostRoot,
+    pid: i32,
+    facts: &identity::HostFacts,
+) -> Result<(Discovery, Chosen), String> {
+    let info = match process::read_proc(host, pid) {
+        Ok(i) => i,
+        Err(crate::host::HostError::TooLarge { .. }) => {
+            return Err(format!(
+                "--kubelet-pid {pid}: its command line is larger than {} KiB, so it was not read",
+                process::cmdline_cap() / 1024
+            ))
+        }
+        Err(e) => return Err(format!("--kubelet-pid {pid}: {e}")),
+    };
     let kind = match process::classify(&info.argv, info.exe.as_deref()) {
         Some(KubeletKind::K3s) => {
             return Ok((
@@ -386,8 +514,23 @@ fn pinned_discovery(host: &HostRoot, pid: i32) -> Result<(Discovery, Chosen), St
         Some(k @ (KubeletKind::Kubelet | KubeletKind::Hyperkube | KubeletKind::Kubelite)) => k,
         _ => KubeletKind::Kubelet,
     };
-    let note = Some(format!("pinned with --kubelet-pid {pid}"));
-    Ok((Discovery::Found { pid, note }, Some((info, kind))))
+    let a = identity::assess(host, facts, &info);
+    let note = if a.credible() {
+        format!("pinned with --kubelet-pid {pid}")
+    } else {
+        format!(
+            "pinned with --kubelet-pid {pid}, although it fails identity checks: {}",
+            a.failures.join("; ")
+        )
+    };
+    Ok((
+        Discovery::Found {
+            pid,
+            note: Some(note),
+            evidence: a.evidence,
+        },
+        Some((info, kind)),
+    ))
 }
 
 fn k3s_reason(pid: i32) -> String {
@@ -467,7 +610,9 @@ fn observe_kubelet(
                 });
                 ConfigInput {
                     path: p.clone(),
-                    text: host.read_to_string(p).map_err(|e| e.to_string()),
+                    text: host
+                        .read_to_string(p)
+                        .map_err(|e| with_consumed_value_note(e.to_string(), &flags, "config")),
                 }
             });
             let mut dropin_note = None;
@@ -660,6 +805,25 @@ fn observe_kubelet(
         client_ca,
         credential,
     })
+}
+
+/// When a path flag's value is the argument after it and that argument looks like a flag
+/// (`--config --v=2`), say so: pflag's `parseLongArg` gives a string flag the next argument
+/// whatever it is, so the kubelet looks for a file named `--v=2`.
+fn with_consumed_value_note(error: String, flags: &Flags, name: &str) -> String {
+    let consumed = flags
+        .occurrences
+        .iter()
+        .rev()
+        .find(|o| o.name == name)
+        .filter(|o| o.value.starts_with('-'));
+    match consumed {
+        Some(o) => format!(
+            "{error} (--{name} has no value of its own: the kubelet's flag parsing takes the next argument {:?} as its value)",
+            o.value
+        ),
+        None => error,
+    }
 }
 
 /// A path from the configuration as the kubelet opens it. Relative paths in the
@@ -878,6 +1042,15 @@ mod tests {
             "{pid} (x) S 1 1 1 0 -1 0 0 0 0 0 0 0 0 0 20 0 1 0 {start} 0 0 18446744073709551615 1 1 0 0 0 0 0 0 0 0 0 0 17 1 0 0 0 0 0 0 0 0 0 0 0 0 0"
         );
         std::fs::write(d.join("stat"), stat).unwrap();
+        // Identity evidence: the host's mount namespace, an executable in the tree.
+        std::fs::create_dir_all(d.join("ns")).unwrap();
+        let _ = std::os::unix::fs::symlink("mnt:[4026531840]", d.join("ns/mnt"));
+        if let Some(exe) = argv.first().filter(|a| a.starts_with('/')) {
+            let _ = std::os::unix::fs::symlink(exe, d.join("exe"));
+            let file = root.join(exe.trim_start_matches('/'));
+            std::fs::create_dir_all(file.parent().unwrap()).unwrap();
+            std::fs::write(file, "stand-in binary").unwrap();
+        }
     }
 
     fn found_pid(s: &Snapshot) -> Option<i32> {
@@ -940,16 +1113,40 @@ mod tests {
     }
 
     #[test]
-    fn several_candidates_pick_lowest_and_say_so() {
+    fn several_credible_candidates_choose_none_and_say_so() {
         let dir = tempfile::tempdir().unwrap();
         let r = dir.path();
-        write_proc(r, 700, &["kubelet"], 5);
+        write_proc(r, 1, &["/sbin/init"], 1);
+        write_proc(r, 700, &["/opt/bin/kubelet"], 5);
         write_proc(r, 42, &["/usr/bin/kubelet"], 4);
         let snap = observe(&HostRoot::new(r).unwrap(), &ObserveOptions::default());
         match snap.discovery {
-            Discovery::Found { pid, note } => {
+            Discovery::Unknown { reason } => {
+                assert!(
+                    reason.contains("2 credible kubelet candidates (pids 42, 700)"),
+                    "{reason}"
+                );
+            }
+            other => panic!("{other:?}"),
+        }
+        assert!(snap.kubelet.is_none());
+        // A candidate without an executable in the host tree is set aside, named.
+        std::fs::remove_file(r.join("opt/bin/kubelet")).unwrap();
+        let snap = observe(&HostRoot::new(r).unwrap(), &ObserveOptions::default());
+        match snap.discovery {
+            Discovery::Found {
+                pid,
+                note,
+                evidence,
+            } => {
                 assert_eq!(pid, 42);
-                assert!(note.unwrap().contains("2 kubelet candidates"));
+                assert!(note
+                    .unwrap()
+                    .contains("pid 700 (its executable /opt/bin/kubelet cannot be examined"));
+                assert!(
+                    evidence.iter().any(|e| e.contains("reaches init")),
+                    "{evidence:?}"
+                );
             }
             other => panic!("{other:?}"),
         }

@@ -98,6 +98,37 @@ pub fn namespace_listeners(host: &HostRoot, pid: i32) -> Result<Vec<RawListener>
     Ok(all)
 }
 
+/// The socket inodes in a process's fd table; `None` when the table cannot be read (the
+/// directory, or every one of its links).
+fn socket_inodes(host: &HostRoot, pid: i32) -> Option<BTreeSet<u64>> {
+    let fd_dir = format!("/proc/{pid}/fd");
+    let names = host.read_dir(&fd_dir).ok()?;
+    let mut inodes = BTreeSet::new();
+    let mut readable = 0usize;
+    for n in names.iter().take(MAX_FDS) {
+        if let Ok(link) = host.read_link(&format!("{fd_dir}/{n}")) {
+            readable += 1;
+            if let Some(i) = socket_inode(&link) {
+                inodes.insert(i);
+            }
+        }
+    }
+    (readable > 0).then_some(inodes)
+}
+
+/// The listening TCP sockets a process owns (in its fd table); `None` when that cannot be
+/// told (fd table unreadable, no `net/tcp{,6}`): no socket evidence either way.
+pub fn owned_listeners(host: &HostRoot, pid: i32) -> Option<Vec<RawListener>> {
+    let inodes = socket_inodes(host, pid)?;
+    let in_ns = namespace_listeners(host, pid).ok()?;
+    Some(
+        in_ns
+            .into_iter()
+            .filter(|l| inodes.contains(&l.inode))
+            .collect(),
+    )
+}
+
 /// The kubelet's listeners. Preferred: sockets whose inode is in its fd table. When the
 /// fd table cannot be read — the directory, or every one of its links (the kernel's ptrace
 /// access check lists the directory but refuses each `readlink` to an agent without
@@ -105,21 +136,7 @@ pub fn namespace_listeners(host: &HostRoot, pid: i32) -> Result<Vec<RawListener>
 /// on `ports`.
 pub fn kubelet_listeners(host: &HostRoot, pid: i32, ports: &[u16]) -> Result<Listeners, String> {
     let in_ns = namespace_listeners(host, pid)?;
-    let fd_dir = format!("/proc/{pid}/fd");
-    let socket_inodes = host.read_dir(&fd_dir).ok().and_then(|names| {
-        let mut inodes = BTreeSet::new();
-        let mut readable = 0usize;
-        for n in names.iter().take(MAX_FDS) {
-            if let Ok(link) = host.read_link(&format!("{fd_dir}/{n}")) {
-                readable += 1;
-                if let Some(i) = socket_inode(&link) {
-                    inodes.insert(i);
-                }
-            }
-        }
-        (readable > 0).then_some(inodes)
-    });
-    let (method, chosen): (&str, Vec<&RawListener>) = match socket_inodes {
+    let (method, chosen): (&str, Vec<&RawListener>) = match socket_inodes(host, pid) {
         Some(inodes) => (
             "fd",
             in_ns.iter().filter(|l| inodes.contains(&l.inode)).collect(),

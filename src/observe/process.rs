@@ -198,8 +198,36 @@ pub struct Scan {
     pub kubelets: Vec<(ProcInfo, KubeletKind)>,
     pub k3s: Vec<ProcInfo>,
     pub apiservers: Vec<ProcInfo>,
+    /// Processes that look like a kubelet (by `comm` and `exe`) whose command line is
+    /// larger than [`CMDLINE_CAP`] and was therefore not read.
+    pub oversized: Vec<ProcInfo>,
     /// Processes that vanished or could not be read during the scan (not an error).
     pub skipped: usize,
+}
+
+/// The cap on a command line, for messages.
+pub const fn cmdline_cap() -> u64 {
+    CMDLINE_CAP
+}
+
+/// A process whose command line is too large to read: is it kubelet-like by its `comm`
+/// (the kernel's 15-byte task name, the executable's basename by default) or its `exe`?
+/// Returned with an empty argv.
+fn oversized_candidate(host: &HostRoot, pid: i32) -> Option<ProcInfo> {
+    let comm = read_small(host, pid, "comm").ok()?;
+    let exe = host.read_link(&format!("/proc/{pid}/exe")).ok();
+    let name = vec![comm.trim_end_matches('\n').to_string()];
+    match classify(&name, exe.as_deref()) {
+        Some(KubeletKind::Kubelet | KubeletKind::Hyperkube | KubeletKind::Kubelite) => {
+            Some(ProcInfo {
+                pid,
+                argv: Vec::new(),
+                exe,
+                lossy: false,
+            })
+        }
+        _ => None,
+    }
 }
 
 /// Scan all processes. A process that exits mid-scan is skipped, never an error.
@@ -232,6 +260,7 @@ pub fn scan(host: &HostRoot) -> Result<Scan, HostError> {
         out.kubelets.extend(p.kubelets);
         out.k3s.extend(p.k3s);
         out.apiservers.extend(p.apiservers);
+        out.oversized.extend(p.oversized);
         out.skipped += p.skipped;
     }
     Ok(out)
@@ -247,6 +276,15 @@ fn scan_pids(host: &HostRoot, pids: &[i32]) -> Scan {
         // cmdline alone tells us everything (comm is truncated to 15 chars anyway).
         let info = match read_proc(host, pid) {
             Ok(i) => i,
+            Err(HostError::TooLarge { .. }) => {
+                // Never silently skipped: a kubelet with a huge command line is reported
+                // as such, not as "no kubelet".
+                match oversized_candidate(host, pid) {
+                    Some(c) => out.oversized.push(c),
+                    None => out.skipped += 1,
+                }
+                continue;
+            }
             Err(_) => {
                 out.skipped += 1;
                 continue;

@@ -1,5 +1,7 @@
 //! The kubelet's version: parsed from `kubelet --version` (run directly, never through a
-//! shell; k8s.io/component-base version/verflag `PrintAndExitIfRequested`) or from the
+//! shell; k8s.io/component-base version/verflag `PrintAndExitIfRequested`; only with the
+//! opt-in `--version-exec=true`, after the Go build information — observe/buildinfo.rs — named
+//! none, and for a process that passed observe/identity.rs) or from the
 //! `kubernetes_build_info` gauge on its metrics endpoint (component-base metrics/version.go).
 
 use std::os::unix::fs::PermissionsExt;

@@ -31,25 +31,30 @@ pub struct KubeletReport {
     pub config_file: Option<String>,
     pub config_dir: Option<String>,
     pub version: Option<String>,
-    /// Where the version came from: `override`, `binary` or `build_info`.
+    /// Where the version came from: `override`, `buildinfo`, `binary` or `build_info`.
     pub version_source: Option<String>,
     /// Why the version is unknown, when it is.
     pub version_error: Option<String>,
     /// Whether the kubelet's sockets were probed (live evidence next to the files).
     pub live_probes: bool,
-    /// `found`, `not_found`, `unsupported` or `failed`.
+    /// `found`, `not_found`, `unknown`, `unsupported` or `failed`.
     pub discovery: String,
     /// Why there is no usable kubelet (every kubelet control is then `unknown`).
     pub reason: Option<String>,
     /// How the kubelet was found, when noteworthy (e.g. several candidates).
     pub note: Option<String>,
+    /// The evidence that the process is the host's kubelet (observe/identity.rs): its
+    /// executable's owner and mode, its mount namespace, its parent chain, its sockets.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub evidence: Vec<String>,
 }
 
-/// The discovery state as reported: `found`, `not_found`, `unsupported`, `failed`.
+/// The discovery state as reported: `found`, `not_found`, `unknown`, `unsupported`, `failed`.
 pub fn discovery_state(d: &Discovery) -> &'static str {
     match d {
         Discovery::Found { .. } => "found",
         Discovery::NotFound { .. } => "not_found",
+        Discovery::Unknown { .. } => "unknown",
         Discovery::Unsupported { .. } => "unsupported",
         Discovery::Failed { .. } => "failed",
     }
@@ -59,9 +64,11 @@ impl KubeletReport {
     pub fn from_snapshot(snapshot: &Snapshot) -> KubeletReport {
         let discovery = discovery_state(&snapshot.discovery);
         let (pid, note) = match &snapshot.discovery {
-            Discovery::Found { pid, note } => (Some(*pid), note.clone()),
+            Discovery::Found { pid, note, .. } => (Some(*pid), note.clone()),
             Discovery::Unsupported { pid, .. } => (Some(*pid), None),
-            Discovery::NotFound { .. } | Discovery::Failed { .. } => (None, None),
+            Discovery::NotFound { .. } | Discovery::Unknown { .. } | Discovery::Failed { .. } => {
+                (None, None)
+            }
         };
         let k = snapshot.kubelet.as_ref();
         KubeletReport {
@@ -77,6 +84,10 @@ impl KubeletReport {
             discovery: discovery.to_string(),
             reason: snapshot.no_kubelet_reason(),
             note,
+            evidence: match &snapshot.discovery {
+                Discovery::Found { evidence, .. } => evidence.clone(),
+                _ => Vec::new(),
+            },
         }
     }
 }
