@@ -33,7 +33,7 @@ fn manifest_dir() -> &'static Path {
     Path::new(env!("CARGO_MANIFEST_DIR"))
 }
 
-/// A copy of the kubeadm-hardened host tree (files only: it has no symlinks).
+/// A copy of the kubeadm-hardened host tree (files, directories and symlinks).
 fn host_tree(dir: &Path) -> PathBuf {
     fn walk(src: &Path, dst: &Path) {
         fs::create_dir_all(dst).unwrap();
@@ -45,6 +45,9 @@ fn host_tree(dir: &Path) -> PathBuf {
                 walk(&e.path(), &to);
             } else if t.is_file() {
                 fs::copy(e.path(), &to).unwrap();
+            } else if t.is_symlink() {
+                // proc/<pid>/ns/mnt: the kubelet's identity evidence.
+                std::os::unix::fs::symlink(fs::read_link(e.path()).unwrap(), &to).unwrap();
             }
         }
     }
