@@ -721,36 +721,64 @@ fn item_8_state_dir_replaced_by_a_symlink_mid_run_is_not_followed() {
 /// Names (and content) that exist only outside the host root.
 const SECRET: &str = "outside-secret";
 
-/// Race `read_dir` (and `read`) of `/d` against a thread that keeps swapping `/d` between
-/// the real directory and symlinks leading outside the root (absolute and relative).
+/// Atomically exchange two names (`renameat2(RENAME_EXCHANGE)`).
+fn exchange(a: &Path, b: &Path) -> bool {
+    let a = CString::new(a.as_os_str().as_bytes()).unwrap();
+    let b = CString::new(b.as_os_str().as_bytes()).unwrap();
+    // SAFETY: NUL-terminated paths; the result is checked.
+    unsafe {
+        libc::syscall(
+            libc::SYS_renameat2,
+            libc::AT_FDCWD,
+            a.as_ptr(),
+            libc::AT_FDCWD,
+            b.as_ptr(),
+            libc::RENAME_EXCHANGE,
+        ) == 0
+    }
+}
+
+/// Race `read_dir` (and `read`, `metadata`) of `/d` against a thread that keeps swapping
+/// `/d`, atomically, between the real directory and symlinks leading outside the root (an
+/// absolute one and a relative one climbing far above the root).
 fn race(host: &HostRoot, root: &Path, outside: &Path) {
+    // Before the racer starts: the only `f` under the root.
+    let inside_inode = fs::metadata(root.join("d/f")).unwrap().ino();
     let stop = Arc::new(AtomicBool::new(false));
     let swaps = Arc::new(AtomicUsize::new(0));
+    let d = root.join("d");
+    let links = [root.join("link-abs"), root.join("link-rel")];
+    let depth = root.components().count();
+    symlink(outside, &links[0]).unwrap();
+    symlink(
+        format!("{}{}", "../".repeat(depth + 2), outside.display()),
+        &links[1],
+    )
+    .unwrap();
     let racer = {
         let (stop, swaps) = (stop.clone(), swaps.clone());
-        let d = root.join("d");
-        let real = root.join("d.real");
-        let depth = root.components().count();
-        let relative = format!("{}{}", "../".repeat(depth + 2), outside.display());
-        let targets = [outside.display().to_string(), relative];
         std::thread::spawn(move || {
             let mut i = 0usize;
             while !stop.load(Ordering::Relaxed) {
-                if fs::rename(&d, &real).is_ok() {
-                    let _ = symlink(&targets[i % 2], &d);
+                let link = &links[i % 2];
+                if exchange(&d, link) {
                     std::thread::yield_now();
-                    let _ = fs::remove_file(&d);
-                    let _ = fs::rename(&real, &d);
+                    if !exchange(&d, link) {
+                        break; // the tree is gone (the test ended)
+                    }
                     swaps.fetch_add(1, Ordering::Relaxed);
-                    i += 1;
                 }
+                i += 1;
             }
         })
     };
     let (mut listed, mut failed) = (0usize, 0usize);
     let start = Instant::now();
-    // At least 400 listings (the issue's count), until both outcomes were seen.
-    while listed + failed < 400
+    // At least 2000 listings and 1.5 s of racing (the issue saw 29 leaks in 400; the
+    // previous resolver leaked in every such run here, 3 to 180 times), until both
+    // outcomes were seen.
+    while listed + failed < 2000
+        || start.elapsed() < Duration::from_millis(1500)
         || ((listed == 0 || failed == 0) && start.elapsed() < Duration::from_secs(10))
     {
         match host.read_dir("/d") {
@@ -762,15 +790,17 @@ fn race(host: &HostRoot, root: &Path, outside: &Path) {
                 assert_eq!(names, ["f", "inside"], "another directory was listed");
                 listed += 1;
             }
-            Err(HostError::NotFound { .. } | HostError::NotADirectory { .. }) => failed += 1,
-            Err(e) => panic!("unexpected error: {e}"),
+            // Any refusal is safe: only a listing from elsewhere is a failure.
+            Err(_) => failed += 1,
         }
         if let Ok(bytes) = host.read("/d/f") {
             assert_eq!(bytes, b"inside", "read a file from outside the root");
         }
         if let Ok(m) = host.metadata("/d/f") {
-            assert_ne!(m.resolved, "", "{m:?}");
-            assert!(m.resolved.starts_with("/d"), "{m:?}");
+            assert_eq!(
+                m.inode, inside_inode,
+                "examined a file from outside the root: {m:?}"
+            );
         }
     }
     stop.store(true, Ordering::Relaxed);
