@@ -43,6 +43,16 @@ const MAX_RSS_KIB: i64 = 128 * 1024;
 
 const NODE: &str = "security-files";
 
+/// One test at a time: the races of item 9 keep two threads busy, which must not eat into
+/// the one-second bounds of the others on a two-core machine.
+static SERIAL: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
+fn serial() -> std::sync::MutexGuard<'static, ()> {
+    SERIAL
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
 fn example_node() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/node")
 }
@@ -254,6 +264,7 @@ fn entries_starting(dir: &Path, prefix: &str) -> Vec<PathBuf> {
 
 #[test]
 fn item_6_fifo_state_files_fail_within_a_second() {
+    let _serial = serial();
     let dir = tempfile::tempdir().unwrap();
     let state = dir.path().join("state");
     fs::create_dir(&state).unwrap();
@@ -279,6 +290,7 @@ fn item_6_fifo_state_files_fail_within_a_second() {
 
 #[test]
 fn item_6_char_device_state_file_is_refused_unread() {
+    let _serial = serial();
     let dir = tempfile::tempdir().unwrap();
     let state = dir.path().join("state");
     fs::create_dir(&state).unwrap();
@@ -308,6 +320,7 @@ fn item_6_char_device_state_file_is_refused_unread() {
 
 #[test]
 fn item_6_serve_with_fifo_state_files_keeps_serving() {
+    let _serial = serial();
     let dir = tempfile::tempdir().unwrap();
     let state = dir.path().join("state");
     fs::create_dir(&state).unwrap();
@@ -367,6 +380,7 @@ fn assert_refused(what: &str, r: &Run, text: &str) {
 
 #[test]
 fn item_7_policy_fifo_and_dev_zero_are_refused_within_a_second() {
+    let _serial = serial();
     let dir = tempfile::tempdir().unwrap();
     for (kind, path) in hostile_files(dir.path()) {
         let mut cmd = check(dir.path());
@@ -380,6 +394,7 @@ fn item_7_policy_fifo_and_dev_zero_are_refused_within_a_second() {
 
 #[test]
 fn item_7_cve_feed_fifo_and_dev_zero_are_refused_within_a_second() {
+    let _serial = serial();
     let dir = tempfile::tempdir().unwrap();
     for (kind, path) in hostile_files(dir.path()) {
         let mut cmd = check(dir.path());
@@ -398,6 +413,40 @@ fn item_7_cve_feed_fifo_and_dev_zero_are_refused_within_a_second() {
             .expect("the CVE control")
             .to_string();
         assert_refused(&format!("--cve-feed {kind}"), &r, &control);
+    }
+}
+
+#[test]
+fn item_7_host_root_and_state_dir_fifo_and_device_are_refused_within_a_second() {
+    let _serial = serial();
+    let dir = tempfile::tempdir().unwrap();
+    for (kind, path) in hostile_files(dir.path()) {
+        let mut cmd = agent_command();
+        cmd.arg("check").arg("--host-root").arg(&path).args([
+            "--node-name",
+            NODE,
+            "--live-probes",
+            "off",
+            "--api-access",
+            "off",
+        ]);
+        let r = run(cmd, START);
+        assert_eq!(r.code, Some(2), "--host-root {kind}: {}", r.stderr);
+        assert!(
+            r.elapsed < WITHIN,
+            "--host-root {kind}: took {:?}",
+            r.elapsed
+        );
+        assert!(r.stderr.contains("not a directory"), "{}", r.stderr);
+
+        let r = run(check(&path), START);
+        assert!(
+            r.elapsed < WITHIN,
+            "--state-dir {kind}: took {:?}",
+            r.elapsed
+        );
+        let why = baseline_error(&r);
+        assert!(why.contains("Not a directory"), "--state-dir {kind}: {why}");
     }
 }
 
@@ -425,6 +474,7 @@ fn check_with_kubeconfig(state: &Path, kc: &Path) -> Run {
 
 #[test]
 fn item_7_kubeconfig_fifo_and_dev_zero_are_refused_within_a_second() {
+    let _serial = serial();
     let dir = tempfile::tempdir().unwrap();
     for (kind, path) in hostile_files(dir.path()) {
         let r = check_with_kubeconfig(dir.path(), &path);
@@ -443,6 +493,7 @@ fn kubeconfig(cluster_extra: &str, user_extra: &str) -> String {
 
 #[test]
 fn item_7_files_a_kubeconfig_names_are_refused_within_a_second() {
+    let _serial = serial();
     let dir = tempfile::tempdir().unwrap();
     for (kind, path) in hostile_files(dir.path()) {
         let p = path.display();
@@ -480,6 +531,7 @@ fn item_7_files_a_kubeconfig_names_are_refused_within_a_second() {
 
 #[test]
 fn item_7_tls_cert_and_key_fifo_and_dev_zero_are_refused_within_a_second() {
+    let _serial = serial();
     let dir = tempfile::tempdir().unwrap();
     let pair = rcgen::generate_simple_self_signed(vec!["localhost".to_string()]).unwrap();
     let cert = dir.path().join("tls.crt");
@@ -576,6 +628,7 @@ impl Planted {
 
 #[test]
 fn item_8_symlinked_state_files_are_refused_by_check_and_show() {
+    let _serial = serial();
     let p = planted();
     let r = run(check(&p.state), START);
     let why = baseline_error(&r);
@@ -595,6 +648,7 @@ fn item_8_symlinked_state_files_are_refused_by_check_and_show() {
 
 #[test]
 fn item_8_serve_and_accept_never_write_through_state_file_symlinks() {
+    let _serial = serial();
     let p = planted();
     {
         let serve = Serve::start(&p.state, p.state.parent().unwrap(), &[]);
@@ -656,6 +710,7 @@ fn item_8_serve_and_accept_never_write_through_state_file_symlinks() {
 
 #[test]
 fn item_8_planted_temporaries_are_neither_followed_nor_removed() {
+    let _serial = serial();
     let p = planted();
     let store = StateDir::new(&p.state);
     // A link where the next temporary file of this process would be created.
@@ -688,6 +743,7 @@ fn item_8_planted_temporaries_are_neither_followed_nor_removed() {
 /// directory it opened and never writes through the replacement.
 #[test]
 fn item_8_state_dir_replaced_by_a_symlink_mid_run_is_not_followed() {
+    let _serial = serial();
     let dir = tempfile::tempdir().unwrap();
     let state = dir.path().join("state");
     let outside = dir.path().join("outside");
@@ -826,6 +882,7 @@ fn race_tree() -> (tempfile::TempDir, PathBuf, PathBuf) {
 
 #[test]
 fn item_9_listing_a_swapped_directory_never_leaks_names_kernel_resolution() {
+    let _serial = serial();
     let (_dir, root, outside) = race_tree();
     let host = HostRoot::new(&root).unwrap();
     assert!(
@@ -837,6 +894,7 @@ fn item_9_listing_a_swapped_directory_never_leaks_names_kernel_resolution() {
 
 #[test]
 fn item_9_listing_a_swapped_directory_never_leaks_names_fallback() {
+    let _serial = serial();
     let (_dir, root, outside) = race_tree();
     let host = HostRoot::new(&root).unwrap().without_kernel_resolution();
     assert!(!host.kernel_resolution());
@@ -845,6 +903,7 @@ fn item_9_listing_a_swapped_directory_never_leaks_names_fallback() {
 
 #[test]
 fn item_9_fallback_keeps_host_semantics() {
+    let _serial = serial();
     // The fallback resolves like the host: absolute targets re-rooted, `..` clamped, and
     // a symlink's own target read without following (procfs-style links included).
     let (_dir, root, _outside) = race_tree();
