@@ -514,7 +514,7 @@ fn run_baseline(
                     Ok(1)
                 }
                 Loaded::Corrupt(why) => Err(CliError::Baseline(format!(
-                    "{}: does not parse: {why}",
+                    "{}: cannot be used: {why}",
                     path.display()
                 ))),
                 Loaded::Unreadable(e) => Err(CliError::Baseline(e.to_string())),

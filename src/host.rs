@@ -2,18 +2,19 @@
 //!
 //! The agent runs in a container with the host's filesystem mounted at `--host-root`
 //! (the DaemonSet uses `/host`). A host path such as `/var/lib/kubelet/config.yaml` must
-//! resolve to the file the *host* would open, which means symlinks are resolved by us,
-//! inside the root: an absolute target is re-rooted, `..` never climbs above the root.
+//! resolve to the file the *host* would open, which means symlinks are resolved beneath
+//! the root's descriptor: an absolute target is re-rooted, `..` never climbs above the root.
 //! Nothing outside the root is ever opened, and every read is capped.
 
-use std::ffi::CString;
+use std::ffi::{CStr, CString};
 use std::fs::File;
 use std::io::Read;
-use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
-use std::os::unix::ffi::OsStrExt;
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
 use std::os::unix::fs::{MetadataExt, OpenOptionsExt};
 use std::path::{Component, Path, PathBuf};
 use std::sync::Arc;
+
+use rustix::fs::{Mode, OFlags, ResolveFlags};
 
 /// Default cap on a single read (1 MiB).
 pub const DEFAULT_MAX_READ: u64 = 1024 * 1024;
@@ -60,6 +61,29 @@ impl HostError {
                     message: e.to_string(),
                 },
             },
+        }
+    }
+
+    /// The same failure as an `std::io::Error` without the path (for error types that
+    /// carry an `io::Error` next to the path already): the errno where there is one, else
+    /// the reason in words.
+    pub fn into_io_error(self) -> std::io::Error {
+        use std::io::{Error, ErrorKind};
+        match self {
+            HostError::NotFound { .. } => Error::from_raw_os_error(libc::ENOENT),
+            HostError::PermissionDenied { .. } => Error::from_raw_os_error(libc::EACCES),
+            HostError::SymlinkLoop { .. } => Error::from_raw_os_error(libc::ELOOP),
+            HostError::NotADirectory { .. } => Error::from_raw_os_error(libc::ENOTDIR),
+            HostError::TooLarge { limit, .. } => Error::new(
+                ErrorKind::FileTooLarge,
+                format!("larger than the {limit}-byte read limit"),
+            ),
+            HostError::NotUtf8 { .. } => Error::new(ErrorKind::InvalidData, "not valid UTF-8"),
+            HostError::NotAFile { .. } => Error::new(
+                ErrorKind::InvalidInput,
+                "not a regular file (a FIFO, device, socket or directory is never read)",
+            ),
+            HostError::Io { message, .. } => Error::other(message),
         }
     }
 
@@ -145,7 +169,7 @@ pub struct Fingerprint {
 }
 
 impl Fingerprint {
-    fn from_stat(st: &libc::stat) -> Fingerprint {
+    fn from_stat(st: &rustix::fs::Stat) -> Fingerprint {
         #[allow(clippy::cast_sign_loss, clippy::unnecessary_cast)]
         Fingerprint {
             dev: st.st_dev as u64,
@@ -196,17 +220,32 @@ impl FileMeta {
 
 /// The observed host's filesystem, rooted at `--host-root`.
 ///
-/// On Linux ≥ 5.6 every open goes through `openat2(root, path, RESOLVE_IN_ROOT |
+/// Every host path is resolved beneath the root's descriptor, never as a joined string
+/// path. On Linux ≥ 5.6 each open is one `openat2(root, path, RESOLVE_IN_ROOT |
 /// RESOLVE_NO_MAGICLINKS)`: the kernel itself resolves symlinks inside the root (absolute
-/// targets re-rooted, `..` clamped), atomically — no window in which a swapped symlink
-/// could lead outside. Where `openat2` is unavailable (old kernels, seccomp profiles that
-/// refuse it) the same rules are applied component by component in userspace.
+/// targets re-rooted, `..` clamped), atomically — the flags libpathrs's kernel resolver
+/// uses (`src/resolvers/openat2.rs` in cyphar/libpathrs). Where `openat2` is unavailable
+/// (old kernels, seccomp profiles that refuse it) the same rules are applied by a walk of
+/// descriptors: each component is opened with `openat(dir, name, O_PATH | O_NOFOLLOW)`
+/// relative to the descriptor of the directory before it, a symlink's target is read with
+/// `readlinkat` on its own descriptor, and `..` returns to the descriptor already held for
+/// the parent (it is never looked up), so a directory renamed or replaced by a symlink
+/// during the walk can never lead outside the root. Directories are listed through the
+/// descriptor so resolved (`getdents`), never by path.
 #[derive(Debug, Clone)]
 pub struct HostRoot {
     root: PathBuf,
     max_read: u64,
-    /// `O_PATH` descriptor of the root, when the kernel resolves in-root paths for us.
-    root_fd: Option<Arc<OwnedFd>>,
+    /// `O_PATH` descriptor of the root: every resolution starts here.
+    root_fd: Arc<OwnedFd>,
+    /// The kernel resolves in-root paths for us (`openat2` works here).
+    kernel: bool,
+}
+
+/// One component reached by the fallback walk: its `O_PATH` descriptor and its name.
+struct Step {
+    fd: OwnedFd,
+    name: String,
 }
 
 impl HostRoot {
@@ -219,31 +258,41 @@ impl HostRoot {
             return Err(HostError::NotADirectory { path: shown });
         }
         // Canonicalise the root itself once: the root is the agent's own choice, so
-        // following symlinks *to* it is fine; everything below it is resolved by us.
+        // following symlinks *to* it is fine; everything below it is resolved beneath it.
         let root = std::fs::canonicalize(&root).map_err(|e| HostError::from_io(&shown, &e))?;
-        let root_fd = open_root_fd(&root);
+        let root_fd = rustix::fs::open(
+            &root,
+            OFlags::PATH | OFlags::DIRECTORY | OFlags::CLOEXEC,
+            Mode::empty(),
+        )
+        .map_err(|e| HostError::from_io(&shown, &e.into()))?;
+        // Does `openat2` work here (kernel ≥ 5.6, not refused by a seccomp profile)?
+        let kernel = openat2(root_fd.as_fd(), c".", OFlags::PATH).is_ok();
         Ok(HostRoot {
             root,
             max_read: DEFAULT_MAX_READ,
-            root_fd,
+            root_fd: Arc::new(root_fd),
+            kernel,
         })
     }
 
-    /// A host that never uses `openat2` (tests of the userspace resolver).
+    /// A host that never uses `openat2` (tests of the descriptor-walk fallback).
     pub fn without_kernel_resolution(mut self) -> Self {
-        self.root_fd = None;
+        self.kernel = false;
         self
     }
 
     /// Whether the kernel resolves paths in the root (`openat2`).
     pub fn kernel_resolution(&self) -> bool {
-        self.root_fd.is_some()
+        self.kernel
     }
 
     /// `openat2(root, path, flags, RESOLVE_IN_ROOT | RESOLVE_NO_MAGICLINKS)`.
     /// `None` when the kernel path is not available.
-    fn open_in_root(&self, host_path: &str, flags: i32) -> Option<Result<OwnedFd, HostError>> {
-        let root_fd = self.root_fd.as_ref()?;
+    fn open_in_root(&self, host_path: &str, flags: OFlags) -> Option<Result<OwnedFd, HostError>> {
+        if !self.kernel {
+            return None;
+        }
         let rel = host_path.trim_start_matches('/');
         let rel = if rel.is_empty() { "." } else { rel };
         let Ok(c) = CString::new(rel.as_bytes()) else {
@@ -251,7 +300,9 @@ impl HostRoot {
                 path: host_path.to_string(),
             }));
         };
-        Some(openat2(root_fd.as_raw_fd(), &c, flags).map_err(|e| HostError::from_io(host_path, &e)))
+        Some(
+            openat2(self.root_fd.as_fd(), &c, flags).map_err(|e| HostError::from_io(host_path, &e)),
+        )
     }
 
     /// The host path an open descriptor names (from `/proc/self/fd`), relative to the root.
@@ -284,81 +335,124 @@ impl HostRoot {
     /// `follow_last` = false resolves the parent directories but leaves a final symlink
     /// alone (like `lstat`).
     pub fn resolve(&self, host_path: &str, follow_last: bool) -> Result<String, HostError> {
+        let steps = self.walk(host_path, follow_last)?;
+        Ok(join_steps(&steps))
+    }
+
+    /// The descriptor walk (see the type's docs): the `O_PATH` descriptors of the
+    /// directories leading to what `host_path` names, and of that object last (empty: the
+    /// root itself).
+    fn walk(&self, host_path: &str, follow_last: bool) -> Result<Vec<Step>, HostError> {
         // Components still to walk, in order (a stack, last element = next to walk).
         let mut pending: Vec<String> = Vec::new();
         push_components(&mut pending, host_path);
-        let mut resolved: Vec<String> = Vec::new();
+        let mut steps: Vec<Step> = Vec::new();
         let mut links = 0usize;
         while let Some(comp) = pending.pop() {
             match comp.as_str() {
                 "." | "" => continue,
                 ".." => {
-                    // Never above the root: `/..` is `/` on the host too.
-                    resolved.pop();
+                    // Never above the root: `/..` is `/` on the host too. The parent is the
+                    // descriptor already held, never a lookup of `..`.
+                    steps.pop();
                     continue;
                 }
                 _ => {}
             }
             let is_last = pending.is_empty();
-            let mut candidate = resolved.clone();
-            candidate.push(comp.clone());
-            let real = self.real_path_of(&candidate);
-            let meta = match std::fs::symlink_metadata(&real) {
-                Ok(m) => m,
-                Err(e) => return Err(HostError::from_io(&join_host(&candidate), &e)),
-            };
-            if meta.file_type().is_symlink() && (follow_last || !is_last) {
+            let dir = steps.last().map_or(self.root_fd.as_fd(), |s| s.fd.as_fd());
+            let shown = || format!("{}/{comp}", join_steps(&steps).trim_end_matches('/'));
+            let fd = rustix::fs::openat(
+                dir,
+                comp.as_str(),
+                OFlags::PATH | OFlags::NOFOLLOW | OFlags::CLOEXEC,
+                Mode::empty(),
+            )
+            .map_err(|e| HostError::from_io(&shown(), &e.into()))?;
+            let st = rustix::fs::fstat(&fd).map_err(|e| HostError::from_io(&shown(), &e.into()))?;
+            let kind = rustix::fs::FileType::from_raw_mode(st.st_mode);
+            if kind == rustix::fs::FileType::Symlink && (follow_last || !is_last) {
                 links += 1;
                 if links > MAX_SYMLINKS {
                     return Err(HostError::SymlinkLoop {
                         path: host_path.to_string(),
                     });
                 }
-                let target = std::fs::read_link(&real)
-                    .map_err(|e| HostError::from_io(&join_host(&candidate), &e))?;
-                let target = target.to_string_lossy().into_owned();
+                // The link's own descriptor: the target read is the one just examined.
+                let target = rustix::fs::readlinkat(&fd, c"", Vec::new())
+                    .map_err(|e| HostError::from_io(&shown(), &e.into()))?;
+                let target = String::from_utf8_lossy(target.as_bytes()).into_owned();
                 if target.starts_with('/') {
                     // An absolute target is re-rooted at the host root.
-                    resolved.clear();
+                    steps.clear();
                 }
                 push_components(&mut pending, &target);
                 continue;
             }
-            if !is_last && !meta.is_dir() {
-                return Err(HostError::NotADirectory {
-                    path: join_host(&candidate),
-                });
+            if !is_last && kind != rustix::fs::FileType::Directory {
+                return Err(HostError::NotADirectory { path: shown() });
             }
-            resolved = candidate;
+            steps.push(Step { fd, name: comp });
         }
-        Ok(join_host(&resolved))
+        Ok(steps)
     }
 
-    /// The path on the agent's own filesystem for an already-resolved host path.
-    fn real_path_of(&self, comps: &[String]) -> PathBuf {
-        let mut p = self.root.clone();
-        for c in comps {
-            p.push(c);
+    /// Open what the walk reached for real access (`flags`): by its name in the directory
+    /// descriptor before it, never following a symlink, and only when it is still the
+    /// object the walk examined (same device and inode) — else it changed meanwhile and
+    /// is refused. `regular_only` refuses anything but a regular file before opening it
+    /// (a FIFO or device is never opened).
+    fn reopen(
+        &self,
+        host_path: &str,
+        steps: &[Step],
+        flags: OFlags,
+        regular_only: bool,
+    ) -> Result<File, HostError> {
+        let err = |e: rustix::io::Errno| HostError::from_io(host_path, &e.into());
+        let (dir, name, walked) = match steps.split_last() {
+            Some((last, rest)) => (
+                rest.last().map_or(self.root_fd.as_fd(), |s| s.fd.as_fd()),
+                last.name.as_str(),
+                last.fd.as_fd(),
+            ),
+            None => (self.root_fd.as_fd(), ".", self.root_fd.as_fd()),
+        };
+        let want = rustix::fs::fstat(walked).map_err(err)?;
+        if regular_only
+            && rustix::fs::FileType::from_raw_mode(want.st_mode)
+                != rustix::fs::FileType::RegularFile
+        {
+            return Err(HostError::NotAFile {
+                path: host_path.to_string(),
+            });
         }
-        p
+        let fd = rustix::fs::openat(
+            dir,
+            name,
+            flags | OFlags::NOFOLLOW | OFlags::CLOEXEC | OFlags::NOCTTY,
+            Mode::empty(),
+        )
+        .map_err(err)?;
+        let got = rustix::fs::fstat(&fd).map_err(err)?;
+        if (got.st_dev, got.st_ino) != (want.st_dev, want.st_ino) {
+            return Err(HostError::Io {
+                path: host_path.to_string(),
+                message: "replaced while being opened".to_string(),
+            });
+        }
+        Ok(File::from(fd))
     }
 
-    fn real_path(&self, resolved_host_path: &str) -> PathBuf {
-        let mut p = self.root.clone();
-        for c in resolved_host_path.split('/').filter(|c| !c.is_empty()) {
-            p.push(c);
+    /// Open a host file for reading (non-blocking: a FIFO never blocks the open).
+    fn open_for_read(&self, host_path: &str) -> Result<File, HostError> {
+        match self.open_in_root(host_path, OFlags::RDONLY | OFlags::NONBLOCK) {
+            Some(fd) => Ok(File::from(fd?)),
+            None => {
+                let steps = self.walk(host_path, true)?;
+                self.reopen(host_path, &steps, OFlags::RDONLY | OFlags::NONBLOCK, true)
+            }
         }
-        p
-    }
-
-    /// Open a resolved host path for reading, refusing a final symlink (the path was
-    /// resolved by us; a symlink appearing now is a race and is not followed).
-    fn open_resolved(&self, host_path: &str, resolved: &str) -> Result<File, HostError> {
-        std::fs::OpenOptions::new()
-            .read(true)
-            .custom_flags(libc::O_NOFOLLOW | libc::O_CLOEXEC | libc::O_NONBLOCK)
-            .open(self.real_path(resolved))
-            .map_err(|e| HostError::from_io(host_path, &e))
     }
 
     /// Read a host file, capped at the read limit.
@@ -368,23 +462,13 @@ impl HostRoot {
 
     /// Read a host file, capped at `limit` bytes.
     pub fn read_capped(&self, host_path: &str, limit: u64) -> Result<Vec<u8>, HostError> {
-        let file = match self.open_in_root(host_path, libc::O_RDONLY | libc::O_NONBLOCK) {
-            Some(fd) => File::from(fd?),
-            None => {
-                let resolved = self.resolve(host_path, true)?;
-                self.open_resolved(host_path, &resolved)?
-            }
-        };
+        let file = self.open_for_read(host_path)?;
         let meta = file
             .metadata()
             .map_err(|e| HostError::from_io(host_path, &e))?;
-        if meta.is_dir() {
-            return Err(HostError::NotAFile {
-                path: host_path.to_string(),
-            });
-        }
         if !meta.is_file() {
-            // FIFOs, sockets and devices are never read: a FIFO would block forever.
+            // Directories, FIFOs, sockets and devices are never read: a FIFO would block
+            // forever.
             return Err(HostError::NotAFile {
                 path: host_path.to_string(),
             });
@@ -428,16 +512,12 @@ impl HostRoot {
     /// the root): one `openat2(O_PATH)` and one `fstat`, no allocation on the kernel path.
     /// This is the per-second change check of the drift watch.
     pub fn stamp(&self, p: &PreparedPath) -> Stamp {
-        if let Some(root_fd) = self.root_fd.as_ref() {
-            return match openat2(root_fd.as_raw_fd(), &p.rel, libc::O_PATH) {
-                Ok(fd) => {
-                    // SAFETY: `st` is plain data the kernel fills; fd is open.
-                    let mut st: libc::stat = unsafe { std::mem::zeroed() };
-                    if unsafe { libc::fstat(fd.as_raw_fd(), &mut st) } != 0 {
-                        return Stamp::error(&std::io::Error::last_os_error());
-                    }
-                    Stamp::File(Fingerprint::from_stat(&st))
-                }
+        if self.kernel {
+            return match openat2(self.root_fd.as_fd(), &p.rel, OFlags::PATH) {
+                Ok(fd) => match rustix::fs::fstat(&fd) {
+                    Ok(st) => Stamp::File(Fingerprint::from_stat(&st)),
+                    Err(e) => Stamp::error(&e.into()),
+                },
                 Err(e) => Stamp::error(&e),
             };
         }
@@ -457,24 +537,20 @@ impl HostRoot {
     /// is larger than `limit`.
     pub fn read_into(&self, p: &PreparedPath, buf: &mut Vec<u8>, limit: usize) -> bool {
         buf.clear();
-        let file = match self.root_fd.as_ref() {
-            Some(root_fd) => {
-                match openat2(
-                    root_fd.as_raw_fd(),
-                    &p.rel,
-                    libc::O_RDONLY | libc::O_NONBLOCK,
-                ) {
-                    Ok(fd) => File::from(fd),
-                    Err(_) => return false,
-                }
+        let file = if self.kernel {
+            match openat2(
+                self.root_fd.as_fd(),
+                &p.rel,
+                OFlags::RDONLY | OFlags::NONBLOCK,
+            ) {
+                Ok(fd) => File::from(fd),
+                Err(_) => return false,
             }
-            None => match self
-                .resolve(&p.host, true)
-                .and_then(|r| self.open_resolved(&p.host, &r))
-            {
+        } else {
+            match self.open_for_read(&p.host) {
                 Ok(f) => f,
                 Err(_) => return false,
-            },
+            }
         };
         match file.metadata() {
             Ok(m) if m.is_file() => {}
@@ -497,10 +573,14 @@ impl HostRoot {
     }
 
     fn meta(&self, host_path: &str, follow: bool) -> Result<FileMeta, HostError> {
-        let flags = libc::O_PATH | if follow { 0 } else { libc::O_NOFOLLOW };
+        let flags = OFlags::PATH
+            | if follow {
+                OFlags::empty()
+            } else {
+                OFlags::NOFOLLOW
+            };
         if let Some(fd) = self.open_in_root(host_path, flags) {
-            let fd = fd?;
-            let file = File::from(fd);
+            let file = File::from(fd?);
             let m = file
                 .metadata()
                 .map_err(|e| HostError::from_io(host_path, &e))?;
@@ -509,12 +589,17 @@ impl HostRoot {
                 return Ok(Self::meta_from(host_path, resolved, &m));
             }
         }
-        let resolved = self.resolve(host_path, follow)?;
-        self.meta_of(host_path, resolved)
-    }
-
-    fn meta_of(&self, host_path: &str, resolved: String) -> Result<FileMeta, HostError> {
-        let m = std::fs::symlink_metadata(self.real_path(&resolved))
+        let mut steps = self.walk(host_path, follow)?;
+        let resolved = join_steps(&steps);
+        let fd = match steps.pop() {
+            Some(s) => s.fd,
+            None => self
+                .root_fd
+                .try_clone()
+                .map_err(|e| HostError::from_io(host_path, &e))?,
+        };
+        let m = File::from(fd)
+            .metadata()
             .map_err(|e| HostError::from_io(host_path, &e))?;
         Ok(Self::meta_from(host_path, resolved, &m))
     }
@@ -545,15 +630,28 @@ impl HostRoot {
         }
     }
 
-    /// The names in a host directory, sorted bytewise (Go's lexical order).
+    /// The names in a host directory, sorted bytewise (Go's lexical order). The directory
+    /// is resolved beneath the root and listed through that descriptor: a directory
+    /// renamed or swapped for a symlink meanwhile cannot make it list another one.
     pub fn read_dir(&self, host_path: &str) -> Result<Vec<String>, HostError> {
-        let resolved = self.resolve(host_path, true)?;
-        let rd = std::fs::read_dir(self.real_path(&resolved))
-            .map_err(|e| HostError::from_io(host_path, &e))?;
+        let flags = OFlags::RDONLY | OFlags::DIRECTORY | OFlags::NONBLOCK;
+        let fd: OwnedFd = match self.open_in_root(host_path, flags) {
+            Some(fd) => fd?,
+            None => {
+                let steps = self.walk(host_path, true)?;
+                self.reopen(host_path, &steps, flags, false)?.into()
+            }
+        };
+        let err = |e: rustix::io::Errno| HostError::from_io(host_path, &e.into());
+        let mut dir = rustix::fs::Dir::new(fd).map_err(err)?;
         let mut names = Vec::new();
-        for entry in rd {
-            let entry = entry.map_err(|e| HostError::from_io(host_path, &e))?;
-            names.push(entry.file_name().to_string_lossy().into_owned());
+        while let Some(entry) = dir.read() {
+            let entry = entry.map_err(err)?;
+            let name = entry.file_name().to_bytes();
+            if name == b"." || name == b".." {
+                continue;
+            }
+            names.push(String::from_utf8_lossy(name).into_owned());
         }
         names.sort();
         Ok(names)
@@ -561,37 +659,30 @@ impl HostRoot {
 
     /// The target of a symlink, as text, without following it (e.g. `/proc/<pid>/exe`).
     pub fn read_link(&self, host_path: &str) -> Result<String, HostError> {
-        if let Some(Ok(fd)) = self.open_in_root(host_path, libc::O_PATH | libc::O_NOFOLLOW) {
-            let mut buf = vec![0u8; 4096];
-            // SAFETY: `fd` is an open O_PATH descriptor; an empty path reads the link it names.
-            let n = unsafe {
-                libc::readlinkat(
-                    fd.as_raw_fd(),
-                    c"".as_ptr(),
-                    buf.as_mut_ptr().cast::<libc::c_char>(),
-                    buf.len(),
-                )
-            };
-            if n >= 0 {
-                #[allow(clippy::cast_sign_loss)]
-                buf.truncate(n as usize);
-                return Ok(String::from_utf8_lossy(&buf).into_owned());
-            }
-            let e = std::io::Error::last_os_error();
-            if e.raw_os_error() == Some(libc::EINVAL) {
-                // Not a symlink.
-                return Err(HostError::from_io(host_path, &e));
-            }
-        }
-        let resolved = self.resolve(host_path, false)?;
-        let target = std::fs::read_link(self.real_path(&resolved))
-            .map_err(|e| HostError::from_io(host_path, &e))?;
-        Ok(target.to_string_lossy().into_owned())
+        let link = match self.open_in_root(host_path, OFlags::PATH | OFlags::NOFOLLOW) {
+            Some(fd) => fd?,
+            None => match self.walk(host_path, false)?.pop() {
+                Some(s) => s.fd,
+                // The root itself is a directory, not a link.
+                None => {
+                    return Err(HostError::from_io(
+                        host_path,
+                        &std::io::Error::from_raw_os_error(libc::EINVAL),
+                    ))
+                }
+            },
+        };
+        // An empty path reads the link the `O_PATH | O_NOFOLLOW` descriptor names (EINVAL
+        // when it is not a symlink).
+        let target = rustix::fs::readlinkat(&link, c"", Vec::with_capacity(256))
+            .map_err(|e| HostError::from_io(host_path, &e.into()))?;
+        Ok(String::from_utf8_lossy(target.as_bytes()).into_owned())
     }
 }
 
-/// Read a file the operator names on the command line (`--cve-feed`), outside the host
-/// root: opened read-only and non-blocking (opening a FIFO returns at once instead of
+/// Read a file the operator names on the command line (`--policy`, `--cve-feed`,
+/// `--kubeconfig` and the files it names, `--metrics-tls-cert`/`--metrics-tls-key`, token
+/// files), outside the host root: the one reader for all of them, each with its own cap: opened read-only and non-blocking (opening a FIFO returns at once instead of
 /// waiting for a writer), then checked with `fstat` on the open descriptor to be a regular
 /// file no larger than `limit` bytes, and read capped at `limit` (a file growing meanwhile
 /// is refused, never truncated). Symlinks are followed: a ConfigMap mount is one.
@@ -622,52 +713,23 @@ pub fn read_operator_file(path: &Path, limit: u64) -> Result<Vec<u8>, HostError>
     Ok(buf)
 }
 
-/// `openat2(dirfd, path, flags | O_CLOEXEC, RESOLVE_IN_ROOT | RESOLVE_NO_MAGICLINKS)`.
-fn openat2(dirfd: i32, path: &std::ffi::CStr, flags: i32) -> std::io::Result<OwnedFd> {
-    // SAFETY: open_how is plain data; zeroed is a valid value (non_exhaustive forbids a literal).
-    let mut how: libc::open_how = unsafe { std::mem::zeroed() };
-    #[allow(clippy::cast_sign_loss)]
-    {
-        how.flags = (flags | libc::O_CLOEXEC) as u64;
-    }
-    how.resolve = libc::RESOLVE_IN_ROOT | libc::RESOLVE_NO_MAGICLINKS;
-    // SAFETY: valid dirfd, NUL-terminated path, `how` lives across the call with its size.
-    let fd = unsafe {
-        libc::syscall(
-            libc::SYS_openat2,
+/// `openat2(dirfd, path, flags | O_CLOEXEC, RESOLVE_IN_ROOT | RESOLVE_NO_MAGICLINKS)`,
+/// retried a few times on `EAGAIN` (the kernel's answer when a rename elsewhere raced a
+/// `..` step; it never guesses).
+fn openat2(dirfd: BorrowedFd<'_>, path: &CStr, flags: OFlags) -> std::io::Result<OwnedFd> {
+    let mut tries = 0;
+    loop {
+        match rustix::fs::openat2(
             dirfd,
-            path.as_ptr(),
-            &how as *const libc::open_how,
-            std::mem::size_of::<libc::open_how>(),
-        )
-    };
-    if fd < 0 {
-        return Err(std::io::Error::last_os_error());
+            path,
+            flags | OFlags::CLOEXEC,
+            Mode::empty(),
+            ResolveFlags::IN_ROOT | ResolveFlags::NO_MAGICLINKS,
+        ) {
+            Err(rustix::io::Errno::AGAIN) if tries < 16 => tries += 1,
+            r => return r.map_err(std::io::Error::from),
+        }
     }
-    #[allow(clippy::cast_possible_truncation)]
-    // SAFETY: the kernel returned a new descriptor that we now own.
-    Ok(unsafe { OwnedFd::from_raw_fd(fd as i32) })
-}
-
-/// Open the root as an `O_PATH` directory and check that `openat2` works here (kernel ≥ 5.6
-/// and not refused by a seccomp profile).
-fn open_root_fd(root: &Path) -> Option<Arc<OwnedFd>> {
-    let c = CString::new(root.as_os_str().as_bytes()).ok()?;
-    // SAFETY: NUL-terminated path; the result is checked.
-    let fd = unsafe {
-        libc::open(
-            c.as_ptr(),
-            libc::O_PATH | libc::O_DIRECTORY | libc::O_CLOEXEC,
-        )
-    };
-    if fd < 0 {
-        return None;
-    }
-    // SAFETY: a new descriptor we own.
-    let fd = unsafe { OwnedFd::from_raw_fd(fd) };
-    let dot = CString::new(".").ok()?;
-    openat2(fd.as_raw_fd(), &dot, libc::O_PATH).ok()?;
-    Some(Arc::new(fd))
 }
 
 /// Push the components of `path` onto the stack so that the first component is popped first.
@@ -685,17 +747,17 @@ fn push_components(stack: &mut Vec<String>, path: &str) {
     }
 }
 
-fn join_host(comps: &[String]) -> String {
-    if comps.is_empty() {
-        "/".to_string()
-    } else {
-        let mut s = String::new();
-        for c in comps {
-            s.push('/');
-            s.push_str(c);
-        }
-        s
+/// The host path the walk reached (`/` for the root itself).
+fn join_steps(steps: &[Step]) -> String {
+    if steps.is_empty() {
+        return "/".to_string();
     }
+    let mut s = String::new();
+    for step in steps {
+        s.push('/');
+        s.push_str(&step.name);
+    }
+    s
 }
 
 /// Join a possibly relative host path onto a base directory (host paths, no I/O).
@@ -721,6 +783,7 @@ pub fn host_dirname(path: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::os::unix::ffi::OsStrExt;
     use std::os::unix::fs::symlink;
 
     fn tree() -> (tempfile::TempDir, HostRoot) {

@@ -53,6 +53,9 @@ fn strict_bool<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<bool>, D
     d.deserialize_any(V)
 }
 
+/// Cap on the `--policy` file (the embedded default is a few KiB).
+pub const MAX_POLICY_BYTES: u64 = 1024 * 1024;
+
 /// Per-control overrides.
 #[derive(Debug, Clone, Default, PartialEq, serde::Deserialize, serde::Serialize)]
 #[serde(deny_unknown_fields)]
@@ -270,11 +273,21 @@ impl Policy {
         self
     }
 
-    /// Load a user policy from a file and layer it on the defaults.
+    /// Load a user policy from a file and layer it on the defaults (a regular file of at
+    /// most [`MAX_POLICY_BYTES`], read by [`crate::host::read_operator_file`]: a FIFO or
+    /// device is refused, never read).
     pub fn load(path: &str) -> Result<Policy, PolicyError> {
-        let text = std::fs::read_to_string(path).map_err(|source| PolicyError::Read {
+        let read_err = |source| PolicyError::Read {
             path: path.to_string(),
             source,
+        };
+        let bytes = crate::host::read_operator_file(std::path::Path::new(path), MAX_POLICY_BYTES)
+            .map_err(|e| read_err(e.into_io_error()))?;
+        let text = String::from_utf8(bytes).map_err(|_| {
+            read_err(std::io::Error::new(
+                std::io::ErrorKind::InvalidData,
+                "not valid UTF-8",
+            ))
         })?;
         Policy::from_yaml(path, &text)
     }

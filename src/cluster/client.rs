@@ -30,6 +30,14 @@ pub enum ClientError {
     /// render a snippet of the file (tokens, keys) and, as a `source`, reach the log.
     #[error("--kubeconfig {path}: {why}")]
     Kubeconfig { path: PathBuf, why: String },
+    /// The kubeconfig, or a file it names, cannot be read (not found, not a regular
+    /// file, over its cap).
+    #[error("--kubeconfig {path}: {source}")]
+    KubeconfigRead {
+        path: PathBuf,
+        #[source]
+        source: crate::host::HostError,
+    },
     #[error("in-cluster configuration: {0}")]
     InCluster(#[source] kube::config::InClusterError),
     #[error("API client: {0}")]
@@ -93,8 +101,7 @@ pub async fn config(source: &Source) -> Result<Option<kube::Config>, ClientError
         Source::None(_) => return Ok(None),
         Source::InCluster => kube::Config::incluster().map_err(ClientError::InCluster)?,
         Source::Kubeconfig(path) => {
-            let kc = kube::config::Kubeconfig::read_from(path)
-                .map_err(|e| ClientError::kubeconfig(path, &e))?;
+            let kc = read_kubeconfig(path)?;
             kube::Config::from_custom_kubeconfig(kc, &kube::config::KubeConfigOptions::default())
                 .await
                 .map_err(|e| ClientError::kubeconfig(path, &e))?
@@ -104,6 +111,97 @@ pub async fn config(source: &Source) -> Result<Option<kube::Config>, ClientError
     config.read_timeout = Some(READ_TIMEOUT);
     config.write_timeout = Some(WRITE_TIMEOUT);
     Ok(Some(config))
+}
+
+/// Cap on the `--kubeconfig` file (one with every certificate embedded is a few tens of
+/// KiB).
+pub const MAX_KUBECONFIG_BYTES: u64 = 4 * 1024 * 1024;
+
+/// Read `--kubeconfig` with the agent's own capped reader (kube's `Kubeconfig::read_from`
+/// reads with an uncapped `fs::read`, and blocks on a FIFO). The files the current
+/// context names are read here too, each a regular file under its cap: the certificate
+/// authority, client certificate and client key become their inline `*-data` fields, so
+/// kube never opens them itself (`load_from_base64_or_file` in kube-client's
+/// `src/config/file_config.rs` prefers the data); the token file, which kube re-reads to
+/// follow rotation, is checked the same way before kube is given its path. Relative paths
+/// are relative to the kubeconfig's directory, as kube's `read_from` (and client-go's
+/// `ResolveLocalPaths`) make them.
+fn read_kubeconfig(path: &Path) -> Result<kube::config::Kubeconfig, ClientError> {
+    use crate::host::read_operator_file;
+    use data_encoding::BASE64;
+    let read_err = |source| ClientError::KubeconfigRead {
+        path: path.to_path_buf(),
+        source,
+    };
+    let bytes = read_operator_file(path, MAX_KUBECONFIG_BYTES).map_err(read_err)?;
+    // kube's reader also accepts UTF-16 with a byte-order mark; a kubeconfig is UTF-8.
+    let text = String::from_utf8(bytes).map_err(|_| {
+        read_err(crate::host::HostError::NotUtf8 {
+            path: path.display().to_string(),
+        })
+    })?;
+    let text = text.strip_prefix('\u{feff}').unwrap_or(&text);
+    // One document, parsed with the agent's YAML budget (a bomb fails fast) and a
+    // redacted error (no snippet of a file that holds keys and tokens).
+    let mut kc: kube::config::Kubeconfig =
+        crate::parse::yaml(text).map_err(|fault| ClientError::Kubeconfig {
+            path: path.to_path_buf(),
+            why: format!("invalid YAML: {fault}"),
+        })?;
+    let dir = path.parent().unwrap_or(Path::new("."));
+    let named = |file: &str| -> PathBuf {
+        let p = Path::new(file);
+        if p.is_relative() {
+            dir.join(p)
+        } else {
+            p.to_path_buf()
+        }
+    };
+    let read = |file: &str, limit: u64| read_operator_file(&named(file), limit).map_err(read_err);
+    // Only the current context's cluster and user are used (and read).
+    let current = kc
+        .current_context
+        .as_deref()
+        .and_then(|name| kc.contexts.iter().find(|c| c.name == name))
+        .and_then(|c| c.context.as_ref())
+        .map(|c| (c.cluster.clone(), c.user.clone()));
+    let Some((cluster_name, user_name)) = current else {
+        return Ok(kc);
+    };
+    for named_cluster in kc.clusters.iter_mut().filter(|c| c.name == cluster_name) {
+        if let Some(cluster) = named_cluster.cluster.as_mut() {
+            if cluster.certificate_authority_data.is_none() {
+                if let Some(file) = cluster.certificate_authority.take() {
+                    let pem = read(&file, crate::publish::tls::MAX_PEM_BYTES)?;
+                    cluster.certificate_authority_data = Some(BASE64.encode(&pem));
+                }
+            }
+        }
+    }
+    let Some(user_name) = user_name else {
+        return Ok(kc);
+    };
+    for named_user in kc.auth_infos.iter_mut().filter(|a| a.name == user_name) {
+        if let Some(auth) = named_user.auth_info.as_mut() {
+            if auth.client_certificate_data.is_none() {
+                if let Some(file) = auth.client_certificate.take() {
+                    let pem = read(&file, crate::publish::tls::MAX_PEM_BYTES)?;
+                    auth.client_certificate_data = Some(BASE64.encode(&pem));
+                }
+            }
+            if auth.client_key_data.is_none() {
+                if let Some(file) = auth.client_key.take() {
+                    let pem = read(&file, crate::publish::tls::MAX_PEM_BYTES)?;
+                    auth.client_key_data = Some(BASE64.encode(&pem).into());
+                }
+            }
+            if let Some(file) = auth.token_file.as_mut().filter(|f| !f.is_empty()) {
+                read(file, super::MAX_TOKEN_BYTES)?;
+                *file = named(file).display().to_string();
+            }
+        }
+    }
+    Ok(kc)
 }
 
 /// A client from a configuration (rustls with the ring provider).

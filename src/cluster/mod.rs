@@ -93,20 +93,11 @@ impl TokenSource {
         let token = match self {
             TokenSource::Inline(t) => t.expose_secret().to_string(),
             TokenSource::File(p) => {
-                use std::io::Read;
-                let f = std::fs::File::open(p)
-                    .map_err(|e| format!("token file {}: {e}", p.display()))?;
-                let mut text = String::new();
-                f.take(MAX_TOKEN_BYTES + 1)
-                    .read_to_string(&mut text)
-                    .map_err(|e| format!("token file {}: {e}", p.display()))?;
-                if text.len() as u64 > MAX_TOKEN_BYTES {
-                    return Err(format!(
-                        "token file {}: larger than {MAX_TOKEN_BYTES} bytes",
-                        p.display()
-                    ));
-                }
-                text
+                // A regular file, capped; a FIFO or device is refused, never read.
+                let bytes = crate::host::read_operator_file(p, MAX_TOKEN_BYTES)
+                    .map_err(|e| format!("token file {e}"))?;
+                String::from_utf8(bytes)
+                    .map_err(|_| format!("token file {}: not valid UTF-8", p.display()))?
             }
         };
         let token = token.trim().to_string();

@@ -386,8 +386,8 @@ impl Tracker {
 
     /// The baseline file and the fingerprint the tracker expects it to have (the watch
     /// reloads when it differs).
-    pub fn baseline_watch(&self) -> (PathBuf, Option<Fingerprint>) {
-        (self.store.path(BASELINE_FILE), self.baseline_fp)
+    pub fn baseline_watch(&self) -> (store::WatchedFile, Option<Fingerprint>) {
+        (self.store.watched(BASELINE_FILE), self.baseline_fp)
     }
 
     pub fn baseline(&self) -> Option<&Baseline> {
@@ -437,7 +437,7 @@ impl Tracker {
     /// (`baseline accept`, a hand edit, a deletion = start over).
     fn sync_baseline(&mut self, now: f64) {
         let path = self.store.path(BASELINE_FILE);
-        let on_disk = store::fingerprint_of(&path);
+        let on_disk = self.store.fingerprint(BASELINE_FILE);
         if on_disk == self.baseline_fp {
             return;
         }

@@ -1,17 +1,34 @@
 //! The agent's own state directory (`--state-dir`): the baseline and the last-seen state,
 //! as JSON files written atomically.
 //!
-//! This is the only place the agent writes. A write goes to a new temporary file in the
-//! same directory (`O_EXCL`, mode 0600), is fsynced, renamed over the target, and the
-//! directory is fsynced: a crash at any moment leaves the old file or the new one, never
-//! a torn one. A leftover temporary file (a crash between write and rename) is ignored by
-//! readers and removed at the next start. A file that does not parse is moved aside
-//! (`<name>.corrupt-<unix time>`), never deleted.
+//! This is the only place the agent writes. The directory is opened once, by the path
+//! the operator gave (symlinks in that path are the operator's choice and followed), the
+//! first time it exists; from then on every state file is reached relative to that
+//! descriptor, never by a path: opened with `O_NOFOLLOW | O_NONBLOCK` and checked with
+//! `fstat` to be a regular file before it is read (capped), so a symlink planted in the
+//! directory is never followed out of it and a FIFO or device never blocks the agent.
+//! If the directory itself is later renamed or replaced (by a symlink or another
+//! directory), the agent keeps using the directory it opened: nothing is ever written
+//! through the replacement.
+//!
+//! A write goes to a new temporary file in the same directory (`O_EXCL | O_NOFOLLOW`, mode
+//! 0600), is fsynced, renamed over the target within the directory (`renameat` on the
+//! same descriptor), and the directory is fsynced: a crash at any moment leaves the old
+//! file or the new one, never a torn one. A leftover temporary file (a crash between write
+//! and rename) is ignored by readers and removed at the next start. A file that does not
+//! parse — or is not a regular file (a symlink, a FIFO, a device) — is moved aside
+//! (`<name>.corrupt-<unix time>`; the rename moves the entry itself, never what a symlink
+//! points to), never deleted.
 
-use std::fs::{File, OpenOptions};
+use std::ffi::CStr;
+use std::fs::File;
 use std::io::{Read, Write};
-use std::os::unix::fs::{DirBuilderExt, MetadataExt, OpenOptionsExt};
+use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
+use std::os::unix::fs::{DirBuilderExt, MetadataExt};
 use std::path::{Path, PathBuf};
+use std::sync::{Arc, OnceLock};
+
+use rustix::fs::{AtFlags, FileType, Mode, OFlags};
 
 use crate::host::Fingerprint;
 
@@ -44,12 +61,17 @@ fn io_err(path: &Path, source: std::io::Error) -> StoreError {
     }
 }
 
+fn errno(path: &Path, e: rustix::io::Errno) -> StoreError {
+    io_err(path, e.into())
+}
+
 /// What reading a state file found.
 #[derive(Debug)]
 pub enum Loaded<T> {
     Missing,
     Ok(T, Fingerprint),
-    /// It exists but does not parse (or has another schema version): the reason.
+    /// It exists but does not parse (or has another schema version, or is not a regular
+    /// file): the reason.
     Corrupt(String),
     Unreadable(StoreError),
 }
@@ -58,6 +80,28 @@ pub enum Loaded<T> {
 #[derive(Debug, Clone)]
 pub struct StateDir {
     dir: PathBuf,
+    /// The directory's descriptor, opened once (shared by clones: the drift watch).
+    fd: Arc<OnceLock<OwnedFd>>,
+}
+
+/// One file of the state dir, watched for changes (the drift watch's baseline check):
+/// `lstat` relative to the directory's descriptor, every second, no allocation.
+#[derive(Debug, Clone)]
+pub struct WatchedFile {
+    store: StateDir,
+    name: &'static str,
+}
+
+impl WatchedFile {
+    /// The file's fingerprint now (`None`: absent or the directory cannot be opened).
+    pub fn fingerprint(&self) -> Option<Fingerprint> {
+        self.store.fingerprint(self.name)
+    }
+
+    /// The file's path (for messages).
+    pub fn path(&self) -> PathBuf {
+        self.store.path(self.name)
+    }
 }
 
 /// The default state dir of a plain run: `$STATE_DIRECTORY` (systemd), else
@@ -81,21 +125,44 @@ pub fn default_state_dir() -> PathBuf {
     PathBuf::from("state")
 }
 
-/// The fingerprint of a file outside the host root (our own state files).
-pub fn fingerprint_of(path: &Path) -> Option<Fingerprint> {
-    let m = std::fs::metadata(path).ok()?;
-    Some(Fingerprint {
-        dev: m.dev(),
-        inode: m.ino(),
-        size: m.size(),
-        mtime_ns: m.mtime().saturating_mul(1_000_000_000) + m.mtime_nsec(),
-        ctime_ns: m.ctime().saturating_mul(1_000_000_000) + m.ctime_nsec(),
-    })
+fn fingerprint_of_stat(st: &rustix::fs::Stat) -> Fingerprint {
+    #[allow(
+        clippy::cast_sign_loss,
+        clippy::cast_possible_wrap,
+        clippy::unnecessary_cast
+    )]
+    Fingerprint {
+        dev: st.st_dev as u64,
+        inode: st.st_ino as u64,
+        size: st.st_size as u64,
+        mtime_ns: (st.st_mtime as i64)
+            .saturating_mul(1_000_000_000)
+            .saturating_add(st.st_mtime_nsec as i64),
+        ctime_ns: (st.st_ctime as i64)
+            .saturating_mul(1_000_000_000)
+            .saturating_add(st.st_ctime_nsec as i64),
+    }
+}
+
+/// What kind of non-regular file a state file name holds (for the refusal's reason).
+fn kind_word(kind: FileType) -> &'static str {
+    match kind {
+        FileType::Symlink => "a symbolic link",
+        FileType::Fifo => "a FIFO",
+        FileType::CharacterDevice => "a character device",
+        FileType::BlockDevice => "a block device",
+        FileType::Socket => "a socket",
+        FileType::Directory => "a directory",
+        _ => "not a regular file",
+    }
 }
 
 impl StateDir {
     pub fn new(dir: impl Into<PathBuf>) -> StateDir {
-        StateDir { dir: dir.into() }
+        StateDir {
+            dir: dir.into(),
+            fd: Arc::new(OnceLock::new()),
+        }
     }
 
     pub fn dir(&self) -> &Path {
@@ -106,32 +173,91 @@ impl StateDir {
         self.dir.join(name)
     }
 
+    /// A file of this directory to watch for changes.
+    pub fn watched(&self, name: &'static str) -> WatchedFile {
+        WatchedFile {
+            store: self.clone(),
+            name,
+        }
+    }
+
+    /// The directory's descriptor: opened the first time it exists, then kept. `None`
+    /// while it does not exist.
+    fn dir_fd(&self) -> Result<Option<BorrowedFd<'_>>, StoreError> {
+        if let Some(fd) = self.fd.get() {
+            return Ok(Some(fd.as_fd()));
+        }
+        let fd = match rustix::fs::open(
+            &self.dir,
+            OFlags::RDONLY | OFlags::DIRECTORY | OFlags::NONBLOCK | OFlags::CLOEXEC,
+            Mode::empty(),
+        ) {
+            Ok(fd) => fd,
+            Err(rustix::io::Errno::NOENT) => return Ok(None),
+            Err(e) => return Err(errno(&self.dir, e)),
+        };
+        // Another thread may have opened it first: theirs is kept, this one dropped.
+        Ok(Some(self.fd.get_or_init(|| fd).as_fd()))
+    }
+
+    /// The fingerprint of a state file (`lstat`: a symlink is not followed). `None` when
+    /// absent or the directory cannot be opened.
+    pub fn fingerprint(&self, name: &str) -> Option<Fingerprint> {
+        let dir = self.dir_fd().ok()??;
+        let st = rustix::fs::statat(dir, name, AtFlags::SYMLINK_NOFOLLOW).ok()?;
+        Some(fingerprint_of_stat(&st))
+    }
+
     /// Read and parse a JSON state file. `check_version` rejects a parsed value of
-    /// another schema (it is then treated like a corrupt file).
+    /// another schema (it is then treated like a corrupt file). A name that is not a
+    /// regular file (a symlink, a FIFO, a device, a directory) is refused unread, as
+    /// corrupt.
     pub fn load<T: serde::de::DeserializeOwned>(
         &self,
         name: &str,
         check_version: impl Fn(&T) -> Result<(), String>,
     ) -> Loaded<T> {
         let path = self.path(name);
-        let mut file = match File::open(&path) {
-            Ok(f) => f,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Loaded::Missing,
-            Err(e) => return Loaded::Unreadable(io_err(&path, e)),
+        let dir = match self.dir_fd() {
+            Ok(Some(dir)) => dir,
+            Ok(None) => return Loaded::Missing,
+            Err(e) => return Loaded::Unreadable(e),
         };
-        let fp = match file.metadata() {
-            Ok(m) if m.is_file() => Fingerprint {
-                dev: m.dev(),
-                inode: m.ino(),
-                size: m.size(),
-                mtime_ns: m.mtime().saturating_mul(1_000_000_000) + m.mtime_nsec(),
-                ctime_ns: m.ctime().saturating_mul(1_000_000_000) + m.ctime_nsec(),
-            },
-            Ok(_) => return Loaded::Corrupt("not a regular file".to_string()),
-            Err(e) => return Loaded::Unreadable(io_err(&path, e)),
+        // Non-blocking: opening a FIFO returns at once instead of waiting for a writer;
+        // O_NOFOLLOW: a symlink fails with ELOOP and is never followed.
+        let fd = match rustix::fs::openat(
+            dir,
+            name,
+            OFlags::RDONLY | OFlags::NONBLOCK | OFlags::NOFOLLOW | OFlags::NOCTTY | OFlags::CLOEXEC,
+            Mode::empty(),
+        ) {
+            Ok(fd) => fd,
+            Err(rustix::io::Errno::NOENT) => return Loaded::Missing,
+            Err(rustix::io::Errno::LOOP) => {
+                return Loaded::Corrupt(format!(
+                    "{}: refused, state files are never followed out of the state dir",
+                    kind_word(FileType::Symlink)
+                ))
+            }
+            Err(e) => return Loaded::Unreadable(errno(&path, e)),
         };
-        let mut buf = Vec::new();
-        if let Err(e) = (&mut file).take(MAX_STATE_FILE + 1).read_to_end(&mut buf) {
+        let st = match rustix::fs::fstat(&fd) {
+            Ok(st) => st,
+            Err(e) => return Loaded::Unreadable(errno(&path, e)),
+        };
+        let kind = FileType::from_raw_mode(st.st_mode);
+        if kind != FileType::RegularFile {
+            return Loaded::Corrupt(format!("{}: refused, not read", kind_word(kind)));
+        }
+        let fp = fingerprint_of_stat(&st);
+        if fp.size > MAX_STATE_FILE {
+            return Loaded::Corrupt(format!("larger than {MAX_STATE_FILE} bytes"));
+        }
+        let mut buf = Vec::with_capacity(fp.size.saturating_add(1) as usize);
+        if let Err(e) = File::from(fd)
+            .take(MAX_STATE_FILE + 1)
+            .read_to_end(&mut buf)
+        {
             return Loaded::Unreadable(io_err(&path, e));
         }
         if buf.len() as u64 > MAX_STATE_FILE {
@@ -147,23 +273,27 @@ impl StateDir {
     }
 
     /// Move a file aside (`<name>.<label>-<unix time>[-n]`, label e.g. `corrupt`),
-    /// keeping it. Returns the new path.
+    /// keeping it: a rename within the directory, of the entry itself (a symlink is moved,
+    /// never followed). Returns the new path.
     pub fn quarantine(&self, name: &str, label: &str, now: f64) -> Result<PathBuf, StoreError> {
         let from = self.path(name);
+        let dir = self.existing_dir_fd()?;
         #[allow(clippy::cast_possible_truncation)]
         let stamp = now as i64;
         for n in 0..100 {
             let to = if n == 0 {
-                self.path(&format!("{name}.{label}-{stamp}"))
+                format!("{name}.{label}-{stamp}")
             } else {
-                self.path(&format!("{name}.{label}-{stamp}-{n}"))
+                format!("{name}.{label}-{stamp}-{n}")
             };
-            if to.exists() {
-                continue;
+            match rustix::fs::statat(dir, to.as_str(), AtFlags::SYMLINK_NOFOLLOW) {
+                Ok(_) => continue,
+                Err(rustix::io::Errno::NOENT) => {}
+                Err(e) => return Err(errno(&self.path(&to), e)),
             }
-            std::fs::rename(&from, &to).map_err(|e| io_err(&from, e))?;
-            fsync_dir(&self.dir)?;
-            return Ok(to);
+            rustix::fs::renameat(dir, name, dir, to.as_str()).map_err(|e| errno(&from, e))?;
+            self.fsync_dir(dir)?;
+            return Ok(self.path(&to));
         }
         Err(io_err(
             &from,
@@ -171,32 +301,54 @@ impl StateDir {
         ))
     }
 
+    /// The directory's descriptor, an error when it does not exist.
+    fn existing_dir_fd(&self) -> Result<BorrowedFd<'_>, StoreError> {
+        self.dir_fd()?.ok_or_else(|| {
+            io_err(
+                &self.dir,
+                std::io::Error::from(std::io::ErrorKind::NotFound),
+            )
+        })
+    }
+
+    fn fsync_dir(&self, dir: BorrowedFd<'_>) -> Result<(), StoreError> {
+        rustix::fs::fsync(dir).map_err(|e| errno(&self.dir, e))
+    }
+
     /// Write `bytes` to `name` atomically (see the module docs). Creates the directory
     /// (mode 0700) if needed. Returns the new file's fingerprint.
     pub fn write_atomic(&self, name: &str, bytes: &[u8]) -> Result<Fingerprint, StoreError> {
-        if !self.dir.is_dir() {
-            std::fs::DirBuilder::new()
-                .recursive(true)
-                .mode(0o700)
-                .create(&self.dir)
-                .map_err(|e| io_err(&self.dir, e))?;
-        }
+        let dir = match self.dir_fd()? {
+            Some(dir) => dir,
+            None => {
+                std::fs::DirBuilder::new()
+                    .recursive(true)
+                    .mode(0o700)
+                    .create(&self.dir)
+                    .map_err(|e| io_err(&self.dir, e))?;
+                self.existing_dir_fd()?
+            }
+        };
         let target = self.path(name);
-        let (tmp_path, mut tmp) = self.create_temp(name)?;
+        let (tmp_name, mut tmp) = self.create_temp(dir, name)?;
+        let tmp_path = self.path(&tmp_name);
         let result = (|| {
             tmp.write_all(bytes).map_err(|e| io_err(&tmp_path, e))?;
             tmp.sync_all().map_err(|e| io_err(&tmp_path, e))?;
             drop(tmp);
             fault_pause_before_rename(&tmp_path);
-            std::fs::rename(&tmp_path, &target).map_err(|e| io_err(&target, e))?;
-            fsync_dir(&self.dir)
+            // Replaces whatever entry `name` is (a planted symlink included) without
+            // following it.
+            rustix::fs::renameat(dir, tmp_name.as_str(), dir, name)
+                .map_err(|e| errno(&target, e))?;
+            self.fsync_dir(dir)
         })();
         if let Err(e) = result {
             // Ours, in our own directory: never leave a partial temporary behind.
-            let _ = std::fs::remove_file(&tmp_path);
+            let _ = rustix::fs::unlinkat(dir, tmp_name.as_str(), AtFlags::empty());
             return Err(e);
         }
-        fingerprint_of(&target).ok_or_else(|| {
+        self.fingerprint(name).ok_or_else(|| {
             io_err(
                 &target,
                 std::io::Error::other("written but cannot be examined"),
@@ -204,24 +356,23 @@ impl StateDir {
         })
     }
 
-    fn create_temp(&self, name: &str) -> Result<(PathBuf, File), StoreError> {
+    fn create_temp(&self, dir: BorrowedFd<'_>, name: &str) -> Result<(String, File), StoreError> {
         let pid = std::process::id();
         let mut last = None;
         for n in 0..100u32 {
-            let p = self.path(&format!(".{name}{TMP_MARK}{pid}-{n}"));
-            match OpenOptions::new()
-                .write(true)
-                .create_new(true)
-                .mode(0o600)
-                .custom_flags(libc::O_NOFOLLOW | libc::O_CLOEXEC)
-                .open(&p)
-            {
-                Ok(f) => return Ok((p, f)),
-                Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => last = Some(p),
-                Err(e) => return Err(io_err(&p, e)),
+            let tmp = format!(".{name}{TMP_MARK}{pid}-{n}");
+            match rustix::fs::openat(
+                dir,
+                tmp.as_str(),
+                OFlags::WRONLY | OFlags::CREATE | OFlags::EXCL | OFlags::NOFOLLOW | OFlags::CLOEXEC,
+                Mode::from_raw_mode(0o600),
+            ) {
+                Ok(fd) => return Ok((tmp, File::from(fd))),
+                Err(rustix::io::Errno::EXIST) => last = Some(tmp),
+                Err(e) => return Err(errno(&self.path(&tmp), e)),
             }
         }
-        let p = last.unwrap_or_else(|| self.path(name));
+        let p = self.path(last.as_deref().unwrap_or(name));
         Err(io_err(
             &p,
             std::io::Error::other("no free temporary file name"),
@@ -232,39 +383,46 @@ impl StateDir {
     /// `hostPath` of type `DirectoryOrCreate` is made 0755): the baseline tells which
     /// controls fail on this node. Returns the old mode when it changed it.
     pub fn restrict_permissions(&self) -> Result<Option<u32>, StoreError> {
-        use std::os::unix::fs::PermissionsExt;
-        let meta = match std::fs::symlink_metadata(&self.dir) {
-            Ok(m) if m.is_dir() => m,
-            Ok(_) => return Ok(None),
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
-            Err(e) => return Err(io_err(&self.dir, e)),
+        let Some(dir) = self.dir_fd()? else {
+            return Ok(None);
         };
-        let mode = meta.permissions().mode() & 0o7777;
+        let st = rustix::fs::fstat(dir).map_err(|e| errno(&self.dir, e))?;
+        let mode = st.st_mode & 0o7777;
         if mode & 0o077 == 0 {
             return Ok(None);
         }
-        std::fs::set_permissions(&self.dir, std::fs::Permissions::from_mode(mode & 0o7700))
-            .map_err(|e| io_err(&self.dir, e))?;
+        rustix::fs::fchmod(dir, Mode::from_raw_mode(mode & 0o7700))
+            .map_err(|e| errno(&self.dir, e))?;
         Ok(Some(mode))
     }
 
-    /// Remove temporary files left by an interrupted write (ours only: `.<name>.tmp-*`).
-    /// Returns how many were removed.
+    /// Remove temporary files left by an interrupted write (ours only: `.<name>.tmp-*`,
+    /// regular files, unlinked relative to the directory's descriptor). Returns how many
+    /// were removed.
     pub fn clean_temporaries(&self) -> usize {
-        let Ok(entries) = std::fs::read_dir(&self.dir) else {
+        let Ok(Some(dir)) = self.dir_fd() else {
             return 0;
         };
-        let mut removed = 0;
-        for e in entries.flatten() {
+        let Ok(mut entries) = rustix::fs::Dir::read_from(dir) else {
+            return 0;
+        };
+        let mut ours: Vec<std::ffi::CString> = Vec::new();
+        while let Some(Ok(e)) = entries.read() {
             let name = e.file_name();
-            let name = name.to_string_lossy();
-            let ours = [BASELINE_FILE, STATE_FILE]
+            let text = name.to_string_lossy();
+            if [BASELINE_FILE, STATE_FILE]
                 .iter()
-                .any(|f| name.starts_with(&format!(".{f}{TMP_MARK}")));
-            if ours
-                && e.file_type().map(|t| t.is_file()).unwrap_or(false)
-                && std::fs::remove_file(e.path()).is_ok()
+                .any(|f| text.starts_with(&format!(".{f}{TMP_MARK}")))
             {
+                ours.push(name.to_owned());
+            }
+        }
+        let mut removed = 0;
+        for name in &ours {
+            let name: &CStr = name;
+            let regular = rustix::fs::statat(dir, name, AtFlags::SYMLINK_NOFOLLOW)
+                .is_ok_and(|st| FileType::from_raw_mode(st.st_mode) == FileType::RegularFile);
+            if regular && rustix::fs::unlinkat(dir, name, AtFlags::empty()).is_ok() {
                 removed += 1;
             }
         }
@@ -272,10 +430,17 @@ impl StateDir {
     }
 }
 
-fn fsync_dir(dir: &Path) -> Result<(), StoreError> {
-    File::open(dir)
-        .and_then(|d| d.sync_all())
-        .map_err(|e| io_err(dir, e))
+/// The fingerprint of a file by path, not following a final symlink (tests, and files
+/// outside a [`StateDir`]).
+pub fn fingerprint_of(path: &Path) -> Option<Fingerprint> {
+    let m = std::fs::symlink_metadata(path).ok()?;
+    Some(Fingerprint {
+        dev: m.dev(),
+        inode: m.ino(),
+        size: m.size(),
+        mtime_ns: m.mtime().saturating_mul(1_000_000_000) + m.mtime_nsec(),
+        ctime_ns: m.ctime().saturating_mul(1_000_000_000) + m.ctime_nsec(),
+    })
 }
 
 /// Fault injection for the crash-safety test (test-support builds only): with

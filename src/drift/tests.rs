@@ -156,7 +156,7 @@ fn accepting_a_change_is_noticed_and_clears_the_drift() {
     assert_eq!(accepted.origin, Origin::Accepted);
     // The watch sees a different file than the tracker expects.
     let (path, fp) = t.baseline_watch();
-    assert_ne!(store::fingerprint_of(&path), fp);
+    assert_ne!(path.fingerprint(), fp);
     let r = update(&mut t, &opened(), 4.0);
     let info = r.baseline.as_ref().unwrap();
     assert_eq!((info.origin, info.created_at), (Origin::Accepted, 3.0));

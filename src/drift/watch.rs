@@ -10,7 +10,7 @@
 //! and a re-pointed symlink all change it. Directories of `--config-dir` and the unit's
 //! `<unit>.d` are watched too (their mtime changes when an entry is added or removed).
 
-use std::path::PathBuf;
+use super::store::WatchedFile;
 
 use crate::host::{Fingerprint, HostRoot, PreparedPath, Stamp};
 use crate::observe::process::{self, start_time_from_stat, KubeletKind};
@@ -60,7 +60,7 @@ pub struct Watch {
     process: Option<ProcWatch>,
     /// Our own baseline file and the fingerprint we last loaded or wrote (a different one
     /// means `baseline accept` or a hand edit: reload).
-    baseline: Option<(PathBuf, Option<Fingerprint>)>,
+    baseline: Option<(WatchedFile, Option<Fingerprint>)>,
     /// Armed when the evaluation found no kubelet: `/proc` is rescanned at every check.
     seek: Option<Seek>,
     buf: Vec<u8>,
@@ -173,8 +173,8 @@ impl Watch {
     }
 
     /// Also watch our own baseline file, expected to have this fingerprint.
-    pub fn with_baseline(mut self, path: PathBuf, expected: Option<Fingerprint>) -> Watch {
-        self.baseline = Some((path, expected));
+    pub fn with_baseline(mut self, file: WatchedFile, expected: Option<Fingerprint>) -> Watch {
+        self.baseline = Some((file, expected));
         self
     }
 
@@ -218,8 +218,8 @@ impl Watch {
                 return Some(Trigger::File);
             }
         }
-        if let Some((path, expected)) = &self.baseline {
-            if super::store::fingerprint_of(path) != *expected {
+        if let Some((file, expected)) = &self.baseline {
+            if file.fingerprint() != *expected {
                 return Some(Trigger::Baseline);
             }
         }
@@ -373,8 +373,9 @@ mod tests {
         let (d, host, snap) = setup();
         let b = d.path().join("baseline.json");
         std::fs::write(&b, "{}").unwrap();
-        let fp = super::super::store::fingerprint_of(&b);
-        let mut w = Watch::arm(&host, &snap).with_baseline(b.clone(), fp);
+        let store = super::super::store::StateDir::new(d.path());
+        let fp = store.fingerprint("baseline.json");
+        let mut w = Watch::arm(&host, &snap).with_baseline(store.watched("baseline.json"), fp);
         assert_eq!(w.check(&host), None);
         std::fs::remove_file(&b).unwrap();
         assert_eq!(w.check(&host), Some(Trigger::Baseline));

@@ -11,10 +11,10 @@
 //! key of another certificate) is logged and the previous pair keeps serving; the next
 //! change of the files is tried again. A pair that does not load at start is a start error.
 //!
-//! The files are the agent's own (its pod's volumes), read with `std::fs` and capped at
-//! [`MAX_PEM_BYTES`].
+//! The files are the agent's own (its pod's volumes), read with
+//! `host::read_operator_file` (regular files only, never blocking on a FIFO) and capped
+//! at [`MAX_PEM_BYTES`].
 
-use std::io::Read;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
@@ -79,23 +79,18 @@ fn provider() -> Arc<CryptoProvider> {
     Arc::new(rustls::crypto::ring::default_provider())
 }
 
-/// Read a file of at most [`MAX_PEM_BYTES`].
+/// Read a file of at most [`MAX_PEM_BYTES`] ([`crate::host::read_operator_file`]: a
+/// regular file only, opened non-blocking, so a FIFO or device is refused, never read).
 fn read_capped(path: &Path) -> Result<Vec<u8>, TlsError> {
-    let read_err = |source| TlsError::Read {
-        path: path.to_path_buf(),
-        source,
-    };
-    let file = std::fs::File::open(path).map_err(read_err)?;
-    let mut buf = Vec::new();
-    file.take(MAX_PEM_BYTES + 1)
-        .read_to_end(&mut buf)
-        .map_err(read_err)?;
-    if buf.len() as u64 > MAX_PEM_BYTES {
-        return Err(TlsError::TooLarge {
+    crate::host::read_operator_file(path, MAX_PEM_BYTES).map_err(|e| match e {
+        crate::host::HostError::TooLarge { .. } => TlsError::TooLarge {
             path: path.to_path_buf(),
-        });
-    }
-    Ok(buf)
+        },
+        e => TlsError::Read {
+            path: path.to_path_buf(),
+            source: e.into_io_error(),
+        },
+    })
 }
 
 /// Parse a PEM certificate chain and key into a [`CertifiedKey`] whose key matches its
