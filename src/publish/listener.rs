@@ -1,0 +1,436 @@
+//! The accept loop of the agent's HTTP listeners, and what bounds a client on them.
+//!
+//! `axum::serve` gives no handle on any of this: it builds hyper-util's automatic
+//! connection builder without a timer, so hyper's header-read timeout never runs
+//! (axum-0.8 `src/serve/mod.rs`, `handle_connection`), reads headers into a buffer of up to
+//! ~408 KiB (hyper `src/proto/h1/io.rs`, `DEFAULT_MAX_BUFFER_SIZE` = 8192 + 4096 × 100) and
+//! accepts every connection. A client that trickled ~400 KiB of headers into each of ~317
+//! connections took the agent past its 128 Mi limit. [`serve`] instead accepts each
+//! connection itself and serves it with hyper's HTTP/1 connection builder, with [`Limits`]:
+//!
+//! - **header-read timeout**: hyper's `header_read_timeout` (`src/proto/h1/conn.rs`,
+//!   `Conn::poll_read_head`) runs from the moment hyper starts waiting for a request head
+//!   until the head is complete. It is started for the first request when the connection
+//!   is served, and (since hyperium/hyper#3828) again as soon as a keep-alive connection
+//!   goes idle after a response (`State::idle` sets `notify_read`): on a keep-alive
+//!   connection it is therefore also the **idle timeout** — there is no separate one in
+//!   hyper. Go's net/http has both (`Server.ReadHeaderTimeout`, `Server.IdleTimeout`,
+//!   which falls back to the read timeout when zero: `net/http/server.go`,
+//!   `Server.idleTimeout`); controller-runtime uses 32 s and 90 s
+//!   (`pkg/internal/httpserver/server.go`, `New`). A scrape is one small request, so one
+//!   bound serves both here.
+//! - **header size**: hyper's `max_buf_size` and `max_header_size` (431 Request Header
+//!   Fields Too Large beyond it, `src/proto/h1/role.rs`), like Go's `Server.MaxHeaderBytes`
+//!   (1 MiB in controller-runtime; far less is needed for a scrape's headers, bearer token
+//!   included).
+//! - **connection caps**: at most [`Limits::max_connections`] open connections, at most
+//!   [`Limits::max_connections_per_peer`] from one source (an IPv4 address, or an IPv6
+//!   /64). A connection beyond either cap is closed as soon as it is accepted, before any
+//!   byte is read or any buffer allocated (Go's `golang.org/x/net/netutil.LimitListener`
+//!   blocks in `Accept` instead, which leaves the flood in the kernel's backlog and the
+//!   legitimate client behind it).
+//! - **TLS handshakes** run inside the connection's slot, bounded by
+//!   [`super::tls::HANDSHAKE_TIMEOUT`] and at most [`super::tls::MAX_PENDING_HANDSHAKES`]
+//!   at once: a silent connection costs the agent a socket and a few hundred bytes for
+//!   that long, exactly what it costs the attacker.
+//! - **connection lifetime**: after [`Limits::max_connection_age`] the connection is shut
+//!   down gracefully (the request in flight is answered, then the connection closes) and
+//!   after [`Limits::drain_timeout`] more it is dropped whatever it is doing (a client that
+//!   never reads its response). The handlers never read a request body: hyper closes a
+//!   connection whose body was left unread instead of draining it
+//!   (`Conn::poll_drain_or_close_read`), so a body costs nothing either.
+//!
+//! Memory: what a connection can hold is its read buffer (≤ 2 × [`MAX_HEADER_BYTES`]: a
+//! `BytesMut` grows by doubling), rustls' buffers on a TLS connection (received records up
+//! to 16 KiB + 2 KiB, handshake messages up to 64 KiB, sent data up to rustls' default
+//! 64 KiB limit), the response (shared with every other scrape, never copied: see
+//! [`super::server`]), and its task: under [`PER_CONNECTION_BOUND`]. The metrics
+//! listener's connection cap times that bound ([`Limits::memory_bound`]) is 24 MiB, the
+//! health listener's 6 MiB: with the agent's own 8-20 MiB, well under its 128 Mi limit.
+
+use std::collections::HashMap;
+use std::future::Future;
+use std::net::{IpAddr, SocketAddr};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use axum::body::Body;
+use axum::http::{HeaderValue, Request, StatusCode};
+use axum::response::Response;
+use axum::Router;
+use hyper::body::Incoming;
+use hyper_util::rt::{TokioIo, TokioTimer};
+use hyper_util::service::TowerToHyperService;
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::{watch, OwnedSemaphorePermit, Semaphore};
+
+use super::tls::{HANDSHAKE_TIMEOUT, MAX_PENDING_HANDSHAKES};
+
+/// Cap on a request's head (request line and headers), in bytes: a scrape's headers,
+/// bearer token (a service-account JWT: 1-2 KiB) included, take under 4 KiB.
+pub const MAX_HEADER_BYTES: usize = 16 * 1024;
+
+/// What one connection can hold at most (see the module): read buffer, rustls' buffers,
+/// the task and hyper's state, rounded up.
+pub const PER_CONNECTION_BOUND: usize = 192 * 1024;
+
+/// Bounds on a listener's clients (see the module).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Limits {
+    /// From waiting for a request head to having it whole; on a keep-alive connection
+    /// also the longest idle time between requests.
+    pub header_read_timeout: Duration,
+    /// Cap on a request head, in bytes (at least 8192, hyper's minimum buffer).
+    pub max_header_bytes: usize,
+    /// Cap on open connections (TLS handshakes included).
+    pub max_connections: usize,
+    /// Cap on open connections from one source (IPv4 address, IPv6 /64).
+    pub max_connections_per_peer: usize,
+    /// After this, the connection is closed once its request in flight is answered.
+    pub max_connection_age: Duration,
+    /// After the graceful close began (age, shutdown), the connection is dropped.
+    pub drain_timeout: Duration,
+    /// Serve several requests on one connection.
+    pub keep_alive: bool,
+}
+
+impl Limits {
+    /// The metrics listener (`--listen-address`): Prometheus scrapers, typically one
+    /// connection each, kept alive between scrapes (closed when idle for 10 s).
+    pub const METRICS: Limits = Limits {
+        header_read_timeout: Duration::from_secs(10),
+        max_header_bytes: MAX_HEADER_BYTES,
+        max_connections: 128,
+        max_connections_per_peer: 16,
+        max_connection_age: Duration::from_secs(60),
+        drain_timeout: Duration::from_secs(30),
+        keep_alive: true,
+    };
+
+    /// The health listener (`--health-listen-address`): the kubelet's probes, one request
+    /// per connection (its prober disables keep-alive: kubernetes `pkg/probe/http/http.go`,
+    /// `New`), answered at once.
+    pub const HEALTH: Limits = Limits {
+        header_read_timeout: Duration::from_secs(5),
+        max_header_bytes: MAX_HEADER_BYTES,
+        max_connections: 32,
+        max_connections_per_peer: 32,
+        max_connection_age: Duration::from_secs(10),
+        drain_timeout: Duration::from_secs(5),
+        keep_alive: false,
+    };
+
+    /// What all of this listener's connections can hold at once, in bytes.
+    pub const fn memory_bound(&self) -> usize {
+        self.max_connections * PER_CONNECTION_BOUND
+    }
+}
+
+/// How a listener's connections speak.
+#[derive(Clone)]
+pub enum Transport {
+    /// Plain HTTP/1.1.
+    Plain,
+    /// HTTPS only, with this configuration.
+    Tls(Arc<rustls::ServerConfig>),
+}
+
+impl std::fmt::Debug for Transport {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Transport::Plain => "Plain",
+            Transport::Tls(_) => "Tls",
+        })
+    }
+}
+
+/// Who a connection counts against: an IPv4 address (IPv4-mapped IPv6 included) or an
+/// IPv6 /64 (one host commonly holds a whole /64).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+enum PeerKey {
+    V4(u32),
+    V6(u64),
+}
+
+impl PeerKey {
+    fn of(ip: IpAddr) -> PeerKey {
+        match ip {
+            IpAddr::V4(v4) => PeerKey::V4(u32::from(v4)),
+            IpAddr::V6(v6) => match v6.to_ipv4_mapped() {
+                Some(v4) => PeerKey::V4(u32::from(v4)),
+                None => PeerKey::V6((u128::from(v6) >> 64) as u64),
+            },
+        }
+    }
+}
+
+/// The connection caps: a slot per open connection.
+#[derive(Debug)]
+struct Admission {
+    total: Arc<Semaphore>,
+    per_peer: Mutex<HashMap<PeerKey, usize>>,
+    max_total: usize,
+    max_per_peer: usize,
+}
+
+/// An open connection's place under the caps, given back on drop.
+#[derive(Debug)]
+struct Slot {
+    admission: Arc<Admission>,
+    peer: PeerKey,
+    _permit: OwnedSemaphorePermit,
+}
+
+impl Admission {
+    fn new(limits: &Limits) -> Arc<Admission> {
+        Arc::new(Admission {
+            total: Arc::new(Semaphore::new(limits.max_connections)),
+            per_peer: Mutex::new(HashMap::new()),
+            max_total: limits.max_connections,
+            max_per_peer: limits.max_connections_per_peer,
+        })
+    }
+
+    fn peers(&self) -> std::sync::MutexGuard<'_, HashMap<PeerKey, usize>> {
+        // The map holds plain counters, updated in one statement: a panic elsewhere while
+        // the lock was held cannot leave it half-written.
+        self.per_peer.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// A slot for a connection from `ip`, or `None` when a cap is reached.
+    fn admit(self: &Arc<Self>, ip: IpAddr) -> Option<Slot> {
+        let peer = PeerKey::of(ip);
+        let mut peers = self.peers();
+        let count = peers.entry(peer).or_insert(0);
+        if *count >= self.max_per_peer {
+            return None;
+        }
+        let permit = Arc::clone(&self.total).try_acquire_owned().ok()?;
+        *count += 1;
+        Some(Slot {
+            admission: Arc::clone(self),
+            peer,
+            _permit: permit,
+        })
+    }
+
+    /// Resolves when no connection is open any more.
+    async fn all_closed(&self) {
+        let max = u32::try_from(self.max_total).unwrap_or(u32::MAX);
+        // The semaphore is never closed: `acquire_many` only fails when it is.
+        let _ = self.total.acquire_many(max).await;
+    }
+}
+
+impl Drop for Slot {
+    fn drop(&mut self) {
+        let mut peers = self.admission.peers();
+        if let Some(count) = peers.get_mut(&self.peer) {
+            *count = count.saturating_sub(1);
+            if *count == 0 {
+                peers.remove(&self.peer);
+            }
+        }
+    }
+}
+
+/// Serve `router` on `listener` until `shutdown` resolves; then stop accepting, close
+/// every connection gracefully (its request in flight is answered) and return once all
+/// are closed (each within [`Limits::drain_timeout`]).
+pub async fn serve(
+    listener: TcpListener,
+    transport: Transport,
+    router: Router,
+    limits: Limits,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    let admission = Admission::new(&limits);
+    let handshakes = Arc::new(Semaphore::new(MAX_PENDING_HANDSHAKES));
+    let acceptor = match &transport {
+        Transport::Plain => None,
+        Transport::Tls(config) => Some(tokio_rustls::TlsAcceptor::from(Arc::clone(config))),
+    };
+    let (stop_tx, stop_rx) = watch::channel(false);
+    tokio::pin!(shutdown);
+    loop {
+        let (stream, peer) = tokio::select! {
+            () = &mut shutdown => break,
+            accepted = listener.accept() => match accepted {
+                Ok(conn) => conn,
+                Err(e) => {
+                    // Out of file descriptors and the like: do not spin.
+                    tracing::debug!(error = %e, "accept failed");
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                    continue;
+                }
+            },
+        };
+        let Some(slot) = admission.admit(peer.ip()) else {
+            tracing::debug!(%peer, "connection cap reached: connection closed");
+            drop(stream);
+            continue;
+        };
+        let _ = stream.set_nodelay(true);
+        let (router, stop, acceptor, handshakes) = (
+            router.clone(),
+            stop_rx.clone(),
+            acceptor.clone(),
+            Arc::clone(&handshakes),
+        );
+        tokio::spawn(async move {
+            let _slot = slot;
+            match acceptor {
+                None => serve_connection(TokioIo::new(stream), router, &limits, stop).await,
+                Some(acceptor) => {
+                    if let Some(tls) = handshake(acceptor, stream, peer, &handshakes, stop.clone()).await {
+                        serve_connection(TokioIo::new(tls), router, &limits, stop).await;
+                    }
+                }
+            }
+        });
+    }
+    drop(listener);
+    let _ = stop_tx.send(true);
+    admission.all_closed().await;
+    Ok(())
+}
+
+/// The TLS handshake of `stream`, bounded by [`HANDSHAKE_TIMEOUT`] and by the cap on
+/// handshakes in progress; `None` (the connection closed) when it fails, takes too long,
+/// finds no room or the server stops.
+async fn handshake(
+    acceptor: tokio_rustls::TlsAcceptor,
+    stream: TcpStream,
+    peer: SocketAddr,
+    handshakes: &Arc<Semaphore>,
+    mut stop: watch::Receiver<bool>,
+) -> Option<tokio_rustls::server::TlsStream<TcpStream>> {
+    let Ok(_pending) = Arc::clone(handshakes).try_acquire_owned() else {
+        tracing::debug!(%peer, "too many TLS handshakes in progress: connection closed");
+        return None;
+    };
+    tokio::select! {
+        done = tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(stream)) => match done {
+            Ok(Ok(tls)) => Some(tls),
+            Ok(Err(e)) => {
+                tracing::debug!(%peer, error = %e, "TLS handshake failed");
+                None
+            }
+            Err(_) => {
+                tracing::debug!(%peer, "TLS handshake timed out");
+                None
+            }
+        },
+        _ = stop.wait_for(|stopped| *stopped) => None,
+    }
+}
+
+/// A 503 for a request the server could not route (never happens: the router's error
+/// type is `Infallible`; kept so that no `unwrap` is needed).
+fn unavailable() -> Response {
+    let mut r = Response::new(Body::from("Service Unavailable\n"));
+    *r.status_mut() = StatusCode::SERVICE_UNAVAILABLE;
+    r.headers_mut().insert(
+        axum::http::header::CONTENT_TYPE,
+        HeaderValue::from_static("text/plain; charset=utf-8"),
+    );
+    r
+}
+
+/// Serve HTTP/1.1 on one connection with `limits`, until the client goes, a limit closes
+/// it or `stop` turns true (then gracefully).
+async fn serve_connection<I>(
+    io: I,
+    router: Router,
+    limits: &Limits,
+    mut stop: watch::Receiver<bool>,
+) where
+    I: hyper::rt::Read + hyper::rt::Write + Unpin + Send + 'static,
+{
+    let tower = TowerToHyperService::new(router.into_service::<Incoming>());
+    let service = hyper::service::service_fn(move |req: Request<Incoming>| {
+        let call = hyper::service::Service::call(&tower, req);
+        async move {
+            Ok::<_, std::convert::Infallible>(call.await.unwrap_or_else(|_| unavailable()))
+        }
+    });
+    let mut builder = hyper::server::conn::http1::Builder::new();
+    builder
+        .timer(TokioTimer::new())
+        .header_read_timeout(limits.header_read_timeout)
+        .max_buf_size(limits.max_header_bytes.max(8192))
+        .max_header_size(limits.max_header_bytes)
+        .keep_alive(limits.keep_alive);
+    let conn = builder.serve_connection(io, service);
+    tokio::pin!(conn);
+    let age = tokio::time::sleep(limits.max_connection_age);
+    tokio::pin!(age);
+    let mut draining: Option<std::pin::Pin<Box<tokio::time::Sleep>>> = None;
+    loop {
+        tokio::select! {
+            result = conn.as_mut() => {
+                if let Err(e) = result {
+                    tracing::debug!(error = %e, "connection closed");
+                }
+                return;
+            }
+            () = &mut age, if draining.is_none() => {
+                conn.as_mut().graceful_shutdown();
+                draining = Some(Box::pin(tokio::time::sleep(limits.drain_timeout)));
+            }
+            _ = stop.wait_for(|stopped| *stopped), if draining.is_none() => {
+                conn.as_mut().graceful_shutdown();
+                draining = Some(Box::pin(tokio::time::sleep(limits.drain_timeout)));
+            }
+            () = async {
+                match draining.as_mut() {
+                    Some(d) => d.as_mut().await,
+                    None => std::future::pending().await,
+                }
+            } => {
+                tracing::debug!("connection still busy after the drain timeout: dropped");
+                return;
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::net::{Ipv4Addr, Ipv6Addr};
+
+    #[test]
+    fn peers_are_counted_by_address_and_ipv6_prefix() {
+        let a = Admission::new(&Limits {
+            max_connections: 3,
+            max_connections_per_peer: 2,
+            ..Limits::METRICS
+        });
+        let one = IpAddr::V4(Ipv4Addr::new(10, 0, 0, 1));
+        let s1 = a.admit(one).unwrap();
+        let s2 = a.admit(one).unwrap();
+        assert!(a.admit(one).is_none(), "per-peer cap");
+        // The same address written as IPv4-mapped IPv6 is the same peer.
+        assert!(a.admit(IpAddr::V6(Ipv4Addr::new(10, 0, 0, 1).to_ipv6_mapped())).is_none());
+        let v6a: Ipv6Addr = "2001:db8:1:2::1".parse().unwrap();
+        let v6b: Ipv6Addr = "2001:db8:1:2:ffff::9".parse().unwrap();
+        let s3 = a.admit(IpAddr::V6(v6a)).unwrap();
+        assert!(a.admit(IpAddr::V6(v6b)).is_none(), "total cap");
+        drop(s1);
+        // A slot given back is free again, for anyone.
+        let s4 = a.admit(IpAddr::V6(v6b)).unwrap();
+        assert!(a.admit(IpAddr::V6(v6a)).is_none());
+        drop((s2, s3, s4));
+        assert!(a.peers().is_empty(), "counters are removed at zero");
+        assert_eq!(a.total.available_permits(), 3);
+    }
+
+    #[test]
+    fn the_memory_bounds_fit_the_pod_limit() {
+        let pod_limit = 128 * 1024 * 1024;
+        let both = Limits::METRICS.memory_bound() + Limits::HEALTH.memory_bound();
+        assert!(both <= pod_limit / 4, "{both} bytes of connections");
+        assert_eq!(Limits::METRICS.memory_bound(), 24 * 1024 * 1024);
+    }
+}
