@@ -22,10 +22,10 @@ use crate::observe::running_config::{self, ConfigzCache, RunningConfigOptions};
 use crate::observe::{self, version, ObserveOptions, Observer};
 use crate::policy::Policy;
 use crate::publish::auth::Authenticator;
+use crate::publish::listener::Limits;
 use crate::publish::metrics::{self, Exposition, MetricsInput};
 use crate::publish::report::discovery_state;
 use crate::publish::server::{self, AppState};
-use crate::publish::listener::Limits;
 use crate::publish::tls::{ReloadingResolver, TlsError, TlsSource};
 use crate::snapshot::Snapshot;
 

@@ -105,13 +105,25 @@ fn start(extra: &[&str], output: Output) -> Agent {
     let health = SocketAddr::from((Ipv4Addr::LOCALHOST, free_port()));
     let log = state.path().join("agent.log");
     let mut cmd = agent_command();
-    serve_args(&mut cmd, &fixture.root(), metrics, &state.path().join("state"))
-        .arg("--health-listen-address")
-        .arg(health.to_string())
-        .args(["--node-name", "node-1", "--api-access", "off", "--interval", "30s"])
-        .args(["--log-level", "kubelet_sentinel=debug,info"])
-        .args(extra)
-        .stdin(Stdio::null());
+    serve_args(
+        &mut cmd,
+        &fixture.root(),
+        metrics,
+        &state.path().join("state"),
+    )
+    .arg("--health-listen-address")
+    .arg(health.to_string())
+    .args([
+        "--node-name",
+        "node-1",
+        "--api-access",
+        "off",
+        "--interval",
+        "30s",
+    ])
+    .args(["--log-level", "kubelet_sentinel=debug,info"])
+    .args(extra)
+    .stdin(Stdio::null());
     match output {
         Output::Log => {
             let file = std::fs::File::create(&log).expect("log file");
@@ -120,7 +132,8 @@ fn start(extra: &[&str], output: Output) -> Agent {
         Output::Broken => {
             let (reader, writer) = std::io::pipe().expect("pipe");
             drop(reader);
-            cmd.stdout(writer.try_clone().expect("clone")).stderr(writer);
+            cmd.stdout(writer.try_clone().expect("clone"))
+                .stderr(writer);
         }
     }
     let child = cmd.spawn().expect("start the agent");
@@ -269,7 +282,8 @@ fn item_2_slowloris_is_cut_after_the_header_timeout() {
 
     let mut s = TcpStream::connect(agent.metrics).expect("connect");
     s.set_write_timeout(Some(Duration::from_secs(1))).unwrap();
-    s.set_read_timeout(Some(Duration::from_millis(100))).unwrap();
+    s.set_read_timeout(Some(Duration::from_millis(100)))
+        .unwrap();
     let start = Instant::now();
     let head = b"GET /metrics HTTP/1.1\r\nHost: agent\r\nX-Slow: ";
     let mut sent = 0usize;
@@ -302,9 +316,8 @@ fn item_2_slowloris_is_cut_after_the_header_timeout() {
             }
         }
     }
-    let cut = cut.unwrap_or_else(|| {
-        panic!("a slowloris ({sent} bytes) still connected after {bound:?}")
-    });
+    let cut =
+        cut.unwrap_or_else(|| panic!("a slowloris ({sent} bytes) still connected after {bound:?}"));
     assert!(
         cut >= timeout - Duration::from_secs(1),
         "cut after {cut:?}: before the header timeout {timeout:?}, by something else?"
@@ -312,7 +325,10 @@ fn item_2_slowloris_is_cut_after_the_header_timeout() {
     eprintln!("slowloris cut after {cut:?} ({sent} bytes sent)");
 
     let (closed, after) = idle.join().expect("idle client");
-    assert!(closed, "an idle keep-alive connection still open after {bound:?}");
+    assert!(
+        closed,
+        "an idle keep-alive connection still open after {bound:?}"
+    );
     eprintln!("idle keep-alive connection closed after {after:?}");
 }
 
@@ -347,7 +363,9 @@ fn item_2_huge_headers_are_refused_and_memory_stays_bounded() {
                     Err(_) => return Ok::<_, String>("refused".to_string()),
                 };
                 let chunk = format!("X-Pad-{n}: {}\r\n", "a".repeat(4096));
-                let _ = s.write_all(b"GET /metrics HTTP/1.1\r\nHost: agent\r\n").await;
+                let _ = s
+                    .write_all(b"GET /metrics HTTP/1.1\r\nHost: agent\r\n")
+                    .await;
                 for _ in 0..95 {
                     if s.write_all(chunk.as_bytes()).await.is_err() {
                         break;
@@ -377,7 +395,10 @@ fn item_2_huge_headers_are_refused_and_memory_stays_bounded() {
     let peak = sampler.join().expect("sampler");
     let bound = MEMORY_BOUND;
     assert!(Limits::METRICS.memory_bound() as u64 <= MEMORY_BOUND);
-    let refused_431 = outcomes.iter().filter(|o| o.starts_with("HTTP/1.1 431")).count();
+    let refused_431 = outcomes
+        .iter()
+        .filter(|o| o.starts_with("HTTP/1.1 431"))
+        .count();
     let closed = outcomes
         .iter()
         .filter(|o| *o == "closed" || *o == "refused")
@@ -489,7 +510,11 @@ fn item_2_a_connection_flood_beyond_the_cap_takes_no_memory() {
         peak.saturating_sub(rest) / 1024,
         bound / 1024
     );
-    assert!(peak <= rest + bound, "memory grew by {} KiB", (peak - rest) / 1024);
+    assert!(
+        peak <= rest + bound,
+        "memory grew by {} KiB",
+        (peak - rest) / 1024
+    );
     assert_eq!(get(agent.metrics, "/metrics", None).unwrap().status, 200);
 }
 
@@ -513,7 +538,10 @@ fn item_3_a_handshake_flood_starves_neither_health_nor_metrics() {
         let r = get(agent.health, path, None).expect("health during the flood");
         let took = start.elapsed();
         assert_eq!(r.status, 200, "{path}");
-        assert!(took < Duration::from_secs(1), "{path} took {took:?} during the flood");
+        assert!(
+            took < Duration::from_secs(1),
+            "{path} took {took:?} during the flood"
+        );
     }
     let start = Instant::now();
     let r = tls_get_from(Ipv4Addr::new(127, 0, 0, 2), agent.metrics, "/metrics")

@@ -282,7 +282,9 @@ pub async fn serve(
             match acceptor {
                 None => serve_connection(TokioIo::new(stream), router, &limits, stop).await,
                 Some(acceptor) => {
-                    if let Some(tls) = handshake(acceptor, stream, peer, &handshakes, stop.clone()).await {
+                    if let Some(tls) =
+                        handshake(acceptor, stream, peer, &handshakes, stop.clone()).await
+                    {
                         serve_connection(TokioIo::new(tls), router, &limits, stop).await;
                     }
                 }
@@ -350,9 +352,7 @@ async fn serve_connection<I>(
     let tower = TowerToHyperService::new(router.into_service::<Incoming>());
     let service = hyper::service::service_fn(move |req: Request<Incoming>| {
         let call = hyper::service::Service::call(&tower, req);
-        async move {
-            Ok::<_, std::convert::Infallible>(call.await.unwrap_or_else(|_| unavailable()))
-        }
+        async move { Ok::<_, std::convert::Infallible>(call.await.unwrap_or_else(|_| unavailable())) }
     });
     let mut builder = hyper::server::conn::http1::Builder::new();
     builder
@@ -412,7 +412,9 @@ mod tests {
         let s2 = a.admit(one).unwrap();
         assert!(a.admit(one).is_none(), "per-peer cap");
         // The same address written as IPv4-mapped IPv6 is the same peer.
-        assert!(a.admit(IpAddr::V6(Ipv4Addr::new(10, 0, 0, 1).to_ipv6_mapped())).is_none());
+        assert!(a
+            .admit(IpAddr::V6(Ipv4Addr::new(10, 0, 0, 1).to_ipv6_mapped()))
+            .is_none());
         let v6a: Ipv6Addr = "2001:db8:1:2::1".parse().unwrap();
         let v6b: Ipv6Addr = "2001:db8:1:2:ffff::9".parse().unwrap();
         let s3 = a.admit(IpAddr::V6(v6a)).unwrap();
