@@ -6,12 +6,13 @@
 //!   header-read timeout, and so is an idle keep-alive connection; heads of ~380 KiB from
 //!   320 connections are refused (431 or closed) while the agent's resident memory stays
 //!   under the bound of `Limits::METRICS` (24 MiB over its resting size); a flood of 1,024
-//!   silent connections from 64 sources is closed at once beyond the caps and takes no
-//!   memory beyond that bound either;
-//! - item 3: 200 silent TCP connections to the TLS metrics port (one source) leave
+//!   silent connections from 64 sources sheds itself beyond the cap (64), takes no memory
+//!   beyond that bound either, and a scraper from another address is served during it;
+//! - item 3: 300 silent TCP connections to the TLS metrics port (21 sources) leave
 //!   `/healthz` and `/readyz` on the health listener answering within 1 s each, `/metrics`
 //!   answering a client from another address during the flood, and the attacker's own
-//!   address once it stops; a silent handshake is cut after 5 s;
+//!   address once it stops; a silent handshake is cut after 5 s; 64 silent connections to
+//!   the health listener itself leave it answering within 1 s;
 //! - item 16: `serve` with stderr and stdout a pipe nobody reads keeps serving and stops
 //!   cleanly (never the exit 101 of a panic); `check` with a closed stdout ends with its
 //!   verdict, without a panic.
@@ -39,8 +40,9 @@ use kubelet_sentinel::publish::tls::HANDSHAKE_TIMEOUT;
 use rustls::pki_types::ServerName;
 
 const MIB: u64 = 1024 * 1024;
-/// What connections may add to the agent's resident memory: the metrics listener's cap
-/// (128 connections) × what one connection can hold (192 KiB). With the agent's resting
+/// What connections may add to the agent's resident memory: the metrics listener's 64
+/// open connections and as many shed ones not closed yet × what one connection can hold
+/// (192 KiB). With the agent's resting
 /// 8-20 MiB (release build; ~30 MiB debug) that is far under the pod's 128 Mi limit.
 const MEMORY_BOUND: u64 = 24 * MIB;
 
@@ -335,7 +337,7 @@ fn item_2_slowloris_is_cut_after_the_header_timeout() {
 /// 320 connections from 20 sources each send a request head of ~380 KiB, 4 KiB every
 /// 10 ms (what took the agent out of its 128 Mi before): every one is refused (431, or
 /// closed) and the agent's resident memory never grows by more than the metrics
-/// listener's bound (128 connections × 192 KiB = 24 MiB).
+/// listener's bound (2 × 64 connections × 192 KiB = 24 MiB).
 #[test]
 fn item_2_huge_headers_are_refused_and_memory_stays_bounded() {
     let agent = start(&[], Output::Log);
@@ -429,10 +431,11 @@ fn item_2_huge_headers_are_refused_and_memory_stays_bounded() {
     assert_eq!(r.status, 200);
 }
 
-/// 1,024 silent connections from 64 sources: beyond the caps (16 per source, 128 in all)
-/// each is closed at once (within 1 s), the ones admitted are cut by the header timeout,
-/// and the agent's memory never grows by more than the listener's bound. The health
-/// listener answers within 1 s throughout.
+/// 1,024 silent connections from 64 sources: at most 64 stay open (beyond the cap each
+/// new one sheds the oldest silent one, which is closed at once), the ones left are cut by
+/// the header timeout, and the agent's memory never grows by more than the listener's
+/// bound. While the flood holds every slot, a client from another address gets `/metrics`
+/// within 1 s (it sheds a silent connection) and the health listener answers within 1 s.
 #[test]
 fn item_2_a_connection_flood_beyond_the_cap_takes_no_memory() {
     let agent = start(&[], Output::Log);
@@ -452,6 +455,20 @@ fn item_2_a_connection_flood_beyond_the_cap_takes_no_memory() {
             Err(e) => panic!("connect {n}: {e}"),
         }
     }
+    // While the flood holds every slot: a scraper from another address is served.
+    let start = Instant::now();
+    let mut scraper = connect_from(Ipv4Addr::new(127, 0, 0, 3), agent.metrics).expect("scraper");
+    scraper
+        .set_read_timeout(Some(Duration::from_secs(5)))
+        .unwrap();
+    let r = common::http::request(&mut scraper, "agent", "/metrics", &[])
+        .expect("/metrics during the flood");
+    let took = start.elapsed();
+    assert_eq!(r.status, 200);
+    assert!(
+        took < Duration::from_secs(1),
+        "/metrics took {took:?} during the flood"
+    );
     // Probe health while the flood holds every slot it can.
     let start = Instant::now();
     let h = get(agent.health, "/healthz", None).expect("healthz during the flood");
@@ -478,7 +495,7 @@ fn item_2_a_connection_flood_beyond_the_cap_takes_no_memory() {
         }
     }
     eprintln!(
-        "flood: {} closed at once, {} admitted",
+        "flood: {} closed (shed or refused), {} open",
         closed_at_once,
         still_open.len()
     );
@@ -520,17 +537,21 @@ fn item_2_a_connection_flood_beyond_the_cap_takes_no_memory() {
 
 // ---------------------------------------------------------------------------- item 3
 
-/// 200 silent TCP connections to the TLS metrics port from one source: the health
-/// listener answers `/healthz` and `/readyz` within 1 s each; a client from another
-/// address gets `/metrics` during the flood (within 2 s); a silent handshake is cut after
-/// 5 s (bound 8 s); once the attacker stops, its own address gets `/metrics` at once.
+/// Silent TCP connections to the TLS metrics port — 100 from one address, 200 from 20
+/// others: every slot of the metrics listener is taken, and the health listener still
+/// answers `/healthz` and `/readyz` within 1 s each; a client from another address gets
+/// `/metrics` during the flood (within 2 s); every silent handshake is cut after 5 s
+/// (bound 8 s); once the attacker stops, its own address gets `/metrics` at once. Then 64
+/// silent connections to the health listener itself (twice its cap, from 127.0.0.1 like
+/// the kubelet's probes): `/healthz` still answers within 1 s.
 #[test]
 fn item_3_a_handshake_flood_starves_neither_health_nor_metrics() {
     let agent = start(&["--metrics-tls-self-signed"], Output::Log);
     let attacker = Ipv4Addr::new(127, 0, 0, 1);
     let mut flood = Vec::new();
-    for n in 0..200 {
-        flood.push(connect_from(attacker, agent.metrics).unwrap_or_else(|e| panic!("{n}: {e}")));
+    for n in 0..300 {
+        let from = if n < 100 { attacker } else { source(n % 20) };
+        flood.push(connect_from(from, agent.metrics).unwrap_or_else(|e| panic!("{n}: {e}")));
     }
     let flood_started = Instant::now();
     for path in ["/healthz", "/readyz", "/healthz"] {
@@ -555,8 +576,8 @@ fn item_3_a_handshake_flood_starves_neither_health_nor_metrics() {
         "the checks above must run while the flood holds its slots"
     );
 
-    // The attacker's own slots are 16: the rest were closed at accept; the 16 are cut by
-    // the handshake timeout.
+    // 16 per source at most, 64 in all: the rest were refused or shed at once; the ones
+    // left are cut by the handshake timeout.
     let bound = HANDSHAKE_TIMEOUT + Duration::from_secs(3);
     let mut held = 0;
     for s in &mut flood {
@@ -577,6 +598,22 @@ fn item_3_a_handshake_flood_starves_neither_health_nor_metrics() {
     assert_eq!(r.status, 200);
     // The health listener serves the probes and nothing else.
     assert_eq!(get(agent.health, "/metrics", None).unwrap().status, 404);
+
+    // A flood of the health listener itself, from the probes' own address.
+    let local: Vec<TcpStream> = (0..64)
+        .map(|_| TcpStream::connect(agent.health).expect("connect to health"))
+        .collect();
+    for path in ["/healthz", "/readyz"] {
+        let start = Instant::now();
+        let r = get(agent.health, path, None).expect("health during its own flood");
+        let took = start.elapsed();
+        assert_eq!(r.status, 200, "{path}");
+        assert!(
+            took < Duration::from_secs(1),
+            "{path} took {took:?} during a local flood"
+        );
+    }
+    drop(local);
 }
 
 // ---------------------------------------------------------------------------- item 16

@@ -23,12 +23,16 @@
 //!   Fields Too Large beyond it, `src/proto/h1/role.rs`), like Go's `Server.MaxHeaderBytes`
 //!   (1 MiB in controller-runtime; far less is needed for a scrape's headers, bearer token
 //!   included).
-//! - **connection caps**: at most [`Limits::max_connections`] open connections, at most
-//!   [`Limits::max_connections_per_peer`] from one source (an IPv4 address, or an IPv6
-//!   /64). A connection beyond either cap is closed as soon as it is accepted, before any
-//!   byte is read or any buffer allocated (Go's `golang.org/x/net/netutil.LimitListener`
-//!   blocks in `Accept` instead, which leaves the flood in the kernel's backlog and the
-//!   legitimate client behind it).
+//! - **connection caps**: at most [`Limits::max_connections_per_peer`] open connections
+//!   from one source (an IPv4 address, or an IPv6 /64): one more is closed as soon as it
+//!   is accepted, before any byte is read or any buffer allocated. At most
+//!   [`Limits::max_connections`] in all: one more **sheds** the oldest connection that is
+//!   not handling a request (silent, in its TLS handshake or request head, idle between
+//!   requests), which is closed at once, and takes its place ([`Admission::admit`]). A
+//!   scraper sends its request as soon as it is connected and is answered in milliseconds,
+//!   so a flood of silent connections, from however many sources, sheds only itself. Go's
+//!   `golang.org/x/net/netutil.LimitListener` blocks in `Accept` instead, which leaves the
+//!   legitimate client in the kernel's backlog behind the flood.
 //! - **TLS handshakes** run inside the connection's slot, bounded by
 //!   [`super::tls::HANDSHAKE_TIMEOUT`] and at most [`super::tls::MAX_PENDING_HANDSHAKES`]
 //!   at once: a silent connection costs the agent a socket and a few hundred bytes for
@@ -44,13 +48,16 @@
 //! `BytesMut` grows by doubling), rustls' buffers on a TLS connection (received records up
 //! to 16 KiB + 2 KiB, handshake messages up to 64 KiB, sent data up to rustls' default
 //! 64 KiB limit), the response (shared with every other scrape, never copied: see
-//! [`super::server`]), and its task: under [`PER_CONNECTION_BOUND`]. The metrics
-//! listener's connection cap times that bound ([`Limits::memory_bound`]) is 24 MiB, the
-//! health listener's 6 MiB: with the agent's own 8-20 MiB, well under its 128 Mi limit.
+//! [`super::server`]), and its task: under [`PER_CONNECTION_BOUND`]. Open connections and
+//! shed ones not closed yet are each at most [`Limits::max_connections`]: twice the cap
+//! times that bound ([`Limits::memory_bound`]) is 24 MiB for the metrics listener (64
+//! connections), 6 MiB for the health listener (16): with the agent's own 8-20 MiB, well
+//! under its 128 Mi limit.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::future::Future;
 use std::net::{IpAddr, SocketAddr};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -62,7 +69,7 @@ use hyper::body::Incoming;
 use hyper_util::rt::{TokioIo, TokioTimer};
 use hyper_util::service::TowerToHyperService;
 use tokio::net::{TcpListener, TcpStream};
-use tokio::sync::{watch, OwnedSemaphorePermit, Semaphore};
+use tokio::sync::{watch, Notify, OwnedSemaphorePermit, Semaphore};
 
 use super::tls::{HANDSHAKE_TIMEOUT, MAX_PENDING_HANDSHAKES};
 
@@ -100,7 +107,7 @@ impl Limits {
     pub const METRICS: Limits = Limits {
         header_read_timeout: Duration::from_secs(10),
         max_header_bytes: MAX_HEADER_BYTES,
-        max_connections: 128,
+        max_connections: 64,
         max_connections_per_peer: 16,
         max_connection_age: Duration::from_secs(60),
         drain_timeout: Duration::from_secs(30),
@@ -113,16 +120,19 @@ impl Limits {
     pub const HEALTH: Limits = Limits {
         header_read_timeout: Duration::from_secs(5),
         max_header_bytes: MAX_HEADER_BYTES,
-        max_connections: 32,
-        max_connections_per_peer: 32,
+        max_connections: 16,
+        // No per-source cap: the kubelet's probes and anyone on the node come from the
+        // same 127.0.0.1. At the cap, silent connections are shed for the probes.
+        max_connections_per_peer: usize::MAX,
         max_connection_age: Duration::from_secs(10),
         drain_timeout: Duration::from_secs(5),
         keep_alive: false,
     };
 
-    /// What all of this listener's connections can hold at once, in bytes.
+    /// What all of this listener's connections can hold at once, in bytes: the open ones
+    /// and as many shed ones not closed yet.
     pub const fn memory_bound(&self) -> usize {
-        self.max_connections * PER_CONNECTION_BOUND
+        2 * self.max_connections * PER_CONNECTION_BOUND
     }
 }
 
@@ -164,11 +174,35 @@ impl PeerKey {
     }
 }
 
-/// The connection caps: a slot per open connection.
+/// An open connection as the caps see it: whether a request of it is being handled, and
+/// the signal that sheds it.
+#[derive(Debug, Default)]
+struct Conn {
+    /// Requests being handled now (from the handler's call to its response).
+    busy: AtomicUsize,
+    /// Set once the connection was chosen to be shed.
+    shed: AtomicBool,
+    /// Wakes the connection's task to drop it.
+    shed_now: Notify,
+}
+
+/// What the caps track, under one lock.
+#[derive(Debug, Default)]
+struct Open {
+    per_peer: HashMap<PeerKey, usize>,
+    /// Open connections (not shed) in the order they were accepted.
+    conns: BTreeMap<u64, Arc<Conn>>,
+    /// Connections shed but not closed yet (woken to close at once).
+    shedding: usize,
+    next_id: u64,
+}
+
+/// The connection caps: a slot per open connection (see [`Admission::admit`]).
 #[derive(Debug)]
 struct Admission {
-    total: Arc<Semaphore>,
-    per_peer: Mutex<HashMap<PeerKey, usize>>,
+    /// One permit per slot, open or shed: [`Admission::all_closed`] waits for them all.
+    slots: Arc<Semaphore>,
+    open: Mutex<Open>,
     max_total: usize,
     max_per_peer: usize,
 }
@@ -178,59 +212,108 @@ struct Admission {
 struct Slot {
     admission: Arc<Admission>,
     peer: PeerKey,
+    id: u64,
+    conn: Arc<Conn>,
     _permit: OwnedSemaphorePermit,
 }
 
 impl Admission {
     fn new(limits: &Limits) -> Arc<Admission> {
         Arc::new(Admission {
-            total: Arc::new(Semaphore::new(limits.max_connections)),
-            per_peer: Mutex::new(HashMap::new()),
+            slots: Arc::new(Semaphore::new(2 * limits.max_connections)),
+            open: Mutex::new(Open::default()),
             max_total: limits.max_connections,
             max_per_peer: limits.max_connections_per_peer,
         })
     }
 
-    fn peers(&self) -> std::sync::MutexGuard<'_, HashMap<PeerKey, usize>> {
-        // The map holds plain counters, updated in one statement: a panic elsewhere while
-        // the lock was held cannot leave it half-written.
-        self.per_peer.lock().unwrap_or_else(|p| p.into_inner())
+    fn open(&self) -> std::sync::MutexGuard<'_, Open> {
+        // Counters and a map, each updated in one statement: a panic elsewhere while the
+        // lock was held cannot leave them half-written.
+        self.open.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    /// A slot for a connection from `ip`, or `None` when a cap is reached.
+    /// Let in a connection from `ip`, or `None` (close it at once).
+    ///
+    /// Beyond the per-source cap: refused. Beyond the total cap: the oldest connection
+    /// that is not handling a request (a silent one, one still in its TLS handshake or its
+    /// request head, an idle keep-alive) is shed — woken to close at once — and the new
+    /// one takes its place. A client that sends its request when connected is answered in
+    /// milliseconds and is not shed meanwhile; a flood of silent connections from many
+    /// sources sheds itself. Refused when nothing can be shed (every connection busy) or
+    /// as many connections are being shed as can be open.
     fn admit(self: &Arc<Self>, ip: IpAddr) -> Option<Slot> {
         let peer = PeerKey::of(ip);
-        let mut peers = self.peers();
-        let count = peers.entry(peer).or_insert(0);
-        if *count >= self.max_per_peer {
+        let mut open = self.open();
+        if open.per_peer.get(&peer).copied().unwrap_or(0) >= self.max_per_peer {
             return None;
         }
-        let permit = Arc::clone(&self.total).try_acquire_owned().ok()?;
-        *count += 1;
+        if open.conns.len() >= self.max_total {
+            if open.shedding >= self.max_total {
+                return None;
+            }
+            let (&id, victim) = open.conns.iter().find(|(_, c)| {
+                c.busy.load(Ordering::Acquire) == 0 && !c.shed.load(Ordering::Acquire)
+            })?;
+            victim.shed.store(true, Ordering::Release);
+            // `notify_one` keeps the wake-up when its task is not waiting yet.
+            victim.shed_now.notify_one();
+            open.conns.remove(&id);
+            open.shedding += 1;
+        }
+        let permit = Arc::clone(&self.slots).try_acquire_owned().ok()?;
+        *open.per_peer.entry(peer).or_insert(0) += 1;
+        let id = open.next_id;
+        open.next_id += 1;
+        let conn = Arc::new(Conn::default());
+        open.conns.insert(id, Arc::clone(&conn));
         Some(Slot {
             admission: Arc::clone(self),
             peer,
+            id,
+            conn,
             _permit: permit,
         })
     }
 
     /// Resolves when no connection is open any more.
     async fn all_closed(&self) {
-        let max = u32::try_from(self.max_total).unwrap_or(u32::MAX);
+        let all = u32::try_from(2 * self.max_total).unwrap_or(u32::MAX);
         // The semaphore is never closed: `acquire_many` only fails when it is.
-        let _ = self.total.acquire_many(max).await;
+        let _ = self.slots.acquire_many(all).await;
     }
 }
 
 impl Drop for Slot {
     fn drop(&mut self) {
-        let mut peers = self.admission.peers();
-        if let Some(count) = peers.get_mut(&self.peer) {
+        let mut open = self.admission.open();
+        if self.conn.shed.load(Ordering::Acquire) {
+            open.shedding = open.shedding.saturating_sub(1);
+        } else {
+            open.conns.remove(&self.id);
+        }
+        if let Some(count) = open.per_peer.get_mut(&self.peer) {
             *count = count.saturating_sub(1);
             if *count == 0 {
-                peers.remove(&self.peer);
+                open.per_peer.remove(&self.peer);
             }
         }
+    }
+}
+
+/// Counts a request of a connection as being handled while it lives.
+struct Busy(Arc<Conn>);
+
+impl Busy {
+    fn new(conn: &Arc<Conn>) -> Busy {
+        conn.busy.fetch_add(1, Ordering::AcqRel);
+        Busy(Arc::clone(conn))
+    }
+}
+
+impl Drop for Busy {
+    fn drop(&mut self) {
+        self.0.busy.fetch_sub(1, Ordering::AcqRel);
     }
 }
 
@@ -265,7 +348,7 @@ pub async fn serve(
                 }
             },
         };
-        let Some(slot) = admission.admit(peer.ip()) else {
+        let Some(admitted) = admission.admit(peer.ip()) else {
             tracing::debug!(%peer, "connection cap reached: connection closed");
             drop(stream);
             continue;
@@ -278,16 +361,28 @@ pub async fn serve(
             Arc::clone(&handshakes),
         );
         tokio::spawn(async move {
+            let slot = admitted;
+            let conn = Arc::clone(&slot.conn);
             let _slot = slot;
-            match acceptor {
-                None => serve_connection(TokioIo::new(stream), router, &limits, stop).await,
-                Some(acceptor) => {
-                    if let Some(tls) =
-                        handshake(acceptor, stream, peer, &handshakes, stop.clone()).await
-                    {
-                        serve_connection(TokioIo::new(tls), router, &limits, stop).await;
+            // Shed: dropped at once, whatever it was doing (it was doing nothing).
+            let shed = conn.shed_now.notified();
+            let serve = async {
+                match acceptor {
+                    None => {
+                        serve_connection(TokioIo::new(stream), router, &limits, &conn, stop).await
+                    }
+                    Some(acceptor) => {
+                        if let Some(tls) =
+                            handshake(acceptor, stream, peer, &handshakes, stop.clone()).await
+                        {
+                            serve_connection(TokioIo::new(tls), router, &limits, &conn, stop).await;
+                        }
                     }
                 }
+            };
+            tokio::select! {
+                () = serve => {}
+                () = shed => tracing::debug!(%peer, "connection cap reached: idle connection shed"),
             }
         });
     }
@@ -345,14 +440,20 @@ async fn serve_connection<I>(
     io: I,
     router: Router,
     limits: &Limits,
+    conn_state: &Arc<Conn>,
     mut stop: watch::Receiver<bool>,
 ) where
     I: hyper::rt::Read + hyper::rt::Write + Unpin + Send + 'static,
 {
     let tower = TowerToHyperService::new(router.into_service::<Incoming>());
+    let conn_state = Arc::clone(conn_state);
     let service = hyper::service::service_fn(move |req: Request<Incoming>| {
+        let busy = Busy::new(&conn_state);
         let call = hyper::service::Service::call(&tower, req);
-        async move { Ok::<_, std::convert::Infallible>(call.await.unwrap_or_else(|_| unavailable())) }
+        async move {
+            let _busy = busy;
+            Ok::<_, std::convert::Infallible>(call.await.unwrap_or_else(|_| unavailable()))
+        }
     });
     let mut builder = hyper::server::conn::http1::Builder::new();
     builder
@@ -418,14 +519,69 @@ mod tests {
         let v6a: Ipv6Addr = "2001:db8:1:2::1".parse().unwrap();
         let v6b: Ipv6Addr = "2001:db8:1:2:ffff::9".parse().unwrap();
         let s3 = a.admit(IpAddr::V6(v6a)).unwrap();
-        assert!(a.admit(IpAddr::V6(v6b)).is_none(), "total cap");
-        drop(s1);
-        // A slot given back is free again, for anyone.
         let s4 = a.admit(IpAddr::V6(v6b)).unwrap();
-        assert!(a.admit(IpAddr::V6(v6a)).is_none());
-        drop((s2, s3, s4));
-        assert!(a.peers().is_empty(), "counters are removed at zero");
-        assert_eq!(a.total.available_permits(), 3);
+        assert!(
+            a.admit(IpAddr::V6(v6a)).is_none(),
+            "per-peer cap of the /64"
+        );
+        drop((s1, s2, s3, s4));
+        assert!(a.open().per_peer.is_empty(), "counters are removed at zero");
+        assert!(a.open().conns.is_empty());
+        assert_eq!(a.open().shedding, 0);
+        assert_eq!(a.slots.available_permits(), 6);
+    }
+
+    #[tokio::test]
+    async fn at_the_cap_the_oldest_idle_connection_is_shed() {
+        let a = Admission::new(&Limits {
+            max_connections: 2,
+            max_connections_per_peer: 10,
+            ..Limits::METRICS
+        });
+        let ip = |n| IpAddr::V4(Ipv4Addr::new(10, 0, 0, n));
+        let busy = a.admit(ip(1)).unwrap();
+        let idle = a.admit(ip(2)).unwrap();
+        let handling = Busy::new(&busy.conn);
+        // Full: the new one sheds the oldest connection not handling a request.
+        let third = a.admit(ip(3)).expect("admitted by shedding");
+        assert!(idle.conn.shed.load(Ordering::Acquire));
+        assert!(!busy.conn.shed.load(Ordering::Acquire));
+        tokio::time::timeout(Duration::from_secs(1), idle.conn.shed_now.notified())
+            .await
+            .expect("the shed connection is told at once");
+        let counts = {
+            let open = a.open();
+            (open.conns.len(), open.shedding)
+        };
+        assert_eq!(counts, (2, 1));
+        // Nothing idle to shed but the newest; it goes, then nothing is left.
+        let fourth = a.admit(ip(4)).expect("sheds the third (idle)");
+        assert!(third.conn.shed.load(Ordering::Acquire));
+        drop(handling);
+        assert!(
+            a.admit(ip(5)).is_none(),
+            "as many being shed as can be open"
+        );
+        drop((idle, third));
+        assert_eq!(a.open().shedding, 0);
+        let fifth = a.admit(ip(5)).expect("sheds the busy one, idle now");
+        assert!(busy.conn.shed.load(Ordering::Acquire));
+        drop((busy, fourth, fifth));
+        assert!(a.open().per_peer.is_empty() && a.open().conns.is_empty());
+        assert_eq!(a.slots.available_permits(), 4);
+    }
+
+    #[tokio::test]
+    async fn busy_connections_are_never_shed() {
+        let a = Admission::new(&Limits {
+            max_connections: 1,
+            max_connections_per_peer: 10,
+            ..Limits::METRICS
+        });
+        let one = a.admit(IpAddr::V4(Ipv4Addr::new(10, 0, 0, 1))).unwrap();
+        let _handling = Busy::new(&one.conn);
+        assert!(a.admit(IpAddr::V4(Ipv4Addr::new(10, 0, 0, 2))).is_none());
+        assert!(!one.conn.shed.load(Ordering::Acquire));
     }
 
     #[test]
