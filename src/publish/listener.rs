@@ -33,10 +33,11 @@
 //!   so a flood of silent connections, from however many sources, sheds only itself. Go's
 //!   `golang.org/x/net/netutil.LimitListener` blocks in `Accept` instead, which leaves the
 //!   legitimate client in the kernel's backlog behind the flood.
-//! - **TLS handshakes** run inside the connection's slot, bounded by
-//!   [`super::tls::HANDSHAKE_TIMEOUT`] and at most [`super::tls::MAX_PENDING_HANDSHAKES`]
-//!   at once: a silent connection costs the agent a socket and a few hundred bytes for
-//!   that long, exactly what it costs the attacker.
+//! - **TLS handshakes** run inside the connection's slot (so at most the connection cap
+//!   of them at once), bounded by [`super::tls::HANDSHAKE_TIMEOUT`]; a connection in its
+//!   handshake is not handling a request, so it is shed first: a silent connection costs
+//!   the agent a socket and a few hundred bytes until the next one arrives, exactly what
+//!   it costs the attacker.
 //! - **connection lifetime**: after [`Limits::max_connection_age`] the connection is shut
 //!   down gracefully (the request in flight is answered, then the connection closes) and
 //!   after [`Limits::drain_timeout`] more it is dropped whatever it is doing (a client that
@@ -71,7 +72,7 @@ use hyper_util::service::TowerToHyperService;
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{watch, Notify, OwnedSemaphorePermit, Semaphore};
 
-use super::tls::{HANDSHAKE_TIMEOUT, MAX_PENDING_HANDSHAKES};
+use super::tls::HANDSHAKE_TIMEOUT;
 
 /// Cap on a request's head (request line and headers), in bytes: a scrape's headers,
 /// bearer token (a service-account JWT: 1-2 KiB) included, take under 4 KiB.
@@ -203,6 +204,8 @@ struct Admission {
     /// One permit per slot, open or shed: [`Admission::all_closed`] waits for them all.
     slots: Arc<Semaphore>,
     open: Mutex<Open>,
+    /// Told when a shed connection has closed.
+    shed_closed: Notify,
     max_total: usize,
     max_per_peer: usize,
 }
@@ -222,6 +225,7 @@ impl Admission {
         Arc::new(Admission {
             slots: Arc::new(Semaphore::new(2 * limits.max_connections)),
             open: Mutex::new(Open::default()),
+            shed_closed: Notify::new(),
             max_total: limits.max_connections,
             max_per_peer: limits.max_connections_per_peer,
         })
@@ -276,6 +280,14 @@ impl Admission {
         })
     }
 
+    /// Whether as many connections are being shed as can be open: then the accept loop
+    /// waits for them to close before it accepts another (the rest wait in the kernel's
+    /// backlog, in order) rather than refusing it.
+    fn saturated(&self) -> bool {
+        let open = self.open();
+        open.conns.len() >= self.max_total && open.shedding >= self.max_total
+    }
+
     /// Resolves when no connection is open any more.
     async fn all_closed(&self) {
         let all = u32::try_from(2 * self.max_total).unwrap_or(u32::MAX);
@@ -289,6 +301,7 @@ impl Drop for Slot {
         let mut open = self.admission.open();
         if self.conn.shed.load(Ordering::Acquire) {
             open.shedding = open.shedding.saturating_sub(1);
+            self.admission.shed_closed.notify_one();
         } else {
             open.conns.remove(&self.id);
         }
@@ -328,7 +341,6 @@ pub async fn serve(
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
     let admission = Admission::new(&limits);
-    let handshakes = Arc::new(Semaphore::new(MAX_PENDING_HANDSHAKES));
     let acceptor = match &transport {
         Transport::Plain => None,
         Transport::Tls(config) => Some(tokio_rustls::TlsAcceptor::from(Arc::clone(config))),
@@ -336,6 +348,14 @@ pub async fn serve(
     let (stop_tx, stop_rx) = watch::channel(false);
     tokio::pin!(shutdown);
     loop {
+        if admission.saturated() {
+            tokio::select! {
+                () = &mut shutdown => break,
+                () = admission.shed_closed.notified() => {}
+                () = tokio::time::sleep(Duration::from_millis(50)) => {}
+            }
+            continue;
+        }
         let (stream, peer) = tokio::select! {
             () = &mut shutdown => break,
             accepted = listener.accept() => match accepted {
@@ -354,12 +374,7 @@ pub async fn serve(
             continue;
         };
         let _ = stream.set_nodelay(true);
-        let (router, stop, acceptor, handshakes) = (
-            router.clone(),
-            stop_rx.clone(),
-            acceptor.clone(),
-            Arc::clone(&handshakes),
-        );
+        let (router, stop, acceptor) = (router.clone(), stop_rx.clone(), acceptor.clone());
         tokio::spawn(async move {
             let slot = admitted;
             let conn = Arc::clone(&slot.conn);
@@ -372,9 +387,7 @@ pub async fn serve(
                         serve_connection(TokioIo::new(stream), router, &limits, &conn, stop).await
                     }
                     Some(acceptor) => {
-                        if let Some(tls) =
-                            handshake(acceptor, stream, peer, &handshakes, stop.clone()).await
-                        {
+                        if let Some(tls) = handshake(acceptor, stream, peer, stop.clone()).await {
                             serve_connection(TokioIo::new(tls), router, &limits, &conn, stop).await;
                         }
                     }
@@ -392,20 +405,14 @@ pub async fn serve(
     Ok(())
 }
 
-/// The TLS handshake of `stream`, bounded by [`HANDSHAKE_TIMEOUT`] and by the cap on
-/// handshakes in progress; `None` (the connection closed) when it fails, takes too long,
-/// finds no room or the server stops.
+/// The TLS handshake of `stream`, bounded by [`HANDSHAKE_TIMEOUT`]; `None` (the
+/// connection closed) when it fails, takes too long or the server stops.
 async fn handshake(
     acceptor: tokio_rustls::TlsAcceptor,
     stream: TcpStream,
     peer: SocketAddr,
-    handshakes: &Arc<Semaphore>,
     mut stop: watch::Receiver<bool>,
 ) -> Option<tokio_rustls::server::TlsStream<TcpStream>> {
-    let Ok(_pending) = Arc::clone(handshakes).try_acquire_owned() else {
-        tracing::debug!(%peer, "too many TLS handshakes in progress: connection closed");
-        return None;
-    };
     tokio::select! {
         done = tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(stream)) => match done {
             Ok(Ok(tls)) => Some(tls),

@@ -32,12 +32,9 @@ pub const RELOAD_CHECK_INTERVAL: Duration = Duration::from_secs(2);
 /// Bound on a client's TLS handshake (Go's net/http bounds it by the shortest of the
 /// server's read, read-header and write timeouts: `net/http/server.go`,
 /// `Server.tlsHandshakeTimeout`). A handshake on a datacenter network takes milliseconds;
-/// a silent connection holds its slot this long at most (see [`super::listener`]).
+/// a silent connection holds its slot this long at most (see [`super::listener`], whose
+/// connection caps also bound the handshakes in progress).
 pub const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(5);
-/// Bound on handshakes in progress at once (each costs a signature); connections beyond
-/// it are closed at once. One source holds at most
-/// [`Limits::max_connections_per_peer`](super::listener::Limits) of them.
-pub const MAX_PENDING_HANDSHAKES: usize = 64;
 
 /// Where the serving certificate comes from.
 #[derive(Debug, Clone, PartialEq, Eq)]
