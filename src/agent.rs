@@ -22,10 +22,11 @@ use crate::observe::running_config::{self, ConfigzCache, RunningConfigOptions};
 use crate::observe::{self, version, ObserveOptions, Observer};
 use crate::policy::Policy;
 use crate::publish::auth::Authenticator;
+use crate::publish::listener::Limits;
 use crate::publish::metrics::{self, Exposition, MetricsInput};
 use crate::publish::report::discovery_state;
 use crate::publish::server::{self, AppState};
-use crate::publish::tls::{ReloadingResolver, TlsError, TlsListener, TlsSource};
+use crate::publish::tls::{ReloadingResolver, TlsError, TlsSource};
 use crate::snapshot::Snapshot;
 
 /// This build's version (`kubelet_sentinel_build_info{version}`).
@@ -51,6 +52,9 @@ pub struct AgentConfig {
     /// Time between evaluations (must be positive).
     pub interval: Duration,
     pub listen: SocketAddr,
+    /// Where the health probes (`/healthz`, `/readyz`) are served, plain HTTP, apart from
+    /// `/metrics` (`--health-listen-address`).
+    pub health_listen: SocketAddr,
     pub policy: Policy,
     /// Cap on any single host file read, in bytes.
     pub max_read_bytes: u64,
@@ -659,6 +663,13 @@ pub async fn run_serve(cfg: AgentConfig) -> Result<(), AgentError> {
             source,
         })?;
     let local = listener.local_addr().unwrap_or(cfg.listen);
+    let health_listener = tokio::net::TcpListener::bind(cfg.health_listen)
+        .await
+        .map_err(|source| AgentError::Bind {
+            addr: cfg.health_listen,
+            source,
+        })?;
+    let health_local = health_listener.local_addr().unwrap_or(cfg.health_listen);
 
     // Until the first evaluation: build_info only (see `publish::server`). Resolving the
     // node name reads the host's hostname, so it goes to the blocking pool too.
@@ -702,9 +713,9 @@ pub async fn run_serve(cfg: AgentConfig) -> Result<(), AgentError> {
     };
     let state = Arc::new(AppState::new(startup));
 
-    let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
-    let stop = async move {
-        let _ = stop_rx.await;
+    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+    let stop = |mut rx: tokio::sync::watch::Receiver<bool>| async move {
+        let _ = rx.wait_for(|stopped| *stopped).await;
     };
     let scheme = if tls.is_some() { "https" } else { "http" };
     if auth.is_some() && tls.is_none() {
@@ -713,23 +724,24 @@ pub async fn run_serve(cfg: AgentConfig) -> Result<(), AgentError> {
              (add --metrics-tls-self-signed or --metrics-tls-cert/--metrics-tls-key)"
         );
     }
-    let mut server = match tls {
-        Some(config) => {
-            let listener = TlsListener::new(listener, config).map_err(AgentError::Server)?;
-            tokio::spawn(server::serve_on(
-                listener,
-                Arc::clone(&state),
-                auth.clone(),
-                stop,
-            ))
-        }
-        None => tokio::spawn(server::serve_on(
-            listener,
-            Arc::clone(&state),
-            auth.clone(),
-            stop,
-        )),
-    };
+    let mut server = tokio::spawn(server::serve_on(
+        listener,
+        tls.clone(),
+        server::router(Arc::clone(&state), auth.clone()),
+        Limits::METRICS,
+        stop(stop_rx.clone()),
+    ));
+    let mut health = tokio::spawn(server::serve_on(
+        health_listener,
+        None,
+        server::health_router(Arc::clone(&state)),
+        Limits::HEALTH,
+        stop(stop_rx),
+    ));
+    tracing::info!(
+        address = %health_local,
+        "health probes: http://{health_local}/healthz and /readyz"
+    );
     tracing::info!(
         address = %local,
         version = BUILD_VERSION,
@@ -771,6 +783,15 @@ pub async fn run_serve(cfg: AgentConfig) -> Result<(), AgentError> {
             tracing::info!(signal, "shutting down");
         }
         res = &mut server => {
+            health.abort();
+            return match res {
+                Ok(Ok(())) => Err(AgentError::ServerStopped),
+                Ok(Err(e)) => Err(AgentError::Server(e)),
+                Err(e) => Err(AgentError::ServerTask(e)),
+            };
+        }
+        res = &mut health => {
+            server.abort();
             return match res {
                 Ok(Ok(())) => Err(AgentError::ServerStopped),
                 Ok(Err(e)) => Err(AgentError::Server(e)),
@@ -784,8 +805,16 @@ pub async fn run_serve(cfg: AgentConfig) -> Result<(), AgentError> {
     }
 
     // Stop accepting, let in-flight scrapes finish (bounded).
-    let _ = stop_tx.send(());
-    match tokio::time::timeout(SHUTDOWN_GRACE, &mut server).await {
+    let _ = stop_tx.send(true);
+    let both = async {
+        let (m, h) = tokio::join!(&mut server, &mut health);
+        // The metrics server's outcome, else the health server's.
+        match (m, h) {
+            (Ok(Ok(())), h) => h,
+            (m, _) => m,
+        }
+    };
+    match tokio::time::timeout(SHUTDOWN_GRACE, both).await {
         Ok(Ok(Ok(()))) => Ok(()),
         Ok(Ok(Err(e))) => Err(AgentError::Server(e)),
         Ok(Err(e)) => Err(AgentError::ServerTask(e)),
@@ -795,6 +824,7 @@ pub async fn run_serve(cfg: AgentConfig) -> Result<(), AgentError> {
                 "connections still open after the grace period; exiting"
             );
             server.abort();
+            health.abort();
             Ok(())
         }
     }
@@ -999,6 +1029,7 @@ mod tests {
             kubelet_pid: None,
             interval: Duration::ZERO,
             listen: SocketAddr::from(([127, 0, 0, 1], 0)),
+            health_listen: SocketAddr::from(([127, 0, 0, 1], 0)),
             policy: Policy::embedded(),
             max_read_bytes: 1024,
             enrich: EnrichOptions::default(),

@@ -22,6 +22,10 @@ use crate::publish::report::{self, Report};
 /// full; see README "Port").
 pub const DEFAULT_PORT: u16 = 10358;
 
+/// The default port of the health probes' own listener (`--health-listen-address`), on
+/// loopback: the next one after [`DEFAULT_PORT`].
+pub const DEFAULT_HEALTH_PORT: u16 = 10359;
+
 #[derive(Debug, Parser)]
 #[command(
     name = "kubelet-sentinel",
@@ -194,6 +198,12 @@ pub struct ServeArgs {
     /// Address to listen on.
     #[arg(long, env = "KUBELET_SENTINEL_LISTEN_ADDRESS", default_value_t = SocketAddr::from(([0, 0, 0, 0], DEFAULT_PORT)))]
     pub listen_address: SocketAddr,
+
+    /// Address of the health probes' own listener (/healthz, /readyz; plain HTTP), which
+    /// no metrics client can starve. Loopback by default: with hostNetwork the kubelet
+    /// probes it at host 127.0.0.1, and nothing off the node reaches it.
+    #[arg(long, env = "KUBELET_SENTINEL_HEALTH_LISTEN_ADDRESS", default_value_t = SocketAddr::from(([127, 0, 0, 1], DEFAULT_HEALTH_PORT)))]
+    pub health_listen_address: SocketAddr,
 
     /// Time between full evaluations (Go-style duration: 30s, 1m, 1h30m).
     #[arg(long, env = "KUBELET_SENTINEL_INTERVAL", default_value = "30s", value_parser = parse_duration)]
@@ -388,7 +398,28 @@ fn check_cluster(
     Ok(cluster)
 }
 
-/// Set up logging to stderr.
+/// Standard error for the logs, where a failed write is dropped: a closed or full stderr
+/// (the reader of a pipe gone, `EPIPE`) must never bring the agent down. tracing's own
+/// report of a failed write (`log_internal_errors`) is an `eprintln!`, which panics when
+/// stderr is broken (tracing-subscriber `src/fmt/fmt_layer.rs`, `Layer::on_event`): it is
+/// turned off in [`init_logging`].
+#[derive(Debug, Clone, Copy, Default)]
+pub struct LossyStderr;
+
+impl std::io::Write for LossyStderr {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        // Lost, not retried: the agent's work goes on whether or not its log is read.
+        let _ = std::io::stderr().write_all(buf);
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        let _ = std::io::stderr().flush();
+        Ok(())
+    }
+}
+
+/// Set up logging to stderr (see [`LossyStderr`]).
 pub fn init_logging(global: &GlobalArgs) {
     let filter = tracing_subscriber::EnvFilter::try_new(&global.log_level)
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
@@ -396,7 +427,8 @@ pub fn init_logging(global: &GlobalArgs) {
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_ansi(std::io::stderr().is_terminal())
-        .with_writer(std::io::stderr);
+        .log_internal_errors(false)
+        .with_writer(|| LossyStderr);
     // A second initialisation (tests) is harmless: ignore the error.
     let _ = match global.log_format {
         LogFormat::Json => builder.json().try_init(),
@@ -498,6 +530,7 @@ fn run_baseline(
     opts: &ObserveOptions,
 ) -> Result<i32, CliError> {
     use crate::drift::store::{Loaded, BASELINE_FILE};
+    use std::io::Write;
     let store = state_dir(global);
     match cmd {
         BaselineCommand::Show => {
@@ -510,7 +543,12 @@ fn run_baseline(
                     Ok(0)
                 }
                 Loaded::Missing => {
-                    eprintln!("kubelet-sentinel: no baseline at {}", path.display());
+                    // Not `eprintln!`, which panics on a broken stderr.
+                    let _ = writeln!(
+                        std::io::stderr(),
+                        "kubelet-sentinel: no baseline at {}",
+                        path.display()
+                    );
                     Ok(1)
                 }
                 Loaded::Corrupt(why) => Err(CliError::Baseline(format!(
@@ -591,7 +629,12 @@ pub fn run(cli: Cli) -> Result<i32, CliError> {
                 Format::Json => report::render_json(&report),
                 Format::Junit => report::render_junit(&report),
             };
-            write_stdout(&out)?;
+            match write_stdout(&out) {
+                // The reader went away (`check | head`): what it did not read is not an
+                // error; the verdict stands.
+                Err(CliError::Output(e)) if e.kind() == std::io::ErrorKind::BrokenPipe => {}
+                other => other?,
+            }
             Ok(report::exit_code(&report, args.fail_on.threshold()))
         }
         Command::Serve(args) => {
@@ -601,6 +644,7 @@ pub fn run(cli: Cli) -> Result<i32, CliError> {
                 kubelet_pid: opts.kubelet_pid,
                 interval: args.interval,
                 listen: args.listen_address,
+                health_listen: args.health_listen_address,
                 policy,
                 max_read_bytes: cli.global.max_read_bytes,
                 enrich: enrich_options(&cli.global),

@@ -9,7 +9,9 @@ fn main() -> ExitCode {
     match kubelet_sentinel::cli::run(cli).map_err(anyhow::Error::from) {
         Ok(code) => ExitCode::from(u8::try_from(code).unwrap_or(2)),
         Err(e) => {
-            eprintln!("kubelet-sentinel: error: {e:#}");
+            // Not `eprintln!`: it panics when stderr is broken.
+            use std::io::Write;
+            let _ = writeln!(std::io::stderr(), "kubelet-sentinel: error: {e:#}");
             ExitCode::from(2)
         }
     }

@@ -15,7 +15,7 @@ use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 
 use clap::CommandFactory;
-use kubelet_sentinel::cli::{Cli, DEFAULT_PORT};
+use kubelet_sentinel::cli::{Cli, DEFAULT_HEALTH_PORT, DEFAULT_PORT};
 use kubelet_sentinel::policy::Policy;
 use serde_json::Value;
 
@@ -399,17 +399,51 @@ fn check_daemonset(what: &str, ds: &Value, flags: &Flags) -> Config {
         Some(listen_port),
         "{what}: containerPort = the listen port"
     );
-    // With TLS the agent speaks HTTPS only: the probes must too (no token needed there).
-    let protection = config.protection(flags);
+    // The probes go to the health listener (plain HTTP, no token), which no metrics client
+    // can starve: the port named health is --health-listen-address's, and the probe's
+    // host is its address unless it listens on every interface (the kubelet probes from
+    // the host's network namespace: with hostNetwork, 127.0.0.1 is the agent's loopback).
+    let health_listen = config.required(flags, "health-listen-address");
+    let (health_host, health_port) = health_listen
+        .rsplit_once(':')
+        .and_then(|(h, p)| {
+            Some((
+                h.trim_matches(['[', ']']).to_string(),
+                p.parse::<u64>().ok()?,
+            ))
+        })
+        .unwrap_or_else(|| panic!("{what}: --health-listen-address={health_listen} has a port"));
+    let health = ports
+        .iter()
+        .find(|p| p["name"] == "health")
+        .unwrap_or_else(|| panic!("{what}: a container port named health"));
+    assert_eq!(
+        health["containerPort"].as_u64(),
+        Some(health_port),
+        "{what}: the health containerPort = the health listen port"
+    );
+    assert_ne!(health_port, listen_port, "{what}: two listeners, two ports");
     for (probe, path) in [("livenessProbe", "/healthz"), ("readinessProbe", "/readyz")] {
         assert_eq!(c[probe]["httpGet"]["path"], path, "{what}: {probe}");
-        assert_eq!(c[probe]["httpGet"]["port"], "metrics", "{what}: {probe}");
+        assert_eq!(c[probe]["httpGet"]["port"], "health", "{what}: {probe}");
         let scheme = c[probe]["httpGet"]["scheme"].as_str().unwrap_or("HTTP");
         assert_eq!(
-            scheme,
-            if protection.tls { "HTTPS" } else { "HTTP" },
-            "{what}: {probe} scheme vs the agent's TLS ({protection:?})"
+            scheme, "HTTP",
+            "{what}: {probe}: the health listener is plain HTTP"
         );
+        let host = c[probe]["httpGet"]["host"].as_str();
+        if matches!(health_host.as_str(), "0.0.0.0" | "::") {
+            assert_eq!(
+                host, None,
+                "{what}: {probe}: the pod's IP (every interface)"
+            );
+        } else {
+            assert_eq!(
+                host,
+                Some(health_host.as_str()),
+                "{what}: {probe}: host = the health listener's address"
+            );
+        }
         assert!(
             c[probe]["httpGet"]["httpHeaders"].is_null(),
             "{what}: {probe}: /healthz and /readyz need no token"
@@ -491,6 +525,7 @@ fn check_daemonset(what: &str, ds: &Value, flags: &Flags) -> Config {
     );
     assert_eq!(v["hostPath"]["type"], "DirectoryOrCreate", "{what}");
     // --metrics-auth=kubernetes reviews tokens with the API: it needs the API.
+    let protection = config.protection(flags);
     if protection.auth {
         assert_eq!(
             api_access, "on",
@@ -641,10 +676,16 @@ fn manifests_daemonset_passes_only_flags_the_binary_has() {
         },
         "manifests: the default install protects /metrics (HTTPS, --metrics-auth=kubernetes)"
     );
+    assert_eq!(
+        config.setting(&flags, "health-listen-address"),
+        Some(format!("127.0.0.1:{DEFAULT_HEALTH_PORT}")),
+        "manifests: the health probes on loopback, the default port"
+    );
     for long in [
         "host-root",
         "state-dir",
         "listen-address",
+        "health-listen-address",
         "log-format",
         "api-access",
         "metrics-auth",
@@ -658,11 +699,12 @@ fn manifests_daemonset_passes_only_flags_the_binary_has() {
 }
 
 /// The settings the chart manages itself, each passed as the flag's env twin.
-const CHART_SETTINGS: [&str; 10] = [
+const CHART_SETTINGS: [&str; 11] = [
     "api-access",
     "host-root",
     "state-dir",
     "listen-address",
+    "health-listen-address",
     "log-format",
     "log-level",
     "policy",
@@ -1040,6 +1082,15 @@ fn chart_versions_and_defaults_match_the_crate() {
         values["listen"]["port"].as_u64(),
         Some(u64::from(DEFAULT_PORT)),
         "values.yaml listen.port"
+    );
+    assert_eq!(
+        values["health"]["port"].as_u64(),
+        Some(u64::from(DEFAULT_HEALTH_PORT)),
+        "values.yaml health.port"
+    );
+    assert_eq!(
+        values["health"]["address"], "127.0.0.1",
+        "values.yaml health.address: the probes on loopback by default"
     );
     assert_eq!(
         values["baselineFromPolicy"], false,

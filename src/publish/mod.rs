@@ -3,10 +3,12 @@
 //! - [`metrics`]: the Prometheus / OpenMetrics exposition, rendered once per evaluation,
 //! - [`report`]: the `check` command's report (JSON, JUnit XML, terminal table),
 //! - [`server`]: the HTTP server that serves the latest exposition,
+//! - [`listener`]: its accept loop and the bounds on its clients (timeouts, caps),
 //! - [`tls`]: HTTPS for it, with certificates reloaded when their files change,
 //! - [`auth`]: `--metrics-auth kubernetes` (TokenReview + SubjectAccessReview).
 
 pub mod auth;
+pub mod listener;
 pub mod metrics;
 pub mod report;
 pub mod server;

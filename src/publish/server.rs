@@ -13,13 +13,23 @@
 //!
 //! With `--metrics-auth kubernetes` ([`super::auth`]), `/metrics` needs a bearer token
 //! that the Kubernetes API authenticates and authorises; `/healthz`, `/readyz` and the
-//! index stay open (the kubelet's probes present no token, and they tell nothing about
-//! the node). On a [`super::tls::TlsListener`], [`serve_on`] speaks HTTPS only.
+//! index stay open (they tell nothing about the node). With a TLS configuration,
+//! [`serve_on`] speaks HTTPS only.
+//!
+//! The kubelet's probes go to a listener of their own ([`health_router`],
+//! `--health-listen-address`, plain HTTP on loopback by default) that no metrics client
+//! can starve. `/healthz` and `/readyz` stay on the metrics listener too: constant
+//! answers that touch nothing, bounded like every request there, for whoever already
+//! probes them.
+//!
+//! A scrape's body is the published exposition itself, shared (`Bytes::from_owner`), never
+//! copied: a hundred clients that do not read their response hold no copy each.
 
 use std::future::Future;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, RwLock};
 
+use axum::body::Bytes;
 use axum::extract::State;
 use axum::http::header::{
     ACCEPT, AUTHORIZATION, CACHE_CONTROL, CONTENT_TYPE, RETRY_AFTER, WWW_AUTHENTICATE,
@@ -30,6 +40,7 @@ use axum::routing::get;
 use axum::Router;
 
 use super::auth::{Authenticator, Decision, Outcome};
+use super::listener::{Limits, Transport};
 use super::metrics::{Exposition, CONTENT_TYPE_OPENMETRICS, CONTENT_TYPE_TEXT};
 
 /// State shared between the evaluation loop and the handlers.
@@ -167,9 +178,15 @@ async fn metrics(State(served): State<Served>, headers: HeaderMap) -> Response {
     }
     let exposition = served.state.current();
     let (content_type, body) = if wants_openmetrics(&headers) {
-        (CONTENT_TYPE_OPENMETRICS, exposition.openmetrics.clone())
+        (
+            CONTENT_TYPE_OPENMETRICS,
+            Bytes::from_owner(Shared(exposition, Format::OpenMetrics)),
+        )
     } else {
-        (CONTENT_TYPE_TEXT, exposition.text.clone())
+        (
+            CONTENT_TYPE_TEXT,
+            Bytes::from_owner(Shared(exposition, Format::Text)),
+        )
     };
     (
         [
@@ -179,6 +196,25 @@ async fn metrics(State(served): State<Served>, headers: HeaderMap) -> Response {
         body,
     )
         .into_response()
+}
+
+/// Which text of an exposition a body is.
+#[derive(Debug, Clone, Copy)]
+enum Format {
+    Text,
+    OpenMetrics,
+}
+
+/// One text of a published exposition, as the body of a response without a copy.
+struct Shared(Arc<Exposition>, Format);
+
+impl AsRef<[u8]> for Shared {
+    fn as_ref(&self) -> &[u8] {
+        match self.1 {
+            Format::Text => self.0.text.as_bytes(),
+            Format::OpenMetrics => self.0.openmetrics.as_bytes(),
+        }
+    }
 }
 
 async fn healthz() -> &'static str {
@@ -232,22 +268,32 @@ pub fn router(state: Arc<AppState>, auth: Option<Arc<Authenticator>>) -> Router 
         .with_state(Served { state, auth })
 }
 
-/// Serve on any listener (plain TCP or [`super::tls::TlsListener`]), with `/metrics`
-/// behind `auth` when given, until `shutdown` resolves; then stop accepting, let in-flight
+/// The health probes alone (`--health-listen-address`): `/healthz` and `/readyz`, on a
+/// listener of their own that no metrics client can starve (as controller-runtime serves
+/// them on `Options.HealthProbeBindAddress`, apart from its metrics server:
+/// `pkg/manager/manager.go`).
+pub fn health_router(state: Arc<AppState>) -> Router {
+    Router::new()
+        .route("/healthz", get(healthz))
+        .route("/readyz", get(readyz))
+        .with_state(Served { state, auth: None })
+}
+
+/// Serve `router` on `listener` (plain TCP or, with `tls`, HTTPS only) with `limits` (see
+/// [`super::listener`]) until `shutdown` resolves; then stop accepting, let in-flight
 /// requests finish and return (see [`shutdown_signal`]).
-pub async fn serve_on<L>(
-    listener: L,
-    state: Arc<AppState>,
-    auth: Option<Arc<Authenticator>>,
+pub async fn serve_on(
+    listener: tokio::net::TcpListener,
+    tls: Option<Arc<rustls::ServerConfig>>,
+    router: Router,
+    limits: Limits,
     shutdown: impl Future<Output = ()> + Send + 'static,
-) -> std::io::Result<()>
-where
-    L: axum::serve::Listener,
-    L::Addr: std::fmt::Debug,
-{
-    axum::serve(listener, router(state, auth))
-        .with_graceful_shutdown(shutdown)
-        .await
+) -> std::io::Result<()> {
+    let transport = match tls {
+        Some(config) => Transport::Tls(config),
+        None => Transport::Plain,
+    };
+    super::listener::serve(listener, transport, router, limits, shutdown).await
 }
 
 /// Resolves on SIGTERM (how Kubernetes stops a pod) or SIGINT (ctrl-c) and names the
@@ -358,9 +404,15 @@ mod tests {
         let addr = listener.local_addr().unwrap();
         let state = Arc::new(AppState::new(exposition("startup")));
         let (tx, rx) = tokio::sync::oneshot::channel::<()>();
-        let server = tokio::spawn(serve_on(listener, Arc::clone(&state), None, async move {
-            let _ = rx.await;
-        }));
+        let server = tokio::spawn(serve_on(
+            listener,
+            None,
+            router(Arc::clone(&state), None),
+            Limits::METRICS,
+            async move {
+                let _ = rx.await;
+            },
+        ));
 
         let st = Arc::clone(&state);
         tokio::task::spawn_blocking(move || {

@@ -15,7 +15,6 @@
 //! `host::read_operator_file` (regular files only, never blocking on a FIFO) and capped
 //! at [`MAX_PEM_BYTES`].
 
-use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -30,10 +29,12 @@ use rustls::sign::CertifiedKey;
 pub const MAX_PEM_BYTES: u64 = 1 << 20;
 /// How often, at most, a handshake re-reads the files to see whether they changed.
 pub const RELOAD_CHECK_INTERVAL: Duration = Duration::from_secs(2);
-/// Bound on a client's TLS handshake.
-pub const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
-/// Bound on handshakes in progress at once; connections beyond it are closed at once.
-pub const MAX_PENDING_HANDSHAKES: usize = 64;
+/// Bound on a client's TLS handshake (Go's net/http bounds it by the shortest of the
+/// server's read, read-header and write timeouts: `net/http/server.go`,
+/// `Server.tlsHandshakeTimeout`). A handshake on a datacenter network takes milliseconds;
+/// a silent connection holds its slot this long at most (see [`super::listener`], whose
+/// connection caps also bound the handshakes in progress).
+pub const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// Where the serving certificate comes from.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -307,85 +308,6 @@ pub fn server_config(
         .with_cert_resolver(resolver);
     config.alpn_protocols = vec![b"http/1.1".to_vec()];
     Ok(Arc::new(config))
-}
-
-/// An [`axum::serve::Listener`] that accepts TCP connections and hands over the ones whose
-/// TLS handshake completed. Handshakes run in their own tasks (a slow client holds up no
-/// other), each bounded by [`HANDSHAKE_TIMEOUT`], at most [`MAX_PENDING_HANDSHAKES`] at
-/// once. A failed handshake (plain HTTP, a client that rejects the certificate) is
-/// logged at debug and the connection closed.
-pub struct TlsListener {
-    local: SocketAddr,
-    rx: tokio::sync::mpsc::Receiver<(
-        tokio_rustls::server::TlsStream<tokio::net::TcpStream>,
-        SocketAddr,
-    )>,
-    task: tokio::task::JoinHandle<()>,
-}
-
-impl Drop for TlsListener {
-    fn drop(&mut self) {
-        self.task.abort();
-    }
-}
-
-impl TlsListener {
-    /// Start accepting on `listener` with `config`.
-    pub fn new(
-        listener: tokio::net::TcpListener,
-        config: Arc<rustls::ServerConfig>,
-    ) -> std::io::Result<TlsListener> {
-        let local = listener.local_addr()?;
-        let (tx, rx) = tokio::sync::mpsc::channel(MAX_PENDING_HANDSHAKES);
-        let acceptor = tokio_rustls::TlsAcceptor::from(config);
-        let pending = Arc::new(tokio::sync::Semaphore::new(MAX_PENDING_HANDSHAKES));
-        let task = tokio::spawn(async move {
-            loop {
-                let (stream, peer) = match listener.accept().await {
-                    Ok(conn) => conn,
-                    Err(e) => {
-                        // Out of file descriptors and the like: do not spin.
-                        tracing::debug!(error = %e, "accept failed");
-                        tokio::time::sleep(Duration::from_millis(100)).await;
-                        continue;
-                    }
-                };
-                let Ok(permit) = Arc::clone(&pending).try_acquire_owned() else {
-                    tracing::debug!(%peer, "too many TLS handshakes in progress: connection closed");
-                    continue;
-                };
-                let (acceptor, tx) = (acceptor.clone(), tx.clone());
-                tokio::spawn(async move {
-                    let _permit = permit;
-                    match tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(stream)).await {
-                        Ok(Ok(tls)) => {
-                            let _ = tx.send((tls, peer)).await;
-                        }
-                        Ok(Err(e)) => tracing::debug!(%peer, error = %e, "TLS handshake failed"),
-                        Err(_) => tracing::debug!(%peer, "TLS handshake timed out"),
-                    }
-                });
-            }
-        });
-        Ok(TlsListener { local, rx, task })
-    }
-}
-
-impl axum::serve::Listener for TlsListener {
-    type Io = tokio_rustls::server::TlsStream<tokio::net::TcpStream>;
-    type Addr = SocketAddr;
-
-    async fn accept(&mut self) -> (Self::Io, Self::Addr) {
-        match self.rx.recv().await {
-            Some(conn) => conn,
-            // The accept task is gone (it only ends when aborted): accept nothing more.
-            None => std::future::pending().await,
-        }
-    }
-
-    fn local_addr(&self) -> std::io::Result<Self::Addr> {
-        Ok(self.local)
-    }
 }
 
 #[cfg(test)]

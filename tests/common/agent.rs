@@ -16,7 +16,9 @@ pub const AGENT: &str = env!("CARGO_BIN_EXE_kubelet-sentinel");
 
 /// The agent's command with no `KUBELET_SENTINEL_*`, `NODE_NAME` or
 /// `KUBERNETES_SERVICE_HOST` inherited from the test's environment (they would change its
-/// flags or its API access).
+/// flags or its API access). A `serve` gets its health listener on a free loopback port
+/// (`KUBELET_SENTINEL_HEALTH_LISTEN_ADDRESS=127.0.0.1:0`): agents of tests running at once
+/// would all want the default 127.0.0.1:10359.
 pub fn agent_command() -> Command {
     let mut cmd = Command::new(AGENT);
     for (k, _) in std::env::vars_os() {
@@ -26,6 +28,7 @@ pub fn agent_command() -> Command {
             cmd.env_remove(&k);
         }
     }
+    cmd.env("KUBELET_SENTINEL_HEALTH_LISTEN_ADDRESS", "127.0.0.1:0");
     cmd
 }
 
