@@ -26,7 +26,7 @@ trap cleanup EXIT
 cp -a examples/node "$work/host"
 port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1]); s.close()')
 "$bin" serve --host-root "$work/host" --state-dir "$work/state" --node-name bench \
-  --listen-address "127.0.0.1:$port" --interval 1h --watch-interval "$watch" \
+  --listen-address "127.0.0.1:$port" --health-listen-address 127.0.0.1:0 --interval 1h --watch-interval "$watch" \
   >"$work/serve.log" 2>&1 &
 pid=$!
 

@@ -190,7 +190,7 @@ run_wrk() {
 ks_port="$(free_port)"
 ne_port="$(free_port)"
 log "kubelet-sentinel serve on 127.0.0.1:$ks_port"
-"$bin" serve --state-dir "$work/state" --host-root "$work/host" --listen-address "127.0.0.1:$ks_port" --interval 30s \
+"$bin" serve --state-dir "$work/state" --host-root "$work/host" --listen-address "127.0.0.1:$ks_port" --health-listen-address 127.0.0.1:0 --interval 30s \
   > "$work/sentinel.log" 2>&1 &
 ks_pid=$!
 started+=("$ks_pid")
@@ -209,7 +209,7 @@ run_wrk "prometheus-node-exporter" "http://127.0.0.1:$ne_port/metrics" "$ne_pid"
 # --- 6. evaluations running during the load ---------------------------------------------------
 busy_port="$(free_port)"
 log "kubelet-sentinel serve on 127.0.0.1:$busy_port, $FAKE_PROCS extra processes, --interval $BUSY_INTERVAL"
-"$bin" --log-format json serve --state-dir "$work/state-busy" --host-root "$work/host-busy" --listen-address "127.0.0.1:$busy_port" \
+"$bin" --log-format json serve --state-dir "$work/state-busy" --host-root "$work/host-busy" --listen-address "127.0.0.1:$busy_port" --health-listen-address 127.0.0.1:0 \
   --interval "$BUSY_INTERVAL" > "$work/sentinel-busy.log" 2>&1 &
 busy_pid=$!
 started+=("$busy_pid")

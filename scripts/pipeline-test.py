@@ -313,7 +313,7 @@ def agent(name, work, node, extra):
     port = free_port()
     state = os.path.join(work, f"state-{name}")
     argv = [AGENT, "--kubeconfig", os.path.join(work, "kubeconfig"),
-            "serve", "--listen-address", f"127.0.0.1:{port}", "--node-name", node,
+            "serve", "--listen-address", f"127.0.0.1:{port}", "--health-listen-address", "127.0.0.1:0", "--node-name", node,
             "--state-dir", state, "--interval", "2s", "--watch-interval", "200ms",
             "--metrics-auth", "kubernetes", "--metrics-tls-self-signed"] + extra
     p = start(name, argv, work)
