@@ -446,8 +446,13 @@ impl HostRoot {
 
     /// Open a host file for reading (non-blocking: a FIFO never blocks the open).
     fn open_for_read(&self, host_path: &str) -> Result<File, HostError> {
-        match self.open_in_root(host_path, OFlags::RDONLY | OFlags::NONBLOCK) {
-            Some(fd) => Ok(File::from(fd?)),
+        match self.open_in_root(host_path, OFlags::PATH) {
+            Some(fd) => reopen_regular(fd?).map_err(|e| match e {
+                Reopen::NotAFile => HostError::NotAFile {
+                    path: host_path.to_string(),
+                },
+                Reopen::Io(e) => HostError::from_io(host_path, &e),
+            }),
             None => {
                 let steps = self.walk(host_path, true)?;
                 self.reopen(host_path, &steps, OFlags::RDONLY | OFlags::NONBLOCK, true)
@@ -538,13 +543,9 @@ impl HostRoot {
     pub fn read_into(&self, p: &PreparedPath, buf: &mut Vec<u8>, limit: usize) -> bool {
         buf.clear();
         let file = if self.kernel {
-            match openat2(
-                self.root_fd.as_fd(),
-                &p.rel,
-                OFlags::RDONLY | OFlags::NONBLOCK,
-            ) {
-                Ok(fd) => File::from(fd),
-                Err(_) => return false,
+            match openat2(self.root_fd.as_fd(), &p.rel, OFlags::PATH).map(reopen_regular) {
+                Ok(Ok(f)) => f,
+                _ => return false,
             }
         } else {
             match self.open_for_read(&p.host) {
@@ -730,6 +731,61 @@ fn openat2(dirfd: BorrowedFd<'_>, path: &CStr, flags: OFlags) -> std::io::Result
             r => return r.map_err(std::io::Error::from),
         }
     }
+}
+
+/// Why an `O_PATH` descriptor was not reopened for reading.
+enum Reopen {
+    NotAFile,
+    Io(std::io::Error),
+}
+
+/// Reopen an `O_PATH` descriptor for reading, only if it names a regular file: the type is
+/// checked with `fstat` *before* anything is opened for reading, so a FIFO (opening it
+/// would release a writer waiting for a reader) or a device with open-time side effects
+/// (`/dev/watchdog` arms the watchdog on open) is never opened. The reopen goes through the
+/// agent's own `/proc/self/fd/<n>`, which names the very object already resolved (no new
+/// path resolution under the root); the file found must be the one checked (device and
+/// inode). Without a procfs of its own (never in a container) every read fails with that
+/// error: an honest `unknown`, never a read of an unchecked file.
+fn reopen_regular(fd: OwnedFd) -> Result<File, Reopen> {
+    let st = rustix::fs::fstat(&fd).map_err(|e| Reopen::Io(e.into()))?;
+    if rustix::fs::FileType::from_raw_mode(st.st_mode) != rustix::fs::FileType::RegularFile {
+        return Err(Reopen::NotAFile);
+    }
+    let flags = OFlags::RDONLY | OFlags::NONBLOCK | OFlags::NOCTTY | OFlags::CLOEXEC;
+    // "/proc/self/fd/<n>\0" on the stack: the drift watch reads this way every second and
+    // must not allocate.
+    let mut magic = [0u8; 32];
+    let prefix = b"/proc/self/fd/";
+    magic[..prefix.len()].copy_from_slice(prefix);
+    let mut digits = [0u8; 10];
+    let mut n = u32::try_from(fd.as_raw_fd())
+        .map_err(|_| Reopen::Io(std::io::Error::other("negative descriptor")))?;
+    let mut len = 0;
+    loop {
+        digits[len] = b'0' + (n % 10) as u8;
+        len += 1;
+        n /= 10;
+        if n == 0 {
+            break;
+        }
+    }
+    for (i, d) in digits[..len].iter().rev().enumerate() {
+        magic[prefix.len() + i] = *d;
+    }
+    let end = prefix.len() + len;
+    let magic = CStr::from_bytes_with_nul(&magic[..=end])
+        .map_err(|_| Reopen::Io(std::io::Error::other("descriptor path")))?;
+    let file = rustix::fs::open(magic, flags, Mode::empty())
+        .map(File::from)
+        .map_err(|e| Reopen::Io(e.into()))?;
+    let again = rustix::fs::fstat(&file).map_err(|e| Reopen::Io(e.into()))?;
+    if (again.st_dev, again.st_ino) != (st.st_dev, st.st_ino) {
+        return Err(Reopen::Io(std::io::Error::other(
+            "replaced while it was being opened",
+        )));
+    }
+    Ok(file)
 }
 
 /// Push the components of `path` onto the stack so that the first component is popped first.

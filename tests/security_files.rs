@@ -21,7 +21,7 @@ use std::ffi::CString;
 use std::fs;
 use std::net::{Ipv4Addr, SocketAddr};
 use std::os::unix::ffi::OsStrExt;
-use std::os::unix::fs::{symlink, FileTypeExt, MetadataExt};
+use std::os::unix::fs::{symlink, FileTypeExt, MetadataExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
@@ -924,5 +924,64 @@ fn item_9_fallback_keeps_host_semantics() {
             host.read_dir("/d/f"),
             Err(HostError::NotADirectory { .. })
         ));
+    }
+}
+
+/// Every host read checks the file type before opening anything for reading: a FIFO under
+/// the root (a hostPath pod can make one where a configuration file is expected) is refused
+/// without being opened, so a writer waiting on it is never released, and no device with
+/// open-time side effects could be opened either. Kernel resolution and the fallback.
+#[test]
+fn item_6_a_host_fifo_is_type_checked_before_it_is_opened() {
+    let _serial = serial();
+    let dir = tempfile::tempdir().expect("tempdir");
+    fs::create_dir_all(dir.path().join("etc")).expect("etc");
+    let fifo = dir.path().join("etc/config.yaml");
+    let c = CString::new(fifo.as_os_str().as_bytes()).expect("path");
+    // SAFETY: a NUL-terminated path.
+    assert_eq!(unsafe { libc::mkfifo(c.as_ptr(), 0o600) }, 0, "mkfifo");
+    let host = HostRoot::new(dir.path()).expect("host root");
+    for (mode, h) in [
+        ("kernel", host.clone()),
+        ("fallback", host.clone().without_kernel_resolution()),
+    ] {
+        // A writer blocks in open(O_WRONLY) until someone opens the FIFO for reading.
+        let released = Arc::new(AtomicBool::new(false));
+        let writer = {
+            let (fifo, released) = (fifo.clone(), Arc::clone(&released));
+            std::thread::spawn(move || {
+                let f = fs::OpenOptions::new().write(true).open(&fifo);
+                released.store(true, Ordering::SeqCst);
+                drop(f);
+            })
+        };
+        std::thread::sleep(Duration::from_millis(100));
+        let started = Instant::now();
+        assert!(
+            matches!(h.read("/etc/config.yaml"), Err(HostError::NotAFile { .. })),
+            "{mode}: a FIFO must be refused as not a regular file"
+        );
+        let p = kubelet_sentinel::host::PreparedPath::new("/etc/config.yaml").expect("path");
+        let mut buf = Vec::new();
+        assert!(!h.read_into(&p, &mut buf, 4096), "{mode}: read_into a FIFO");
+        assert!(
+            started.elapsed() < WITHIN,
+            "{mode}: {:?}",
+            started.elapsed()
+        );
+        std::thread::sleep(Duration::from_millis(300));
+        assert!(
+            !released.load(Ordering::SeqCst),
+            "{mode}: the agent opened the FIFO for reading (the waiting writer was released)"
+        );
+        // Release the writer ourselves.
+        let reader = fs::OpenOptions::new()
+            .read(true)
+            .custom_flags(libc::O_NONBLOCK)
+            .open(&fifo)
+            .expect("open the FIFO to release the writer");
+        writer.join().expect("writer thread");
+        assert!(released.load(Ordering::SeqCst));
+        drop(reader);
     }
 }
