@@ -169,7 +169,8 @@ pub struct Fingerprint {
 }
 
 impl Fingerprint {
-    fn from_stat(st: &rustix::fs::Stat) -> Fingerprint {
+    /// The fingerprint of an `fstat`/`statat` result.
+    pub fn from_stat(st: &rustix::fs::Stat) -> Fingerprint {
         #[allow(clippy::cast_sign_loss, clippy::unnecessary_cast)]
         Fingerprint {
             dev: st.st_dev as u64,

@@ -136,23 +136,29 @@ fn run(mut cmd: Command, timeout: Duration) -> Run {
     }
 }
 
+/// `kubelet-sentinel <words> --host-root <root> [--state-dir <state>]` on this suite's node,
+/// without live probes, with `--api-access <api>`.
+fn agent_on(words: &[&str], root: &Path, state: Option<&Path>, api: &str) -> Command {
+    let mut cmd = agent_command();
+    cmd.args(words).arg("--host-root").arg(root);
+    if let Some(state) = state {
+        cmd.arg("--state-dir").arg(state);
+    }
+    cmd.args([
+        "--node-name",
+        NODE,
+        "--live-probes",
+        "off",
+        "--api-access",
+        api,
+    ]);
+    cmd
+}
+
 /// `check` on the example node (no live probes, no API), JSON report.
 fn check(state: &Path) -> Command {
-    let mut cmd = agent_command();
-    cmd.arg("check")
-        .arg("--host-root")
-        .arg(example_node())
-        .arg("--state-dir")
-        .arg(state)
-        .args([
-            "--node-name",
-            NODE,
-            "--live-probes",
-            "off",
-            "--api-access",
-            "off",
-        ])
-        .args(["--format", "json", "--fail-on", "never"]);
+    let mut cmd = agent_on(&["check"], &example_node(), Some(state), "off");
+    cmd.args(["--format", "json", "--fail-on", "never"]);
     cmd
 }
 
@@ -192,21 +198,8 @@ impl Serve {
         let addr = SocketAddr::from((Ipv4Addr::LOCALHOST, free_port()));
         let log = work.join(format!("serve-{}.log", addr.port()));
         let file = fs::File::create(&log).unwrap();
-        let mut cmd = agent_command();
-        cmd.arg("serve")
-            .arg("--host-root")
-            .arg(example_node())
-            .arg("--state-dir")
-            .arg(state)
-            .args([
-                "--node-name",
-                NODE,
-                "--live-probes",
-                "off",
-                "--api-access",
-                "off",
-            ])
-            .args(["--interval", "1h", "--log-format", "json"])
+        let mut cmd = agent_on(&["serve"], &example_node(), Some(state), "off");
+        cmd.args(["--interval", "1h", "--log-format", "json"])
             .arg("--listen-address")
             .arg(addr.to_string())
             .args(extra)
@@ -421,16 +414,7 @@ fn item_7_host_root_and_state_dir_fifo_and_device_are_refused_within_a_second() 
     let _serial = serial();
     let dir = tempfile::tempdir().unwrap();
     for (kind, path) in hostile_files(dir.path()) {
-        let mut cmd = agent_command();
-        cmd.arg("check").arg("--host-root").arg(&path).args([
-            "--node-name",
-            NODE,
-            "--live-probes",
-            "off",
-            "--api-access",
-            "off",
-        ]);
-        let r = run(cmd, START);
+        let r = run(agent_on(&["check"], &path, None, "off"), START);
         assert_eq!(r.code, Some(2), "--host-root {kind}: {}", r.stderr);
         assert!(
             r.elapsed < WITHIN,
@@ -453,22 +437,8 @@ fn item_7_host_root_and_state_dir_fifo_and_device_are_refused_within_a_second() 
 /// `check --api-access on --kubeconfig <kc>`: the configuration is read before anything
 /// else and an unusable one stops the run (exit 2).
 fn check_with_kubeconfig(state: &Path, kc: &Path) -> Run {
-    let mut cmd = agent_command();
-    cmd.arg("check")
-        .arg("--host-root")
-        .arg(example_node())
-        .arg("--state-dir")
-        .arg(state)
-        .args([
-            "--node-name",
-            NODE,
-            "--live-probes",
-            "off",
-            "--api-access",
-            "on",
-        ])
-        .arg("--kubeconfig")
-        .arg(kc);
+    let mut cmd = agent_on(&["check"], &example_node(), Some(state), "on");
+    cmd.arg("--kubeconfig").arg(kc);
     run(cmd, START)
 }
 
@@ -541,21 +511,9 @@ fn item_7_tls_cert_and_key_fifo_and_dev_zero_are_refused_within_a_second() {
     for (kind, path) in hostile_files(dir.path()) {
         for (flag, pair) in [("cert", (&path, &key)), ("key", (&cert, &path))] {
             let addr = SocketAddr::from((Ipv4Addr::LOCALHOST, free_port()));
-            let mut cmd = agent_command();
-            cmd.arg("serve")
-                .arg("--host-root")
-                .arg(example_node())
-                .arg("--state-dir")
-                .arg(dir.path().join("state"))
-                .args([
-                    "--node-name",
-                    NODE,
-                    "--live-probes",
-                    "off",
-                    "--api-access",
-                    "off",
-                ])
-                .arg("--listen-address")
+            let state = dir.path().join("state");
+            let mut cmd = agent_on(&["serve"], &example_node(), Some(&state), "off");
+            cmd.arg("--listen-address")
                 .arg(addr.to_string())
                 .arg("--metrics-tls-cert")
                 .arg(pair.0)
@@ -686,19 +644,12 @@ fn item_8_serve_and_accept_never_write_through_state_file_symlinks() {
 
     // `baseline accept` (a write without a read) replaces a planted link, never follows it.
     let p = planted();
-    let mut cmd = agent_command();
-    cmd.args(["baseline", "accept", "--host-root"])
-        .arg(example_node())
-        .arg("--state-dir")
-        .arg(&p.state)
-        .args([
-            "--node-name",
-            NODE,
-            "--live-probes",
-            "off",
-            "--api-access",
-            "off",
-        ]);
+    let cmd = agent_on(
+        &["baseline", "accept"],
+        &example_node(),
+        Some(&p.state),
+        "off",
+    );
     let r = run(cmd, START);
     assert_eq!(r.code, Some(0), "{}", r.stderr);
     assert!(fs::symlink_metadata(p.state.join("baseline.json"))

@@ -125,25 +125,6 @@ pub fn default_state_dir() -> PathBuf {
     PathBuf::from("state")
 }
 
-fn fingerprint_of_stat(st: &rustix::fs::Stat) -> Fingerprint {
-    #[allow(
-        clippy::cast_sign_loss,
-        clippy::cast_possible_wrap,
-        clippy::unnecessary_cast
-    )]
-    Fingerprint {
-        dev: st.st_dev as u64,
-        inode: st.st_ino as u64,
-        size: st.st_size as u64,
-        mtime_ns: (st.st_mtime as i64)
-            .saturating_mul(1_000_000_000)
-            .saturating_add(st.st_mtime_nsec as i64),
-        ctime_ns: (st.st_ctime as i64)
-            .saturating_mul(1_000_000_000)
-            .saturating_add(st.st_ctime_nsec as i64),
-    }
-}
-
 /// What kind of non-regular file a state file name holds (for the refusal's reason).
 fn kind_word(kind: FileType) -> &'static str {
     match kind {
@@ -205,7 +186,7 @@ impl StateDir {
     pub fn fingerprint(&self, name: &str) -> Option<Fingerprint> {
         let dir = self.dir_fd().ok()??;
         let st = rustix::fs::statat(dir, name, AtFlags::SYMLINK_NOFOLLOW).ok()?;
-        Some(fingerprint_of_stat(&st))
+        Some(Fingerprint::from_stat(&st))
     }
 
     /// Read and parse a JSON state file. `check_version` rejects a parsed value of
@@ -249,7 +230,7 @@ impl StateDir {
         if kind != FileType::RegularFile {
             return Loaded::Corrupt(format!("{}: refused, not read", kind_word(kind)));
         }
-        let fp = fingerprint_of_stat(&st);
+        let fp = Fingerprint::from_stat(&st);
         if fp.size > MAX_STATE_FILE {
             return Loaded::Corrupt(format!("larger than {MAX_STATE_FILE} bytes"));
         }
