@@ -31,6 +31,7 @@ use std::time::{Duration, Instant};
 use common::agent::agent_command;
 use common::http::{free_port, get};
 use common::process::Guard;
+use common::running_as_root;
 use kubelet_sentinel::drift::store::{Loaded, StateDir};
 use kubelet_sentinel::host::{HostError, HostRoot};
 
@@ -55,11 +56,6 @@ fn serial() -> std::sync::MutexGuard<'static, ()> {
 
 fn example_node() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/node")
-}
-
-fn running_as_root() -> bool {
-    // SAFETY: geteuid has no preconditions and cannot fail.
-    unsafe { libc::geteuid() == 0 }
 }
 
 fn mkfifo(path: &Path) {
@@ -888,9 +884,7 @@ fn item_6_a_host_fifo_is_type_checked_before_it_is_opened() {
     let dir = tempfile::tempdir().expect("tempdir");
     fs::create_dir_all(dir.path().join("etc")).expect("etc");
     let fifo = dir.path().join("etc/config.yaml");
-    let c = CString::new(fifo.as_os_str().as_bytes()).expect("path");
-    // SAFETY: a NUL-terminated path.
-    assert_eq!(unsafe { libc::mkfifo(c.as_ptr(), 0o600) }, 0, "mkfifo");
+    mkfifo(&fifo);
     let host = HostRoot::new(dir.path()).expect("host root");
     for (mode, h) in [
         ("kernel", host.clone()),

@@ -395,17 +395,10 @@ fn item_1_opt_in_exec_refuses_a_binary_failing_the_identity_checks() {
     fs::set_permissions(dir.path(), fs::Permissions::from_mode(0o777)).expect("chmod");
     let bin = dir.path().join("kubelet");
     fs::copy("/bin/sleep", &bin).expect("copy /bin/sleep");
-    // Another test's fork may briefly hold the copy's write descriptor (ETXTBSY): retry.
-    let mut tries = 0;
-    let child = loop {
-        match std::process::Command::new(&bin).arg("30").spawn() {
-            Err(e) if e.kind() == std::io::ErrorKind::ExecutableFileBusy && tries < 50 => {
-                tries += 1;
-                std::thread::sleep(Duration::from_millis(20));
-            }
-            other => break other.expect("start the fake kubelet"),
-        }
-    };
+    // Another test's fork may briefly hold the copy's write descriptor (ETXTBSY).
+    let child = common::standin::retry_busy(Duration::from_secs(5), || {
+        std::process::Command::new(&bin).arg("30").spawn()
+    });
     let mut guard = common::process::Guard(child);
     let pid = guard.0.id();
     let (r, _) = run_report(

@@ -157,7 +157,12 @@ fn read_kubeconfig(path: &Path) -> Result<kube::config::Kubeconfig, ClientError>
             p.to_path_buf()
         }
     };
-    let read = |file: &str, limit: u64| read_operator_file(&named(file), limit).map_err(read_err);
+    // A PEM file the context names, read capped and inlined as `*-data` (base64).
+    let inline = |file: &str| {
+        read_operator_file(&named(file), crate::publish::tls::MAX_PEM_BYTES)
+            .map(|pem| BASE64.encode(&pem))
+            .map_err(read_err)
+    };
     // Only the current context's cluster and user are used (and read).
     let current = kc
         .current_context
@@ -172,8 +177,7 @@ fn read_kubeconfig(path: &Path) -> Result<kube::config::Kubeconfig, ClientError>
         if let Some(cluster) = named_cluster.cluster.as_mut() {
             if cluster.certificate_authority_data.is_none() {
                 if let Some(file) = cluster.certificate_authority.take() {
-                    let pem = read(&file, crate::publish::tls::MAX_PEM_BYTES)?;
-                    cluster.certificate_authority_data = Some(BASE64.encode(&pem));
+                    cluster.certificate_authority_data = Some(inline(&file)?);
                 }
             }
         }
@@ -185,18 +189,16 @@ fn read_kubeconfig(path: &Path) -> Result<kube::config::Kubeconfig, ClientError>
         if let Some(auth) = named_user.auth_info.as_mut() {
             if auth.client_certificate_data.is_none() {
                 if let Some(file) = auth.client_certificate.take() {
-                    let pem = read(&file, crate::publish::tls::MAX_PEM_BYTES)?;
-                    auth.client_certificate_data = Some(BASE64.encode(&pem));
+                    auth.client_certificate_data = Some(inline(&file)?);
                 }
             }
             if auth.client_key_data.is_none() {
                 if let Some(file) = auth.client_key.take() {
-                    let pem = read(&file, crate::publish::tls::MAX_PEM_BYTES)?;
-                    auth.client_key_data = Some(BASE64.encode(&pem).into());
+                    auth.client_key_data = Some(inline(&file)?.into());
                 }
             }
             if let Some(file) = auth.token_file.as_mut().filter(|f| !f.is_empty()) {
-                read(file, super::MAX_TOKEN_BYTES)?;
+                read_operator_file(&named(file), super::MAX_TOKEN_BYTES).map_err(read_err)?;
                 *file = named(file).display().to_string();
             }
         }
