@@ -14,7 +14,7 @@
 mod common;
 
 use std::fs;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
@@ -23,37 +23,17 @@ use common::http::{dechunk, free_port, get};
 use common::process::Guard;
 use serde_json::Value;
 
-const FIXTURE: &str = "tests/fixtures/kubeadm-hardened";
+const FIXTURE: &str = "kubeadm-hardened";
 const KUBECONFIG: &str = "etc/kubernetes/kubelet.conf";
 const CONFIG: &str = "var/lib/kubelet/config.yaml";
 const CA: &str = "etc/kubernetes/pki/ca.crt";
 const KUBELET_PID: &str = "1342";
 
-fn manifest_dir() -> &'static Path {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-}
-
-/// A copy of the kubeadm-hardened host tree (files, directories and symlinks).
-fn host_tree(dir: &Path) -> PathBuf {
-    fn walk(src: &Path, dst: &Path) {
-        fs::create_dir_all(dst).unwrap();
-        for e in fs::read_dir(src).unwrap() {
-            let e = e.unwrap();
-            let t = e.file_type().unwrap();
-            let to = dst.join(e.file_name());
-            if t.is_dir() {
-                walk(&e.path(), &to);
-            } else if t.is_file() {
-                fs::copy(e.path(), &to).unwrap();
-            } else if t.is_symlink() {
-                // proc/<pid>/ns/mnt: the kubelet's identity evidence.
-                std::os::unix::fs::symlink(fs::read_link(e.path()).unwrap(), &to).unwrap();
-            }
-        }
-    }
-    let host = dir.join("host");
-    walk(&manifest_dir().join(FIXTURE), &host);
-    host
+/// A private copy of the kubeadm-hardened host tree (the project's fixture loader: symlinks,
+/// modes and owners as committed), with `dir` created for the test's own state.
+fn host_tree(dir: &Path) -> common::Fixture {
+    fs::create_dir_all(dir).unwrap();
+    common::Fixture::load(FIXTURE)
 }
 
 fn write(host: &Path, rel: &str, text: &str) {
@@ -232,7 +212,8 @@ fn item_5_broken_secret_files_never_show_their_content_in_check() {
     for (i, (name, apply, shown)) in cases.iter().enumerate() {
         let marker = format!("SECRET-MARKER-{i}-7f3a");
         let case = dir.path().join(format!("case-{i}"));
-        let host = host_tree(&case);
+        let fx = host_tree(&case);
+        let host = fx.root();
         apply(&host, &marker);
         let state = case.join("state");
         let json = check(&host, &state, "json", &[]);
@@ -250,7 +231,8 @@ fn item_5_broken_secret_files_never_show_their_content_in_check() {
     }
     // Where the parser knows it, the position and kind are given: the quote opened on
     // line 12, column 15, is never closed.
-    let host = host_tree(&dir.path().join("position"));
+    let fx = host_tree(&dir.path().join("position"));
+    let host = fx.root();
     write(&host, KUBECONFIG, &broken_kubeconfig("SECRET-MARKER-pos"));
     let out = check(&host, &dir.path().join("position/state"), "json", &[]);
     let body = String::from_utf8_lossy(&out.stdout);
@@ -266,7 +248,8 @@ fn item_5_broken_secret_files_never_show_their_content_in_check() {
 fn item_5_broken_secret_files_never_show_their_content_in_serve() {
     for format in ["json", "text"] {
         let dir = tempfile::tempdir().unwrap();
-        let host = host_tree(dir.path());
+        let fx = host_tree(dir.path());
+        let host = fx.root();
         let marker = format!("SECRET-MARKER-serve-{format}");
         write(&host, KUBECONFIG, &broken_kubeconfig(&marker));
         write(&host, CONFIG, &broken_config(&marker));
@@ -321,7 +304,8 @@ fn item_5_broken_secret_files_never_show_their_content_in_serve() {
 #[test]
 fn item_5_operator_secret_files_never_show_their_content_at_start() {
     let dir = tempfile::tempdir().unwrap();
-    let host = host_tree(dir.path());
+    let fx = host_tree(dir.path());
+    let host = fx.root();
     let marker = "SECRET-MARKER-operator";
 
     let kc = dir.path().join("agent.kubeconfig");
@@ -511,7 +495,8 @@ fn item_10_yaml_bombs_fail_fast_in_every_yaml_reader() {
 #[test]
 fn item_10_yaml_bomb_on_the_host_is_reported_not_expanded() {
     let dir = tempfile::tempdir().unwrap();
-    let host = host_tree(dir.path());
+    let fx = host_tree(dir.path());
+    let host = fx.root();
     write(&host, KUBECONFIG, &laughs());
     write(
         &host,
@@ -536,7 +521,7 @@ fn item_10_yaml_bomb_on_the_host_is_reported_not_expanded() {
 /// `client-ca-configured` passes. A bundle of junk alone fails, saying why.
 #[test]
 fn item_11_ca_bundle_with_a_partial_block_is_used_and_junk_alone_is_reported() {
-    let ca = fs::read_to_string(manifest_dir().join(FIXTURE).join(CA)).unwrap();
+    let ca = fs::read_to_string(common::fixtures_dir().join(FIXTURE).join(CA)).unwrap();
     let partial = "-----BEGIN CERTIFICATE-----\nMIIDHTCCAgWgAwIBAgIUCqtiyuxbLH4g\n";
     let dir = tempfile::tempdir().unwrap();
     for (i, bundle) in [
@@ -547,7 +532,8 @@ fn item_11_ca_bundle_with_a_partial_block_is_used_and_junk_alone_is_reported() {
     .iter()
     .enumerate()
     {
-        let host = host_tree(&dir.path().join(format!("ok-{i}")));
+        let fx = host_tree(&dir.path().join(format!("ok-{i}")));
+        let host = fx.root();
         write(&host, CA, bundle);
         let out = check(
             &host,
@@ -567,7 +553,8 @@ fn item_11_ca_bundle_with_a_partial_block_is_used_and_junk_alone_is_reported() {
     .iter()
     .enumerate()
     {
-        let host = host_tree(&dir.path().join(format!("bad-{i}")));
+        let fx = host_tree(&dir.path().join(format!("bad-{i}")));
+        let host = fx.root();
         write(&host, CA, junk);
         let out = check(
             &host,
@@ -595,7 +582,8 @@ fn item_11_ca_bundle_with_a_partial_block_is_used_and_junk_alone_is_reported() {
 #[test]
 fn item_12_policy_booleans_are_true_or_false_and_errors_name_the_key() {
     let dir = tempfile::tempdir().unwrap();
-    let host = host_tree(dir.path());
+    let fx = host_tree(dir.path());
+    let host = fx.root();
     let policy = dir.path().join("policy.yaml");
     for bad in ["yes", "on", "1", "\"true\"", "off"] {
         fs::write(
