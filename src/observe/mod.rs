@@ -289,17 +289,21 @@ fn discover(
             },
             None => true,
         };
-        let kubelet_cached = match (pinned, &cache.kubelet) {
-            (Some(_), _) => None,
-            (None, Some(c)) => revalidate(host, c, is_kubelet),
-            (None, None) => None,
+        // The cached kubelet (discovered, or the pinned pid) is still the same process: its
+        // identity was assessed when it was found, and is not assessed again (that reads
+        // its sockets) until the next full scan.
+        let kubelet_cached = match &cache.kubelet {
+            Some(c) if pinned.is_none_or(|p| p == c.pid) => revalidate(host, c, |k| {
+                if pinned.is_some() {
+                    k != Some(KubeletKind::K3s)
+                } else {
+                    is_kubelet(k)
+                }
+            }),
+            _ => None,
         };
         if api_ok {
-            if let Some(pid) = pinned {
-                let facts = identity::HostFacts::read(host, live::is_live_proc(host.root()));
-                return pinned_discovery(host, pid, &facts);
-            }
-            if let Some((info, Some(kind))) = kubelet_cached {
+            if let Some((info, kind)) = kubelet_cached {
                 let note = cache.kubelet_note.clone();
                 return Ok((
                     Discovery::Found {
@@ -307,8 +311,12 @@ fn discover(
                         note,
                         evidence: cache.kubelet_evidence.clone(),
                     },
-                    Some((info, kind)),
+                    Some((info, kubelet_kind(kind))),
                 ));
+            }
+            if let Some(pid) = pinned {
+                let facts = identity::HostFacts::read(host, live::is_live_proc(host.root()));
+                return pinned_discovery(host, pid, &facts, cache);
             }
         }
         *apiserver = None;
@@ -325,7 +333,7 @@ fn discover(
     *apiserver = api;
     let facts = identity::HostFacts::read(host, live::is_live_proc(host.root()));
     if let Some(pid) = pinned {
-        return pinned_discovery(host, pid, &facts);
+        return pinned_discovery(host, pid, &facts, cache);
     }
     if scan.kubelets.is_empty() && scan.oversized.is_empty() {
         cache.kubelet = None;
@@ -490,7 +498,9 @@ fn pinned_discovery(
     host: &HostRoot,
     pid: i32,
     facts: &identity::HostFacts,
+    cache: &mut Cache,
 ) -> Result<(Discovery, Chosen), String> {
+    cache.kubelet = None;
     let info = match process::read_proc(host, pid) {
         Ok(i) => i,
         Err(crate::host::HostError::TooLarge { .. }) => {
@@ -511,8 +521,7 @@ fn pinned_discovery(
                 None,
             ))
         }
-        Some(k @ (KubeletKind::Kubelet | KubeletKind::Hyperkube | KubeletKind::Kubelite)) => k,
-        _ => KubeletKind::Kubelet,
+        k => kubelet_kind(k),
     };
     let a = identity::assess(host, facts, &info);
     let note = if a.credible() {
@@ -523,6 +532,12 @@ fn pinned_discovery(
             a.failures.join("; ")
         )
     };
+    cache.kubelet = Some(CachedProc {
+        pid,
+        start: proc_start(host, pid),
+    });
+    cache.kubelet_note = Some(note.clone());
+    cache.kubelet_evidence = a.evidence.clone();
     Ok((
         Discovery::Found {
             pid,
@@ -531,6 +546,15 @@ fn pinned_discovery(
         },
         Some((info, kind)),
     ))
+}
+
+/// How a kubelet-bearing process is read: a process of another (or no) kind that the
+/// operator pinned is read as a plain kubelet.
+fn kubelet_kind(kind: Option<KubeletKind>) -> KubeletKind {
+    match kind {
+        Some(k @ (KubeletKind::Kubelet | KubeletKind::Hyperkube | KubeletKind::Kubelite)) => k,
+        _ => KubeletKind::Kubelet,
+    }
 }
 
 fn k3s_reason(pid: i32) -> String {
