@@ -38,12 +38,13 @@ use criterion::{criterion_group, criterion_main, Criterion};
 use kubelet_sentinel::drift::watch::Watch;
 use kubelet_sentinel::evaluate::{self, summarize};
 use kubelet_sentinel::host::HostRoot;
-use kubelet_sentinel::observe::config::{self, ConfigInput, EffectiveConfig};
-use kubelet_sentinel::observe::flags::Flags;
-use kubelet_sentinel::observe::{self, certs, kubeconfig, process, ObserveOptions, Observer};
+use kubelet_sentinel::model::cert as certs;
+use kubelet_sentinel::model::kubelet_config::flags::Flags;
+use kubelet_sentinel::model::kubelet_config::{effective, ConfigInput, EffectiveConfig};
+use kubelet_sentinel::model::snapshot::Discovery;
+use kubelet_sentinel::observe::{self, kubeconfig, process, ObserveOptions, Observer};
 use kubelet_sentinel::policy::Policy;
 use kubelet_sentinel::publish::metrics::{render, MetricsInput};
-use kubelet_sentinel::snapshot::Discovery;
 
 /// Counts heap allocations while `COUNTING` is on (the watch check must not allocate in
 /// its steady state). Off, it costs one relaxed load per allocation.
@@ -732,7 +733,7 @@ fn benches(c: &mut Criterion) {
         let kubelet = process::read_proc(host, base.kubelet_pid).expect("kubelet");
         let flags = Flags::parse(kubelet.argv.get(1..).unwrap_or(&[]));
         g.bench_function("parse_config_yaml", |b| {
-            b.iter(|| black_box(config::parse_document(&config_text).is_ok()))
+            b.iter(|| black_box(effective::parse_document(&config_text).is_ok()))
         });
         g.bench_function("effective_config_build", |b| {
             b.iter(|| {

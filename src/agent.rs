@@ -17,6 +17,7 @@ use crate::drift::watch::{Trigger, Watch};
 use crate::drift::{DriftOptions, Tracker};
 use crate::evaluate::{self, summarize, ControlResult};
 use crate::host::{HostError, HostRoot};
+use crate::model::snapshot::Snapshot;
 use crate::observe::live::{self, LiveOptions, ScanCache};
 use crate::observe::running_config::{self, ConfigzCache, RunningConfigOptions};
 use crate::observe::{self, version, ObserveOptions, Observer};
@@ -27,7 +28,6 @@ use crate::publish::metrics::{self, Exposition, MetricsInput};
 use crate::publish::report::discovery_state;
 use crate::publish::server::{self, AppState};
 use crate::publish::tls::{ReloadingResolver, TlsError, TlsSource};
-use crate::snapshot::Snapshot;
 
 /// This build's version (`kubelet_sentinel_build_info{version}`).
 pub const BUILD_VERSION: &str = env!("CARGO_PKG_VERSION");
@@ -225,7 +225,7 @@ pub fn enrich(
     };
     // On a host tree on disk nothing is run or probed: no version step to report.
     if opts.version_override.is_none() && live_host {
-        records.push(crate::snapshot::ProbeRecord {
+        records.push(crate::model::snapshot::ProbeRecord {
             name: "version",
             success: found.is_some(),
             duration: start.elapsed(),
@@ -486,7 +486,7 @@ fn cycle(
 /// at every evaluation.
 fn log_probe_changes(
     failing: &mut std::collections::BTreeMap<&'static str, String>,
-    probes: &[crate::snapshot::ProbeRecord],
+    probes: &[crate::model::snapshot::ProbeRecord],
 ) {
     for p in probes {
         match (p.success, failing.contains_key(p.name)) {
@@ -886,7 +886,7 @@ mod tests {
         let snapshot = Snapshot {
             node: "n".into(),
             taken_at: 0.0,
-            discovery: crate::snapshot::Discovery::NotFound {
+            discovery: crate::model::snapshot::Discovery::NotFound {
                 reason: "none".into(),
             },
             kubelet: None,
@@ -990,7 +990,7 @@ mod tests {
 
     #[test]
     fn probe_failures_are_tracked_from_start_to_recovery() {
-        use crate::snapshot::ProbeRecord;
+        use crate::model::snapshot::ProbeRecord;
         let rec = |success: bool| ProbeRecord {
             name: "config",
             success,

@@ -341,7 +341,7 @@ pub enum ColorChoice {
 
 /// Parse a Go-style duration (`30s`, `1m30s`); must be positive.
 pub fn parse_duration(s: &str) -> Result<Duration, String> {
-    match crate::observe::settings::parse_go_duration(s) {
+    match crate::model::kubelet_config::settings::parse_go_duration(s) {
         Some(secs) if secs > 0.0 && secs.is_finite() => Ok(Duration::from_secs_f64(secs)),
         Some(_) => Err(format!("{s:?}: must be positive")),
         None => Err(format!("{s:?}: not a duration (use e.g. 30s, 1m, 1h30m)")),

@@ -206,9 +206,9 @@ fn yaml_error(path: &str, text: &str, e: &serde_saphyr::Error, key: Option<Strin
         None => first,
     };
     // A bomb's budget error reads the same as for every other YAML file.
-    let fault = crate::parse::ParseFault::from_yaml(e);
+    let fault = crate::model::parse::ParseFault::from_yaml(e);
     let first = match fault.kind {
-        crate::parse::FaultKind::TooComplex(_) => fault.kind.to_string(),
+        crate::model::parse::FaultKind::TooComplex(_) => fault.kind.to_string(),
         _ => first,
     };
     let message = match (&key, e) {
@@ -257,7 +257,7 @@ impl Policy {
     pub fn embedded() -> Policy {
         // The embedded file is checked by a unit test; a failure here is a build defect.
         #[allow(clippy::expect_used)]
-        let file: PolicyFile = crate::parse::yaml_unredacted(DEFAULT_POLICY_YAML)
+        let file: PolicyFile = crate::model::parse::yaml_unredacted(DEFAULT_POLICY_YAML)
             .expect("embedded default policy is valid (tested)");
         Policy {
             controls: file.controls,
@@ -298,7 +298,8 @@ impl Policy {
             UserPolicyFile::default()
         } else {
             // YAML 1.2 booleans only (`enabled: yes` is refused, naming the key).
-            crate::parse::yaml_strict(text).map_err(|(e, key)| yaml_error(path, text, &e, key))?
+            crate::model::parse::yaml_strict(text)
+                .map_err(|(e, key)| yaml_error(path, text, &e, key))?
         };
         let mut policy = Policy::embedded();
         policy.origin = path.to_string();

@@ -11,7 +11,9 @@ mod common;
 
 use common::*;
 use kubelet_sentinel::evaluate::Status;
-use kubelet_sentinel::snapshot::{Credential, Discovery, FileObservation, FileRole, Kubelet};
+use kubelet_sentinel::model::snapshot::{
+    Credential, Discovery, FileObservation, FileRole, Kubelet,
+};
 
 const P: Status = Status::Pass;
 const F: Status = Status::Fail;

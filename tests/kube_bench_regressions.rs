@@ -11,7 +11,7 @@ mod common;
 
 use common::*;
 use kubelet_sentinel::evaluate::Status;
-use kubelet_sentinel::snapshot::FileRole;
+use kubelet_sentinel::model::snapshot::FileRole;
 
 /// aquasecurity/kube-bench#1256 "False positive: Kube bench node unable to read from
 /// Kubelet config file": the kubelet ran with `--config=kubelet_conf.json`, a path that is

@@ -21,10 +21,10 @@ use std::path::{Path, PathBuf};
 
 use kubelet_sentinel::evaluate::running_config::compare;
 use kubelet_sentinel::host::HostRoot;
-use kubelet_sentinel::observe::config::{EffectiveConfig, Lookup};
-use kubelet_sentinel::observe::settings::SETTINGS;
+use kubelet_sentinel::model::kubelet_config::settings::SETTINGS;
+use kubelet_sentinel::model::kubelet_config::{EffectiveConfig, Lookup};
+use kubelet_sentinel::model::snapshot::Kubelet;
 use kubelet_sentinel::observe::{observe, ObserveOptions};
-use kubelet_sentinel::snapshot::Kubelet;
 use serde_json::Value;
 
 const PID: i32 = 4242;
@@ -266,7 +266,7 @@ fn recorded_listeners(rec: &Value) -> BTreeSet<(String, i64)> {
 }
 
 fn minor_of(version: &str) -> u32 {
-    kubelet_sentinel::observe::config::minor_of(version)
+    kubelet_sentinel::model::kubelet_config::effective::minor_of(version)
         .unwrap_or_else(|| panic!("version {version}"))
 }
 

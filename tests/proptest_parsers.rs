@@ -12,12 +12,14 @@ use proptest::prelude::*;
 use serde_json::{json, Value};
 
 use kubelet_sentinel::host::HostRoot;
-use kubelet_sentinel::observe::config::{
-    parse_document, ConfigInput, EffectiveConfig, Lookup, Source,
+use kubelet_sentinel::model::cert as certs;
+use kubelet_sentinel::model::kubelet_config::effective::parse_document;
+use kubelet_sentinel::model::kubelet_config::flags::{
+    args_file_words, flag_kind, FlagKind, Flags, BOOL_FLAGS,
 };
-use kubelet_sentinel::observe::flags::{args_file_words, flag_kind, FlagKind, Flags, BOOL_FLAGS};
-use kubelet_sentinel::observe::settings::{parse_go_duration, SettingKind, SETTINGS};
-use kubelet_sentinel::observe::{certs, kubeconfig, process};
+use kubelet_sentinel::model::kubelet_config::settings::{parse_go_duration, SettingKind, SETTINGS};
+use kubelet_sentinel::model::kubelet_config::{ConfigInput, EffectiveConfig, Lookup, Source};
+use kubelet_sentinel::observe::{kubeconfig, process};
 
 const HEAD_YAML: &str = "apiVersion: kubelet.config.k8s.io/v1beta1\nkind: KubeletConfiguration\n";
 
@@ -373,7 +375,7 @@ proptest! {
         base_only.set_kubelet_version(Some(&format!("v1.{minor}.0")));
         match cfg.get(def.key) {
             Lookup::Known(s) => {
-                match kubelet_sentinel::observe::loading::defaulted(def, &value).filter(|_| minor >= 32) {
+                match kubelet_sentinel::model::kubelet_config::loading::defaulted(def, &value).filter(|_| minor >= 32) {
                     Some(default) => {
                         prop_assert_eq!(&s.value, &default, "{}", def.key);
                         prop_assert_eq!(&s.source, &Source::Default { flags_only: false });
@@ -680,7 +682,7 @@ fn dropin_into_an_empty_map_is_the_dropins() {
 fn bool_map_flags_accumulate_like_pflag() {
     // A fixed example of the MapStringBool rule the proptests rely on.
     let f = Flags::parse(&["--feature-gates=A=true,B=false", "--feature-gates=B=true"]);
-    let Some(Ok(kubelet_sentinel::observe::flags::FlagValue::BoolMap(g))) =
+    let Some(Ok(kubelet_sentinel::model::kubelet_config::flags::FlagValue::BoolMap(g))) =
         f.value("feature-gates")
     else {
         panic!("feature-gates")

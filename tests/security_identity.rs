@@ -15,8 +15,8 @@ use std::time::{Duration, Instant};
 use common::agent::{agent_command, run_report};
 use common::running_as_root;
 use kubelet_sentinel::host::HostRoot;
+use kubelet_sentinel::model::snapshot::{Discovery, Snapshot};
 use kubelet_sentinel::observe::{buildinfo, observe, ObserveOptions};
-use kubelet_sentinel::snapshot::{Discovery, Snapshot};
 use serde_json::Value;
 
 const HOST_NS: &str = "mnt:[4026531840]";

@@ -26,7 +26,7 @@ pub enum ApiAccessMode {
 /// Why no client could be made.
 #[derive(Debug, thiserror::Error)]
 pub enum ClientError {
-    /// `why` is redacted ([`crate::parse::kubeconfig_fault`]): kube's own error would
+    /// `why` is redacted ([`crate::model::parse::kubeconfig_fault`]): kube's own error would
     /// render a snippet of the file (tokens, keys) and, as a `source`, reach the log.
     #[error("--kubeconfig {path}: {why}")]
     Kubeconfig { path: PathBuf, why: String },
@@ -50,7 +50,7 @@ impl ClientError {
     fn kubeconfig(path: &std::path::Path, e: &kube::config::KubeconfigError) -> Self {
         ClientError::Kubeconfig {
             path: path.to_path_buf(),
-            why: crate::parse::kubeconfig_fault(e),
+            why: crate::model::parse::kubeconfig_fault(e),
         }
     }
 }
@@ -144,7 +144,7 @@ fn read_kubeconfig(path: &Path) -> Result<kube::config::Kubeconfig, ClientError>
     // One document, parsed with the agent's YAML budget (a bomb fails fast) and a
     // redacted error (no snippet of a file that holds keys and tokens).
     let mut kc: kube::config::Kubeconfig =
-        crate::parse::yaml(text).map_err(|fault| ClientError::Kubeconfig {
+        crate::model::parse::yaml(text).map_err(|fault| ClientError::Kubeconfig {
             path: path.to_path_buf(),
             why: format!("invalid YAML: {fault}"),
         })?;

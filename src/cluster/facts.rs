@@ -5,7 +5,7 @@
 
 use k8s_openapi::api::core::v1::{Namespace, Node, Pod, SecurityContext};
 
-use crate::snapshot::{NamespaceFacts, NodeFacts, PodFacts};
+use crate::model::snapshot::{NamespaceFacts, NodeFacts, PodFacts};
 
 /// The Pod Security Admission label that enforces a level on a namespace.
 pub const ENFORCE_LABEL: &str = "pod-security.kubernetes.io/enforce";

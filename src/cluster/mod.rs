@@ -22,7 +22,7 @@ use kube::api::Api;
 
 pub use client::{ApiAccessMode, ClientError, Source};
 
-use crate::snapshot::{
+use crate::model::snapshot::{
     AccessCheck, ApiSource, ClusterView, NamespaceFacts, NodeFacts, PodFacts, ProbeRecord,
 };
 

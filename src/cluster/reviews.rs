@@ -12,7 +12,7 @@ use k8s_openapi::api::authorization::v1::{
 use kube::api::Api;
 
 use super::watch::{update, BACKOFF_MAX, BACKOFF_MIN};
-use crate::snapshot::AccessCheck;
+use crate::model::snapshot::AccessCheck;
 
 /// How often the reviews are asked again while they succeed.
 pub const REVIEW_PERIOD: Duration = Duration::from_secs(300);

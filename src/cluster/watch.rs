@@ -22,7 +22,7 @@ use kube::api::{Api, ListParams, WatchEvent, WatchParams};
 use kube::Resource;
 use serde::de::DeserializeOwned;
 
-use crate::snapshot::ApiSource;
+use crate::model::snapshot::ApiSource;
 
 /// The server is asked to end each watch after this long (re-opened at once).
 pub const WATCH_TIMEOUT_SECONDS: u32 = 290;

@@ -5,7 +5,7 @@
 use std::collections::BTreeMap;
 
 use crate::evaluate::{ControlResult, Status};
-use crate::snapshot::{Kubelet, Snapshot};
+use crate::model::snapshot::{Kubelet, Snapshot};
 
 /// Version of the on-disk baseline format. A file with another version is moved aside
 /// (kept) and a new baseline is taken.

@@ -18,7 +18,7 @@ use std::path::PathBuf;
 
 use crate::evaluate::{ControlResult, Status};
 use crate::host::{Fingerprint, Stamp};
-use crate::snapshot::{FileRole, Kubelet, ObsErrorKind, Snapshot};
+use crate::model::snapshot::{FileRole, Kubelet, ObsErrorKind, Snapshot};
 
 pub use baseline::{Baseline, ControlDrift, Origin};
 use store::{Loaded, StateDir, BASELINE_FILE, STATE_FILE};

@@ -3,8 +3,8 @@
 
 use super::*;
 use crate::evaluate::util::testing::{file, snapshot_with};
+use crate::model::snapshot::Snapshot;
 use crate::policy::Policy;
-use crate::snapshot::Snapshot;
 
 fn opts(dir: &std::path::Path, from_policy: bool) -> DriftOptions {
     DriftOptions {

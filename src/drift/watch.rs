@@ -13,8 +13,8 @@
 use super::store::WatchedFile;
 
 use crate::host::{Fingerprint, HostRoot, PreparedPath, Stamp};
+use crate::model::snapshot::{ObsErrorKind, Snapshot};
 use crate::observe::process::{self, start_time_from_stat, KubeletKind};
-use crate::snapshot::{ObsErrorKind, Snapshot};
 
 /// Cap on the watched `/proc/<pid>/cmdline` (the observer's own cap is larger; a longer
 /// command line is compared on its first 128 KiB, and the interval catches the rest).

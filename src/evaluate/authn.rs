@@ -4,7 +4,7 @@ use super::util::{
     self, because, bool_of, decide, known, str_of, with_live, LiveVerdict, PRACTICE_AUTHN,
 };
 use super::{Control, Ctx, Family, Needs, Outcome, Severity};
-use crate::observe::config::Source;
+use crate::model::kubelet_config::Source;
 
 pub static CONTROLS: &[Control] = &[
     Control {
@@ -60,7 +60,7 @@ pub static CONTROLS: &[Control] = &[
 /// Extra words when a value is the flags-only default (cmd/kubelet/app/options/options.go
 /// `applyLegacyDefaults`: only four defaults differ between the modes, and these are three
 /// of them).
-fn flags_only_hint(s: &crate::observe::config::Setting, what: &str) -> String {
+fn flags_only_hint(s: &crate::model::kubelet_config::Setting, what: &str) -> String {
     match s.source {
         Source::Default { flags_only: true } => format!(
             " ({what} is the flags-only default: without --config the kubelet applies its legacy defaults)"

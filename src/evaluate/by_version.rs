@@ -399,7 +399,7 @@ mod tests {
         );
     }
 
-    fn ctx_of(s: &crate::snapshot::Snapshot) -> KubeletMinor {
+    fn ctx_of(s: &crate::model::snapshot::Snapshot) -> KubeletMinor {
         let p = crate::policy::Policy::embedded();
         kubelet_minor(&Ctx {
             snapshot: s,
@@ -424,8 +424,8 @@ mod tests {
         assert!(matches!(ctx_of(&s), KubeletMinor::Unknown(w) if w.contains("not understood")));
 
         // The Node's kubeletVersion: alone it decides; naming another minor it disputes.
-        let mut view = crate::snapshot::ClusterView::no_access("test");
-        view.node.data = Some(vec![crate::snapshot::NodeFacts {
+        let mut view = crate::model::snapshot::ClusterView::no_access("test");
+        view.node.data = Some(vec![crate::model::snapshot::NodeFacts {
             name: "node-1".into(),
             kubelet_version: Some("v1.36.3".into()),
         }]);

@@ -5,7 +5,7 @@
 use super::util::{decide, kubelet, obs_kind_str, unknown_with, PRACTICE_TLS};
 use super::version::{evaluation_time, expected_field, format_utc};
 use super::{Control, Ctx, Family, Needs, Outcome, Severity, Status};
-use crate::snapshot::{CertSummary, Credential, FileRole};
+use crate::model::snapshot::{CertSummary, Credential, FileRole};
 
 pub static CONTROLS: &[Control] = &[
     Control {
@@ -266,7 +266,7 @@ fn evaluate_client(ctx: &Ctx) -> Outcome {
 mod tests {
     use super::super::util::testing::*;
     use super::*;
-    use crate::snapshot::{
+    use crate::model::snapshot::{
         Live, ObsError, ObsErrorKind, ProbeError, ProbeErrorKind, Snapshot, TlsHandshake,
     };
 

@@ -2,7 +2,7 @@
 
 use super::util::{file_line, kubelet, mode_str, obs_kind_str, FileAttribute, PRACTICE_HARDENING};
 use super::{Control, Ctx, Family, Needs, Outcome, Severity};
-use crate::snapshot::{FileObservation, FileRole, Kubelet, ObsErrorKind};
+use crate::model::snapshot::{FileObservation, FileRole, Kubelet, ObsErrorKind};
 
 const CONFIG_ROLES: &[FileRole] = &[FileRole::ConfigFile, FileRole::DropIn, FileRole::ArgsFile];
 const KUBECONFIG_ROLES: &[FileRole] = &[FileRole::Kubeconfig];
@@ -425,7 +425,7 @@ fn evaluate_service_ownership(ctx: &Ctx) -> Outcome {
 mod tests {
     use super::super::util::testing::*;
     use super::super::Status;
-    use crate::snapshot::{FileRole, ObsErrorKind};
+    use crate::model::snapshot::{FileRole, ObsErrorKind};
 
     #[test]
     fn legacy_observed_values_are_read_in_todays_form() {

@@ -7,7 +7,7 @@ use super::util::{
 };
 use super::version::Minor;
 use super::{Control, Ctx, Family, Needs, Outcome, Severity};
-use crate::observe::settings::parse_go_duration;
+use crate::model::kubelet_config::settings::parse_go_duration;
 
 pub static CONTROLS: &[Control] = &[
     Control {
@@ -387,7 +387,7 @@ fn evaluate_protect_kernel(ctx: &Ctx) -> Outcome {
 mod tests {
     use super::super::util::testing::*;
     use super::super::Status;
-    use crate::snapshot::Snapshot;
+    use crate::model::snapshot::Snapshot;
 
     fn with_version(mut s: Snapshot, v: &str) -> Snapshot {
         kubelet_mut(&mut s).version = Some(v.into());

@@ -17,9 +17,9 @@ pub mod tls;
 pub mod util;
 pub mod version;
 
-use crate::observe::config::Lookup;
+use crate::model::kubelet_config::Lookup;
+use crate::model::snapshot::{Kubelet, Snapshot};
 use crate::policy::Policy;
-use crate::snapshot::{Kubelet, Snapshot};
 
 /// A control's verdict.
 #[derive(
@@ -143,12 +143,12 @@ impl<'a> Ctx<'a> {
 
     /// The kubelet minor whose configuration-loading rules apply: the one the agent
     /// settled on the snapshot, or, for a snapshot built without that step, the same
-    /// [`Snapshot::loading_version`](crate::snapshot::Snapshot::loading_version).
+    /// [`Snapshot::loading_version`](crate::model::snapshot::Snapshot::loading_version).
     pub fn loading_minor(&self) -> Option<u32> {
         self.kubelet()?.config.kubelet_minor.or_else(|| {
             self.snapshot
                 .loading_version()
-                .and_then(crate::observe::config::minor_of)
+                .and_then(crate::model::kubelet_config::effective::minor_of)
         })
     }
 

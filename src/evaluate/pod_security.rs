@@ -8,8 +8,8 @@ use std::collections::BTreeSet;
 
 use super::util::{api_data, api_stale, capped, unknown_with, PRACTICE_POD_SECURITY};
 use super::{Control, Ctx, Family, Needs, Outcome, Severity};
+use crate::model::snapshot::{PodFacts, Snapshot};
 use crate::policy::{AllowedPod, Policy};
-use crate::snapshot::{PodFacts, Snapshot};
 
 pub static CONTROLS: &[Control] = &[
     Control {
@@ -406,7 +406,7 @@ mod tests {
     use super::super::util::testing::*;
     use super::super::Status;
     use super::*;
-    use crate::snapshot::{ApiSource, ClusterView, NamespaceFacts};
+    use crate::model::snapshot::{ApiSource, ClusterView, NamespaceFacts};
 
     const ENFORCED: &str = "pod-security-enforced";
     const TAKEOVER: &str = "no-host-takeover-pods";
@@ -490,7 +490,7 @@ mod tests {
     fn even_without_a_kubelet_the_api_decides() {
         let mut s = with(vec![pod("web", "a")], vec![ns("web", Some("restricted"))]);
         s.kubelet = None;
-        s.discovery = crate::snapshot::Discovery::NotFound {
+        s.discovery = crate::model::snapshot::Discovery::NotFound {
             reason: "no kubelet process".into(),
         };
         assert_status(&eval(ENFORCED, &s), Status::Pass);

@@ -5,7 +5,7 @@ use super::util::{
     api_data, api_stale, capped, kubelet, obs_kind_str, unknown_with, PRACTICE_RBAC,
 };
 use super::{Control, Ctx, Family, Needs, Outcome, Severity};
-use crate::snapshot::{CertSummary, Credential, ObsErrorKind};
+use crate::model::snapshot::{CertSummary, Credential, ObsErrorKind};
 
 pub static CONTROLS: &[Control] = &[
     Control {
@@ -116,7 +116,7 @@ fn evaluate_identity(ctx: &Ctx) -> Outcome {
 
 /// Every value of a kube-apiserver string-slice flag (repeats accumulate, items are
 /// comma-separated).
-fn slice_values(flags: &crate::observe::flags::Flags, name: &str) -> Vec<String> {
+fn slice_values(flags: &crate::model::kubelet_config::flags::Flags, name: &str) -> Vec<String> {
     flags
         .occurrences
         .iter()
@@ -331,7 +331,7 @@ fn evaluate_node_scoped(ctx: &Ctx) -> Outcome {
 mod tests {
     use super::super::util::testing::*;
     use super::super::Status;
-    use crate::snapshot::{Credential, ObsError, ObsErrorKind};
+    use crate::model::snapshot::{Credential, ObsError, ObsErrorKind};
 
     const ID: &str = "kubelet-credential-node-scoped";
 
@@ -362,7 +362,7 @@ mod tests {
             Some(Ok(client_cert("system:node:node-2", &["system:nodes"])));
         assert_status(&eval(ID, &h), Status::Pass);
         h.node = String::new();
-        kubelet_mut(&mut h).flags = crate::observe::flags::Flags::parse::<&str>(&[]);
+        kubelet_mut(&mut h).flags = crate::model::kubelet_config::flags::Flags::parse::<&str>(&[]);
         assert_status(&eval(ID, &h), Status::Unknown);
     }
 
@@ -487,8 +487,8 @@ mod tests {
         let o = eval(ID, &s);
         assert_status(&o, Status::Pass);
         assert_eq!(o.source, "authorization-config");
-        a.authorization_config = Some(Err(crate::snapshot::ObsError::new(
-            crate::snapshot::ObsErrorKind::NotFound,
+        a.authorization_config = Some(Err(crate::model::snapshot::ObsError::new(
+            crate::model::snapshot::ObsErrorKind::NotFound,
             "/etc/kubernetes/authz.yaml: not found",
         )));
         s.apiserver = Some(a);
@@ -498,7 +498,7 @@ mod tests {
     mod identity {
         use super::super::super::util::testing::*;
         use super::super::super::Status;
-        use crate::snapshot::{AccessCheck, ApiSource, ClusterView};
+        use crate::model::snapshot::{AccessCheck, ApiSource, ClusterView};
 
         const ID: &str = "kubelet-identity-least-privilege";
 
@@ -528,7 +528,7 @@ mod tests {
             ]
         }
 
-        fn with(identity: ApiSource<Vec<AccessCheck>>) -> crate::snapshot::Snapshot {
+        fn with(identity: ApiSource<Vec<AccessCheck>>) -> crate::model::snapshot::Snapshot {
             let mut s = kubeadm();
             s.cluster = Some(ClusterView {
                 access: Ok("in-cluster service account".into()),

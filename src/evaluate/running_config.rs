@@ -4,7 +4,7 @@
 //! was edited but that was not restarted, or a flag the agent could not see, makes every
 //! file-based verdict describe a kubelet that is not running: this control says so.
 //!
-//! The settings compared are [`crate::observe::settings::SETTINGS`], the one list of the
+//! The settings compared are [`crate::model::kubelet_config::settings::SETTINGS`], the one list of the
 //! settings the controls read (a test below checks that every lookup in the evaluation
 //! code names one of them, so a control cannot read a setting that is not compared).
 //!
@@ -17,9 +17,11 @@ use serde_json::Value;
 
 use super::util::{render, PRACTICE_HARDENING};
 use super::{Control, Ctx, Family, Needs, Outcome, Severity};
-use crate::observe::config::Lookup;
+use crate::model::kubelet_config::settings::{
+    parse_go_duration, SettingDef, SettingKind, SETTINGS,
+};
+use crate::model::kubelet_config::Lookup;
 use crate::observe::running_config::FLAG;
-use crate::observe::settings::{parse_go_duration, SettingDef, SettingKind, SETTINGS};
 
 pub static CONTROLS: &[Control] = &[Control {
     id: "running-config-matches-disk",
@@ -71,7 +73,7 @@ fn as_int(v: &Value) -> Option<f64> {
 fn as_bool(v: &Value) -> Option<bool> {
     match v {
         Value::Bool(b) => Some(*b),
-        Value::String(s) => crate::observe::flags::parse_go_bool(s.trim()),
+        Value::String(s) => crate::model::kubelet_config::flags::parse_go_bool(s.trim()),
         _ => None,
     }
 }
@@ -268,15 +270,15 @@ mod tests {
     use super::*;
     use crate::evaluate::util::testing::snapshot_with;
     use crate::evaluate::{evaluate, Status};
+    use crate::model::snapshot::{ConfigzRoute, RunningConfig};
     use crate::policy::Policy;
-    use crate::snapshot::{ConfigzRoute, RunningConfig};
     use serde_json::json;
 
     const HARDENED: &str = "authentication:\n  anonymous:\n    enabled: false\n  webhook:\n    enabled: true\nauthorization:\n  mode: Webhook\nreadOnlyPort: 0\nstreamingConnectionIdleTimeout: 0s\n";
 
     /// What the kubelet would serve for a configuration: every compared setting, defaults
     /// filled in, durations rendered the Go way, empty values omitted.
-    fn configz_of(snapshot: &crate::snapshot::Snapshot) -> Value {
+    fn configz_of(snapshot: &crate::model::snapshot::Snapshot) -> Value {
         let k = snapshot.kubelet.as_ref().unwrap();
         let mut root = json!({});
         for def in SETTINGS {
@@ -304,7 +306,7 @@ mod tests {
     }
 
     fn with_running(
-        mut snap: crate::snapshot::Snapshot,
+        mut snap: crate::model::snapshot::Snapshot,
         config: Result<Value, String>,
     ) -> crate::evaluate::ControlResult {
         snap.running_config = Some(RunningConfig {
@@ -315,7 +317,10 @@ mod tests {
         result(&snap, &Policy::embedded())
     }
 
-    fn result(snap: &crate::snapshot::Snapshot, policy: &Policy) -> crate::evaluate::ControlResult {
+    fn result(
+        snap: &crate::model::snapshot::Snapshot,
+        policy: &Policy,
+    ) -> crate::evaluate::ControlResult {
         evaluate(snap, policy)
             .into_iter()
             .find(|r| r.id == "running-config-matches-disk")
@@ -455,7 +460,7 @@ mod tests {
         assert_eq!(result(&snap2, &policy).status, Status::NotApplicable);
         let mut none = snapshot_with(&[], Some(HARDENED));
         none.kubelet = None;
-        none.discovery = crate::snapshot::Discovery::NotFound {
+        none.discovery = crate::model::snapshot::Discovery::NotFound {
             reason: "no kubelet process".into(),
         };
         let r = result(&none, &Policy::embedded());

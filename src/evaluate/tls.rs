@@ -8,8 +8,8 @@ use super::util::{
 };
 use super::version::Minor;
 use super::{Control, Ctx, Family, Needs, Outcome, Severity, Status};
-use crate::observe::config::Source;
-use crate::snapshot::{Credential, ObsErrorKind};
+use crate::model::kubelet_config::Source;
+use crate::model::snapshot::{Credential, ObsErrorKind};
 
 pub static CONTROLS: &[Control] = &[
     Control {
@@ -532,7 +532,7 @@ fn evaluate_min_version_config(ctx: &Ctx) -> Outcome {
     out.with_expected(format!("≥ {want_name}"))
 }
 
-use crate::observe::loading::KUBELET_SUITES;
+use crate::model::kubelet_config::loading::KUBELET_SUITES;
 
 /// Names only kubelets from 1.23 accept (see [`KUBELET_SUITES`]).
 const CHACHA_SHA256_NAMES: &[&str] = &[
@@ -860,7 +860,7 @@ mod tests {
     use super::super::util::testing::*;
     use super::super::Status;
     use super::*;
-    use crate::snapshot::{ObsError, ObsErrorKind};
+    use crate::model::snapshot::{ObsError, ObsErrorKind};
 
     #[test]
     fn serving_cert() {
@@ -921,7 +921,7 @@ mod tests {
 
     #[test]
     fn a_self_signed_tls_cert_file_fails() {
-        use crate::observe::certs::summarize_pem;
+        use crate::model::cert::summarize_pem;
         let id = "tls-serving-cert-configured";
         let with_file = |pem: &[u8]| {
             let mut s = snapshot_with(
@@ -1001,7 +1001,7 @@ mod tests {
 
     #[test]
     fn bootstrap_and_a_file_together() {
-        use crate::observe::certs::summarize_pem;
+        use crate::model::cert::summarize_pem;
         let id = "tls-serving-cert-configured";
         let both = |pem: &[u8], version: Option<&str>| {
             let mut s = snapshot_with(
@@ -1224,7 +1224,7 @@ mod tests {
         );
     }
 
-    fn suites(list: &str, version: Option<&str>) -> crate::snapshot::Snapshot {
+    fn suites(list: &str, version: Option<&str>) -> crate::model::snapshot::Snapshot {
         let mut s = snapshot_with(&[&format!("--tls-cipher-suites={list}")], None);
         kubelet_mut(&mut s).version = version.map(str::to_string);
         s

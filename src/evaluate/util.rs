@@ -5,8 +5,8 @@ use std::net::IpAddr;
 use serde_json::Value;
 
 use super::{Ctx, Outcome};
-use crate::observe::config::{Lookup, Setting};
-use crate::snapshot::{ApiSource, ClusterView};
+use crate::model::kubelet_config::{Lookup, Setting};
+use crate::model::snapshot::{ApiSource, ClusterView};
 
 /// Parse `10.0.0.0/8`, `::1/128` or a bare address (a host route).
 pub fn parse_cidr(s: &str) -> Option<(IpAddr, u8)> {
@@ -181,7 +181,7 @@ pub fn unknown_with(
 }
 
 /// The kubelet under evaluation (always present for `Needs::Kubelet` controls).
-pub fn kubelet<'a>(ctx: &Ctx<'a>) -> Result<&'a crate::snapshot::Kubelet, String> {
+pub fn kubelet<'a>(ctx: &Ctx<'a>) -> Result<&'a crate::model::snapshot::Kubelet, String> {
     ctx.kubelet().ok_or_else(|| "no kubelet".to_string())
 }
 
@@ -313,7 +313,7 @@ pub fn quantity_is_zero(s: &str) -> Option<bool> {
 /// A file observation for humans, the attribute a control judges: `0600 /path` or
 /// `0:0 /path` (with `-> resolved` when a symlink
 /// was followed), or `? /path (error)`.
-pub fn file_line(f: &crate::snapshot::FileObservation, attribute: FileAttribute) -> String {
+pub fn file_line(f: &crate::model::snapshot::FileObservation, attribute: FileAttribute) -> String {
     match &f.meta {
         Ok(m) => {
             let target = if m.resolved != f.path && !m.resolved.is_empty() {
@@ -340,11 +340,11 @@ pub enum FileAttribute {
 }
 
 /// A short word for an observation error kind.
-pub fn obs_kind_str(kind: crate::snapshot::ObsErrorKind) -> &'static str {
+pub fn obs_kind_str(kind: crate::model::snapshot::ObsErrorKind) -> &'static str {
     match kind {
-        crate::snapshot::ObsErrorKind::NotFound => "not found",
-        crate::snapshot::ObsErrorKind::Unreadable => "unreadable",
-        crate::snapshot::ObsErrorKind::Invalid => "invalid",
+        crate::model::snapshot::ObsErrorKind::NotFound => "not found",
+        crate::model::snapshot::ObsErrorKind::Unreadable => "unreadable",
+        crate::model::snapshot::ObsErrorKind::Invalid => "invalid",
     }
 }
 
@@ -428,7 +428,7 @@ pub fn with_live(config: Outcome, live: Option<LiveVerdict>) -> Outcome {
 }
 
 /// The live probes ran for this snapshot.
-pub fn live<'a>(ctx: &Ctx<'a>) -> Option<&'a crate::snapshot::Live> {
+pub fn live<'a>(ctx: &Ctx<'a>) -> Option<&'a crate::model::snapshot::Live> {
     ctx.snapshot.live.as_ref()
 }
 
@@ -437,13 +437,13 @@ pub fn live<'a>(ctx: &Ctx<'a>) -> Option<&'a crate::snapshot::Live> {
 pub mod testing {
     use crate::evaluate::{control, Ctx, Outcome, Status};
     use crate::host::{FileKind, FileMeta};
-    use crate::observe::config::{ConfigInput, EffectiveConfig};
-    use crate::observe::flags::Flags;
-    use crate::policy::Policy;
-    use crate::snapshot::{
+    use crate::model::kubelet_config::flags::Flags;
+    use crate::model::kubelet_config::{ConfigInput, EffectiveConfig};
+    use crate::model::snapshot::{
         ApiServer, CertSummary, Credential, Discovery, FileObservation, FileRole, Kubelet,
         ObsError, ObsErrorKind, Snapshot,
     };
+    use crate::policy::Policy;
 
     /// Where `snapshot_with` puts the `--config` file unless the args name one.
     pub const CONFIG_PATH: &str = "/var/lib/kubelet/config.yaml";
@@ -677,7 +677,7 @@ mod catalogue_tests {
     use super::testing::*;
     use super::*;
     use crate::evaluate::{catalogue, evaluate, Family, Status};
-    use crate::snapshot::FileRole;
+    use crate::model::snapshot::FileRole;
 
     #[test]
     fn kube_versions() {
@@ -923,7 +923,7 @@ mod catalogue_tests {
         // Without a kubelet everything is unknown with the discovery reason.
         let mut none = kubeadm();
         none.kubelet = None;
-        none.discovery = crate::snapshot::Discovery::NotFound {
+        none.discovery = crate::model::snapshot::Discovery::NotFound {
             reason: "no kubelet process".into(),
         };
         // ... but the cluster controls, which need the API, not the kubelet: without API
@@ -946,7 +946,7 @@ mod catalogue_tests {
 mod live_tests {
     use super::testing::*;
     use crate::evaluate::{evaluate, ControlResult, Status};
-    use crate::snapshot::{
+    use crate::model::snapshot::{
         Listener, Listeners, Live, ProbeError, ProbeErrorKind, ReadOnlyAnswer, Snapshot,
     };
 
@@ -1195,7 +1195,7 @@ mod live_tests {
 mod live_ownership_tests {
     use super::testing::*;
     use crate::evaluate::{evaluate, Status};
-    use crate::snapshot::{Listener, Listeners, Live, ReadOnlyAnswer};
+    use crate::model::snapshot::{Listener, Listeners, Live, ReadOnlyAnswer};
 
     #[test]
     fn another_process_on_10255_is_not_the_kubelets_read_only_port() {

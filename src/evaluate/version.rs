@@ -284,7 +284,7 @@ pub const RELEASES_YAML: &str = include_str!("../../data/releases.yaml");
 /// Parse and validate a release table: minors in order without gaps, real dates, release
 /// before end of life, final patch on its own branch.
 pub fn parse_releases(text: &str) -> Result<Vec<Release>, String> {
-    let raw: RawReleases = crate::parse::yaml_unredacted(text).map_err(|e| e.to_string())?;
+    let raw: RawReleases = crate::model::parse::yaml_unredacted(text).map_err(|e| e.to_string())?;
     let mut out: Vec<Release> = Vec::with_capacity(raw.releases.len());
     for r in raw.releases {
         let at = |what: &str| format!("release {:?}: {what}", r.minor);
@@ -587,7 +587,7 @@ pub fn check_versions(
 /// kubernetes/kubernetes issue, ranges well-formed and disjoint, fixed versions outside
 /// every range and at most one per branch.
 pub fn parse_cves(text: &str) -> Result<CveTable, String> {
-    let raw: RawCves = crate::parse::yaml_unredacted(text).map_err(|e| e.to_string())?;
+    let raw: RawCves = crate::model::parse::yaml_unredacted(text).map_err(|e| e.to_string())?;
     let as_of = Day::parse(&raw.as_of).ok_or("as_of is not a YYYY-MM-DD date")?;
     let mut cves: Vec<Cve> = Vec::with_capacity(raw.cves.len());
     for c in raw.cves {
@@ -1167,7 +1167,7 @@ mod tests {
         KubeVersion::parse(s).unwrap()
     }
 
-    fn with_version(raw: Option<&str>, source: &str) -> crate::snapshot::Snapshot {
+    fn with_version(raw: Option<&str>, source: &str) -> crate::model::snapshot::Snapshot {
         let mut s = kubeadm();
         let k = kubelet_mut(&mut s);
         k.version = raw.map(str::to_string);
@@ -1175,12 +1175,12 @@ mod tests {
         s
     }
 
-    fn at(s: &mut crate::snapshot::Snapshot, date: &str) {
+    fn at(s: &mut crate::model::snapshot::Snapshot, date: &str) {
         s.taken_at = Day::parse(date).unwrap().unix() as f64 + 3600.5;
     }
 
-    fn with_api(s: &mut crate::snapshot::Snapshot, api: Option<&str>) {
-        use crate::snapshot::{ApiSource, ClusterView, NodeFacts};
+    fn with_api(s: &mut crate::model::snapshot::Snapshot, api: Option<&str>) {
+        use crate::model::snapshot::{ApiSource, ClusterView, NodeFacts};
         s.cluster = Some(ClusterView {
             access: Ok("in-cluster service account".into()),
             node: ApiSource {

@@ -2,7 +2,7 @@
 
 use serde_json::Value;
 
-use crate::snapshot::{ObsError, ObsErrorKind};
+use crate::model::snapshot::{ObsError, ObsErrorKind};
 
 /// Where the kubeconfig's selected user gets its identity from (before reading files).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -25,8 +25,8 @@ fn invalid(msg: impl Into<String>) -> ObsError {
 /// user. `kubeconfig_dir` resolves relative `client-certificate` paths, as client-go does.
 pub fn parse_credential(text: &str, kubeconfig_dir: &str) -> Result<CredentialSource, ObsError> {
     // A kubeconfig holds tokens and keys: the error says where and what kind, never what.
-    let doc: Value =
-        crate::parse::yaml(text).map_err(|e| invalid(format!("kubeconfig: invalid YAML: {e}")))?;
+    let doc: Value = crate::model::parse::yaml(text)
+        .map_err(|e| invalid(format!("kubeconfig: invalid YAML: {e}")))?;
     let obj = doc
         .as_object()
         .ok_or_else(|| invalid("kubeconfig: not a mapping"))?;
@@ -67,9 +67,9 @@ pub fn parse_credential(text: &str, kubeconfig_dir: &str) -> Result<CredentialSo
             .filter(|v| !v.is_empty())
     };
     if let Some(data) = s("client-certificate-data") {
-        return Ok(CredentialSource::InlineCert(super::certs::decode_base64(
-            data,
-        )?));
+        return Ok(CredentialSource::InlineCert(
+            crate::model::cert::decode_base64(data)?,
+        ));
     }
     if let Some(path) = s("client-certificate") {
         return Ok(CredentialSource::CertFile(crate::host::host_join(

@@ -13,10 +13,10 @@ use std::time::{Duration, Instant};
 use serde_json::Value;
 
 use crate::host::HostRoot;
-use crate::probe::{self, Timeouts};
-use crate::snapshot::{
+use crate::model::snapshot::{
     Listeners, Live, ProbeError, ProbeErrorKind, ProbeRecord, ProbeResult, ReadOnlyAnswer, Snapshot,
 };
+use crate::probe::{self, Timeouts};
 
 use super::net;
 
@@ -222,10 +222,9 @@ pub async fn probe(
     let l_ref = listeners.as_ref().ok();
     let serving = target_for(l_ref, port, address.as_deref(), opts.kubelet_address);
     let read_only = target_for(l_ref, ro_port, address.as_deref(), opts.kubelet_address);
-    live.listeners =
-        Some(listeners.map_err(|e| {
-            crate::snapshot::ObsError::new(crate::snapshot::ObsErrorKind::Unreadable, e)
-        }));
+    live.listeners = Some(listeners.map_err(|e| {
+        crate::model::snapshot::ObsError::new(crate::model::snapshot::ObsErrorKind::Unreadable, e)
+    }));
     live.serving_target = Some(serving.to_string());
     live.read_only_target = Some(read_only.to_string());
 
@@ -284,7 +283,7 @@ pub async fn probe(
 }
 
 struct Serving {
-    tls: ProbeResult<crate::snapshot::TlsHandshake>,
+    tls: ProbeResult<crate::model::snapshot::TlsHandshake>,
     versions: ProbeResult<Vec<(String, bool)>>,
     suites: ProbeResult<Vec<(String, bool)>>,
     anonymous: ProbeResult<u16>,
@@ -418,7 +417,7 @@ async fn probe_read_only(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::snapshot::Listener;
+    use crate::model::snapshot::Listener;
 
     fn listeners(s: &[(&str, u16)]) -> Listeners {
         Listeners {

@@ -4,17 +4,12 @@
 //! failing step only makes the facts it would have produced unknown: the rest goes on.
 
 pub mod buildinfo;
-pub mod certs;
-pub mod config;
-pub mod flags;
 pub mod identity;
 pub mod kubeconfig;
 pub mod live;
-pub mod loading;
 pub mod net;
 pub mod process;
 pub mod running_config;
-pub mod settings;
 pub mod version;
 
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
@@ -22,12 +17,14 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use serde_json::Value;
 
 use crate::host::{host_dirname, host_join, FileKind, HostRoot};
-use crate::snapshot::{
+use crate::model::cert as certs;
+use crate::model::kubelet_config::flags::Flags;
+use crate::model::kubelet_config::{flags, loading};
+use crate::model::kubelet_config::{ConfigInput, EffectiveConfig, Lookup, Source};
+use crate::model::snapshot::{
     ApiServer, Credential, Discovery, FileObservation, FileRole, Kubelet, ObsError, ObsErrorKind,
     ProbeRecord, Snapshot,
 };
-use config::{ConfigInput, EffectiveConfig, Lookup, Source};
-use flags::Flags;
 use process::{KubeletKind, ProcInfo};
 
 /// Options for one observation.

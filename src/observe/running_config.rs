@@ -27,8 +27,8 @@ use http_body_util::BodyExt;
 use serde_json::Value;
 
 use crate::cluster::Cluster;
+use crate::model::snapshot::{ConfigzRoute, Live, ProbeRecord, RunningConfig, Snapshot};
 use crate::probe::{self, Timeouts};
-use crate::snapshot::{ConfigzRoute, Live, ProbeRecord, RunningConfig, Snapshot};
 
 /// Cap on a `/configz` body (a real one is ~5 KiB).
 pub const MAX_CONFIGZ_BYTES: usize = 4 * 1024 * 1024;
@@ -357,7 +357,7 @@ mod tests {
     use super::*;
 
     use crate::cluster::TokenSource;
-    use crate::snapshot::{Listener, Listeners};
+    use crate::model::snapshot::{Listener, Listeners};
 
     fn live(listening: &[u16], target: &str) -> Live {
         Live {

@@ -11,9 +11,9 @@ use rustls::{DigitallySignedStruct, ProtocolVersion, SignatureScheme};
 use tokio::net::TcpStream;
 
 use super::{classify_io_error, connect, within, Timeouts};
-use crate::observe::certs::summarize_der;
+use crate::model::cert::summarize_der;
+use crate::model::snapshot::{ProbeError, ProbeErrorKind, ProbeResult, TlsHandshake};
 use crate::probe::tls_scan;
-use crate::snapshot::{ProbeError, ProbeErrorKind, ProbeResult, TlsHandshake};
 
 /// An established TLS connection to the probed server.
 pub type TlsStream = tokio_rustls::client::TlsStream<TcpStream>;

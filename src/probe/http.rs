@@ -14,7 +14,7 @@ use tokio::time::Instant;
 
 use super::handshake::handshake_unbounded;
 use super::{connect, until, Timeouts};
-use crate::snapshot::{ProbeError, ProbeErrorKind, ProbeResult};
+use crate::model::snapshot::{ProbeError, ProbeErrorKind, ProbeResult};
 
 /// How much of a response body is read before the connection is dropped.
 pub const MAX_BODY: usize = 64 * 1024;

@@ -18,7 +18,7 @@ use std::time::Duration;
 use tokio::net::TcpStream;
 use tokio::time::Instant;
 
-use crate::snapshot::{ProbeError, ProbeErrorKind, ProbeResult};
+use crate::model::snapshot::{ProbeError, ProbeErrorKind, ProbeResult};
 
 /// Bounds of one network operation.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -18,7 +18,7 @@ use std::net::SocketAddr;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 use super::{connect, within, Timeouts};
-use crate::snapshot::{ProbeError, ProbeErrorKind, ProbeResult};
+use crate::model::snapshot::{ProbeError, ProbeErrorKind, ProbeResult};
 
 /// A TLS protocol version.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]

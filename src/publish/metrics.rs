@@ -37,7 +37,7 @@ use prometheus_client::registry::{Registry, Unit};
 
 use crate::drift::DriftReport;
 use crate::evaluate::{ControlResult, Status};
-use crate::snapshot::Snapshot;
+use crate::model::snapshot::Snapshot;
 
 /// `Content-Type` of the Prometheus text format 0.0.4.
 pub const CONTENT_TYPE_TEXT: &str = prometheus_text::CONTENT_TYPE;
@@ -304,20 +304,21 @@ fn register_live(registry: &mut Registry, input: &MetricsInput) {
     );
 
     let mut expiry = Ordered::<F64Gauge>::default();
-    let mut cert = |certificate: &str, source: &str, c: Option<&crate::snapshot::CertSummary>| {
-        if let Some(c) = c {
-            #[allow(clippy::cast_precision_loss)]
-            let t = c.not_after as f64;
-            expiry.gauge(
-                labels(&[
-                    ("node", node),
-                    ("certificate", certificate),
-                    ("source", source),
-                ]),
-                t,
-            );
-        }
-    };
+    let mut cert =
+        |certificate: &str, source: &str, c: Option<&crate::model::snapshot::CertSummary>| {
+            if let Some(c) = c {
+                #[allow(clippy::cast_precision_loss)]
+                let t = c.not_after as f64;
+                expiry.gauge(
+                    labels(&[
+                        ("node", node),
+                        ("certificate", certificate),
+                        ("source", source),
+                    ]),
+                    t,
+                );
+            }
+        };
     if let Some(Ok(h)) = live.and_then(|l| l.tls.as_ref()) {
         cert("serving", "live", h.cert.as_ref());
     }
@@ -327,7 +328,7 @@ fn register_live(registry: &mut Registry, input: &MetricsInput) {
             "file",
             k.serving_cert_file.as_ref().and_then(|r| r.as_ref().ok()),
         );
-        if let Some(Ok(crate::snapshot::Credential::ClientCertificate { cert: c, .. })) =
+        if let Some(Ok(crate::model::snapshot::Credential::ClientCertificate { cert: c, .. })) =
             &k.credential
         {
             cert("client", "file", Some(c));
@@ -593,7 +594,7 @@ fn encode_or_empty(registry: &Registry) -> Exposition {
 mod tests {
     use super::*;
     use crate::evaluate::Severity;
-    use crate::snapshot::{Discovery, ProbeRecord};
+    use crate::model::snapshot::{Discovery, ProbeRecord};
     use prometheus_client::metrics::counter::Counter;
     use std::collections::{BTreeMap, BTreeSet};
 

@@ -18,7 +18,7 @@ use std::time::Duration;
 
 use crate::drift::{ControlDrift, DriftReport};
 use crate::evaluate::{summarize, ControlResult, Severity, Status, Summary};
-use crate::snapshot::{Discovery, Snapshot};
+use crate::model::snapshot::{Discovery, Snapshot};
 
 /// What was found of the kubelet, for the report header.
 #[derive(Debug, Clone, PartialEq, serde::Serialize)]
@@ -706,7 +706,7 @@ fn drift_line(d: &DriftReport) -> Option<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::snapshot::ProbeRecord;
+    use crate::model::snapshot::ProbeRecord;
 
     #[test]
     fn drift_in_json_and_table() {

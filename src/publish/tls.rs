@@ -107,7 +107,7 @@ pub fn parse_pair(
         .map_err(|e| TlsError::Pem {
             path: cert_path.to_path_buf(),
             // Redacted: rustls' PEM errors quote a line of the file.
-            why: crate::parse::pem_fault(&e).to_string(),
+            why: crate::model::parse::pem_fault(&e).to_string(),
         })?;
     if chain.is_empty() {
         return Err(TlsError::NoCertificate {
@@ -117,7 +117,7 @@ pub fn parse_pair(
     let key = PrivateKeyDer::from_pem_slice(key_pem).map_err(|e| TlsError::NoKey {
         path: key_path.to_path_buf(),
         // Redacted: rustls' PEM errors quote a line of the (key) file.
-        why: crate::parse::pem_fault(&e).to_string(),
+        why: crate::model::parse::pem_fault(&e).to_string(),
     })?;
     certified(chain, key, cert_path, key_path)
 }

@@ -2,7 +2,7 @@
 //!
 //! It behaves like a kubelet where kubelet-sentinel looks at one: its process name is
 //! `kubelet`, `kubelet --version` answers, its command line and KubeletConfiguration are
-//! read with the agent's own rules (`kubelet_sentinel::observe::config`), and it listens
+//! read with the agent's own rules (`kubelet_sentinel::model::kubelet_config`), and it listens
 //! on the serving (TLS), read-only and healthz ports with the kubelet's answers. It is
 //! test support only: built with `--features standin`, never shipped.
 //!
@@ -28,8 +28,10 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use kubelet_sentinel::host::HostRoot;
-use kubelet_sentinel::observe::config::{ConfigInput, EffectiveConfig, Lookup, Setting, Source};
-use kubelet_sentinel::observe::flags::{parse_go_bool, Flags};
+use kubelet_sentinel::model::kubelet_config::flags::{parse_go_bool, Flags};
+use kubelet_sentinel::model::kubelet_config::{
+    ConfigInput, EffectiveConfig, Lookup, Setting, Source,
+};
 use kubelet_sentinel::observe::walk_dropins;
 use serde_json::Value;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -449,7 +451,9 @@ fn go_duration(secs: f64) -> String {
 /// omits when empty (`omitempty`: `readOnlyPort: 0`, empty strings, lists and maps) left
 /// out.
 fn configz(cfg: &EffectiveConfig) -> Result<String, String> {
-    use kubelet_sentinel::observe::settings::{parse_go_duration, SettingKind, SETTINGS};
+    use kubelet_sentinel::model::kubelet_config::settings::{
+        parse_go_duration, SettingKind, SETTINGS,
+    };
     let mut root = serde_json::Map::new();
     for def in SETTINGS {
         // What a real kubelet serves: its configuration after InitializeTLS filled in the

@@ -41,9 +41,9 @@ use std::path::{Path, PathBuf};
 
 use kubelet_sentinel::evaluate::{self, ControlResult, Status};
 use kubelet_sentinel::host::HostRoot;
+use kubelet_sentinel::model::snapshot::Snapshot;
 use kubelet_sentinel::observe::{observe, ObserveOptions};
 use kubelet_sentinel::policy::Policy;
-use kubelet_sentinel::snapshot::Snapshot;
 
 /// Top-level names in a fixture directory that are harness metadata, not host files.
 const METADATA: &[&str] = &[

@@ -4,8 +4,8 @@
 use std::time::Duration;
 
 use crate::host::FileMeta;
-use crate::observe::config::EffectiveConfig;
-use crate::observe::flags::Flags;
+use crate::model::kubelet_config::flags::Flags;
+use crate::model::kubelet_config::EffectiveConfig;
 
 /// Everything observed about one node at one moment.
 #[derive(Debug, Clone, serde::Serialize)]
@@ -494,7 +494,7 @@ impl ApiServer {
             .filter(|p| !p.trim().is_empty())
             .map(|p| {
                 let text = host.read_to_string(p.trim()).map_err(ObsError::from)?;
-                crate::observe::config::authorizer_types(&text)
+                crate::model::kubelet_config::effective::authorizer_types(&text)
                     .map_err(|e| ObsError::new(ObsErrorKind::Invalid, format!("{p}: {e}")))
             });
         ApiServer {

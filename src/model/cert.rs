@@ -3,7 +3,7 @@
 
 use x509_parser::certificate::X509Certificate;
 
-use crate::snapshot::{CertSummary, ObsError, ObsErrorKind};
+use crate::model::snapshot::{CertSummary, ObsError, ObsErrorKind};
 
 /// Parse the certificates of a PEM bundle as the kubelet does; summarise the first one.
 ///

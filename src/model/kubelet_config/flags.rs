@@ -344,7 +344,7 @@ impl Flags {
 /// Flags that are known to take a value (so `--config /path` consumes `/path` even if it
 /// started with `-`). Anything the kubelet registers that is not boolean.
 fn is_known_value_flag(name: &str) -> bool {
-    crate::observe::settings::flag_is_config_backed(name)
+    crate::model::kubelet_config::settings::flag_is_config_backed(name)
         || matches!(
             name,
             "config"

@@ -23,7 +23,7 @@ use std::collections::BTreeMap;
 
 use serde_json::{Map, Value};
 
-use crate::parse::ParseFault;
+use crate::model::parse::ParseFault;
 
 use super::flags::{FlagValue, Flags};
 use super::loading::{self, DropinMerge, Rules, NEWEST_KNOWN_MINOR};
@@ -191,7 +191,7 @@ fn parse_any_kind(text: &str) -> Result<Value, String> {
         serde_json::from_str(trimmed)
             .map_err(|e| format!("invalid JSON: {}", ParseFault::from_json(&e)))?
     } else {
-        crate::parse::yaml::<Value>(text).map_err(|e| format!("invalid YAML: {e}"))?
+        crate::model::parse::yaml::<Value>(text).map_err(|e| format!("invalid YAML: {e}"))?
     };
     match &value {
         Value::Object(_) => Ok(value),
@@ -1152,7 +1152,7 @@ fn flag_to_json(def: &SettingDef, v: FlagValue) -> Result<Value, String> {
 /// The authorizer types, in order, of a kube-apiserver `AuthorizationConfiguration`
 /// (`--authorization-config`, apiserver.config.k8s.io): `authorizers[].type`.
 pub fn authorizer_types(text: &str) -> Result<Vec<String>, String> {
-    let doc: Value = crate::parse::yaml(text).map_err(|e| e.to_string())?;
+    let doc: Value = crate::model::parse::yaml(text).map_err(|e| e.to_string())?;
     if doc.get("kind").and_then(Value::as_str) != Some("AuthorizationConfiguration") {
         return Err("not an AuthorizationConfiguration".to_string());
     }

@@ -1,0 +1,15 @@
+//! Model: the kubelet as plain data and pure rules. No I/O happens here: everything is a
+//! value or a function of values, so the same rules serve the agent, the tests and the
+//! documentation.
+//!
+//! - [`snapshot`]: what one observation of a node found (the input of every control);
+//! - [`kubelet_config`]: the kubelet's settings, flags, defaults and loading rules (which
+//!   file wins, how drop-ins merge, version by version), giving an effective configuration
+//!   with the provenance of every value;
+//! - [`cert`]: X.509 certificates as the controls see them;
+//! - [`parse`]: the limits and redacted errors of every document the agent parses.
+
+pub mod cert;
+pub mod kubelet_config;
+pub mod parse;
+pub mod snapshot;
