@@ -37,7 +37,7 @@ use std::time::{Duration, Instant};
 use criterion::{criterion_group, criterion_main, Criterion};
 use kubelet_sentinel::drift::watch::Watch;
 use kubelet_sentinel::evaluate::{self, summarize};
-use kubelet_sentinel::host::HostRoot;
+use kubelet_sentinel::io::host::HostRoot;
 use kubelet_sentinel::model::cert as certs;
 use kubelet_sentinel::model::kubelet_config::flags::Flags;
 use kubelet_sentinel::model::kubelet_config::{effective, ConfigInput, EffectiveConfig};

@@ -12,12 +12,12 @@ use std::time::{Duration, Instant};
 
 use tokio::time::MissedTickBehavior;
 
-use crate::cluster::{self, Cluster, ClusterOptions};
 use crate::drift::watch::{Trigger, Watch};
 use crate::drift::{DriftOptions, Tracker};
 use crate::evaluate::{self, summarize, ControlResult};
-use crate::host::{HostError, HostRoot};
+use crate::io::host::{HostError, HostRoot};
 use crate::model::snapshot::Snapshot;
+use crate::observe::cluster::{self, Cluster, ClusterOptions};
 use crate::observe::live::{self, LiveOptions, ScanCache};
 use crate::observe::running_config::{self, ConfigzCache, RunningConfigOptions};
 use crate::observe::{self, version, ObserveOptions, Observer};
@@ -398,7 +398,7 @@ pub struct Carried {
     tracker: Tracker,
     watch: Watch,
     /// Drift and regression transitions, for `--events`.
-    transitions: crate::cluster::events::Transitions,
+    transitions: crate::publish::events::Transitions,
 }
 
 impl Carried {
@@ -434,6 +434,7 @@ fn cycle(
     policy: &Policy,
     enrich_opts: &EnrichOptions,
     cluster: Option<&Cluster>,
+    events: Option<&crate::publish::events::Poster>,
     rt: &tokio::runtime::Handle,
 ) -> Cycle {
     let (snapshot, results, duration) = evaluate_with(
@@ -457,8 +458,8 @@ fn cycle(
         .tracker
         .update(&snapshot, &results, snapshot.taken_at);
     let notices = carried.transitions.notices(&drift, &results);
-    if let Some(c) = cluster {
-        c.notify(notices);
+    if let Some(e) = events {
+        e.notify(notices);
     }
     let (baseline_path, baseline_fp) = carried.tracker.baseline_watch();
     carried.watch =
@@ -693,6 +694,27 @@ pub async fn run_serve(cfg: AgentConfig) -> Result<(), AgentError> {
         Some(node) => Cluster::connect(&cfg.cluster, node).await?,
         None => Cluster::disabled("the node name is unknown"),
     });
+    let events = match (&node, cluster.client()) {
+        (Some(node), Some(client)) if cfg.cluster.events => {
+            tracing::info!(
+                node,
+                "posting Events on the Node when a control regresses or drifts"
+            );
+            Some(crate::publish::events::start(
+                client,
+                node.clone(),
+                cfg.cluster.request_timeout,
+            ))
+        }
+        _ if cfg.cluster.events => {
+            tracing::warn!(
+                reason = cluster.no_access_reason().unwrap_or("no API client"),
+                "--events needs API access: no events will be posted"
+            );
+            None
+        }
+        _ => None,
+    };
     let auth = if cfg.metrics.auth {
         match cluster.client() {
             Some(client) => Some(Arc::new(Authenticator::new(
@@ -774,7 +796,16 @@ pub async fn run_serve(cfg: AgentConfig) -> Result<(), AgentError> {
         cfg.watch_interval,
         Arc::clone(&state),
         move || Carried::new(host.clone(), opts.clone(), drift.clone()),
-        move |carried: &mut Carried| cycle(carried, &policy, &enrich_opts, Some(&*cluster), &rt),
+        move |carried: &mut Carried| {
+            cycle(
+                carried,
+                &policy,
+                &enrich_opts,
+                Some(&*cluster),
+                events.as_ref(),
+                &rt,
+            )
+        },
         Carried::check_watch,
     );
 
@@ -864,6 +895,7 @@ mod tests {
             &mut carried,
             &Policy::embedded(),
             &EnrichOptions::default(),
+            None,
             None,
             rt.handle(),
         );

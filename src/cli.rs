@@ -8,10 +8,10 @@ use std::time::Duration;
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
 use crate::agent::{self, AgentConfig, AgentError, EnrichOptions};
-use crate::cluster::{ApiAccessMode, Cluster, ClusterOptions};
 use crate::drift::store::StateDir;
 use crate::evaluate::Severity;
-use crate::host::{HostError, HostRoot};
+use crate::io::host::{HostError, HostRoot};
+use crate::observe::cluster::{ApiAccessMode, Cluster, ClusterOptions};
 use crate::observe::live::{LiveMode, LiveOptions};
 use crate::observe::ObserveOptions;
 use crate::policy::{Policy, PolicyError};
@@ -77,7 +77,7 @@ pub struct GlobalArgs {
     pub cve_feed: Option<PathBuf>,
 
     /// Cap on any single host file read, in bytes.
-    #[arg(long, global = true, env = "KUBELET_SENTINEL_MAX_READ_BYTES", default_value_t = crate::host::DEFAULT_MAX_READ)]
+    #[arg(long, global = true, env = "KUBELET_SENTINEL_MAX_READ_BYTES", default_value_t = crate::io::host::DEFAULT_MAX_READ)]
     pub max_read_bytes: u64,
 
     /// Probe the kubelet's sockets (TLS, anonymous access, read-only port): auto = only
@@ -364,7 +364,7 @@ pub enum CliError {
     #[error("baseline: {0}")]
     Baseline(String),
     #[error("Kubernetes API: {0}")]
-    Cluster(#[from] crate::cluster::ClientError),
+    Cluster(#[from] crate::observe::cluster::ClientError),
 }
 
 fn cluster_options(global: &GlobalArgs) -> ClusterOptions {
@@ -393,7 +393,7 @@ fn check_cluster(
     let cluster = rt.block_on(async {
         let c = Cluster::connect(&copts, &node).await?;
         c.wait_synced(copts.request_timeout).await;
-        Ok::<_, crate::cluster::ClientError>(c)
+        Ok::<_, crate::observe::cluster::ClientError>(c)
     })?;
     Ok(cluster)
 }

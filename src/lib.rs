@@ -9,10 +9,9 @@
 
 pub mod agent;
 pub mod cli;
-pub mod cluster;
 pub mod drift;
 pub mod evaluate;
-pub mod host;
+pub mod io;
 pub mod model;
 pub mod observe;
 pub mod policy;

@@ -274,15 +274,16 @@ impl Policy {
     }
 
     /// Load a user policy from a file and layer it on the defaults (a regular file of at
-    /// most [`MAX_POLICY_BYTES`], read by [`crate::host::read_operator_file`]: a FIFO or
+    /// most [`MAX_POLICY_BYTES`], read by [`crate::io::host::read_operator_file`]: a FIFO or
     /// device is refused, never read).
     pub fn load(path: &str) -> Result<Policy, PolicyError> {
         let read_err = |source| PolicyError::Read {
             path: path.to_string(),
             source,
         };
-        let bytes = crate::host::read_operator_file(std::path::Path::new(path), MAX_POLICY_BYTES)
-            .map_err(|e| read_err(e.into_io_error()))?;
+        let bytes =
+            crate::io::host::read_operator_file(std::path::Path::new(path), MAX_POLICY_BYTES)
+                .map_err(|e| read_err(e.into_io_error()))?;
         let text = String::from_utf8(bytes).map_err(|_| {
             read_err(std::io::Error::new(
                 std::io::ErrorKind::InvalidData,

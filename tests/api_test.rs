@@ -535,7 +535,7 @@ fn a_server_slower_than_the_timeout_fails_the_step() {
         let mut config = kube::Config::new(api.url().parse().expect("url"));
         config.auth_info.token = Some(fake_api::TOKEN.to_string().into());
         let client = kube::Client::try_from(config).expect("client");
-        let c = kubelet_sentinel::cluster::Cluster::start(
+        let c = kubelet_sentinel::observe::cluster::Cluster::start(
             client,
             NODE,
             "test".into(),

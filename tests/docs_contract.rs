@@ -115,7 +115,7 @@ fn readme_opens_with_the_two_commands() {
 
 #[test]
 fn every_metric_family_is_documented() {
-    use kubelet_sentinel::host::HostRoot;
+    use kubelet_sentinel::io::host::HostRoot;
     use kubelet_sentinel::observe::ObserveOptions;
     use kubelet_sentinel::policy::Policy;
     use kubelet_sentinel::publish::metrics::{render, MetricsInput};

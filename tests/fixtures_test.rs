@@ -1566,7 +1566,7 @@ fn dropin_eviction_map_merges_into_the_config_file_default() {
 #[test]
 fn example_node_shows_its_documented_findings() {
     let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/node");
-    let host = kubelet_sentinel::host::HostRoot::new(&root).expect("examples/node");
+    let host = kubelet_sentinel::io::host::HostRoot::new(&root).expect("examples/node");
     let snap = kubelet_sentinel::observe::observe(&host, &Default::default());
     let results =
         kubelet_sentinel::evaluate::evaluate(&snap, &kubelet_sentinel::policy::Policy::embedded());

@@ -20,7 +20,7 @@ use std::os::unix::fs::symlink;
 use std::path::{Path, PathBuf};
 
 use kubelet_sentinel::evaluate::running_config::compare;
-use kubelet_sentinel::host::HostRoot;
+use kubelet_sentinel::io::host::HostRoot;
 use kubelet_sentinel::model::kubelet_config::settings::SETTINGS;
 use kubelet_sentinel::model::kubelet_config::{EffectiveConfig, Lookup};
 use kubelet_sentinel::model::snapshot::Kubelet;

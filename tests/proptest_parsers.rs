@@ -11,7 +11,7 @@ use std::sync::OnceLock;
 use proptest::prelude::*;
 use serde_json::{json, Value};
 
-use kubelet_sentinel::host::HostRoot;
+use kubelet_sentinel::io::host::HostRoot;
 use kubelet_sentinel::model::cert as certs;
 use kubelet_sentinel::model::kubelet_config::effective::parse_document;
 use kubelet_sentinel::model::kubelet_config::flags::{

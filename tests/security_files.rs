@@ -33,7 +33,7 @@ use common::http::{free_port, get};
 use common::process::Guard;
 use common::running_as_root;
 use kubelet_sentinel::drift::store::{Loaded, StateDir};
-use kubelet_sentinel::host::{HostError, HostRoot};
+use kubelet_sentinel::io::host::{HostError, HostRoot};
 
 /// The bound the issue sets on a refusal ("clear errors within a second").
 const WITHIN: Duration = Duration::from_secs(1);
@@ -906,7 +906,7 @@ fn item_6_a_host_fifo_is_type_checked_before_it_is_opened() {
             matches!(h.read("/etc/config.yaml"), Err(HostError::NotAFile { .. })),
             "{mode}: a FIFO must be refused as not a regular file"
         );
-        let p = kubelet_sentinel::host::PreparedPath::new("/etc/config.yaml").expect("path");
+        let p = kubelet_sentinel::io::host::PreparedPath::new("/etc/config.yaml").expect("path");
         let mut buf = Vec::new();
         assert!(!h.read_into(&p, &mut buf, 4096), "{mode}: read_into a FIFO");
         assert!(

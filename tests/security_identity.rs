@@ -14,7 +14,7 @@ use std::time::{Duration, Instant};
 
 use common::agent::{agent_command, run_report};
 use common::running_as_root;
-use kubelet_sentinel::host::HostRoot;
+use kubelet_sentinel::io::host::HostRoot;
 use kubelet_sentinel::model::snapshot::{Discovery, Snapshot};
 use kubelet_sentinel::observe::{buildinfo, observe, ObserveOptions};
 use serde_json::Value;

@@ -17,7 +17,7 @@ use std::collections::{BTreeMap, HashMap};
 use std::path::PathBuf;
 
 use crate::evaluate::{ControlResult, Status};
-use crate::host::{Fingerprint, Stamp};
+use crate::model::file::{Fingerprint, Stamp};
 use crate::model::snapshot::{FileRole, Kubelet, ObsErrorKind, Snapshot};
 
 pub use baseline::{Baseline, ControlDrift, Origin};

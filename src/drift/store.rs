@@ -30,7 +30,7 @@ use std::sync::{Arc, OnceLock};
 
 use rustix::fs::{AtFlags, FileType, Mode, OFlags};
 
-use crate::host::Fingerprint;
+use crate::model::file::Fingerprint;
 
 /// The baseline's file name in the state dir.
 pub const BASELINE_FILE: &str = "baseline.json";
@@ -186,7 +186,7 @@ impl StateDir {
     pub fn fingerprint(&self, name: &str) -> Option<Fingerprint> {
         let dir = self.dir_fd().ok()??;
         let st = rustix::fs::statat(dir, name, AtFlags::SYMLINK_NOFOLLOW).ok()?;
-        Some(Fingerprint::from_stat(&st))
+        Some(crate::io::host::fingerprint_of_stat(&st))
     }
 
     /// Read and parse a JSON state file. `check_version` rejects a parsed value of
@@ -230,7 +230,7 @@ impl StateDir {
         if kind != FileType::RegularFile {
             return Loaded::Corrupt(format!("{}: refused, not read", kind_word(kind)));
         }
-        let fp = Fingerprint::from_stat(&st);
+        let fp = crate::io::host::fingerprint_of_stat(&st);
         if fp.size > MAX_STATE_FILE {
             return Loaded::Corrupt(format!("larger than {MAX_STATE_FILE} bytes"));
         }

@@ -12,7 +12,9 @@
 
 use super::store::WatchedFile;
 
-use crate::host::{Fingerprint, HostRoot, PreparedPath, Stamp};
+use crate::io::host::{HostRoot, PreparedPath};
+
+use crate::model::file::{Fingerprint, Stamp};
 use crate::model::snapshot::{ObsErrorKind, Snapshot};
 use crate::observe::process::{self, start_time_from_stat, KubeletKind};
 

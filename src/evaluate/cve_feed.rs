@@ -29,7 +29,7 @@
 //!   [`UnreadableCve`]: the control reports it and is never a silent pass.
 //!
 //! The file is operator input: opened non-blocking and `fstat`ed to be a regular file,
-//! capped at [`MAX_FEED_BYTES`] ([`crate::host::read_operator_file`]); a parse error
+//! capped at [`MAX_FEED_BYTES`] ([`crate::io::host::read_operator_file`]); a parse error
 //! names its kind and position, never the file's content. An unusable file makes the CVE
 //! control `unknown` with the reason; `serve` logs it and keeps running.
 
@@ -39,7 +39,7 @@ use super::version::{
     check_versions, cves, is_cve_id, CveOrigin, CveTable, KubeVersion, Range, ANNOUNCEMENT_PREFIX,
 };
 use super::version::{issue_number, Cve};
-use crate::host::{read_operator_file, HostError};
+use crate::io::host::{read_operator_file, HostError};
 
 /// Cap on the feed file. The official feed (every announcement's full text) is well under
 /// 1 MiB in 2026.

@@ -436,7 +436,7 @@ pub fn live<'a>(ctx: &Ctx<'a>) -> Option<&'a crate::model::snapshot::Live> {
 #[allow(clippy::unwrap_used, clippy::expect_used)]
 pub mod testing {
     use crate::evaluate::{control, Ctx, Outcome, Status};
-    use crate::host::{FileKind, FileMeta};
+    use crate::model::file::{FileKind, FileMeta};
     use crate::model::kubelet_config::flags::Flags;
     use crate::model::kubelet_config::{ConfigInput, EffectiveConfig};
     use crate::model::snapshot::{

@@ -10,6 +10,7 @@
 //! - [`parse`]: the limits and redacted errors of every document the agent parses.
 
 pub mod cert;
+pub mod file;
 pub mod kubelet_config;
 pub mod parse;
 pub mod snapshot;

@@ -3,7 +3,7 @@
 
 use std::time::Duration;
 
-use crate::host::FileMeta;
+use crate::model::file::FileMeta;
 use crate::model::kubelet_config::flags::Flags;
 use crate::model::kubelet_config::EffectiveConfig;
 
@@ -371,11 +371,11 @@ impl std::fmt::Display for ObsError {
     }
 }
 
-impl From<crate::host::HostError> for ObsError {
-    fn from(e: crate::host::HostError) -> Self {
+impl From<crate::io::host::HostError> for ObsError {
+    fn from(e: crate::io::host::HostError) -> Self {
         let kind = match e {
-            crate::host::HostError::NotFound { .. } => ObsErrorKind::NotFound,
-            crate::host::HostError::NotUtf8 { .. } => ObsErrorKind::Invalid,
+            crate::io::host::HostError::NotFound { .. } => ObsErrorKind::NotFound,
+            crate::io::host::HostError::NotUtf8 { .. } => ObsErrorKind::Invalid,
             _ => ObsErrorKind::Unreadable,
         };
         ObsError::new(kind, e.to_string())
@@ -488,7 +488,7 @@ pub struct ApiServer {
 
 impl ApiServer {
     /// An apiserver from its flags, reading `--authorization-config` when it is set.
-    pub fn from_flags(pid: i32, flags: Flags, host: &crate::host::HostRoot) -> ApiServer {
+    pub fn from_flags(pid: i32, flags: Flags, host: &crate::io::host::HostRoot) -> ApiServer {
         let authorization_config = flags
             .last("authorization-config")
             .filter(|p| !p.trim().is_empty())

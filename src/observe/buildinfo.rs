@@ -33,7 +33,7 @@ use object::read::ReadCache;
 use object::Endianness;
 
 use crate::evaluate::util::parse_kube_version;
-use crate::host::HostRoot;
+use crate::io::host::HostRoot;
 
 /// Caps on what is read of the binary.
 const MAX_SECTIONS: usize = 4096;

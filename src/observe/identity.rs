@@ -30,7 +30,9 @@
 use std::collections::BTreeSet;
 use std::os::unix::fs::MetadataExt;
 
-use crate::host::{FileKind, HostRoot};
+use crate::io::host::HostRoot;
+
+use crate::model::file::FileKind;
 
 use super::net;
 use super::process::{self, ProcInfo};

@@ -72,7 +72,7 @@ pub fn parse_credential(text: &str, kubeconfig_dir: &str) -> Result<CredentialSo
         ));
     }
     if let Some(path) = s("client-certificate") {
-        return Ok(CredentialSource::CertFile(crate::host::host_join(
+        return Ok(CredentialSource::CertFile(crate::io::host::host_join(
             kubeconfig_dir,
             path,
         )));

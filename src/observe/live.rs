@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
-use crate::host::HostRoot;
+use crate::io::host::HostRoot;
 use crate::model::snapshot::{
     Listeners, Live, ProbeError, ProbeErrorKind, ProbeRecord, ProbeResult, ReadOnlyAnswer, Snapshot,
 };

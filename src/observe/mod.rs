@@ -4,6 +4,7 @@
 //! failing step only makes the facts it would have produced unknown: the rest goes on.
 
 pub mod buildinfo;
+pub mod cluster;
 pub mod identity;
 pub mod kubeconfig;
 pub mod live;
@@ -16,8 +17,10 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use serde_json::Value;
 
-use crate::host::{host_dirname, host_join, FileKind, HostRoot};
+use crate::io::host::{host_dirname, host_join, HostRoot};
+
 use crate::model::cert as certs;
+use crate::model::file::FileKind;
 use crate::model::kubelet_config::flags::Flags;
 use crate::model::kubelet_config::{flags, loading};
 use crate::model::kubelet_config::{ConfigInput, EffectiveConfig, Lookup, Source};
@@ -500,7 +503,7 @@ fn pinned_discovery(
     cache.kubelet = None;
     let info = match process::read_proc(host, pid) {
         Ok(i) => i,
-        Err(crate::host::HostError::TooLarge { .. }) => {
+        Err(crate::io::host::HostError::TooLarge { .. }) => {
             return Err(format!(
                 "--kubelet-pid {pid}: its command line is larger than {} KiB, so it was not read",
                 process::cmdline_cap() / 1024
@@ -560,7 +563,7 @@ fn k3s_reason(pid: i32) -> String {
     )
 }
 
-fn obs_err(e: crate::host::HostError) -> ObsError {
+fn obs_err(e: crate::io::host::HostError) -> ObsError {
     ObsError::from(e)
 }
 

@@ -4,7 +4,7 @@
 use std::collections::BTreeSet;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
-use crate::host::HostRoot;
+use crate::io::host::HostRoot;
 use crate::model::snapshot::{Listener, Listeners};
 
 /// `net/tcp` files can be large on busy nodes (one line per socket).

@@ -26,8 +26,8 @@ use std::time::{Duration, Instant};
 use http_body_util::BodyExt;
 use serde_json::Value;
 
-use crate::cluster::Cluster;
 use crate::model::snapshot::{ConfigzRoute, Live, ProbeRecord, RunningConfig, Snapshot};
+use crate::observe::cluster::Cluster;
 use crate::probe::{self, Timeouts};
 
 /// Cap on a `/configz` body (a real one is ~5 KiB).
@@ -356,7 +356,7 @@ pub fn parse_configz(body: &[u8]) -> Result<Value, String> {
 mod tests {
     use super::*;
 
-    use crate::cluster::TokenSource;
+    use crate::io::kube::TokenSource;
     use crate::model::snapshot::{Listener, Listeners};
 
     fn live(listening: &[u16], target: &str) -> Live {
@@ -552,14 +552,14 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let p = dir.path().join("token");
         std::fs::write(&p, "abc\n").unwrap();
-        let src = crate::cluster::TokenSource::File(p.clone());
+        let src = crate::io::kube::TokenSource::File(p.clone());
         assert_eq!(src.read().unwrap(), "abc");
         std::fs::write(&p, vec![b'x'; 70 * 1024]).unwrap();
         assert!(src.read().unwrap_err().contains("larger than"));
         std::fs::write(&p, "  \n").unwrap();
         assert!(src.read().is_err());
         assert!(
-            crate::cluster::TokenSource::File(dir.path().join("missing"))
+            crate::io::kube::TokenSource::File(dir.path().join("missing"))
                 .read()
                 .is_err()
         );

@@ -12,7 +12,7 @@ use std::time::Duration;
 use tokio::io::AsyncReadExt;
 
 use crate::evaluate::util::parse_kube_version;
-use crate::host::HostRoot;
+use crate::io::host::HostRoot;
 
 /// The most of `--version`'s output that is read (it prints one short line).
 pub const MAX_VERSION_OUTPUT: u64 = 64 * 1024;

@@ -249,7 +249,7 @@ impl Authenticator {
             ..TokenReview::default()
         };
         let api = Api::<TokenReview>::all(self.client.clone());
-        let done = crate::cluster::create(&api, &tr, self.timeout, "TokenReview").await?;
+        let done = crate::io::kube::create(&api, &tr, self.timeout, "TokenReview").await?;
         let Some(status) = done.status else {
             return Err("TokenReview: the answer has no status".to_string());
         };
@@ -275,11 +275,11 @@ impl Authenticator {
             ..SubjectAccessReview::default()
         };
         let api = Api::<SubjectAccessReview>::all(self.client.clone());
-        let done = crate::cluster::create(&api, &sar, self.timeout, "SubjectAccessReview").await?;
+        let done = crate::io::kube::create(&api, &sar, self.timeout, "SubjectAccessReview").await?;
         let Some(status) = done.status else {
             return Err("SubjectAccessReview: the answer has no status".to_string());
         };
-        if crate::cluster::reviews::allows(Some(&status)) {
+        if crate::io::kube::allows(Some(&status)) {
             Ok(Decision::Allowed { user: name })
         } else {
             Ok(Decision::Forbidden { user: name })

@@ -80,11 +80,11 @@ fn provider() -> Arc<CryptoProvider> {
     Arc::new(rustls::crypto::ring::default_provider())
 }
 
-/// Read a file of at most [`MAX_PEM_BYTES`] ([`crate::host::read_operator_file`]: a
+/// Read a file of at most [`MAX_PEM_BYTES`] ([`crate::io::host::read_operator_file`]: a
 /// regular file only, opened non-blocking, so a FIFO or device is refused, never read).
 fn read_capped(path: &Path) -> Result<Vec<u8>, TlsError> {
-    crate::host::read_operator_file(path, MAX_PEM_BYTES).map_err(|e| match e {
-        crate::host::HostError::TooLarge { .. } => TlsError::TooLarge {
+    crate::io::host::read_operator_file(path, MAX_PEM_BYTES).map_err(|e| match e {
+        crate::io::host::HostError::TooLarge { .. } => TlsError::TooLarge {
             path: path.to_path_buf(),
         },
         e => TlsError::Read {

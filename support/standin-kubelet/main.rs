@@ -27,7 +27,7 @@ use std::process::ExitCode;
 use std::sync::Arc;
 use std::time::Duration;
 
-use kubelet_sentinel::host::HostRoot;
+use kubelet_sentinel::io::host::HostRoot;
 use kubelet_sentinel::model::kubelet_config::flags::{parse_go_bool, Flags};
 use kubelet_sentinel::model::kubelet_config::{
     ConfigInput, EffectiveConfig, Lookup, Setting, Source,

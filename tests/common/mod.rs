@@ -40,7 +40,7 @@ use std::os::unix::fs::{symlink, PermissionsExt};
 use std::path::{Path, PathBuf};
 
 use kubelet_sentinel::evaluate::{self, ControlResult, Status};
-use kubelet_sentinel::host::HostRoot;
+use kubelet_sentinel::io::host::HostRoot;
 use kubelet_sentinel::model::snapshot::Snapshot;
 use kubelet_sentinel::observe::{observe, ObserveOptions};
 use kubelet_sentinel::policy::Policy;

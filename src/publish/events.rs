@@ -231,12 +231,29 @@ impl Sender {
     }
 }
 
+/// The posting task and its queue. Dropping it stops the task.
+pub struct Poster {
+    sender: Sender,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl Poster {
+    /// Queue notices for the posting task.
+    pub fn notify(&self, notices: Vec<Notice>) {
+        if !notices.is_empty() {
+            self.sender.send(notices);
+        }
+    }
+}
+
+impl Drop for Poster {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
 /// Start the posting task on the current runtime.
-pub fn start(
-    client: kube::Client,
-    node: String,
-    timeout: Duration,
-) -> (Sender, tokio::task::JoinHandle<()>) {
+pub fn start(client: kube::Client, node: String, timeout: Duration) -> Poster {
     let (tx, mut rx) = tokio::sync::mpsc::channel::<Notice>(QUEUE);
     let task = tokio::spawn(async move {
         let api: Api<Event> = Api::namespaced(client, NAMESPACE);
@@ -253,7 +270,7 @@ pub fn start(
             }
             let dropped = std::mem::take(&mut limiter.dropped);
             let ev = event(&n, &node, unix_nanos());
-            match super::create(&api, &ev, timeout, "Event").await {
+            match crate::io::kube::create(&api, &ev, timeout, "Event").await {
                 Ok(_) => tracing::info!(
                     control = n.control,
                     reason = n.kind.reason(),
@@ -268,7 +285,10 @@ pub fn start(
             }
         }
     });
-    (Sender(tx), task)
+    Poster {
+        sender: Sender(tx),
+        task,
+    }
 }
 
 #[cfg(test)]

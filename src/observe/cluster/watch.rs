@@ -22,6 +22,7 @@ use kube::api::{Api, ListParams, WatchEvent, WatchParams};
 use kube::Resource;
 use serde::de::DeserializeOwned;
 
+use crate::io::kube::describe;
 use crate::model::snapshot::ApiSource;
 
 /// The server is asked to end each watch after this long (re-opened at once).
@@ -52,25 +53,6 @@ pub(super) fn update<F>(shared: &Shared<F>, f: impl FnOnce(&mut ApiSource<Vec<F>
         .write()
         .unwrap_or_else(std::sync::PoisonError::into_inner);
     f(&mut guard);
-}
-
-/// A one-line description of an API error: `401 Unauthorized: <message>`.
-pub fn describe(e: &kube::Error) -> String {
-    match e {
-        kube::Error::Api(s) => {
-            let mut out = s.code.to_string();
-            if !s.reason.is_empty() {
-                out.push(' ');
-                out.push_str(&s.reason);
-            }
-            if !s.message.is_empty() && s.message != s.reason {
-                out.push_str(": ");
-                out.push_str(&s.message);
-            }
-            out
-        }
-        other => other.to_string(),
-    }
 }
 
 enum Outcome {

@@ -36,7 +36,7 @@ pub enum ClientError {
     KubeconfigRead {
         path: PathBuf,
         #[source]
-        source: crate::host::HostError,
+        source: crate::io::host::HostError,
     },
     #[error("in-cluster configuration: {0}")]
     InCluster(#[source] kube::config::InClusterError),
@@ -127,7 +127,7 @@ pub const MAX_KUBECONFIG_BYTES: u64 = 4 * 1024 * 1024;
 /// are relative to the kubeconfig's directory, as kube's `read_from` (and client-go's
 /// `ResolveLocalPaths`) make them.
 fn read_kubeconfig(path: &Path) -> Result<kube::config::Kubeconfig, ClientError> {
-    use crate::host::read_operator_file;
+    use crate::io::host::read_operator_file;
     use data_encoding::BASE64;
     let read_err = |source| ClientError::KubeconfigRead {
         path: path.to_path_buf(),
@@ -136,7 +136,7 @@ fn read_kubeconfig(path: &Path) -> Result<kube::config::Kubeconfig, ClientError>
     let bytes = read_operator_file(path, MAX_KUBECONFIG_BYTES).map_err(read_err)?;
     // kube's reader also accepts UTF-16 with a byte-order mark; a kubeconfig is UTF-8.
     let text = String::from_utf8(bytes).map_err(|_| {
-        read_err(crate::host::HostError::NotUtf8 {
+        read_err(crate::io::host::HostError::NotUtf8 {
             path: path.display().to_string(),
         })
     })?;
@@ -198,7 +198,7 @@ fn read_kubeconfig(path: &Path) -> Result<kube::config::Kubeconfig, ClientError>
                 }
             }
             if let Some(file) = auth.token_file.as_mut().filter(|f| !f.is_empty()) {
-                read_operator_file(&named(file), super::MAX_TOKEN_BYTES).map_err(read_err)?;
+                read_operator_file(&named(file), MAX_TOKEN_BYTES).map_err(read_err)?;
                 *file = named(file).display().to_string();
             }
         }
@@ -239,4 +239,117 @@ mod tests {
             Err(ClientError::NotConfigured)
         ));
     }
+}
+
+/// Bound on a list and on opening a watch.
+pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Where the agent's own bearer token is (for `GET /configz` on the kubelet).
+#[derive(Clone)]
+pub enum TokenSource {
+    /// A token written in the kubeconfig.
+    Inline(secrecy::SecretString),
+    /// A token file, re-read at each use: the in-cluster service-account token
+    /// (`/var/run/secrets/kubernetes.io/serviceaccount/token`) rotates.
+    File(PathBuf),
+}
+
+impl std::fmt::Debug for TokenSource {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            TokenSource::Inline(_) => f.write_str("Inline(<redacted>)"),
+            TokenSource::File(p) => write!(f, "File({})", p.display()),
+        }
+    }
+}
+
+/// Cap on a token file (service-account tokens are ~1 KiB).
+pub const MAX_TOKEN_BYTES: u64 = 64 * 1024;
+
+impl TokenSource {
+    /// The token of a client configuration, if it carries one.
+    pub fn of(config: &kube::Config) -> Option<TokenSource> {
+        let auth = &config.auth_info;
+        if let Some(t) = &auth.token {
+            return Some(TokenSource::Inline(t.clone()));
+        }
+        auth.token_file
+            .as_ref()
+            .filter(|p| !p.is_empty())
+            .map(|p| TokenSource::File(PathBuf::from(p)))
+    }
+
+    /// The token now (a file is read again, at most [`MAX_TOKEN_BYTES`]).
+    pub fn read(&self) -> Result<String, String> {
+        use secrecy::ExposeSecret;
+        let token = match self {
+            TokenSource::Inline(t) => t.expose_secret().to_string(),
+            TokenSource::File(p) => {
+                // A regular file, capped; a FIFO or device is refused, never read.
+                let bytes = crate::io::host::read_operator_file(p, MAX_TOKEN_BYTES)
+                    .map_err(|e| format!("token file {e}"))?;
+                String::from_utf8(bytes)
+                    .map_err(|_| format!("token file {}: not valid UTF-8", p.display()))?
+            }
+        };
+        let token = token.trim().to_string();
+        if token.is_empty() {
+            return Err("the token is empty".to_string());
+        }
+        Ok(token)
+    }
+}
+
+/// Create `object` (a review, an event) and wait at most `timeout` for the answer: the
+/// object the API returns, or one line saying why not (`<what>: no answer within 5s`,
+/// `<what>: 403 Forbidden: ...`).
+pub async fn create<K>(
+    api: &kube::Api<K>,
+    object: &K,
+    timeout: Duration,
+    what: &str,
+) -> Result<K, String>
+where
+    K: kube::Resource + Clone + serde::de::DeserializeOwned + serde::Serialize + std::fmt::Debug,
+{
+    match tokio::time::timeout(
+        timeout,
+        api.create(&kube::api::PostParams::default(), object),
+    )
+    .await
+    {
+        Err(_) => Err(format!(
+            "{what}: no answer within {}s",
+            timeout.as_secs_f64()
+        )),
+        Ok(Err(e)) => Err(format!("{what}: {}", describe(&e))),
+        Ok(Ok(created)) => Ok(created),
+    }
+}
+
+/// A one-line description of an API error: `401 Unauthorized: <message>`.
+pub fn describe(e: &kube::Error) -> String {
+    match e {
+        kube::Error::Api(s) => {
+            let mut out = s.code.to_string();
+            if !s.reason.is_empty() {
+                out.push(' ');
+                out.push_str(&s.reason);
+            }
+            if !s.message.is_empty() && s.message != s.reason {
+                out.push_str(": ");
+                out.push_str(&s.message);
+            }
+            out
+        }
+        other => other.to_string(),
+    }
+}
+
+/// Whether a review's answer allows: `allowed`, and not also `denied` (an authorizer that
+/// denies outright wins). No status at all is not an allow.
+pub fn allows(
+    status: Option<&k8s_openapi::api::authorization::v1::SubjectAccessReviewStatus>,
+) -> bool {
+    status.is_some_and(|s| s.allowed && s.denied != Some(true))
 }

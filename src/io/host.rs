@@ -16,6 +16,8 @@ use std::sync::Arc;
 
 use rustix::fs::{Mode, OFlags, ResolveFlags};
 
+use crate::model::file::{FileKind, FileMeta, Fingerprint, Stamp};
+
 /// Default cap on a single read (1 MiB).
 pub const DEFAULT_MAX_READ: u64 = 1024 * 1024;
 
@@ -102,35 +104,6 @@ impl HostError {
     }
 }
 
-/// What kind of filesystem object a path names (after resolution).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
-#[serde(rename_all = "snake_case")]
-pub enum FileKind {
-    File,
-    Directory,
-    Symlink,
-    Other,
-}
-
-/// Metadata of a host file: what the 4.1 controls and the change detector need.
-#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
-pub struct FileMeta {
-    /// The host path asked for.
-    pub path: String,
-    /// The host path after symlink resolution (what the host really opens).
-    pub resolved: String,
-    pub kind: FileKind,
-    /// Permission bits (`mode & 0o7777`).
-    pub mode: u32,
-    pub uid: u32,
-    pub gid: u32,
-    pub size: u64,
-    pub inode: u64,
-    pub dev: u64,
-    pub mtime_ns: i128,
-    pub ctime_ns: i128,
-}
-
 /// A host path prepared once for repeated checks ([`HostRoot::stamp`],
 /// [`HostRoot::read_into`]): the path relative to the root as a C string, made once.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -156,66 +129,27 @@ impl PreparedPath {
     }
 }
 
-/// What identifies one version of a file: any edit (mtime, size, ctime), replacement by
-/// rename or delete-and-recreate (inode), or re-pointed symlink (the target's inode)
-/// changes it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
-pub struct Fingerprint {
-    pub dev: u64,
-    pub inode: u64,
-    pub size: u64,
-    pub mtime_ns: i64,
-    pub ctime_ns: i64,
-}
-
-impl Fingerprint {
-    /// The fingerprint of an `fstat`/`statat` result.
-    pub fn from_stat(st: &rustix::fs::Stat) -> Fingerprint {
-        #[allow(clippy::cast_sign_loss, clippy::unnecessary_cast)]
-        Fingerprint {
-            dev: st.st_dev as u64,
-            inode: st.st_ino as u64,
-            size: st.st_size as u64,
-            mtime_ns: (st.st_mtime as i64)
-                .saturating_mul(1_000_000_000)
-                .saturating_add(st.st_mtime_nsec as i64),
-            ctime_ns: (st.st_ctime as i64)
-                .saturating_mul(1_000_000_000)
-                .saturating_add(st.st_ctime_nsec as i64),
-        }
+/// The fingerprint of an `fstat`/`statat` result.
+pub fn fingerprint_of_stat(st: &rustix::fs::Stat) -> Fingerprint {
+    #[allow(clippy::cast_sign_loss, clippy::unnecessary_cast)]
+    Fingerprint {
+        dev: st.st_dev as u64,
+        inode: st.st_ino as u64,
+        size: st.st_size as u64,
+        mtime_ns: (st.st_mtime as i64)
+            .saturating_mul(1_000_000_000)
+            .saturating_add(st.st_mtime_nsec as i64),
+        ctime_ns: (st.st_ctime as i64)
+            .saturating_mul(1_000_000_000)
+            .saturating_add(st.st_ctime_nsec as i64),
     }
 }
 
-/// The state of a watched path: a fingerprint, absent, or an error (errno).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum Stamp {
-    File(Fingerprint),
-    Missing,
-    Error(i32),
-}
-
-impl Stamp {
-    fn error(e: &std::io::Error) -> Stamp {
-        if e.kind() == std::io::ErrorKind::NotFound {
-            Stamp::Missing
-        } else {
-            Stamp::Error(e.raw_os_error().unwrap_or(libc::EIO))
-        }
-    }
-}
-
-impl FileMeta {
-    /// The fingerprint of this metadata.
-    pub fn fingerprint(&self) -> Fingerprint {
-        #[allow(clippy::cast_possible_truncation)]
-        Fingerprint {
-            dev: self.dev,
-            inode: self.inode,
-            size: self.size,
-            mtime_ns: self.mtime_ns as i64,
-            ctime_ns: self.ctime_ns as i64,
-        }
+fn stamp_of_error(e: &std::io::Error) -> Stamp {
+    if e.kind() == std::io::ErrorKind::NotFound {
+        Stamp::Missing
+    } else {
+        Stamp::Error(e.raw_os_error().unwrap_or(libc::EIO))
     }
 }
 
@@ -521,10 +455,10 @@ impl HostRoot {
         if self.kernel {
             return match openat2(self.root_fd.as_fd(), &p.rel, OFlags::PATH) {
                 Ok(fd) => match rustix::fs::fstat(&fd) {
-                    Ok(st) => Stamp::File(Fingerprint::from_stat(&st)),
-                    Err(e) => Stamp::error(&e.into()),
+                    Ok(st) => Stamp::File(fingerprint_of_stat(&st)),
+                    Err(e) => stamp_of_error(&e.into()),
                 },
-                Err(e) => Stamp::error(&e),
+                Err(e) => stamp_of_error(&e),
             };
         }
         match self.metadata(&p.host) {

@@ -7,7 +7,7 @@
 use std::time::{Duration, Instant};
 
 use k8s_openapi::api::authorization::v1::{
-    ResourceAttributes, SubjectAccessReview, SubjectAccessReviewSpec, SubjectAccessReviewStatus,
+    ResourceAttributes, SubjectAccessReview, SubjectAccessReviewSpec,
 };
 use kube::api::Api;
 
@@ -148,18 +148,12 @@ pub fn review(action: &Action, node: &str) -> SubjectAccessReview {
     }
 }
 
-/// Whether a review's answer allows: `allowed`, and not also `denied` (an authorizer that
-/// denies outright wins). No status at all is not an allow.
-pub fn allows(status: Option<&SubjectAccessReviewStatus>) -> bool {
-    status.is_some_and(|s| s.allowed && s.denied != Some(true))
-}
-
 /// The answer to one review.
 pub fn check_of(action: &Action, answer: &SubjectAccessReview) -> AccessCheck {
     let status = answer.status.as_ref();
     AccessCheck {
         action: action.name.to_string(),
-        allowed: allows(status),
+        allowed: crate::io::kube::allows(status),
         reason: status
             .and_then(|s| s.reason.clone())
             .filter(|r| !r.is_empty())
@@ -181,7 +175,7 @@ pub async fn round(
     for action in ACTIONS {
         let r = review(action, node);
         let what = format!("SubjectAccessReview ({})", action.name);
-        let answer = super::create(api, &r, timeout, &what).await?;
+        let answer = crate::io::kube::create(api, &r, timeout, &what).await?;
         out.push(check_of(action, &answer));
     }
     Ok(out)

@@ -6,8 +6,6 @@
 //! - [`watch`]: list + watch of one collection, reconnecting with backoff;
 //! - [`facts`]: API objects to the facts the Pod Security controls need.
 
-pub mod client;
-pub mod events;
 pub mod facts;
 pub mod reviews;
 pub mod watch;
@@ -20,14 +18,12 @@ use k8s_openapi::api::authorization::v1::SubjectAccessReview;
 use k8s_openapi::api::core::v1::{Namespace, Node, Pod};
 use kube::api::Api;
 
-pub use client::{ApiAccessMode, ClientError, Source};
+use crate::io::kube as client;
+pub use crate::io::kube::{ApiAccessMode, ClientError, Source, TokenSource, REQUEST_TIMEOUT};
 
 use crate::model::snapshot::{
     AccessCheck, ApiSource, ClusterView, NamespaceFacts, NodeFacts, PodFacts, ProbeRecord,
 };
-
-/// Bound on a list and on opening a watch.
-pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// How the agent uses the API.
 #[derive(Debug, Clone)]
@@ -52,62 +48,6 @@ impl Default for ClusterOptions {
     }
 }
 
-/// Where the agent's own bearer token is (for `GET /configz` on the kubelet).
-#[derive(Clone)]
-pub enum TokenSource {
-    /// A token written in the kubeconfig.
-    Inline(secrecy::SecretString),
-    /// A token file, re-read at each use: the in-cluster service-account token
-    /// (`/var/run/secrets/kubernetes.io/serviceaccount/token`) rotates.
-    File(PathBuf),
-}
-
-impl std::fmt::Debug for TokenSource {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match self {
-            TokenSource::Inline(_) => f.write_str("Inline(<redacted>)"),
-            TokenSource::File(p) => write!(f, "File({})", p.display()),
-        }
-    }
-}
-
-/// Cap on a token file (service-account tokens are ~1 KiB).
-pub const MAX_TOKEN_BYTES: u64 = 64 * 1024;
-
-impl TokenSource {
-    /// The token of a client configuration, if it carries one.
-    pub fn of(config: &kube::Config) -> Option<TokenSource> {
-        let auth = &config.auth_info;
-        if let Some(t) = &auth.token {
-            return Some(TokenSource::Inline(t.clone()));
-        }
-        auth.token_file
-            .as_ref()
-            .filter(|p| !p.is_empty())
-            .map(|p| TokenSource::File(PathBuf::from(p)))
-    }
-
-    /// The token now (a file is read again, at most [`MAX_TOKEN_BYTES`]).
-    pub fn read(&self) -> Result<String, String> {
-        use secrecy::ExposeSecret;
-        let token = match self {
-            TokenSource::Inline(t) => t.expose_secret().to_string(),
-            TokenSource::File(p) => {
-                // A regular file, capped; a FIFO or device is refused, never read.
-                let bytes = crate::host::read_operator_file(p, MAX_TOKEN_BYTES)
-                    .map_err(|e| format!("token file {e}"))?;
-                String::from_utf8(bytes)
-                    .map_err(|_| format!("token file {}: not valid UTF-8", p.display()))?
-            }
-        };
-        let token = token.trim().to_string();
-        if token.is_empty() {
-            return Err("the token is empty".to_string());
-        }
-        Ok(token)
-    }
-}
-
 /// The running watches and their shared state. Dropping it stops the watches.
 pub struct Cluster {
     access: Result<String, String>,
@@ -121,7 +61,6 @@ pub struct Cluster {
     namespaces: watch::Shared<NamespaceFacts>,
     node: watch::Shared<NodeFacts>,
     identity: reviews::Shared,
-    events: Option<events::Sender>,
     tasks: Vec<tokio::task::JoinHandle<()>>,
 }
 
@@ -154,7 +93,6 @@ impl Cluster {
             namespaces: shared(),
             node: shared(),
             identity: shared(),
-            events: None,
             tasks: Vec::new(),
         }
     }
@@ -180,15 +118,9 @@ impl Cluster {
             Err(e) => Err(e),
         };
         match built {
-            Ok(c) => {
-                let cluster = Cluster::start(c, node, source.describe(), opts.request_timeout)
-                    .with_token(token);
-                Ok(if opts.events {
-                    cluster.with_events(node, opts.request_timeout)
-                } else {
-                    cluster
-                })
-            }
+            Ok(c) => Ok(
+                Cluster::start(c, node, source.describe(), opts.request_timeout).with_token(token),
+            ),
             Err(e) if opts.mode == ApiAccessMode::Auto => {
                 tracing::warn!(error = %e, "no Kubernetes API access: the cluster controls are unknown");
                 Ok(Cluster::disabled(e.to_string()))
@@ -256,30 +188,7 @@ impl Cluster {
             namespaces,
             node: node_facts,
             identity,
-            events: None,
             tasks: vec![pod_task, ns_task, node_task, review_task],
-        }
-    }
-
-    /// Post Events on the Node for regressions and drifts ([`events`]); nothing without
-    /// API access.
-    pub fn with_events(mut self, node: &str, timeout: Duration) -> Cluster {
-        if let Some(client) = self.client.clone() {
-            let (sender, task) = events::start(client, node.to_string(), timeout);
-            self.events = Some(sender);
-            self.tasks.push(task);
-            tracing::info!(
-                node,
-                "posting Events on the Node when a control regresses or drifts"
-            );
-        }
-        self
-    }
-
-    /// Queue notices for the events task (no-op unless events are on).
-    pub fn notify(&self, notices: Vec<events::Notice>) {
-        if let (Some(sender), false) = (&self.events, notices.is_empty()) {
-            sender.send(notices);
         }
     }
 
@@ -345,28 +254,6 @@ impl Cluster {
             }
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
-    }
-}
-
-/// Create `object` (a review, an event) and wait at most `timeout` for the answer: the
-/// object the API returns, or one line saying why not (`<what>: no answer within 5s`,
-/// `<what>: 403 Forbidden: ...`).
-pub async fn create<K>(api: &Api<K>, object: &K, timeout: Duration, what: &str) -> Result<K, String>
-where
-    K: kube::Resource + Clone + serde::de::DeserializeOwned + serde::Serialize + std::fmt::Debug,
-{
-    match tokio::time::timeout(
-        timeout,
-        api.create(&kube::api::PostParams::default(), object),
-    )
-    .await
-    {
-        Err(_) => Err(format!(
-            "{what}: no answer within {}s",
-            timeout.as_secs_f64()
-        )),
-        Ok(Err(e)) => Err(format!("{what}: {}", watch::describe(&e))),
-        Ok(Ok(created)) => Ok(created),
     }
 }
 
