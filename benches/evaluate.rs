@@ -35,15 +35,15 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use criterion::{criterion_group, criterion_main, Criterion};
-use kubelet_sentinel::drift::watch::Watch;
+use kubelet_sentinel::evaluate::policy::Policy;
 use kubelet_sentinel::evaluate::{self, summarize};
 use kubelet_sentinel::io::host::HostRoot;
 use kubelet_sentinel::model::cert as certs;
 use kubelet_sentinel::model::kubelet_config::flags::Flags;
 use kubelet_sentinel::model::kubelet_config::{effective, ConfigInput, EffectiveConfig};
 use kubelet_sentinel::model::snapshot::Discovery;
+use kubelet_sentinel::observe::watch::Watch;
 use kubelet_sentinel::observe::{self, kubeconfig, process, ObserveOptions, Observer};
-use kubelet_sentinel::policy::Policy;
 use kubelet_sentinel::publish::metrics::{render, MetricsInput};
 
 /// Counts heap allocations while `COUNTING` is on (the watch check must not allocate in

@@ -12,17 +12,17 @@ use std::time::{Duration, Instant};
 
 use tokio::time::MissedTickBehavior;
 
-use crate::drift::watch::{Trigger, Watch};
-use crate::drift::{DriftOptions, Tracker};
+use crate::evaluate::policy::Policy;
 use crate::evaluate::{self, summarize, ControlResult};
 use crate::io::host::{HostError, HostRoot};
 use crate::model::snapshot::Snapshot;
 use crate::observe::cluster::{self, Cluster, ClusterOptions};
 use crate::observe::live::{self, LiveOptions, ScanCache};
 use crate::observe::running_config::{self, ConfigzCache, RunningConfigOptions};
+use crate::observe::watch::{OwnFile, Trigger, Watch};
 use crate::observe::{self, version, ObserveOptions, Observer};
-use crate::policy::Policy;
 use crate::publish::auth::Authenticator;
+use crate::publish::drift::{DriftOptions, Tracker};
 use crate::publish::listener::Limits;
 use crate::publish::metrics::{self, Exposition, MetricsInput};
 use crate::publish::report::discovery_state;
@@ -211,7 +211,7 @@ pub fn enrich(
                 .and_then(|l| l.read_only_target.as_deref())
                 .and_then(|t| t.parse::<std::net::SocketAddr>().ok())
             {
-                match rt.block_on(crate::probe::http::http_get(target, "/metrics", &opts.live.timeouts)) {
+                match rt.block_on(crate::observe::live::http::http_get(target, "/metrics", &opts.live.timeouts)) {
                     Ok((200, body)) => match version::parse_build_info(&String::from_utf8_lossy(&body)) {
                         Some(v) => found = Some((v, "build_info")),
                         None => add(&mut error, format!("no kubernetes_build_info on {target}/metrics")),
@@ -462,8 +462,10 @@ fn cycle(
         e.notify(notices);
     }
     let (baseline_path, baseline_fp) = carried.tracker.baseline_watch();
-    carried.watch =
-        Watch::arm(carried.observer.host(), &snapshot).with_baseline(baseline_path, baseline_fp);
+    carried.watch = Watch::arm(carried.observer.host(), &snapshot).with_baseline(
+        OwnFile::new(move || baseline_path.fingerprint()),
+        baseline_fp,
+    );
     let exposition = metrics::render(&MetricsInput {
         node: &snapshot.node,
         snapshot: &snapshot,

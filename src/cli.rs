@@ -8,14 +8,14 @@ use std::time::Duration;
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
 use crate::agent::{self, AgentConfig, AgentError, EnrichOptions};
-use crate::drift::store::StateDir;
+use crate::evaluate::policy::{Policy, PolicyError};
 use crate::evaluate::Severity;
 use crate::io::host::{HostError, HostRoot};
 use crate::observe::cluster::{ApiAccessMode, Cluster, ClusterOptions};
+use crate::observe::live::socket::Timeouts;
 use crate::observe::live::{LiveMode, LiveOptions};
 use crate::observe::ObserveOptions;
-use crate::policy::{Policy, PolicyError};
-use crate::probe::Timeouts;
+use crate::publish::drift::store::StateDir;
 use crate::publish::report::{self, Report};
 
 /// The default listen port (the Prometheus default-port-allocations range 9100–9999 is
@@ -492,7 +492,7 @@ fn state_dir(global: &GlobalArgs) -> StateDir {
         global
             .state_dir
             .clone()
-            .unwrap_or_else(crate::drift::store::default_state_dir),
+            .unwrap_or_else(crate::publish::drift::store::default_state_dir),
     )
 }
 
@@ -529,13 +529,13 @@ fn run_baseline(
     policy: &Policy,
     opts: &ObserveOptions,
 ) -> Result<i32, CliError> {
-    use crate::drift::store::{Loaded, BASELINE_FILE};
+    use crate::publish::drift::store::{Loaded, BASELINE_FILE};
     use std::io::Write;
     let store = state_dir(global);
     match cmd {
         BaselineCommand::Show => {
             let path = store.path(BASELINE_FILE);
-            match store.load::<crate::drift::Baseline>(BASELINE_FILE, |_| Ok(())) {
+            match store.load::<crate::publish::drift::Baseline>(BASELINE_FILE, |_| Ok(())) {
                 Loaded::Ok(b, _) => {
                     let text = serde_json::to_string_pretty(&b)
                         .map_err(|e| CliError::Output(std::io::Error::other(e)))?;
@@ -571,7 +571,7 @@ fn run_baseline(
             );
             drop(cluster);
             rt.shutdown_timeout(Duration::from_secs(1));
-            let b = crate::drift::accept(
+            let b = crate::publish::drift::accept(
                 &store,
                 &snapshot,
                 &results,
@@ -614,7 +614,7 @@ pub fn run(cli: Cli) -> Result<i32, CliError> {
                 agent::check_once(&host, &opts, &enrich, &policy, Some(&cluster), rt.handle());
             drop(cluster);
             rt.shutdown_timeout(Duration::from_secs(1));
-            let drift = crate::drift::assess(&state_dir(&cli.global), &snapshot, &results);
+            let drift = crate::publish::drift::assess(&state_dir(&cli.global), &snapshot, &results);
             let report = Report::new(&snapshot, results, duration).with_drift(drift);
             let colour = match args.color {
                 ColorChoice::Always => true,

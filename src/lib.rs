@@ -9,11 +9,8 @@
 
 pub mod agent;
 pub mod cli;
-pub mod drift;
 pub mod evaluate;
 pub mod io;
 pub mod model;
 pub mod observe;
-pub mod policy;
-pub mod probe;
 pub mod publish;

@@ -183,12 +183,12 @@ fn served_configz(s: &Standin) -> Value {
         .enable_all()
         .build()
         .expect("runtime");
-    let t = kubelet_sentinel::probe::Timeouts {
+    let t = kubelet_sentinel::observe::live::socket::Timeouts {
         connect: Duration::from_secs(5),
         overall: Duration::from_secs(10),
     };
     let answer = rt
-        .block_on(kubelet_sentinel::probe::http::https_get(
+        .block_on(kubelet_sentinel::observe::live::http::https_get(
             addr,
             None,
             "/configz",

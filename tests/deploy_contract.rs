@@ -16,7 +16,7 @@ use std::path::{Path, PathBuf};
 
 use clap::CommandFactory;
 use kubelet_sentinel::cli::{Cli, DEFAULT_HEALTH_PORT, DEFAULT_PORT};
-use kubelet_sentinel::policy::Policy;
+use kubelet_sentinel::evaluate::policy::Policy;
 use serde_json::Value;
 
 const IMAGE_REPOSITORY: &str = "ghcr.io/kubelet-sentinel/kubelet-sentinel";

@@ -115,9 +115,9 @@ fn readme_opens_with_the_two_commands() {
 
 #[test]
 fn every_metric_family_is_documented() {
+    use kubelet_sentinel::evaluate::policy::Policy;
     use kubelet_sentinel::io::host::HostRoot;
     use kubelet_sentinel::observe::ObserveOptions;
-    use kubelet_sentinel::policy::Policy;
     use kubelet_sentinel::publish::metrics::{render, MetricsInput};
 
     let readme = readme();
@@ -128,15 +128,15 @@ fn every_metric_family_is_documented() {
         &Policy::embedded(),
     );
     // Every drift family present: a baseline, one drifted control, a change seen.
-    let drift = kubelet_sentinel::drift::DriftReport {
-        baseline: Some(kubelet_sentinel::drift::BaselineInfo {
+    let drift = kubelet_sentinel::publish::drift::DriftReport {
+        baseline: Some(kubelet_sentinel::publish::drift::BaselineInfo {
             created_at: 1.0,
-            origin: kubelet_sentinel::drift::Origin::FirstObservation,
+            origin: kubelet_sentinel::publish::drift::Origin::FirstObservation,
             path: "baseline.json".into(),
         }),
         controls: vec![(
             results[0].id,
-            kubelet_sentinel::drift::ControlDrift {
+            kubelet_sentinel::publish::drift::ControlDrift {
                 drifted: true,
                 regressed: false,
                 baseline_status: results[0].status,

@@ -1568,8 +1568,10 @@ fn example_node_shows_its_documented_findings() {
     let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/node");
     let host = kubelet_sentinel::io::host::HostRoot::new(&root).expect("examples/node");
     let snap = kubelet_sentinel::observe::observe(&host, &Default::default());
-    let results =
-        kubelet_sentinel::evaluate::evaluate(&snap, &kubelet_sentinel::policy::Policy::embedded());
+    let results = kubelet_sentinel::evaluate::evaluate(
+        &snap,
+        &kubelet_sentinel::evaluate::policy::Policy::embedded(),
+    );
     let r = Results {
         fixture: "examples/node".into(),
         snapshot: snap,

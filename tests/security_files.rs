@@ -32,8 +32,8 @@ use common::agent::agent_command;
 use common::http::{free_port, get};
 use common::process::Guard;
 use common::running_as_root;
-use kubelet_sentinel::drift::store::{Loaded, StateDir};
 use kubelet_sentinel::io::host::{HostError, HostRoot};
+use kubelet_sentinel::publish::drift::store::{Loaded, StateDir};
 
 /// The bound the issue sets on a refusal ("clear errors within a second").
 const WITHIN: Duration = Duration::from_secs(1);

@@ -420,12 +420,12 @@ fn best_of_three(what: &str, f: &dyn Fn() -> Result<(), String>) -> Duration {
 /// milliseconds; serde-saphyr's default budget took 0.8–2 s per read).
 #[test]
 fn item_10_yaml_bombs_fail_fast_in_every_yaml_reader() {
+    use kubelet_sentinel::evaluate::policy::Policy;
     use kubelet_sentinel::model::kubelet_config::flags::Flags;
     use kubelet_sentinel::model::kubelet_config::{
         effective::authorizer_types, ConfigInput, EffectiveConfig,
     };
     use kubelet_sentinel::observe::kubeconfig::parse_credential;
-    use kubelet_sentinel::policy::Policy;
 
     let head = "apiVersion: kubelet.config.k8s.io/v1beta1\nkind: KubeletConfiguration\n";
     for (name, bomb) in [("laughs", laughs()), ("merges", merges())] {

@@ -400,7 +400,7 @@ mod tests {
     }
 
     fn ctx_of(s: &crate::model::snapshot::Snapshot) -> KubeletMinor {
-        let p = crate::policy::Policy::embedded();
+        let p = crate::evaluate::policy::Policy::embedded();
         kubelet_minor(&Ctx {
             snapshot: s,
             policy: &p,

@@ -519,7 +519,7 @@ mod tests {
         let s = kubeadm();
         let ctx = Ctx {
             snapshot: &s,
-            policy: &crate::policy::Policy::embedded(),
+            policy: &crate::evaluate::policy::Policy::embedded(),
         };
         assert_eq!(expiry_warning_days(&ctx), DEFAULT_EXPIRY_WARNING_DAYS);
         let c = cert_until("x", NOW + 20 * DAY);

@@ -10,6 +10,7 @@ pub mod cve_feed;
 pub mod files;
 pub mod hardening;
 pub mod pod_security;
+pub mod policy;
 pub mod rbac;
 pub mod resources;
 pub mod running_config;
@@ -17,9 +18,9 @@ pub mod tls;
 pub mod util;
 pub mod version;
 
+use crate::evaluate::policy::Policy;
 use crate::model::kubelet_config::Lookup;
 use crate::model::snapshot::{Kubelet, Snapshot};
-use crate::policy::Policy;
 
 /// A control's verdict.
 #[derive(

@@ -8,8 +8,8 @@ use std::collections::BTreeSet;
 
 use super::util::{api_data, api_stale, capped, unknown_with, PRACTICE_POD_SECURITY};
 use super::{Control, Ctx, Family, Needs, Outcome, Severity};
+use crate::evaluate::policy::{AllowedPod, Policy};
 use crate::model::snapshot::{PodFacts, Snapshot};
-use crate::policy::{AllowedPod, Policy};
 
 pub static CONTROLS: &[Control] = &[
     Control {

@@ -268,10 +268,10 @@ fn evaluate_matches(ctx: &Ctx) -> Outcome {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::evaluate::policy::Policy;
     use crate::evaluate::util::testing::snapshot_with;
     use crate::evaluate::{evaluate, Status};
     use crate::model::snapshot::{ConfigzRoute, RunningConfig};
-    use crate::policy::Policy;
     use serde_json::json;
 
     const HARDENED: &str = "authentication:\n  anonymous:\n    enabled: false\n  webhook:\n    enabled: true\nauthorization:\n  mode: Webhook\nreadOnlyPort: 0\nstreamingConnectionIdleTimeout: 0s\n";

@@ -560,9 +560,9 @@ fn is_tls13(id: u16) -> bool {
 /// Go's legacy ChaCha20 names and IANA's for suites Go lacks).
 fn suite_id(name: &str) -> Option<u16> {
     kubelet_suite_id(name).or_else(|| {
-        crate::probe::tls_scan::IANA_TLS12_SUITES
+        crate::model::tls::IANA_TLS12_SUITES
             .iter()
-            .chain(crate::probe::tls_scan::TLS13_SUITES)
+            .chain(crate::model::tls::TLS13_SUITES)
             .find(|(_, n)| *n == name)
             .map(|(id, _)| *id)
     })
@@ -1372,8 +1372,8 @@ mod tests {
         // Every suite the kubelet names has the number the live scan uses for it.
         for (name, id) in KUBELET_SUITES {
             assert_eq!(
-                crate::probe::tls_scan::suite_name(*id).map(crate::probe::tls_scan::iana_name),
-                Some(crate::probe::tls_scan::iana_name(name)),
+                crate::model::tls::suite_name(*id).map(crate::model::tls::iana_name),
+                Some(crate::model::tls::iana_name(name)),
                 "{name}"
             );
         }
@@ -1382,7 +1382,7 @@ mod tests {
 
     #[test]
     fn cis_suites_match_the_default_policy() {
-        let p = crate::policy::Policy::embedded();
+        let p = crate::evaluate::policy::Policy::embedded();
         assert_eq!(p.expected.tls_cipher_suites, CIS_CIPHER_SUITES);
     }
 

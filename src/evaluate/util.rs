@@ -435,6 +435,7 @@ pub fn live<'a>(ctx: &Ctx<'a>) -> Option<&'a crate::model::snapshot::Live> {
 #[cfg(test)]
 #[allow(clippy::unwrap_used, clippy::expect_used)]
 pub mod testing {
+    use crate::evaluate::policy::Policy;
     use crate::evaluate::{control, Ctx, Outcome, Status};
     use crate::model::file::{FileKind, FileMeta};
     use crate::model::kubelet_config::flags::Flags;
@@ -443,7 +444,6 @@ pub mod testing {
         ApiServer, CertSummary, Credential, Discovery, FileObservation, FileRole, Kubelet,
         ObsError, ObsErrorKind, Snapshot,
     };
-    use crate::policy::Policy;
 
     /// Where `snapshot_with` puts the `--config` file unless the args name one.
     pub const CONFIG_PATH: &str = "/var/lib/kubelet/config.yaml";
@@ -829,7 +829,7 @@ mod catalogue_tests {
 
     #[test]
     fn policy_can_name_controls() {
-        let p = crate::policy::Policy::from_yaml(
+        let p = crate::evaluate::policy::Policy::from_yaml(
             "p.yaml",
             "controls:\n  hostname-override-unset:\n    enabled: false\n  tls-min-version:\n    severity: low\n",
         )
@@ -890,7 +890,7 @@ mod catalogue_tests {
             snapshot_with(&[], None),
             snapshot_with(&[], Some("readOnlyPort: [\n")),
         ];
-        let policy = crate::policy::Policy::embedded();
+        let policy = crate::evaluate::policy::Policy::embedded();
         for snap in &snapshots {
             let results = evaluate(snap, &policy);
             assert_eq!(results.len(), CONTRACT.len());
@@ -959,7 +959,7 @@ mod live_tests {
     }
 
     fn get(s: &Snapshot, id: &str) -> ControlResult {
-        evaluate(s, &crate::policy::Policy::embedded())
+        evaluate(s, &crate::evaluate::policy::Policy::embedded())
             .into_iter()
             .find(|r| r.id == id)
             .unwrap()
@@ -1219,7 +1219,7 @@ mod live_ownership_tests {
             })),
             ..Live::default()
         });
-        let r = evaluate(&s, &crate::policy::Policy::embedded())
+        let r = evaluate(&s, &crate::evaluate::policy::Policy::embedded())
             .into_iter()
             .find(|r| r.id == "read-only-port-disabled")
             .unwrap();
@@ -1235,7 +1235,7 @@ mod live_ownership_tests {
                 }],
             }));
         }
-        let r = evaluate(&s, &crate::policy::Policy::embedded())
+        let r = evaluate(&s, &crate::evaluate::policy::Policy::embedded())
             .into_iter()
             .find(|r| r.id == "read-only-port-disabled")
             .unwrap();

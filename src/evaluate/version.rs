@@ -1571,7 +1571,7 @@ mod tests {
         assert_eq!(
             policy_minors(&Ctx {
                 snapshot: &s,
-                policy: &crate::policy::Policy::embedded()
+                policy: &crate::evaluate::policy::Policy::embedded()
             }),
             Ok(None)
         );
@@ -1644,13 +1644,13 @@ mod tests {
         })
     }
 
-    fn with_feed(items: Vec<serde_json::Value>) -> crate::policy::Policy {
+    fn with_feed(items: Vec<serde_json::Value>) -> crate::evaluate::policy::Policy {
         let doc =
             serde_json::json!({"version": "https://jsonfeed.org/version/1.1", "items": items});
         let feed =
             super::super::cve_feed::parse("/etc/feed.json", doc.to_string().as_bytes()).unwrap();
         let merged = super::super::cve_feed::merge(cves().unwrap(), &feed);
-        crate::policy::Policy::embedded().with_cve_feed(Ok(merged))
+        crate::evaluate::policy::Policy::embedded().with_cve_feed(Ok(merged))
     }
 
     #[test]
@@ -1721,7 +1721,7 @@ mod tests {
             o.reason
         );
         // An unusable feed: unknown, with the reason, the version still shown.
-        let bad = crate::policy::Policy::embedded().with_cve_feed(Err(
+        let bad = crate::evaluate::policy::Policy::embedded().with_cve_feed(Err(
             super::super::cve_feed::CveFeedError::Json {
                 path: "/etc/feed.json".into(),
                 kind: "syntax error",

@@ -14,3 +14,4 @@ pub mod file;
 pub mod kubelet_config;
 pub mod parse;
 pub mod snapshot;
+pub mod tls;

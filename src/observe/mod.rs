@@ -12,6 +12,7 @@ pub mod net;
 pub mod process;
 pub mod running_config;
 pub mod version;
+pub mod watch;
 
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 

@@ -28,7 +28,7 @@ use serde_json::Value;
 
 use crate::model::snapshot::{ConfigzRoute, Live, ProbeRecord, RunningConfig, Snapshot};
 use crate::observe::cluster::Cluster;
-use crate::probe::{self, Timeouts};
+use crate::observe::live::socket::Timeouts;
 
 /// Cap on a `/configz` body (a real one is ~5 KiB).
 pub const MAX_CONFIGZ_BYTES: usize = 4 * 1024 * 1024;
@@ -188,7 +188,7 @@ fn snippet(body: &[u8]) -> String {
 /// Route 1: the kubelet's own port, with the agent's own token.
 ///
 /// The kubelet's serving certificate is inspected, not verified (the same client as the
-/// live probes, `probe::handshake`): it is self-signed on most clusters (kubeadm without
+/// live probes, `observe::live::handshake`): it is self-signed on most clusters (kubeadm without
 /// `serverTLSBootstrap` writes `/var/lib/kubelet/pki/kubelet.crt`), so verifying it
 /// against the cluster CA would fail exactly where the check is wanted. What protects the
 /// token instead is where it goes: only to a serving address that is one of the kubelet
@@ -238,7 +238,7 @@ async fn from_kubelet(
         connect: opts.timeout,
         overall: opts.timeout,
     };
-    let answer = probe::http::https_get(
+    let answer = crate::observe::live::http::https_get(
         target,
         None,
         "/configz",

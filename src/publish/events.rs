@@ -22,7 +22,7 @@ use k8s_openapi::api::core::v1::{Event, EventSource, ObjectReference};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{ObjectMeta, Time};
 use kube::api::Api;
 
-use crate::drift::DriftReport;
+use crate::publish::drift::DriftReport;
 
 /// Events the bucket holds.
 pub const BURST: u32 = 10;
@@ -306,8 +306,8 @@ mod tests {
 
     #[test]
     fn only_transitions_after_the_first_evaluation_are_notices() {
-        use crate::drift::ControlDrift;
         use crate::evaluate::{ControlResult, Severity, Status};
+        use crate::publish::drift::ControlDrift;
         let drift = |drifted, regressed| ControlDrift {
             drifted,
             regressed,

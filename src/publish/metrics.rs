@@ -35,9 +35,9 @@ use prometheus_client::metrics::info::Info;
 use prometheus_client::metrics::{MetricType, TypedMetric};
 use prometheus_client::registry::{Registry, Unit};
 
-use crate::drift::DriftReport;
 use crate::evaluate::{ControlResult, Status};
 use crate::model::snapshot::Snapshot;
+use crate::publish::drift::DriftReport;
 
 /// `Content-Type` of the Prometheus text format 0.0.4.
 pub const CONTENT_TYPE_TEXT: &str = prometheus_text::CONTENT_TYPE;

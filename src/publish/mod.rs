@@ -8,6 +8,7 @@
 //! - [`auth`]: `--metrics-auth kubernetes` (TokenReview + SubjectAccessReview).
 
 pub mod auth;
+pub mod drift;
 pub mod events;
 pub mod listener;
 pub mod metrics;

@@ -16,9 +16,9 @@
 use std::fmt::Write as _;
 use std::time::Duration;
 
-use crate::drift::{ControlDrift, DriftReport};
 use crate::evaluate::{summarize, ControlResult, Severity, Status, Summary};
 use crate::model::snapshot::{Discovery, Snapshot};
+use crate::publish::drift::{ControlDrift, DriftReport};
 
 /// What was found of the kubelet, for the report header.
 #[derive(Debug, Clone, PartialEq, serde::Serialize)]
@@ -710,7 +710,7 @@ mod tests {
 
     #[test]
     fn drift_in_json_and_table() {
-        use crate::drift::{BaselineInfo, Origin};
+        use crate::publish::drift::{BaselineInfo, Origin};
         let controls = vec![
             result(
                 "read-only-port-disabled",

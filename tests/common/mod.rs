@@ -39,11 +39,11 @@ use std::fs;
 use std::os::unix::fs::{symlink, PermissionsExt};
 use std::path::{Path, PathBuf};
 
+use kubelet_sentinel::evaluate::policy::Policy;
 use kubelet_sentinel::evaluate::{self, ControlResult, Status};
 use kubelet_sentinel::io::host::HostRoot;
 use kubelet_sentinel::model::snapshot::Snapshot;
 use kubelet_sentinel::observe::{observe, ObserveOptions};
-use kubelet_sentinel::policy::Policy;
 
 /// Top-level names in a fixture directory that are harness metadata, not host files.
 const METADATA: &[&str] = &[

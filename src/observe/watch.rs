@@ -10,8 +10,6 @@
 //! and a re-pointed symlink all change it. Directories of `--config-dir` and the unit's
 //! `<unit>.d` are watched too (their mtime changes when an entry is added or removed).
 
-use super::store::WatchedFile;
-
 use crate::io::host::{HostRoot, PreparedPath};
 
 use crate::model::file::{Fingerprint, Stamp};
@@ -55,6 +53,23 @@ struct ProcWatch {
     argv: Vec<u8>,
 }
 
+/// A file outside the host root checked beside it (the agent's own drift baseline, in its
+/// state directory): how to fingerprint it now (`None`: absent or unreadable).
+pub struct OwnFile(Box<dyn Fn() -> Option<Fingerprint> + Send>);
+
+impl OwnFile {
+    /// Watch the file `fingerprint` describes.
+    pub fn new(fingerprint: impl Fn() -> Option<Fingerprint> + Send + 'static) -> OwnFile {
+        OwnFile(Box::new(fingerprint))
+    }
+}
+
+impl std::fmt::Debug for OwnFile {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("OwnFile")
+    }
+}
+
 /// The armed watch: what to check and the stamps to compare with.
 #[derive(Debug, Default)]
 pub struct Watch {
@@ -62,7 +77,7 @@ pub struct Watch {
     process: Option<ProcWatch>,
     /// Our own baseline file and the fingerprint we last loaded or wrote (a different one
     /// means `baseline accept` or a hand edit: reload).
-    baseline: Option<(WatchedFile, Option<Fingerprint>)>,
+    baseline: Option<(OwnFile, Option<Fingerprint>)>,
     /// Armed when the evaluation found no kubelet: `/proc` is rescanned at every check.
     seek: Option<Seek>,
     buf: Vec<u8>,
@@ -175,7 +190,7 @@ impl Watch {
     }
 
     /// Also watch our own baseline file, expected to have this fingerprint.
-    pub fn with_baseline(mut self, file: WatchedFile, expected: Option<Fingerprint>) -> Watch {
+    pub fn with_baseline(mut self, file: OwnFile, expected: Option<Fingerprint>) -> Watch {
         self.baseline = Some((file, expected));
         self
     }
@@ -221,7 +236,7 @@ impl Watch {
             }
         }
         if let Some((file, expected)) = &self.baseline {
-            if file.fingerprint() != *expected {
+            if (file.0)() != *expected {
                 return Some(Trigger::Baseline);
             }
         }
@@ -375,9 +390,16 @@ mod tests {
         let (d, host, snap) = setup();
         let b = d.path().join("baseline.json");
         std::fs::write(&b, "{}").unwrap();
-        let store = super::super::store::StateDir::new(d.path());
-        let fp = store.fingerprint("baseline.json");
-        let mut w = Watch::arm(&host, &snap).with_baseline(store.watched("baseline.json"), fp);
+        let fingerprint = {
+            let b = b.clone();
+            move || {
+                rustix::fs::lstat(&b)
+                    .ok()
+                    .map(|st| crate::io::host::fingerprint_of_stat(&st))
+            }
+        };
+        let fp = fingerprint();
+        let mut w = Watch::arm(&host, &snap).with_baseline(OwnFile::new(fingerprint), fp);
         assert_eq!(w.check(&host), None);
         std::fs::remove_file(&b).unwrap();
         assert_eq!(w.check(&host), Some(Trigger::Baseline));

@@ -11,7 +11,6 @@
 
 pub mod baseline;
 pub mod store;
-pub mod watch;
 
 use std::collections::{BTreeMap, HashMap};
 use std::path::PathBuf;

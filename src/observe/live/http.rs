@@ -13,7 +13,7 @@ use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::time::Instant;
 
 use super::handshake::handshake_unbounded;
-use super::{connect, until, Timeouts};
+use super::socket::{connect, until, Timeouts};
 use crate::model::snapshot::{ProbeError, ProbeErrorKind, ProbeResult};
 
 /// How much of a response body is read before the connection is dropped.
@@ -224,7 +224,7 @@ fn hyper_error(e: &hyper::Error, what: &str) -> ProbeError {
     let mut source: Option<&(dyn std::error::Error + 'static)> = std::error::Error::source(e);
     while let Some(s) = source {
         if let Some(io) = s.downcast_ref::<std::io::Error>() {
-            let mut err = super::classify_io_error(io, what);
+            let mut err = super::socket::classify_io_error(io, what);
             err.message = format!("{what}: {e}: {io}");
             return err;
         }
@@ -236,7 +236,7 @@ fn hyper_error(e: &hyper::Error, what: &str) -> ProbeError {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::probe::testutil;
+    use crate::observe::live::socket::testutil;
     use std::convert::Infallible;
     use std::sync::Arc;
     use std::time::Duration;

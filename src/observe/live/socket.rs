@@ -1,15 +1,7 @@
-//! Live probes of the kubelet's sockets: which TLS versions and cipher suites the
-//! serving port accepts ([`tls_scan`]), what a TLS handshake with it negotiates and which
-//! certificate it presents ([`handshake`]), and what plain or TLS HTTP requests answer
-//! ([`http`]).
-//!
-//! Every network operation is bounded twice: the TCP connect by [`Timeouts::connect`],
-//! the whole operation (connect included) by [`Timeouts::overall`]. A peer that accepts
-//! and then says nothing ends in [`ProbeErrorKind::Timeout`], never in a hang.
-
-pub mod handshake;
-pub mod http;
-pub mod tls_scan;
+//! Bounded sockets for the live probes. Every network operation is bounded twice: the
+//! TCP connect by [`Timeouts::connect`], the whole operation (connect included) by
+//! [`Timeouts::overall`]. A peer that accepts and then says nothing ends in
+//! [`ProbeErrorKind::Timeout`], never in a hang.
 
 use std::future::Future;
 use std::net::SocketAddr;

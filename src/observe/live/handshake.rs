@@ -10,10 +10,9 @@ use rustls::pki_types::{CertificateDer, ServerName, UnixTime};
 use rustls::{DigitallySignedStruct, ProtocolVersion, SignatureScheme};
 use tokio::net::TcpStream;
 
-use super::{classify_io_error, connect, within, Timeouts};
+use super::socket::{classify_io_error, connect, within, Timeouts};
 use crate::model::cert::summarize_der;
 use crate::model::snapshot::{ProbeError, ProbeErrorKind, ProbeResult, TlsHandshake};
-use crate::probe::tls_scan;
 
 /// An established TLS connection to the probed server.
 pub type TlsStream = tokio_rustls::client::TlsStream<TcpStream>;
@@ -143,7 +142,7 @@ fn describe(conn: &rustls::ClientConnection) -> TlsHandshake {
     let cipher = match conn.negotiated_cipher_suite() {
         Some(s) => {
             let id = u16::from(s.suite());
-            tls_scan::suite_name(id)
+            crate::model::tls::suite_name(id)
                 .map(str::to_string)
                 .unwrap_or_else(|| format!("0x{id:04x}"))
         }
@@ -172,7 +171,7 @@ fn describe(conn: &rustls::ClientConnection) -> TlsHandshake {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::probe::testutil;
+    use crate::observe::live::socket::testutil;
     use std::time::{Duration, Instant};
     use tokio::io::AsyncWriteExt;
 

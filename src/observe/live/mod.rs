@@ -6,17 +6,22 @@
 //! connect and an overall timeout; a target that stops answering ends its remaining probes
 //! at once, so a silent peer cannot stall an evaluation.
 
+pub mod handshake;
+pub mod http;
+pub mod socket;
+pub mod tls_scan;
+
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::path::Path;
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
+use self::socket::Timeouts;
 use crate::io::host::HostRoot;
 use crate::model::snapshot::{
     Listeners, Live, ProbeError, ProbeErrorKind, ProbeRecord, ProbeResult, ReadOnlyAnswer, Snapshot,
 };
-use crate::probe::{self, Timeouts};
 
 use super::net;
 
@@ -305,7 +310,7 @@ async fn probe_serving(
 ) -> (Serving, Vec<ProbeRecord>) {
     let mut recs = Vec::new();
     let start = Instant::now();
-    let tls = probe::handshake::tls_handshake(addr, None, &t)
+    let tls = handshake::tls_handshake(addr, None, &t)
         .await
         .map(|(h, _stream)| h);
     recs.push(record("tls_handshake", start, &tls));
@@ -324,8 +329,8 @@ async fn probe_serving(
         (None, None) => {
             let mut out = Vec::new();
             let mut err = None;
-            for v in probe::tls_scan::TlsVersion::ALL {
-                match probe::tls_scan::accepts_version(addr, v, None, &t).await {
+            for v in crate::model::tls::TlsVersion::ALL {
+                match tls_scan::accepts_version(addr, v, None, &t).await {
                     Ok(ok) => out.push((v.as_config_name().to_string(), ok)),
                     Err(e) => {
                         err = Some(e);
@@ -349,14 +354,8 @@ async fn probe_serving(
         (Some(e), _) => Err(skipped(&format!("serving port stopped answering: {e}"))),
         (None, Some(s)) => Ok(s),
         (None, None) => {
-            probe::tls_scan::accepted_tls12_suites(
-                addr,
-                None,
-                probe::tls_scan::IANA_TLS12_SUITES,
-                &t,
-                1,
-            )
-            .await
+            tls_scan::accepted_tls12_suites(addr, None, crate::model::tls::IANA_TLS12_SUITES, &t, 1)
+                .await
         }
     };
     recs.push(record("tls12_suites", start, &suites));
@@ -367,7 +366,7 @@ async fn probe_serving(
     let start = Instant::now();
     let anonymous = match &stop {
         Some(e) => Err(skipped(&format!("serving port stopped answering: {e}"))),
-        None => probe::http::https_get_status(addr, None, "/pods", &t).await,
+        None => http::https_get_status(addr, None, "/pods", &t).await,
     };
     recs.push(record("anonymous", start, &anonymous));
     (
@@ -386,7 +385,7 @@ async fn probe_read_only(
     t: Timeouts,
 ) -> (ProbeResult<ReadOnlyAnswer>, ProbeRecord) {
     let start = Instant::now();
-    let healthz = probe::http::http_get_status(addr, "/healthz", &t).await;
+    let healthz = http::http_get_status(addr, "/healthz", &t).await;
     let result = match healthz {
         // Nothing listens: the port is closed. That is an answer, not an error.
         Err(e) if e.kind == ProbeErrorKind::Refused => Ok(ReadOnlyAnswer {
@@ -395,7 +394,7 @@ async fn probe_read_only(
         }),
         Err(e) if e.kind == ProbeErrorKind::Protocol => {
             // Something answered, but not HTTP: still an answer on that port.
-            let pods = probe::http::http_get_status(addr, "/pods", &t).await.ok();
+            let pods = http::http_get_status(addr, "/pods", &t).await.ok();
             Ok(ReadOnlyAnswer {
                 healthz: None,
                 pods,
@@ -403,7 +402,7 @@ async fn probe_read_only(
         }
         Err(e) => Err(e),
         Ok(code) => {
-            let pods = probe::http::http_get_status(addr, "/pods", &t).await.ok();
+            let pods = http::http_get_status(addr, "/pods", &t).await.ok();
             Ok(ReadOnlyAnswer {
                 healthz: Some(code),
                 pods,

@@ -231,8 +231,8 @@ fn policy_controls(results: &[ControlResult]) -> BTreeMap<String, ControlBaselin
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::evaluate::policy::Policy;
     use crate::evaluate::util::testing::{eval, snapshot_with};
-    use crate::policy::Policy;
 
     fn baseline_of(s: &Snapshot, origin: Origin) -> (Baseline, Vec<ControlResult>) {
         let results = crate::evaluate::evaluate(s, &Policy::embedded());

@@ -2,9 +2,9 @@
 //! failures. Snapshots are built in memory; the state dir is a temporary directory.
 
 use super::*;
+use crate::evaluate::policy::Policy;
 use crate::evaluate::util::testing::{file, snapshot_with};
 use crate::model::snapshot::Snapshot;
-use crate::policy::Policy;
 
 fn opts(dir: &std::path::Path, from_policy: bool) -> DriftOptions {
     DriftOptions {

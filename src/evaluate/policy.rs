@@ -9,7 +9,7 @@ use crate::evaluate::cve_feed::CveFeedLoad;
 use crate::evaluate::{self, Severity};
 
 /// The embedded default policy (also shipped as a documented example).
-pub const DEFAULT_POLICY_YAML: &str = include_str!("../policy/default.yaml");
+pub const DEFAULT_POLICY_YAML: &str = include_str!("../../policy/default.yaml");
 
 /// A policy that failed to load.
 #[derive(Debug, thiserror::Error)]
