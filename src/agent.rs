@@ -14,7 +14,8 @@ use tokio::time::MissedTickBehavior;
 
 use crate::evaluate::policy::Policy;
 use crate::evaluate::{self, summarize, ControlResult};
-use crate::io::host::{HostError, HostRoot};
+use crate::io::host::HostRoot;
+use crate::model::file::HostError;
 use crate::model::snapshot::Snapshot;
 use crate::observe::cluster::{self, Cluster, ClusterOptions};
 use crate::observe::live::{self, LiveOptions, ScanCache};

@@ -10,7 +10,8 @@ use clap::{Args, Parser, Subcommand, ValueEnum};
 use crate::agent::{self, AgentConfig, AgentError, EnrichOptions};
 use crate::evaluate::policy::{Policy, PolicyError};
 use crate::evaluate::Severity;
-use crate::io::host::{HostError, HostRoot};
+use crate::io::host::HostRoot;
+use crate::model::file::HostError;
 use crate::observe::cluster::{ApiAccessMode, Cluster, ClusterOptions};
 use crate::observe::live::socket::Timeouts;
 use crate::observe::live::{LiveMode, LiveOptions};
@@ -466,7 +467,16 @@ fn enrich_options(global: &GlobalArgs) -> EnrichOptions {
 fn load_common(global: &GlobalArgs) -> Result<(HostRoot, Policy, ObserveOptions), CliError> {
     let host = HostRoot::new(&global.host_root)?.with_max_read(global.max_read_bytes);
     let policy = match &global.policy {
-        Some(p) => Policy::load(&p.to_string_lossy())?,
+        Some(p) => {
+            let path = p.to_string_lossy();
+            let bytes =
+                crate::io::host::read_operator_file(p, crate::evaluate::policy::MAX_POLICY_BYTES)
+                    .map_err(|e| PolicyError::Read {
+                    path: path.to_string(),
+                    source: e.into_io_error(),
+                })?;
+            Policy::from_bytes(&path, bytes)?
+        }
         None => Policy::embedded(),
     };
     // Read once at start (a new feed needs a restart, like the policy); an unusable file is
@@ -476,7 +486,7 @@ fn load_common(global: &GlobalArgs) -> Result<(HostRoot, Policy, ObserveOptions)
         .as_deref()
         .filter(|p| !p.as_os_str().is_empty())
     {
-        Some(path) => policy.with_cve_feed(crate::evaluate::cve_feed::load_logged(path)),
+        Some(path) => policy.with_cve_feed(load_cve_feed(path)),
         None => policy,
     };
     let opts = ObserveOptions {
@@ -484,6 +494,14 @@ fn load_common(global: &GlobalArgs) -> Result<(HostRoot, Policy, ObserveOptions)
         kubelet_pid: global.kubelet_pid,
     };
     Ok((host, policy, opts))
+}
+
+/// `--cve-feed FILE`: a regular file of at most `MAX_FEED_BYTES` (a FIFO or device is
+/// refused, never read), parsed and merged with the embedded table; logged.
+fn load_cve_feed(path: &std::path::Path) -> crate::evaluate::cve_feed::CveFeedLoad {
+    use crate::evaluate::cve_feed;
+    let read = crate::io::host::read_operator_file(path, cve_feed::MAX_FEED_BYTES);
+    cve_feed::load_logged(path, read)
 }
 
 /// The state dir: `--state-dir` or the default for a plain run.
@@ -679,6 +697,35 @@ pub fn run(cli: Cli) -> Result<i32, CliError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_cve_feed_file_is_read_capped_and_type_checked() {
+        use crate::evaluate::cve_feed::{CveFeedError, MAX_FEED_BYTES};
+        use crate::model::file::HostError;
+        let dir = tempfile::tempdir().unwrap();
+        let big = dir.path().join("big.json");
+        std::fs::File::create(&big)
+            .unwrap()
+            .set_len(MAX_FEED_BYTES + 1)
+            .unwrap();
+        assert!(matches!(
+            load_cve_feed(&big),
+            Err(CveFeedError::Read(HostError::TooLarge {
+                limit: MAX_FEED_BYTES,
+                ..
+            }))
+        ));
+        let fifo = dir.path().join("fifo");
+        let c = std::ffi::CString::new(fifo.to_str().unwrap()).unwrap();
+        // SAFETY: NUL-terminated path.
+        assert_eq!(unsafe { libc::mkfifo(c.as_ptr(), 0o600) }, 0);
+        let e = load_cve_feed(&fifo).unwrap_err();
+        assert!(
+            matches!(e, CveFeedError::Read(HostError::NotAFile { .. })),
+            "{e}"
+        );
+        assert!(e.to_string().starts_with("--cve-feed "), "{e}");
+    }
     use clap::CommandFactory;
 
     #[test]

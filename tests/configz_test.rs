@@ -203,7 +203,7 @@ fn served_configz(s: &Standin) -> Value {
         "{}",
         String::from_utf8_lossy(&answer.body)
     );
-    kubelet_sentinel::observe::running_config::parse_configz(&answer.body).expect("configz")
+    kubelet_sentinel::model::kubelet_config::configz::parse_configz(&answer.body).expect("configz")
 }
 
 #[test]

@@ -266,7 +266,7 @@ fn recorded_listeners(rec: &Value) -> BTreeSet<(String, i64)> {
 }
 
 fn minor_of(version: &str) -> u32 {
-    kubelet_sentinel::model::kubelet_config::effective::minor_of(version)
+    kubelet_sentinel::model::version::minor_of(version)
         .unwrap_or_else(|| panic!("version {version}"))
 }
 

@@ -32,7 +32,8 @@ use common::agent::agent_command;
 use common::http::{free_port, get};
 use common::process::Guard;
 use common::running_as_root;
-use kubelet_sentinel::io::host::{HostError, HostRoot};
+use kubelet_sentinel::io::host::HostRoot;
+use kubelet_sentinel::model::file::HostError;
 use kubelet_sentinel::publish::drift::store::{Loaded, StateDir};
 
 /// The bound the issue sets on a refusal ("clear errors within a second").

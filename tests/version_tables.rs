@@ -2,10 +2,10 @@
 //! facts (the kubernetes/kubernetes security issues, kubernetes.io/releases), and every
 //! GitVersion form seen in the wild parses.
 
-use kubelet_sentinel::evaluate::util::parse_kube_version;
-use kubelet_sentinel::evaluate::version::{
-    cves, maintained_minors, releases, version_suffix, Day, KubeVersion, Minor,
-};
+use kubelet_sentinel::evaluate::version::{cves, maintained_minors, releases, Day};
+use kubelet_sentinel::model::version::version_suffix;
+
+use kubelet_sentinel::model::version::{KubeVersion, Minor};
 use kubelet_sentinel::observe::version::{parse_build_info, parse_version_output};
 
 fn v(s: &str) -> KubeVersion {
@@ -161,7 +161,11 @@ fn every_git_version_form_parses() {
         ("v1.29.8-gke.1031000", (1, 29, 8), Some("-gke.1031000")),
         ("v1.35.4+k3s1", (1, 35, 4), Some("+k3s1")),
     ] {
-        assert_eq!(parse_kube_version(raw), Some(core), "{raw}");
+        assert_eq!(
+            KubeVersion::parse(raw).map(|v| (v.major, v.minor, v.patch)),
+            Some(core),
+            "{raw}"
+        );
         let parsed = v(raw);
         assert_eq!((parsed.major, parsed.minor, parsed.patch), core, "{raw}");
         assert_eq!(version_suffix(raw), suffix, "{raw}");

@@ -4,10 +4,11 @@
 use std::net::IpAddr;
 
 use super::util::{
-    self, because, cidr_contains, decide, int_of, known, parse_cidr, parse_ip, str_of,
-    unknown_with, with_live, LiveVerdict, PRACTICE_NETWORK,
+    self, because, decide, int_of, known, str_of, unknown_with, with_live, LiveVerdict,
+    PRACTICE_NETWORK,
 };
 use super::{Control, Ctx, Family, Needs, Outcome, Severity};
+use crate::model::net::{cidr_contains, parse_cidr, parse_ip};
 
 pub static CONTROLS: &[Control] = &[
     Control {
@@ -109,7 +110,7 @@ fn healthz_live(ctx: &Ctx, port: u16) -> Option<LiveVerdict> {
                 LiveVerdict::Neutral(format!("no kubelet listener on port {port}"))
             } else if let Some(bad) = on
                 .iter()
-                .find(|s| !crate::observe::net::is_loopback(&s.address))
+                .find(|s| !crate::model::net::is_loopback(&s.address))
             {
                 LiveVerdict::Insecure(format!("listens for healthz on {}:{port}", bad.address))
             } else {
@@ -326,8 +327,8 @@ fn evaluate_healthz_config(ctx: &Ctx) -> Outcome {
 #[cfg(test)]
 #[allow(clippy::unwrap_used, clippy::expect_used)]
 mod tests {
-    use super::super::util::testing::*;
     use super::super::Status;
+    use crate::evaluate::testing::*;
 
     #[test]
     fn read_only_port() {

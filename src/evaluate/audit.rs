@@ -80,8 +80,8 @@ fn evaluate_audit(ctx: &Ctx) -> Outcome {
 #[cfg(test)]
 #[allow(clippy::unwrap_used, clippy::expect_used)]
 mod tests {
-    use super::super::util::testing::*;
     use super::super::Status;
+    use crate::evaluate::testing::*;
 
     const ID: &str = "apiserver-audit-log-enabled";
 

@@ -16,8 +16,10 @@
 
 use std::fmt;
 
-use super::version::{api_version, KubeVersion, Minor};
+use super::version::api_version;
+
 use super::{Ctx, Outcome, Status};
+use crate::model::version::{KubeVersion, Minor};
 
 /// The oldest supported kubelet minor (the release table's first entry).
 pub const OLDEST: Minor = Minor {
@@ -254,9 +256,9 @@ pub fn judge_for(version: &KubeletMinor, eras: Vec<Era>, observed: &str, source:
 #[cfg(test)]
 #[allow(clippy::unwrap_used, clippy::expect_used)]
 mod tests {
-    use super::super::util::testing::*;
     use super::super::version::releases;
     use super::*;
+    use crate::evaluate::testing::*;
 
     #[test]
     fn bounds_are_the_release_tables() {

@@ -264,8 +264,8 @@ fn evaluate_client(ctx: &Ctx) -> Outcome {
 #[cfg(test)]
 #[allow(clippy::unwrap_used, clippy::expect_used)]
 mod tests {
-    use super::super::util::testing::*;
     use super::*;
+    use crate::evaluate::testing::*;
     use crate::model::snapshot::{
         Live, ObsError, ObsErrorKind, ProbeError, ProbeErrorKind, Snapshot, TlsHandshake,
     };

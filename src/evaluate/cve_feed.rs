@@ -36,10 +36,12 @@
 use std::path::Path;
 
 use super::version::{
-    check_versions, cves, is_cve_id, CveOrigin, CveTable, KubeVersion, Range, ANNOUNCEMENT_PREFIX,
+    check_versions, cves, is_cve_id, CveOrigin, CveTable, Range, ANNOUNCEMENT_PREFIX,
 };
+
 use super::version::{issue_number, Cve};
-use crate::io::host::{read_operator_file, HostError};
+use crate::model::file::HostError;
+use crate::model::version::KubeVersion;
 
 /// Cap on the feed file. The official feed (every announcement's full text) is well under
 /// 1 MiB in 2026.
@@ -154,10 +156,11 @@ struct RawItemExtension {
     issue_number: Option<u64>,
 }
 
-/// Read, parse and merge a feed file with the embedded table.
-pub fn load(path: &Path) -> CveFeedLoad {
+/// Parse a feed file's bytes (read by the caller, at most [`MAX_FEED_BYTES`]) and merge
+/// it with the embedded table.
+pub fn load(path: &Path, read: Result<Vec<u8>, HostError>) -> CveFeedLoad {
     let shown = path.display().to_string();
-    let bytes = read_operator_file(path, MAX_FEED_BYTES).map_err(CveFeedError::Read)?;
+    let bytes = read.map_err(CveFeedError::Read)?;
     let feed = parse(&shown, &bytes)?;
     let embedded = cves().map_err(|why| CveFeedError::Embedded {
         path: shown,
@@ -168,8 +171,8 @@ pub fn load(path: &Path) -> CveFeedLoad {
 
 /// [`load`], logged: the merge's counts, or the error (the control is then `unknown`;
 /// `serve` keeps running).
-pub fn load_logged(path: &Path) -> CveFeedLoad {
-    let loaded = load(path);
+pub fn load_logged(path: &Path, read: Result<Vec<u8>, HostError>) -> CveFeedLoad {
+    let loaded = load(path, read);
     match &loaded {
         Ok(t) => {
             if let Some(f) = &t.feed {
@@ -1150,10 +1153,10 @@ mod tests {
     }
 
     #[test]
-    fn the_sample_feed_and_bad_files_on_disk() {
+    fn the_sample_feed_and_bad_files() {
         let sample =
             Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data/cve-feed/official-format.json");
-        let t = load(&sample).unwrap();
+        let t = load(&sample, Ok(std::fs::read(&sample).unwrap())).unwrap();
         let new = t
             .cves
             .iter()
@@ -1180,28 +1183,18 @@ mod tests {
             "{\"version\": \"https://jsonfeed.org/version/1.1\", \"items\": [",
         )
         .unwrap();
-        assert!(matches!(load(&malformed), Err(CveFeedError::Json { .. })));
-        let big = dir.path().join("big.json");
-        std::fs::File::create(&big)
-            .unwrap()
-            .set_len(MAX_FEED_BYTES + 1)
-            .unwrap();
         assert!(matches!(
-            load(&big),
-            Err(CveFeedError::Read(HostError::TooLarge {
-                limit: MAX_FEED_BYTES,
-                ..
-            }))
+            load(&malformed, Ok(std::fs::read(&malformed).unwrap())),
+            Err(CveFeedError::Json { .. })
         ));
-        let fifo = dir.path().join("fifo");
-        let c = std::ffi::CString::new(fifo.to_str().unwrap()).unwrap();
-        // SAFETY: NUL-terminated path.
-        assert_eq!(unsafe { libc::mkfifo(c.as_ptr(), 0o600) }, 0);
-        let e = load(&fifo).unwrap_err();
-        assert!(
-            matches!(e, CveFeedError::Read(HostError::NotAFile { .. })),
-            "{e}"
-        );
+        // A file that could not be read (the caller reads it: cli's `load_cve_feed`).
+        let e = load(
+            &malformed,
+            Err(HostError::NotAFile {
+                path: "fifo".into(),
+            }),
+        )
+        .unwrap_err();
         assert!(e.to_string().starts_with("--cve-feed "), "{e}");
     }
 

@@ -423,8 +423,8 @@ fn evaluate_service_ownership(ctx: &Ctx) -> Outcome {
 #[cfg(test)]
 #[allow(clippy::unwrap_used, clippy::expect_used)]
 mod tests {
-    use super::super::util::testing::*;
     use super::super::Status;
+    use crate::evaluate::testing::*;
     use crate::model::snapshot::{FileRole, ObsErrorKind};
 
     #[test]

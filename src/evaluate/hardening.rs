@@ -5,9 +5,9 @@ use super::util::{
     self, because, bool_of, decide, int_of, known, kubelet, str_of, unknown_with,
     PRACTICE_HARDENING,
 };
-use super::version::Minor;
 use super::{Control, Ctx, Family, Needs, Outcome, Severity};
 use crate::model::kubelet_config::settings::parse_go_duration;
+use crate::model::version::Minor;
 
 pub static CONTROLS: &[Control] = &[
     Control {
@@ -385,8 +385,8 @@ fn evaluate_protect_kernel(ctx: &Ctx) -> Outcome {
 #[cfg(test)]
 #[allow(clippy::unwrap_used, clippy::expect_used)]
 mod tests {
-    use super::super::util::testing::*;
     use super::super::Status;
+    use crate::evaluate::testing::*;
     use crate::model::snapshot::Snapshot;
 
     fn with_version(mut s: Snapshot, v: &str) -> Snapshot {

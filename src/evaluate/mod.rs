@@ -14,6 +14,8 @@ pub mod policy;
 pub mod rbac;
 pub mod resources;
 pub mod running_config;
+#[cfg(test)]
+pub mod testing;
 pub mod tls;
 pub mod util;
 pub mod version;
@@ -149,7 +151,7 @@ impl<'a> Ctx<'a> {
         self.kubelet()?.config.kubelet_minor.or_else(|| {
             self.snapshot
                 .loading_version()
-                .and_then(crate::model::kubelet_config::effective::minor_of)
+                .and_then(crate::model::version::minor_of)
         })
     }
 

@@ -403,9 +403,9 @@ fn evaluate_takeover(ctx: &Ctx) -> Outcome {
 #[cfg(test)]
 #[allow(clippy::unwrap_used, clippy::expect_used)]
 mod tests {
-    use super::super::util::testing::*;
     use super::super::Status;
     use super::*;
+    use crate::evaluate::testing::*;
     use crate::model::snapshot::{ApiSource, ClusterView, NamespaceFacts};
 
     const ENFORCED: &str = "pod-security-enforced";

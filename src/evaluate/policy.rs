@@ -273,22 +273,12 @@ impl Policy {
         self
     }
 
-    /// Load a user policy from a file and layer it on the defaults (a regular file of at
-    /// most [`MAX_POLICY_BYTES`], read by [`crate::io::host::read_operator_file`]: a FIFO or
-    /// device is refused, never read).
-    pub fn load(path: &str) -> Result<Policy, PolicyError> {
-        let read_err = |source| PolicyError::Read {
+    /// A user policy file's bytes (read by the caller, at most [`MAX_POLICY_BYTES`])
+    /// layered on the defaults.
+    pub fn from_bytes(path: &str, bytes: Vec<u8>) -> Result<Policy, PolicyError> {
+        let text = String::from_utf8(bytes).map_err(|_| PolicyError::Read {
             path: path.to_string(),
-            source,
-        };
-        let bytes =
-            crate::io::host::read_operator_file(std::path::Path::new(path), MAX_POLICY_BYTES)
-                .map_err(|e| read_err(e.into_io_error()))?;
-        let text = String::from_utf8(bytes).map_err(|_| {
-            read_err(std::io::Error::new(
-                std::io::ErrorKind::InvalidData,
-                "not valid UTF-8",
-            ))
+            source: std::io::Error::new(std::io::ErrorKind::InvalidData, "not valid UTF-8"),
         })?;
         Policy::from_yaml(path, &text)
     }
@@ -406,7 +396,7 @@ impl Policy {
             }
         }
         for a in &x.allowed_bind_addresses {
-            if crate::evaluate::util::parse_cidr(a).is_none() {
+            if crate::model::net::parse_cidr(a).is_none() {
                 return Err(err(
                     a,
                     format!("allowed_bind_addresses: {a:?} is not an IP address or CIDR"),
@@ -423,7 +413,7 @@ impl Policy {
             ));
         }
         for m in &x.supported_kubelet_minors {
-            if crate::evaluate::version::Minor::parse(m).is_none() {
+            if crate::model::version::Minor::parse(m).is_none() {
                 return Err(err(
                     m,
                     format!(

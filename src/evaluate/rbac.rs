@@ -329,8 +329,8 @@ fn evaluate_node_scoped(ctx: &Ctx) -> Outcome {
 #[cfg(test)]
 #[allow(clippy::unwrap_used, clippy::expect_used)]
 mod tests {
-    use super::super::util::testing::*;
     use super::super::Status;
+    use crate::evaluate::testing::*;
     use crate::model::snapshot::{Credential, ObsError, ObsErrorKind};
 
     const ID: &str = "kubelet-credential-node-scoped";
@@ -496,8 +496,8 @@ mod tests {
     }
 
     mod identity {
-        use super::super::super::util::testing::*;
         use super::super::super::Status;
+        use crate::evaluate::testing::*;
         use crate::model::snapshot::{AccessCheck, ApiSource, ClusterView};
 
         const ID: &str = "kubelet-identity-least-privilege";

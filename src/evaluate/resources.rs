@@ -157,8 +157,8 @@ fn evaluate_eviction_hard(ctx: &Ctx) -> Outcome {
 #[cfg(test)]
 #[allow(clippy::unwrap_used, clippy::expect_used)]
 mod tests {
-    use super::super::util::testing::*;
     use super::super::Status;
+    use crate::evaluate::testing::*;
 
     #[test]
     fn kube_reserved() {

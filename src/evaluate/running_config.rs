@@ -17,11 +17,11 @@ use serde_json::Value;
 
 use super::util::{render, PRACTICE_HARDENING};
 use super::{Control, Ctx, Family, Needs, Outcome, Severity};
+use crate::model::kubelet_config::configz::FLAG;
 use crate::model::kubelet_config::settings::{
     parse_go_duration, SettingDef, SettingKind, SETTINGS,
 };
 use crate::model::kubelet_config::Lookup;
-use crate::observe::running_config::FLAG;
 
 pub static CONTROLS: &[Control] = &[Control {
     id: "running-config-matches-disk",
@@ -269,7 +269,7 @@ fn evaluate_matches(ctx: &Ctx) -> Outcome {
 mod tests {
     use super::*;
     use crate::evaluate::policy::Policy;
-    use crate::evaluate::util::testing::snapshot_with;
+    use crate::evaluate::testing::snapshot_with;
     use crate::evaluate::{evaluate, Status};
     use crate::model::snapshot::{ConfigzRoute, RunningConfig};
     use serde_json::json;
@@ -495,7 +495,7 @@ mod tests {
             .map(|e| e.unwrap().path())
             .filter(|p| p.extension().is_some_and(|e| e == "rs"))
             .collect();
-        files.push(format!("{root}/observe/live.rs").into());
+        files.push(format!("{root}/observe/live/mod.rs").into());
         // Direct lookups, and family helpers called with a setting key (`bool_control(ctx,
         // "seccompDefault", ..)`, `reserved(ctx, "kubeReserved", ..)`).
         let patterns = [
@@ -557,7 +557,7 @@ mod tests {
         fn any_running_json_is_compared_without_panicking(s in ".{0,200}") {
             let snap = snapshot_with(&[], Some(HARDENED));
             let k = snap.kubelet.as_ref().unwrap();
-            if let Ok(v) = crate::observe::running_config::parse_configz(s.as_bytes()) {
+            if let Ok(v) = crate::model::kubelet_config::configz::parse_configz(s.as_bytes()) {
                 let _ = compare(&v, |key| k.config.get(key));
             }
             let _ = compare(&Value::String(s.clone()), |key| k.config.get(key));

@@ -6,10 +6,10 @@ use super::util::{
     self, because, bool_of, decide, known, kubelet, list_of, str_of, unknown_with, with_live,
     LiveVerdict, PRACTICE_TLS,
 };
-use super::version::Minor;
 use super::{Control, Ctx, Family, Needs, Outcome, Severity, Status};
 use crate::model::kubelet_config::Source;
 use crate::model::snapshot::{Credential, ObsErrorKind};
+use crate::model::version::Minor;
 
 pub static CONTROLS: &[Control] = &[
     Control {
@@ -857,9 +857,9 @@ fn evaluate_server_rotation(ctx: &Ctx) -> Outcome {
 #[cfg(test)]
 #[allow(clippy::unwrap_used, clippy::expect_used)]
 mod tests {
-    use super::super::util::testing::*;
     use super::super::Status;
     use super::*;
+    use crate::evaluate::testing::*;
     use crate::model::snapshot::{ObsError, ObsErrorKind};
 
     #[test]

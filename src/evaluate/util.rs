@@ -1,54 +1,10 @@
 //! Helpers shared by the control families.
 
-use std::net::IpAddr;
-
 use serde_json::Value;
 
 use super::{Ctx, Outcome};
 use crate::model::kubelet_config::{Lookup, Setting};
 use crate::model::snapshot::{ApiSource, ClusterView};
-
-/// Parse `10.0.0.0/8`, `::1/128` or a bare address (a host route).
-pub fn parse_cidr(s: &str) -> Option<(IpAddr, u8)> {
-    let (addr, len) = match s.split_once('/') {
-        Some((a, l)) => (a, Some(l)),
-        None => (s, None),
-    };
-    let ip: IpAddr = addr.trim().parse().ok()?;
-    let max = if ip.is_ipv4() { 32 } else { 128 };
-    let len = match len {
-        Some(l) => l.trim().parse::<u8>().ok().filter(|l| *l <= max)?,
-        None => max,
-    };
-    Some((ip, len))
-}
-
-/// Whether `ip` is inside `cidr` (v4-mapped IPv6 addresses are compared as IPv4).
-pub fn cidr_contains(cidr: (IpAddr, u8), ip: IpAddr) -> bool {
-    let ip = match ip {
-        IpAddr::V6(v6) => v6.to_ipv4_mapped().map(IpAddr::V4).unwrap_or(ip),
-        v4 => v4,
-    };
-    match (cidr.0, ip) {
-        (IpAddr::V4(net), IpAddr::V4(a)) => {
-            let len = u32::from(cidr.1);
-            if len == 0 {
-                return true;
-            }
-            let mask = u32::MAX << (32 - len);
-            (u32::from(net) & mask) == (u32::from(a) & mask)
-        }
-        (IpAddr::V6(net), IpAddr::V6(a)) => {
-            let len = u32::from(cidr.1);
-            if len == 0 {
-                return true;
-            }
-            let mask = u128::MAX << (128 - len);
-            (u128::from(net) & mask) == (u128::from(a) & mask)
-        }
-        _ => false,
-    }
-}
 
 /// Render a JSON value for humans: strings bare, lists comma-joined, maps `k=v`.
 pub fn render(v: &Value) -> String {
@@ -241,40 +197,6 @@ pub fn because(why: impl std::fmt::Display, s: &Setting) -> String {
     format!("{why}; from {}", provenance(s))
 }
 
-/// Parse an IP address as the kubelet would (`net.ParseIP`); IPv4-mapped IPv6 addresses
-/// are returned as IPv4 so loopback/unspecified checks see what the socket sees.
-pub fn parse_ip(s: &str) -> Option<IpAddr> {
-    let ip: IpAddr = s.trim().parse().ok()?;
-    Some(match ip {
-        IpAddr::V6(v6) => v6.to_ipv4_mapped().map(IpAddr::V4).unwrap_or(ip),
-        v4 => v4,
-    })
-}
-
-/// Parse a Kubernetes GitVersion into (major, minor, patch): `v1.31.4`, `v1.33.4+rke2r1`,
-/// `v1.30.2-eks-1552ad0`, `v1.29.8-gke.1031000`, `1.31.0`. Anything after the patch
-/// number (`-…` pre-release/vendor part, `+…` build metadata) is ignored.
-pub fn parse_kube_version(s: &str) -> Option<(u32, u32, u32)> {
-    let s = s.trim();
-    let s = s.strip_prefix('v').unwrap_or(s);
-    let core = s.split(['-', '+']).next()?;
-    let mut parts = core.split('.');
-    let num = |p: Option<&str>| -> Option<u32> {
-        let p = p?;
-        if p.is_empty() || !p.bytes().all(|b| b.is_ascii_digit()) {
-            return None;
-        }
-        p.parse().ok()
-    };
-    let major = num(parts.next())?;
-    let minor = num(parts.next())?;
-    let patch = num(parts.next())?;
-    if parts.next().is_some() {
-        return None;
-    }
-    Some((major, minor, patch))
-}
-
 /// Whether a Kubernetes resource quantity or percentage (`0`, `0%`, `0Mi`, `100Mi`,
 /// `5%`, `1e3`, `0.5Gi`) is zero. `None` when it is not a valid non-negative quantity.
 pub fn quantity_is_zero(s: &str) -> Option<bool> {
@@ -433,234 +355,8 @@ pub fn live<'a>(ctx: &Ctx<'a>) -> Option<&'a crate::model::snapshot::Live> {
 }
 
 #[cfg(test)]
-#[allow(clippy::unwrap_used, clippy::expect_used)]
-pub mod testing {
-    use crate::evaluate::policy::Policy;
-    use crate::evaluate::{control, Ctx, Outcome, Status};
-    use crate::model::file::{FileKind, FileMeta};
-    use crate::model::kubelet_config::flags::Flags;
-    use crate::model::kubelet_config::{ConfigInput, EffectiveConfig};
-    use crate::model::snapshot::{
-        ApiServer, CertSummary, Credential, Discovery, FileObservation, FileRole, Kubelet,
-        ObsError, ObsErrorKind, Snapshot,
-    };
-
-    /// Where `snapshot_with` puts the `--config` file unless the args name one.
-    pub const CONFIG_PATH: &str = "/var/lib/kubelet/config.yaml";
-    /// Where drop-ins live unless the args name a `--config-dir`.
-    pub const CONFIG_DIR: &str = "/etc/kubernetes/kubelet.conf.d";
-    const HEAD: &str = "apiVersion: kubelet.config.k8s.io/v1beta1\nkind: KubeletConfiguration\n";
-
-    fn doc(body: &str) -> String {
-        if body.contains("kind:") || body.trim_start().starts_with('{') {
-            body.to_string()
-        } else {
-            format!("{HEAD}{body}")
-        }
-    }
-
-    /// A snapshot of a kubelet started with `args`; `config_yaml` is the `--config` file's
-    /// body (the type header is added when missing; `--config` is added when absent).
-    pub fn snapshot_with(args: &[&str], config_yaml: Option<&str>) -> Snapshot {
-        snapshot_with_dropins(args, config_yaml, &[])
-    }
-
-    /// Like [`snapshot_with`], with drop-ins `(file name, body)` under `--config-dir`.
-    pub fn snapshot_with_dropins(
-        args: &[&str],
-        config_yaml: Option<&str>,
-        dropins: &[(&str, &str)],
-    ) -> Snapshot {
-        let mut argv: Vec<String> = args.iter().map(|s| s.to_string()).collect();
-        let probe = Flags::parse(&argv);
-        if config_yaml.is_some() && !probe.has("config") {
-            argv.push(format!("--config={CONFIG_PATH}"));
-        }
-        if !dropins.is_empty() && !probe.has("config-dir") {
-            argv.push(format!("--config-dir={CONFIG_DIR}"));
-        }
-        let flags = Flags::parse(&argv);
-        let config_file = config_yaml.map(|body| ConfigInput {
-            path: flags
-                .string("config")
-                .unwrap_or_else(|| CONFIG_PATH.to_string()),
-            text: Ok(doc(body)),
-        });
-        let config_dir = flags.string("config-dir");
-        let inputs = dropins
-            .iter()
-            .map(|(name, body)| ConfigInput {
-                path: format!("{}/{name}", config_dir.clone().unwrap_or_default()),
-                text: Ok(doc(body)),
-            })
-            .collect();
-        let config = EffectiveConfig::build(flags.clone(), config_file, config_dir, inputs, None);
-        let mut full_argv = vec!["/usr/bin/kubelet".to_string()];
-        full_argv.extend(argv);
-        Snapshot {
-            node: "node-1".to_string(),
-            taken_at: 1_700_000_000.0,
-            discovery: Discovery::Found {
-                pid: 4242,
-                note: None,
-                evidence: Vec::new(),
-            },
-            kubelet: Some(Kubelet {
-                pid: 4242,
-                argv: full_argv,
-                binary: "/usr/bin/kubelet".to_string(),
-                flavour: "kubelet".to_string(),
-                start_time_ticks: None,
-                started_at: None,
-                flags,
-                config,
-                version: None,
-                version_source: None,
-                version_error: None,
-                serving_cert_file: None,
-                unit: None,
-                files: Vec::new(),
-                client_ca: None,
-                credential: None,
-            }),
-            apiserver: None,
-            probes: Vec::new(),
-            live: None,
-            cluster: None,
-            running_config: None,
-        }
-    }
-
-    /// A kubeadm-like hardened node (config file with kubeadm's values).
-    pub fn kubeadm() -> Snapshot {
-        snapshot_with(
-            &["--kubeconfig=/etc/kubernetes/kubelet.conf"],
-            Some(
-                "authentication:\n  anonymous:\n    enabled: false\n  webhook:\n    enabled: true\n    cacheTTL: 0s\n  x509:\n    clientCAFile: /etc/kubernetes/pki/ca.crt\nauthorization:\n  mode: Webhook\nhealthzBindAddress: 127.0.0.1\nhealthzPort: 10248\nrotateCertificates: true\nstreamingConnectionIdleTimeout: 0s\n",
-            ),
-        )
-    }
-
-    /// The kubelet inside a snapshot, for tests to adjust.
-    pub fn kubelet_mut(s: &mut Snapshot) -> &mut Kubelet {
-        s.kubelet.as_mut().expect("test snapshot has a kubelet")
-    }
-
-    /// A file with metadata.
-    pub fn file(role: FileRole, path: &str, mode: u32, uid: u32, gid: u32) -> FileObservation {
-        FileObservation {
-            role,
-            path: path.to_string(),
-            meta: Ok(FileMeta {
-                path: path.to_string(),
-                resolved: path.to_string(),
-                kind: FileKind::File,
-                mode,
-                uid,
-                gid,
-                size: 100,
-                inode: 1,
-                dev: 1,
-                mtime_ns: 0,
-                ctime_ns: 0,
-            }),
-        }
-    }
-
-    /// A file whose metadata could not be read.
-    pub fn file_err(role: FileRole, path: &str, kind: ObsErrorKind) -> FileObservation {
-        FileObservation {
-            role,
-            path: path.to_string(),
-            meta: Err(ObsError::new(kind, format!("{path}: {kind:?}"))),
-        }
-    }
-
-    /// A certificate summary.
-    pub fn cert(cn: &str, orgs: &[&str], is_ca: bool) -> CertSummary {
-        CertSummary {
-            sans: Vec::new(),
-            self_signed: false,
-            kubelet_generated: false,
-            subject: format!(
-                "CN={cn}{}",
-                orgs.iter().map(|o| format!(", O={o}")).collect::<String>()
-            ),
-            issuer: "CN=kubernetes".to_string(),
-            common_name: Some(cn.to_string()),
-            organizations: orgs.iter().map(|o| o.to_string()).collect(),
-            is_ca,
-            not_before: 1_600_000_000,
-            not_after: 1_900_000_000,
-            count: 1,
-        }
-    }
-
-    /// A client-certificate credential.
-    pub fn client_cert(cn: &str, orgs: &[&str]) -> Credential {
-        Credential::ClientCertificate {
-            cert: cert(cn, orgs, false),
-            from: "/var/lib/kubelet/pki/kubelet-client-current.pem".to_string(),
-        }
-    }
-
-    /// A kube-apiserver process with these flags.
-    pub fn apiserver(args: &[&str]) -> ApiServer {
-        ApiServer {
-            pid: 99,
-            flags: Flags::parse(args),
-            authorization_config: None,
-        }
-    }
-
-    /// A user policy layered on the defaults.
-    pub fn policy(yaml: &str) -> Policy {
-        Policy::from_yaml("test-policy.yaml", yaml).expect("test policy is valid")
-    }
-
-    /// Evaluate one control with the default policy.
-    pub fn eval(id: &str, snapshot: &Snapshot) -> Outcome {
-        eval_with(id, snapshot, &Policy::embedded())
-    }
-
-    /// Evaluate one control with a policy.
-    pub fn eval_with(id: &str, snapshot: &Snapshot, policy: &Policy) -> Outcome {
-        let c = control(id).unwrap_or_else(|| panic!("no control {id}"));
-        let ctx = Ctx { snapshot, policy };
-        if c.needs == crate::evaluate::Needs::Api {
-            if let Some(o) = super::api_gate(&ctx) {
-                return o;
-            }
-        }
-        (c.evaluate)(&ctx)
-    }
-
-    /// Assert a status, printing the outcome when it differs.
-    #[track_caller]
-    pub fn assert_status(o: &Outcome, status: Status) {
-        assert_eq!(o.status, status, "{o:#?}");
-        assert!(!o.reason.is_empty(), "every outcome needs a reason: {o:#?}");
-    }
-}
-
-#[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn cidrs() {
-        let net = parse_cidr("10.0.0.0/8").unwrap();
-        assert!(cidr_contains(net, "10.1.2.3".parse().unwrap()));
-        assert!(!cidr_contains(net, "11.0.0.1".parse().unwrap()));
-        assert!(cidr_contains(net, "::ffff:10.0.0.1".parse().unwrap()));
-        let host = parse_cidr("192.168.1.5").unwrap();
-        assert!(cidr_contains(host, "192.168.1.5".parse().unwrap()));
-        assert!(!cidr_contains(host, "192.168.1.6".parse().unwrap()));
-        assert!(parse_cidr("10.0.0.0/33").is_none());
-        assert!(parse_cidr("nope").is_none());
-        let v6 = parse_cidr("fd00::/8").unwrap();
-        assert!(cidr_contains(v6, "fd12::1".parse().unwrap()));
-    }
 
     #[test]
     fn rendering() {
@@ -674,34 +370,10 @@ mod tests {
 #[cfg(test)]
 #[allow(clippy::unwrap_used, clippy::expect_used)]
 mod catalogue_tests {
-    use super::testing::*;
     use super::*;
+    use crate::evaluate::testing::*;
     use crate::evaluate::{catalogue, evaluate, Family, Status};
     use crate::model::snapshot::FileRole;
-
-    #[test]
-    fn kube_versions() {
-        assert_eq!(parse_kube_version("v1.31.4"), Some((1, 31, 4)));
-        assert_eq!(parse_kube_version("v1.33.4+rke2r1"), Some((1, 33, 4)));
-        assert_eq!(parse_kube_version("v1.33.4-rke2r1"), Some((1, 33, 4)));
-        assert_eq!(parse_kube_version("v1.30.2-eks-1552ad0"), Some((1, 30, 2)));
-        assert_eq!(parse_kube_version("v1.29.8-gke.1031000"), Some((1, 29, 8)));
-        assert_eq!(parse_kube_version("v1.35.4+k3s1"), Some((1, 35, 4)));
-        assert_eq!(parse_kube_version("1.31.0"), Some((1, 31, 0)));
-        assert_eq!(parse_kube_version(" v1.36.0-alpha.1 "), Some((1, 36, 0)));
-        for bad in [
-            "",
-            "v",
-            "v1.31",
-            "v1.31.x",
-            "1.2.3.4",
-            "Kubernetes v1.35.0",
-            "v1..3",
-            "v-1.2.3",
-        ] {
-            assert_eq!(parse_kube_version(bad), None, "{bad:?}");
-        }
-    }
 
     #[test]
     fn quantities() {
@@ -714,16 +386,6 @@ mod catalogue_tests {
         for bad in ["", "%", "Mi", "lots", "-1Mi", "1Xi", "1.2.3"] {
             assert_eq!(quantity_is_zero(bad), None, "{bad}");
         }
-    }
-
-    #[test]
-    fn ips() {
-        assert_eq!(
-            parse_ip("::ffff:127.0.0.1"),
-            Some("127.0.0.1".parse().unwrap())
-        );
-        assert!(parse_ip("::").unwrap().is_unspecified());
-        assert_eq!(parse_ip("localhost"), None);
     }
 
     fn is_kebab(id: &str) -> bool {
@@ -944,7 +606,7 @@ mod catalogue_tests {
 
 #[cfg(test)]
 mod live_tests {
-    use super::testing::*;
+    use crate::evaluate::testing::*;
     use crate::evaluate::{evaluate, ControlResult, Status};
     use crate::model::snapshot::{
         Listener, Listeners, Live, ProbeError, ProbeErrorKind, ReadOnlyAnswer, Snapshot,
@@ -1193,7 +855,7 @@ mod live_tests {
 
 #[cfg(test)]
 mod live_ownership_tests {
-    use super::testing::*;
+    use crate::evaluate::testing::*;
     use crate::evaluate::{evaluate, Status};
     use crate::model::snapshot::{Listener, Listeners, Live, ReadOnlyAnswer};
 

@@ -12,6 +12,7 @@ use std::sync::OnceLock;
 use super::cve_feed::{CveFeedError, FeedInfo, UnreadableCve};
 use super::util::{self, decide, kubelet, PRACTICE_HARDENING};
 use super::{Control, Ctx, Family, Needs, Outcome, Severity};
+use crate::model::version::{version_suffix, KubeVersion, Minor};
 
 pub static CONTROLS: &[Control] = &[
     Control {
@@ -150,90 +151,6 @@ pub fn evaluation_time(ctx: &Ctx) -> i64 {
 // ---------------------------------------------------------------------------------------
 // Versions.
 // ---------------------------------------------------------------------------------------
-
-/// A Kubernetes version's core `major.minor.patch`. Anything after it in a GitVersion
-/// (`+rke2r1`, `-eks-1552ad0`, `-gke.1031000`, `+k3s1`, `-rc.0`) is ignored for comparison.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
-pub struct KubeVersion {
-    pub major: u32,
-    pub minor: u32,
-    pub patch: u32,
-}
-
-/// A release branch (`1.31`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
-pub struct Minor {
-    pub major: u32,
-    pub minor: u32,
-}
-
-impl KubeVersion {
-    /// Parse a GitVersion (`v1.31.4`, `v1.33.4+rke2r1`, `v1.30.2-eks-1552ad0`,
-    /// `v1.29.8-gke.1031000`, `v1.35.4+k3s1`, `1.31.0`); see [`util::parse_kube_version`].
-    pub fn parse(s: &str) -> Option<KubeVersion> {
-        util::parse_kube_version(s).map(|(major, minor, patch)| KubeVersion {
-            major,
-            minor,
-            patch,
-        })
-    }
-
-    /// Parse a plain `major.minor.patch` with no `v` and no suffix (the tables' form).
-    fn parse_plain(s: &str) -> Option<KubeVersion> {
-        KubeVersion::parse(s).filter(|v| v.to_string() == s)
-    }
-
-    pub fn minor_of(self) -> Minor {
-        Minor {
-            major: self.major,
-            minor: self.minor,
-        }
-    }
-
-    fn next_patch(self) -> KubeVersion {
-        KubeVersion {
-            patch: self.patch.saturating_add(1),
-            ..self
-        }
-    }
-}
-
-impl fmt::Display for KubeVersion {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}.{}.{}", self.major, self.minor, self.patch)
-    }
-}
-
-impl Minor {
-    /// Parse `1.31` (no `v`, no patch).
-    pub fn parse(s: &str) -> Option<Minor> {
-        let (major, minor) = s.split_once('.')?;
-        let num = |p: &str| -> Option<u32> {
-            if p.is_empty() || !p.bytes().all(|b| b.is_ascii_digit()) {
-                return None;
-            }
-            p.parse().ok()
-        };
-        Some(Minor {
-            major: num(major)?,
-            minor: num(minor)?,
-        })
-    }
-}
-
-impl fmt::Display for Minor {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}.{}", self.major, self.minor)
-    }
-}
-
-/// What follows `major.minor.patch` in a GitVersion (`+rke2r1`, `-eks-1552ad0`, `-rc.0`),
-/// or `None` for a plain version.
-pub fn version_suffix(s: &str) -> Option<&str> {
-    let s = s.trim();
-    let s = s.strip_prefix('v').unwrap_or(s);
-    s.find(['-', '+']).map(|i| &s[i..]).filter(|x| x.len() > 1)
-}
 
 /// Whether a suffix marks an upstream pre-release (`-alpha.1`, `-beta.0`, `-rc.2`).
 fn is_prerelease(suffix: &str) -> bool {
@@ -1159,9 +1076,9 @@ pub fn judge_cves(v: KubeVersion, raw: &str, source: String, table: &CveTable) -
 #[cfg(test)]
 #[allow(clippy::unwrap_used, clippy::expect_used)]
 mod tests {
-    use super::super::util::testing::*;
     use super::super::Status;
     use super::*;
+    use crate::evaluate::testing::*;
 
     fn v(s: &str) -> KubeVersion {
         KubeVersion::parse(s).unwrap()

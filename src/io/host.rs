@@ -16,7 +16,10 @@ use std::sync::Arc;
 
 use rustix::fs::{Mode, OFlags, ResolveFlags};
 
-use crate::model::file::{FileKind, FileMeta, Fingerprint, Stamp};
+use crate::model::file::{FileKind, FileMeta, Fingerprint, HostError, Stamp};
+
+/// Cap on each PEM file the operator gives (certificates, keys, CA bundles).
+pub const MAX_PEM_BYTES: u64 = 1 << 20;
 
 /// Default cap on a single read (1 MiB).
 pub const DEFAULT_MAX_READ: u64 = 1024 * 1024;
@@ -26,83 +29,6 @@ const PSEUDO_READ_HINT: usize = 4096;
 
 /// Linux's own limit on symlinks followed during one resolution (`MAXSYMLINKS`).
 const MAX_SYMLINKS: usize = 40;
-
-/// Why a host path could not be read. Controls turn these into `unknown` with the message.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub enum HostError {
-    #[error("{path}: not found")]
-    NotFound { path: String },
-    #[error("{path}: permission denied")]
-    PermissionDenied { path: String },
-    #[error("{path}: larger than the {limit}-byte read limit")]
-    TooLarge { path: String, limit: u64 },
-    #[error("{path}: not valid UTF-8")]
-    NotUtf8 { path: String },
-    #[error("{path}: too many levels of symbolic links (loop)")]
-    SymlinkLoop { path: String },
-    #[error("{path}: not a directory")]
-    NotADirectory { path: String },
-    #[error("{path}: not a regular file")]
-    NotAFile { path: String },
-    #[error("{path}: {message}")]
-    Io { path: String, message: String },
-}
-
-impl HostError {
-    fn from_io(path: &str, e: &std::io::Error) -> Self {
-        use std::io::ErrorKind;
-        let path = path.to_string();
-        match e.kind() {
-            ErrorKind::NotFound => HostError::NotFound { path },
-            ErrorKind::PermissionDenied => HostError::PermissionDenied { path },
-            _ => match e.raw_os_error() {
-                Some(libc::ELOOP) => HostError::SymlinkLoop { path },
-                Some(libc::ENOTDIR) => HostError::NotADirectory { path },
-                _ => HostError::Io {
-                    path,
-                    message: e.to_string(),
-                },
-            },
-        }
-    }
-
-    /// The same failure as an `std::io::Error` without the path (for error types that
-    /// carry an `io::Error` next to the path already): the errno where there is one, else
-    /// the reason in words.
-    pub fn into_io_error(self) -> std::io::Error {
-        use std::io::{Error, ErrorKind};
-        match self {
-            HostError::NotFound { .. } => Error::from_raw_os_error(libc::ENOENT),
-            HostError::PermissionDenied { .. } => Error::from_raw_os_error(libc::EACCES),
-            HostError::SymlinkLoop { .. } => Error::from_raw_os_error(libc::ELOOP),
-            HostError::NotADirectory { .. } => Error::from_raw_os_error(libc::ENOTDIR),
-            HostError::TooLarge { limit, .. } => Error::new(
-                ErrorKind::FileTooLarge,
-                format!("larger than the {limit}-byte read limit"),
-            ),
-            HostError::NotUtf8 { .. } => Error::new(ErrorKind::InvalidData, "not valid UTF-8"),
-            HostError::NotAFile { .. } => Error::new(
-                ErrorKind::InvalidInput,
-                "not a regular file (a FIFO, device, socket or directory is never read)",
-            ),
-            HostError::Io { message, .. } => Error::other(message),
-        }
-    }
-
-    /// A short, stable word for the kind of failure (used in logs and reasons).
-    pub fn kind(&self) -> &'static str {
-        match self {
-            HostError::NotFound { .. } => "not_found",
-            HostError::PermissionDenied { .. } => "permission_denied",
-            HostError::TooLarge { .. } => "too_large",
-            HostError::NotUtf8 { .. } => "not_utf8",
-            HostError::SymlinkLoop { .. } => "symlink_loop",
-            HostError::NotADirectory { .. } => "not_a_directory",
-            HostError::NotAFile { .. } => "not_a_file",
-            HostError::Io { .. } => "io",
-        }
-    }
-}
 
 /// A host path prepared once for repeated checks ([`HostRoot::stamp`],
 /// [`HostRoot::read_into`]): the path relative to the root as a C string, made once.

@@ -36,7 +36,7 @@ pub enum ClientError {
     KubeconfigRead {
         path: PathBuf,
         #[source]
-        source: crate::io::host::HostError,
+        source: crate::model::file::HostError,
     },
     #[error("in-cluster configuration: {0}")]
     InCluster(#[source] kube::config::InClusterError),
@@ -136,7 +136,7 @@ fn read_kubeconfig(path: &Path) -> Result<kube::config::Kubeconfig, ClientError>
     let bytes = read_operator_file(path, MAX_KUBECONFIG_BYTES).map_err(read_err)?;
     // kube's reader also accepts UTF-16 with a byte-order mark; a kubeconfig is UTF-8.
     let text = String::from_utf8(bytes).map_err(|_| {
-        read_err(crate::io::host::HostError::NotUtf8 {
+        read_err(crate::model::file::HostError::NotUtf8 {
             path: path.display().to_string(),
         })
     })?;
@@ -159,7 +159,7 @@ fn read_kubeconfig(path: &Path) -> Result<kube::config::Kubeconfig, ClientError>
     };
     // A PEM file the context names, read capped and inlined as `*-data` (base64).
     let inline = |file: &str| {
-        read_operator_file(&named(file), crate::publish::tls::MAX_PEM_BYTES)
+        read_operator_file(&named(file), crate::io::host::MAX_PEM_BYTES)
             .map(|pem| BASE64.encode(&pem))
             .map_err(read_err)
     };

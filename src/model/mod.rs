@@ -12,6 +12,10 @@
 pub mod cert;
 pub mod file;
 pub mod kubelet_config;
+pub mod net;
 pub mod parse;
 pub mod snapshot;
+#[cfg(test)]
+pub mod testing;
 pub mod tls;
+pub mod version;

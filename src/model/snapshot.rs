@@ -371,11 +371,11 @@ impl std::fmt::Display for ObsError {
     }
 }
 
-impl From<crate::io::host::HostError> for ObsError {
-    fn from(e: crate::io::host::HostError) -> Self {
+impl From<crate::model::file::HostError> for ObsError {
+    fn from(e: crate::model::file::HostError) -> Self {
         let kind = match e {
-            crate::io::host::HostError::NotFound { .. } => ObsErrorKind::NotFound,
-            crate::io::host::HostError::NotUtf8 { .. } => ObsErrorKind::Invalid,
+            crate::model::file::HostError::NotFound { .. } => ObsErrorKind::NotFound,
+            crate::model::file::HostError::NotUtf8 { .. } => ObsErrorKind::Invalid,
             _ => ObsErrorKind::Unreadable,
         };
         ObsError::new(kind, e.to_string())
@@ -484,25 +484,6 @@ pub struct ApiServer {
     /// The authorizer types of `--authorization-config` (structured authorization), in
     /// order, when that flag is set: read from the host at the flag's path.
     pub authorization_config: Option<Observed<Vec<String>>>,
-}
-
-impl ApiServer {
-    /// An apiserver from its flags, reading `--authorization-config` when it is set.
-    pub fn from_flags(pid: i32, flags: Flags, host: &crate::io::host::HostRoot) -> ApiServer {
-        let authorization_config = flags
-            .last("authorization-config")
-            .filter(|p| !p.trim().is_empty())
-            .map(|p| {
-                let text = host.read_to_string(p.trim()).map_err(ObsError::from)?;
-                crate::model::kubelet_config::effective::authorizer_types(&text)
-                    .map_err(|e| ObsError::new(ObsErrorKind::Invalid, format!("{p}: {e}")))
-            });
-        ApiServer {
-            pid,
-            flags,
-            authorization_config,
-        }
-    }
 }
 
 /// One observation step.

@@ -32,8 +32,8 @@ use object::read::elf::{FileHeader, SectionHeader};
 use object::read::ReadCache;
 use object::Endianness;
 
-use crate::evaluate::util::parse_kube_version;
 use crate::io::host::HostRoot;
+use crate::model::version::KubeVersion;
 
 /// Caps on what is read of the binary.
 const MAX_SECTIONS: usize = 4096;
@@ -204,7 +204,7 @@ pub fn git_version_from_ldflags(ldflags: &str) -> Option<String> {
         };
         // The default when no version was stamped is `v0.0.0-master+$Format:%H$`
         // (k8s.io/component-base/version/base.go): not a version.
-        if parse_kube_version(value).is_none() || value.starts_with("v0.") {
+        if KubeVersion::parse(value).is_none() || value.starts_with("v0.") {
             continue;
         }
         if found.as_ref().is_none_or(|(r, _)| rank >= *r) {

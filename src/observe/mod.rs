@@ -184,7 +184,7 @@ fn observe_with(host: &HostRoot, opts: &ObserveOptions, cache: &mut Cache) -> Sn
         .map(|(info, _)| info.clone());
     let apiserver = probes
         .record("apiserver", || match (apiserver_info, kubelite) {
-            (Some(p), _) => Ok(Some(ApiServer::from_flags(
+            (Some(p), _) => Ok(Some(apiserver_from_flags(
                 p.pid,
                 Flags::parse(p.argv.get(1..).unwrap_or(&[])),
                 host,
@@ -233,7 +233,7 @@ fn kubelite_apiserver(host: &HostRoot, kubelite: &ProcInfo) -> Result<Option<Api
     let text = host
         .read_to_string(&path)
         .map_err(|e| format!("kubelite apiserver args file: {e}"))?;
-    Ok(Some(ApiServer::from_flags(
+    Ok(Some(apiserver_from_flags(
         kubelite.pid,
         Flags::parse(&flags::args_file_words(&text)),
         host,
@@ -504,7 +504,7 @@ fn pinned_discovery(
     cache.kubelet = None;
     let info = match process::read_proc(host, pid) {
         Ok(i) => i,
-        Err(crate::io::host::HostError::TooLarge { .. }) => {
+        Err(crate::model::file::HostError::TooLarge { .. }) => {
             return Err(format!(
                 "--kubelet-pid {pid}: its command line is larger than {} KiB, so it was not read",
                 process::cmdline_cap() / 1024
@@ -564,7 +564,7 @@ fn k3s_reason(pid: i32) -> String {
     )
 }
 
-fn obs_err(e: crate::io::host::HostError) -> ObsError {
+fn obs_err(e: crate::model::file::HostError) -> ObsError {
     ObsError::from(e)
 }
 
@@ -1048,6 +1048,23 @@ fn unit_files(host: &HostRoot, unit: &str) -> Vec<FileObservation> {
         }
     }
     out
+}
+
+/// An apiserver from its flags, reading `--authorization-config` when it is set.
+fn apiserver_from_flags(pid: i32, flags: Flags, host: &HostRoot) -> ApiServer {
+    let authorization_config = flags
+        .last("authorization-config")
+        .filter(|p| !p.trim().is_empty())
+        .map(|p| {
+            let text = host.read_to_string(p.trim()).map_err(ObsError::from)?;
+            crate::model::kubelet_config::effective::authorizer_types(&text)
+                .map_err(|e| ObsError::new(ObsErrorKind::Invalid, format!("{p}: {e}")))
+        });
+    ApiServer {
+        pid,
+        flags,
+        authorization_config,
+    }
 }
 
 #[cfg(test)]

@@ -166,23 +166,10 @@ pub fn is_wildcard(ip: &IpAddr) -> bool {
     ip.is_unspecified()
 }
 
-/// Whether an address only reaches this host (127.0.0.0/8, `::1`, v4-mapped loopback).
-pub fn is_loopback(ip: &IpAddr) -> bool {
-    match ip {
-        IpAddr::V4(v4) => v4.is_loopback(),
-        IpAddr::V6(v6) => {
-            v6.is_loopback()
-                || v6
-                    .to_ipv4_mapped()
-                    .map(|v| v.is_loopback())
-                    .unwrap_or(false)
-        }
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::model::net::is_loopback;
 
     const TCP: &str = "  sl  local_address rem_address   st tx_queue rx_queue tr tm->when retrnsmt   uid  timeout inode
    0: 0100007F:2738 00000000:0000 0A 00000000:00000000 00:00000000 00000000     0        0 31337 1 0000000000000000 100 0 0 10 0

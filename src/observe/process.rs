@@ -1,6 +1,8 @@
 //! Kubelet discovery in `<root>/proc`, and the pure parsers for `/proc` files.
 
-use crate::io::host::{HostError, HostRoot};
+use crate::io::host::HostRoot;
+
+use crate::model::file::HostError;
 
 /// Cap for `/proc/<pid>/cmdline` (Linux caps argv at a few MiB; the kubelet's is small).
 const CMDLINE_CAP: u64 = 256 * 1024;

@@ -33,8 +33,7 @@ use crate::observe::live::socket::Timeouts;
 /// Cap on a `/configz` body (a real one is ~5 KiB).
 pub const MAX_CONFIGZ_BYTES: usize = 4 * 1024 * 1024;
 
-/// The flag that turns reading the running configuration on (named in reasons).
-pub const FLAG: &str = "--read-running-config";
+use crate::model::kubelet_config::configz::parse_configz;
 /// The flag that allows the `nodes/proxy` route.
 pub const PROXY_FLAG: &str = "--running-config-via-proxy";
 
@@ -341,17 +340,6 @@ async fn from_api_proxy(
     }
 }
 
-/// The `kubeletconfig` object of a `/configz` answer.
-pub fn parse_configz(body: &[u8]) -> Result<Value, String> {
-    let doc: Value = serde_json::from_slice(body)
-        .map_err(|e| format!("the /configz answer is not JSON: {e}"))?;
-    match doc.get("kubeletconfig") {
-        Some(Value::Object(o)) => Ok(Value::Object(o.clone())),
-        Some(_) => Err("the /configz answer's kubeletconfig is not an object".to_string()),
-        None => Err("the /configz answer has no kubeletconfig object".to_string()),
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -418,7 +406,7 @@ mod tests {
 
     #[tokio::test]
     async fn the_proxy_route_is_only_tried_when_allowed() {
-        let snap = crate::evaluate::util::testing::snapshot_with(&[], None);
+        let snap = crate::model::testing::snapshot_with(&[], None);
         let c = with_token();
         let opts = RunningConfigOptions {
             enabled: true,
@@ -442,7 +430,7 @@ mod tests {
 
     #[tokio::test]
     async fn off_or_no_kubelet_reads_nothing() {
-        let mut snap = crate::evaluate::util::testing::snapshot_with(&[], None);
+        let mut snap = crate::model::testing::snapshot_with(&[], None);
         let mut cache = ConfigzCache::default();
         let off = RunningConfigOptions::default();
         assert!(read(&snap, &off, None, &mut cache).await.is_none());
@@ -456,7 +444,7 @@ mod tests {
 
     #[tokio::test]
     async fn a_successful_read_is_reused_for_the_same_process_only() {
-        let snap = crate::evaluate::util::testing::snapshot_with(&[], None);
+        let snap = crate::model::testing::snapshot_with(&[], None);
         let k = snap.kubelet.as_ref().unwrap();
         let mut cache = ConfigzCache {
             last: Some(RunningConfig {
@@ -482,7 +470,7 @@ mod tests {
 
     #[tokio::test]
     async fn a_failure_is_reported_without_retrying_for_a_minute() {
-        let snap = crate::evaluate::util::testing::snapshot_with(&[], None);
+        let snap = crate::model::testing::snapshot_with(&[], None);
         let k = snap.kubelet.as_ref().unwrap();
         let t0 = Instant::now();
         let mut cache = ConfigzCache {

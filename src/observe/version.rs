@@ -11,8 +11,8 @@ use std::time::Duration;
 
 use tokio::io::AsyncReadExt;
 
-use crate::evaluate::util::parse_kube_version;
 use crate::io::host::HostRoot;
+use crate::model::version::KubeVersion;
 
 /// The most of `--version`'s output that is read (it prints one short line).
 pub const MAX_VERSION_OUTPUT: u64 = 64 * 1024;
@@ -20,7 +20,7 @@ pub const MAX_VERSION_OUTPUT: u64 = 64 * 1024;
 /// A GitVersion token, validated (`v1.35.0`, `v1.35.4+k3s1`); returns it as written.
 fn git_version(token: &str) -> Option<String> {
     let t = token.trim();
-    parse_kube_version(t).map(|_| t.to_string())
+    KubeVersion::parse(t).map(|_| t.to_string())
 }
 
 /// The version in `kubelet --version` output: `Kubernetes v1.35.0` (verflag prints

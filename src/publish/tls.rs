@@ -15,6 +15,7 @@
 //! `host::read_operator_file` (regular files only, never blocking on a FIFO) and capped
 //! at [`MAX_PEM_BYTES`].
 
+use crate::io::host::MAX_PEM_BYTES;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -25,8 +26,6 @@ use rustls::pki_types::{CertificateDer, PrivateKeyDer};
 use rustls::server::{ClientHello, ResolvesServerCert};
 use rustls::sign::CertifiedKey;
 
-/// Cap on each of the certificate and key files.
-pub const MAX_PEM_BYTES: u64 = 1 << 20;
 /// How often, at most, a handshake re-reads the files to see whether they changed.
 pub const RELOAD_CHECK_INTERVAL: Duration = Duration::from_secs(2);
 /// Bound on a client's TLS handshake (Go's net/http bounds it by the shortest of the
@@ -84,7 +83,7 @@ fn provider() -> Arc<CryptoProvider> {
 /// regular file only, opened non-blocking, so a FIFO or device is refused, never read).
 fn read_capped(path: &Path) -> Result<Vec<u8>, TlsError> {
     crate::io::host::read_operator_file(path, MAX_PEM_BYTES).map_err(|e| match e {
-        crate::io::host::HostError::TooLarge { .. } => TlsError::TooLarge {
+        crate::model::file::HostError::TooLarge { .. } => TlsError::TooLarge {
             path: path.to_path_buf(),
         },
         e => TlsError::Read {

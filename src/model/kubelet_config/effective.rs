@@ -432,7 +432,7 @@ impl EffectiveConfig {
     /// Set the kubelet's version (its minor decides the loading rules that changed between
     /// releases). Unparseable text leaves it unknown.
     pub fn set_kubelet_version(&mut self, version: Option<&str>) {
-        self.kubelet_minor = version.and_then(minor_of);
+        self.kubelet_minor = version.and_then(crate::model::version::minor_of);
     }
 
     /// The value decided by the files and defaults (ignoring flags).
@@ -951,22 +951,6 @@ fn join_clean(dir: &str, rel: &str) -> String {
 
 /// The kubelet's default `--cert-dir` (cmd/kubelet/app/options/options.go).
 pub const DEFAULT_CERT_DIR: &str = "/var/lib/kubelet/pki";
-
-/// The minor of a Kubernetes version string (`v1.33.4-eks-1` → 33).
-pub fn minor_of(version: &str) -> Option<u32> {
-    let v = version.trim();
-    let v = v.strip_prefix('v').unwrap_or(v);
-    let mut parts = v.split('.');
-    if parts.next()? != "1" {
-        return None;
-    }
-    let minor: String = parts
-        .next()?
-        .chars()
-        .take_while(char::is_ascii_digit)
-        .collect();
-    minor.parse().ok()
-}
 
 /// Two lookups that a user could not tell apart (same value and source, or both unknown
 /// for the same reason).

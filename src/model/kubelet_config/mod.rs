@@ -7,6 +7,7 @@
 //! - [`effective`]: flags, `--config` and drop-ins merged with the kubelet's precedence
 //!   into an [`EffectiveConfig`], with the [`Source`] of every value.
 
+pub mod configz;
 pub mod effective;
 pub mod flags;
 pub mod loading;

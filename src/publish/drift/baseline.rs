@@ -232,7 +232,7 @@ fn policy_controls(results: &[ControlResult]) -> BTreeMap<String, ControlBaselin
 mod tests {
     use super::*;
     use crate::evaluate::policy::Policy;
-    use crate::evaluate::util::testing::{eval, snapshot_with};
+    use crate::evaluate::testing::{eval, snapshot_with};
 
     fn baseline_of(s: &Snapshot, origin: Origin) -> (Baseline, Vec<ControlResult>) {
         let results = crate::evaluate::evaluate(s, &Policy::embedded());

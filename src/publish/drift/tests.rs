@@ -3,7 +3,7 @@
 
 use super::*;
 use crate::evaluate::policy::Policy;
-use crate::evaluate::util::testing::{file, snapshot_with};
+use crate::evaluate::testing::{file, snapshot_with};
 use crate::model::snapshot::Snapshot;
 
 fn opts(dir: &std::path::Path, from_policy: bool) -> DriftOptions {

@@ -1,0 +1,200 @@
+//! The architecture, kept true: which layer may use which (docs/architecture.md draws it).
+//!
+//! Every `crate::<module>` path in `src/` (in `use` lines and inline) is checked against
+//! the rules below, and so are the words that mean I/O. A test module (`#[cfg(test)]`)
+//! may build its fixtures with the file system, so the I/O rule reads production code
+//! only; the layer rule reads everything.
+
+use std::path::{Path, PathBuf};
+
+/// The layers, bottom first, and what each may use besides itself.
+const LAYERS: &[(&str, &[&str])] = &[
+    // Plain data and the kubelet's pure rules.
+    ("model", &[]),
+    // Bounded, timed I/O primitives: the host root, the operator's files, the API client.
+    ("io", &["model"]),
+    // The only producer of a Snapshot: reads the host, the kubelet's sockets, the API.
+    ("observe", &["model", "io"]),
+    // Pure judgement: Snapshot + Policy -> results.
+    ("evaluate", &["model"]),
+    // What leaves the process: metrics, report, drift state, Events, the HTTP server.
+    ("publish", &["model", "io", "evaluate"]),
+    // The wiring (the serve loop, the command line): may use everything.
+    ("agent", &["model", "io", "observe", "evaluate", "publish"]),
+    (
+        "cli",
+        &["model", "io", "observe", "evaluate", "publish", "agent"],
+    ),
+];
+
+/// Words that mean I/O, and the layers allowed to say them.
+const IO_WORDS: &[(&str, &[&str])] = &[
+    ("std::fs", &["io", "observe", "publish", "cli"]),
+    ("File::open", &["io", "observe", "publish", "cli"]),
+    ("rustix::", &["io", "observe", "publish"]),
+    ("procfs::", &["observe"]),
+    ("HostRoot", &["io", "observe", "agent", "cli"]),
+    ("tokio::net", &["observe", "publish", "agent"]),
+    ("std::net::Tcp", &["observe", "publish", "agent"]),
+    ("hyper::client", &["observe"]),
+    ("hyper_util::client", &["observe"]),
+    ("kube::Client", &["io", "observe", "publish", "agent"]),
+    ("kube::Api", &["io", "observe", "publish"]),
+    ("kube::api::Api", &["io", "observe", "publish"]),
+    ("std::process::Command", &["observe"]),
+    ("tokio::process", &["observe"]),
+];
+
+fn layer_of(file: &Path) -> String {
+    let rel = file.strip_prefix(src()).expect("under src");
+    let first = rel.components().next().expect("a component");
+    first
+        .as_os_str()
+        .to_string_lossy()
+        .trim_end_matches(".rs")
+        .to_string()
+}
+
+fn src() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("src")
+}
+
+fn rust_files(dir: &Path, out: &mut Vec<PathBuf>) {
+    for e in std::fs::read_dir(dir).expect("read src") {
+        let p = e.expect("entry").path();
+        if p.is_dir() {
+            rust_files(&p, out);
+        } else if p.extension().is_some_and(|x| x == "rs") {
+            out.push(p);
+        }
+    }
+}
+
+/// The code of a line: without its `//` comment (doc comments name other layers freely).
+fn code(line: &str) -> &str {
+    let t = line.trim_start();
+    if t.starts_with("//") {
+        return "";
+    }
+    match line.find("//") {
+        // Not inside a string (good enough for this code base: no `"//"` in paths).
+        Some(i) if !line[..i].contains('"') => &line[..i],
+        _ => line,
+    }
+}
+
+/// The top-level modules a line names as `crate::<module>`.
+fn crate_paths(line: &str) -> Vec<String> {
+    let mut out = Vec::new();
+    let mut rest = line;
+    while let Some(i) = rest.find("crate::") {
+        let after = &rest[i + "crate::".len()..];
+        let name: String = after
+            .chars()
+            .take_while(|c| c.is_ascii_alphanumeric() || *c == '_')
+            .collect();
+        if !name.is_empty() {
+            out.push(name);
+        }
+        rest = after;
+    }
+    // `use crate::{a, b}` names several.
+    if let Some(i) = line.find("crate::{") {
+        for part in line[i + "crate::{".len()..].split([',', '}']) {
+            let name: String = part
+                .trim()
+                .chars()
+                .take_while(|c| c.is_ascii_alphanumeric() || *c == '_')
+                .collect();
+            if !name.is_empty() {
+                out.push(name);
+            }
+        }
+    }
+    out
+}
+
+struct Violation(String);
+
+fn check() -> Vec<Violation> {
+    let mut files = Vec::new();
+    rust_files(&src(), &mut files);
+    files.sort();
+    let mut out = Vec::new();
+    for f in &files {
+        let layer = layer_of(f);
+        if matches!(layer.as_str(), "lib" | "main") {
+            continue;
+        }
+        let Some((_, allowed)) = LAYERS.iter().find(|(l, _)| *l == layer) else {
+            out.push(Violation(format!(
+                "{}: module `{layer}` is in no layer (add it to LAYERS and to docs/architecture.md)",
+                f.display()
+            )));
+            continue;
+        };
+        let text = std::fs::read_to_string(f).expect("read source");
+        let mut in_tests = false;
+        for (n, line) in text.lines().enumerate() {
+            if line.starts_with("#[cfg(test)]") {
+                in_tests = true;
+            }
+            let code = code(line);
+            for used in crate_paths(code) {
+                if used != layer && !allowed.contains(&used.as_str()) {
+                    out.push(Violation(format!(
+                        "{}:{}: `{layer}` may not use `{used}`: {}",
+                        f.display(),
+                        n + 1,
+                        line.trim()
+                    )));
+                }
+            }
+            if in_tests {
+                continue;
+            }
+            for (word, layers) in IO_WORDS {
+                if code.contains(word) && !layers.contains(&layer.as_str()) {
+                    out.push(Violation(format!(
+                        "{}:{}: `{word}` (I/O) in `{layer}`: {}",
+                        f.display(),
+                        n + 1,
+                        line.trim()
+                    )));
+                }
+            }
+        }
+    }
+    out
+}
+
+#[test]
+fn no_layer_uses_a_layer_above_it_and_only_observe_reads_the_host() {
+    let v = check();
+    assert!(
+        v.is_empty(),
+        "{} layering violation(s):\n{}",
+        v.len(),
+        v.iter()
+            .map(|v| v.0.as_str())
+            .collect::<Vec<_>>()
+            .join("\n")
+    );
+}
+
+#[test]
+fn the_rules_catch_an_upward_import() {
+    // The checker itself: a model line naming observe, and an evaluate line reading a file.
+    assert_eq!(crate_paths("use crate::observe::net;"), ["observe"]);
+    assert_eq!(
+        crate_paths("use crate::{model::snapshot, publish::drift};"),
+        ["model", "publish"]
+    );
+    assert_eq!(code("// crate::observe in a comment"), "");
+    let (_, model_may) = LAYERS.iter().find(|(l, _)| *l == "model").unwrap();
+    assert!(!model_may.contains(&"observe"));
+    let (_, evaluate_may) = LAYERS.iter().find(|(l, _)| *l == "evaluate").unwrap();
+    assert!(!evaluate_may.contains(&"observe") && !evaluate_may.contains(&"io"));
+    let (_, fs) = IO_WORDS.iter().find(|(w, _)| *w == "std::fs").unwrap();
+    assert!(!fs.contains(&"evaluate") && !fs.contains(&"model"));
+}
