@@ -1,0 +1,638 @@
+//! The kubelet's effective configuration, computed with its own precedence rules, with
+//! the provenance of every value.
+//!
+//! cmd/kubelet/app/server.go `NewKubeletCommand`:
+//! 1. start from the flags-only object (`options.NewKubeletConfiguration`: v1beta1
+//!    defaults + `applyLegacyDefaults`);
+//! 2. `--config` *replaces* it with the file decoded with v1beta1 defaulting
+//!    (`loadConfigFile`; the legacy defaults are gone; a zero value field means "the
+//!    default");
+//! 3. `--config-dir`: every `.conf` file, walked with `filepath.WalkDir`, is applied as an
+//!    RFC 7386 JSON merge patch (`mergeKubeletConfigurations`); how the merged document
+//!    is decoded and defaulted changed in 1.32 (see `loading.rs`);
+//! 4. when `--config` or `--config-dir` is set, the command line is re-parsed on top
+//!    (`kubeletConfigFlagPrecedence`): flags win; feature gates from files are kept unless
+//!    the same gate is a flag.
+//!
+//! The rules, with the versions they hold for, are in docs/kubelet-config-loading.md and
+//! are proven against real kubelets by tests/kubelet_truth.rs.
+//!
+//! This module is pure: the observe step reads the files and hands their text here.
+
+use std::collections::BTreeMap;
+
+use serde_json::{Map, Value};
+
+mod document;
+mod resolve;
+#[cfg(test)]
+mod tests;
+
+pub use document::{authorizer_types, parse_document};
+use document::{
+    check_kind, flag_to_json, get_path, merge_patch, parse_dropin, record_leaves, set_path,
+    strip_type_meta,
+};
+
+use super::flags::{FlagValue, Flags};
+use super::loading::{self, DropinMerge, Rules, NEWEST_KNOWN_MINOR};
+use super::settings::{setting, SettingDef, SettingKind};
+
+/// Where an effective value came from.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum Source {
+    /// A built-in default. `flags_only` tells which default table applied.
+    Default { flags_only: bool },
+    /// The `--config` file.
+    ConfigFile { path: String },
+    /// A drop-in under `--config-dir`.
+    DropIn { path: String },
+    /// The command line.
+    Flag { flag: String },
+}
+
+impl Source {
+    /// The short label used in reports and metrics: `default`, `config-file`,
+    /// `drop-in:<file>`, `flag`.
+    pub fn label(&self) -> String {
+        match self {
+            Source::Default { .. } => "default".to_string(),
+            Source::ConfigFile { .. } => "config-file".to_string(),
+            Source::DropIn { path } => format!("drop-in:{}", file_name(path)),
+            Source::Flag { .. } => "flag".to_string(),
+        }
+    }
+
+    /// The file a value came from, if any.
+    pub fn path(&self) -> Option<&str> {
+        match self {
+            Source::ConfigFile { path } | Source::DropIn { path } => Some(path),
+            _ => None,
+        }
+    }
+
+    /// A human description: `default (flags-only)`, `config-file /var/lib/kubelet/config.yaml`,
+    /// `flag --anonymous-auth`.
+    pub fn describe(&self) -> String {
+        match self {
+            Source::Default { flags_only: true } => "default (flags-only mode)".to_string(),
+            Source::Default { flags_only: false } => "default (v1beta1, --config mode)".to_string(),
+            Source::ConfigFile { path } => format!("config-file {path}"),
+            Source::DropIn { path } => format!("drop-in {path}"),
+            Source::Flag { flag } => format!("flag --{flag}"),
+        }
+    }
+}
+
+fn file_name(path: &str) -> &str {
+    path.rsplit('/').next().unwrap_or(path)
+}
+
+/// A file the configuration was read from, and what happened.
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+pub struct ConfigInput {
+    pub path: String,
+    /// `Ok(text)` or the read error's message.
+    pub text: Result<String, String>,
+}
+
+/// An effective setting with its provenance.
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+pub struct Setting {
+    pub value: Value,
+    pub source: Source,
+    /// Extra explanation (e.g. "0s in the file means the default").
+    pub note: Option<String>,
+}
+
+/// The result of looking a setting up.
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+#[serde(tag = "state", rename_all = "snake_case")]
+pub enum Lookup {
+    Known(Setting),
+    /// The value cannot be decided; the reason says why (parse error, unreadable file).
+    Unknown {
+        reason: String,
+    },
+}
+
+impl Lookup {
+    pub fn known(&self) -> Option<&Setting> {
+        match self {
+            Lookup::Known(s) => Some(s),
+            Lookup::Unknown { .. } => None,
+        }
+    }
+}
+
+/// The effective configuration of one kubelet.
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+pub struct EffectiveConfig {
+    pub config_file: Option<String>,
+    pub config_dir: Option<String>,
+    /// True when there is no `--config` (legacy flag defaults are the base).
+    pub flags_only_base: bool,
+    /// The merged document (config file + drop-ins), before flags.
+    pub merged: Value,
+    /// Provenance of every leaf in `merged`, by path.
+    #[serde(skip)]
+    provenance: BTreeMap<Vec<String>, Source>,
+    /// Drop-in files applied, in order.
+    pub dropins: Vec<String>,
+    /// Errors that make file-decided settings unknown (parse errors, unreadable files).
+    pub errors: Vec<String>,
+    /// The command line.
+    #[serde(skip)]
+    pub flags: Flags,
+    /// The `--config` document as parsed (type meta removed), before defaulting.
+    #[serde(skip)]
+    config_doc: Option<Value>,
+    /// Each drop-in as parsed (type meta removed), in walk order.
+    #[serde(skip)]
+    dropin_docs: Vec<(String, Value)>,
+    /// The kubelet's minor version (1.x), which decides the loading rules that changed
+    /// between releases (`loading::Rules`); `None` while unknown.
+    pub kubelet_minor: Option<u32>,
+    /// Why `--config-dir` contributes nothing although it is set (a symlink the kubelet
+    /// does not follow), added to the note of every value the drop-ins did not decide.
+    pub dropin_note: Option<String>,
+    /// Drop-ins that are not a v1beta1 `KubeletConfiguration`: from 1.32 the kubelet
+    /// refuses them (`mergeKubeletConfigurations` checks each drop-in's group, version and
+    /// kind); 1.28–1.31 merge whatever decodes.
+    pub dropin_kind_errors: Vec<String>,
+}
+
+impl EffectiveConfig {
+    /// Build the effective configuration from the command line and the files' text.
+    /// `config_file` is the `--config` file (if the flag is set); `dropins` the `*.conf`
+    /// files under `--config-dir` in walk order; `dropin_dir_error` a failure to list it.
+    pub fn build(
+        flags: Flags,
+        config_file: Option<ConfigInput>,
+        config_dir: Option<String>,
+        dropins: Vec<ConfigInput>,
+        dropin_dir_error: Option<String>,
+    ) -> EffectiveConfig {
+        let mut cfg = EffectiveConfig {
+            config_file: config_file.as_ref().map(|c| c.path.clone()),
+            config_dir,
+            flags_only_base: config_file.is_none(),
+            merged: Value::Object(Map::new()),
+            provenance: BTreeMap::new(),
+            dropins: Vec::new(),
+            errors: Vec::new(),
+            flags,
+            config_doc: None,
+            dropin_docs: Vec::new(),
+            kubelet_minor: None,
+            dropin_note: None,
+            dropin_kind_errors: Vec::new(),
+        };
+        if let Some(input) = config_file {
+            match input.text.and_then(|t| parse_document(&t)) {
+                Ok(doc) => {
+                    let src = Source::ConfigFile {
+                        path: input.path.clone(),
+                    };
+                    let mut doc = doc;
+                    strip_type_meta(&mut doc);
+                    record_leaves(&doc, &mut Vec::new(), &src, &mut cfg.provenance);
+                    cfg.config_doc = Some(doc.clone());
+                    cfg.merged = doc;
+                }
+                Err(e) => cfg.errors.push(format!("config file {}: {e}", input.path)),
+            }
+        }
+        // evictionHard is defaulted when nil by `loadConfigFile` (a --config file only;
+        // the flags-only object keeps a nil map). It is then part of the base the drop-ins
+        // are merged into, so a drop-in that sets one signal keeps the other defaults.
+        if cfg.errors.is_empty() && !cfg.flags_only_base {
+            if let Value::Object(o) = &mut cfg.merged {
+                if !o.contains_key("evictionHard") || o.get("evictionHard") == Some(&Value::Null) {
+                    let default = super::settings::default_eviction_hard();
+                    let src = Source::Default {
+                        flags_only: cfg.flags_only_base,
+                    };
+                    record_leaves(
+                        &default,
+                        &mut vec!["evictionHard".to_string()],
+                        &src,
+                        &mut cfg.provenance,
+                    );
+                    o.insert("evictionHard".to_string(), default);
+                }
+            }
+        }
+        if let Some(e) = dropin_dir_error {
+            cfg.errors.push(e);
+        }
+        for input in dropins {
+            match input.text.and_then(|t| parse_dropin(&t)) {
+                Ok((mut patch, kind_error)) => {
+                    if let Some(e) = kind_error {
+                        cfg.dropin_kind_errors
+                            .push(format!("drop-in {}: {e}", input.path));
+                    }
+                    strip_type_meta(&mut patch);
+                    let src = Source::DropIn {
+                        path: input.path.clone(),
+                    };
+                    merge_patch(
+                        &mut cfg.merged,
+                        &patch,
+                        &mut Vec::new(),
+                        &src,
+                        &mut cfg.provenance,
+                    );
+                    cfg.dropin_docs.push((input.path.clone(), patch));
+                    cfg.dropins.push(input.path);
+                }
+                Err(e) => cfg.errors.push(format!("drop-in {}: {e}", input.path)),
+            }
+        }
+        cfg
+    }
+
+    /// Whether any configuration file failed to load.
+    pub fn has_errors(&self) -> bool {
+        !self.errors.is_empty()
+    }
+
+    /// The effective value of a known setting (see `settings::SETTINGS`).
+    pub fn get(&self, key: &str) -> Lookup {
+        self.get_for(key, self.kubelet_minor)
+    }
+
+    /// [`get`](Self::get) under the loading rules of kubelet minor `minor` (`None`: the
+    /// version is unknown, so a value that differs between versions is unknown).
+    pub fn get_for(&self, key: &str, minor: Option<u32>) -> Lookup {
+        let Some(def) = setting(key) else {
+            return Lookup::Unknown {
+                reason: format!("internal: unknown setting {key}"),
+            };
+        };
+        // A command line the kubelet's flag parsing rejects never gets as far as loading a
+        // configuration: nothing about it can be decided.
+        if let Some(r) = self.flags.refusal() {
+            return Lookup::Unknown {
+                reason: format!(
+                    "the kubelet would refuse this command line ({r}), so {key} cannot be decided"
+                ),
+            };
+        }
+        self.lookup(def, minor)
+    }
+
+    fn lookup(&self, def: &SettingDef, minor: Option<u32>) -> Lookup {
+        // 4. Flags win (kubeletConfigFlagPrecedence).
+        let flag_value = def
+            .flag
+            .and_then(|name| self.flags.value(name).map(|v| (name, v)));
+        if def.kind == SettingKind::BoolMap {
+            return self.lookup_bool_map(def, flag_value, minor);
+        }
+        if let Some((name, v)) = flag_value {
+            return match v.and_then(|v| flag_to_json(def, v)) {
+                Ok(value) => {
+                    // server.go: seccompDefault is the flag OR the config value.
+                    if def.key == "seccompDefault" && value == Value::Bool(false) {
+                        if let Lookup::Known(from_file) = self.lookup_files(def, minor) {
+                            if from_file.value == Value::Bool(true) {
+                                return Lookup::Known(Setting {
+                                    note: Some(
+                                        "the kubelet ORs --seccomp-default with the config value"
+                                            .to_string(),
+                                    ),
+                                    ..from_file
+                                });
+                            }
+                        }
+                    }
+                    Lookup::Known(Setting {
+                        value,
+                        source: Source::Flag {
+                            flag: name.to_string(),
+                        },
+                        note: None,
+                    })
+                }
+                Err(reason) => Lookup::Unknown { reason },
+            };
+        }
+        self.lookup_files(def, minor)
+    }
+
+    /// What the kubelet's `/configz` shows for a setting (its `KubeletConfiguration` after
+    /// start-up), which is the effective value except:
+    /// - `seccompDefault`: `--seccomp-default` is a `KubeletFlags` field the kubelet ORs
+    ///   with the configuration's value when it runs (server.go `RunKubelet`), so /configz
+    ///   shows the files' value;
+    /// - `tlsCertFile`/`tlsPrivateKeyFile`, both empty without `serverTLSBootstrap`:
+    ///   `InitializeTLS` fills in `<--cert-dir>/kubelet.crt` and `kubelet.key`.
+    pub fn configz_view(&self, key: &str, minor: Option<u32>) -> Lookup {
+        let Some(def) = setting(key) else {
+            return self.get_for(key, minor);
+        };
+        match key {
+            "seccompDefault" => self.lookup_files(def, minor),
+            "tlsCertFile" | "tlsPrivateKeyFile" => {
+                let got = self.get_for(key, minor);
+                let empty = |k: &str| matches!(self.get_for(k, minor), Lookup::Known(s) if s.value.as_str() == Some(""));
+                let bootstrap = matches!(
+                    self.get_for("serverTLSBootstrap", minor),
+                    Lookup::Known(s) if s.value == Value::Bool(true)
+                );
+                if !bootstrap && empty("tlsCertFile") && empty("tlsPrivateKeyFile") {
+                    let dir = self
+                        .flags
+                        .string("cert-dir")
+                        .filter(|d| !d.is_empty())
+                        .unwrap_or_else(|| DEFAULT_CERT_DIR.to_string());
+                    let file = if key == "tlsCertFile" {
+                        "kubelet.crt"
+                    } else {
+                        "kubelet.key"
+                    };
+                    return Lookup::Known(Setting {
+                        value: Value::String(format!("{}/{file}", dir.trim_end_matches('/'))),
+                        source: Source::Default {
+                            flags_only: self.flags_only_base,
+                        },
+                        note: Some(
+                            "empty: the kubelet generates a self-signed pair under --cert-dir at start (InitializeTLS)"
+                                .to_string(),
+                        ),
+                    });
+                }
+                got
+            }
+            _ => self.get_for(key, minor),
+        }
+    }
+
+    /// Set the kubelet's version (its minor decides the loading rules that changed between
+    /// releases). Unparseable text leaves it unknown.
+    pub fn set_kubelet_version(&mut self, version: Option<&str>) {
+        self.kubelet_minor = version.and_then(crate::model::version::minor_of);
+    }
+
+    /// The value decided by the files and defaults (ignoring flags).
+    ///
+    /// With the kubelet's version known, the rules of that minor decide. With it unknown,
+    /// every modelled minor is tried: when they agree the value is known; when they do not,
+    /// the answer is `unknown`, naming the versions and what each would give.
+    fn lookup_files(&self, def: &SettingDef, minor: Option<u32>) -> Lookup {
+        if self.has_errors() {
+            return Lookup::Unknown {
+                reason: format!("cannot decide {}: {}", def.key, self.errors.join("; ")),
+            };
+        }
+        if let Some(minor) = minor {
+            return self.resolve_files(def, Rules::new(minor.min(NEWEST_KNOWN_MINOR)));
+        }
+        // Group the modelled minors by outcome, newest first.
+        let mut groups: Vec<(Vec<u32>, Lookup)> = Vec::new();
+        for (class, rules) in loading::rule_classes() {
+            let got = self.resolve_files(def, rules);
+            match groups.iter_mut().find(|(_, l)| same_outcome(l, &got)) {
+                Some((minors, _)) => {
+                    minors.extend(class);
+                    minors.sort_unstable();
+                }
+                None => groups.push((class, got)),
+            }
+        }
+        if groups.len() == 1 {
+            return groups.pop().map(|(_, l)| l).unwrap_or(Lookup::Unknown {
+                reason: "internal: no kubelet version modelled".to_string(),
+            });
+        }
+        let outcomes: Vec<String> = groups
+            .iter()
+            .rev()
+            .map(|(minors, l)| {
+                let what = match l {
+                    Lookup::Known(s) => format!("{} ({})", s.value, s.source.describe()),
+                    Lookup::Unknown { reason } => format!("unknown ({reason})"),
+                };
+                format!("{} gives {what}", Rules::describe_range(minors))
+            })
+            .collect();
+        Lookup::Unknown {
+            reason: format!(
+                "{} depends on the kubelet's version, which is not known: {}",
+                def.key,
+                outcomes.join("; ")
+            ),
+        }
+    }
+
+    /// Why the real kubelet would refuse to start with this command line and these files,
+    /// under the rules of its version (all modelled versions when unknown: a reason any of
+    /// them gives). `alpha_env`: whether `KUBELET_CONFIG_DROPIN_DIR_ALPHA` is set, when known.
+    pub fn refusal(&self, alpha_env: Option<bool>) -> Option<String> {
+        if let Some(e) = self.flags.refusal() {
+            return Some(e);
+        }
+        if !self.errors.is_empty() {
+            return Some(self.errors.join("; "));
+        }
+        let minors: Vec<u32> = match self.kubelet_minor {
+            Some(m) => vec![m.min(NEWEST_KNOWN_MINOR)],
+            None => loading::modelled_minors().collect(),
+        };
+        for minor in minors {
+            let rules = Rules::new(minor);
+            if self.config_dir.is_some()
+                && rules.config_dir_needs_alpha_env()
+                && alpha_env == Some(false)
+            {
+                return Some(format!(
+                    "flag {} specified but environment variable KUBELET_CONFIG_DROPIN_DIR_ALPHA not set (1.28–1.29)",
+                    self.config_dir.clone().unwrap_or_default()
+                ));
+            }
+            for def in super::settings::SETTINGS {
+                if let Err(e) = self.resolve_files_inner(def, rules) {
+                    return Some(e);
+                }
+            }
+            let known = |key: &str| match self.get_for(key, Some(minor)) {
+                Lookup::Known(s) => Some(s.value),
+                Lookup::Unknown { .. } => None,
+            };
+            // cmd/kubelet/app/auth.go `BuildAuthz`: an empty mode (a drop-in's "" is not
+            // defaulted before 1.32) is "no authorization mode specified".
+            if known("authorization.mode").as_ref().and_then(Value::as_str) == Some("") {
+                return Some("no authorization mode specified".to_string());
+            }
+            if let (Some(Value::Array(list)), Some(min)) =
+                (known("tlsCipherSuites"), known("tlsMinVersion"))
+            {
+                let names: Vec<String> = list
+                    .iter()
+                    .filter_map(|c| c.as_str().map(str::to_string))
+                    .collect();
+                if let Some(e) = loading::tls_refusal(&names, min.as_str().unwrap_or("")) {
+                    return Some(e);
+                }
+            }
+        }
+        None
+    }
+
+    fn lookup_bool_map(
+        &self,
+        def: &SettingDef,
+        flag_value: Option<(&str, Result<FlagValue, String>)>,
+        minor: Option<u32>,
+    ) -> Lookup {
+        let base = self.lookup_files(def, minor);
+        let (mut map, mut source) = match base {
+            Lookup::Known(s) => (s.value.as_object().cloned().unwrap_or_default(), s.source),
+            // The merged map cannot be known without the files; a single gate given as
+            // a flag is still known through `feature_gate`.
+            Lookup::Unknown { reason } => return Lookup::Unknown { reason },
+        };
+        if let Some((name, v)) = flag_value {
+            match v {
+                Ok(FlagValue::BoolMap(gates)) => {
+                    for (k, b) in gates {
+                        map.insert(k, Value::Bool(b));
+                    }
+                    source = Source::Flag {
+                        flag: name.to_string(),
+                    };
+                }
+                Ok(_) => {}
+                Err(reason) => return Lookup::Unknown { reason },
+            }
+        }
+        Lookup::Known(Setting {
+            value: Value::Object(map),
+            source,
+            note: None,
+        })
+    }
+
+    /// The value and source of one feature gate (`None` value when not set anywhere).
+    pub fn feature_gate(&self, gate: &str) -> Result<Option<(bool, Source)>, String> {
+        if let Some(Ok(FlagValue::BoolMap(g))) = self.flags.value("feature-gates") {
+            if let Some(b) = g.get(gate) {
+                return Ok(Some((
+                    *b,
+                    Source::Flag {
+                        flag: "feature-gates".to_string(),
+                    },
+                )));
+            }
+        }
+        if let Some(Err(e)) = self.flags.value("feature-gates") {
+            return Err(e);
+        }
+        if self.has_errors() {
+            return Err(self.errors.join("; "));
+        }
+        let path = vec!["featureGates".to_string(), gate.to_string()];
+        match get_path(&self.merged, &path) {
+            Some(Value::Bool(b)) => Ok(Some((*b, self.source_of(&path)))),
+            Some(Value::Null) | None => Ok(None),
+            Some(other) => Err(format!("featureGates.{gate} is not a boolean: {other}")),
+        }
+    }
+
+    /// Provenance of a path: the exact leaf, or for a map the highest-precedence source
+    /// among its entries (default < config file < drop-ins in order < flag).
+    fn source_of(&self, path: &[String]) -> Source {
+        // The exact entry (a scalar, a list, or an empty map written in a file) and every
+        // entry below it (map keys merged in by later files) compete by precedence.
+        self.provenance
+            .range(path.to_vec()..)
+            .take_while(|(p, _)| p.starts_with(path))
+            .map(|(_, s)| s)
+            .max_by_key(|s| self.rank(s))
+            .cloned()
+            .unwrap_or(Source::Default {
+                flags_only: self.flags_only_base,
+            })
+    }
+
+    fn rank(&self, s: &Source) -> usize {
+        match s {
+            Source::Default { .. } => 0,
+            Source::ConfigFile { .. } => 1,
+            Source::DropIn { path } => 2 + self.dropins.iter().position(|d| d == path).unwrap_or(0),
+            Source::Flag { .. } => usize::MAX,
+        }
+    }
+
+    /// A stable hash input: the effective value of every known setting with its source.
+    pub fn fingerprint_material(&self) -> String {
+        let mut out = String::new();
+        for def in super::settings::SETTINGS {
+            out.push_str(def.key);
+            out.push('=');
+            match self.lookup(def, self.kubelet_minor) {
+                Lookup::Known(s) => {
+                    out.push_str(&s.value.to_string());
+                    out.push('@');
+                    out.push_str(&s.source.label());
+                }
+                Lookup::Unknown { reason } => {
+                    out.push_str("unknown:");
+                    out.push_str(&reason);
+                }
+            }
+            out.push('\n');
+        }
+        out
+    }
+}
+
+/// The settings that are file paths (`KubeletConfigurationPathRefs`).
+pub const PATH_SETTINGS: &[&str] = &[
+    "authentication.x509.clientCAFile",
+    "tlsCertFile",
+    "tlsPrivateKeyFile",
+];
+
+/// Go's `filepath.Join`: join and clean (`.` and `..` elements, repeated slashes).
+fn join_clean(dir: &str, rel: &str) -> String {
+    let mut parts: Vec<&str> = Vec::new();
+    let absolute = dir.starts_with('/');
+    for p in dir.split('/').chain(rel.split('/')) {
+        match p {
+            "" | "." => {}
+            ".." => {
+                if parts.last().is_some_and(|l| *l != "..") {
+                    parts.pop();
+                } else if !absolute {
+                    parts.push("..");
+                }
+            }
+            other => parts.push(other),
+        }
+    }
+    let joined = parts.join("/");
+    if absolute {
+        format!("/{joined}")
+    } else if joined.is_empty() {
+        ".".to_string()
+    } else {
+        joined
+    }
+}
+
+/// The kubelet's default `--cert-dir` (cmd/kubelet/app/options/options.go).
+pub const DEFAULT_CERT_DIR: &str = "/var/lib/kubelet/pki";
+
+/// Two lookups that a user could not tell apart (same value and source, or both unknown
+/// for the same reason).
+fn same_outcome(a: &Lookup, b: &Lookup) -> bool {
+    match (a, b) {
+        (Lookup::Known(x), Lookup::Known(y)) => x.value == y.value && x.source == y.source,
+        (Lookup::Unknown { reason: x }, Lookup::Unknown { reason: y }) => x == y,
+        _ => false,
+    }
+}
