@@ -20,6 +20,7 @@ use std::time::{Duration, Instant};
 use common::agent::{agent_command, serve_args, wait_http_ready};
 use common::fake_api::{self, FakeApi};
 use common::http::{free_port, get};
+use common::metrics::sample;
 use common::process::Guard;
 use common::Fixture;
 use serde_json::json;
@@ -157,7 +158,11 @@ fn main() {
     let (guard, addr) = spawn(&fx, state.path(), Some(&api));
     let pid = guard.0.id();
     wait_metrics(addr, "the pods watch synced", |m| {
-        m.contains("kubelet_sentinel_probe_success{node=\"node-1\",probe=\"api_pods\"} 1")
+        sample(
+            m,
+            "kubelet_sentinel_probe_success",
+            &[("node", NODE), ("probe", "api_pods")],
+        ) == Some(1.0)
     });
     std::thread::sleep(Duration::from_secs(if full { 5 } else { 1 }));
     let (rss_synced, hwm_synced) = memory(pid);
@@ -183,7 +188,7 @@ fn main() {
         fake_api::pod("team-0", "late-x1", NODE, json!({"hostPID": true})),
     );
     wait_metrics(addr, "the last event applied", |m| {
-        m.contains("pod=\"late-x1\"")
+        sample(m, "kubelet_sentinel_risky_pod_info", &[("pod", "late-x1")]).is_some()
     });
     let storm = start.elapsed();
     let cpu_storm = cpu_seconds(pid) - cpu_before;

@@ -15,6 +15,7 @@ use std::time::{Duration, Instant};
 use common::agent::{control, kubeconfig_command, run_report, serve_args, wait_http_ready};
 use common::fake_api::{self, FakeApi, Mode};
 use common::http::{free_port, get};
+use common::metrics::sample;
 use common::process::Guard;
 use common::Fixture;
 use serde_json::{json, Value};
@@ -122,19 +123,6 @@ fn probe<'a>(report: &'a Value, name: &str) -> &'a Value {
         .as_array()
         .and_then(|ps| ps.iter().find(|p| p["name"] == name))
         .unwrap_or_else(|| panic!("no probe {name} in the report"))
-}
-
-/// The value of the first sample of `name` whose labels include every `labels` pair.
-fn sample(text: &str, name: &str, labels: &[(&str, &str)]) -> Option<f64> {
-    text.lines()
-        .filter(|l| l.starts_with(&format!("{name}{{")) || l.starts_with(&format!("{name} ")))
-        .find(|l| {
-            labels
-                .iter()
-                .all(|(k, v)| l.contains(&format!("{k}=\"{v}\"")))
-        })
-        .and_then(|l| l.rsplit(' ').next())
-        .and_then(|v| v.parse().ok())
 }
 
 fn status_is(text: &str, control: &str, status: &str) -> bool {

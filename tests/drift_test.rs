@@ -44,6 +44,7 @@ use std::time::{Duration, Instant};
 
 use common::http::{free_port, get};
 use common::process::Guard;
+use kubelet_sentinel::model::exposition::{parse_line, Line};
 use serde_json::Value;
 
 const AGENT: &str = env!("CARGO_BIN_EXE_kubelet-sentinel");
@@ -574,17 +575,7 @@ struct Metrics(String);
 impl Metrics {
     /// The value of the sample `name` whose labels include `labels`.
     fn get(&self, name: &str, labels: &[(&str, &str)]) -> Option<f64> {
-        self.0
-            .lines()
-            .filter(|l| !l.starts_with('#') && !l.is_empty())
-            .filter_map(parse_sample)
-            .find(|(n, ls, _)| {
-                n == name
-                    && labels
-                        .iter()
-                        .all(|(k, v)| ls.iter().any(|(lk, lv)| lk == k && lv == v))
-            })
-            .map(|(_, _, v)| v)
+        common::metrics::sample(&self.0, name, labels)
     }
 
     fn node(&self, name: &str) -> Option<f64> {
@@ -663,54 +654,19 @@ impl Metrics {
         ];
         self.0
             .lines()
-            .filter(|l| !l.starts_with('#'))
-            .filter(|l| {
-                FAMILIES.iter().any(|f| l.starts_with(f))
-                    && !(l.starts_with("kubelet_sentinel_control_") && l.ends_with(" 0.0"))
-                    || (l.starts_with("kubelet_sentinel_control_status{")
-                        && l.contains("status=\"fail\"")
-                        && l.ends_with(" 1.0"))
+            .filter(|l| match parse_line(l) {
+                Ok(Line::Sample(s)) => {
+                    FAMILIES.iter().any(|f| s.name.starts_with(f))
+                        && !(s.name.starts_with("kubelet_sentinel_control_") && s.value == 0.0)
+                        || (s.name == "kubelet_sentinel_control_status"
+                            && s.label("status") == Some("fail")
+                            && s.value == 1.0)
+                }
+                _ => false,
             })
             .map(|l| format!("  {l}\n"))
             .collect()
     }
-}
-
-/// `name{k="v",...} value` → name, labels, value.
-/// A sample: name, labels, value.
-type Sample = (String, Vec<(String, String)>, f64);
-
-fn parse_sample(line: &str) -> Option<Sample> {
-    let (series, value) = line.rsplit_once(' ')?;
-    let value: f64 = value.parse().ok()?;
-    let Some((name, rest)) = series.split_once('{') else {
-        return Some((series.to_string(), Vec::new(), value));
-    };
-    let mut labels = Vec::new();
-    let mut chars = rest.strip_suffix('}')?.chars().peekable();
-    while chars.peek().is_some() {
-        let key: String = chars.by_ref().take_while(|c| *c != '=').collect();
-        if chars.next()? != '"' {
-            return None;
-        }
-        let mut val = String::new();
-        loop {
-            match chars.next()? {
-                '\\' => match chars.next()? {
-                    'n' => val.push('\n'),
-                    c => val.push(c),
-                },
-                '"' => break,
-                c => val.push(c),
-            }
-        }
-        labels.push((key, val));
-        match chars.next() {
-            Some(',') | None => {}
-            Some(_) => return None,
-        }
-    }
-    Some((name.to_string(), labels, value))
 }
 
 /// Before any change: no drift anywhere, no change counted.

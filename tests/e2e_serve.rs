@@ -33,6 +33,7 @@ use std::time::{Duration, Instant};
 
 use common::http::{dechunk, free_port, get};
 use common::process::Guard;
+use kubelet_sentinel::model::exposition::{parse_line, Line};
 
 const BIN: &str = env!("CARGO_BIN_EXE_kubelet-sentinel");
 const NODE: &str = "e2e-node";
@@ -225,26 +226,31 @@ fn normalise(body: &str) -> String {
     ];
     let mut out = String::with_capacity(body.len());
     for line in body.lines() {
+        let sample = match parse_line(line) {
+            Ok(Line::Sample(s)) => s,
+            Ok(_) => {
+                out.push_str(line);
+                out.push('\n');
+                continue;
+            }
+            Err(e) => panic!("{e}: {line}"),
+        };
         let mut line = line.to_string();
-        if !line.starts_with('#') {
-            let name = line.split(['{', ' ']).next().unwrap_or("").to_string();
-            if let Some((_, placeholder)) =
-                VOLATILE_VALUES.iter().find(|(n, _)| *n == name.as_str())
-            {
-                let cut = line.rfind(' ').unwrap();
-                let value: f64 = line[cut + 1..].parse().unwrap_or_else(|_| panic!("{line}"));
-                assert!(value.is_finite() && value >= 0.0, "{line}");
-                line = format!("{} {placeholder}", &line[..cut]);
-            }
-            if name == "kubelet_sentinel_build_info" {
-                let version = format!("version=\"{}\"", env!("CARGO_PKG_VERSION"));
-                assert!(line.contains(&version), "{line}");
-                line = line.replace(&version, "version=\"<version>\"");
-                let start = line.find("revision=\"").unwrap() + "revision=\"".len();
-                let end = start + line[start..].find('"').unwrap();
-                assert!(end > start, "empty revision: {line}");
-                line.replace_range(start..end, "<revision>");
-            }
+        if let Some((_, placeholder)) = VOLATILE_VALUES.iter().find(|(n, _)| *n == sample.name) {
+            assert!(sample.value.is_finite() && sample.value >= 0.0, "{line}");
+            line = format!("{} {placeholder}", sample.series);
+        }
+        if sample.name == "kubelet_sentinel_build_info" {
+            let version = env!("CARGO_PKG_VERSION");
+            assert_eq!(sample.label("version"), Some(version), "{line}");
+            let revision = sample.label("revision").unwrap_or_default();
+            assert!(!revision.is_empty(), "empty revision: {line}");
+            line = line
+                .replace(&format!("version=\"{version}\""), "version=\"<version>\"")
+                .replace(
+                    &format!("revision=\"{revision}\""),
+                    "revision=\"<revision>\"",
+                );
         }
         out.push_str(&line);
         out.push('\n');
@@ -313,10 +319,14 @@ fn check_golden(name: &str, actual: &str) {
     }
 }
 
-/// The sample lines (`name{labels} value`), comments skipped.
+/// The sample lines (`name{labels} value`) as written, comments skipped; a malformed line
+/// fails the test.
 fn samples(body: &str) -> Vec<String> {
     body.lines()
-        .filter(|l| !l.starts_with('#') && !l.is_empty())
+        .filter(|l| match parse_line(l) {
+            Ok(line) => matches!(line, Line::Sample(_)),
+            Err(e) => panic!("{e}: {l}"),
+        })
         .map(str::to_string)
         .collect()
 }

@@ -38,6 +38,7 @@ use std::time::{Duration, Instant};
 
 use common::agent::{control, readyz_ok, run_report, wait_ready, AGENT};
 use common::http::{free_port, get};
+use common::metrics::sample;
 use common::process::Guard;
 use common::standin::{config_text, Standin, STANDIN};
 use serde_json::Value;
@@ -344,27 +345,6 @@ impl Serve {
     fn log(&self) -> String {
         std::fs::read_to_string(&self.log).unwrap_or_default()
     }
-}
-
-/// The value of the sample `name{...}` whose labels include every `k="v"` in `labels`.
-fn sample(metrics: &str, name: &str, labels: &[(&str, &str)]) -> Option<f64> {
-    metrics
-        .lines()
-        .filter(|l| !l.starts_with('#'))
-        .find_map(|line| {
-            let rest = line.strip_prefix(name)?;
-            let (label_text, value) = match rest.strip_prefix('{') {
-                Some(r) => r.split_once('}')?,
-                None => ("", rest),
-            };
-            if !value.starts_with(' ') {
-                return None; // a longer metric name
-            }
-            labels
-                .iter()
-                .all(|(k, v)| label_text.contains(&format!("{k}=\"{v}\"")))
-                .then(|| value.split_whitespace().next()?.parse().ok())?
-        })
 }
 
 // ---------------------------------------------------------------------------------------

@@ -7,9 +7,12 @@
 //!   file wins, how drop-ins merge, version by version), giving an effective configuration
 //!   with the provenance of every value;
 //! - [`cert`]: X.509 certificates as the controls see them;
+//! - [`exposition`]: the Prometheus/OpenMetrics text format, read line by line (the
+//!   kubelet's `/metrics`, and the agent's own exposition in the tests);
 //! - [`parse`]: the limits and redacted errors of every document the agent parses.
 
 pub mod cert;
+pub mod exposition;
 pub mod file;
 pub mod kubelet_config;
 pub mod net;

@@ -12,6 +12,7 @@ use std::time::Duration;
 use tokio::io::AsyncReadExt;
 
 use crate::io::host::HostRoot;
+use crate::model::exposition;
 use crate::model::version::KubeVersion;
 
 /// The most of `--version`'s output that is read (it prints one short line).
@@ -35,58 +36,17 @@ pub fn parse_version_output(stdout: &str) -> Option<String> {
     })
 }
 
-/// Labels of one Prometheus text-format sample (`{a="x",b="y\"z"}`), or `None` when the
-/// label set is malformed. `text` starts right after the `{`; returns the labels and the
-/// rest after the closing `}`.
-fn parse_labels(text: &str) -> Option<(Vec<(String, String)>, &str)> {
-    let mut labels = Vec::new();
-    let mut rest = text.trim_start();
-    loop {
-        if let Some(after) = rest.strip_prefix('}') {
-            return Some((labels, after));
-        }
-        let eq = rest.find('=')?;
-        let name = rest[..eq].trim();
-        if name.is_empty() || !name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_') {
-            return None;
-        }
-        rest = rest[eq + 1..].trim_start().strip_prefix('"')?;
-        let mut value = String::new();
-        let mut chars = rest.char_indices();
-        let end = loop {
-            let (i, c) = chars.next()?;
-            match c {
-                '"' => break i,
-                '\\' => match chars.next()?.1 {
-                    'n' => value.push('\n'),
-                    other => value.push(other),
-                },
-                c => value.push(c),
-            }
-        };
-        labels.push((name.to_string(), value));
-        rest = rest[end + 1..].trim_start();
-        if let Some(after) = rest.strip_prefix(',') {
-            rest = after.trim_start();
-        } else if !rest.starts_with('}') {
-            return None;
-        }
-    }
-}
-
 /// The version in a metrics exposition: `kubernetes_build_info{...,git_version="v1.31.4",...} 1`
-/// (very old kubelets used camelCase labels: `gitVersion`).
+/// (very old kubelets used camelCase labels: `gitVersion`). The body is the capped answer
+/// of the kubelet's port; [`exposition::samples`] reads it line by line without panicking.
 pub fn parse_build_info(metrics_text: &str) -> Option<String> {
-    metrics_text.lines().find_map(|line| {
-        let rest = line.trim_start().strip_prefix("kubernetes_build_info")?;
-        let rest = rest.trim_start().strip_prefix('{')?;
-        let (labels, _value) = parse_labels(rest)?;
-        labels
-            .iter()
-            .find(|(k, _)| k == "git_version")
-            .or_else(|| labels.iter().find(|(k, _)| k == "gitVersion"))
-            .and_then(|(_, v)| git_version(v))
-    })
+    exposition::samples(metrics_text)
+        .filter(|s| s.name == "kubernetes_build_info")
+        .find_map(|s| {
+            s.label("git_version")
+                .or_else(|| s.label("gitVersion"))
+                .and_then(git_version)
+        })
 }
 
 /// The agent-side path of a resolved host path.

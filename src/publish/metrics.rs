@@ -594,6 +594,7 @@ fn encode_or_empty(registry: &Registry) -> Exposition {
 mod tests {
     use super::*;
     use crate::evaluate::Severity;
+    use crate::model::exposition::{parse_line, Line, Sample};
     use crate::model::snapshot::{Discovery, ProbeRecord};
     use prometheus_client::metrics::counter::Counter;
     use std::collections::{BTreeMap, BTreeSet};
@@ -668,103 +669,17 @@ mod tests {
         ]
     }
 
-    #[derive(Debug, Clone, PartialEq)]
-    struct Sample {
-        name: String,
-        labels: Vec<(String, String)>,
-        value: f64,
-    }
-
     #[derive(Debug, Clone, Copy, PartialEq)]
     enum Format {
         Text004,
         OpenMetrics,
     }
 
-    fn valid_name(s: &str) -> bool {
-        let mut chars = s.chars();
-        matches!(chars.next(), Some(c) if c.is_ascii_alphabetic() || c == '_' || c == ':')
-            && chars.all(|c| c.is_ascii_alphanumeric() || c == '_' || c == ':')
-    }
-
-    fn valid_label_name(s: &str) -> bool {
-        let mut chars = s.chars();
-        matches!(chars.next(), Some(c) if c.is_ascii_alphabetic() || c == '_')
-            && chars.all(|c| c.is_ascii_alphanumeric() || c == '_')
-    }
-
-    /// Parse `name{k="v",...} value` into a sample, unescaping label values.
-    fn parse_sample(line: &str) -> Result<Sample, String> {
-        let name_end = line
-            .find(['{', ' '])
-            .ok_or_else(|| format!("no value: {line}"))?;
-        let name = &line[..name_end];
-        if !valid_name(name) {
-            return Err(format!("bad metric name {name:?}"));
-        }
-        let mut rest = &line[name_end..];
-        let mut labels = Vec::new();
-        if let Some(r) = rest.strip_prefix('{') {
-            rest = r;
-            loop {
-                if let Some(r) = rest.strip_prefix('}') {
-                    rest = r;
-                    break;
-                }
-                let eq = rest.find('=').ok_or("label without =")?;
-                let key = &rest[..eq];
-                if !valid_label_name(key) {
-                    return Err(format!("bad label name {key:?}"));
-                }
-                rest = rest[eq + 1..]
-                    .strip_prefix('"')
-                    .ok_or("label value not quoted")?;
-                let mut value = String::new();
-                let mut chars = rest.char_indices();
-                let end = loop {
-                    match chars.next() {
-                        Some((_, '\\')) => match chars.next() {
-                            Some((_, '\\')) => value.push('\\'),
-                            Some((_, '"')) => value.push('"'),
-                            Some((_, 'n')) => value.push('\n'),
-                            other => return Err(format!("bad escape {other:?}")),
-                        },
-                        Some((i, '"')) => break i,
-                        Some((_, '\n')) => return Err("raw newline in label value".into()),
-                        Some((_, c)) => value.push(c),
-                        None => return Err("unterminated label value".into()),
-                    }
-                };
-                labels.push((key.to_string(), value));
-                rest = &rest[end + 1..];
-                if let Some(r) = rest.strip_prefix(',') {
-                    rest = r;
-                } else if !rest.starts_with('}') {
-                    return Err(format!("expected , or }} in {line}"));
-                }
-            }
-        }
-        let value = rest.strip_prefix(' ').ok_or("no space before value")?;
-        if value.contains(' ') {
-            return Err(format!("timestamps/exemplars not expected: {line}"));
-        }
-        let value: f64 = match value {
-            "+Inf" => f64::INFINITY,
-            "-Inf" => f64::NEG_INFINITY,
-            "NaN" => f64::NAN,
-            v => v.parse().map_err(|_| format!("bad value {v:?}"))?,
-        };
-        Ok(Sample {
-            name: name.to_string(),
-            labels,
-            value,
-        })
-    }
-
-    /// A small line-format checker for both text formats: comment syntax, families
-    /// declared once and not interleaved, sample names matching their family's type,
-    /// no duplicate series, `# EOF`/`# UNIT` only in OpenMetrics.
-    fn check(body: &str, format: Format) -> Result<Vec<Sample>, String> {
+    /// A small line-format checker for both text formats on top of the one reader
+    /// (model/exposition.rs): the agent writes one space between tokens and no timestamps,
+    /// families declared once and not interleaved, sample names matching their family's
+    /// type, no duplicate series, `# EOF`/`# UNIT` only in OpenMetrics.
+    fn check(body: &str, format: Format) -> Result<Vec<Sample<'_>>, String> {
         if !body.is_empty() && !body.ends_with('\n') {
             return Err("body does not end with a newline".into());
         }
@@ -777,85 +692,81 @@ mod tests {
             if eof {
                 return Err("content after # EOF".into());
             }
-            if line == "# EOF" {
-                if format != Format::OpenMetrics {
-                    return Err("# EOF in the 0.0.4 format".into());
-                }
-                eof = true;
-                continue;
+            let parsed = parse_line(line).map_err(|e| format!("{e}: {line:?}"))?;
+            if written(line, &parsed) != line {
+                return Err(format!("not as the encoder writes it: {line:?}"));
             }
-            if let Some(comment) = line.strip_prefix("# ") {
-                let mut parts = comment.splitn(3, ' ');
-                let kind = parts.next().unwrap_or("");
-                let name = parts.next().ok_or("comment without a name")?;
-                let arg = parts.next().ok_or("comment without text")?;
-                if !valid_name(name) {
-                    return Err(format!("bad name in comment: {line}"));
-                }
-                match kind {
-                    "HELP" => {
-                        if !declared.insert(name.to_string()) {
-                            return Err(format!("family {name} declared twice"));
-                        }
-                        current = Some((name.to_string(), String::new()));
+            match parsed {
+                Line::Eof => {
+                    if format != Format::OpenMetrics {
+                        return Err("# EOF in the 0.0.4 format".into());
                     }
-                    "TYPE" => {
-                        let allowed: &[&str] = match format {
-                            Format::Text004 => {
-                                &["counter", "gauge", "histogram", "summary", "untyped"]
-                            }
-                            Format::OpenMetrics => &[
-                                "counter",
-                                "gauge",
-                                "histogram",
-                                "gaugehistogram",
-                                "stateset",
-                                "info",
-                                "summary",
-                                "unknown",
-                            ],
-                        };
-                        if !allowed.contains(&arg) {
-                            return Err(format!("bad type {arg}"));
-                        }
-                        match &mut current {
-                            Some((fam, t)) if fam == name && t.is_empty() => *t = arg.to_string(),
-                            _ => return Err(format!("TYPE without matching HELP: {line}")),
-                        }
-                    }
-                    "UNIT" => {
-                        if format != Format::OpenMetrics {
-                            return Err("# UNIT in the 0.0.4 format".into());
-                        }
-                        if !name.ends_with(&format!("_{arg}")) {
-                            return Err(format!("name {name} does not end with unit {arg}"));
-                        }
-                    }
-                    _ => return Err(format!("unknown comment {line}")),
+                    eof = true;
                 }
-                continue;
+                Line::Help { family, text } => {
+                    if text.is_empty() {
+                        return Err(format!("HELP without text: {line:?}"));
+                    }
+                    if !declared.insert(family.to_string()) {
+                        return Err(format!("family {family} declared twice"));
+                    }
+                    current = Some((family.to_string(), String::new()));
+                }
+                Line::Type { family, kind } => {
+                    let allowed: &[&str] = match format {
+                        Format::Text004 => &["counter", "gauge", "histogram", "summary", "untyped"],
+                        Format::OpenMetrics => &[
+                            "counter",
+                            "gauge",
+                            "histogram",
+                            "gaugehistogram",
+                            "stateset",
+                            "info",
+                            "summary",
+                            "unknown",
+                        ],
+                    };
+                    if !allowed.contains(&kind) {
+                        return Err(format!("bad type {kind}"));
+                    }
+                    match &mut current {
+                        Some((fam, t)) if fam == family && t.is_empty() => *t = kind.to_string(),
+                        _ => return Err(format!("TYPE without matching HELP: {line}")),
+                    }
+                }
+                Line::Unit { family, unit } => {
+                    if format != Format::OpenMetrics {
+                        return Err("# UNIT in the 0.0.4 format".into());
+                    }
+                    if !family.ends_with(&format!("_{unit}")) {
+                        return Err(format!("name {family} does not end with unit {unit}"));
+                    }
+                }
+                Line::Comment(_) => return Err(format!("unknown comment {line}")),
+                Line::Blank => return Err(format!("bad line {line:?}")),
+                Line::Sample(sample) => {
+                    if sample.timestamp.is_some() {
+                        return Err(format!("timestamps/exemplars not expected: {line}"));
+                    }
+                    let (family, typ) = current.as_ref().ok_or("sample before any family")?;
+                    let expected_name = match (format, typ.as_str()) {
+                        (Format::OpenMetrics, "info") => format!("{family}_info"),
+                        (Format::OpenMetrics, "counter") => format!("{family}_total"),
+                        _ => family.clone(),
+                    };
+                    if sample.name != expected_name {
+                        return Err(format!("sample {} in family {family} ({typ})", sample.name));
+                    }
+                    if format == Format::OpenMetrics && typ == "info" && sample.value != 1.0 {
+                        return Err("info sample not 1".into());
+                    }
+                    let key = format!("{}{:?}", sample.name, sample.labels);
+                    if !series.insert(key) {
+                        return Err(format!("duplicate series {line}"));
+                    }
+                    samples.push(sample);
+                }
             }
-            if line.starts_with('#') || line.is_empty() {
-                return Err(format!("bad line {line:?}"));
-            }
-            let sample = parse_sample(line)?;
-            let (family, typ) = current.as_ref().ok_or("sample before any family")?;
-            let expected_name = match (format, typ.as_str()) {
-                (Format::OpenMetrics, "info") => format!("{family}_info"),
-                (Format::OpenMetrics, "counter") => format!("{family}_total"),
-                _ => family.clone(),
-            };
-            if sample.name != expected_name {
-                return Err(format!("sample {} in family {family} ({typ})", sample.name));
-            }
-            if format == Format::OpenMetrics && typ == "info" && sample.value != 1.0 {
-                return Err("info sample not 1".into());
-            }
-            let key = format!("{}{:?}", sample.name, sample.labels);
-            if !series.insert(key) {
-                return Err(format!("duplicate series {line}"));
-            }
-            samples.push(sample);
         }
         if format == Format::OpenMetrics && !eof {
             return Err("OpenMetrics without # EOF".into());
@@ -863,11 +774,43 @@ mod tests {
         Ok(samples)
     }
 
-    fn label<'a>(s: &'a Sample, key: &str) -> Option<&'a str> {
-        s.labels
-            .iter()
-            .find(|(k, _)| k == key)
-            .map(|(_, v)| v.as_str())
+    /// A parsed line as the encoder writes it: one space between tokens, `name{k="v",...}`
+    /// with `\\`, `\"` and `\n` escaped, the value's text as it stood (a line that differs
+    /// has blanks, commas or escapes the encoder never writes).
+    fn written(written: &str, line: &Line<'_>) -> String {
+        match line {
+            Line::Blank => String::new(),
+            Line::Help { family, text } => format!("# HELP {family} {text}"),
+            Line::Type { family, kind } => format!("# TYPE {family} {kind}"),
+            Line::Unit { family, unit } => format!("# UNIT {family} {unit}"),
+            Line::Eof => "# EOF".to_string(),
+            Line::Comment(c) => c.to_string(),
+            Line::Sample(s) => {
+                let mut out = s.name.to_string();
+                if !s.labels.is_empty() {
+                    let set: Vec<String> = s
+                        .labels
+                        .iter()
+                        .map(|(k, v)| {
+                            let v = v
+                                .replace('\\', "\\\\")
+                                .replace('"', "\\\"")
+                                .replace('\n', "\\n");
+                            format!("{k}=\"{v}\"")
+                        })
+                        .collect();
+                    out = format!("{out}{{{}}}", set.join(","));
+                }
+                // The value as written: the last space-separated word (a line with other
+                // blanks is not rendered back to itself).
+                let value = written.rsplit(' ').next().unwrap_or_default();
+                format!("{out} {value}")
+            }
+        }
+    }
+
+    fn label<'a>(s: &'a Sample<'_>, key: &str) -> Option<&'a str> {
+        s.label(key)
     }
 
     #[test]
