@@ -7,12 +7,13 @@ use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
-use crate::agent::{self, AgentConfig, AgentError, EnrichOptions};
+use crate::agent::{self, AgentConfig, AgentError};
 use crate::evaluate::policy::{Policy, PolicyError};
 use crate::evaluate::Severity;
 use crate::io::host::HostRoot;
 use crate::model::file::HostError;
 use crate::observe::cluster::{ApiAccessMode, Cluster, ClusterOptions};
+use crate::observe::enrich::EnrichOptions;
 use crate::observe::live::socket::Timeouts;
 use crate::observe::live::{LiveMode, LiveOptions};
 use crate::observe::ObserveOptions;

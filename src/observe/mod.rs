@@ -5,6 +5,7 @@
 
 pub mod buildinfo;
 pub mod cluster;
+pub mod enrich;
 pub mod identity;
 pub mod kubeconfig;
 pub mod live;
@@ -137,6 +138,10 @@ pub struct Observer {
     host: HostRoot,
     opts: ObserveOptions,
     cache: Cache,
+    /// The TLS scans and the kubelet's version, kept for the same kubelet process.
+    scans: live::ScanCache,
+    /// The running configuration, kept for the same kubelet process.
+    configz: running_config::ConfigzCache,
 }
 
 impl Observer {
@@ -145,6 +150,8 @@ impl Observer {
             host,
             opts,
             cache: Cache::default(),
+            scans: live::ScanCache::default(),
+            configz: running_config::ConfigzCache::default(),
         }
     }
 
