@@ -304,7 +304,7 @@ pub struct Kubelet {
     /// The binary: `/proc/<pid>/exe` target when readable, else argv[0].
     pub binary: String,
     /// How the kubelet runs: `kubelet`, `hyperkube`, `kubelite`.
-    pub flavour: String,
+    pub flavour: KubeletFlavour,
     /// Process start time in clock ticks since boot (`/proc/<pid>/stat` field 22).
     pub start_time_ticks: Option<u64>,
     /// Process start as Unix time (seconds): the boot time (`btime` in `/proc/stat`) plus
@@ -316,10 +316,8 @@ pub struct Kubelet {
     pub config: EffectiveConfig,
     /// The kubelet's version, when known.
     pub version: Option<String>,
-    /// Where the version came from: `buildinfo` (the binary's Go build information),
-    /// `binary` (`kubelet --version`, opt-in), `build_info` (`kubernetes_build_info` on its
-    /// metrics), `override` (`--kubelet-version`).
-    pub version_source: Option<String>,
+    /// Where the version came from.
+    pub version_source: Option<VersionSource>,
     /// Why the version is unknown, when it is.
     pub version_error: Option<String>,
     /// The serving certificate file (`tlsCertFile`, or the bootstrap/self-signed one).
@@ -548,9 +546,107 @@ impl Snapshot {
     }
 }
 
+/// How the kubelet runs (`kubelet_sentinel`'s `check --format json`: `.kubelet.flavour`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+pub enum KubeletFlavour {
+    /// A `kubelet` binary.
+    #[serde(rename = "kubelet")]
+    Kubelet,
+    /// `hyperkube kubelet ...`.
+    #[serde(rename = "hyperkube")]
+    Hyperkube,
+    /// MicroK8s' `kubelite`, with the kubelet's flags in an args file.
+    #[serde(rename = "kubelite")]
+    Kubelite,
+}
+
+impl KubeletFlavour {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            KubeletFlavour::Kubelet => "kubelet",
+            KubeletFlavour::Hyperkube => "hyperkube",
+            KubeletFlavour::Kubelite => "kubelite",
+        }
+    }
+}
+
+/// Where the kubelet's version came from (`kubelet_sentinel_kubelet_info{version_source}`,
+/// `.kubelet.version_source` in the JSON report).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+pub enum VersionSource {
+    /// `buildinfo`: the Go build information of the kubelet's binary (read, never run).
+    #[serde(rename = "buildinfo")]
+    GoBuildInfo,
+    /// `binary`: the binary's `--version` (opt-in, live hosts only).
+    #[serde(rename = "binary")]
+    Binary,
+    /// `build_info`: `kubernetes_build_info` on the read-only port's `/metrics`.
+    #[serde(rename = "build_info")]
+    MetricsBuildInfo,
+    /// `override`: `--kubelet-version`.
+    #[serde(rename = "override")]
+    Override,
+}
+
+impl VersionSource {
+    pub const ALL: [VersionSource; 4] = [
+        VersionSource::GoBuildInfo,
+        VersionSource::Binary,
+        VersionSource::MetricsBuildInfo,
+        VersionSource::Override,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            VersionSource::GoBuildInfo => "buildinfo",
+            VersionSource::Binary => "binary",
+            VersionSource::MetricsBuildInfo => "build_info",
+            VersionSource::Override => "override",
+        }
+    }
+}
+
+impl std::str::FromStr for VersionSource {
+    type Err = String;
+
+    /// The source named as [`VersionSource::as_str`] names it.
+    fn from_str(s: &str) -> Result<Self, String> {
+        VersionSource::ALL
+            .into_iter()
+            .find(|v| v.as_str() == s)
+            .ok_or_else(|| format!("unknown version source {s:?}"))
+    }
+}
+
 impl Kubelet {
     /// Files observed in a role.
     pub fn files_in(&self, role: FileRole) -> impl Iterator<Item = &FileObservation> {
         self.files.iter().filter(move |f| f.role == role)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn closed_strings_serialize_as_they_are_named() {
+        for f in [
+            KubeletFlavour::Kubelet,
+            KubeletFlavour::Hyperkube,
+            KubeletFlavour::Kubelite,
+        ] {
+            assert_eq!(
+                serde_json::to_value(f).unwrap(),
+                serde_json::json!(f.as_str())
+            );
+        }
+        for s in VersionSource::ALL {
+            assert_eq!(
+                serde_json::to_value(s).unwrap(),
+                serde_json::json!(s.as_str())
+            );
+            assert_eq!(s.as_str().parse::<VersionSource>(), Ok(s));
+        }
     }
 }

@@ -4,7 +4,7 @@
 
 use std::time::{Duration, Instant};
 
-use super::process::{self, KubeletKind, ProcInfo};
+use super::process::{self, ProcInfo, ProcessKind};
 use super::{identity, live};
 use crate::io::host::HostRoot;
 use crate::model::snapshot::Discovery;
@@ -31,7 +31,7 @@ pub(super) struct Cache {
     last_scan: Option<Instant>,
 }
 
-pub(super) type Chosen = Option<(ProcInfo, KubeletKind)>;
+pub(super) type Chosen = Option<(ProcInfo, ProcessKind)>;
 
 pub(super) fn proc_start(host: &HostRoot, pid: i32) -> Option<u64> {
     process::read_small(host, pid, "stat")
@@ -44,8 +44,8 @@ pub(super) fn proc_start(host: &HostRoot, pid: i32) -> Option<u64> {
 fn revalidate(
     host: &HostRoot,
     cached: &CachedProc,
-    want: impl Fn(Option<KubeletKind>) -> bool,
-) -> Option<(ProcInfo, Option<KubeletKind>)> {
+    want: impl Fn(Option<ProcessKind>) -> bool,
+) -> Option<(ProcInfo, Option<ProcessKind>)> {
     let info = process::read_proc(host, cached.pid).ok()?;
     if proc_start(host, cached.pid) != cached.start {
         return None;
@@ -54,10 +54,10 @@ fn revalidate(
     want(kind).then_some((info, kind))
 }
 
-fn is_kubelet(k: Option<KubeletKind>) -> bool {
+fn is_kubelet(k: Option<ProcessKind>) -> bool {
     matches!(
         k,
-        Some(KubeletKind::Kubelet | KubeletKind::Hyperkube | KubeletKind::Kubelite)
+        Some(ProcessKind::Kubelet | ProcessKind::Hyperkube | ProcessKind::Kubelite)
     )
 }
 
@@ -74,7 +74,7 @@ pub(super) fn discover(
     // Fast path: everything cached is still valid and the last scan is recent.
     if fresh {
         let api_ok = match &cache.apiserver {
-            Some(c) => match revalidate(host, c, |k| k == Some(KubeletKind::ApiServer)) {
+            Some(c) => match revalidate(host, c, |k| k == Some(ProcessKind::ApiServer)) {
                 Some((info, _)) => {
                     *apiserver = Some(info);
                     true
@@ -89,7 +89,7 @@ pub(super) fn discover(
         let kubelet_cached = match &cache.kubelet {
             Some(c) if pinned.is_none_or(|p| p == c.pid) => revalidate(host, c, |k| {
                 if pinned.is_some() {
-                    k != Some(KubeletKind::K3s)
+                    k != Some(ProcessKind::K3s)
                 } else {
                     is_kubelet(k)
                 }
@@ -175,11 +175,11 @@ pub(super) fn discover(
 fn choose(
     host: &HostRoot,
     facts: &identity::HostFacts,
-    kubelets: Vec<(ProcInfo, KubeletKind)>,
+    kubelets: Vec<(ProcInfo, ProcessKind)>,
     oversized: Vec<ProcInfo>,
 ) -> (Discovery, Chosen) {
     let cap_kib = process::cmdline_cap() / 1024;
-    let mut judged: Vec<(identity::Assessment, Option<(ProcInfo, KubeletKind)>)> = kubelets
+    let mut judged: Vec<(identity::Assessment, Option<(ProcInfo, ProcessKind)>)> = kubelets
         .into_iter()
         .map(|(info, kind)| (identity::assess(host, facts, &info), Some((info, kind))))
         .collect();
@@ -306,7 +306,7 @@ fn pinned_discovery(
         Err(e) => return Err(format!("--kubelet-pid {pid}: {e}")),
     };
     let kind = match process::classify(&info.argv, info.exe.as_deref()) {
-        Some(KubeletKind::K3s) => {
+        Some(ProcessKind::K3s) => {
             return Ok((
                 Discovery::Unsupported {
                     pid,
@@ -344,10 +344,10 @@ fn pinned_discovery(
 
 /// How a kubelet-bearing process is read: a process of another (or no) kind that the
 /// operator pinned is read as a plain kubelet.
-fn kubelet_kind(kind: Option<KubeletKind>) -> KubeletKind {
+fn kubelet_kind(kind: Option<ProcessKind>) -> ProcessKind {
     match kind {
-        Some(k @ (KubeletKind::Kubelet | KubeletKind::Hyperkube | KubeletKind::Kubelite)) => k,
-        _ => KubeletKind::Kubelet,
+        Some(k @ (ProcessKind::Kubelet | ProcessKind::Hyperkube | ProcessKind::Kubelite)) => k,
+        _ => ProcessKind::Kubelet,
     }
 }
 

@@ -5,7 +5,7 @@
 use std::time::{Duration, Instant};
 
 use crate::io::host::HostRoot;
-use crate::model::snapshot::{ProbeRecord, Snapshot};
+use crate::model::snapshot::{ProbeRecord, Snapshot, VersionSource};
 use crate::observe::cluster::{self, Cluster};
 use crate::observe::live::{self, LiveOptions, ScanCache};
 use crate::observe::running_config::{self, ConfigzCache, RunningConfigOptions};
@@ -75,8 +75,8 @@ fn enrich(
             None => e,
         });
     };
-    let found: Option<(String, &'static str)> = if let Some(v) = &opts.version_override {
-        Some((v.clone(), "override"))
+    let found: Option<(String, VersionSource)> = if let Some(v) = &opts.version_override {
+        Some((v.clone(), VersionSource::Override))
     } else if cached_version.is_some() {
         cached_version
     } else {
@@ -85,7 +85,7 @@ fn enrich(
         match observe::buildinfo::for_process(host, kubelet.pid, &binary, procfs)
             .and_then(|bi| bi.kubernetes_version())
         {
-            Ok(v) => found = Some((v, "buildinfo")),
+            Ok(v) => found = Some((v, VersionSource::GoBuildInfo)),
             Err(e) => add(&mut error, format!("{binary} Go build information: {e}")),
         }
         if found.is_none() && opts.version_exec {
@@ -117,7 +117,7 @@ fn enrich(
                     &binary,
                     opts.version_timeout,
                 )) {
-                    Ok(v) => found = Some((v, "binary")),
+                    Ok(v) => found = Some((v, VersionSource::Binary)),
                     Err(e) => add(&mut error, format!("{binary} --version: {e}")),
                 }
             }
@@ -131,7 +131,7 @@ fn enrich(
             {
                 match rt.block_on(live::http::http_get(target, "/metrics", &opts.live.timeouts)) {
                     Ok((200, body)) => match version::parse_build_info(&String::from_utf8_lossy(&body)) {
-                        Some(v) => found = Some((v, "build_info")),
+                        Some(v) => found = Some((v, VersionSource::MetricsBuildInfo)),
                         None => add(&mut error, format!("no kubernetes_build_info on {target}/metrics")),
                     },
                     Ok((code, _)) => add(&mut error, format!("{target}/metrics answered {code}")),
@@ -150,8 +150,11 @@ fn enrich(
             error: if found.is_some() { None } else { error.clone() },
         });
     }
-    if let Some((v, src)) = found.as_ref().filter(|(_, src)| *src != "override") {
-        cache.version = Some((process_key, v.clone(), src));
+    if let Some((v, src)) = found
+        .as_ref()
+        .filter(|(_, src)| *src != VersionSource::Override)
+    {
+        cache.version = Some((process_key, v.clone(), *src));
     }
     snapshot.probes.extend(records);
     snapshot.live = live_evidence;
@@ -159,7 +162,7 @@ fn enrich(
         match found {
             Some((v, source)) => {
                 k.version = Some(v);
-                k.version_source = Some(source.to_string());
+                k.version_source = Some(source);
             }
             None => k.version_error = error,
         }

@@ -6,14 +6,14 @@ use serde_json::Value;
 
 use super::discovery::proc_start;
 use super::files::{unit_files, walk_dropins_recording};
-use super::process::{self, KubeletKind, ProcInfo};
+use super::process::{self, ProcInfo, ProcessKind};
 use super::{kubeconfig, obs_err, Probes};
 use crate::io::host::{host_dirname, host_join, HostRoot};
 use crate::model::cert as certs;
 use crate::model::kubelet_config::flags::{self, Flags};
 use crate::model::kubelet_config::{ConfigInput, EffectiveConfig, Lookup, Source};
 use crate::model::snapshot::{
-    Credential, FileObservation, FileRole, Kubelet, ObsError, ObsErrorKind,
+    Credential, FileObservation, FileRole, Kubelet, KubeletFlavour, ObsError, ObsErrorKind,
 };
 /// The default `--cert-dir` (cmd/kubelet/app/options/options.go `NewKubeletFlags`).
 const DEFAULT_CERT_DIR: &str = "/var/lib/kubelet/pki";
@@ -21,7 +21,7 @@ const DEFAULT_CERT_DIR: &str = "/var/lib/kubelet/pki";
 pub(super) fn observe_kubelet(
     host: &HostRoot,
     info: ProcInfo,
-    kind: KubeletKind,
+    kind: ProcessKind,
     probes: &mut Probes,
 ) -> Result<Kubelet, String> {
     let pid = info.pid;
@@ -30,8 +30,8 @@ pub(super) fn observe_kubelet(
     // 2. flags (MicroK8s keeps them in an args file).
     let flags = probes.record("flags", || {
         let args: Vec<String> = match kind {
-            KubeletKind::Hyperkube => info.argv.get(2..).unwrap_or(&[]).to_vec(),
-            KubeletKind::Kubelite => {
+            ProcessKind::Hyperkube => info.argv.get(2..).unwrap_or(&[]).to_vec(),
+            ProcessKind::Kubelite => {
                 let own = Flags::parse(info.argv.get(1..).unwrap_or(&[]));
                 let path = own
                     .string("kubelet-args-file")
@@ -258,15 +258,15 @@ pub(super) fn observe_kubelet(
         .clone()
         .unwrap_or_else(|| info.argv.first().cloned().unwrap_or_default());
     let flavour = match kind {
-        KubeletKind::Hyperkube => "hyperkube",
-        KubeletKind::Kubelite => "kubelite",
-        _ => "kubelet",
+        ProcessKind::Hyperkube => KubeletFlavour::Hyperkube,
+        ProcessKind::Kubelite => KubeletFlavour::Kubelite,
+        _ => KubeletFlavour::Kubelet,
     };
     Ok(Kubelet {
         pid,
         argv: info.argv,
         binary,
-        flavour: flavour.to_string(),
+        flavour,
         start_time_ticks,
         started_at,
         flags,

@@ -25,7 +25,7 @@ use crate::model::kubelet_config::flags::{self, Flags};
 use crate::model::snapshot::{ApiServer, Discovery, ObsError, ObsErrorKind, ProbeRecord, Snapshot};
 use discovery::{discover, Cache};
 use kubelet::observe_kubelet;
-use process::{KubeletKind, ProcInfo};
+use process::{ProcInfo, ProcessKind};
 
 /// Options for one observation.
 #[derive(Debug, Clone, Default)]
@@ -142,7 +142,7 @@ fn observe_with(host: &HostRoot, opts: &ObserveOptions, cache: &mut Cache) -> Sn
 
     let kubelite = chosen
         .as_ref()
-        .filter(|(_, kind)| *kind == KubeletKind::Kubelite)
+        .filter(|(_, kind)| *kind == ProcessKind::Kubelite)
         .map(|(info, _)| info.clone());
     let apiserver = probes
         .record("apiserver", || match (apiserver_info, kubelite) {

@@ -20,7 +20,8 @@ use serde_json::Value;
 use self::socket::Timeouts;
 use crate::io::host::HostRoot;
 use crate::model::snapshot::{
-    Listeners, Live, ProbeError, ProbeErrorKind, ProbeRecord, ProbeResult, ReadOnlyAnswer, Snapshot,
+    Listeners, Live, ProbeError, ProbeErrorKind, ProbeRecord, ProbeResult, ReadOnlyAnswer,
+    Snapshot, VersionSource,
 };
 
 use super::net;
@@ -67,7 +68,7 @@ pub const RESCAN_TLS_EVERY: Duration = Duration::from_secs(600);
 type Scan = Vec<(String, bool)>;
 
 /// A version remembered for one kubelet process: `((pid, start time), version, source)`.
-pub type CachedVersion = ((i32, Option<u64>), String, &'static str);
+pub type CachedVersion = ((i32, Option<u64>), String, VersionSource);
 
 /// Scan results kept between evaluations.
 #[derive(Debug, Default, Clone)]
