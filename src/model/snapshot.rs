@@ -183,16 +183,16 @@ pub struct Live {
     /// Address probed for the serving port (e.g. `127.0.0.1:10250`).
     pub serving_target: Option<String>,
     /// A TLS handshake on the serving port (any certificate accepted: we inspect).
-    pub tls: Option<ProbeResult<TlsHandshake>>,
+    pub tls: Option<LiveResult<TlsHandshake>>,
     /// Which protocol versions the serving port accepts (`VersionTLS10`..`VersionTLS13`).
-    pub tls_versions: Option<ProbeResult<Vec<(String, bool)>>>,
+    pub tls_versions: Option<LiveResult<Vec<(String, bool)>>>,
     /// Which TLS 1.2 cipher suites (IANA names) the serving port accepts.
-    pub tls12_suites: Option<ProbeResult<Vec<(String, bool)>>>,
+    pub tls12_suites: Option<LiveResult<Vec<(String, bool)>>>,
     /// `GET /pods` on the serving port without credentials: the HTTP status.
-    pub anonymous: Option<ProbeResult<u16>>,
+    pub anonymous: Option<LiveResult<u16>>,
     /// The read-only port probed (`address:port`), and what it answered.
     pub read_only_target: Option<String>,
-    pub read_only: Option<ProbeResult<ReadOnlyAnswer>>,
+    pub read_only: Option<LiveResult<ReadOnlyAnswer>>,
 }
 
 /// Answers of the plain-HTTP read-only port.
@@ -204,16 +204,16 @@ pub struct ReadOnlyAnswer {
     pub pods: Option<u16>,
 }
 
-/// Why a live probe has no answer.
+/// Why a live check of the kubelet's sockets has no answer.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
-pub struct ProbeError {
-    pub kind: ProbeErrorKind,
+pub struct LiveError {
+    pub kind: LiveErrorKind,
     pub message: String,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
 #[serde(rename_all = "snake_case")]
-pub enum ProbeErrorKind {
+pub enum LiveErrorKind {
     /// Connection refused: nothing listens there (evidence that a port is closed).
     Refused,
     /// No answer within the timeout (connect or overall).
@@ -222,27 +222,27 @@ pub enum ProbeErrorKind {
     Protocol,
     /// Any other I/O error.
     Io,
-    /// The probe was not run (e.g. no target could be derived).
+    /// The check was not run (e.g. no target could be derived).
     Skipped,
 }
 
-impl ProbeError {
-    pub fn new(kind: ProbeErrorKind, message: impl Into<String>) -> Self {
-        ProbeError {
+impl LiveError {
+    pub fn new(kind: LiveErrorKind, message: impl Into<String>) -> Self {
+        LiveError {
             kind,
             message: message.into(),
         }
     }
 }
 
-impl std::fmt::Display for ProbeError {
+impl std::fmt::Display for LiveError {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str(&self.message)
     }
 }
 
-/// A live probe's result.
-pub type ProbeResult<T> = Result<T, ProbeError>;
+/// A live check's result.
+pub type LiveResult<T> = Result<T, LiveError>;
 
 /// A listening TCP socket.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, serde::Serialize)]

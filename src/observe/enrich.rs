@@ -52,7 +52,7 @@ fn enrich(
     let binary = kubelet.binary.clone();
     let mut records = Vec::new();
     let live_evidence = if live_host {
-        Some(rt.block_on(live::probe(snapshot, host, &opts.live, cache, &mut records)))
+        Some(rt.block_on(live::check(snapshot, host, &opts.live, cache, &mut records)))
     } else {
         None
     };

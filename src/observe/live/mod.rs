@@ -20,8 +20,8 @@ use serde_json::Value;
 use self::socket::Timeouts;
 use crate::io::host::HostRoot;
 use crate::model::snapshot::{
-    Listeners, Live, ProbeError, ProbeErrorKind, ProbeRecord, ProbeResult, ReadOnlyAnswer,
-    Snapshot, VersionSource,
+    Listeners, Live, LiveError, LiveErrorKind, LiveResult, ProbeRecord, ReadOnlyAnswer, Snapshot,
+    VersionSource,
 };
 
 use super::net;
@@ -183,18 +183,18 @@ fn loopback_for(a: &IpAddr) -> IpAddr {
     }
 }
 
-fn skipped(why: &str) -> ProbeError {
-    ProbeError::new(ProbeErrorKind::Skipped, why)
+fn skipped(why: &str) -> LiveError {
+    LiveError::new(LiveErrorKind::Skipped, why)
 }
 
 /// A target stops being probed after a timeout or refusal: the rest are skipped.
-fn stops_target(e: &ProbeError) -> bool {
-    matches!(e.kind, ProbeErrorKind::Timeout | ProbeErrorKind::Refused)
+fn stops_target(e: &LiveError) -> bool {
+    matches!(e.kind, LiveErrorKind::Timeout | LiveErrorKind::Refused)
 }
 
-/// Run the live probes against the kubelet of `snapshot` (which must have one) and record
+/// Run the live checks against the kubelet of `snapshot` (which must have one) and record
 /// each step in `records`.
-pub async fn probe(
+pub async fn check(
     snapshot: &Snapshot,
     host: &HostRoot,
     opts: &LiveOptions,
@@ -238,13 +238,13 @@ pub async fn probe(
     let budget = opts.target_budget;
     let key = (kubelet.pid, kubelet.start_time_ticks, serving);
     let cached = cache.fresh(&key);
-    let serving_fut = tokio::time::timeout(budget, probe_serving(serving, t, cached));
-    let ro_fut = tokio::time::timeout(budget, probe_read_only(read_only, t));
+    let serving_fut = tokio::time::timeout(budget, check_serving(serving, t, cached));
+    let ro_fut = tokio::time::timeout(budget, check_read_only(read_only, t));
     let (serving_res, ro_res) = tokio::join!(serving_fut, ro_fut);
 
     let over = |what: &str| {
-        ProbeError::new(
-            ProbeErrorKind::Timeout,
+        LiveError::new(
+            LiveErrorKind::Timeout,
             format!("{what}: probes exceeded the {budget:?} budget"),
         )
     };
@@ -289,13 +289,13 @@ pub async fn probe(
 }
 
 struct Serving {
-    tls: ProbeResult<crate::model::snapshot::TlsHandshake>,
-    versions: ProbeResult<Vec<(String, bool)>>,
-    suites: ProbeResult<Vec<(String, bool)>>,
-    anonymous: ProbeResult<u16>,
+    tls: LiveResult<crate::model::snapshot::TlsHandshake>,
+    versions: LiveResult<Vec<(String, bool)>>,
+    suites: LiveResult<Vec<(String, bool)>>,
+    anonymous: LiveResult<u16>,
 }
 
-fn record<T>(name: &'static str, start: Instant, r: &ProbeResult<T>) -> ProbeRecord {
+fn record<T>(name: &'static str, start: Instant, r: &LiveResult<T>) -> ProbeRecord {
     ProbeRecord {
         name,
         success: r.is_ok(),
@@ -304,7 +304,7 @@ fn record<T>(name: &'static str, start: Instant, r: &ProbeResult<T>) -> ProbeRec
     }
 }
 
-async fn probe_serving(
+async fn check_serving(
     addr: SocketAddr,
     t: Timeouts,
     cached: Option<(Scan, Scan)>,
@@ -315,7 +315,7 @@ async fn probe_serving(
         .await
         .map(|(h, _stream)| h);
     recs.push(record("tls_handshake", start, &tls));
-    let mut stop: Option<ProbeError> = tls.as_ref().err().filter(|e| stops_target(e)).cloned();
+    let mut stop: Option<LiveError> = tls.as_ref().err().filter(|e| stops_target(e)).cloned();
 
     let (cached_versions, cached_suites) = match cached {
         Some((v, s)) => (Some(v), Some(s)),
@@ -381,19 +381,19 @@ async fn probe_serving(
     )
 }
 
-async fn probe_read_only(
+async fn check_read_only(
     addr: SocketAddr,
     t: Timeouts,
-) -> (ProbeResult<ReadOnlyAnswer>, ProbeRecord) {
+) -> (LiveResult<ReadOnlyAnswer>, ProbeRecord) {
     let start = Instant::now();
     let healthz = http::http_get_status(addr, "/healthz", &t).await;
     let result = match healthz {
         // Nothing listens: the port is closed. That is an answer, not an error.
-        Err(e) if e.kind == ProbeErrorKind::Refused => Ok(ReadOnlyAnswer {
+        Err(e) if e.kind == LiveErrorKind::Refused => Ok(ReadOnlyAnswer {
             healthz: None,
             pods: None,
         }),
-        Err(e) if e.kind == ProbeErrorKind::Protocol => {
+        Err(e) if e.kind == LiveErrorKind::Protocol => {
             // Something answered, but not HTTP: still an answer on that port.
             let pods = http::http_get_status(addr, "/pods", &t).await.ok();
             Ok(ReadOnlyAnswer {

@@ -21,7 +21,7 @@ mod wire;
 
 use self::wire::{Answer, ClientHello, HelloReader};
 use super::socket::{connect, within, Timeouts};
-use crate::model::snapshot::{ProbeError, ProbeErrorKind, ProbeResult};
+use crate::model::snapshot::{LiveError, LiveErrorKind, LiveResult};
 use crate::model::tls::TlsVersion;
 use crate::model::tls::{IANA_TLS12_SUITES, TLS13_SUITES};
 
@@ -34,7 +34,7 @@ pub async fn accepts_version(
     version: TlsVersion,
     sni: Option<&str>,
     timeouts: &Timeouts,
-) -> ProbeResult<bool> {
+) -> LiveResult<bool> {
     let timeouts = *timeouts;
     let suites: Vec<u16> = match version {
         TlsVersion::Tls13 => TLS13_SUITES.iter().map(|(id, _)| *id).collect(),
@@ -66,7 +66,7 @@ pub async fn accepted_tls12_suites(
     suites: &[(u16, &'static str)],
     timeouts: &Timeouts,
     concurrency: usize,
-) -> ProbeResult<Vec<(String, bool)>> {
+) -> LiveResult<Vec<(String, bool)>> {
     let timeouts = *timeouts;
     let concurrency = concurrency.max(1);
     let sni: Option<String> = sni.map(str::to_string);
@@ -98,8 +98,8 @@ pub async fn accepted_tls12_suites(
             // Dropping `tasks` aborts the probes still running.
             Some(Ok((_, Err(e)))) => return Err(e),
             Some(Err(e)) => {
-                return Err(ProbeError::new(
-                    ProbeErrorKind::Io,
+                return Err(LiveError::new(
+                    LiveErrorKind::Io,
                     format!("cipher suite probe task failed: {e}"),
                 ))
             }
@@ -110,8 +110,8 @@ pub async fn accepted_tls12_suites(
         .zip(results)
         .map(|((_, name), r)| match r {
             Some(a) => Ok((name.to_string(), a)),
-            None => Err(ProbeError::new(
-                ProbeErrorKind::Io,
+            None => Err(LiveError::new(
+                LiveErrorKind::Io,
                 format!("cipher suite {name} was not probed"),
             )),
         })
@@ -145,7 +145,7 @@ async fn exchange(
     hello: &[u8],
     timeouts: Timeouts,
     what: &str,
-) -> ProbeResult<Answer> {
+) -> LiveResult<Answer> {
     within(timeouts, what, async {
         let mut tcp = connect(addr, timeouts).await?;
         tcp.write_all(hello).await.map_err(|e| {
@@ -169,8 +169,8 @@ async fn exchange(
     .await
 }
 
-fn protocol(what: &str, e: &str) -> ProbeError {
-    ProbeError::new(ProbeErrorKind::Protocol, format!("{what}: {e}"))
+fn protocol(what: &str, e: &str) -> LiveError {
+    LiveError::new(LiveErrorKind::Protocol, format!("{what}: {e}"))
 }
 
 #[cfg(test)]

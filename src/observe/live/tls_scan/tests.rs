@@ -481,31 +481,31 @@ async fn silent_refused_and_non_tls_peers() {
     let e = accepts_version(silent, TlsVersion::Tls12, None, &quick)
         .await
         .unwrap_err();
-    assert_eq!(e.kind, ProbeErrorKind::Timeout, "{e}");
+    assert_eq!(e.kind, LiveErrorKind::Timeout, "{e}");
     assert!(start.elapsed() < Duration::from_secs(2));
     // One silent suite probe fails the whole scan.
     let start = Instant::now();
     let e = accepted_tls12_suites(silent, None, IANA_TLS12_SUITES, &quick, 4)
         .await
         .unwrap_err();
-    assert_eq!(e.kind, ProbeErrorKind::Timeout, "{e}");
+    assert_eq!(e.kind, LiveErrorKind::Timeout, "{e}");
     assert!(start.elapsed() < Duration::from_secs(3));
 
     let closed = testutil::closed_port().await;
     let e = accepts_version(closed, TlsVersion::Tls13, None, &quick)
         .await
         .unwrap_err();
-    assert_eq!(e.kind, ProbeErrorKind::Refused, "{e}");
+    assert_eq!(e.kind, LiveErrorKind::Refused, "{e}");
     let e = accepted_tls12_suites(closed, None, &IANA_TLS12_SUITES[..2], &quick, 1)
         .await
         .unwrap_err();
-    assert_eq!(e.kind, ProbeErrorKind::Refused, "{e}");
+    assert_eq!(e.kind, LiveErrorKind::Refused, "{e}");
 
     let http = testutil::canned_server(b"HTTP/1.1 400 Bad Request\r\n\r\n").await;
     let e = accepts_version(http, TlsVersion::Tls12, None, &quick)
         .await
         .unwrap_err();
-    assert_eq!(e.kind, ProbeErrorKind::Protocol, "{e}");
+    assert_eq!(e.kind, LiveErrorKind::Protocol, "{e}");
 
     let closer = testutil::canned_server(b"").await;
     assert!(!accepts_version(closer, TlsVersion::Tls12, None, &quick)

@@ -2,7 +2,7 @@
 //! RFC 8446 §4.1.2) and an incremental reader of the server's first answer (ServerHello,
 //! alert or close), with the bounds on what it buffers.
 
-use crate::model::snapshot::{ProbeError, ProbeErrorKind, ProbeResult};
+use crate::model::snapshot::{LiveError, LiveErrorKind, LiveResult};
 use crate::model::tls::TlsVersion;
 
 pub(super) const CONTENT_CHANGE_CIPHER_SPEC: u8 = 20;
@@ -61,14 +61,12 @@ pub(super) struct ClientHello {
 
 impl ClientHello {
     /// A hello with fresh random values.
-    pub fn new(version: TlsVersion, suites: Vec<u16>, sni: Option<&str>) -> ProbeResult<Self> {
+    pub fn new(version: TlsVersion, suites: Vec<u16>, sni: Option<&str>) -> LiveResult<Self> {
         let mut bytes = [0u8; 96];
         rustls::crypto::ring::default_provider()
             .secure_random
             .fill(&mut bytes)
-            .map_err(|_| {
-                ProbeError::new(ProbeErrorKind::Io, "no random bytes for a ClientHello")
-            })?;
+            .map_err(|_| LiveError::new(LiveErrorKind::Io, "no random bytes for a ClientHello"))?;
         let mut random = [0u8; 32];
         let mut key_share = [0u8; 32];
         random.copy_from_slice(&bytes[..32]);
