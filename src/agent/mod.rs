@@ -16,9 +16,10 @@ use self::evaluation::{cycle, evaluation_loop, Carried};
 use crate::evaluate::policy::Policy;
 use crate::evaluate::{self, ControlResult};
 use crate::io::host::HostRoot;
+use crate::io::kube::ClientError;
 use crate::model::file::HostError;
 use crate::model::snapshot::Snapshot;
-use crate::observe::cluster::{self, Cluster, ClusterOptions};
+use crate::observe::cluster::{Cluster, ClusterOptions};
 use crate::observe::enrich::{self, EnrichOptions};
 use crate::observe::{self, ObserveOptions};
 use crate::publish::auth::Authenticator;
@@ -112,7 +113,7 @@ pub enum AgentError {
     #[error("HTTP server stopped unexpectedly")]
     ServerStopped,
     #[error("Kubernetes API: {0}")]
-    Cluster(#[from] cluster::ClientError),
+    Cluster(#[from] ClientError),
     #[error("metrics TLS: {0}")]
     Tls(#[from] TlsError),
     #[error("--metrics-auth=kubernetes needs the Kubernetes API to review scrape tokens, and there is none: {0} (run in a cluster with a service account, give --kubeconfig, or use --metrics-auth=none)")]
