@@ -62,7 +62,7 @@ fn now_unix() -> f64 {
         .unwrap_or(0.0)
 }
 
-/// One cycle: observe (completed), evaluate and render (blocking: host I/O; the live probes
+/// One cycle: observe (completed), evaluate and render (blocking: host I/O; the live checks
 /// run on the runtime through `rt`).
 pub(super) fn cycle(
     carried: &mut Carried,

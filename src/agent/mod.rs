@@ -58,7 +58,7 @@ pub struct AgentConfig {
     pub policy: Policy,
     /// Cap on any single host file read, in bytes.
     pub max_read_bytes: u64,
-    /// Live probes and version detection.
+    /// Live checks and version detection.
     pub enrich: EnrichOptions,
     /// The agent's own state dir (baseline, last-seen state).
     pub state_dir: PathBuf,
@@ -131,7 +131,7 @@ pub fn evaluate_once(
     evaluate_with(|| observe::observe(host, opts), policy)
 }
 
-/// `check`: observe, complete with version and live probes and the API's view (when
+/// `check`: observe, complete with version and live checks and the API's view (when
 /// `cluster` is given), evaluate.
 pub fn check_once(
     host: &HostRoot,

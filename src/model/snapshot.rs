@@ -22,7 +22,7 @@ pub struct Snapshot {
     pub apiserver: Option<ApiServer>,
     /// Observation steps and how they went (`kubelet_sentinel_probe_*`).
     pub probes: Vec<ProbeRecord>,
-    /// Live evidence from the kubelet's sockets (`None` when probes did not run, e.g.
+    /// Live evidence from the kubelet's sockets (`None` when the live checks did not run, e.g.
     /// no kubelet, or an evaluation from files only).
     pub live: Option<Live>,
     /// What the Kubernetes API said, copied from the background watches (`None`: this
@@ -174,13 +174,13 @@ pub struct NamespaceFacts {
     pub enforce_version: Option<String>,
 }
 
-/// What the kubelet's sockets said. Every probe has a connect and an overall timeout; a
-/// probe that could not answer is an `Err` with its reason, never a guess.
+/// What the kubelet's sockets said. Every check has a connect and an overall timeout; a
+/// check that could not answer is an `Err` with its reason, never a guess.
 #[derive(Debug, Clone, Default, PartialEq, serde::Serialize)]
 pub struct Live {
     /// The kubelet's listening TCP sockets.
     pub listeners: Option<Observed<Listeners>>,
-    /// Address probed for the serving port (e.g. `127.0.0.1:10250`).
+    /// Address checked for the serving port (e.g. `127.0.0.1:10250`).
     pub serving_target: Option<String>,
     /// A TLS handshake on the serving port (any certificate accepted: we inspect).
     pub tls: Option<LiveResult<TlsHandshake>>,
@@ -190,7 +190,7 @@ pub struct Live {
     pub tls12_suites: Option<LiveResult<Vec<(String, bool)>>>,
     /// `GET /pods` on the serving port without credentials: the HTTP status.
     pub anonymous: Option<LiveResult<u16>>,
-    /// The read-only port probed (`address:port`), and what it answered.
+    /// The read-only port checked (`address:port`), and what it answered.
     pub read_only_target: Option<String>,
     pub read_only: Option<LiveResult<ReadOnlyAnswer>>,
 }

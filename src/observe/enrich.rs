@@ -36,8 +36,8 @@ impl Default for EnrichOptions {
     }
 }
 
-/// Complete a snapshot with the kubelet's version and the live probes. Runs on a blocking
-/// thread and drives the async probes on `rt`; every probe is bounded by its timeouts.
+/// Complete a snapshot with the kubelet's version and the live checks. Runs on a blocking
+/// thread and drives the async checks on `rt`; every check is bounded by its timeouts.
 fn enrich(
     snapshot: &mut Snapshot,
     host: &HostRoot,
@@ -141,7 +141,7 @@ fn enrich(
         }
         found
     };
-    // On a host tree on disk nothing is run or probed: no version step to report.
+    // On a host tree on disk nothing is run or checked: no version step to report.
     if opts.version_override.is_none() && live_host {
         records.push(ProbeRecord {
             name: "version",
@@ -215,7 +215,7 @@ pub fn observe_complete(
 }
 
 /// Everything after the host's files and processes, the same for `check` and `serve`: the
-/// version and live probes, the API's view, the running configuration (which needs both:
+/// version and live checks, the API's view, the running configuration (which needs both:
 /// the kubelet's listeners and the API client); last, the kubelet's version is handed to
 /// its configuration model ([`Snapshot::settle_kubelet_version`]).
 fn complete(

@@ -14,14 +14,14 @@ use super::socket::{classify_io_error, connect, within, Timeouts};
 use crate::model::cert::summarize_der;
 use crate::model::snapshot::{LiveError, LiveErrorKind, LiveResult, TlsHandshake};
 
-/// An established TLS connection to the probed server.
+/// An established TLS connection to the checked server.
 pub type TlsStream = tokio_rustls::client::TlsStream<TcpStream>;
 
 /// Accepts whatever certificate the server presents.
 ///
-/// The probe inspects the serving certificate, it does not trust it: the kubelet's
+/// The check inspects the serving certificate, it does not trust it: the kubelet's
 /// certificate is commonly self-signed (`/var/lib/kubelet/pki/kubelet.crt`) or signed by
-/// a cluster CA this agent does not hold, and its SANs need not name the address probed.
+/// a cluster CA this agent does not hold, and its SANs need not name the address checked.
 /// Rejecting it would hide exactly the evidence we want (which certificate, which
 /// version, which suite). Nothing secret is sent over this connection: no client
 /// certificate, no token, only unauthenticated requests.
@@ -69,7 +69,7 @@ impl ServerCertVerifier for InspectOnly {
     }
 }
 
-/// The client configuration of every probe handshake: *ring*, TLS 1.3 and 1.2, any
+/// The client configuration of every live-check handshake: *ring*, TLS 1.3 and 1.2, any
 /// certificate (see [`InspectOnly`]), no client certificate.
 pub(crate) fn client_config() -> LiveResult<Arc<rustls::ClientConfig>> {
     let provider = rustls::crypto::ring::default_provider();

@@ -194,7 +194,7 @@ where
         })
     };
     // The connection future drives the I/O; it is polled alongside the exchange and
-    // dropped with it (no task outlives the probe).
+    // dropped with it (no task outlives the check).
     tokio::pin!(conn);
     tokio::pin!(exchange);
     tokio::select! {

@@ -1,9 +1,9 @@
 //! Live evidence: what the running kubelet's sockets do, next to what its files say.
 //!
-//! Targets come from the kubelet's real listeners (a wildcard listener is probed on
-//! loopback: the DaemonSet runs with `hostNetwork`), or `--kubelet-address`. Probes of one
+//! Targets come from the kubelet's real listeners (a wildcard listener is checked on
+//! loopback: the DaemonSet runs with `hostNetwork`), or `--kubelet-address`. Checks of one
 //! target run one at a time (never more than one in flight per target), each bounded by a
-//! connect and an overall timeout; a target that stops answering ends its remaining probes
+//! connect and an overall timeout; a target that stops answering ends its remaining checks
 //! at once, so a silent peer cannot stall an evaluation.
 
 pub mod handshake;
@@ -26,24 +26,24 @@ use crate::model::snapshot::{
 
 use super::net;
 
-/// When to probe the kubelet's sockets.
+/// When to check the kubelet's sockets.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum LiveMode {
-    /// Probe when `<host-root>/proc` is a real procfs (a live host); never for a host tree
+    /// Check when `<host-root>/proc` is a real procfs (a live host); never for a host tree
     /// copied on disk (fixtures, the bundled example), whose processes do not exist here.
     Auto,
     On,
     Off,
 }
 
-/// Options for the live probes.
+/// Options for the live checks.
 #[derive(Debug, Clone)]
 pub struct LiveOptions {
     pub mode: LiveMode,
     pub timeouts: Timeouts,
-    /// Probe this address instead of the one derived from the listeners.
+    /// Check this address instead of the one derived from the listeners.
     pub kubelet_address: Option<IpAddr>,
-    /// Upper bound on all probes of one target together.
+    /// Upper bound on all checks of one target together.
     pub target_budget: Duration,
 }
 
@@ -108,7 +108,7 @@ pub fn is_live_proc(root: &Path) -> bool {
     rc == 0 && magic == PROC_SUPER_MAGIC
 }
 
-/// Whether live probes run for this host.
+/// Whether live checks run for this host.
 pub fn enabled(host: &HostRoot, opts: &LiveOptions) -> bool {
     match opts.mode {
         LiveMode::On => true,
@@ -187,7 +187,7 @@ fn skipped(why: &str) -> LiveError {
     LiveError::new(LiveErrorKind::Skipped, why)
 }
 
-/// A target stops being probed after a timeout or refusal: the rest are skipped.
+/// A target stops being checked after a timeout or refusal: the rest are skipped.
 fn stops_target(e: &LiveError) -> bool {
     matches!(e.kind, LiveErrorKind::Timeout | LiveErrorKind::Refused)
 }
@@ -209,7 +209,7 @@ pub async fn check(
         .and_then(|p| u16::try_from(p).ok())
         .unwrap_or(10250);
     let ro_cfg = int_setting(snapshot, "readOnlyPort").and_then(|p| u16::try_from(p).ok());
-    // The read-only port is probed even when the config says 0: a lie on disk is caught.
+    // The read-only port is checked even when the config says 0: a lie on disk is caught.
     let ro_port = ro_cfg.filter(|p| *p > 0).unwrap_or(10255);
     let healthz = int_setting(snapshot, "healthzPort")
         .and_then(|p| u16::try_from(p).ok())

@@ -1,4 +1,4 @@
-//! Bounded sockets for the live probes. Every network operation is bounded twice: the
+//! Bounded sockets for the live checks. Every network operation is bounded twice: the
 //! TCP connect by [`Timeouts::connect`], the whole operation (connect included) by
 //! [`Timeouts::overall`]. A peer that accepts and then says nothing ends in
 //! [`LiveErrorKind::Timeout`], never in a hang.
@@ -30,7 +30,7 @@ impl Default for Timeouts {
     }
 }
 
-/// Classify an I/O error of a probe: refused connections are evidence that nothing
+/// Classify an I/O error of a live check: refused connections are evidence that nothing
 /// listens, time-outs are "no answer", malformed data (rustls reports TLS failures and
 /// alerts as `InvalidData`) and a peer that hangs up mid-exchange are protocol failures.
 pub fn classify_io_error(e: &std::io::Error, context: &str) -> LiveError {
@@ -102,7 +102,7 @@ fn fmt_duration(d: Duration) -> String {
 
 #[cfg(test)]
 pub(crate) mod testutil {
-    //! Local servers for the probe tests (127.0.0.1 only).
+    //! Local servers for the live-check tests (127.0.0.1 only).
 
     use std::net::SocketAddr;
     use std::sync::Arc;

@@ -57,7 +57,7 @@ pub async fn accepts_version(
 
 /// Which of `suites` the server at `addr` accepts for TLS 1.2: one ClientHello per suite
 /// offering only that suite, accepted iff the ServerHello selects TLS 1.2 and it. At most
-/// `concurrency` connections are open at once; each has its own `timeouts`. Any probe
+/// `concurrency` connections are open at once; each has its own `timeouts`. Any attempt
 /// that ends in an error makes the whole result that error: a partial list is never
 /// reported as complete. The answer keeps the order of `suites`.
 pub async fn accepted_tls12_suites(
@@ -95,7 +95,7 @@ pub async fn accepted_tls12_suites(
         match tasks.join_next().await {
             None => break,
             Some(Ok((i, Ok(accepted)))) => results[i] = Some(accepted),
-            // Dropping `tasks` aborts the probes still running.
+            // Dropping `tasks` aborts the attempts still running.
             Some(Ok((_, Err(e)))) => return Err(e),
             Some(Err(e)) => {
                 return Err(LiveError::new(

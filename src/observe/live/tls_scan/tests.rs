@@ -483,7 +483,7 @@ async fn silent_refused_and_non_tls_peers() {
         .unwrap_err();
     assert_eq!(e.kind, LiveErrorKind::Timeout, "{e}");
     assert!(start.elapsed() < Duration::from_secs(2));
-    // One silent suite probe fails the whole scan.
+    // One silent suite attempt fails the whole scan.
     let start = Instant::now();
     let e = accepted_tls12_suites(silent, None, IANA_TLS12_SUITES, &quick, 4)
         .await
