@@ -1,4 +1,6 @@
-//! The agent: bind, then evaluate every `interval` and publish the exposition.
+//! The agent: bind, then evaluate every `interval` and publish the exposition. It only
+//! wires the layers: observe produces the complete snapshot (`observe::enrich`), evaluate
+//! judges it, publish renders and serves it; the loop is in `agent/evaluation.rs`.
 //!
 //! Each evaluation (observe → evaluate → render) runs on the blocking pool, so host I/O
 //! never stalls the HTTP server. An evaluation that panics is logged and skipped: the

@@ -9,7 +9,7 @@ use crate::model::snapshot::{ProbeRecord, Snapshot, VersionSource};
 use crate::observe::cluster::{self, Cluster};
 use crate::observe::live::{self, LiveOptions, ScanCache};
 use crate::observe::running_config::{self, ConfigzCache, RunningConfigOptions};
-use crate::observe::{self as observe, version, ObserveOptions, Observer};
+use crate::observe::{self, version, ObserveOptions, Observer};
 
 /// How the observation is completed with live evidence and the kubelet's version.
 #[derive(Debug, Clone)]
