@@ -7,12 +7,14 @@ use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
-use crate::agent::{self, AgentConfig, AgentError, EnrichOptions};
+use crate::agent::{self, AgentConfig, AgentError};
 use crate::evaluate::policy::{Policy, PolicyError};
 use crate::evaluate::Severity;
 use crate::io::host::HostRoot;
+use crate::io::kube::{ApiAccessMode, ClientError};
 use crate::model::file::HostError;
-use crate::observe::cluster::{ApiAccessMode, Cluster, ClusterOptions};
+use crate::observe::cluster::{Cluster, ClusterOptions};
+use crate::observe::enrich::EnrichOptions;
 use crate::observe::live::socket::Timeouts;
 use crate::observe::live::{LiveMode, LiveOptions};
 use crate::observe::ObserveOptions;
@@ -365,7 +367,7 @@ pub enum CliError {
     #[error("baseline: {0}")]
     Baseline(String),
     #[error("Kubernetes API: {0}")]
-    Cluster(#[from] crate::observe::cluster::ClientError),
+    Cluster(#[from] ClientError),
 }
 
 fn cluster_options(global: &GlobalArgs) -> ClusterOptions {
@@ -394,7 +396,7 @@ fn check_cluster(
     let cluster = rt.block_on(async {
         let c = Cluster::connect(&copts, &node).await?;
         c.wait_synced(copts.request_timeout).await;
-        Ok::<_, crate::observe::cluster::ClientError>(c)
+        Ok::<_, ClientError>(c)
     })?;
     Ok(cluster)
 }

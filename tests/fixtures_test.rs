@@ -213,7 +213,7 @@ fn kubeadm_hardened() {
     assert_eq!(found_pid(&r), 1342);
     let k = kubelet(&r);
     assert_eq!(k.binary, "/usr/bin/kubelet");
-    assert_eq!(k.flavour, "kubelet");
+    assert_eq!(k.flavour.as_str(), "kubelet");
     assert_eq!(k.unit.as_deref(), Some("kubelet.service"));
     assert_eq!(k.start_time_ticks, Some(1461));
     assert_eq!(r.snapshot.node, "k8s-cp-01");
@@ -879,7 +879,7 @@ fn microk8s() {
         audit.reason
     );
     let k = kubelet(&r);
-    assert_eq!(k.flavour, "kubelite");
+    assert_eq!(k.flavour.as_str(), "kubelite");
     assert_eq!(
         k.unit.as_deref(),
         Some("snap.microk8s.daemon-kubelite.service")
@@ -1039,7 +1039,7 @@ fn hyperkube() {
         ],
     );
     let k = kubelet(&r);
-    assert_eq!(k.flavour, "hyperkube");
+    assert_eq!(k.flavour.as_str(), "hyperkube");
     // Flags start after the `kubelet` subcommand.
     assert_eq!(k.flags.positional, Vec::<String>::new());
     r.expect_full("read-only-port-disabled", P, "0", "flag");

@@ -486,7 +486,7 @@ proptest! {
     #[test]
     fn classify_kubelet_by_basename(dir in "(/[a-z0-9.]{1,8}){0,3}", suffix in "[a-z-]{1,8}") {
         let k = vec![format!("{dir}/kubelet").trim_start_matches('/').to_string(), "--v=2".into()];
-        prop_assert_eq!(process::classify(&k, None), Some(process::KubeletKind::Kubelet));
+        prop_assert_eq!(process::classify(&k, None), Some(process::ProcessKind::Kubelet));
         let other = vec![format!("{dir}/kubelet-{suffix}")];
         prop_assert_eq!(process::classify(&other, None), None);
     }

@@ -127,7 +127,7 @@ pub fn kubelet_minor(ctx: &Ctx) -> KubeletMinor {
             }),
         };
     };
-    let source = k.version_source.as_deref().unwrap_or("unknown source");
+    let source = k.version_source.map_or("unknown source", |s| s.as_str());
     let Some(v) = KubeVersion::parse(raw) else {
         return KubeletMinor::Unknown(format!(
             "the kubelet's version {raw:?} ({source}) is not understood"
@@ -414,7 +414,7 @@ mod tests {
         let mut s = kubeadm();
         assert!(matches!(ctx_of(&s), KubeletMinor::Unknown(_)));
         kubelet_mut(&mut s).version = Some("v1.37.2+rke2r1".into());
-        kubelet_mut(&mut s).version_source = Some("binary".into());
+        kubelet_mut(&mut s).version_source = Some(crate::model::snapshot::VersionSource::Binary);
         assert_eq!(
             ctx_of(&s),
             KubeletMinor::Known {

@@ -267,7 +267,7 @@ mod tests {
     use super::*;
     use crate::evaluate::testing::*;
     use crate::model::snapshot::{
-        Live, ObsError, ObsErrorKind, ProbeError, ProbeErrorKind, Snapshot, TlsHandshake,
+        Live, LiveError, LiveErrorKind, ObsError, ObsErrorKind, Snapshot, TlsHandshake,
     };
 
     #[test]
@@ -405,8 +405,8 @@ mod tests {
             0,
         )];
         s.live = Some(Live {
-            tls: Some(Err(ProbeError::new(
-                ProbeErrorKind::Refused,
+            tls: Some(Err(LiveError::new(
+                LiveErrorKind::Refused,
                 "connection refused",
             ))),
             ..Live::default()

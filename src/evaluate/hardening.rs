@@ -391,7 +391,7 @@ mod tests {
 
     fn with_version(mut s: Snapshot, v: &str) -> Snapshot {
         kubelet_mut(&mut s).version = Some(v.into());
-        kubelet_mut(&mut s).version_source = Some("binary".into());
+        kubelet_mut(&mut s).version_source = Some(crate::model::snapshot::VersionSource::Binary);
         s
     }
 

@@ -609,7 +609,7 @@ mod live_tests {
     use crate::evaluate::testing::*;
     use crate::evaluate::{evaluate, ControlResult, Status};
     use crate::model::snapshot::{
-        Listener, Listeners, Live, ProbeError, ProbeErrorKind, ReadOnlyAnswer, Snapshot,
+        Listener, Listeners, Live, LiveError, LiveErrorKind, ReadOnlyAnswer, Snapshot,
     };
 
     const HARDENED: &str = "authentication:\n  anonymous:\n    enabled: false\nauthorization:\n  mode: Webhook\nreadOnlyPort: 0\ntlsMinVersion: VersionTLS12\ntlsCipherSuites: [TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA256]\n";
@@ -634,8 +634,8 @@ mod live_tests {
         }
     }
 
-    fn timeout() -> ProbeError {
-        ProbeError::new(ProbeErrorKind::Timeout, "no answer within 2s")
+    fn timeout() -> LiveError {
+        LiveError::new(LiveErrorKind::Timeout, "no answer within 2s")
     }
 
     #[test]

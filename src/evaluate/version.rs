@@ -635,8 +635,7 @@ fn observed_version(ctx: &Ctx) -> Result<(KubeVersion, String, String), String> 
     let k = kubelet(ctx)?;
     let source = k
         .version_source
-        .clone()
-        .unwrap_or_else(|| "unknown".to_string());
+        .map_or_else(|| "unknown".to_string(), |s| s.as_str().to_string());
     let api = api_version(ctx);
     let Some(raw) = k.version.as_deref() else {
         if let Some(a) = api {
@@ -1088,7 +1087,7 @@ mod tests {
         let mut s = kubeadm();
         let k = kubelet_mut(&mut s);
         k.version = raw.map(str::to_string);
-        k.version_source = raw.map(|_| source.to_string());
+        k.version_source = raw.map(|_| source.parse().expect("a version source"));
         s
     }
 

@@ -57,29 +57,29 @@ impl ClientError {
 
 /// Where the client's configuration comes from, decided from the flags and environment.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Source {
+pub enum ClientSource {
     Kubeconfig(PathBuf),
     InCluster,
     /// No API access, with the reason (for the controls' `unknown`).
     None(String),
 }
 
-impl Source {
+impl ClientSource {
     /// `--kubeconfig` wins when given (explicit), else the in-cluster service account when
     /// `KUBERNETES_SERVICE_HOST` is set, else nothing (an error with `--api-access=on`).
     pub fn decide(
         mode: ApiAccessMode,
         kubeconfig: Option<&Path>,
         in_cluster: bool,
-    ) -> Result<Source, ClientError> {
+    ) -> Result<ClientSource, ClientError> {
         if mode == ApiAccessMode::Off {
-            return Ok(Source::None("--api-access=off".to_string()));
+            return Ok(ClientSource::None("--api-access=off".to_string()));
         }
         match (kubeconfig, in_cluster) {
-            (Some(p), _) => Ok(Source::Kubeconfig(p.to_path_buf())),
-            (None, true) => Ok(Source::InCluster),
+            (Some(p), _) => Ok(ClientSource::Kubeconfig(p.to_path_buf())),
+            (None, true) => Ok(ClientSource::InCluster),
             (None, false) if mode == ApiAccessMode::On => Err(ClientError::NotConfigured),
-            (None, false) => Ok(Source::None(
+            (None, false) => Ok(ClientSource::None(
                 "not in a cluster (KUBERNETES_SERVICE_HOST unset) and no --kubeconfig".to_string(),
             )),
         }
@@ -88,19 +88,19 @@ impl Source {
     /// How the client reaches the API, for humans.
     pub fn describe(&self) -> String {
         match self {
-            Source::Kubeconfig(p) => format!("kubeconfig {}", p.display()),
-            Source::InCluster => "in-cluster service account".to_string(),
-            Source::None(why) => why.clone(),
+            ClientSource::Kubeconfig(p) => format!("kubeconfig {}", p.display()),
+            ClientSource::InCluster => "in-cluster service account".to_string(),
+            ClientSource::None(why) => why.clone(),
         }
     }
 }
 
 /// Build the client's configuration (reads the kubeconfig or the service account files).
-pub async fn config(source: &Source) -> Result<Option<kube::Config>, ClientError> {
+pub async fn config(source: &ClientSource) -> Result<Option<kube::Config>, ClientError> {
     let mut config = match source {
-        Source::None(_) => return Ok(None),
-        Source::InCluster => kube::Config::incluster().map_err(ClientError::InCluster)?,
-        Source::Kubeconfig(path) => {
+        ClientSource::None(_) => return Ok(None),
+        ClientSource::InCluster => kube::Config::incluster().map_err(ClientError::InCluster)?,
+        ClientSource::Kubeconfig(path) => {
             let kc = read_kubeconfig(path)?;
             kube::Config::from_custom_kubeconfig(kc, &kube::config::KubeConfigOptions::default())
                 .await
@@ -219,23 +219,23 @@ mod tests {
     fn the_source_follows_the_mode_and_the_environment() {
         let kc = Path::new("/k.yaml");
         assert_eq!(
-            Source::decide(ApiAccessMode::Off, Some(kc), true).unwrap(),
-            Source::None("--api-access=off".into())
+            ClientSource::decide(ApiAccessMode::Off, Some(kc), true).unwrap(),
+            ClientSource::None("--api-access=off".into())
         );
         assert_eq!(
-            Source::decide(ApiAccessMode::Auto, Some(kc), true).unwrap(),
-            Source::Kubeconfig(kc.to_path_buf())
+            ClientSource::decide(ApiAccessMode::Auto, Some(kc), true).unwrap(),
+            ClientSource::Kubeconfig(kc.to_path_buf())
         );
         assert_eq!(
-            Source::decide(ApiAccessMode::Auto, None, true).unwrap(),
-            Source::InCluster
+            ClientSource::decide(ApiAccessMode::Auto, None, true).unwrap(),
+            ClientSource::InCluster
         );
         assert!(matches!(
-            Source::decide(ApiAccessMode::Auto, None, false).unwrap(),
-            Source::None(why) if why.contains("not in a cluster")
+            ClientSource::decide(ApiAccessMode::Auto, None, false).unwrap(),
+            ClientSource::None(why) if why.contains("not in a cluster")
         ));
         assert!(matches!(
-            Source::decide(ApiAccessMode::On, None, false),
+            ClientSource::decide(ApiAccessMode::On, None, false),
             Err(ClientError::NotConfigured)
         ));
     }

@@ -22,7 +22,7 @@ pub struct Snapshot {
     pub apiserver: Option<ApiServer>,
     /// Observation steps and how they went (`kubelet_sentinel_probe_*`).
     pub probes: Vec<ProbeRecord>,
-    /// Live evidence from the kubelet's sockets (`None` when probes did not run, e.g.
+    /// Live evidence from the kubelet's sockets (`None` when the live checks did not run, e.g.
     /// no kubelet, or an evaluation from files only).
     pub live: Option<Live>,
     /// What the Kubernetes API said, copied from the background watches (`None`: this
@@ -174,25 +174,25 @@ pub struct NamespaceFacts {
     pub enforce_version: Option<String>,
 }
 
-/// What the kubelet's sockets said. Every probe has a connect and an overall timeout; a
-/// probe that could not answer is an `Err` with its reason, never a guess.
+/// What the kubelet's sockets said. Every check has a connect and an overall timeout; a
+/// check that could not answer is an `Err` with its reason, never a guess.
 #[derive(Debug, Clone, Default, PartialEq, serde::Serialize)]
 pub struct Live {
     /// The kubelet's listening TCP sockets.
     pub listeners: Option<Observed<Listeners>>,
-    /// Address probed for the serving port (e.g. `127.0.0.1:10250`).
+    /// Address checked for the serving port (e.g. `127.0.0.1:10250`).
     pub serving_target: Option<String>,
     /// A TLS handshake on the serving port (any certificate accepted: we inspect).
-    pub tls: Option<ProbeResult<TlsHandshake>>,
+    pub tls: Option<LiveResult<TlsHandshake>>,
     /// Which protocol versions the serving port accepts (`VersionTLS10`..`VersionTLS13`).
-    pub tls_versions: Option<ProbeResult<Vec<(String, bool)>>>,
+    pub tls_versions: Option<LiveResult<Vec<(String, bool)>>>,
     /// Which TLS 1.2 cipher suites (IANA names) the serving port accepts.
-    pub tls12_suites: Option<ProbeResult<Vec<(String, bool)>>>,
+    pub tls12_suites: Option<LiveResult<Vec<(String, bool)>>>,
     /// `GET /pods` on the serving port without credentials: the HTTP status.
-    pub anonymous: Option<ProbeResult<u16>>,
-    /// The read-only port probed (`address:port`), and what it answered.
+    pub anonymous: Option<LiveResult<u16>>,
+    /// The read-only port checked (`address:port`), and what it answered.
     pub read_only_target: Option<String>,
-    pub read_only: Option<ProbeResult<ReadOnlyAnswer>>,
+    pub read_only: Option<LiveResult<ReadOnlyAnswer>>,
 }
 
 /// Answers of the plain-HTTP read-only port.
@@ -204,16 +204,16 @@ pub struct ReadOnlyAnswer {
     pub pods: Option<u16>,
 }
 
-/// Why a live probe has no answer.
+/// Why a live check of the kubelet's sockets has no answer.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
-pub struct ProbeError {
-    pub kind: ProbeErrorKind,
+pub struct LiveError {
+    pub kind: LiveErrorKind,
     pub message: String,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
 #[serde(rename_all = "snake_case")]
-pub enum ProbeErrorKind {
+pub enum LiveErrorKind {
     /// Connection refused: nothing listens there (evidence that a port is closed).
     Refused,
     /// No answer within the timeout (connect or overall).
@@ -222,27 +222,27 @@ pub enum ProbeErrorKind {
     Protocol,
     /// Any other I/O error.
     Io,
-    /// The probe was not run (e.g. no target could be derived).
+    /// The check was not run (e.g. no target could be derived).
     Skipped,
 }
 
-impl ProbeError {
-    pub fn new(kind: ProbeErrorKind, message: impl Into<String>) -> Self {
-        ProbeError {
+impl LiveError {
+    pub fn new(kind: LiveErrorKind, message: impl Into<String>) -> Self {
+        LiveError {
             kind,
             message: message.into(),
         }
     }
 }
 
-impl std::fmt::Display for ProbeError {
+impl std::fmt::Display for LiveError {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str(&self.message)
     }
 }
 
-/// A live probe's result.
-pub type ProbeResult<T> = Result<T, ProbeError>;
+/// A live check's result.
+pub type LiveResult<T> = Result<T, LiveError>;
 
 /// A listening TCP socket.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, serde::Serialize)]
@@ -304,7 +304,7 @@ pub struct Kubelet {
     /// The binary: `/proc/<pid>/exe` target when readable, else argv[0].
     pub binary: String,
     /// How the kubelet runs: `kubelet`, `hyperkube`, `kubelite`.
-    pub flavour: String,
+    pub flavour: KubeletFlavour,
     /// Process start time in clock ticks since boot (`/proc/<pid>/stat` field 22).
     pub start_time_ticks: Option<u64>,
     /// Process start as Unix time (seconds): the boot time (`btime` in `/proc/stat`) plus
@@ -316,10 +316,8 @@ pub struct Kubelet {
     pub config: EffectiveConfig,
     /// The kubelet's version, when known.
     pub version: Option<String>,
-    /// Where the version came from: `buildinfo` (the binary's Go build information),
-    /// `binary` (`kubelet --version`, opt-in), `build_info` (`kubernetes_build_info` on its
-    /// metrics), `override` (`--kubelet-version`).
-    pub version_source: Option<String>,
+    /// Where the version came from.
+    pub version_source: Option<VersionSource>,
     /// Why the version is unknown, when it is.
     pub version_error: Option<String>,
     /// The serving certificate file (`tlsCertFile`, or the bootstrap/self-signed one).
@@ -548,9 +546,85 @@ impl Snapshot {
     }
 }
 
+/// How the kubelet runs (`kubelet_sentinel`'s `check --format json`: `.kubelet.flavour`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+pub enum KubeletFlavour {
+    /// A `kubelet` binary.
+    #[serde(rename = "kubelet")]
+    Kubelet,
+    /// `hyperkube kubelet ...`.
+    #[serde(rename = "hyperkube")]
+    Hyperkube,
+    /// MicroK8s' `kubelite`, with the kubelet's flags in an args file.
+    #[serde(rename = "kubelite")]
+    Kubelite,
+}
+
+impl KubeletFlavour {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            KubeletFlavour::Kubelet => "kubelet",
+            KubeletFlavour::Hyperkube => "hyperkube",
+            KubeletFlavour::Kubelite => "kubelite",
+        }
+    }
+}
+
+/// Where the kubelet's version came from (`kubelet_sentinel_kubelet_info{version_source}`,
+/// `.kubelet.version_source` in the JSON report).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+pub enum VersionSource {
+    /// `buildinfo`: the Go build information of the kubelet's binary (read, never run).
+    #[serde(rename = "buildinfo")]
+    GoBuildInfo,
+    /// `binary`: the binary's `--version` (opt-in, live hosts only).
+    #[serde(rename = "binary")]
+    Binary,
+    /// `build_info`: `kubernetes_build_info` on the read-only port's `/metrics`.
+    #[serde(rename = "build_info")]
+    MetricsBuildInfo,
+    /// `override`: `--kubelet-version`.
+    #[serde(rename = "override")]
+    Override,
+}
+
+impl VersionSource {
+    pub const ALL: [VersionSource; 4] = [
+        VersionSource::GoBuildInfo,
+        VersionSource::Binary,
+        VersionSource::MetricsBuildInfo,
+        VersionSource::Override,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            VersionSource::GoBuildInfo => "buildinfo",
+            VersionSource::Binary => "binary",
+            VersionSource::MetricsBuildInfo => "build_info",
+            VersionSource::Override => "override",
+        }
+    }
+}
+
+impl std::str::FromStr for VersionSource {
+    type Err = String;
+
+    /// The source named as [`VersionSource::as_str`] names it.
+    fn from_str(s: &str) -> Result<Self, String> {
+        VersionSource::ALL
+            .into_iter()
+            .find(|v| v.as_str() == s)
+            .ok_or_else(|| format!("unknown version source {s:?}"))
+    }
+}
+
 impl Kubelet {
     /// Files observed in a role.
     pub fn files_in(&self, role: FileRole) -> impl Iterator<Item = &FileObservation> {
         self.files.iter().filter(move |f| f.role == role)
     }
 }
+
+#[cfg(test)]
+#[path = "snapshot_tests.rs"]
+mod tests;

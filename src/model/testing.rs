@@ -74,7 +74,7 @@ pub fn snapshot_with_dropins(
             pid: 4242,
             argv: full_argv,
             binary: "/usr/bin/kubelet".to_string(),
-            flavour: "kubelet".to_string(),
+            flavour: crate::model::snapshot::KubeletFlavour::Kubelet,
             start_time_ticks: None,
             started_at: None,
             flags,

@@ -20,9 +20,10 @@ pub struct ProcInfo {
     pub lossy: bool,
 }
 
-/// What kind of kubelet-bearing process this is.
+/// What a process of interest is: one that bears a kubelet (a kubelet, hyperkube,
+/// kubelite, k3s) or a kube-apiserver.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum KubeletKind {
+pub enum ProcessKind {
     /// A `kubelet` binary (absolute path, relative name as RKE2 runs it).
     Kubelet,
     /// `hyperkube kubelet ...`: flags start after the subcommand.
@@ -62,21 +63,21 @@ fn basename(s: &str) -> &str {
 
 /// Classify a process by its argv and exe: the names of kube-bench's cfg/config.yaml `bins`
 /// (`hyperkube kubelet`, `kubelet`), MicroK8s `kubelite`, k3s `server`/`agent`.
-pub fn classify(argv: &[String], exe: Option<&str>) -> Option<KubeletKind> {
+pub fn classify(argv: &[String], exe: Option<&str>) -> Option<ProcessKind> {
     let arg0 = argv.first().map(|a| basename(a)).unwrap_or("");
     let exe_base = exe.map(basename).unwrap_or("");
     // A deleted binary shows as "/usr/bin/kubelet (deleted)".
     let exe_base = exe_base.strip_suffix(" (deleted)").unwrap_or(exe_base);
     if arg0 == "kubelet" || (exe_base == "kubelet" && !arg0.is_empty() && !arg0.starts_with('-')) {
-        return Some(KubeletKind::Kubelet);
+        return Some(ProcessKind::Kubelet);
     }
     if (arg0 == "hyperkube" || exe_base == "hyperkube")
         && argv.get(1).map(String::as_str) == Some("kubelet")
     {
-        return Some(KubeletKind::Hyperkube);
+        return Some(ProcessKind::Hyperkube);
     }
     if arg0 == "kubelite" || exe_base == "kubelite" {
-        return Some(KubeletKind::Kubelite);
+        return Some(ProcessKind::Kubelite);
     }
     if (arg0 == "k3s" || exe_base == "k3s")
         && matches!(
@@ -84,14 +85,14 @@ pub fn classify(argv: &[String], exe: Option<&str>) -> Option<KubeletKind> {
             Some("server") | Some("agent")
         )
     {
-        return Some(KubeletKind::K3s);
+        return Some(ProcessKind::K3s);
     }
     // k3s rewrites its process title to "k3s-server"/"k3s-agent" (Falco lists k3s-agent).
     if arg0 == "k3s-server" || arg0 == "k3s-agent" {
-        return Some(KubeletKind::K3s);
+        return Some(ProcessKind::K3s);
     }
     if arg0 == "kube-apiserver" || exe_base == "kube-apiserver" {
-        return Some(KubeletKind::ApiServer);
+        return Some(ProcessKind::ApiServer);
     }
     None
 }
@@ -197,7 +198,7 @@ pub fn list_pids(host: &HostRoot) -> Result<Vec<i32>, HostError> {
 /// The result of scanning `/proc` for kubelet-bearing processes.
 #[derive(Debug, Clone, Default)]
 pub struct Scan {
-    pub kubelets: Vec<(ProcInfo, KubeletKind)>,
+    pub kubelets: Vec<(ProcInfo, ProcessKind)>,
     pub k3s: Vec<ProcInfo>,
     pub apiservers: Vec<ProcInfo>,
     /// Processes that look like a kubelet (by `comm` and `exe`) whose command line is
@@ -220,7 +221,7 @@ fn oversized_candidate(host: &HostRoot, pid: i32) -> Option<ProcInfo> {
     let exe = host.read_link(&format!("/proc/{pid}/exe")).ok();
     let name = vec![comm.trim_end_matches('\n').to_string()];
     match classify(&name, exe.as_deref()) {
-        Some(KubeletKind::Kubelet | KubeletKind::Hyperkube | KubeletKind::Kubelite) => {
+        Some(ProcessKind::Kubelet | ProcessKind::Hyperkube | ProcessKind::Kubelite) => {
             Some(ProcInfo {
                 pid,
                 argv: Vec::new(),
@@ -293,8 +294,8 @@ fn scan_pids(host: &HostRoot, pids: &[i32]) -> Scan {
             }
         };
         match classify(&info.argv, info.exe.as_deref()) {
-            Some(KubeletKind::K3s) => out.k3s.push(info),
-            Some(KubeletKind::ApiServer) => out.apiservers.push(info),
+            Some(ProcessKind::K3s) => out.k3s.push(info),
+            Some(ProcessKind::ApiServer) => out.apiservers.push(info),
             Some(kind) => out.kubelets.push((info, kind)),
             None => {}
         }
@@ -325,15 +326,15 @@ mod tests {
     fn classification() {
         assert_eq!(
             classify(&v(&["/usr/bin/kubelet"]), None),
-            Some(KubeletKind::Kubelet)
+            Some(ProcessKind::Kubelet)
         );
         assert_eq!(
             classify(&v(&["kubelet", "--v=2"]), None),
-            Some(KubeletKind::Kubelet)
+            Some(ProcessKind::Kubelet)
         );
         assert_eq!(
             classify(&v(&["/hyperkube", "kubelet"]), None),
-            Some(KubeletKind::Hyperkube)
+            Some(ProcessKind::Hyperkube)
         );
         assert_eq!(classify(&v(&["/hyperkube", "apiserver"]), None), None);
         assert_eq!(
@@ -341,21 +342,21 @@ mod tests {
                 &v(&["/snap/microk8s/123/kubelite", "--kubelet-args-file=/x"]),
                 None
             ),
-            Some(KubeletKind::Kubelite)
+            Some(ProcessKind::Kubelite)
         );
         assert_eq!(
             classify(&v(&["/usr/local/bin/k3s", "agent"]), None),
-            Some(KubeletKind::K3s)
+            Some(ProcessKind::K3s)
         );
         assert_eq!(
             classify(&v(&["kube-apiserver", "--audit-log-path=/x"]), None),
-            Some(KubeletKind::ApiServer)
+            Some(ProcessKind::ApiServer)
         );
         assert_eq!(classify(&v(&["/usr/bin/kubelet-sentinel"]), None), None);
         assert_eq!(classify(&v(&["bash", "-c", "kubelet"]), None), None);
         assert_eq!(
             classify(&v(&["/proc/self/exe"]), Some("/usr/bin/kubelet (deleted)")),
-            Some(KubeletKind::Kubelet)
+            Some(ProcessKind::Kubelet)
         );
     }
 

@@ -12,7 +12,7 @@
 //! Two routes, least privilege first:
 //!
 //! 1. `nodes/configz`: `GET https://<kubelet serving address>/configz` on the kubelet's
-//!    own port (the target the live probes found) with the agent's own bearer token;
+//!    own port (the target the live checks found) with the agent's own bearer token;
 //! 2. `nodes/proxy`, only with `--running-config-via-proxy`: through the API server's node
 //!    proxy. `nodes/proxy` is effectively full control of every kubelet (exec into any pod
 //!    through the kubelet API), so it is never used unless the operator allows it.
@@ -187,11 +187,11 @@ fn snippet(body: &[u8]) -> String {
 /// Route 1: the kubelet's own port, with the agent's own token.
 ///
 /// The kubelet's serving certificate is inspected, not verified (the same client as the
-/// live probes, `observe::live::handshake`): it is self-signed on most clusters (kubeadm without
+/// live checks, `observe::live::handshake`): it is self-signed on most clusters (kubeadm without
 /// `serverTLSBootstrap` writes `/var/lib/kubelet/pki/kubelet.crt`), so verifying it
 /// against the cluster CA would fail exactly where the check is wanted. What protects the
 /// token instead is where it goes: only to a serving address that is one of the kubelet
-/// process's own listening sockets on this node (matched by the live probes through
+/// process's own listening sockets on this node (matched by the live checks through
 /// `/proc/<pid>/fd` or its network namespace; a wildcard listener is reached on loopback),
 /// or to the address the operator named with `--kubelet-address`. A process that could
 /// answer there in the kubelet's place already controls the node. The token is the
@@ -390,7 +390,7 @@ mod tests {
             .await
             .unwrap_err();
         assert!(!e.contains("not one of the kubelet's own"), "{e}");
-        // No live probes, no token, no API access at all.
+        // No live checks, no token, no API access at all.
         let e = from_kubelet(None, &opts, Some(&c)).await.unwrap_err();
         assert!(e.contains("not probed"), "{e}");
         let e = from_kubelet(Some(&live(&[10250], "127.0.0.1:10250")), &opts, None)

@@ -14,7 +14,7 @@ use crate::io::host::{HostRoot, PreparedPath};
 
 use crate::model::file::{Fingerprint, Stamp};
 use crate::model::snapshot::{ObsErrorKind, Snapshot};
-use crate::observe::process::{self, start_time_from_stat, KubeletKind};
+use crate::observe::process::{self, start_time_from_stat, ProcessKind};
 
 /// Cap on the watched `/proc/<pid>/cmdline` (the observer's own cap is larger; a longer
 /// command line is compared on its first 128 KiB, and the interval catches the rest).
@@ -141,7 +141,7 @@ fn bears_kubelet(host: &HostRoot, pid: i32) -> bool {
         .map(|info| {
             matches!(
                 process::classify(&info.argv, info.exe.as_deref()),
-                Some(k) if k != KubeletKind::ApiServer
+                Some(k) if k != ProcessKind::ApiServer
             )
         })
         .unwrap_or(false)

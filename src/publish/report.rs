@@ -74,11 +74,11 @@ impl KubeletReport {
         KubeletReport {
             pid: k.map(|k| k.pid).or(pid),
             binary: k.map(|k| k.binary.clone()),
-            flavour: k.map(|k| k.flavour.clone()),
+            flavour: k.map(|k| k.flavour.as_str().to_string()),
             config_file: k.and_then(|k| k.config.config_file.clone()),
             config_dir: k.and_then(|k| k.config.config_dir.clone()),
             version: k.and_then(|k| k.version.clone()),
-            version_source: k.and_then(|k| k.version_source.clone()),
+            version_source: k.and_then(|k| k.version_source.map(|s| s.as_str().to_string())),
             version_error: k.and_then(|k| k.version_error.clone()),
             live_probes: snapshot.live.is_some(),
             discovery: discovery.to_string(),

@@ -32,7 +32,7 @@ use kubelet_sentinel::model::kubelet_config::flags::{parse_go_bool, Flags};
 use kubelet_sentinel::model::kubelet_config::{
     ConfigInput, EffectiveConfig, Lookup, Setting, Source,
 };
-use kubelet_sentinel::observe::walk_dropins;
+use kubelet_sentinel::observe::files::walk_dropins;
 use serde_json::Value;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpSocket, TcpStream};

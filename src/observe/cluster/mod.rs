@@ -19,7 +19,7 @@ use k8s_openapi::api::core::v1::{Namespace, Node, Pod};
 use kube::api::Api;
 
 use crate::io::kube as client;
-pub use crate::io::kube::{ApiAccessMode, ClientError, Source, TokenSource, REQUEST_TIMEOUT};
+use crate::io::kube::{ApiAccessMode, ClientError, ClientSource, TokenSource, REQUEST_TIMEOUT};
 
 use crate::model::snapshot::{
     AccessCheck, ApiSource, ClusterView, NamespaceFacts, NodeFacts, PodFacts, ProbeRecord,
@@ -102,7 +102,7 @@ impl Cluster {
     /// the error, logged); `on` makes it an error.
     pub async fn connect(opts: &ClusterOptions, node: &str) -> Result<Cluster, ClientError> {
         let in_cluster = std::env::var_os("KUBERNETES_SERVICE_HOST").is_some_and(|v| !v.is_empty());
-        let source = Source::decide(opts.mode, opts.kubeconfig.as_deref(), in_cluster)?;
+        let source = ClientSource::decide(opts.mode, opts.kubeconfig.as_deref(), in_cluster)?;
         let mut token = None;
         let built = match client::config(&source).await {
             Ok(None) => {

@@ -12,16 +12,16 @@ use tokio::net::TcpStream;
 
 use super::socket::{classify_io_error, connect, within, Timeouts};
 use crate::model::cert::summarize_der;
-use crate::model::snapshot::{ProbeError, ProbeErrorKind, ProbeResult, TlsHandshake};
+use crate::model::snapshot::{LiveError, LiveErrorKind, LiveResult, TlsHandshake};
 
-/// An established TLS connection to the probed server.
+/// An established TLS connection to the checked server.
 pub type TlsStream = tokio_rustls::client::TlsStream<TcpStream>;
 
 /// Accepts whatever certificate the server presents.
 ///
-/// The probe inspects the serving certificate, it does not trust it: the kubelet's
+/// The check inspects the serving certificate, it does not trust it: the kubelet's
 /// certificate is commonly self-signed (`/var/lib/kubelet/pki/kubelet.crt`) or signed by
-/// a cluster CA this agent does not hold, and its SANs need not name the address probed.
+/// a cluster CA this agent does not hold, and its SANs need not name the address checked.
 /// Rejecting it would hide exactly the evidence we want (which certificate, which
 /// version, which suite). Nothing secret is sent over this connection: no client
 /// certificate, no token, only unauthenticated requests.
@@ -69,14 +69,14 @@ impl ServerCertVerifier for InspectOnly {
     }
 }
 
-/// The client configuration of every probe handshake: *ring*, TLS 1.3 and 1.2, any
+/// The client configuration of every live-check handshake: *ring*, TLS 1.3 and 1.2, any
 /// certificate (see [`InspectOnly`]), no client certificate.
-pub(crate) fn client_config() -> ProbeResult<Arc<rustls::ClientConfig>> {
+pub(crate) fn client_config() -> LiveResult<Arc<rustls::ClientConfig>> {
     let provider = rustls::crypto::ring::default_provider();
     let algorithms = provider.signature_verification_algorithms;
     let config = rustls::ClientConfig::builder_with_provider(Arc::new(provider))
         .with_protocol_versions(&[&rustls::version::TLS13, &rustls::version::TLS12])
-        .map_err(|e| ProbeError::new(ProbeErrorKind::Io, format!("TLS client setup: {e}")))?
+        .map_err(|e| LiveError::new(LiveErrorKind::Io, format!("TLS client setup: {e}")))?
         .dangerous()
         .with_custom_certificate_verifier(Arc::new(InspectOnly { algorithms }))
         .with_no_client_auth();
@@ -96,7 +96,7 @@ pub async fn tls_handshake(
     addr: SocketAddr,
     sni: Option<&str>,
     timeouts: &Timeouts,
-) -> ProbeResult<(TlsHandshake, TlsStream)> {
+) -> LiveResult<(TlsHandshake, TlsStream)> {
     within(
         *timeouts,
         &format!("TLS handshake with {addr}"),
@@ -110,7 +110,7 @@ pub(crate) async fn handshake_unbounded(
     addr: SocketAddr,
     sni: Option<&str>,
     timeouts: Timeouts,
-) -> ProbeResult<(TlsHandshake, TlsStream)> {
+) -> LiveResult<(TlsHandshake, TlsStream)> {
     let connector = tokio_rustls::TlsConnector::from(client_config()?);
     let tcp = connect(addr, timeouts).await?;
     let stream = connector
@@ -123,7 +123,7 @@ pub(crate) async fn handshake_unbounded(
                 e.kind(),
                 std::io::ErrorKind::ConnectionReset | std::io::ErrorKind::ConnectionAborted
             ) {
-                err.kind = ProbeErrorKind::Protocol;
+                err.kind = LiveErrorKind::Protocol;
             }
             err
         })?;
@@ -233,26 +233,26 @@ mod tests {
         let silent = testutil::silent_server().await;
         let start = Instant::now();
         let e = tls_handshake(silent, None, &quick).await.unwrap_err();
-        assert_eq!(e.kind, ProbeErrorKind::Timeout, "{e}");
+        assert_eq!(e.kind, LiveErrorKind::Timeout, "{e}");
         assert!(start.elapsed() < Duration::from_secs(2));
 
         let e = tls_handshake(testutil::closed_port().await, None, &quick)
             .await
             .unwrap_err();
-        assert_eq!(e.kind, ProbeErrorKind::Refused, "{e}");
+        assert_eq!(e.kind, LiveErrorKind::Refused, "{e}");
 
         let http = testutil::canned_server(b"HTTP/1.1 400 Bad Request\r\n\r\n").await;
         let e = tls_handshake(http, None, &quick).await.unwrap_err();
-        assert_eq!(e.kind, ProbeErrorKind::Protocol, "{e}");
+        assert_eq!(e.kind, LiveErrorKind::Protocol, "{e}");
 
         let closer = testutil::canned_server(b"").await;
         let e = tls_handshake(closer, None, &quick).await.unwrap_err();
-        assert_eq!(e.kind, ProbeErrorKind::Protocol, "{e}");
+        assert_eq!(e.kind, LiveErrorKind::Protocol, "{e}");
 
         // A fatal handshake_failure alert instead of a ServerHello.
         let alert = testutil::canned_server(&[0x15, 0x03, 0x03, 0x00, 0x02, 0x02, 0x28]).await;
         let e = tls_handshake(alert, None, &quick).await.unwrap_err();
-        assert_eq!(e.kind, ProbeErrorKind::Protocol, "{e}");
+        assert_eq!(e.kind, LiveErrorKind::Protocol, "{e}");
         assert!(e.message.contains("HandshakeFailure"), "{e}");
     }
 
@@ -277,7 +277,7 @@ mod tests {
             )));
             let addr = testutil::tls_server(Arc::new(config)).await;
             let e = tls_handshake(addr, None, &t()).await.unwrap_err();
-            assert_eq!(e.kind, ProbeErrorKind::Protocol, "{version:?}: {e}");
+            assert_eq!(e.kind, LiveErrorKind::Protocol, "{version:?}: {e}");
         }
     }
 

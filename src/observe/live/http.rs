@@ -14,7 +14,7 @@ use tokio::time::Instant;
 
 use super::handshake::handshake_unbounded;
 use super::socket::{connect, until, Timeouts};
-use crate::model::snapshot::{ProbeError, ProbeErrorKind, ProbeResult};
+use crate::model::snapshot::{LiveError, LiveErrorKind, LiveResult};
 
 /// How much of a response body is read before the connection is dropped.
 pub const MAX_BODY: usize = 64 * 1024;
@@ -25,7 +25,7 @@ pub async fn https_get_status(
     sni: Option<&str>,
     path: &str,
     timeouts: &Timeouts,
-) -> ProbeResult<u16> {
+) -> LiveResult<u16> {
     https_get(addr, sni, path, None, MAX_BODY, timeouts)
         .await
         .map(|a| a.status)
@@ -52,7 +52,7 @@ pub async fn https_get(
     bearer: Option<&str>,
     max_body: usize,
     timeouts: &Timeouts,
-) -> ProbeResult<Answer> {
+) -> LiveResult<Answer> {
     let timeouts = *timeouts;
     let deadline = Instant::now() + timeouts.overall;
     let host = host_header(addr, sni);
@@ -69,11 +69,7 @@ pub async fn https_get(
 }
 
 /// `GET path` over plain HTTP: the status.
-pub async fn http_get_status(
-    addr: SocketAddr,
-    path: &str,
-    timeouts: &Timeouts,
-) -> ProbeResult<u16> {
+pub async fn http_get_status(addr: SocketAddr, path: &str, timeouts: &Timeouts) -> LiveResult<u16> {
     http_get(addr, path, timeouts)
         .await
         .map(|(status, _)| status)
@@ -85,7 +81,7 @@ pub async fn http_get(
     addr: SocketAddr,
     path: &str,
     timeouts: &Timeouts,
-) -> ProbeResult<(u16, Vec<u8>)> {
+) -> LiveResult<(u16, Vec<u8>)> {
     let timeouts = *timeouts;
     let deadline = Instant::now() + timeouts.overall;
     let host = host_header(addr, None);
@@ -113,10 +109,10 @@ fn request(
     host: &str,
     bearer: Option<&str>,
     what: &str,
-) -> ProbeResult<Request<Empty<Bytes>>> {
+) -> LiveResult<Request<Empty<Bytes>>> {
     if !path.starts_with('/') {
-        return Err(ProbeError::new(
-            ProbeErrorKind::Skipped,
+        return Err(LiveError::new(
+            LiveErrorKind::Skipped,
             format!("{what}: the path must start with '/'"),
         ));
     }
@@ -124,8 +120,8 @@ fn request(
     if let Some(token) = bearer {
         let mut value =
             hyper::header::HeaderValue::from_str(&format!("Bearer {token}")).map_err(|_| {
-                ProbeError::new(
-                    ProbeErrorKind::Skipped,
+                LiveError::new(
+                    LiveErrorKind::Skipped,
                     format!("{what}: the token is not a valid header value"),
                 )
             })?;
@@ -139,7 +135,7 @@ fn request(
             concat!("kubelet-sentinel/", env!("CARGO_PKG_VERSION")),
         )
         .body(Empty::new())
-        .map_err(|e| ProbeError::new(ProbeErrorKind::Skipped, format!("{what}: {e}")))
+        .map_err(|e| LiveError::new(LiveErrorKind::Skipped, format!("{what}: {e}")))
 }
 
 /// One request on an established connection, until `deadline`. Once the response head
@@ -153,7 +149,7 @@ async fn get_response<S>(
     deadline: Instant,
     timeouts: Timeouts,
     max_body: usize,
-) -> ProbeResult<Answer>
+) -> LiveResult<Answer>
 where
     S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
@@ -198,7 +194,7 @@ where
         })
     };
     // The connection future drives the I/O; it is polled alongside the exchange and
-    // dropped with it (no task outlives the probe).
+    // dropped with it (no task outlives the check).
     tokio::pin!(conn);
     tokio::pin!(exchange);
     tokio::select! {
@@ -211,7 +207,7 @@ where
             match (exchange.await, c) {
                 (Ok(answer), _) => Ok(answer),
                 (Err(e), Ok(())) => Err(e),
-                (Err(e), Err(_)) if e.kind == ProbeErrorKind::Timeout => Err(e),
+                (Err(e), Err(_)) if e.kind == LiveErrorKind::Timeout => Err(e),
                 (Err(_), Err(c)) => Err(hyper_error(&c, what)),
             }
         }
@@ -220,7 +216,7 @@ where
 
 /// Classify a hyper error: the underlying I/O error if there is one, else a protocol
 /// error (unparsable response, connection closed before a response).
-fn hyper_error(e: &hyper::Error, what: &str) -> ProbeError {
+fn hyper_error(e: &hyper::Error, what: &str) -> LiveError {
     let mut source: Option<&(dyn std::error::Error + 'static)> = std::error::Error::source(e);
     while let Some(s) = source {
         if let Some(io) = s.downcast_ref::<std::io::Error>() {
@@ -230,7 +226,7 @@ fn hyper_error(e: &hyper::Error, what: &str) -> ProbeError {
         }
         source = s.source();
     }
-    ProbeError::new(ProbeErrorKind::Protocol, format!("{what}: {e}"))
+    LiveError::new(LiveErrorKind::Protocol, format!("{what}: {e}"))
 }
 
 #[cfg(test)]
@@ -379,7 +375,7 @@ mod tests {
         assert!(start.elapsed() < Duration::from_secs(5));
         // Plain HTTP to a TLS port: rustls answers with an alert, not HTTP.
         let e = http_get_status(addr, "/pods", &t()).await.unwrap_err();
-        assert_eq!(e.kind, ProbeErrorKind::Protocol, "{e}");
+        assert_eq!(e.kind, LiveErrorKind::Protocol, "{e}");
     }
 
     #[tokio::test]
@@ -392,10 +388,10 @@ mod tests {
         let e = https_get_status(addr, None, "/pods", &t())
             .await
             .unwrap_err();
-        assert_eq!(e.kind, ProbeErrorKind::Protocol, "{e}");
+        assert_eq!(e.kind, LiveErrorKind::Protocol, "{e}");
         // A path that is not origin-form is refused before any I/O.
         let e = http_get_status(addr, "pods", &t()).await.unwrap_err();
-        assert_eq!(e.kind, ProbeErrorKind::Skipped, "{e}");
+        assert_eq!(e.kind, LiveErrorKind::Skipped, "{e}");
     }
 
     #[test]
@@ -424,34 +420,34 @@ mod tests {
                 http_get_status(silent, "/pods", &quick).await
             }
             .unwrap_err();
-            assert_eq!(e.kind, ProbeErrorKind::Timeout, "{e}");
+            assert_eq!(e.kind, LiveErrorKind::Timeout, "{e}");
             assert!(start.elapsed() < Duration::from_secs(2));
         }
         let closed = testutil::closed_port().await;
         let e = http_get_status(closed, "/healthz", &quick)
             .await
             .unwrap_err();
-        assert_eq!(e.kind, ProbeErrorKind::Refused, "{e}");
+        assert_eq!(e.kind, LiveErrorKind::Refused, "{e}");
         let e = https_get_status(closed, None, "/healthz", &quick)
             .await
             .unwrap_err();
-        assert_eq!(e.kind, ProbeErrorKind::Refused, "{e}");
+        assert_eq!(e.kind, LiveErrorKind::Refused, "{e}");
         // Not HTTP at all, and a close without an answer.
         let junk = testutil::canned_server(b"SSH-2.0-OpenSSH_9.6\r\n").await;
         let e = http_get_status(junk, "/healthz", &quick).await.unwrap_err();
-        assert_eq!(e.kind, ProbeErrorKind::Protocol, "{e}");
+        assert_eq!(e.kind, LiveErrorKind::Protocol, "{e}");
         let closer = testutil::canned_server(b"").await;
         let e = http_get_status(closer, "/healthz", &quick)
             .await
             .unwrap_err();
-        assert_eq!(e.kind, ProbeErrorKind::Protocol, "{e}");
+        assert_eq!(e.kind, LiveErrorKind::Protocol, "{e}");
         // Headers that never end: no status, a timeout.
         let stall = testutil::stalling_server(b"HTTP/1.1 200 OK\r\nContent-Length: 5\r\n").await;
         let start = Instant::now();
         let e = http_get_status(stall, "/healthz", &quick)
             .await
             .unwrap_err();
-        assert_eq!(e.kind, ProbeErrorKind::Timeout, "{e}");
+        assert_eq!(e.kind, LiveErrorKind::Timeout, "{e}");
         assert!(start.elapsed() < Duration::from_secs(2));
         // A status, then a body that stalls: the status is the answer, at the deadline.
         let stall =

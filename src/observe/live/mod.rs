@@ -1,9 +1,9 @@
 //! Live evidence: what the running kubelet's sockets do, next to what its files say.
 //!
-//! Targets come from the kubelet's real listeners (a wildcard listener is probed on
-//! loopback: the DaemonSet runs with `hostNetwork`), or `--kubelet-address`. Probes of one
+//! Targets come from the kubelet's real listeners (a wildcard listener is checked on
+//! loopback: the DaemonSet runs with `hostNetwork`), or `--kubelet-address`. Checks of one
 //! target run one at a time (never more than one in flight per target), each bounded by a
-//! connect and an overall timeout; a target that stops answering ends its remaining probes
+//! connect and an overall timeout; a target that stops answering ends its remaining checks
 //! at once, so a silent peer cannot stall an evaluation.
 
 pub mod handshake;
@@ -20,29 +20,30 @@ use serde_json::Value;
 use self::socket::Timeouts;
 use crate::io::host::HostRoot;
 use crate::model::snapshot::{
-    Listeners, Live, ProbeError, ProbeErrorKind, ProbeRecord, ProbeResult, ReadOnlyAnswer, Snapshot,
+    Listeners, Live, LiveError, LiveErrorKind, LiveResult, ProbeRecord, ReadOnlyAnswer, Snapshot,
+    VersionSource,
 };
 
 use super::net;
 
-/// When to probe the kubelet's sockets.
+/// When to check the kubelet's sockets.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum LiveMode {
-    /// Probe when `<host-root>/proc` is a real procfs (a live host); never for a host tree
+    /// Check when `<host-root>/proc` is a real procfs (a live host); never for a host tree
     /// copied on disk (fixtures, the bundled example), whose processes do not exist here.
     Auto,
     On,
     Off,
 }
 
-/// Options for the live probes.
+/// Options for the live checks.
 #[derive(Debug, Clone)]
 pub struct LiveOptions {
     pub mode: LiveMode,
     pub timeouts: Timeouts,
-    /// Probe this address instead of the one derived from the listeners.
+    /// Check this address instead of the one derived from the listeners.
     pub kubelet_address: Option<IpAddr>,
-    /// Upper bound on all probes of one target together.
+    /// Upper bound on all checks of one target together.
     pub target_budget: Duration,
 }
 
@@ -67,7 +68,7 @@ pub const RESCAN_TLS_EVERY: Duration = Duration::from_secs(600);
 type Scan = Vec<(String, bool)>;
 
 /// A version remembered for one kubelet process: `((pid, start time), version, source)`.
-pub type CachedVersion = ((i32, Option<u64>), String, &'static str);
+pub type CachedVersion = ((i32, Option<u64>), String, VersionSource);
 
 /// Scan results kept between evaluations.
 #[derive(Debug, Default, Clone)]
@@ -107,7 +108,7 @@ pub fn is_live_proc(root: &Path) -> bool {
     rc == 0 && magic == PROC_SUPER_MAGIC
 }
 
-/// Whether live probes run for this host.
+/// Whether live checks run for this host.
 pub fn enabled(host: &HostRoot, opts: &LiveOptions) -> bool {
     match opts.mode {
         LiveMode::On => true,
@@ -182,18 +183,18 @@ fn loopback_for(a: &IpAddr) -> IpAddr {
     }
 }
 
-fn skipped(why: &str) -> ProbeError {
-    ProbeError::new(ProbeErrorKind::Skipped, why)
+fn skipped(why: &str) -> LiveError {
+    LiveError::new(LiveErrorKind::Skipped, why)
 }
 
-/// A target stops being probed after a timeout or refusal: the rest are skipped.
-fn stops_target(e: &ProbeError) -> bool {
-    matches!(e.kind, ProbeErrorKind::Timeout | ProbeErrorKind::Refused)
+/// A target stops being checked after a timeout or refusal: the rest are skipped.
+fn stops_target(e: &LiveError) -> bool {
+    matches!(e.kind, LiveErrorKind::Timeout | LiveErrorKind::Refused)
 }
 
-/// Run the live probes against the kubelet of `snapshot` (which must have one) and record
+/// Run the live checks against the kubelet of `snapshot` (which must have one) and record
 /// each step in `records`.
-pub async fn probe(
+pub async fn check(
     snapshot: &Snapshot,
     host: &HostRoot,
     opts: &LiveOptions,
@@ -208,7 +209,7 @@ pub async fn probe(
         .and_then(|p| u16::try_from(p).ok())
         .unwrap_or(10250);
     let ro_cfg = int_setting(snapshot, "readOnlyPort").and_then(|p| u16::try_from(p).ok());
-    // The read-only port is probed even when the config says 0: a lie on disk is caught.
+    // The read-only port is checked even when the config says 0: a lie on disk is caught.
     let ro_port = ro_cfg.filter(|p| *p > 0).unwrap_or(10255);
     let healthz = int_setting(snapshot, "healthzPort")
         .and_then(|p| u16::try_from(p).ok())
@@ -237,13 +238,13 @@ pub async fn probe(
     let budget = opts.target_budget;
     let key = (kubelet.pid, kubelet.start_time_ticks, serving);
     let cached = cache.fresh(&key);
-    let serving_fut = tokio::time::timeout(budget, probe_serving(serving, t, cached));
-    let ro_fut = tokio::time::timeout(budget, probe_read_only(read_only, t));
+    let serving_fut = tokio::time::timeout(budget, check_serving(serving, t, cached));
+    let ro_fut = tokio::time::timeout(budget, check_read_only(read_only, t));
     let (serving_res, ro_res) = tokio::join!(serving_fut, ro_fut);
 
     let over = |what: &str| {
-        ProbeError::new(
-            ProbeErrorKind::Timeout,
+        LiveError::new(
+            LiveErrorKind::Timeout,
             format!("{what}: probes exceeded the {budget:?} budget"),
         )
     };
@@ -288,13 +289,13 @@ pub async fn probe(
 }
 
 struct Serving {
-    tls: ProbeResult<crate::model::snapshot::TlsHandshake>,
-    versions: ProbeResult<Vec<(String, bool)>>,
-    suites: ProbeResult<Vec<(String, bool)>>,
-    anonymous: ProbeResult<u16>,
+    tls: LiveResult<crate::model::snapshot::TlsHandshake>,
+    versions: LiveResult<Vec<(String, bool)>>,
+    suites: LiveResult<Vec<(String, bool)>>,
+    anonymous: LiveResult<u16>,
 }
 
-fn record<T>(name: &'static str, start: Instant, r: &ProbeResult<T>) -> ProbeRecord {
+fn record<T>(name: &'static str, start: Instant, r: &LiveResult<T>) -> ProbeRecord {
     ProbeRecord {
         name,
         success: r.is_ok(),
@@ -303,7 +304,7 @@ fn record<T>(name: &'static str, start: Instant, r: &ProbeResult<T>) -> ProbeRec
     }
 }
 
-async fn probe_serving(
+async fn check_serving(
     addr: SocketAddr,
     t: Timeouts,
     cached: Option<(Scan, Scan)>,
@@ -314,7 +315,7 @@ async fn probe_serving(
         .await
         .map(|(h, _stream)| h);
     recs.push(record("tls_handshake", start, &tls));
-    let mut stop: Option<ProbeError> = tls.as_ref().err().filter(|e| stops_target(e)).cloned();
+    let mut stop: Option<LiveError> = tls.as_ref().err().filter(|e| stops_target(e)).cloned();
 
     let (cached_versions, cached_suites) = match cached {
         Some((v, s)) => (Some(v), Some(s)),
@@ -380,19 +381,19 @@ async fn probe_serving(
     )
 }
 
-async fn probe_read_only(
+async fn check_read_only(
     addr: SocketAddr,
     t: Timeouts,
-) -> (ProbeResult<ReadOnlyAnswer>, ProbeRecord) {
+) -> (LiveResult<ReadOnlyAnswer>, ProbeRecord) {
     let start = Instant::now();
     let healthz = http::http_get_status(addr, "/healthz", &t).await;
     let result = match healthz {
         // Nothing listens: the port is closed. That is an answer, not an error.
-        Err(e) if e.kind == ProbeErrorKind::Refused => Ok(ReadOnlyAnswer {
+        Err(e) if e.kind == LiveErrorKind::Refused => Ok(ReadOnlyAnswer {
             healthz: None,
             pods: None,
         }),
-        Err(e) if e.kind == ProbeErrorKind::Protocol => {
+        Err(e) if e.kind == LiveErrorKind::Protocol => {
             // Something answered, but not HTTP: still an answer on that port.
             let pods = http::http_get_status(addr, "/pods", &t).await.ok();
             Ok(ReadOnlyAnswer {

@@ -1,7 +1,7 @@
-//! Bounded sockets for the live probes. Every network operation is bounded twice: the
+//! Bounded sockets for the live checks. Every network operation is bounded twice: the
 //! TCP connect by [`Timeouts::connect`], the whole operation (connect included) by
 //! [`Timeouts::overall`]. A peer that accepts and then says nothing ends in
-//! [`ProbeErrorKind::Timeout`], never in a hang.
+//! [`LiveErrorKind::Timeout`], never in a hang.
 
 use std::future::Future;
 use std::net::SocketAddr;
@@ -10,7 +10,7 @@ use std::time::Duration;
 use tokio::net::TcpStream;
 use tokio::time::Instant;
 
-use crate::model::snapshot::{ProbeError, ProbeErrorKind, ProbeResult};
+use crate::model::snapshot::{LiveError, LiveErrorKind, LiveResult};
 
 /// Bounds of one network operation.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -30,25 +30,25 @@ impl Default for Timeouts {
     }
 }
 
-/// Classify an I/O error of a probe: refused connections are evidence that nothing
+/// Classify an I/O error of a live check: refused connections are evidence that nothing
 /// listens, time-outs are "no answer", malformed data (rustls reports TLS failures and
 /// alerts as `InvalidData`) and a peer that hangs up mid-exchange are protocol failures.
-pub fn classify_io_error(e: &std::io::Error, context: &str) -> ProbeError {
+pub fn classify_io_error(e: &std::io::Error, context: &str) -> LiveError {
     use std::io::ErrorKind as K;
     let kind = match e.kind() {
-        K::ConnectionRefused => ProbeErrorKind::Refused,
-        K::TimedOut => ProbeErrorKind::Timeout,
-        K::InvalidData | K::UnexpectedEof => ProbeErrorKind::Protocol,
-        _ => ProbeErrorKind::Io,
+        K::ConnectionRefused => LiveErrorKind::Refused,
+        K::TimedOut => LiveErrorKind::Timeout,
+        K::InvalidData | K::UnexpectedEof => LiveErrorKind::Protocol,
+        _ => LiveErrorKind::Io,
     };
-    ProbeError::new(kind, format!("{context}: {e}"))
+    LiveError::new(kind, format!("{context}: {e}"))
 }
 
 /// Connect to `addr` within `timeouts.connect`.
-pub(crate) async fn connect(addr: SocketAddr, timeouts: Timeouts) -> ProbeResult<TcpStream> {
+pub(crate) async fn connect(addr: SocketAddr, timeouts: Timeouts) -> LiveResult<TcpStream> {
     match tokio::time::timeout(timeouts.connect, TcpStream::connect(addr)).await {
-        Err(_) => Err(ProbeError::new(
-            ProbeErrorKind::Timeout,
+        Err(_) => Err(LiveError::new(
+            LiveErrorKind::Timeout,
             format!(
                 "connect to {addr}: no answer within {}",
                 fmt_duration(timeouts.connect)
@@ -67,8 +67,8 @@ pub(crate) async fn connect(addr: SocketAddr, timeouts: Timeouts) -> ProbeResult
 pub(crate) async fn within<T>(
     timeouts: Timeouts,
     what: &str,
-    fut: impl Future<Output = ProbeResult<T>>,
-) -> ProbeResult<T> {
+    fut: impl Future<Output = LiveResult<T>>,
+) -> LiveResult<T> {
     let deadline = Instant::now() + timeouts.overall;
     until(deadline, timeouts, what, fut).await
 }
@@ -78,12 +78,12 @@ pub(crate) async fn until<T>(
     deadline: Instant,
     timeouts: Timeouts,
     what: &str,
-    fut: impl Future<Output = ProbeResult<T>>,
-) -> ProbeResult<T> {
+    fut: impl Future<Output = LiveResult<T>>,
+) -> LiveResult<T> {
     match tokio::time::timeout_at(deadline, fut).await {
         Ok(r) => r,
-        Err(_) => Err(ProbeError::new(
-            ProbeErrorKind::Timeout,
+        Err(_) => Err(LiveError::new(
+            LiveErrorKind::Timeout,
             format!(
                 "{what}: no answer within {}",
                 fmt_duration(timeouts.overall)
@@ -102,7 +102,7 @@ fn fmt_duration(d: Duration) -> String {
 
 #[cfg(test)]
 pub(crate) mod testutil {
-    //! Local servers for the probe tests (127.0.0.1 only).
+    //! Local servers for the live-check tests (127.0.0.1 only).
 
     use std::net::SocketAddr;
     use std::sync::Arc;
@@ -236,11 +236,11 @@ mod tests {
     fn io_errors_are_classified() {
         use std::io::{Error, ErrorKind};
         let k = |kind| classify_io_error(&Error::from(kind), "x").kind;
-        assert_eq!(k(ErrorKind::ConnectionRefused), ProbeErrorKind::Refused);
-        assert_eq!(k(ErrorKind::TimedOut), ProbeErrorKind::Timeout);
-        assert_eq!(k(ErrorKind::InvalidData), ProbeErrorKind::Protocol);
-        assert_eq!(k(ErrorKind::UnexpectedEof), ProbeErrorKind::Protocol);
-        assert_eq!(k(ErrorKind::ConnectionReset), ProbeErrorKind::Io);
+        assert_eq!(k(ErrorKind::ConnectionRefused), LiveErrorKind::Refused);
+        assert_eq!(k(ErrorKind::TimedOut), LiveErrorKind::Timeout);
+        assert_eq!(k(ErrorKind::InvalidData), LiveErrorKind::Protocol);
+        assert_eq!(k(ErrorKind::UnexpectedEof), LiveErrorKind::Protocol);
+        assert_eq!(k(ErrorKind::ConnectionReset), LiveErrorKind::Io);
         assert_eq!(
             Timeouts::default(),
             Timeouts {
@@ -258,12 +258,12 @@ mod tests {
         };
         let closed = testutil::closed_port().await;
         let e = connect(closed, t).await.unwrap_err();
-        assert_eq!(e.kind, ProbeErrorKind::Refused, "{e}");
+        assert_eq!(e.kind, LiveErrorKind::Refused, "{e}");
         let start = std::time::Instant::now();
-        let e = within(t, "wait", std::future::pending::<ProbeResult<()>>())
+        let e = within(t, "wait", std::future::pending::<LiveResult<()>>())
             .await
             .unwrap_err();
-        assert_eq!(e.kind, ProbeErrorKind::Timeout);
+        assert_eq!(e.kind, LiveErrorKind::Timeout);
         assert!(e.message.contains("300ms"), "{e}");
         assert!(start.elapsed() < Duration::from_secs(2));
     }

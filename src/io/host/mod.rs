@@ -6,16 +6,19 @@
 //! the root's descriptor: an absolute target is re-rooted, `..` never climbs above the root.
 //! Nothing outside the root is ever opened, and every read is capped.
 
+mod walk;
+
 use std::ffi::{CStr, CString};
 use std::fs::File;
 use std::io::Read;
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
 use std::os::unix::fs::{MetadataExt, OpenOptionsExt};
-use std::path::{Component, Path, PathBuf};
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use rustix::fs::{Mode, OFlags, ResolveFlags};
 
+use self::walk::join_steps;
 use crate::model::file::{FileKind, FileMeta, Fingerprint, HostError, Stamp};
 
 /// Cap on each PEM file the operator gives (certificates, keys, CA bundles).
@@ -26,9 +29,6 @@ pub const DEFAULT_MAX_READ: u64 = 1024 * 1024;
 
 /// Initial buffer for files whose size is unknown (procfs reports 0).
 const PSEUDO_READ_HINT: usize = 4096;
-
-/// Linux's own limit on symlinks followed during one resolution (`MAXSYMLINKS`).
-const MAX_SYMLINKS: usize = 40;
 
 /// A host path prepared once for repeated checks ([`HostRoot::stamp`],
 /// [`HostRoot::read_into`]): the path relative to the root as a C string, made once.
@@ -101,12 +101,6 @@ pub struct HostRoot {
     root_fd: Arc<OwnedFd>,
     /// The kernel resolves in-root paths for us (`openat2` works here).
     kernel: bool,
-}
-
-/// One component reached by the fallback walk: its `O_PATH` descriptor and its name.
-struct Step {
-    fd: OwnedFd,
-    name: String,
 }
 
 impl HostRoot {
@@ -198,111 +192,6 @@ impl HostRoot {
     pub fn resolve(&self, host_path: &str, follow_last: bool) -> Result<String, HostError> {
         let steps = self.walk(host_path, follow_last)?;
         Ok(join_steps(&steps))
-    }
-
-    /// The descriptor walk (see the type's docs): the `O_PATH` descriptors of the
-    /// directories leading to what `host_path` names, and of that object last (empty: the
-    /// root itself).
-    fn walk(&self, host_path: &str, follow_last: bool) -> Result<Vec<Step>, HostError> {
-        // Components still to walk, in order (a stack, last element = next to walk).
-        let mut pending: Vec<String> = Vec::new();
-        push_components(&mut pending, host_path);
-        let mut steps: Vec<Step> = Vec::new();
-        let mut links = 0usize;
-        while let Some(comp) = pending.pop() {
-            match comp.as_str() {
-                "." | "" => continue,
-                ".." => {
-                    // Never above the root: `/..` is `/` on the host too. The parent is the
-                    // descriptor already held, never a lookup of `..`.
-                    steps.pop();
-                    continue;
-                }
-                _ => {}
-            }
-            let is_last = pending.is_empty();
-            let dir = steps.last().map_or(self.root_fd.as_fd(), |s| s.fd.as_fd());
-            let shown = || format!("{}/{comp}", join_steps(&steps).trim_end_matches('/'));
-            let fd = rustix::fs::openat(
-                dir,
-                comp.as_str(),
-                OFlags::PATH | OFlags::NOFOLLOW | OFlags::CLOEXEC,
-                Mode::empty(),
-            )
-            .map_err(|e| HostError::from_io(&shown(), &e.into()))?;
-            let st = rustix::fs::fstat(&fd).map_err(|e| HostError::from_io(&shown(), &e.into()))?;
-            let kind = rustix::fs::FileType::from_raw_mode(st.st_mode);
-            if kind == rustix::fs::FileType::Symlink && (follow_last || !is_last) {
-                links += 1;
-                if links > MAX_SYMLINKS {
-                    return Err(HostError::SymlinkLoop {
-                        path: host_path.to_string(),
-                    });
-                }
-                // The link's own descriptor: the target read is the one just examined.
-                let target = rustix::fs::readlinkat(&fd, c"", Vec::new())
-                    .map_err(|e| HostError::from_io(&shown(), &e.into()))?;
-                let target = String::from_utf8_lossy(target.as_bytes()).into_owned();
-                if target.starts_with('/') {
-                    // An absolute target is re-rooted at the host root.
-                    steps.clear();
-                }
-                push_components(&mut pending, &target);
-                continue;
-            }
-            if !is_last && kind != rustix::fs::FileType::Directory {
-                return Err(HostError::NotADirectory { path: shown() });
-            }
-            steps.push(Step { fd, name: comp });
-        }
-        Ok(steps)
-    }
-
-    /// Open what the walk reached for real access (`flags`): by its name in the directory
-    /// descriptor before it, never following a symlink, and only when it is still the
-    /// object the walk examined (same device and inode) — else it changed meanwhile and
-    /// is refused. `regular_only` refuses anything but a regular file before opening it
-    /// (a FIFO or device is never opened).
-    fn reopen(
-        &self,
-        host_path: &str,
-        steps: &[Step],
-        flags: OFlags,
-        regular_only: bool,
-    ) -> Result<File, HostError> {
-        let err = |e: rustix::io::Errno| HostError::from_io(host_path, &e.into());
-        let (dir, name, walked) = match steps.split_last() {
-            Some((last, rest)) => (
-                rest.last().map_or(self.root_fd.as_fd(), |s| s.fd.as_fd()),
-                last.name.as_str(),
-                last.fd.as_fd(),
-            ),
-            None => (self.root_fd.as_fd(), ".", self.root_fd.as_fd()),
-        };
-        let want = rustix::fs::fstat(walked).map_err(err)?;
-        if regular_only
-            && rustix::fs::FileType::from_raw_mode(want.st_mode)
-                != rustix::fs::FileType::RegularFile
-        {
-            return Err(HostError::NotAFile {
-                path: host_path.to_string(),
-            });
-        }
-        let fd = rustix::fs::openat(
-            dir,
-            name,
-            flags | OFlags::NOFOLLOW | OFlags::CLOEXEC | OFlags::NOCTTY,
-            Mode::empty(),
-        )
-        .map_err(err)?;
-        let got = rustix::fs::fstat(&fd).map_err(err)?;
-        if (got.st_dev, got.st_ino) != (want.st_dev, want.st_ino) {
-            return Err(HostError::Io {
-                path: host_path.to_string(),
-                message: "replaced while being opened".to_string(),
-            });
-        }
-        Ok(File::from(fd))
     }
 
     /// Open a host file for reading (non-blocking: a FIFO never blocks the open).
@@ -649,34 +538,6 @@ fn reopen_regular(fd: OwnedFd) -> Result<File, Reopen> {
     Ok(file)
 }
 
-/// Push the components of `path` onto the stack so that the first component is popped first.
-fn push_components(stack: &mut Vec<String>, path: &str) {
-    let comps: Vec<String> = Path::new(path)
-        .components()
-        .filter_map(|c| match c {
-            Component::Normal(s) => Some(s.to_string_lossy().into_owned()),
-            Component::ParentDir => Some("..".to_string()),
-            Component::CurDir | Component::RootDir | Component::Prefix(_) => None,
-        })
-        .collect();
-    for c in comps.into_iter().rev() {
-        stack.push(c);
-    }
-}
-
-/// The host path the walk reached (`/` for the root itself).
-fn join_steps(steps: &[Step]) -> String {
-    if steps.is_empty() {
-        return "/".to_string();
-    }
-    let mut s = String::new();
-    for step in steps {
-        s.push('/');
-        s.push_str(&step.name);
-    }
-    s
-}
-
 /// Join a possibly relative host path onto a base directory (host paths, no I/O).
 pub fn host_join(base_dir: &str, path: &str) -> String {
     if path.starts_with('/') {
@@ -698,180 +559,4 @@ pub fn host_dirname(path: &str) -> String {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-    use std::os::unix::ffi::OsStrExt;
-    use std::os::unix::fs::symlink;
-
-    fn tree() -> (tempfile::TempDir, HostRoot) {
-        let dir = tempfile::tempdir().unwrap();
-        let r = dir.path();
-        std::fs::create_dir_all(r.join("etc/kubernetes")).unwrap();
-        std::fs::create_dir_all(r.join("var/lib/kubelet")).unwrap();
-        std::fs::write(r.join("var/lib/kubelet/config.yaml"), "inside").unwrap();
-        let host = HostRoot::new(r).unwrap();
-        (dir, host)
-    }
-
-    /// Both resolvers: the kernel's (openat2) and the userspace fallback.
-    fn both(host: &HostRoot) -> [HostRoot; 2] {
-        [host.clone(), host.clone().without_kernel_resolution()]
-    }
-
-    #[test]
-    fn kernel_resolution_is_available_here() {
-        let (_dir, host) = tree();
-        assert!(
-            host.kernel_resolution(),
-            "openat2 should work on this kernel"
-        );
-    }
-
-    #[test]
-    fn absolute_symlink_is_rerooted() {
-        let (dir, host) = tree();
-        symlink(
-            "/var/lib/kubelet/config.yaml",
-            dir.path().join("etc/kubernetes/cfg"),
-        )
-        .unwrap();
-        assert_eq!(
-            host.resolve("/etc/kubernetes/cfg", true).unwrap(),
-            "/var/lib/kubelet/config.yaml"
-        );
-        for h in both(&host) {
-            assert_eq!(h.read("/etc/kubernetes/cfg").unwrap(), b"inside");
-            let m = h.metadata("/etc/kubernetes/cfg").unwrap();
-            assert_eq!(m.resolved, "/var/lib/kubelet/config.yaml");
-            assert_eq!(m.kind, FileKind::File);
-            let l = h.symlink_metadata("/etc/kubernetes/cfg").unwrap();
-            assert_eq!(l.kind, FileKind::Symlink);
-            assert_eq!(
-                h.read_link("/etc/kubernetes/cfg").unwrap(),
-                "/var/lib/kubelet/config.yaml"
-            );
-        }
-    }
-
-    #[test]
-    fn dotdot_never_climbs_above_root() {
-        let (dir, host) = tree();
-        symlink(
-            "../../../../../../var/lib/kubelet/config.yaml",
-            dir.path().join("etc/kubernetes/up"),
-        )
-        .unwrap();
-        assert_eq!(
-            host.resolve("/etc/kubernetes/up", true).unwrap(),
-            "/var/lib/kubelet/config.yaml"
-        );
-        assert_eq!(
-            host.resolve("/../../var/lib/kubelet/config.yaml", true)
-                .unwrap(),
-            "/var/lib/kubelet/config.yaml"
-        );
-        // A file outside the root with the same path must never be read.
-        for h in both(&host) {
-            assert_eq!(h.read("/etc/kubernetes/up").unwrap(), b"inside");
-            assert_eq!(
-                h.metadata("/etc/kubernetes/up").unwrap().resolved,
-                "/var/lib/kubelet/config.yaml"
-            );
-        }
-    }
-
-    #[test]
-    fn loop_is_reported() {
-        let (dir, host) = tree();
-        symlink("/etc/b", dir.path().join("etc/a")).unwrap();
-        symlink("/etc/a", dir.path().join("etc/b")).unwrap();
-        for h in both(&host) {
-            assert!(matches!(
-                h.read("/etc/a"),
-                Err(HostError::SymlinkLoop { .. })
-            ));
-            assert!(matches!(
-                h.metadata("/etc/a"),
-                Err(HostError::SymlinkLoop { .. })
-            ));
-        }
-    }
-
-    #[test]
-    fn cap_is_enforced() {
-        let (dir, host) = tree();
-        std::fs::write(dir.path().join("etc/big"), vec![b'a'; 2048]).unwrap();
-        for h in both(&host.with_max_read(1024)) {
-            assert!(matches!(
-                h.read("/etc/big"),
-                Err(HostError::TooLarge { limit: 1024, .. })
-            ));
-        }
-    }
-
-    #[test]
-    fn missing_and_not_utf8() {
-        let (dir, host) = tree();
-        std::fs::write(dir.path().join("etc/bin"), [0xff, 0xfe, 0x00]).unwrap();
-        for h in both(&host) {
-            assert!(matches!(h.read("/nope"), Err(HostError::NotFound { .. })));
-            assert!(matches!(
-                h.metadata("/nope/x"),
-                Err(HostError::NotFound { .. })
-            ));
-            assert!(matches!(
-                h.read_to_string("/etc/bin"),
-                Err(HostError::NotUtf8 { .. })
-            ));
-            assert!(matches!(h.read("/etc"), Err(HostError::NotAFile { .. })));
-        }
-    }
-
-    #[test]
-    fn operator_files_are_regular_capped_and_never_block() {
-        let dir = tempfile::tempdir().unwrap();
-        let file = dir.path().join("feed.json");
-        std::fs::write(&file, b"{}").unwrap();
-        assert_eq!(read_operator_file(&file, 2).unwrap(), b"{}");
-        // One byte over the cap, by its size or while reading.
-        assert!(matches!(
-            read_operator_file(&file, 1),
-            Err(HostError::TooLarge { limit: 1, .. })
-        ));
-        // A symlink to it is followed (a ConfigMap mount is one).
-        let link = dir.path().join("link.json");
-        symlink(&file, &link).unwrap();
-        assert_eq!(read_operator_file(&link, 10).unwrap(), b"{}");
-        // A directory and a FIFO (no writer: a blocking open would hang) are refused.
-        assert!(matches!(
-            read_operator_file(dir.path(), 10),
-            Err(HostError::NotAFile { .. })
-        ));
-        let fifo = dir.path().join("fifo");
-        let c = CString::new(fifo.as_os_str().as_bytes()).unwrap();
-        // SAFETY: NUL-terminated path.
-        assert_eq!(unsafe { libc::mkfifo(c.as_ptr(), 0o600) }, 0);
-        assert!(matches!(
-            read_operator_file(&fifo, 10),
-            Err(HostError::NotAFile { .. })
-        ));
-        assert!(matches!(
-            read_operator_file(&dir.path().join("missing"), 10),
-            Err(HostError::NotFound { .. })
-        ));
-    }
-
-    #[test]
-    fn host_join_and_dirname() {
-        assert_eq!(
-            host_join("/etc/kubernetes", "pki/ca.crt"),
-            "/etc/kubernetes/pki/ca.crt"
-        );
-        assert_eq!(host_join("/etc", "/abs"), "/abs");
-        assert_eq!(
-            host_dirname("/etc/kubernetes/kubelet.conf"),
-            "/etc/kubernetes"
-        );
-        assert_eq!(host_dirname("/kubelet.conf"), "/");
-    }
-}
+mod tests;
