@@ -5,7 +5,7 @@ use std::process::ExitCode;
 use clap::Parser;
 
 fn main() -> ExitCode {
-    let cli = kubelet_sentinel::cli::Cli::parse();
+    let cli = kubelet_sentinel::cli::args::Cli::parse();
     match kubelet_sentinel::cli::run(cli).map_err(anyhow::Error::from) {
         Ok(code) => ExitCode::from(u8::try_from(code).unwrap_or(2)),
         Err(e) => {
