@@ -655,7 +655,7 @@ pub async fn run_serve(cfg: AgentConfig) -> Result<(), AgentError> {
             let src = source.clone();
             let resolver = tokio::task::spawn_blocking(move || ReloadingResolver::new(&src))
                 .await
-                .map_err(|e| TlsError::Config(e.to_string()))??;
+                .map_err(TlsError::Task)??;
             Some(crate::publish::tls::server_config(Arc::new(resolver))?)
         }
         None => None,

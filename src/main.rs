@@ -11,8 +11,28 @@ fn main() -> ExitCode {
         Err(e) => {
             // Not `eprintln!`: it panics when stderr is broken.
             use std::io::Write;
-            let _ = writeln!(std::io::stderr(), "kubelet-sentinel: error: {e:#}");
+            let _ = writeln!(
+                std::io::stderr(),
+                "kubelet-sentinel: error: {}",
+                message(&e)
+            );
             ExitCode::from(2)
         }
     }
+}
+
+/// The error and its causes. The crate's messages are whole (each includes its cause's, so
+/// that a log line says everything): a cause is added only when the message so far does not
+/// already say it, never twice (`{e:#}` would print `--host-root: /x: not found: /x: not
+/// found`).
+fn message(e: &anyhow::Error) -> String {
+    let mut msg = e.to_string();
+    for cause in e.chain().skip(1) {
+        let cause = cause.to_string();
+        if !msg.contains(&cause) {
+            msg.push_str(": ");
+            msg.push_str(&cause);
+        }
+    }
+    msg
 }

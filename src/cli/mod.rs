@@ -8,11 +8,17 @@ pub mod args;
 pub mod logging;
 pub mod run;
 
+use std::path::PathBuf;
+
 use crate::agent::AgentError;
 use crate::evaluate::policy::PolicyError;
 use crate::model::file::HostError;
+use crate::publish::drift::store::StoreError;
+use crate::publish::drift::AcceptError;
 
-/// Errors at the command-line boundary; every one means "could not run" (exit 2).
+/// Errors at the command-line boundary; every one means "could not run" (exit 2). Each
+/// message is whole (it includes its cause's), and the cause stays reachable as its
+/// `source()`.
 #[derive(Debug, thiserror::Error)]
 pub enum CliError {
     #[error("--host-root: {0}")]
@@ -22,11 +28,17 @@ pub enum CliError {
     #[error(transparent)]
     Agent(#[from] AgentError),
     #[error("cannot start the async runtime: {0}")]
-    Runtime(std::io::Error),
+    Runtime(#[source] std::io::Error),
     #[error("cannot write the report: {0}")]
-    Output(std::io::Error),
+    Output(#[source] std::io::Error),
+    /// `baseline show`: the stored baseline exists but cannot be used (`why`: the store's
+    /// reason, such as a parse error or "a FIFO: refused, not read").
+    #[error("baseline: {}: cannot be used: {why}", path.display())]
+    BaselineCorrupt { path: PathBuf, why: String },
     #[error("baseline: {0}")]
-    Baseline(String),
+    BaselineRead(#[source] StoreError),
+    #[error("baseline: {0}")]
+    BaselineAccept(#[from] AcceptError),
     #[error("Kubernetes API: {0}")]
     Cluster(#[from] crate::observe::cluster::ClientError),
 }

@@ -183,11 +183,8 @@ pub(super) fn baseline(
                     );
                     Ok(1)
                 }
-                Loaded::Corrupt(why) => Err(CliError::Baseline(format!(
-                    "{}: cannot be used: {why}",
-                    path.display()
-                ))),
-                Loaded::Unreadable(e) => Err(CliError::Baseline(e.to_string())),
+                Loaded::Corrupt(why) => Err(CliError::BaselineCorrupt { path, why }),
+                Loaded::Unreadable(e) => Err(CliError::BaselineRead(e)),
             }
         }
         BaselineCommand::Accept => {
@@ -210,8 +207,7 @@ pub(super) fn baseline(
                 snapshot.taken_at,
                 global.baseline_from_policy,
                 agent::BUILD_VERSION,
-            )
-            .map_err(|e| CliError::Baseline(e.to_string()))?;
+            )?;
             write_stdout(&format!(
                 "baseline accepted for node {}: {} controls ({}), written to {}",
                 b.node,
