@@ -246,9 +246,9 @@ pub(super) fn check(
         }
     };
     let out = match args.format {
-        Format::Table => report::render_table(&report, colour),
-        Format::Json => report::render_json(&report),
-        Format::Junit => report::render_junit(&report),
+        Format::Table => report::table::render(&report, colour),
+        Format::Json => report::json::render(&report),
+        Format::Junit => report::junit::render(&report),
     };
     match write_stdout(&out) {
         // The reader went away (`check | head`): what it did not read is not an
