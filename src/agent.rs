@@ -23,7 +23,7 @@ use crate::observe::running_config::{self, ConfigzCache, RunningConfigOptions};
 use crate::observe::watch::{OwnFile, Trigger, Watch};
 use crate::observe::{self, version, ObserveOptions, Observer};
 use crate::publish::auth::Authenticator;
-use crate::publish::drift::{DriftOptions, Tracker};
+use crate::publish::drift::tracker::{DriftOptions, Tracker};
 use crate::publish::listener::Limits;
 use crate::publish::metrics::{self, Exposition, MetricsInput};
 use crate::publish::report::discovery_state;
