@@ -1,7 +1,7 @@
 //! Command line: `serve` (the DaemonSet agent), `check` (one-shot report) and `baseline`.
 //!
 //! - [`args`]: the flags (clap), each with its environment twin,
-//! - [`run`]: the runners that turn them into the options of observe, evaluate and publish,
+//! - [`run`](mod@run): the runners that turn them into the options of observe, evaluate and publish,
 //! - [`logging`]: logs to stderr that never stop the agent.
 
 pub mod args;

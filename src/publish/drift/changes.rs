@@ -72,7 +72,7 @@ impl Changes {
     }
 }
 
-/// Start-read files modified after the kubelet started (see [`START_READ`]); `None` when
+/// Start-read files modified after the kubelet started (see `START_READ`); `None` when
 /// the start time is unknown.
 pub fn modified_since_start(k: &Kubelet) -> Option<Vec<String>> {
     let started = k.started_at?;

@@ -14,9 +14,10 @@
 //!
 //! Determinism: prometheus-client's `Family` keeps its series in a `HashMap`, whose
 //! iteration order changes from process to process. A golden file must be able to diff
-//! the output, so series are kept in [`Ordered`], a `Vec`-backed family that encodes in
-//! insertion order: controls in catalogue order, statuses in [`Status::ALL`] order, probes
-//! in observation order. Families are encoded in registration order.
+//! the output, so series are kept in [`ordered::Ordered`], a `Vec`-backed family that
+//! encodes in insertion order: controls in catalogue order, statuses in
+//! [`Status::ALL`](crate::evaluate::Status::ALL) order, probes in observation order.
+//! Families are encoded in registration order.
 //!
 //! Cardinality: every label value is either a node-level constant (node, kubelet version,
 //! config paths, build info), a catalogue constant (control id, title, family, severity,
