@@ -94,7 +94,7 @@ fn allocations(f: impl FnOnce()) -> (u64, u64) {
     )
 }
 
-/// The drift watch's per-second check (`drift::watch::Watch::check`): on the fixture tree,
+/// The drift watch's per-second check (`observe::watch::Watch::check`): on the fixture tree,
 /// and on this machine's real procfs with this bench process standing in for the kubelet
 /// (the fixture's files, reached through `/`). Prints the allocations of 10,000 checks
 /// after the first (the target is none: no allocation growth).

@@ -1,11 +1,21 @@
 //! kubelet-sentinel: continuous, evidence-backed kubelet hardening checks.
 //!
-//! The pipeline is visible in the layout:
-//! - [`observe`]: host I/O and probes under `--host-root` ([`host::HostRoot`]),
-//! - [`snapshot`]: the plain data observed,
-//! - [`evaluate`]: pure functions, the control catalogue as a table,
-//! - [`publish`]: metrics exposition, the `check` report, the HTTP server,
-//! - [`drift`]: the baseline, the per-second change watch and drift signals.
+//! The layers, from the centre out (tests/layering.rs keeps the imports this way round):
+//! - [`model`]: the kubelet as plain data and pure rules (snapshot, kubelet configuration,
+//!   certificates, versions); no I/O, nothing crosses in.
+//! - [`io`]: bounded, timed I/O primitives (the host under `--host-root`, the operator's
+//!   files, the Kubernetes API client); paths and limits cross in, bytes and handles out.
+//! - [`observe`]: the only producer of a [`model::snapshot::Snapshot`]: the host, the
+//!   kubelet process, its files, live probes and the API, through [`io`].
+//! - [`evaluate`]: pure judgement: a `Snapshot` and a `Policy` cross in, a
+//!   `ControlResult` per control of the catalogue comes out.
+//! - [`publish`]: everything that leaves the process: results and snapshots cross in;
+//!   the metrics exposition, the `check` report, drift and its state dir, Events and the
+//!   HTTP server go out.
+//! - [`agent`]: the `serve` loop that wires observe → evaluate → publish on a timer and
+//!   on every detected change.
+//! - [`cli`]: the command line: flags cross in, the options of each layer and an exit
+//!   code come out.
 
 pub mod agent;
 pub mod cli;

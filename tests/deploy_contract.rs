@@ -15,7 +15,7 @@ use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 
 use clap::CommandFactory;
-use kubelet_sentinel::cli::{Cli, DEFAULT_HEALTH_PORT, DEFAULT_PORT};
+use kubelet_sentinel::cli::args::{Cli, DEFAULT_HEALTH_PORT, DEFAULT_PORT};
 use kubelet_sentinel::evaluate::policy::Policy;
 use serde_json::Value;
 

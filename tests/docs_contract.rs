@@ -5,7 +5,7 @@ mod common;
 
 use clap::CommandFactory;
 use common::metrics::exposition_families;
-use kubelet_sentinel::cli::Cli;
+use kubelet_sentinel::cli::args::Cli;
 use kubelet_sentinel::evaluate::catalogue;
 
 fn readme() -> String {

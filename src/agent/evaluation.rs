@@ -15,7 +15,7 @@ use crate::observe::cluster::Cluster;
 use crate::observe::enrich::EnrichOptions;
 use crate::observe::watch::{OwnFile, Trigger, Watch};
 use crate::observe::{ObserveOptions, Observer};
-use crate::publish::drift::{DriftOptions, Tracker};
+use crate::publish::drift::tracker::{DriftOptions, Tracker};
 use crate::publish::metrics::{self, Exposition, MetricsInput};
 use crate::publish::report::discovery_state;
 use crate::publish::server::AppState;

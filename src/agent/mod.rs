@@ -25,7 +25,7 @@ use crate::observe::cluster::{Cluster, ClusterOptions};
 use crate::observe::enrich::{self, EnrichOptions};
 use crate::observe::{self, ObserveOptions};
 use crate::publish::auth::Authenticator;
-use crate::publish::drift::DriftOptions;
+use crate::publish::drift::tracker::DriftOptions;
 use crate::publish::listener::Limits;
 use crate::publish::metrics::{self, Exposition};
 use crate::publish::server::{self, AppState};
@@ -172,7 +172,7 @@ pub async fn run_serve(cfg: AgentConfig) -> Result<(), AgentError> {
             let src = source.clone();
             let resolver = tokio::task::spawn_blocking(move || ReloadingResolver::new(&src))
                 .await
-                .map_err(|e| TlsError::Config(e.to_string()))??;
+                .map_err(TlsError::Task)??;
             Some(crate::publish::tls::server_config(Arc::new(resolver))?)
         }
         None => None,

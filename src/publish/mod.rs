@@ -1,7 +1,8 @@
 //! Publish: what leaves the process.
 //!
 //! - [`metrics`]: the Prometheus / OpenMetrics exposition, rendered once per evaluation,
-//! - [`report`]: the `check` command's report (JSON, JUnit XML, terminal table),
+//! - [`report`]: the `check` command's report, rendered by [`report::json`],
+//!   [`report::junit`] (JUnit XML) and [`report::table`] (the terminal),
 //! - [`server`]: the HTTP server that serves the latest exposition,
 //! - [`listener`]: its accept loop and the bounds on its clients (timeouts, caps),
 //! - [`tls`]: HTTPS for it, with certificates reloaded when their files change,

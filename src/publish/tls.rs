@@ -63,16 +63,23 @@ pub enum TlsError {
     Pem { path: PathBuf, why: String },
     #[error("{path}: no PEM private key in it ({why})")]
     NoKey { path: PathBuf, why: String },
-    #[error("the key {key} does not fit the certificate {cert}: {why}")]
+    #[error("the key {key} does not fit the certificate {cert}: {source}")]
     Mismatch {
         cert: PathBuf,
         key: PathBuf,
-        why: String,
+        #[source]
+        source: rustls::Error,
     },
     #[error("self-signed certificate: {0}")]
-    SelfSigned(String),
+    SelfSigned(#[source] rcgen::Error),
+    /// rustls-pki-types' `PrivateKeyDer::try_from` says why in a static string.
+    #[error("self-signed certificate: {0}")]
+    SelfSignedKey(&'static str),
     #[error("TLS configuration: {0}")]
-    Config(String),
+    Config(#[source] rustls::Error),
+    /// The blocking task that loads the pair did not finish (it panicked or was cancelled).
+    #[error("TLS configuration: {0}")]
+    Task(#[source] tokio::task::JoinError),
 }
 
 fn provider() -> Arc<CryptoProvider> {
@@ -130,24 +137,23 @@ fn certified(
     let ck = CertifiedKey::from_der(chain, key, &provider()).map_err(|e| TlsError::Mismatch {
         cert: cert_path.to_path_buf(),
         key: key_path.to_path_buf(),
-        why: e.to_string(),
+        source: e,
     })?;
     // `from_der` lets "cannot tell" pass; a serving pair must be known to match.
     ck.keys_match().map_err(|e| TlsError::Mismatch {
         cert: cert_path.to_path_buf(),
         key: key_path.to_path_buf(),
-        why: e.to_string(),
+        source: e,
     })?;
     Ok(ck)
 }
 
 /// A self-signed certificate for `names` (subject alternative names), made in memory.
 pub fn self_signed(names: &[String]) -> Result<CertifiedKey, TlsError> {
-    let made = rcgen::generate_simple_self_signed(names.to_vec())
-        .map_err(|e| TlsError::SelfSigned(e.to_string()))?;
+    let made = rcgen::generate_simple_self_signed(names.to_vec()).map_err(TlsError::SelfSigned)?;
     let chain = vec![made.cert.der().clone()];
     let key = PrivateKeyDer::try_from(made.signing_key.serialize_der())
-        .map_err(|e| TlsError::SelfSigned(e.to_string()))?;
+        .map_err(TlsError::SelfSignedKey)?;
     certified(
         chain,
         key,
@@ -302,7 +308,7 @@ pub fn server_config(
 ) -> Result<Arc<rustls::ServerConfig>, TlsError> {
     let mut config = rustls::ServerConfig::builder_with_provider(provider())
         .with_protocol_versions(&[&rustls::version::TLS13, &rustls::version::TLS12])
-        .map_err(|e| TlsError::Config(e.to_string()))?
+        .map_err(TlsError::Config)?
         .with_no_client_auth()
         .with_cert_resolver(resolver);
     config.alpn_protocols = vec![b"http/1.1".to_vec()];

@@ -1,10 +1,12 @@
 //! The tracker: baseline life cycle, change classification, pending restart, state dir
 //! failures. Snapshots are built in memory; the state dir is a temporary directory.
 
+use super::store::STATE_FILE;
+use super::tracker::{DriftOptions, Tracker};
 use super::*;
 use crate::evaluate::policy::Policy;
 use crate::evaluate::testing::{file, snapshot_with};
-use crate::model::snapshot::Snapshot;
+use crate::model::snapshot::{FileRole, Snapshot};
 
 fn opts(dir: &std::path::Path, from_policy: bool) -> DriftOptions {
     DriftOptions {

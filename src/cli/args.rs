@@ -1,0 +1,345 @@
+//! The command line's flags: `serve`, `check`, `baseline`, and the flags every command
+//! shares. Every flag has an environment twin (tests/docs_contract.rs and
+//! tests/deploy_contract.rs hold the README and the manifests to them).
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+
+use crate::evaluate::Severity;
+
+/// The default listen port (the Prometheus default-port-allocations range 9100–9999 is
+/// full; see README "Port").
+pub const DEFAULT_PORT: u16 = 10358;
+
+/// The default port of the health probes' own listener (`--health-listen-address`), on
+/// loopback: the next one after [`DEFAULT_PORT`].
+pub const DEFAULT_HEALTH_PORT: u16 = 10359;
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "kubelet-sentinel",
+    version,
+    about = "Continuous, evidence-backed kubelet hardening checks for Prometheus",
+    long_about = None
+)]
+pub struct Cli {
+    #[command(flatten)]
+    pub global: GlobalArgs,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// Flags shared by every command.
+#[derive(Debug, Clone, Args)]
+pub struct GlobalArgs {
+    /// Where the host's root filesystem is mounted (the DaemonSet uses /host).
+    #[arg(
+        long,
+        global = true,
+        env = "KUBELET_SENTINEL_HOST_ROOT",
+        default_value = "/"
+    )]
+    pub host_root: PathBuf,
+
+    /// Node name reported on every series (default: the host's hostname).
+    #[arg(long, global = true, env = "NODE_NAME")]
+    pub node_name: Option<String>,
+
+    /// Use this process as the kubelet instead of searching /proc.
+    #[arg(long, global = true, env = "KUBELET_SENTINEL_KUBELET_PID")]
+    pub kubelet_pid: Option<i32>,
+
+    /// Policy file (YAML) layered over the embedded defaults.
+    #[arg(long, global = true, env = "KUBELET_SENTINEL_POLICY")]
+    pub policy: Option<PathBuf>,
+
+    /// A copy of the official Kubernetes CVE feed (JSON Feed, as served at
+    /// kubernetes.io/docs/reference/issues-security/official-cve-feed/index.json), merged
+    /// with the embedded CVE table: kubelet CVEs announced after this build count too.
+    /// Capped at 8 MiB; an unusable file makes kubelet-version-no-known-cves unknown.
+    #[arg(
+        long,
+        global = true,
+        env = "KUBELET_SENTINEL_CVE_FEED",
+        value_name = "FILE"
+    )]
+    pub cve_feed: Option<PathBuf>,
+
+    /// Cap on any single host file read, in bytes.
+    #[arg(long, global = true, env = "KUBELET_SENTINEL_MAX_READ_BYTES", default_value_t = crate::io::host::DEFAULT_MAX_READ)]
+    pub max_read_bytes: u64,
+
+    /// Probe the kubelet's sockets (TLS, anonymous access, read-only port): auto = only
+    /// when <host-root>/proc is a live procfs, never for a host tree on disk.
+    #[arg(long, global = true, env = "KUBELET_SENTINEL_LIVE_PROBES", value_enum, default_value_t = LiveProbes::Auto)]
+    pub live_probes: LiveProbes,
+
+    /// Probe the kubelet at this IP instead of the address of its listeners.
+    #[arg(long, global = true, env = "KUBELET_SENTINEL_KUBELET_ADDRESS")]
+    pub kubelet_address: Option<std::net::IpAddr>,
+
+    /// Connect and overall timeout of each live probe.
+    #[arg(long, global = true, env = "KUBELET_SENTINEL_PROBE_TIMEOUT", default_value = "2s", value_parser = parse_duration)]
+    pub probe_timeout: Duration,
+
+    /// Opt-in: run the kubelet's own binary with `--version` (no shell, empty environment)
+    /// when its Go build information names no version; live hosts only, and only when the
+    /// process passed the identity checks (root-owned executable, host mount namespace).
+    #[arg(long, global = true, env = "KUBELET_SENTINEL_VERSION_EXEC", default_value_t = false, action = clap::ArgAction::Set)]
+    pub version_exec: bool,
+
+    /// The kubelet's version, overriding every other source (e.g. v1.31.4).
+    #[arg(long, global = true, env = "KUBELET_SENTINEL_KUBELET_VERSION")]
+    pub kubelet_version: Option<String>,
+
+    /// The agent's own state dir: the node's baseline and last-seen state (default:
+    /// $STATE_DIRECTORY, else $XDG_STATE_HOME/kubelet-sentinel, else
+    /// ~/.local/state/kubelet-sentinel, else ./state; the DaemonSet uses a hostPath such as
+    /// /var/lib/kubelet-sentinel).
+    #[arg(long, global = true, env = "KUBELET_SENTINEL_STATE_DIR")]
+    pub state_dir: Option<PathBuf>,
+
+    /// Make the policy's expectations the baseline (every control held to pass) instead of
+    /// the node's first observation (serve, baseline accept).
+    #[arg(long, global = true, env = "KUBELET_SENTINEL_BASELINE_FROM_POLICY", default_value_t = false, action = clap::ArgAction::Set, num_args = 0..=1, require_equals = true, default_missing_value = "true")]
+    pub baseline_from_policy: bool,
+
+    /// Use the Kubernetes API (pods on this node, namespaces) for the Pod Security
+    /// controls: auto = when in a cluster (KUBERNETES_SERVICE_HOST) or --kubeconfig is
+    /// given; on = required (start fails without it); off = never.
+    #[arg(long, global = true, env = "KUBELET_SENTINEL_API_ACCESS", value_enum, default_value_t = ApiAccess::Auto)]
+    pub api_access: ApiAccess,
+
+    /// Kubeconfig for the API outside a cluster (wins over the in-cluster service account).
+    #[arg(long, global = true, env = "KUBELET_SENTINEL_KUBECONFIG")]
+    pub kubeconfig: Option<PathBuf>,
+
+    /// Read the kubelet's running configuration from its /configz and compare it with its
+    /// files and flags (control running-config-matches-disk). Needs RBAC `get` on
+    /// `nodes/configz` (kubelets with KubeletFineGrainedAuthz) or `nodes/proxy`.
+    #[arg(long, global = true, env = "KUBELET_SENTINEL_READ_RUNNING_CONFIG", default_value_t = false, action = clap::ArgAction::Set, num_args = 0..=1, require_equals = true, default_missing_value = "true")]
+    pub read_running_config: bool,
+
+    /// Also read /configz through the API server's node proxy
+    /// (/api/v1/nodes/<node>/proxy/configz) when the kubelet's own port refuses or does
+    /// not answer. Needs `get` on `nodes/proxy`, which is effectively full control of every
+    /// kubelet: see the README before allowing it.
+    #[arg(long, global = true, env = "KUBELET_SENTINEL_RUNNING_CONFIG_VIA_PROXY", default_value_t = false, action = clap::ArgAction::Set, num_args = 0..=1, require_equals = true, default_missing_value = "true")]
+    pub running_config_via_proxy: bool,
+
+    /// Log format.
+    #[arg(long, global = true, env = "KUBELET_SENTINEL_LOG_FORMAT", value_enum, default_value_t = LogFormat::Text)]
+    pub log_format: LogFormat,
+
+    /// Log filter (tracing EnvFilter syntax, e.g. `info` or `kubelet_sentinel=debug`).
+    #[arg(
+        long,
+        global = true,
+        env = "KUBELET_SENTINEL_LOG_LEVEL",
+        default_value = "info"
+    )]
+    pub log_level: String,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum LiveProbes {
+    Auto,
+    On,
+    Off,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum ApiAccess {
+    Auto,
+    On,
+    Off,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum LogFormat {
+    Text,
+    Json,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run the agent: evaluate periodically and serve /metrics, /healthz, /readyz.
+    Serve(ServeArgs),
+    /// Evaluate once, print a report and exit 0 (pass), 1 (failures at or above
+    /// --fail-on) or 2 (could not run).
+    Check(CheckArgs),
+    /// Show or accept the node's drift baseline (in --state-dir).
+    #[command(subcommand)]
+    Baseline(BaselineCommand),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum BaselineCommand {
+    /// Print the stored baseline (JSON); exit 1 when there is none.
+    Show,
+    /// Evaluate now and make the result the node's baseline (with
+    /// --baseline-from-policy: the policy's expectations). A running agent reloads it.
+    Accept,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct ServeArgs {
+    /// Address to listen on.
+    #[arg(long, env = "KUBELET_SENTINEL_LISTEN_ADDRESS", default_value_t = SocketAddr::from(([0, 0, 0, 0], DEFAULT_PORT)))]
+    pub listen_address: SocketAddr,
+
+    /// Address of the health probes' own listener (/healthz, /readyz; plain HTTP), which
+    /// no metrics client can starve. Loopback by default: with hostNetwork the kubelet
+    /// probes it at host 127.0.0.1, and nothing off the node reaches it.
+    #[arg(long, env = "KUBELET_SENTINEL_HEALTH_LISTEN_ADDRESS", default_value_t = SocketAddr::from(([127, 0, 0, 1], DEFAULT_HEALTH_PORT)))]
+    pub health_listen_address: SocketAddr,
+
+    /// Time between full evaluations (Go-style duration: 30s, 1m, 1h30m).
+    #[arg(long, env = "KUBELET_SENTINEL_INTERVAL", default_value = "30s", value_parser = parse_duration)]
+    pub interval: Duration,
+
+    /// Time between change checks: fingerprints of every file the last evaluation read
+    /// and the kubelet's pid, start time and command line; a change re-evaluates at once.
+    #[arg(long, env = "KUBELET_SENTINEL_WATCH_INTERVAL", default_value = "1s", value_parser = parse_duration)]
+    pub watch_interval: Duration,
+
+    /// Post a Kubernetes Event (type Warning, reason ControlRegressed or ControlDrifted)
+    /// on this node's Node object when a control regresses or drifts from the baseline;
+    /// rate-limited. Needs API access and RBAC to create events.
+    #[arg(long, env = "KUBELET_SENTINEL_EVENTS", default_value_t = false, action = clap::ArgAction::Set, num_args = 0..=1, require_equals = true, default_missing_value = "true")]
+    pub events: bool,
+    /// Serve HTTPS only, with this PEM certificate chain (leaf first); needs
+    /// --metrics-tls-key. Both files are reloaded when they change.
+    #[arg(
+        long,
+        env = "KUBELET_SENTINEL_METRICS_TLS_CERT",
+        value_name = "FILE",
+        requires = "metrics_tls_key",
+        conflicts_with = "metrics_tls_self_signed"
+    )]
+    pub metrics_tls_cert: Option<PathBuf>,
+
+    /// The PEM private key of --metrics-tls-cert (PKCS#8, PKCS#1 or SEC1).
+    #[arg(
+        long,
+        env = "KUBELET_SENTINEL_METRICS_TLS_KEY",
+        value_name = "FILE",
+        requires = "metrics_tls_cert"
+    )]
+    pub metrics_tls_key: Option<PathBuf>,
+
+    /// Serve HTTPS only, with a self-signed certificate made in memory at start (new at
+    /// every start; clients skip verification: the bearer token protects the data).
+    #[arg(long, env = "KUBELET_SENTINEL_METRICS_TLS_SELF_SIGNED", default_value_t = false, action = clap::ArgAction::Set, num_args = 0..=1, require_equals = true, default_missing_value = "true")]
+    pub metrics_tls_self_signed: bool,
+
+    /// Who may read /metrics: none = anyone who reaches the port; kubernetes = a bearer
+    /// token that the Kubernetes API authenticates (TokenReview) and authorises for `get`
+    /// on the non-resource URL /metrics (SubjectAccessReview). Needs API access.
+    #[arg(long, env = "KUBELET_SENTINEL_METRICS_AUTH", value_enum, default_value_t = MetricsAuth::None)]
+    pub metrics_auth: MetricsAuth,
+
+    /// Bound on each TokenReview and SubjectAccessReview of --metrics-auth kubernetes.
+    #[arg(long, env = "KUBELET_SENTINEL_METRICS_AUTH_TIMEOUT", default_value = "5s", value_parser = parse_duration)]
+    pub metrics_auth_timeout: Duration,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum MetricsAuth {
+    None,
+    Kubernetes,
+}
+
+impl ServeArgs {
+    /// Where the serving certificate comes from (`None`: plain HTTP). `node` names the
+    /// self-signed certificate.
+    pub fn metrics_tls(&self, node: Option<&str>) -> Option<crate::publish::tls::TlsSource> {
+        use crate::publish::tls::TlsSource;
+        match (&self.metrics_tls_cert, &self.metrics_tls_key) {
+            (Some(cert), Some(key)) => Some(TlsSource::Files {
+                cert: cert.clone(),
+                key: key.clone(),
+            }),
+            _ if self.metrics_tls_self_signed => {
+                // The node name as a DNS name when it is one (a certificate refuses others).
+                let dns = |n: &&str| {
+                    !n.is_empty()
+                        && n.len() <= 253
+                        && n.chars()
+                            .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '.')
+                };
+                let mut names: Vec<String> =
+                    node.filter(dns).map(str::to_string).into_iter().collect();
+                names.extend(["localhost".to_string(), "kubelet-sentinel".to_string()]);
+                Some(TlsSource::SelfSigned { names })
+            }
+            _ => None,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct CheckArgs {
+    /// Output format.
+    #[arg(long, env = "KUBELET_SENTINEL_FORMAT", value_enum, default_value_t = Format::Table)]
+    pub format: Format,
+
+    /// Exit 1 when a control at or above this severity fails.
+    #[arg(long, env = "KUBELET_SENTINEL_FAIL_ON", value_enum, default_value_t = FailOn::High)]
+    pub fail_on: FailOn,
+
+    /// Colour in the table output: auto (when stdout is a terminal), always, never.
+    #[arg(long, env = "KUBELET_SENTINEL_COLOR", value_enum, default_value_t = ColorChoice::Auto)]
+    pub color: ColorChoice,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum Format {
+    Table,
+    Json,
+    Junit,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum FailOn {
+    Critical,
+    High,
+    Medium,
+    Low,
+    Never,
+}
+
+impl FailOn {
+    pub fn threshold(self) -> Option<Severity> {
+        match self {
+            FailOn::Critical => Some(Severity::Critical),
+            FailOn::High => Some(Severity::High),
+            FailOn::Medium => Some(Severity::Medium),
+            FailOn::Low => Some(Severity::Low),
+            FailOn::Never => None,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum ColorChoice {
+    Auto,
+    Always,
+    Never,
+}
+
+/// Parse a Go-style duration (`30s`, `1m30s`); must be positive.
+pub fn parse_duration(s: &str) -> Result<Duration, String> {
+    match crate::model::kubelet_config::settings::parse_go_duration(s) {
+        Some(secs) if secs > 0.0 && secs.is_finite() => Ok(Duration::from_secs_f64(secs)),
+        Some(_) => Err(format!("{s:?}: must be positive")),
+        None => Err(format!("{s:?}: not a duration (use e.g. 30s, 1m, 1h30m)")),
+    }
+}
+
+#[cfg(test)]
+#[path = "args_tests.rs"]
+mod tests;

@@ -1,0 +1,339 @@
+//! The runners of `check`, `serve` and `baseline`: the flags turned into the options of
+//! observe, evaluate and publish, and the report written to stdout.
+
+use std::time::Duration;
+
+use super::args::{
+    ApiAccess, BaselineCommand, CheckArgs, ColorChoice, Format, GlobalArgs, LiveProbes,
+    MetricsAuth, ServeArgs,
+};
+use super::CliError;
+use crate::agent::{self, AgentConfig};
+use crate::observe::enrich::EnrichOptions;
+use crate::evaluate::policy::{Policy, PolicyError};
+use crate::io::host::HostRoot;
+use crate::io::kube::ApiAccessMode;
+use crate::observe::cluster::{Cluster, ClusterOptions};
+use crate::observe::live::socket::Timeouts;
+use crate::observe::live::{LiveMode, LiveOptions};
+use crate::observe::ObserveOptions;
+use crate::publish::drift::store::StateDir;
+use crate::publish::report::{self, Report};
+
+fn cluster_options(global: &GlobalArgs) -> ClusterOptions {
+    ClusterOptions {
+        mode: match global.api_access {
+            ApiAccess::Auto => ApiAccessMode::Auto,
+            ApiAccess::On => ApiAccessMode::On,
+            ApiAccess::Off => ApiAccessMode::Off,
+        },
+        kubeconfig: global.kubeconfig.clone(),
+        ..ClusterOptions::default()
+    }
+}
+
+/// `check` and `baseline accept`: the API's view, waited for at most the request timeout.
+fn check_cluster(
+    global: &GlobalArgs,
+    host: &HostRoot,
+    opts: &ObserveOptions,
+    rt: &tokio::runtime::Runtime,
+) -> Result<Cluster, CliError> {
+    // `--api-access=off` is decided by `Cluster::connect` too (no API access, the reason
+    // "--api-access=off").
+    let copts = cluster_options(global);
+    let node = crate::observe::node_name(host, opts.node_name.as_deref());
+    let cluster = rt.block_on(async {
+        let c = Cluster::connect(&copts, &node).await?;
+        c.wait_synced(copts.request_timeout).await;
+        Ok::<_, crate::io::kube::ClientError>(c)
+    })?;
+    Ok(cluster)
+}
+
+fn enrich_options(global: &GlobalArgs) -> EnrichOptions {
+    EnrichOptions {
+        live: LiveOptions {
+            mode: match global.live_probes {
+                LiveProbes::Auto => LiveMode::Auto,
+                LiveProbes::On => LiveMode::On,
+                LiveProbes::Off => LiveMode::Off,
+            },
+            timeouts: Timeouts {
+                connect: global.probe_timeout,
+                overall: global.probe_timeout,
+            },
+            kubelet_address: global.kubelet_address,
+            ..LiveOptions::default()
+        },
+        version_exec: global.version_exec,
+        version_timeout: Duration::from_secs(2),
+        version_override: global.kubelet_version.clone().filter(|v| !v.is_empty()),
+        running_config: crate::observe::running_config::RunningConfigOptions {
+            enabled: global.read_running_config,
+            via_proxy: global.running_config_via_proxy,
+            timeout: global.probe_timeout.max(Duration::from_secs(3)),
+            explicit_address: global.kubelet_address.is_some(),
+        },
+    }
+}
+
+pub(super) fn load_common(
+    global: &GlobalArgs,
+) -> Result<(HostRoot, Policy, ObserveOptions), CliError> {
+    let host = HostRoot::new(&global.host_root)?.with_max_read(global.max_read_bytes);
+    let policy = match &global.policy {
+        Some(p) => {
+            let path = p.to_string_lossy();
+            let bytes =
+                crate::io::host::read_operator_file(p, crate::evaluate::policy::MAX_POLICY_BYTES)
+                    .map_err(|e| PolicyError::Read {
+                    path: path.to_string(),
+                    source: e.into_io_error(),
+                })?;
+            Policy::from_bytes(&path, bytes)?
+        }
+        None => Policy::embedded(),
+    };
+    // Read once at start (a new feed needs a restart, like the policy); an unusable file is
+    // logged and makes the CVE control unknown, never a start failure.
+    let policy = match global
+        .cve_feed
+        .as_deref()
+        .filter(|p| !p.as_os_str().is_empty())
+    {
+        Some(path) => policy.with_cve_feed(load_cve_feed(path)),
+        None => policy,
+    };
+    let opts = ObserveOptions {
+        node_name: global.node_name.clone(),
+        kubelet_pid: global.kubelet_pid,
+    };
+    Ok((host, policy, opts))
+}
+
+/// `--cve-feed FILE`: a regular file of at most `MAX_FEED_BYTES` (a FIFO or device is
+/// refused, never read), parsed and merged with the embedded table; logged.
+fn load_cve_feed(path: &std::path::Path) -> crate::evaluate::cve_feed::CveFeedLoad {
+    use crate::evaluate::cve_feed;
+    let read = crate::io::host::read_operator_file(path, cve_feed::MAX_FEED_BYTES);
+    cve_feed::load_logged(path, read)
+}
+
+/// The state dir: `--state-dir` or the default for a plain run.
+fn state_dir(global: &GlobalArgs) -> StateDir {
+    StateDir::new(
+        global
+            .state_dir
+            .clone()
+            .unwrap_or_else(crate::publish::drift::store::default_state_dir),
+    )
+}
+
+fn check_runtime() -> Result<tokio::runtime::Runtime, CliError> {
+    // Multi-thread: `Handle::block_on` from this thread needs worker threads to drive I/O
+    // and timers (a current-thread runtime would not).
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .enable_all()
+        .build()
+        .map_err(CliError::Runtime)
+}
+
+fn write_stdout(out: &str) -> Result<(), CliError> {
+    use std::io::Write;
+    let mut stdout = std::io::stdout().lock();
+    stdout
+        .write_all(out.as_bytes())
+        .and_then(|_| {
+            if out.ends_with('\n') {
+                Ok(())
+            } else {
+                stdout.write_all(b"\n")
+            }
+        })
+        .map_err(CliError::Output)
+}
+
+/// `baseline show` and `baseline accept`.
+pub(super) fn baseline(
+    cmd: &BaselineCommand,
+    global: &GlobalArgs,
+    host: &HostRoot,
+    policy: &Policy,
+    opts: &ObserveOptions,
+) -> Result<i32, CliError> {
+    use crate::publish::drift::store::{Loaded, BASELINE_FILE};
+    use std::io::Write;
+    let store = state_dir(global);
+    match cmd {
+        BaselineCommand::Show => {
+            let path = store.path(BASELINE_FILE);
+            match store.load::<crate::publish::drift::Baseline>(BASELINE_FILE, |_| Ok(())) {
+                Loaded::Ok(b, _) => {
+                    let text = serde_json::to_string_pretty(&b)
+                        .map_err(|e| CliError::Output(std::io::Error::other(e)))?;
+                    write_stdout(&text)?;
+                    Ok(0)
+                }
+                Loaded::Missing => {
+                    // Not `eprintln!`, which panics on a broken stderr.
+                    let _ = writeln!(
+                        std::io::stderr(),
+                        "kubelet-sentinel: no baseline at {}",
+                        path.display()
+                    );
+                    Ok(1)
+                }
+                Loaded::Corrupt(why) => Err(CliError::BaselineCorrupt { path, why }),
+                Loaded::Unreadable(e) => Err(CliError::BaselineRead(e)),
+            }
+        }
+        BaselineCommand::Accept => {
+            let rt = check_runtime()?;
+            let cluster = check_cluster(global, host, opts, &rt)?;
+            let (snapshot, results, _) = agent::check_once(
+                host,
+                opts,
+                &enrich_options(global),
+                policy,
+                Some(&cluster),
+                rt.handle(),
+            );
+            drop(cluster);
+            rt.shutdown_timeout(Duration::from_secs(1));
+            let b = crate::publish::drift::accept(
+                &store,
+                &snapshot,
+                &results,
+                snapshot.taken_at,
+                global.baseline_from_policy,
+                agent::BUILD_VERSION,
+            )?;
+            write_stdout(&format!(
+                "baseline accepted for node {}: {} controls ({}), written to {}",
+                b.node,
+                b.controls.len(),
+                b.origin.as_str(),
+                store.path(BASELINE_FILE).display()
+            ))?;
+            Ok(0)
+        }
+    }
+}
+
+/// `check`: evaluate once, write the report, and return the exit code for `--fail-on`.
+pub(super) fn check(
+    args: &CheckArgs,
+    global: &GlobalArgs,
+    host: &HostRoot,
+    policy: &Policy,
+    opts: &ObserveOptions,
+) -> Result<i32, CliError> {
+    let rt = check_runtime()?;
+    let enrich = enrich_options(global);
+    let cluster = check_cluster(global, host, opts, &rt)?;
+    let (snapshot, results, duration) =
+        agent::check_once(host, opts, &enrich, policy, Some(&cluster), rt.handle());
+    drop(cluster);
+    rt.shutdown_timeout(Duration::from_secs(1));
+    let drift = crate::publish::drift::assess(&state_dir(global), &snapshot, &results);
+    let report = Report::new(&snapshot, results, duration).with_drift(drift);
+    let colour = match args.color {
+        ColorChoice::Always => true,
+        ColorChoice::Never => false,
+        ColorChoice::Auto => {
+            use std::io::IsTerminal;
+            std::io::stdout().is_terminal() && std::env::var_os("NO_COLOR").is_none()
+        }
+    };
+    let out = match args.format {
+        Format::Table => report::table::render(&report, colour),
+        Format::Json => report::json::render(&report),
+        Format::Junit => report::junit::render(&report),
+    };
+    match write_stdout(&out) {
+        // The reader went away (`check | head`): what it did not read is not an
+        // error; the verdict stands.
+        Err(CliError::Output(e)) if e.kind() == std::io::ErrorKind::BrokenPipe => {}
+        other => other?,
+    }
+    Ok(report::exit_code(&report, args.fail_on.threshold()))
+}
+
+/// `serve`: run the agent until it is stopped.
+pub(super) fn serve(
+    args: &ServeArgs,
+    global: &GlobalArgs,
+    policy: Policy,
+    opts: &ObserveOptions,
+) -> Result<i32, CliError> {
+    let cfg = AgentConfig {
+        host_root: global.host_root.clone(),
+        node_name: opts.node_name.clone(),
+        kubelet_pid: opts.kubelet_pid,
+        interval: args.interval,
+        listen: args.listen_address,
+        health_listen: args.health_listen_address,
+        policy,
+        max_read_bytes: global.max_read_bytes,
+        enrich: enrich_options(global),
+        state_dir: state_dir(global).dir().to_path_buf(),
+        baseline_from_policy: global.baseline_from_policy,
+        watch_interval: args.watch_interval,
+        cluster: ClusterOptions {
+            events: args.events,
+            ..cluster_options(global)
+        },
+        metrics: agent::MetricsOptions {
+            tls: args.metrics_tls(global.node_name.as_deref()),
+            auth: args.metrics_auth == MetricsAuth::Kubernetes,
+            auth_timeout: args.metrics_auth_timeout,
+        },
+    };
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .max_blocking_threads(4)
+        .enable_all()
+        .build()
+        .map_err(CliError::Runtime)?;
+    let result = rt.block_on(agent::run_serve(cfg));
+    // An evaluation stuck in a host read must not hold the exit hostage.
+    rt.shutdown_timeout(Duration::from_secs(5));
+    result?;
+    Ok(0)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_cve_feed_file_is_read_capped_and_type_checked() {
+        use crate::evaluate::cve_feed::{CveFeedError, MAX_FEED_BYTES};
+        use crate::model::file::HostError;
+        let dir = tempfile::tempdir().unwrap();
+        let big = dir.path().join("big.json");
+        std::fs::File::create(&big)
+            .unwrap()
+            .set_len(MAX_FEED_BYTES + 1)
+            .unwrap();
+        assert!(matches!(
+            load_cve_feed(&big),
+            Err(CveFeedError::Read(HostError::TooLarge {
+                limit: MAX_FEED_BYTES,
+                ..
+            }))
+        ));
+        let fifo = dir.path().join("fifo");
+        let c = std::ffi::CString::new(fifo.to_str().unwrap()).unwrap();
+        // SAFETY: NUL-terminated path.
+        assert_eq!(unsafe { libc::mkfifo(c.as_ptr(), 0o600) }, 0);
+        let e = load_cve_feed(&fifo).unwrap_err();
+        assert!(
+            matches!(e, CveFeedError::Read(HostError::NotAFile { .. })),
+            "{e}"
+        );
+        assert!(e.to_string().starts_with("--cve-feed "), "{e}");
+    }
+}

@@ -1,0 +1,393 @@
+use super::*;
+use crate::evaluate::Severity;
+use crate::evaluate::Status;
+use crate::model::exposition::{parse_line, Line, Sample};
+use crate::model::snapshot::{Discovery, ProbeRecord};
+use prometheus_client::metrics::counter::Counter;
+use std::collections::{BTreeMap, BTreeSet};
+
+fn result(id: &'static str, status: Status, cis: Option<&'static str>) -> ControlResult {
+    ControlResult {
+        id,
+        title: "A \"quoted\" title with a back\\slash",
+        family: "api_access",
+        severity: Severity::High,
+        cis,
+        practice: "p",
+        status,
+        observed: "o".into(),
+        expected: "e".into(),
+        source: "flag".into(),
+        reason: "r".into(),
+        remediation: "fix",
+    }
+}
+
+fn snapshot(node: &str) -> Snapshot {
+    Snapshot {
+        node: node.to_string(),
+        taken_at: 1_700_000_000.5,
+        discovery: Discovery::NotFound {
+            reason: "no kubelet process".into(),
+        },
+        kubelet: None,
+        apiserver: None,
+        live: None,
+        cluster: None,
+        running_config: None,
+        probes: vec![
+            ProbeRecord {
+                name: "process",
+                success: true,
+                duration: Duration::from_millis(3),
+                error: None,
+            },
+            ProbeRecord {
+                name: "config",
+                success: false,
+                duration: Duration::from_micros(250),
+                error: Some("boom".into()),
+            },
+        ],
+    }
+}
+
+fn exposition(node: &str, results: &[ControlResult]) -> Exposition {
+    let snap = snapshot(node);
+    render(&MetricsInput {
+        node,
+        snapshot: &snap,
+        results,
+        evaluation_duration: Duration::from_millis(12),
+        evaluated_at: 1_700_000_001.25,
+        build_version: "0.1.0",
+        build_revision: "abc123",
+        drift: None,
+        risky_pods: &[],
+    })
+}
+
+fn results() -> Vec<ControlResult> {
+    vec![
+        result("anonymous-auth-disabled", Status::Fail, Some("4.2.1")),
+        result("authorization-webhook", Status::Pass, Some("4.2.2")),
+        result("read-only-port-disabled", Status::Unknown, None),
+        result("audit-policy", Status::NotApplicable, None),
+    ]
+}
+
+#[derive(Debug, Clone, Copy, PartialEq)]
+enum Format {
+    Text004,
+    OpenMetrics,
+}
+
+/// A small line-format checker for both text formats on top of the one reader
+/// (model/exposition.rs): the agent writes one space between tokens and no timestamps,
+/// families declared once and not interleaved, sample names matching their family's
+/// type, no duplicate series, `# EOF`/`# UNIT` only in OpenMetrics.
+fn check(body: &str, format: Format) -> Result<Vec<Sample<'_>>, String> {
+    if !body.is_empty() && !body.ends_with('\n') {
+        return Err("body does not end with a newline".into());
+    }
+    let mut samples = Vec::new();
+    let mut declared: BTreeSet<String> = BTreeSet::new();
+    let mut current: Option<(String, String)> = None; // (family, type)
+    let mut series: BTreeSet<String> = BTreeSet::new();
+    let mut eof = false;
+    for line in body.lines() {
+        if eof {
+            return Err("content after # EOF".into());
+        }
+        let parsed = parse_line(line).map_err(|e| format!("{e}: {line:?}"))?;
+        if written(line, &parsed) != line {
+            return Err(format!("not as the encoder writes it: {line:?}"));
+        }
+        match parsed {
+            Line::Eof => {
+                if format != Format::OpenMetrics {
+                    return Err("# EOF in the 0.0.4 format".into());
+                }
+                eof = true;
+            }
+            Line::Help { family, text } => {
+                if text.is_empty() {
+                    return Err(format!("HELP without text: {line:?}"));
+                }
+                if !declared.insert(family.to_string()) {
+                    return Err(format!("family {family} declared twice"));
+                }
+                current = Some((family.to_string(), String::new()));
+            }
+            Line::Type { family, kind } => {
+                let allowed: &[&str] = match format {
+                    Format::Text004 => &["counter", "gauge", "histogram", "summary", "untyped"],
+                    Format::OpenMetrics => &[
+                        "counter",
+                        "gauge",
+                        "histogram",
+                        "gaugehistogram",
+                        "stateset",
+                        "info",
+                        "summary",
+                        "unknown",
+                    ],
+                };
+                if !allowed.contains(&kind) {
+                    return Err(format!("bad type {kind}"));
+                }
+                match &mut current {
+                    Some((fam, t)) if fam == family && t.is_empty() => *t = kind.to_string(),
+                    _ => return Err(format!("TYPE without matching HELP: {line}")),
+                }
+            }
+            Line::Unit { family, unit } => {
+                if format != Format::OpenMetrics {
+                    return Err("# UNIT in the 0.0.4 format".into());
+                }
+                if !family.ends_with(&format!("_{unit}")) {
+                    return Err(format!("name {family} does not end with unit {unit}"));
+                }
+            }
+            Line::Comment(_) => return Err(format!("unknown comment {line}")),
+            Line::Blank => return Err(format!("bad line {line:?}")),
+            Line::Sample(sample) => {
+                if sample.timestamp.is_some() {
+                    return Err(format!("timestamps/exemplars not expected: {line}"));
+                }
+                let (family, typ) = current.as_ref().ok_or("sample before any family")?;
+                let expected_name = match (format, typ.as_str()) {
+                    (Format::OpenMetrics, "info") => format!("{family}_info"),
+                    (Format::OpenMetrics, "counter") => format!("{family}_total"),
+                    _ => family.clone(),
+                };
+                if sample.name != expected_name {
+                    return Err(format!("sample {} in family {family} ({typ})", sample.name));
+                }
+                if format == Format::OpenMetrics && typ == "info" && sample.value != 1.0 {
+                    return Err("info sample not 1".into());
+                }
+                let key = format!("{}{:?}", sample.name, sample.labels);
+                if !series.insert(key) {
+                    return Err(format!("duplicate series {line}"));
+                }
+                samples.push(sample);
+            }
+        }
+    }
+    if format == Format::OpenMetrics && !eof {
+        return Err("OpenMetrics without # EOF".into());
+    }
+    Ok(samples)
+}
+
+/// A parsed line as the encoder writes it: one space between tokens, `name{k="v",...}`
+/// with `\\`, `\"` and `\n` escaped, the value's text as it stood (a line that differs
+/// has blanks, commas or escapes the encoder never writes).
+fn written(written: &str, line: &Line<'_>) -> String {
+    match line {
+        Line::Blank => String::new(),
+        Line::Help { family, text } => format!("# HELP {family} {text}"),
+        Line::Type { family, kind } => format!("# TYPE {family} {kind}"),
+        Line::Unit { family, unit } => format!("# UNIT {family} {unit}"),
+        Line::Eof => "# EOF".to_string(),
+        Line::Comment(c) => c.to_string(),
+        Line::Sample(s) => {
+            let mut out = s.name.to_string();
+            if !s.labels.is_empty() {
+                let set: Vec<String> = s
+                    .labels
+                    .iter()
+                    .map(|(k, v)| {
+                        let v = v
+                            .replace('\\', "\\\\")
+                            .replace('"', "\\\"")
+                            .replace('\n', "\\n");
+                        format!("{k}=\"{v}\"")
+                    })
+                    .collect();
+                out = format!("{out}{{{}}}", set.join(","));
+            }
+            // The value as written: the last space-separated word (a line with other
+            // blanks is not rendered back to itself).
+            let value = written.rsplit(' ').next().unwrap_or_default();
+            format!("{out} {value}")
+        }
+    }
+}
+
+fn label<'a>(s: &'a Sample<'_>, key: &str) -> Option<&'a str> {
+    s.label(key)
+}
+
+#[test]
+fn both_formats_parse() {
+    let exp = exposition("node-a", &results());
+    let text = check(&exp.text, Format::Text004).unwrap();
+    let om = check(&exp.openmetrics, Format::OpenMetrics).unwrap();
+    assert_eq!(text, om, "both formats carry the same samples");
+    assert!(!text.is_empty());
+}
+
+#[test]
+fn eof_and_unit_only_in_openmetrics() {
+    let exp = exposition("node-a", &results());
+    assert!(exp.openmetrics.ends_with("# EOF\n"));
+    assert_eq!(exp.openmetrics.matches("# EOF").count(), 1);
+    assert!(!exp.text.contains("# EOF"));
+    assert!(!exp.text.contains("# UNIT"));
+    assert!(exp
+        .openmetrics
+        .contains("# UNIT kubelet_sentinel_probe_duration_seconds seconds\n"));
+    assert!(exp
+        .text
+        .contains("# TYPE kubelet_sentinel_build_info gauge\n"));
+    assert!(exp
+        .openmetrics
+        .contains("# TYPE kubelet_sentinel_build info\n"));
+}
+
+#[test]
+fn stateset_has_exactly_one_active_status_per_control() {
+    let rs = results();
+    let exp = exposition("node-a", &rs);
+    let samples = check(&exp.text, Format::Text004).unwrap();
+    let mut per_control: BTreeMap<String, Vec<(String, f64)>> = BTreeMap::new();
+    for s in samples
+        .iter()
+        .filter(|s| s.name == "kubelet_sentinel_control_status")
+    {
+        per_control
+            .entry(label(s, "control").unwrap().to_string())
+            .or_default()
+            .push((label(s, "status").unwrap().to_string(), s.value));
+    }
+    assert_eq!(per_control.len(), rs.len());
+    for r in &rs {
+        let series = &per_control[r.id];
+        let statuses: Vec<&str> = series.iter().map(|(s, _)| s.as_str()).collect();
+        assert_eq!(statuses, ["pass", "fail", "unknown", "not_applicable"]);
+        let ones: Vec<&str> = series
+            .iter()
+            .filter(|(_, v)| *v == 1.0)
+            .map(|(s, _)| s.as_str())
+            .collect();
+        assert_eq!(ones, [r.status.as_str()], "{}", r.id);
+        assert!(series.iter().all(|(_, v)| *v == 0.0 || *v == 1.0));
+    }
+}
+
+#[test]
+fn every_series_carries_node() {
+    let exp = exposition("node-a", &results());
+    for s in check(&exp.openmetrics, Format::OpenMetrics).unwrap() {
+        assert_eq!(label(&s, "node"), Some("node-a"), "{s:?}");
+    }
+    let startup = render_startup("node-a", "0.1.0", "abc");
+    let samples = check(&startup.text, Format::Text004).unwrap();
+    assert_eq!(samples.len(), 1);
+    assert_eq!(samples[0].name, "kubelet_sentinel_build_info");
+    check(&startup.openmetrics, Format::OpenMetrics).unwrap();
+    assert!(!startup.text.contains("kubelet_up"));
+}
+
+#[test]
+fn label_values_are_escaped() {
+    let node = "we\"ird\\node\nname";
+    let exp = exposition(node, &results());
+    assert!(exp.text.contains(r#"node="we\"ird\\node\nname""#));
+    for body in [&exp.text, &exp.openmetrics] {
+        assert!(body.contains(r#"title="A \"quoted\" title with a back\\slash""#));
+    }
+    for (body, format) in [
+        (&exp.text, Format::Text004),
+        (&exp.openmetrics, Format::OpenMetrics),
+    ] {
+        for s in check(body, format).unwrap() {
+            assert_eq!(label(&s, "node"), Some(node));
+        }
+    }
+}
+
+#[test]
+fn kubelet_down_means_up_zero_and_no_kubelet_info() {
+    let exp = exposition("node-a", &results());
+    let samples = check(&exp.text, Format::Text004).unwrap();
+    let up: Vec<_> = samples
+        .iter()
+        .filter(|s| s.name == "kubelet_sentinel_kubelet_up")
+        .collect();
+    assert_eq!(up.len(), 1);
+    assert_eq!(up[0].value, 0.0);
+    assert!(!exp.text.contains("kubelet_sentinel_kubelet_info"));
+    // Empty families have no orphan HELP/TYPE either.
+    assert!(!exp.openmetrics.contains("kubelet_sentinel_kubelet "));
+}
+
+#[test]
+fn output_is_deterministic_and_ordered() {
+    let rs = results();
+    let a = exposition("node-a", &rs);
+    let b = exposition("node-a", &rs);
+    assert_eq!(a, b);
+    let first = a.text.find("control=\"anonymous-auth-disabled\"").unwrap();
+    let last = a.text.find("control=\"audit-policy\"").unwrap();
+    assert!(first < last, "catalogue order");
+    let probes: Vec<_> = check(&a.text, Format::Text004)
+        .unwrap()
+        .into_iter()
+        .filter(|s| s.name == "kubelet_sentinel_probe_success")
+        .map(|s| label(&s, "probe").unwrap().to_string())
+        .collect();
+    assert_eq!(probes, ["process", "config"]);
+}
+
+#[test]
+fn cis_label_is_empty_when_missing() {
+    let exp = exposition("n", &results());
+    let samples = check(&exp.text, Format::Text004).unwrap();
+    let info: Vec<_> = samples
+        .iter()
+        .filter(|s| s.name == "kubelet_sentinel_control_info")
+        .collect();
+    assert_eq!(info.len(), 4);
+    assert_eq!(label(info[0], "cis"), Some("4.2.1"));
+    assert_eq!(label(info[2], "cis"), Some(""));
+}
+
+#[test]
+fn duplicate_series_are_dropped() {
+    let mut rs = results();
+    rs.push(result("anonymous-auth-disabled", Status::Pass, None));
+    let exp = exposition("n", &rs);
+    check(&exp.text, Format::Text004).unwrap();
+    check(&exp.openmetrics, Format::OpenMetrics).unwrap();
+}
+
+#[test]
+fn counters_are_named_total_in_both_formats() {
+    // No counters yet: this pins the encoders' behaviour for when there are.
+    let mut registry = Registry::default();
+    let c: Counter = Counter::default();
+    c.inc();
+    registry.register("demo_evaluations", "Evaluations run.", c);
+    let exp = Exposition::from_registry(&registry).unwrap();
+    assert!(exp.text.contains("# TYPE demo_evaluations_total counter\n"));
+    assert!(exp.text.contains("\ndemo_evaluations_total 1\n"));
+    assert!(exp
+        .openmetrics
+        .contains("# TYPE demo_evaluations counter\n"));
+    assert!(exp.openmetrics.contains("\ndemo_evaluations_total 1\n"));
+    check(&exp.text, Format::Text004).unwrap();
+    check(&exp.openmetrics, Format::OpenMetrics).unwrap();
+}
+
+#[test]
+fn checker_rejects_broken_bodies() {
+    assert!(check("# HELP a x\n# TYPE a gauge\na 1\n", Format::OpenMetrics).is_err());
+    assert!(check("# HELP a x\n# TYPE a gauge\na 1\n# EOF\n", Format::Text004).is_err());
+    assert!(check("# HELP a x\n# TYPE a gauge\na{b=\"c} 1\n", Format::Text004).is_err());
+    assert!(check("# HELP a x\n# TYPE a gauge\nb 1\n", Format::Text004).is_err());
+    assert!(check("# HELP a x\n# TYPE a gauge\na 1\na 2\n", Format::Text004).is_err());
+    assert!(check("# HELP a x\n# TYPE a gauge\na 1\n", Format::Text004).is_ok());
+}

@@ -1,0 +1,201 @@
+//! The `check` command's report: one evaluation as plain data ([`Report`]), rendered by
+//! [`json`], [`junit`] (JUnit XML) or [`table`] (the terminal), and the exit code derived
+//! from it.
+
+pub mod json;
+pub mod junit;
+pub mod table;
+
+use std::time::Duration;
+
+use crate::evaluate::{summarize, ControlResult, Severity, Status, Summary};
+use crate::model::snapshot::{Discovery, Snapshot};
+use crate::publish::drift::{ControlDrift, DriftReport};
+
+/// What was found of the kubelet, for the report header.
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+pub struct KubeletReport {
+    /// The kubelet's pid, when a process was found (also for unsupported ones).
+    pub pid: Option<i32>,
+    pub binary: Option<String>,
+    /// `kubelet`, `hyperkube`, `kubelite`.
+    pub flavour: Option<String>,
+    pub config_file: Option<String>,
+    pub config_dir: Option<String>,
+    pub version: Option<String>,
+    /// Where the version came from: `override`, `buildinfo`, `binary` or `build_info`.
+    pub version_source: Option<String>,
+    /// Why the version is unknown, when it is.
+    pub version_error: Option<String>,
+    /// Whether the kubelet's sockets were probed (live evidence next to the files).
+    pub live_probes: bool,
+    /// `found`, `not_found`, `unknown`, `unsupported` or `failed`.
+    pub discovery: String,
+    /// Why there is no usable kubelet (every kubelet control is then `unknown`).
+    pub reason: Option<String>,
+    /// How the kubelet was found, when noteworthy (e.g. several candidates).
+    pub note: Option<String>,
+    /// The evidence that the process is the host's kubelet (observe/identity.rs): its
+    /// executable's owner and mode, its mount namespace, its parent chain, its sockets.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub evidence: Vec<String>,
+}
+
+/// The discovery state as reported: `found`, `not_found`, `unknown`, `unsupported`, `failed`.
+pub fn discovery_state(d: &Discovery) -> &'static str {
+    match d {
+        Discovery::Found { .. } => "found",
+        Discovery::NotFound { .. } => "not_found",
+        Discovery::Unknown { .. } => "unknown",
+        Discovery::Unsupported { .. } => "unsupported",
+        Discovery::Failed { .. } => "failed",
+    }
+}
+
+impl KubeletReport {
+    pub fn from_snapshot(snapshot: &Snapshot) -> KubeletReport {
+        let discovery = discovery_state(&snapshot.discovery);
+        let (pid, note) = match &snapshot.discovery {
+            Discovery::Found { pid, note, .. } => (Some(*pid), note.clone()),
+            Discovery::Unsupported { pid, .. } => (Some(*pid), None),
+            Discovery::NotFound { .. } | Discovery::Unknown { .. } | Discovery::Failed { .. } => {
+                (None, None)
+            }
+        };
+        let k = snapshot.kubelet.as_ref();
+        KubeletReport {
+            pid: k.map(|k| k.pid).or(pid),
+            binary: k.map(|k| k.binary.clone()),
+            flavour: k.map(|k| k.flavour.as_str().to_string()),
+            config_file: k.and_then(|k| k.config.config_file.clone()),
+            config_dir: k.and_then(|k| k.config.config_dir.clone()),
+            version: k.and_then(|k| k.version.clone()),
+            version_source: k.and_then(|k| k.version_source.map(|s| s.as_str().to_string())),
+            version_error: k.and_then(|k| k.version_error.clone()),
+            live_probes: snapshot.live.is_some(),
+            discovery: discovery.to_string(),
+            reason: snapshot.no_kubelet_reason(),
+            note,
+            evidence: match &snapshot.discovery {
+                Discovery::Found { evidence, .. } => evidence.clone(),
+                _ => Vec::new(),
+            },
+        }
+    }
+}
+
+/// One evaluation, ready to be rendered.
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+pub struct Report {
+    pub node: String,
+    /// Unix time (seconds) when the evaluation started.
+    pub evaluated_at: f64,
+    /// How long observation and evaluation took.
+    pub duration_seconds: f64,
+    pub kubelet: KubeletReport,
+    pub controls: Vec<ReportControl>,
+    pub summary: Summary,
+    /// Drift against the node's stored baseline (`baseline` is null when there is none).
+    pub drift: Option<DriftReport>,
+    /// Each observation step (`kubelet_sentinel_probe_*` on `/metrics`), with why it
+    /// failed when it did.
+    pub probes: Vec<ProbeReport>,
+}
+
+/// One observation step in the report.
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+pub struct ProbeReport {
+    pub name: &'static str,
+    pub success: bool,
+    pub duration_seconds: f64,
+    pub error: Option<String>,
+}
+
+/// A control's result in the report, with its drift against the baseline.
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+pub struct ReportControl {
+    #[serde(flatten)]
+    pub result: ControlResult,
+    /// `null` without a baseline entry, or while the control is unknown.
+    pub drift: Option<ControlDrift>,
+}
+
+impl std::ops::Deref for ReportControl {
+    type Target = ControlResult;
+    fn deref(&self) -> &ControlResult {
+        &self.result
+    }
+}
+
+impl std::ops::DerefMut for ReportControl {
+    fn deref_mut(&mut self) -> &mut ControlResult {
+        &mut self.result
+    }
+}
+
+impl Report {
+    pub fn new(snapshot: &Snapshot, controls: Vec<ControlResult>, duration: Duration) -> Report {
+        Report {
+            node: snapshot.node.clone(),
+            evaluated_at: snapshot.taken_at,
+            duration_seconds: duration.as_secs_f64(),
+            kubelet: KubeletReport::from_snapshot(snapshot),
+            summary: summarize(&controls),
+            controls: controls
+                .into_iter()
+                .map(|result| ReportControl {
+                    result,
+                    drift: None,
+                })
+                .collect(),
+            drift: None,
+            probes: snapshot
+                .probes
+                .iter()
+                .map(|p| ProbeReport {
+                    name: p.name,
+                    success: p.success,
+                    duration_seconds: p.duration.as_secs_f64(),
+                    error: p.error.clone(),
+                })
+                .collect(),
+        }
+    }
+
+    /// Attach drift: per control and for the node.
+    pub fn with_drift(mut self, drift: DriftReport) -> Report {
+        for c in &mut self.controls {
+            c.drift = drift.control(c.result.id).cloned();
+        }
+        self.drift = Some(drift);
+        self
+    }
+}
+
+/// The exit code of `check`: 1 when a control at or above `fail_on` fails, else 0
+/// (`None`: never fail). Exit code 2 ("could not run") is the caller's.
+pub fn exit_code(report: &Report, fail_on: Option<Severity>) -> i32 {
+    match fail_on {
+        Some(threshold)
+            if report
+                .controls
+                .iter()
+                .any(|c| c.status == Status::Fail && c.severity >= threshold) =>
+        {
+            1
+        }
+        _ => 0,
+    }
+}
+
+fn display_or_dash(s: &str) -> &str {
+    if s.is_empty() {
+        "-"
+    } else {
+        s
+    }
+}
+
+#[cfg(test)]
+#[path = "tests.rs"]
+mod tests;
