@@ -16,6 +16,7 @@
 
 use std::fmt;
 
+use super::outcome::unknown_with;
 use super::version::api_version;
 
 use super::{Ctx, Outcome, Status};
@@ -178,11 +179,7 @@ pub fn judge_for(version: &KubeletMinor, eras: Vec<Era>, observed: &str, source:
                     o.reason = format!("kubelet {text}, {}: {}", e.minors, o.reason);
                     o
                 }
-                None => super::util::unknown_with(
-                    observed,
-                    source,
-                    format!("no rule covers kubelet {text}"),
-                ),
+                None => unknown_with(observed, source, format!("no rule covers kubelet {text}")),
             };
         }
         KubeletMinor::Disputed { minors, text } => (
@@ -208,7 +205,7 @@ pub fn judge_for(version: &KubeletMinor, eras: Vec<Era>, observed: &str, source:
     };
     let mut possible = possible.into_iter();
     let Some(first) = possible.next() else {
-        return super::util::unknown_with(observed, source, format!("no rule applies; {why}"));
+        return unknown_with(observed, source, format!("no rule applies; {why}"));
     };
     let rest: Vec<Era> = possible.collect();
     if rest.is_empty() {

@@ -2,9 +2,10 @@
 //! client certificate it uses towards the API server are inside their validity period and
 //! not about to expire.
 
-use super::util::{decide, kubelet, obs_kind_str, unknown_with, PRACTICE_TLS};
+use super::files::obs_kind_str;
+use super::outcome::{decide, kubelet, unknown_with};
 use super::version::{evaluation_time, expected_field, format_utc};
-use super::{Control, Ctx, Family, Needs, Outcome, Severity, Status};
+use super::{Control, Ctx, Family, Needs, Outcome, Severity, Status, PRACTICE_TLS};
 use crate::model::snapshot::{CertSummary, Credential, FileRole};
 
 pub static CONTROLS: &[Control] = &[

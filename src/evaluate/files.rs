@@ -1,7 +1,8 @@
 //! Practice 4: permissions and ownership of the files the kubelet trusts (CIS 4.1).
 
-use super::util::{file_line, kubelet, mode_str, obs_kind_str, FileAttribute, PRACTICE_HARDENING};
-use super::{Control, Ctx, Family, Needs, Outcome, Severity};
+use super::outcome::{kubelet, unknown_with};
+use super::setting::{known, str_of};
+use super::{Control, Ctx, Family, Needs, Outcome, Severity, PRACTICE_HARDENING};
 use crate::model::snapshot::{FileObservation, FileRole, Kubelet, ObsErrorKind};
 
 const CONFIG_ROLES: &[FileRole] = &[FileRole::ConfigFile, FileRole::DropIn, FileRole::ArgsFile];
@@ -220,8 +221,8 @@ struct Group {
 /// A file-path setting: `Some("key path")` when set, `Err` when undecidable (e.g. the
 /// config file does not parse, so we cannot tell whether it names a file).
 fn setting_path(ctx: &Ctx, key: &str) -> Result<Option<String>, String> {
-    let s = super::util::known(ctx, key)?;
-    let p = super::util::str_of(&s)?.trim();
+    let s = known(ctx, key)?;
+    let p = str_of(&s)?.trim();
     Ok((!p.is_empty()).then(|| format!("{key} {p}")))
 }
 
@@ -326,7 +327,7 @@ fn judge(files: &[&FileObservation], check: Check) -> Outcome {
         );
     }
     if !unchecked.is_empty() {
-        return super::util::unknown_with(observed, "file-metadata", unchecked.join("; "));
+        return unknown_with(observed, "file-metadata", unchecked.join("; "));
     }
     let n = files.len();
     Outcome::pass(
@@ -418,6 +419,49 @@ fn evaluate_service_permissions(ctx: &Ctx) -> Outcome {
 
 fn evaluate_service_ownership(ctx: &Ctx) -> Outcome {
     service(ctx, Check::RootOwned)
+}
+
+/// Format a file mode as four octal digits.
+pub fn mode_str(mode: u32) -> String {
+    format!("{mode:04o}")
+}
+
+/// A file observation for humans, the attribute a control judges: `0600 /path` or
+/// `0:0 /path` (with `-> resolved` when a symlink
+/// was followed), or `? /path (error)`.
+pub fn file_line(f: &FileObservation, attribute: FileAttribute) -> String {
+    match &f.meta {
+        Ok(m) => {
+            let target = if m.resolved != f.path && !m.resolved.is_empty() {
+                format!("{} -> {}", f.path, m.resolved)
+            } else {
+                f.path.clone()
+            };
+            match attribute {
+                FileAttribute::Mode => format!("{} {target}", mode_str(m.mode)),
+                FileAttribute::Owner => format!("{}:{} {target}", m.uid, m.gid),
+            }
+        }
+        Err(e) => format!("? {} ({})", f.path, obs_kind_str(e.kind)),
+    }
+}
+
+/// Which attribute of a file a control judges, and so shows as its observed value.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FileAttribute {
+    /// Permission bits (`0600`).
+    Mode,
+    /// Owner and group (`0:0`).
+    Owner,
+}
+
+/// A short word for an observation error kind.
+pub fn obs_kind_str(kind: ObsErrorKind) -> &'static str {
+    match kind {
+        ObsErrorKind::NotFound => "not found",
+        ObsErrorKind::Unreadable => "unreadable",
+        ObsErrorKind::Invalid => "invalid",
+    }
 }
 
 #[cfg(test)]

@@ -1,11 +1,9 @@
 //! Practice 4: harden kubelet defaults.
 
 use super::by_version::{self, minor, Era, Minors};
-use super::util::{
-    self, because, bool_of, decide, int_of, known, kubelet, str_of, unknown_with,
-    PRACTICE_HARDENING,
-};
-use super::{Control, Ctx, Family, Needs, Outcome, Severity};
+use super::outcome::{decide, kubelet, unknown_with};
+use super::setting::{because, bool_of, int_of, known, render, str_of};
+use super::{Control, Ctx, Family, Needs, Outcome, Severity, PRACTICE_HARDENING};
 use crate::model::kubelet_config::settings::parse_go_duration;
 use crate::model::version::Minor;
 
@@ -100,7 +98,7 @@ pub static CONTROLS: &[Control] = &[
 fn bool_control(ctx: &Ctx, key: &str, pass_why: &str, fail_why: &str) -> Outcome {
     decide(|| {
         let s = known(ctx, key)?;
-        let src = util::source_label(&s);
+        let src = s.source.label();
         Ok(if bool_of(&s)? {
             Outcome::pass("true", src, because(pass_why, &s))
         } else {
@@ -130,13 +128,13 @@ fn evaluate_streaming_timeout(ctx: &Ctx) -> Outcome {
     //   streams to the runtime's streaming server.
     let setting = known(ctx, "streamingConnectionIdleTimeout");
     let (observed, src) = match &setting {
-        Ok(s) => (util::render(&s.value), util::source_label(s)),
+        Ok(s) => (render(&s.value), s.source.label()),
         Err(_) => (String::new(), String::new()),
     };
     let judged = decide(|| {
         let s = setting.clone()?;
         let raw = str_of(&s)?.to_string();
-        let src = util::source_label(&s);
+        let src = s.source.label();
         // A `0s` in the --config file has already become the 4h default (the config
         // layer applies the v1beta1 defaulting); a 0 from a flag or a drop-in stays 0.
         let Some(secs) = parse_go_duration(&raw) else {
@@ -265,7 +263,7 @@ fn evaluate_event_qps(ctx: &Ctx) -> Outcome {
     decide(|| {
         let s = known(ctx, "eventRecordQPS")?;
         let qps = int_of(&s)?;
-        let src = util::source_label(&s);
+        let src = s.source.label();
         if qps < 0 {
             return Ok(Outcome::fail(
                 qps.to_string(),
@@ -331,7 +329,7 @@ fn evaluate_pod_pids(ctx: &Ctx) -> Outcome {
     let out = decide(|| {
         let s = known(ctx, "podPidsLimit")?;
         let limit = int_of(&s)?;
-        let src = util::source_label(&s);
+        let src = s.source.label();
         // kube-bench only checks that the key is present (aquasecurity/kube-bench cfg/cis-1.12/node.yaml 4.2.13), so -1 passes there.
         Ok(if limit <= 0 {
             Outcome::fail(

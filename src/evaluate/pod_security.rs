@@ -6,8 +6,9 @@
 
 use std::collections::BTreeSet;
 
-use super::util::{api_data, api_stale, capped, unknown_with, PRACTICE_POD_SECURITY};
-use super::{Control, Ctx, Family, Needs, Outcome, Severity};
+use super::cluster_view::{api_data, api_stale, capped};
+use super::outcome::unknown_with;
+use super::{Control, Ctx, Family, Needs, Outcome, Severity, PRACTICE_POD_SECURITY};
 use crate::evaluate::policy::{AllowedPod, Policy};
 use crate::model::snapshot::{PodFacts, Snapshot};
 

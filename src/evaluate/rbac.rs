@@ -1,10 +1,10 @@
 //! Practice 6: least-privilege kubelet credentials (RBAC, node side): the kubelet's own
 //! identity must be a node identity, scoped by the Node authorizer and NodeRestriction.
 
-use super::util::{
-    api_data, api_stale, capped, kubelet, obs_kind_str, unknown_with, PRACTICE_RBAC,
-};
-use super::{Control, Ctx, Family, Needs, Outcome, Severity};
+use super::cluster_view::{api_data, api_stale, capped};
+use super::files::obs_kind_str;
+use super::outcome::{kubelet, unknown_with};
+use super::{Control, Ctx, Family, Needs, Outcome, Severity, PRACTICE_RBAC};
 use crate::model::snapshot::{CertSummary, Credential, ObsErrorKind};
 
 pub static CONTROLS: &[Control] = &[

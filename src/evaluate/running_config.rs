@@ -15,8 +15,8 @@
 
 use serde_json::Value;
 
-use super::util::{render, PRACTICE_HARDENING};
-use super::{Control, Ctx, Family, Needs, Outcome, Severity};
+use super::setting::render;
+use super::{Control, Ctx, Family, Needs, Outcome, Severity, PRACTICE_HARDENING};
 use crate::model::kubelet_config::configz::FLAG;
 use crate::model::kubelet_config::settings::{
     parse_go_duration, SettingDef, SettingKind, SETTINGS,

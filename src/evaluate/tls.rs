@@ -2,11 +2,11 @@
 //! protocol version, cipher suites, certificate rotation).
 
 use super::by_version::{self, minor, Era, Minors};
-use super::util::{
-    self, because, bool_of, decide, known, kubelet, list_of, str_of, unknown_with, with_live,
-    LiveVerdict, PRACTICE_TLS,
-};
-use super::{Control, Ctx, Family, Needs, Outcome, Severity, Status};
+use super::files::obs_kind_str;
+use super::live_verdict::{live, with_live, LiveVerdict};
+use super::outcome::{decide, kubelet, unknown_with};
+use super::setting::{because, bool_of, known, list_of, str_of};
+use super::{Control, Ctx, Family, Needs, Outcome, Severity, Status, PRACTICE_TLS};
 use crate::model::kubelet_config::Source;
 use crate::model::snapshot::{Credential, ObsErrorKind};
 use crate::model::version::Minor;
@@ -128,7 +128,7 @@ fn evaluate_serving_cert(ctx: &Ctx) -> Outcome {
             }
             let bootstrap = Outcome::pass(
                 "serverTLSBootstrap=true",
-                util::source_label(&b),
+                b.source.label(),
                 "the kubelet requests its serving certificate from the API server (a CSR signed by the cluster CA)",
             );
             if !both {
@@ -144,7 +144,7 @@ fn evaluate_serving_cert(ctx: &Ctx) -> Outcome {
             // GetCertificate only when the client sends SNI: a client connecting by IP (the
             // API server, by default) gets tlsCertFile. From 1.36 (v1.36.3, v1.37.2) it calls
             // `ListenAndServeTLS("", "")`: only the CSR certificate is served.
-            let file = judge_serving_file(ctx, &cert, &key, &util::source_label(&c))?;
+            let file = judge_serving_file(ctx, &cert, &key, &c.source.label())?;
             if file.status == Status::Pass {
                 let mut o = bootstrap;
                 o.reason = because(
@@ -171,13 +171,13 @@ fn evaluate_serving_cert(ctx: &Ctx) -> Outcome {
                     ),
                 ],
                 &format!("serverTLSBootstrap=true, tlsCertFile={cert}"),
-                &util::source_label(&c),
+                &c.source.label(),
             );
             out.reason = because(&out.reason, &c);
             return Ok(out);
         }
         if both {
-            let mut o = judge_serving_file(ctx, &cert, &key, &util::source_label(&c))?;
+            let mut o = judge_serving_file(ctx, &cert, &key, &c.source.label())?;
             o.reason = because(&o.reason, &c);
             return Ok(o);
         }
@@ -194,7 +194,7 @@ fn evaluate_serving_cert(ctx: &Ctx) -> Outcome {
             };
             return Ok(Outcome::fail(
                 observed,
-                util::source_label(s),
+                s.source.label(),
                 because(
                     format!("only {set} is set; without {unset} the kubelet cannot serve that certificate"),
                     s,
@@ -206,7 +206,7 @@ fn evaluate_serving_cert(ctx: &Ctx) -> Outcome {
         // client-go/util/cert `GenerateSelfSignedCertKey` (a leaf and its throwaway CA).
         Ok(Outcome::fail(
             observed,
-            util::source_label(&c),
+            c.source.label(),
             because(
                 "no serving certificate: the kubelet generates a self-signed cert in its cert dir (/var/lib/kubelet/pki/kubelet.crt), which clients cannot verify",
                 &c,
@@ -260,7 +260,7 @@ fn judge_serving_file(ctx: &Ctx, cert: &str, key: &str, src: &str) -> Result<Out
                 src,
                 format!(
                     "the serving certificate is {}: {}; the kubelet cannot load it and does not start",
-                    util::obs_kind_str(e.kind),
+                    obs_kind_str(e.kind),
                     e.message
                 ),
             ),
@@ -281,7 +281,7 @@ fn evaluate_client_ca(ctx: &Ctx) -> Outcome {
     decide(|| {
         let s = known(ctx, "authentication.x509.clientCAFile")?;
         let path = str_of(&s)?.trim().to_string();
-        let src = util::source_label(&s);
+        let src = s.source.label();
         if path.is_empty() {
             return Ok(Outcome::fail(
                 "\"\"",
@@ -395,7 +395,7 @@ fn unset(ctx: &Ctx, key: &str) -> bool {
 
 /// Live evidence: which protocol versions the serving port accepts.
 fn versions_live(ctx: &Ctx, want: u8) -> Option<LiveVerdict> {
-    let l = util::live(ctx)?;
+    let l = live(ctx)?;
     Some(match l.tls_versions.as_ref()? {
         Ok(list) => {
             let accepted: Vec<&str> = list
@@ -422,7 +422,7 @@ fn versions_live(ctx: &Ctx, want: u8) -> Option<LiveVerdict> {
 
 /// Live evidence: which TLS 1.2 suites the serving port accepts.
 fn suites_live(ctx: &Ctx, allowed: &[String]) -> Option<LiveVerdict> {
-    let l = util::live(ctx)?;
+    let l = live(ctx)?;
     Some(match l.tls12_suites.as_ref()? {
         Ok(list) => {
             let accepted: Vec<&str> = list
@@ -498,7 +498,7 @@ fn evaluate_min_version_config(ctx: &Ctx) -> Outcome {
     let out = decide(|| {
         let s = known(ctx, "tlsMinVersion")?;
         let raw = str_of(&s)?.trim().to_string();
-        let src = util::source_label(&s);
+        let src = s.source.label();
         Ok(match min_tls(&raw) {
             MinTls::Explicit(r) if r >= want => Outcome::pass(
                 raw.clone(),
@@ -658,7 +658,7 @@ fn evaluate_cipher_suites_config(ctx: &Ctx) -> Outcome {
     let out = decide(|| {
         let s = known(ctx, "tlsCipherSuites")?;
         let suites = list_of(&s)?;
-        let src = util::source_label(&s);
+        let src = s.source.label();
         // VersionTLS13 as the floor leaves no TLS 1.2 suite in use.
         let min13 = known(ctx, "tlsMinVersion")
             .and_then(|m| Ok(matches!(min_tls(str_of(&m)?.trim()), MinTls::Explicit(13))));
@@ -731,7 +731,7 @@ fn evaluate_cipher_suites_config(ctx: &Ctx) -> Outcome {
         Ok(if min13? {
             Outcome::pass(
                 "[] (Go default)",
-                util::source_label(&m),
+                m.source.label(),
                 because(
                     format!(
                         "tlsCipherSuites unset and tlsMinVersion is VersionTLS13: {TLS13_FIXED}"
@@ -793,7 +793,7 @@ fn evaluate_client_rotation(ctx: &Ctx) -> Outcome {
         // kubelet's default is false (v1beta1 defaults.go sets none): absent means no rotation.
         let s = known(ctx, "rotateCertificates")?;
         let on = bool_of(&s)?;
-        let src = util::source_label(&s);
+        let src = s.source.label();
         Ok(if on {
             Outcome::pass(
                 "true",
@@ -831,7 +831,7 @@ fn evaluate_server_rotation(ctx: &Ctx) -> Outcome {
             None => format!("{SERVER_GATE} unset (on by default)"),
         };
         let b = known(ctx, "serverTLSBootstrap")?;
-        let src = util::source_label(&b);
+        let src = b.source.label();
         Ok(if bool_of(&b)? {
             Outcome::pass(
                 format!("serverTLSBootstrap=true, {gate_text}"),

@@ -10,8 +10,8 @@ use std::fmt;
 use std::sync::OnceLock;
 
 use super::cve_feed::{CveFeedError, FeedInfo, UnreadableCve};
-use super::util::{self, decide, kubelet, PRACTICE_HARDENING};
-use super::{Control, Ctx, Family, Needs, Outcome, Severity};
+use super::outcome::{decide, kubelet, unknown_with};
+use super::{Control, Ctx, Family, Needs, Outcome, Severity, PRACTICE_HARDENING};
 use crate::model::version::{version_suffix, KubeVersion, Minor};
 
 pub static CONTROLS: &[Control] = &[
@@ -769,7 +769,7 @@ fn judge_by_table(
                 eol_text(r)
             ),
         ),
-        Some(r) if r.released > today => util::unknown_with(
+        Some(r) if r.released > today => unknown_with(
             observed,
             source,
             format!(
@@ -793,7 +793,7 @@ fn judge_by_table(
                 oldest.minor, oldest.end_of_life
             ),
         ),
-        None if m.major == newest.minor.major && m > newest.minor => util::unknown_with(
+        None if m.major == newest.minor.major && m > newest.minor => unknown_with(
             observed,
             source,
             format!(
@@ -801,7 +801,7 @@ fn judge_by_table(
                 newest.minor
             ),
         ),
-        None => util::unknown_with(
+        None => unknown_with(
             observed,
             source,
             format!("Kubernetes {m} is not in the embedded release table"),
@@ -869,7 +869,7 @@ fn evaluate_cves(ctx: &Ctx) -> Outcome {
 
 /// The verdict when the `--cve-feed` file could not be used.
 fn feed_unusable(e: &CveFeedError, raw: &str, source: String) -> Outcome {
-    util::unknown_with(
+    unknown_with(
         raw,
         source,
         format!(
@@ -1040,7 +1040,7 @@ pub fn judge_cves(v: KubeVersion, raw: &str, source: String, table: &CveTable) -
             ),
         )
     } else if !unreadable.is_empty() {
-        util::unknown_with(
+        unknown_with(
             unreadable
                 .iter()
                 .map(|u| u.id.as_str())

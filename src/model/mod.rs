@@ -7,6 +7,7 @@
 //!   file wins, how drop-ins merge, version by version), giving an effective configuration
 //!   with the provenance of every value;
 //! - [`cert`]: X.509 certificates as the controls see them;
+//! - [`quantity`]: Kubernetes resource quantities (`100Mi`, `5%`);
 //! - [`parse`]: the limits and redacted errors of every document the agent parses.
 
 pub mod cert;
@@ -14,6 +15,7 @@ pub mod file;
 pub mod kubelet_config;
 pub mod net;
 pub mod parse;
+pub mod quantity;
 pub mod snapshot;
 #[cfg(test)]
 pub mod testing;
