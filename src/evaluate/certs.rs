@@ -4,9 +4,10 @@
 
 use super::files::obs_kind_str;
 use super::outcome::{decide, kubelet, unknown_with};
-use super::version::{evaluation_time, expected_field, format_utc};
+use super::version::{evaluation_time, expected_field};
 use super::{Control, Ctx, Family, Needs, Outcome, Severity, Status, PRACTICE_TLS};
 use crate::model::snapshot::{CertSummary, Credential, FileRole};
+use crate::model::time::{format_utc, SECS_PER_DAY};
 
 pub static CONTROLS: &[Control] = &[
     Control {
@@ -67,7 +68,7 @@ pub fn validity(cert: &CertSummary, now: i64, warn_days: i64) -> Validity {
         Validity::Expired {
             since_secs: now - cert.not_after,
         }
-    } else if cert.not_after - now < warn_days.saturating_mul(86_400) {
+    } else if cert.not_after - now < warn_days.saturating_mul(SECS_PER_DAY) {
         Validity::ExpiresSoon {
             left_secs: cert.not_after - now,
         }
@@ -80,7 +81,7 @@ pub fn validity(cert: &CertSummary, now: i64, warn_days: i64) -> Validity {
 
 /// `3 days` / `5 hours` for humans.
 fn span(secs: i64) -> String {
-    let days = secs / 86_400;
+    let days = secs / SECS_PER_DAY;
     if days >= 1 {
         format!("{days} day{}", if days == 1 { "" } else { "s" })
     } else {
@@ -287,7 +288,7 @@ mod tests {
 
     /// `taken_at` in the test snapshots: 2023-11-14T22:13:20Z.
     const NOW: i64 = 1_700_000_000;
-    const DAY: i64 = 86_400;
+    const DAY: i64 = SECS_PER_DAY;
 
     fn cert_until(cn: &str, not_after: i64) -> CertSummary {
         let mut c = cert(cn, &[], false);

@@ -12,6 +12,7 @@ use std::sync::OnceLock;
 use super::cve_feed::{CveFeedError, FeedInfo, UnreadableCve};
 use super::outcome::{decide, kubelet, unknown_with};
 use super::{Control, Ctx, Family, Needs, Outcome, Severity, PRACTICE_HARDENING};
+use crate::model::time::Day;
 use crate::model::version::{version_suffix, KubeVersion, Minor};
 
 pub static CONTROLS: &[Control] = &[
@@ -42,101 +43,8 @@ pub static CONTROLS: &[Control] = &[
 ];
 
 // ---------------------------------------------------------------------------------------
-// Calendar days and timestamps (UTC), without a date library.
+// The evaluation time.
 // ---------------------------------------------------------------------------------------
-
-const SECS_PER_DAY: i64 = 86_400;
-
-/// A calendar day (UTC), counted in days since 1970-01-01.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
-pub struct Day(pub i64);
-
-/// Days since 1970-01-01 of a proleptic Gregorian date (H. Hinnant's `days_from_civil`).
-fn days_from_civil(y: i64, m: u32, d: u32) -> i64 {
-    let y = if m <= 2 { y - 1 } else { y };
-    let era = y.div_euclid(400);
-    let yoe = y - era * 400;
-    let (m, d) = (i64::from(m), i64::from(d));
-    let doy = (153 * (if m > 2 { m - 3 } else { m + 9 }) + 2) / 5 + d - 1;
-    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
-    era * 146_097 + doe - 719_468
-}
-
-/// The date of a day count (inverse of [`days_from_civil`]).
-fn civil_from_days(z: i64) -> (i64, i64, i64) {
-    let z = z + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z - era * 146_097;
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let d = doy - (153 * mp + 2) / 5 + 1;
-    let m = if mp < 10 { mp + 3 } else { mp - 9 };
-    let y = yoe + era * 400;
-    (if m <= 2 { y + 1 } else { y }, m, d)
-}
-
-fn is_leap(y: i64) -> bool {
-    (y % 4 == 0 && y % 100 != 0) || y % 400 == 0
-}
-
-impl Day {
-    /// Parse `YYYY-MM-DD` (a real calendar date).
-    pub fn parse(s: &str) -> Option<Day> {
-        let b = s.as_bytes();
-        if b.len() != 10 || b[4] != b'-' || b[7] != b'-' {
-            return None;
-        }
-        let digits = |r: std::ops::Range<usize>| -> Option<i64> {
-            let part = s.get(r)?;
-            if !part.bytes().all(|c| c.is_ascii_digit()) {
-                return None;
-            }
-            part.parse().ok()
-        };
-        let (y, m, d) = (digits(0..4)?, digits(5..7)?, digits(8..10)?);
-        let days_in_month = match m {
-            1 | 3 | 5 | 7 | 8 | 10 | 12 => 31,
-            4 | 6 | 9 | 11 => 30,
-            2 if is_leap(y) => 29,
-            2 => 28,
-            _ => return None,
-        };
-        if !(1..=days_in_month).contains(&d) {
-            return None;
-        }
-        Some(Day(days_from_civil(y, m as u32, d as u32)))
-    }
-
-    /// The day a Unix timestamp (seconds) falls on.
-    pub fn from_unix(secs: i64) -> Day {
-        Day(secs.div_euclid(SECS_PER_DAY))
-    }
-
-    /// Midnight (UTC) at the start of the day, as a Unix timestamp.
-    pub fn unix(self) -> i64 {
-        self.0 * SECS_PER_DAY
-    }
-}
-
-impl fmt::Display for Day {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let (y, m, d) = civil_from_days(self.0);
-        write!(f, "{y:04}-{m:02}-{d:02}")
-    }
-}
-
-/// A Unix timestamp as RFC 3339 UTC (`2030-03-17T17:46:40Z`).
-pub fn format_utc(secs: i64) -> String {
-    let day = Day::from_unix(secs);
-    let rem = secs - day.unix();
-    format!(
-        "{day}T{:02}:{:02}:{:02}Z",
-        rem / 3600,
-        (rem % 3600) / 60,
-        rem % 60
-    )
-}
 
 /// The evaluation time (`snapshot.taken_at`) in whole seconds.
 pub fn evaluation_time(ctx: &Ctx) -> i64 {
@@ -742,7 +650,7 @@ fn judge_by_table(
         _ => return Outcome::unknown("embedded table invalid: no releases"),
     };
     // A table more than ~5 months past its newest release has probably missed one.
-    let stale = if today.0 > newest.released.0 + 150 {
+    let stale = if newest.released.days_until(today) > 150 {
         format!(
             "; the embedded release table ends at {} (released {}): a newer minor may exist",
             newest.minor, newest.released
@@ -758,7 +666,7 @@ fn judge_by_table(
                 "Kubernetes {m} is maintained until its end of life on {} ({}{} days left); {listed}{stale}",
                 r.end_of_life,
                 if r.eol_planned { "planned; " } else { "" },
-                r.end_of_life.0 - today.0
+                today.days_until(r.end_of_life)
             ),
         ),
         Some(r) if r.end_of_life <= today => Outcome::fail(
@@ -1149,33 +1057,6 @@ mod tests {
     }
 
     #[test]
-    fn days() {
-        assert_eq!(Day::parse("1970-01-01"), Some(Day(0)));
-        assert_eq!(Day::parse("2000-03-01").unwrap().to_string(), "2000-03-01");
-        assert_eq!(Day::parse("2024-02-29").unwrap().to_string(), "2024-02-29");
-        for bad in [
-            "2023-02-29",
-            "2025-13-01",
-            "2025-00-10",
-            "2025-1-01",
-            "+025-01-01",
-            "2025/01/01",
-            "",
-        ] {
-            assert_eq!(Day::parse(bad), None, "{bad}");
-        }
-        // Every day for 200 years round-trips.
-        for d in -20_000..60_000 {
-            let day = Day(d);
-            assert_eq!(Day::parse(&day.to_string()), Some(day));
-        }
-        assert_eq!(format_utc(1_900_000_000), "2030-03-17T17:46:40Z");
-        assert_eq!(format_utc(0), "1970-01-01T00:00:00Z");
-        assert_eq!(format_utc(-1), "1969-12-31T23:59:59Z");
-        assert_eq!(Day::from_unix(1_700_000_000).to_string(), "2023-11-14");
-    }
-
-    #[test]
     fn versions() {
         for (s, want) in [
             ("v1.31.4", "1.31.4"),
@@ -1210,7 +1091,7 @@ mod tests {
         for r in t {
             // 1.19+ get about a year of patches plus a maintenance period; the longest
             // (1.22, late patches) is under 17 months.
-            let days = r.end_of_life.0 - r.released.0;
+            let days = r.released.days_until(r.end_of_life);
             assert!((365..=510).contains(&days), "{}: {days} days", r.minor);
             // Branches whose final patch is recorded are past their end of life.
             if r.final_patch.is_some() {

@@ -8,6 +8,7 @@
 //!   with the provenance of every value;
 //! - [`cert`]: X.509 certificates as the controls see them;
 //! - [`quantity`]: Kubernetes resource quantities (`100Mi`, `5%`);
+//! - [`time`]: calendar days and UTC timestamps;
 //! - [`parse`]: the limits and redacted errors of every document the agent parses.
 
 pub mod cert;
@@ -19,5 +20,6 @@ pub mod quantity;
 pub mod snapshot;
 #[cfg(test)]
 pub mod testing;
+pub mod time;
 pub mod tls;
 pub mod version;
