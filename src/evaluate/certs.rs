@@ -4,7 +4,7 @@
 
 use super::files::obs_kind_str;
 use super::outcome::{decide, kubelet, unknown_with};
-use super::version::{evaluation_time, expected_field};
+use super::version::evaluation_time;
 use super::{Control, Ctx, Family, Needs, Outcome, Severity, Status, PRACTICE_TLS};
 use crate::model::snapshot::{CertSummary, Credential, FileRole};
 use crate::model::time::{format_utc, SECS_PER_DAY};
@@ -35,18 +35,6 @@ pub static CONTROLS: &[Control] = &[
         evaluate: evaluate_client,
     },
 ];
-
-/// Days before `notAfter` at which a certificate stops passing, when the policy sets none.
-pub const DEFAULT_EXPIRY_WARNING_DAYS: i64 = 14;
-
-/// The policy's `expected.cert_expiry_warning_days` (default 14; a negative or non-integer
-/// value, which policy validation rejects, falls back to the default).
-pub fn expiry_warning_days(ctx: &Ctx) -> i64 {
-    expected_field(ctx, "cert_expiry_warning_days")
-        .and_then(|v| v.as_i64())
-        .filter(|d| *d >= 0)
-        .unwrap_or(DEFAULT_EXPIRY_WARNING_DAYS)
-}
 
 /// A certificate's validity at `now` (Unix seconds).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -144,7 +132,7 @@ fn differs(a: &CertSummary, b: &CertSummary) -> bool {
 }
 
 fn evaluate_serving(ctx: &Ctx) -> Outcome {
-    let warn = expiry_warning_days(ctx);
+    let warn = ctx.policy.cert_expiry_warning_days();
     decide(|| {
         let k = kubelet(ctx)?;
         let now = evaluation_time(ctx);
@@ -221,7 +209,7 @@ fn not_a_certificate(observed: &str, how: &str) -> Outcome {
 }
 
 fn evaluate_client(ctx: &Ctx) -> Outcome {
-    let warn = expiry_warning_days(ctx);
+    let warn = ctx.policy.cert_expiry_warning_days();
     decide(|| {
         let k = kubelet(ctx)?;
         let now = evaluation_time(ctx);
@@ -523,7 +511,10 @@ mod tests {
             snapshot: &s,
             policy: &crate::evaluate::policy::Policy::embedded(),
         };
-        assert_eq!(expiry_warning_days(&ctx), DEFAULT_EXPIRY_WARNING_DAYS);
+        assert_eq!(
+            ctx.policy.cert_expiry_warning_days(),
+            crate::evaluate::policy::DEFAULT_EXPIRY_WARNING_DAYS
+        );
         let c = cert_until("x", NOW + 20 * DAY);
         assert_eq!(judge("c", &c, NOW, 30).0, Status::Fail);
         assert_eq!(judge("c", &c, NOW, 14).0, Status::Pass);

@@ -1,6 +1,7 @@
 //! Practice 4: permissions and ownership of the files the kubelet trusts (CIS 4.1).
 
 use super::outcome::{kubelet, unknown_with};
+use super::policy::ModeLimit;
 use super::setting::{known, str_of};
 use super::{Control, Ctx, Family, Needs, Outcome, Severity, PRACTICE_HARDENING};
 use crate::model::snapshot::{FileObservation, FileRole, Kubelet, ObsErrorKind};
@@ -345,12 +346,12 @@ fn judge(files: &[&FileObservation], check: Check) -> Outcome {
     )
 }
 
-fn mode_check(ctx: &Ctx, which: &str) -> (Check, String) {
+fn mode_check(ctx: &Ctx, which: ModeLimit) -> (Check, String) {
     let limit = ctx.policy.mode_limit(which);
     (Check::Mode(limit), format!("≤ {}", mode_str(limit)))
 }
 
-fn permissions(ctx: &Ctx, group: &Group, limit: &str) -> Outcome {
+fn permissions(ctx: &Ctx, group: &Group, limit: ModeLimit) -> Outcome {
     let (check, expected) = mode_check(ctx, limit);
     match kubelet(ctx) {
         Ok(k) => check_files(ctx, k, group, check).with_expected(expected),
@@ -366,7 +367,7 @@ fn ownership(ctx: &Ctx, group: &Group) -> Outcome {
 }
 
 fn evaluate_config_permissions(ctx: &Ctx) -> Outcome {
-    permissions(ctx, &CONFIG, "config_file")
+    permissions(ctx, &CONFIG, ModeLimit::ConfigFile)
 }
 
 fn evaluate_config_ownership(ctx: &Ctx) -> Outcome {
@@ -374,7 +375,7 @@ fn evaluate_config_ownership(ctx: &Ctx) -> Outcome {
 }
 
 fn evaluate_kubeconfig_permissions(ctx: &Ctx) -> Outcome {
-    permissions(ctx, &KUBECONFIG, "config_file")
+    permissions(ctx, &KUBECONFIG, ModeLimit::ConfigFile)
 }
 
 fn evaluate_kubeconfig_ownership(ctx: &Ctx) -> Outcome {
@@ -382,7 +383,7 @@ fn evaluate_kubeconfig_ownership(ctx: &Ctx) -> Outcome {
 }
 
 fn evaluate_client_ca_permissions(ctx: &Ctx) -> Outcome {
-    permissions(ctx, &CLIENT_CA, "client_ca")
+    permissions(ctx, &CLIENT_CA, ModeLimit::ClientCa)
 }
 
 fn evaluate_client_ca_ownership(ctx: &Ctx) -> Outcome {
@@ -390,7 +391,7 @@ fn evaluate_client_ca_ownership(ctx: &Ctx) -> Outcome {
 }
 
 fn evaluate_serving_key_permissions(ctx: &Ctx) -> Outcome {
-    permissions(ctx, &SERVING_KEY, "config_file")
+    permissions(ctx, &SERVING_KEY, ModeLimit::ConfigFile)
 }
 
 /// Service files: not applicable without a systemd unit; a unit without observed files
@@ -413,7 +414,7 @@ fn service(ctx: &Ctx, check: Check) -> Outcome {
 }
 
 fn evaluate_service_permissions(ctx: &Ctx) -> Outcome {
-    let (check, expected) = mode_check(ctx, "service_file");
+    let (check, expected) = mode_check(ctx, ModeLimit::ServiceFile);
     service(ctx, check).with_expected(expected)
 }
 

@@ -7,6 +7,7 @@ use std::sync::Arc;
 
 use crate::evaluate::cve_feed::CveFeedLoad;
 use crate::evaluate::{self, Severity};
+use crate::model::version::Minor;
 
 /// The embedded default policy (also shipped as a documented example).
 pub const DEFAULT_POLICY_YAML: &str = include_str!("../../policy/default.yaml");
@@ -111,6 +112,47 @@ pub struct Expectations {
     /// `no-host-takeover-pods`: pods allowed host access (this agent, by default).
     pub host_takeover_allowed_pods: Vec<AllowedPod>,
 }
+
+/// The policy's file-mode limits (`expected.*_max_mode`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ModeLimit {
+    /// `config_file_max_mode`: the config file, drop-ins, kubeconfig, serving key.
+    ConfigFile,
+    /// `client_ca_max_mode`: the client CA file.
+    ClientCa,
+    /// `service_file_max_mode`: the systemd unit files.
+    ServiceFile,
+}
+
+impl ModeLimit {
+    pub const ALL: [ModeLimit; 3] = [
+        ModeLimit::ConfigFile,
+        ModeLimit::ClientCa,
+        ModeLimit::ServiceFile,
+    ];
+
+    /// The policy key (`config_file_max_mode`).
+    pub fn key(self) -> &'static str {
+        match self {
+            ModeLimit::ConfigFile => "config_file_max_mode",
+            ModeLimit::ClientCa => "client_ca_max_mode",
+            ModeLimit::ServiceFile => "service_file_max_mode",
+        }
+    }
+
+    /// The limit as the policy spells it (`"600"`).
+    fn text(self, x: &Expectations) -> &str {
+        match self {
+            ModeLimit::ConfigFile => &x.config_file_max_mode,
+            ModeLimit::ClientCa => &x.client_ca_max_mode,
+            ModeLimit::ServiceFile => &x.service_file_max_mode,
+        }
+    }
+}
+
+/// Days before `notAfter` at which a certificate stops passing, when the policy's value is
+/// unusable.
+pub const DEFAULT_EXPIRY_WARNING_DAYS: i64 = 14;
 
 /// A pod allowed host access: its namespace and the start of its name (empty: every pod
 /// of the namespace).
@@ -386,11 +428,8 @@ impl Policy {
                 ),
             ));
         }
-        for (name, v) in [
-            ("config_file_max_mode", &x.config_file_max_mode),
-            ("client_ca_max_mode", &x.client_ca_max_mode),
-            ("service_file_max_mode", &x.service_file_max_mode),
-        ] {
+        for limit in ModeLimit::ALL {
+            let (name, v) = (limit.key(), limit.text(x));
             if parse_mode(v).is_none() {
                 return Err(err(name, format!("{name} {v:?} is not an octal file mode")));
             }
@@ -413,7 +452,7 @@ impl Policy {
             ));
         }
         for m in &x.supported_kubelet_minors {
-            if crate::model::version::Minor::parse(m).is_none() {
+            if Minor::parse(m).is_none() {
                 return Err(err(
                     m,
                     format!(
@@ -475,13 +514,34 @@ impl Policy {
     }
 
     /// A mode limit from the expectations, as bits (validated at load).
-    pub fn mode_limit(&self, which: &str) -> u32 {
-        let s = match which {
-            "client_ca" => &self.expected.client_ca_max_mode,
-            "service_file" => &self.expected.service_file_max_mode,
-            _ => &self.expected.config_file_max_mode,
-        };
-        parse_mode(s).unwrap_or(0o600)
+    pub fn mode_limit(&self, limit: ModeLimit) -> u32 {
+        parse_mode(limit.text(&self.expected)).unwrap_or(0o600)
+    }
+
+    /// `expected.cert_expiry_warning_days` (a negative value, which validation rejects,
+    /// falls back to [`DEFAULT_EXPIRY_WARNING_DAYS`]).
+    pub fn cert_expiry_warning_days(&self) -> i64 {
+        Some(self.expected.cert_expiry_warning_days)
+            .filter(|d| *d >= 0)
+            .unwrap_or(DEFAULT_EXPIRY_WARNING_DAYS)
+    }
+
+    /// `expected.supported_kubelet_minors` (`["1.31", "1.32"]`), replacing the release
+    /// table's verdict when non-empty; `None` when empty. An entry that is not a
+    /// `major.minor`, which validation rejects, is an error.
+    pub fn supported_kubelet_minors(&self) -> Result<Option<Vec<Minor>>, String> {
+        let list = &self.expected.supported_kubelet_minors;
+        if list.is_empty() {
+            return Ok(None);
+        }
+        list.iter()
+            .map(|m| {
+                Minor::parse(m).ok_or_else(|| {
+                    format!("policy supported_kubelet_minors: {m:?} is not a `major.minor`")
+                })
+            })
+            .collect::<Result<Vec<_>, _>>()
+            .map(Some)
     }
 }
 
@@ -493,7 +553,7 @@ mod tests {
     fn embedded_default_parses() {
         let p = Policy::embedded();
         assert_eq!(p.expected.tls_min_version, "VersionTLS12");
-        assert_eq!(p.mode_limit("client_ca"), 0o644);
+        assert_eq!(p.mode_limit(ModeLimit::ClientCa), 0o644);
         assert!(p.enabled("anonymous-auth-disabled"));
         assert!(p.expected.cluster_checks);
         assert_eq!(p.expected.pod_security_required_level, "baseline");

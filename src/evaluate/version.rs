@@ -486,45 +486,11 @@ pub fn cves() -> Result<&'static CveTable, &'static str> {
 }
 
 // ---------------------------------------------------------------------------------------
-// Policy fields.
-// ---------------------------------------------------------------------------------------
-
-/// An `expected.<key>` policy value, looked up by name so the controls work before the
-/// field exists in `policy::Expectations` (absent or null: `None`).
-pub(crate) fn expected_field(ctx: &Ctx, key: &str) -> Option<serde_json::Value> {
-    match serde_json::to_value(&ctx.policy.expected) {
-        Ok(serde_json::Value::Object(mut m)) => m.remove(key).filter(|v| !v.is_null()),
-        _ => None,
-    }
-}
-
-/// The policy's `supported_kubelet_minors` (`["1.31", "1.32"]`), replacing the release
-/// table's verdict when set and non-empty.
-fn policy_minors(ctx: &Ctx) -> Result<Option<Vec<Minor>>, String> {
-    let Some(v) = expected_field(ctx, POLICY_MINORS) else {
-        return Ok(None);
-    };
-    let list = v
-        .as_array()
-        .ok_or_else(|| format!("policy {POLICY_MINORS} is not a list"))?;
-    if list.is_empty() {
-        return Ok(None);
-    }
-    list.iter()
-        .map(|m| {
-            m.as_str()
-                .and_then(Minor::parse)
-                .ok_or_else(|| format!("policy {POLICY_MINORS}: {m} is not a `major.minor`"))
-        })
-        .collect::<Result<Vec<_>, _>>()
-        .map(Some)
-}
-
-const POLICY_MINORS: &str = "supported_kubelet_minors";
-
-// ---------------------------------------------------------------------------------------
 // The controls.
 // ---------------------------------------------------------------------------------------
+
+/// The policy key that replaces the release table (`expected.supported_kubelet_minors`).
+const POLICY_MINORS: &str = "supported_kubelet_minors";
 
 /// `status.nodeInfo.kubeletVersion` of this node's Node object, when the API view has it.
 pub(crate) fn api_version<'a>(ctx: &Ctx<'a>) -> Option<&'a str> {
@@ -594,7 +560,7 @@ fn evaluate_supported(ctx: &Ctx) -> Outcome {
         let today = Day::from_unix(evaluation_time(ctx));
         let observed = format!("{raw} (source {source})");
         let table = releases();
-        let minors = policy_minors(ctx)?;
+        let minors = ctx.policy.supported_kubelet_minors()?;
         Ok(match minors {
             Some(list) => judge_by_policy(v, &list, table.ok(), today, observed, source),
             None => judge_by_table(v, table?, today, observed, source),
@@ -1364,13 +1330,9 @@ mod tests {
             "binary".into(),
         );
         assert_status(&o, Status::Fail);
-        // Until the field is wired into the policy, the table decides.
-        let s = with_version(Some("v1.31.4"), "binary");
+        // The embedded policy lists no minors: the table decides.
         assert_eq!(
-            policy_minors(&Ctx {
-                snapshot: &s,
-                policy: &crate::evaluate::policy::Policy::embedded()
-            }),
+            crate::evaluate::policy::Policy::embedded().supported_kubelet_minors(),
             Ok(None)
         );
     }
