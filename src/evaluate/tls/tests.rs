@@ -1,7 +1,8 @@
 use super::super::Status;
-use super::*;
+use super::protocol::CIS_CIPHER_SUITES;
 use crate::evaluate::testing::*;
-use crate::model::snapshot::{ObsError, ObsErrorKind};
+use crate::model::kubelet_config::loading::KUBELET_SUITES;
+use crate::model::snapshot::{Credential, ObsError, ObsErrorKind};
 
 #[test]
 fn serving_cert() {
