@@ -253,7 +253,7 @@ pub fn judge_for(version: &KubeletMinor, eras: Vec<Era>, observed: &str, source:
 #[cfg(test)]
 #[allow(clippy::unwrap_used, clippy::expect_used)]
 mod tests {
-    use super::super::version::releases;
+    use super::super::version::release_table::releases;
     use super::*;
     use crate::evaluate::testing::*;
 

@@ -35,11 +35,10 @@
 
 use std::path::Path;
 
-use super::version::{
-    check_versions, cves, is_cve_id, CveOrigin, CveTable, Range, ANNOUNCEMENT_PREFIX,
+use super::version::cve_table::{
+    check_versions, cves, is_cve_id, issue_number, Cve, CveOrigin, CveTable, Range,
+    ANNOUNCEMENT_PREFIX,
 };
-
-use super::version::{issue_number, Cve};
 use crate::model::file::HostError;
 use crate::model::version::KubeVersion;
 

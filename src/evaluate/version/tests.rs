@@ -1,6 +1,11 @@
 use super::super::Status;
+use super::cve_table::{cves, parse_cves, CveOrigin, Range};
+use super::release_table::{maintained_minors, parse_releases, releases};
+use super::supported::judge_by_policy;
 use super::*;
 use crate::evaluate::testing::*;
+use crate::model::time::Day;
+use crate::model::version::Minor;
 
 fn v(s: &str) -> KubeVersion {
     KubeVersion::parse(s).unwrap()
