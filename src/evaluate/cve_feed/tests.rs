@@ -1,4 +1,7 @@
+use super::version_lines::tokens;
 use super::*;
+use crate::evaluate::version::cve_table::Range;
+use crate::model::version::KubeVersion;
 
 fn v(s: &str) -> KubeVersion {
     KubeVersion::parse(s).unwrap()
