@@ -1,9 +1,9 @@
 //! The architecture, kept true: which layer may use which (docs/architecture.md draws it).
 //!
 //! Every `crate::<module>` path in `src/` (in `use` lines and inline) is checked against
-//! the rules below, and so are the words that mean I/O. A test module (`#[cfg(test)]`)
-//! may build its fixtures with the file system, so the I/O rule reads production code
-//! only; the layer rule reads everything.
+//! the rules below, and so are the words that mean I/O. A test module (`#[cfg(test)]`,
+//! inline or in its own file such as `tls/tests.rs`) may build its fixtures with the file
+//! system, so the I/O rule reads production code only; the layer rule reads everything.
 
 use std::path::{Path, PathBuf};
 
@@ -114,12 +114,50 @@ fn crate_paths(line: &str) -> Vec<String> {
     out
 }
 
+/// The files of test modules declared apart (`#[cfg(test)] mod tests;` in `foo/mod.rs`
+/// is `foo/tests.rs`), with the files under them.
+fn test_module_files(files: &[PathBuf]) -> Vec<PathBuf> {
+    let mut out: Vec<PathBuf> = Vec::new();
+    for f in files {
+        let text = std::fs::read_to_string(f).expect("read source");
+        // A file's child modules live beside `mod.rs`, else in the directory named after it.
+        let dir = match f.file_name().and_then(|n| n.to_str()) {
+            Some("mod.rs" | "lib.rs" | "main.rs") => f.parent().expect("a parent").to_path_buf(),
+            _ => f.with_extension(""),
+        };
+        let mut cfg_test = false;
+        for line in text.lines().map(str::trim) {
+            if line.starts_with("#[cfg(test)]") {
+                cfg_test = true;
+                continue;
+            }
+            if line.starts_with("#[") {
+                continue;
+            }
+            let decl = line.strip_prefix("pub ").unwrap_or(line);
+            if let (true, Some(name)) = (cfg_test, decl.strip_prefix("mod ")) {
+                if let Some(name) = name.strip_suffix(';') {
+                    out.push(dir.join(format!("{name}.rs")));
+                    out.push(dir.join(name));
+                }
+            }
+            cfg_test = false;
+        }
+    }
+    files
+        .iter()
+        .filter(|f| out.iter().any(|t| f.starts_with(t)))
+        .cloned()
+        .collect()
+}
+
 struct Violation(String);
 
 fn check() -> Vec<Violation> {
     let mut files = Vec::new();
     rust_files(&src(), &mut files);
     files.sort();
+    let test_files = test_module_files(&files);
     let mut out = Vec::new();
     for f in &files {
         let layer = layer_of(f);
@@ -134,7 +172,7 @@ fn check() -> Vec<Violation> {
             continue;
         };
         let text = std::fs::read_to_string(f).expect("read source");
-        let mut in_tests = false;
+        let mut in_tests = test_files.contains(f);
         for (n, line) in text.lines().enumerate() {
             if line.starts_with("#[cfg(test)]") {
                 in_tests = true;
@@ -197,4 +235,11 @@ fn the_rules_catch_an_upward_import() {
     assert!(!evaluate_may.contains(&"observe") && !evaluate_may.contains(&"io"));
     let (_, fs) = IO_WORDS.iter().find(|(w, _)| *w == "std::fs").unwrap();
     assert!(!fs.contains(&"evaluate") && !fs.contains(&"model"));
+    // A test module in its own file is test code; the production file beside it is not.
+    let files: Vec<PathBuf> = ["rbac/mod.rs", "rbac/tests.rs", "cluster_view.rs"]
+        .iter()
+        .map(|f| src().join("evaluate").join(f))
+        .collect();
+    let tests = test_module_files(&files);
+    assert_eq!(tests, [src().join("evaluate/rbac/tests.rs")]);
 }

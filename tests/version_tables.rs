@@ -2,7 +2,9 @@
 //! facts (the kubernetes/kubernetes security issues, kubernetes.io/releases), and every
 //! GitVersion form seen in the wild parses.
 
-use kubelet_sentinel::evaluate::version::{cves, maintained_minors, releases, Day};
+use kubelet_sentinel::evaluate::version::cve_table::cves;
+use kubelet_sentinel::evaluate::version::release_table::{maintained_minors, releases};
+use kubelet_sentinel::model::time::Day;
 use kubelet_sentinel::model::version::version_suffix;
 
 use kubelet_sentinel::model::version::{KubeVersion, Minor};

@@ -9,11 +9,11 @@ use super::args::{
 };
 use super::CliError;
 use crate::agent::{self, AgentConfig};
-use crate::observe::enrich::EnrichOptions;
 use crate::evaluate::policy::{Policy, PolicyError};
 use crate::io::host::HostRoot;
 use crate::io::kube::ApiAccessMode;
 use crate::observe::cluster::{Cluster, ClusterOptions};
+use crate::observe::enrich::EnrichOptions;
 use crate::observe::live::socket::Timeouts;
 use crate::observe::live::{LiveMode, LiveOptions};
 use crate::observe::ObserveOptions;

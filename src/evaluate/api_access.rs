@@ -3,11 +3,10 @@
 
 use std::net::IpAddr;
 
-use super::util::{
-    self, because, decide, int_of, known, str_of, unknown_with, with_live, LiveVerdict,
-    PRACTICE_NETWORK,
-};
-use super::{Control, Ctx, Family, Needs, Outcome, Severity};
+use super::live_verdict::{live, with_live, LiveVerdict};
+use super::outcome::{decide, unknown_with};
+use super::setting::{because, int_of, known, str_of};
+use super::{Control, Ctx, Family, Needs, Outcome, Severity, PRACTICE_NETWORK};
 use crate::model::net::{cidr_contains, parse_cidr, parse_ip};
 
 pub static CONTROLS: &[Control] = &[
@@ -51,7 +50,7 @@ pub static CONTROLS: &[Control] = &[
 
 /// Live evidence from the read-only port: any HTTP answer fails, whatever the config says.
 fn read_only_live(ctx: &Ctx) -> Option<LiveVerdict> {
-    let l = util::live(ctx)?;
+    let l = live(ctx)?;
     let target = l
         .read_only_target
         .as_deref()
@@ -101,7 +100,7 @@ fn answered_by_someone_else(l: &crate::model::snapshot::Live) -> bool {
 
 /// Live evidence for the healthz bind address: the kubelet's real listener on that port.
 fn healthz_live(ctx: &Ctx, port: u16) -> Option<LiveVerdict> {
-    let l = util::live(ctx)?;
+    let l = live(ctx)?;
     Some(match l.listeners.as_ref()? {
         Ok(ls) => {
             let on: Vec<&crate::model::snapshot::Listener> =
@@ -147,7 +146,7 @@ fn evaluate_read_only_port_config(ctx: &Ctx) -> Outcome {
         let s = known(ctx, "readOnlyPort")?;
         let port = int_of(&s)?;
         let observed = port.to_string();
-        let src = util::source_label(&s);
+        let src = s.source.label();
         Ok(match port {
             0 => Outcome::pass(observed, src, because("the read-only port is disabled", &s)),
             // pkg/kubelet/server/server.go `ListenAndServeKubeletReadOnlyServer`: plain HTTP,
@@ -177,7 +176,7 @@ fn evaluate_bind_address(ctx: &Ctx) -> Outcome {
     let out = decide(|| {
         let s = known(ctx, "address")?;
         let raw = str_of(&s)?.trim().to_string();
-        let src = util::source_label(&s);
+        let src = s.source.label();
         let port = ctx
             .setting("port")
             .known()
@@ -266,14 +265,14 @@ fn evaluate_healthz_config(ctx: &Ctx) -> Outcome {
         if port == 0 {
             return Ok(Outcome::pass(
                 "healthzPort 0",
-                util::source_label(&ps),
+                ps.source.label(),
                 because("healthz server disabled", &ps),
             ));
         }
         if !(1..=65535).contains(&port) {
             return Ok(unknown_with(
                 port.to_string(),
-                util::source_label(&ps),
+                ps.source.label(),
                 because(
                     format!("healthzPort {port} is outside 0-65535: the kubelet refuses to start with it"),
                     &ps,
@@ -282,7 +281,7 @@ fn evaluate_healthz_config(ctx: &Ctx) -> Outcome {
         }
         let a = known(ctx, "healthzBindAddress")?;
         let raw = str_of(&a)?.trim().to_string();
-        let src = util::source_label(&a);
+        let src = a.source.label();
         let observed = if raw.contains(':') {
             format!("[{raw}]:{port}")
         } else {

@@ -1,8 +1,7 @@
 //! Practice 7: audit logging. The kubelet has no audit log of its own; requests to it
 //! are audited where they enter the cluster, at a kube-apiserver (control-plane nodes).
 
-use super::util::PRACTICE_AUDIT;
-use super::{Control, Ctx, Family, Needs, Outcome, Severity};
+use super::{Control, Ctx, Family, Needs, Outcome, Severity, PRACTICE_AUDIT};
 
 pub static CONTROLS: &[Control] = &[Control {
     id: "apiserver-audit-log-enabled",

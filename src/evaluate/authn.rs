@@ -1,9 +1,9 @@
 //! Practice 3: authenticate and authorise every kubelet request.
 
-use super::util::{
-    self, because, bool_of, decide, known, str_of, with_live, LiveVerdict, PRACTICE_AUTHN,
-};
-use super::{Control, Ctx, Family, Needs, Outcome, Severity};
+use super::live_verdict::{live, with_live, LiveVerdict};
+use super::outcome::decide;
+use super::setting::{because, bool_of, known, str_of};
+use super::{Control, Ctx, Family, Needs, Outcome, Severity, PRACTICE_AUTHN};
 use crate::model::kubelet_config::Source;
 
 pub static CONTROLS: &[Control] = &[
@@ -73,7 +73,7 @@ fn flags_only_hint(s: &crate::model::kubelet_config::Setting, what: &str) -> Str
 /// `InstallAuthFilter`: 401 → anonymous disabled, 403 → anonymous enabled but denied,
 /// 200 → open).
 fn anonymous_status(ctx: &Ctx) -> Option<Result<u16, String>> {
-    let l = util::live(ctx)?;
+    let l = live(ctx)?;
     Some(match l.anonymous.as_ref()? {
         Ok(code) => Ok(*code),
         Err(e) => Err(format!(
@@ -139,7 +139,7 @@ fn evaluate_authz_mode(ctx: &Ctx) -> Outcome {
 fn evaluate_anonymous_config(ctx: &Ctx) -> Outcome {
     decide(|| {
         let s = known(ctx, "authentication.anonymous.enabled")?;
-        let src = util::source_label(&s);
+        let src = s.source.label();
         Ok(if bool_of(&s)? {
             // kube-bench gets this wrong both ways for flags-only kubelets (#1242, #204):
             // the value here is what the kubelet really applies.
@@ -168,7 +168,7 @@ fn evaluate_authz_mode_config(ctx: &Ctx) -> Outcome {
     decide(|| {
         let s = known(ctx, "authorization.mode")?;
         let mode = str_of(&s)?.to_string();
-        let src = util::source_label(&s);
+        let src = s.source.label();
         Ok(match mode.as_str() {
             "Webhook" => Outcome::pass(
                 mode.clone(),
@@ -201,7 +201,7 @@ fn evaluate_authz_mode_config(ctx: &Ctx) -> Outcome {
 fn evaluate_authn_webhook(ctx: &Ctx) -> Outcome {
     decide(|| {
         let s = known(ctx, "authentication.webhook.enabled")?;
-        let src = util::source_label(&s);
+        let src = s.source.label();
         Ok(if bool_of(&s)? {
             Outcome::pass(
                 "true",

@@ -16,6 +16,7 @@
 
 use std::fmt;
 
+use super::outcome::unknown_with;
 use super::version::api_version;
 
 use super::{Ctx, Outcome, Status};
@@ -178,11 +179,7 @@ pub fn judge_for(version: &KubeletMinor, eras: Vec<Era>, observed: &str, source:
                     o.reason = format!("kubelet {text}, {}: {}", e.minors, o.reason);
                     o
                 }
-                None => super::util::unknown_with(
-                    observed,
-                    source,
-                    format!("no rule covers kubelet {text}"),
-                ),
+                None => unknown_with(observed, source, format!("no rule covers kubelet {text}")),
             };
         }
         KubeletMinor::Disputed { minors, text } => (
@@ -208,7 +205,7 @@ pub fn judge_for(version: &KubeletMinor, eras: Vec<Era>, observed: &str, source:
     };
     let mut possible = possible.into_iter();
     let Some(first) = possible.next() else {
-        return super::util::unknown_with(observed, source, format!("no rule applies; {why}"));
+        return unknown_with(observed, source, format!("no rule applies; {why}"));
     };
     let rest: Vec<Era> = possible.collect();
     if rest.is_empty() {
@@ -256,7 +253,7 @@ pub fn judge_for(version: &KubeletMinor, eras: Vec<Era>, observed: &str, source:
 #[cfg(test)]
 #[allow(clippy::unwrap_used, clippy::expect_used)]
 mod tests {
-    use super::super::version::releases;
+    use super::super::version::release_table::releases;
     use super::*;
     use crate::evaluate::testing::*;
 

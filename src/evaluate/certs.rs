@@ -2,10 +2,12 @@
 //! client certificate it uses towards the API server are inside their validity period and
 //! not about to expire.
 
-use super::util::{decide, kubelet, obs_kind_str, unknown_with, PRACTICE_TLS};
-use super::version::{evaluation_time, expected_field, format_utc};
-use super::{Control, Ctx, Family, Needs, Outcome, Severity, Status};
+use super::files::obs_kind_str;
+use super::outcome::{decide, kubelet, unknown_with};
+use super::version::evaluation_time;
+use super::{Control, Ctx, Family, Needs, Outcome, Severity, Status, PRACTICE_TLS};
 use crate::model::snapshot::{CertSummary, Credential, FileRole};
+use crate::model::time::{format_utc, SECS_PER_DAY};
 
 pub static CONTROLS: &[Control] = &[
     Control {
@@ -34,18 +36,6 @@ pub static CONTROLS: &[Control] = &[
     },
 ];
 
-/// Days before `notAfter` at which a certificate stops passing, when the policy sets none.
-pub const DEFAULT_EXPIRY_WARNING_DAYS: i64 = 14;
-
-/// The policy's `expected.cert_expiry_warning_days` (default 14; a negative or non-integer
-/// value, which policy validation rejects, falls back to the default).
-pub fn expiry_warning_days(ctx: &Ctx) -> i64 {
-    expected_field(ctx, "cert_expiry_warning_days")
-        .and_then(|v| v.as_i64())
-        .filter(|d| *d >= 0)
-        .unwrap_or(DEFAULT_EXPIRY_WARNING_DAYS)
-}
-
 /// A certificate's validity at `now` (Unix seconds).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Validity {
@@ -66,7 +56,7 @@ pub fn validity(cert: &CertSummary, now: i64, warn_days: i64) -> Validity {
         Validity::Expired {
             since_secs: now - cert.not_after,
         }
-    } else if cert.not_after - now < warn_days.saturating_mul(86_400) {
+    } else if cert.not_after - now < warn_days.saturating_mul(SECS_PER_DAY) {
         Validity::ExpiresSoon {
             left_secs: cert.not_after - now,
         }
@@ -79,7 +69,7 @@ pub fn validity(cert: &CertSummary, now: i64, warn_days: i64) -> Validity {
 
 /// `3 days` / `5 hours` for humans.
 fn span(secs: i64) -> String {
-    let days = secs / 86_400;
+    let days = secs / SECS_PER_DAY;
     if days >= 1 {
         format!("{days} day{}", if days == 1 { "" } else { "s" })
     } else {
@@ -142,7 +132,7 @@ fn differs(a: &CertSummary, b: &CertSummary) -> bool {
 }
 
 fn evaluate_serving(ctx: &Ctx) -> Outcome {
-    let warn = expiry_warning_days(ctx);
+    let warn = ctx.policy.cert_expiry_warning_days();
     decide(|| {
         let k = kubelet(ctx)?;
         let now = evaluation_time(ctx);
@@ -219,7 +209,7 @@ fn not_a_certificate(observed: &str, how: &str) -> Outcome {
 }
 
 fn evaluate_client(ctx: &Ctx) -> Outcome {
-    let warn = expiry_warning_days(ctx);
+    let warn = ctx.policy.cert_expiry_warning_days();
     decide(|| {
         let k = kubelet(ctx)?;
         let now = evaluation_time(ctx);
@@ -286,7 +276,7 @@ mod tests {
 
     /// `taken_at` in the test snapshots: 2023-11-14T22:13:20Z.
     const NOW: i64 = 1_700_000_000;
-    const DAY: i64 = 86_400;
+    const DAY: i64 = SECS_PER_DAY;
 
     fn cert_until(cn: &str, not_after: i64) -> CertSummary {
         let mut c = cert(cn, &[], false);
@@ -521,7 +511,10 @@ mod tests {
             snapshot: &s,
             policy: &crate::evaluate::policy::Policy::embedded(),
         };
-        assert_eq!(expiry_warning_days(&ctx), DEFAULT_EXPIRY_WARNING_DAYS);
+        assert_eq!(
+            ctx.policy.cert_expiry_warning_days(),
+            crate::evaluate::policy::DEFAULT_EXPIRY_WARNING_DAYS
+        );
         let c = cert_until("x", NOW + 20 * DAY);
         assert_eq!(judge("c", &c, NOW, 30).0, Status::Fail);
         assert_eq!(judge("c", &c, NOW, 14).0, Status::Pass);

@@ -5,19 +5,26 @@ pub mod api_access;
 pub mod audit;
 pub mod authn;
 pub mod by_version;
+#[cfg(test)]
+mod catalogue_tests;
 pub mod certs;
+pub mod cluster_view;
 pub mod cve_feed;
 pub mod files;
 pub mod hardening;
+pub mod live_verdict;
+#[cfg(test)]
+mod live_verdict_tests;
+pub mod outcome;
 pub mod pod_security;
 pub mod policy;
 pub mod rbac;
 pub mod resources;
 pub mod running_config;
+pub mod setting;
 #[cfg(test)]
 pub mod testing;
 pub mod tls;
-pub mod util;
 pub mod version;
 
 use crate::evaluate::policy::Policy;
@@ -167,6 +174,16 @@ impl<'a> Ctx<'a> {
     }
 }
 
+/// The seed practices a control implements (the `practice` column).
+pub const PRACTICE_NETWORK: &str = "1 restrict network access to the kubelet API";
+pub const PRACTICE_TLS: &str = "2 strong TLS on every kubelet connection";
+pub const PRACTICE_AUTHN: &str = "3 authenticate and authorise every kubelet request";
+pub const PRACTICE_HARDENING: &str = "4 harden kubelet defaults";
+pub const PRACTICE_RESOURCES: &str = "4 harden kubelet defaults and reserve node resources";
+pub const PRACTICE_POD_SECURITY: &str = "5 Pod Security";
+pub const PRACTICE_RBAC: &str = "6 least-privilege kubelet credentials (RBAC, node side)";
+pub const PRACTICE_AUDIT: &str = "7 audit logging";
+
 /// One entry of the catalogue.
 pub struct Control {
     /// Stable kebab-case id: a public contract (dashboards, alerts, policies).
@@ -300,7 +317,9 @@ pub fn evaluate(snapshot: &Snapshot, policy: &Policy) -> Vec<ControlResult> {
         .map(|c| {
             let outcome = match (c.needs, snapshot.no_kubelet_reason()) {
                 (Needs::Kubelet, Some(reason)) => Outcome::unknown(reason),
-                (Needs::Api, _) => util::api_gate(&ctx).unwrap_or_else(|| (c.evaluate)(&ctx)),
+                (Needs::Api, _) => {
+                    cluster_view::api_gate(&ctx).unwrap_or_else(|| (c.evaluate)(&ctx))
+                }
                 _ => (c.evaluate)(&ctx),
             };
             ControlResult {

@@ -1,11 +1,10 @@
 //! Practice 4: harden kubelet defaults and reserve node resources (reservations for the
 //! kubelet/runtime and the OS, hard eviction for memory).
 
-use super::util::{
-    self, because, decide, known, kubelet, map_of, quantity_is_zero, render, unknown_with,
-    PRACTICE_RESOURCES,
-};
-use super::{Control, Ctx, Family, Needs, Outcome, Severity};
+use super::outcome::{decide, kubelet, unknown_with};
+use super::setting::{because, known, map_of, render};
+use super::{Control, Ctx, Family, Needs, Outcome, Severity, PRACTICE_RESOURCES};
+use crate::model::quantity::quantity_is_zero;
 
 pub static CONTROLS: &[Control] = &[
     Control {
@@ -59,7 +58,7 @@ fn reserved(ctx: &Ctx, key: &str, for_whom: &str) -> Outcome {
     decide(|| {
         let s = known(ctx, key)?;
         let map = map_of(&s)?;
-        let src = util::source_label(&s);
+        let src = s.source.label();
         let observed = if map.is_empty() {
             "{}".to_string()
         } else {
@@ -111,7 +110,7 @@ fn evaluate_eviction_hard(ctx: &Ctx) -> Outcome {
         // map at all, as real kubelets show (tests/kubelet-truth, scenario flags-only).
         let s = known(ctx, "evictionHard")?;
         let map = map_of(&s)?;
-        let src = util::source_label(&s);
+        let src = s.source.label();
         let observed = if map.is_empty() {
             "{}".to_string()
         } else {

@@ -15,8 +15,8 @@
 
 use serde_json::Value;
 
-use super::util::{render, PRACTICE_HARDENING};
-use super::{Control, Ctx, Family, Needs, Outcome, Severity};
+use super::setting::render;
+use super::{Control, Ctx, Family, Needs, Outcome, Severity, PRACTICE_HARDENING};
 use crate::model::kubelet_config::configz::FLAG;
 use crate::model::kubelet_config::settings::{
     parse_go_duration, SettingDef, SettingKind, SETTINGS,
@@ -490,11 +490,22 @@ mod tests {
     #[test]
     fn every_setting_the_controls_read_is_compared() {
         let root = concat!(env!("CARGO_MANIFEST_DIR"), "/src");
-        let mut files: Vec<std::path::PathBuf> = std::fs::read_dir(format!("{root}/evaluate"))
-            .unwrap()
-            .map(|e| e.unwrap().path())
-            .filter(|p| p.extension().is_some_and(|e| e == "rs"))
-            .collect();
+        // Every source file under evaluate/, a family's directory included.
+        fn rust_files(dir: &std::path::Path, out: &mut Vec<std::path::PathBuf>) {
+            for e in std::fs::read_dir(dir).unwrap() {
+                let p = e.unwrap().path();
+                if p.is_dir() {
+                    rust_files(&p, out);
+                } else if p.extension().is_some_and(|e| e == "rs") {
+                    out.push(p);
+                }
+            }
+        }
+        let mut files = Vec::new();
+        rust_files(
+            std::path::Path::new(&format!("{root}/evaluate")),
+            &mut files,
+        );
         files.push(format!("{root}/observe/live/mod.rs").into());
         // Direct lookups, and family helpers called with a setting key (`bool_control(ctx,
         // "seccompDefault", ..)`, `reserved(ctx, "kubeReserved", ..)`).

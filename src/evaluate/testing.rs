@@ -23,7 +23,7 @@ pub fn eval_with(id: &str, snapshot: &Snapshot, policy: &Policy) -> Outcome {
     let c = control(id).unwrap_or_else(|| panic!("no control {id}"));
     let ctx = Ctx { snapshot, policy };
     if c.needs == crate::evaluate::Needs::Api {
-        if let Some(o) = crate::evaluate::util::api_gate(&ctx) {
+        if let Some(o) = crate::evaluate::cluster_view::api_gate(&ctx) {
             return o;
         }
     }

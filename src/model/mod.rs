@@ -9,6 +9,8 @@
 //! - [`cert`]: X.509 certificates as the controls see them;
 //! - [`exposition`]: the Prometheus/OpenMetrics text format, read line by line (the
 //!   kubelet's `/metrics`, and the agent's own exposition in the tests);
+//! - [`quantity`]: Kubernetes resource quantities (`100Mi`, `5%`);
+//! - [`time`]: calendar days and UTC timestamps;
 //! - [`parse`]: the limits and redacted errors of every document the agent parses.
 
 pub mod cert;
@@ -17,8 +19,10 @@ pub mod file;
 pub mod kubelet_config;
 pub mod net;
 pub mod parse;
+pub mod quantity;
 pub mod snapshot;
 #[cfg(test)]
 pub mod testing;
+pub mod time;
 pub mod tls;
 pub mod version;

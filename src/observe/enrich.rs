@@ -60,7 +60,7 @@ fn enrich(
     // Version: the override, else the binary's Go build information (read, never run),
     // else — opt-in, live hosts only, and only for a process that passes the identity
     // checks — the binary's `--version`, else kubernetes_build_info from an open read-only
-    // port. (The Node's status is the last source, in evaluate/version.rs.)
+    // port. (The Node's status is the last source, in evaluate/version/.)
     let start = Instant::now();
     let mut error: Option<String> = None;
     let process_key = (kubelet.pid, kubelet.start_time_ticks);
@@ -229,7 +229,7 @@ fn complete(
 ) {
     enrich(s, host, enrich_opts, scans, rt);
     attach_cluster(s, cluster);
-    // The Node's status is the last version source (evaluate/version.rs): when it names
+    // The Node's status is the last version source (evaluate/version/): when it names
     // the version, the version step has not failed (release binaries record no version in
     // their Go build information, and the read-only port is closed on a hardened node).
     if s.node_kubelet_version().is_some() {

@@ -27,6 +27,8 @@ use rustls::pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer};
 use rustls::{ServerConfig, SignatureAlgorithm, SupportedCipherSuite};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, ReadBuf};
 
+use kubelet_sentinel::model::time::Day;
+
 pub const TLS10: u16 = 0x0301;
 pub const TLS11: u16 = 0x0302;
 pub const TLS12: u16 = 0x0303;
@@ -215,22 +217,16 @@ impl ServingCert {
     }
 }
 
-/// Today's UTC date (civil-from-days, H. Hinnant).
+/// Today's UTC date.
 fn today_utc() -> (i32, u8, u8) {
     let secs = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_secs())
+        .map(|d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX))
         .unwrap_or(0);
-    let z = (secs / 86_400) as i64 + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z - era * 146_097;
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let d = doy - (153 * mp + 2) / 5 + 1;
-    let m = if mp < 10 { mp + 3 } else { mp - 9 };
-    let y = yoe + era * 400 + i64::from(m <= 2);
-    (y as i32, m as u8, d as u8)
+    let day = Day::from_unix(secs);
+    // Month and day are 1..=12 and 1..=31.
+    let (m, d) = (day.month().unsigned_abs(), day.day().unsigned_abs());
+    (i32::from(day.year()), m, d)
 }
 
 /// What the serving port does with a connection, decided from its ClientHello.

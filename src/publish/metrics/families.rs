@@ -297,7 +297,10 @@ pub fn registry(input: &MetricsInput) -> Registry {
         kubelet.info(labels(&[
             ("node", node),
             ("version", k.version.as_deref().unwrap_or("")),
-            ("version_source", k.version_source.map_or("", |s| s.as_str())),
+            (
+                "version_source",
+                k.version_source.map_or("", |s| s.as_str()),
+            ),
             ("config_file", k.config.config_file.as_deref().unwrap_or("")),
             ("config_dir", k.config.config_dir.as_deref().unwrap_or("")),
         ]));

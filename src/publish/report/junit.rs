@@ -48,21 +48,6 @@ fn text(s: &str) -> String {
     xml_escape(s, false)
 }
 
-/// Days since 1970-01-01 to (year, month, day) in the proleptic Gregorian calendar
-/// (Howard Hinnant's `civil_from_days`).
-fn civil_from_days(days: i64) -> (i64, u32, u32) {
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z.rem_euclid(146_097);
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let day = (doy - (153 * mp + 2) / 5 + 1) as u32;
-    let month = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
-    let year = yoe + era * 400 + i64::from(month <= 2);
-    (year, month, day)
-}
-
 /// Unix seconds as an ISO 8601 UTC timestamp without fraction (`2024-05-01T12:00:00`), the
 /// form JUnit's `timestamp` attribute uses.
 pub(super) fn iso8601(unix: f64) -> String {
@@ -71,14 +56,7 @@ pub(super) fn iso8601(unix: f64) -> String {
     } else {
         0
     };
-    let (y, m, d) = civil_from_days(secs.div_euclid(86_400));
-    let rem = secs.rem_euclid(86_400);
-    format!(
-        "{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}",
-        rem / 3600,
-        (rem % 3600) / 60,
-        rem % 60
-    )
+    crate::model::time::format_utc_civil(secs)
 }
 
 fn counts<'a>(controls: impl Iterator<Item = &'a ControlResult>) -> (usize, usize, usize, usize) {

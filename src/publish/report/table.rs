@@ -277,7 +277,7 @@ fn drift_line(d: &DriftReport) -> Option<String> {
     #[allow(clippy::cast_possible_truncation)]
     let mut line = format!(
         "baseline {} ({}): {drifted} drifted, {regressed} regressed",
-        crate::evaluate::version::format_utc(b.created_at as i64),
+        crate::model::time::format_utc(b.created_at as i64),
         b.origin.as_str()
     );
     match d.config_drift {

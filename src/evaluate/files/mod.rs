@@ -1,7 +1,9 @@
 //! Practice 4: permissions and ownership of the files the kubelet trusts (CIS 4.1).
 
-use super::util::{file_line, kubelet, mode_str, obs_kind_str, FileAttribute, PRACTICE_HARDENING};
-use super::{Control, Ctx, Family, Needs, Outcome, Severity};
+use super::outcome::{kubelet, unknown_with};
+use super::policy::ModeLimit;
+use super::setting::{known, str_of};
+use super::{Control, Ctx, Family, Needs, Outcome, Severity, PRACTICE_HARDENING};
 use crate::model::snapshot::{FileObservation, FileRole, Kubelet, ObsErrorKind};
 
 const CONFIG_ROLES: &[FileRole] = &[FileRole::ConfigFile, FileRole::DropIn, FileRole::ArgsFile];
@@ -220,8 +222,8 @@ struct Group {
 /// A file-path setting: `Some("key path")` when set, `Err` when undecidable (e.g. the
 /// config file does not parse, so we cannot tell whether it names a file).
 fn setting_path(ctx: &Ctx, key: &str) -> Result<Option<String>, String> {
-    let s = super::util::known(ctx, key)?;
-    let p = super::util::str_of(&s)?.trim();
+    let s = known(ctx, key)?;
+    let p = str_of(&s)?.trim();
     Ok((!p.is_empty()).then(|| format!("{key} {p}")))
 }
 
@@ -326,7 +328,7 @@ fn judge(files: &[&FileObservation], check: Check) -> Outcome {
         );
     }
     if !unchecked.is_empty() {
-        return super::util::unknown_with(observed, "file-metadata", unchecked.join("; "));
+        return unknown_with(observed, "file-metadata", unchecked.join("; "));
     }
     let n = files.len();
     Outcome::pass(
@@ -344,12 +346,12 @@ fn judge(files: &[&FileObservation], check: Check) -> Outcome {
     )
 }
 
-fn mode_check(ctx: &Ctx, which: &str) -> (Check, String) {
+fn mode_check(ctx: &Ctx, which: ModeLimit) -> (Check, String) {
     let limit = ctx.policy.mode_limit(which);
     (Check::Mode(limit), format!("≤ {}", mode_str(limit)))
 }
 
-fn permissions(ctx: &Ctx, group: &Group, limit: &str) -> Outcome {
+fn permissions(ctx: &Ctx, group: &Group, limit: ModeLimit) -> Outcome {
     let (check, expected) = mode_check(ctx, limit);
     match kubelet(ctx) {
         Ok(k) => check_files(ctx, k, group, check).with_expected(expected),
@@ -365,7 +367,7 @@ fn ownership(ctx: &Ctx, group: &Group) -> Outcome {
 }
 
 fn evaluate_config_permissions(ctx: &Ctx) -> Outcome {
-    permissions(ctx, &CONFIG, "config_file")
+    permissions(ctx, &CONFIG, ModeLimit::ConfigFile)
 }
 
 fn evaluate_config_ownership(ctx: &Ctx) -> Outcome {
@@ -373,7 +375,7 @@ fn evaluate_config_ownership(ctx: &Ctx) -> Outcome {
 }
 
 fn evaluate_kubeconfig_permissions(ctx: &Ctx) -> Outcome {
-    permissions(ctx, &KUBECONFIG, "config_file")
+    permissions(ctx, &KUBECONFIG, ModeLimit::ConfigFile)
 }
 
 fn evaluate_kubeconfig_ownership(ctx: &Ctx) -> Outcome {
@@ -381,7 +383,7 @@ fn evaluate_kubeconfig_ownership(ctx: &Ctx) -> Outcome {
 }
 
 fn evaluate_client_ca_permissions(ctx: &Ctx) -> Outcome {
-    permissions(ctx, &CLIENT_CA, "client_ca")
+    permissions(ctx, &CLIENT_CA, ModeLimit::ClientCa)
 }
 
 fn evaluate_client_ca_ownership(ctx: &Ctx) -> Outcome {
@@ -389,7 +391,7 @@ fn evaluate_client_ca_ownership(ctx: &Ctx) -> Outcome {
 }
 
 fn evaluate_serving_key_permissions(ctx: &Ctx) -> Outcome {
-    permissions(ctx, &SERVING_KEY, "config_file")
+    permissions(ctx, &SERVING_KEY, ModeLimit::ConfigFile)
 }
 
 /// Service files: not applicable without a systemd unit; a unit without observed files
@@ -412,7 +414,7 @@ fn service(ctx: &Ctx, check: Check) -> Outcome {
 }
 
 fn evaluate_service_permissions(ctx: &Ctx) -> Outcome {
-    let (check, expected) = mode_check(ctx, "service_file");
+    let (check, expected) = mode_check(ctx, ModeLimit::ServiceFile);
     service(ctx, check).with_expected(expected)
 }
 
@@ -420,384 +422,49 @@ fn evaluate_service_ownership(ctx: &Ctx) -> Outcome {
     service(ctx, Check::RootOwned)
 }
 
-#[cfg(test)]
-#[allow(clippy::unwrap_used, clippy::expect_used)]
-mod tests {
-    use super::super::Status;
-    use crate::evaluate::testing::*;
-    use crate::model::snapshot::{FileRole, ObsErrorKind};
+/// Format a file mode as four octal digits.
+pub fn mode_str(mode: u32) -> String {
+    format!("{mode:04o}")
+}
 
-    #[test]
-    fn legacy_observed_values_are_read_in_todays_form() {
-        let old = "0600 0:0 /var/lib/kubelet/config.yaml; ? /etc/x.conf (not found); 0644 1000:5 /a -> /b";
-        assert_eq!(
-            super::legacy_observed("config-file-ownership", old).as_deref(),
-            Some("0:0 /var/lib/kubelet/config.yaml; ? /etc/x.conf (not found); 1000:5 /a -> /b")
-        );
-        assert_eq!(
-            super::legacy_observed("config-file-permissions", old).as_deref(),
-            Some("0600 /var/lib/kubelet/config.yaml; ? /etc/x.conf (not found); 0644 /a -> /b")
-        );
-        // Today's form, another control, a value that only looks alike: unchanged.
-        assert_eq!(
-            super::legacy_observed("config-file-ownership", "0:0 /var/lib/kubelet/config.yaml"),
-            None
-        );
-        assert_eq!(super::legacy_observed("read-only-port-disabled", old), None);
-        assert_eq!(
-            super::legacy_observed("config-file-permissions", "0600 /path with spaces"),
-            None
-        );
-    }
-
-    #[test]
-    fn config_permissions() {
-        let id = "config-file-permissions";
-        let o = eval(id, &snapshot_with(&[], None));
-        assert_status(&o, Status::NotApplicable);
-        assert!(o.reason.contains("nothing configured"));
-        // --config set but its metadata not observed: unknown, not "nothing to check".
-        let mut s = kubeadm();
-        let o = eval(id, &s);
-        assert_status(&o, Status::Unknown);
-        assert!(
-            o.reason.contains("--config /var/lib/kubelet/config.yaml"),
-            "{}",
-            o.reason
-        );
-        let o = eval(
-            id,
-            &snapshot_with_dropins(&[], None, &[("00-defaults.conf", "readOnlyPort: 0\n")]),
-        );
-        assert_status(&o, Status::Unknown);
-        assert!(o.reason.contains("00-defaults.conf"), "{}", o.reason);
-
-        kubelet_mut(&mut s).files = vec![
-            file(
-                FileRole::ConfigFile,
-                "/var/lib/kubelet/config.yaml",
-                0o600,
-                0,
-                0,
-            ),
-            file(
-                FileRole::DropIn,
-                "/etc/kubernetes/kubelet.conf.d/10-a.conf",
-                0o400,
-                0,
-                0,
-            ),
-            file(
-                FileRole::Kubeconfig,
-                "/etc/kubernetes/kubelet.conf",
-                0o644,
-                0,
-                0,
-            ),
-        ];
-        let o = eval(id, &s);
-        assert_status(&o, Status::Pass);
-        assert_eq!(o.source, "file-metadata");
-        assert_eq!(
-            o.observed,
-            "0600 /var/lib/kubelet/config.yaml; 0400 /etc/kubernetes/kubelet.conf.d/10-a.conf"
-        );
-        assert_eq!(o.expected.as_deref(), Some("≤ 0600"));
-
-        kubelet_mut(&mut s).files[1] = file(
-            FileRole::DropIn,
-            "/etc/kubernetes/kubelet.conf.d/10-a.conf",
-            0o644,
-            0,
-            0,
-        );
-        let o = eval(id, &s);
-        assert_status(&o, Status::Fail);
-        assert!(
-            o.reason
-                .contains("10-a.conf: 0644 is more permissive than 0600"),
-            "{}",
-            o.reason
-        );
-        assert!(!o.reason.contains("config.yaml"), "{}", o.reason);
-
-        // Special bits fail even when the permission bits are fine.
-        kubelet_mut(&mut s).files[1] = file(FileRole::DropIn, "/d/10-a.conf", 0o4600, 0, 0);
-        assert_status(&eval(id, &s), Status::Fail);
-
-        // Missing file: unknown, naming it.
-        kubelet_mut(&mut s).files[1] =
-            file_err(FileRole::DropIn, "/d/10-a.conf", ObsErrorKind::NotFound);
-        let o = eval(id, &s);
-        assert_status(&o, Status::Unknown);
-        assert!(
-            o.reason.contains("/d/10-a.conf is not found"),
-            "{}",
-            o.reason
-        );
-        kubelet_mut(&mut s).files[1] =
-            file_err(FileRole::DropIn, "/d/10-a.conf", ObsErrorKind::Unreadable);
-        assert_status(&eval(id, &s), Status::Unknown);
-
-        // An offender is a failure even when another file could not be checked.
-        kubelet_mut(&mut s).files[0] = file(
-            FileRole::ConfigFile,
-            "/var/lib/kubelet/config.yaml",
-            0o666,
-            0,
-            0,
-        );
-        let o = eval(id, &s);
-        assert_status(&o, Status::Fail);
-        assert!(o.reason.contains("also not checked"), "{}", o.reason);
-
-        // MicroK8s args file; a looser policy.
-        kubelet_mut(&mut s).files = vec![file(
-            FileRole::ArgsFile,
-            "/var/snap/microk8s/current/args/kubelet",
-            0o660,
-            0,
-            0,
-        )];
-        assert_status(&eval(id, &s), Status::Fail);
-        let p = policy("expected:\n  config_file_max_mode: \"660\"\n");
-        let o = eval_with(id, &s, &p);
-        assert_status(&o, Status::Pass);
-        assert_eq!(o.expected.as_deref(), Some("≤ 0660"));
-    }
-
-    #[test]
-    fn config_ownership() {
-        let id = "config-file-ownership";
-        assert_status(&eval(id, &snapshot_with(&[], None)), Status::NotApplicable);
-        let mut s = kubeadm();
-        assert_status(&eval(id, &s), Status::Unknown);
-        kubelet_mut(&mut s).files = vec![file(
-            FileRole::ConfigFile,
-            "/var/lib/kubelet/config.yaml",
-            0o600,
-            0,
-            0,
-        )];
-        let o = eval(id, &s);
-        assert_status(&o, Status::Pass);
-        assert_eq!(o.observed, "0:0 /var/lib/kubelet/config.yaml");
-        kubelet_mut(&mut s).files = vec![file(
-            FileRole::ConfigFile,
-            "/var/lib/kubelet/config.yaml",
-            0o600,
-            0,
-            1000,
-        )];
-        let o = eval(id, &s);
-        assert_status(&o, Status::Fail);
-        assert!(o.reason.contains("owned by 0:1000"), "{}", o.reason);
-        kubelet_mut(&mut s).files = vec![file_err(
-            FileRole::ConfigFile,
-            "/x",
-            ObsErrorKind::Unreadable,
-        )];
-        assert_status(&eval(id, &s), Status::Unknown);
-    }
-
-    #[test]
-    fn kubeconfig() {
-        let standalone = snapshot_with(&[], Some(""));
-        assert_status(
-            &eval("kubeconfig-permissions", &standalone),
-            Status::NotApplicable,
-        );
-        assert!(eval("kubeconfig-ownership", &standalone)
-            .reason
-            .contains("standalone"));
-        let mut s = kubeadm();
-        let o = eval("kubeconfig-ownership", &s);
-        assert_status(&o, Status::Unknown);
-        assert!(
-            o.reason
-                .contains("--kubeconfig /etc/kubernetes/kubelet.conf"),
-            "{}",
-            o.reason
-        );
-        kubelet_mut(&mut s).files = vec![file(
-            FileRole::Kubeconfig,
-            "/etc/kubernetes/kubelet.conf",
-            0o600,
-            0,
-            0,
-        )];
-        assert_status(&eval("kubeconfig-permissions", &s), Status::Pass);
-        assert_status(&eval("kubeconfig-ownership", &s), Status::Pass);
-        kubelet_mut(&mut s).files = vec![file(
-            FileRole::Kubeconfig,
-            "/etc/kubernetes/kubelet.conf",
-            0o640,
-            1,
-            0,
-        )];
-        assert_status(&eval("kubeconfig-permissions", &s), Status::Fail);
-        assert_status(&eval("kubeconfig-ownership", &s), Status::Fail);
-        kubelet_mut(&mut s).files = vec![file_err(
-            FileRole::Kubeconfig,
-            "/etc/kubernetes/kubelet.conf",
-            ObsErrorKind::NotFound,
-        )];
-        assert_status(&eval("kubeconfig-permissions", &s), Status::Unknown);
-        assert_status(&eval("kubeconfig-ownership", &s), Status::Unknown);
-    }
-
-    #[test]
-    fn client_ca_files() {
-        assert_status(
-            &eval("client-ca-permissions", &snapshot_with(&[], None)),
-            Status::NotApplicable,
-        );
-        // The config file does not parse: whether a CA is configured is unknown.
-        let o = eval(
-            "client-ca-ownership",
-            &snapshot_with(&[], Some("authentication: [\n")),
-        );
-        assert_status(&o, Status::Unknown);
-        assert!(o.reason.contains("cannot be decided"), "{}", o.reason);
-        let mut s = kubeadm();
-        let o = eval("client-ca-permissions", &s);
-        assert_status(&o, Status::Unknown);
-        assert!(
-            o.reason.contains("clientCAFile /etc/kubernetes/pki/ca.crt"),
-            "{}",
-            o.reason
-        );
-        kubelet_mut(&mut s).files = vec![file(
-            FileRole::ClientCa,
-            "/etc/kubernetes/pki/ca.crt",
-            0o644,
-            0,
-            0,
-        )];
-        let o = eval("client-ca-permissions", &s);
-        assert_status(&o, Status::Pass);
-        assert_eq!(o.expected.as_deref(), Some("≤ 0644"));
-        assert_status(&eval("client-ca-ownership", &s), Status::Pass);
-        kubelet_mut(&mut s).files = vec![file(
-            FileRole::ClientCa,
-            "/etc/kubernetes/pki/ca.crt",
-            0o664,
-            0,
-            0,
-        )];
-        assert_status(&eval("client-ca-permissions", &s), Status::Fail);
-        kubelet_mut(&mut s).files = vec![file(
-            FileRole::ClientCa,
-            "/etc/kubernetes/pki/ca.crt",
-            0o644,
-            1000,
-            1000,
-        )];
-        let o = eval("client-ca-ownership", &s);
-        assert_status(&o, Status::Fail);
-        assert_eq!(o.observed, "1000:1000 /etc/kubernetes/pki/ca.crt");
-        kubelet_mut(&mut s).files = vec![file_err(
-            FileRole::ClientCa,
-            "/ca.crt",
-            ObsErrorKind::Unreadable,
-        )];
-        assert_status(&eval("client-ca-ownership", &s), Status::Unknown);
-        assert_status(&eval("client-ca-permissions", &s), Status::Unknown);
-    }
-
-    #[test]
-    fn serving_key() {
-        let id = "serving-key-permissions";
-        let mut s = kubeadm();
-        assert_status(&eval(id, &s), Status::NotApplicable);
-        assert_status(
-            &eval(
-                id,
-                &snapshot_with(&["--tls-private-key-file=/pki/k.key"], None),
-            ),
-            Status::Unknown,
-        );
-        kubelet_mut(&mut s).files = vec![
-            file(
-                FileRole::ServingCert,
-                "/var/lib/kubelet/pki/kubelet.crt",
-                0o644,
-                0,
-                0,
-            ),
-            file(
-                FileRole::ServingKey,
-                "/var/lib/kubelet/pki/kubelet.key",
-                0o600,
-                0,
-                0,
-            ),
-        ];
-        let o = eval(id, &s);
-        assert_status(&o, Status::Pass);
-        assert_eq!(o.observed, "0600 /var/lib/kubelet/pki/kubelet.key");
-        kubelet_mut(&mut s).files[1] = file(
-            FileRole::ServingKey,
-            "/var/lib/kubelet/pki/kubelet.key",
-            0o644,
-            0,
-            0,
-        );
-        assert_status(&eval(id, &s), Status::Fail);
-        kubelet_mut(&mut s).files[1] =
-            file_err(FileRole::ServingKey, "/k.key", ObsErrorKind::NotFound);
-        assert_status(&eval(id, &s), Status::Unknown);
-    }
-
-    #[test]
-    fn service_files() {
-        let mut s = kubeadm();
-        let o = eval("service-file-permissions", &s);
-        assert_status(&o, Status::NotApplicable);
-        assert!(o.reason.contains("systemd unit"));
-        kubelet_mut(&mut s).unit = Some("kubelet.service".into());
-        let o = eval("service-file-ownership", &s);
-        assert_status(&o, Status::Unknown);
-        assert!(o.reason.contains("kubelet.service"));
-
-        kubelet_mut(&mut s).files = vec![
-            file(
-                FileRole::ServiceUnit,
-                "/usr/lib/systemd/system/kubelet.service",
-                0o644,
-                0,
-                0,
-            ),
-            file(
-                FileRole::ServiceDropIn,
-                "/usr/lib/systemd/system/kubelet.service.d/10-kubeadm.conf",
-                0o600,
-                0,
-                0,
-            ),
-        ];
-        let o = eval("service-file-permissions", &s);
-        assert_status(&o, Status::Fail);
-        assert!(o.reason.contains("kubelet.service: 0644"), "{}", o.reason);
-        assert_eq!(o.expected.as_deref(), Some("≤ 0600"));
-        assert_status(&eval("service-file-ownership", &s), Status::Pass);
-        kubelet_mut(&mut s).files[0] = file(
-            FileRole::ServiceUnit,
-            "/usr/lib/systemd/system/kubelet.service",
-            0o600,
-            0,
-            0,
-        );
-        let o = eval("service-file-permissions", &s);
-        assert_status(&o, Status::Pass);
-        assert!(o.reason.contains("all 2 files"), "{}", o.reason);
-        kubelet_mut(&mut s).files[1] = file(
-            FileRole::ServiceDropIn,
-            "/etc/systemd/system/kubelet.service.d/20-x.conf",
-            0o600,
-            0,
-            5,
-        );
-        assert_status(&eval("service-file-ownership", &s), Status::Fail);
+/// A file observation for humans, the attribute a control judges: `0600 /path` or
+/// `0:0 /path` (with `-> resolved` when a symlink
+/// was followed), or `? /path (error)`.
+pub fn file_line(f: &FileObservation, attribute: FileAttribute) -> String {
+    match &f.meta {
+        Ok(m) => {
+            let target = if m.resolved != f.path && !m.resolved.is_empty() {
+                format!("{} -> {}", f.path, m.resolved)
+            } else {
+                f.path.clone()
+            };
+            match attribute {
+                FileAttribute::Mode => format!("{} {target}", mode_str(m.mode)),
+                FileAttribute::Owner => format!("{}:{} {target}", m.uid, m.gid),
+            }
+        }
+        Err(e) => format!("? {} ({})", f.path, obs_kind_str(e.kind)),
     }
 }
+
+/// Which attribute of a file a control judges, and so shows as its observed value.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FileAttribute {
+    /// Permission bits (`0600`).
+    Mode,
+    /// Owner and group (`0:0`).
+    Owner,
+}
+
+/// A short word for an observation error kind.
+pub fn obs_kind_str(kind: ObsErrorKind) -> &'static str {
+    match kind {
+        ObsErrorKind::NotFound => "not found",
+        ObsErrorKind::Unreadable => "unreadable",
+        ObsErrorKind::Invalid => "invalid",
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::expect_used)]
+mod tests;

@@ -7,9 +7,10 @@ use std::sync::Arc;
 
 use crate::evaluate::cve_feed::CveFeedLoad;
 use crate::evaluate::{self, Severity};
+use crate::model::version::Minor;
 
 /// The embedded default policy (also shipped as a documented example).
-pub const DEFAULT_POLICY_YAML: &str = include_str!("../../policy/default.yaml");
+pub const DEFAULT_POLICY_YAML: &str = include_str!("../../../policy/default.yaml");
 
 /// A policy that failed to load.
 #[derive(Debug, thiserror::Error)]
@@ -111,6 +112,47 @@ pub struct Expectations {
     /// `no-host-takeover-pods`: pods allowed host access (this agent, by default).
     pub host_takeover_allowed_pods: Vec<AllowedPod>,
 }
+
+/// The policy's file-mode limits (`expected.*_max_mode`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ModeLimit {
+    /// `config_file_max_mode`: the config file, drop-ins, kubeconfig, serving key.
+    ConfigFile,
+    /// `client_ca_max_mode`: the client CA file.
+    ClientCa,
+    /// `service_file_max_mode`: the systemd unit files.
+    ServiceFile,
+}
+
+impl ModeLimit {
+    pub const ALL: [ModeLimit; 3] = [
+        ModeLimit::ConfigFile,
+        ModeLimit::ClientCa,
+        ModeLimit::ServiceFile,
+    ];
+
+    /// The policy key (`config_file_max_mode`).
+    pub fn key(self) -> &'static str {
+        match self {
+            ModeLimit::ConfigFile => "config_file_max_mode",
+            ModeLimit::ClientCa => "client_ca_max_mode",
+            ModeLimit::ServiceFile => "service_file_max_mode",
+        }
+    }
+
+    /// The limit as the policy spells it (`"600"`).
+    fn text(self, x: &Expectations) -> &str {
+        match self {
+            ModeLimit::ConfigFile => &x.config_file_max_mode,
+            ModeLimit::ClientCa => &x.client_ca_max_mode,
+            ModeLimit::ServiceFile => &x.service_file_max_mode,
+        }
+    }
+}
+
+/// Days before `notAfter` at which a certificate stops passing, when the policy's value is
+/// unusable.
+pub const DEFAULT_EXPIRY_WARNING_DAYS: i64 = 14;
 
 /// A pod allowed host access: its namespace and the start of its name (empty: every pod
 /// of the namespace).
@@ -386,11 +428,8 @@ impl Policy {
                 ),
             ));
         }
-        for (name, v) in [
-            ("config_file_max_mode", &x.config_file_max_mode),
-            ("client_ca_max_mode", &x.client_ca_max_mode),
-            ("service_file_max_mode", &x.service_file_max_mode),
-        ] {
+        for limit in ModeLimit::ALL {
+            let (name, v) = (limit.key(), limit.text(x));
             if parse_mode(v).is_none() {
                 return Err(err(name, format!("{name} {v:?} is not an octal file mode")));
             }
@@ -413,7 +452,7 @@ impl Policy {
             ));
         }
         for m in &x.supported_kubelet_minors {
-            if crate::model::version::Minor::parse(m).is_none() {
+            if Minor::parse(m).is_none() {
                 return Err(err(
                     m,
                     format!(
@@ -475,116 +514,36 @@ impl Policy {
     }
 
     /// A mode limit from the expectations, as bits (validated at load).
-    pub fn mode_limit(&self, which: &str) -> u32 {
-        let s = match which {
-            "client_ca" => &self.expected.client_ca_max_mode,
-            "service_file" => &self.expected.service_file_max_mode,
-            _ => &self.expected.config_file_max_mode,
-        };
-        parse_mode(s).unwrap_or(0o600)
+    pub fn mode_limit(&self, limit: ModeLimit) -> u32 {
+        parse_mode(limit.text(&self.expected)).unwrap_or(0o600)
+    }
+
+    /// `expected.cert_expiry_warning_days` (a negative value, which validation rejects,
+    /// falls back to [`DEFAULT_EXPIRY_WARNING_DAYS`]).
+    pub fn cert_expiry_warning_days(&self) -> i64 {
+        Some(self.expected.cert_expiry_warning_days)
+            .filter(|d| *d >= 0)
+            .unwrap_or(DEFAULT_EXPIRY_WARNING_DAYS)
+    }
+
+    /// `expected.supported_kubelet_minors` (`["1.31", "1.32"]`), replacing the release
+    /// table's verdict when non-empty; `None` when empty. An entry that is not a
+    /// `major.minor`, which validation rejects, is an error.
+    pub fn supported_kubelet_minors(&self) -> Result<Option<Vec<Minor>>, String> {
+        let list = &self.expected.supported_kubelet_minors;
+        if list.is_empty() {
+            return Ok(None);
+        }
+        list.iter()
+            .map(|m| {
+                Minor::parse(m).ok_or_else(|| {
+                    format!("policy supported_kubelet_minors: {m:?} is not a `major.minor`")
+                })
+            })
+            .collect::<Result<Vec<_>, _>>()
+            .map(Some)
     }
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn embedded_default_parses() {
-        let p = Policy::embedded();
-        assert_eq!(p.expected.tls_min_version, "VersionTLS12");
-        assert_eq!(p.mode_limit("client_ca"), 0o644);
-        assert!(p.enabled("anonymous-auth-disabled"));
-        assert!(p.expected.cluster_checks);
-        assert_eq!(p.expected.pod_security_required_level, "baseline");
-        assert_eq!(
-            p.expected.pod_security_exempt_namespaces,
-            ["kube-system", "kubelet-sentinel"]
-        );
-        assert!(p.expected.host_takeover_allowed_pods[0]
-            .matches("kubelet-sentinel", "kubelet-sentinel-x7k2p"));
-        let p = Policy::from_yaml(
-            "p.yaml",
-            "expected:\n  cluster_checks: false\n  pod_security_required_level: restricted\n  host_takeover_allowed_pods: [{namespace: cilium}]\n",
-        )
-        .unwrap();
-        assert!(!p.expected.cluster_checks);
-        assert!(p.expected.host_takeover_allowed_pods[0].matches("cilium", "anything"));
-    }
-
-    #[test]
-    fn user_policy_layers_and_validates() {
-        let p = Policy::from_yaml(
-            "p.yaml",
-            "controls:\n  read-only-port-disabled:\n    severity: low\n  hostname-override-unset:\n    enabled: false\nexpected:\n  tls_min_version: VersionTLS13\n",
-        )
-        .unwrap();
-        assert_eq!(p.severity("read-only-port-disabled"), Some(Severity::Low));
-        assert!(!p.enabled("hostname-override-unset"));
-        assert_eq!(p.expected.tls_min_version, "VersionTLS13");
-    }
-
-    #[test]
-    fn errors_name_the_line() {
-        let e = Policy::from_yaml(
-            "p.yaml",
-            "controls:\n  no-such-control:\n    enabled: false\n",
-        )
-        .unwrap_err();
-        assert!(e.to_string().contains("line 2"), "{e}");
-        let e = Policy::from_yaml(
-            "p.yaml",
-            "controls:\n  read-only-port-disabled:\n    severity: huge\n",
-        )
-        .unwrap_err();
-        assert!(e.to_string().contains("line 3"), "{e}");
-        let e = Policy::from_yaml("p.yaml", "expected:\n  tls_min_version: SSLv3\n").unwrap_err();
-        assert!(e.to_string().contains("line 2"), "{e}");
-        let e = Policy::from_yaml(
-            "p.yaml",
-            "expected:\n  pod_security_required_level: privileged\n",
-        )
-        .unwrap_err();
-        assert!(e.to_string().contains("line 2"), "{e}");
-        let e = Policy::from_yaml(
-            "p.yaml",
-            "expected:\n  host_takeover_allowed_pods:\n    - {namespace: a, prefix: b}\n",
-        )
-        .unwrap_err();
-        assert!(e.to_string().contains("line 3"), "{e}");
-        let e = Policy::from_yaml(
-            "p.yaml",
-            "expected:\n  host_takeover_allowed_pods:\n    - {namespace: \"\", name_prefix: b}\n",
-        )
-        .unwrap_err();
-        assert!(e.to_string().contains("line 2"), "{e}");
-        let e = Policy::from_yaml("p.yaml", "bogus: 1\n").unwrap_err();
-        assert!(e.to_string().contains("line 1"), "{e}");
-    }
-
-    /// Issue 13 item 12: a boolean is `true` or `false`; YAML 1.1 spellings, numbers and
-    /// quoted strings are refused, naming the key's path and line.
-    #[test]
-    fn booleans_are_only_true_or_false_and_the_error_names_the_key() {
-        for bad in ["yes", "on", "1", "\"true\"", "no", "off", "y"] {
-            let text = format!("controls:\n  anonymous-auth-disabled:\n    enabled: {bad}\n");
-            let e = Policy::from_yaml("p.yaml", &text).unwrap_err().to_string();
-            assert!(
-                e.contains("controls.anonymous-auth-disabled.enabled"),
-                "{bad}: {e}"
-            );
-            assert!(e.contains("line 3"), "{bad}: {e}");
-            let text = format!("expected:\n  cluster_checks: {bad}\n");
-            let e = Policy::from_yaml("p.yaml", &text).unwrap_err().to_string();
-            assert!(e.contains("expected.cluster_checks"), "{bad}: {e}");
-        }
-        for (good, want) in [("true", true), ("false", false)] {
-            let text = format!(
-                "controls:\n  anonymous-auth-disabled:\n    enabled: {good}\nexpected:\n  cluster_checks: {good}\n"
-            );
-            let p = Policy::from_yaml("p.yaml", &text).unwrap();
-            assert_eq!(p.enabled("anonymous-auth-disabled"), want);
-            assert_eq!(p.expected.cluster_checks, want);
-        }
-    }
-}
+mod tests;
