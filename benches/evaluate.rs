@@ -25,6 +25,7 @@
 //!
 //! Before the criterion runs, the bench prints the trees, a per-probe breakdown of the
 //! steady state and quick medians; `BENCH_DESCRIBE=0` skips them (for `--profile-time`).
+#![allow(unsafe_code)] // a counting global allocator measures allocations per evaluation
 
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::collections::BTreeSet;
@@ -142,7 +143,7 @@ fn watch_benches(c: &mut Criterion, base: &Tree, describe_on: bool) {
             );
         }
         c.bench_function(&format!("watch_check/{name}"), |b| {
-            b.iter(|| black_box(w.check(host)))
+            b.iter(|| black_box(w.check(host)));
         });
     }
 }
@@ -387,7 +388,11 @@ impl Rng {
 
 /// One fake process: argv, `exe` target (None: kernel thread) and `comm`.
 fn fake_process(rng: &mut Rng) -> (Vec<String>, Option<&'static str>, &'static str) {
-    let v = |xs: &[&str]| xs.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+    let v = |xs: &[&str]| {
+        xs.iter()
+            .map(std::string::ToString::to_string)
+            .collect::<Vec<_>>()
+    };
     match rng.next() % 20 {
         // A shim per pod sandbox: the most common process on a busy node.
         0..=4 => {
@@ -666,7 +671,7 @@ fn benches(c: &mut Criterion) {
         let mut g = c.benchmark_group("full_evaluation");
         for (name, t) in [("fixture", &base), ("procs1000", &busy)] {
             g.bench_function(format!("{name}/discover"), |b| {
-                b.iter(|| black_box(full_evaluation(&t.host, &opts(None), &policy)))
+                b.iter(|| black_box(full_evaluation(&t.host, &opts(None), &policy)));
             });
             g.bench_function(format!("{name}/pinned"), |b| {
                 b.iter(|| {
@@ -675,7 +680,7 @@ fn benches(c: &mut Criterion) {
                         &opts(Some(t.kubelet_pid)),
                         &policy,
                     ))
-                })
+                });
             });
             // The agent's steady state: one Observer, its discovery cache warm.
             for (mode, pid) in [
@@ -688,7 +693,7 @@ fn benches(c: &mut Criterion) {
                     b.iter(|| {
                         let snap = observer.observe();
                         black_box(evaluate::evaluate(&snap, &policy).len())
-                    })
+                    });
                 });
             }
         }
@@ -699,7 +704,7 @@ fn benches(c: &mut Criterion) {
         let mut g = c.benchmark_group("process_scan");
         for (name, t) in [("fixture", &base), ("procs1000", &busy)] {
             g.bench_function(name, |b| {
-                b.iter(|| black_box(process::scan(&t.host).map(|s| s.kubelets.len())))
+                b.iter(|| black_box(process::scan(&t.host).map(|s| s.kubelets.len())));
             });
         }
         // This machine's own procfs, for the cost of a real /proc (fewer processes).
@@ -707,13 +712,13 @@ fn benches(c: &mut Criterion) {
             let n = process::list_pids(&real).map(|p| p.len()).unwrap_or(0);
             eprintln!("real /proc of this machine: {n} processes");
             g.bench_function(format!("real_proc_{n}"), |b| {
-                b.iter(|| black_box(process::scan(&real).map(|s| s.kubelets.len())))
+                b.iter(|| black_box(process::scan(&real).map(|s| s.kubelets.len())));
             });
         }
         g.bench_function("read_proc_kubelet", |b| {
             b.iter(|| {
                 black_box(process::read_proc(&busy.host, busy.kubelet_pid).map(|p| p.argv.len()))
-            })
+            });
         });
         g.finish();
     }
@@ -733,7 +738,7 @@ fn benches(c: &mut Criterion) {
         let kubelet = process::read_proc(host, base.kubelet_pid).expect("kubelet");
         let flags = Flags::parse(kubelet.argv.get(1..).unwrap_or(&[]));
         g.bench_function("parse_config_yaml", |b| {
-            b.iter(|| black_box(effective::parse_document(&config_text).is_ok()))
+            b.iter(|| black_box(effective::parse_document(&config_text).is_ok()));
         });
         g.bench_function("effective_config_build", |b| {
             b.iter(|| {
@@ -748,32 +753,32 @@ fn benches(c: &mut Criterion) {
                     Vec::new(),
                     None,
                 ))
-            })
+            });
         });
         g.bench_function("parse_kubeconfig", |b| {
             b.iter(|| {
                 black_box(kubeconfig::parse_credential(&kubeconfig_text, "/etc/kubernetes").is_ok())
-            })
+            });
         });
         g.bench_function("summarize_ca_pem", |b| {
-            b.iter(|| black_box(certs::summarize_pem(&ca_pem).is_ok()))
+            b.iter(|| black_box(certs::summarize_pem(&ca_pem).is_ok()));
         });
         g.bench_function("host_metadata_config_yaml", |b| {
-            b.iter(|| black_box(host.metadata("/var/lib/kubelet/config.yaml").is_ok()))
+            b.iter(|| black_box(host.metadata("/var/lib/kubelet/config.yaml").is_ok()));
         });
         g.bench_function("host_read_config_yaml", |b| {
-            b.iter(|| black_box(host.read("/var/lib/kubelet/config.yaml").map(|v| v.len())))
+            b.iter(|| black_box(host.read("/var/lib/kubelet/config.yaml").map(|v| v.len())));
         });
         g.bench_function("std_read_config_yaml", |b| {
             let real = host.root().join("var/lib/kubelet/config.yaml");
-            b.iter(|| black_box(std::fs::read(&real).map(|v| v.len())))
+            b.iter(|| black_box(std::fs::read(&real).map(|v| v.len())));
         });
         g.finish();
     }
 
     let snapshot = observe::observe(&base.host, &opts(None));
     c.bench_function("evaluate_only", |b| {
-        b.iter(|| black_box(evaluate::evaluate(&snapshot, &policy)))
+        b.iter(|| black_box(evaluate::evaluate(&snapshot, &policy)));
     });
 
     let results = evaluate::evaluate(&snapshot, &policy);

@@ -17,6 +17,11 @@
 //! - [`cli`]: the command line: flags cross in, the options of each layer and an exit
 //!   code come out.
 
+#![forbid(unsafe_code)]
+// Outside tests, an unwrap or expect is a bug unless an invariant proves it cannot fail:
+// such a place says so in an `allow` with its reason. (Test code may unwrap: clippy.toml.)
+#![warn(clippy::unwrap_used, clippy::expect_used)]
+
 pub mod agent;
 pub mod cli;
 pub mod evaluate;

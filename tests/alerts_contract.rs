@@ -226,7 +226,7 @@ fn known_metrics() -> BTreeMap<String, BTreeSet<String>> {
     let mut known = metrics::known_families();
     known.entry("up".to_string()).or_default();
     for labels in known.values_mut() {
-        labels.extend(target.iter().map(|s| s.to_string()));
+        labels.extend(target.iter().map(std::string::ToString::to_string));
     }
     known
 }

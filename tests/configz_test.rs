@@ -56,7 +56,7 @@ fn launch(body: &str, args: &[&str]) -> Result<Standin, String> {
     let config = dir.path().join("config.yaml");
     std::fs::write(&config, config_text(port, healthz, body)).expect("write the config");
     let mut argv = vec![format!("--config={}", config.display())];
-    argv.extend(args.iter().map(|a| a.to_string()));
+    argv.extend(args.iter().map(std::string::ToString::to_string));
     Standin::spawn(dir, Path::new(STANDIN), &argv, WAIT)
 }
 

@@ -912,7 +912,7 @@ fn rule(group: &str, resource: &str, verbs: &[&str]) -> Rule {
     (
         vec![group.to_string()],
         vec![resource.to_string()],
-        verbs.iter().map(|v| v.to_string()).collect(),
+        verbs.iter().map(std::string::ToString::to_string).collect(),
     )
 }
 

@@ -29,6 +29,7 @@
 //! real restart counted by the next agent; a baseline time read back exactly.
 //!
 //! Every process is killed and reaped by a drop guard; a failure prints the agent's log.
+#![allow(unsafe_code)] // libc: the clock tick rate of the host and SIGTERM to the agent under test
 
 mod common;
 
@@ -1276,7 +1277,7 @@ fn a_state_dir_below_a_file_keeps_drift_in_memory() {
     let state = file.join("state");
     let agent = node.serve().state(state.clone()).start();
     unwritable_state_dir_keeps_working(&node, &agent, &state, || {
-        fs::remove_file(&file).expect("remove the file in the way")
+        fs::remove_file(&file).expect("remove the file in the way");
     });
 }
 
@@ -1394,7 +1395,7 @@ fn unwritable_state_dir_keeps_working(
     assert!(
         state.join("baseline.json").is_file(),
         "written once writable: {:?}{ctx}",
-        fs::read_dir(state).map(|d| d.count())
+        fs::read_dir(state).map(std::iter::Iterator::count)
     );
     let b = parse_json(&state.join("baseline.json"));
     assert!(

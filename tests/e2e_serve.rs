@@ -19,6 +19,7 @@
 //!
 //! Only std is used for HTTP (a raw `GET` over `TcpStream`, [`common::http`]): no extra
 //! dependencies.
+#![allow(unsafe_code)] // libc: the effective uid and SIGTERM to the agent under test
 
 mod common;
 
@@ -81,7 +82,7 @@ fn copy_host_tree(src: &Path, dst: &Path) {
     fn walk(src: &Path, dst: &Path, top: bool) {
         fs::create_dir_all(dst).unwrap();
         let mut entries: Vec<_> = fs::read_dir(src).unwrap().map(|e| e.unwrap()).collect();
-        entries.sort_by_key(|e| e.file_name());
+        entries.sort_by_key(std::fs::DirEntry::file_name);
         for e in entries {
             if top && MANIFESTS.iter().any(|m| e.file_name() == *m) {
                 continue;
@@ -123,7 +124,11 @@ fn example_node() -> PathBuf {
     }
     let fixtures = manifest_dir().join("tests").join("fixtures");
     let mut candidates: Vec<PathBuf> = fs::read_dir(&fixtures)
-        .map(|d| d.filter_map(|e| e.ok()).map(|e| e.path()).collect())
+        .map(|d| {
+            d.filter_map(std::result::Result::ok)
+                .map(|e| e.path())
+                .collect()
+        })
         .unwrap_or_default();
     candidates.sort();
     candidates

@@ -422,7 +422,7 @@ fn eks_al2() {
     // aws-iam-authenticator exec plugin: no client certificate to rotate.
     match &k.credential {
         Some(Ok(Credential::Exec { command })) => {
-            assert_eq!(command, "/usr/bin/aws-iam-authenticator")
+            assert_eq!(command, "/usr/bin/aws-iam-authenticator");
         }
         other => panic!("credential {other:?}"),
     }

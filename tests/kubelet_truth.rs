@@ -107,7 +107,7 @@ fn copy_scenario(src: &Path, dst: &Path, top: bool) {
         .expect("read scenario")
         .map(|e| e.expect("entry"))
         .collect();
-    entries.sort_by_key(|e| e.file_name());
+    entries.sort_by_key(std::fs::DirEntry::file_name);
     for e in entries {
         let name = e.file_name();
         if top && ["args", "about", "env"].iter().any(|m| name == *m) {

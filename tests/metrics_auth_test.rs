@@ -501,7 +501,7 @@ fn a_self_signed_certificate_is_made_at_start() {
         .value
         .general_names
         .iter()
-        .map(|n| n.to_string())
+        .map(std::string::ToString::to_string)
         .collect();
     assert!(
         names.iter().any(|n| n.contains(NODE)) && names.iter().any(|n| n.contains("localhost")),

@@ -14,6 +14,7 @@
 //!   resolution (`openat2`) and with the descriptor-walk fallback.
 //!
 //! Every run of the binary has a bound; processes are killed on every path out.
+#![allow(unsafe_code)] // libc: FIFOs and device nodes the attacks plant, a child's rusage, signals
 
 mod common;
 

@@ -600,7 +600,7 @@ fn item_13_oversized_command_line_is_named_not_missing() {
     });
     match &s.discovery {
         Discovery::Failed { reason } => {
-            assert!(reason.contains("larger than 256 KiB"), "{reason}")
+            assert!(reason.contains("larger than 256 KiB"), "{reason}");
         }
         other => panic!("{other:?}"),
     }

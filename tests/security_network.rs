@@ -20,6 +20,7 @@
 //! Every attacker connects to 127.0.0.1 from an address of 127.0.0.0/8 (all of it is
 //! loopback on Linux), so that per-source caps can be exercised; every agent is killed on
 //! every path out of its test.
+#![allow(unsafe_code)] // libc: SIGTERM to the agent under test
 
 mod common;
 
@@ -360,9 +361,8 @@ fn item_2_huge_headers_are_refused_and_memory_stays_bounded() {
                 socket
                     .bind(SocketAddr::from((source(n % 20), 0)))
                     .map_err(|e| e.to_string())?;
-                let mut s = match socket.connect(target).await {
-                    Ok(s) => s,
-                    Err(_) => return Ok::<_, String>("refused".to_string()),
+                let Ok(mut s) = socket.connect(target).await else {
+                    return Ok::<_, String>("refused".to_string());
                 };
                 let chunk = format!("X-Pad-{n}: {}\r\n", "a".repeat(4096));
                 let _ = s
@@ -377,7 +377,7 @@ fn item_2_huge_headers_are_refused_and_memory_stays_bounded() {
                 let mut buf = vec![0u8; 64];
                 let read = tokio::time::timeout(Duration::from_secs(15), s.read(&mut buf)).await;
                 Ok(match read {
-                    Ok(Ok(0)) | Ok(Err(_)) => "closed".to_string(),
+                    Ok(Ok(0) | Err(_)) => "closed".to_string(),
                     Ok(Ok(n)) => String::from_utf8_lossy(&buf[..n]).into_owned(),
                     Err(_) => "hung".to_string(),
                 })

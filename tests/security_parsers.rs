@@ -153,7 +153,7 @@ fn item_5_broken_secret_files_never_show_their_content_in_check() {
                     h,
                     KUBECONFIG,
                     &format!("apiVersion: v1\nusers:\n- name: u\n  user:\n    token: {m}-a\n    token: {m}-b\n"),
-                )
+                );
             }),
             "duplicate key",
         ),
@@ -164,7 +164,7 @@ fn item_5_broken_secret_files_never_show_their_content_in_check() {
                     h,
                     KUBECONFIG,
                     &format!("apiVersion: v1\nusers:\n- name: u\n  user:\n    client-certificate-data: \"{m}!!\"\n    client-key-data: {m}-key\n"),
-                )
+                );
             }),
             "base64",
         ),
@@ -180,7 +180,7 @@ fn item_5_broken_secret_files_never_show_their_content_in_check() {
                     h,
                     CONFIG,
                     &format!("{{\"kind\": \"KubeletConfiguration\", \"staticPodURLHeader\": {{\"Authorization\": [\"Bearer {m}\"]}} \"x\": {m}}}"),
-                )
+                );
             }),
             "invalid JSON",
         ),
@@ -203,7 +203,7 @@ fn item_5_broken_secret_files_never_show_their_content_in_check() {
                     h,
                     CA,
                     &format!("-----BEGIN CERTIFICATE-----\n{m}\n-----END CERTIFICATE-----\n"),
-                )
+                );
             }),
             "no PEM CERTIFICATE block",
         ),

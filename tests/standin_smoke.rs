@@ -13,7 +13,7 @@
 //! - `--standin-silent-tls` never answers; an invalid configuration exits non-zero.
 //!
 //! Every wait is bounded; children are killed by a drop guard.
-
+#![allow(unsafe_code)] // libc: SIGTERM to the stand-in kubelet
 #![cfg(feature = "standin")]
 
 mod common;
@@ -320,7 +320,7 @@ fn version_comes_from_the_version_file() {
         let out = retry_busy(WAIT, || {
             Command::new(exe).arg("--version").env_clear().output()
         });
-        assert!(out.status.success(), "{:?}", out);
+        assert!(out.status.success(), "{out:?}");
         String::from_utf8(out.stdout).expect("UTF-8")
     };
     let plain = copy_binary(dir.path(), None);

@@ -235,7 +235,7 @@ pub(super) async fn evaluation_loop<S, I, F, W>(
                             "no usable kubelet: the kubelet's controls are unknown"
                         ),
                         None if last_no_kubelet.is_some() => {
-                            tracing::info!("kubelet found again")
+                            tracing::info!("kubelet found again");
                         }
                         None => {}
                     }

@@ -324,7 +324,6 @@ fn evaluate_healthz_config(ctx: &Ctx) -> Outcome {
 }
 
 #[cfg(test)]
-#[allow(clippy::unwrap_used, clippy::expect_used)]
 mod tests {
     use super::super::Status;
     use crate::evaluate::testing::*;

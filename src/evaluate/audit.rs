@@ -77,7 +77,6 @@ fn evaluate_audit(ctx: &Ctx) -> Outcome {
 }
 
 #[cfg(test)]
-#[allow(clippy::unwrap_used, clippy::expect_used)]
 mod tests {
     use super::super::Status;
     use crate::evaluate::testing::*;

@@ -228,7 +228,6 @@ fn evaluate_authn_webhook(ctx: &Ctx) -> Outcome {
 }
 
 #[cfg(test)]
-#[allow(clippy::unwrap_used, clippy::expect_used)]
 mod tests {
     use super::super::Status;
     use crate::evaluate::testing::*;

@@ -251,7 +251,6 @@ pub fn judge_for(version: &KubeletMinor, eras: Vec<Era>, observed: &str, source:
 }
 
 #[cfg(test)]
-#[allow(clippy::unwrap_used, clippy::expect_used)]
 mod tests {
     use super::super::version::release_table::releases;
     use super::*;

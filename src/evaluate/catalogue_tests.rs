@@ -1,8 +1,6 @@
 //! The catalogue as a public contract: every control id, family, CIS reference and
 //! practice; policies that name controls; and evidence behind every verdict.
 
-#![allow(clippy::unwrap_used, clippy::expect_used)]
-
 use super::{
     PRACTICE_AUDIT, PRACTICE_AUTHN, PRACTICE_HARDENING, PRACTICE_NETWORK, PRACTICE_POD_SECURITY,
     PRACTICE_RBAC, PRACTICE_RESOURCES, PRACTICE_TLS,

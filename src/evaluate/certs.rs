@@ -252,7 +252,6 @@ fn evaluate_client(ctx: &Ctx) -> Outcome {
 }
 
 #[cfg(test)]
-#[allow(clippy::unwrap_used, clippy::expect_used)]
 mod tests {
     use super::*;
     use crate::evaluate::testing::*;

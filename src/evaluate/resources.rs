@@ -154,7 +154,6 @@ fn evaluate_eviction_hard(ctx: &Ctx) -> Outcome {
 }
 
 #[cfg(test)]
-#[allow(clippy::unwrap_used, clippy::expect_used)]
 mod tests {
     use super::super::Status;
     use crate::evaluate::testing::*;

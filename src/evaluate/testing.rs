@@ -1,7 +1,5 @@
 //! Test support: the model's snapshot builders, and one control judged on a snapshot.
 
-#![allow(clippy::unwrap_used, clippy::expect_used)]
-
 pub use crate::model::testing::*;
 
 use crate::evaluate::policy::Policy;

@@ -319,7 +319,6 @@ pub fn decode_base64(s: &str) -> Result<Vec<u8>, ObsError> {
 }
 
 #[cfg(test)]
-#[allow(clippy::unwrap_used, clippy::expect_used)]
 mod tests {
     use super::*;
     use rcgen::{BasicConstraints, CertificateParams, DnType, IsCa, Issuer, KeyPair};

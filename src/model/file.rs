@@ -54,7 +54,6 @@ pub enum Stamp {
 impl FileMeta {
     /// The fingerprint of this metadata.
     pub fn fingerprint(&self) -> Fingerprint {
-        #[allow(clippy::cast_possible_truncation)]
         Fingerprint {
             dev: self.dev,
             inode: self.inode,

@@ -206,10 +206,7 @@ fn scan_kind(kind: &serde_saphyr::granit_parser::ErrorKind) -> FaultKind {
 fn budget_breach(b: &serde_saphyr::budget::BudgetBreach) -> String {
     // The breach's Debug is its variant and counters (numbers), e.g. `Aliases { aliases: 1001 }`.
     let s = format!("{b:?}");
-    let name: String = s
-        .chars()
-        .take_while(|c| c.is_ascii_alphanumeric())
-        .collect();
+    let name: String = s.chars().take_while(char::is_ascii_alphanumeric).collect();
     if name.is_empty() {
         return "budget".to_string();
     }
@@ -356,7 +353,7 @@ mod tests {
     #[test]
     fn typed_errors_name_what_was_expected_not_what_was_found() {
         #[derive(serde::Deserialize, Debug)]
-        #[allow(dead_code)]
+        #[allow(dead_code)] // only deserialised: the test is about the error
         struct T {
             enabled: bool,
         }
@@ -374,12 +371,12 @@ mod tests {
     #[test]
     fn strict_yaml_names_the_key_path() {
         #[derive(serde::Deserialize, Debug)]
-        #[allow(dead_code)]
+        #[allow(dead_code)] // only deserialised: the test is about the error
         struct Inner {
             enabled: bool,
         }
         #[derive(serde::Deserialize, Debug)]
-        #[allow(dead_code)]
+        #[allow(dead_code)] // only deserialised: the test is about the error
         struct T {
             controls: std::collections::BTreeMap<String, Inner>,
         }

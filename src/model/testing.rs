@@ -1,7 +1,5 @@
 //! Test support: snapshots built in memory, as an observation would have built them.
 
-#![allow(clippy::unwrap_used, clippy::expect_used)]
-
 use crate::model::file::{FileKind, FileMeta};
 use crate::model::kubelet_config::flags::Flags;
 use crate::model::kubelet_config::{ConfigInput, EffectiveConfig};
@@ -36,7 +34,7 @@ pub fn snapshot_with_dropins(
     config_yaml: Option<&str>,
     dropins: &[(&str, &str)],
 ) -> Snapshot {
-    let mut argv: Vec<String> = args.iter().map(|s| s.to_string()).collect();
+    let mut argv: Vec<String> = args.iter().map(std::string::ToString::to_string).collect();
     let probe = Flags::parse(&argv);
     if config_yaml.is_some() && !probe.has("config") {
         argv.push(format!("--config={CONFIG_PATH}"));
@@ -153,7 +151,7 @@ pub fn cert(cn: &str, orgs: &[&str], is_ca: bool) -> CertSummary {
         ),
         issuer: "CN=kubernetes".to_string(),
         common_name: Some(cn.to_string()),
-        organizations: orgs.iter().map(|o| o.to_string()).collect(),
+        organizations: orgs.iter().map(std::string::ToString::to_string).collect(),
         is_ca,
         not_before: 1_600_000_000,
         not_after: 1_900_000_000,

@@ -442,7 +442,6 @@ pub fn for_process(
 }
 
 #[cfg(test)]
-#[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
 

@@ -50,7 +50,7 @@ impl Probes {
             name,
             success: r.is_ok(),
             duration: start.elapsed(),
-            error: r.as_ref().err().map(|e| e.to_string()),
+            error: r.as_ref().err().map(std::string::ToString::to_string),
         });
         r
     }

@@ -80,10 +80,7 @@ pub fn classify(argv: &[String], exe: Option<&str>) -> Option<ProcessKind> {
         return Some(ProcessKind::Kubelite);
     }
     if (arg0 == "k3s" || exe_base == "k3s")
-        && matches!(
-            argv.get(1).map(String::as_str),
-            Some("server") | Some("agent")
-        )
+        && matches!(argv.get(1).map(String::as_str), Some("server" | "agent"))
     {
         return Some(ProcessKind::K3s);
     }
@@ -141,12 +138,12 @@ pub fn boot_time_from_stat(text: &str) -> Option<u64> {
         .and_then(|v| v.trim().parse().ok())
 }
 
-/// Clock ticks per second (`sysconf(_SC_CLK_TCK)`, 100 on Linux), the unit of
-/// `/proc/<pid>/stat` start times.
+/// Clock ticks per second (`sysconf(_SC_CLK_TCK)`, 100 on Linux; from the auxiliary
+/// vector's `AT_CLKTCK`), the unit of `/proc/<pid>/stat` start times.
 pub fn clock_ticks_per_second() -> u64 {
-    // SAFETY: sysconf has no preconditions.
-    let t = unsafe { libc::sysconf(libc::_SC_CLK_TCK) };
-    u64::try_from(t).ok().filter(|t| *t > 0).unwrap_or(100)
+    Some(rustix::param::clock_ticks_per_second())
+        .filter(|t| *t > 0)
+        .unwrap_or(100)
 }
 
 /// A process's start as Unix time (seconds): `btime` plus its start time in ticks.
@@ -155,7 +152,6 @@ pub fn start_wall_time(host: &HostRoot, start_ticks: u64) -> Option<f64> {
     // /proc/stat has a line per CPU: 64 KiB covers some thousand CPUs.
     let bytes = host.read_capped("/proc/stat", 64 * 1024).ok()?;
     let btime = boot_time_from_stat(&String::from_utf8_lossy(&bytes))?;
-    #[allow(clippy::cast_precision_loss)]
     Some(btime as f64 + start_ticks as f64 / clock_ticks_per_second() as f64)
 }
 
@@ -240,7 +236,7 @@ pub fn scan(host: &HostRoot) -> Result<Scan, HostError> {
     // Above a few dozen processes, split the list over a few threads (bounded, scoped:
     // nothing outlives the scan), keeping the results in pid order.
     let workers = std::thread::available_parallelism()
-        .map(|n| n.get())
+        .map(std::num::NonZero::get)
         .unwrap_or(1)
         .clamp(1, MAX_SCAN_THREADS);
     let chunk = pids.len().div_ceil(workers).max(MIN_PIDS_PER_THREAD);
@@ -308,7 +304,7 @@ mod tests {
     use super::*;
 
     fn v(s: &[&str]) -> Vec<String> {
-        s.iter().map(|x| x.to_string()).collect()
+        s.iter().map(std::string::ToString::to_string).collect()
     }
 
     #[test]

@@ -323,7 +323,7 @@ mod tests {
                 std::fs::rename(r.join("etc/.config.yaml.new"), r.join("etc/config.yaml")).unwrap();
             }),
             ("delete", |r| {
-                std::fs::remove_file(r.join("etc/config.yaml")).unwrap()
+                std::fs::remove_file(r.join("etc/config.yaml")).unwrap();
             }),
             ("chmod", |r| {
                 use std::os::unix::fs::PermissionsExt;
@@ -334,7 +334,7 @@ mod tests {
                 .unwrap();
             }),
             ("drop-in added", |r| {
-                std::fs::write(r.join("etc/kubelet.d/10-x.conf"), "{}").unwrap()
+                std::fs::write(r.join("etc/kubelet.d/10-x.conf"), "{}").unwrap();
             }),
             ("restart", |r| {
                 write_host(
@@ -345,10 +345,10 @@ mod tests {
                         "--config-dir=/etc/kubelet.d",
                     ],
                     900,
-                )
+                );
             }),
             ("command line", |r| {
-                write_host(r, &["/usr/bin/kubelet", "--config=/etc/config.yaml"], 500)
+                write_host(r, &["/usr/bin/kubelet", "--config=/etc/config.yaml"], 500);
             }),
         ];
         for (what, edit) in edits {

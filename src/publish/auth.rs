@@ -210,10 +210,10 @@ impl Authenticator {
         match &decision {
             Decision::Allowed { user } => tracing::debug!(%user, "metrics: allowed"),
             Decision::Forbidden { user } => {
-                tracing::debug!(%user, "metrics: refused: not allowed to get /metrics")
+                tracing::debug!(%user, "metrics: refused: not allowed to get /metrics");
             }
             Decision::Unauthenticated => {
-                tracing::debug!("metrics: refused: the token does not authenticate")
+                tracing::debug!("metrics: refused: the token does not authenticate");
             }
         }
         self.cache().insert(key, decision.clone(), Instant::now());

@@ -292,7 +292,6 @@ pub fn start(client: kube::Client, node: String, timeout: Duration) -> Poster {
 }
 
 #[cfg(test)]
-#[allow(clippy::unwrap_used, clippy::expect_used)]
 mod tests {
     use super::*;
 

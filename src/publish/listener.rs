@@ -234,7 +234,9 @@ impl Admission {
     fn open(&self) -> std::sync::MutexGuard<'_, Open> {
         // Counters and a map, each updated in one statement: a panic elsewhere while the
         // lock was held cannot leave them half-written.
-        self.open.lock().unwrap_or_else(|p| p.into_inner())
+        self.open
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
     /// Let in a connection from `ip`, or `None` (close it at once).
@@ -384,7 +386,7 @@ pub async fn serve(
             let serve = async {
                 match acceptor {
                     None => {
-                        serve_connection(TokioIo::new(stream), router, &limits, &conn, stop).await
+                        serve_connection(TokioIo::new(stream), router, &limits, &conn, stop).await;
                     }
                     Some(acceptor) => {
                         if let Some(tls) = handshake(acceptor, stream, peer, stop.clone()).await {

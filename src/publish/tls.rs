@@ -321,7 +321,10 @@ mod tests {
 
     fn pair(names: &[&str]) -> (String, String) {
         let c = rcgen::generate_simple_self_signed(
-            names.iter().map(|s| s.to_string()).collect::<Vec<_>>(),
+            names
+                .iter()
+                .map(std::string::ToString::to_string)
+                .collect::<Vec<_>>(),
         )
         .unwrap();
         (c.cert.pem(), c.signing_key.serialize_pem())

@@ -15,6 +15,7 @@
 //!   then answers `{"kubeletconfig": {...}}`, the configuration the stand-in started with;
 //! - `--standin-refuse-token TOKEN` (repeatable): a token that is authenticated but not
 //!   authorized: 403 `Forbidden (user=…, verb=get, resource=nodes, subresource=configz)`.
+#![allow(unsafe_code)] // libc: the stand-in kubelet's own process calls
 
 mod http;
 mod tls;
@@ -744,11 +745,11 @@ async fn reply_and_close(mut stream: TcpStream, bytes: &[u8]) {
 }
 
 async fn serve_tls(mut stream: TcpStream, policy: Arc<TlsPolicy>, server: Arc<Server>) {
-    let (raw, peeked) =
-        match tokio::time::timeout(HELLO_TIMEOUT, tls::read_client_hello(&mut stream)).await {
-            Ok(Ok(v)) => v,
-            _ => return,
-        };
+    let Ok(Ok((raw, peeked))) =
+        tokio::time::timeout(HELLO_TIMEOUT, tls::read_client_hello(&mut stream)).await
+    else {
+        return;
+    };
     match peeked {
         Peeked::Http => {
             reply_and_close(

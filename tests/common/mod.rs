@@ -62,6 +62,7 @@ pub fn fixtures_dir() -> PathBuf {
 }
 
 /// Whether the test process runs as root (effective uid 0).
+#[allow(unsafe_code)] // geteuid(2) has no preconditions
 pub fn running_as_root() -> bool {
     // SAFETY: geteuid has no preconditions and cannot fail.
     unsafe { libc::geteuid() == 0 }
@@ -249,7 +250,7 @@ fn copy_tree(src: &Path, dst: &Path, top: bool) {
         .unwrap_or_else(|e| panic!("read {}: {e}", src.display()))
         .map(|e| e.expect("dir entry"))
         .collect();
-    entries.sort_by_key(|e| e.file_name());
+    entries.sort_by_key(std::fs::DirEntry::file_name);
     for entry in entries {
         let name = entry.file_name();
         if top && METADATA.iter().any(|m| name == *m) {
@@ -292,6 +293,7 @@ struct CapData {
 /// Clear CAP_DAC_OVERRIDE and CAP_DAC_READ_SEARCH in the calling thread's capability sets
 /// that `clear` picks (capget, mask, capset). No allocation, no lock, no panic: usable in
 /// `pre_exec`.
+#[allow(unsafe_code)] // capget(2)/capset(2) on this thread: no safe wrapper in the dependencies
 fn clear_dac(clear: fn(&mut CapData, u32)) -> std::io::Result<()> {
     let mut header = CapHeader {
         version: LINUX_CAPABILITY_VERSION_3,
@@ -343,6 +345,7 @@ pub fn drop_dac_capabilities() {
 /// them from the effective set alone (like [`drop_dac_capabilities`]) is undone by
 /// `execve` as root, which recomputes the sets from the bounding set: so they leave the
 /// bounding set (needs CAP_SETPCAP) and the inheritable, permitted and effective sets.
+#[allow(unsafe_code)] // prctl(2) on this process, before exec
 pub fn drop_dac_across_exec() -> std::io::Result<()> {
     for cap in [CAP_DAC_OVERRIDE, CAP_DAC_READ_SEARCH] {
         // SAFETY: prctl with integer arguments only.
@@ -443,6 +446,7 @@ impl Results {
 /// The ownership controls observe `0:0 /path` (items joined by `; `); when the tests do not
 /// run as root the copied files belong to the test user, so `uid:gid` of this process is
 /// shown as `0:0` (the ownership verdicts themselves are only asserted as root).
+#[allow(unsafe_code)] // geteuid(2)/getegid(2) have no preconditions
 pub fn as_if_root(observed: &str) -> String {
     if running_as_root() {
         return observed.to_string();

@@ -393,5 +393,4 @@ fn read_item(item: &RawItem) -> Vec<FeedEntry> {
 }
 
 #[cfg(test)]
-#[allow(clippy::unwrap_used, clippy::expect_used)]
 mod tests;

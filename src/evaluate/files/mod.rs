@@ -466,5 +466,4 @@ pub fn obs_kind_str(kind: ObsErrorKind) -> &'static str {
 }
 
 #[cfg(test)]
-#[allow(clippy::unwrap_used, clippy::expect_used)]
 mod tests;

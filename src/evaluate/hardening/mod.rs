@@ -381,5 +381,4 @@ fn evaluate_protect_kernel(ctx: &Ctx) -> Outcome {
 }
 
 #[cfg(test)]
-#[allow(clippy::unwrap_used, clippy::expect_used)]
 mod tests;

@@ -402,5 +402,4 @@ fn evaluate_takeover(ctx: &Ctx) -> Outcome {
 }
 
 #[cfg(test)]
-#[allow(clippy::unwrap_used, clippy::expect_used)]
 mod tests;

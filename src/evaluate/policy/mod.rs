@@ -298,7 +298,7 @@ impl Policy {
     /// The embedded default policy.
     pub fn embedded() -> Policy {
         // The embedded file is checked by a unit test; a failure here is a build defect.
-        #[allow(clippy::expect_used)]
+        #[allow(clippy::expect_used)] // an invariant: the embedded file is parsed by a unit test
         let file: PolicyFile = crate::model::parse::yaml_unredacted(DEFAULT_POLICY_YAML)
             .expect("embedded default policy is valid (tested)");
         Policy {

@@ -327,5 +327,4 @@ fn evaluate_node_scoped(ctx: &Ctx) -> Outcome {
 }
 
 #[cfg(test)]
-#[allow(clippy::unwrap_used, clippy::expect_used)]
 mod tests;

@@ -102,11 +102,8 @@ fn server_gate(ctx: &Ctx) -> Result<Option<(bool, Source)>, String> {
 }
 
 #[cfg(test)]
-#[allow(clippy::unwrap_used, clippy::expect_used)]
 mod certificates_tests;
 #[cfg(test)]
-#[allow(clippy::unwrap_used, clippy::expect_used)]
 mod protocol_tests;
 #[cfg(test)]
-#[allow(clippy::unwrap_used, clippy::expect_used)]
 mod rotation_tests;

@@ -148,5 +148,4 @@ fn suffix_note(raw: &str, v: KubeVersion) -> Option<String> {
 }
 
 #[cfg(test)]
-#[allow(clippy::unwrap_used, clippy::expect_used)]
 mod tests;

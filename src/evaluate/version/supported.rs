@@ -57,9 +57,8 @@ fn judge_by_table(
         format!("maintained on {today}: {list}")
     };
     let m = v.minor_of();
-    let (oldest, newest) = match (table.first(), table.last()) {
-        (Some(o), Some(n)) => (o, n),
-        _ => return Outcome::unknown("embedded table invalid: no releases"),
+    let (Some(oldest), Some(newest)) = (table.first(), table.last()) else {
+        return Outcome::unknown("embedded table invalid: no releases");
     };
     // A table more than ~5 months past its newest release has probably missed one.
     let stale = if newest.released.days_until(today) > 150 {

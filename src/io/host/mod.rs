@@ -57,7 +57,8 @@ impl PreparedPath {
 
 /// The fingerprint of an `fstat`/`statat` result.
 pub fn fingerprint_of_stat(st: &rustix::fs::Stat) -> Fingerprint {
-    #[allow(clippy::cast_sign_loss, clippy::unnecessary_cast)]
+    #[allow(clippy::unnecessary_cast)]
+    // the stat fields' integer types differ between architectures
     Fingerprint {
         dev: st.st_dev as u64,
         inode: st.st_ino as u64,

@@ -1,5 +1,4 @@
 use super::*;
-use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::symlink;
 
 fn tree() -> (tempfile::TempDir, HostRoot) {
@@ -147,9 +146,14 @@ fn operator_files_are_regular_capped_and_never_block() {
         Err(HostError::NotAFile { .. })
     ));
     let fifo = dir.path().join("fifo");
-    let c = CString::new(fifo.as_os_str().as_bytes()).unwrap();
-    // SAFETY: NUL-terminated path.
-    assert_eq!(unsafe { libc::mkfifo(c.as_ptr(), 0o600) }, 0);
+    rustix::fs::mknodat(
+        rustix::fs::CWD,
+        &fifo,
+        rustix::fs::FileType::Fifo,
+        rustix::fs::Mode::from_raw_mode(0o600),
+        0,
+    )
+    .unwrap();
     assert!(matches!(
         read_operator_file(&fifo, 10),
         Err(HostError::NotAFile { .. })

@@ -379,7 +379,7 @@ fn is_known_value_flag(name: &str) -> bool {
 /// practice; we split on commas and trim empties.
 fn split_list(s: &str) -> Vec<String> {
     s.split(',')
-        .map(|p| p.trim())
+        .map(str::trim)
         .filter(|p| !p.is_empty())
         .map(str::to_string)
         .collect()

@@ -95,7 +95,6 @@ pub fn node_facts(node: &Node) -> NodeFacts {
 }
 
 #[cfg(test)]
-#[allow(clippy::unwrap_used, clippy::expect_used)]
 mod tests {
     use super::*;
     use proptest::prelude::*;

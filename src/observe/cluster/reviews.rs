@@ -133,7 +133,12 @@ pub fn review(action: &Action, node: &str) -> SubjectAccessReview {
     SubjectAccessReview {
         spec: SubjectAccessReviewSpec {
             user: Some(format!("system:node:{node}")),
-            groups: Some(NODE_GROUPS.iter().map(|g| g.to_string()).collect()),
+            groups: Some(
+                NODE_GROUPS
+                    .iter()
+                    .map(std::string::ToString::to_string)
+                    .collect(),
+            ),
             resource_attributes: Some(ResourceAttributes {
                 verb: opt(action.verb),
                 group: Some(action.group.to_string()),
@@ -212,7 +217,6 @@ pub async fn run(api: Api<SubjectAccessReview>, node: String, timeout: Duration,
 }
 
 #[cfg(test)]
-#[allow(clippy::unwrap_used, clippy::expect_used)]
 mod tests {
     use super::*;
 

@@ -97,15 +97,12 @@ const PROC_SUPER_MAGIC: i64 = 0x9fa0;
 
 /// Whether `<root>/proc` is a mounted procfs (a live host, not a copied tree).
 pub fn is_live_proc(root: &Path) -> bool {
-    let Ok(c) = std::ffi::CString::new(root.join("proc").as_os_str().as_encoded_bytes()) else {
-        return false;
-    };
-    // SAFETY: `c` is a valid NUL-terminated path and `buf` a properly sized out-parameter.
-    let mut buf: libc::statfs = unsafe { std::mem::zeroed() };
-    let rc = unsafe { libc::statfs(c.as_ptr(), &mut buf) };
-    #[allow(clippy::unnecessary_cast)]
-    let magic = buf.f_type as i64;
-    rc == 0 && magic == PROC_SUPER_MAGIC
+    rustix::fs::statfs(root.join("proc")).is_ok_and(|s| {
+        // `f_type`'s integer type differs between architectures.
+        #[allow(clippy::unnecessary_cast, clippy::cast_lossless)]
+        let magic = s.f_type as i64;
+        magic == PROC_SUPER_MAGIC
+    })
 }
 
 /// Whether live checks run for this host.

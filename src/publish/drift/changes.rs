@@ -82,7 +82,6 @@ pub fn modified_since_start(k: &Kubelet) -> Option<Vec<String>> {
             .filter(|f| START_READ.contains(&f.role))
             .filter_map(|f| {
                 let m = f.meta.as_ref().ok()?;
-                #[allow(clippy::cast_precision_loss)]
                 let mtime = m.mtime_ns as f64 / 1e9;
                 (mtime > started + PENDING_GRACE_SECS).then(|| f.path.clone())
             })

@@ -259,7 +259,6 @@ impl StateDir {
     pub fn quarantine(&self, name: &str, label: &str, now: f64) -> Result<PathBuf, StoreError> {
         let from = self.path(name);
         let dir = self.existing_dir_fd()?;
-        #[allow(clippy::cast_possible_truncation)]
         let stamp = now as i64;
         for n in 0..100 {
             let to = if n == 0 {

@@ -128,7 +128,7 @@ impl Tracker {
                 tracing::warn!(reason = %why, moved_to = ?moved.as_ref().ok(), "state.json does not parse; moved aside");
             }
             Loaded::Unreadable(e) => {
-                tracing::warn!(error = %e, "cannot read state.json; changes made while the agent was down are not counted")
+                tracing::warn!(error = %e, "cannot read state.json; changes made while the agent was down are not counted");
             }
         }
         t
@@ -282,7 +282,7 @@ impl Tracker {
                 if self.baseline_fp.is_some() {
                     match self.store.quarantine(BASELINE_FILE, label, now) {
                         Ok(to) => {
-                            tracing::warn!(reason = %why, moved_to = %to.display(), "baseline moved aside; a new one will be taken")
+                            tracing::warn!(reason = %why, moved_to = %to.display(), "baseline moved aside; a new one will be taken");
                         }
                         Err(e) => self.count_write_error(&e),
                     }

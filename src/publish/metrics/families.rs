@@ -114,7 +114,6 @@ fn register_live(registry: &mut Registry, input: &MetricsInput) {
     let mut cert =
         |certificate: &str, source: &str, c: Option<&crate::model::snapshot::CertSummary>| {
             if let Some(c) = c {
-                #[allow(clippy::cast_precision_loss)]
                 let t = c.not_after as f64;
                 expiry.gauge(
                     labels(&[

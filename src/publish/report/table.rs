@@ -274,7 +274,6 @@ fn drift_line(d: &DriftReport) -> Option<String> {
     };
     let drifted = d.controls.iter().filter(|(_, c)| c.drifted).count();
     let regressed = d.controls.iter().filter(|(_, c)| c.regressed).count();
-    #[allow(clippy::cast_possible_truncation)]
     let mut line = format!(
         "baseline {} ({}): {drifted} drifted, {regressed} regressed",
         crate::model::time::format_utc(b.created_at as i64),

@@ -33,7 +33,11 @@ impl EffectiveConfig {
                 None => n.clone(),
             });
         }
-        let path: Vec<String> = def.path.iter().map(|s| s.to_string()).collect();
+        let path: Vec<String> = def
+            .path
+            .iter()
+            .map(std::string::ToString::to_string)
+            .collect();
         let mut prov: BTreeMap<Vec<String>, Source> = BTreeMap::new();
         let merge = rules.dropin_merge();
         // The base document the drop-ins are merged into: v1beta1 JSON names from 1.32,
@@ -180,7 +184,11 @@ impl EffectiveConfig {
         };
         let file = self.config_file.clone().unwrap_or_default();
         let src = Source::ConfigFile { path: file.clone() };
-        let path: Vec<String> = def.path.iter().map(|s| s.to_string()).collect();
+        let path: Vec<String> = def
+            .path
+            .iter()
+            .map(std::string::ToString::to_string)
+            .collect();
         // The --config file is decoded case-sensitively (sigs.k8s.io/json): a mis-cased
         // key is an unknown field, which strict decoding rejects and the lenient retry
         // (pkg/kubelet/kubeletconfig/util/codec DecodeKubeletConfiguration) ignores.

@@ -14,7 +14,7 @@ fn fixed_hello(version: TlsVersion, suites: Vec<u16>, sni: Option<&str>) -> Clie
 }
 
 fn hex(s: &str) -> Vec<u8> {
-    let s: String = s.chars().filter(|c| c.is_ascii_hexdigit()).collect();
+    let s: String = s.chars().filter(char::is_ascii_hexdigit).collect();
     (0..s.len())
         .step_by(2)
         .map(|i| u8::from_str_radix(&s[i..i + 2], 16).unwrap())
