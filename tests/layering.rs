@@ -263,3 +263,26 @@ fn the_rules_catch_an_upward_import() {
     let tests = test_module_files(&files);
     assert_eq!(tests, [src().join("evaluate/rbac/tests.rs")]);
 }
+
+#[test]
+fn docs_architecture_md_names_every_layer_and_only_files_that_exist() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let doc = std::fs::read_to_string(root.join("docs/architecture.md")).expect("read doc");
+    for (layer, _) in LAYERS {
+        assert!(
+            doc.contains(&format!("| `{layer}/`")) || doc.contains(&format!("`{layer}/`,")),
+            "docs/architecture.md has no row for the layer `{layer}`"
+        );
+    }
+    let mut named = 0;
+    for cell in doc.split('`').skip(1).step_by(2) {
+        if let Some(path) = cell.strip_prefix("src/") {
+            assert!(
+                src().join(path).exists(),
+                "docs/architecture.md names {cell}, which does not exist"
+            );
+            named += 1;
+        }
+    }
+    assert!(named >= 10, "only {named} files named in docs/architecture.md");
+}
