@@ -284,5 +284,8 @@ fn docs_architecture_md_names_every_layer_and_only_files_that_exist() {
             named += 1;
         }
     }
-    assert!(named >= 10, "only {named} files named in docs/architecture.md");
+    assert!(
+        named >= 10,
+        "only {named} files named in docs/architecture.md"
+    );
 }

@@ -83,7 +83,7 @@ fn read_only_live(ctx: &Ctx) -> Option<LiveVerdict> {
 
 /// The read-only port answered, but the kubelet's own sockets (matched through its fd
 /// table) include no listener on that port: the answer is another process's.
-fn answered_by_someone_else(l: &crate::model::snapshot::Live) -> bool {
+fn answered_by_someone_else(l: &crate::model::live::Live) -> bool {
     let Some(port) = l
         .read_only_target
         .as_deref()
@@ -103,7 +103,7 @@ fn healthz_live(ctx: &Ctx, port: u16) -> Option<LiveVerdict> {
     let l = live(ctx)?;
     Some(match l.listeners.as_ref()? {
         Ok(ls) => {
-            let on: Vec<&crate::model::snapshot::Listener> =
+            let on: Vec<&crate::model::live::Listener> =
                 ls.sockets.iter().filter(|s| s.port == port).collect();
             if on.is_empty() {
                 LiveVerdict::Neutral(format!("no kubelet listener on port {port}"))

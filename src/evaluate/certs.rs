@@ -255,9 +255,8 @@ fn evaluate_client(ctx: &Ctx) -> Outcome {
 mod tests {
     use super::*;
     use crate::evaluate::testing::*;
-    use crate::model::snapshot::{
-        Live, LiveError, LiveErrorKind, ObsError, ObsErrorKind, Snapshot, TlsHandshake,
-    };
+    use crate::model::live::{Live, LiveError, LiveErrorKind, TlsHandshake};
+    use crate::model::snapshot::{ObsError, ObsErrorKind, Snapshot};
 
     #[test]
     fn standalone_kubelet_has_no_client_certificate() {

@@ -82,6 +82,6 @@ pub fn with_live(config: Outcome, live: Option<LiveVerdict>) -> Outcome {
 }
 
 /// The live probes ran for this snapshot.
-pub fn live<'a>(ctx: &Ctx<'a>) -> Option<&'a crate::model::snapshot::Live> {
+pub fn live<'a>(ctx: &Ctx<'a>) -> Option<&'a crate::model::live::Live> {
     ctx.snapshot.live.as_ref()
 }

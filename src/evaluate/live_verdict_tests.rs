@@ -4,9 +4,8 @@
 
 use crate::evaluate::testing::*;
 use crate::evaluate::{evaluate, ControlResult, Status};
-use crate::model::snapshot::{
-    Listener, Listeners, Live, LiveError, LiveErrorKind, ReadOnlyAnswer, Snapshot,
-};
+use crate::model::live::{Listener, Listeners, Live, LiveError, LiveErrorKind, ReadOnlyAnswer};
+use crate::model::snapshot::Snapshot;
 
 const HARDENED: &str = "authentication:\n  anonymous:\n    enabled: false\nauthorization:\n  mode: Webhook\nreadOnlyPort: 0\ntlsMinVersion: VersionTLS12\ntlsCipherSuites: [TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA256]\n";
 

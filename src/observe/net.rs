@@ -5,7 +5,7 @@ use std::collections::BTreeSet;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
 use crate::io::host::HostRoot;
-use crate::model::snapshot::{Listener, Listeners};
+use crate::model::live::{Listener, Listeners};
 
 /// `net/tcp` files can be large on busy nodes (one line per socket).
 const NET_TCP_CAP: u64 = 16 * 1024 * 1024;

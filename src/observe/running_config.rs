@@ -26,7 +26,9 @@ use std::time::{Duration, Instant};
 use http_body_util::BodyExt;
 use serde_json::Value;
 
-use crate::model::snapshot::{ConfigzRoute, Live, ProbeRecord, RunningConfig, Snapshot};
+use crate::model::snapshot::{ConfigzRoute, ProbeRecord, RunningConfig, Snapshot};
+
+use crate::model::live::Live;
 use crate::observe::cluster::Cluster;
 use crate::observe::live::socket::Timeouts;
 
@@ -345,7 +347,7 @@ mod tests {
     use super::*;
 
     use crate::io::kube::TokenSource;
-    use crate::model::snapshot::{Listener, Listeners};
+    use crate::model::live::{Listener, Listeners};
 
     fn live(listening: &[u16], target: &str) -> Live {
         Live {

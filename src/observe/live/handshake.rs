@@ -12,7 +12,7 @@ use tokio::net::TcpStream;
 
 use super::socket::{classify_io_error, connect, within, Timeouts};
 use crate::model::cert::summarize_der;
-use crate::model::snapshot::{LiveError, LiveErrorKind, LiveResult, TlsHandshake};
+use crate::model::live::{LiveError, LiveErrorKind, LiveResult, TlsHandshake};
 
 /// An established TLS connection to the checked server.
 pub type TlsStream = tokio_rustls::client::TlsStream<TcpStream>;

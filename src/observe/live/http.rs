@@ -14,7 +14,7 @@ use tokio::time::Instant;
 
 use super::handshake::handshake_unbounded;
 use super::socket::{connect, until, Timeouts};
-use crate::model::snapshot::{LiveError, LiveErrorKind, LiveResult};
+use crate::model::live::{LiveError, LiveErrorKind, LiveResult};
 
 /// How much of a response body is read before the connection is dropped.
 pub const MAX_BODY: usize = 64 * 1024;

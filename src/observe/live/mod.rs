@@ -19,10 +19,8 @@ use serde_json::Value;
 
 use self::socket::Timeouts;
 use crate::io::host::HostRoot;
-use crate::model::snapshot::{
-    Listeners, Live, LiveError, LiveErrorKind, LiveResult, ProbeRecord, ReadOnlyAnswer, Snapshot,
-    VersionSource,
-};
+use crate::model::live::{Listeners, Live, LiveError, LiveErrorKind, LiveResult, ReadOnlyAnswer};
+use crate::model::snapshot::{ProbeRecord, Snapshot, VersionSource};
 
 use super::net;
 
@@ -286,7 +284,7 @@ pub async fn check(
 }
 
 struct Serving {
-    tls: LiveResult<crate::model::snapshot::TlsHandshake>,
+    tls: LiveResult<crate::model::live::TlsHandshake>,
     versions: LiveResult<Vec<(String, bool)>>,
     suites: LiveResult<Vec<(String, bool)>>,
     anonymous: LiveResult<u16>,
@@ -414,7 +412,7 @@ async fn check_read_only(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::model::snapshot::Listener;
+    use crate::model::live::Listener;
 
     fn listeners(s: &[(&str, u16)]) -> Listeners {
         Listeners {

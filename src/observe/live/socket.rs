@@ -10,7 +10,7 @@ use std::time::Duration;
 use tokio::net::TcpStream;
 use tokio::time::Instant;
 
-use crate::model::snapshot::{LiveError, LiveErrorKind, LiveResult};
+use crate::model::live::{LiveError, LiveErrorKind, LiveResult};
 
 /// Bounds of one network operation.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

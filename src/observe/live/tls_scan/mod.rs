@@ -21,7 +21,7 @@ mod wire;
 
 use self::wire::{Answer, ClientHello, HelloReader};
 use super::socket::{connect, within, Timeouts};
-use crate::model::snapshot::{LiveError, LiveErrorKind, LiveResult};
+use crate::model::live::{LiveError, LiveErrorKind, LiveResult};
 use crate::model::tls::TlsVersion;
 use crate::model::tls::{IANA_TLS12_SUITES, TLS13_SUITES};
 

@@ -2,7 +2,7 @@
 //! RFC 8446 §4.1.2) and an incremental reader of the server's first answer (ServerHello,
 //! alert or close), with the bounds on what it buffers.
 
-use crate::model::snapshot::{LiveError, LiveErrorKind, LiveResult};
+use crate::model::live::{LiveError, LiveErrorKind, LiveResult};
 use crate::model::tls::TlsVersion;
 
 pub(super) const CONTENT_CHANGE_CIPHER_SPEC: u8 = 20;
