@@ -70,8 +70,8 @@ pub enum Stamp {
     File(Fingerprint),
     /// Nothing at the path (`ENOENT`).
     Missing,
-    /// The path could not be examined: the errno (`EACCES`, `ELOOP`, `ENOTDIR`, else
-    /// `EIO`; 0 in a drift baseline, which keeps no errno).
+    /// The path could not be examined: the errno (e.g. `EACCES`, `ELOOP`, `ENOTDIR`;
+    /// `EIO` when none is known; 0 in a drift baseline, which keeps no errno).
     Error(i32),
 }
 
