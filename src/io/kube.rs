@@ -29,19 +29,35 @@ pub enum ClientError {
     /// `why` is redacted ([`crate::model::parse::kubeconfig_fault`]): kube's own error would
     /// render a snippet of the file (tokens, keys) and, as a `source`, reach the log.
     #[error("--kubeconfig {path}: {why}")]
-    Kubeconfig { path: PathBuf, why: String },
+    Kubeconfig {
+        /// The `--kubeconfig` file.
+        path: PathBuf,
+        /// What is wrong with it (invalid YAML, no usable context, …), with no snippet of
+        /// the file.
+        why: String,
+    },
     /// The kubeconfig, or a file it names, cannot be read (not found, not a regular
     /// file, over its cap).
     #[error("--kubeconfig {path}: {source}")]
     KubeconfigRead {
+        /// The `--kubeconfig` file, also when the file that failed is one it names (a
+        /// certificate, key or token file): `source` names that one.
         path: PathBuf,
+        /// The failed read, with the path actually read.
         #[source]
         source: crate::model::file::HostError,
     },
+    /// `kube::Config::incluster` failed: the service account's token or CA under
+    /// `/var/run/secrets/kubernetes.io/serviceaccount/` is missing or unreadable, or
+    /// `KUBERNETES_SERVICE_HOST`/`KUBERNETES_SERVICE_PORT` do not make a URL.
     #[error("in-cluster configuration: {0}")]
     InCluster(#[source] kube::config::InClusterError),
+    /// `kube::Client::try_from` refused the configuration (e.g. a certificate or key the
+    /// TLS stack cannot load).
     #[error("API client: {0}")]
     Client(#[source] kube::Error),
+    /// `--api-access=on`, but there is neither an in-cluster service account nor a
+    /// `--kubeconfig` to use.
     #[error("--api-access=on, but not in a cluster (KUBERNETES_SERVICE_HOST is not set) and no --kubeconfig given")]
     NotConfigured,
 }
@@ -58,7 +74,10 @@ impl ClientError {
 /// Where the client's configuration comes from, decided from the flags and environment.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum ClientSource {
+    /// The `--kubeconfig FILE`: its current context's cluster and user.
     Kubeconfig(PathBuf),
+    /// The pod's service account (`KUBERNETES_SERVICE_HOST`/`_PORT`, and the token and CA
+    /// under `/var/run/secrets/kubernetes.io/serviceaccount/`).
     InCluster,
     /// No API access, with the reason (for the controls' `unknown`).
     None(String),

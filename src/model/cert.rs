@@ -59,9 +59,12 @@ pub fn summarize_pem(bytes: &[u8]) -> Result<CertSummary, ObsError> {
 /// One PEM block as Go's `encoding/pem.Decode` returns it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct PemBlock {
+    /// The type from the `-----BEGIN <label>-----` line (e.g. `CERTIFICATE`), as bytes
+    /// (Go's `Block.Type`).
     pub label: Vec<u8>,
     /// Whether it had `Key: Value` header lines (client-go skips such certificates).
     pub has_headers: bool,
+    /// The base64 body decoded (DER for a certificate); empty for an empty block.
     pub bytes: Vec<u8>,
 }
 

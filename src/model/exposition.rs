@@ -96,11 +96,26 @@ pub enum Line<'a> {
     /// Empty or only blanks.
     Blank,
     /// `# HELP family text` (the text as written, escapes kept).
-    Help { family: &'a str, text: &'a str },
+    Help {
+        /// The metric family name.
+        family: &'a str,
+        /// The help text, escapes (`\\`, `\n`) not undone.
+        text: &'a str,
+    },
     /// `# TYPE family type` (the type as written: the caller knows which its format allows).
-    Type { family: &'a str, kind: &'a str },
+    Type {
+        /// The metric family name.
+        family: &'a str,
+        /// The type word, e.g. `counter`, `gauge`, `histogram`, not checked here.
+        kind: &'a str,
+    },
     /// `# UNIT family unit` (OpenMetrics).
-    Unit { family: &'a str, unit: &'a str },
+    Unit {
+        /// The metric family name.
+        family: &'a str,
+        /// The unit word, e.g. `seconds`.
+        unit: &'a str,
+    },
     /// `# EOF` (OpenMetrics' last line).
     Eof,
     /// Any other line starting with `#`.

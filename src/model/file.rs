@@ -5,9 +5,14 @@
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
 #[serde(rename_all = "snake_case")]
 pub enum FileKind {
+    /// A regular file.
     File,
+    /// A directory.
     Directory,
+    /// A symbolic link: only seen when the final symlink is not followed
+    /// ([`crate::io::host::HostRoot::symlink_metadata`]).
     Symlink,
+    /// Anything else: a FIFO, socket, or character or block device.
     Other,
 }
 
@@ -18,15 +23,25 @@ pub struct FileMeta {
     pub path: String,
     /// The host path after symlink resolution (what the host really opens).
     pub resolved: String,
+    /// What the path names (after resolution, unless the final symlink was not followed).
     pub kind: FileKind,
     /// Permission bits (`mode & 0o7777`).
     pub mode: u32,
+    /// Owning user id, numeric as the host's filesystem stores it (not mapped to a name).
     pub uid: u32,
+    /// Owning group id, numeric as the host's filesystem stores it.
     pub gid: u32,
+    /// Size in bytes (`st_size`).
     pub size: u64,
+    /// Inode number (`st_ino`): a file replaced by rename or delete-and-recreate gets a
+    /// new one.
     pub inode: u64,
+    /// Id of the device holding the file (`st_dev`); with `inode` it names one file.
     pub dev: u64,
+    /// Last modification of the content, in nanoseconds since the Unix epoch.
     pub mtime_ns: i128,
+    /// Last status change (content, mode, owner or link count), in nanoseconds since the
+    /// Unix epoch; unlike `mtime` it cannot be set back by `touch`.
     pub ctime_ns: i128,
 }
 
@@ -35,10 +50,15 @@ pub struct FileMeta {
 /// changes it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct Fingerprint {
+    /// Device id (`st_dev`).
     pub dev: u64,
+    /// Inode number (`st_ino`).
     pub inode: u64,
+    /// Size in bytes.
     pub size: u64,
+    /// Modification time, nanoseconds since the Unix epoch.
     pub mtime_ns: i64,
+    /// Status-change time, nanoseconds since the Unix epoch.
     pub ctime_ns: i64,
 }
 
@@ -46,8 +66,12 @@ pub struct Fingerprint {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Stamp {
+    /// The path names something (symlinks followed): its fingerprint.
     File(Fingerprint),
+    /// Nothing at the path (`ENOENT`).
     Missing,
+    /// The path could not be examined: the errno (e.g. `EACCES`, `ELOOP`, `ENOTDIR`;
+    /// `EIO` when none is known; 0 in a drift baseline, which keeps no errno).
     Error(i32),
 }
 
@@ -67,22 +91,61 @@ impl FileMeta {
 /// Why a host path could not be read. Controls turn these into `unknown` with the message.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum HostError {
+    /// Nothing at the path, or at a directory on the way (`ENOENT`).
     #[error("{path}: not found")]
-    NotFound { path: String },
+    NotFound {
+        /// The path that failed: a host path (the one asked for, or the component the
+        /// descriptor walk reached), or an operator's file outside the root.
+        path: String,
+    },
+    /// The agent may not open or search it (`EACCES`/`EPERM`).
     #[error("{path}: permission denied")]
-    PermissionDenied { path: String },
+    PermissionDenied {
+        /// The path that failed.
+        path: String,
+    },
+    /// The file is larger than the read cap; it is refused, never truncated.
     #[error("{path}: larger than the {limit}-byte read limit")]
-    TooLarge { path: String, limit: u64 },
+    TooLarge {
+        /// The path that failed.
+        path: String,
+        /// The cap that was exceeded, in bytes.
+        limit: u64,
+    },
+    /// The file was read but is not UTF-8 text.
     #[error("{path}: not valid UTF-8")]
-    NotUtf8 { path: String },
+    NotUtf8 {
+        /// The path that failed.
+        path: String,
+    },
+    /// Too many symbolic links while resolving (`ELOOP`, or more than 40 followed by the
+    /// descriptor walk, the kernel's own limit).
     #[error("{path}: too many levels of symbolic links (loop)")]
-    SymlinkLoop { path: String },
+    SymlinkLoop {
+        /// The path that failed.
+        path: String,
+    },
+    /// A component used as a directory is not one (`ENOTDIR`), or the host root itself
+    /// is not a directory.
     #[error("{path}: not a directory")]
-    NotADirectory { path: String },
+    NotADirectory {
+        /// The path that failed.
+        path: String,
+    },
+    /// The path names a directory, FIFO, socket or device where a regular file is read.
     #[error("{path}: not a regular file")]
-    NotAFile { path: String },
+    NotAFile {
+        /// The path that failed.
+        path: String,
+    },
+    /// Any other I/O failure.
     #[error("{path}: {message}")]
-    Io { path: String, message: String },
+    Io {
+        /// The path that failed.
+        path: String,
+        /// The operating system's description of the failure.
+        message: String,
+    },
 }
 
 impl HostError {

@@ -21,6 +21,8 @@ pub struct Live {
     pub anonymous: Option<LiveResult<u16>>,
     /// The read-only port checked (`address:port`), and what it answered.
     pub read_only_target: Option<String>,
+    /// What the read-only port (plain HTTP) answered to `GET /healthz` and `GET /pods`;
+    /// both statuses `None` when the connection was refused (the port is closed).
     pub read_only: Option<LiveResult<ReadOnlyAnswer>>,
 }
 
@@ -36,10 +38,14 @@ pub struct ReadOnlyAnswer {
 /// Why a live check of the kubelet's sockets has no answer.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
 pub struct LiveError {
+    /// The kind of failure: a refused connection is evidence (nothing listens), the
+    /// others are not.
     pub kind: LiveErrorKind,
+    /// What happened, for humans (the target and the error).
     pub message: String,
 }
 
+/// What kind of failure a live check met.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
 #[serde(rename_all = "snake_case")]
 pub enum LiveErrorKind {
@@ -56,6 +62,7 @@ pub enum LiveErrorKind {
 }
 
 impl LiveError {
+    /// An error of `kind` with its message.
     pub fn new(kind: LiveErrorKind, message: impl Into<String>) -> Self {
         LiveError {
             kind,
@@ -76,7 +83,9 @@ pub type LiveResult<T> = Result<T, LiveError>;
 /// A listening TCP socket.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, serde::Serialize)]
 pub struct Listener {
+    /// The local address it is bound to (`0.0.0.0` or `::`: every address).
     pub address: std::net::IpAddr,
+    /// The local TCP port.
     pub port: u16,
 }
 
@@ -87,6 +96,7 @@ pub struct Listeners {
     /// (fd table unreadable: every listener in its network namespace on the configured
     /// ports).
     pub method: String,
+    /// The listening sockets, sorted and without duplicates.
     pub sockets: Vec<Listener>,
 }
 

@@ -26,7 +26,11 @@ pub enum FaultKind {
     Syntax(Option<String>),
     /// A value of the wrong type or an invalid value; `expected` is what the target type
     /// wanted (from the agent's own types, e.g. "a boolean"), never what was found.
-    WrongType { expected: Option<String> },
+    WrongType {
+        /// What the target type wanted; `None` when the parser's error does not say it
+        /// without quoting the input (JSON type errors, unknown enum variants).
+        expected: Option<String>,
+    },
     /// The same key twice in a mapping.
     DuplicateKey,
     /// A key this document may not have (the name is left out: it is file content).
@@ -76,6 +80,7 @@ impl fmt::Display for FaultKind {
 /// A parse error safe to show: a category and a position, never the input's content.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub struct ParseFault {
+    /// What went wrong.
     pub kind: FaultKind,
     /// 1-based line, when the parser knows it.
     pub line: Option<u64>,

@@ -48,6 +48,8 @@ pub enum ConfigzRoute {
 }
 
 impl ConfigzRoute {
+    /// The permission the route needs, as reports name it: `nodes/configz` or
+    /// `nodes/proxy` (the same as the serialised form).
     pub fn as_str(&self) -> &'static str {
         match self {
             ConfigzRoute::Kubelet => "nodes/configz",
@@ -127,15 +129,20 @@ impl<T> Default for ApiSource<T> {
 /// What the Pod Security controls need to know about a pod on this node.
 #[derive(Debug, Clone, Default, PartialEq, Eq, PartialOrd, Ord, serde::Serialize)]
 pub struct PodFacts {
+    /// `metadata.namespace`.
     pub namespace: String,
+    /// `metadata.name`.
     pub name: String,
     /// The controlling owner, `Kind/name` (`DaemonSet/kube-proxy`, `Node/<node>` for a
     /// static pod's mirror).
     pub owner: Option<String>,
     /// `status.phase` (`Running`, `Succeeded`, ...), when known.
     pub phase: Option<String>,
+    /// `spec.hostPID`: the pod shares the host's process namespace (unset: false).
     pub host_pid: bool,
+    /// `spec.hostIPC`: the pod shares the host's IPC namespace (unset: false).
     pub host_ipc: bool,
+    /// `spec.hostNetwork`: the pod uses the host's network namespace (unset: false).
     pub host_network: bool,
     /// Containers (init and ephemeral included) with `securityContext.privileged: true`.
     pub privileged_containers: Vec<String>,
@@ -146,6 +153,7 @@ pub struct PodFacts {
 /// What the agent needs to know about this node's Node object.
 #[derive(Debug, Clone, Default, PartialEq, Eq, PartialOrd, Ord, serde::Serialize)]
 pub struct NodeFacts {
+    /// `metadata.name`: the node's name.
     pub name: String,
     /// `status.nodeInfo.kubeletVersion`, as the running kubelet reported it.
     pub kubelet_version: Option<String>,
@@ -156,6 +164,8 @@ pub struct NodeFacts {
 pub struct AccessCheck {
     /// The action, for humans (`list secrets in all namespaces`).
     pub action: String,
+    /// The review allowed it: `status.allowed`, and not `status.denied`. A review with
+    /// no status is not allowed.
     pub allowed: bool,
     /// The authorizer's reason, when it gave one (RBAC names the binding; the Node
     /// authorizer gives none). At most 200 characters.
@@ -168,6 +178,7 @@ pub struct AccessCheck {
 /// What the Pod Security controls need to know about a namespace.
 #[derive(Debug, Clone, Default, PartialEq, Eq, PartialOrd, Ord, serde::Serialize)]
 pub struct NamespaceFacts {
+    /// `metadata.name`.
     pub name: String,
     /// The `pod-security.kubernetes.io/enforce` label, when set.
     pub enforce: Option<String>,
@@ -182,25 +193,44 @@ pub enum Discovery {
     /// A kubelet process was found (`note` says how, e.g. candidates set aside), with the
     /// evidence that it is the host's kubelet (observe/identity.rs).
     Found {
+        /// The kubelet's process id, as the host's `/proc` names it.
         pid: i32,
+        /// How it was chosen, when that needs saying (pinned with `--kubelet-pid`, other
+        /// candidates set aside and why); `None` for the one candidate, none set aside.
         note: Option<String>,
+        /// The identity checks it passed (observe/identity.rs), one sentence each.
         #[serde(default, skip_serializing_if = "Vec::is_empty")]
         evidence: Vec<String>,
     },
     /// Processes that look like a kubelet were found, but none, or more than one, is
     /// credibly the host's kubelet (the reason names each pid and what it failed).
-    Unknown { reason: String },
+    Unknown {
+        /// Why none was chosen, naming each candidate.
+        reason: String,
+    },
     /// No kubelet process.
-    NotFound { reason: String },
+    NotFound {
+        /// Why, for the controls' `unknown` (e.g. "no kubelet process found").
+        reason: String,
+    },
     /// A kubelet was detected in a form not supported yet (k3s).
-    Unsupported { pid: i32, reason: String },
+    Unsupported {
+        /// The process id of the unsupported kubelet (e.g. the `k3s` server or agent).
+        pid: i32,
+        /// What is not supported, for the controls' `unknown`.
+        reason: String,
+    },
     /// Discovery itself failed (e.g. `/proc` unreadable, pinned pid gone).
-    Failed { reason: String },
+    Failed {
+        /// The failure, in words.
+        reason: String,
+    },
 }
 
 /// What was learnt about the kubelet.
 #[derive(Debug, Clone, serde::Serialize)]
 pub struct Kubelet {
+    /// The kubelet's process id, as the host's `/proc` names it.
     pub pid: i32,
     /// argv as read from `/proc/<pid>/cmdline` (after args-file expansion for MicroK8s).
     pub argv: Vec<String>,
@@ -242,10 +272,13 @@ pub type Observed<T> = Result<T, ObsError>;
 /// problem) from "could not look" (`unknown`).
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
 pub struct ObsError {
+    /// Absent, unreadable, or read but invalid.
     pub kind: ObsErrorKind,
+    /// What happened, for humans (usually names the path).
     pub message: String,
 }
 
+/// The kind of an [`ObsError`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
 #[serde(rename_all = "snake_case")]
 pub enum ObsErrorKind {
@@ -258,6 +291,7 @@ pub enum ObsErrorKind {
 }
 
 impl ObsError {
+    /// An error of `kind` with its message.
     pub fn new(kind: ObsErrorKind, message: impl Into<String>) -> Self {
         ObsError {
             kind,
@@ -287,15 +321,28 @@ impl From<crate::model::file::HostError> for ObsError {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, serde::Serialize)]
 #[serde(rename_all = "snake_case")]
 pub enum FileRole {
+    /// The `--config` file.
     ConfigFile,
+    /// A `*.conf` drop-in under `--config-dir`.
     DropIn,
+    /// The `--kubeconfig` the kubelet reaches the API server with.
     Kubeconfig,
+    /// The client CA bundle (`authentication.x509.clientCAFile`, `--client-ca-file`).
     ClientCa,
+    /// The serving certificate: `tlsCertFile`, else under `--cert-dir`
+    /// (`kubelet-server-current.pem` with `serverTLSBootstrap`, else `kubelet.crt`).
     ServingCert,
+    /// The serving key: `tlsPrivateKeyFile`, else beside the serving certificate
+    /// (`kubelet.key`, or the same `kubelet-server-current.pem`).
     ServingKey,
+    /// The client certificate file the kubeconfig's `client-certificate` names.
     ClientCert,
+    /// The kubelet's systemd unit file (the first of the unit directories that has it).
     ServiceUnit,
+    /// A `*.conf` drop-in of the kubelet's systemd unit.
     ServiceDropIn,
+    /// MicroK8s' kubelet arguments file (`--kubelet-args-file`, by default
+    /// `/var/snap/microk8s/current/args/kubelet`).
     ArgsFile,
     /// A directory of `--config-dir` that was walked (its entries decide the drop-ins).
     ConfigDir,
@@ -304,6 +351,8 @@ pub enum FileRole {
 }
 
 impl FileRole {
+    /// The role's stable name (`config_file`, `serving_key`, …), as serialised; the drift
+    /// baseline keys its files by it.
     pub fn as_str(&self) -> &'static str {
         match self {
             FileRole::ConfigFile => "config_file",
@@ -325,6 +374,7 @@ impl FileRole {
 /// Metadata of one file the kubelet uses.
 #[derive(Debug, Clone, PartialEq, serde::Serialize)]
 pub struct FileObservation {
+    /// What the file is to the kubelet.
     pub role: FileRole,
     /// The host path as configured.
     pub path: String,
@@ -335,12 +385,16 @@ pub struct FileObservation {
 /// The parts of an X.509 certificate the controls need.
 #[derive(Debug, Clone, PartialEq, serde::Serialize)]
 pub struct CertSummary {
+    /// The subject's distinguished name as x509-parser prints it
+    /// (`CN=system:node:n1, O=system:nodes`).
     pub subject: String,
+    /// The issuer's distinguished name, printed the same way.
     pub issuer: String,
     /// Common name of the subject.
     pub common_name: Option<String>,
     /// Organisations of the subject (Kubernetes groups).
     pub organizations: Vec<String>,
+    /// The basic constraints extension says `CA:TRUE`.
     pub is_ca: bool,
     /// Subject alternative names (DNS names and IP addresses).
     pub sans: Vec<String>,
@@ -351,7 +405,9 @@ pub struct CertSummary {
     /// generates with it when it has no serving certificate (`<host>@<time>` signed by
     /// `<host>-ca@<time>`): vouched for by nothing else. Only from files (PEM bundles).
     pub kubelet_generated: bool,
+    /// Start of validity, Unix time in seconds.
     pub not_before: i64,
+    /// End of validity, Unix time in seconds.
     pub not_after: i64,
     /// Number of certificates in the file.
     pub count: usize,
@@ -363,6 +419,7 @@ pub struct CertSummary {
 pub enum Credential {
     /// An X.509 client certificate (inline or from a file).
     ClientCertificate {
+        /// The certificate (the first of the PEM bundle).
         cert: CertSummary,
         /// Where it came from: `inline` or the file path.
         from: String,
@@ -370,9 +427,15 @@ pub enum Credential {
     /// A bearer token (static or file).
     Token,
     /// An exec credential plugin (EKS aws-iam-authenticator, GKE gke-exec-auth-plugin).
-    Exec { command: String },
+    Exec {
+        /// The plugin's `exec.command` as written (empty when missing).
+        command: String,
+    },
     /// An auth-provider plugin.
-    AuthProvider { name: String },
+    AuthProvider {
+        /// The plugin's `auth-provider.name` (e.g. `gcp`; empty when missing).
+        name: String,
+    },
     /// No credential in the selected user.
     None,
 }
@@ -380,7 +443,9 @@ pub enum Credential {
 /// A kube-apiserver process on the node.
 #[derive(Debug, Clone, serde::Serialize)]
 pub struct ApiServer {
+    /// Its process id, as the host's `/proc` names it.
     pub pid: i32,
+    /// Its command line, parsed with the kubelet's flag rules.
     pub flags: Flags,
     /// The authorizer types of `--authorization-config` (structured authorization), in
     /// order, when that flag is set: read from the host at the flag's path.
@@ -392,7 +457,9 @@ pub struct ApiServer {
 pub struct ProbeRecord {
     /// Stable name: `process`, `flags`, `config`, `files`, `kubeconfig`, `client_ca`, `apiserver`.
     pub name: &'static str,
+    /// The step completed (`kubelet_sentinel_probe_success`).
     pub success: bool,
+    /// How long the step took, failed or not (`kubelet_sentinel_probe_duration_seconds`).
     pub duration: Duration,
     /// Why it failed (when it did).
     pub error: Option<String>,
@@ -464,6 +531,7 @@ pub enum KubeletFlavour {
 }
 
 impl KubeletFlavour {
+    /// The name as serialised: `kubelet`, `hyperkube` or `kubelite`.
     pub fn as_str(self) -> &'static str {
         match self {
             KubeletFlavour::Kubelet => "kubelet",
@@ -492,6 +560,7 @@ pub enum VersionSource {
 }
 
 impl VersionSource {
+    /// Every source, in declaration order.
     pub const ALL: [VersionSource; 4] = [
         VersionSource::GoBuildInfo,
         VersionSource::Binary,
@@ -499,6 +568,8 @@ impl VersionSource {
         VersionSource::Override,
     ];
 
+    /// The name in the metric label and the JSON report: `buildinfo`, `binary`,
+    /// `build_info` or `override`.
     pub fn as_str(self) -> &'static str {
         match self {
             VersionSource::GoBuildInfo => "buildinfo",

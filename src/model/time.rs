@@ -51,6 +51,7 @@ impl Day {
         later.0.duration_since(self.0).as_secs() / SECS_PER_DAY
     }
 
+    /// The year, e.g. 2026 (UTC, proleptic Gregorian).
     pub fn year(self) -> i16 {
         self.0.year()
     }

@@ -4,9 +4,13 @@
 /// A TLS protocol version.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub enum TlsVersion {
+    /// TLS 1.0 (`VersionTLS10`, wire 0x0301).
     Tls10,
+    /// TLS 1.1 (`VersionTLS11`, wire 0x0302).
     Tls11,
+    /// TLS 1.2 (`VersionTLS12`, wire 0x0303).
     Tls12,
+    /// TLS 1.3 (`VersionTLS13`, wire 0x0304).
     Tls13,
 }
 

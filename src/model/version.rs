@@ -8,15 +8,20 @@ use std::fmt;
 /// (`+rke2r1`, `-eks-1552ad0`, `-gke.1031000`, `+k3s1`, `-rc.0`) is ignored for comparison.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub struct KubeVersion {
+    /// Major version: 1 for every Kubernetes release so far.
     pub major: u32,
+    /// Minor version: the release branch (`31` in `v1.31.4`).
     pub minor: u32,
+    /// Patch release within the branch (`4` in `v1.31.4`).
     pub patch: u32,
 }
 
 /// A release branch (`1.31`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub struct Minor {
+    /// Major version (1).
     pub major: u32,
+    /// Minor version (`31` in `1.31`).
     pub minor: u32,
 }
 

@@ -49,20 +49,38 @@ const FLAGS_VERSION_INL: u8 = 0x2;
 /// Why no version came from the build information.
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
 pub enum BuildInfoError {
+    /// The executable could not be opened or resolved (`/proc/<pid>/exe`, or its path
+    /// inside the host root): the OS error or the host-path error, in words.
     #[error("cannot open the kubelet's executable: {0}")]
     Open(String),
+    /// The path names a directory, FIFO, socket or device.
     #[error("the kubelet's executable is not a regular file")]
     NotAFile,
+    /// Neither a 32- nor a 64-bit ELF file.
     #[error("not an ELF executable")]
     NotElf,
+    /// The ELF headers or the build information do not decode: which part, in words.
     #[error("malformed ELF: {0}")]
     Malformed(&'static str),
+    /// A part of the file is over its read cap and was not read.
     #[error("{what} larger than {limit} bytes")]
-    TooLarge { what: &'static str, limit: u64 },
+    TooLarge {
+        /// Which part: the section header table, the section name table or
+        /// `.go.buildinfo`.
+        what: &'static str,
+        /// Its cap (for the section header table, a number of entries rather than bytes).
+        limit: u64,
+    },
+    /// No `.go.buildinfo` section, no build-information magic in it, or an empty Go
+    /// version: not a Go binary (or one too old to carry build information).
     #[error("no Go build information (.go.buildinfo section)")]
     NoBuildInfo,
+    /// Build information in the pre-1.18 layout, where the strings sit behind pointers
+    /// into the data segment; not followed.
     #[error("Go build information older than Go 1.18 (pointer format), not read")]
     OldFormat,
+    /// The build information was read but names no Kubernetes version: what it has
+    /// instead (ldflags, `-trimpath`, the main module).
     #[error("no version in the Go build information ({0})")]
     NoVersion(String),
 }
@@ -81,6 +99,8 @@ pub struct BuildInfo {
 }
 
 impl BuildInfo {
+    /// The value of build setting `key` (`-ldflags`, `-trimpath`, `vcs.revision`, …); the
+    /// last one when the key repeats, `None` when it is absent.
     pub fn setting(&self, key: &str) -> Option<&str> {
         self.settings
             .iter()

@@ -14,9 +14,12 @@ use crate::observe::{self, version, ObserveOptions, Observer};
 /// How the observation is completed with live evidence and the kubelet's version.
 #[derive(Debug, Clone)]
 pub struct EnrichOptions {
+    /// When and how the kubelet's sockets are checked (`--live-probes`,
+    /// `--probe-timeout`, `--kubelet-address`).
     pub live: LiveOptions,
     /// Run the kubelet's own binary with `--version` (live hosts only).
     pub version_exec: bool,
+    /// Bound on that `--version` run (2 s by default); the child is killed after it.
     pub version_timeout: Duration,
     /// `--kubelet-version`: the version to use, whatever the binary says.
     pub version_override: Option<String>,

@@ -23,6 +23,8 @@ const UNIT_DIRS: &[&str] = &[
 /// The drop-ins found under `--config-dir`, in the order the kubelet applies them.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct DropinWalk {
+    /// Host paths of the drop-ins, in lexical walk order (the order they are merged);
+    /// the `--config-dir` path itself when it is not a directory but is named `*.conf`.
     pub files: Vec<String>,
     /// Why the kubelet applies none of the directory's files, when that is not obvious.
     pub note: Option<String>,

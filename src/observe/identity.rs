@@ -52,6 +52,8 @@ pub struct HostFacts {
 }
 
 impl HostFacts {
+    /// Read them once per scan: the owner of the root's `/` and init's mount namespace
+    /// (each `None` when unreadable). `live` is [`crate::observe::live::is_live_proc`].
     pub fn read(host: &HostRoot, live: bool) -> HostFacts {
         HostFacts {
             trusted_uid: host.metadata("/").ok().map(|m| m.uid),
@@ -64,6 +66,7 @@ impl HostFacts {
 /// The verdict on one candidate.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Assessment {
+    /// The candidate's process id, as the host's `/proc` names it.
     pub pid: i32,
     /// The checks that failed, each a short reason (`executable /tmp/kubelet is owned by uid 1000`).
     pub failures: Vec<String>,
@@ -74,6 +77,7 @@ pub struct Assessment {
 }
 
 impl Assessment {
+    /// No check failed: the candidate may be the host's kubelet.
     pub fn credible(&self) -> bool {
         self.failures.is_empty()
     }

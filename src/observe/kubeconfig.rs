@@ -11,9 +11,15 @@ pub enum CredentialSource {
     InlineCert(Vec<u8>),
     /// `client-certificate` path (resolved against the kubeconfig's directory).
     CertFile(String),
+    /// `token` or `tokenFile`: a bearer token (looked for last, after the certificate
+    /// fields and the plugins).
     Token,
+    /// `exec`: a credential plugin, with its `command` (empty when missing).
     Exec(String),
+    /// `auth-provider`: a legacy provider plugin, with its `name` (empty when missing).
     AuthProvider(String),
+    /// The selected user has none of these fields, or (without a `current-context`) the
+    /// kubeconfig has no user at all.
     None,
 }
 

@@ -100,6 +100,8 @@ pub struct Observer {
 }
 
 impl Observer {
+    /// An observer of `host`, with empty caches: its first [`Observer::observe`] scans
+    /// `/proc` in full.
     pub fn new(host: HostRoot, opts: ObserveOptions) -> Self {
         Observer {
             host,
@@ -110,6 +112,7 @@ impl Observer {
         }
     }
 
+    /// The host it observes (`--host-root`).
     pub fn host(&self) -> &HostRoot {
         &self.host
     }

@@ -17,8 +17,12 @@ const TCP_LISTEN: &str = "0A";
 /// A listening socket from `net/tcp{,6}`, with its inode.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RawListener {
+    /// The local address (`0.0.0.0` or `::`: every address).
     pub address: IpAddr,
+    /// The local TCP port.
     pub port: u16,
+    /// The socket's inode (column 10 of the table), matched to the `socket:[N]` links in
+    /// `/proc/<pid>/fd`.
     pub inode: u64,
 }
 

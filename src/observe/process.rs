@@ -12,7 +12,10 @@ const SMALL_CAP: u64 = 64 * 1024;
 /// A process as seen in `/proc`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ProcInfo {
+    /// Process id, as the host's `/proc` names it.
     pub pid: i32,
+    /// The command line from `/proc/<pid>/cmdline`, split at NULs; empty for a kernel
+    /// thread.
     pub argv: Vec<String>,
     /// `/proc/<pid>/exe` target, when readable.
     pub exe: Option<String>,
@@ -194,8 +197,13 @@ pub fn list_pids(host: &HostRoot) -> Result<Vec<i32>, HostError> {
 /// The result of scanning `/proc` for kubelet-bearing processes.
 #[derive(Debug, Clone, Default)]
 pub struct Scan {
+    /// Candidates for the kubelet (`kubelet`, `hyperkube kubelet`, `kubelite`) with their
+    /// kind, in pid order; which one is the host's kubelet is decided later, on evidence.
     pub kubelets: Vec<(ProcInfo, ProcessKind)>,
+    /// `k3s server`/`k3s agent` processes: a kubelet the agent does not support yet.
     pub k3s: Vec<ProcInfo>,
+    /// kube-apiserver processes on this node, in pid order (the audit control uses the
+    /// first).
     pub apiservers: Vec<ProcInfo>,
     /// Processes that look like a kubelet (by `comm` and `exe`) whose command line is
     /// larger than [`CMDLINE_CAP`] and was therefore not read.

@@ -25,8 +25,14 @@ const STAT_CAP: usize = 4096;
 /// What a check found changed first (for the log).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Trigger {
+    /// A watched file or directory changed: its fingerprint, or it appeared, vanished or
+    /// became unreadable.
     File,
+    /// The kubelet process is gone, restarted (another start time in
+    /// `/proc/<pid>/stat`) or has another command line.
     Process,
+    /// The agent's own drift baseline file no longer has the fingerprint the drift
+    /// tracker expects (the one it last wrote or loaded): changed from outside.
     Baseline,
     /// No kubelet was known, and a kubelet-bearing process appeared (or one of the
     /// doubtful candidates went away).
@@ -34,6 +40,7 @@ pub enum Trigger {
 }
 
 impl Trigger {
+    /// The word logged as `trigger`: `file`, `process`, `baseline` or `appeared`.
     pub fn as_str(&self) -> &'static str {
         match self {
             Trigger::File => "file",
@@ -200,6 +207,8 @@ impl Watch {
         self.files.len()
     }
 
+    /// Nothing at all to check: no file, no kubelet process, and no kubelet sought.
+    /// Unlike [`Watch::len`], which counts files only.
     pub fn is_empty(&self) -> bool {
         self.files.is_empty() && self.process.is_none() && self.seek.is_none()
     }

@@ -177,10 +177,16 @@ impl HostRoot {
         self
     }
 
+    /// The root directory in the agent's own filesystem (`--host-root`, canonicalised once
+    /// by [`HostRoot::new`]). Joining a host path onto it skips the in-root symlink
+    /// resolution: do so only with a path [`HostRoot::resolve`] returned, or for `/proc`
+    /// entries (`observe` reads `/proc/<pid>/exe` and `/proc/<pid>/root` this way).
     pub fn root(&self) -> &Path {
         &self.root
     }
 
+    /// The cap on a single read, in bytes ([`DEFAULT_MAX_READ`] unless
+    /// [`HostRoot::with_max_read`] changed it).
     pub fn max_read(&self) -> u64 {
         self.max_read
     }

@@ -18,7 +18,10 @@ use std::collections::BTreeMap;
 /// How a known flag's value is interpreted.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum FlagKind {
+    /// A boolean ([`BOOL_FLAGS`]): bare means true, the value only after `=`, read as
+    /// Go's `strconv.ParseBool`.
     Bool,
+    /// Any other flag: a scalar kept as text, the last occurrence wins.
     String,
     /// Comma-separated list that appends on repeat.
     List,
@@ -121,10 +124,16 @@ pub struct Flags {
 /// The effective value of one flag after pflag's repeat rules.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum FlagValue {
+    /// A [`FlagKind::Bool`] flag's last value.
     Bool(bool),
+    /// A [`FlagKind::String`] flag's last value, as written.
     String(String),
+    /// A [`FlagKind::List`] flag: the items of every occurrence, in order.
     List(Vec<String>),
+    /// A [`FlagKind::Map`] or [`FlagKind::LangleMap`] flag: every occurrence's pairs,
+    /// keys and values trimmed, a later key replacing an earlier one.
     Map(BTreeMap<String, String>),
+    /// `--feature-gates`: gate name to enabled, a later gate replacing an earlier one.
     BoolMap(BTreeMap<String, bool>),
 }
 

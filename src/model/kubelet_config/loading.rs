@@ -17,6 +17,7 @@ pub const NEWEST_KNOWN_MINOR: u32 = 38;
 /// The loading rules of one kubelet minor (1.x).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Rules {
+    /// The kubelet's minor version, the `x` of 1.x.
     pub minor: u32,
 }
 
@@ -37,6 +38,7 @@ pub enum DropinMerge {
 }
 
 impl Rules {
+    /// The rules of kubelet 1.`minor`.
     pub fn new(minor: u32) -> Rules {
         Rules { minor }
     }

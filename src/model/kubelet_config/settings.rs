@@ -11,13 +11,21 @@ use serde_json::{json, Value};
 /// How a setting's value is typed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum SettingKind {
+    /// A JSON boolean (e.g. `authentication.anonymous.enabled`).
     Bool,
+    /// A JSON integer (e.g. `eventBurst`); a flag's text must parse as one.
     Int,
+    /// A JSON string (e.g. `authorization.mode`, `address`).
     String,
     /// A Go duration string (`4h0m0s`); a zero in the `--config` file means the default.
     Duration,
+    /// A list of strings (e.g. `tlsCipherSuites`); a flag gives it comma-separated.
     StringList,
+    /// A string-to-string map (e.g. `evictionHard`); a flag gives it as `k=v` or `k<v`
+    /// pairs.
     StringMap,
+    /// A map of names to booleans: `featureGates`, where the files and the flag are
+    /// combined gate by gate.
     BoolMap,
 }
 
@@ -30,6 +38,8 @@ pub struct SettingDef {
     pub path: &'static [&'static str],
     /// The command-line flag that sets it, if any.
     pub flag: Option<&'static str>,
+    /// How the value is typed: how a flag's text becomes JSON, and whether a zero in a
+    /// file means the default.
     pub kind: SettingKind,
     /// Default when a `--config` file is used (v1beta1 defaulting).
     pub default_config: fn() -> Value,

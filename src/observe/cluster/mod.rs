@@ -28,6 +28,7 @@ use crate::model::snapshot::{
 /// How the agent uses the API.
 #[derive(Debug, Clone)]
 pub struct ClusterOptions {
+    /// `--api-access`: auto, on or off.
     pub mode: ApiAccessMode,
     /// `--kubeconfig`.
     pub kubeconfig: Option<PathBuf>,

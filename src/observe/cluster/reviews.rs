@@ -40,13 +40,17 @@ pub enum Expect {
 pub struct Action {
     /// For humans and for the control's observed value.
     pub name: &'static str,
+    /// The API verb asked about (`list`, `get`, `create`, `patch`, `impersonate`).
     pub verb: &'static str,
+    /// The API group; empty for the core group.
     pub group: &'static str,
+    /// The resource, plural (`secrets`, `pods`, `clusterrolebindings`).
     pub resource: &'static str,
     /// Empty: all namespaces (or a cluster-scoped resource).
     pub namespace: &'static str,
     /// Empty: any object; `OTHER_NODE` is replaced by a name that is not this node's.
     pub name_of_object: &'static str,
+    /// Whether an allow is a finding by itself, or expected of every kubelet.
     pub expect: Expect,
 }
 

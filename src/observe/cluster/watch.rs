@@ -29,6 +29,8 @@ use crate::model::snapshot::ApiSource;
 pub const WATCH_TIMEOUT_SECONDS: u32 = 290;
 /// First and longest wait before listing again after a failure.
 pub const BACKOFF_MIN: Duration = Duration::from_secs(1);
+/// The longest wait before listing again: the wait doubles from [`BACKOFF_MIN`] after each
+/// failure up to this, and is back to the minimum after a successful list.
 pub const BACKOFF_MAX: Duration = Duration::from_secs(30);
 
 /// A shared, watched collection.
@@ -42,7 +44,10 @@ pub struct Spec<K, F> {
     pub fields: Option<String>,
     /// Bound on a list and on opening a watch.
     pub request_timeout: Duration,
+    /// Turns an API object into the plain facts kept (e.g. `facts::pod_facts`).
     pub facts: fn(&K) -> F,
+    /// The facts' identity, `(namespace, name)` (namespace empty for cluster-scoped
+    /// objects): a watch event replaces or removes the entry with the same key.
     pub key: fn(&F) -> (String, String),
 }
 

@@ -34,6 +34,7 @@ pub async fn https_get_status(
 /// A response: the status and the body as far as it was read.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Answer {
+    /// The HTTP status code of the response's status line.
     pub status: u16,
     /// At most the `max_body` asked for.
     pub body: Vec<u8>,

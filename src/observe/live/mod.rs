@@ -30,14 +30,20 @@ pub enum LiveMode {
     /// Check when `<host-root>/proc` is a real procfs (a live host); never for a host tree
     /// copied on disk (fixtures, the bundled example), whose processes do not exist here.
     Auto,
+    /// Always check (`--live-probes on`), even for a host tree whose `/proc` is not a
+    /// live procfs.
     On,
+    /// Never check: [`Snapshot::live`] stays `None`, and the binary is not run for its
+    /// version either.
     Off,
 }
 
 /// Options for the live checks.
 #[derive(Debug, Clone)]
 pub struct LiveOptions {
+    /// When the checks run at all (`--live-probes`).
     pub mode: LiveMode,
+    /// Connect and overall bound of each single check (`--probe-timeout`, both).
     pub timeouts: Timeouts,
     /// Check this address instead of the one derived from the listeners.
     pub kubelet_address: Option<IpAddr>,

@@ -44,13 +44,27 @@ use super::settings::{setting, SettingDef, SettingKind};
 #[serde(tag = "kind", rename_all = "snake_case")]
 pub enum Source {
     /// A built-in default. `flags_only` tells which default table applied.
-    Default { flags_only: bool },
+    Default {
+        /// True: the flags-only defaults (no `--config`: v1beta1 defaults plus
+        /// `applyLegacyDefaults`); false: the v1beta1 defaults a `--config` file is
+        /// decoded with.
+        flags_only: bool,
+    },
     /// The `--config` file.
-    ConfigFile { path: String },
+    ConfigFile {
+        /// Its host path, as in [`ConfigInput::path`].
+        path: String,
+    },
     /// A drop-in under `--config-dir`.
-    DropIn { path: String },
+    DropIn {
+        /// The drop-in's host path, as in [`ConfigInput::path`].
+        path: String,
+    },
     /// The command line.
-    Flag { flag: String },
+    Flag {
+        /// The flag's name without the leading `--` (e.g. `anonymous-auth`).
+        flag: String,
+    },
 }
 
 impl Source {
@@ -93,6 +107,8 @@ fn file_name(path: &str) -> &str {
 /// A file the configuration was read from, and what happened.
 #[derive(Debug, Clone, PartialEq, serde::Serialize)]
 pub struct ConfigInput {
+    /// The file's host path. `observe` makes it absolute: a relative flag value is joined
+    /// to the kubelet's working directory, as `loadConfigFile` does.
     pub path: String,
     /// `Ok(text)` or the read error's message.
     pub text: Result<String, String>,
@@ -101,7 +117,10 @@ pub struct ConfigInput {
 /// An effective setting with its provenance.
 #[derive(Debug, Clone, PartialEq, serde::Serialize)]
 pub struct Setting {
+    /// The value in the JSON shape of the v1beta1 `KubeletConfiguration` field: a bool,
+    /// an integer, a string (durations as written, e.g. `"2m0s"`), a list or a map.
     pub value: Value,
+    /// Which layer decided the value: a default, the `--config` file, a drop-in, or a flag.
     pub source: Source,
     /// Extra explanation (e.g. "0s in the file means the default").
     pub note: Option<String>,
@@ -111,14 +130,17 @@ pub struct Setting {
 #[derive(Debug, Clone, PartialEq, serde::Serialize)]
 #[serde(tag = "state", rename_all = "snake_case")]
 pub enum Lookup {
+    /// The value the kubelet runs with, and where it came from.
     Known(Setting),
     /// The value cannot be decided; the reason says why (parse error, unreadable file).
     Unknown {
+        /// Why, in words, for the control's `unknown` result.
         reason: String,
     },
 }
 
 impl Lookup {
+    /// The setting when its value is known; `None` for [`Lookup::Unknown`].
     pub fn known(&self) -> Option<&Setting> {
         match self {
             Lookup::Known(s) => Some(s),
@@ -130,7 +152,11 @@ impl Lookup {
 /// The effective configuration of one kubelet.
 #[derive(Debug, Clone, PartialEq, serde::Serialize)]
 pub struct EffectiveConfig {
+    /// Host path of the `--config` file (as in [`ConfigInput::path`]); `None` without
+    /// `--config`.
     pub config_file: Option<String>,
+    /// Host path of the `--config-dir` directory (made absolute like the `--config` path);
+    /// `None` without `--config-dir`.
     pub config_dir: Option<String>,
     /// True when there is no `--config` (legacy flag defaults are the base).
     pub flags_only_base: bool,
