@@ -53,10 +53,14 @@ pub struct AgentConfig {
     pub kubelet_pid: Option<i32>,
     /// Time between evaluations (must be positive).
     pub interval: Duration,
+    /// Where `/metrics` is served (`--listen-address`); HTTPS when [`MetricsOptions::tls`]
+    /// is set.
     pub listen: SocketAddr,
     /// Where the health probes (`/healthz`, `/readyz`) are served, plain HTTP, apart from
     /// `/metrics` (`--health-listen-address`).
     pub health_listen: SocketAddr,
+    /// The policy the controls are judged by (the embedded defaults, with `--policy`
+    /// layered over them), loaded once at start.
     pub policy: Policy,
     /// Cap on any single host file read, in bytes.
     pub max_read_bytes: u64,
@@ -98,26 +102,38 @@ impl Default for MetricsOptions {
 /// Why the agent could not start or stopped abnormally.
 #[derive(Debug, thiserror::Error)]
 pub enum AgentError {
+    /// `host_root` cannot be opened as the host's root.
     #[error("--host-root: {0}")]
     HostRoot(#[from] HostError),
+    /// A listener (`/metrics` or the health probes') could not bind its address.
     #[error("cannot listen on {addr}: {source}")]
     Bind {
+        /// The address that could not be bound.
         addr: SocketAddr,
+        /// The bind error.
         #[source]
         source: std::io::Error,
     },
+    /// `interval` or `watch_interval` is zero.
     #[error("the evaluation and watch intervals must be positive")]
     ZeroInterval,
+    /// A server (`/metrics` or health) failed, or did not shut down cleanly.
     #[error("HTTP server failed: {0}")]
     Server(#[source] std::io::Error),
+    /// A server's task panicked or was cancelled.
     #[error("HTTP server task failed: {0}")]
     ServerTask(#[source] tokio::task::JoinError),
+    /// A server, or the evaluation loop, ended without a shutdown signal.
     #[error("HTTP server stopped unexpectedly")]
     ServerStopped,
+    /// The Kubernetes API client could not be set up (e.g. `--api-access on` without usable
+    /// credentials).
     #[error("Kubernetes API: {0}")]
     Cluster(#[from] ClientError),
+    /// The `/metrics` certificate or key could not be loaded, or the self-signed one made.
     #[error("metrics TLS: {0}")]
     Tls(#[from] TlsError),
+    /// `--metrics-auth kubernetes` without API access; the string says why there is none.
     #[error("--metrics-auth=kubernetes needs the Kubernetes API to review scrape tokens, and there is none: {0} (run in a cluster with a service account, give --kubeconfig, or use --metrics-auth=none)")]
     MetricsAuthWithoutApi(String),
 }

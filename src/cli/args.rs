@@ -18,6 +18,7 @@ pub const DEFAULT_PORT: u16 = 10358;
 /// loopback: the next one after [`DEFAULT_PORT`].
 pub const DEFAULT_HEALTH_PORT: u16 = 10359;
 
+/// The whole command line: the flags every command shares and the command to run.
 #[derive(Debug, Parser)]
 #[command(
     name = "kubelet-sentinel",
@@ -26,8 +27,10 @@ pub const DEFAULT_HEALTH_PORT: u16 = 10359;
     long_about = None
 )]
 pub struct Cli {
+    /// Flags every command accepts (`global = true`: before or after the command's name).
     #[command(flatten)]
     pub global: GlobalArgs,
+    /// The command to run.
     #[command(subcommand)]
     pub command: Command,
 }
@@ -144,26 +147,38 @@ pub struct GlobalArgs {
     pub log_level: String,
 }
 
+/// `--live-probes`: whether to probe the kubelet's sockets. `Auto` only when
+/// `<host-root>/proc` is a live procfs (never for a host tree on disk), `On` always,
+/// `Off` never.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+#[allow(missing_docs)] // a variant's `///` would become its `--help` text; the enum's doc says it
 pub enum LiveProbes {
     Auto,
     On,
     Off,
 }
 
+/// `--api-access`: whether to use the Kubernetes API. `Auto` when in a cluster
+/// (`KUBERNETES_SERVICE_HOST`) or `--kubeconfig` is given, `On` required (start fails
+/// without it), `Off` never.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+#[allow(missing_docs)] // a variant's `///` would become its `--help` text; the enum's doc says it
 pub enum ApiAccess {
     Auto,
     On,
     Off,
 }
 
+/// `--log-format` of the logs on stderr: `Text` (tracing's human-readable lines) or `Json`
+/// (one JSON object per line).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+#[allow(missing_docs)] // a variant's `///` would become its `--help` text; the enum's doc says it
 pub enum LogFormat {
     Text,
     Json,
 }
 
+/// The commands; each variant's doc comment is its `--help` text.
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Run the agent: evaluate periodically and serve /metrics, /healthz, /readyz.
@@ -176,6 +191,7 @@ pub enum Command {
     Baseline(BaselineCommand),
 }
 
+/// The subcommands of `baseline`; each variant's doc comment is its `--help` text.
 #[derive(Debug, Subcommand)]
 pub enum BaselineCommand {
     /// Print the stored baseline (JSON); exit 1 when there is none.
@@ -185,6 +201,8 @@ pub enum BaselineCommand {
     Accept,
 }
 
+/// The flags of `serve`: its two listeners, the evaluation and watch intervals, Events,
+/// and the TLS and authorisation of `/metrics`.
 #[derive(Debug, Clone, Args)]
 pub struct ServeArgs {
     /// Address to listen on.
@@ -247,7 +265,11 @@ pub struct ServeArgs {
     pub metrics_auth_timeout: Duration,
 }
 
+/// `--metrics-auth`: who may read `/metrics`. `None`: anyone who reaches the port;
+/// `Kubernetes`: a bearer token the API authenticates (TokenReview) and authorises for
+/// `get` on the non-resource URL `/metrics` (SubjectAccessReview).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+#[allow(missing_docs)] // a variant's `///` would become its `--help` text; the enum's doc says it
 pub enum MetricsAuth {
     None,
     Kubernetes,
@@ -281,6 +303,7 @@ impl ServeArgs {
     }
 }
 
+/// The flags of `check`: the report's format, the exit threshold and colour.
 #[derive(Debug, Clone, Args)]
 pub struct CheckArgs {
     /// Output format.
@@ -296,14 +319,20 @@ pub struct CheckArgs {
     pub color: ColorChoice,
 }
 
+/// `--format` of `check`'s report: `Table` (for a terminal), `Json` (the whole report)
+/// or `Junit` (JUnit XML, for CI systems).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+#[allow(missing_docs)] // a variant's `///` would become its `--help` text; the enum's doc says it
 pub enum Format {
     Table,
     Json,
     Junit,
 }
 
+/// `--fail-on` of `check`: the lowest severity whose failure makes the exit code 1;
+/// `Never`: failures never do (see [`FailOn::threshold`]).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+#[allow(missing_docs)] // a variant's `///` would become its `--help` text; the enum's doc says it
 pub enum FailOn {
     Critical,
     High,
@@ -313,6 +342,8 @@ pub enum FailOn {
 }
 
 impl FailOn {
+    /// The [`Severity`] at or above which a failed control makes `check` exit 1; `None` for
+    /// `never`.
     pub fn threshold(self) -> Option<Severity> {
         match self {
             FailOn::Critical => Some(Severity::Critical),
@@ -324,7 +355,9 @@ impl FailOn {
     }
 }
 
+/// `--color` of `check`'s table: `Auto` when stdout is a terminal, `Always` or `Never`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+#[allow(missing_docs)] // a variant's `///` would become its `--help` text; the enum's doc says it
 pub enum ColorChoice {
     Auto,
     Always,

@@ -21,24 +21,39 @@ use crate::publish::drift::AcceptError;
 /// `source()`.
 #[derive(Debug, thiserror::Error)]
 pub enum CliError {
+    /// `--host-root` cannot be opened as the host's root.
     #[error("--host-root: {0}")]
     HostRoot(#[from] HostError),
+    /// The policy (`--policy`, layered over the embedded defaults) cannot be read or is
+    /// invalid.
     #[error(transparent)]
     Policy(#[from] PolicyError),
+    /// `serve` could not start or stopped on an error (see [`AgentError`]).
     #[error(transparent)]
     Agent(#[from] AgentError),
+    /// The tokio runtime of `check` or `baseline` could not be built.
     #[error("cannot start the async runtime: {0}")]
     Runtime(#[source] std::io::Error),
+    /// The report (or the baseline of `baseline show`) could not be rendered or written to
+    /// stdout.
     #[error("cannot write the report: {0}")]
     Output(#[source] std::io::Error),
     /// `baseline show`: the stored baseline exists but cannot be used (`why`: the store's
     /// reason, such as a parse error or "a FIFO: refused, not read").
     #[error("baseline: {}: cannot be used: {why}", path.display())]
-    BaselineCorrupt { path: PathBuf, why: String },
+    BaselineCorrupt {
+        /// The baseline file in the state dir.
+        path: PathBuf,
+        /// Why the store refused it.
+        why: String,
+    },
+    /// `baseline show`: the stored baseline could not be read (I/O error, refused file).
     #[error("baseline: {0}")]
     BaselineRead(#[source] StoreError),
+    /// `baseline accept`: the new baseline could not be made or stored.
     #[error("baseline: {0}")]
     BaselineAccept(#[from] AcceptError),
+    /// `check` or `baseline accept`: the Kubernetes API client could not be set up.
     #[error("Kubernetes API: {0}")]
     Cluster(#[from] crate::io::kube::ClientError),
 }

@@ -9,6 +9,8 @@ use super::setting::{because, int_of, known, str_of};
 use super::{Control, Ctx, Family, Needs, Outcome, Severity, PRACTICE_NETWORK};
 use crate::model::net::{cidr_contains, parse_cidr, parse_ip};
 
+/// The api_access controls: who can reach the kubelet's API (read-only port, bind
+/// addresses).
 pub static CONTROLS: &[Control] = &[
     Control {
         id: "read-only-port-disabled",

@@ -3,6 +3,7 @@
 
 use super::{Control, Ctx, Family, Needs, Outcome, Severity, PRACTICE_AUDIT};
 
+/// The audit controls: the API server's audit log (on control-plane nodes).
 pub static CONTROLS: &[Control] = &[Control {
     id: "apiserver-audit-log-enabled",
     title: "kube-apiserver on this node writes an audit log (cf. CIS master 1.2.16)",

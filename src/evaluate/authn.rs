@@ -6,6 +6,8 @@ use super::setting::{because, bool_of, known, str_of};
 use super::{Control, Ctx, Family, Needs, Outcome, Severity, PRACTICE_AUTHN};
 use crate::model::kubelet_config::Source;
 
+/// The authn_authz controls: anonymous access, webhook authentication and authorisation,
+/// and a live anonymous request.
 pub static CONTROLS: &[Control] = &[
     Control {
         id: "anonymous-auth-disabled",

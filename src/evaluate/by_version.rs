@@ -37,7 +37,9 @@ pub const NEWEST: Minor = Minor {
 /// minor.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Minors {
+    /// The oldest minor in the span; `None`: no lower bound.
     pub first: Option<Minor>,
+    /// The newest minor in the span; `None`: no upper bound.
     pub last: Option<Minor>,
 }
 
@@ -69,6 +71,7 @@ impl Minors {
         }
     }
 
+    /// Whether `m` is in the span (both ends included).
     pub fn contains(self, m: Minor) -> bool {
         self.first.is_none_or(|f| f <= m) && self.last.is_none_or(|l| m <= l)
     }
@@ -95,11 +98,21 @@ impl fmt::Display for Minors {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum KubeletMinor {
     /// One minor; `text` names the version and its source (`v1.37.2 (binary)`).
-    Known { minor: Minor, text: String },
+    Known {
+        /// The kubelet's minor.
+        minor: Minor,
+        /// The version and its source, for the observed column.
+        text: String,
+    },
     /// The process-local source and the Node's `status.nodeInfo.kubeletVersion` name
     /// different minors (typically a package upgraded while the old process runs on):
     /// either is possible.
-    Disputed { minors: [Minor; 2], text: String },
+    Disputed {
+        /// The process-local source's minor, then the Node status's.
+        minors: [Minor; 2],
+        /// Both versions and their sources (`binary says v1.36.1, node_status says v1.35.4`).
+        text: String,
+    },
     /// Not known, with why: every supported minor is possible.
     Unknown(String),
 }
@@ -149,6 +162,7 @@ pub fn kubelet_minor(ctx: &Ctx) -> KubeletMinor {
 /// What the kubelet does with a setting on a span of minors.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Era {
+    /// The minors this era covers.
     pub minors: Minors,
     /// The verdict there. Its reason should not name the setting's provenance: the caller
     /// appends that once to the judged outcome.
@@ -156,6 +170,7 @@ pub struct Era {
 }
 
 impl Era {
+    /// The era of `minors` whose verdict is `outcome`.
     pub fn new(minors: Minors, outcome: Outcome) -> Era {
         Era { minors, outcome }
     }

@@ -9,6 +9,8 @@ use super::{Control, Ctx, Family, Needs, Outcome, Severity, Status, PRACTICE_TLS
 use crate::model::snapshot::{CertSummary, Credential, FileRole};
 use crate::model::time::{format_utc, SECS_PER_DAY};
 
+/// The certificate-validity controls of the tls family: the serving and client
+/// certificates' validity periods.
 pub static CONTROLS: &[Control] = &[
     Control {
         id: "serving-cert-valid",
@@ -39,10 +41,26 @@ pub static CONTROLS: &[Control] = &[
 /// A certificate's validity at `now` (Unix seconds).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Validity {
-    NotYetValid { starts_in_secs: i64 },
-    Expired { since_secs: i64 },
-    ExpiresSoon { left_secs: i64 },
-    Valid { left_secs: i64 },
+    /// `now` is before `notBefore`.
+    NotYetValid {
+        /// Seconds until `notBefore`.
+        starts_in_secs: i64,
+    },
+    /// `now` is after `notAfter`.
+    Expired {
+        /// Seconds since `notAfter`.
+        since_secs: i64,
+    },
+    /// Valid now, but fewer than `warn_days` (policy `cert_expiry_warning_days`) left.
+    ExpiresSoon {
+        /// Seconds until `notAfter`.
+        left_secs: i64,
+    },
+    /// Valid now and for at least `warn_days` more.
+    Valid {
+        /// Seconds until `notAfter`.
+        left_secs: i64,
+    },
 }
 
 /// Judge validity: `notBefore <= now <= notAfter` (as Go's x509 does), and more than

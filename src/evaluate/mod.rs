@@ -37,13 +37,21 @@ use crate::model::snapshot::{Kubelet, Snapshot};
 )]
 #[serde(rename_all = "snake_case")]
 pub enum Status {
+    /// The observed setting meets the control's expectation.
     Pass,
+    /// The observed setting violates the expectation; counts towards `check --fail-on`.
     Fail,
+    /// The evidence could not be gathered or read (no kubelet, no API access, unreadable
+    /// file); `reason` says why. Neither a pass nor a failure for `--fail-on`.
     Unknown,
+    /// The control does not apply to this node's setup (no kube-apiserver here, a
+    /// standalone kubelet, cluster checks off in the policy, ...); `reason` says why.
     NotApplicable,
 }
 
 impl Status {
+    /// Every status in exposition order: the `status` label of the per-control gauge
+    /// is emitted once for each (one series at 1, the others at 0).
     pub const ALL: [Status; 4] = [
         Status::Pass,
         Status::Fail,
@@ -51,6 +59,7 @@ impl Status {
         Status::NotApplicable,
     ];
 
+    /// The snake_case name used in the report, the metrics `status` label and serde.
     pub fn as_str(&self) -> &'static str {
         match self {
             Status::Pass => "pass",
@@ -68,13 +77,18 @@ impl Status {
 #[serde(rename_all = "snake_case")]
 pub enum Severity {
     // Ordered so that `Critical` is the greatest.
+    /// The lowest severity: fails `check` only under `--fail-on low`.
     Low,
+    /// Fails `check` under `--fail-on medium` or `low`.
     Medium,
+    /// Fails `check` under the default `--fail-on high` and below.
     High,
+    /// The highest severity: fails `check` under any `--fail-on` but `never`.
     Critical,
 }
 
 impl Severity {
+    /// The lowercase name used in the report, the metrics `severity` label and policies.
     pub fn as_str(&self) -> &'static str {
         match self {
             Severity::Critical => "critical",
@@ -84,6 +98,7 @@ impl Severity {
         }
     }
 
+    /// Parses the lowercase name (`critical`, `high`, `medium`, `low`); `None` otherwise.
     pub fn parse(s: &str) -> Option<Severity> {
         match s {
             "critical" => Some(Severity::Critical),
@@ -99,18 +114,31 @@ impl Severity {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Family {
+    /// Who can reach the kubelet API: ports, bind address, read-only port (`api_access.rs`).
     ApiAccess,
+    /// TLS on kubelet connections: versions, ciphers, serving and client certificates
+    /// (`tls/`, `certs.rs`).
     Tls,
+    /// Authentication and authorisation of kubelet requests (`authn.rs`); reported as
+    /// `authn_authz`.
     Authn,
+    /// Kubelet defaults worth tightening, plus version and running-config checks
+    /// (`hardening/`, `version/`, `running_config.rs`).
     Hardening,
+    /// Node resource reservations and eviction limits (`resources.rs`).
     Resources,
+    /// Ownership and permissions of the kubelet's files on the host (`files/`).
     Files,
+    /// Pod Security admission as seen through the API (`pod_security/`).
     PodSecurity,
+    /// The kubelet's RBAC footprint, node side (`rbac/`).
     Rbac,
+    /// The kube-apiserver's audit log, on control-plane nodes (`audit.rs`).
     Audit,
 }
 
 impl Family {
+    /// The snake_case name used as the `family` column of the report and metrics label.
     pub fn as_str(&self) -> &'static str {
         match self {
             Family::ApiAccess => "api_access",
@@ -141,7 +169,9 @@ pub enum Needs {
 
 /// Everything a control's evaluation may look at.
 pub struct Ctx<'a> {
+    /// The node's observed state: kubelet process, configuration, files, API view.
     pub snapshot: &'a Snapshot,
+    /// The operator's policy: enabled controls, severity overrides, expectations.
     pub policy: &'a Policy,
 }
 
@@ -176,20 +206,30 @@ impl<'a> Ctx<'a> {
 
 /// The seed practices a control implements (the `practice` column).
 pub const PRACTICE_NETWORK: &str = "1 restrict network access to the kubelet API";
+/// Practice 2: TLS versions, ciphers and certificates.
 pub const PRACTICE_TLS: &str = "2 strong TLS on every kubelet connection";
+/// Practice 3: anonymous auth off, webhook authn/authz.
 pub const PRACTICE_AUTHN: &str = "3 authenticate and authorise every kubelet request";
+/// Practice 4: hardening flags and defaults.
 pub const PRACTICE_HARDENING: &str = "4 harden kubelet defaults";
+/// Practice 4, resource side: reservations and eviction thresholds.
 pub const PRACTICE_RESOURCES: &str = "4 harden kubelet defaults and reserve node resources";
+/// Practice 5: Pod Security admission levels on namespaces.
 pub const PRACTICE_POD_SECURITY: &str = "5 Pod Security";
+/// Practice 6: node credentials limited by the Node authorizer and NodeRestriction.
 pub const PRACTICE_RBAC: &str = "6 least-privilege kubelet credentials (RBAC, node side)";
+/// Practice 7: audit logging where requests enter the cluster (the kube-apiserver).
 pub const PRACTICE_AUDIT: &str = "7 audit logging";
 
 /// One entry of the catalogue.
 pub struct Control {
     /// Stable kebab-case id: a public contract (dashboards, alerts, policies).
     pub id: &'static str,
+    /// One-line human title, shown in the report and the `title` label of the info metric.
     pub title: &'static str,
+    /// The family (source file) the control belongs to.
     pub family: Family,
+    /// Default severity when it fails; a policy may override it per control.
     pub severity: Severity,
     /// CIS Kubernetes Benchmark 1.12 reference, when there is one.
     pub cis: Option<&'static str>,
@@ -197,14 +237,19 @@ pub struct Control {
     pub practice: &'static str,
     /// What passing looks like (policy may refine it; see [`Outcome::expected`]).
     pub expected: &'static str,
+    /// What to change to make the control pass, for the report.
     pub remediation: &'static str,
+    /// What must be in the snapshot before `evaluate` is called; otherwise the control
+    /// is answered `unknown`/`not_applicable` without running it.
     pub needs: Needs,
+    /// The control's judgement: a pure function of the context.
     pub evaluate: fn(&Ctx) -> Outcome,
 }
 
 /// What an evaluation found.
 #[derive(Debug, Clone, PartialEq, serde::Serialize)]
 pub struct Outcome {
+    /// The verdict.
     pub status: Status,
     /// The observed value, rendered for humans (`false`, `10255`, `0600 /etc/...`).
     pub observed: String,
@@ -218,6 +263,7 @@ pub struct Outcome {
 }
 
 impl Outcome {
+    /// An outcome with the given status, evidence and reason, and no policy expectation.
     pub fn new(
         status: Status,
         observed: impl Into<String>,
@@ -233,6 +279,7 @@ impl Outcome {
         }
     }
 
+    /// A [`Status::Pass`] outcome.
     pub fn pass(
         observed: impl Into<String>,
         source: impl Into<String>,
@@ -241,6 +288,7 @@ impl Outcome {
         Self::new(Status::Pass, observed, source, reason)
     }
 
+    /// A [`Status::Fail`] outcome.
     pub fn fail(
         observed: impl Into<String>,
         source: impl Into<String>,
@@ -249,14 +297,17 @@ impl Outcome {
         Self::new(Status::Fail, observed, source, reason)
     }
 
+    /// A [`Status::Unknown`] outcome: nothing observed, only why.
     pub fn unknown(reason: impl Into<String>) -> Self {
         Self::new(Status::Unknown, "", "", reason)
     }
 
+    /// A [`Status::NotApplicable`] outcome: nothing observed, only why.
     pub fn not_applicable(reason: impl Into<String>) -> Self {
         Self::new(Status::NotApplicable, "", "", reason)
     }
 
+    /// Replaces the catalogue's expected text with a policy-specific one.
     pub fn with_expected(mut self, expected: impl Into<String>) -> Self {
         self.expected = Some(expected.into());
         self
@@ -266,18 +317,30 @@ impl Outcome {
 /// A control's result, ready for publishing.
 #[derive(Debug, Clone, PartialEq, serde::Serialize)]
 pub struct ControlResult {
+    /// The control's stable id ([`Control::id`]).
     pub id: &'static str,
+    /// The control's title ([`Control::title`]).
     pub title: &'static str,
+    /// The family's name ([`Family::as_str`]).
     pub family: &'static str,
     /// Effective severity (after policy).
     pub severity: Severity,
+    /// CIS Kubernetes Benchmark reference, when there is one.
     pub cis: Option<&'static str>,
+    /// The seed practice the control implements (one of the `PRACTICE_*` constants).
     pub practice: &'static str,
+    /// The verdict.
     pub status: Status,
+    /// The observed value, rendered for humans; empty when nothing was observed.
     pub observed: String,
+    /// What passing looks like: the policy-specific expectation, else the catalogue's.
     pub expected: String,
+    /// Where the observed value came from (`flag`, `config-file`, `default`, ...); empty
+    /// when nothing was observed.
     pub source: String,
+    /// One line: why this status.
     pub reason: String,
+    /// What to change to make the control pass.
     pub remediation: &'static str,
 }
 
@@ -343,12 +406,17 @@ pub fn evaluate(snapshot: &Snapshot, policy: &Policy) -> Vec<ControlResult> {
 /// Counts per status.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize)]
 pub struct Summary {
+    /// Controls that passed.
     pub pass: usize,
+    /// Controls that failed.
     pub fail: usize,
+    /// Controls whose evidence could not be gathered.
     pub unknown: usize,
+    /// Controls that do not apply here.
     pub not_applicable: usize,
 }
 
+/// Counts the results per status (the report's `summary`).
 pub fn summarize(results: &[ControlResult]) -> Summary {
     let mut s = Summary::default();
     for r in results {

@@ -6,6 +6,7 @@ use super::setting::{because, known, map_of, render};
 use super::{Control, Ctx, Family, Needs, Outcome, Severity, PRACTICE_RESOURCES};
 use crate::model::quantity::quantity_is_zero;
 
+/// The resources controls: kube and system reservations and hard eviction thresholds.
 pub static CONTROLS: &[Control] = &[
     Control {
         id: "kube-reserved-set",

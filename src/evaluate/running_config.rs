@@ -23,6 +23,8 @@ use crate::model::kubelet_config::settings::{
 };
 use crate::model::kubelet_config::Lookup;
 
+/// The running-configuration control (hardening family): `/configz` against the files
+/// and flags.
 pub static CONTROLS: &[Control] = &[Control {
     id: "running-config-matches-disk",
     title: "The kubelet runs with the configuration its files and flags say (/configz)",

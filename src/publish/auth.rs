@@ -38,6 +38,7 @@ pub const REVIEW_TIMEOUT: Duration = Duration::from_secs(5);
 pub const MAX_REVIEWS_IN_FLIGHT: usize = 16;
 /// The path and verb authorised.
 pub const METRICS_PATH: &str = "/metrics";
+/// The verb the SubjectAccessReview asks for on [`METRICS_PATH`].
 pub const METRICS_VERB: &str = "get";
 /// Bound on tokens accepted from a header (a service account token is ~1 KiB).
 pub const MAX_TOKEN_BYTES: usize = 16 * 1024;
@@ -46,16 +47,23 @@ pub const MAX_TOKEN_BYTES: usize = 16 * 1024;
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Decision {
     /// Authenticated and allowed `get /metrics`.
-    Allowed { user: String },
+    Allowed {
+        /// The username the TokenReview returned (for the logs).
+        user: String,
+    },
     /// No valid token.
     Unauthenticated,
     /// Authenticated, not allowed.
-    Forbidden { user: String },
+    Forbidden {
+        /// The username the TokenReview returned (for the logs).
+        user: String,
+    },
 }
 
 /// The outcome of one request's check.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Outcome {
+    /// The API answered: allowed, unauthenticated (401) or forbidden (403).
     Decided(Decision),
     /// The API could not answer (error, timeout, too many reviews in flight); not cached.
     Error(String),
@@ -64,6 +72,7 @@ pub enum Outcome {
 /// SHA-256 of a token: the cache key (the token itself is never kept).
 pub type TokenHash = [u8; 32];
 
+/// The SHA-256 of `token`, the key it is cached under.
 pub fn token_hash(token: &str) -> TokenHash {
     let d = ring::digest::digest(&ring::digest::SHA256, token.as_bytes());
     let mut out = [0u8; 32];
@@ -80,6 +89,7 @@ pub struct DecisionCache {
 }
 
 impl DecisionCache {
+    /// An empty cache whose entries live `ttl`, holding at most `max` (at least 1).
     pub fn new(ttl: Duration, max: usize) -> DecisionCache {
         DecisionCache {
             ttl,
@@ -121,10 +131,12 @@ impl DecisionCache {
         self.entries.insert(key, (now, decision));
     }
 
+    /// How many decisions are held (expired ones included until evicted).
     pub fn len(&self) -> usize {
         self.entries.len()
     }
 
+    /// Whether no decision is held.
     pub fn is_empty(&self) -> bool {
         self.entries.is_empty()
     }
@@ -174,6 +186,9 @@ impl std::fmt::Debug for Authenticator {
 }
 
 impl Authenticator {
+    /// A gate that reviews with `client`, bounding each review by `timeout`
+    /// (`--metrics-auth-timeout`), with a [`CACHE_TTL`] cache and at most
+    /// [`MAX_REVIEWS_IN_FLIGHT`] reviews at once.
     pub fn new(client: kube::Client, timeout: Duration) -> Authenticator {
         Authenticator {
             client,

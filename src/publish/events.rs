@@ -38,11 +38,15 @@ pub const NAMESPACE: &str = "default";
 /// What happened to a control.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 pub enum Kind {
+    /// The control passed in the baseline and now fails (Event reason `ControlRegressed`).
     Regressed,
+    /// The control's observed value differs from the baseline's (Event reason
+    /// `ControlDrifted`); a regression is announced as such instead.
     Drifted,
 }
 
 impl Kind {
+    /// The Event's `reason`: `ControlRegressed` or `ControlDrifted`.
     pub fn reason(self) -> &'static str {
         match self {
             Kind::Regressed => "ControlRegressed",
@@ -54,8 +58,12 @@ impl Kind {
 /// One event to announce.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Notice {
+    /// The control's id.
     pub control: &'static str,
+    /// Whether it regressed or drifted.
     pub kind: Kind,
+    /// The Event's message for humans (the control's reason, or observed against
+    /// baseline), clipped at 1000 bytes (then ending in `…`).
     pub message: String,
 }
 
@@ -138,6 +146,7 @@ pub struct Limiter {
 }
 
 impl Limiter {
+    /// A limiter with a full bucket ([`BURST`] events), its clock starting at `now`.
     pub fn new(now: Duration) -> Limiter {
         Limiter {
             tokens: f64::from(BURST),

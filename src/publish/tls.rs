@@ -40,41 +40,80 @@ pub const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(5);
 pub enum TlsSource {
     /// PEM files: a certificate chain (leaf first) and its private key (PKCS#8, PKCS#1 or
     /// SEC1), reloaded when they change.
-    Files { cert: PathBuf, key: PathBuf },
+    Files {
+        /// The PEM certificate chain, leaf first (`--metrics-tls-cert`).
+        cert: PathBuf,
+        /// The PEM private key of the leaf (`--metrics-tls-key`).
+        key: PathBuf,
+    },
     /// A self-signed certificate made in memory at start (for these names), new at every
     /// start and never written anywhere.
-    SelfSigned { names: Vec<String> },
+    SelfSigned {
+        /// The certificate's DNS subject alternative names (the node name when it is a
+        /// DNS name, `localhost`, `kubelet-sentinel`).
+        names: Vec<String>,
+    },
 }
 
 /// Why a certificate and key could not be loaded.
 #[derive(Debug, thiserror::Error)]
 pub enum TlsError {
+    /// A file could not be read (missing, unreadable, not a regular file).
     #[error("{path}: {source}")]
     Read {
+        /// The certificate or key file.
         path: PathBuf,
+        /// The read error.
         #[source]
         source: std::io::Error,
     },
+    /// A file is larger than [`MAX_PEM_BYTES`].
     #[error("{path}: larger than {MAX_PEM_BYTES} bytes")]
-    TooLarge { path: PathBuf },
+    TooLarge {
+        /// The certificate or key file.
+        path: PathBuf,
+    },
+    /// The certificate file holds no PEM certificate.
     #[error("{path}: no PEM certificate in it")]
-    NoCertificate { path: PathBuf },
+    NoCertificate {
+        /// The certificate file.
+        path: PathBuf,
+    },
+    /// The certificate file's PEM is malformed.
     #[error("{path}: {why}")]
-    Pem { path: PathBuf, why: String },
+    Pem {
+        /// The certificate file.
+        path: PathBuf,
+        /// What is wrong, redacted (never a line of the file).
+        why: String,
+    },
+    /// The key file holds no usable PEM private key.
     #[error("{path}: no PEM private key in it ({why})")]
-    NoKey { path: PathBuf, why: String },
+    NoKey {
+        /// The key file.
+        path: PathBuf,
+        /// What is wrong, redacted (never a line of the file).
+        why: String,
+    },
+    /// The key is not the private key of the chain's leaf certificate (or rustls cannot
+    /// use it).
     #[error("the key {key} does not fit the certificate {cert}: {source}")]
     Mismatch {
+        /// The certificate file.
         cert: PathBuf,
+        /// The key file.
         key: PathBuf,
+        /// rustls' reason.
         #[source]
         source: rustls::Error,
     },
+    /// rcgen could not make the self-signed certificate (`--metrics-tls-self-signed`).
     #[error("self-signed certificate: {0}")]
     SelfSigned(#[source] rcgen::Error),
     /// rustls-pki-types' `PrivateKeyDer::try_from` says why in a static string.
     #[error("self-signed certificate: {0}")]
     SelfSignedKey(&'static str),
+    /// rustls refused the server configuration (TLS 1.2 and 1.3 with the ring provider).
     #[error("TLS configuration: {0}")]
     Config(#[source] rustls::Error),
     /// The blocking task that loads the pair did not finish (it panicked or was cancelled).

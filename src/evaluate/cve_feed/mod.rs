@@ -69,26 +69,44 @@ pub enum CveFeedError {
     /// Not JSON: the kind of error and where.
     #[error("--cve-feed {path}: not a JSON feed: {kind} at line {line}, column {column}")]
     Json {
+        /// The feed file, as given.
         path: String,
+        /// serde_json's category only (`syntax error`, `unexpected end of input`, ...): its
+        /// message could quote the file.
         kind: &'static str,
+        /// 1-based line of the error.
         line: usize,
+        /// 1-based column of the error.
         column: usize,
     },
     /// JSON, but not the official feed's shape.
     #[error("--cve-feed {path}: not the official CVE feed's format: {why}")]
-    Format { path: String, why: &'static str },
+    Format {
+        /// The feed file, as given.
+        path: String,
+        /// What is not as the official feed has it.
+        why: &'static str,
+    },
     /// The embedded table the feed is merged with is itself invalid (a build defect).
     #[error("--cve-feed {path}: {why}")]
-    Embedded { path: String, why: String },
+    Embedded {
+        /// The feed file, as given.
+        path: String,
+        /// What is wrong with the embedded table.
+        why: String,
+    },
 }
 
 /// A kubelet CVE the feed lists whose affected versions could not be read.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct UnreadableCve {
+    /// The CVE id (`CVE-2024-...`).
     pub id: String,
     /// The announcement's URL (empty when the item had no usable one).
     pub source: String,
+    /// The feed item's `summary` (its title), shortened to 160 characters for display.
     pub summary: String,
+    /// Whether the summary names Windows (such CVEs are reported apart from the others).
     pub windows_only: bool,
     /// What could not be read.
     pub why: &'static str,
@@ -121,9 +139,13 @@ pub enum FeedEntry {
 /// A parsed feed file.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Feed {
+    /// The file, as given.
     pub path: String,
+    /// The feed's `_kubernetes_io.updated_at`, when it has one.
     pub updated_at: Option<String>,
+    /// How many items the file lists.
     pub items: usize,
+    /// Each item, as it concerns the kubelet, in the file's order.
     pub entries: Vec<FeedEntry>,
 }
 

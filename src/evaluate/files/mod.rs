@@ -14,6 +14,8 @@ const SERVICE_ROLES: &[FileRole] = &[FileRole::ServiceUnit, FileRole::ServiceDro
 
 const OWNER_EXPECTED: &str = "root:root (0:0)";
 
+/// The files controls: permissions and ownership of the kubelet's configuration,
+/// kubeconfig, client CA, serving key and systemd unit files.
 pub static CONTROLS: &[Control] = &[
     Control {
         id: "config-file-permissions",

@@ -7,6 +7,7 @@ use super::{Control, Ctx, Family, Needs, Outcome, Severity, PRACTICE_HARDENING};
 use crate::model::kubelet_config::settings::parse_go_duration;
 use crate::model::version::Minor;
 
+/// The hardening controls: kubelet settings whose defaults are worth tightening.
 pub static CONTROLS: &[Control] = &[
     Control {
         id: "streaming-idle-timeout-set",

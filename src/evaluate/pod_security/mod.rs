@@ -12,6 +12,8 @@ use super::{Control, Ctx, Family, Needs, Outcome, Severity, PRACTICE_POD_SECURIT
 use crate::evaluate::policy::{AllowedPod, Policy};
 use crate::model::snapshot::{PodFacts, Snapshot};
 
+/// The pod_security controls: Pod Security admission on namespaces and host-takeover
+/// pods on this node (both through the API).
 pub static CONTROLS: &[Control] = &[
     Control {
         id: "pod-security-enforced",
@@ -43,17 +45,29 @@ pub static CONTROLS: &[Control] = &[
 /// `kubelet_sentinel_risky_pod_info` (a fixed set: bounded cardinality).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 pub enum RiskReason {
+    /// A container (init and ephemeral ones included) runs `privileged: true`.
     Privileged,
+    /// `hostPID: true`: the pod sees and can signal the node's processes.
     HostPid,
+    /// `hostIPC: true`: the pod shares the node's IPC namespace.
     HostIpc,
+    /// `hostNetwork: true`: the pod shares the node's network namespace (loopback
+    /// included).
     HostNetwork,
+    /// A `hostPath` volume of `/`.
     HostPathRoot,
+    /// A `hostPath` volume at, below or above `/var/lib/kubelet` (credentials, pod
+    /// volumes, secrets).
     HostPathKubelet,
+    /// A `hostPath` volume at, below or above `/etc/kubernetes` (kubeconfigs, PKI,
+    /// static pod manifests).
     HostPathKubernetes,
+    /// A `hostPath` volume of a container runtime socket, its directory or an ancestor.
     RuntimeSocket,
 }
 
 impl RiskReason {
+    /// Every reason: the whole set of `reason` label values.
     pub const ALL: [RiskReason; 8] = [
         RiskReason::Privileged,
         RiskReason::HostPid,
@@ -65,6 +79,7 @@ impl RiskReason {
         RiskReason::RuntimeSocket,
     ];
 
+    /// The `reason` label value (`privileged`, `host_pid`, ...).
     pub fn as_str(&self) -> &'static str {
         match self {
             RiskReason::Privileged => "privileged",
@@ -147,7 +162,9 @@ pub fn classify_host_path(path: &str) -> Vec<RiskReason> {
 /// A pod that can take over the node, with each reason and its detail.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RiskyPod {
+    /// The pod's namespace.
     pub namespace: String,
+    /// The pod's name.
     pub name: String,
     /// Sorted, one entry per (reason, detail).
     pub reasons: Vec<(RiskReason, String)>,

@@ -15,17 +15,31 @@ pub const DEFAULT_POLICY_YAML: &str = include_str!("../../../policy/default.yaml
 /// A policy that failed to load.
 #[derive(Debug, thiserror::Error)]
 pub enum PolicyError {
+    /// The policy does not parse or is not valid (unknown control id, bad value), and no
+    /// line can be named.
     #[error("policy {path}: {message}")]
-    Invalid { path: String, message: String },
-    #[error("policy {path}: line {line}: {message}")]
-    AtLine {
+    Invalid {
+        /// The policy file (`--policy`), or `embedded default`.
         path: String,
-        line: usize,
+        /// What is wrong.
         message: String,
     },
+    /// Like `Invalid`, at a known line of the file.
+    #[error("policy {path}: line {line}: {message}")]
+    AtLine {
+        /// The policy file (`--policy`), or `embedded default`.
+        path: String,
+        /// 1-based line of the fault.
+        line: usize,
+        /// What is wrong.
+        message: String,
+    },
+    /// The `--policy` file could not be read.
     #[error("policy {path}: {source}")]
     Read {
+        /// The policy file, as given.
         path: String,
+        /// The read error.
         #[source]
         source: std::io::Error,
     },
@@ -125,6 +139,7 @@ pub enum ModeLimit {
 }
 
 impl ModeLimit {
+    /// Every limit (each is checked when a policy loads).
     pub const ALL: [ModeLimit; 3] = [
         ModeLimit::ConfigFile,
         ModeLimit::ClientCa,
@@ -159,12 +174,15 @@ pub const DEFAULT_EXPIRY_WARNING_DAYS: i64 = 14;
 #[derive(Debug, Clone, PartialEq, Eq, serde::Deserialize, serde::Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct AllowedPod {
+    /// The pod's namespace (exact match).
     pub namespace: String,
+    /// The start of the pod's name; empty allows every pod of the namespace.
     #[serde(default)]
     pub name_prefix: String,
 }
 
 impl AllowedPod {
+    /// Whether the pod `namespace`/`name` is allowed.
     pub fn matches(&self, namespace: &str, name: &str) -> bool {
         self.namespace == namespace && name.starts_with(&self.name_prefix)
     }
@@ -174,8 +192,10 @@ impl AllowedPod {
 #[derive(Debug, Clone, PartialEq, serde::Deserialize, serde::Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct PolicyFile {
+    /// Per control id: enable or disable it, override its severity (optional).
     #[serde(default)]
     pub controls: BTreeMap<String, ControlPolicy>,
+    /// The expectations the controls check against (every key required here).
     pub expected: Expectations,
 }
 
@@ -213,7 +233,10 @@ struct UserExpectations {
 /// The effective policy.
 #[derive(Debug, Clone, PartialEq, serde::Serialize)]
 pub struct Policy {
+    /// Per control id: enabled or not, severity override (the embedded defaults with the
+    /// user file's entries over them).
     pub controls: BTreeMap<String, ControlPolicy>,
+    /// The expectations, the user file's keys over the embedded defaults'.
     pub expected: Expectations,
     /// Where it came from (`embedded default` or the file path).
     pub origin: String,

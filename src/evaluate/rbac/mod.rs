@@ -7,6 +7,8 @@ use super::outcome::{kubelet, unknown_with};
 use super::{Control, Ctx, Family, Needs, Outcome, Severity, PRACTICE_RBAC};
 use crate::model::snapshot::{CertSummary, Credential, ObsErrorKind};
 
+/// The rbac controls: the kubelet credential's identity, the Node authorizer, and what
+/// the node identity may do.
 pub static CONTROLS: &[Control] = &[
     Control {
     id: "kubelet-credential-node-scoped",

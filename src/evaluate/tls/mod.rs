@@ -15,6 +15,8 @@ use super::outcome::kubelet;
 use super::{Control, Ctx, Family, Needs, Severity, PRACTICE_TLS};
 use crate::model::kubelet_config::Source;
 
+/// The tls controls: serving certificate, client CA, minimum version, cipher suites and
+/// certificate rotation.
 pub static CONTROLS: &[Control] = &[
     Control {
         id: "tls-serving-cert-configured",

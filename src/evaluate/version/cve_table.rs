@@ -14,7 +14,9 @@ use crate::model::version::KubeVersion;
 pub enum Range {
     /// `min ..= max_inclusive`.
     Between {
+        /// The first affected version.
         min: KubeVersion,
+        /// The last affected version.
         max_inclusive: KubeVersion,
     },
     /// Every version below this one (older minors included).
@@ -22,6 +24,7 @@ pub enum Range {
 }
 
 impl Range {
+    /// Whether `v` is in the range.
     pub fn contains(&self, v: KubeVersion) -> bool {
         match *self {
             Range::Between { min, max_inclusive } => min <= v && v <= max_inclusive,
@@ -79,22 +82,29 @@ pub const ANNOUNCEMENT_PREFIX: &str = "https://github.com/kubernetes/kubernetes/
 /// One kubelet CVE.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Cve {
+    /// The CVE id (`CVE-2024-...`).
     pub id: String,
     /// The announcement: a kubernetes/kubernetes issue URL (empty when a feed item had no
     /// usable URL).
     pub source: String,
+    /// Whether it is curated (`data/cves.yaml`) or read from the `--cve-feed` file.
     pub origin: CveOrigin,
+    /// One line for humans: what the CVE is about.
     pub summary: String,
+    /// Whether only Windows nodes are affected (never counted on Linux nodes).
     pub windows_only: bool,
     /// Every version is affected and there is no fix.
     pub all_versions: bool,
+    /// The affected versions, one range per branch.
     pub affected: Vec<Range>,
     /// First fixed patch release per branch.
     pub fixed: Vec<KubeVersion>,
+    /// What to do when upgrading is not the answer, when there is advice.
     pub mitigation: Option<String>,
 }
 
 impl Cve {
+    /// Whether version `v` is affected.
     pub fn affects(&self, v: KubeVersion) -> bool {
         self.all_versions || self.affected.iter().any(|r| r.contains(v))
     }
@@ -132,6 +142,7 @@ pub fn issue_number(url: &str) -> Option<u32> {
 pub struct CveTable {
     /// When the embedded table was last reviewed.
     pub as_of: Day,
+    /// The kubelet CVEs known (embedded, plus those the feed added), in table order.
     pub cves: Vec<Cve>,
     /// Kubelet CVEs the feed lists whose affected versions could not be read: they make the
     /// control `unknown` rather than let it pass.

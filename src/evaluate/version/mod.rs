@@ -22,6 +22,7 @@ use super::outcome::kubelet;
 use super::{Control, Ctx, Family, Needs, Severity, PRACTICE_HARDENING};
 use crate::model::version::{version_suffix, KubeVersion};
 
+/// The version controls (hardening family): a supported kubelet minor, no known CVE.
 pub static CONTROLS: &[Control] = &[
     Control {
         id: "kubelet-version-supported",

@@ -10,6 +10,7 @@ use crate::model::version::{KubeVersion, Minor};
 /// One Kubernetes minor release.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Release {
+    /// The release's minor (`1.31`).
     pub minor: Minor,
     /// When `x.y.0` was released.
     pub released: Day,

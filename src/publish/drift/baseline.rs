@@ -25,6 +25,8 @@ pub enum Origin {
 }
 
 impl Origin {
+    /// The snake_case name: the `origin` label of the baseline info metric, the report's
+    /// `origin` and the stored file's.
     pub fn as_str(&self) -> &'static str {
         match self {
             Origin::FirstObservation => "first_observation",
@@ -38,7 +40,9 @@ impl Origin {
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Identity {
+    /// The kubelet's executable (`/proc/<pid>/exe` target, else `argv[0]`).
     pub binary: String,
+    /// The kubelet's version, when it was known.
     pub version: Option<String>,
     /// `sha256:` of the command line (arguments NUL-separated).
     pub command_line_hash: String,
@@ -48,11 +52,15 @@ pub struct Identity {
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ControlBaseline {
+    /// The control's status when the baseline was taken (never `unknown`; always `pass`
+    /// in a policy baseline).
     pub status: Status,
     /// The observed value (absent in a policy baseline: there the standard is the
     /// expectation, not a value).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub observed: Option<String>,
+    /// Where the observed value came from (`flag`, `config-file`, `default`, ...); absent
+    /// in a policy baseline.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub source: Option<String>,
     /// What passing meant when the baseline was taken.
@@ -64,13 +72,18 @@ pub struct ControlBaseline {
 #[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Baseline {
+    /// The file format's version ([`SCHEMA_VERSION`]); a file of another version is treated
+    /// as corrupt.
     pub schema_version: u32,
+    /// The node the baseline belongs to.
     pub node: String,
     /// Unix time (seconds) the baseline was taken.
     pub created_at: f64,
+    /// How the baseline came to be.
     pub origin: Origin,
     /// The kubelet-sentinel version that took it.
     pub agent_version: String,
+    /// The kubelet it was taken from: executable, version, command-line hash.
     pub kubelet: Identity,
     /// `sha256:` of the effective configuration (every setting with its value and source).
     pub config_hash: String,
@@ -105,7 +118,10 @@ pub struct ControlDrift {
     pub drifted: bool,
     /// The baseline status was `pass` and the control now fails.
     pub regressed: bool,
+    /// The control's status in the baseline.
     pub baseline_status: Status,
+    /// The observed value in the baseline (`None` in a policy baseline, or without a
+    /// baseline entry).
     pub baseline_observed: Option<String>,
 }
 

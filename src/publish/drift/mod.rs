@@ -29,8 +29,12 @@ use store::{Loaded, StateDir, BASELINE_FILE};
 /// The baseline, for reports and metrics.
 #[derive(Debug, Clone, PartialEq, serde::Serialize)]
 pub struct BaselineInfo {
+    /// Unix time (seconds) the baseline was taken
+    /// (`kubelet_sentinel_baseline_timestamp_seconds`).
     pub created_at: f64,
+    /// How the baseline came to be (the `origin` label of `kubelet_sentinel_baseline_info`).
     pub origin: Origin,
+    /// The baseline file, `<state-dir>/baseline.json`.
     pub path: String,
 }
 
@@ -53,10 +57,16 @@ pub struct DriftReport {
     /// `serve` only: the counters and times kept across evaluations.
     #[serde(skip)]
     pub changes: Option<Changes>,
+    /// `serve` only: Unix time (seconds) of the last detected change, kept across agent
+    /// restarts (`kubelet_sentinel_last_change_timestamp_seconds`); `None` before the first.
     #[serde(skip)]
     pub last_change_at: Option<f64>,
+    /// `serve` only: failed writes to the state dir since the agent started
+    /// (`kubelet_sentinel_state_write_errors_total`).
     #[serde(skip)]
     pub state_write_errors: u64,
+    /// `serve` only: baseline files found unparseable and moved aside since the agent
+    /// started (`kubelet_sentinel_baseline_corrupt_total`).
     #[serde(skip)]
     pub baseline_corrupt: u64,
 }
@@ -135,8 +145,10 @@ pub fn assess(store: &StateDir, snapshot: &Snapshot, results: &[ControlResult]) 
 /// Why `baseline accept` could not make a baseline.
 #[derive(Debug, thiserror::Error)]
 pub enum AcceptError {
+    /// No usable kubelet was found; the string says why.
     #[error("no usable kubelet on this host ({0}): nothing to accept")]
     NoKubelet(String),
+    /// The baseline could not be written to the state dir.
     #[error("cannot write the baseline: {0}")]
     Write(#[from] store::StoreError),
 }

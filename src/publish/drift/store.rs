@@ -44,14 +44,21 @@ const TMP_MARK: &str = ".tmp-";
 /// Why the state dir could not be read or written.
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
+    /// A state file (or the directory) could not be opened, read or written.
     #[error("{path}: {source}")]
     Io {
+        /// The state file or directory.
         path: String,
+        /// The I/O error.
         #[source]
         source: std::io::Error,
     },
+    /// A state file is larger than the 4 MiB cap; it is refused, not read.
     #[error("{path}: larger than {MAX_STATE_FILE} bytes")]
-    TooLarge { path: String },
+    TooLarge {
+        /// The state file.
+        path: String,
+    },
 }
 
 fn io_err(path: &Path, source: std::io::Error) -> StoreError {
@@ -68,11 +75,15 @@ fn errno(path: &Path, e: rustix::io::Errno) -> StoreError {
 /// What reading a state file found.
 #[derive(Debug)]
 pub enum Loaded<T> {
+    /// No such file (nothing stored yet).
     Missing,
+    /// The parsed contents, and the fingerprint of the file they were read from (to tell
+    /// later whether it changed).
     Ok(T, Fingerprint),
     /// It exists but does not parse (or has another schema version, or is not a regular
     /// file): the reason.
     Corrupt(String),
+    /// It exists but could not be read (see [`StoreError`]).
     Unreadable(StoreError),
 }
 
@@ -139,6 +150,7 @@ fn kind_word(kind: FileType) -> &'static str {
 }
 
 impl StateDir {
+    /// The state dir at `dir`; nothing is opened until it is used.
     pub fn new(dir: impl Into<PathBuf>) -> StateDir {
         StateDir {
             dir: dir.into(),
@@ -146,10 +158,12 @@ impl StateDir {
         }
     }
 
+    /// The directory's path.
     pub fn dir(&self) -> &Path {
         &self.dir
     }
 
+    /// The path of the state file `name` in the directory.
     pub fn path(&self, name: &str) -> PathBuf {
         self.dir.join(name)
     }

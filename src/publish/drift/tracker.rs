@@ -31,9 +31,11 @@ struct StateFile {
 /// Options of the drift tracker.
 #[derive(Debug, Clone)]
 pub struct DriftOptions {
+    /// The agent's state dir (`--state-dir`): the baseline and the last-seen state.
     pub state_dir: PathBuf,
     /// `--baseline-from-policy`.
     pub from_policy: bool,
+    /// This agent's version, recorded in baselines it takes.
     pub agent_version: String,
 }
 
@@ -140,6 +142,8 @@ impl Tracker {
         (self.store.watched(BASELINE_FILE), self.baseline_fp)
     }
 
+    /// The baseline drift is measured against, if one is held (loaded from the state dir,
+    /// or in memory only when the state dir cannot be written).
     pub fn baseline(&self) -> Option<&Baseline> {
         self.baseline.as_ref()
     }

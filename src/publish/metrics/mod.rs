@@ -86,13 +86,21 @@ impl Exposition {
 /// Everything one exposition is made of.
 #[derive(Debug, Clone, Copy)]
 pub struct MetricsInput<'a> {
+    /// The `node` label on every series.
     pub node: &'a str,
+    /// The observation the results were judged on (kubelet, listeners, TLS, certificates,
+    /// probes).
     pub snapshot: &'a Snapshot,
+    /// The evaluated controls (`kubelet_sentinel_control_status` and `_info`).
     pub results: &'a [ControlResult],
+    /// How long observation and evaluation took
+    /// (`kubelet_sentinel_evaluation_duration_seconds`).
     pub evaluation_duration: Duration,
     /// Unix time (seconds) of the evaluation.
     pub evaluated_at: f64,
+    /// This build's version (the `version` label of `kubelet_sentinel_build_info`).
     pub build_version: &'a str,
+    /// This build's git revision (the `revision` label of `kubelet_sentinel_build_info`).
     pub build_revision: &'a str,
     /// Drift against the baseline (`serve`); `None` renders no drift families.
     pub drift: Option<&'a DriftReport>,

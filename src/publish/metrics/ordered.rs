@@ -52,10 +52,12 @@ impl<M> Ordered<M> {
         self.series.push((labels, metric));
     }
 
+    /// How many distinct series are held.
     pub fn len(&self) -> usize {
         self.series.len()
     }
 
+    /// Whether no series is held.
     pub fn is_empty(&self) -> bool {
         self.series.is_empty()
     }

@@ -17,11 +17,16 @@ use crate::publish::drift::{ControlDrift, DriftReport};
 pub struct KubeletReport {
     /// The kubelet's pid, when a process was found (also for unsupported ones).
     pub pid: Option<i32>,
+    /// The kubelet's executable: the `/proc/<pid>/exe` target when readable, else `argv[0]`;
+    /// `None` without a kubelet.
     pub binary: Option<String>,
     /// `kubelet`, `hyperkube`, `kubelite`.
     pub flavour: Option<String>,
+    /// The kubelet's `--config` file, when it has one.
     pub config_file: Option<String>,
+    /// The kubelet's `--config-dir` drop-in directory, when it has one.
     pub config_dir: Option<String>,
+    /// The kubelet's version (e.g. `v1.31.4`), when known.
     pub version: Option<String>,
     /// Where the version came from: `override`, `buildinfo`, `binary` or `build_info`.
     pub version_source: Option<String>,
@@ -53,6 +58,7 @@ pub fn discovery_state(d: &Discovery) -> &'static str {
 }
 
 impl KubeletReport {
+    /// The report header's view of the snapshot's kubelet and its discovery.
     pub fn from_snapshot(snapshot: &Snapshot) -> KubeletReport {
         let discovery = discovery_state(&snapshot.discovery);
         let (pid, note) = match &snapshot.discovery {
@@ -87,13 +93,17 @@ impl KubeletReport {
 /// One evaluation, ready to be rendered.
 #[derive(Debug, Clone, PartialEq, serde::Serialize)]
 pub struct Report {
+    /// The node's name, as on every metrics series.
     pub node: String,
     /// Unix time (seconds) when the evaluation started.
     pub evaluated_at: f64,
     /// How long observation and evaluation took.
     pub duration_seconds: f64,
+    /// What was found of the kubelet.
     pub kubelet: KubeletReport,
+    /// Every evaluated control, in catalogue order.
     pub controls: Vec<ReportControl>,
+    /// Counts per status.
     pub summary: Summary,
     /// Drift against the node's stored baseline (`baseline` is null when there is none).
     pub drift: Option<DriftReport>,
@@ -105,15 +115,20 @@ pub struct Report {
 /// One observation step in the report.
 #[derive(Debug, Clone, PartialEq, serde::Serialize)]
 pub struct ProbeReport {
+    /// The step's stable name (`process`, `flags`, `config`, `files`, `kubeconfig`, ...).
     pub name: &'static str,
+    /// Whether the step succeeded.
     pub success: bool,
+    /// How long the step took, in seconds.
     pub duration_seconds: f64,
+    /// Why the step failed; `None` when it succeeded.
     pub error: Option<String>,
 }
 
 /// A control's result in the report, with its drift against the baseline.
 #[derive(Debug, Clone, PartialEq, serde::Serialize)]
 pub struct ReportControl {
+    /// The control's result.
     #[serde(flatten)]
     pub result: ControlResult,
     /// `null` without a baseline entry, or while the control is unknown.
@@ -134,6 +149,8 @@ impl std::ops::DerefMut for ReportControl {
 }
 
 impl Report {
+    /// The report of one evaluation, without drift (see [`Report::with_drift`]);
+    /// `duration` is how long observation and evaluation took.
     pub fn new(snapshot: &Snapshot, controls: Vec<ControlResult>, duration: Duration) -> Report {
         Report {
             node: snapshot.node.clone(),
