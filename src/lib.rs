@@ -18,6 +18,8 @@
 //!   code come out.
 
 #![forbid(unsafe_code)]
+// Every public item of the library says what it is (docs/architecture.md for the whole).
+#![warn(missing_docs)]
 // Outside tests, an unwrap or expect is a bug unless an invariant proves it cannot fail:
 // such a place says so in an `allow` with its reason. (Test code may unwrap: clippy.toml.)
 #![warn(clippy::unwrap_used, clippy::expect_used)]

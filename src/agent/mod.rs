@@ -139,7 +139,7 @@ pub enum AgentError {
 }
 
 /// Observe the host and evaluate the controls once (used by `check`; `serve` does the same
-/// through a long-lived [`Observer`] whose discovery cache survives between evaluations).
+/// through a long-lived [`Observer`](crate::observe::Observer) whose discovery cache survives between evaluations).
 /// The duration covers observation and evaluation.
 pub fn evaluate_once(
     host: &HostRoot,

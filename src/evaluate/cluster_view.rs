@@ -48,7 +48,7 @@ pub fn api_stale<T>(src: &ApiSource<T>, task: &str, last: &str) -> String {
 const MAX_LISTED: usize = 10;
 
 /// A list of names from the API (pods, namespaces, permissions) for a reason: at most
-/// [`MAX_LISTED`], then `and N more`.
+/// `MAX_LISTED`, then `and N more`.
 pub fn capped(items: &[String]) -> String {
     let mut out = items
         .iter()

@@ -6,7 +6,7 @@ use std::time::Duration;
 /// Bound on connecting to the API server.
 pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
 /// Bound on each read from the API server. A watch asks the server to end it after
-/// [`super::watch::WATCH_TIMEOUT_SECONDS`] (less than this), so a quiet watch is not a
+/// `observe::cluster::watch::WATCH_TIMEOUT_SECONDS` (less than this), so a quiet watch is not a
 /// read timeout; a server that stops answering is.
 pub const READ_TIMEOUT: Duration = Duration::from_secs(300);
 /// Bound on sending a request.

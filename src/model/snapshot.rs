@@ -234,7 +234,7 @@ pub struct Kubelet {
     pub pid: i32,
     /// argv as read from `/proc/<pid>/cmdline` (after args-file expansion for MicroK8s).
     pub argv: Vec<String>,
-    /// The binary: `/proc/<pid>/exe` target when readable, else argv[0].
+    /// The binary: `/proc/<pid>/exe` target when readable, else `argv[0]`.
     pub binary: String,
     /// How the kubelet runs: `kubelet`, `hyperkube`, `kubelite`.
     pub flavour: KubeletFlavour,

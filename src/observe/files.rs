@@ -39,7 +39,7 @@ pub struct DropinWalk {
 ///   directory is not descended;
 /// - a drop-in is every non-directory whose `filepath.Ext` is `.conf` (a file named
 ///   exactly `.conf` counts; `.CONF` and `.conf.bak` do not);
-/// - past [`MAX_DROPIN_FILES`] files or [`MAX_DROPIN_DEPTH`] levels the agent stops and
+/// - past `MAX_DROPIN_FILES` files or `MAX_DROPIN_DEPTH` levels the agent stops and
 ///   says so: the merged configuration is then unknown, never judged from part of it.
 pub fn walk_dropins(host: &HostRoot, dir: &str) -> Result<DropinWalk, String> {
     walk_dropins_recording(host, dir, &mut Vec::new())

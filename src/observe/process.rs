@@ -206,7 +206,7 @@ pub struct Scan {
     /// first).
     pub apiservers: Vec<ProcInfo>,
     /// Processes that look like a kubelet (by `comm` and `exe`) whose command line is
-    /// larger than [`CMDLINE_CAP`] and was therefore not read.
+    /// larger than `CMDLINE_CAP` and was therefore not read.
     pub oversized: Vec<ProcInfo>,
     /// Processes that vanished or could not be read during the scan (not an error).
     pub skipped: usize,

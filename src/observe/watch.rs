@@ -1,7 +1,7 @@
 //! The per-second change check (`--watch-interval`): cheap fingerprints of every file the
 //! last evaluation read, and the kubelet's pid, start time and command line. Any
 //! difference triggers a re-evaluation at once; the evaluation itself classifies what
-//! changed (see [`super::Tracker`]).
+//! changed (see `publish::drift::tracker::Tracker`).
 //!
 //! A check is one `openat2(O_PATH)` + `fstat` per file and two small reads of
 //! `/proc/<pid>/{stat,cmdline}` into a reused buffer: no allocation in the steady state.

@@ -28,7 +28,7 @@
 //!   is accepted, before any byte is read or any buffer allocated. At most
 //!   [`Limits::max_connections`] in all: one more **sheds** the oldest connection that is
 //!   not handling a request (silent, in its TLS handshake or request head, idle between
-//!   requests), which is closed at once, and takes its place ([`Admission::admit`]). A
+//!   requests), which is closed at once, and takes its place (`Admission::admit`). A
 //!   scraper sends its request as soon as it is connected and is answered in milliseconds,
 //!   so a flood of silent connections, from however many sources, sheds only itself. Go's
 //!   `golang.org/x/net/netutil.LimitListener` blocks in `Accept` instead, which leaves the

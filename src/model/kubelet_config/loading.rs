@@ -1,5 +1,5 @@
 //! The kubelet's configuration-loading rules that change between kubelet versions, as
-//! pure functions. `config.rs` applies them; `docs/kubelet-config-loading.md` explains
+//! pure functions. `effective/` applies them; `docs/kubelet-config-loading.md` explains
 //! them; `tests/kubelet_truth.rs` proves them against recordings of real kubelets.
 //!
 //! Every rule names the kubelet minors it holds for and the upstream code it mirrors

@@ -11,7 +11,7 @@
 //! `crypto/tls` constants, as accepted by `k8s.io/component-base/cli/flag`). They equal
 //! the IANA names except for the two ECDHE CHACHA20 suites, which Go's constants spell
 //! without `_SHA256` (the IANA names are accepted by the kubelet too; see
-//! [`IANA_ALIASES`]).
+//! [`IANA_ALIASES`](crate::model::tls::IANA_ALIASES)).
 
 use std::net::SocketAddr;
 
