@@ -326,14 +326,7 @@ mod tests {
             }))
         ));
         let fifo = dir.path().join("fifo");
-        rustix::fs::mknodat(
-            rustix::fs::CWD,
-            &fifo,
-            rustix::fs::FileType::Fifo,
-            rustix::fs::Mode::from_raw_mode(0o600),
-            0,
-        )
-        .unwrap();
+        crate::io::host::make_fifo(&fifo);
         let e = load_cve_feed(&fifo).unwrap_err();
         assert!(
             matches!(e, CveFeedError::Read(HostError::NotAFile { .. })),

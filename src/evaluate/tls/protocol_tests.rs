@@ -310,3 +310,15 @@ fn cis_suites_match_the_default_policy() {
     let p = crate::evaluate::policy::Policy::embedded();
     assert_eq!(p.expected.tls_cipher_suites, CIS_CIPHER_SUITES);
 }
+
+#[test]
+fn every_suite_of_the_cis_list_is_probed() {
+    for name in CIS_CIPHER_SUITES {
+        assert!(
+            crate::model::tls::IANA_TLS12_SUITES
+                .iter()
+                .any(|s| s.1 == *name),
+            "{name}"
+        );
+    }
+}

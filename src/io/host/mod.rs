@@ -565,5 +565,18 @@ pub fn host_dirname(path: &str) -> String {
     }
 }
 
+/// Test support: a FIFO at `path` (mode 0600), the file type every reader must refuse.
+#[cfg(test)]
+pub fn make_fifo(path: &Path) {
+    rustix::fs::mknodat(
+        rustix::fs::CWD,
+        path,
+        rustix::fs::FileType::Fifo,
+        Mode::from_raw_mode(0o600),
+        0,
+    )
+    .unwrap();
+}
+
 #[cfg(test)]
 mod tests;

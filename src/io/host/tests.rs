@@ -146,14 +146,7 @@ fn operator_files_are_regular_capped_and_never_block() {
         Err(HostError::NotAFile { .. })
     ));
     let fifo = dir.path().join("fifo");
-    rustix::fs::mknodat(
-        rustix::fs::CWD,
-        &fifo,
-        rustix::fs::FileType::Fifo,
-        rustix::fs::Mode::from_raw_mode(0o600),
-        0,
-    )
-    .unwrap();
+    super::make_fifo(&fifo);
     assert!(matches!(
         read_operator_file(&fifo, 10),
         Err(HostError::NotAFile { .. })
