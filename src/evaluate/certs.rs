@@ -6,7 +6,8 @@ use super::files::obs_kind_str;
 use super::outcome::{decide, kubelet, unknown_with};
 use super::version::evaluation_time;
 use super::{Control, Ctx, Family, Needs, Outcome, Severity, Status, PRACTICE_TLS};
-use crate::model::snapshot::{CertSummary, Credential, FileRole};
+use crate::model::cert::CertSummary;
+use crate::model::snapshot::{Credential, FileRole};
 use crate::model::time::{format_utc, SECS_PER_DAY};
 
 /// The certificate-validity controls of the tls family: the serving and client
@@ -274,7 +275,8 @@ mod tests {
     use super::*;
     use crate::evaluate::testing::*;
     use crate::model::live::{Live, LiveError, LiveErrorKind, TlsHandshake};
-    use crate::model::snapshot::{ObsError, ObsErrorKind, Snapshot};
+    use crate::model::observed::{ObsError, ObsErrorKind};
+    use crate::model::snapshot::Snapshot;
 
     #[test]
     fn standalone_kubelet_has_no_client_certificate() {

@@ -3,7 +3,38 @@
 
 use x509_parser::certificate::X509Certificate;
 
-use crate::model::snapshot::{CertSummary, ObsError, ObsErrorKind};
+use crate::model::observed::{ObsError, ObsErrorKind};
+
+/// The parts of an X.509 certificate the controls need.
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+pub struct CertSummary {
+    /// The subject's distinguished name as x509-parser prints it
+    /// (`CN=system:node:n1, O=system:nodes`).
+    pub subject: String,
+    /// The issuer's distinguished name, printed the same way.
+    pub issuer: String,
+    /// Common name of the subject.
+    pub common_name: Option<String>,
+    /// Organisations of the subject (Kubernetes groups).
+    pub organizations: Vec<String>,
+    /// The basic constraints extension says `CA:TRUE`.
+    pub is_ca: bool,
+    /// Subject alternative names (DNS names and IP addresses).
+    pub sans: Vec<String>,
+    /// Self-signed: the issuer is the subject and the signature verifies with the
+    /// certificate's own public key.
+    pub self_signed: bool,
+    /// The first certificate of a file whose second one is the throwaway CA the kubelet
+    /// generates with it when it has no serving certificate (`<host>@<time>` signed by
+    /// `<host>-ca@<time>`): vouched for by nothing else. Only from files (PEM bundles).
+    pub kubelet_generated: bool,
+    /// Start of validity, Unix time in seconds.
+    pub not_before: i64,
+    /// End of validity, Unix time in seconds.
+    pub not_after: i64,
+    /// Number of certificates in the file.
+    pub count: usize,
+}
 
 /// Parse the certificates of a PEM bundle as the kubelet does; summarise the first one.
 ///

@@ -1,7 +1,8 @@
 //! Live evidence: what the kubelet's own sockets answered (listeners, TLS, HTTP), next
 //! to what its files say.
 
-use super::snapshot::{CertSummary, Observed};
+use super::cert::CertSummary;
+use super::observed::Observed;
 
 /// What the kubelet's sockets said. Every check has a connect and an overall timeout; a
 /// check that could not answer is an `Err` with its reason, never a guess.

@@ -6,6 +6,7 @@
 //! - [`kubelet_config`]: the kubelet's settings, flags, defaults and loading rules (which
 //!   file wins, how drop-ins merge, version by version), giving an effective configuration
 //!   with the provenance of every value;
+//! - [`observed`]: a value read from the host, or why it could not be (`Observed`);
 //! - [`live`]: what the kubelet's own sockets answered (listeners, TLS, HTTP);
 //! - [`cert`]: X.509 certificates as the controls see them;
 //! - [`exposition`]: the Prometheus/OpenMetrics text format, read line by line (the
@@ -20,6 +21,7 @@ pub mod file;
 pub mod kubelet_config;
 pub mod live;
 pub mod net;
+pub mod observed;
 pub mod parse;
 pub mod quantity;
 pub mod snapshot;

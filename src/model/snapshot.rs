@@ -3,10 +3,12 @@
 
 use std::time::Duration;
 
+use crate::model::cert::CertSummary;
 use crate::model::file::FileMeta;
 use crate::model::kubelet_config::flags::Flags;
 use crate::model::kubelet_config::EffectiveConfig;
 use crate::model::live::Live;
+use crate::model::observed::Observed;
 
 /// Everything observed about one node at one moment.
 #[derive(Debug, Clone, serde::Serialize)]
@@ -265,58 +267,6 @@ pub struct Kubelet {
     pub credential: Option<Observed<Credential>>,
 }
 
-/// A value read from the host, or why it could not be.
-pub type Observed<T> = Result<T, ObsError>;
-
-/// Why an observation failed, typed so controls can tell "absent" (evidence of a
-/// problem) from "could not look" (`unknown`).
-#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
-pub struct ObsError {
-    /// Absent, unreadable, or read but invalid.
-    pub kind: ObsErrorKind,
-    /// What happened, for humans (usually names the path).
-    pub message: String,
-}
-
-/// The kind of an [`ObsError`].
-#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
-#[serde(rename_all = "snake_case")]
-pub enum ObsErrorKind {
-    /// The file does not exist.
-    NotFound,
-    /// It exists but could not be read (permission, size cap, loop, I/O).
-    Unreadable,
-    /// It was read but its content is not what it should be (not PEM, not a CA, bad YAML).
-    Invalid,
-}
-
-impl ObsError {
-    /// An error of `kind` with its message.
-    pub fn new(kind: ObsErrorKind, message: impl Into<String>) -> Self {
-        ObsError {
-            kind,
-            message: message.into(),
-        }
-    }
-}
-
-impl std::fmt::Display for ObsError {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(&self.message)
-    }
-}
-
-impl From<crate::model::file::HostError> for ObsError {
-    fn from(e: crate::model::file::HostError) -> Self {
-        let kind = match e {
-            crate::model::file::HostError::NotFound { .. } => ObsErrorKind::NotFound,
-            crate::model::file::HostError::NotUtf8 { .. } => ObsErrorKind::Invalid,
-            _ => ObsErrorKind::Unreadable,
-        };
-        ObsError::new(kind, e.to_string())
-    }
-}
-
 /// The role a file plays for the kubelet (file controls are keyed by role).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, serde::Serialize)]
 #[serde(rename_all = "snake_case")]
@@ -380,37 +330,6 @@ pub struct FileObservation {
     pub path: String,
     /// Metadata (symlinks followed inside the host root), or the error's message.
     pub meta: Observed<FileMeta>,
-}
-
-/// The parts of an X.509 certificate the controls need.
-#[derive(Debug, Clone, PartialEq, serde::Serialize)]
-pub struct CertSummary {
-    /// The subject's distinguished name as x509-parser prints it
-    /// (`CN=system:node:n1, O=system:nodes`).
-    pub subject: String,
-    /// The issuer's distinguished name, printed the same way.
-    pub issuer: String,
-    /// Common name of the subject.
-    pub common_name: Option<String>,
-    /// Organisations of the subject (Kubernetes groups).
-    pub organizations: Vec<String>,
-    /// The basic constraints extension says `CA:TRUE`.
-    pub is_ca: bool,
-    /// Subject alternative names (DNS names and IP addresses).
-    pub sans: Vec<String>,
-    /// Self-signed: the issuer is the subject and the signature verifies with the
-    /// certificate's own public key.
-    pub self_signed: bool,
-    /// The first certificate of a file whose second one is the throwaway CA the kubelet
-    /// generates with it when it has no serving certificate (`<host>@<time>` signed by
-    /// `<host>-ca@<time>`): vouched for by nothing else. Only from files (PEM bundles).
-    pub kubelet_generated: bool,
-    /// Start of validity, Unix time in seconds.
-    pub not_before: i64,
-    /// End of validity, Unix time in seconds.
-    pub not_after: i64,
-    /// Number of certificates in the file.
-    pub count: usize,
 }
 
 /// The credential the kubelet uses to talk to the API server.

@@ -1,11 +1,12 @@
 //! Test support: snapshots built in memory, as an observation would have built them.
 
+use crate::model::cert::CertSummary;
 use crate::model::file::{FileKind, FileMeta};
 use crate::model::kubelet_config::flags::Flags;
 use crate::model::kubelet_config::{ConfigInput, EffectiveConfig};
+use crate::model::observed::{ObsError, ObsErrorKind};
 use crate::model::snapshot::{
-    ApiServer, CertSummary, Credential, Discovery, FileObservation, FileRole, Kubelet, ObsError,
-    ObsErrorKind, Snapshot,
+    ApiServer, Credential, Discovery, FileObservation, FileRole, Kubelet, Snapshot,
 };
 
 /// Where `snapshot_with` puts the `--config` file unless the args name one.

@@ -2,7 +2,7 @@
 
 use serde_json::Value;
 
-use crate::model::snapshot::{ObsError, ObsErrorKind};
+use crate::model::observed::{ObsError, ObsErrorKind};
 
 /// Where the kubeconfig's selected user gets its identity from (before reading files).
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -12,9 +12,8 @@ use crate::io::host::{host_dirname, host_join, HostRoot};
 use crate::model::cert as certs;
 use crate::model::kubelet_config::flags::{self, Flags};
 use crate::model::kubelet_config::{ConfigInput, EffectiveConfig, Lookup, Source};
-use crate::model::snapshot::{
-    Credential, FileObservation, FileRole, Kubelet, KubeletFlavour, ObsError, ObsErrorKind,
-};
+use crate::model::observed::{ObsError, ObsErrorKind};
+use crate::model::snapshot::{Credential, FileObservation, FileRole, Kubelet, KubeletFlavour};
 /// The default `--cert-dir` (cmd/kubelet/app/options/options.go `NewKubeletFlags`).
 const DEFAULT_CERT_DIR: &str = "/var/lib/kubelet/pki";
 

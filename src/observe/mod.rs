@@ -22,7 +22,8 @@ use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
 use crate::io::host::HostRoot;
 use crate::model::kubelet_config::flags::{self, Flags};
-use crate::model::snapshot::{ApiServer, Discovery, ObsError, ObsErrorKind, ProbeRecord, Snapshot};
+use crate::model::observed::{ObsError, ObsErrorKind};
+use crate::model::snapshot::{ApiServer, Discovery, ProbeRecord, Snapshot};
 use discovery::{discover, Cache};
 use kubelet::observe_kubelet;
 use process::{ProcInfo, ProcessKind};

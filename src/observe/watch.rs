@@ -13,7 +13,8 @@
 use crate::io::host::{HostRoot, PreparedPath};
 
 use crate::model::file::{Fingerprint, Stamp};
-use crate::model::snapshot::{ObsErrorKind, Snapshot};
+use crate::model::observed::ObsErrorKind;
+use crate::model::snapshot::Snapshot;
 use crate::observe::process::{self, start_time_from_stat, ProcessKind};
 
 /// Cap on the watched `/proc/<pid>/cmdline` (the observer's own cap is larger; a longer

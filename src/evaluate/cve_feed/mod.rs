@@ -45,7 +45,8 @@ use announcement::{Announcement, Relevance};
 use version_lines::read_versions;
 
 use super::version::cve_table::{
-    cves, is_cve_id, issue_number, Cve, CveOrigin, CveTable, ANNOUNCEMENT_PREFIX,
+    cves, is_cve_id, issue_number, Cve, CveOrigin, CveTable, FeedInfo, UnreadableCve,
+    ANNOUNCEMENT_PREFIX,
 };
 use crate::model::file::HostError;
 
@@ -95,34 +96,6 @@ pub enum CveFeedError {
         /// What is wrong with the embedded table.
         why: String,
     },
-}
-
-/// A kubelet CVE the feed lists whose affected versions could not be read.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct UnreadableCve {
-    /// The CVE id (`CVE-2024-...`).
-    pub id: String,
-    /// The announcement's URL (empty when the item had no usable one).
-    pub source: String,
-    /// The feed item's `summary` (its title), shortened to 160 characters for display.
-    pub summary: String,
-    /// Whether the summary names Windows (such CVEs are reported apart from the others).
-    pub windows_only: bool,
-    /// What could not be read.
-    pub why: &'static str,
-}
-
-/// What the feed added to the embedded table.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct FeedInfo {
-    /// The file, as given.
-    pub path: String,
-    /// The feed's `_kubernetes_io.updated_at`, when it has one.
-    pub updated_at: Option<String>,
-    /// Items in the file.
-    pub items: usize,
-    /// Kubelet CVEs added from it (not already embedded, versions read).
-    pub added: usize,
 }
 
 /// What one feed item is to the kubelet.

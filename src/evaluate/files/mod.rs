@@ -4,7 +4,8 @@ use super::outcome::{kubelet, unknown_with};
 use super::policy::ModeLimit;
 use super::setting::{known, str_of};
 use super::{Control, Ctx, Family, Needs, Outcome, Severity, PRACTICE_HARDENING};
-use crate::model::snapshot::{FileObservation, FileRole, Kubelet, ObsErrorKind};
+use crate::model::observed::ObsErrorKind;
+use crate::model::snapshot::{FileObservation, FileRole, Kubelet};
 
 const CONFIG_ROLES: &[FileRole] = &[FileRole::ConfigFile, FileRole::DropIn, FileRole::ArgsFile];
 const KUBECONFIG_ROLES: &[FileRole] = &[FileRole::Kubeconfig];

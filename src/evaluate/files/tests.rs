@@ -1,6 +1,7 @@
 use super::super::Status;
 use crate::evaluate::testing::*;
-use crate::model::snapshot::{FileRole, ObsErrorKind};
+use crate::model::observed::ObsErrorKind;
+use crate::model::snapshot::FileRole;
 
 #[test]
 fn legacy_observed_values_are_read_in_todays_form() {

@@ -5,7 +5,9 @@ use super::cluster_view::{api_data, api_stale, capped};
 use super::files::obs_kind_str;
 use super::outcome::{kubelet, unknown_with};
 use super::{Control, Ctx, Family, Needs, Outcome, Severity, PRACTICE_RBAC};
-use crate::model::snapshot::{CertSummary, Credential, ObsErrorKind};
+use crate::model::cert::CertSummary;
+use crate::model::observed::ObsErrorKind;
+use crate::model::snapshot::Credential;
 
 /// The rbac controls: the kubelet credential's identity, the Node authorizer, and what
 /// the node identity may do.

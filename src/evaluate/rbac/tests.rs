@@ -1,6 +1,7 @@
 use super::super::Status;
 use crate::evaluate::testing::*;
-use crate::model::snapshot::{Credential, ObsError, ObsErrorKind};
+use crate::model::observed::{ObsError, ObsErrorKind};
+use crate::model::snapshot::Credential;
 
 const ID: &str = "kubelet-credential-node-scoped";
 
@@ -151,8 +152,8 @@ fn node_authorizer() {
     let o = eval(ID, &s);
     assert_status(&o, Status::Pass);
     assert_eq!(o.source, "authorization-config");
-    a.authorization_config = Some(Err(crate::model::snapshot::ObsError::new(
-        crate::model::snapshot::ObsErrorKind::NotFound,
+    a.authorization_config = Some(Err(crate::model::observed::ObsError::new(
+        crate::model::observed::ObsErrorKind::NotFound,
         "/etc/kubernetes/authz.yaml: not found",
     )));
     s.apiserver = Some(a);

@@ -7,7 +7,7 @@ use crate::evaluate::files::obs_kind_str;
 use crate::evaluate::outcome::{decide, kubelet, unknown_with};
 use crate::evaluate::setting::{because, bool_of, known, str_of};
 use crate::evaluate::{Ctx, Outcome, Status};
-use crate::model::snapshot::ObsErrorKind;
+use crate::model::observed::ObsErrorKind;
 use crate::model::version::Minor;
 
 pub(super) fn evaluate_serving_cert(ctx: &Ctx) -> Outcome {

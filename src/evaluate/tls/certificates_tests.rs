@@ -2,7 +2,7 @@
 
 use super::super::Status;
 use crate::evaluate::testing::*;
-use crate::model::snapshot::{ObsError, ObsErrorKind};
+use crate::model::observed::{ObsError, ObsErrorKind};
 
 #[test]
 fn serving_cert() {

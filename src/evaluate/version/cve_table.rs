@@ -5,9 +5,36 @@ use std::fmt;
 use std::sync::OnceLock;
 
 use super::embedded;
-use crate::evaluate::cve_feed::{FeedInfo, UnreadableCve};
 use crate::model::time::Day;
 use crate::model::version::KubeVersion;
+
+/// A kubelet CVE the feed lists whose affected versions could not be read.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UnreadableCve {
+    /// The CVE id (`CVE-2024-...`).
+    pub id: String,
+    /// The announcement's URL (empty when the item had no usable one).
+    pub source: String,
+    /// The feed item's `summary` (its title), shortened to 160 characters for display.
+    pub summary: String,
+    /// Whether the summary names Windows (such CVEs are reported apart from the others).
+    pub windows_only: bool,
+    /// What could not be read.
+    pub why: &'static str,
+}
+
+/// What the feed added to the embedded table.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FeedInfo {
+    /// The file, as given.
+    pub path: String,
+    /// The feed's `_kubernetes_io.updated_at`, when it has one.
+    pub updated_at: Option<String>,
+    /// Items in the file.
+    pub items: usize,
+    /// Kubelet CVEs added from it (not already embedded, versions read).
+    pub added: usize,
+}
 
 /// Versions a CVE affects on one branch.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

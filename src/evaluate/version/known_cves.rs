@@ -3,8 +3,9 @@
 
 use super::cve_table::{cves, Cve, CveOrigin, CveTable};
 use super::{observed_version, suffix_note};
-use crate::evaluate::cve_feed::{CveFeedError, UnreadableCve};
+use crate::evaluate::cve_feed::CveFeedError;
 use crate::evaluate::outcome::{decide, unknown_with};
+use crate::evaluate::version::cve_table::UnreadableCve;
 use crate::evaluate::{Ctx, Outcome};
 use crate::model::version::KubeVersion;
 

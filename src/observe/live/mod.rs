@@ -230,7 +230,7 @@ pub async fn check(
     let serving = target_for(l_ref, port, address.as_deref(), opts.kubelet_address);
     let read_only = target_for(l_ref, ro_port, address.as_deref(), opts.kubelet_address);
     live.listeners = Some(listeners.map_err(|e| {
-        crate::model::snapshot::ObsError::new(crate::model::snapshot::ObsErrorKind::Unreadable, e)
+        crate::model::observed::ObsError::new(crate::model::observed::ObsErrorKind::Unreadable, e)
     }));
     live.serving_target = Some(serving.to_string());
     live.read_only_target = Some(read_only.to_string());

@@ -5,7 +5,8 @@
 use std::collections::BTreeMap;
 
 use crate::model::file::Stamp;
-use crate::model::snapshot::{FileRole, Kubelet, ObsErrorKind};
+use crate::model::observed::ObsErrorKind;
+use crate::model::snapshot::{FileRole, Kubelet};
 
 use super::baseline;
 

@@ -112,7 +112,7 @@ fn register_live(registry: &mut Registry, input: &MetricsInput) {
 
     let mut expiry = Ordered::<F64Gauge>::default();
     let mut cert =
-        |certificate: &str, source: &str, c: Option<&crate::model::snapshot::CertSummary>| {
+        |certificate: &str, source: &str, c: Option<&crate::model::cert::CertSummary>| {
             if let Some(c) = c {
                 let t = c.not_after as f64;
                 expiry.gauge(
