@@ -59,6 +59,7 @@ impl PreparedPath {
 pub fn fingerprint_of_stat(st: &rustix::fs::Stat) -> Fingerprint {
     #[allow(clippy::unnecessary_cast)]
     // the stat fields' integer types differ between architectures
+    // the stat fields' integer types differ between architectures
     Fingerprint {
         dev: st.st_dev as u64,
         inode: st.st_ino as u64,
