@@ -104,7 +104,6 @@ pub fn is_live_proc(root: &Path) -> bool {
     rustix::fs::statfs(root.join("proc")).is_ok_and(|s| {
         // `f_type`'s integer type differs between architectures.
         #[allow(clippy::unnecessary_cast, clippy::cast_lossless)]
-        // `f_type` is i64 on some targets, u32 on others
         let magic = s.f_type as i64;
         magic == PROC_SUPER_MAGIC
     })
