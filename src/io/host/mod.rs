@@ -57,9 +57,8 @@ impl PreparedPath {
 
 /// The fingerprint of an `fstat`/`statat` result.
 pub fn fingerprint_of_stat(st: &rustix::fs::Stat) -> Fingerprint {
+    // The stat fields' integer types differ between architectures.
     #[allow(clippy::unnecessary_cast)]
-    // the stat fields' integer types differ between architectures
-    // the stat fields' integer types differ between architectures
     Fingerprint {
         dev: st.st_dev as u64,
         inode: st.st_ino as u64,
