@@ -107,7 +107,7 @@ fn watch_benches(c: &mut Criterion, base: &Tree, describe_on: bool) {
     let real = HostRoot::new("/").expect("root");
     let mut live = snapshot.clone();
     if let Some(k) = live.kubelet.as_mut() {
-        let me = std::process::id() as i32;
+        let me = i32::try_from(std::process::id()).unwrap();
         k.pid = me;
         k.start_time_ticks = std::fs::read_to_string(format!("/proc/{me}/stat"))
             .ok()
@@ -496,7 +496,7 @@ fn add_fake_processes(root: &Path, n: usize) {
         if let Some(exe) = exe {
             symlink(exe, root.join(format!("proc/{pid}/exe"))).expect("symlink");
         }
-        write_stat(root, pid, comm, 10_000 + pid as u64);
+        write_stat(root, pid, comm, 10_000 + u64::try_from(pid).unwrap());
         added += 1;
     }
 }

@@ -177,7 +177,7 @@ fn refusing_standin() -> Standin {
 
 /// `/configz` as the stand-in serves it (its `kubeletconfig`), read with [`READER`].
 fn served_configz(s: &Standin) -> Value {
-    let port = s.ready["port"].as_u64().expect("serving port") as u16;
+    let port = u16::try_from(s.ready["port"].as_u64().expect("serving port")).unwrap();
     let addr = SocketAddr::from((Ipv4Addr::LOCALHOST, port));
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()

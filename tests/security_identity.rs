@@ -468,7 +468,7 @@ fn elf_with_buildinfo(section: &[u8]) -> Vec<u8> {
     assert_eq!(out.len(), 64);
     out.extend_from_slice(section);
     out.extend_from_slice(shstrtab);
-    out.resize(sh_off as usize, 0);
+    out.resize(usize::try_from(sh_off).unwrap(), 0);
     let sh =
         |out: &mut Vec<u8>, name: u32, ty: u32, flags: u64, off: u64, size: u64, align: u64| {
             out.extend_from_slice(&name.to_le_bytes());

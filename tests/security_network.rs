@@ -181,7 +181,12 @@ fn runtime() -> &'static tokio::runtime::Runtime {
 
 /// 127.0.<n / 250>.<n % 250 + 2>: the `n`th attacker source address.
 fn source(n: usize) -> Ipv4Addr {
-    Ipv4Addr::new(127, 0, (n / 250) as u8 + 1, (n % 250) as u8 + 2)
+    Ipv4Addr::new(
+        127,
+        0,
+        u8::try_from(n / 250 + 1).unwrap(),
+        u8::try_from(n % 250 + 2).unwrap(),
+    )
 }
 
 /// A blocking TCP connection to `to` from the address `from` (any port), within 2 s.

@@ -165,6 +165,7 @@ fn tls_get(port: u16, path: &str) -> (u16, String, String) {
 
 /// A minimal ClientHello record: `legacy` version, `suites`, and a `supported_versions`
 /// extension when `versions` is given.
+#[allow(clippy::cast_possible_truncation)] // a ClientHello of a few dozen bytes
 fn client_hello(legacy: u16, suites: &[u16], versions: Option<&[u16]>) -> Vec<u8> {
     let mut body = Vec::new();
     body.extend_from_slice(&legacy.to_be_bytes());

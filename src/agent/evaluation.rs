@@ -223,7 +223,7 @@ pub(super) async fn evaluation_loop<S, I, F, W>(
                     fail = s.fail,
                     unknown = s.unknown,
                     not_applicable = s.not_applicable,
-                    duration_ms = c.duration.as_millis() as u64,
+                    duration_ms = millis(c.duration),
                     "evaluation complete"
                 );
                 // Say it when it changes, not every interval.
@@ -244,8 +244,8 @@ pub(super) async fn evaluation_loop<S, I, F, W>(
                 log_probe_changes(&mut failing_probes, &c.snapshot.probes);
                 if c.duration > interval {
                     tracing::warn!(
-                        duration_ms = c.duration.as_millis() as u64,
-                        interval_ms = interval.as_millis() as u64,
+                        duration_ms = millis(c.duration),
+                        interval_ms = millis(interval),
                         "evaluation took longer than the interval"
                     );
                 }
@@ -262,4 +262,9 @@ pub(super) async fn evaluation_loop<S, I, F, W>(
             }
         }
     }
+}
+
+/// A duration in whole milliseconds for a log field (saturating: no log outlives `u64`).
+fn millis(d: Duration) -> u64 {
+    u64::try_from(d.as_millis()).unwrap_or(u64::MAX)
 }

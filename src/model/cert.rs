@@ -165,6 +165,10 @@ fn go_base64(data: &[u8]) -> Option<Vec<u8>> {
 /// block and the input after it, or `None` when there is none. Malformed candidates
 /// (no `-----` at the end of the BEGIN line, an END of another type, bad base64, text
 /// after the END line) are skipped, never an error.
+// Go's index arithmetic is signed and this keeps it: every index is a position in a
+// PEM file of at most 1 MiB (`io::host::MAX_PEM_BYTES`), far inside `isize`, and an
+// index is used as a length only where it is known to be positive.
+#[allow(clippy::cast_possible_wrap, clippy::cast_sign_loss)] // see above
 fn pem_decode(data: &[u8]) -> Option<(PemBlock, &[u8])> {
     let mut rest = data;
     let mut end_trailer_index: isize = 0;

@@ -82,8 +82,8 @@ impl FileMeta {
             dev: self.dev,
             inode: self.inode,
             size: self.size,
-            mtime_ns: self.mtime_ns as i64,
-            ctime_ns: self.ctime_ns as i64,
+            mtime_ns: i64::try_from(self.mtime_ns).unwrap_or(i64::MAX),
+            ctime_ns: i64::try_from(self.ctime_ns).unwrap_or(i64::MAX),
         }
     }
 }

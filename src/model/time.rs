@@ -96,9 +96,30 @@ pub fn format_utc_civil(secs: i64) -> String {
     utc(secs).strftime("%Y-%m-%dT%H:%M:%S").to_string()
 }
 
+/// Whole seconds of a Unix time given as `f64` (rounded down): `as` saturates, so a time
+/// out of range clamps to `i64::MIN`/`i64::MAX`; a NaN or infinite time is 0.
+#[allow(clippy::cast_possible_truncation)] // saturating by the language's definition of `as`
+pub fn whole_seconds(t: f64) -> i64 {
+    if t.is_finite() {
+        t.floor() as i64
+    } else {
+        0
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn whole_seconds_round_down_and_saturate() {
+        assert_eq!(whole_seconds(1.9), 1);
+        assert_eq!(whole_seconds(-0.5), -1);
+        assert_eq!(whole_seconds(f64::NAN), 0);
+        assert_eq!(whole_seconds(f64::INFINITY), 0);
+        assert_eq!(whole_seconds(1e30), i64::MAX);
+        assert_eq!(whole_seconds(-1e30), i64::MIN);
+    }
 
     #[test]
     fn days() {

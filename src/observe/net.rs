@@ -256,7 +256,7 @@ mod tests {
         let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
         let port = l.local_addr().unwrap().port();
         let host = HostRoot::new("/").unwrap();
-        let pid = std::process::id() as i32;
+        let pid = i32::try_from(std::process::id()).unwrap();
         let found = kubelet_listeners(&host, pid, &[]).unwrap();
         assert_eq!(found.method, "fd");
         assert!(

@@ -405,7 +405,7 @@ mod tests {
         ));
         std::fs::write(
             dir.path().join("big.crt"),
-            vec![b'a'; MAX_PEM_BYTES as usize + 1],
+            vec![b'a'; usize::try_from(MAX_PEM_BYTES).unwrap() + 1],
         )
         .unwrap();
         let big = TlsSource::Files {

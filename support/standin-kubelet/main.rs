@@ -438,7 +438,7 @@ fn load(args: &[String]) -> Result<Settings, String> {
 
 /// A duration in seconds the way Go prints it (`4h0m0s`, `2m0s`, `30s`).
 fn go_duration(secs: f64) -> String {
-    let total = secs.round() as i64;
+    let total = kubelet_sentinel::model::time::whole_seconds(secs.round());
     let (h, m, s) = (total / 3600, (total % 3600) / 60, total % 60);
     match (h, m) {
         (0, 0) => format!("{s}s"),
@@ -583,7 +583,7 @@ fn bind_dual_stack(port: u16) -> std::io::Result<TcpListener> {
             libc::IPPROTO_IPV6,
             libc::IPV6_V6ONLY,
             (&off as *const libc::c_int).cast(),
-            std::mem::size_of::<libc::c_int>() as libc::socklen_t,
+            libc::socklen_t::try_from(std::mem::size_of::<libc::c_int>()).unwrap_or(4),
         )
     };
     if rc != 0 {

@@ -363,6 +363,7 @@ impl TlsPolicy {
 }
 
 /// One TLS record.
+#[allow(clippy::cast_possible_truncation)] // records of a handshake message or an alert: far below 2^16 bytes
 fn record(content_type: u8, version: u16, payload: &[u8]) -> Vec<u8> {
     let mut out = Vec::with_capacity(5 + payload.len());
     out.push(content_type);
@@ -378,6 +379,7 @@ pub fn alert(version: u16, description: u8) -> Vec<u8> {
 }
 
 /// A ServerHello record (no Certificate etc. follows: the connection is closed).
+#[allow(clippy::cast_possible_truncation)] // a ServerHello of under a hundred bytes
 fn server_hello(version: u16, suite: &Suite, hello: &ClientHello, random: &[u8; 32]) -> Vec<u8> {
     let mut body = Vec::with_capacity(80);
     body.extend_from_slice(&version.to_be_bytes());

@@ -285,7 +285,7 @@ fn yaml_error(path: &str, text: &str, e: &serde_saphyr::Error, key: Option<Strin
     };
     let line = e
         .location()
-        .map(|l| l.line() as usize)
+        .map(|l| usize::try_from(l.line()).unwrap_or(usize::MAX))
         .filter(|l| *l > 0)
         .or_else(|| {
             // Unknown field errors name the field: find it in the text.

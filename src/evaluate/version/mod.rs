@@ -56,12 +56,7 @@ pub static CONTROLS: &[Control] = &[
 
 /// The evaluation time (`snapshot.taken_at`) in whole seconds.
 pub fn evaluation_time(ctx: &Ctx) -> i64 {
-    let t = ctx.snapshot.taken_at;
-    if t.is_finite() {
-        t.floor() as i64
-    } else {
-        0
-    }
+    crate::model::time::whole_seconds(ctx.snapshot.taken_at)
 }
 
 // ---------------------------------------------------------------------------------------

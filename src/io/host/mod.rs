@@ -62,13 +62,13 @@ pub fn fingerprint_of_stat(st: &rustix::fs::Stat) -> Fingerprint {
     Fingerprint {
         dev: st.st_dev as u64,
         inode: st.st_ino as u64,
-        size: st.st_size as u64,
+        size: u64::try_from(st.st_size).unwrap_or(0),
         mtime_ns: (st.st_mtime as i64)
             .saturating_mul(1_000_000_000)
-            .saturating_add(st.st_mtime_nsec as i64),
+            .saturating_add(i64::try_from(st.st_mtime_nsec).unwrap_or(0)),
         ctime_ns: (st.st_ctime as i64)
             .saturating_mul(1_000_000_000)
-            .saturating_add(st.st_ctime_nsec as i64),
+            .saturating_add(i64::try_from(st.st_ctime_nsec).unwrap_or(0)),
     }
 }
 
@@ -249,7 +249,7 @@ impl HostRoot {
         } else {
             meta.len() + 1
         };
-        let mut buf = Vec::with_capacity(hint.min(limit + 1) as usize);
+        let mut buf = Vec::with_capacity(usize::try_from(hint.min(limit + 1)).unwrap_or(0));
         file.take(limit + 1)
             .read_to_end(&mut buf)
             .map_err(|e| HostError::from_io(host_path, &e))?;
@@ -461,7 +461,8 @@ pub fn read_operator_file(path: &Path, limit: u64) -> Result<Vec<u8>, HostError>
     if meta.len() > limit {
         return Err(HostError::TooLarge { path: shown, limit });
     }
-    let mut buf = Vec::with_capacity(meta.len().min(limit).saturating_add(1) as usize);
+    let mut buf =
+        Vec::with_capacity(usize::try_from(meta.len().min(limit).saturating_add(1)).unwrap_or(0));
     file.take(limit.saturating_add(1))
         .read_to_end(&mut buf)
         .map_err(|e| HostError::from_io(&shown, &e))?;

@@ -248,7 +248,7 @@ impl StateDir {
         if fp.size > MAX_STATE_FILE {
             return Loaded::Corrupt(format!("larger than {MAX_STATE_FILE} bytes"));
         }
-        let mut buf = Vec::with_capacity(fp.size.saturating_add(1) as usize);
+        let mut buf = Vec::with_capacity(usize::try_from(fp.size.saturating_add(1)).unwrap_or(0));
         if let Err(e) = File::from(fd)
             .take(MAX_STATE_FILE + 1)
             .read_to_end(&mut buf)
@@ -273,7 +273,7 @@ impl StateDir {
     pub fn quarantine(&self, name: &str, label: &str, now: f64) -> Result<PathBuf, StoreError> {
         let from = self.path(name);
         let dir = self.existing_dir_fd()?;
-        let stamp = now as i64;
+        let stamp = crate::model::time::whole_seconds(now);
         for n in 0..100 {
             let to = if n == 0 {
                 format!("{name}.{label}-{stamp}")

@@ -266,7 +266,7 @@ fn with_files(
 ) -> Snapshot {
     let k = s.kubelet.as_mut().unwrap();
     k.pid = pid;
-    k.start_time_ticks = Some(started_at as u64);
+    k.start_time_ticks = Some(crate::model::time::whole_seconds(started_at).unsigned_abs());
     k.started_at = Some(started_at);
     k.files = files
         .into_iter()
@@ -274,7 +274,7 @@ fn with_files(
             let mut f = file(role, path, 0o600, 0, 0);
             if let Ok(m) = f.meta.as_mut() {
                 m.mtime_ns = mtime_s * 1_000_000_000;
-                m.inode = mtime_s as u64;
+                m.inode = u64::try_from(mtime_s).unwrap();
             }
             f
         })

@@ -51,11 +51,7 @@ fn text(s: &str) -> String {
 /// Unix seconds as an ISO 8601 UTC timestamp without fraction (`2024-05-01T12:00:00`), the
 /// form JUnit's `timestamp` attribute uses.
 pub(super) fn iso8601(unix: f64) -> String {
-    let secs = if unix.is_finite() {
-        unix.floor() as i64
-    } else {
-        0
-    };
+    let secs = crate::model::time::whole_seconds(unix);
     crate::model::time::format_utc_civil(secs)
 }
 

@@ -276,7 +276,7 @@ fn drift_line(d: &DriftReport) -> Option<String> {
     let regressed = d.controls.iter().filter(|(_, c)| c.regressed).count();
     let mut line = format!(
         "baseline {} ({}): {drifted} drifted, {regressed} regressed",
-        crate::model::time::format_utc(b.created_at as i64),
+        crate::model::time::format_utc(crate::model::time::whole_seconds(b.created_at)),
         b.origin.as_str()
     );
     match d.config_drift {

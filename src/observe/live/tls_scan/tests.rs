@@ -140,7 +140,7 @@ fn server_hello(version: u16, random: [u8; 32], suite: u16, exts: &[(u16, Vec<u8
 
 fn record(typ: u8, payload: &[u8]) -> Vec<u8> {
     let mut r = vec![typ, 3, 3];
-    put_u16(&mut r, payload.len() as u16);
+    put_u16(&mut r, u16::try_from(payload.len()).unwrap());
     r.extend_from_slice(payload);
     r
 }

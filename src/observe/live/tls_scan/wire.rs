@@ -162,7 +162,7 @@ impl ClientHello {
         let mut rec = Vec::with_capacity(hs.len() + 5);
         rec.push(CONTENT_HANDSHAKE);
         put_u16(&mut rec, record_version);
-        put_u16(&mut rec, hs.len() as u16);
+        put_u16(&mut rec, u16::try_from(hs.len()).unwrap_or(u16::MAX));
         rec.extend_from_slice(&hs);
         rec
     }
@@ -172,16 +172,21 @@ pub(super) fn put_u16(out: &mut Vec<u8>, v: u16) {
     out.extend_from_slice(&v.to_be_bytes());
 }
 
+// The encoders below write lengths of the ClientHello this module builds: a handful of
+// extensions and at most a few hundred cipher suites, far below each field's maximum.
+#[allow(clippy::cast_possible_truncation)] // bounded by construction (above)
 pub(super) fn put_u24(out: &mut Vec<u8>, v: usize) {
     let b = (v as u32).to_be_bytes();
     out.extend_from_slice(&b[1..]);
 }
 
+#[allow(clippy::cast_possible_truncation)] // bounded by construction (above)
 pub(super) fn put_vec8(out: &mut Vec<u8>, v: &[u8]) {
     out.push(v.len() as u8);
     out.extend_from_slice(v);
 }
 
+#[allow(clippy::cast_possible_truncation)] // bounded by construction (above)
 pub(super) fn put_vec16(out: &mut Vec<u8>, v: &[u8]) {
     put_u16(out, v.len() as u16);
     out.extend_from_slice(v);
