@@ -128,6 +128,45 @@ fn crate_paths(line: &str) -> Vec<String> {
     out
 }
 
+/// Which lines of a file belong to an item under `#[cfg(test)]`: the attribute, and the
+/// item it applies to — one line for a declaration (`mod tests;`, `pub mod testing;`), or
+/// from its opening line to the `}` at the same indentation (rustfmt's layout, which CI
+/// enforces). Only that item: code after it is production code again.
+fn test_lines(text: &str) -> Vec<bool> {
+    let lines: Vec<&str> = text.lines().collect();
+    let mut out = vec![false; lines.len()];
+    let mut i = 0;
+    while i < lines.len() {
+        let line = lines[i];
+        if line.trim_start().starts_with("#[cfg(test)]") {
+            let indent = &line[..line.len() - line.trim_start().len()];
+            out[i] = true;
+            i += 1;
+            // Further attributes of the same item.
+            while i < lines.len() && lines[i].trim_start().starts_with("#[") {
+                out[i] = true;
+                i += 1;
+            }
+            if i < lines.len() {
+                out[i] = true;
+                if code(lines[i]).trim_end().ends_with('{') {
+                    let close = format!("{indent}}}");
+                    i += 1;
+                    while i < lines.len() && lines[i] != close {
+                        out[i] = true;
+                        i += 1;
+                    }
+                    if i < lines.len() {
+                        out[i] = true;
+                    }
+                }
+            }
+        }
+        i += 1;
+    }
+    out
+}
+
 /// The files of test modules declared apart (`#[cfg(test)] mod tests;` in `foo/mod.rs`
 /// is `foo/tests.rs`), with the files under them.
 fn test_module_files(files: &[PathBuf]) -> Vec<PathBuf> {
@@ -186,11 +225,10 @@ fn check() -> Vec<Violation> {
             continue;
         };
         let text = std::fs::read_to_string(f).expect("read source");
-        let mut in_tests = test_files.contains(f);
+        let whole_file_is_test = test_files.contains(f);
+        let test_lines = test_lines(&text);
         for (n, line) in text.lines().enumerate() {
-            if line.starts_with("#[cfg(test)]") {
-                in_tests = true;
-            }
+            let in_tests = whole_file_is_test || test_lines[n];
             let code = code(line);
             for used in crate_paths(code) {
                 if used != layer && !allowed.contains(&used.as_str()) {
@@ -255,6 +293,41 @@ fn the_rules_catch_an_upward_import() {
     assert!(!evaluate_may.contains(&"observe") && !evaluate_may.contains(&"io"));
     let (_, fs) = IO_WORDS.iter().find(|(w, _)| *w == "std::fs").unwrap();
     assert!(!fs.contains(&"evaluate") && !fs.contains(&"model"));
+    // A `#[cfg(test)]` item is test code, and only that item: production code after a
+    // test-only declaration or block is checked again.
+    let text = [
+        "#[cfg(test)]",
+        "pub mod testing;",
+        "fn f() {",
+        "    std::fs::read(p);",
+        "}",
+        "#[cfg(test)]",
+        "mod tests {",
+        "    fn t() {",
+        "        std::fs::read(p);",
+        "    }",
+        "}",
+        "fn after() {}",
+        "impl X {",
+        "    #[cfg(test)]",
+        "    #[allow(dead_code)]",
+        "    fn nested() {",
+        "        std::fs::read(p);",
+        "    }",
+        "    fn kept() {}",
+        "}",
+    ]
+    .join("\n");
+    assert_eq!(
+        test_lines(&text),
+        [
+            true, true, false, false, false, // the declaration, then f
+            true, true, true, true, true, true, // the tests block
+            false, false, // after, impl X
+            true, true, true, true, true, // the nested test fn
+            false, false, // kept, the impl's end
+        ]
+    );
     // A test module in its own file is test code; the production file beside it is not.
     let files: Vec<PathBuf> = ["rbac/mod.rs", "rbac/tests.rs", "cluster_view.rs"]
         .iter()
