@@ -9,7 +9,7 @@ use super::args::{
 };
 use super::CliError;
 use crate::agent::{self, AgentConfig};
-use crate::evaluate::policy::{Policy, PolicyError};
+use crate::evaluate::policy::Policy;
 use crate::io::host::HostRoot;
 use crate::io::kube::ApiAccessMode;
 use crate::observe::cluster::{Cluster, ClusterOptions};
@@ -83,16 +83,10 @@ pub(super) fn load_common(
 ) -> Result<(HostRoot, Policy, ObserveOptions), CliError> {
     let host = HostRoot::new(&global.host_root)?.with_max_read(global.max_read_bytes);
     let policy = match &global.policy {
-        Some(p) => {
-            let path = p.to_string_lossy();
-            let bytes =
-                crate::io::host::read_operator_file(p, crate::evaluate::policy::MAX_POLICY_BYTES)
-                    .map_err(|e| PolicyError::Read {
-                    path: path.to_string(),
-                    source: e.into_io_error(),
-                })?;
-            Policy::from_bytes(&path, bytes)?
-        }
+        Some(p) => Policy::load(
+            &p.to_string_lossy(),
+            crate::io::host::read_operator_file(p, crate::evaluate::policy::MAX_POLICY_BYTES),
+        )?,
         None => Policy::embedded(),
     };
     // Read once at start (a new feed needs a restart, like the policy); an unusable file is

@@ -7,6 +7,7 @@ use std::sync::Arc;
 
 use crate::evaluate::cve_feed::CveFeedLoad;
 use crate::evaluate::{self, Severity};
+use crate::model::file::HostError;
 use crate::model::version::Minor;
 
 /// The embedded default policy (also shipped as a documented example).
@@ -338,12 +339,20 @@ impl Policy {
         self
     }
 
-    /// A user policy file's bytes (read by the caller, at most [`MAX_POLICY_BYTES`])
-    /// layered on the defaults.
-    pub fn from_bytes(path: &str, bytes: Vec<u8>) -> Result<Policy, PolicyError> {
-        let text = String::from_utf8(bytes).map_err(|_| PolicyError::Read {
+    /// A user policy file, as the caller read it (at most [`MAX_POLICY_BYTES`], a regular
+    /// file: `io::host::read_operator_file`), layered on the defaults. The read's failure
+    /// and text that is not UTF-8 are both `PolicyError::Read`.
+    pub fn load(path: &str, read: Result<Vec<u8>, HostError>) -> Result<Policy, PolicyError> {
+        let read_err = |source| PolicyError::Read {
             path: path.to_string(),
-            source: std::io::Error::new(std::io::ErrorKind::InvalidData, "not valid UTF-8"),
+            source,
+        };
+        let bytes = read.map_err(|e| read_err(e.into_io_error()))?;
+        let text = String::from_utf8(bytes).map_err(|_| {
+            read_err(std::io::Error::new(
+                std::io::ErrorKind::InvalidData,
+                "not valid UTF-8",
+            ))
         })?;
         Policy::from_yaml(path, &text)
     }
