@@ -84,11 +84,9 @@ pub(super) fn cycle(
     if let Some(e) = events {
         e.notify(notices);
     }
-    let (baseline_path, baseline_fp) = carried.tracker.baseline_watch();
-    carried.watch = Watch::arm(carried.observer.host(), &snapshot).with_baseline(
-        OwnFile::new(move || baseline_path.fingerprint()),
-        baseline_fp,
-    );
+    let (baseline_fingerprint, baseline_fp) = carried.tracker.baseline_watch();
+    carried.watch = Watch::arm(carried.observer.host(), &snapshot)
+        .with_baseline(OwnFile::new(baseline_fingerprint), baseline_fp);
     let exposition = metrics::render(&MetricsInput {
         node: &snapshot.node,
         snapshot: &snapshot,

@@ -95,26 +95,6 @@ pub struct StateDir {
     fd: Arc<OnceLock<OwnedFd>>,
 }
 
-/// One file of the state dir, watched for changes (the drift watch's baseline check):
-/// `lstat` relative to the directory's descriptor, every second, no allocation.
-#[derive(Debug, Clone)]
-pub struct WatchedFile {
-    store: StateDir,
-    name: &'static str,
-}
-
-impl WatchedFile {
-    /// The file's fingerprint now (`None`: absent or the directory cannot be opened).
-    pub fn fingerprint(&self) -> Option<Fingerprint> {
-        self.store.fingerprint(self.name)
-    }
-
-    /// The file's path (for messages).
-    pub fn path(&self) -> PathBuf {
-        self.store.path(self.name)
-    }
-}
-
 /// The default state dir of a plain run: `$STATE_DIRECTORY` (systemd), else
 /// `$XDG_STATE_HOME/kubelet-sentinel`, else `~/.local/state/kubelet-sentinel`, else
 /// `./state`. The DaemonSet passes `--state-dir /var/lib/kubelet-sentinel` (a hostPath).
@@ -166,14 +146,6 @@ impl StateDir {
     /// The path of the state file `name` in the directory.
     pub fn path(&self, name: &str) -> PathBuf {
         self.dir.join(name)
-    }
-
-    /// A file of this directory to watch for changes.
-    pub fn watched(&self, name: &'static str) -> WatchedFile {
-        WatchedFile {
-            store: self.clone(),
-            name,
-        }
     }
 
     /// The directory's descriptor: opened the first time it exists, then kept. `None`

@@ -136,10 +136,18 @@ impl Tracker {
         t
     }
 
-    /// The baseline file and the fingerprint the tracker expects it to have (the watch
-    /// reloads when it differs).
-    pub fn baseline_watch(&self) -> (store::WatchedFile, Option<Fingerprint>) {
-        (self.store.watched(BASELINE_FILE), self.baseline_fp)
+    /// How to fingerprint the baseline file now (an `lstat` relative to the state dir's
+    /// descriptor: no allocation, for the per-second watch; `None` when it is absent or the
+    /// directory cannot be opened), and the fingerprint the tracker expects it to have (the
+    /// watch reloads when it differs).
+    pub fn baseline_watch(
+        &self,
+    ) -> (
+        impl Fn() -> Option<Fingerprint> + Send + 'static,
+        Option<Fingerprint>,
+    ) {
+        let store = self.store.clone();
+        (move || store.fingerprint(BASELINE_FILE), self.baseline_fp)
     }
 
     /// The baseline drift is measured against, if one is held (loaded from the state dir,
