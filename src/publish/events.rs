@@ -225,32 +225,19 @@ fn unix_nanos() -> u128 {
         .unwrap_or(0)
 }
 
-/// The queue into the posting task.
-#[derive(Debug, Clone)]
-pub struct Sender(tokio::sync::mpsc::Sender<Notice>);
-
-impl Sender {
-    /// Queue notices; a full queue drops them (logged).
-    pub fn send(&self, notices: Vec<Notice>) {
-        for n in notices {
-            if let Err(e) = self.0.try_send(n) {
-                tracing::warn!(error = %e, "event queue full: event dropped");
-            }
-        }
-    }
-}
-
 /// The posting task and its queue. Dropping it stops the task.
 pub struct Poster {
-    sender: Sender,
+    queue: tokio::sync::mpsc::Sender<Notice>,
     task: tokio::task::JoinHandle<()>,
 }
 
 impl Poster {
-    /// Queue notices for the posting task.
+    /// Queue notices for the posting task; a full queue drops them (logged).
     pub fn notify(&self, notices: Vec<Notice>) {
-        if !notices.is_empty() {
-            self.sender.send(notices);
+        for n in notices {
+            if let Err(e) = self.queue.try_send(n) {
+                tracing::warn!(error = %e, "event queue full: event dropped");
+            }
         }
     }
 }
@@ -294,10 +281,7 @@ pub fn start(client: kube::Client, node: String, timeout: Duration) -> Poster {
             }
         }
     });
-    Poster {
-        sender: Sender(tx),
-        task,
-    }
+    Poster { queue: tx, task }
 }
 
 #[cfg(test)]
