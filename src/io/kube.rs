@@ -230,36 +230,6 @@ pub fn client(config: kube::Config) -> Result<kube::Client, ClientError> {
     kube::Client::try_from(config).map_err(ClientError::Client)
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn the_source_follows_the_mode_and_the_environment() {
-        let kc = Path::new("/k.yaml");
-        assert_eq!(
-            ClientSource::decide(ApiAccessMode::Off, Some(kc), true).unwrap(),
-            ClientSource::None("--api-access=off".into())
-        );
-        assert_eq!(
-            ClientSource::decide(ApiAccessMode::Auto, Some(kc), true).unwrap(),
-            ClientSource::Kubeconfig(kc.to_path_buf())
-        );
-        assert_eq!(
-            ClientSource::decide(ApiAccessMode::Auto, None, true).unwrap(),
-            ClientSource::InCluster
-        );
-        assert!(matches!(
-            ClientSource::decide(ApiAccessMode::Auto, None, false).unwrap(),
-            ClientSource::None(why) if why.contains("not in a cluster")
-        ));
-        assert!(matches!(
-            ClientSource::decide(ApiAccessMode::On, None, false),
-            Err(ClientError::NotConfigured)
-        ));
-    }
-}
-
 /// Bound on a list and on opening a watch.
 pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
 
@@ -371,4 +341,34 @@ pub fn allows(
     status: Option<&k8s_openapi::api::authorization::v1::SubjectAccessReviewStatus>,
 ) -> bool {
     status.is_some_and(|s| s.allowed && s.denied != Some(true))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_source_follows_the_mode_and_the_environment() {
+        let kc = Path::new("/k.yaml");
+        assert_eq!(
+            ClientSource::decide(ApiAccessMode::Off, Some(kc), true).unwrap(),
+            ClientSource::None("--api-access=off".into())
+        );
+        assert_eq!(
+            ClientSource::decide(ApiAccessMode::Auto, Some(kc), true).unwrap(),
+            ClientSource::Kubeconfig(kc.to_path_buf())
+        );
+        assert_eq!(
+            ClientSource::decide(ApiAccessMode::Auto, None, true).unwrap(),
+            ClientSource::InCluster
+        );
+        assert!(matches!(
+            ClientSource::decide(ApiAccessMode::Auto, None, false).unwrap(),
+            ClientSource::None(why) if why.contains("not in a cluster")
+        ));
+        assert!(matches!(
+            ClientSource::decide(ApiAccessMode::On, None, false),
+            Err(ClientError::NotConfigured)
+        ));
+    }
 }
