@@ -431,9 +431,13 @@ def run(work):
 
     # The drift node: baseline taken at its first evaluation; wait > 1 s past the
     # kubelet's start (the pending-restart grace), then open the read-only port in the file.
+    # The start the agent sees is btime + ticks/100, up to a second after `btime` was
+    # written (btime is whole seconds): wait from that start, not from the baseline, or a
+    # fast run edits the file inside the grace and the edit is (rightly) not pending.
     wait_for("the drift node's baseline", lambda: (
         "kubelet_sentinel_baseline_info" in agent_get(drift, "/metrics")[1], None), 30)
-    time.sleep(1.2)
+    kubelet_start = btime + ticks / 100
+    time.sleep(max(1.2, kubelet_start + 1.2 - time.time()))
     cfg = os.path.join(droot, "var", "lib", "kubelet", "config.yaml")
     text = open(cfg).read()
     # A critical control fails (its own alert, not a regression alert), a medium one
