@@ -16,7 +16,7 @@ const HELP_CONTROL_INFO: &str =
 const HELP_KUBELET_UP: &str =
     "1 when a kubelet process was found on the node and its configuration read, else 0 (the kubelet's controls are then unknown)";
 const HELP_KUBELET_INFO: &str =
-    "The kubelet that was evaluated: version, config file and config drop-in directory (empty when not set); present only when kubelet_up is 1";
+    "The kubelet that was evaluated: version (unknown when it could not be read), config file and config drop-in directory (empty when not set); present only when kubelet_up is 1";
 const HELP_PROBE_SUCCESS: &str =
     "1 when the observation step (probe) succeeded in the last evaluation, else 0";
 const HELP_PROBE_DURATION: &str =
@@ -295,7 +295,15 @@ pub fn registry(input: &MetricsInput) -> Registry {
     if let Some(k) = &input.snapshot.kubelet {
         kubelet.info(labels(&[
             ("node", node),
-            ("version", k.version.as_deref().unwrap_or("")),
+            // `unknown`, not empty: an empty label is no label in PromQL (`{version=""}`
+            // matches series without it), and a dashboard's `by (version)` would show a blank.
+            (
+                "version",
+                k.version
+                    .as_deref()
+                    .filter(|v| !v.is_empty())
+                    .unwrap_or("unknown"),
+            ),
             (
                 "version_source",
                 k.version_source.map_or("", |s| s.as_str()),

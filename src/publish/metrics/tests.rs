@@ -325,6 +325,36 @@ fn kubelet_down_means_up_zero_and_no_kubelet_info() {
 }
 
 #[test]
+fn kubelet_info_version_is_unknown_not_empty() {
+    let info = |version: Option<&str>| {
+        let mut snap = crate::model::testing::kubeadm();
+        snap.node = "node-a".into();
+        crate::model::testing::kubelet_mut(&mut snap).version = version.map(str::to_string);
+        let exp = render(&MetricsInput {
+            node: "node-a",
+            snapshot: &snap,
+            results: &results(),
+            evaluation_duration: Duration::from_millis(12),
+            evaluated_at: 1_700_000_001.25,
+            build_version: "0.1.0",
+            build_revision: "abc123",
+            drift: None,
+            risky_pods: &[],
+        });
+        let samples = check(&exp.text, Format::Text004).unwrap();
+        let s = samples
+            .iter()
+            .find(|s| s.name == "kubelet_sentinel_kubelet_info")
+            .expect("kubelet_info while the kubelet is up")
+            .clone();
+        label(&s, "version").map(str::to_string)
+    };
+    assert_eq!(info(None).as_deref(), Some("unknown"));
+    assert_eq!(info(Some("")).as_deref(), Some("unknown"));
+    assert_eq!(info(Some("v1.31.4")).as_deref(), Some("v1.31.4"));
+}
+
+#[test]
 fn output_is_deterministic_and_ordered() {
     let rs = results();
     let a = exposition("node-a", &rs);
