@@ -104,35 +104,34 @@ impl Default for MetricsOptions {
 pub enum AgentError {
     /// `host_root` cannot be opened as the host's root.
     #[error("--host-root: {0}")]
-    HostRoot(#[from] HostError),
+    HostRoot(HostError),
     /// A listener (`/metrics` or the health probes') could not bind its address.
-    #[error("cannot listen on {addr}: {source}")]
+    #[error("cannot listen on {addr}: {error}")]
     Bind {
         /// The address that could not be bound.
         addr: SocketAddr,
         /// The bind error.
-        #[source]
-        source: std::io::Error,
+        error: std::io::Error,
     },
     /// `interval` or `watch_interval` is zero.
     #[error("the evaluation and watch intervals must be positive")]
     ZeroInterval,
     /// A server (`/metrics` or health) failed, or did not shut down cleanly.
     #[error("HTTP server failed: {0}")]
-    Server(#[source] std::io::Error),
+    Server(std::io::Error),
     /// A server's task panicked or was cancelled.
     #[error("HTTP server task failed: {0}")]
-    ServerTask(#[source] tokio::task::JoinError),
+    ServerTask(tokio::task::JoinError),
     /// A server, or the evaluation loop, ended without a shutdown signal.
     #[error("HTTP server stopped unexpectedly")]
     ServerStopped,
     /// The Kubernetes API client could not be set up (e.g. `--api-access on` without usable
     /// credentials).
     #[error("Kubernetes API: {0}")]
-    Cluster(#[from] ClientError),
+    Cluster(ClientError),
     /// The `/metrics` certificate or key could not be loaded, or the self-signed one made.
     #[error("metrics TLS: {0}")]
-    Tls(#[from] TlsError),
+    Tls(TlsError),
     /// `--metrics-auth kubernetes` without API access; the string says why there is none.
     #[error("--metrics-auth=kubernetes needs the Kubernetes API to review scrape tokens, and there is none: {0} (run in a cluster with a service account, give --kubeconfig, or use --metrics-auth=none)")]
     MetricsAuthWithoutApi(String),
@@ -181,30 +180,34 @@ pub async fn run_serve(cfg: AgentConfig) -> Result<(), AgentError> {
     if cfg.interval.is_zero() || cfg.watch_interval.is_zero() {
         return Err(AgentError::ZeroInterval);
     }
-    let host = HostRoot::new(&cfg.host_root)?.with_max_read(cfg.max_read_bytes);
+    let host = HostRoot::new(&cfg.host_root)
+        .map_err(AgentError::HostRoot)?
+        .with_max_read(cfg.max_read_bytes);
     // A certificate that does not load is a start error (before anything else starts).
     let tls = match &cfg.metrics.tls {
         Some(source) => {
             let src = source.clone();
             let resolver = tokio::task::spawn_blocking(move || ReloadingResolver::new(&src))
                 .await
-                .map_err(TlsError::Task)??;
-            Some(crate::publish::tls::server_config(Arc::new(resolver))?)
+                .map_err(TlsError::Task)
+                .and_then(|r| r)
+                .map_err(AgentError::Tls)?;
+            Some(crate::publish::tls::server_config(Arc::new(resolver)).map_err(AgentError::Tls)?)
         }
         None => None,
     };
     let listener = tokio::net::TcpListener::bind(cfg.listen)
         .await
-        .map_err(|source| AgentError::Bind {
+        .map_err(|error| AgentError::Bind {
             addr: cfg.listen,
-            source,
+            error,
         })?;
     let local = listener.local_addr().unwrap_or(cfg.listen);
     let health_listener = tokio::net::TcpListener::bind(cfg.health_listen)
         .await
-        .map_err(|source| AgentError::Bind {
+        .map_err(|error| AgentError::Bind {
             addr: cfg.health_listen,
-            source,
+            error,
         })?;
     let health_local = health_listener.local_addr().unwrap_or(cfg.health_listen);
 
@@ -227,7 +230,9 @@ pub async fn run_serve(cfg: AgentConfig) -> Result<(), AgentError> {
     // The API watches run beside the evaluations from now on; each evaluation copies what
     // they know. Without a node name the pods of this node cannot be selected.
     let cluster = Arc::new(match &node {
-        Some(node) => Cluster::connect(&cfg.cluster, node).await?,
+        Some(node) => Cluster::connect(&cfg.cluster, node)
+            .await
+            .map_err(AgentError::Cluster)?,
         None => Cluster::disabled("the node name is unknown"),
     });
     let events = match (&node, cluster.client()) {

@@ -1,6 +1,6 @@
 //! Logging to stderr, where a failed write never stops the agent.
 
-use super::args::{GlobalArgs, LogFormat};
+use super::args::{LogArgs, LogFormat};
 
 /// Standard error for the logs, where a failed write is dropped: a closed or full stderr
 /// (the reader of a pipe gone, `EPIPE`) must never bring the agent down. tracing's own
@@ -24,7 +24,7 @@ impl std::io::Write for LossyStderr {
 }
 
 /// Set up logging to stderr (see [`LossyStderr`]).
-pub fn init_logging(global: &GlobalArgs) {
+pub fn init_logging(global: &LogArgs) {
     let filter = tracing_subscriber::EnvFilter::try_new(&global.log_level)
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
     use std::io::IsTerminal;

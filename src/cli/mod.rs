@@ -16,14 +16,21 @@ use crate::model::file::HostError;
 use crate::publish::drift::store::StoreError;
 use crate::publish::drift::AcceptError;
 
-/// Errors at the command-line boundary; every one means "could not run" (exit 2). Each
-/// message is whole (it includes its cause's), and the cause stays reachable as its
-/// `source()`.
+/// Errors at the command-line boundary; every one means "could not run" (exit 2).
+///
+/// The crate's one convention for errors that wrap another: the message is whole — it
+/// says its cause's message (`--host-root: /x: not found`) — and the cause is *not* also
+/// returned by `source()`. A log line or a reason string made with `{e}` then says
+/// everything, and a printer that walks the chain (`main`, anyhow's `{e:#}`, tracing's
+/// error fields) prints each cause once. (The Rust API guidelines' rule: an error either
+/// displays its source or returns it, never both.) The errors that reach `main` —
+/// [`AgentError`], [`PolicyError`], [`HostError`], [`StoreError`], [`AcceptError`],
+/// `ClientError`, `TlsError` — follow it; `tests` hold real ones to it.
 #[derive(Debug, thiserror::Error)]
 pub enum CliError {
     /// `--host-root` cannot be opened as the host's root.
     #[error("--host-root: {0}")]
-    HostRoot(#[from] HostError),
+    HostRoot(HostError),
     /// The policy (`--policy`, layered over the embedded defaults) cannot be read or is
     /// invalid.
     #[error(transparent)]
@@ -33,11 +40,11 @@ pub enum CliError {
     Agent(#[from] AgentError),
     /// The tokio runtime of `check` or `baseline` could not be built.
     #[error("cannot start the async runtime: {0}")]
-    Runtime(#[source] std::io::Error),
+    Runtime(std::io::Error),
     /// The report (or the baseline of `baseline show`) could not be rendered or written to
     /// stdout.
     #[error("cannot write the report: {0}")]
-    Output(#[source] std::io::Error),
+    Output(std::io::Error),
     /// `baseline show`: the stored baseline exists but cannot be used (`why`: the store's
     /// reason, such as a parse error or "a FIFO: refused, not read").
     #[error("baseline: {}: cannot be used: {why}", path.display())]
@@ -49,30 +56,38 @@ pub enum CliError {
     },
     /// `baseline show`: the stored baseline could not be read (I/O error, refused file).
     #[error("baseline: {0}")]
-    BaselineRead(#[source] StoreError),
+    BaselineRead(StoreError),
     /// `baseline accept`: the new baseline could not be made or stored.
     #[error("baseline: {0}")]
-    BaselineAccept(#[from] AcceptError),
+    BaselineAccept(AcceptError),
     /// `check` or `baseline accept`: the Kubernetes API client could not be set up.
     #[error("Kubernetes API: {0}")]
-    Cluster(#[from] crate::io::kube::ClientError),
+    Cluster(crate::io::kube::ClientError),
+}
+
+/// What `main` prints for an error (after `kubelet-sentinel: error: `): its message, then
+/// each cause its `source()` chain holds. With the convention of [`CliError`] the chain of
+/// the crate's errors is empty, so each cause appears once.
+pub fn error_text(e: &(dyn std::error::Error + 'static)) -> String {
+    let mut text = e.to_string();
+    let mut cause = e.source();
+    while let Some(c) = cause {
+        text.push_str(": ");
+        text.push_str(&c.to_string());
+        cause = c.source();
+    }
+    text
 }
 
 /// Run a parsed command line; returns the process exit code.
 pub fn run(cli: args::Cli) -> Result<i32, CliError> {
-    logging::init_logging(&cli.global);
+    logging::init_logging(&cli.log);
     // The process-wide rustls provider (the Kubernetes API client's TLS): ring, the only
     // one built in. Already installed (a second run in tests) is fine.
     let _ = rustls::crypto::ring::default_provider().install_default();
-    let (host, policy, opts) = run::load_common(&cli.global)?;
-    if cli.global.running_config_via_proxy && !cli.global.read_running_config {
-        tracing::warn!(
-            "--running-config-via-proxy has no effect without --read-running-config: the running configuration is not read"
-        );
-    }
     match &cli.command {
-        args::Command::Baseline(cmd) => run::baseline(cmd, &cli.global, &host, &policy, &opts),
-        args::Command::Check(a) => run::check(a, &cli.global, &host, &policy, &opts),
-        args::Command::Serve(a) => run::serve(a, &cli.global, policy, &opts),
+        args::Command::Baseline(cmd) => run::baseline(cmd),
+        args::Command::Check(a) => run::check(a),
+        args::Command::Serve(a) => run::serve(a),
     }
 }

@@ -4,8 +4,8 @@
 use std::time::Duration;
 
 use super::args::{
-    ApiAccess, BaselineCommand, CheckArgs, ColorChoice, Format, GlobalArgs, LiveProbes,
-    MetricsAuth, ServeArgs,
+    ApiAccess, BaselineCommand, CheckArgs, ColorChoice, EvaluateArgs, Format, LiveProbes,
+    MetricsAuth, ServeArgs, StateArgs,
 };
 use super::CliError;
 use crate::agent::{self, AgentConfig};
@@ -20,69 +20,81 @@ use crate::observe::ObserveOptions;
 use crate::publish::drift::store::StateDir;
 use crate::publish::report::{self, Report};
 
-fn cluster_options(global: &GlobalArgs) -> ClusterOptions {
+fn cluster_options(eval: &EvaluateArgs) -> ClusterOptions {
     ClusterOptions {
-        mode: match global.api_access {
+        mode: match eval.api.api_access {
             ApiAccess::Auto => ApiAccessMode::Auto,
             ApiAccess::On => ApiAccessMode::On,
             ApiAccess::Off => ApiAccessMode::Off,
         },
-        kubeconfig: global.kubeconfig.clone(),
+        kubeconfig: eval.api.kubeconfig.clone(),
         ..ClusterOptions::default()
     }
 }
 
 /// `check` and `baseline accept`: the API's view, waited for at most the request timeout.
 fn check_cluster(
-    global: &GlobalArgs,
+    eval: &EvaluateArgs,
     host: &HostRoot,
     opts: &ObserveOptions,
     rt: &tokio::runtime::Runtime,
 ) -> Result<Cluster, CliError> {
     // `--api-access=off` is decided by `Cluster::connect` too (no API access, the reason
     // "--api-access=off").
-    let copts = cluster_options(global);
+    let copts = cluster_options(eval);
     let node = crate::observe::node_name(host, opts.node_name.as_deref());
-    let cluster = rt.block_on(async {
-        let c = Cluster::connect(&copts, &node).await?;
-        c.wait_synced(copts.request_timeout).await;
-        Ok::<_, crate::io::kube::ClientError>(c)
-    })?;
+    let cluster = rt
+        .block_on(async {
+            let c = Cluster::connect(&copts, &node).await?;
+            c.wait_synced(copts.request_timeout).await;
+            Ok::<_, crate::io::kube::ClientError>(c)
+        })
+        .map_err(CliError::Cluster)?;
     Ok(cluster)
 }
 
-fn enrich_options(global: &GlobalArgs) -> EnrichOptions {
+fn enrich_options(eval: &EvaluateArgs) -> EnrichOptions {
+    let (host, probes) = (&eval.host, &eval.probes);
     EnrichOptions {
         live: LiveOptions {
-            mode: match global.live_probes {
+            mode: match probes.live_probes {
                 LiveProbes::Auto => LiveMode::Auto,
                 LiveProbes::On => LiveMode::On,
                 LiveProbes::Off => LiveMode::Off,
             },
             timeouts: Timeouts {
-                connect: global.probe_timeout,
-                overall: global.probe_timeout,
+                connect: probes.probe_timeout,
+                overall: probes.probe_timeout,
             },
-            kubelet_address: global.kubelet_address,
+            kubelet_address: probes.kubelet_address,
             ..LiveOptions::default()
         },
-        version_exec: global.version_exec,
+        version_exec: host.version_exec,
         version_timeout: Duration::from_secs(2),
-        version_override: global.kubelet_version.clone().filter(|v| !v.is_empty()),
+        version_override: host.kubelet_version.clone().filter(|v| !v.is_empty()),
         running_config: crate::observe::running_config::RunningConfigOptions {
-            enabled: global.read_running_config,
-            via_proxy: global.running_config_via_proxy,
-            timeout: global.probe_timeout.max(Duration::from_secs(3)),
-            explicit_address: global.kubelet_address.is_some(),
+            enabled: probes.read_running_config,
+            via_proxy: probes.running_config_via_proxy,
+            timeout: probes.probe_timeout.max(Duration::from_secs(3)),
+            explicit_address: probes.kubelet_address.is_some(),
         },
     }
 }
 
+/// What `serve`, `check` and `baseline accept` share: the host root opened, the policy
+/// loaded (with the CVE feed), the observation's options.
 pub(super) fn load_common(
-    global: &GlobalArgs,
+    eval: &EvaluateArgs,
 ) -> Result<(HostRoot, Policy, ObserveOptions), CliError> {
-    let host = HostRoot::new(&global.host_root)?.with_max_read(global.max_read_bytes);
-    let policy = match &global.policy {
+    if eval.probes.running_config_via_proxy && !eval.probes.read_running_config {
+        tracing::warn!(
+            "--running-config-via-proxy has no effect without --read-running-config: the running configuration is not read"
+        );
+    }
+    let host = HostRoot::new(&eval.host.host_root)
+        .map_err(CliError::HostRoot)?
+        .with_max_read(eval.host.max_read_bytes);
+    let policy = match &eval.policy.policy {
         Some(p) => Policy::load(
             &p.to_string_lossy(),
             crate::io::host::read_operator_file(p, crate::evaluate::policy::MAX_POLICY_BYTES),
@@ -91,7 +103,8 @@ pub(super) fn load_common(
     };
     // Read once at start (a new feed needs a restart, like the policy); an unusable file is
     // logged and makes the CVE control unknown, never a start failure.
-    let policy = match global
+    let policy = match eval
+        .policy
         .cve_feed
         .as_deref()
         .filter(|p| !p.as_os_str().is_empty())
@@ -100,8 +113,8 @@ pub(super) fn load_common(
         None => policy,
     };
     let opts = ObserveOptions {
-        node_name: global.node_name.clone(),
-        kubelet_pid: global.kubelet_pid,
+        node_name: eval.host.node_name.clone(),
+        kubelet_pid: eval.host.kubelet_pid,
     };
     Ok((host, policy, opts))
 }
@@ -115,9 +128,9 @@ fn load_cve_feed(path: &std::path::Path) -> crate::evaluate::cve_feed::CveFeedLo
 }
 
 /// The state dir: `--state-dir` or the default for a plain run.
-fn state_dir(global: &GlobalArgs) -> StateDir {
+fn state_dir(state: &StateArgs) -> StateDir {
     StateDir::new(
-        global
+        state
             .state_dir
             .clone()
             .unwrap_or_else(crate::publish::drift::store::default_state_dir),
@@ -150,18 +163,12 @@ fn write_stdout(out: &str) -> Result<(), CliError> {
 }
 
 /// `baseline show` and `baseline accept`.
-pub(super) fn baseline(
-    cmd: &BaselineCommand,
-    global: &GlobalArgs,
-    host: &HostRoot,
-    policy: &Policy,
-    opts: &ObserveOptions,
-) -> Result<i32, CliError> {
+pub(super) fn baseline(cmd: &BaselineCommand) -> Result<i32, CliError> {
     use crate::publish::drift::store::{Loaded, BASELINE_FILE};
     use std::io::Write;
-    let store = state_dir(global);
     match cmd {
-        BaselineCommand::Show => {
+        BaselineCommand::Show(args) => {
+            let store = state_dir(&args.state);
             let path = store.path(BASELINE_FILE);
             match store.load::<crate::publish::drift::Baseline>(BASELINE_FILE, |_| Ok(())) {
                 Loaded::Ok(b, _) => {
@@ -183,14 +190,16 @@ pub(super) fn baseline(
                 Loaded::Unreadable(e) => Err(CliError::BaselineRead(e)),
             }
         }
-        BaselineCommand::Accept => {
+        BaselineCommand::Accept(args) => {
+            let store = state_dir(&args.state);
+            let (host, policy, opts) = load_common(&args.evaluate)?;
             let rt = check_runtime()?;
-            let cluster = check_cluster(global, host, opts, &rt)?;
+            let cluster = check_cluster(&args.evaluate, &host, &opts, &rt)?;
             let (snapshot, results, _) = agent::check_once(
-                host,
-                opts,
-                &enrich_options(global),
-                policy,
+                &host,
+                &opts,
+                &enrich_options(&args.evaluate),
+                &policy,
                 Some(&cluster),
                 rt.handle(),
             );
@@ -201,9 +210,10 @@ pub(super) fn baseline(
                 &snapshot,
                 &results,
                 snapshot.taken_at,
-                global.baseline_from_policy,
+                args.origin.baseline_from_policy,
                 agent::BUILD_VERSION,
-            )?;
+            )
+            .map_err(CliError::BaselineAccept)?;
             write_stdout(&format!(
                 "baseline accepted for node {}: {} controls ({}), written to {}",
                 b.node,
@@ -216,35 +226,40 @@ pub(super) fn baseline(
     }
 }
 
-/// `check`: evaluate once, write the report, and return the exit code for `--fail-on`.
-pub(super) fn check(
-    args: &CheckArgs,
-    global: &GlobalArgs,
-    host: &HostRoot,
-    policy: &Policy,
-    opts: &ObserveOptions,
-) -> Result<i32, CliError> {
+/// `check`: evaluate once, write the report, and return the exit status of
+/// [`CheckArgs::gate`] (docs/check.md).
+pub(super) fn check(args: &CheckArgs) -> Result<i32, CliError> {
+    use std::io::IsTerminal;
+    let (host, policy, opts) = load_common(&args.evaluate)?;
     let rt = check_runtime()?;
-    let enrich = enrich_options(global);
-    let cluster = check_cluster(global, host, opts, &rt)?;
+    let enrich = enrich_options(&args.evaluate);
+    let cluster = check_cluster(&args.evaluate, &host, &opts, &rt)?;
     let (snapshot, results, duration) =
-        agent::check_once(host, opts, &enrich, policy, Some(&cluster), rt.handle());
+        agent::check_once(&host, &opts, &enrich, &policy, Some(&cluster), rt.handle());
     drop(cluster);
     rt.shutdown_timeout(Duration::from_secs(1));
-    let drift = crate::publish::drift::assess(&state_dir(global), &snapshot, &results);
+    let drift = crate::publish::drift::assess(&state_dir(&args.state), &snapshot, &results);
     let report = Report::new(&snapshot, results, duration).with_drift(drift);
-    let colour = match args.color {
-        ColorChoice::Always => true,
-        ColorChoice::Never => false,
-        ColorChoice::Auto => {
-            use std::io::IsTerminal;
-            std::io::stdout().is_terminal() && std::env::var_os("NO_COLOR").is_none()
-        }
-    };
+    let gate = args.gate();
+    let terminal = std::io::stdout().is_terminal();
     let out = match args.format {
-        Format::Table => report::table::render(&report, colour),
+        Format::Table => report::table::render(
+            &report,
+            &report::table::TableOptions {
+                colour: match args.color {
+                    ColorChoice::Always => true,
+                    ColorChoice::Never => false,
+                    ColorChoice::Auto => terminal && std::env::var_os("NO_COLOR").is_none(),
+                },
+                // Cut to the columns only for a person at a terminal: a pipe or a file
+                // gets every value whole.
+                wide: args.wide || !terminal,
+                only: args.only_statuses(),
+                gate,
+            },
+        ),
         Format::Json => report::json::render(&report),
-        Format::Junit => report::junit::render(&report),
+        Format::Junit => report::junit::render(&report, &gate),
     };
     match write_stdout(&out) {
         // The reader went away (`check | head`): what it did not read is not an
@@ -252,35 +267,43 @@ pub(super) fn check(
         Err(CliError::Output(e)) if e.kind() == std::io::ErrorKind::BrokenPipe => {}
         other => other?,
     }
-    Ok(report::exit_code(&report, args.fail_on.threshold()))
+    let verdict = gate.verdict(&report);
+    if let report::Verdict::NoKubelet(why) = &verdict {
+        // On stderr too, whatever the format: a pipeline that keeps only stdout's JSON
+        // still sees why the status is 3.
+        use std::io::Write;
+        let _ = writeln!(
+            std::io::stderr(),
+            "kubelet-sentinel: no usable kubelet on this host ({why}): every kubelet control is unknown; exit 3 (--require-kubelet=false to report such a host with exit 0)"
+        );
+    }
+    Ok(verdict.exit_code())
 }
 
 /// `serve`: run the agent until it is stopped.
-pub(super) fn serve(
-    args: &ServeArgs,
-    global: &GlobalArgs,
-    policy: Policy,
-    opts: &ObserveOptions,
-) -> Result<i32, CliError> {
+pub(super) fn serve(args: &ServeArgs) -> Result<i32, CliError> {
+    let eval = &args.evaluate;
+    // The host root is opened here only to fail early on a bad one; the agent opens its own.
+    let (_, policy, opts) = load_common(eval)?;
     let cfg = AgentConfig {
-        host_root: global.host_root.clone(),
+        host_root: eval.host.host_root.clone(),
         node_name: opts.node_name.clone(),
         kubelet_pid: opts.kubelet_pid,
         interval: args.interval,
         listen: args.listen_address,
         health_listen: args.health_listen_address,
         policy,
-        max_read_bytes: global.max_read_bytes,
-        enrich: enrich_options(global),
-        state_dir: state_dir(global).dir().to_path_buf(),
-        baseline_from_policy: global.baseline_from_policy,
+        max_read_bytes: eval.host.max_read_bytes,
+        enrich: enrich_options(eval),
+        state_dir: state_dir(&args.state).dir().to_path_buf(),
+        baseline_from_policy: args.origin.baseline_from_policy,
         watch_interval: args.watch_interval,
         cluster: ClusterOptions {
             events: args.events,
-            ..cluster_options(global)
+            ..cluster_options(eval)
         },
         metrics: agent::MetricsOptions {
-            tls: args.metrics_tls(global.node_name.as_deref()),
+            tls: args.metrics_tls(eval.host.node_name.as_deref()),
             auth: args.metrics_auth == MetricsAuth::Kubernetes,
             auth_timeout: args.metrics_auth_timeout,
         },

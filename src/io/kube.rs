@@ -38,24 +38,23 @@ pub enum ClientError {
     },
     /// The kubeconfig, or a file it names, cannot be read (not found, not a regular
     /// file, over its cap).
-    #[error("--kubeconfig {path}: {source}")]
+    #[error("--kubeconfig {path}: {error}")]
     KubeconfigRead {
         /// The `--kubeconfig` file, also when the file that failed is one it names (a
         /// certificate, key or token file): `source` names that one.
         path: PathBuf,
         /// The failed read, with the path actually read.
-        #[source]
-        source: crate::model::file::HostError,
+        error: crate::model::file::HostError,
     },
     /// `kube::Config::incluster` failed: the service account's token or CA under
     /// `/var/run/secrets/kubernetes.io/serviceaccount/` is missing or unreadable, or
     /// `KUBERNETES_SERVICE_HOST`/`KUBERNETES_SERVICE_PORT` do not make a URL.
     #[error("in-cluster configuration: {0}")]
-    InCluster(#[source] kube::config::InClusterError),
+    InCluster(kube::config::InClusterError),
     /// `kube::Client::try_from` refused the configuration (e.g. a certificate or key the
     /// TLS stack cannot load).
     #[error("API client: {0}")]
-    Client(#[source] kube::Error),
+    Client(kube::Error),
     /// `--api-access=on`, but there is neither an in-cluster service account nor a
     /// `--kubeconfig` to use.
     #[error("--api-access=on, but not in a cluster (KUBERNETES_SERVICE_HOST is not set) and no --kubeconfig given")]
@@ -148,9 +147,9 @@ pub const MAX_KUBECONFIG_BYTES: u64 = 4 * 1024 * 1024;
 fn read_kubeconfig(path: &Path) -> Result<kube::config::Kubeconfig, ClientError> {
     use crate::io::host::read_operator_file;
     use data_encoding::BASE64;
-    let read_err = |source| ClientError::KubeconfigRead {
+    let read_err = |error| ClientError::KubeconfigRead {
         path: path.to_path_buf(),
-        source,
+        error,
     };
     let bytes = read_operator_file(path, MAX_KUBECONFIG_BYTES).map_err(read_err)?;
     // kube's reader also accepts UTF-16 with a byte-order mark; a kubeconfig is UTF-8.

@@ -59,13 +59,12 @@ pub enum TlsSource {
 #[derive(Debug, thiserror::Error)]
 pub enum TlsError {
     /// A file could not be read (missing, unreadable, not a regular file).
-    #[error("{path}: {source}")]
+    #[error("{path}: {error}")]
     Read {
         /// The certificate or key file.
         path: PathBuf,
         /// The read error.
-        #[source]
-        source: std::io::Error,
+        error: std::io::Error,
     },
     /// A file is larger than [`MAX_PEM_BYTES`].
     #[error("{path}: larger than {MAX_PEM_BYTES} bytes")]
@@ -97,28 +96,27 @@ pub enum TlsError {
     },
     /// The key is not the private key of the chain's leaf certificate (or rustls cannot
     /// use it).
-    #[error("the key {key} does not fit the certificate {cert}: {source}")]
+    #[error("the key {key} does not fit the certificate {cert}: {error}")]
     Mismatch {
         /// The certificate file.
         cert: PathBuf,
         /// The key file.
         key: PathBuf,
         /// rustls' reason.
-        #[source]
-        source: rustls::Error,
+        error: rustls::Error,
     },
     /// rcgen could not make the self-signed certificate (`--metrics-tls-self-signed`).
     #[error("self-signed certificate: {0}")]
-    SelfSigned(#[source] rcgen::Error),
+    SelfSigned(rcgen::Error),
     /// rustls-pki-types' `PrivateKeyDer::try_from` says why in a static string.
     #[error("self-signed certificate: {0}")]
     SelfSignedKey(&'static str),
     /// rustls refused the server configuration (TLS 1.2 and 1.3 with the ring provider).
     #[error("TLS configuration: {0}")]
-    Config(#[source] rustls::Error),
+    Config(rustls::Error),
     /// The blocking task that loads the pair did not finish (it panicked or was cancelled).
     #[error("TLS configuration: {0}")]
-    Task(#[source] tokio::task::JoinError),
+    Task(tokio::task::JoinError),
 }
 
 fn provider() -> Arc<CryptoProvider> {
@@ -134,7 +132,7 @@ fn read_capped(path: &Path) -> Result<Vec<u8>, TlsError> {
         },
         e => TlsError::Read {
             path: path.to_path_buf(),
-            source: e.into_io_error(),
+            error: e.into_io_error(),
         },
     })
 }
@@ -176,13 +174,13 @@ fn certified(
     let ck = CertifiedKey::from_der(chain, key, &provider()).map_err(|e| TlsError::Mismatch {
         cert: cert_path.to_path_buf(),
         key: key_path.to_path_buf(),
-        source: e,
+        error: e,
     })?;
     // `from_der` lets "cannot tell" pass; a serving pair must be known to match.
     ck.keys_match().map_err(|e| TlsError::Mismatch {
         cert: cert_path.to_path_buf(),
         key: key_path.to_path_buf(),
-        source: e,
+        error: e,
     })?;
     Ok(ck)
 }

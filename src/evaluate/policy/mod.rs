@@ -36,13 +36,12 @@ pub enum PolicyError {
         message: String,
     },
     /// The `--policy` file could not be read.
-    #[error("policy {path}: {source}")]
+    #[error("policy {path}: {error}")]
     Read {
         /// The policy file, as given.
         path: String,
-        /// The read error.
-        #[source]
-        source: std::io::Error,
+        /// The read error (in the message, not a `source()`: see `crate::cli::CliError`).
+        error: std::io::Error,
     },
 }
 
@@ -343,9 +342,9 @@ impl Policy {
     /// file: `io::host::read_operator_file`), layered on the defaults. The read's failure
     /// and text that is not UTF-8 are both `PolicyError::Read`.
     pub fn load(path: &str, read: Result<Vec<u8>, HostError>) -> Result<Policy, PolicyError> {
-        let read_err = |source| PolicyError::Read {
+        let read_err = |error| PolicyError::Read {
             path: path.to_string(),
-            source,
+            error,
         };
         let bytes = read.map_err(|e| read_err(e.into_io_error()))?;
         let text = String::from_utf8(bytes).map_err(|_| {

@@ -150,7 +150,7 @@ pub enum AcceptError {
     NoKubelet(String),
     /// The baseline could not be written to the state dir.
     #[error("cannot write the baseline: {0}")]
-    Write(#[from] store::StoreError),
+    Write(store::StoreError),
 }
 
 /// `baseline accept`: make this evaluation (or, with `from_policy`, the policy) the
@@ -170,7 +170,9 @@ pub fn accept(
     };
     let b = Baseline::from_evaluation(snapshot, results, now, origin, agent_version)
         .ok_or_else(|| AcceptError::NoKubelet(snapshot.no_kubelet_reason().unwrap_or_default()))?;
-    store.write_atomic(BASELINE_FILE, &to_json(&b))?;
+    store
+        .write_atomic(BASELINE_FILE, &to_json(&b))
+        .map_err(AcceptError::Write)?;
     Ok(b)
 }
 

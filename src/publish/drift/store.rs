@@ -45,13 +45,12 @@ const TMP_MARK: &str = ".tmp-";
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
     /// A state file (or the directory) could not be opened, read or written.
-    #[error("{path}: {source}")]
+    #[error("{path}: {error}")]
     Io {
         /// The state file or directory.
         path: String,
         /// The I/O error.
-        #[source]
-        source: std::io::Error,
+        error: std::io::Error,
     },
     /// A state file is larger than the 4 MiB cap; it is refused, not read.
     #[error("{path}: larger than {MAX_STATE_FILE} bytes")]
@@ -61,10 +60,10 @@ pub enum StoreError {
     },
 }
 
-fn io_err(path: &Path, source: std::io::Error) -> StoreError {
+fn io_err(path: &Path, error: std::io::Error) -> StoreError {
     StoreError::Io {
         path: path.display().to_string(),
-        source,
+        error,
     }
 }
 

@@ -189,20 +189,109 @@ impl Report {
     }
 }
 
-/// The exit code of `check`: 1 when a control at or above `fail_on` fails, else 0
-/// (`None`: never fail). Exit code 2 ("could not run") is the caller's.
-pub fn exit_code(report: &Report, fail_on: Option<Severity>) -> i32 {
-    match fail_on {
-        Some(threshold)
-            if report
-                .controls
-                .iter()
-                .any(|c| c.status == Status::Fail && c.severity >= threshold) =>
-        {
-            1
+/// `check`'s exit status, the same for every format (docs/check.md). 2 ("could not run")
+/// is the caller's: no report exists then.
+pub mod exit {
+    /// No control at or above `--fail-on` fails.
+    pub const OK: i32 = 0;
+    /// A control at or above `--fail-on` fails (or, with `--fail-on-unknown`, is unknown).
+    pub const FAILED: i32 = 1;
+    /// `check` could not run (a bad flag, `--host-root`, `--policy`, the output).
+    pub const COULD_NOT_RUN: i32 = 2;
+    /// No usable kubelet on the host, with `--require-kubelet`; wins over [`FAILED`].
+    pub const NO_KUBELET: i32 = 3;
+}
+
+/// The rules that turn a report into `check`'s verdict: its exit status, JUnit's
+/// `<failure>`s and the table's last line all come from here, so they cannot disagree.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Gate {
+    /// The lowest severity that counts (`--fail-on`); `None`: nothing counts (`never`).
+    pub fail_on: Option<Severity>,
+    /// An unknown control at or above `fail_on` counts like a failed one.
+    pub fail_on_unknown: bool,
+    /// No usable kubelet is a verdict of its own ([`exit::NO_KUBELET`]).
+    pub require_kubelet: bool,
+}
+
+impl Default for Gate {
+    /// `check`'s defaults: `--fail-on high`, unknown not counted, a kubelet required.
+    fn default() -> Gate {
+        Gate {
+            fail_on: Some(Severity::High),
+            fail_on_unknown: false,
+            require_kubelet: true,
         }
-        _ => 0,
     }
+}
+
+/// What the gate makes of a report.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Verdict {
+    /// Nothing counted: exit 0.
+    Ok,
+    /// These controls counted (failed, or unknown with `--fail-on-unknown`, at or above
+    /// `--fail-on`): exit 1.
+    Failed(Vec<&'static str>),
+    /// No usable kubelet, and one is required: exit 3; the string says why.
+    NoKubelet(String),
+}
+
+impl Verdict {
+    /// The exit status (see [`exit`]).
+    pub fn exit_code(&self) -> i32 {
+        match self {
+            Verdict::Ok => exit::OK,
+            Verdict::Failed(_) => exit::FAILED,
+            Verdict::NoKubelet(_) => exit::NO_KUBELET,
+        }
+    }
+}
+
+impl Gate {
+    /// Whether this control counts towards exit 1 (and is a JUnit `<failure>`).
+    pub fn counts(&self, c: &ControlResult) -> bool {
+        let Some(threshold) = self.fail_on else {
+            return false;
+        };
+        c.severity >= threshold
+            && match c.status {
+                Status::Fail => true,
+                Status::Unknown => self.fail_on_unknown,
+                Status::Pass | Status::NotApplicable => false,
+            }
+    }
+
+    /// Whether the missing kubelet decides the verdict ([`Verdict::NoKubelet`]).
+    pub fn kubelet_missing<'r>(&self, report: &'r Report) -> Option<&'r str> {
+        if !self.require_kubelet {
+            return None;
+        }
+        report.kubelet.reason.as_deref()
+    }
+
+    /// The verdict on a report.
+    pub fn verdict(&self, report: &Report) -> Verdict {
+        if let Some(why) = self.kubelet_missing(report) {
+            return Verdict::NoKubelet(why.to_string());
+        }
+        let counted: Vec<&'static str> = report
+            .controls
+            .iter()
+            .filter(|c| self.counts(c))
+            .map(|c| c.id)
+            .collect();
+        if counted.is_empty() {
+            Verdict::Ok
+        } else {
+            Verdict::Failed(counted)
+        }
+    }
+}
+
+/// The exit code of `check` (see [`exit`] and [`Gate::verdict`]).
+pub fn exit_code(report: &Report, gate: &Gate) -> i32 {
+    gate.verdict(report).exit_code()
 }
 
 fn display_or_dash(s: &str) -> &str {

@@ -1,8 +1,10 @@
-//! The report as a terminal table, coloured or plain.
+//! The report as a table for a person: failures first, grouped by severity; the reason
+//! under each control that did not pass; a last line with the counts and the exit
+//! decision. Coloured or plain; cut to the terminal's width only on a terminal.
 
 use std::fmt::Write as _;
 
-use super::{display_or_dash, Report};
+use super::{display_or_dash, Gate, Report, Verdict};
 use crate::evaluate::{Severity, Status};
 use crate::publish::drift::DriftReport;
 
@@ -14,7 +16,7 @@ const GREEN: &str = "\x1b[32m";
 const YELLOW: &str = "\x1b[33m";
 const MAGENTA: &str = "\x1b[35m";
 
-/// Column caps keep a row within ~110 columns.
+/// Column caps keep a row within ~110 columns on a terminal (see [`TableOptions::wide`]).
 const ID_MAX: usize = 40;
 const OBSERVED_MAX: usize = 28;
 const SOURCE_MAX: usize = 24;
@@ -64,7 +66,8 @@ impl Paint {
     }
 }
 
-/// One line, control characters made visible, truncated to `max` chars with `…`.
+/// One line, control characters made visible, truncated to `max` chars with `…`
+/// (`usize::MAX`: whole).
 fn cell(s: &str, max: usize) -> String {
     let one_line: String = s
         .chars()
@@ -106,28 +109,57 @@ fn wrap(s: &str, width: usize) -> Vec<String> {
     lines
 }
 
-/// The report as a table for an 80–120 column terminal: a header (node, kubelet), one row
-/// per control (status, severity, id, observed, source), the reason under each row that
-/// did not pass, and a summary line. ANSI colours only when `colour`.
-pub fn render(report: &Report, colour: bool) -> String {
-    let p = Paint { on: colour };
+/// How the table is drawn.
+#[derive(Debug, Clone, Default)]
+pub struct TableOptions {
+    /// ANSI colours.
+    pub colour: bool,
+    /// Every value whole; `false`: observed values, sources and ids cut (with `…`) to fit
+    /// an 80–120 column terminal. `check` cuts only when stdout is a terminal and
+    /// `--wide` is not given.
+    pub wide: bool,
+    /// Only the controls of these statuses (`--only`); `None`: every control. The last
+    /// line counts every control either way.
+    pub only: Option<Vec<Status>>,
+    /// The exit status's rules, for the last line's exit decision and the no-kubelet
+    /// banner.
+    pub gate: Gate,
+}
+
+/// The order of the rows: failures first, then unknown, pass, not applicable; within a
+/// status, critical to low; then the catalogue's order.
+fn status_rank(s: Status) -> u8 {
+    match s {
+        Status::Fail => 0,
+        Status::Unknown => 1,
+        Status::Pass => 2,
+        Status::NotApplicable => 3,
+    }
+}
+
+/// The report as a table: a header (node, kubelet), one row per control (status,
+/// severity, id, observed, source) in [`status_rank`] order, the reason under each row
+/// that did not pass, the drift line, and the summary line with the exit decision.
+pub fn render(report: &Report, opts: &TableOptions) -> String {
+    let p = Paint { on: opts.colour };
+    let cap = |max: usize| if opts.wide { usize::MAX } else { max };
     let mut out = String::new();
 
     let _ = writeln!(
         out,
         "{} node {}",
         p.paint(BOLD, "kubelet-sentinel check:"),
-        p.paint(BOLD, &cell(&report.node, 80))
+        p.paint(BOLD, &cell(&report.node, cap(80)))
     );
     let k = &report.kubelet;
     match (&k.pid, k.discovery.as_str()) {
         (Some(pid), "found") if k.reason.is_none() => {
             let mut parts = vec![format!("pid {pid}")];
             if let Some(b) = &k.binary {
-                parts.push(cell(b, 60));
+                parts.push(cell(b, cap(60)));
             }
             if let Some(v) = &k.version {
-                parts.push(format!("version {}", cell(v, 40)));
+                parts.push(format!("version {}", cell(v, cap(40))));
             }
             let _ = writeln!(out, "kubelet: {}", parts.join(", "));
             let _ = writeln!(
@@ -135,11 +167,11 @@ pub fn render(report: &Report, colour: bool) -> String {
                 "config:  {}",
                 k.config_file
                     .as_deref()
-                    .map(|f| cell(f, 100))
+                    .map(|f| cell(f, cap(100)))
                     .unwrap_or_else(|| "none (flags only)".to_string())
             );
             if let Some(d) = &k.config_dir {
-                let _ = writeln!(out, "drop-ins: {}", cell(d, 100));
+                let _ = writeln!(out, "drop-ins: {}", cell(d, cap(100)));
             }
         }
         _ => {
@@ -148,29 +180,59 @@ pub fn render(report: &Report, colour: bool) -> String {
                 ("found", Some(pid)) => format!("pid {pid}, not readable"),
                 (d, _) => d.replace('_', " "),
             };
-            let _ = writeln!(
-                out,
-                "kubelet: {}",
-                p.paint(
-                    YELLOW,
-                    &format!("{what}: {}", k.reason.as_deref().unwrap_or("-"))
-                )
-            );
+            let why = format!("{what}: {}", k.reason.as_deref().unwrap_or("-"));
+            if opts.gate.require_kubelet {
+                // Loud: nothing below says anything about this host's kubelet.
+                let _ = writeln!(
+                    out,
+                    "kubelet: {}",
+                    p.paint(
+                        &format!("{BOLD}{RED}"),
+                        &format!("NO USABLE KUBELET ({why})")
+                    )
+                );
+                for line in [
+                    "Every kubelet control below is unknown: this host's kubelet was not checked.",
+                    "Run as root on a node whose kubelet runs, point --host-root at a node's root,",
+                    "or give --kubelet-pid; --require-kubelet=false reports such a host with exit 0.",
+                ] {
+                    let _ = writeln!(out, "         {}", p.paint(RED, line));
+                }
+            } else {
+                let _ = writeln!(out, "kubelet: {}", p.paint(YELLOW, &why));
+            }
         }
     }
     out.push('\n');
 
-    let id_w = report
+    let mut rows: Vec<&super::ReportControl> = report
         .controls
+        .iter()
+        .filter(|c| {
+            opts.only
+                .as_ref()
+                .is_none_or(|only| only.contains(&c.status))
+        })
+        .collect();
+    // Stable: the catalogue's order within a status and severity.
+    rows.sort_by_key(|c| (status_rank(c.status), std::cmp::Reverse(c.severity)));
+
+    // Column widths fit the values up to each column's cap; a longer value (whole, off a
+    // terminal or with --wide) overflows its own row only.
+    let id_w = rows
         .iter()
         .map(|c| c.id.chars().count().min(ID_MAX))
         .max()
         .unwrap_or(0)
         .max("CONTROL".len());
-    let obs_w = report
-        .controls
+    let obs_w = rows
         .iter()
-        .map(|c| cell(&c.observed, OBSERVED_MAX).chars().count())
+        .map(|c| {
+            display_or_dash(&c.observed)
+                .chars()
+                .count()
+                .min(OBSERVED_MAX)
+        })
         .max()
         .unwrap_or(0)
         .max("OBSERVED".len());
@@ -189,14 +251,17 @@ pub fn render(report: &Report, colour: bool) -> String {
             .trim_end()
         )
     );
-    for c in &report.controls {
+    for c in &rows {
         let row = format!(
             "{}  {}  {}  {}  {}",
             p.paint(status_colour(c.status), &pad(status_label(c.status), 7)),
             p.paint(severity_colour(c.severity), &pad(c.severity.as_str(), 8)),
-            pad(&cell(c.id, ID_MAX), id_w),
-            pad(&cell(display_or_dash(&c.observed), OBSERVED_MAX), obs_w),
-            cell(display_or_dash(&c.source), SOURCE_MAX),
+            pad(&cell(c.id, cap(ID_MAX)), id_w),
+            pad(
+                &cell(display_or_dash(&c.observed), cap(OBSERVED_MAX)),
+                obs_w
+            ),
+            cell(display_or_dash(&c.source), cap(SOURCE_MAX)),
         );
         let _ = writeln!(out, "{}", row.trim_end());
         // The reason, unless it is the "no kubelet" reason the header already shows.
@@ -204,7 +269,7 @@ pub fn render(report: &Report, colour: bool) -> String {
             && !c.reason.is_empty()
             && k.reason.as_deref() != Some(c.reason.as_str())
         {
-            for (i, line) in wrap(&cell(&c.reason, 2000), REASON_WIDTH)
+            for (i, line) in wrap(&cell(&c.reason, cap(2000)), REASON_WIDTH)
                 .iter()
                 .enumerate()
             {
@@ -226,7 +291,7 @@ pub fn render(report: &Report, colour: bool) -> String {
                 Some(v) => format!(
                     "baseline {} {}",
                     d.baseline_status.as_str(),
-                    cell(display_or_dash(v), OBSERVED_MAX)
+                    cell(display_or_dash(v), cap(OBSERVED_MAX))
                 ),
                 None => "held to pass by the policy baseline".to_string(),
             };
@@ -237,13 +302,37 @@ pub fn render(report: &Report, colour: bool) -> String {
             );
         }
     }
+    if rows.len() < report.controls.len() {
+        let _ = writeln!(
+            out,
+            "{}",
+            p.paint(
+                DIM,
+                &format!(
+                    "({} of {} controls shown: --only)",
+                    rows.len(),
+                    report.controls.len()
+                )
+            )
+        );
+    }
     out.push('\n');
 
+    if let Some(d) = &report.drift {
+        if let Some(line) = drift_line(d) {
+            let _ = writeln!(out, "{line}");
+        }
+    }
+    let _ = writeln!(out, "{}", summary_line(report, &opts.gate, &p));
+    out
+}
+
+/// The last line: counts per status, then the exit decision and why.
+fn summary_line(report: &Report, gate: &Gate, p: &Paint) -> String {
     let s = &report.summary;
     let total = s.pass + s.fail + s.unknown + s.not_applicable;
-    let _ = writeln!(
-        out,
-        "{total} controls: {}, {}, {}, {} not applicable ({:.2}s)",
+    let counts = format!(
+        "{total} controls: {}, {}, {}, {} not applicable",
         p.paint(GREEN, &format!("{} pass", s.pass)),
         p.paint(
             if s.fail > 0 { RED } else { "" },
@@ -254,14 +343,54 @@ pub fn render(report: &Report, colour: bool) -> String {
             &format!("{} unknown", s.unknown)
         ),
         s.not_applicable,
-        report.duration_seconds
     );
-    if let Some(d) = &report.drift {
-        if let Some(line) = drift_line(d) {
-            let _ = writeln!(out, "{line}");
+    let threshold = gate.fail_on.map(|t| t.as_str());
+    let counted_words = if gate.fail_on_unknown {
+        "fail or are unknown"
+    } else {
+        "fail"
+    };
+    let verdict = gate.verdict(report);
+    let decision = match (&verdict, threshold) {
+        (Verdict::NoKubelet(_), _) => p.paint(
+            RED,
+            "exit 3: no usable kubelet on this host (--require-kubelet)",
+        ),
+        (Verdict::Failed(ids), Some(t)) => p.paint(
+            RED,
+            &format!(
+                "exit 1: {} at or above --fail-on {t} {counted_words}",
+                plural(ids.len(), "control")
+            ),
+        ),
+        (Verdict::Failed(_), None) | (Verdict::Ok, None) => "exit 0: --fail-on never".to_string(),
+        (Verdict::Ok, Some(t)) => {
+            let mut d = format!("exit 0: nothing at or above --fail-on {t} {counted_words}");
+            let unknown_counted_out = report
+                .controls
+                .iter()
+                .filter(|c| {
+                    c.status == Status::Unknown && gate.fail_on.is_some_and(|t| c.severity >= t)
+                })
+                .count();
+            if !gate.fail_on_unknown && unknown_counted_out > 0 {
+                d.push_str(&format!(
+                    " ({} at or above it not counted: see --fail-on-unknown)",
+                    plural(unknown_counted_out, "unknown control")
+                ));
+            }
+            d
         }
+    };
+    format!("{counts} ({:.2}s); {decision}", report.duration_seconds)
+}
+
+fn plural(n: usize, word: &str) -> String {
+    if n == 1 {
+        format!("1 {word}")
+    } else {
+        format!("{n} {word}s")
     }
-    out
 }
 
 /// One line on the node's drift for the table (`None` when there is nothing to say).
@@ -274,11 +403,17 @@ fn drift_line(d: &DriftReport) -> Option<String> {
     };
     let drifted = d.controls.iter().filter(|(_, c)| c.drifted).count();
     let regressed = d.controls.iter().filter(|(_, c)| c.regressed).count();
-    let mut line = format!(
-        "baseline {} ({}): {drifted} drifted, {regressed} regressed",
+    let taken = format!(
+        "baseline {} ({})",
         crate::model::time::format_utc(crate::model::time::whole_seconds(b.created_at)),
         b.origin.as_str()
     );
+    // A baseline that was read but not compared (it belongs to another node): say why,
+    // instead of "0 drifted".
+    if let Some(e) = &d.baseline_error {
+        return Some(format!("{taken}: not compared: {e}"));
+    }
+    let mut line = format!("{taken}: {drifted} drifted, {regressed} regressed");
     match d.config_drift {
         Some(true) => line.push_str("; effective configuration changed"),
         Some(false) => line.push_str("; effective configuration unchanged"),

@@ -49,7 +49,7 @@ fn drift_in_json_and_table() {
         v["drift"]["pending_restart"][0],
         "/var/lib/kubelet/config.yaml"
     );
-    let table = table::render(&r, false);
+    let table = table::render(&r, &plain());
     assert!(table.contains("↳ regressed: baseline pass 0"), "{table}");
     assert!(
         table.contains("baseline 2023-11-14T22:13:20Z (first_observation): 1 drifted, 1 regressed; effective configuration changed; changed since the kubelet started (pending restart): /var/lib/kubelet/config.yaml"),
@@ -179,41 +179,199 @@ fn json_shape() {
     );
 }
 
+fn gate(fail_on: Option<Severity>, fail_on_unknown: bool, require_kubelet: bool) -> Gate {
+    Gate {
+        fail_on,
+        fail_on_unknown,
+        require_kubelet,
+    }
+}
+
+/// Every combination of the exit flags.
+fn gates() -> Vec<Gate> {
+    let mut all = Vec::new();
+    for fail_on in [
+        None,
+        Some(Severity::Low),
+        Some(Severity::Medium),
+        Some(Severity::High),
+        Some(Severity::Critical),
+    ] {
+        for unknown in [false, true] {
+            for require in [false, true] {
+                all.push(gate(fail_on, unknown, require));
+            }
+        }
+    }
+    all
+}
+
+/// `report()` with a kubelet found (its snapshot has none).
+fn with_kubelet(mut r: Report) -> Report {
+    r.kubelet.discovery = "found".into();
+    r.kubelet.pid = Some(42);
+    r.kubelet.reason = None;
+    r
+}
+
 #[test]
 fn exit_codes() {
-    let r = report();
-    assert_eq!(exit_code(&r, None), 0);
-    assert_eq!(exit_code(&r, Some(Severity::Low)), 1);
-    assert_eq!(exit_code(&r, Some(Severity::Critical)), 1);
+    let r = with_kubelet(report());
+    assert_eq!(exit_code(&r, &gate(None, true, true)), exit::OK);
+    assert_eq!(exit_code(&r, &gate(Some(Severity::Low), false, true)), 1);
+    assert_eq!(
+        exit_code(&r, &gate(Some(Severity::Critical), false, true)),
+        1
+    );
     let mut only_low = r.clone();
     only_low
         .controls
         .retain(|c| c.id != "anonymous-auth-disabled");
-    assert_eq!(exit_code(&only_low, Some(Severity::Medium)), 0);
-    assert_eq!(exit_code(&only_low, Some(Severity::Low)), 1);
-    // Unknown never fails the exit code.
+    assert_eq!(
+        exit_code(&only_low, &gate(Some(Severity::Medium), false, true)),
+        0
+    );
+    assert_eq!(
+        exit_code(&only_low, &gate(Some(Severity::Low), false, true)),
+        1
+    );
+    // Unknown (medium) fails the exit code only with --fail-on-unknown, and only at or
+    // above --fail-on.
     only_low.controls.retain(|c| c.status != Status::Fail);
-    assert_eq!(exit_code(&only_low, Some(Severity::Low)), 0);
+    assert_eq!(
+        exit_code(&only_low, &gate(Some(Severity::Low), false, true)),
+        0
+    );
+    assert_eq!(
+        exit_code(&only_low, &gate(Some(Severity::Medium), true, true)),
+        1
+    );
+    assert_eq!(
+        exit_code(&only_low, &gate(Some(Severity::High), true, true)),
+        0
+    );
+    assert_eq!(
+        gate(Some(Severity::Medium), true, true).verdict(&only_low),
+        Verdict::Failed(vec!["read-only-port-disabled"])
+    );
+}
+
+#[test]
+fn no_kubelet_is_exit_3_when_required_and_wins_over_failures() {
+    let r = report(); // discovery not_found, and a critical failure
+    assert_eq!(
+        gate(Some(Severity::High), false, true).verdict(&r),
+        Verdict::NoKubelet("no kubelet process in /proc".into())
+    );
+    assert_eq!(
+        exit_code(&r, &gate(Some(Severity::High), false, true)),
+        exit::NO_KUBELET
+    );
+    assert_eq!(exit_code(&r, &gate(None, false, true)), 3);
+    // Not required: the controls decide, as before.
+    assert_eq!(exit_code(&r, &gate(Some(Severity::High), false, false)), 1);
+    assert_eq!(exit_code(&r, &gate(None, false, false)), 0);
+    assert_eq!(
+        exit_code(&with_kubelet(r), &gate(None, false, true)),
+        0,
+        "a found kubelet is not exit 3"
+    );
+}
+
+/// `(tests, failures, errors, skipped)` of the `<testsuites>` element, and the number of
+/// `<failure`, `<error` and `<skipped` elements.
+fn junit_counts(xml: &str) -> ((usize, usize, usize, usize), (usize, usize, usize)) {
+    let head = xml.lines().nth(1).unwrap();
+    let attr = |name: &str| -> usize {
+        let at = head.find(&format!(" {name}=\"")).unwrap() + name.len() + 3;
+        head[at..].split('"').next().unwrap().parse().unwrap()
+    };
+    (
+        (
+            attr("tests"),
+            attr("failures"),
+            attr("errors"),
+            attr("skipped"),
+        ),
+        (
+            xml.matches("<failure ").count(),
+            xml.matches("<error ").count(),
+            xml.matches("<skipped ").count(),
+        ),
+    )
+}
+
+/// JUnit's verdict, as a CI system reads it: errors, else failures.
+fn junit_exit(xml: &str) -> i32 {
+    let ((_, failures, errors, _), (f, e, _)) = junit_counts(xml);
+    assert_eq!((failures, errors), (f, e), "the counts are the elements'");
+    if errors > 0 {
+        3
+    } else if failures > 0 {
+        1
+    } else {
+        0
+    }
+}
+
+#[test]
+fn junit_failures_agree_with_the_exit_code_for_every_gate() {
+    let mut seen = std::collections::BTreeSet::new();
+    for r in [report(), with_kubelet(report())] {
+        for g in gates() {
+            let xml = junit::render(&r, &g);
+            let code = exit_code(&r, &g);
+            assert_eq!(junit_exit(&xml), code, "{g:?}\n{xml}");
+            seen.insert(code);
+            let ((tests, failures, _, skipped), _) = junit_counts(&xml);
+            assert_eq!(
+                tests,
+                r.controls.len() + usize::from(g.require_kubelet),
+                "one testcase per control, and kubelet-found when required"
+            );
+            assert_eq!(
+                failures,
+                r.controls.iter().filter(|c| g.counts(c)).count(),
+                "{g:?}"
+            );
+            assert_eq!(
+                failures + skipped + r.summary.pass,
+                r.controls.len(),
+                "every control not counted and not passing is skipped: {g:?}"
+            );
+        }
+    }
+    assert_eq!(seen.into_iter().collect::<Vec<_>>(), [0, 1, 3]);
 }
 
 #[test]
 fn junit_structure_and_escaping() {
-    let xml = junit::render(&report());
+    let xml = junit::render(&report(), &gate(Some(Severity::Low), false, true));
     assert!(xml.starts_with("<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<testsuites "));
-    assert!(xml.contains("tests=\"5\" failures=\"2\" errors=\"1\" skipped=\"1\""));
+    assert!(xml.contains("tests=\"6\" failures=\"2\" errors=\"1\" skipped=\"2\""));
     assert!(xml.contains("timestamp=\"2024-05-01T12:00:00\""));
-    assert_eq!(xml.matches("<testsuite ").count(), 3);
+    assert_eq!(xml.matches("<testsuite ").count(), 4);
+    let kubelet = xml.find("<testsuite name=\"kubelet\"").unwrap();
     let authn = xml.find("<testsuite name=\"authn_authz\"").unwrap();
     let api = xml.find("<testsuite name=\"api_access\"").unwrap();
-    assert!(authn < api, "families in order of first appearance");
+    assert!(
+        kubelet < authn && authn < api,
+        "kubelet first, then families in order of first appearance"
+    );
+    assert!(xml.contains(
+        "<error message=\"no usable kubelet: no kubelet process in /proc\" type=\"no_kubelet\">"
+    ));
     assert!(xml.contains(
         "classname=\"kubelet-sentinel.authn_authz\" name=\"anonymous-auth-disabled: Title &lt;with&gt; &quot;xml&quot; &amp; &apos;chars&apos;\""
     ));
     assert!(xml.contains(
         "<failure message=\"anonymous requests are &lt;allowed&gt; &amp; &quot;served&quot;&#10;second line\" type=\"critical\">"
     ));
-    assert!(xml.contains("<error message=\"anonymous requests"));
+    assert!(xml.contains(
+        "<skipped message=\"unknown (medium), not counted without --fail-on-unknown: anonymous"
+    ));
     assert!(xml.contains("<skipped message=\"not applicable: anonymous"));
+    assert!(xml.contains("<property name=\"fail_on\" value=\"low\"/>"));
     assert!(xml.contains("remediation: Set authentication.anonymous.enabled: false"));
     // Balanced tags.
     assert_eq!(
@@ -226,6 +384,34 @@ fn junit_structure_and_escaping() {
     );
     // No raw markup characters in attribute values or text.
     assert!(!xml.contains("<allowed>"));
+
+    // The low failure below --fail-on high is skipped, not a failure, and says why.
+    let xml = junit::render(
+        &with_kubelet(report()),
+        &gate(Some(Severity::High), true, false),
+    );
+    assert!(
+        xml.contains("<skipped message=\"fail (low), not counted: below --fail-on high: anonymous"),
+        "{xml}"
+    );
+    assert!(
+        !xml.contains("<testsuite name=\"kubelet\""),
+        "kubelet-found only when required"
+    );
+    assert!(
+        xml.contains("tests=\"5\" failures=\"1\" errors=\"0\" skipped=\"3\""),
+        "{xml}"
+    );
+    // --fail-on-unknown at medium: the unknown medium control is a failure.
+    let xml = junit::render(
+        &with_kubelet(report()),
+        &gate(Some(Severity::Medium), true, true),
+    );
+    assert!(xml.contains("type=\"unknown\">"), "{xml}");
+    assert!(
+        xml.contains("tests=\"6\" failures=\"2\" errors=\"0\" skipped=\"2\""),
+        "{xml}"
+    );
 }
 
 #[test]
@@ -242,36 +428,212 @@ fn iso_dates() {
     assert_eq!(junit::iso8601(-1.0), "1969-12-31T23:59:59");
 }
 
+fn plain() -> table::TableOptions {
+    table::TableOptions {
+        colour: false,
+        wide: false,
+        only: None,
+        gate: Gate::default(),
+    }
+}
+
 #[test]
 fn table_plain_and_coloured() {
-    let r = report();
-    let plain = table::render(&r, false);
-    assert!(!plain.contains('\x1b'));
-    assert!(plain.contains("node node-1"));
-    assert!(plain.contains("kubelet: not found: no kubelet process in /proc"));
-    assert!(plain.contains("STATUS   SEVERITY  CONTROL"));
-    assert!(plain.contains("FAIL     critical  anonymous-auth-disabled"));
-    assert!(plain.contains("↳ anonymous requests are <allowed> & \"served\" second line"));
-    assert!(plain.contains("5 controls: 1 pass, 2 fail, 1 unknown, 1 not applicable"));
+    let r = with_kubelet(report());
+    let plain_table = table::render(&r, &plain());
+    assert!(!plain_table.contains('\x1b'));
+    assert!(plain_table.contains("node node-1"));
+    assert!(plain_table.contains("STATUS   SEVERITY  CONTROL"));
+    assert!(plain_table.contains("FAIL     critical  anonymous-auth-disabled"));
+    assert!(plain_table.contains("↳ anonymous requests are <allowed> & \"served\" second line"));
     // Passing rows have no reason line.
-    let pass_row = plain.lines().position(|l| l.starts_with("PASS")).unwrap();
-    assert!(!plain.lines().nth(pass_row + 1).unwrap().contains('↳'));
-    for line in plain.lines() {
+    let pass_row = plain_table
+        .lines()
+        .position(|l| l.starts_with("PASS"))
+        .unwrap();
+    assert!(!plain_table.lines().nth(pass_row + 1).unwrap().contains('↳'));
+    for line in plain_table.lines() {
         assert!(line.chars().count() <= 120, "too wide: {line}");
     }
-    let coloured = table::render(&r, true);
+    let coloured = table::render(
+        &r,
+        &table::TableOptions {
+            colour: true,
+            ..plain()
+        },
+    );
     assert!(coloured.contains("\x1b[31mFAIL"));
     assert!(coloured.contains("\x1b[32mPASS"));
 }
 
 #[test]
-fn table_truncates_and_wraps() {
-    let mut r = report();
-    r.controls[0].observed = "x".repeat(200);
+fn table_rows_failures_first_by_severity_then_unknown_pass_na() {
+    let mut r = with_kubelet(report());
+    r.controls.push(ReportControl {
+        result: result("high-fail", "tls", Severity::High, Status::Fail),
+        drift: None,
+    });
+    let t = table::render(&r, &plain());
+    let rows: Vec<(&str, &str)> = t
+        .lines()
+        .skip_while(|l| !l.starts_with("STATUS"))
+        .skip(1)
+        .take_while(|l| !l.is_empty())
+        .filter(|l| !l.starts_with(' '))
+        .map(|l| {
+            let mut w = l.split_whitespace();
+            (w.next().unwrap(), w.nth(1).unwrap())
+        })
+        .collect();
+    assert_eq!(
+        rows,
+        [
+            ("FAIL", "anonymous-auth-disabled"),
+            ("FAIL", "high-fail"),
+            ("FAIL", "low-fail"),
+            ("UNKNOWN", "read-only-port-disabled"),
+            ("PASS", "authorization-webhook"),
+            ("N/A", "audit-policy"),
+        ],
+        "{t}"
+    );
+}
+
+#[test]
+fn table_only_keeps_the_statuses_and_the_summary_counts_all() {
+    let r = with_kubelet(report());
+    let t = table::render(
+        &r,
+        &table::TableOptions {
+            only: Some(vec![Status::Fail, Status::Unknown]),
+            ..plain()
+        },
+    );
+    assert!(t.contains("anonymous-auth-disabled") && t.contains("read-only-port-disabled"));
+    assert!(
+        !t.contains("authorization-webhook") && !t.contains("audit-policy"),
+        "{t}"
+    );
+    assert!(t.contains("(3 of 5 controls shown: --only)"), "{t}");
+    assert!(
+        t.contains("5 controls: 1 pass, 2 fail, 1 unknown, 1 not applicable"),
+        "{t}"
+    );
+}
+
+#[test]
+fn table_summary_is_the_last_line_and_says_the_exit_decision() {
+    let last = |r: &Report, g: Gate| {
+        table::render(r, &table::TableOptions { gate: g, ..plain() })
+            .lines()
+            .last()
+            .unwrap()
+            .to_string()
+    };
+    let r = with_kubelet(report());
+    let l = last(&r, gate(Some(Severity::High), false, true));
+    assert!(
+        l.starts_with("5 controls: 1 pass, 2 fail, 1 unknown, 1 not applicable ("),
+        "{l}"
+    );
+    assert!(
+        l.ends_with("; exit 1: 1 control at or above --fail-on high fail"),
+        "{l}"
+    );
+    let l = last(&r, gate(Some(Severity::Low), false, true));
+    assert!(
+        l.ends_with("; exit 1: 2 controls at or above --fail-on low fail"),
+        "{l}"
+    );
+    let mut no_fail = r.clone();
+    no_fail.controls.retain(|c| c.status != Status::Fail);
+    let l = last(&no_fail, gate(Some(Severity::Medium), false, true));
+    assert!(
+        l.ends_with("; exit 0: nothing at or above --fail-on medium fail (1 unknown control at or above it not counted: see --fail-on-unknown)"),
+        "{l}"
+    );
+    let l = last(&no_fail, gate(Some(Severity::Medium), true, true));
+    assert!(
+        l.ends_with("; exit 1: 1 control at or above --fail-on medium fail or are unknown"),
+        "{l}"
+    );
+    let l = last(&r, gate(None, false, true));
+    assert!(l.ends_with("; exit 0: --fail-on never"), "{l}");
+    // No kubelet: loud in the header, exit 3 in the summary.
+    let t = table::render(&report(), &plain());
+    assert!(
+        t.contains("kubelet: NO USABLE KUBELET (not found: no kubelet process in /proc)"),
+        "{t}"
+    );
+    assert!(t.contains("this host's kubelet was not checked"), "{t}");
+    assert!(
+        t.lines()
+            .last()
+            .unwrap()
+            .ends_with("; exit 3: no usable kubelet on this host (--require-kubelet)"),
+        "{t}"
+    );
+    // Not required: the quiet header of before.
+    let t = table::render(
+        &report(),
+        &table::TableOptions {
+            gate: gate(Some(Severity::High), false, false),
+            ..plain()
+        },
+    );
+    assert!(
+        t.contains("kubelet: not found: no kubelet process in /proc"),
+        "{t}"
+    );
+    assert!(!t.contains("NO USABLE KUBELET"), "{t}");
+}
+
+#[test]
+fn table_truncates_only_when_not_wide() {
+    let mut r = with_kubelet(report());
+    let long = format!("{}END", "x".repeat(200));
+    r.controls[0].observed = long.clone();
     r.controls[0].reason = "word ".repeat(100);
-    let plain = table::render(&r, false);
-    for line in plain.lines() {
+    let cut = table::render(&r, &plain());
+    for line in cut.lines() {
         assert!(line.chars().count() <= 120, "too wide: {line}");
     }
-    assert!(plain.contains('…'));
+    assert!(cut.contains('…'));
+    assert!(!cut.contains(&long));
+    let wide = table::render(
+        &r,
+        &table::TableOptions {
+            wide: true,
+            ..plain()
+        },
+    );
+    assert!(wide.contains(&long), "{wide}");
+    assert!(!wide.contains('…'), "{wide}");
+    // The long value overflows its own row; the other rows keep the capped column.
+    let other = wide
+        .lines()
+        .find(|l| l.contains("authorization-webhook"))
+        .unwrap();
+    assert!(other.chars().count() <= 120, "{other}");
+}
+
+#[test]
+fn table_drift_line_says_why_a_baseline_of_another_node_is_not_compared() {
+    use crate::publish::drift::{BaselineInfo, Origin};
+    let drift = DriftReport {
+        baseline: Some(BaselineInfo {
+            created_at: 1_700_000_000.0,
+            origin: Origin::Accepted,
+            path: "/state/baseline.json".into(),
+        }),
+        baseline_error: Some("the baseline belongs to node \"node-2\", not \"node-1\"".into()),
+        ..Default::default()
+    };
+    let r = with_kubelet(report()).with_drift(drift);
+    let t = table::render(&r, &plain());
+    assert!(
+        t.contains("baseline 2023-11-14T22:13:20Z (accepted): not compared: the baseline belongs to node \"node-2\", not \"node-1\""),
+        "{t}"
+    );
+    assert!(!t.contains("0 drifted"), "{t}");
 }
