@@ -61,15 +61,16 @@ fn cpu_seconds(pid: u32) -> f64 {
 fn spawn(fx: &Fixture, state: &std::path::Path, api: Option<&FakeApi>) -> (Guard, SocketAddr) {
     let addr = SocketAddr::from((Ipv4Addr::LOCALHOST, free_port()));
     let mut cmd = agent_command();
-    cmd.arg("--node-name").arg(NODE);
+    // The flags' environment twins: `serve` and its flags come after.
+    cmd.env("NODE_NAME", NODE);
     match api {
         Some(api) => {
             let kc = state.join("kubeconfig");
             api.write_kubeconfig(&kc);
-            cmd.arg("--kubeconfig").arg(kc);
+            cmd.env("KUBELET_SENTINEL_KUBECONFIG", kc);
         }
         None => {
-            cmd.arg("--api-access=off");
+            cmd.env("KUBELET_SENTINEL_API_ACCESS", "off");
         }
     }
     let child = serve_args(&mut cmd, &fx.root(), addr, &state.join("state"))

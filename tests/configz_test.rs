@@ -74,9 +74,11 @@ fn standin(args: &[&str]) -> Standin {
 
 fn agent_command(state: &Path) -> Command {
     let mut cmd = common::agent::agent_command();
+    // Env twins: the command's name and its own flags come after.
     cmd.env("KUBELET_SENTINEL_STATE_DIR", state.join("state"))
         .env("NO_COLOR", "1")
-        .args(["--node-name", NODE, "--log-level", "warn"])
+        .env("NODE_NAME", NODE)
+        .env("KUBELET_SENTINEL_LOG_LEVEL", "warn")
         .stdin(Stdio::null());
     cmd
 }

@@ -234,11 +234,7 @@ pub enum LogFormat {
 pub enum Command {
     /// Run the agent: evaluate periodically and serve /metrics, /healthz, /readyz.
     Serve(ServeArgs),
-    /// Evaluate once and print a report. Exit status: 0 = nothing at or above --fail-on
-    /// fails; 1 = a control at or above --fail-on fails (or is unknown, with
-    /// --fail-on-unknown); 2 = could not run (bad flag, host root, policy, output); 3 = no
-    /// usable kubelet on the host (with --require-kubelet, the default; the report is still
-    /// printed). See docs/check.md.
+    /// Evaluate once and print a report; exit 0 pass, 1 fail, 2 could not run, 3 no kubelet.
     #[command(after_help = CHECK_AFTER_HELP)]
     Check(CheckArgs),
     /// Show or accept the node's drift baseline (in --state-dir).

@@ -91,3 +91,72 @@ pub fn run(cli: args::Cli) -> Result<i32, CliError> {
         args::Command::Serve(a) => run::serve(a),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The convention: the message says the cause, and `source()` does not repeat it.
+    fn printed_once(e: &CliError) -> String {
+        assert!(
+            std::error::Error::source(e).is_none(),
+            "{e}: a cause in the message is not also a source()"
+        );
+        error_text(e)
+    }
+
+    #[test]
+    fn real_errors_print_each_cause_once() {
+        let dir = tempfile::tempdir().unwrap();
+        let missing = dir.path().join("missing");
+        let e = CliError::HostRoot(crate::io::host::HostRoot::new(&missing).unwrap_err());
+        assert_eq!(
+            printed_once(&e),
+            format!("--host-root: {}: not found", missing.display())
+        );
+
+        let policy = missing.to_string_lossy().into_owned();
+        let read = crate::io::host::read_operator_file(&missing, 1024);
+        let Err(e) = crate::evaluate::policy::Policy::load(&policy, read) else {
+            panic!("a missing policy file loads");
+        };
+        let e = CliError::from(e);
+        let text = printed_once(&e);
+        assert!(text.starts_with(&format!("policy {policy}: ")), "{text}");
+        assert_eq!(text.matches(&policy).count(), 1, "{text}");
+
+        // A port already taken: the bind error's text once.
+        let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = taken.local_addr().unwrap();
+        let error = std::net::TcpListener::bind(addr).unwrap_err();
+        let why = error.to_string();
+        let e = CliError::Agent(AgentError::Bind { addr, error });
+        let text = printed_once(&e);
+        assert_eq!(text, format!("cannot listen on {addr}: {why}"));
+
+        let store = crate::publish::drift::store::StateDir::new(dir.path().join("state"));
+        std::fs::create_dir_all(store.path(crate::publish::drift::store::BASELINE_FILE)).unwrap();
+        let e = match store.load::<crate::publish::drift::Baseline>(
+            crate::publish::drift::store::BASELINE_FILE,
+            |_| Ok(()),
+        ) {
+            crate::publish::drift::store::Loaded::Unreadable(e) => CliError::BaselineRead(e),
+            crate::publish::drift::store::Loaded::Corrupt(why) => CliError::BaselineCorrupt {
+                path: store.path(crate::publish::drift::store::BASELINE_FILE),
+                why,
+            },
+            other => panic!("a directory as baseline.json: {other:?}"),
+        };
+        let text = printed_once(&e);
+        assert_eq!(text.matches("baseline.json").count(), 1, "{text}");
+    }
+
+    #[test]
+    fn a_foreign_chain_is_walked() {
+        #[derive(Debug, thiserror::Error)]
+        #[error("outer")]
+        struct Outer(#[source] std::io::Error);
+        let e = Outer(std::io::Error::other("inner"));
+        assert_eq!(error_text(&e), "outer: inner");
+    }
+}

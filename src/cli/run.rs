@@ -274,7 +274,7 @@ pub(super) fn check(args: &CheckArgs) -> Result<i32, CliError> {
         use std::io::Write;
         let _ = writeln!(
             std::io::stderr(),
-            "kubelet-sentinel: no usable kubelet on this host ({why}): every kubelet control is unknown; exit 3 (--require-kubelet=false to report such a host with exit 0)"
+            "kubelet-sentinel: no usable kubelet on this host ({why}): every kubelet control is unknown; exit 3 (with --require-kubelet=false the controls decide the exit status)"
         );
     }
     Ok(verdict.exit_code())

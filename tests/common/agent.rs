@@ -33,15 +33,13 @@ pub fn agent_command() -> Command {
 }
 
 /// [`agent_command`] for node `node`, with the Kubernetes API of `kubeconfig` (a fake
-/// API's) and debug logs.
+/// API's) and debug logs. Given as the flags' environment twins: the command's name and
+/// its flags come after (a flag goes after its command's name; args win over env).
 pub fn kubeconfig_command(node: &str, kubeconfig: &Path) -> Command {
     let mut cmd = agent_command();
-    cmd.arg("--node-name")
-        .arg(node)
-        .arg("--kubeconfig")
-        .arg(kubeconfig)
-        .arg("--log-level")
-        .arg("kubelet_sentinel=debug");
+    cmd.env("NODE_NAME", node)
+        .env("KUBELET_SENTINEL_KUBECONFIG", kubeconfig)
+        .env("KUBELET_SENTINEL_LOG_LEVEL", "kubelet_sentinel=debug");
     cmd
 }
 

@@ -194,7 +194,7 @@ pub fn render(report: &Report, opts: &TableOptions) -> String {
                 for line in [
                     "Every kubelet control below is unknown: this host's kubelet was not checked.",
                     "Run as root on a node whose kubelet runs, point --host-root at a node's root,",
-                    "or give --kubelet-pid; --require-kubelet=false reports such a host with exit 0.",
+                    "or give --kubelet-pid; with --require-kubelet=false the controls decide the exit.",
                 ] {
                     let _ = writeln!(out, "         {}", p.paint(RED, line));
                 }
