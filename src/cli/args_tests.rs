@@ -101,3 +101,146 @@ fn every_flag_has_an_env_twin() {
     }
     assert!(missing.is_empty(), "flags without env twin: {missing:?}");
 }
+
+fn check_args(args: &[&str]) -> Result<CheckArgs, clap::Error> {
+    let mut argv = vec!["kubelet-sentinel", "check"];
+    argv.extend_from_slice(args);
+    match Cli::try_parse_from(argv)?.command {
+        Command::Check(a) => Ok(a),
+        other => panic!("not check: {other:?}"),
+    }
+}
+
+#[test]
+fn check_exit_flags_and_table_flags() {
+    use crate::evaluate::Status;
+    // The defaults: a kubelet required, unknown not counted, every status shown.
+    let a = check_args(&[]).unwrap();
+    assert_eq!(a.gate(), crate::publish::report::Gate::default());
+    assert!(a.require_kubelet && !a.fail_on_unknown && !a.wide);
+    assert_eq!(a.only_statuses(), None);
+
+    let a = check_args(&[
+        "--require-kubelet=false",
+        "--fail-on-unknown",
+        "--fail-on",
+        "medium",
+        "--only",
+        "failed,unknown",
+        "--wide",
+    ])
+    .unwrap();
+    assert_eq!(
+        a.gate(),
+        crate::publish::report::Gate {
+            fail_on: Some(Severity::Medium),
+            fail_on_unknown: true,
+            require_kubelet: false,
+        }
+    );
+    assert_eq!(a.only_statuses(), Some(vec![Status::Fail, Status::Unknown]));
+    assert!(a.wide);
+    // The report's own words are accepted too; a status that is none is refused.
+    let a = check_args(&["--only", "pass,not_applicable,fail"]).unwrap();
+    assert_eq!(
+        a.only_statuses(),
+        Some(vec![Status::Pass, Status::NotApplicable, Status::Fail])
+    );
+    assert!(check_args(&["--only", "broken"]).is_err());
+    // A boolean flag takes its value with `=` only: `--wide table` is not `--wide=table`.
+    assert!(check_args(&["--wide", "table"]).is_err());
+}
+
+#[test]
+fn flags_belong_to_their_commands() {
+    // Logging: before or after the command's name.
+    let cli = Cli::try_parse_from(["kubelet-sentinel", "--log-format", "json", "check"]).unwrap();
+    assert_eq!(cli.log.log_format, LogFormat::Json);
+    let cli = Cli::try_parse_from(["kubelet-sentinel", "check", "--log-level", "debug"]).unwrap();
+    assert_eq!(cli.log.log_level, "debug");
+    // A command's own flags: after its name only, and only where they are used.
+    assert!(Cli::try_parse_from(["kubelet-sentinel", "--host-root", "/h", "check"]).is_err());
+    let a = check_args(&["--host-root", "/h", "--state-dir", "/s"]).unwrap();
+    assert_eq!(a.evaluate.host.host_root, std::path::Path::new("/h"));
+    assert_eq!(
+        a.state.state_dir.as_deref(),
+        Some(std::path::Path::new("/s"))
+    );
+    for (argv, what) in [
+        (
+            &["baseline", "show", "--host-root", "/h"][..],
+            "baseline show: no host",
+        ),
+        (
+            &["baseline", "show", "--policy", "/p"][..],
+            "baseline show: no policy",
+        ),
+        (
+            &["check", "--listen-address", "127.0.0.1:1"][..],
+            "check: no server",
+        ),
+        (
+            &["check", "--baseline-from-policy"][..],
+            "check: accepts no baseline",
+        ),
+        (&["serve", "--fail-on", "low"][..], "serve: no exit status"),
+        (
+            &["baseline", "accept", "--format", "json"][..],
+            "accept: no report",
+        ),
+    ] {
+        let e =
+            Cli::try_parse_from(std::iter::once("kubelet-sentinel").chain(argv.iter().copied()))
+                .expect_err(what);
+        assert_eq!(e.kind(), clap::error::ErrorKind::UnknownArgument, "{what}");
+    }
+    let cli = Cli::try_parse_from([
+        "kubelet-sentinel",
+        "baseline",
+        "accept",
+        "--host-root",
+        "/h",
+        "--baseline-from-policy",
+    ])
+    .unwrap();
+    match cli.command {
+        Command::Baseline(BaselineCommand::Accept(a)) => {
+            assert!(a.origin.baseline_from_policy);
+            assert_eq!(a.evaluate.host.host_root, std::path::Path::new("/h"));
+        }
+        other => panic!("{other:?}"),
+    }
+}
+
+/// Every argument can be documented from `Cli::command()` alone (docs/flags.md is
+/// generated from it): help text, an env twin, and a value name for those that take one.
+#[test]
+fn every_arg_is_introspectable() {
+    let mut cmd = Cli::command();
+    cmd.build();
+    let mut faults = Vec::new();
+    fn walk(c: &clap::Command, path: &str, faults: &mut Vec<String>) {
+        for a in c.get_arguments() {
+            let id = a.get_id().as_str();
+            if matches!(id, "help" | "version") {
+                continue;
+            }
+            let name = format!("{path} --{id}");
+            if a.get_help().is_none_or(|h| h.to_string().trim().is_empty()) {
+                faults.push(format!("{name}: no help"));
+            }
+            if a.get_env().is_none() {
+                faults.push(format!("{name}: no env twin"));
+            }
+            let takes_value = a.get_num_args().is_none_or(|n| n.takes_values());
+            if takes_value && a.get_value_names().is_none_or(|v| v.is_empty()) {
+                faults.push(format!("{name}: no value_name"));
+            }
+        }
+        for sub in c.get_subcommands() {
+            walk(sub, &format!("{path} {}", sub.get_name()), faults);
+        }
+    }
+    walk(&cmd, "kubelet-sentinel", &mut faults);
+    assert!(faults.is_empty(), "{faults:#?}");
+}

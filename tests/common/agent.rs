@@ -104,7 +104,8 @@ pub fn wait_http_ready(
 
 /// Run `cmd` (a `check --format json`; its stdout and stderr go to files in a temporary
 /// directory), bounded by `timeout`: the JSON report and the wall time. Panics when it runs
-/// longer, exits unsuccessfully or does not print JSON.
+/// longer, does not print JSON, or exits other than 0 (3 when the report has no usable
+/// kubelet: `--require-kubelet`).
 pub fn run_report(cmd: &mut Command, timeout: Duration) -> (Value, Duration) {
     let dir = tempfile::tempdir().expect("tempdir");
     let out = dir.path().join("stdout.json");
@@ -120,10 +121,17 @@ pub fn run_report(cmd: &mut Command, timeout: Duration) -> (Value, Duration) {
     let elapsed = start.elapsed();
     let stderr = std::fs::read_to_string(&err).unwrap_or_default();
     let status = status.unwrap_or_else(|| panic!("check ran longer than {timeout:?}: {stderr}"));
-    assert!(status.success(), "check exited {status}: {stderr}");
     let text = std::fs::read_to_string(&out).expect("read the report");
     let json: Value = serde_json::from_str(&text)
         .unwrap_or_else(|e| panic!("report is not JSON ({e}): {text}\n{stderr}"));
+    // 0, or 3 exactly when the report says there is no usable kubelet (docs/check.md).
+    let no_kubelet = !json["kubelet"]["reason"].is_null();
+    let expected = if no_kubelet { 3 } else { 0 };
+    assert_eq!(
+        status.code(),
+        Some(expected),
+        "check exited {status} (no usable kubelet: {no_kubelet}): {stderr}"
+    );
     (json, elapsed)
 }
 
