@@ -265,7 +265,7 @@ pub enum BaselineCommand {
     Show(BaselineShowArgs),
     /// Evaluate now and make the result the node's baseline (with
     /// --baseline-from-policy: the policy's expectations). A running agent reloads it.
-    Accept(BaselineAcceptArgs),
+    Accept(Box<BaselineAcceptArgs>),
 }
 
 /// The flags of `baseline show`: only where the baseline is.

@@ -233,7 +233,10 @@ fn every_arg_is_introspectable() {
                 faults.push(format!("{name}: no env twin"));
             }
             let takes_value = a.get_num_args().is_none_or(|n| n.takes_values());
-            if takes_value && a.get_value_names().is_none_or(|v| v.is_empty()) {
+            if takes_value
+                && a.get_value_names()
+                    .is_none_or(<[clap::builder::Str]>::is_empty)
+            {
                 faults.push(format!("{name}: no value_name"));
             }
         }

@@ -268,9 +268,10 @@ pub(super) fn check(args: &CheckArgs) -> Result<i32, CliError> {
         other => other?,
     }
     let verdict = gate.verdict(&report);
-    if let report::Verdict::NoKubelet(why) = &verdict {
-        // On stderr too, whatever the format: a pipeline that keeps only stdout's JSON
-        // still sees why the status is 3.
+    if let (report::Verdict::NoKubelet(why), Format::Json | Format::Junit) = (&verdict, args.format)
+    {
+        // A pipeline that keeps only stdout's JSON or XML still sees why the status is 3
+        // (the table says it in its header and last line).
         use std::io::Write;
         let _ = writeln!(
             std::io::stderr(),

@@ -363,7 +363,7 @@ fn summary_line(report: &Report, gate: &Gate, p: &Paint) -> String {
                 plural(ids.len(), "control")
             ),
         ),
-        (Verdict::Failed(_), None) | (Verdict::Ok, None) => "exit 0: --fail-on never".to_string(),
+        (Verdict::Failed(_) | Verdict::Ok, None) => "exit 0: --fail-on never".to_string(),
         (Verdict::Ok, Some(t)) => {
             let mut d = format!("exit 0: nothing at or above --fail-on {t} {counted_words}");
             let unknown_counted_out = report

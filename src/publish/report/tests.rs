@@ -280,7 +280,11 @@ fn no_kubelet_is_exit_3_when_required_and_wins_over_failures() {
 
 /// `(tests, failures, errors, skipped)` of the `<testsuites>` element, and the number of
 /// `<failure`, `<error` and `<skipped` elements.
-fn junit_counts(xml: &str) -> ((usize, usize, usize, usize), (usize, usize, usize)) {
+/// `(tests, failures, errors, skipped)` attributes, then the `failure`, `error`, `skipped`
+/// element counts.
+type JunitCounts = ((usize, usize, usize, usize), (usize, usize, usize));
+
+fn junit_counts(xml: &str) -> JunitCounts {
     let head = xml.lines().nth(1).unwrap();
     let attr = |name: &str| -> usize {
         let at = head.find(&format!(" {name}=\"")).unwrap() + name.len() + 3;
