@@ -305,3 +305,7 @@ fn display_or_dash(s: &str) -> &str {
 #[cfg(test)]
 #[path = "tests.rs"]
 mod tests;
+
+#[cfg(test)]
+#[path = "table_tests.rs"]
+mod table_tests;
