@@ -56,6 +56,9 @@ pub enum CliError {
     /// `check` or `baseline accept`: the Kubernetes API client could not be set up.
     #[error("Kubernetes API: {0}")]
     Cluster(#[from] crate::io::kube::ClientError),
+    /// `check --benchmark`: the benchmark or the format asked for cannot be given.
+    #[error("--benchmark: {0}")]
+    Benchmark(String),
 }
 
 /// Run a parsed command line; returns the process exit code.

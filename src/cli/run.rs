@@ -241,11 +241,7 @@ pub(super) fn check(
             std::io::stdout().is_terminal() && std::env::var_os("NO_COLOR").is_none()
         }
     };
-    let out = match args.format {
-        Format::Table => report::table::render(&report, colour),
-        Format::Json => report::json::render(&report),
-        Format::Junit => report::junit::render(&report),
-    };
+    let out = render_check(args, &report, colour)?;
     match write_stdout(&out) {
         // The reader went away (`check | head`): what it did not read is not an
         // error; the verdict stands.
@@ -253,6 +249,38 @@ pub(super) fn check(
         other => other?,
     }
     Ok(report::exit_code(&report, args.fail_on.threshold()))
+}
+
+/// The report of `check` in the format and (with `--benchmark`, or for
+/// `--format kube-bench-json`) the benchmark asked for. The exit status does not depend
+/// on it: `--fail-on` judges the controls either way.
+fn render_check(args: &CheckArgs, report: &Report, colour: bool) -> Result<String, CliError> {
+    use crate::evaluate::benchmark;
+    use report::benchmark::BenchmarkReport;
+    let requested = match (args.format, args.benchmark.as_deref()) {
+        (Format::KubeBenchJson, None) => Some("auto"),
+        (_, requested) => requested,
+    };
+    let Some(requested) = requested else {
+        return Ok(match args.format {
+            Format::Table => report::table::render(report, colour),
+            Format::Json => report::json::render(report),
+            // `kube-bench-json` always has a benchmark (`auto` above).
+            Format::Junit | Format::KubeBenchJson => report::junit::render(report),
+        });
+    };
+    // `parse_benchmark` only lets known ids through.
+    let selection = benchmark::select(requested, report.kubelet.version.as_deref())
+        .ok_or_else(|| CliError::Benchmark(format!("{requested:?} is not a benchmark")))?;
+    let b = BenchmarkReport::new(report, &selection);
+    match args.format {
+        Format::Table => Ok(report::benchmark::render_table(&b, colour)),
+        Format::Json => Ok(report::benchmark::render_json(&b)),
+        Format::KubeBenchJson => Ok(report::kube_bench::render(&b)),
+        Format::Junit => Err(CliError::Benchmark(
+            "--format junit has no benchmark form: use table, json or kube-bench-json".to_string(),
+        )),
+    }
 }
 
 /// `serve`: run the agent until it is stopped.
