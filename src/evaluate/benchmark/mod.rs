@@ -328,6 +328,10 @@ pub struct ItemResult {
     pub state: State,
     /// Why this state, in one line.
     pub reason: String,
+    /// What passing looks like: the controls' expectations (joined with ` AND `), or the
+    /// benchmark's own file mode limit when the modes were judged again; empty when not
+    /// checked.
+    pub expected: String,
     /// How completely the controls cover the item.
     pub coverage: Coverage,
     /// The ids of the controls behind the item (empty when not checked).
@@ -436,6 +440,7 @@ pub fn score(item: &Item, results: &[ControlResult]) -> ItemResult {
         scored: item.scored,
         state: State::Warn,
         reason: String::new(),
+        expected: String::new(),
         coverage: Coverage::NotChecked,
         controls: Vec::new(),
         evidence: Vec::new(),
@@ -461,6 +466,11 @@ pub fn score(item: &Item, results: &[ControlResult]) -> ItemResult {
         }
     }
     out.evidence = found.iter().map(|r| Evidence::of(r)).collect();
+    out.expected = found
+        .iter()
+        .map(|r| r.expected.as_str())
+        .collect::<Vec<_>>()
+        .join(" AND ");
     let (mut status, mut reason) = combine(&found);
     out.coverage = match judge {
         Judge::Same => Coverage::Checked,
@@ -470,7 +480,10 @@ pub fn score(item: &Item, results: &[ControlResult]) -> ItemResult {
     if let Judge::ModeAtMost(limit) = judge {
         if matches!(status, Status::Pass | Status::Fail) {
             match rejudge_modes(&found, limit) {
-                Some((s, r)) => (status, reason) = (s, r),
+                Some((s, r)) => {
+                    (status, reason) = (s, r);
+                    out.expected = format!("≤ {limit:04o} (the benchmark's limit)");
+                }
                 // Not in the form the file controls write: their own verdict stands.
                 None => out.coverage = Coverage::Checked,
             }

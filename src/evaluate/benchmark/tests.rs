@@ -118,6 +118,7 @@ fn a_passing_control_passes_and_a_failure_fails_only_scored_items() {
         &[result("anonymous-auth-disabled", Status::Pass, "false")],
     );
     assert_eq!((r.state, r.coverage), (State::Pass, Coverage::Checked));
+    assert_eq!(r.expected, "e");
     assert_eq!(r.evidence[0].observed, "false");
     assert_eq!(r.evidence[0].source, "file-metadata");
     let r = score(

@@ -168,12 +168,7 @@ impl Check {
             actual_value: actual,
             scored: i.scored,
             is_multiple: false,
-            expected_result: i
-                .evidence
-                .iter()
-                .map(|e| e.expected.as_str())
-                .collect::<Vec<_>>()
-                .join(" AND "),
+            expected_result: i.expected.clone(),
             reason: i.reason.clone(),
         }
     }
