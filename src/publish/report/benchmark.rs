@@ -207,3 +207,7 @@ pub fn render_table(report: &BenchmarkReport, colour: bool) -> String {
     let _ = writeln!(out, "{} checks INFO", t.info);
     out
 }
+
+#[cfg(test)]
+#[path = "benchmark_tests.rs"]
+mod tests;
