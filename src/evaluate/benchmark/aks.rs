@@ -70,9 +70,13 @@ pub static KUBELET: &[Item] = &[
         title: "Ensure that the --make-iptables-util-chains argument is set to true (Automated)",
         ..super::eks::KUBELET[5]
     },
-    super::eks::KUBELET[6],
+    Item {
+        note: "kube-bench's audit of this item passes only 0; the title accepts 0 or a level that captures the events",
+        ..super::eks::KUBELET[6]
+    },
     Item {
         title: "Ensure that the --rotate-certificates argument is not set to false (Automated)",
+        note: "the effective value is judged: an unset rotateCertificates is the kubelet's default false and fails",
         ..super::eks::KUBELET[7]
     },
     super::eks::KUBELET[8],
