@@ -140,6 +140,8 @@ pub struct Selection {
     pub benchmark: &'static Benchmark,
     /// `flag` (named by `--benchmark`) or `auto`.
     pub by: &'static str,
+    /// The managed platform the kubelet's version named, when it chose the benchmark.
+    pub platform: Option<String>,
     /// How it was chosen, in one line.
     pub why: String,
 }
@@ -171,6 +173,7 @@ pub fn select_auto(kubelet_version: Option<&str>) -> Selection {
         return Selection {
             benchmark: &cis::CIS_2_0,
             by: "auto",
+            platform: None,
             why: "the kubelet's version is unknown: the newest benchmark, cis-2.0".to_string(),
         };
     };
@@ -194,6 +197,7 @@ pub fn select_auto(kubelet_version: Option<&str>) -> Selection {
         return Selection {
             benchmark: b,
             by: "auto",
+            platform: platform.clone(),
             why: format!(
                 "kubelet {version} names the platform {}: {id}{outside}",
                 platform.as_deref().unwrap_or("")
@@ -224,6 +228,7 @@ pub fn select_auto(kubelet_version: Option<&str>) -> Selection {
     Selection {
         benchmark: b,
         by: "auto",
+        platform: None,
         why: format!("kubelet {version}: {how}"),
     }
 }
@@ -237,6 +242,7 @@ pub fn select(requested: &str, kubelet_version: Option<&str>) -> Option<Selectio
     find(requested).map(|b| Selection {
         benchmark: b,
         by: "flag",
+        platform: None,
         why: format!("--benchmark {}", b.id),
     })
 }

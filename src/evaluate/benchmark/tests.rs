@@ -263,6 +263,11 @@ fn auto_selection_follows_kube_bench_and_our_1_35_rule() {
     assert_eq!(old.benchmark.id, "cis-1.12");
     assert!(old.why.contains("cis-1.11 or older"), "{}", old.why);
     assert_eq!(pick(Some("v1.33.5-eks-113cf36")), "eks-1.8.0");
+    assert_eq!(
+        select_auto(Some("v1.33.5-eks-113cf36")).platform.as_deref(),
+        Some("eks")
+    );
+    assert_eq!(select_auto(Some("v1.33.5")).platform, None);
     assert_eq!(pick(Some("v1.33.5-gke.1080000")), "gke-1.9.0");
     // k3s and rke2 have their own kube-bench benchmarks, not shipped: CIS by minor.
     assert_eq!(pick(Some("v1.33.1+k3s1")), "cis-1.12");

@@ -47,6 +47,9 @@ impl BenchmarkInfo {
 pub struct SelectionInfo {
     /// `flag` or `auto`.
     pub by: &'static str,
+    /// The managed platform the kubelet's version named (`eks`, `gke`), when it chose the
+    /// benchmark.
+    pub platform: Option<String>,
     /// Why, in one line.
     pub why: String,
 }
@@ -90,6 +93,7 @@ impl BenchmarkReport {
             benchmark: BenchmarkInfo::of(benchmark),
             selection: SelectionInfo {
                 by: selection.by,
+                platform: selection.platform.clone(),
                 why: selection.why.clone(),
             },
             groups,

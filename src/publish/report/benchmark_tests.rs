@@ -77,3 +77,28 @@ fn the_benchmark_json_carries_evidence_and_provenance() {
     assert_eq!(item["evidence"][0]["observed"], "true");
     assert_eq!(item["evidence"][0]["source"], "config-file");
 }
+
+#[test]
+fn kube_bench_detected_version_is_the_minor_or_the_platform_benchmark() {
+    use crate::publish::report::kube_bench::overall;
+    let mut r = report();
+    let detected = |r: &Report| {
+        let b = BenchmarkReport::new(
+            r,
+            &select("auto", r.kubelet.version.as_deref()).expect("auto"),
+        );
+        let o = overall(&b);
+        (
+            o.controls[0].version.clone(),
+            o.controls[0].detected_version.clone(),
+        )
+    };
+    r.kubelet.version = Some("v1.33.5-eks-113cf36".into());
+    assert_eq!(detected(&r), ("eks-1.8.0".into(), Some("eks-1.8.0".into())));
+    r.kubelet.version = Some("v1.33.5".into());
+    assert_eq!(detected(&r), ("cis-1.12".into(), Some("1.33".into())));
+    r.kubelet.version = Some("v1.35.0".into());
+    assert_eq!(detected(&r), ("cis-2.0".into(), Some("1.35".into())));
+    r.kubelet.version = None;
+    assert_eq!(detected(&r), ("cis-2.0".into(), None));
+}

@@ -178,7 +178,7 @@ impl Check {
 /// else the kubelet's `major.minor`.
 fn detected_version(report: &BenchmarkReport) -> Option<String> {
     let version = report.kubelet_version.as_deref()?;
-    if report.selection.by == "auto" && report.benchmark.section == "3" {
+    if report.selection.platform.is_some() {
         return Some(report.benchmark.id.to_string());
     }
     crate::model::version::minor_of(version).map(|m| format!("1.{m}"))
