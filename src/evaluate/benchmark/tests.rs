@@ -1,5 +1,5 @@
 use super::*;
-use crate::evaluate::{catalogue, control, Severity};
+use crate::evaluate::{catalogue, control, ControlResult, Severity, Status};
 
 fn result(id: &'static str, status: Status, observed: &str) -> ControlResult {
     ControlResult {
