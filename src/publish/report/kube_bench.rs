@@ -5,7 +5,7 @@
 //! `writeJSONOutput` (with totals, kube-bench's default). Go fields without a `json` tag
 //! keep their Go name (`AuditEnv`, `AuditConfig`, `IsMultiple`); `detected_version` and
 //! `reason` are `omitempty`. tests/kube_bench_json.rs holds the shape to
-//! tests/data/kube-bench/output.json.
+//! tests/data/kube-bench/output.jsonc.
 
 use serde::Serialize;
 
