@@ -452,6 +452,15 @@ pub struct CheckArgs {
     #[arg(long, env = "KUBELET_SENTINEL_COLOR", value_enum, value_name = "WHEN", default_value_t = ColorChoice::Auto)]
     pub color: ColorChoice,
 
+    // --- benchmark view (docs/benchmarks.md) ---
+    /// Report in a benchmark's terms: cis-2.0, cis-1.12, eks-1.8.0, gke-1.9.0, aks-1.8, or
+    /// auto (alone: chosen from the kubelet's version as kube-bench does). Each item's
+    /// PASS/FAIL/WARN/INFO with the evidence behind it; with --format json the benchmark
+    /// JSON (docs/benchmark.schema.json). The exit status still follows --fail-on on the
+    /// controls.
+    #[arg(long, env = "KUBELET_SENTINEL_BENCHMARK", value_name = "ID", num_args = 0..=1, default_missing_value = "auto", value_parser = parse_benchmark)]
+    pub benchmark: Option<String>,
+
     /// What to observe and how to judge it.
     #[command(flatten)]
     pub evaluate: EvaluateArgs,
@@ -504,14 +513,29 @@ impl OnlyStatus {
     }
 }
 
+/// `--benchmark`: `auto` or the id of a benchmark this build ships.
+fn parse_benchmark(s: &str) -> Result<String, String> {
+    let ids = crate::evaluate::benchmark::ids();
+    if s == "auto" || ids.contains(&s) {
+        Ok(s.to_string())
+    } else {
+        Err(format!(
+            "{s:?}: not a benchmark (use auto or one of {})",
+            ids.join(", ")
+        ))
+    }
+}
+
 /// `--format` of `check`'s report: `Table` (for a terminal), `Json` (the whole report)
-/// or `Junit` (JUnit XML, for CI systems).
+/// or `Junit` (JUnit XML, for CI systems); `KubeBenchJson`: the benchmark report in
+/// kube-bench's JSON shape (with `--benchmark`, else the benchmark `auto` chooses).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 #[allow(missing_docs)] // a variant's `///` would become its `--help` text; the enum's doc says it
 pub enum Format {
     Table,
     Json,
     Junit,
+    KubeBenchJson,
 }
 
 /// `--fail-on` of `check`: the lowest severity whose failure makes the exit code 1;

@@ -63,6 +63,9 @@ pub enum CliError {
     /// `check` or `baseline accept`: the Kubernetes API client could not be set up.
     #[error("Kubernetes API: {0}")]
     Cluster(crate::io::kube::ClientError),
+    /// `check --benchmark`: the benchmark or the format asked for cannot be given.
+    #[error("--benchmark: {0}")]
+    Benchmark(String),
 }
 
 /// What `main` prints for an error (after `kubelet-sentinel: error: `): its message, then

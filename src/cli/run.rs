@@ -242,25 +242,19 @@ pub(super) fn check(args: &CheckArgs) -> Result<i32, CliError> {
     let report = Report::new(&snapshot, results, duration).with_drift(drift);
     let gate = args.gate();
     let terminal = std::io::stdout().is_terminal();
-    let out = match args.format {
-        Format::Table => report::table::render(
-            &report,
-            &report::table::TableOptions {
-                colour: match args.color {
-                    ColorChoice::Always => true,
-                    ColorChoice::Never => false,
-                    ColorChoice::Auto => terminal && std::env::var_os("NO_COLOR").is_none(),
-                },
-                // Cut to the columns only for a person at a terminal: a pipe or a file
-                // gets every value whole.
-                wide: args.wide || !terminal,
-                only: args.only_statuses(),
-                gate,
-            },
-        ),
-        Format::Json => report::json::render(&report),
-        Format::Junit => report::junit::render(&report, &gate),
+    let table = report::table::TableOptions {
+        colour: match args.color {
+            ColorChoice::Always => true,
+            ColorChoice::Never => false,
+            ColorChoice::Auto => terminal && std::env::var_os("NO_COLOR").is_none(),
+        },
+        // Cut to the columns only for a person at a terminal: a pipe or a file gets every
+        // value whole.
+        wide: args.wide || !terminal,
+        only: args.only_statuses(),
+        gate,
     };
+    let out = render_check(args, &report, &table)?;
     match write_stdout(&out) {
         // The reader went away (`check | head`): what it did not read is not an
         // error; the verdict stands.
@@ -268,10 +262,11 @@ pub(super) fn check(args: &CheckArgs) -> Result<i32, CliError> {
         other => other?,
     }
     let verdict = gate.verdict(&report);
-    if let (report::Verdict::NoKubelet(why), Format::Json | Format::Junit) = (&verdict, args.format)
-    {
+    let table_says_it = args.format == Format::Table && args.benchmark.is_none();
+    if let (report::Verdict::NoKubelet(why), false) = (&verdict, table_says_it) {
         // A pipeline that keeps only stdout's JSON or XML still sees why the status is 3
-        // (the table says it in its header and last line).
+        // (the control table says it in its header and last line; the benchmark view
+        // does not).
         use std::io::Write;
         let _ = writeln!(
             std::io::stderr(),
@@ -279,6 +274,42 @@ pub(super) fn check(args: &CheckArgs) -> Result<i32, CliError> {
         );
     }
     Ok(verdict.exit_code())
+}
+
+/// The report of `check` in the format and (with `--benchmark`, or for
+/// `--format kube-bench-json`) the benchmark asked for. The exit status does not depend
+/// on it: `--fail-on` judges the controls either way.
+fn render_check(
+    args: &CheckArgs,
+    report: &Report,
+    table: &report::table::TableOptions,
+) -> Result<String, CliError> {
+    use crate::evaluate::benchmark;
+    use report::benchmark::BenchmarkReport;
+    let requested = match (args.format, args.benchmark.as_deref()) {
+        (Format::KubeBenchJson, None) => Some("auto"),
+        (_, requested) => requested,
+    };
+    let Some(requested) = requested else {
+        return Ok(match args.format {
+            Format::Table => report::table::render(report, table),
+            Format::Json => report::json::render(report),
+            // `kube-bench-json` always has a benchmark (`auto` above).
+            Format::Junit | Format::KubeBenchJson => report::junit::render(report, &table.gate),
+        });
+    };
+    // `parse_benchmark` only lets known ids through.
+    let selection = benchmark::select(requested, report.kubelet.version.as_deref())
+        .ok_or_else(|| CliError::Benchmark(format!("{requested:?} is not a benchmark")))?;
+    let b = BenchmarkReport::new(report, &selection);
+    match args.format {
+        Format::Table => Ok(report::benchmark::render_table(&b, table.colour)),
+        Format::Json => Ok(report::benchmark::render_json(&b)),
+        Format::KubeBenchJson => Ok(report::kube_bench::render(&b)),
+        Format::Junit => Err(CliError::Benchmark(
+            "--format junit has no benchmark form: use table, json or kube-bench-json".to_string(),
+        )),
+    }
 }
 
 /// `serve`: run the agent until it is stopped.

@@ -4,6 +4,7 @@
 pub mod api_access;
 pub mod audit;
 pub mod authn;
+pub mod benchmark;
 pub mod by_version;
 #[cfg(test)]
 mod catalogue_tests;

@@ -1,9 +1,12 @@
 //! The `check` command's report: one evaluation as plain data ([`Report`]), rendered by
 //! [`json`], [`junit`] (JUnit XML) or [`table`] (the terminal), and the exit code derived
-//! from it.
+//! from it. `check --benchmark` renders it in a benchmark's terms ([`benchmark`]) or in
+//! kube-bench's JSON shape ([`kube_bench`]).
 
+pub mod benchmark;
 pub mod json;
 pub mod junit;
+pub mod kube_bench;
 pub mod table;
 
 use std::time::Duration;
@@ -90,9 +93,15 @@ impl KubeletReport {
     }
 }
 
+/// The version of the JSON report's shape: the report's `schema_version`, the `const` of
+/// docs/report.schema.json. Raise it when a field is removed, renamed or changes its type.
+pub const REPORT_SCHEMA_VERSION: u32 = 1;
+
 /// One evaluation, ready to be rendered.
 #[derive(Debug, Clone, PartialEq, serde::Serialize)]
 pub struct Report {
+    /// The version of this shape ([`REPORT_SCHEMA_VERSION`], docs/report.schema.json).
+    pub schema_version: u32,
     /// The node's name, as on every metrics series.
     pub node: String,
     /// Unix time (seconds) when the evaluation started.
@@ -153,6 +162,7 @@ impl Report {
     /// `duration` is how long observation and evaluation took.
     pub fn new(snapshot: &Snapshot, controls: Vec<ControlResult>, duration: Duration) -> Report {
         Report {
+            schema_version: REPORT_SCHEMA_VERSION,
             node: snapshot.node.clone(),
             evaluated_at: snapshot.taken_at,
             duration_seconds: duration.as_secs_f64(),
