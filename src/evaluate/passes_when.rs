@@ -105,7 +105,7 @@ pub static PASSES_WHEN: &[(&str, &str)] = &[
     ),
     (
         "running-config-matches-disk",
-        "with `--read-running-config`: every setting the agent models (every one a control reads) has the same value in the kubelet's `/configz` as in its files and flags, compared by meaning (`4h` = `4h0m0s`, `50` = `\"50\"`, a field `/configz` omits is Go's zero value); `fail` lists `key: running=<v> disk=<v> (source)`; reading off (the default) or the policy's `cluster_checks: false`: `not_applicable`; a read that failed (no token, 401, 403 naming the permission, timeout, malformed answer): `unknown` (see [Running configuration](#running-configuration))",
+        "with `--read-running-config`: every setting the agent models (every one a control reads) has the same value in the kubelet's `/configz` as in its files and flags, compared by meaning (`4h` = `4h0m0s`, `50` = `\"50\"`, a field `/configz` omits is Go's zero value); `fail` lists `key: running=<v> disk=<v> (source)`; reading off (the default) or the policy's `cluster_checks: false`: `not_applicable`; a read that failed (no token, 401, 403 naming the permission, timeout, malformed answer): `unknown` (see [running-config.md](running-config.md))",
     ),
     (
         "kube-reserved-set",
