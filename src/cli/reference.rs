@@ -63,7 +63,7 @@ fn row(a: &clap::Arg) -> Option<Row> {
             .map(|names| {
                 names
                     .iter()
-                    .map(|n| n.to_string())
+                    .map(ToString::to_string)
                     .collect::<Vec<_>>()
                     .join(" ")
             })

@@ -48,8 +48,9 @@ fn unshare_with_loopback() -> Result<(), String> {
     // SAFETY: ifreq is plain data; all-zero is a valid value.
     let mut req: libc::ifreq = unsafe { std::mem::zeroed() };
     for (d, s) in req.ifr_name.iter_mut().zip(b"lo\0") {
-        *d = *s as libc::c_char;
+        *d = libc::c_char::from_ne_bytes([*s]);
     }
+    let up = libc::c_short::try_from(libc::IFF_UP).expect("IFF_UP is a short flag");
     // SAFETY: fd is a socket, req a valid ifreq naming an interface, both live for the
     // calls; SIOCGIFFLAGS fills ifru_flags, SIOCSIFFLAGS reads it.
     let result = unsafe {
@@ -59,7 +60,7 @@ fn unshare_with_loopback() -> Result<(), String> {
                 std::io::Error::last_os_error()
             ))
         } else {
-            req.ifr_ifru.ifru_flags |= libc::IFF_UP as libc::c_short;
+            req.ifr_ifru.ifru_flags |= up;
             if libc::ioctl(fd, libc::SIOCSIFFLAGS, &req) != 0 {
                 Err(format!(
                     "SIOCSIFFLAGS lo: {}",
