@@ -145,8 +145,8 @@ EOF
   "$kubectl" kustomize "$out/overlay-podmonitor" >"$out/kustomize-podmonitor.yaml"
   ! grep -q '^kind: ServiceMonitor' "$out/kustomize-podmonitor.yaml" ||
     { echo "the podmonitor component left the ServiceMonitor in"; return 1; }
-  # The documented optional components: the running configuration (README "Running
-  # configuration") and events.
+  # The documented optional components: the running configuration (docs/running-config.md)
+  # and events.
   mkdir -p "$out/overlay-running-config"
   cat >"$out/overlay-running-config/kustomization.yaml" <<'EOF'
 apiVersion: kustomize.config.k8s.io/v1beta1

@@ -219,7 +219,7 @@ fn every_control_has_its_remediation_in_the_control_runbook() {
 }
 
 /// Metric families and their labels: the golden exposition (every series and its labels)
-/// plus the README's Metrics table (families such as the drift gauges that the golden run
+/// plus the docs/metrics.md's Metrics table (families such as the drift gauges that the golden run
 /// does not show), plus `up` for the agent-health rules; every one with the target labels.
 fn known_metrics() -> BTreeMap<String, BTreeSet<String>> {
     let target = ["job", "instance", "namespace", "pod", "node"];
@@ -246,7 +246,7 @@ fn every_metric_and_label_the_rules_select_exists() {
             let Some(metric_labels) = known.get(metric) else {
                 panic!(
                     "{}: metric {metric} is neither in tests/golden/metrics.prom nor in \
-                     README's Metrics table",
+                     docs/metrics.md's Metrics table",
                     a.name
                 );
             };

@@ -1,5 +1,5 @@
 //! The Grafana dashboards (`dashboards/*.json`) keep to the metrics contract: every panel
-//! query names metric families that exist (the golden exposition or the README's Metrics
+//! query names metric families that exist (the golden exposition or the docs/metrics.md's Metrics
 //! table), with labels and values those families have, filtered by the dashboard's
 //! variables; every panel reads the `${datasource}` variable; the variables, uids, tags and
 //! links are the stable ones; and the Helm chart carries byte-identical copies.
@@ -153,7 +153,7 @@ fn check_selector(
     let none = BTreeSet::new();
     let Some(labels) = known.get(&s.metric).or(prometheus.then_some(&none)) else {
         return vec![format!(
-            "{at}: no such metric (not in tests/golden/metrics.prom nor README's Metrics table): {expr}"
+            "{at}: no such metric (not in tests/golden/metrics.prom nor docs/metrics.md's Metrics table): {expr}"
         )];
     };
     let has = |label: &str, ops: &[&str], value: &str| {

@@ -458,7 +458,7 @@ fn check_daemonset(what: &str, ds: &Value, flags: &Flags) -> Config {
         "{what}: --metrics-tls-cert and --metrics-tls-key go together"
     );
 
-    // What the README's Safety section and the brief promise.
+    // What docs/safety.md and the brief promise.
     assert_eq!(pod["hostPID"], true, "{what}: hostPID");
     assert_eq!(pod["hostNetwork"], true, "{what}: hostNetwork");
     assert_eq!(
@@ -808,7 +808,7 @@ fn manifests_kustomization_lists_every_object_and_monitors_set_the_job() {
         .contains(&("prometheus-k8s".to_string(), "monitoring".to_string())));
 }
 
-/// The optional features' components (README "Running configuration", events): each adds
+/// The optional features' components (docs/running-config.md, events): each adds
 /// exactly one rule to the agent's ClusterRole and sets the env twin of its flag to
 /// `true`; the base manifests grant none of them and turn none on.
 #[test]

@@ -1,116 +1,172 @@
-//! Contracts move together: every control id, CLI flag and metric family is documented in
-//! the README, and the README's two opening commands are the ones CI and users run.
+//! Contracts move together: every metric family is documented in docs/metrics.md, the
+//! README's two set-up commands are the ones CI and users run, and every link between the
+//! documents leads somewhere. (docs/flags.md and docs/controls.md are generated and held to
+//! the code by tests/generated_docs.rs.)
 
 mod common;
 
-use clap::CommandFactory;
 use common::metrics::exposition_families;
-use kubelet_sentinel::cli::args::Cli;
-use kubelet_sentinel::evaluate::catalogue;
 
 fn readme() -> String {
     std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/README.md")).unwrap()
 }
 
-#[test]
-fn every_control_id_is_documented_with_its_severity_and_cis() {
-    let readme = readme();
-    for c in catalogue() {
-        let row = readme
-            .lines()
-            .find(|l| l.starts_with(&format!("| `{}` |", c.id)))
-            .unwrap_or_else(|| panic!("README has no catalogue row for {}", c.id));
-        assert!(
-            row.contains(c.family.as_str()),
-            "{}: family {}",
-            c.id,
-            c.family.as_str()
-        );
-        assert!(
-            row.contains(c.severity.as_str()),
-            "{}: severity {}",
-            c.id,
-            c.severity.as_str()
-        );
-        if let Some(cis) = c.cis {
-            assert!(row.contains(cis), "{}: CIS {cis}", c.id);
-        }
-    }
-    // And no row for a control that does not exist (a rename must update the README).
-    let ids: Vec<&str> = catalogue().iter().map(|c| c.id).collect();
-    for line in readme.lines().filter(|l| l.starts_with("| `")) {
-        let cell = line.split('`').nth(1).unwrap_or("");
-        let looks_like_control = cell.contains('-')
-            && !cell.starts_with("--")
-            && !cell.contains(' ')
-            && !cell.contains('/')
-            && cell
-                .chars()
-                .all(|ch| ch.is_ascii_lowercase() || ch == '-' || ch.is_ascii_digit());
-        if looks_like_control
-            && (line.contains("| critical |")
-                || line.contains("| high |")
-                || line.contains("| medium |")
-                || line.contains("| low |"))
-        {
-            assert!(
-                ids.contains(&cell),
-                "README documents unknown control {cell}"
-            );
-        }
-    }
+/// The text of a file of the repository.
+fn read(rel: &str) -> String {
+    std::fs::read_to_string(std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join(rel))
+        .unwrap_or_else(|e| panic!("{rel}: {e}"))
 }
 
-#[test]
-fn every_flag_is_documented() {
-    let readme = readme();
-    let cmd = Cli::command();
-    let mut subs: Vec<&clap::Command> = vec![&cmd];
-    subs.extend(cmd.get_subcommands());
-    for c in subs {
-        for a in c.get_arguments() {
-            let Some(long) = a.get_long() else { continue };
-            if matches!(long, "help" | "version") {
-                continue;
-            }
-            assert!(
-                readme.contains(&format!("--{long}")),
-                "README does not document --{long}"
-            );
-            if let Some(env) = a.get_env() {
-                let env = env.to_string_lossy();
-                assert!(
-                    readme.contains(env.as_ref()),
-                    "README does not document {env}"
-                );
-            }
-        }
-    }
+/// The bodies of the README's `sh` code blocks, in order.
+fn sh_blocks(readme: &str) -> Vec<Vec<&str>> {
+    readme
+        .split("```sh\n")
+        .skip(1)
+        .map(|b| b.split("```").next().unwrap_or_default().lines().collect())
+        .collect()
 }
 
+/// The README is a front door: the two set-up commands, each in its own block, the first
+/// writing nothing outside the checkout, and the reference in docs/.
 #[test]
 fn readme_opens_with_the_two_commands() {
     let readme = readme();
-    let block: Vec<&str> = readme
-        .split("```sh\n")
+    let blocks = sh_blocks(&readme);
+    assert_eq!(
+        blocks.len(),
+        2,
+        "exactly two sh blocks, one per command: {blocks:?}"
+    );
+    assert_eq!(blocks[0].len(), 1, "one command: {:?}", blocks[0]);
+    assert_eq!(blocks[1], ["scripts/test.sh"]);
+    let first = blocks[0][0];
+    assert!(
+        first.contains(" serve ") && first.contains("--host-root examples/node"),
+        "{first}"
+    );
+    // Its state (the drift baseline) stays in the checkout, never in $HOME.
+    let state = first
+        .split("--state-dir ")
         .nth(1)
-        .unwrap()
-        .split("```")
-        .next()
-        .unwrap()
-        .lines()
-        .collect();
-    assert_eq!(block.len(), 2, "exactly two commands: {block:?}");
-    assert!(block[0].contains("serve") && block[0].contains("examples/node"));
-    assert_eq!(block[1], "scripts/test.sh");
-    let ci = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/.ci/run")).unwrap();
+        .and_then(|s| s.split_whitespace().next())
+        .unwrap_or_else(|| panic!("the first command names its --state-dir: {first}"));
+    assert!(state.starts_with("target/"), "{state}");
+    // What they need is said above them.
+    let before_test = &readme[..readme.find("```sh\nscripts/test.sh").unwrap()];
+    for needed in ["root", "Rust", "1.89", "GB", "minutes", "Linux", "Debian"] {
+        assert!(
+            readme[..readme.find("```sh\n").unwrap()].contains(needed)
+                || before_test.contains(needed),
+            "README does not say {needed:?} before the commands"
+        );
+    }
+    assert!(
+        readme.contains(&format!("Rust ≥ {}", env!("CARGO_PKG_RUST_VERSION"))),
+        "README states the Rust version of Cargo.toml's rust-version ({})",
+        env!("CARGO_PKG_RUST_VERSION")
+    );
+    let ci = read(".ci/run");
     assert!(
         ci.contains("scripts/test.sh"),
         ".ci/run must run the README's test command"
     );
+    assert!(std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("examples/node/proc")
+        .is_dir());
+    // A front door, not the reference.
     assert!(
-        std::path::Path::new(concat!(env!("CARGO_MANIFEST_DIR"), "/examples/node/proc")).is_dir()
+        readme.lines().count() < 200,
+        "README has {} lines",
+        readme.lines().count()
     );
+}
+
+/// Written on other branches of issue 15, which the lead merges with this one: a link to
+/// one may arrive before the file does. Empty this list once they are all merged.
+const WRITTEN_ELSEWHERE: &[&str] = &[
+    "docs/check.md",
+    "docs/benchmarks.md",
+    "docs/report.schema.json",
+    "docs/real-cluster.md",
+    "docs/image.md",
+];
+
+/// Every relative link of README.md and docs/ leads to a file that exists and, with an
+/// anchor, to a heading of that file.
+#[test]
+fn relative_links_resolve() {
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+    let mut files = vec![root.join("README.md"), root.join("examples/node/README.md")];
+    let mut dirs = vec![root.join("docs")];
+    while let Some(d) = dirs.pop() {
+        for e in std::fs::read_dir(&d).unwrap() {
+            let p = e.unwrap().path();
+            if p.is_dir() {
+                dirs.push(p);
+            } else if p.extension().is_some_and(|x| x == "md") {
+                files.push(p);
+            }
+        }
+    }
+    let mut checked = 0;
+    let mut broken: Vec<String> = Vec::new();
+    for file in &files {
+        let text = std::fs::read_to_string(file).unwrap();
+        let rel = file.strip_prefix(root).unwrap().display().to_string();
+        for link in text.split("](").skip(1) {
+            let Some(target) = link.split(')').next() else {
+                continue;
+            };
+            if target.contains("://") || target.starts_with("mailto:") || target.contains(' ') {
+                continue;
+            }
+            let (path, anchor) = target.split_once('#').unwrap_or((target, ""));
+            let dest = if path.is_empty() {
+                file.clone()
+            } else {
+                file.parent().unwrap().join(path)
+            };
+            let pending = WRITTEN_ELSEWHERE
+                .iter()
+                .any(|w| dest.ends_with(w) && !dest.exists());
+            if pending {
+                continue;
+            }
+            if !dest.exists() {
+                broken.push(format!("{rel}: link to {target}: no such file"));
+                continue;
+            }
+            // `#<control>`: a placeholder the reader fills in.
+            if !anchor.is_empty() && !anchor.contains('<') && dest.is_file() {
+                let body = std::fs::read_to_string(&dest).unwrap();
+                if !body
+                    .lines()
+                    .filter(|l| l.starts_with('#'))
+                    .any(|h| slug(h) == anchor)
+                {
+                    broken.push(format!("{rel}: link to {target}: no heading #{anchor}"));
+                }
+            }
+            checked += 1;
+        }
+    }
+    assert!(broken.is_empty(), "broken links:\n{}", broken.join("\n"));
+    assert!(checked > 40, "only {checked} links checked");
+}
+
+/// GitHub's anchor of a Markdown heading: lowercase, punctuation dropped, spaces to `-`.
+fn slug(heading: &str) -> String {
+    heading
+        .trim_start_matches('#')
+        .trim()
+        .to_lowercase()
+        .chars()
+        .filter_map(|c| match c {
+            ' ' => Some('-'),
+            c if c.is_alphanumeric() || c == '-' || c == '_' => Some(c),
+            _ => None,
+        })
+        .collect()
 }
 
 #[test]
@@ -120,7 +176,7 @@ fn every_metric_family_is_documented() {
     use kubelet_sentinel::observe::ObserveOptions;
     use kubelet_sentinel::publish::metrics::{render, MetricsInput};
 
-    let readme = readme();
+    let doc = read("docs/metrics.md");
     let host = HostRoot::new(concat!(env!("CARGO_MANIFEST_DIR"), "/examples/node")).unwrap();
     let (snapshot, results, duration) = kubelet_sentinel::agent::evaluate_once(
         &host,
@@ -168,8 +224,8 @@ fn every_metric_family_is_documented() {
     );
     for name in names {
         assert!(
-            readme.contains(&format!("`{name}`")),
-            "README does not document metric {name}"
+            doc.contains(&format!("`{name}`")),
+            "docs/metrics.md does not document metric {name}"
         );
     }
 }

@@ -1,6 +1,6 @@
 //! The command line's flags: `serve`, `check`, `baseline`, and the flags every command
 //! shares. Every flag has an environment twin (tests/docs_contract.rs and
-//! tests/deploy_contract.rs hold the README and the manifests to them).
+//! tests/deploy_contract.rs hold docs/flags.md and the manifests to them).
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -11,7 +11,7 @@ use clap::{Args, Parser, Subcommand, ValueEnum};
 use crate::evaluate::Severity;
 
 /// The default listen port (the Prometheus default-port-allocations range 9100–9999 is
-/// full; see README "Port").
+/// full; see docs/metrics.md#port).
 pub const DEFAULT_PORT: u16 = 10358;
 
 /// The default port of the health probes' own listener (`--health-listen-address`), on
@@ -118,7 +118,7 @@ pub struct HostArgs {
 #[command(next_help_heading = "Kubelet probes")]
 pub struct ProbeArgs {
     /// Probe the kubelet's sockets (TLS, anonymous access, read-only port): auto = only
-    /// when <host-root>/proc is a live procfs, never for a host tree on disk.
+    /// when the host root's /proc is a live procfs, never for a host tree on disk.
     #[arg(long, env = "KUBELET_SENTINEL_LIVE_PROBES", value_enum, value_name = "WHEN", default_value_t = LiveProbes::Auto)]
     pub live_probes: LiveProbes,
 
@@ -137,9 +137,9 @@ pub struct ProbeArgs {
     pub read_running_config: bool,
 
     /// Also read /configz through the API server's node proxy
-    /// (/api/v1/nodes/<node>/proxy/configz) when the kubelet's own port refuses or does
+    /// (/api/v1/nodes/NODE/proxy/configz) when the kubelet's own port refuses or does
     /// not answer. Needs `get` on `nodes/proxy`, which is effectively full control of every
-    /// kubelet: see the README before allowing it.
+    /// kubelet: see docs/running-config.md before allowing it.
     #[arg(long, env = "KUBELET_SENTINEL_RUNNING_CONFIG_VIA_PROXY", value_name = "BOOL", default_value_t = false, action = clap::ArgAction::Set, num_args = 0..=1, require_equals = true, default_missing_value = "true")]
     pub running_config_via_proxy: bool,
 }

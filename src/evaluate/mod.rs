@@ -17,6 +17,7 @@ pub mod live_verdict;
 #[cfg(test)]
 mod live_verdict_tests;
 pub mod outcome;
+pub mod passes_when;
 pub mod pod_security;
 pub mod policy;
 pub mod rbac;

@@ -206,7 +206,7 @@ fn evaluate_matches(ctx: &Ctx) -> Outcome {
     };
     let Some(rc) = &ctx.snapshot.running_config else {
         return Outcome::not_applicable(format!(
-            "reading the running configuration is off: {FLAG} (it needs RBAC get on nodes/configz; see the README, \"Running configuration\")"
+            "reading the running configuration is off: {FLAG} (it needs RBAC get on nodes/configz; see docs/running-config.md)"
         ));
     };
     let via = rc.via.as_str();

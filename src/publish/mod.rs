@@ -6,9 +6,11 @@
 //! - [`server`]: the HTTP server that serves the latest exposition,
 //! - [`listener`]: its accept loop and the bounds on its clients (timeouts, caps),
 //! - [`tls`]: HTTPS for it, with certificates reloaded when their files change,
-//! - [`auth`]: `--metrics-auth kubernetes` (TokenReview + SubjectAccessReview).
+//! - [`auth`]: `--metrics-auth kubernetes` (TokenReview + SubjectAccessReview),
+//! - [`controls_doc`]: docs/controls.md, generated from the catalogue.
 
 pub mod auth;
+pub mod controls_doc;
 pub mod drift;
 pub mod events;
 pub mod listener;

@@ -1,6 +1,6 @@
 //! The metric families this crate exports and their labels, as the contracts know them:
 //! the golden exposition (`tests/golden/metrics.prom`, every series and its labels) and the
-//! README's "## Metrics" table (families such as the drift gauges that the golden run does
+//! docs/metrics.md's "## Metrics" table (families such as the drift gauges that the golden run does
 //! not show). Shared by the alert-rule, dashboard and documentation contracts.
 
 use std::collections::{BTreeMap, BTreeSet};
@@ -42,7 +42,7 @@ pub fn sample(text: &str, name: &str, labels: &[(&str, &str)]) -> Option<f64> {
         .map(|s| s.value)
 }
 
-/// One row of the README's Metrics table.
+/// One row of the docs/metrics.md's Metrics table.
 #[derive(Debug)]
 pub struct ReadmeMetric {
     /// As the table spells it (wire names: counters end in `_total`, info metrics in
@@ -88,20 +88,23 @@ fn label_names(cell: &str) -> Vec<String> {
         .collect()
 }
 
-/// Each row of the README's "## Metrics" table (up to the next `## ` heading).
+/// Each row of the docs/metrics.md's "## Metrics" table (up to the next `## ` heading).
 pub fn readme_metrics() -> Vec<ReadmeMetric> {
-    let readme = read("README.md");
+    let readme = read("docs/metrics.md");
     let section = readme
         .split("\n## Metrics\n")
         .nth(1)
-        .expect("README has a ## Metrics section");
+        .expect("docs/metrics.md has a ## Metrics section");
     let section = section.split("\n## ").next().unwrap_or(section);
     let rows: Vec<ReadmeMetric> = section
         .lines()
         .filter(|l| l.starts_with("| `"))
         .map(|l| {
             let cells: Vec<&str> = l.split('|').map(str::trim).collect();
-            assert!(cells.len() >= 5, "README Metrics table: short row {l:?}");
+            assert!(
+                cells.len() >= 5,
+                "docs/metrics.md Metrics table: short row {l:?}"
+            );
             ReadmeMetric {
                 family: cells[1].trim_matches('`').to_string(),
                 kind: cells[2].to_string(),
@@ -115,14 +118,14 @@ pub fn readme_metrics() -> Vec<ReadmeMetric> {
         .count();
     assert!(
         ours >= 20,
-        "README's Metrics table: only {ours} kubelet_sentinel_ rows parsed ({} rows)",
+        "docs/metrics.md's Metrics table: only {ours} kubelet_sentinel_ rows parsed ({} rows)",
         rows.len()
     );
     rows
 }
 
 /// Metric name -> its own label names (not the target labels a scrape adds), from the
-/// golden exposition's samples and the README's Metrics table (wire names).
+/// golden exposition's samples and the docs/metrics.md's Metrics table (wire names).
 pub fn known_families() -> BTreeMap<String, BTreeSet<String>> {
     // The golden file holds `<duration>` and `<timestamp>` where a run's values were
     // (tests/e2e_serve.rs `normalise`): any number reads the same families.

@@ -28,6 +28,7 @@ pub mod agent;
 pub mod fake_api;
 pub mod http;
 pub mod metrics;
+pub mod netns;
 pub mod process;
 pub mod promql;
 #[cfg(feature = "standin")]

@@ -72,7 +72,7 @@ app.kubernetes.io/part-of: kubelet-sentinel
 {{- define "kubelet-sentinel.scrapeTls" -}}
 {{- if .Values.metrics.tls.enabled }}
 # HTTPS (metrics.tls); the default tlsConfig skips verification: the bearer token is
-# what protects the data (see README "Protected metrics").
+# what protects the data (see docs/protected-metrics.md).
 scheme: https
 tlsConfig:
   {{- toYaml (.Values.metrics.tls.scrapeTlsConfig | default (dict "insecureSkipVerify" true)) | nindent 2 }}
