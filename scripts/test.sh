@@ -15,6 +15,10 @@
 #      (cached by version under /var/cache/kubelet-sentinel/kubelets), every scenario of
 #      tests/kubelet-truth/ is recorded again with it, and any difference from the committed
 #      recordings fails (cargo test already compared the agent with every recording).
+#   7. A real cluster (tests/real-cluster, docs/real-cluster.md): etcd, kube-apiserver,
+#      controller-manager, scheduler, containerd and a kubelet of that release in a network
+#      namespace; the image deployed with kustomize and helm, scraped by Prometheus through
+#      TokenReview/SubjectAccessReview, its API-backed controls checked.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 start=$(date +%s)
@@ -39,6 +43,11 @@ newest=$(ls tests/kubelet-truth/recorded | sort -V | tail -n1)
 kubelet_log=$(mktemp)
 bash tests/kubelet-truth/build-kubelet.sh "$newest" >"$kubelet_log" 2>&1 &
 kubelet_build=$!
+# The real cluster's control plane (the last step), same release, same way, same cache.
+control_plane_log=$(mktemp)
+bash tests/kubelet-truth/build-kubelet.sh "$newest" kube-apiserver kube-controller-manager \
+  kube-scheduler kubectl >"$control_plane_log" 2>&1 &
+control_plane_build=$!
 
 step "deploy artefacts: manifests, Helm chart"
 bash scripts/check-deploy.sh
@@ -79,5 +88,16 @@ if ! wait "$kubelet_build"; then
   exit 1
 fi
 bash tests/kubelet-truth/record.sh --check --version "$newest" --kubelet "$(tail -n1 "$kubelet_log")"
+
+step "real cluster: Kubernetes $newest on loopback, the image deployed (kustomize, helm), scraped, its API controls"
+if ! wait "$control_plane_build"; then
+  echo "building the control plane $newest failed:" >&2
+  cat "$control_plane_log" >&2
+  exit 1
+fi
+image_dir=$(mktemp -d)
+archive=$(bash tests/real-cluster/image-archive.sh "$image_dir")
+python3 tests/real-cluster/cluster.py --image-archive "$archive" --version "$newest"
+rm -rf "$image_dir"
 
 step "all tests passed"

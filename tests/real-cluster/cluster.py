@@ -49,7 +49,7 @@ import urllib.request
 HERE = os.path.dirname(os.path.abspath(__file__))
 REPO = os.path.dirname(os.path.dirname(HERE))
 NODE = "sentinel-node"
-NODE_IP = "10.201.0.1"          # a dummy interface of the namespace (the kubelet refuses loopback)
+NODE_IP = "10.201.0.1"          # on a port-less bridge in the namespace (the kubelet refuses loopback)
 SERVICE_CIDR = "10.202.0.0/24"
 KUBERNETES_SVC = "10.202.0.1"   # first address of the service range: the `kubernetes` Service
 POD_CIDR = "10.203.0.0/24"
@@ -173,7 +173,9 @@ def outer(o):
     if os.geteuid() != 0:
         print("real-cluster: SKIP: needs root (namespaces, mounts, containerd)")
         return SKIP
-    if not os.path.isfile(o.image_archive):
+    if not o.image_archive and not o.only_bringup:
+        raise SystemExit("--image-archive is needed (only --only-bringup runs without)")
+    if o.image_archive and not os.path.isfile(o.image_archive):
         raise SystemExit("no image archive: %s" % o.image_archive)
     need_tools()
     bins = build_binaries(o.version)
@@ -191,7 +193,8 @@ def outer(o):
     logs = o.logs or os.path.join(base, "logs")
     os.makedirs(logs, exist_ok=True)
     argv = [sys.executable, os.path.abspath(__file__), "--inner", "--base", base, "--logs", logs,
-            "--image-archive", os.path.abspath(o.image_archive), "--version", o.version,
+            "--image-archive", os.path.abspath(o.image_archive) if o.image_archive else "",
+            "--version", o.version,
             "--bins", json.dumps(bins)]
     if o.only_bringup:
         argv.append("--only-bringup")
@@ -323,7 +326,8 @@ class Cluster:
         # this mount namespace only: its mounts are copies, in peer groups of their own.
         run(["mount", "--make-rshared", "/"])
         run(["ip", "link", "set", "lo", "up"])
-        run(["ip", "link", "add", "sentinel0", "type", "dummy"])
+        # the node's "NIC": a bridge without ports (this kernel has neither dummy nor veth)
+        run(["ip", "link", "add", "sentinel0", "type", "bridge"])
         run(["ip", "addr", "add", NODE_IP + "/24", "dev", "sentinel0"])
         run(["ip", "link", "set", "sentinel0", "up"])
         run(["ip", "route", "add", "default", "dev", "sentinel0"])
@@ -454,7 +458,7 @@ plugins:
             "--bind-address=127.0.0.1", "--leader-elect=false",
         ])
 
-    def pause_image(self):
+    def build_pause_image(self):
         """registry.k8s.io/pause:3.10, built here: a static pause program (as kubernetes
         build/pause/linux/pause.c: wait for signals, reap children) in an OCI archive."""
         d = os.path.join(self.base, "pause")
@@ -495,6 +499,7 @@ plugins:
         cd = os.path.join(self.base, "containerd")
         os.makedirs(cd)
         self.cd_sock = "/run/containerd/containerd.sock"
+        os.makedirs("/etc/cni/net.d", exist_ok=True)
         with open("/etc/cni/net.d/10-sentinel.conflist", "w") as f:
             json.dump({"cniVersion": "0.4.0", "name": "sentinel", "plugins": [
                 {"type": "bridge", "bridge": "cni-sentinel", "isGateway": True, "ipMasq": False,
@@ -524,13 +529,14 @@ state = "/run/containerd"
         self.wait_for("containerd's socket", lambda: os.path.exists(self.cd_sock), 60, procs=("containerd",))
         self.wait_for("containerd answering", lambda: self.ctr("version", check=False).returncode == 0, 30,
                       procs=("containerd",))
-        self.ctr("images", "import", "--no-unpack", self.pause_image())
-        self.ctr("images", "import", "--all-platforms", self.o.image_archive)
+        self.ctr("images", "import", "--no-unpack", self.build_pause_image())
+        if self.o.image_archive:
+            self.ctr("images", "import", "--all-platforms", self.o.image_archive)
         names = self.ctr("images", "ls", "-q").stdout.split()
         agent = sorted(n for n in names if n.startswith("localhost/kubelet-sentinel:"))
-        if PAUSE_IMAGE not in names or not agent:
+        if PAUSE_IMAGE not in names or (self.o.image_archive and not agent):
             raise CheckFailed("images in containerd: %s" % names)
-        self.agent_image = agent[0]
+        self.agent_image = agent[0] if agent else None
         log("containerd up; images: %s, %s" % (PAUSE_IMAGE, self.agent_image))
 
     def kubelet(self):
@@ -605,7 +611,10 @@ def inner(o):
         return scenarios.run_all(c, log, CheckFailed, keep_going=o.keep_going)
     except CheckFailed as e:
         log("FAIL: %s" % e)
-        c.dump_state()
+        return 1
+    except Exception:  # noqa: BLE001 - a bug of this script is a failed run, with its trace
+        import traceback
+        log("FAIL: unexpected error:\n%s" % traceback.format_exc())
         return 1
     finally:
         c.dump_state()
@@ -613,7 +622,7 @@ def inner(o):
 
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("--image-archive", required=True, help="OCI archive of the agent's image")
+    ap.add_argument("--image-archive", help="OCI archive of the agent's image (required but with --only-bringup)")
     ap.add_argument("--version", default="v1.37.2", help="Kubernetes release (default v1.37.2)")
     ap.add_argument("--logs", help="keep every component's log here")
     ap.add_argument("--only-bringup", action="store_true")
@@ -623,6 +632,7 @@ def main():
     ap.add_argument("--bins", help=argparse.SUPPRESS)
     o = ap.parse_args()
     if o.inner:
+        sys.dont_write_bytecode = True
         sys.path.insert(0, HERE)
         return inner(o)
     return outer(o)
