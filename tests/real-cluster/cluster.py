@@ -261,6 +261,8 @@ def die_with_parent():
 
 
 class Cluster:
+    ALL = ("etcd", "kube-apiserver", "kube-controller-manager", "kube-scheduler", "containerd", "kubelet")
+
     def __init__(self, o):
         self.o = o
         self.base = o.base
@@ -422,6 +424,7 @@ plugins:
             "--client-ca-file=%s/ca.crt" % p,
             "--kubelet-client-certificate=%s/apiserver-kubelet-client.crt" % p,
             "--kubelet-client-key=%s/apiserver-kubelet-client.key" % p,
+            "--kubelet-preferred-address-types=InternalIP",  # no DNS in the namespace
             "--service-account-issuer=https://kubernetes.default.svc.cluster.local",
             "--service-account-key-file=%s/sa.pub" % p,
             "--service-account-signing-key-file=%s/sa.key" % p,
@@ -448,7 +451,7 @@ plugins:
             "--use-service-account-credentials=true",
             "--service-cluster-ip-range=" + SERVICE_CIDR,
             "--cluster-signing-cert-file=%s/ca.crt" % p, "--cluster-signing-key-file=%s/ca.key" % p,
-            "--controllers=*,-nodeipam,-cloud-node-lifecycle,-service-lb-controller,-node-route-controller",
+            "--controllers=*,-nodeipam",
         ])
         self.start("kube-scheduler", [
             self.bins["kube-scheduler"],
@@ -457,6 +460,16 @@ plugins:
             "--authorization-kubeconfig=%s/scheduler.kubeconfig" % b,
             "--bind-address=127.0.0.1", "--leader-elect=false",
         ])
+
+    def wait_healthz(self, name, port):
+        ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+        ctx.check_hostname = False
+        ctx.verify_mode = ssl.CERT_NONE
+
+        def ok():
+            with urllib.request.urlopen("https://127.0.0.1:%d/healthz" % port, context=ctx, timeout=3) as r:
+                return r.status == 200
+        self.wait_for("%s's /healthz" % name, ok, 60, procs=(name,))
 
     def build_pause_image(self):
         """registry.k8s.io/pause:3.10, built here: a static pause program (as kubernetes
@@ -515,6 +528,9 @@ state = "/run/containerd"
 [plugins]
   [plugins."io.containerd.grpc.v1.cri"]
     sandbox_image = "%s"
+    # this machine refuses a lower oom_score_adj than containerd's own (the kubelet's
+    # -998 for the pause container would fail runc's init): cap it, as the truth harness does
+    restrict_oom_score_adj = true
     [plugins."io.containerd.grpc.v1.cri".containerd]
       default_runtime_name = "runc"
       [plugins."io.containerd.grpc.v1.cri".containerd.runtimes.runc]
@@ -579,7 +595,7 @@ serverTLSBootstrap: false
             n = self.kjson("get", "node", NODE)
             conds = {c["type"]: c["status"] for c in n["status"].get("conditions", [])}
             return conds.get("Ready") == "True"
-        self.wait_for("node %s Ready" % NODE, ready, 180, procs=("kubelet", "containerd", "kube-apiserver"))
+        self.wait_for("node %s Ready" % NODE, ready, 180, procs=self.ALL)
         log("node %s Ready (kubelet %s)" % (NODE, self.kjson("get", "node", NODE)["status"]["nodeInfo"]["kubeletVersion"]))
 
     def bringup(self):
@@ -587,6 +603,8 @@ serverTLSBootstrap: false
         self.namespaces()
         self.certs()
         self.control_plane()
+        self.wait_healthz("kube-controller-manager", 10257)
+        self.wait_healthz("kube-scheduler", 10259)
         self.containerd()
         self.kubelet()
         self.bringup_seconds = time.time() - t

@@ -45,7 +45,7 @@ def wait_agent_ready(x, ns, what, timeout=180):
         conds = {c["type"]: c["status"] for c in p["status"].get("conditions", [])}
         return p if conds.get("Ready") == "True" else None
     try:
-        pod = x.c.wait_for("%s: the agent pod Ready" % what, ready, timeout)
+        pod = x.c.wait_for("%s: the agent pod Ready" % what, ready, timeout, procs=x.c.ALL)
     except x.fail:
         p = agent_pod(x, ns)
         ev = x.c.kubectl("get", "events", "-n", ns, "--sort-by=.lastTimestamp", check=False).stdout
