@@ -320,6 +320,7 @@ def helm_phase(x):
     run = lambda *a: subprocess.run([helm] + list(a), capture_output=True, text=True, env=x.c.env, timeout=300)
     r = run("install", "kubelet-sentinel", chart, "--namespace", NS, *common)
     x.expect(r.returncode == 0, "helm install exited %d:\n%s%s" % (r.returncode, r.stdout, r.stderr))
+    x.log("helm install --wait: %.1fs" % (time.time() - t))
     pod = wait_agent_ready(x, NS, "helm")
     x.timings["helm_ready"] = time.time() - t
     warnings = probe_warnings(x, NS, pod)
@@ -334,9 +335,12 @@ def helm_phase(x):
     expect_control(x, controls, "no-host-takeover-pods", "pass")
     r = run("uninstall", "kubelet-sentinel", "--namespace", NS, "--wait", "--timeout", "2m")
     x.expect(r.returncode == 0, "helm uninstall exited %d:\n%s%s" % (r.returncode, r.stdout, r.stderr))
-    left = x.c.kubectl("get", "all,serviceaccounts,secrets,configmaps,servicemonitors,prometheusrules",
-                       "-n", NS, "-l", "app.kubernetes.io/name=kubelet-sentinel", "-o", "name").stdout.split()
-    x.expect(not left, "helm uninstall left: %s" % left)
+    def gone():
+        left = x.c.kubectl("get", "all,serviceaccounts,secrets,configmaps,servicemonitors,prometheusrules",
+                           "-n", NS, "-l", "app.kubernetes.io/name=kubelet-sentinel", "-o", "name").stdout.split()
+        return not left or None
+    # the DaemonSet's pod goes after it (garbage collection), within its grace period
+    x.c.wait_for("helm uninstall: every object of the release gone", gone, 60)
     x.log("helm install -> Ready, uninstall clean (%.1fs)" % (time.time() - t))
     # --create-namespace (the old README's way) on a cluster whose default is restricted:
     # the DaemonSet's pods are refused
