@@ -127,18 +127,18 @@ def tokens(x):
     return tok
 
 
-def overlay(x):
-    """manifests/ + the PodMonitor and running-config components, the image replaced by the
-    one imported into containerd (never pulled)."""
-    d = os.path.join(x.c.base, "overlay")
+def overlay(x, name="overlay", components=("podmonitor", "running-config")):
+    """manifests/ + components (default: the PodMonitor and running-config ones), the image
+    replaced by the one imported into containerd (never pulled)."""
+    d = os.path.join(x.c.base, name)
     os.makedirs(d)
     rel = os.path.relpath(os.path.join(x.repo, "manifests"), d)
-    name, tag = x.c.agent_image.rsplit(":", 1)
+    image, tag = x.c.agent_image.rsplit(":", 1)
     with open(os.path.join(d, "kustomization.yaml"), "w") as f:
         f.write("""apiVersion: kustomize.config.k8s.io/v1beta1
 kind: Kustomization
 resources: [%s]
-components: [%s/podmonitor, %s/running-config]
+components: [%s]
 images:
   - name: ghcr.io/kubelet-sentinel/kubelet-sentinel
     newName: %s
@@ -149,7 +149,7 @@ patches:
       - op: replace
         path: /spec/template/spec/containers/0/imagePullPolicy
         value: Never
-""" % (rel, rel, rel, name, tag))
+""" % (rel, ", ".join("%s/%s" % (rel, c) for c in components), image, tag))
     return d
 
 
@@ -297,12 +297,26 @@ def kustomize_phase(x):
     scrape(x, jobs)
     controls_before(x)
     controls_after_privileged_pod(x)
+    delete_clean(x, d, ["--ignore-not-found"])
+    # the base alone (the ServiceMonitor, no token Secret): apply, Ready, delete without a flag
+    d = overlay(x, "overlay-base", components=[])
+    x.c.kubectl("apply", "-k", d)
+    wait_agent_ready(x, NS, "kustomize (manifests/ alone)")
+    delete_clean(x, d, [])
+
+
+def delete_clean(x, d, flags):
     t = time.time()
-    r = x.c.kubectl("delete", "-k", d, "--wait=true", "--timeout=120s", check=False, timeout=180)
-    x.expect(r.returncode == 0, "kubectl delete -k exited %d:\n%s%s" % (r.returncode, r.stdout, r.stderr))
+    r = x.c.kubectl("delete", "-k", d, "--wait=true", "--timeout=120s", *flags, check=False, timeout=180)
+    x.expect(r.returncode == 0 and not r.stderr.strip(),
+             "kubectl delete -k %s exited %d:\n%s%s" % (" ".join(flags), r.returncode, r.stdout, r.stderr))
     x.c.wait_for("namespace %s gone" % NS,
                  lambda: x.c.kubectl("get", "namespace", NS, check=False).returncode != 0, 120)
-    x.log("kubectl delete -k: exit 0, namespace gone in %.1fs" % (time.time() - t))
+    left = x.c.kubectl("get", "clusterroles,clusterrolebindings", "-l", "app.kubernetes.io/name=kubelet-sentinel",
+                       "-o", "name").stdout.split()
+    x.expect(not left, "kubectl delete -k left: %s" % left)
+    x.log("kubectl delete -k %s: exit 0, no error, namespace and cluster objects gone in %.1fs" % (
+        " ".join(flags), time.time() - t))
 
 
 def helm_phase(x):
