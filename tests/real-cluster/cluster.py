@@ -2,7 +2,7 @@
 """A real single-node Kubernetes cluster on this machine, and kubelet-sentinel deployed on it.
 
     python3 tests/real-cluster/cluster.py --image-archive DIR/kubelet-sentinel.oci.tar
-        [--version v1.37.2] [--logs DIR] [--only-bringup] [--keep-going]
+        [--version v1.37.2] [--logs DIR] [--only-bringup]
 
 What it brings up (see docs/real-cluster.md), all inside one fresh network, mount and pid
 namespace (unshare), so that fixed ports (6443, 2379, 10250, ...) are the namespace's own,
@@ -28,7 +28,7 @@ against what this cluster implies, then a privileged pod in an unlabelled namesp
 both Pod Security controls to fail.
 
 Must run as root. Exit status 0 when every check passed; 1 on the first failed check
-(or all of them with --keep-going); 77 when the machine cannot run it (printed why).
+(with what it saw; the components' logs are kept); 77 when not root (printed why).
 """
 import argparse
 import base64
@@ -198,8 +198,6 @@ def outer(o):
             "--bins", json.dumps(bins)]
     if o.only_bringup:
         argv.append("--only-bringup")
-    if o.keep_going:
-        argv.append("--keep-going")
     # --pid --fork: the runner is the namespace's init; when it ends the kernel kills every
     # process left in the namespace (containerd, its shims, the containers).
     # --kill-child: the runner is killed when unshare is (a signal to this script).
@@ -626,7 +624,7 @@ def inner(o):
         if o.only_bringup:
             return 0
         import scenarios  # the checks on the running cluster (scenarios.py beside this file)
-        return scenarios.run_all(c, log, CheckFailed, keep_going=o.keep_going)
+        return scenarios.run_all(c, log, CheckFailed)
     except CheckFailed as e:
         log("FAIL: %s" % e)
         return 1
@@ -644,7 +642,6 @@ def main():
     ap.add_argument("--version", default="v1.37.2", help="Kubernetes release (default v1.37.2)")
     ap.add_argument("--logs", help="keep every component's log here")
     ap.add_argument("--only-bringup", action="store_true")
-    ap.add_argument("--keep-going", action="store_true")
     ap.add_argument("--inner", action="store_true", help=argparse.SUPPRESS)
     ap.add_argument("--base", help=argparse.SUPPRESS)
     ap.add_argument("--bins", help=argparse.SUPPRESS)

@@ -372,7 +372,7 @@ def helm_phase(x):
     x.c.kubectl("delete", "namespace", NS, "sentinel-helm-unlabelled", "--wait=true", "--timeout=120s")
 
 
-def run_all(c, log, fail, keep_going=False):
+def run_all(c, log, fail):
     x = Ctx(c, log, fail)
     install_crds(x)
     tokens(x)
