@@ -31,19 +31,15 @@ Must run as root. Exit status 0 when every check passed; 1 on the first failed c
 (with what it saw; the components' logs are kept); 77 when not root (printed why).
 """
 import argparse
-import base64
 import json
 import os
-import re
 import shutil
 import signal
-import socket
 import ssl
 import subprocess
 import sys
 import tempfile
 import time
-import urllib.error
 import urllib.request
 
 HERE = os.path.dirname(os.path.abspath(__file__))

@@ -1,6 +1,7 @@
 """The checks tests/real-cluster/cluster.py runs on its cluster, in order (see its docstring
 and docs/real-cluster.md). Each step raises CheckFailed with what it saw; nothing is
 retried beyond waiting for the cluster to settle (bounded)."""
+import base64
 import json
 import os
 import ssl
@@ -292,7 +293,7 @@ def kustomize_phase(x):
     tok = x.c.wait_for("the scraper token Secret filled in", secret_token, 60)
     scraper = os.path.join(x.c.base, "scraper.token")
     with open(scraper, "w") as f:
-        f.write(__import__("base64").b64decode(tok).decode())
+        f.write(base64.b64decode(tok).decode())
     jobs = prometheus(x, scraper)
     scrape(x, jobs)
     controls_before(x)
