@@ -18,6 +18,10 @@
 #      (cached by version under /var/cache/kubelet-sentinel/kubelets), every scenario of
 #      tests/kubelet-truth/ is recorded again with it, and any difference from the committed
 #      recordings fails (cargo test already compared the agent with every recording).
+#   7. A real cluster (tests/real-cluster, docs/real-cluster.md): etcd, kube-apiserver,
+#      controller-manager, scheduler, containerd and a kubelet of that release in a network
+#      namespace; the image deployed with kustomize and helm, scraped by Prometheus through
+#      TokenReview/SubjectAccessReview, its API-backed controls checked.
 #
 # A step that fails does not stop the others: each `step "name: what"` block runs to its
 # end, every failed command marks its step failed, and the last line names the failed steps
@@ -95,6 +99,11 @@ newest=$(ls tests/kubelet-truth/recorded | sort -V | tail -n1)
 kubelet_log=$(mktemp)
 bash tests/kubelet-truth/build-kubelet.sh "$newest" >"$kubelet_log" 2>&1 &
 kubelet_build=$!
+# The real cluster's control plane (the last step), same release, same way, same cache.
+control_plane_log=$(mktemp)
+bash tests/kubelet-truth/build-kubelet.sh "$newest" kube-apiserver kube-controller-manager \
+  kube-scheduler kubectl >"$control_plane_log" 2>&1 &
+control_plane_build=$!
 
 step "deploy: manifests, Helm chart"
 bash scripts/check-deploy.sh
@@ -134,6 +143,21 @@ if wait "$kubelet_build"; then
 else
   echo "building kubelet $newest failed:" >&2
   cat "$kubelet_log" >&2
+  false
+fi
+
+step "real cluster: Kubernetes $newest on loopback, the image deployed (kustomize, helm), scraped, its API controls"
+if wait "$control_plane_build"; then
+  image_dir=$(mktemp -d)
+  if archive=$(bash tests/real-cluster/image-archive.sh "$image_dir"); then
+    python3 tests/real-cluster/cluster.py --image-archive "$archive" --version "$newest"
+  else
+    false
+  fi
+  rm -rf "$image_dir"
+else
+  echo "building the control plane $newest failed:" >&2
+  cat "$control_plane_log" >&2
   false
 fi
 

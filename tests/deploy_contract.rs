@@ -423,7 +423,13 @@ fn check_daemonset(what: &str, ds: &Value, flags: &Flags) -> Config {
         "{what}: the health containerPort = the health listen port"
     );
     assert_ne!(health_port, listen_port, "{what}: two listeners, two ports");
-    for (probe, path) in [("livenessProbe", "/healthz"), ("readinessProbe", "/readyz")] {
+    // The startup probe waits for the first evaluation (/readyz) before liveness and
+    // readiness start (the kubelet holds them back until it succeeds).
+    for (probe, path) in [
+        ("startupProbe", "/readyz"),
+        ("livenessProbe", "/healthz"),
+        ("readinessProbe", "/readyz"),
+    ] {
         assert_eq!(c[probe]["httpGet"]["path"], path, "{what}: {probe}");
         assert_eq!(c[probe]["httpGet"]["port"], "health", "{what}: {probe}");
         let scheme = c[probe]["httpGet"]["scheme"].as_str().unwrap_or("HTTP");

@@ -1,8 +1,12 @@
 #!/usr/bin/env bash
-# Builds cmd/kubelet of k8s.io/kubernetes at one release from the Go module proxy, with the
-# ordinary `go` client, and caches the binary by version.
+# Builds cmd/kubelet (or other commands: kube-apiserver, kube-controller-manager,
+# kube-scheduler, kubectl) of k8s.io/kubernetes at one release from the Go module proxy, with
+# the ordinary `go` client, and caches the binaries by version.
 #
-#   tests/kubelet-truth/build-kubelet.sh v1.37.2      # prints the binary's path
+#   tests/kubelet-truth/build-kubelet.sh v1.37.2      # prints the kubelet's path
+#   tests/kubelet-truth/build-kubelet.sh v1.37.2 kube-apiserver kubectl   # one path a line
+#
+# Several commands are built by one `go build` (shared packages compile once).
 #
 # k8s.io/kubernetes requires its staging modules (k8s.io/api, k8s.io/client-go, ...) at
 # v0.0.0 and replaces them with ./staging/src/... in its own go.mod; a replace in a
@@ -11,8 +15,8 @@
 # hack/lib/version.sh (kube::version::ldflags) sets them, so `--version`, the Go build
 # information and kubernetes_build_info say the real version.
 #
-# Cache: ${KUBELET_TRUTH_CACHE:-/var/cache/kubelet-sentinel/kubelets}/<version>/kubelet, with
-# <version>/toolchain saying which Go built it.
+# Cache: ${KUBELET_TRUTH_CACHE:-/var/cache/kubelet-sentinel/kubelets}/<version>/<command>
+# (kubelet, kube-apiserver, ...), with <version>/toolchain saying which Go built them.
 #
 # Toolchain: the one upstream built the release with, i.e. the release's .go-version file
 # (hack/lib/golang.sh sets GOTOOLCHAIN=go$(cat .go-version)); else the go.mod's `toolchain`
@@ -22,12 +26,25 @@
 # The release's `godebug` lines are copied into the throwaway main module, since a
 # dependency's go.mod godebug lines are ignored and they change runtime defaults (TLS, ...).
 set -euo pipefail
-version=${1:?usage: build-kubelet.sh vMAJOR.MINOR.PATCH}
+version=${1:?usage: build-kubelet.sh vMAJOR.MINOR.PATCH [command...]}
 [[ $version =~ ^v1\.([0-9]+)\.([0-9]+)$ ]] || { echo "not a release version: $version" >&2; exit 2; }
 minor=${BASH_REMATCH[1]} patch=${BASH_REMATCH[2]}
+shift
+cmds=("$@")
+[[ ${#cmds[@]} -gt 0 ]] || cmds=(kubelet)
+for c in "${cmds[@]}"; do
+  case $c in
+    kubelet | kube-apiserver | kube-controller-manager | kube-scheduler | kubectl) ;;
+    *) echo "not a command this script builds: $c" >&2; exit 2 ;;
+  esac
+done
 cache=${KUBELET_TRUTH_CACHE:-/var/cache/kubelet-sentinel/kubelets}
-out="$cache/$version/kubelet"
-if [[ -x $out ]]; then echo "$out"; exit 0; fi
+missing=()
+for c in "${cmds[@]}"; do [[ -x $cache/$version/$c ]] || missing+=("$c"); done
+if [[ ${#missing[@]} -eq 0 ]]; then
+  for c in "${cmds[@]}"; do echo "$cache/$version/$c"; done
+  exit 0
+fi
 
 command -v go >/dev/null || { echo "go is not installed" >&2; exit 2; }
 work=$(mktemp -d)
@@ -65,7 +82,7 @@ elif [[ $choice != local ]] && ! GOTOOLCHAIN=$choice go version >/dev/null 2>"$w
 fi
 export GOTOOLCHAIN=$choice
 used_go=$(go env GOVERSION)
-echo "building kubelet $version with $used_go (go.mod: go $want_go${toolchain:+, toolchain $toolchain}${dotgo:+; .go-version $dotgo})" >&2
+echo "building ${missing[*]} $version with $used_go (go.mod: go $want_go${toolchain:+, toolchain $toolchain}${dotgo:+; .go-version $dotgo})" >&2
 
 {
   printf 'module kubelet-build\n\ngo %s\n\n' "$want_go"
@@ -89,7 +106,11 @@ echo "building kubelet $version with $used_go (go.mod: go $want_go${toolchain:+,
       fi
     done
 } > go.mod
-printf 'package main\n\nimport _ "k8s.io/kubernetes/cmd/kubelet"\n' > deps.go
+{
+  printf 'package main\n\nimport (\n'
+  for c in "${missing[@]}"; do printf '\t_ "k8s.io/kubernetes/cmd/%s"\n' "$c"; done
+  printf ')\n'
+} > deps.go
 # -e: tidy looks at every build tag, so it misses the stubbed cloud-provider packages that the
 # providerless build never imports.
 go mod tidy -e >"$work/tidy.log" 2>&1 || { cat "$work/tidy.log" >&2; exit 1; }
@@ -102,13 +123,20 @@ for pkg in k8s.io/client-go/pkg/version k8s.io/component-base/version; do
   ld+=" -X '$pkg.gitTreeState=clean' -X '$pkg.buildDate=$date_flag'"
 done
 mkdir -p "$cache/$version"
-if ! CGO_ENABLED=0 go build -trimpath -tags providerless -ldflags "-s -w $ld" -o "$out.tmp" k8s.io/kubernetes/cmd/kubelet; then
+pkgs=()
+for c in "${missing[@]}"; do pkgs+=("k8s.io/kubernetes/cmd/$c"); done
+mkdir -p "$work/bin"
+if ! CGO_ENABLED=0 go build -trimpath -tags providerless -ldflags "-s -w $ld" -o "$work/bin/" "${pkgs[@]}"; then
   if [[ -d $work/stub ]]; then
     echo "build failed; stubbed (not served by the module proxy): $(ls "$work/stub" | tr '_' '/' | tr '\n' ' ')" >&2
     echo "(v1.29.x: cmd/kubelet imports pkg/credentialprovider/{azure,gcp}, which import k8s.io/legacy-cloud-providers even with -tags providerless)" >&2
   fi
   exit 1
 fi
-mv "$out.tmp" "$out"
+for c in "${missing[@]}"; do
+  # copy then rename: the cache and the temp dir may be on different filesystems
+  cp "$work/bin/$c" "$cache/$version/$c.tmp"
+  mv "$cache/$version/$c.tmp" "$cache/$version/$c"
+done
 echo "$used_go" > "$cache/$version/toolchain"
-echo "$out"
+for c in "${cmds[@]}"; do echo "$cache/$version/$c"; done
