@@ -97,8 +97,11 @@ cargo_home=${CARGO_HOME:-$HOME/.cargo}
 # a --target), not build scripts or proc macros. --remap-path-prefix keeps the checkout's
 # and the registry's paths (panic locations, debug info) out of the binary; the Dockerfile
 # maps its /src and /usr/local/cargo to the same /src and /cargo.
+# SOURCE_DATE_EPOCH is kept from cargo: cc-rs lists it as a rerun trigger (GCC reads it for
+# __DATE__/__TIME__, which no C source in the tree uses), so a new commit's time would rebuild
+# ring, psm and everything above them for nothing.
 echo "==> cargo auditable build (static glibc, $TARGET_DIR, revision $revision)"
-KUBELET_SENTINEL_REVISION=$revision \
+env -u SOURCE_DATE_EPOCH KUBELET_SENTINEL_REVISION="$revision" \
   RUSTFLAGS="-C target-feature=+crt-static --remap-path-prefix=$PWD=/src --remap-path-prefix=$cargo_home=/cargo" \
   cargo auditable build --release --locked --target "$TRIPLE" --target-dir "$TARGET_DIR" \
   --bin kubelet-sentinel
