@@ -119,7 +119,15 @@ cp "$BIN" "$OUT/kubelet-sentinel"
 echo "==> cargo cyclonedx (CycloneDX 1.5 JSON)"
 cargo cyclonedx --quiet --format json --spec-version 1.5 --all --target "$TRIPLE" \
   --override-filename kubelet-sentinel.cdx
-mv kubelet-sentinel.cdx.json "$OUT/kubelet-sentinel.cdx.json"
+# Its bom-refs name the crate by cargo's package id, which holds the checkout's absolute path
+# (path+file:///work/...#kubelet-sentinel@0.1.0): that path is mapped to /src, as in the binary.
+python3 - "$PWD" kubelet-sentinel.cdx.json "$OUT/kubelet-sentinel.cdx.json" <<'EOF'
+import sys
+src, generated, out = sys.argv[1:]
+text = open(generated, encoding="utf-8").read().replace(f"path+file://{src}#", "path+file:///src#")
+open(out, "w", encoding="utf-8").write(text)
+EOF
+rm kubelet-sentinel.cdx.json
 
 # ---- image ---------------------------------------------------------------------------------
 # A private, throw-away buildah store (vfs driver): nothing from an earlier build can leak
