@@ -27,7 +27,6 @@
 # (default /var/cache/kubelet-sentinel/tools/<name>-<version>): delete a directory there to
 # rebuild that tool. Needs root for apt-get and buildah. Exits non-zero on any failure.
 set -euo pipefail
-cd "$(dirname "$0")/.."
 start=$SECONDS
 
 CARGO_AUDITABLE_VERSION=0.7.7
@@ -47,6 +46,9 @@ while [ $# -gt 0 ]; do
     *) usage ;;
   esac
 done
+# --out is relative to the caller's directory; the rest to the repository's root.
+[ "$OUT" = target/image/out ] || { mkdir -p "$OUT" && OUT=$(cd "$OUT" && pwd); }
+cd "$(dirname "$0")/.."
 
 # ---- tools ---------------------------------------------------------------------------------
 if ! command -v buildah >/dev/null 2>&1; then
