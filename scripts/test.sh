@@ -12,8 +12,10 @@
 #   3. No aws-lc-sys in the dependency tree (kube on rustls+ring); cargo test: every Rust
 #      test (one debug build, shared with the steps below), all of them even when some fail.
 #   4. The real pipeline: agents -> Prometheus -> Alertmanager, dashboard queries.
-#   5. The image: the shipped Dockerfile's final stage built with buildah from a static
-#      release binary, and run.
+#   5. The image: scripts/build-image.sh (a static `cargo auditable` release binary, its
+#      CycloneDX SBOM, the Dockerfile's final stage built with buildah into an OCI archive),
+#      run twice for the same digest; the binary's dependency list, the SBOM and the image
+#      checked, the image run (docs/image.md).
 #   6. Real kubelets: the newest recorded kubelet version is built from upstream source
 #      (cached by version under /var/cache/kubelet-sentinel/kubelets), every scenario of
 #      tests/kubelet-truth/ is recorded again with it, and any difference from the committed
@@ -134,7 +136,7 @@ cargo test --locked --no-fail-fast --all-targets --features standin
 step "pipeline: Prometheus + Alertmanager + agents"
 python3 scripts/pipeline-test.py
 
-step "image"
+step "image: build-image.sh (auditable binary, SBOM, OCI archive) and its checks"
 bash scripts/check-image.sh
 
 step "real kubelet: $newest built, every scenario re-recorded and diffed with the recordings"
