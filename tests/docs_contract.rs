@@ -81,16 +81,6 @@ fn readme_opens_with_the_two_commands() {
     );
 }
 
-/// Written on other branches of issue 15, which the lead merges with this one: a link to
-/// one may arrive before the file does. Empty this list once they are all merged.
-const WRITTEN_ELSEWHERE: &[&str] = &[
-    "docs/check.md",
-    "docs/benchmarks.md",
-    "docs/report.schema.json",
-    "docs/real-cluster.md",
-    "docs/image.md",
-];
-
 /// Every relative link of README.md and docs/ leads to a file that exists and, with an
 /// anchor, to a heading of that file.
 #[test]
@@ -126,12 +116,6 @@ fn relative_links_resolve() {
             } else {
                 file.parent().unwrap().join(path)
             };
-            let pending = WRITTEN_ELSEWHERE
-                .iter()
-                .any(|w| dest.ends_with(w) && !dest.exists());
-            if pending {
-                continue;
-            }
             if !dest.exists() {
                 broken.push(format!("{rel}: link to {target}: no such file"));
                 continue;
