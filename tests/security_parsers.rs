@@ -416,8 +416,10 @@ fn best_of_three(what: &str, f: &dyn Fn() -> Result<(), String>) -> Duration {
 }
 
 /// Every reader of a YAML file from the host (and the operator's policy): a bomb fails
-/// with the budget error, the best of three tries under 50 ms (a debug build takes a few
-/// milliseconds; serde-saphyr's default budget took 0.8–2 s per read).
+/// with the budget error (the proof: the budget's own message), and promptly: the best of
+/// three tries under 400 ms. A debug build takes a few milliseconds on an idle machine and
+/// serde-saphyr's default budget 0.8–2 s per read; the bound is wide because CI runs this
+/// beside Go and Rust builds on 2 cores (50 ms flaked there at a load of 9).
 #[test]
 fn item_10_yaml_bombs_fail_fast_in_every_yaml_reader() {
     use kubelet_sentinel::evaluate::policy::Policy;
@@ -487,7 +489,7 @@ fn item_10_yaml_bombs_fail_fast_in_every_yaml_reader() {
         for (reader, f) in &readers {
             let what = format!("{name} in the {reader}");
             let best = best_of_three(&what, f.as_ref());
-            assert!(best < Duration::from_millis(50), "{what}: {best:?}");
+            assert!(best < Duration::from_millis(400), "{what}: {best:?}");
         }
     }
 }

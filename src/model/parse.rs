@@ -422,9 +422,10 @@ mod bomb {
         s
     }
 
-    /// The bombs fail with the budget's error, fast: the best of three tries under 50 ms
-    /// (debug build; about a millisecond in release). serde-saphyr's defaults take
-    /// 0.8–2 s (debug) on the same documents.
+    /// The bombs fail with the budget's error (the proof), and promptly: the best of three
+    /// tries under 400 ms (about a millisecond in release, a few in debug on an idle
+    /// machine; serde-saphyr's defaults take 0.8–2 s in debug on the same documents). The
+    /// bound is wide because the suite runs beside Go and Rust builds on 2 cores.
     #[test]
     fn alias_and_merge_bombs_fail_fast_with_the_budget_error() {
         for doc in [laughs(9), merges(8)] {
@@ -435,7 +436,7 @@ mod bomb {
                 best = best.min(t.elapsed());
                 assert!(matches!(e.kind, FaultKind::TooComplex(_)), "{e}");
             }
-            assert!(best < std::time::Duration::from_millis(50), "{best:?}");
+            assert!(best < std::time::Duration::from_millis(400), "{best:?}");
         }
         // A document that uses anchors within reason (110 scalars through aliases) parses.
         let ok: Value = yaml(&laughs(2)).unwrap();
