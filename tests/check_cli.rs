@@ -9,7 +9,7 @@ use std::path::Path;
 use std::process::{Command, Output, Stdio};
 
 use common::agent::agent_command;
-use common::{fixtures_dir, Fixture};
+use common::{fixture_names, Fixture};
 
 /// `check` on the host tree `root`: no live probes, no API, a private state dir.
 fn check(root: &Path, state: &Path, extra: &[&str]) -> Output {
@@ -58,18 +58,6 @@ fn junit_verdict(xml: &str) -> i32 {
         (f, _) if f > 0 => 1,
         _ => 0,
     }
-}
-
-fn fixture_names() -> Vec<String> {
-    let mut names: Vec<String> = std::fs::read_dir(fixtures_dir())
-        .expect("fixtures dir")
-        .map(|e| e.expect("entry"))
-        .filter(|e| e.path().is_dir())
-        .map(|e| e.file_name().to_string_lossy().into_owned())
-        .filter(|n| n != "pki" && n != "kube-bench")
-        .collect();
-    names.sort();
-    names
 }
 
 #[test]

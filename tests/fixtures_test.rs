@@ -95,14 +95,7 @@ const CONFIG_DECIDED: &[&str] = &[
 
 #[test]
 fn every_fixture_directory_has_a_table() {
-    let mut dirs: Vec<String> = std::fs::read_dir(fixtures_dir())
-        .expect("fixtures dir")
-        .map(|e| e.expect("entry"))
-        .filter(|e| e.path().is_dir())
-        .map(|e| e.file_name().to_string_lossy().into_owned())
-        .filter(|n| n != "pki" && n != "kube-bench")
-        .collect();
-    dirs.sort();
+    let dirs = fixture_names();
     assert_eq!(
         dirs, FIXTURES,
         "a fixture directory without a table (or a table without a directory)"

@@ -39,14 +39,7 @@ fn assert_valid(v: &jsonschema::Validator, doc: &Value, what: &str) {
 
 /// Every fixture host tree, and examples/node.
 fn trees() -> Vec<Fixture> {
-    let mut names: Vec<String> = std::fs::read_dir(fixtures_dir())
-        .expect("fixtures dir")
-        .map(|e| e.expect("entry"))
-        .filter(|e| e.path().is_dir())
-        .map(|e| e.file_name().to_string_lossy().into_owned())
-        .filter(|n| n != "pki" && n != "kube-bench")
-        .collect();
-    names.sort();
+    let names = fixture_names();
     let mut all: Vec<Fixture> = names.iter().map(|n| Fixture::load(n)).collect();
     all.push(Fixture::load_from(
         &Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/node"),

@@ -62,6 +62,21 @@ pub fn fixtures_dir() -> PathBuf {
         .join("fixtures")
 }
 
+/// The names of the fixture host trees under tests/fixtures (every directory but the
+/// shared `pki` and the `kube-bench` data), sorted.
+#[allow(dead_code)] // not every test binary that includes `common` lists the fixtures
+pub fn fixture_names() -> Vec<String> {
+    let mut names: Vec<String> = std::fs::read_dir(fixtures_dir())
+        .expect("fixtures dir")
+        .map(|e| e.expect("entry"))
+        .filter(|e| e.path().is_dir())
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .filter(|n| n != "pki" && n != "kube-bench")
+        .collect();
+    names.sort();
+    names
+}
+
 /// Whether the test process runs as root (effective uid 0).
 #[allow(unsafe_code)] // geteuid(2) has no preconditions
 pub fn running_as_root() -> bool {
