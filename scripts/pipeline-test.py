@@ -312,8 +312,8 @@ def agent(name, work, node, extra):
     --metrics-auth kubernetes against the fake API (its kubeconfig in `work`)."""
     port = free_port()
     state = os.path.join(work, f"state-{name}")
-    argv = [AGENT, "--kubeconfig", os.path.join(work, "kubeconfig"),
-            "serve", "--listen-address", f"127.0.0.1:{port}", "--health-listen-address", "127.0.0.1:0", "--node-name", node,
+    argv = [AGENT, "serve", "--kubeconfig", os.path.join(work, "kubeconfig"),
+            "--listen-address", f"127.0.0.1:{port}", "--health-listen-address", "127.0.0.1:0", "--node-name", node,
             "--state-dir", state, "--interval", "2s", "--watch-interval", "200ms",
             "--metrics-auth", "kubernetes", "--metrics-tls-self-signed"] + extra
     p = start(name, argv, work)
