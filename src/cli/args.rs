@@ -414,13 +414,13 @@ pub struct CheckArgs {
     #[arg(long, env = "KUBELET_SENTINEL_FORMAT", value_enum, value_name = "FORMAT", default_value_t = Format::Table)]
     pub format: Format,
 
-    /// Exit 1 when a control at or above this severity fails; JUnit's <failure> marks
+    /// Exit 1 when a control at or above this severity fails; JUnit's `<failure>` marks
     /// exactly those controls.
     #[arg(long, env = "KUBELET_SENTINEL_FAIL_ON", value_enum, value_name = "SEVERITY", default_value_t = FailOn::High)]
     pub fail_on: FailOn,
 
     /// Count an unknown control (its evidence could not be read) at or above --fail-on as
-    /// failing: exit 1, and a JUnit <failure>. Off: unknown controls are reported, not
+    /// failing: exit 1, and a JUnit `<failure>`. Off: unknown controls are reported, not
     /// counted.
     #[arg(long, env = "KUBELET_SENTINEL_FAIL_ON_UNKNOWN", value_name = "BOOL", default_value_t = false, action = clap::ArgAction::Set, num_args = 0..=1, require_equals = true, default_missing_value = "true")]
     pub fail_on_unknown: bool,

@@ -3,7 +3,7 @@
 //! - [`args`]: the flags (clap), each with its environment twin,
 //! - [`run`](mod@run): the runners that turn them into the options of observe, evaluate and publish,
 //! - [`logging`]: logs to stderr that never stop the agent,
-//! - [`reference`]: docs/flags.md, generated from the flags.
+//! - [`self::reference`]: docs/flags.md, generated from the flags.
 
 pub mod args;
 pub mod logging;

@@ -138,7 +138,7 @@ fn status_rank(s: Status) -> u8 {
 }
 
 /// The report as a table: a header (node, kubelet), one row per control (status,
-/// severity, id, observed, source) in [`status_rank`] order, the reason under each row
+/// severity, id, observed, source) in `status_rank` order, the reason under each row
 /// that did not pass, the drift line, and the summary line with the exit decision.
 pub fn render(report: &Report, opts: &TableOptions) -> String {
     let p = Paint { on: opts.colour };
