@@ -109,17 +109,7 @@ impl BenchmarkReport {
 
 /// The benchmark report as pretty-printed JSON.
 pub fn render_json(report: &BenchmarkReport) -> String {
-    match serde_json::to_string_pretty(report) {
-        Ok(mut s) => {
-            s.push('\n');
-            s
-        }
-        // Not reachable with these types; still emit valid JSON.
-        Err(e) => format!(
-            "{{\"error\": {}}}\n",
-            serde_json::Value::String(format!("serializing the report failed: {e}"))
-        ),
-    }
+    super::json::text(report, true)
 }
 
 fn state_tag(s: State, colour: bool) -> String {

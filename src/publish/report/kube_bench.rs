@@ -217,15 +217,5 @@ pub fn overall(report: &BenchmarkReport) -> Overall {
 
 /// The benchmark report as kube-bench's JSON (compact, one line, as kube-bench prints it).
 pub fn render(report: &BenchmarkReport) -> String {
-    match serde_json::to_string(&overall(report)) {
-        Ok(mut s) => {
-            s.push('\n');
-            s
-        }
-        // Not reachable with these types; still emit valid JSON.
-        Err(e) => format!(
-            "{{\"error\": {}}}\n",
-            serde_json::Value::String(format!("serializing the report failed: {e}"))
-        ),
-    }
+    super::json::text(&overall(report), false)
 }
