@@ -8,7 +8,9 @@
 # the old one (podPidsLimit toggled between its value and 8192; the example node's
 # readOnlyPort is decided by a drop-in, so editing it in the file would rightly change
 # nothing), and polls /metrics every 5 ms until
-# kubelet_sentinel_control_drift{control="pod-pids-limit-set"} flips.
+# kubelet_sentinel_control_drift{control="pod-pids-limit-set"} appears (the control differs
+# from its baseline) or disappears (it matches again): the series is present only while the
+# control differs. Readiness: /readyz and kubelet_sentinel_baseline_info on the page.
 #
 # Environment: RUNS (default 20), WATCH (default 1s, the agent's default).
 set -euo pipefail
@@ -42,13 +44,17 @@ def get(path):
         return r.status, r.read().decode()
 
 def drift():
+    """1.0 while the control's drift series is on the page, else 0.0 (absent)."""
     m = series.search(get("/metrics")[1])
-    return None if m is None else float(m.group(1))
+    return 0.0 if m is None else float(m.group(1))
+
+def baseline():
+    return "\nkubelet_sentinel_baseline_info{" in get("/metrics")[1]
 
 deadline = time.time() + 30
 while True:
     try:
-        if get("/readyz")[0] == 200 and drift() is not None:
+        if get("/readyz")[0] == 200 and baseline() and drift() == 0.0:
             break
     except Exception:
         pass

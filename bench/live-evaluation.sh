@@ -49,7 +49,7 @@ import sys; v=sorted(float(x)*1000 for x in sys.stdin)
 print(f"  evaluation duration ms: min {v[0]:.1f}  median {v[len(v)//2]:.1f}  p90 {v[int(len(v)*0.9)-1]:.1f}  max {v[-1]:.1f}")'
 
 echo "== serve steady state (scans cached), interval 1s"
-"$bin/kubelet-sentinel" serve --state-dir "$work/state" --kubelet-pid "$kpid" --listen-address "127.0.0.1:$listen" --health-listen-address 127.0.0.1:0 --interval 1s >"$work/serve.log" 2>&1 &
+"$bin/kubelet-sentinel" serve --state-dir "$work/state" --kubelet-pid "$kpid" --listen-address "127.0.0.1:$listen" --health-listen-address 127.0.0.1:0 --interval 1s --metrics-probe-durations >"$work/serve.log" 2>&1 &
 pids+=("$!")
 sleep 12
 curl -s "http://127.0.0.1:$listen/metrics" | grep -E '^kubelet_sentinel_(evaluation_duration_seconds|probe_duration_seconds\{[^}]*probe="(tls_handshake|tls_versions|tls12_suites|anonymous|read_only_port|version|listeners)")' \

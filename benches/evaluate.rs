@@ -792,6 +792,7 @@ fn benches(c: &mut Criterion) {
         build_revision: "bench",
         drift: None,
         risky_pods: &[],
+        options: Default::default(),
     };
     let exposition = render(&input);
     if describe_on {

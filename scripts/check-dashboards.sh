@@ -26,7 +26,8 @@
 # the dashboards use $cluster, $node and $__rate_interval. A tool that evaluates the
 # queries outside Grafana substitutes $cluster -> .* (All), $node -> a node name and the
 # interval macros -> a duration such as 1m. Data links (not queries) also use
-# ${__value.raw}, ${__url_time_range}, ${datasource:queryparam} and ${cluster:queryparam}.
+# ${__value.raw}, ${__field.labels.control}, ${__url_time_range}, ${datasource:queryparam} and
+# ${cluster:queryparam}.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 

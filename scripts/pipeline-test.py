@@ -13,7 +13,11 @@ Asserts that
        regression, control drift, configuration drift, config pending restart;
      - a node without a kubelet -> kubelet not found;
      - an agent killed -> agent down;
-  3. every panel query of every dashboard in dashboards/ returns data from that Prometheus;
+     - a node kube-state-metrics lists (a static kube_node_info target here) without an
+       agent -> the fleet rules count it, KubeletSentinelAgentMissingOnNodes names it;
+  3. every panel query of every dashboard in dashboards/ returns data from that Prometheus
+     (the node dashboard's for the live node, and its control status and drift queries for
+     the drift node too);
   4. /metrics is protected as the default install protects it: every agent serves HTTPS
      only (a self-signed certificate) with `--metrics-auth kubernetes`, against a small
      fake Kubernetes API in this script (TokenReview and SubjectAccessReview, empty pod,
@@ -21,6 +25,11 @@ Asserts that
      `insecure_skip_verify` and the bearer token of its service account, as the shipped
      ServiceMonitor does; a second job with a token the API does not authenticate gets
      HTTP 401 on every target (up == 0), and a token whose user is not allowed gets 403.
+
+Both shapes of kubelet_sentinel_control_status go through the pipeline: the live and empty
+agents export the default (the current status of each control only, value 1), the drift
+agent the full StateSet (`--metrics-control-states all`: every status, 0 or 1); the alerts
+and dashboard queries above must hold for both.
 
 The rules are the project's alerts/kubelet-sentinel.rules.yaml with every `for:` shortened
 to 0s (the durations themselves are covered by `promtool test rules` in
@@ -399,8 +408,39 @@ def main():
     log(f"passed in {time.time() - t0:.1f}s")
 
 
+# kube-state-metrics' node list (`kube_node_info`, its labels as in kube-state-metrics'
+# docs/metrics/cluster/node-metrics.md), served as a static exposition: the three agents'
+# nodes and one node no agent runs on, so that the fleet rules' agent-missing count, the
+# KubeletSentinelAgentMissingOnNodes alert and the fleet dashboard's panel have data.
+NO_AGENT = "pipeline-no-agent"
+
+
+class FakeKsm(BaseHTTPRequestHandler):
+    def do_GET(self):  # noqa: N802 (http.server's name)
+        body = "".join(
+            f'kube_node_info{{node="{n}",os_image="Debian GNU/Linux 12 (bookworm)",'
+            f'kubelet_version="v1.31.0",container_runtime_version="containerd://1.7.0"}} 1\n'
+            for n in (LIVE, DRIFT, EMPTY, NO_AGENT)).encode()
+        self.send_response(200)
+        self.send_header("Content-Type", "text/plain; version=0.0.4")
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def log_message(self, *args):
+        pass
+
+
+def start_fake_ksm():
+    server = ThreadingHTTPServer(("127.0.0.1", 0), FakeKsm)
+    server.daemon_threads = True
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    return server.server_address[1]
+
+
 def run(work):
     start_fake_api(work)
+    ksm_port = start_fake_ksm()
     # 1. An insecure live kubelet (the stand-in) and its agent.
     kport, khealthz, kro = free_port(), free_port(), free_port()
     kconf = os.path.join(work, "kubelet-config.yaml")
@@ -409,7 +449,9 @@ def run(work):
     kubelet = start("standin-kubelet", [STANDIN, f"--config={kconf}", "--standin-ready-file", ready],
                     work, env={})
     wait_for("the stand-in kubelet to listen", lambda: (os.path.exists(ready) and os.path.getsize(ready) > 0, None), 20)
-    live = agent("agent-live", work, LIVE, ["--kubelet-pid", str(kubelet.pid), "--live-probes", "on"])
+    # --metrics-probe-durations: the node dashboard's per-step durations panel has data.
+    live = agent("agent-live", work, LIVE, ["--kubelet-pid", str(kubelet.pid), "--live-probes", "on",
+                                            "--metrics-probe-durations"])
 
     # 2. A hardened fixture node whose kubelet start time is known (proc/stat btime), so
     #    that pending_restart can be judged; edited once its baseline is taken.
@@ -420,7 +462,8 @@ def run(work):
     btime = int(time.time()) - ticks // 100
     with open(os.path.join(droot, "proc", "stat"), "w") as f:
         f.write(f"cpu  1 0 1 100 0 0 0 0 0 0\nbtime {btime}\nprocesses 100\n")
-    drift = agent("agent-drift", work, DRIFT, ["--host-root", droot, "--live-probes", "off"])
+    drift = agent("agent-drift", work, DRIFT, ["--host-root", droot, "--live-probes", "off",
+                                               "--metrics-control-states", "all"])
 
     # 3. A node without a kubelet.
     eroot = fixture_copy("no-kubelet", work)
@@ -428,6 +471,15 @@ def run(work):
 
     for a in (live, drift, empty):
         wait_for(f"{a.log_path} ready", lambda a=a: (agent_get(a, "/readyz", token=None)[0] == 200, None), 30)
+
+    # The two shapes of control_status: 0-valued series only with --metrics-control-states all.
+    zero = re.compile(r"^kubelet_sentinel_control_status\{[^}]*\} 0(\.0)?$", re.M)
+    for a, want in ((live, False), (drift, True)):
+        body = wait_for(f"{a.log_path}: control_status series", lambda a=a: (
+            (lambda b: ("kubelet_sentinel_control_status{" in b, b))(agent_get(a, "/metrics")[1])), 30)
+        if bool(zero.search(body)) != want:
+            fail(f"{a.log_path}: 0-valued control_status series {'missing' if want else 'present'} "
+                 f"({'full StateSet' if want else 'default shape'})")
 
     # The drift node: baseline taken at its first evaluation; wait > 1 s past the
     # kubelet's start (the pending-restart grace), then open the read-only port in the file.
@@ -480,6 +532,8 @@ def run(work):
             "    scheme: https\n    tls_config:\n      insecure_skip_verify: true\n"
             "    authorization:\n      credentials: stolen-or-expired\n"
             f"    static_configs:\n      - targets: [{targets}]\n"
+            "  - job_name: kube-state-metrics\n"
+            f"    static_configs:\n      - targets: [\"127.0.0.1:{ksm_port}\"]\n"
         )
     start("prometheus", [PROMETHEUS, f"--config.file={prom_conf}",
                          f"--storage.tsdb.path={os.path.join(work, 'prom-data')}",
@@ -536,6 +590,8 @@ def run(work):
         ("KubeletSentinelConfigDrift", {"node": DRIFT}),
         ("KubeletSentinelConfigPendingRestart", {"node": DRIFT}),
         ("KubeletSentinelKubeletNotFound", {"node": EMPTY}),
+        # The fleet rules: one node kube-state-metrics lists has no agent.
+        ("KubeletSentinelAgentMissingOnNodes", {}),
     ]
 
     def alerts_arrived():
@@ -547,6 +603,13 @@ def run(work):
     log(f"{len(expected)} expected alerts reached Alertmanager")
     # And none on the hardened drift node for the controls it still passes.
     alerts = firing(am)
+    missing = [a for a in alerts if a["labels"].get("alertname") == "KubeletSentinelAgentMissingOnNodes"]
+    if len(missing) != 1 or NO_AGENT not in missing[0]["annotations"].get("description", ""):
+        fail(f"KubeletSentinelAgentMissingOnNodes should name {NO_AGENT} once: {missing}")
+    counts = prom_query(prom, "cluster:kubelet_sentinel_nodes_without_agent:count")["result"]
+    if [c["value"][1] for c in counts] != ["1"]:
+        fail(f"cluster:kubelet_sentinel_nodes_without_agent:count should be 1: {counts}")
+    log(f"fleet rules: 1 node without an agent ({NO_AGENT}), alerted with its name")
     if has_alert(alerts, "KubeletSentinelCriticalControlFailing", node=DRIFT, control="anonymous-auth-disabled"):
         fail("anonymous-auth-disabled alert on the hardened node")
 
@@ -563,15 +626,20 @@ def run(work):
     def panels_without_data():
         empty_panels = []
         for fname, title, expr in queries:
-            node = LIVE if "node" in fname else ".*"
-            q = substitute(expr, node)
-            try:
-                result = prom_query(prom, q)["result"]
-            except Exception as e:  # noqa: BLE001
-                empty_panels.append((fname, title, q, repr(e)))
-                continue
-            if not result:
-                empty_panels.append((fname, title, q, "no data"))
+            nodes = [".*"]
+            if "node" in fname:
+                # The drift node (full StateSet, no live probes): the shape-dependent queries.
+                shaped = "kubelet_sentinel_control_status" in expr or "kubelet_sentinel_control_drift" in expr
+                nodes = [LIVE, DRIFT] if shaped else [LIVE]
+            for node in nodes:
+                q = substitute(expr, node)
+                try:
+                    result = prom_query(prom, q)["result"]
+                except Exception as e:  # noqa: BLE001
+                    empty_panels.append((fname, title, q, repr(e)))
+                    continue
+                if not result:
+                    empty_panels.append((fname, title, q, "no data"))
         return not empty_panels, "\n".join(
             f"  {f} / {t}: {q}  -> {why}" for f, t, q, why in empty_panels)
     wait_for("every dashboard panel query to return data", panels_without_data, timeout=30, interval=1)

@@ -114,6 +114,28 @@ bash scripts/check-dashboards.sh
 step "alert rules"
 bash scripts/check-alerts.sh
 
+# The fleet groups' promtool tests are generated (scripts/gen-fleet-test.py); the shipped
+# Alertmanager example is checked with amtool and a real Alertmanager proves its
+# inhibition (the fleet alert mutes the per-node alerts of its cluster and control).
+# prometheus-alertmanager (with amtool) is installed by the Debian packages step above.
+step "fleet alerts: generated promtool tests current, Alertmanager example and its inhibition"
+python3 scripts/gen-fleet-test.py --check
+timeout 120 python3 scripts/alertmanager-inhibition-test.py
+
+# bench/fleet.sh reduced (docs/performance.md, "Fleet scale"): ~2.5 min, ~0.6 GB of temporary
+# OpenMetrics under $TMPDIR, removed at exit.
+step "fleet: 200 simulated nodes scraped and backfilled into Prometheus; every fleet recording rule equals the generator's truth, every fleet dashboard query answers"
+# PyYAML for bench/fleet/measure.py (it reads the rules file): from the python3 on PATH's
+# own pip when that is not Debian's (pyenv), else Debian's package.
+if ! python3 -c 'import yaml' 2>/dev/null; then
+  if [ "$(command -v python3)" = /usr/bin/python3 ]; then
+    apt-get install -y -qq --no-install-recommends python3-yaml >/dev/null
+  else
+    python3 -m pip install --quiet pyyaml
+  fi
+fi
+bash bench/fleet.sh --ci
+
 # `standin` builds the test-support stand-in kubelet (support/standin-kubelet) used by the
 # live-probe, drift and pipeline tests; it is never part of the shipped binary.
 # The Kubernetes API client (kube) must use rustls with the ring provider, like the rest
@@ -135,6 +157,9 @@ cargo test --locked --no-fail-fast --all-targets --features standin
 
 step "pipeline: Prometheus + Alertmanager + agents"
 python3 scripts/pipeline-test.py
+
+step "control states: rules and node dashboard answer alike for --metrics-control-states active and all"
+python3 scripts/control-states-test.py
 
 step "image: build-image.sh (auditable binary, SBOM, OCI archive) and its checks"
 bash scripts/check-image.sh

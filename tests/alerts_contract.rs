@@ -10,8 +10,9 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use common::metrics;
-use common::promql::selectors;
+use common::metrics::{self, NOT_ON_A_DEFAULT_INSTALL};
+use common::promql::{selectors, shape_safe_reads};
+use common::rules::{outer_grouping, recording_rules};
 use kubelet_sentinel::evaluate::catalogue;
 use serde_json::Value;
 
@@ -75,10 +76,15 @@ fn alerts() -> Vec<Alert> {
 fn is_per_control(a: &Alert) -> bool {
     let per_control = [
         "kubelet_sentinel_control_status",
-        "kubelet_sentinel_control_regression",
         "kubelet_sentinel_control_drift",
     ];
     per_control.iter().any(|m| a.expr.contains(m)) && !a.expr.contains("control=\"")
+}
+
+/// Fleet alerts: their expression reads recorded series only (`level:metric:operations`).
+fn is_fleet(a: &Alert) -> bool {
+    let found = selectors(&a.expr).unwrap_or_else(|e| panic!("{}: {e}", a.name));
+    !found.is_empty() && found.iter().all(|s| s.metric.contains(':'))
 }
 
 #[test]
@@ -100,8 +106,22 @@ fn every_alert_is_well_formed() {
         for key in ["summary", "description", "runbook_url"] {
             assert!(!a.annotation(key).trim().is_empty(), "{n}: empty {key}");
         }
-        // Every alert about a node names it (the fleet-wide absent() has no node).
-        if !a.expr.trim_start().starts_with("absent(") {
+        // Every alert about a node names it (the fleet-wide absent() has no node); a
+        // fleet alert (on recorded, per-cluster series) names its cluster and a sample of
+        // its nodes, from a `query`.
+        if is_fleet(&a) {
+            for key in ["summary", "description"] {
+                assert!(
+                    a.annotation(key).contains("$labels.cluster"),
+                    "{n}: the {key} of a fleet alert does not name the cluster"
+                );
+            }
+            let d = a.annotation("description");
+            assert!(
+                d.contains("| query") && d.contains(".Labels.node") && d.contains("lt $i 5"),
+                "{n}: the description of a fleet alert does not list a sample of <= 5 nodes"
+            );
+        } else if !a.expr.trim_start().starts_with("absent(") {
             assert!(
                 a.annotation("description").contains("$labels.node"),
                 "{n}: the description does not name the node"
@@ -222,13 +242,95 @@ fn every_control_has_its_remediation_in_the_control_runbook() {
 /// plus the docs/metrics.md's Metrics table (families such as the drift gauges that the golden run
 /// does not show), plus `up` for the agent-health rules; every one with the target labels.
 fn known_metrics() -> BTreeMap<String, BTreeSet<String>> {
-    let target = ["job", "instance", "namespace", "pod", "node"];
+    let target = ["job", "instance", "namespace", "pod", "node", "cluster"];
     let mut known = metrics::known_families();
     known.entry("up".to_string()).or_default();
+    // kube-state-metrics' node list (docs/metrics/cluster/node-metrics.md of
+    // kubernetes/kube-state-metrics), for the agent-missing count.
+    known.insert(
+        "kube_node_info".to_string(),
+        [
+            "kernel_version",
+            "os_image",
+            "container_runtime_version",
+            "kubelet_version",
+            "kubeproxy_version",
+            "pod_cidr",
+            "provider_id",
+            "system_uuid",
+            "internal_ip",
+        ]
+        .iter()
+        .map(std::string::ToString::to_string)
+        .collect(),
+    );
     for labels in known.values_mut() {
         labels.extend(target.iter().map(std::string::ToString::to_string));
     }
+    // Recorded series carry exactly their rule's grouping (no target labels).
+    for r in recording_rules() {
+        known.insert(r.name, r.labels);
+    }
     known
+}
+
+/// Every recording rule's series are selected with the labels they have, and each rule's
+/// labels can be read from its expression (an outermost `by`). The fleet group's rules
+/// aggregate by `cluster` (a missing label groups as "").
+#[test]
+fn every_metric_and_label_the_recording_rules_select_exists() {
+    let known = known_metrics();
+    let rules = recording_rules();
+    assert!(rules.len() >= 13, "only {} recording rules", rules.len());
+    let mut names = BTreeSet::new();
+    for r in &rules {
+        assert!(names.insert(&r.name), "{}: recorded twice", r.name);
+        let parts: Vec<&str> = r.name.split(':').collect();
+        assert!(
+            parts.len() == 3 && parts[1].starts_with("kubelet_sentinel_"),
+            "{}: not level:kubelet_sentinel_metric:operations",
+            r.name
+        );
+        if r.group == "kubelet-sentinel.fleet.rules" {
+            assert!(r.labels.contains("cluster"), "{}: not by cluster", r.name);
+            // The level names the labels: cluster_node_status -> cluster, node, status.
+            let level: BTreeSet<&str> = parts[0]
+                .split('_')
+                .map(|w| if w == "pool" { "node_pool" } else { w })
+                .filter(|w| *w != "node" || !parts[0].contains("node_pool"))
+                .collect();
+            for l in &level {
+                assert!(
+                    r.labels.contains(*l),
+                    "{}: the level names {l}, the rule groups by {:?}",
+                    r.name,
+                    r.labels
+                );
+            }
+        }
+        for s in selectors(&r.expr).unwrap_or_else(|e| panic!("{}: {e}", r.name)) {
+            let Some(labels) = known.get(&s.metric) else {
+                panic!("{}: selects unknown metric {}", r.name, s.metric);
+            };
+            for l in s.labels() {
+                assert!(
+                    labels.contains(l),
+                    "{}: {} has no label {l} ({labels:?})",
+                    r.name,
+                    s.metric
+                );
+            }
+        }
+    }
+    // The grouping reader itself.
+    let set = |v: &[&str]| v.iter().map(|s| (*s).to_string()).collect::<BTreeSet<_>>();
+    assert_eq!(
+        outer_grouping("count by (cluster) (group by (cluster, node) (x)) or on (cluster) 0 * y")
+            .unwrap(),
+        set(&["cluster"])
+    );
+    assert!(outer_grouping("max without (status) (x)").is_err());
+    assert!(outer_grouping("x == 1").is_err());
 }
 
 #[test]
@@ -259,6 +361,70 @@ fn every_metric_and_label_the_rules_select_exists() {
             }
         }
     }
+}
+
+/// Every rule of the source, alerting and recording: (its name, its expression).
+fn rule_exprs() -> Vec<(String, String)> {
+    let doc = yaml(SOURCE);
+    let mut out = Vec::new();
+    for g in doc["groups"].as_array().expect("groups") {
+        for r in g["rules"].as_array().expect("rules") {
+            let name = r["alert"]
+                .as_str()
+                .or(r["record"].as_str())
+                .expect("alert or record");
+            out.push((
+                name.to_string(),
+                r["expr"].as_str().expect("expr").to_string(),
+            ));
+        }
+    }
+    out
+}
+
+#[test]
+fn no_rule_reads_a_series_a_default_install_does_not_export() {
+    let rules = rule_exprs();
+    assert!(rules.len() >= 17, "only {} rules in {SOURCE}", rules.len());
+    for (name, expr) in rules {
+        for s in selectors(&expr).unwrap_or_else(|e| panic!("{name}: {e}")) {
+            assert!(
+                !NOT_ON_A_DEFAULT_INSTALL.contains(&s.metric.as_str()),
+                "{name}: reads {}, which a default install does not export: {expr}",
+                s.metric
+            );
+        }
+    }
+}
+
+/// The agent exports `kubelet_sentinel_control_status` in two shapes (the current status
+/// only, value 1, by default; every status 0 or 1 with `--metrics-control-states all`):
+/// every rule reads it as `== 1` or as a `sum`, which mean the same in both
+/// (`common::promql::shape_safe_reads`). promtool runs each per-control alert in both
+/// shapes (alerts/tests/shapes_test.yaml).
+#[test]
+fn every_rule_reads_control_status_the_same_in_both_shapes() {
+    let mut reads = 0;
+    let mut problems = Vec::new();
+    for (name, expr) in rule_exprs() {
+        let found = shape_safe_reads(&expr, "kubelet_sentinel_control_status")
+            .unwrap_or_else(|e| panic!("{name}: {e}"));
+        for (s, ok) in found {
+            reads += 1;
+            if !ok {
+                problems.push(format!(
+                    "{name}: kubelet_sentinel_control_status{:?} is neither compared with \
+                     `== 1` nor summed: {expr}",
+                    s.matchers
+                ));
+            }
+        }
+    }
+    assert!(
+        reads >= 6,
+        "only {reads} control_status selectors in {SOURCE}"
+    );
+    assert!(problems.is_empty(), "{}", problems.join("\n"));
 }
 
 fn generated(what: &[&str]) -> String {

@@ -528,6 +528,7 @@ fn a_server_slower_than_the_timeout_fails_the_step() {
             NODE,
             "test".into(),
             Duration::from_millis(500),
+            Vec::new(),
         );
         let deadline = Instant::now() + Duration::from_secs(10);
         loop {
@@ -678,6 +679,93 @@ fn the_node_reports_the_kubelet_version_and_a_mismatch_is_judged_conservatively(
     assert_eq!(c["status"], "unknown", "{c}");
 }
 
+/// The `node_pool` labels of every `kubelet_sentinel_node_info` series on the page.
+fn node_pools(text: &str) -> Vec<String> {
+    kubelet_sentinel::model::exposition::samples(text)
+        .filter(|s| s.name == "kubelet_sentinel_node_info")
+        .map(|s| {
+            assert_eq!(s.label("node"), Some(NODE), "{}", s.series);
+            assert_eq!(s.value, 1.0, "{}", s.series);
+            s.label("node_pool").expect("node_pool label").to_string()
+        })
+        .collect()
+}
+
+/// This node's Node, with an EKS node group and a Karpenter node pool label.
+fn node_in_pools() -> Value {
+    let mut node = fake_api::node(NODE, "v1.34.2");
+    let labels = &mut node["metadata"]["labels"];
+    labels["karpenter.sh/nodepool"] = json!("general");
+    labels["eks.amazonaws.com/nodegroup"] = json!("ng-arm64");
+    node
+}
+
+/// Issue 16: `kubelet_sentinel_node_info{node_pool}` is the value of the first
+/// `--node-pool-labels` label the Node carries (the list's order, not the labels'), follows
+/// the Node's watch, and is empty when the Node carries none.
+#[test]
+fn node_info_names_the_pool_from_the_node_labels() {
+    let api = FakeApi::start();
+    cluster(&api);
+    api.set_nodes(vec![node_in_pools(), fake_api::node("node-2", "v1.28.0")]);
+    // The defaults: EKS's label comes before Karpenter's.
+    let agent = serve(&api);
+    let m = agent.wait_for("node_info with the pool", |m| node_pools(m) == ["ng-arm64"]);
+    assert!(
+        m.contains("kubelet_sentinel_node_info{node=\"node-1\",node_pool=\"ng-arm64\"} 1"),
+        "{m}"
+    );
+    // The Node relabelled (a watch event): the pool follows.
+    let mut moved = node_in_pools();
+    moved["metadata"]["labels"]["eks.amazonaws.com/nodegroup"] = json!("ng-x86");
+    api.push("nodes", "MODIFIED", moved);
+    agent.wait_for("the relabelled pool", |m| node_pools(m) == ["ng-x86"]);
+    drop(agent);
+
+    // Another list: its first label the Node carries.
+    let agent = serve_with(
+        &api,
+        Fixture::load("kubeadm-hardened"),
+        &["--node-pool-labels=example.com/pool,karpenter.sh/nodepool"],
+    );
+    agent.wait_for("the Karpenter pool", |m| node_pools(m) == ["general"]);
+    drop(agent);
+
+    // None of the listed labels: present, empty.
+    let agent = serve_with(
+        &api,
+        Fixture::load("kubeadm-hardened"),
+        &["--node-pool-labels=example.com/pool"],
+    );
+    let m = agent.wait_for("the api_node probe", |m| {
+        sample(
+            m,
+            "kubelet_sentinel_probe_success",
+            &[("probe", "api_node")],
+        ) == Some(1.0)
+    });
+    assert_eq!(node_pools(&m), [""], "{m}");
+}
+
+/// Without API access the pool is unknown: `node_info` is still there, `node_pool` empty.
+#[test]
+fn node_info_without_api_access_has_an_empty_pool() {
+    let fx = Fixture::load("kubeadm-hardened");
+    let state = tempfile::tempdir().expect("state dir");
+    let addr = SocketAddr::from((Ipv4Addr::LOCALHOST, free_port()));
+    let mut cmd = common::agent::agent_command();
+    let child = serve_args(&mut cmd, &fx.root(), addr, &state.path().join("state"))
+        .args(["--node-name", NODE, "--api-access", "off"])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("spawn the agent");
+    let mut child = Guard(child);
+    wait_http_ready(&mut child, addr, Duration::from_secs(20), String::new);
+    let m = get(addr, "/metrics", None).expect("scrape").body;
+    assert_eq!(node_pools(&m), [""], "{m}");
+}
+
 /// The events (with the path they were posted to) whose message is about `control`.
 fn events_about<'a>(events: &'a [(String, Value)], control: &str) -> Vec<&'a (String, Value)> {
     events
@@ -705,8 +793,11 @@ fn a_regression_posts_one_rate_limited_event_on_the_node() {
     std::fs::write(&config, edited).expect("edit config");
     agent.wait_sample(
         "the regression",
-        "kubelet_sentinel_control_regression",
-        &[("control", "anonymous-auth-disabled")],
+        "kubelet_sentinel_control_drift",
+        &[
+            ("control", "anonymous-auth-disabled"),
+            ("kind", "regressed"),
+        ],
         1.0,
     );
     let deadline = Instant::now() + Duration::from_secs(10);

@@ -1296,3 +1296,45 @@ fn rendered_chart_passes_only_flags_the_binary_has() {
     );
     println!("checked {daemonsets} rendered DaemonSets, {policies} rendered policies");
 }
+
+/// The PrometheusRule that kustomize renders from manifests/ and the one the chart renders
+/// with its default values (no extraAlertLabels) carry every rule group of the single source,
+/// alerts/kubelet-sentinel.rules.yaml, rule for rule: the recording rules and fleet alerts
+/// appended at the end of the file included (the chart's template ranges over the groups).
+#[test]
+fn rendered_prometheusrules_hold_every_rule_group_of_the_source() {
+    let rendered: Vec<PathBuf> = ["chart-rendered.yaml", "kustomize.yaml"]
+        .iter()
+        .map(|f| root().join("target/deploy").join(f))
+        .filter(|p| p.is_file())
+        .collect();
+    if rendered.is_empty() {
+        println!(
+            "note: no target/deploy/ (run scripts/check-deploy.sh); the rendered \
+             PrometheusRules were not checked"
+        );
+        return;
+    }
+    let source = yaml_doc("alerts/kubelet-sentinel.rules.yaml");
+    let groups = source["groups"].as_array().expect("groups");
+    assert!(
+        groups
+            .iter()
+            .any(|g| g["name"] == "kubelet-sentinel.fleet.rules"),
+        "the source has no fleet recording rules"
+    );
+    for path in rendered {
+        let what = path.display().to_string();
+        let text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{what}: {e}"));
+        let rules: Vec<Value> = yaml_docs(&what, &text)
+            .into_iter()
+            .filter(|d| kind(d) == "PrometheusRule")
+            .collect();
+        assert_eq!(rules.len(), 1, "{what}: one PrometheusRule");
+        assert_eq!(
+            rules[0]["spec"]["groups"].as_array().expect("spec.groups"),
+            groups,
+            "{what}: its PrometheusRule's groups differ from the source's"
+        );
+    }
+}

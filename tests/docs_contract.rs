@@ -200,6 +200,12 @@ fn every_metric_family_is_documented() {
         drift: Some(&drift),
         // One risky pod, so that its family is rendered and must be documented too.
         risky_pods: &[("web".into(), "proxy-1".into(), "host_network")],
+        // Every optional family too (kubelet_sentinel_control_info, the probe durations).
+        options: kubelet_sentinel::publish::metrics::ExpositionOptions {
+            control_states: kubelet_sentinel::publish::metrics::ControlStates::All,
+            control_info: true,
+            probe_durations: true,
+        },
     });
     let names: Vec<String> = exposition_families(&exposition.text).into_keys().collect();
     assert!(

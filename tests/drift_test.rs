@@ -45,7 +45,7 @@ use std::time::{Duration, Instant};
 
 use common::http::{free_port, get};
 use common::process::Guard;
-use kubelet_sentinel::model::exposition::{parse_line, Line};
+use kubelet_sentinel::model::exposition::{parse_line, samples, Line};
 use serde_json::Value;
 
 const AGENT: &str = env!("CARGO_BIN_EXE_kubelet-sentinel");
@@ -583,23 +583,22 @@ impl Metrics {
         self.get(name, &[("node", NODE)])
     }
 
-    fn drift(&self, control: &str) -> Option<f64> {
-        self.get(
-            "kubelet_sentinel_control_drift",
-            &[("node", NODE), ("control", control)],
-        )
-    }
-
-    fn regression(&self, control: &str) -> Option<f64> {
-        self.get(
-            "kubelet_sentinel_control_regression",
-            &[("node", NODE), ("control", control)],
-        )
-    }
-
-    /// `(drift, regression)` of a control.
-    fn control(&self, control: &str) -> (Option<f64>, Option<f64>) {
-        (self.drift(control), self.regression(control))
+    /// The `kind` of a control's drift series (`changed` or `regressed`); `None` while it
+    /// matches its baseline (the series is absent). Never more than one per control.
+    fn drift(&self, control: &str) -> Option<String> {
+        let kinds: Vec<(String, f64)> = samples(&self.0)
+            .filter(|s| {
+                s.name == "kubelet_sentinel_control_drift"
+                    && s.has_labels(&[("node", NODE), ("control", control)])
+            })
+            .map(|s| (s.label("kind").unwrap_or("").to_string(), s.value))
+            .collect();
+        assert!(kinds.len() <= 1, "{control}: {kinds:?}");
+        kinds.into_iter().next().map(|(kind, value)| {
+            assert_eq!(value, 1.0, "{control}: a drift series is 1");
+            assert!(kind == "changed" || kind == "regressed", "kind {kind:?}");
+            kind
+        })
     }
 
     fn changes(&self, kind: &str) -> Option<f64> {
@@ -645,7 +644,6 @@ impl Metrics {
     fn drift_lines(&self) -> String {
         const FAMILIES: &[&str] = &[
             "kubelet_sentinel_control_drift",
-            "kubelet_sentinel_control_regression",
             "kubelet_sentinel_config_",
             "kubelet_sentinel_baseline",
             "kubelet_sentinel_last_change",
@@ -685,7 +683,7 @@ fn assert_quiet(agent: &Agent, m: &Metrics) {
     );
     let drifted: Vec<&str> =
         m.0.lines()
-            .filter(|l| l.starts_with("kubelet_sentinel_control_drift{") && !l.ends_with(" 0.0"))
+            .filter(|l| l.starts_with("kubelet_sentinel_control_drift{"))
             .collect();
     assert!(
         drifted.is_empty(),
@@ -717,12 +715,7 @@ fn an_edit_that_keeps_passing_drifts_without_regressing() {
     let m = agent.metrics();
     assert_quiet(&agent, &m);
     let id = "pod-pids-limit-set";
-    assert_eq!(
-        m.control(id),
-        (Some(0.0), Some(0.0)),
-        "{}",
-        agent.context(&m)
-    );
+    assert_eq!(m.drift(id), None, "{}", agent.context(&m));
     let baseline_ts = m.baseline_timestamp().expect("baseline timestamp");
     assert!(node.state().join("baseline.json").is_file());
     assert!(node.state().join("state.json").is_file());
@@ -733,14 +726,14 @@ fn an_edit_that_keeps_passing_drifts_without_regressing() {
         "podPidsLimit: 4096",
         "podPidsLimit: 2048",
     );
-    let m = agent.wait_for("the edit (drift)", |m| m.drift(id) == Some(1.0));
+    let m = agent.wait_for("the edit (drift)", |m| m.drift(id).is_some());
     let latency = edited.elapsed();
     let ctx = agent.context(&m);
     assert!(
         latency < Duration::from_secs(8),
         "the default 1 s watch took {latency:?}{ctx}"
     );
-    assert_eq!(m.regression(id), Some(0.0), "{ctx}");
+    assert_eq!(m.drift(id).as_deref(), Some("changed"), "{ctx}");
     assert_eq!(m.status(id).as_deref(), Some("pass"), "{ctx}");
     assert_eq!(m.config_drift(), Some(1.0), "{ctx}");
     assert!(m.changes("config") >= Some(1.0), "{ctx}");
@@ -757,11 +750,7 @@ fn an_edit_that_keeps_passing_drifts_without_regressing() {
         "same baseline{ctx}"
     );
     // Nothing else moved.
-    assert_eq!(
-        m.control("read-only-port-disabled"),
-        (Some(0.0), Some(0.0)),
-        "{ctx}"
-    );
+    assert_eq!(m.drift("read-only-port-disabled"), None, "{ctx}");
     eprintln!("timing: edit seen with the default watch interval after {latency:?}");
 }
 
@@ -779,10 +768,10 @@ fn item_15_a_chmod_is_no_ownership_drift() {
     let stricter = if mode == 0o400 { 0o600 } else { 0o400 };
     fs::set_permissions(&config, fs::Permissions::from_mode(stricter)).expect("chmod");
     let m = agent.wait_for("the chmod (permission drift)", |m| {
-        m.drift("config-file-permissions") == Some(1.0)
+        m.drift("config-file-permissions").as_deref() == Some("changed")
     });
     let ctx = agent.context(&m);
-    assert_eq!(m.drift("config-file-ownership"), Some(0.0), "{ctx}");
+    assert_eq!(m.drift("config-file-ownership"), None, "{ctx}");
 
     // A chown (to the same uid, another gid) is ownership drift and no permission drift
     // beyond the chmod's (root only: chown needs CAP_CHOWN).
@@ -790,10 +779,10 @@ fn item_15_a_chmod_is_no_ownership_drift() {
         let meta = fs::metadata(&config).expect("config");
         std::os::unix::fs::chown(&config, Some(meta.uid()), Some(meta.gid() + 1)).expect("chown");
         let m = agent.wait_for("the chown (ownership drift)", |m| {
-            m.drift("config-file-ownership") == Some(1.0)
+            m.drift("config-file-ownership").is_some()
         });
         let ctx = agent.context(&m);
-        assert_eq!(m.drift("kubeconfig-ownership"), Some(0.0), "{ctx}");
+        assert_eq!(m.drift("kubeconfig-ownership"), None, "{ctx}");
     } else {
         eprintln!("item_15: not root, the chown half is skipped (CI runs as root)");
     }
@@ -809,9 +798,11 @@ fn an_edit_that_fails_a_control_regresses() {
     let id = "read-only-port-disabled";
 
     edit_in_place(&node.path(CONFIG), "readOnlyPort: 0", "readOnlyPort: 10255");
-    let m = agent.wait_for("the regression", |m| m.regression(id) == Some(1.0));
+    let m = agent.wait_for("the regression", |m| {
+        m.drift(id).as_deref() == Some("regressed")
+    });
     let ctx = agent.context(&m);
-    assert_eq!(m.drift(id), Some(1.0), "{ctx}");
+    assert_eq!(m.drift(id).as_deref(), Some("regressed"), "{ctx}");
     assert_eq!(m.status(id).as_deref(), Some("fail"), "{ctx}");
     assert_eq!(m.config_drift(), Some(1.0), "{ctx}");
     assert!(m.changes("config") >= Some(1.0), "{ctx}");
@@ -872,15 +863,15 @@ fn a_replace_by_rename_is_seen() {
         "a new inode"
     );
     let id = "pod-pids-limit-set";
-    let m = agent.wait_for("the renamed file (drift)", |m| m.drift(id) == Some(1.0));
+    let m = agent.wait_for("the renamed file (drift)", |m| m.drift(id).is_some());
     let ctx = agent.context(&m);
-    assert_eq!(m.regression(id), Some(0.0), "{ctx}");
+    assert_eq!(m.drift(id).as_deref(), Some("changed"), "{ctx}");
     assert_eq!(m.config_drift(), Some(1.0), "{ctx}");
     assert!(m.changes("config") >= Some(1.0), "{ctx}");
     assert!(m.changes("file") >= Some(1.0), "{ctx}");
     assert_eq!(
-        m.control("config-file-permissions"),
-        (Some(0.0), Some(0.0)),
+        m.drift("config-file-permissions"),
+        None,
         "the mode was kept{ctx}"
     );
 }
@@ -906,12 +897,7 @@ fn a_drop_in_added_to_the_config_dir_is_seen() {
         agent.context(&m)
     );
     let id = "anonymous-auth-disabled";
-    assert_eq!(
-        m.control(id),
-        (Some(0.0), Some(0.0)),
-        "{}",
-        agent.context(&m)
-    );
+    assert_eq!(m.drift(id), None, "{}", agent.context(&m));
 
     // Written aside (not *.conf), then renamed into place: never read half written.
     let tmp = node.path(&format!("{dir}/.50-x.partial"));
@@ -923,20 +909,16 @@ fn a_drop_in_added_to_the_config_dir_is_seen() {
     fs::rename(&tmp, node.path(&format!("{dir}/50-x.conf"))).expect("rename the drop-in");
 
     let m = agent.wait_for("the drop-in (regression)", |m| {
-        m.regression(id) == Some(1.0)
+        m.drift(id).as_deref() == Some("regressed")
     });
     let ctx = agent.context(&m);
-    assert_eq!(m.drift(id), Some(1.0), "{ctx}");
+    assert_eq!(m.drift(id).as_deref(), Some("regressed"), "{ctx}");
     assert_eq!(m.status(id).as_deref(), Some("fail"), "{ctx}");
     assert_eq!(m.config_drift(), Some(1.0), "{ctx}");
     assert!(m.changes("config") >= Some(1.0), "{ctx}");
     assert!(m.changes("file") >= Some(1.0), "{ctx}");
     // The merge patch changed only what it set.
-    assert_eq!(
-        m.control("authorization-mode-webhook"),
-        (Some(0.0), Some(0.0)),
-        "{ctx}"
-    );
+    assert_eq!(m.drift("authorization-mode-webhook"), None, "{ctx}");
 }
 
 /// 5. The kubelet restarts with a new flag (same pid, new start time, new command line):
@@ -952,10 +934,10 @@ fn a_restart_with_a_new_flag_is_counted_and_regresses() {
     node.add_flag("--read-only-port=10255");
     node.set_start_ticks(ticks + 12_345);
     let m = agent.wait_for("the restart (regression and restart counted)", |m| {
-        m.regression(id) == Some(1.0) && m.changes("restart") >= Some(1.0)
+        m.drift(id).as_deref() == Some("regressed") && m.changes("restart") >= Some(1.0)
     });
     let ctx = agent.context(&m);
-    assert_eq!(m.drift(id), Some(1.0), "{ctx}");
+    assert_eq!(m.drift(id).as_deref(), Some("regressed"), "{ctx}");
     assert_eq!(m.status(id).as_deref(), Some("fail"), "{ctx}");
     assert!(m.changes("command_line") >= Some(1.0), "{ctx}");
     assert!(
@@ -986,7 +968,7 @@ fn a_restart_with_a_new_flag_is_counted_and_regresses() {
     });
     let ctx = agent.context(&m);
     assert_eq!(m.node("kubelet_sentinel_kubelet_up"), Some(1.0), "{ctx}");
-    assert_eq!(m.control(id), (Some(1.0), Some(1.0)), "{ctx}");
+    assert_eq!(m.drift(id).as_deref(), Some("regressed"), "{ctx}");
     let detected = agent.logged("kubelet change detected");
     let last = detected.last().expect("a change was logged");
     assert_eq!(last["fields"]["pid"], node.pid, "{last:#}");
@@ -1064,7 +1046,11 @@ fn an_edit_without_a_restart_is_pending_until_the_kubelet_restarts() {
         m.pending_restart() == Some(1.0)
     });
     let ctx = agent.context(&m);
-    assert_eq!(m.drift("pod-pids-limit-set"), Some(1.0), "{ctx}");
+    assert_eq!(
+        m.drift("pod-pids-limit-set").as_deref(),
+        Some("changed"),
+        "{ctx}"
+    );
     assert_eq!(m.changes("restart"), Some(0.0), "{ctx}");
 
     // The kubelet restarts (a start time after the edit): nothing pending.
@@ -1079,7 +1065,11 @@ fn an_edit_without_a_restart_is_pending_until_the_kubelet_restarts() {
     assert!(m.changes("restart") >= Some(1.0), "{ctx}");
     assert_eq!(m.changes("command_line"), Some(0.0), "{ctx}");
     // Still drifted from the baseline: the restart applied the edit.
-    assert_eq!(m.drift("pod-pids-limit-set"), Some(1.0), "{ctx}");
+    assert_eq!(
+        m.drift("pod-pids-limit-set").as_deref(),
+        Some("changed"),
+        "{ctx}"
+    );
 
     // A unit drop-in (read at start) removed while this process runs: pending again.
     let started = btime as f64 + node.start_ticks() as f64 / clock_ticks_per_second() as f64;
@@ -1113,7 +1103,9 @@ fn an_accepted_baseline_is_reloaded_by_the_running_agent() {
 
     let id = "read-only-port-disabled";
     edit_in_place(&node.path(CONFIG), "readOnlyPort: 0", "readOnlyPort: 10255");
-    agent.wait_for("the regression", |m| m.regression(id) == Some(1.0));
+    agent.wait_for("the regression", |m| {
+        m.drift(id).as_deref() == Some("regressed")
+    });
 
     let out = accept(&node.root(), &node.state(), NODE);
     assert!(out.contains("accepted"), "{out}");
@@ -1122,7 +1114,7 @@ fn an_accepted_baseline_is_reloaded_by_the_running_agent() {
     });
     let ctx = agent.context(&m);
     assert_eq!(m.baseline_origin("first_observation"), None, "{ctx}");
-    assert_eq!(m.control(id), (Some(0.0), Some(0.0)), "{ctx}");
+    assert_eq!(m.drift(id), None, "{ctx}");
     assert_eq!(m.status(id).as_deref(), Some("fail"), "still failing{ctx}");
     assert_eq!(m.config_drift(), Some(0.0), "{ctx}");
     let ts = m.baseline_timestamp().expect("baseline timestamp");
@@ -1169,7 +1161,7 @@ fn the_baseline_survives_an_agent_restart() {
         "podPidsLimit: 2048",
     );
     let m = agent.wait_for("the first edit", |m| {
-        m.drift("pod-pids-limit-set") == Some(1.0)
+        m.drift("pod-pids-limit-set").as_deref() == Some("changed")
     });
     let baseline_ts = m.baseline_timestamp().expect("baseline timestamp");
     agent.stop();
@@ -1186,13 +1178,13 @@ fn the_baseline_survives_an_agent_restart() {
     );
     assert_eq!(m.baseline_origin("first_observation"), Some(1.0), "{ctx}");
     assert_eq!(
-        m.control("read-only-port-disabled"),
-        (Some(1.0), Some(1.0)),
+        m.drift("read-only-port-disabled").as_deref(),
+        Some("regressed"),
         "{ctx}"
     );
     assert_eq!(
-        m.control("pod-pids-limit-set"),
-        (Some(1.0), Some(0.0)),
+        m.drift("pod-pids-limit-set").as_deref(),
+        Some("changed"),
         "{ctx}"
     );
     assert_eq!(m.config_drift(), Some(1.0), "{ctx}");
@@ -1238,11 +1230,7 @@ fn a_corrupt_baseline_is_kept_aside_and_replaced() {
         Some(0.0),
         "{ctx}"
     );
-    assert_eq!(
-        m.control("read-only-port-disabled"),
-        (Some(0.0), Some(0.0)),
-        "{ctx}"
-    );
+    assert_eq!(m.drift("read-only-port-disabled"), None, "{ctx}");
 
     let kept: Vec<String> = names_in(&state)
         .into_iter()
@@ -1346,11 +1334,7 @@ fn unwritable_state_dir_keeps_working(
         Some(1.0),
         "in memory{ctx}"
     );
-    assert_eq!(
-        m.control("read-only-port-disabled"),
-        (Some(0.0), Some(0.0)),
-        "{ctx}"
-    );
+    assert_eq!(m.drift("read-only-port-disabled"), None, "{ctx}");
     assert!(
         agent.log().contains("cannot write to the state dir"),
         "logged{ctx}"
@@ -1359,10 +1343,10 @@ fn unwritable_state_dir_keeps_working(
 
     edit_in_place(&node.path(CONFIG), "readOnlyPort: 0", "readOnlyPort: 10255");
     let m = agent.wait_for("drift with an unwritable state dir", |m| {
-        m.regression("read-only-port-disabled") == Some(1.0)
+        m.drift("read-only-port-disabled").as_deref() == Some("regressed")
     });
     let ctx = agent.context(&m);
-    assert_eq!(m.drift("read-only-port-disabled"), Some(1.0), "{ctx}");
+
     assert_eq!(
         m.baseline_timestamp(),
         baseline_ts,
@@ -1389,7 +1373,7 @@ fn unwritable_state_dir_keeps_working(
         "podPidsLimit: 2048",
     );
     let m = agent.wait_for("the next evaluation", |m| {
-        m.drift("pod-pids-limit-set") == Some(1.0)
+        m.drift("pod-pids-limit-set").as_deref() == Some("changed")
     });
     let ctx = agent.context(&m);
     assert!(
@@ -1411,8 +1395,8 @@ fn unwritable_state_dir_keeps_working(
     // Reloading its own write is not a reload: still the same baseline, still drifted.
     assert_eq!(m.baseline_timestamp(), baseline_ts, "{ctx}");
     assert_eq!(
-        m.control("read-only-port-disabled"),
-        (Some(1.0), Some(1.0)),
+        m.drift("read-only-port-disabled").as_deref(),
+        Some("regressed"),
         "{ctx}"
     );
 }
@@ -1426,7 +1410,9 @@ fn deleting_the_baseline_starts_over() {
     assert_quiet(&agent, &agent.metrics());
     let id = "read-only-port-disabled";
     edit_in_place(&node.path(CONFIG), "readOnlyPort: 0", "readOnlyPort: 10255");
-    let m = agent.wait_for("the regression", |m| m.regression(id) == Some(1.0));
+    let m = agent.wait_for("the regression", |m| {
+        m.drift(id).as_deref() == Some("regressed")
+    });
     let first_ts = m.baseline_timestamp().expect("baseline timestamp");
 
     fs::remove_file(node.state().join("baseline.json")).expect("delete the baseline");
@@ -1436,7 +1422,7 @@ fn deleting_the_baseline_starts_over() {
     let ctx = agent.context(&m);
     assert!(m.baseline_timestamp() > Some(first_ts), "{ctx}");
     assert_eq!(m.baseline_origin("first_observation"), Some(1.0), "{ctx}");
-    assert_eq!(m.control(id), (Some(0.0), Some(0.0)), "{ctx}");
+    assert_eq!(m.drift(id), None, "{ctx}");
     assert_eq!(m.config_drift(), Some(0.0), "{ctx}");
     let b = parse_json(&node.state().join("baseline.json"));
     assert!(
@@ -1464,13 +1450,13 @@ fn a_policy_baseline_replaces_an_observed_one() {
     assert_eq!(m.baseline_origin("policy"), Some(1.0), "{ctx}");
     assert_ne!(m.baseline_timestamp(), Some(observed_ts), "{ctx}");
     assert_eq!(
-        m.control("read-only-port-disabled"),
-        (Some(1.0), Some(1.0)),
+        m.drift("read-only-port-disabled").as_deref(),
+        Some("regressed"),
         "{ctx}"
     );
     assert_eq!(
-        m.control("pod-pids-limit-set"),
-        (Some(0.0), Some(0.0)),
+        m.drift("pod-pids-limit-set"),
+        None,
         "a passing control is on the standard{ctx}"
     );
     let state = node.state();
@@ -1602,11 +1588,7 @@ fn a_crash_during_a_baseline_write_keeps_the_old_baseline() {
             .is_empty(),
         "{ctx}"
     );
-    assert_eq!(
-        m.control("read-only-port-disabled"),
-        (Some(0.0), Some(0.0)),
-        "{ctx}"
-    );
+    assert_eq!(m.drift("read-only-port-disabled"), None, "{ctx}");
 }
 
 /// Regression: serde_json's default float parser is not exact; without its
@@ -1780,16 +1762,21 @@ fn a_real_kubelet_edited_then_restarted() {
         Some(0.0),
         "a live host: start time known{ctx}"
     );
-    assert_eq!(m.control(id), (Some(0.0), Some(0.0)), "{ctx}");
+    assert_eq!(m.drift(id), None, "{ctx}");
     assert_eq!(m.baseline_origin("first_observation"), Some(1.0), "{ctx}");
 
     sleep_until(process_start(pid1) + 1.3);
     edit_in_place(&config, "podPidsLimit: 2048", "podPidsLimit: 1024");
     let m = agent.wait_for("pending restart after the edit", |m| {
-        m.pending_restart() == Some(1.0) && m.drift(id) == Some(1.0)
+        m.pending_restart() == Some(1.0) && m.drift(id).is_some()
     });
     let baseline_ts = m.baseline_timestamp().expect("baseline timestamp");
-    assert_eq!(m.regression(id), Some(0.0), "{}", agent.context(&m));
+    assert_eq!(
+        m.drift(id).as_deref(),
+        Some("changed"),
+        "{}",
+        agent.context(&m)
+    );
     agent.stop();
 
     // A real restart: a new process reads the edited file.
@@ -1816,7 +1803,7 @@ fn a_real_kubelet_edited_then_restarted() {
         Some(0.0),
         "the new process has the edit{ctx}"
     );
-    assert_eq!(m.control(id), (Some(1.0), Some(0.0)), "{ctx}");
+    assert_eq!(m.drift(id).as_deref(), Some("changed"), "{ctx}");
     assert!(
         same_time(m.baseline_timestamp(), Some(baseline_ts)),
         "the baseline survived (was {baseline_ts}){ctx}"

@@ -160,7 +160,7 @@ impl Agent {
 
 /// Start `serve` and wait until `/readyz` answers 200. A port taken between choosing and
 /// binding it is retried with another one.
-fn start_agent(host_root: &Path, work: &Path) -> Agent {
+fn start_agent(host_root: &Path, work: &Path, extra: &[&str]) -> Agent {
     let mut last_log = String::new();
     for attempt in 0..3 {
         let addr = SocketAddr::from((Ipv4Addr::LOCALHOST, free_port()));
@@ -179,6 +179,7 @@ fn start_agent(host_root: &Path, work: &Path) -> Agent {
             .arg("30s")
             .arg("--state-dir")
             .arg(work.join("state"))
+            .args(extra)
             .env("NO_COLOR", "1")
             .stdin(Stdio::null())
             .stdout(Stdio::from(log_file.try_clone().unwrap()))
@@ -383,7 +384,7 @@ fn serve_example_node() {
     let work = tempfile::tempdir().unwrap();
     let root = work.path().join("root");
     copy_host_tree(&example_node(), &root);
-    let mut agent = start_agent(&root, work.path());
+    let mut agent = start_agent(&root, work.path(), &[]);
     let addr = agent.addr;
 
     // Liveness, readiness, index.
@@ -425,6 +426,22 @@ fn serve_example_node() {
         samples(om.body.trim_end_matches("# EOF\n"))
     );
 
+    // Issue 16's default page: one status series per control, no control_info, node_info
+    // with an empty pool (no API access), at most 150 series.
+    let page = samples(&text.body);
+    let count = |name: &str| {
+        page.iter()
+            .filter(|s| s.starts_with(&format!("{name}{{")))
+            .count()
+    };
+    let controls = kubelet_sentinel::evaluate::catalogue().len();
+    assert_eq!(count("kubelet_sentinel_control_status"), controls);
+    assert_eq!(count("kubelet_sentinel_control_info"), 0);
+    assert!(text.body.contains(&format!(
+        "kubelet_sentinel_node_info{{node=\"{NODE}\",node_pool=\"\"}} 1\n"
+    )));
+    assert!(page.len() <= 150, "{} series", page.len());
+
     promtool_check(&text.body);
     check_golden("metrics.prom", &normalise(&text.body));
     check_golden("metrics.openmetrics", &normalise(&om.body));
@@ -446,6 +463,59 @@ fn serve_example_node() {
         log.contains(&format!("http://{addr}/metrics")),
         "the agent logs the URL to open:\n{log}"
     );
+}
+
+/// `--metrics-control-states=all --metrics-control-info --metrics-probe-durations`: the
+/// full StateSet (every status, the current one 1), the catalogue metadata and one
+/// duration per probe (none on the default page), the same active statuses as the default
+/// page, and promtool still happy.
+#[test]
+fn serve_example_node_with_every_control_series() {
+    let work = tempfile::tempdir().unwrap();
+    let root = work.path().join("root");
+    copy_host_tree(&example_node(), &root);
+    let flags = [
+        "--metrics-control-states=all",
+        "--metrics-control-info",
+        "--metrics-probe-durations",
+    ];
+    fs::create_dir_all(work.path().join("full")).unwrap();
+    fs::create_dir_all(work.path().join("default")).unwrap();
+    let full_agent = start_agent(&root, &work.path().join("full"), &flags);
+    let default_agent = start_agent(&root, &work.path().join("default"), &[]);
+    let full = get(full_agent.addr, "/metrics", Some("*/*")).unwrap().body;
+    let default = get(default_agent.addr, "/metrics", Some("*/*"))
+        .unwrap()
+        .body;
+    promtool_check(&full);
+    let controls = kubelet_sentinel::evaluate::catalogue().len();
+    let status = |body: &str, value: Option<f64>| -> Vec<String> {
+        let mut v: Vec<String> = kubelet_sentinel::model::exposition::samples(body)
+            .filter(|s| s.name == "kubelet_sentinel_control_status")
+            .filter(|s| value.is_none_or(|v| s.value == v))
+            .map(|s| s.series.to_string())
+            .collect();
+        v.sort();
+        v
+    };
+    assert_eq!(status(&full, None).len(), 4 * controls);
+    assert_eq!(status(&full, Some(1.0)).len(), controls);
+    assert_eq!(status(&full, Some(1.0)), status(&default, None));
+    let info = kubelet_sentinel::model::exposition::samples(&full)
+        .filter(|s| s.name == "kubelet_sentinel_control_info")
+        .count();
+    assert_eq!(info, controls);
+    let durations = |body: &str| {
+        kubelet_sentinel::model::exposition::samples(body)
+            .filter(|s| s.name == "kubelet_sentinel_probe_duration_seconds")
+            .count()
+    };
+    let successes = kubelet_sentinel::model::exposition::samples(&full)
+        .filter(|s| s.name == "kubelet_sentinel_probe_success")
+        .count();
+    assert!(successes > 0);
+    assert_eq!(durations(&full), successes);
+    assert_eq!(durations(&default), 0);
 }
 
 #[test]

@@ -16,7 +16,7 @@ use crate::observe::enrich::EnrichOptions;
 use crate::observe::watch::{OwnFile, Trigger, Watch};
 use crate::observe::{ObserveOptions, Observer};
 use crate::publish::drift::tracker::{DriftOptions, Tracker};
-use crate::publish::metrics::{self, Exposition, MetricsInput};
+use crate::publish::metrics::{self, Exposition, ExpositionOptions, MetricsInput};
 use crate::publish::report::discovery_state;
 use crate::publish::server::AppState;
 
@@ -70,6 +70,7 @@ pub(super) fn cycle(
     enrich_opts: &EnrichOptions,
     cluster: Option<&Cluster>,
     events: Option<&crate::publish::events::Poster>,
+    exposition: ExpositionOptions,
     rt: &tokio::runtime::Handle,
 ) -> Cycle {
     let (snapshot, results, duration) = evaluate_with(
@@ -97,6 +98,7 @@ pub(super) fn cycle(
         build_revision: BUILD_REVISION,
         drift: Some(&drift),
         risky_pods: &risky_pods,
+        options: exposition,
     });
     Cycle {
         exposition,

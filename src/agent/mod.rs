@@ -27,7 +27,7 @@ use crate::observe::{self, ObserveOptions};
 use crate::publish::auth::Authenticator;
 use crate::publish::drift::tracker::DriftOptions;
 use crate::publish::listener::Limits;
-use crate::publish::metrics::{self, Exposition};
+use crate::publish::metrics::{self, Exposition, ExpositionOptions};
 use crate::publish::server::{self, AppState};
 use crate::publish::tls::{ReloadingResolver, TlsError, TlsSource};
 
@@ -78,7 +78,8 @@ pub struct AgentConfig {
     pub metrics: MetricsOptions,
 }
 
-/// How `/metrics` is protected (`--metrics-tls-*`, `--metrics-auth`).
+/// How `/metrics` is protected (`--metrics-tls-*`, `--metrics-auth`) and which control
+/// series it carries (`--metrics-control-states`, `--metrics-control-info`).
 #[derive(Debug, Clone)]
 pub struct MetricsOptions {
     /// HTTPS only, with this certificate; `None`: plain HTTP.
@@ -87,6 +88,8 @@ pub struct MetricsOptions {
     pub auth: bool,
     /// Bound on each review.
     pub auth_timeout: Duration,
+    /// Which control series the page carries.
+    pub exposition: ExpositionOptions,
 }
 
 impl Default for MetricsOptions {
@@ -95,6 +98,7 @@ impl Default for MetricsOptions {
             tls: None,
             auth: false,
             auth_timeout: crate::publish::auth::REVIEW_TIMEOUT,
+            exposition: ExpositionOptions::default(),
         }
     }
 }
@@ -320,6 +324,7 @@ pub async fn run_serve(cfg: AgentConfig) -> Result<(), AgentError> {
     };
     let policy = cfg.policy;
     let enrich_opts = cfg.enrich;
+    let exposition = cfg.metrics.exposition;
     let drift = DriftOptions {
         state_dir: cfg.state_dir.clone(),
         from_policy: cfg.baseline_from_policy,
@@ -344,6 +349,7 @@ pub async fn run_serve(cfg: AgentConfig) -> Result<(), AgentError> {
                 &enrich_opts,
                 Some(&*cluster),
                 events.as_ref(),
+                exposition,
                 &rt,
             )
         },

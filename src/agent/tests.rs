@@ -34,6 +34,7 @@ fn evaluate_once_on_an_empty_host() {
         &EnrichOptions::default(),
         None,
         None,
+        Default::default(),
         rt.handle(),
     );
     assert!(c

@@ -356,6 +356,31 @@ pub struct ServeArgs {
     #[arg(long, env = "KUBELET_SENTINEL_METRICS_AUTH_TIMEOUT", value_name = "DURATION", default_value = "5s", value_parser = parse_duration)]
     pub metrics_auth_timeout: Duration,
 
+    /// The series of kubelet_sentinel_control_status: active = one per control, labelled
+    /// with its current status, value 1; all = the full StateSet, one per control and
+    /// status (pass, fail, unknown, not_applicable), the current one 1: four times the
+    /// series. Queries that select `== 1` read both alike.
+    #[arg(long, env = "KUBELET_SENTINEL_METRICS_CONTROL_STATES", value_enum, value_name = "WHICH", default_value_t = MetricsControlStates::Active)]
+    pub metrics_control_states: MetricsControlStates,
+
+    /// Also export kubelet_sentinel_control_info: each control's title, family, severity
+    /// and CIS reference (constants of this build, the same on every node; docs/controls.md
+    /// lists them).
+    #[arg(long, env = "KUBELET_SENTINEL_METRICS_CONTROL_INFO", value_name = "BOOL", default_value_t = false, action = clap::ArgAction::Set, num_args = 0..=1, require_equals = true, default_missing_value = "true")]
+    pub metrics_control_info: bool,
+
+    /// Also export kubelet_sentinel_probe_duration_seconds, one series per observation
+    /// step (probe). Off by default to keep the page within 150 series in every state;
+    /// kubelet_sentinel_evaluation_duration_seconds and each probe's _success stay.
+    #[arg(long, env = "KUBELET_SENTINEL_METRICS_PROBE_DURATIONS", value_name = "BOOL", default_value_t = false, action = clap::ArgAction::Set, num_args = 0..=1, require_equals = true, default_missing_value = "true")]
+    pub metrics_probe_durations: bool,
+
+    /// Node labels naming the node's pool, a comma list: the value of the first one the
+    /// Node carries is the node_pool of kubelet_sentinel_node_info (empty when none, or
+    /// without API access). Empty: no pool.
+    #[arg(long, env = "KUBELET_SENTINEL_NODE_POOL_LABELS", value_name = "LABELS", value_delimiter = ',', default_values = crate::model::label::DEFAULT_POOL_LABELS.iter().copied(), value_parser = parse_label_key)]
+    pub node_pool_labels: Vec<String>,
+
     /// What to observe and how to judge it.
     #[command(flatten)]
     pub evaluate: EvaluateArgs,
@@ -375,6 +400,27 @@ pub struct ServeArgs {
 pub enum MetricsAuth {
     None,
     Kubernetes,
+}
+
+/// `--metrics-control-states`: `Active` one `kubelet_sentinel_control_status` series per
+/// control (its current status), `All` the full StateSet (every status, 0 or 1).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+#[allow(missing_docs)] // a variant's `///` would become its `--help` text; the enum's doc says it
+pub enum MetricsControlStates {
+    Active,
+    All,
+}
+
+/// A Kubernetes label key (`--node-pool-labels`), or empty (no label).
+fn parse_label_key(s: &str) -> Result<String, String> {
+    let s = s.trim();
+    if s.is_empty() || crate::model::label::is_label_key(s) {
+        Ok(s.to_string())
+    } else {
+        Err(format!(
+            "{s:?}: not a Kubernetes label key ([prefix/]name, name at most 63 characters of [A-Za-z0-9._-])"
+        ))
+    }
 }
 
 impl ServeArgs {

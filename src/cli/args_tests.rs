@@ -78,6 +78,43 @@ fn metrics_tls_and_auth_flags() {
 }
 
 #[test]
+fn exposition_flags() {
+    // Defaults: the fleet-sized page, the default pool labels in their order.
+    let a = serve_args(&[]).unwrap();
+    assert_eq!(a.metrics_control_states, MetricsControlStates::Active);
+    assert!(!a.metrics_control_info);
+    assert_eq!(a.node_pool_labels, crate::model::label::DEFAULT_POOL_LABELS);
+
+    let a = serve_args(&[
+        "--metrics-control-states",
+        "all",
+        "--metrics-control-info",
+        "--node-pool-labels",
+        "example.com/pool,pool",
+    ])
+    .unwrap();
+    assert_eq!(a.metrics_control_states, MetricsControlStates::All);
+    assert!(a.metrics_control_info);
+    assert_eq!(a.node_pool_labels, ["example.com/pool", "pool"]);
+    assert!(
+        !serve_args(&["--metrics-control-info=false"])
+            .unwrap()
+            .metrics_control_info
+    );
+    // `=` only: a bare value after the bool flag is not taken as its value.
+    assert!(serve_args(&["--metrics-control-info", "false"]).is_err());
+    assert!(serve_args(&["--metrics-control-states", "some"]).is_err());
+
+    // Empty: no pool label (dropped in run.rs); a bad key is refused, naming it.
+    let a = serve_args(&["--node-pool-labels="]).unwrap();
+    assert_eq!(a.node_pool_labels, [""]);
+    let e = serve_args(&["--node-pool-labels", "ok/pool,Bad Key"]).unwrap_err();
+    assert!(e.to_string().contains("Bad Key"), "{e}");
+    let e = serve_args(&["--node-pool-labels", &"x".repeat(64)]).unwrap_err();
+    assert!(e.to_string().contains("not a Kubernetes label key"), "{e}");
+}
+
+#[test]
 fn every_flag_has_an_env_twin() {
     let cmd = Cli::command();
     let mut missing = Vec::new();

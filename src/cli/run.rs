@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use super::args::{
     ApiAccess, BaselineCommand, CheckArgs, ColorChoice, EvaluateArgs, Format, LiveProbes,
-    MetricsAuth, ServeArgs, StateArgs,
+    MetricsAuth, MetricsControlStates, ServeArgs, StateArgs,
 };
 use super::CliError;
 use crate::agent::{self, AgentConfig};
@@ -18,6 +18,7 @@ use crate::observe::live::socket::Timeouts;
 use crate::observe::live::{LiveMode, LiveOptions};
 use crate::observe::ObserveOptions;
 use crate::publish::drift::store::StateDir;
+use crate::publish::metrics::{ControlStates, ExpositionOptions};
 use crate::publish::report::{self, Report};
 
 fn cluster_options(eval: &EvaluateArgs) -> ClusterOptions {
@@ -51,6 +52,19 @@ fn check_cluster(
         })
         .map_err(CliError::Cluster)?;
     Ok(cluster)
+}
+
+/// `serve`'s optional series: `--metrics-control-states`, `--metrics-control-info`,
+/// `--metrics-probe-durations`.
+fn exposition_options(args: &ServeArgs) -> ExpositionOptions {
+    ExpositionOptions {
+        control_states: match args.metrics_control_states {
+            MetricsControlStates::Active => ControlStates::Active,
+            MetricsControlStates::All => ControlStates::All,
+        },
+        control_info: args.metrics_control_info,
+        probe_durations: args.metrics_probe_durations,
+    }
 }
 
 fn enrich_options(eval: &EvaluateArgs) -> EnrichOptions {
@@ -332,16 +346,28 @@ pub(super) fn serve(args: &ServeArgs) -> Result<i32, CliError> {
         watch_interval: args.watch_interval,
         cluster: ClusterOptions {
             events: args.events,
+            // `--node-pool-labels=` (one empty entry): no pool label.
+            node_pool_labels: args
+                .node_pool_labels
+                .iter()
+                .filter(|l| !l.is_empty())
+                .cloned()
+                .collect(),
             ..cluster_options(eval)
         },
         metrics: agent::MetricsOptions {
             tls: args.metrics_tls(eval.host.node_name.as_deref()),
             auth: args.metrics_auth == MetricsAuth::Kubernetes,
             auth_timeout: args.metrics_auth_timeout,
+            exposition: exposition_options(args),
         },
     };
+    // One worker: the server only copies pre-rendered bytes and every evaluation runs on
+    // the blocking pool, so a second worker bought no measurable latency and cost its
+    // stack and allocation cache (docs/performance.md, "Runtime threads"); the health
+    // listener's flood tests (tests/security_network.rs) run against this runtime shape.
     let rt = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
+        .worker_threads(1)
         .max_blocking_threads(4)
         .enable_all()
         .build()

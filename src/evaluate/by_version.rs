@@ -441,6 +441,7 @@ mod tests {
         view.node.data = Some(vec![crate::model::snapshot::NodeFacts {
             name: "node-1".into(),
             kubelet_version: Some("v1.36.3".into()),
+            pool: None,
         }]);
         s.cluster = Some(view);
         kubelet_mut(&mut s).version = None;

@@ -11,6 +11,7 @@
 //! - [`cert`]: X.509 certificates as the controls see them;
 //! - [`exposition`]: the Prometheus/OpenMetrics text format, read line by line (the
 //!   kubelet's `/metrics`, and the agent's own exposition in the tests);
+//! - [`label`]: Kubernetes label keys and values (the node pool of `node_info`);
 //! - [`quantity`]: Kubernetes resource quantities (`100Mi`, `5%`);
 //! - [`time`]: calendar days and UTC timestamps;
 //! - [`parse`]: the limits and redacted errors of every document the agent parses.
@@ -19,6 +20,7 @@ pub mod cert;
 pub mod exposition;
 pub mod file;
 pub mod kubelet_config;
+pub mod label;
 pub mod live;
 pub mod net;
 pub mod observed;

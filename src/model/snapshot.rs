@@ -159,6 +159,9 @@ pub struct NodeFacts {
     pub name: String,
     /// `status.nodeInfo.kubeletVersion`, as the running kubelet reported it.
     pub kubelet_version: Option<String>,
+    /// The node's pool: the value of the first `--node-pool-labels` label the Node carries
+    /// (a valid label value: at most 63 characters); `None` when it carries none.
+    pub pool: Option<String>,
 }
 
 /// The answer to one SubjectAccessReview asked as the kubelet's identity.
@@ -400,6 +403,17 @@ impl Snapshot {
             .first()?
             .kubelet_version
             .as_deref()
+    }
+
+    /// The node's pool ([`NodeFacts::pool`]), `""` when the Node carries none of the pool
+    /// labels or cannot be read (no API access, not listed yet).
+    pub fn node_pool(&self) -> &str {
+        self.cluster
+            .as_ref()
+            .and_then(|c| c.node.data.as_ref())
+            .and_then(|n| n.first())
+            .and_then(|n| n.pool.as_deref())
+            .unwrap_or("")
     }
 
     /// The version whose loading rules the configuration model applies: the process's

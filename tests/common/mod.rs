@@ -31,6 +31,7 @@ pub mod metrics;
 pub mod netns;
 pub mod process;
 pub mod promql;
+pub mod rules;
 #[cfg(feature = "standin")]
 pub mod standin;
 pub mod tls;

@@ -185,7 +185,57 @@ pub const KEYWORDS: [&str; 8] = [
 /// unterminated string, a stray character, a selector without a metric name, malformed
 /// matchers.
 pub fn selectors(expr: &str) -> Result<Vec<Selector>, String> {
+    Ok(spans(&tokenize(expr)?, expr)?
+        .into_iter()
+        .map(|(s, _, _)| s)
+        .collect())
+}
+
+/// How an expression reads each selector of `metric`: for every one, whether its value is
+/// used in a way that means the same whether the series of states that are not current
+/// are absent (the default shape of `kubelet_sentinel_control_status`: one series per
+/// control, value 1) or present with value 0 (`--metrics-control-states all`). Crude, on
+/// purpose, and on the safe side: a selector counts as read in both shapes only when
+/// - it is compared directly, `selector == 1` (not `== bool 1`, not `!= 0`), or
+/// - it is the whole argument of a `sum`: `sum(selector)`, `sum by (l) (selector)`,
+///   `sum without (l) (selector)` (0s add nothing).
+///
+/// Anything else (`count(selector)`, `max(selector)`, `selector > 0`, `selector * 2`, an
+/// `and`/`unless` operand without `== 1`) is reported as not read in both shapes, with
+/// the metric's matchers, so the contract tests can name it.
+pub fn shape_safe_reads(expr: &str, metric: &str) -> Result<Vec<(Selector, bool)>, String> {
     let toks = tokenize(expr)?;
+    let punct = |j: usize, p: &str| matches!(toks.get(j), Some(Tok::Punct(q)) if q == p);
+    let ident = |j: usize, w: &str| matches!(toks.get(j), Some(Tok::Ident(q)) if q == w);
+    let mut out = Vec::new();
+    for (sel, start, end) in spans(&toks, expr)? {
+        if sel.metric != metric {
+            continue;
+        }
+        let compared =
+            punct(end, "==") && matches!(toks.get(end + 1), Some(Tok::Num(n)) if n == "1");
+        // `sum (` selector `)` or `sum by|without ( labels ) (` selector `)`.
+        let summed = start >= 2 && punct(start - 1, "(") && punct(end, ")") && {
+            let before = start - 2;
+            ident(before, "sum")
+                || (punct(before, ")") && {
+                    // Back over the label list to its `(`, then `by`/`without`, then `sum`.
+                    let open = (0..before).rev().find(|&j| punct(j, "("));
+                    open.is_some_and(|o| {
+                        o >= 2
+                            && (ident(o - 1, "by") || ident(o - 1, "without"))
+                            && ident(o - 2, "sum")
+                    })
+                })
+        };
+        out.push((sel, compared || summed));
+    }
+    Ok(out)
+}
+
+/// The selectors of a token stream with the index of their first token (the metric name)
+/// and the index just after them (after the closing `}` when they have matchers).
+fn spans(toks: &[Tok], expr: &str) -> Result<Vec<(Selector, usize, usize)>, String> {
     let mut out = Vec::new();
     let mut i = 0;
     let ident_at = |j: usize| match toks.get(j) {
@@ -214,15 +264,16 @@ pub fn selectors(expr: &str) -> Result<Vec<Selector>, String> {
             }
             Tok::Ident(id) if KEYWORDS.contains(&id.to_ascii_lowercase().as_str()) => i += 1,
             Tok::Ident(id) => {
+                let start = i;
                 let mut sel = Selector {
                     metric: id.clone(),
                     matchers: Vec::new(),
                 };
                 i += 1;
                 if punct_at(i, "{") {
-                    i = matchers(&toks, i + 1, &mut sel.matchers, expr)?;
+                    i = matchers(toks, i + 1, &mut sel.matchers, expr)?;
                 }
-                out.push(sel);
+                out.push((sel, start, i));
             }
             Tok::Punct(p) if p == "{" => {
                 return Err(format!("a selector without a metric name in {expr}"));
@@ -332,6 +383,56 @@ mod tests {
         );
         let labels: Vec<&str> = got[0].labels().collect();
         assert_eq!(labels, ["x", "w"]);
+    }
+
+    #[test]
+    fn reads_that_mean_the_same_in_both_shapes_are_told_apart() {
+        let m = "kubelet_sentinel_control_status";
+        let reads = |expr: &str| -> Vec<bool> {
+            shape_safe_reads(expr, m)
+                .unwrap()
+                .into_iter()
+                .map(|(_, ok)| ok)
+                .collect()
+        };
+        // Read in both shapes.
+        assert_eq!(reads(&format!("{m}{{status=\"fail\"}} == 1")), [true]);
+        assert_eq!(reads(&format!("({m}{{a=\"b\"}} == 1) * 4")), [true]);
+        assert_eq!(
+            reads(&format!("sum({m}{{status=\"pass\"}}) or vector(0)")),
+            [true]
+        );
+        assert_eq!(reads(&format!("sum by (node) ({m})")), [true]);
+        assert_eq!(
+            reads(&format!("sum without (status, x) ({m}{{s=\"f\"}})")),
+            [true]
+        );
+        assert_eq!(reads(&format!("sum({m}{{s=\"f\"}}) by (node)")), [true]);
+        assert_eq!(
+            reads(&format!("count by (node, status) ({m} == 1) / sum({m})")),
+            [true, true]
+        );
+        // Not: 0-valued series of the full StateSet would count, match or be kept.
+        assert_eq!(reads(&format!("count({m}{{status=\"fail\"}})")), [false]);
+        assert_eq!(reads(&format!("count by (node) ({m})")), [false]);
+        assert_eq!(reads(&format!("max by (control) ({m})")), [false]);
+        assert_eq!(reads(&format!("{m} > 0")), [false]);
+        assert_eq!(reads(&format!("{m} == bool 1")), [false]);
+        assert_eq!(reads(&format!("{m} == 2")), [false]);
+        assert_eq!(
+            reads(&format!("x unless on (node) {m}{{s=\"f\"}}")),
+            [false]
+        );
+        assert_eq!(reads(&format!("sum({m} * 2)")), [false]);
+        assert_eq!(reads(&format!("sum by (node) (rate({m}[5m]))")), [false]);
+        // Other metrics are not looked at; a mixed expression reports each read.
+        assert!(reads("sum(other) / count(other)").is_empty());
+        assert_eq!(
+            reads(&format!("sum({m}{{s=\"pass\"}}) / count({m})")),
+            [true, false]
+        );
+        let got = shape_safe_reads(&format!("count({m}{{status=\"fail\"}})"), m).unwrap();
+        assert_eq!(got[0].0.matchers, [super::tests::m("status", "=", "fail")]);
     }
 
     #[test]

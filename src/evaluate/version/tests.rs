@@ -31,6 +31,7 @@ fn with_api(s: &mut crate::model::snapshot::Snapshot, api: Option<&str>) {
             data: Some(vec![NodeFacts {
                 name: "node-1".into(),
                 kubelet_version: api.map(str::to_string),
+                pool: None,
             }]),
             health: Ok(()),
             duration: std::time::Duration::ZERO,

@@ -81,9 +81,16 @@ pub fn namespace_facts(ns: &Namespace) -> NamespaceFacts {
     }
 }
 
-/// The facts of this node's Node object.
-pub fn node_facts(node: &Node) -> NodeFacts {
+/// The facts of this node's Node object. Of its labels only the pool is kept: the value
+/// of the first of `pool_labels` it carries (`model::label::pool`: a valid label value,
+/// at most 63 characters).
+pub fn node_facts(node: &Node, pool_labels: &[String]) -> NodeFacts {
     NodeFacts {
+        pool: node
+            .metadata
+            .labels
+            .as_ref()
+            .and_then(|l| crate::model::label::pool(l, pool_labels)),
         name: node.metadata.name.clone().unwrap_or_default(),
         kubelet_version: node
             .status
@@ -164,10 +171,36 @@ mod tests {
                 "operatingSystem": "linux", "architecture": "amd64"}}}"#,
         )
         .unwrap();
-        let f = node_facts(&node);
+        let f = node_facts(&node, &[]);
         assert_eq!(f.name, "node-1");
         assert_eq!(f.kubelet_version.as_deref(), Some("v1.33.4"));
-        assert_eq!(node_facts(&Node::default()), NodeFacts::default());
+        assert_eq!(f.pool, None);
+        assert_eq!(node_facts(&Node::default(), &[]), NodeFacts::default());
+    }
+
+    #[test]
+    fn node_pool_from_the_listed_labels() {
+        let node: Node = serde_json::from_str(
+            r#"{"metadata": {"name": "node-1", "labels": {
+                "kubernetes.io/hostname": "node-1",
+                "karpenter.sh/nodepool": "general",
+                "eks.amazonaws.com/nodegroup": "ng-arm64"}}}"#,
+        )
+        .unwrap();
+        let keys = |ks: &[&str]| ks.iter().map(ToString::to_string).collect::<Vec<_>>();
+        let defaults = keys(crate::model::label::DEFAULT_POOL_LABELS);
+        // The list's order decides: EKS's label comes before Karpenter's in the defaults.
+        assert_eq!(
+            node_facts(&node, &defaults).pool.as_deref(),
+            Some("ng-arm64")
+        );
+        assert_eq!(
+            node_facts(&node, &keys(&["karpenter.sh/nodepool"]))
+                .pool
+                .as_deref(),
+            Some("general")
+        );
+        assert_eq!(node_facts(&node, &keys(&["absent/label"])).pool, None);
     }
 
     fn json() -> impl Strategy<Value = serde_json::Value> {
@@ -215,7 +248,7 @@ mod tests {
                 let _ = namespace_facts(&ns);
             }
             if let Ok(n) = serde_json::from_value::<Node>(v) {
-                let _ = node_facts(&n);
+                let _ = node_facts(&n, &["labels".to_string()]);
             }
         }
     }

@@ -36,6 +36,9 @@ pub struct ClusterOptions {
     pub request_timeout: Duration,
     /// `serve --events`: post an Event on the Node when a control regresses or drifts.
     pub events: bool,
+    /// `serve --node-pool-labels`: the Node labels whose value names its pool, first
+    /// match wins (`kubelet_sentinel_node_info{node_pool}`).
+    pub node_pool_labels: Vec<String>,
 }
 
 impl Default for ClusterOptions {
@@ -45,6 +48,10 @@ impl Default for ClusterOptions {
             kubeconfig: None,
             request_timeout: REQUEST_TIMEOUT,
             events: false,
+            node_pool_labels: crate::model::label::DEFAULT_POOL_LABELS
+                .iter()
+                .map(|l| (*l).to_string())
+                .collect(),
         }
     }
 }
@@ -119,9 +126,14 @@ impl Cluster {
             Err(e) => Err(e),
         };
         match built {
-            Ok(c) => Ok(
-                Cluster::start(c, node, source.describe(), opts.request_timeout).with_token(token),
-            ),
+            Ok(c) => Ok(Cluster::start(
+                c,
+                node,
+                source.describe(),
+                opts.request_timeout,
+                opts.node_pool_labels.clone(),
+            )
+            .with_token(token)),
             Err(e) if opts.mode == ApiAccessMode::Auto => {
                 tracing::warn!(error = %e, "no Kubernetes API access: the cluster controls are unknown");
                 Ok(Cluster::disabled(e.to_string()))
@@ -130,12 +142,14 @@ impl Cluster {
         }
     }
 
-    /// Start watching the pods of `node` and the namespaces with `client`.
+    /// Start watching the pods of `node`, the namespaces and the Node with `client`; the
+    /// Node's pool is the value of the first of `pool_labels` it carries.
     pub fn start(
         client: kube::Client,
         node: &str,
         how: String,
         request_timeout: Duration,
+        pool_labels: Vec<String>,
     ) -> Cluster {
         let pods = shared::<PodFacts>();
         let namespaces = shared::<NamespaceFacts>();
@@ -145,7 +159,7 @@ impl Cluster {
                 what: "pods",
                 fields: Some(format!("spec.nodeName={node}")),
                 request_timeout,
-                facts: facts::pod_facts,
+                facts: Box::new(facts::pod_facts),
                 key: |p: &PodFacts| (p.namespace.clone(), p.name.clone()),
             },
             Arc::clone(&pods),
@@ -156,7 +170,7 @@ impl Cluster {
                 what: "namespaces",
                 fields: None,
                 request_timeout,
-                facts: facts::namespace_facts,
+                facts: Box::new(facts::namespace_facts),
                 key: |n: &NamespaceFacts| (String::new(), n.name.clone()),
             },
             Arc::clone(&namespaces),
@@ -168,7 +182,7 @@ impl Cluster {
                 what: "node",
                 fields: Some(format!("metadata.name={node}")),
                 request_timeout,
-                facts: facts::node_facts,
+                facts: Box::new(move |n: &Node| facts::node_facts(n, &pool_labels)),
                 key: |n: &NodeFacts| (String::new(), n.name.clone()),
             },
             Arc::clone(&node_facts),

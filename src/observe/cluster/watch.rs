@@ -44,8 +44,9 @@ pub struct Spec<K, F> {
     pub fields: Option<String>,
     /// Bound on a list and on opening a watch.
     pub request_timeout: Duration,
-    /// Turns an API object into the plain facts kept (e.g. `facts::pod_facts`).
-    pub facts: fn(&K) -> F,
+    /// Turns an API object into the plain facts kept (e.g. `facts::pod_facts`; a closure
+    /// when the facts depend on options, as the Node's pool on `--node-pool-labels`).
+    pub facts: Box<dyn Fn(&K) -> F + Send + Sync>,
     /// The facts' identity, `(namespace, name)` (namespace empty for cluster-scoped
     /// objects): a watch event replaces or removes the entry with the same key.
     pub key: fn(&F) -> (String, String),

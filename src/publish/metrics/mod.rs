@@ -19,17 +19,31 @@
 //! [`Status::ALL`](crate::evaluate::Status::ALL) order, probes in observation order.
 //! Families are encoded in registration order.
 //!
-//! Cardinality: every label value is either a node-level constant (node, kubelet version,
-//! config paths, build info), a catalogue constant (control id, title, family, severity,
-//! CIS reference), a status, or a probe name — except `kubelet_sentinel_risky_pod_info`,
-//! whose `namespace` and `pod` name the risky pods on this node (a fixed set of 8
-//! reasons each; none on a node without risky pods). No observed value, path of an arbitrary file
-//! or error message ever becomes a label.
+//! Cardinality (issue 16: a fleet of thousands of nodes on one Prometheus): at most 150
+//! series per node on a default install in every state, asserted by
+//! `series_budget_*` in tests.rs. A default page holds, per node:
+//! - one `control_status` series per control (its current status only; the full StateSet,
+//!   four series per control, only with `--metrics-control-states=all`);
+//! - one `control_drift` series per control that differs from its baseline, none
+//!   otherwise (at most one per control: `regressed` wins over `changed`);
+//! - no `control_info` (catalogue constants, the same on every node: docs/controls.md has
+//!   them) unless `--metrics-control-info`;
+//! - about 30 node-level series: `node_info`, the kubelet, its listeners, TLS versions and
+//!   certificates, the probes, the drift and state gauges, build info.
 //!
-//! Layout: [`families`] registers every metric family of one evaluation (its name, help,
-//! type and series, from the snapshot, the results and the drift report); [`ordered`] is the
-//! family type that keeps series in insertion order; this module encodes the registry in
-//! both formats.
+//! Every label value is either a node-level constant (node, node pool, kubelet version,
+//! config paths, build info), a catalogue constant (control id, title, family, severity,
+//! CIS reference), a status or drift kind, or a probe name — except
+//! `kubelet_sentinel_risky_pod_info`, whose `namespace` and `pod` name the risky pods on
+//! this node (a fixed set of 8 reasons each; none on a node without risky pods). The node
+//! pool is a Kubernetes label value (at most 63 characters, validated:
+//! `model::label`). No observed value, path of an arbitrary file or error message ever
+//! becomes a label.
+//!
+//! Layout: [`families`] is the table of every metric family (its name, help, type and a
+//! pure function from one evaluation to its series: the snapshot, the results, the drift
+//! report and the [`ExpositionOptions`]); [`ordered`] is the family type that keeps series
+//! in insertion order; this module encodes the registry in both formats.
 
 pub mod families;
 pub mod ordered;
@@ -83,6 +97,33 @@ impl Exposition {
     }
 }
 
+/// Which control series the page carries (`serve --metrics-control-states`,
+/// `--metrics-control-info`). The default is the fleet-sized page.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct ExpositionOptions {
+    /// `kubelet_sentinel_control_status`: the current status only, or the full StateSet.
+    pub control_states: ControlStates,
+    /// Render `kubelet_sentinel_control_info` (catalogue metadata per control).
+    pub control_info: bool,
+    /// Render `kubelet_sentinel_probe_duration_seconds` (one series per probe). Off by
+    /// default: with every control drifted on a live node with API access the page
+    /// would pass 150 series by them; `kubelet_sentinel_evaluation_duration_seconds`
+    /// and each probe's `_success` stay.
+    pub probe_durations: bool,
+}
+
+/// The series of `kubelet_sentinel_control_status`: `Active` (default) one per control,
+/// its current status, value 1; `All` the StateSet: one per control and status, 0 or 1.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum ControlStates {
+    /// One series per control: its current status, value 1.
+    #[default]
+    Active,
+    /// One series per control and status ([`Status::ALL`](crate::evaluate::Status::ALL)),
+    /// the current one 1, the others 0.
+    All,
+}
+
 /// Everything one exposition is made of.
 #[derive(Debug, Clone, Copy)]
 pub struct MetricsInput<'a> {
@@ -91,7 +132,8 @@ pub struct MetricsInput<'a> {
     /// The observation the results were judged on (kubelet, listeners, TLS, certificates,
     /// probes).
     pub snapshot: &'a Snapshot,
-    /// The evaluated controls (`kubelet_sentinel_control_status` and `_info`).
+    /// The evaluated controls (`kubelet_sentinel_control_status`, and `_info` when
+    /// [`ExpositionOptions::control_info`]).
     pub results: &'a [ControlResult],
     /// How long observation and evaluation took
     /// (`kubelet_sentinel_evaluation_duration_seconds`).
@@ -107,6 +149,8 @@ pub struct MetricsInput<'a> {
     /// Pods on this node that can take over the host: (namespace, pod, reason), from
     /// `evaluate::pod_security::risky_pod_series`.
     pub risky_pods: &'a [(String, String, &'static str)],
+    /// Which control series to render.
+    pub options: ExpositionOptions,
 }
 
 /// Render one evaluation's exposition in both formats.

@@ -53,17 +53,33 @@ fn snapshot(node: &str) -> Snapshot {
 }
 
 fn exposition(node: &str, results: &[ControlResult]) -> Exposition {
-    let snap = snapshot(node);
+    exposition_with(&snapshot(node), results, ExpositionOptions::default(), None)
+}
+
+/// Every control series: the full StateSet and `control_info`.
+const EVERYTHING: ExpositionOptions = ExpositionOptions {
+    control_states: ControlStates::All,
+    control_info: true,
+    probe_durations: true,
+};
+
+fn exposition_with(
+    snap: &Snapshot,
+    results: &[ControlResult],
+    options: ExpositionOptions,
+    drift: Option<&DriftReport>,
+) -> Exposition {
     render(&MetricsInput {
-        node,
-        snapshot: &snap,
+        node: &snap.node,
+        snapshot: snap,
         results,
         evaluation_duration: Duration::from_millis(12),
         evaluated_at: 1_700_000_001.25,
         build_version: "0.1.0",
         build_revision: "abc123",
-        drift: None,
+        drift,
         risky_pods: &[],
+        options,
     })
 }
 
@@ -238,7 +254,7 @@ fn eof_and_unit_only_in_openmetrics() {
     assert!(!exp.text.contains("# UNIT"));
     assert!(exp
         .openmetrics
-        .contains("# UNIT kubelet_sentinel_probe_duration_seconds seconds\n"));
+        .contains("# UNIT kubelet_sentinel_evaluation_duration_seconds seconds\n"));
     assert!(exp
         .text
         .contains("# TYPE kubelet_sentinel_build_info gauge\n"));
@@ -248,9 +264,53 @@ fn eof_and_unit_only_in_openmetrics() {
 }
 
 #[test]
-fn stateset_has_exactly_one_active_status_per_control() {
+fn by_default_one_status_series_per_control_its_current_status() {
     let rs = results();
     let exp = exposition("node-a", &rs);
+    let samples = check(&exp.text, Format::Text004).unwrap();
+    let status: Vec<(&str, &str, f64)> = samples
+        .iter()
+        .filter(|s| s.name == "kubelet_sentinel_control_status")
+        .map(|s| {
+            let l = |k| label(s, k).unwrap();
+            (l("control"), l("status"), s.value)
+        })
+        .collect();
+    let expected: Vec<(&str, &str, f64)> =
+        rs.iter().map(|r| (r.id, r.status.as_str(), 1.0)).collect();
+    assert_eq!(status, expected);
+    // A status change replaces the series: the old one is gone from the page.
+    let mut changed = rs.clone();
+    changed[0].status = Status::Pass;
+    let after = exposition("node-a", &changed);
+    assert!(exp.text.contains(
+        r#"control="anonymous-auth-disabled",family="api_access",severity="high",status="fail"} 1"#
+    ));
+    assert!(!after.text.contains(
+        r#"control="anonymous-auth-disabled",family="api_access",severity="high",status="fail""#
+    ));
+    assert!(after.text.contains(
+        r#"control="anonymous-auth-disabled",family="api_access",severity="high",status="pass"} 1"#
+    ));
+    // The same sums in both modes (what rules and dashboards rely on).
+    let all = exposition_with(&snapshot("node-a"), &rs, EVERYTHING, None);
+    let ones = |body: &str| {
+        let mut v: Vec<String> = check(body, Format::Text004)
+            .unwrap()
+            .iter()
+            .filter(|s| s.name == "kubelet_sentinel_control_status" && s.value == 1.0)
+            .map(|s| s.series.to_string())
+            .collect();
+        v.sort();
+        v
+    };
+    assert_eq!(ones(&exp.text), ones(&all.text));
+}
+
+#[test]
+fn stateset_has_exactly_one_active_status_per_control() {
+    let rs = results();
+    let exp = exposition_with(&snapshot("node-a"), &rs, EVERYTHING, None);
     let samples = check(&exp.text, Format::Text004).unwrap();
     let mut per_control: BTreeMap<String, Vec<(String, f64)>> = BTreeMap::new();
     for s in samples
@@ -294,7 +354,7 @@ fn every_series_carries_node() {
 #[test]
 fn label_values_are_escaped() {
     let node = "we\"ird\\node\nname";
-    let exp = exposition(node, &results());
+    let exp = exposition_with(&snapshot(node), &results(), EVERYTHING, None);
     assert!(exp.text.contains(r#"node="we\"ird\\node\nname""#));
     for body in [&exp.text, &exp.openmetrics] {
         assert!(body.contains(r#"title="A \"quoted\" title with a back\\slash""#));
@@ -340,6 +400,7 @@ fn kubelet_info_version_is_unknown_not_empty() {
             build_revision: "abc123",
             drift: None,
             risky_pods: &[],
+            options: ExpositionOptions::default(),
         });
         let samples = check(&exp.text, Format::Text004).unwrap();
         let s = samples
@@ -373,8 +434,27 @@ fn output_is_deterministic_and_ordered() {
 }
 
 #[test]
-fn cis_label_is_empty_when_missing() {
+fn control_info_only_when_asked() {
     let exp = exposition("n", &results());
+    assert!(!exp.text.contains("kubelet_sentinel_control_info"));
+    assert!(!exp.openmetrics.contains("kubelet_sentinel_control "));
+    let on = ExpositionOptions {
+        control_info: true,
+        ..Default::default()
+    };
+    let exp = exposition_with(&snapshot("n"), &results(), on, None);
+    assert_eq!(
+        exp.text.matches("\nkubelet_sentinel_control_info{").count(),
+        4
+    );
+    assert!(exp
+        .openmetrics
+        .contains("# TYPE kubelet_sentinel_control info\n"));
+}
+
+#[test]
+fn cis_label_is_empty_when_missing() {
+    let exp = exposition_with(&snapshot("n"), &results(), EVERYTHING, None);
     let samples = check(&exp.text, Format::Text004).unwrap();
     let info: Vec<_> = samples
         .iter()
@@ -388,10 +468,145 @@ fn cis_label_is_empty_when_missing() {
 #[test]
 fn duplicate_series_are_dropped() {
     let mut rs = results();
-    rs.push(result("anonymous-auth-disabled", Status::Pass, None));
-    let exp = exposition("n", &rs);
-    check(&exp.text, Format::Text004).unwrap();
+    rs.push(result("anonymous-auth-disabled", Status::Fail, None));
+    for options in [ExpositionOptions::default(), EVERYTHING] {
+        let exp = exposition_with(&snapshot("n"), &rs, options, None);
+        check(&exp.text, Format::Text004).unwrap();
+        check(&exp.openmetrics, Format::OpenMetrics).unwrap();
+    }
+}
+
+fn drift_of(controls: &[(&'static str, bool, bool)]) -> DriftReport {
+    use crate::publish::drift::ControlDrift;
+    DriftReport {
+        controls: controls
+            .iter()
+            .map(|&(id, drifted, regressed)| {
+                let c = ControlDrift {
+                    drifted,
+                    regressed,
+                    baseline_status: Status::Pass,
+                    baseline_observed: None,
+                };
+                (id, c)
+            })
+            .collect(),
+        ..Default::default()
+    }
+}
+
+#[test]
+fn control_drift_is_sparse_regressed_wins() {
+    let d = drift_of(&[
+        ("anonymous-auth-disabled", true, true),
+        ("authorization-webhook", true, false),
+        ("read-only-port-disabled", false, false),
+        // Regressed with an unchanged observed value (e.g. a new policy): still regressed.
+        ("audit-policy", false, true),
+    ]);
+    let exp = exposition_with(&snapshot("n"), &results(), Default::default(), Some(&d));
+    let drift: Vec<(String, String, f64)> = check(&exp.text, Format::Text004)
+        .unwrap()
+        .iter()
+        .filter(|s| s.name == "kubelet_sentinel_control_drift")
+        .map(|s| {
+            let l = |k| label(s, k).unwrap().to_string();
+            (l("control"), l("kind"), s.value)
+        })
+        .collect();
+    let want = |c: &str, k: &str| (c.to_string(), k.to_string(), 1.0);
+    assert_eq!(
+        drift,
+        [
+            want("anonymous-auth-disabled", "regressed"),
+            want("authorization-webhook", "changed"),
+            want("audit-policy", "regressed"),
+        ]
+    );
+    assert!(!exp.text.contains("kubelet_sentinel_control_regression"));
     check(&exp.openmetrics, Format::OpenMetrics).unwrap();
+    // Nothing drifted: no family at all (no orphan HELP).
+    let calm = drift_of(&[("anonymous-auth-disabled", false, false)]);
+    let exp = exposition_with(&snapshot("n"), &results(), Default::default(), Some(&calm));
+    assert!(!exp.text.contains("kubelet_sentinel_control_drift"));
+}
+
+#[test]
+fn node_info_names_the_pool_or_empty() {
+    use crate::model::snapshot::{ApiSource, ClusterView, NodeFacts};
+    let pool = |snap: &Snapshot| -> Vec<(String, String)> {
+        let exp = exposition_with(snap, &results(), Default::default(), None);
+        check(&exp.text, Format::Text004)
+            .unwrap()
+            .iter()
+            .filter(|s| s.name == "kubelet_sentinel_node_info")
+            .map(|s| {
+                let l = |k| label(s, k).unwrap().to_string();
+                (l("node"), l("node_pool"))
+            })
+            .collect()
+    };
+    let both = |n: &str, p: &str| vec![(n.to_string(), p.to_string())];
+    // No API access: present, pool empty.
+    let mut snap = snapshot("n");
+    assert_eq!(pool(&snap), both("n", ""));
+    snap.cluster = Some(ClusterView::no_access("--api-access=off"));
+    assert_eq!(pool(&snap), both("n", ""));
+    let mut view = ClusterView::no_access("x");
+    view.access = Ok("test".into());
+    view.node = ApiSource {
+        data: Some(vec![NodeFacts {
+            name: "n".into(),
+            kubelet_version: None,
+            pool: Some("ng-arm64".into()),
+        }]),
+        health: Ok(()),
+        duration: Duration::ZERO,
+    };
+    snap.cluster = Some(view);
+    assert_eq!(pool(&snap), both("n", "ng-arm64"));
+    // Not on the page before the first evaluation.
+    assert!(!render_startup("n", "0", "r").text.contains("node_info"));
+}
+
+#[test]
+fn the_family_table_is_consistent() {
+    use super::families::{Kind, FAMILIES};
+    let mut names = BTreeSet::new();
+    for f in FAMILIES {
+        assert!(names.insert(f.wire_name()), "{} twice", f.name);
+        assert!(f.name.starts_with("kubelet_sentinel_"), "{}", f.name);
+        assert!(
+            !f.help.ends_with('.'),
+            "{}: the encoder adds no full stop",
+            f.name
+        );
+        // The registered name never carries the suffix its type or unit adds.
+        assert!(!f.name.ends_with("_info") && !f.name.ends_with("_total"));
+        assert!(!f.name.ends_with("_seconds"));
+        if f.kind == Kind::Info {
+            assert!(f.wire_name().ends_with("_info"));
+        }
+    }
+    // Every family of a full page (drift, everything on) is a row, in the table's order.
+    let d = drift_of(&[("anonymous-auth-disabled", true, false)]);
+    let mut d = d;
+    d.changes = Some(Default::default());
+    d.config_drift = Some(false);
+    let exp = exposition_with(&snapshot("n"), &results(), EVERYTHING, Some(&d));
+    let mut seen: Vec<String> = Vec::new();
+    for s in check(&exp.text, Format::Text004).unwrap() {
+        if seen.last().map(String::as_str) != Some(s.name) {
+            seen.push(s.name.to_string());
+        }
+    }
+    let order: Vec<String> = FAMILIES
+        .iter()
+        .map(super::families::Family::wire_name)
+        .filter(|n| seen.contains(n))
+        .collect();
+    assert_eq!(seen, order);
+    assert!(seen.len() >= 12, "{seen:?}");
 }
 
 #[test]
