@@ -90,8 +90,9 @@ pub struct Group {
     pub items: &'static [Item],
 }
 
-/// One benchmark's node section.
-#[derive(Debug)]
+/// One benchmark's node section. Serialised as its header (the benchmark JSON's
+/// `benchmark` object): the groups are the report's own, with their results.
+#[derive(Debug, serde::Serialize)]
 pub struct Benchmark {
     /// The id `--benchmark` takes, kube-bench's `cfg/` directory name (`cis-1.12`).
     pub id: &'static str,
@@ -107,6 +108,7 @@ pub struct Benchmark {
     /// Where the table comes from (kube-bench's file at a commit).
     pub source: &'static str,
     /// The groups of the node section.
+    #[serde(skip)]
     pub groups: &'static [Group],
 }
 

@@ -12,36 +12,6 @@ use crate::evaluate::ControlResult;
 /// The version of the benchmark JSON's shape (`schema_version`, docs/benchmark.schema.json).
 pub const BENCHMARK_SCHEMA_VERSION: u32 = 1;
 
-/// The benchmark, for the report's header.
-#[derive(Debug, Clone, PartialEq, serde::Serialize)]
-pub struct BenchmarkInfo {
-    /// The id `--benchmark` takes (`cis-1.12`).
-    pub id: &'static str,
-    /// Its full name and version.
-    pub name: &'static str,
-    /// The Kubernetes minors it is for.
-    pub kubernetes: &'static str,
-    /// The node section's id.
-    pub section: &'static str,
-    /// The node section's title.
-    pub text: &'static str,
-    /// Where its table comes from.
-    pub source: &'static str,
-}
-
-impl BenchmarkInfo {
-    fn of(b: &'static Benchmark) -> BenchmarkInfo {
-        BenchmarkInfo {
-            id: b.id,
-            name: b.name,
-            kubernetes: b.kubernetes,
-            section: b.section,
-            text: b.text,
-            source: b.source,
-        }
-    }
-}
-
 /// How the benchmark was chosen.
 #[derive(Debug, Clone, PartialEq, serde::Serialize)]
 pub struct SelectionInfo {
@@ -65,8 +35,8 @@ pub struct BenchmarkReport {
     pub evaluated_at: f64,
     /// The kubelet's version, when known.
     pub kubelet_version: Option<String>,
-    /// The benchmark.
-    pub benchmark: BenchmarkInfo,
+    /// The benchmark (its header: id, name, Kubernetes minors, section, source).
+    pub benchmark: &'static Benchmark,
     /// How it was chosen.
     pub selection: SelectionInfo,
     /// Every group of its node section, with every item.
@@ -90,7 +60,7 @@ impl BenchmarkReport {
             node: report.node.clone(),
             evaluated_at: report.evaluated_at,
             kubelet_version: report.kubelet.version.clone(),
-            benchmark: BenchmarkInfo::of(benchmark),
+            benchmark,
             selection: SelectionInfo {
                 by: selection.by,
                 platform: selection.platform.clone(),
