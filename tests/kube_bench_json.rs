@@ -246,7 +246,8 @@ fn our_kube_bench_json_has_kube_benchs_shape_for_every_tree_and_benchmark() {
 }
 
 /// On a tree without a kubelet every control is unknown: no item may pass, and the
-/// kube-proxy items are not checked.
+/// kube-proxy items (no kube-proxy there either, and no proof of its absence) are warnings
+/// that say so.
 #[test]
 fn without_a_kubelet_nothing_passes() {
     let r = Fixture::load("no-kubelet").evaluate();
@@ -264,8 +265,9 @@ fn without_a_kubelet_nothing_passes() {
         .find(|t| t["test_number"] == "4.3.1")
         .expect("4.3.1");
     assert_eq!(proxy["status"], "WARN");
-    assert!(proxy["reason"]
-        .as_str()
-        .expect("reason")
-        .starts_with("not checked: kube-proxy"));
+    let reason = proxy["reason"].as_str().expect("reason");
+    assert!(
+        reason.starts_with("unknown: ") && reason.contains("not proof of absence"),
+        "{reason}"
+    );
 }

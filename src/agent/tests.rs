@@ -65,6 +65,7 @@ fn fake_cycle(tag: &str) -> Cycle {
         live: None,
         cluster: None,
         running_config: None,
+        kube_proxy: None,
     };
     Cycle {
         exposition: Exposition {

@@ -240,6 +240,97 @@ pub enum Command {
     /// Show or accept the node's drift baseline (in --state-dir).
     #[command(subcommand)]
     Baseline(BaselineCommand),
+    /// Plan and prove the changes that make the failing controls pass (a kubelet drop-in,
+    /// flag changes, chmod/chown); write them into --out, never to the host. Exit 0 all
+    /// fixable, 1 some control not fixed, 2 could not run, 3 no kubelet.
+    #[command(after_help = FIX_AFTER_HELP)]
+    Fix(Box<FixArgs>),
+}
+
+/// `fix --help`'s closing text: the exit statuses and examples.
+const FIX_AFTER_HELP: &str = "\
+Exit status (see docs/fix.md):
+  0  every failing or unknown control selected is fixed (proven in memory), or none is open
+  1  some failing or unknown control is not fixed by this command (listed with the reason)
+  2  could not run: a bad flag, --host-root, --policy, an unusable --out, a write error
+  3  no usable kubelet on the host
+
+Examples:
+  kubelet-sentinel fix --dry-run                       # the plan and its diff, nothing written
+  kubelet-sentinel fix --out /tmp/kubelet-fix          # files/, fix.diff, apply.sh, fix.json, SUMMARY.md
+  kubelet-sentinel fix --controls read-only-port-disabled --format json";
+
+/// The flags of `fix`: where the plan goes and what it covers, then what to observe and
+/// how to judge it (the same as `check`).
+#[derive(Debug, Clone, Args)]
+#[command(next_help_heading = "Fix")]
+pub struct FixArgs {
+    /// Write the plan into this directory (absent or empty; created 0700): files/<host
+    /// path>, fix.diff, apply.sh, fix.json, SUMMARY.md. Never writes to the host.
+    #[arg(
+        long,
+        env = "KUBELET_SENTINEL_FIX_OUT",
+        value_name = "DIR",
+        conflicts_with = "dry_run"
+    )]
+    pub out: Option<PathBuf>,
+
+    /// Write nothing; print the plan and the unified diff of every file change (the
+    /// default without --out).
+    #[arg(long, env = "KUBELET_SENTINEL_FIX_DRY_RUN", value_name = "BOOL", default_value_t = false, action = clap::ArgAction::Set, num_args = 0..=1, require_equals = true, default_missing_value = "true")]
+    pub dry_run: bool,
+
+    /// The drop-in's file name in the kubelet's --config-dir (k3s/RKE2: the same stem
+    /// with .yaml in config.yaml.d). Drop-ins apply in name order: a later name wins.
+    #[arg(long, env = "KUBELET_SENTINEL_FIX_DROPIN_NAME", value_name = "NAME", default_value = crate::evaluate::fix::DEFAULT_DROPIN_NAME, value_parser = parse_dropin_name)]
+    pub dropin_name: String,
+
+    /// Output format on stdout: text (the summary) or json (the plan, as fix.json).
+    #[arg(long, env = "KUBELET_SENTINEL_FIX_FORMAT", value_enum, value_name = "FORMAT", default_value_t = FixFormat::Text)]
+    pub format: FixFormat,
+
+    /// Only these controls (a comma list of control ids); default: every control.
+    #[arg(long, env = "KUBELET_SENTINEL_FIX_CONTROLS", value_name = "IDS", value_delimiter = ',', value_parser = parse_control_id)]
+    pub controls: Vec<String>,
+
+    /// What to observe and how to judge it.
+    #[command(flatten)]
+    pub evaluate: EvaluateArgs,
+}
+
+/// `--format` of `fix`: `Text` (the summary) or `Json` (the plan).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+#[allow(missing_docs)] // a variant's `///` would become its `--help` text; the enum's doc says it
+pub enum FixFormat {
+    Text,
+    Json,
+}
+
+/// `--dropin-name`: a plain `.conf` file name (the kubelet applies only `*.conf`).
+fn parse_dropin_name(s: &str) -> Result<String, String> {
+    let ok = s.len() > ".conf".len()
+        && s.len() <= 200
+        && s.ends_with(".conf")
+        && !s.starts_with('.')
+        && s.chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-'));
+    if ok {
+        Ok(s.to_string())
+    } else {
+        Err(format!(
+            "{s:?}: a file name ending in .conf, of letters, digits, '.', '_' and '-' (the kubelet applies only *.conf drop-ins)"
+        ))
+    }
+}
+
+/// `--controls`: a control id of the catalogue.
+fn parse_control_id(s: &str) -> Result<String, String> {
+    let s = s.trim();
+    if crate::evaluate::control(s).is_some() {
+        Ok(s.to_string())
+    } else {
+        Err(format!("{s:?} is not a control id (see docs/controls.md)"))
+    }
 }
 
 /// `check --help`'s closing text: the exit statuses and examples.

@@ -1,4 +1,5 @@
-//! Command line: `serve` (the DaemonSet agent), `check` (one-shot report) and `baseline`.
+//! Command line: `serve` (the DaemonSet agent), `check` (one-shot report), `fix` (the
+//! changes that make the failing controls pass) and `baseline`.
 //!
 //! - [`args`]: the flags (clap), each with its environment twin,
 //! - [`run`](mod@run): the runners that turn them into the options of observe, evaluate and publish,
@@ -68,6 +69,9 @@ pub enum CliError {
     /// `check --benchmark`: the benchmark or the format asked for cannot be given.
     #[error("--benchmark: {0}")]
     Benchmark(String),
+    /// `fix --out`: the directory cannot be used or written.
+    #[error(transparent)]
+    FixOut(#[from] crate::publish::fix::OutError),
 }
 
 /// What `main` prints for an error (after `kubelet-sentinel: error: `): its message, then
@@ -94,6 +98,7 @@ pub fn run(cli: args::Cli) -> Result<i32, CliError> {
         args::Command::Baseline(cmd) => run::baseline(cmd),
         args::Command::Check(a) => run::check(a),
         args::Command::Serve(a) => run::serve(a),
+        args::Command::Fix(a) => run::fix(a),
     }
 }
 

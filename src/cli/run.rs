@@ -1,11 +1,11 @@
-//! The runners of `check`, `serve` and `baseline`: the flags turned into the options of
+//! The runners of `check`, `fix`, `serve` and `baseline`: the flags turned into the options of
 //! observe, evaluate and publish, and the report written to stdout.
 
 use std::time::Duration;
 
 use super::args::{
-    ApiAccess, BaselineCommand, CheckArgs, ColorChoice, EvaluateArgs, Format, LiveProbes,
-    MetricsAuth, MetricsControlStates, ServeArgs, StateArgs,
+    ApiAccess, BaselineCommand, CheckArgs, ColorChoice, EvaluateArgs, FixArgs, FixFormat, Format,
+    LiveProbes, MetricsAuth, MetricsControlStates, ServeArgs, StateArgs,
 };
 use super::CliError;
 use crate::agent::{self, AgentConfig};
@@ -323,6 +323,70 @@ fn render_check(
         Format::Junit => Err(CliError::Benchmark(
             "--format junit has no benchmark form: use table, json or kube-bench-json".to_string(),
         )),
+    }
+}
+
+/// `fix`: observe and evaluate as `check` does, plan and prove the fix, print it and
+/// (with `--out`) write it; the exit status of [`crate::evaluate::fix::Plan::exit_code`].
+pub(super) fn fix(args: &FixArgs) -> Result<i32, CliError> {
+    use crate::evaluate::fix::{self as planner, FixOptions};
+    use crate::publish::fix as out;
+    // An unusable --out is found before the node is observed.
+    if let Some(dir) = &args.out {
+        out::check_out(dir)?;
+    }
+    let (host, policy, opts) = load_common(&args.evaluate)?;
+    let rt = check_runtime()?;
+    let enrich = enrich_options(&args.evaluate);
+    let cluster = check_cluster(&args.evaluate, &host, &opts, &rt)?;
+    let (snapshot, results, _) =
+        agent::check_once(&host, &opts, &enrich, &policy, Some(&cluster), rt.handle());
+    drop(cluster);
+    rt.shutdown_timeout(Duration::from_secs(1));
+    let fix_opts = FixOptions {
+        dropin_name: args.dropin_name.clone(),
+        controls: (!args.controls.is_empty()).then(|| args.controls.clone()),
+    };
+    let facts = fix_facts(&host, &snapshot, &fix_opts);
+    let plan = planner::plan(&snapshot, &results, &policy, &facts, &fix_opts);
+    if let Some(dir) = &args.out {
+        out::write_out(dir, &plan)?;
+    }
+    let mut text = match args.format {
+        FixFormat::Json => out::render_json(&plan),
+        FixFormat::Text => out::render_text(&plan),
+    };
+    if args.out.is_none() && args.format == FixFormat::Text {
+        let diff = out::render_diff(&plan);
+        if !diff.is_empty() {
+            text.push_str("\n## Diff (nothing written: --dry-run)\n\n");
+            text.push_str(&diff);
+        }
+    }
+    match write_stdout(&text) {
+        Err(CliError::Output(e)) if e.kind() == std::io::ErrorKind::BrokenPipe => {}
+        other => other?,
+    }
+    Ok(plan.exit_code())
+}
+
+/// The facts the fix's preconditions and edits need, read from the host.
+fn fix_facts(
+    host: &HostRoot,
+    snapshot: &crate::model::snapshot::Snapshot,
+    opts: &crate::evaluate::fix::FixOptions,
+) -> crate::evaluate::fix::Facts {
+    use crate::observe::fix_facts;
+    let targets = crate::evaluate::fix::target_paths(snapshot, opts);
+    crate::evaluate::fix::Facts {
+        sysctls: fix_facts::sysctls(host),
+        hostname: Some(fix_facts::hostname(host)),
+        flag_sources: snapshot
+            .kubelet
+            .as_ref()
+            .map(|k| fix_facts::flag_sources(host, k))
+            .unwrap_or_default(),
+        existing: fix_facts::existing_texts(host, &targets),
     }
 }
 

@@ -62,6 +62,21 @@ const CONTRACT: &[(&str, Family, Option<&str>)] = &[
     ("serving-key-permissions", Family::Files, None),
     ("service-file-permissions", Family::Files, Some("4.1.1")),
     ("service-file-ownership", Family::Files, Some("4.1.2")),
+    (
+        "kube-proxy-kubeconfig-permissions",
+        Family::Files,
+        Some("4.1.3"),
+    ),
+    (
+        "kube-proxy-kubeconfig-ownership",
+        Family::Files,
+        Some("4.1.4"),
+    ),
+    (
+        "kube-proxy-metrics-localhost",
+        Family::ApiAccess,
+        Some("4.3.1"),
+    ),
     ("pod-security-enforced", Family::PodSecurity, None),
     ("no-host-takeover-pods", Family::PodSecurity, None),
     ("kubelet-credential-node-scoped", Family::Rbac, None),
@@ -218,6 +233,13 @@ fn every_verdict_carries_evidence() {
             .any(|c| c.id == r.id && c.needs == crate::evaluate::Needs::Api);
         if needs_api {
             assert!(r.reason.starts_with("no API access"), "{}", r.reason);
+        } else if r.id.starts_with("kube-proxy-") {
+            // kube-proxy is judged with or without a kubelet; this snapshot did not look.
+            assert!(
+                r.reason.contains("kube-proxy was not looked for"),
+                "{}",
+                r.reason
+            );
         } else {
             assert_eq!(r.reason, "no kubelet process");
         }

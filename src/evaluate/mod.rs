@@ -12,7 +12,9 @@ pub mod certs;
 pub mod cluster_view;
 pub mod cve_feed;
 pub mod files;
+pub mod fix;
 pub mod hardening;
+pub mod kube_proxy;
 pub mod live_verdict;
 #[cfg(test)]
 mod live_verdict_tests;
@@ -116,7 +118,8 @@ impl Severity {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Family {
-    /// Who can reach the kubelet API: ports, bind address, read-only port (`api_access.rs`).
+    /// Who can reach the kubelet API: ports, bind address, read-only port (`api_access.rs`);
+    /// also kube-proxy's metrics address (`kube_proxy.rs`, CIS 4.3.1).
     ApiAccess,
     /// TLS on kubelet connections: versions, ciphers, serving and client certificates
     /// (`tls/`, `certs.rs`).
@@ -129,7 +132,8 @@ pub enum Family {
     Hardening,
     /// Node resource reservations and eviction limits (`resources.rs`).
     Resources,
-    /// Ownership and permissions of the kubelet's files on the host (`files/`).
+    /// Ownership and permissions of the kubelet's files on the host (`files/`), and of
+    /// kube-proxy's kubeconfig (`kube_proxy.rs`, CIS 4.1.3/4.1.4).
     Files,
     /// Pod Security admission as seen through the API (`pod_security/`).
     PodSecurity,
@@ -359,6 +363,7 @@ pub fn catalogue() -> Vec<&'static Control> {
         running_config::CONTROLS,
         resources::CONTROLS,
         files::CONTROLS,
+        kube_proxy::CONTROLS,
         pod_security::CONTROLS,
         rbac::CONTROLS,
         audit::CONTROLS,

@@ -156,6 +156,18 @@ pub static PASSES_WHEN: &[(&str, &str)] = &[
         "… root:root",
     ),
     (
+        "kube-proxy-kubeconfig-permissions",
+        "the host file of kube-proxy's kubeconfig (`clientConnection.kubeconfig` of its `--config` file, which replaces every flag; else `--kubeconfig`; a DaemonSet's ConfigMap volume mapped to its host path through `/proc/<pid>/mountinfo`) ≤ 0600; `not_applicable` when kube-proxy uses its in-cluster service account or is positively absent (k3s `disable-kube-proxy`, Cilium's `kube-proxy-replacement`, the API listing this node's pods with none of kube-proxy), else `unknown` without kube-proxy",
+    ),
+    (
+        "kube-proxy-kubeconfig-ownership",
+        "… owned by root:root",
+    ),
+    (
+        "kube-proxy-metrics-localhost",
+        "kube-proxy's effective `metricsBindAddress` (`--config` file, which makes `--metrics-bind-address` ignored; else the flag with `--metrics-port`; default `127.0.0.1:10249`, `[::1]:10249` with an IPv6 `bindAddress`) is loopback, or `--metrics-port=0` turns the server off; and, live, the listener kube-proxy owns on that port is loopback",
+    ),
+    (
         "pod-security-enforced",
         "every namespace with (running) pods on this node has `pod-security.kubernetes.io/enforce` at the policy's `pod_security_required_level` (`baseline`) or stricter (`restricted`); the policy's `pod_security_exempt_namespaces` (`kube-system`, and `kubelet-sentinel`: the agent's own namespace must enforce `privileged` to admit it) are skipped; no label, `privileged` or an unknown value fails; observed names the offending namespaces (10 at most, then \"and N more\")",
     ),

@@ -14,11 +14,19 @@
 //! - [`label`]: Kubernetes label keys and values (the node pool of `node_info`);
 //! - [`quantity`]: Kubernetes resource quantities (`100Mi`, `5%`);
 //! - [`time`]: calendar days and UTC timestamps;
+//! - [`fix`], [`flag_origin`]: a proposed fix, and where each kubelet flag comes from;
+//! - [`systemd`]: unit files, drop-ins and environment files as systemd reads them;
+//! - [`k3s`]: how k3s and RKE2 build the kubelet's command line;
+//! - [`kube_proxy`]: the node's kube-proxy and its precedence rules (CIS 4.1.3/4.1.4/4.3.1);
 //! - [`parse`]: the limits and redacted errors of every document the agent parses.
 
 pub mod cert;
 pub mod exposition;
 pub mod file;
+pub mod fix;
+pub mod flag_origin;
+pub mod k3s;
+pub mod kube_proxy;
 pub mod kubelet_config;
 pub mod label;
 pub mod live;
@@ -27,6 +35,7 @@ pub mod observed;
 pub mod parse;
 pub mod quantity;
 pub mod snapshot;
+pub mod systemd;
 #[cfg(test)]
 pub mod testing;
 pub mod time;

@@ -35,6 +35,10 @@ pub struct Snapshot {
     /// `None` when reading it is off (or this evaluation did not try, e.g. from files).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub running_config: Option<RunningConfig>,
+    /// The node's kube-proxy (CIS 4.1.3, 4.1.4, 4.3.1): `None` when this evaluation did not
+    /// look for it (a snapshot built in memory).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub kube_proxy: Option<crate::model::kube_proxy::KubeProxyView>,
 }
 
 /// The route `/configz` was read through (the permission it needs).
@@ -218,9 +222,10 @@ pub enum Discovery {
         /// Why, for the controls' `unknown` (e.g. "no kubelet process found").
         reason: String,
     },
-    /// A kubelet was detected in a form not supported yet (k3s).
+    /// A kubelet was detected in a form not supported (no form is today: k3s is read
+    /// through observe/k3s.rs; kept for the JSON contract).
     Unsupported {
-        /// The process id of the unsupported kubelet (e.g. the `k3s` server or agent).
+        /// The process id of the unsupported kubelet.
         pid: i32,
         /// What is not supported, for the controls' `unknown`.
         reason: String,
@@ -241,7 +246,7 @@ pub struct Kubelet {
     pub argv: Vec<String>,
     /// The binary: `/proc/<pid>/exe` target when readable, else `argv[0]`.
     pub binary: String,
-    /// How the kubelet runs: `kubelet`, `hyperkube`, `kubelite`.
+    /// How the kubelet runs: `kubelet`, `hyperkube`, `kubelite`, `k3s` (embedded in k3s).
     pub flavour: KubeletFlavour,
     /// Process start time in clock ticks since boot (`/proc/<pid>/stat` field 22).
     pub start_time_ticks: Option<u64>,
@@ -268,6 +273,9 @@ pub struct Kubelet {
     pub client_ca: Option<Observed<CertSummary>>,
     /// The credential in the kubelet's kubeconfig.
     pub credential: Option<Observed<Credential>>,
+    /// Set when k3s or RKE2 runs the kubelet: where its flags come from.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub k3s: Option<crate::model::k3s::K3sKubelet>,
 }
 
 /// The role a file plays for the kubelet (file controls are keyed by role).
@@ -301,6 +309,9 @@ pub enum FileRole {
     ConfigDir,
     /// A `<unit>.d` directory of the kubelet's systemd unit.
     ServiceDropInDir,
+    /// The kubeconfig kube-proxy uses (its host file: a DaemonSet's ConfigMap volume
+    /// is mapped to its host path), judged by CIS 4.1.3/4.1.4.
+    ProxyKubeconfig,
 }
 
 impl FileRole {
@@ -320,6 +331,7 @@ impl FileRole {
             FileRole::ArgsFile => "args_file",
             FileRole::ConfigDir => "config_dir",
             FileRole::ServiceDropInDir => "service_drop_in_dir",
+            FileRole::ProxyKubeconfig => "proxy_kubeconfig",
         }
     }
 }
@@ -461,15 +473,20 @@ pub enum KubeletFlavour {
     /// MicroK8s' `kubelite`, with the kubelet's flags in an args file.
     #[serde(rename = "kubelite")]
     Kubelite,
+    /// The kubelet embedded in a `k3s server`/`k3s agent` process (no kubelet process;
+    /// its flags rebuilt from k3s's files: `Kubelet.k3s`).
+    #[serde(rename = "k3s")]
+    K3s,
 }
 
 impl KubeletFlavour {
-    /// The name as serialised: `kubelet`, `hyperkube` or `kubelite`.
+    /// The name as serialised: `kubelet`, `hyperkube`, `kubelite` or `k3s`.
     pub fn as_str(self) -> &'static str {
         match self {
             KubeletFlavour::Kubelet => "kubelet",
             KubeletFlavour::Hyperkube => "hyperkube",
             KubeletFlavour::Kubelite => "kubelite",
+            KubeletFlavour::K3s => "k3s",
         }
     }
 }
@@ -522,6 +539,31 @@ impl std::str::FromStr for VersionSource {
             .into_iter()
             .find(|v| v.as_str() == s)
             .ok_or_else(|| format!("unknown version source {s:?}"))
+    }
+}
+
+impl Snapshot {
+    /// Every file observation in the snapshot (the kubelet's, then kube-proxy's), for the
+    /// fix's in-memory `chmod`/`chown`.
+    pub fn files_mut(&mut self) -> impl Iterator<Item = &mut FileObservation> {
+        let proxy = match self.kube_proxy.as_mut() {
+            Some(crate::model::kube_proxy::KubeProxyView::Found { proxy }) => {
+                Some(proxy.files.iter_mut())
+            }
+            _ => None,
+        };
+        self.kubelet
+            .iter_mut()
+            .flat_map(|k| k.files.iter_mut())
+            .chain(proxy.into_iter().flatten())
+    }
+
+    /// kube-proxy's file observations (empty when none was found).
+    pub fn proxy_files(&self) -> &[FileObservation] {
+        match self.kube_proxy.as_ref() {
+            Some(crate::model::kube_proxy::KubeProxyView::Found { proxy }) => &proxy.files,
+            _ => &[],
+        }
     }
 }
 

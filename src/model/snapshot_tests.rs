@@ -8,6 +8,7 @@ fn closed_strings_serialize_as_they_are_named() {
         KubeletFlavour::Kubelet,
         KubeletFlavour::Hyperkube,
         KubeletFlavour::Kubelite,
+        KubeletFlavour::K3s,
     ] {
         assert_eq!(
             serde_json::to_value(f).unwrap(),

@@ -86,12 +86,14 @@ pub fn snapshot_with_dropins(
             files: Vec::new(),
             client_ca: None,
             credential: None,
+            k3s: None,
         }),
         apiserver: None,
         probes: Vec::new(),
         live: None,
         cluster: None,
         running_config: None,
+        kube_proxy: None,
     }
 }
 

@@ -57,7 +57,12 @@ fn revalidate(
 fn is_kubelet(k: Option<ProcessKind>) -> bool {
     matches!(
         k,
-        Some(ProcessKind::Kubelet | ProcessKind::Hyperkube | ProcessKind::Kubelite)
+        Some(
+            ProcessKind::Kubelet
+                | ProcessKind::Hyperkube
+                | ProcessKind::Kubelite
+                | ProcessKind::K3s
+        )
     )
 }
 
@@ -89,7 +94,7 @@ pub(super) fn discover(
         let kubelet_cached = match &cache.kubelet {
             Some(c) if pinned.is_none_or(|p| p == c.pid) => revalidate(host, c, |k| {
                 if pinned.is_some() {
-                    k != Some(ProcessKind::K3s)
+                    k != Some(ProcessKind::ApiServer)
                 } else {
                     is_kubelet(k)
                 }
@@ -129,17 +134,18 @@ pub(super) fn discover(
     if let Some(pid) = pinned {
         return pinned_discovery(host, pid, &facts, cache);
     }
-    if scan.kubelets.is_empty() && scan.oversized.is_empty() {
+    // k3s runs its kubelet in the `k3s server|agent` process: those are the candidates
+    // when no kubelet process exists (RKE2's kubelet is a process of its own).
+    let mut kubelets = scan.kubelets;
+    if kubelets.is_empty() && scan.oversized.is_empty() {
+        kubelets = scan
+            .k3s
+            .into_iter()
+            .map(|p| (p, ProcessKind::K3s))
+            .collect();
+    }
+    if kubelets.is_empty() && scan.oversized.is_empty() {
         cache.kubelet = None;
-        if let Some(k3s) = scan.k3s.first() {
-            return Ok((
-                Discovery::Unsupported {
-                    pid: k3s.pid,
-                    reason: k3s_reason(k3s.pid),
-                },
-                None,
-            ));
-        }
         return Ok((
             Discovery::NotFound {
                 reason: "no kubelet process found".to_string(),
@@ -147,7 +153,7 @@ pub(super) fn discover(
             None,
         ));
     }
-    let (discovery, chosen) = choose(host, &facts, scan.kubelets, scan.oversized);
+    let (discovery, chosen) = choose(host, &facts, kubelets, scan.oversized);
     match &chosen {
         Some((info, _)) => {
             cache.kubelet = Some(CachedProc {
@@ -285,8 +291,8 @@ fn choose(
     }
 }
 
-/// `--kubelet-pid`: that process is the kubelet, whatever its name (a k3s process is
-/// still reported as unsupported). The operator's explicit choice: the identity checks are
+/// `--kubelet-pid`: that process is the kubelet, whatever its name (a k3s process is read
+/// as k3s). The operator's explicit choice: the identity checks are
 /// still made and reported (as evidence, or in the note when one fails), not enforced.
 fn pinned_discovery(
     host: &HostRoot,
@@ -305,18 +311,7 @@ fn pinned_discovery(
         }
         Err(e) => return Err(format!("--kubelet-pid {pid}: {e}")),
     };
-    let kind = match process::classify(&info.argv, info.exe.as_deref()) {
-        Some(ProcessKind::K3s) => {
-            return Ok((
-                Discovery::Unsupported {
-                    pid,
-                    reason: k3s_reason(pid),
-                },
-                None,
-            ))
-        }
-        k => kubelet_kind(k),
-    };
+    let kind = kubelet_kind(process::classify(&info.argv, info.exe.as_deref()));
     let a = identity::assess(host, facts, &info);
     let note = if a.credible() {
         format!("pinned with --kubelet-pid {pid}")
@@ -346,15 +341,14 @@ fn pinned_discovery(
 /// operator pinned is read as a plain kubelet.
 fn kubelet_kind(kind: Option<ProcessKind>) -> ProcessKind {
     match kind {
-        Some(k @ (ProcessKind::Kubelet | ProcessKind::Hyperkube | ProcessKind::Kubelite)) => k,
+        Some(
+            k @ (ProcessKind::Kubelet
+            | ProcessKind::Hyperkube
+            | ProcessKind::Kubelite
+            | ProcessKind::K3s),
+        ) => k,
         _ => ProcessKind::Kubelet,
     }
-}
-
-fn k3s_reason(pid: i32) -> String {
-    format!(
-        "k3s detected (pid {pid}): its kubelet runs inside the k3s process and its flags are only in the journal; not supported yet"
-    )
 }
 
 #[cfg(test)]

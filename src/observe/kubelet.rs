@@ -25,10 +25,41 @@ pub(super) fn observe_kubelet(
 ) -> Result<Kubelet, String> {
     let pid = info.pid;
     let mut files: Vec<FileObservation> = Vec::new();
+    // The systemd unit (k3s/RKE2 build the kubelet's flags from its ExecStart=).
+    let unit = process::read_small(host, pid, "cgroup")
+        .ok()
+        .and_then(|s| process::unit_from_cgroup(&s));
+    let rke2 = match kind {
+        ProcessKind::Kubelet => super::k3s::rke2_parent(host, pid),
+        _ => None,
+    };
+    // The unit whose ExecStart= starts k3s/rke2: the kubelet's own for k3s; RKE2's kubelet
+    // runs in the rke2 unit's cgroup too (Delegate=yes, a child process).
+    let own_unit_files = unit.as_deref().map(|u| unit_files(host, u));
 
-    // 2. flags (MicroK8s keeps them in an args file).
+    // 2. flags (MicroK8s keeps them in an args file; k3s builds them from its files).
+    let mut k3s_observed: Option<super::k3s::Observed> = None;
     let flags = probes.record("flags", || {
         let args: Vec<String> = match kind {
+            ProcessKind::K3s => {
+                let o =
+                    super::k3s::observe_k3s(host, &info, own_unit_files.as_deref().unwrap_or(&[]))?;
+                let args = o.args.clone();
+                k3s_observed = Some(o);
+                args
+            }
+            ProcessKind::Kubelet if rke2.is_some() => {
+                let parent = rke2.as_ref().ok_or("internal: no rke2 parent")?;
+                let o = super::k3s::observe_rke2(
+                    host,
+                    parent,
+                    &info,
+                    own_unit_files.as_deref().unwrap_or(&[]),
+                );
+                let args = o.args.clone();
+                k3s_observed = Some(o);
+                args
+            }
             ProcessKind::Hyperkube => info.argv.get(2..).unwrap_or(&[]).to_vec(),
             ProcessKind::Kubelite => {
                 let own = Flags::parse(info.argv.get(1..).unwrap_or(&[]));
@@ -116,6 +147,9 @@ pub(super) fn observe_kubelet(
             let mut cfg =
                 EffectiveConfig::build(flags.clone(), main, config_dir.clone(), dropins, dir_err);
             cfg.dropin_note = dropin_note;
+            if let Some(o) = &k3s_observed {
+                apply_k3s_origins(&mut cfg, o);
+            }
             let result = if cfg.errors.is_empty() {
                 Ok(())
             } else {
@@ -126,7 +160,13 @@ pub(super) fn observe_kubelet(
         });
         match cfg_out {
             Some(c) => c,
-            None => EffectiveConfig::build(flags.clone(), None, None, Vec::new(), None),
+            None => {
+                let mut c = EffectiveConfig::build(flags.clone(), None, None, Vec::new(), None);
+                if let Some(o) = &k3s_observed {
+                    apply_k3s_origins(&mut c, o);
+                }
+                c
+            }
         }
     };
     if let Some(e) = probes.0.last().and_then(|p| p.error.clone()) {
@@ -237,12 +277,11 @@ pub(super) fn observe_kubelet(
     // 7. systemd unit and its drop-ins.
     let start_time_ticks = proc_start(host, pid);
     let started_at = start_time_ticks.and_then(|t| process::start_wall_time(host, t));
-    let unit = process::read_small(host, pid, "cgroup")
-        .ok()
-        .and_then(|s| process::unit_from_cgroup(&s));
     if let Some(u) = &unit {
         let _ = probes.record("unit_files", || {
-            let found = unit_files(host, u);
+            let found = own_unit_files
+                .clone()
+                .unwrap_or_else(|| unit_files(host, u));
             if found.is_empty() {
                 Err(format!("no unit file found for {u}"))
             } else {
@@ -259,11 +298,23 @@ pub(super) fn observe_kubelet(
     let flavour = match kind {
         ProcessKind::Hyperkube => KubeletFlavour::Hyperkube,
         ProcessKind::Kubelite => KubeletFlavour::Kubelite,
+        ProcessKind::K3s => KubeletFlavour::K3s,
         _ => KubeletFlavour::Kubelet,
+    };
+    // k3s: the process title, then the rebuilt arguments (like MicroK8s' args file).
+    let argv = match (&kind, &k3s_observed) {
+        (ProcessKind::K3s, Some(o)) => info
+            .argv
+            .first()
+            .cloned()
+            .into_iter()
+            .chain(o.args.iter().cloned())
+            .collect(),
+        _ => info.argv,
     };
     Ok(Kubelet {
         pid,
-        argv: info.argv,
+        argv,
         binary,
         flavour,
         start_time_ticks,
@@ -278,7 +329,32 @@ pub(super) fn observe_kubelet(
         files,
         client_ca,
         credential,
+        k3s: k3s_observed.map(|o| o.k3s),
     })
+}
+
+/// k3s/RKE2: every flag's origin (the last occurrence wins, as in the kubelet's flag
+/// parsing) for `Source::Flag`, and the flags whose presence cannot be told.
+fn apply_k3s_origins(cfg: &mut EffectiveConfig, o: &super::k3s::Observed) {
+    for origin in &o.k3s.origins {
+        let label = match (o.k3s.product, &origin.how) {
+            (
+                crate::model::k3s::Product::Rke2,
+                crate::model::flag_origin::OriginHow::K3sDefault,
+            ) => "rke2 default".to_string(),
+            // `config.yaml.d/50-x.yaml`: the drop-in directory says which file it is.
+            (_, crate::model::flag_origin::OriginHow::K3sConfigArg) => {
+                let mut parts = origin.file.rsplit('/');
+                match (parts.next(), parts.next()) {
+                    (Some(f), Some(d)) if d.ends_with(".d") => format!("{d}/{f}"),
+                    _ => origin.label(),
+                }
+            }
+            _ => origin.label(),
+        };
+        cfg.flag_origins.insert(origin.flag.clone(), label);
+    }
+    cfg.undecided_flags = o.undecided.clone();
 }
 
 /// When a path flag's value is the argument after it and that argument looks like a flag

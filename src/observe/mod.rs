@@ -8,7 +8,10 @@ pub mod cluster;
 pub mod discovery;
 pub mod enrich;
 pub mod files;
+pub mod fix_facts;
 pub mod identity;
+mod k3s;
+pub mod kube_proxy;
 pub mod kubeconfig;
 mod kubelet;
 pub mod live;
@@ -17,6 +20,9 @@ pub mod process;
 pub mod running_config;
 pub mod version;
 pub mod watch;
+
+// Where the kubelet's flags come from (for `fix`).
+pub mod flag_sources;
 
 use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
@@ -98,6 +104,8 @@ pub struct Observer {
     scans: live::ScanCache,
     /// The running configuration, kept for the same kubelet process.
     configz: running_config::ConfigzCache,
+    /// kube-proxy's candidates, kept between scans.
+    proxy: kube_proxy::Cache,
 }
 
 impl Observer {
@@ -110,6 +118,7 @@ impl Observer {
             cache: Cache::default(),
             scans: live::ScanCache::default(),
             configz: running_config::ConfigzCache::default(),
+            proxy: kube_proxy::Cache::default(),
         }
     }
 
@@ -120,16 +129,26 @@ impl Observer {
 
     /// Observe the host, reusing the cached discovery while it is still valid.
     pub fn observe(&mut self) -> Snapshot {
-        observe_with(&self.host, &self.opts, &mut self.cache)
+        observe_with(&self.host, &self.opts, &mut self.cache, &mut self.proxy)
     }
 }
 
 /// Observe the host once (a full discovery scan).
 pub fn observe(host: &HostRoot, opts: &ObserveOptions) -> Snapshot {
-    observe_with(host, opts, &mut Cache::default())
+    observe_with(
+        host,
+        opts,
+        &mut Cache::default(),
+        &mut kube_proxy::Cache::default(),
+    )
 }
 
-fn observe_with(host: &HostRoot, opts: &ObserveOptions, cache: &mut Cache) -> Snapshot {
+fn observe_with(
+    host: &HostRoot,
+    opts: &ObserveOptions,
+    cache: &mut Cache,
+    proxy_cache: &mut kube_proxy::Cache,
+) -> Snapshot {
     let taken_at = now_unix();
     let mut probes = Probes(Vec::new());
     let node = node_name(host, opts.node_name.as_deref());
@@ -173,6 +192,14 @@ fn observe_with(host: &HostRoot, opts: &ObserveOptions, cache: &mut Cache) -> Sn
         None => None,
     };
 
+    // 2. kube-proxy (CIS 4.1.3/4.1.4/4.3.1): its own scan, no probe of its own (what
+    // could not be read is said in the view, and reaches the three controls' reasons).
+    let kube_proxy = Some(kube_proxy::observe_cached(
+        host,
+        kubelet.as_ref(),
+        proxy_cache,
+    ));
+
     Snapshot {
         node,
         taken_at,
@@ -183,6 +210,7 @@ fn observe_with(host: &HostRoot, opts: &ObserveOptions, cache: &mut Cache) -> Sn
         live: None,
         cluster: None,
         running_config: None,
+        kube_proxy,
     }
 }
 

@@ -33,7 +33,8 @@ pub enum ProcessKind {
     Hyperkube,
     /// MicroK8s `kubelite --kubelet-args-file=...`.
     Kubelite,
-    /// k3s: the kubelet runs inside `k3s server|agent`, flags only in its journal.
+    /// k3s: the kubelet runs inside `k3s server|agent`; its flags are rebuilt from
+    /// k3s's files (observe/k3s.rs).
     K3s,
     /// A kube-apiserver (not a kubelet; used by the audit control).
     ApiServer,
@@ -86,6 +87,15 @@ pub fn classify(argv: &[String], exe: Option<&str>) -> Option<ProcessKind> {
         && matches!(argv.get(1).map(String::as_str), Some("server" | "agent"))
     {
         return Some(ProcessKind::K3s);
+    }
+    // gspt's retitle (pkg/cli/server/server.go `run`: `SetProcTitle(os.Args[0] + " server")`)
+    // leaves one word with a space: `/usr/local/bin/k3s server`.
+    if argv.len() == 1 {
+        if let Some((prog, sub)) = argv[0].split_once(' ') {
+            if (basename(prog) == "k3s" || exe_base == "k3s") && matches!(sub, "server" | "agent") {
+                return Some(ProcessKind::K3s);
+            }
+        }
     }
     // k3s rewrites its process title to "k3s-server"/"k3s-agent" (Falco lists k3s-agent).
     if arg0 == "k3s-server" || arg0 == "k3s-agent" {
@@ -200,7 +210,7 @@ pub struct Scan {
     /// Candidates for the kubelet (`kubelet`, `hyperkube kubelet`, `kubelite`) with their
     /// kind, in pid order; which one is the host's kubelet is decided later, on evidence.
     pub kubelets: Vec<(ProcInfo, ProcessKind)>,
-    /// `k3s server`/`k3s agent` processes: a kubelet the agent does not support yet.
+    /// `k3s server`/`k3s agent` processes: the kubelet runs inside them.
     pub k3s: Vec<ProcInfo>,
     /// kube-apiserver processes on this node, in pid order (the audit control uses the
     /// first).
@@ -352,6 +362,14 @@ mod tests {
             classify(&v(&["/usr/local/bin/k3s", "agent"]), None),
             Some(ProcessKind::K3s)
         );
+        assert_eq!(
+            classify(
+                &v(&["/usr/local/bin/k3s server"]),
+                Some("/var/lib/rancher/k3s/data/abc/bin/k3s")
+            ),
+            Some(ProcessKind::K3s)
+        );
+        assert_eq!(classify(&v(&["/usr/local/bin/k3s kubectl"]), None), None);
         assert_eq!(
             classify(&v(&["kube-apiserver", "--audit-log-path=/x"]), None),
             Some(ProcessKind::ApiServer)

@@ -13,6 +13,7 @@ pub mod auth;
 pub mod controls_doc;
 pub mod drift;
 pub mod events;
+pub mod fix;
 pub mod listener;
 pub mod metrics;
 pub mod report;

@@ -35,6 +35,7 @@ pub mod rules;
 #[cfg(feature = "standin")]
 pub mod standin;
 pub mod tls;
+pub mod truth;
 
 use std::collections::BTreeMap;
 use std::fs;
@@ -54,6 +55,8 @@ const METADATA: &[&str] = &[
     "sparse.txt",
     "decoys.txt",
     "_decoys",
+    // Where a fixture comes from (versions, upstream files it mirrors).
+    "ABOUT.md",
 ];
 
 /// `tests/fixtures` of this crate.
@@ -486,6 +489,7 @@ pub fn as_if_root(observed: &str) -> String {
 pub const OWNERSHIP_CONTROLS: &[&str] = &[
     "config-file-ownership",
     "kubeconfig-ownership",
+    "kube-proxy-kubeconfig-ownership",
     "client-ca-ownership",
     "service-file-ownership",
 ];

@@ -11,10 +11,6 @@ use super::{Assessment, Backing, Benchmark, Group, Item, Judge};
 
 use Assessment::{Automated, Manual};
 
-/// Why the kube-proxy items are not checked.
-const KUBE_PROXY: &str =
-    "kube-proxy is not observed by this agent yet (its kubeconfig and flags are not read)";
-
 /// The items of section 4.1: Worker Node Configuration Files.
 pub static FILES: &[Item] = &[
     Item {
@@ -40,18 +36,18 @@ pub static FILES: &[Item] = &[
         title: "If proxy kubeconfig file exists ensure permissions are set to 600 or more restrictive (Manual)",
         assessment: Manual,
         scored: false,
-        backing: Backing::NotChecked(KUBE_PROXY),
-        note: "",
-        remediation: "chmod 600 the kubeconfig file kube-proxy uses (--kubeconfig of kube-proxy), if there is one.",
+        backing: Backing::Controls(&["kube-proxy-kubeconfig-permissions"], Judge::ModeAtMost(0o600)),
+        note: "the kubeconfig kube-proxy really uses (clientConnection.kubeconfig of its --config, which replaces its flags; else --kubeconfig), a DaemonSet's ConfigMap volume mapped to its host file; kube-bench stats the first existing path of a fixed list (often the kubelet's kubeconfig) and WARNs when none exists. INFO when kube-proxy uses its service account or is positively absent",
+        remediation: "chmod 600 the host file of kube-proxy's kubeconfig; for a ConfigMap volume (kubeadm, EKS) set defaultMode: 0600 on the kube-proxy DaemonSet's volume instead.",
     },
     Item {
         id: "4.1.4",
         title: "If proxy kubeconfig file exists ensure ownership is set to root:root (Manual)",
         assessment: Manual,
         scored: false,
-        backing: Backing::NotChecked(KUBE_PROXY),
-        note: "",
-        remediation: "chown root:root the kubeconfig file kube-proxy uses, if there is one.",
+        backing: Backing::Controls(&["kube-proxy-kubeconfig-ownership"], Judge::Same),
+        note: "the same file as 4.1.3; ownership is judged by uid and gid 0",
+        remediation: "chown root:root the host file of kube-proxy's kubeconfig, if there is one.",
     },
     Item {
         id: "4.1.5",
@@ -251,8 +247,8 @@ pub static KUBE_PROXY_ITEMS: &[Item] = &[Item {
     title: "Ensure that the kube-proxy metrics service is bound to localhost (Automated)",
     assessment: Automated,
     scored: true,
-    backing: Backing::NotChecked(KUBE_PROXY),
-    note: "",
+    backing: Backing::Controls(&["kube-proxy-metrics-localhost"], Judge::Same),
+    note: "the effective metricsBindAddress under kube-proxy's precedence (a --config file makes --metrics-bind-address ignored) plus the listener kube-proxy owns; kube-bench reads the flag and the kubeconfig, never the --config file, and passes whenever the flag is absent",
     remediation: "Set kube-proxy's metricsBindAddress (or --metrics-bind-address) to 127.0.0.1:10249, its default, or remove the setting.",
 }];
 

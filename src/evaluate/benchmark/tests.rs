@@ -80,7 +80,7 @@ fn the_catalogue_cis_column_matches_the_cis_table() {
 }
 
 #[test]
-fn cis_2_0_has_the_node_items_of_cis_1_12_and_kube_proxy_is_not_checked() {
+fn cis_2_0_has_the_node_items_of_cis_1_12_and_every_item_is_backed() {
     let a: Vec<(&str, &str, bool)> = cis::CIS_1_12
         .items()
         .map(|i| (i.id, i.title, i.scored))
@@ -95,18 +95,23 @@ fn cis_2_0_has_the_node_items_of_cis_1_12_and_kube_proxy_is_not_checked() {
         25,
         "kube-bench cfg/cis-1.12/node.yaml has 25 checks"
     );
-    for id in ["4.1.3", "4.1.4", "4.3.1"] {
-        assert!(matches!(
-            item(&cis::CIS_1_12, id).backing,
-            Backing::NotChecked(_)
-        ));
+    // The kube-proxy items are backed by the kube-proxy controls.
+    for (id, control) in [
+        ("4.1.3", "kube-proxy-kubeconfig-permissions"),
+        ("4.1.4", "kube-proxy-kubeconfig-ownership"),
+        ("4.3.1", "kube-proxy-metrics-localhost"),
+    ] {
+        assert!(
+            matches!(item(&cis::CIS_1_12, id).backing, Backing::Controls(c, _) if c == [control]),
+            "{id}"
+        );
     }
-    // The rest is backed by a control.
+    // Every item is backed by a control.
     let unbacked = cis::CIS_1_12
         .items()
         .filter(|i| matches!(i.backing, Backing::NotChecked(_)))
         .count();
-    assert_eq!(unbacked, 3);
+    assert_eq!(unbacked, 0);
 }
 
 #[test]
@@ -163,10 +168,11 @@ fn unknown_is_a_warning_with_its_reason_and_not_applicable_is_info() {
 
 #[test]
 fn not_checked_and_disabled_controls_are_warnings() {
-    let r = score(item(&cis::CIS_1_12, "4.3.1"), &[]);
+    let r = score(item(&aks::AKS_1_8, "3.1.3"), &[]);
     assert_eq!((r.state, r.coverage), (State::Warn, Coverage::NotChecked));
     assert!(
-        r.reason.starts_with("not checked: kube-proxy"),
+        r.reason
+            .starts_with("not checked: the agent does not observe /etc/kubernetes/azure.json"),
         "{}",
         r.reason
     );
@@ -245,7 +251,7 @@ fn totals_count_every_item_once() {
     let t = a.totals;
     assert_eq!(t.pass + t.fail + t.warn + t.info, 25);
     // File items re-judge "x" as not a mode: the control's pass stands.
-    assert_eq!((t.pass, t.warn, t.fail, t.info), (22, 3, 0, 0));
+    assert_eq!((t.pass, t.warn, t.fail, t.info), (25, 0, 0, 0));
     let g: usize = a.groups.iter().map(|g| g.totals.pass).sum();
     assert_eq!(g, t.pass);
 }

@@ -425,6 +425,23 @@ fn evaluate_service_ownership(ctx: &Ctx) -> Outcome {
     service(ctx, Check::RootOwned)
 }
 
+/// Judge other components' files (kube-proxy's kubeconfig) by the same mode rule as the
+/// kubelet's: no more permissive than the policy's `limit`, no setuid/setgid/sticky bit.
+/// The outcome carries the policy's expectation.
+pub(crate) fn judge_permissions(
+    ctx: &Ctx,
+    files: &[&FileObservation],
+    limit: ModeLimit,
+) -> Outcome {
+    let (check, expected) = mode_check(ctx, limit);
+    judge(files, check).with_expected(expected)
+}
+
+/// Judge other components' files by the ownership rule (root:root).
+pub(crate) fn judge_ownership(files: &[&FileObservation]) -> Outcome {
+    judge(files, Check::RootOwned)
+}
+
 /// Format a file mode as four octal digits.
 pub fn mode_str(mode: u32) -> String {
     format!("{mode:04o}")

@@ -15,6 +15,8 @@
 
 use std::collections::BTreeMap;
 
+use crate::model::fix::FlagChange;
+
 /// How a known flag's value is interpreted.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum FlagKind {
@@ -350,6 +352,86 @@ impl Flags {
     }
 }
 
+impl Flags {
+    /// The command line with `changes` applied, as the kubelet would parse it after a
+    /// restart: [`FlagChange::Remove`] drops every occurrence of the flag;
+    /// [`FlagChange::Set`] drops them too and adds one occurrence with the new value at the
+    /// end (a scalar's last occurrence wins; a list or map flag then holds exactly the
+    /// new value). Used by `evaluate::fix` for its in-memory proof.
+    pub fn with_changes(&self, changes: &[FlagChange]) -> Flags {
+        let mut out = self.clone();
+        for change in changes {
+            let name = normalize_name(change.flag());
+            out.occurrences.retain(|o| o.name != name);
+            if let FlagChange::Set { value, .. } = change {
+                let position = out
+                    .occurrences
+                    .iter()
+                    .map(|o| o.position + 1)
+                    .max()
+                    .unwrap_or(0);
+                out.occurrences.push(FlagOccurrence {
+                    name,
+                    value: value.clone(),
+                    position,
+                });
+            }
+        }
+        // A value error belonged to the occurrences that are gone.
+        out.errors.retain(|e| {
+            !changes
+                .iter()
+                .any(|c| e.contains(&format!("--{}", normalize_name(c.flag()))))
+        });
+        out
+    }
+}
+
+/// argv (after the program name) with `changes` applied, word by word: every occurrence of
+/// a removed or set flag is dropped (with its separate value word, `--config /x`), and a
+/// set flag is appended as `--flag=value`. [`Flags::parse`] of the result equals
+/// [`Flags::with_changes`] of the original's parse (tests/fix_fixtures.rs rewrites a
+/// fixture's `/proc/<pid>/cmdline` with it to simulate the restart).
+pub fn args_with_changes<S: AsRef<str>>(args: &[S], changes: &[FlagChange]) -> Vec<String> {
+    let parsed = Flags::parse(args);
+    let names: Vec<String> = changes.iter().map(|c| normalize_name(c.flag())).collect();
+    let mut drop = vec![false; args.len()];
+    for o in &parsed.occurrences {
+        if !names.contains(&o.name) {
+            continue;
+        }
+        if let Some(d) = drop.get_mut(o.position) {
+            *d = true;
+        }
+        // `--flag value`: the value is the next word.
+        let word = args.get(o.position).map(AsRef::as_ref).unwrap_or("");
+        if !word.contains('=') && flag_kind(&o.name) != FlagKind::Bool {
+            if let (Some(d), Some(next)) = (drop.get_mut(o.position + 1), args.get(o.position + 1))
+            {
+                if next.as_ref() == o.value {
+                    *d = true;
+                }
+            }
+        }
+    }
+    let mut out: Vec<String> = args
+        .iter()
+        .zip(drop)
+        .filter(|(_, d)| !d)
+        .map(|(a, _)| a.as_ref().to_string())
+        .collect();
+    // Flags stop at `--`: a new flag goes before it.
+    let end = out.iter().position(|a| a == "--").unwrap_or(out.len());
+    let mut added = Vec::new();
+    for c in changes {
+        if let FlagChange::Set { flag, value } = c {
+            added.push(format!("--{}={value}", normalize_name(flag)));
+        }
+    }
+    out.splice(end..end, added);
+    out
+}
+
 /// Flags that are known to take a value (so `--config /path` consumes `/path` even if it
 /// started with `-`). Anything the kubelet registers that is not boolean.
 fn is_known_value_flag(name: &str) -> bool {
@@ -533,6 +615,67 @@ mod tests {
         assert!(f.has("made-up"));
         assert_eq!(f.last("other"), Some("1"));
         assert_eq!(f.last("x"), Some("val"));
+    }
+
+    #[test]
+    fn changes_apply_to_flags_and_argv_alike() {
+        let args = [
+            "--config",
+            "/var/lib/kubelet/config.yaml",
+            "--read-only-port=10255",
+            "--anonymous-auth",
+            "--tls-cipher-suites=A",
+            "--tls-cipher-suites=B",
+            "--hostname-override",
+            "node-x",
+        ];
+        let changes = [
+            FlagChange::Remove {
+                flag: "read-only-port".into(),
+            },
+            FlagChange::Set {
+                flag: "anonymous-auth".into(),
+                value: "false".into(),
+            },
+            FlagChange::Set {
+                flag: "tls-cipher-suites".into(),
+                value: "C,D".into(),
+            },
+            FlagChange::Remove {
+                flag: "hostname-override".into(),
+            },
+        ];
+        let flags = p(&args).with_changes(&changes);
+        assert!(!flags.has("read-only-port"));
+        assert!(!flags.has("hostname-override"));
+        assert_eq!(
+            flags.value("anonymous-auth"),
+            Some(Ok(FlagValue::Bool(false)))
+        );
+        assert_eq!(
+            flags.value("tls-cipher-suites"),
+            Some(Ok(FlagValue::List(vec!["C".into(), "D".into()])))
+        );
+        assert_eq!(flags.last("config"), Some("/var/lib/kubelet/config.yaml"));
+        let argv = args_with_changes(&args, &changes);
+        assert_eq!(
+            argv,
+            vec![
+                "--config",
+                "/var/lib/kubelet/config.yaml",
+                "--anonymous-auth=false",
+                "--tls-cipher-suites=C,D"
+            ]
+        );
+        let reparsed = Flags::parse(&argv);
+        for name in [
+            "read-only-port",
+            "anonymous-auth",
+            "tls-cipher-suites",
+            "config",
+        ] {
+            assert_eq!(reparsed.value(name), flags.value(name), "{name}");
+        }
     }
 
     #[test]

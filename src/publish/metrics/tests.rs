@@ -35,6 +35,7 @@ fn snapshot(node: &str) -> Snapshot {
         live: None,
         cluster: None,
         running_config: None,
+        kube_proxy: None,
         probes: vec![
             ProbeRecord {
                 name: "process",

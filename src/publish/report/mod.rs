@@ -23,7 +23,7 @@ pub struct KubeletReport {
     /// The kubelet's executable: the `/proc/<pid>/exe` target when readable, else `argv[0]`;
     /// `None` without a kubelet.
     pub binary: Option<String>,
-    /// `kubelet`, `hyperkube`, `kubelite`.
+    /// `kubelet`, `hyperkube`, `kubelite`, `k3s`.
     pub flavour: Option<String>,
     /// The kubelet's `--config` file, when it has one.
     pub config_file: Option<String>,

@@ -91,6 +91,7 @@ pub(super) fn snapshot() -> Snapshot {
         live: None,
         cluster: None,
         running_config: None,
+        kube_proxy: None,
         probes: vec![ProbeRecord {
             name: "process",
             success: true,

@@ -64,6 +64,11 @@ pub enum Source {
     Flag {
         /// The flag's name without the leading `--` (e.g. `anonymous-auth`).
         flag: String,
+        /// Where the flag itself comes from, when that is known and matters (k3s/RKE2:
+        /// `k3s default`, `config.yaml.d/50-x.yaml`, `--kubelet-arg`): shown by
+        /// [`Source::describe`], not part of [`Source::label`] (the drift fingerprint).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        origin: Option<String>,
     },
 }
 
@@ -88,14 +93,18 @@ impl Source {
     }
 
     /// A human description: `default (flags-only)`, `config-file /var/lib/kubelet/config.yaml`,
-    /// `flag --anonymous-auth`.
+    /// `flag --anonymous-auth`, `flag --read-only-port (k3s default)`.
     pub fn describe(&self) -> String {
         match self {
             Source::Default { flags_only: true } => "default (flags-only mode)".to_string(),
             Source::Default { flags_only: false } => "default (v1beta1, --config mode)".to_string(),
             Source::ConfigFile { path } => format!("config-file {path}"),
             Source::DropIn { path } => format!("drop-in {path}"),
-            Source::Flag { flag } => format!("flag --{flag}"),
+            Source::Flag { flag, origin: None } => format!("flag --{flag}"),
+            Source::Flag {
+                flag,
+                origin: Some(o),
+            } => format!("flag --{flag} ({o})"),
         }
     }
 }
@@ -188,6 +197,17 @@ pub struct EffectiveConfig {
     /// refuses them (`mergeKubeletConfigurations` checks each drop-in's group, version and
     /// kind); 1.28–1.31 merge whatever decodes.
     pub dropin_kind_errors: Vec<String>,
+    /// Where each flag comes from, by flag name (the last occurrence's, which wins), for
+    /// [`Source::Flag::origin`]: filled for k3s/RKE2, whose flags are built from several
+    /// files (model/k3s.rs).
+    #[serde(skip)]
+    pub flag_origins: BTreeMap<String, String>,
+    /// Flags that may or may not be on the command line, by name, with the reason (k3s
+    /// whose release is unknown: `--read-only-port=0` is passed from 1.32.4 but not by
+    /// 1.32.0–1.32.3). A setting such a flag would decide is unknown unless the flag is
+    /// seen.
+    #[serde(skip)]
+    pub undecided_flags: BTreeMap<String, String>,
 }
 
 impl EffectiveConfig {
@@ -215,6 +235,8 @@ impl EffectiveConfig {
             kubelet_minor: None,
             dropin_note: None,
             dropin_kind_errors: Vec::new(),
+            flag_origins: BTreeMap::new(),
+            undecided_flags: BTreeMap::new(),
         };
         if let Some(input) = config_file {
             match input.text.and_then(|t| parse_document(&t)) {
@@ -319,6 +341,16 @@ impl EffectiveConfig {
         if def.kind == SettingKind::BoolMap {
             return self.lookup_bool_map(def, flag_value, minor);
         }
+        if flag_value.is_none() {
+            if let Some((name, reason)) = def
+                .flag
+                .and_then(|n| self.undecided_flags.get(n).map(|r| (n, r)))
+            {
+                return Lookup::Unknown {
+                    reason: format!("whether --{name} is on the command line is unknown: {reason}"),
+                };
+            }
+        }
         if let Some((name, v)) = flag_value {
             return match v.and_then(|v| flag_to_json(def, v)) {
                 Ok(value) => {
@@ -338,9 +370,7 @@ impl EffectiveConfig {
                     }
                     Lookup::Known(Setting {
                         value,
-                        source: Source::Flag {
-                            flag: name.to_string(),
-                        },
+                        source: self.flag_source(name),
                         note: None,
                     })
                 }
@@ -474,9 +504,7 @@ impl EffectiveConfig {
                     for (k, b) in gates {
                         map.insert(k, Value::Bool(b));
                     }
-                    source = Source::Flag {
-                        flag: name.to_string(),
-                    };
+                    source = self.flag_source(name);
                 }
                 Ok(_) => {}
                 Err(reason) => return Lookup::Unknown { reason },
@@ -493,12 +521,7 @@ impl EffectiveConfig {
     pub fn feature_gate(&self, gate: &str) -> Result<Option<(bool, Source)>, String> {
         if let Some(Ok(FlagValue::BoolMap(g))) = self.flags.value("feature-gates") {
             if let Some(b) = g.get(gate) {
-                return Ok(Some((
-                    *b,
-                    Source::Flag {
-                        flag: "feature-gates".to_string(),
-                    },
-                )));
+                return Ok(Some((*b, self.flag_source("feature-gates"))));
             }
         }
         if let Some(Err(e)) = self.flags.value("feature-gates") {
@@ -529,6 +552,14 @@ impl EffectiveConfig {
             .unwrap_or(Source::Default {
                 flags_only: self.flags_only_base,
             })
+    }
+
+    /// The source of a value set by flag `name`, with the flag's origin when known.
+    fn flag_source(&self, name: &str) -> Source {
+        Source::Flag {
+            flag: name.to_string(),
+            origin: self.flag_origins.get(name).cloned(),
+        }
     }
 
     fn rank(&self, s: &Source) -> usize {
@@ -608,4 +639,100 @@ fn same_outcome(a: &Lookup, b: &Lookup) -> bool {
         (Lookup::Unknown { reason: x }, Lookup::Unknown { reason: y }) => x == y,
         _ => false,
     }
+}
+
+impl EffectiveConfig {
+    /// The configuration the kubelet would load after a change (the in-memory proof of
+    /// `kubelet-sentinel fix`): the same `--config` document and drop-ins as parsed, with
+    /// `flags` as the command line and `extra` as one more drop-in under `--config-dir`,
+    /// merged at its `filepath.WalkDir` position (entries in lexical order per directory,
+    /// a directory's entries where the directory sorts; cmd/kubelet/app/server.go
+    /// `mergeKubeletConfigurations`). A drop-in already at `extra`'s path is replaced.
+    /// Errors of the original load (unreadable files, parse errors) are kept: what could
+    /// not be read before cannot be known after.
+    pub fn rebuilt_with(&self, flags: Flags, extra: Option<ConfigInput>) -> EffectiveConfig {
+        // Everything the load found stays (paths, errors, the version, notes); what the
+        // files and flags decide is merged again below.
+        let mut cfg = self.clone();
+        cfg.merged = Value::Object(Map::new());
+        cfg.provenance = BTreeMap::new();
+        cfg.dropins = Vec::new();
+        cfg.dropin_docs = Vec::new();
+        cfg.flags = flags;
+        if let (Some(doc), Some(path)) = (&self.config_doc, &self.config_file) {
+            let src = Source::ConfigFile { path: path.clone() };
+            record_leaves(doc, &mut Vec::new(), &src, &mut cfg.provenance);
+            cfg.merged = doc.clone();
+        }
+        // As in `build`: the evictionHard default of `loadConfigFile`.
+        if self.errors.is_empty() && !cfg.flags_only_base {
+            if let Value::Object(o) = &mut cfg.merged {
+                if !o.contains_key("evictionHard") || o.get("evictionHard") == Some(&Value::Null) {
+                    let default = super::settings::default_eviction_hard();
+                    let src = Source::Default { flags_only: false };
+                    record_leaves(
+                        &default,
+                        &mut vec!["evictionHard".to_string()],
+                        &src,
+                        &mut cfg.provenance,
+                    );
+                    o.insert("evictionHard".to_string(), default);
+                }
+            }
+        }
+        let mut docs: Vec<(String, Value)> = self.dropin_docs.clone();
+        if let Some(input) = extra {
+            docs.retain(|(p, _)| *p != input.path);
+            cfg.dropin_kind_errors
+                .retain(|e| !e.starts_with(&format!("drop-in {}:", input.path)));
+            match input.text.and_then(|t| parse_dropin(&t)) {
+                Ok((mut patch, kind_error)) => {
+                    if let Some(e) = kind_error {
+                        cfg.dropin_kind_errors
+                            .push(format!("drop-in {}: {e}", input.path));
+                    }
+                    strip_type_meta(&mut patch);
+                    let dir = self.config_dir.as_deref().unwrap_or("");
+                    let key = walk_key(dir, &input.path);
+                    let at = docs
+                        .iter()
+                        .position(|(p, _)| walk_key(dir, p) > key)
+                        .unwrap_or(docs.len());
+                    docs.insert(at, (input.path, patch));
+                }
+                Err(e) => cfg.errors.push(format!("drop-in {}: {e}", input.path)),
+            }
+        }
+        for (path, patch) in docs {
+            let src = Source::DropIn { path: path.clone() };
+            merge_patch(
+                &mut cfg.merged,
+                &patch,
+                &mut Vec::new(),
+                &src,
+                &mut cfg.provenance,
+            );
+            cfg.dropins.push(path.clone());
+            cfg.dropin_docs.push((path, patch));
+        }
+        cfg
+    }
+
+    /// The drop-in at `path` as it was parsed (type meta removed), if it was applied.
+    pub fn dropin_doc(&self, path: &str) -> Option<&Value> {
+        self.dropin_docs
+            .iter()
+            .find(|(p, _)| p == path)
+            .map(|(_, d)| d)
+    }
+}
+
+/// The order `filepath.WalkDir` visits a file under `dir` in: its path components below
+/// `dir`, compared component by component (lexical per directory).
+fn walk_key<'a>(dir: &str, path: &'a str) -> Vec<&'a str> {
+    let rel = path
+        .strip_prefix(dir.trim_end_matches('/'))
+        .unwrap_or(path)
+        .trim_start_matches('/');
+    rel.split('/').filter(|c| !c.is_empty()).collect()
 }

@@ -85,7 +85,8 @@ fn dropins_merge_and_flags_win() {
     assert_eq!(
         known(&c, "readOnlyPort").source,
         Source::Flag {
-            flag: "read-only-port".into()
+            flag: "read-only-port".into(),
+            origin: None,
         }
     );
     let m = known(&c, "authorization.mode");
