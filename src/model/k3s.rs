@@ -338,113 +338,29 @@ pub fn merge_config(files: &[FileText]) -> K3sConfig {
 
 // ------------------------------------------------------------------ command line
 
-/// The words of the last `ExecStart=` of a systemd unit's text (and its drop-ins, in the
-/// order given): continuation lines joined, comments skipped, an empty assignment resets,
-/// `"..."`/`'...'` quoting. Each word with the 1-based line of the file it is on. A
-/// minimal reading for k3s/RKE2 units (`$VAR` expansion is not done: k3s's installer
-/// writes the flags literally, install.sh `create_systemd_service_file`).
+/// The words of the effective `ExecStart=` of a systemd unit's text and its drop-ins (in
+/// load order), read with systemd's rules (`model::systemd`: continuation lines, comments,
+/// an empty assignment resets, quoting and escapes, the `-@+!:` prefixes), each with the
+/// 1-based line of the file it is on. `$VAR` is not expanded: k3s's installer writes the
+/// flags literally (install.sh `create_systemd_service_file`). `None` when the unit has no
+/// `ExecStart=` or systemd would refuse it.
 pub fn exec_start_words(units: &[(String, String)]) -> Option<(String, Vec<(String, usize)>)> {
-    let mut found: Option<(String, Vec<(String, usize)>)> = None;
-    for (path, text) in units {
-        let mut in_service = false;
-        let lines: Vec<&str> = text.lines().collect();
-        let mut i = 0;
-        while i < lines.len() {
-            let line = lines[i].trim();
-            let start = i;
-            i += 1;
-            if line.starts_with('#') || line.starts_with(';') {
-                continue;
-            }
-            if line.starts_with('[') {
-                in_service = line == "[Service]";
-                continue;
-            }
-            if !in_service {
-                continue;
-            }
-            let Some(value) = line.strip_prefix("ExecStart=") else {
-                continue;
-            };
-            // Join continuation lines, remembering each part's line.
-            let mut parts: Vec<(String, usize)> = Vec::new();
-            let mut cur = value.to_string();
-            let mut cur_line = start + 1;
-            while cur.ends_with('\\') {
-                cur.pop();
-                parts.push((cur.clone(), cur_line));
-                match lines.get(i) {
-                    Some(next) => {
-                        let t = next.trim();
-                        i += 1;
-                        if t.starts_with('#') || t.starts_with(';') {
-                            cur = "\\".to_string();
-                            cur_line = i;
-                            continue;
-                        }
-                        cur = t.to_string();
-                        cur_line = i;
-                    }
-                    None => {
-                        cur = String::new();
-                        break;
-                    }
-                }
-            }
-            parts.push((cur, cur_line));
-            let mut words = Vec::new();
-            for (part, ln) in parts {
-                for w in split_words(&part) {
-                    words.push((w, ln));
-                }
-            }
-            if words.is_empty() {
-                found = None;
-            } else {
-                // Prefixes `-`, `@`, `+`, `!`, `:` on the executable (systemd.service(5)).
-                if let Some((w, _)) = words.first_mut() {
-                    *w = w.trim_start_matches(['-', '@', '+', '!', ':']).to_string();
-                }
-                found = Some((path.clone(), words));
-            }
-        }
+    let service = crate::model::systemd::load_service("", units);
+    if !service.errors.is_empty() {
+        return None;
     }
-    found
-}
-
-/// Split a command line at whitespace, honouring `"..."` and `'...'`.
-fn split_words(s: &str) -> Vec<String> {
-    let mut out = Vec::new();
-    let mut cur = String::new();
-    let mut quote: Option<char> = None;
-    let mut has = false;
-    let mut chars = s.chars();
-    while let Some(c) = chars.next() {
-        match (quote, c) {
-            (Some(q), c) if c == q => quote = None,
-            (Some(_), '\\') => {
-                if let Some(n) = chars.next() {
-                    cur.push(n);
-                }
-            }
-            (Some(_), c) => cur.push(c),
-            (None, '"' | '\'') => {
-                quote = Some(c);
-                has = true;
-            }
-            (None, c) if c.is_whitespace() => {
-                if has || !cur.is_empty() {
-                    out.push(std::mem::take(&mut cur));
-                }
-                has = false;
-            }
-            (None, c) => cur.push(c),
-        }
-    }
-    if has || !cur.is_empty() {
-        out.push(cur);
-    }
-    out
+    let exec = service.exec?;
+    let text = units
+        .iter()
+        .find(|(path, _)| *path == exec.file)
+        .map_or("", |(_, t)| t.as_str());
+    let words: Vec<(String, usize)> = exec
+        .tokens
+        .iter()
+        .skip(exec.argv0)
+        .map(|t| (t.text.clone(), exec.assignment.line_of(text, t.raw.start)))
+        .collect();
+    (!words.is_empty()).then(|| (exec.file.clone(), words))
 }
 
 /// The k3s/rke2 command line as the unit gives it: the subcommand and the options after

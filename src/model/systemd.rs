@@ -79,6 +79,16 @@ impl Assignment {
     }
 }
 
+/// systemd's unit search path, in precedence order (systemd.unit(5), "Unit File Load
+/// Path"): where the kubelet's unit and its drop-ins are looked for.
+pub const UNIT_DIRS: &[&str] = &[
+    "/etc/systemd/system",
+    "/run/systemd/system",
+    "/usr/local/lib/systemd/system",
+    "/usr/lib/systemd/system",
+    "/lib/systemd/system",
+];
+
 /// The 1-based line of byte offset `off` in `text`.
 pub fn line_at(text: &str, off: usize) -> usize {
     let end = off.min(text.len());

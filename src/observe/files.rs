@@ -6,19 +6,11 @@ use crate::io::host::{host_join, HostRoot};
 use crate::model::file::FileKind;
 use crate::model::kubelet_config::loading;
 use crate::model::snapshot::{FileObservation, FileRole};
+use crate::model::systemd::UNIT_DIRS;
 /// Limits on walking `--config-dir` (the kubelet has none; we must not hang on a
 /// pathological tree).
 const MAX_DROPIN_DEPTH: usize = 16;
 const MAX_DROPIN_FILES: usize = 256;
-
-/// systemd unit search path, in precedence order (systemd.unit(5)).
-const UNIT_DIRS: &[&str] = &[
-    "/etc/systemd/system",
-    "/run/systemd/system",
-    "/usr/local/lib/systemd/system",
-    "/usr/lib/systemd/system",
-    "/lib/systemd/system",
-];
 
 /// The drop-ins found under `--config-dir`, in the order the kubelet applies them.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]

@@ -14,7 +14,7 @@ use crate::model::file::{FileKind, HostError};
 use crate::model::flag_origin::FlagSources;
 use crate::model::kubelet_config::flags::{self, Flags};
 use crate::model::snapshot::{FileRole, Kubelet, KubeletFlavour};
-use crate::model::systemd;
+use crate::model::systemd::{self, UNIT_DIRS};
 
 /// Cap on each unit file, drop-in, environment file or args file (they are a few KiB;
 /// systemd's own limit is 1 MiB per line).
@@ -53,15 +53,6 @@ fn running_words(kubelet: &Kubelet) -> (String, Vec<String>) {
         kubelet.argv.get(from..).unwrap_or(&[]).to_vec(),
     )
 }
-
-/// systemd's unit directories in precedence order (systemd.unit(5); as `observe::files`).
-const UNIT_DIRS: &[&str] = &[
-    "/etc/systemd/system",
-    "/run/systemd/system",
-    "/usr/local/lib/systemd/system",
-    "/usr/lib/systemd/system",
-    "/lib/systemd/system",
-];
 
 /// The precedence of a drop-in's directory: per unit directory in precedence order, the
 /// unit's own `<unit>.d/` before the type-level `service.d/` (`unit_file_find_dirs` in

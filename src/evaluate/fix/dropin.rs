@@ -5,36 +5,20 @@ use std::collections::BTreeMap;
 
 use serde_json::{Map, Value};
 
+use crate::model::kubelet_config::effective::{get_path, set_path};
+
 /// Set `path` in `doc` to `v`; a map value is merged into a map already there (RFC 7386,
 /// as the kubelet merges drop-ins).
 pub(super) fn set_merged(doc: &mut Value, path: &[String], v: &Value) {
-    let Some((last, parents)) = path.split_last() else {
-        return;
-    };
-    let mut cur = doc;
-    for p in parents {
-        if !cur.is_object() {
-            *cur = Value::Object(Map::new());
-        }
-        let Value::Object(o) = cur else { return };
-        cur = o
-            .entry(p.clone())
-            .or_insert_with(|| Value::Object(Map::new()));
-    }
-    if !cur.is_object() {
-        *cur = Value::Object(Map::new());
-    }
-    let Value::Object(o) = cur else { return };
-    match (o.get_mut(last), v) {
+    let merged = match (get_path(doc, path), v) {
         (Some(Value::Object(have)), Value::Object(add)) => {
-            for (k, x) in add {
-                have.insert(k.clone(), x.clone());
-            }
+            let mut m = have.clone();
+            m.extend(add.iter().map(|(k, x)| (k.clone(), x.clone())));
+            Value::Object(m)
         }
-        _ => {
-            o.insert(last.clone(), v.clone());
-        }
-    }
+        _ => v.clone(),
+    };
+    set_path(doc, path, merged);
 }
 
 /// The drop-in's text: a header, the type meta, and each setting under a comment naming

@@ -906,16 +906,16 @@ pub fn describe_change(c: &FlagChange) -> String {
     }
 }
 
-fn build_dropin(
+/// The current text of a file the fix would replace (`Some(None)`: it does not exist);
+/// `None` when it exists but cannot be read, each setting then listed as unplaced.
+fn existing_text(
     b: &mut Built,
-    k: &Kubelet,
     settings: &[(&str, &'static str, &Value)],
     path: &str,
     facts: &Facts,
-    snapshot: &Snapshot,
-) {
-    let before = match facts.existing.get(path) {
-        Some(Ok(t)) => t.clone(),
+) -> Option<Option<String>> {
+    match facts.existing.get(path) {
+        Some(Ok(t)) => Some(t.clone()),
         Some(Err(e)) => {
             for (id, _, _) in settings {
                 b.unplaced.push((
@@ -925,9 +925,22 @@ fn build_dropin(
                     ),
                 ));
             }
-            return;
+            None
         }
-        None => None,
+        None => Some(None),
+    }
+}
+
+fn build_dropin(
+    b: &mut Built,
+    k: &Kubelet,
+    settings: &[(&str, &'static str, &Value)],
+    path: &str,
+    facts: &Facts,
+    snapshot: &Snapshot,
+) {
+    let Some(before) = existing_text(b, settings, path, facts) else {
+        return;
     };
     // A drop-in of the same name (an earlier fix) is the base: its settings stay.
     let mut doc = k
@@ -995,20 +1008,8 @@ fn build_k3s(
     facts: &Facts,
     _opts: &FixOptions,
 ) {
-    let before = match facts.existing.get(path) {
-        Some(Ok(t)) => t.clone(),
-        Some(Err(e)) => {
-            for (id, _, _) in settings {
-                b.unplaced.push((
-                    id.to_string(),
-                    format!(
-                        "{path} exists and cannot be read, so it cannot be replaced safely: {e}"
-                    ),
-                ));
-            }
-            return;
-        }
-        None => None,
+    let Some(before) = existing_text(b, settings, path, facts) else {
+        return;
     };
     let mut controls = Vec::new();
     let origins: &[FlagOrigin] = k.k3s.as_ref().map_or(&[], |x| x.origins.as_slice());

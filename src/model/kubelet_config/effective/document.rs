@@ -78,8 +78,9 @@ pub(super) fn check_type_meta(value: &Value) -> Result<(), String> {
     Ok(())
 }
 
-/// Set `v` at `path`, creating objects along the way.
-pub(super) fn set_path(doc: &mut Value, path: &[String], v: Value) {
+/// Set `v` at `path`, creating objects along the way (a scalar in the way is replaced by
+/// an object).
+pub fn set_path(doc: &mut Value, path: &[String], v: Value) {
     let Some((last, parents)) = path.split_last() else {
         return;
     };
@@ -92,6 +93,9 @@ pub(super) fn set_path(doc: &mut Value, path: &[String], v: Value) {
         cur = o
             .entry(p.clone())
             .or_insert_with(|| Value::Object(Map::new()));
+    }
+    if !cur.is_object() {
+        *cur = Value::Object(Map::new());
     }
     if let Value::Object(o) = cur {
         o.insert(last.clone(), v);
@@ -106,7 +110,8 @@ pub(super) fn strip_type_meta(doc: &mut Value) {
     }
 }
 
-pub(super) fn get_path<'a>(v: &'a Value, path: &[String]) -> Option<&'a Value> {
+/// The value at `path`, if every step is an object that has it.
+pub fn get_path<'a>(v: &'a Value, path: &[String]) -> Option<&'a Value> {
     let mut cur = v;
     for p in path {
         cur = cur.as_object()?.get(p)?;

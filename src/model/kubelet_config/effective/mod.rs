@@ -29,10 +29,9 @@ mod resolve;
 #[cfg(test)]
 mod tests;
 
-pub use document::{authorizer_types, parse_document};
+pub use document::{authorizer_types, get_path, parse_document, set_path};
 use document::{
-    check_kind, flag_to_json, get_path, merge_patch, parse_dropin, record_leaves, set_path,
-    strip_type_meta,
+    check_kind, flag_to_json, merge_patch, parse_dropin, record_leaves, strip_type_meta,
 };
 
 use super::flags::{FlagValue, Flags};
@@ -256,22 +255,8 @@ impl EffectiveConfig {
         // evictionHard is defaulted when nil by `loadConfigFile` (a --config file only;
         // the flags-only object keeps a nil map). It is then part of the base the drop-ins
         // are merged into, so a drop-in that sets one signal keeps the other defaults.
-        if cfg.errors.is_empty() && !cfg.flags_only_base {
-            if let Value::Object(o) = &mut cfg.merged {
-                if !o.contains_key("evictionHard") || o.get("evictionHard") == Some(&Value::Null) {
-                    let default = super::settings::default_eviction_hard();
-                    let src = Source::Default {
-                        flags_only: cfg.flags_only_base,
-                    };
-                    record_leaves(
-                        &default,
-                        &mut vec!["evictionHard".to_string()],
-                        &src,
-                        &mut cfg.provenance,
-                    );
-                    o.insert("evictionHard".to_string(), default);
-                }
-            }
+        if cfg.errors.is_empty() {
+            cfg.default_eviction_hard();
         }
         if let Some(e) = dropin_dir_error {
             cfg.errors.push(e);
@@ -301,6 +286,27 @@ impl EffectiveConfig {
             }
         }
         cfg
+    }
+
+    /// `loadConfigFile` defaults a nil `evictionHard` of a `--config` file (not the
+    /// flags-only object), before the drop-ins are merged into it.
+    fn default_eviction_hard(&mut self) {
+        if self.flags_only_base {
+            return;
+        }
+        if let Value::Object(o) = &mut self.merged {
+            if !o.contains_key("evictionHard") || o.get("evictionHard") == Some(&Value::Null) {
+                let default = super::settings::default_eviction_hard();
+                let src = Source::Default { flags_only: false };
+                record_leaves(
+                    &default,
+                    &mut vec!["evictionHard".to_string()],
+                    &src,
+                    &mut self.provenance,
+                );
+                o.insert("evictionHard".to_string(), default);
+            }
+        }
     }
 
     /// Whether any configuration file failed to load.
@@ -665,20 +671,8 @@ impl EffectiveConfig {
             cfg.merged = doc.clone();
         }
         // As in `build`: the evictionHard default of `loadConfigFile`.
-        if self.errors.is_empty() && !cfg.flags_only_base {
-            if let Value::Object(o) = &mut cfg.merged {
-                if !o.contains_key("evictionHard") || o.get("evictionHard") == Some(&Value::Null) {
-                    let default = super::settings::default_eviction_hard();
-                    let src = Source::Default { flags_only: false };
-                    record_leaves(
-                        &default,
-                        &mut vec!["evictionHard".to_string()],
-                        &src,
-                        &mut cfg.provenance,
-                    );
-                    o.insert("evictionHard".to_string(), default);
-                }
-            }
+        if self.errors.is_empty() {
+            cfg.default_eviction_hard();
         }
         let mut docs: Vec<(String, Value)> = self.dropin_docs.clone();
         if let Some(input) = extra {
