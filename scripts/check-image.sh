@@ -86,6 +86,44 @@ types = [struct.unpack_from("<I", elf, phoff + i * phentsize)[0] for i in range(
 sys.exit(1 if 3 in types else 0)  # PT_INTERP = 3
 EOF
 
+# The code `serve` runs comes first, in its own section (build.rs, support/link/serve-text.ld,
+# docs/performance.md "Hot code first"): the section is there, holds the evaluation and the
+# exposition, and `fix`'s planner is outside it.
+echo "==> the binary's .text.serve (the code serve runs, gathered: support/link/serve-text.ld)"
+python3 - "$BIN" <<'EOF' || fail "$BIN: the code serve runs is not gathered in .text.serve"
+import re, subprocess, sys
+binary = sys.argv[1]
+sections = {}
+for line in subprocess.run(["readelf", "-SW", binary], capture_output=True, text=True, check=True).stdout.splitlines():
+    m = re.match(r"\s*\[\s*\d+\]\s+(\S+)\s+\S+\s+([0-9a-f]+)\s+[0-9a-f]+\s+([0-9a-f]+)", line)
+    if m:
+        sections[m.group(1)] = (int(m.group(2), 16), int(m.group(3), 16))
+if ".text.serve" not in sections:
+    sys.exit("no .text.serve section: build.rs did not pass support/link/serve-text.ld")
+start, size = sections[".text.serve"]
+inside = lambda a: start <= a < start + size
+where = {}
+for line in subprocess.run(["nm", "-C", "--defined-only", binary], capture_output=True, text=True, check=True).stdout.splitlines():
+    f = line.split(" ", 2)
+    if len(f) == 3 and f[1] in "tT":
+        where.setdefault(f[2], []).append(int(f[0], 16))
+def placed(prefix):
+    return [inside(a) for name, addrs in where.items() if name.startswith(prefix) for a in addrs]
+checks = {
+    "kubelet_sentinel::evaluate::evaluate": True,
+    "kubelet_sentinel::publish::metrics::": True,
+    "kubelet_sentinel::evaluate::fix::": False,
+}
+for prefix, want in checks.items():
+    got = placed(prefix)
+    if not got:
+        sys.exit(f"no function {prefix}* in the binary (renamed? update this check)")
+    share = sum(got) / len(got)
+    if (want and share < 0.5) or (not want and share > 0.2):
+        sys.exit(f"{prefix}*: {sum(got)} of {len(got)} functions in .text.serve")
+print(f"    .text.serve: {size} bytes of code first; the evaluation and the exposition inside, fix outside")
+EOF
+
 # The crates built into the binary, as cargo resolves them for this target and these
 # features: normal and build dependencies, no dev-dependencies (what cargo-auditable records,
 # https://github.com/rust-secure-code/cargo-auditable/blob/master/PARSING.md).
