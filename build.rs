@@ -33,7 +33,6 @@ fn main() {
 /// BEFORE`): LLD and GNU ld keep their default layout. A pattern that matches nothing is
 /// no error, so a stale profile costs memory, never a build.
 fn serve_text_first() {
-    let var = |k: &str| std::env::var(k).unwrap_or_default();
     let script =
         std::path::Path::new(&var("CARGO_MANIFEST_DIR")).join("support/link/serve-text.ld");
     println!("cargo:rerun-if-changed={}", script.display());
@@ -52,7 +51,6 @@ fn serve_text_first() {
 /// relocations and the binary would crash at start. Dynamically linked builds are left as
 /// they are: there the format would need glibc >= 2.36 wherever the binary runs.
 fn pack_relative_relocations() {
-    let var = |k: &str| std::env::var(k).unwrap_or_default();
     let static_glibc = var("CARGO_CFG_TARGET_OS") == "linux"
         && var("CARGO_CFG_TARGET_ENV") == "gnu"
         && var("CARGO_CFG_TARGET_FEATURE")
@@ -61,6 +59,11 @@ fn pack_relative_relocations() {
     if static_glibc && var("HOST") == var("TARGET") && host_glibc_at_least(2, 36) {
         println!("cargo:rustc-link-arg-bins=-Wl,-z,pack-relative-relocs");
     }
+}
+
+/// A variable cargo sets for build scripts; empty when unset.
+fn var(k: &str) -> String {
+    std::env::var(k).unwrap_or_default()
 }
 
 /// `getconf GNU_LIBC_VERSION` (`glibc 2.36`) is at least `major.minor`; false when unknown.

@@ -46,6 +46,8 @@ read -r -a extra_args <<< "${EXTRA_ARGS:-}"
 
 repo="$(cd "$(dirname "$0")/.." && pwd)"
 cd "$repo"
+# copy_fixture, free_port
+. "$repo/bench/lib.sh"
 fixture="$repo/tests/fixtures/kubeadm-hardened"
 
 log() { printf '==> %s\n' "$*" >&2; }
@@ -108,23 +110,6 @@ done
 
 # --- 3. host trees -----------------------------------------------------------------------
 [ -d "$fixture" ] || die "$fixture not found"
-copy_fixture() { # DEST: the tree plus the test harness's links.txt / modes.txt
-  cp -a "$fixture" "$1"
-  if [ -f "$1/links.txt" ]; then
-    while read -r link target; do
-      case "$link" in ''|'#'*) continue ;; esac
-      mkdir -p "$(dirname "$1/$link")"
-      ln -s "$target" "$1/$link"
-    done < "$1/links.txt"
-  fi
-  if [ -f "$1/modes.txt" ]; then
-    while read -r mode path; do
-      case "$mode" in ''|'#'*) continue ;; esac
-      chmod "$mode" "$1/$path"
-    done < "$1/modes.txt"
-  fi
-  rm -rf "$1"/{modes,owners,sparse,decoys,links}.txt "$1/_decoys"
-}
 # FAKE_PROCS fake processes in DEST/proc: shims, pause, nginx, kernel threads, ...
 add_fake_procs() { # DEST COUNT
   local root="$1" n="$2" pid=5000 i=0 d id
@@ -153,22 +138,11 @@ add_fake_procs() { # DEST COUNT
   done
 }
 log "preparing host trees in $work"
-copy_fixture "$work/host"
-copy_fixture "$work/host-busy"
+copy_fixture "$fixture" "$work/host"
+copy_fixture "$fixture" "$work/host-busy"
 add_fake_procs "$work/host-busy" "$FAKE_PROCS"
 
 # --- helpers -------------------------------------------------------------------------------
-free_port() {
-  if command -v python3 >/dev/null; then
-    python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
-  else
-    local p
-    while :; do
-      p=$((20000 + RANDOM % 40000))
-      (exec 3<>"/dev/tcp/127.0.0.1/$p") 2>/dev/null || { echo "$p"; return; }
-    done
-  fi
-}
 wait_ready() { # URL PID NAME
   local i
   for i in $(seq 1 300); do

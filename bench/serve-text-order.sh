@@ -34,6 +34,8 @@ set -euo pipefail
 
 repo="$(cd "$(dirname "$0")/.." && pwd)"
 cd "$repo"
+# copy_fixture, free_port
+. "$repo/bench/lib.sh"
 out_file="$repo/support/link/serve-text.ld"
 mode="${1:-write}"
 case "$mode" in write|--check) ;; *) echo "usage: $0 [--check]" >&2; exit 2 ;; esac
@@ -67,9 +69,6 @@ cargo build --locked --features standin --bin kubelet >&2
 standin="$target_dir/debug/kubelet"
 [ -x "$bin" ] && [ -x "$standin" ] || die "build failed"
 
-free_port() {
-  python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
-}
 wait_ready() { # URL PID NAME
   local i
   for i in $(seq 1 600); do
@@ -97,35 +96,33 @@ drive() {
 # --- A. the fixture ------------------------------------------------------------------------------
 fixture="$repo/tests/fixtures/kubeadm-hardened"
 host="$work/host"
-cp -a "$fixture" "$host"
-if [ -f "$host/links.txt" ]; then
-  while read -r link target; do
-    case "$link" in ''|'#'*) continue ;; esac
-    mkdir -p "$(dirname "$host/$link")"
-    ln -s "$target" "$host/$link"
-  done < "$host/links.txt"
-fi
-if [ -f "$host/modes.txt" ]; then
-  while read -r m path; do
-    case "$m" in ''|'#'*) continue ;; esac
-    chmod "$m" "$host/$path"
-  done < "$host/modes.txt"
-fi
-rm -rf "$host"/{modes,owners,sparse,decoys,links}.txt "$host/_decoys"
+copy_fixture "$fixture" "$host"
 config="$(find "$host/var/lib/kubelet" -maxdepth 1 -name config.yaml | head -1)"
 [ -n "$config" ] || die "no var/lib/kubelet/config.yaml in $fixture"
 
 callgrind=(valgrind --tool=callgrind --demangle=no --compress-strings=no --compress-pos=no
   --dump-instr=no --dump-line=no)
-port="$(free_port)"
-hport="$(free_port)"
-log "A. serve on $fixture under callgrind (127.0.0.1:$port)"
-"${callgrind[@]}" --callgrind-out-file="$work/a.callgrind" \
-  "$bin" --log-format json serve --state-dir "$work/state-a" --host-root "$host" \
-  --listen-address "127.0.0.1:$port" --health-listen-address "127.0.0.1:$hport" --interval 1s \
-  > "$work/a.log" 2>&1 &
-pid=$!
-started+=("$pid")
+# serve_profiled NAME ARGS...: `serve` under callgrind on two fresh loopback ports ($port for
+# /metrics, $hport for the probes), ARGS added; its profile $work/NAME.callgrind, its log
+# $work/NAME.log, its pid $pid. stop_profiled: SIGTERM, so that callgrind writes the profile.
+serve_profiled() {
+  local name="$1"
+  shift
+  port="$(free_port)"
+  hport="$(free_port)"
+  "${callgrind[@]}" --callgrind-out-file="$work/$name.callgrind" \
+    "$bin" --log-format json serve --state-dir "$work/state-$name" \
+    --listen-address "127.0.0.1:$port" --health-listen-address "127.0.0.1:$hport" "$@" \
+    > "$work/$name.log" 2>&1 &
+  pid=$!
+  started+=("$pid")
+}
+stop_profiled() {
+  kill -TERM "$pid"
+  wait "$pid" || true
+}
+log "A. serve on $fixture under callgrind"
+serve_profiled a --host-root "$host" --interval 1s
 drive A "$port" "$hport" "$pid"
 mode_was="$(stat -c %a "$config")"
 chmod 666 "$config"
@@ -134,8 +131,7 @@ drive A "$port" "$hport" "$pid"
 chmod "$mode_was" "$config"
 sleep 4
 drive A "$port" "$hport" "$pid"
-kill -TERM "$pid"
-wait "$pid" || true
+stop_profiled
 
 # --- B. live probes on the stand-in kubelet ------------------------------------------------------
 kport="$(free_port)"
@@ -163,20 +159,12 @@ kpid=$!
 started+=("$kpid")
 for _ in $(seq 1 100); do [ -s "$work/standin/ready.json" ] && break; sleep 0.1; done
 [ -s "$work/standin/ready.json" ] || die "the stand-in kubelet did not start: $(cat "$work/standin/stderr.log")"
-port="$(free_port)"
-hport="$(free_port)"
 log "B. serve on this machine's /proc, the stand-in kubelet (pid $kpid) on 127.0.0.1:$kport"
-"${callgrind[@]}" --callgrind-out-file="$work/b.callgrind" \
-  "$bin" --log-format json serve --state-dir "$work/state-b" --kubelet-pid "$kpid" \
-  --listen-address "127.0.0.1:$port" --health-listen-address "127.0.0.1:$hport" --interval 2s \
-  > "$work/b.log" 2>&1 &
-pid=$!
-started+=("$pid")
+serve_profiled b --kubelet-pid "$kpid" --interval 2s
 drive B "$port" "$hport" "$pid"
 sleep 5
 drive B "$port" "$hport" "$pid"
-kill -TERM "$pid"
-wait "$pid" || true
+stop_profiled
 
 # --- the patterns ------------------------------------------------------------------------------
 # Every `fn=` / `cfn=` name callgrind recorded (mangled; with --compress-strings=no on every
